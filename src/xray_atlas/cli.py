@@ -1,0 +1,141 @@
+"""The ``xray-atlas`` command.
+
+Every sub-command is a thin call into the core. Bad input ends with one line on stderr
+naming the file or parameter and a non-zero exit status, never a traceback (set
+``XRAY_ATLAS_DEBUG=1`` to see one for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import XrayAtlasError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block) and the bad-input exit status."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .io import read
+
+    with read(args.cube, dataset=args.dataset) as cube:
+        info = {
+            "path": cube.path,
+            "shape": list(cube.shape),
+            "dtype": str(cube.dtype),
+            "calibrated": cube.calibrated,
+            "energy_kev": [float(cube.energy[0]), float(cube.energy[-1])] if cube.calibrated else None,
+            "energy_gain_kev": cube.energy_gain_kev if cube.calibrated else None,
+            "metadata": cube.metadata,
+            "reference_maps": sorted(cube.reference_maps),
+        }
+        if args.stats:
+            info["total_counts"] = float(cube.spectrum_stats()["sum"].sum())
+    print(json.dumps(info, default=str))
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .physics.painting import simple_painting
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise XrayAtlasError("output must end in .h5", path=out)
+    painting = simple_painting(args.height, args.width, seed=args.seed, n_channels=args.channels)
+    painting.write(out)
+    print(f"wrote {out} ({args.height} x {args.width} x {args.channels})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .napari._demo import run_demo
+
+    run_demo(screenshot=args.screenshot)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``xray-atlas`` (exposed for documentation and tests)."""
+    parser = _Parser(
+        prog="xray-atlas",
+        description="Deep learning for X-ray materials characterisation (MA-XRF cubes, diffraction, radiographs).",
+    )
+    parser.add_argument("--version", action="version", version=f"xray-atlas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("info", help="describe a spectral cube (shape, calibration, metadata) as JSON")
+    p.add_argument("cube", metavar="CUBE", help="cube file: .h5, .npy, .zarr, .bcf, .spx, .mca, .spe")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.add_argument("--stats", action="store_true", help="also stream the cube and report total counts")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("simulate", help="write synthetic data")
+    what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser, required=True)
+    q = what.add_parser("painting", help="a synthetic painting cube with its true maps (HDF5)")
+    q.add_argument("out", metavar="OUT.h5")
+    q.add_argument("--height", type=_positive_int, default=96)
+    q.add_argument("--width", type=_positive_int, default=128)
+    q.add_argument("--channels", type=_positive_int, default=4096)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
+    p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return func(args)
+    except XrayAtlasError as err:
+        print(f"xray-atlas {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"xray-atlas {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("XRAY_ATLAS_DEBUG"):
+            raise
+        msg = " ".join(str(err).split()) or type(err).__name__
+        print(
+            f"xray-atlas {args.command}: internal error: {type(err).__name__}: {msg} (XRAY_ATLAS_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Result files (CONTRACTS.md section 3), written atomically.
+
+A result is written to a temporary file in the destination folder and renamed over the
+destination only when complete, so a cancelled or failed run never leaves a half-written
+file, and an input file is never opened for writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from ..errors import XrayAtlasError
+
+__all__ = ["atomic_h5", "write_results", "read_results"]
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Open a temporary HDF5 file beside ``path``; rename it to ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(os.fspath(path))
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise XrayAtlasError("output folder does not exist", path=folder)
+    if path.is_dir():
+        raise XrayAtlasError("output path is a folder", path=path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise XrayAtlasError(f"cannot write in this folder ({err.strerror})", path=folder) from None
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise XrayAtlasError(f"could not write the file ({err.strerror or err})", path=path) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_results(
+    path: str | os.PathLike,
+    *,
+    maps: dict[str, np.ndarray] | None = None,
+    probabilities: dict[str, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
+    cluster_spectra: np.ndarray | None = None,
+    encoding: np.ndarray | None = None,
+    lattice: np.ndarray | None = None,
+    reconstruction: np.ndarray | None = None,
+    attrs: dict[str, Any] | None = None,
+    inputs: tuple[str | os.PathLike, ...] = (),
+) -> Path:
+    """Write a result file in the layout of CONTRACTS.md section 3.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``.h5`` file.
+    maps : dict, optional
+        Line family (``"Fe-K"``) -> (H, W) net counts, written as ``/maps/<line>`` float32.
+    probabilities : dict, optional
+        Element symbol -> (H, W) probabilities in [0, 1], ``/probabilities/<Symbol>``.
+    labels : (H, W) array, optional
+        Cluster labels, -1 for noise, written as int32.
+    cluster_spectra : (K, C) array, optional
+        Mean spectrum of each cluster.
+    encoding, lattice, reconstruction : array, optional
+        Diffraction results (section 3 of the contracts).
+    attrs : dict, optional
+        Root attributes, e.g. ``model``.
+    inputs : tuple of path-like
+        Files the result was computed from; writing over one of them is refused.
+    """
+    path = Path(os.fspath(path))
+    for src in inputs:
+        if _same_file(Path(os.fspath(src)), path):
+            raise XrayAtlasError("output would overwrite the input file", path=path)
+    items: list[tuple[str, np.ndarray]] = []
+    shape2d: tuple[int, ...] | None = None
+
+    def add_2d(group: str, table: dict[str, np.ndarray] | None, check01: bool = False) -> None:
+        nonlocal shape2d
+        for name, value in (table or {}).items():
+            if not name or "/" in name:
+                raise XrayAtlasError(f"{group} name {name!r} is not a valid dataset name")
+            arr = np.asarray(value, dtype=np.float32)
+            if arr.ndim != 2:
+                raise XrayAtlasError(f"{group}[{name!r}] must be 2-D (H, W), got shape {arr.shape}")
+            if shape2d is not None and arr.shape != shape2d:
+                raise XrayAtlasError(f"{group}[{name!r}] has shape {arr.shape}, others have {shape2d}")
+            shape2d = arr.shape
+            if not np.all(np.isfinite(arr)):
+                raise XrayAtlasError(f"{group}[{name!r}] contains NaN or infinite values")
+            if check01 and (arr.min() < 0 or arr.max() > 1):
+                raise XrayAtlasError(f"{group}[{name!r}] must lie in [0, 1]")
+            items.append((f"{group}/{name}", arr))
+
+    add_2d("maps", maps)
+    add_2d("probabilities", probabilities, check01=True)
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.ndim != 2 or lab.dtype.kind not in "iu":
+            raise XrayAtlasError(f"labels must be a 2-D integer array, got {lab.dtype} {lab.shape}")
+        items.append(("labels", lab.astype(np.int32)))
+    if cluster_spectra is not None:
+        cs = np.asarray(cluster_spectra, dtype=np.float32)
+        if cs.ndim != 2:
+            raise XrayAtlasError(f"cluster_spectra must be (K, C), got shape {cs.shape}")
+        items.append(("cluster_spectra", cs))
+    if encoding is not None:
+        items.append(("encoding", np.asarray(encoding, dtype=np.float32).reshape(-1)))
+    if lattice is not None:
+        items.append(("lattice", np.asarray(lattice, dtype=np.uint8)))
+    if reconstruction is not None:
+        items.append(("reconstruction", np.asarray(reconstruction, dtype=np.float32)))
+    if not items:
+        raise XrayAtlasError("nothing to write: no maps, probabilities, labels or diffraction results", path=path)
+    with atomic_h5(path) as f:
+        for name, arr in items:
+            f.create_dataset(name, data=arr)
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+    return path
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a result file back into a dict of numpy arrays (groups become dicts)."""
+    path = Path(os.fspath(path))
+    try:
+        with h5py.File(path, "r") as f:
+            out: dict[str, Any] = {"attrs": dict(f.attrs)}
+            for key, obj in f.items():
+                if isinstance(obj, h5py.Group):
+                    out[key] = {k: v[()] for k, v in obj.items() if isinstance(v, h5py.Dataset)}
+                else:
+                    out[key] = obj[()]
+            return out
+    except OSError:
+        raise XrayAtlasError("not a readable HDF5 result file", path=path) from None

@@ -1,0 +1,534 @@
+"""Spectrum inspector dock: click a pixel (or hold Shift and hover) to see its spectrum.
+
+Pinned pixels live in a Points layer, regions in a Shapes or Labels layer; element line
+markers come from xraylib; dragging an energy window on the plot and pressing "Paint
+window map" adds a window-sum map. Reading one pixel is done on the main thread (one
+spectrum, milliseconds); everything that streams the cube runs on a worker.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...errors import XrayAtlasError
+from ...physics.lines import FAMILIES, family_lines, parse_line_family
+from .._layers import cube_of, is_cube_layer, map_layer_data
+from .._workers import JobBar
+
+if TYPE_CHECKING:
+    import napari
+
+    from ...cube import SpectralCube
+
+__all__ = ["SpectrumInspector"]
+
+_PIN_LAYER = "pinned pixels"
+#: Lines below this energy are absorbed in air and the detector window of MA-XRF
+#: scanners; marking them (Fe L, Cu L ...) only clutters the plot.
+MIN_MARKER_KEV = 1.0
+_PIN_COLOURS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+class SpectrumInspector(QWidget):
+    """Dock widget that plots spectra of the cube behind the selected cube layer.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer (napari passes it in).
+    """
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.pixel_yx: tuple[int, int] | None = None
+        self._marker_items: list[Any] = []
+        self._marker_lines: list[tuple[str, Any]] = []
+        self._pin_curves: list[pg.PlotDataItem] = []
+        self._watched_points: Any = None
+
+        # -- widgets --------------------------------------------------------------------
+        self.cube_combo = QComboBox()
+        self.cube_combo.setToolTip("Cube whose spectra are shown (layers opened by xray-atlas)")
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(220)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.setLabel("left", "counts")
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.pixel_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=1.5))
+        self.region_curve = self.plot.plot([], [], pen=pg.mkPen("#ffd54f", width=1.5))
+        self._std_hi = pg.PlotDataItem([], [])
+        self._std_lo = pg.PlotDataItem([], [])
+        self.region_band = pg.FillBetweenItem(self._std_lo, self._std_hi, brush=pg.mkBrush(255, 213, 79, 60))
+        self.plot.addItem(self.region_band)
+        self.sum_curve = self.plot.plot([], [], pen=pg.mkPen("#aed581", width=1))
+        self.max_curve = self.plot.plot([], [], pen=pg.mkPen("#e57373", width=1))
+        self.marker_curve = self.plot.plot([], [], pen=pg.mkPen("#bbbbbb", width=1), connect="pairs")
+        self.window = pg.LinearRegionItem(values=(6.2, 6.6), brush=pg.mkBrush(120, 160, 255, 40))
+        self.window.setZValue(-10)
+        self.window.setVisible(False)
+        self.plot.addItem(self.window)
+
+        self.log_check = QCheckBox("log counts")
+        self.pixel_label = QLabel("click a pixel (Shift + hover to follow)")
+        self.pin_button = QPushButton("Pin pixel")
+        self.clear_pins_button = QPushButton("Clear pins")
+        self.sum_button = QPushButton("Sum && max spectra")
+        self.region_combo = QComboBox()
+        self.region_combo.setToolTip("Shapes layer (all shapes) or Labels layer (selected label)")
+        self.region_button = QPushButton("Region mean ± std")
+        self.elements_edit = QLineEdit()
+        self.elements_edit.setPlaceholderText("elements, e.g. Fe Pb Hg Cu")
+        self.family_checks = {fam: QCheckBox(fam) for fam in FAMILIES}
+        for fam in ("K", "L"):
+            self.family_checks[fam].setChecked(True)
+        self.window_check = QCheckBox("energy window")
+        self.window_label = QLabel("")
+        self.window_button = QPushButton("Paint window map")
+        self.window_button.setEnabled(False)
+        self.jobs = JobBar()
+
+        # -- layout -----------------------------------------------------------------------
+        grid = QGridLayout()
+        grid.addWidget(QLabel("cube"), 0, 0)
+        grid.addWidget(self.cube_combo, 0, 1, 1, 3)
+        grid.addWidget(QLabel("region"), 1, 0)
+        grid.addWidget(self.region_combo, 1, 1, 1, 2)
+        grid.addWidget(self.region_button, 1, 3)
+        grid.addWidget(QLabel("lines"), 2, 0)
+        grid.addWidget(self.elements_edit, 2, 1)
+        fams = QHBoxLayout()
+        for check in self.family_checks.values():
+            fams.addWidget(check)
+        grid.addLayout(fams, 2, 2, 1, 2)
+        buttons = QHBoxLayout()
+        for w in (self.log_check, self.pin_button, self.clear_pins_button, self.sum_button):
+            buttons.addWidget(w)
+        win = QHBoxLayout()
+        for w in (self.window_check, self.window_label, self.window_button):
+            win.addWidget(w)
+        box = QVBoxLayout(self)
+        box.addLayout(grid)
+        box.addWidget(self.plot, 1)
+        box.addWidget(self.pixel_label)
+        box.addLayout(buttons)
+        box.addLayout(win)
+        box.addWidget(self.jobs)
+        box.addWidget(self.jobs.status)
+
+        # -- signals -----------------------------------------------------------------------
+        self.cube_combo.currentIndexChanged.connect(self._on_cube_changed)
+        self.log_check.toggled.connect(self._on_log)
+        self.pin_button.clicked.connect(self.pin_current)
+        self.clear_pins_button.clicked.connect(self.clear_pins)
+        self.sum_button.clicked.connect(self.compute_sum_spectra)
+        self.region_button.clicked.connect(self.compute_region)
+        self.elements_edit.editingFinished.connect(self.update_markers)
+        for check in self.family_checks.values():
+            check.toggled.connect(self.update_markers)
+        self.window_check.toggled.connect(self._on_window_toggled)
+        self.window.sigRegionChanged.connect(self._on_window_changed)
+        self.window_button.clicked.connect(self.paint_window_map)
+        self.plot.getViewBox().sigYRangeChanged.connect(lambda *_: self._draw_markers())
+
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._refresh_layer_lists)
+        layers.events.removed.connect(self._refresh_layer_lists)
+        layers.events.reordered.connect(self._refresh_layer_lists)
+        self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
+        self.viewer.events.theme.connect(self._apply_theme)
+        self._apply_theme()
+        self._refresh_layer_lists()
+
+    def _set_curve(self, curve: pg.PlotDataItem, name: str, x: np.ndarray, y: np.ndarray) -> None:
+        """Set a curve's data and list it in the legend (curves without data stay out of it)."""
+        curve.setData(x, y)
+        if self.legend.getLabel(curve) is None:
+            self.legend.addItem(curve, name)
+
+    def _clear_curves(self) -> None:
+        for curve in (self.pixel_curve, self.region_curve, self.sum_curve, self.max_curve, self._std_hi, self._std_lo):
+            curve.setData([], [])
+            self.legend.removeItem(curve)
+
+    # -- layers -----------------------------------------------------------------------------
+    def _cube_layers(self) -> list[Any]:
+        return [lyr for lyr in self.viewer.layers if is_cube_layer(lyr)]
+
+    def _refresh_layer_lists(self, *_: Any) -> None:
+        current = self.cube_combo.currentText()
+        names = [lyr.name for lyr in self._cube_layers()]
+        self.cube_combo.blockSignals(True)
+        self.cube_combo.clear()
+        self.cube_combo.addItems(names)
+        if current in names:
+            self.cube_combo.setCurrentText(current)
+        self.cube_combo.blockSignals(False)
+        region = self.region_combo.currentText()
+        regions = [lyr.name for lyr in self.viewer.layers if lyr._type_string in ("shapes", "labels")]
+        self.region_combo.clear()
+        self.region_combo.addItems(regions)
+        if region in regions:
+            self.region_combo.setCurrentText(region)
+        self._watch_pins()
+        if current not in names:
+            self._on_cube_changed()
+
+    @property
+    def cube_layer(self) -> Any:
+        name = self.cube_combo.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    @property
+    def cube(self) -> "SpectralCube | None":
+        layer = self.cube_layer
+        return cube_of(layer) if layer is not None else None
+
+    def _on_cube_changed(self, *_: Any) -> None:
+        cube = self.cube
+        self._clear_curves()
+        self.pixel_yx = None
+        if cube is None:
+            self.plot.setLabel("bottom", "energy")
+            return
+        self.plot.setLabel("bottom", "energy (keV)" if cube.calibrated else "channel (uncalibrated)")
+        lo, hi = float(cube.energy[0]), float(cube.energy[-1])
+        a, b = self.window.getRegion()
+        if not (lo <= a < b <= hi):
+            mid = lo + 0.15 * (hi - lo)
+            self.window.setRegion((mid, mid + 0.02 * (hi - lo)))
+        self.window.setBounds((lo, hi))
+        self._update_pins()
+        self.update_markers()
+
+    # -- mouse --------------------------------------------------------------------------
+    def _data_pixel(self, position: Any) -> tuple[int, int] | None:
+        layer = self.cube_layer
+        cube = self.cube
+        if layer is None or cube is None:
+            return None
+        coords = np.asarray(layer.world_to_data(position))[-2:]
+        y, x = (int(np.floor(c + 0.5)) for c in coords)
+        if 0 <= y < cube.height and 0 <= x < cube.width:
+            return y, x
+        return None
+
+    def _on_mouse_drag(self, viewer: Any, event: Any):
+        if event.button != 1 or self.cube is None:
+            return
+        start = np.asarray(event.pos, dtype=float)
+        yield
+        moved = False
+        while event.type == "mouse_move":
+            moved = moved or bool(np.hypot(*(np.asarray(event.pos, dtype=float) - start)) > 4)
+            yield
+        if not moved:
+            pix = self._data_pixel(event.position)
+            if pix is not None:
+                self.show_pixel(*pix)
+
+    def _on_mouse_move(self, viewer: Any, event: Any) -> None:
+        if "Shift" not in event.modifiers or self.cube is None:
+            return
+        pix = self._data_pixel(event.position)
+        if pix is not None and pix != self.pixel_yx:
+            self.show_pixel(*pix)
+
+    # -- spectra --------------------------------------------------------------------------
+    def show_pixel(self, y: int, x: int) -> np.ndarray | None:
+        """Read pixel (y, x) of the current cube and plot its spectrum; return it."""
+        cube = self.cube
+        if cube is None:
+            return None
+        from napari.utils.notifications import show_error
+
+        try:
+            spectrum = cube.pixel(y, x)
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        self.pixel_yx = (int(y), int(x))
+        self._set_curve(self.pixel_curve, "pixel", cube.energy, spectrum.astype(np.float64))
+        total = float(spectrum.sum(dtype=np.float64))
+        self.pixel_label.setText(f"pixel y={y}, x={x}: {total:,.0f} counts")
+        self._draw_markers()
+        return spectrum
+
+    def pin_current(self) -> None:
+        """Add the current pixel to the 'pinned pixels' Points layer."""
+        if self.pixel_yx is None:
+            from napari.utils.notifications import show_info
+
+            show_info("click a pixel first, then pin it")
+            return
+        layer = self._pins_layer(create=True)
+        layer.add(np.array([self.pixel_yx], dtype=float))
+
+    def clear_pins(self) -> None:
+        layer = self._pins_layer()
+        if layer is not None:
+            layer.data = np.zeros((0, 2))
+
+    def _pins_layer(self, create: bool = False) -> Any:
+        if _PIN_LAYER in self.viewer.layers:
+            return self.viewer.layers[_PIN_LAYER]
+        if not create:
+            return None
+        base = self.cube_layer
+        layer = self.viewer.add_points(
+            np.zeros((0, 2)), name=_PIN_LAYER, size=max(3, (base.data.shape[0] if base is not None else 100) // 40),
+            face_color="transparent", border_color="#ff7f0e", symbol="square",
+        )
+        if base is not None:
+            self.viewer.layers.selection.active = base
+        self._watch_pins()
+        return layer
+
+    def _watch_pins(self) -> None:
+        layer = self._pins_layer()
+        if layer is self._watched_points:
+            return
+        if layer is not None:
+            layer.events.data.connect(self._update_pins)
+        self._watched_points = layer
+        self._update_pins()
+
+    def _update_pins(self, *_: Any) -> None:
+        for curve in self._pin_curves:
+            self.plot.removeItem(curve)
+            self.legend.removeItem(curve)
+        self._pin_curves = []
+        layer = self._pins_layer()
+        cube = self.cube
+        if layer is None or cube is None or len(layer.data) == 0:
+            return
+        colours = []
+        for i, point in enumerate(np.asarray(layer.data)[:, -2:]):
+            y, x = (int(round(v)) for v in point)
+            if not (0 <= y < cube.height and 0 <= x < cube.width):
+                colours.append("#888888")
+                continue
+            colour = _PIN_COLOURS[i % len(_PIN_COLOURS)]
+            colours.append(colour)
+            curve = self.plot.plot(cube.energy, cube.pixel(y, x).astype(np.float64),
+                                   name=f"pin {i + 1} ({y}, {x})", pen=pg.mkPen(colour, width=1))
+            self._pin_curves.append(curve)
+        with layer.events.data.blocker():
+            layer.border_color = colours
+
+    def pinned_spectra(self) -> list[np.ndarray]:
+        """The y data of the pinned curves (for tests and scripts)."""
+        return [c.getData()[1] for c in self._pin_curves]
+
+    def compute_sum_spectra(self) -> Any:
+        """Stream the cube on a worker and plot sum (per pixel) and max spectra."""
+        cube = self.cube
+        if cube is None:
+            return None
+        n = cube.height * cube.width
+
+        def done(stats: dict) -> None:
+            if self.cube is cube:
+                self._set_curve(self.sum_curve, "sum / pixels", cube.energy, stats["sum"] / n)
+                self._set_curve(self.max_curve, "max", cube.energy, stats["max"])
+
+        return self.jobs.start(cube.iter_spectrum_stats(), what="sum spectrum", on_done=done)
+
+    def region_mask(self) -> np.ndarray:
+        """Boolean (H, W) mask of the chosen Shapes layer (all shapes) or Labels layer (selected label)."""
+        cube = self.cube
+        name = self.region_combo.currentText()
+        if cube is None or not name or name not in self.viewer.layers:
+            raise XrayAtlasError("choose a cube and a Shapes or Labels layer for the region")
+        layer = self.viewer.layers[name]
+        shape = (cube.height, cube.width)
+        if layer._type_string == "labels":
+            data = np.asarray(layer.data)
+            if data.shape[-2:] != shape:
+                raise XrayAtlasError(f"labels layer {name!r} has shape {data.shape}, the cube is {shape}")
+            return data.reshape(shape) == layer.selected_label
+        if len(layer.data) == 0:
+            raise XrayAtlasError(f"shapes layer {name!r} holds no shape")
+        return np.asarray(layer.to_labels(labels_shape=shape)) > 0
+
+    def compute_region(self) -> Any:
+        """Mean ± std spectrum of the chosen region, on a worker."""
+        from napari.utils.notifications import show_error
+
+        cube = self.cube
+        try:
+            mask = self.region_mask()
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+
+        def done(stats: dict) -> None:
+            if self.cube is not cube:
+                return
+            e = cube.energy
+            self._set_curve(self.region_curve, "region mean", e, stats["mean"])
+            self._std_hi.setData(e, stats["mean"] + stats["std"])
+            self._std_lo.setData(e, np.maximum(stats["mean"] - stats["std"], 0))
+            self.pixel_label.setText(f"region: {stats['n_pixels']} pixels")
+
+        return self.jobs.start(cube.iter_region_stats(mask), what="region spectrum", on_done=done)
+
+    # -- markers --------------------------------------------------------------------------
+    def selected_lines(self) -> list[str]:
+        """Line families to mark: each element in the box times each ticked family."""
+        from napari.utils.notifications import show_warning
+
+        text = self.elements_edit.text()
+        symbols = [s for s in re.split(r"[\s,;]+", text) if s]
+        out = []
+        for sym in symbols:
+            for fam, check in self.family_checks.items():
+                if check.isChecked():
+                    try:
+                        parse_line_family(f"{sym}-{fam}", parameter="elements")
+                    except XrayAtlasError as err:
+                        show_warning(str(err))
+                        break
+                    out.append(f"{sym[0].upper()}{sym[1:].lower()}-{fam}")
+        return out
+
+    def update_markers(self, *_: Any) -> None:
+        self._marker_lines = []
+        cube = self.cube
+        if cube is None or not cube.calibrated:
+            self._draw_markers()
+            return
+        lo, hi = float(cube.energy[0]), float(cube.energy[-1])
+        for name in self.selected_lines():
+            try:
+                lines = family_lines(name)
+            except XrayAtlasError:
+                continue  # e.g. no M lines for a light element: nothing to mark
+            for ln in lines:
+                if max(lo, MIN_MARKER_KEV) <= ln.energy_kev <= hi and ln.relative_intensity >= 0.01:
+                    self._marker_lines.append((name, ln))
+        self._draw_markers()
+
+    def marker_energies(self) -> list[float]:
+        """Energies (keV) of the marked lines (for tests and scripts)."""
+        return [ln.energy_kev for _, ln in self._marker_lines]
+
+    def _draw_markers(self) -> None:
+        for item in self._marker_items:
+            self.plot.removeItem(item)
+        self._marker_items = []
+        lines = self._marker_lines
+        if not lines:
+            self.marker_curve.setData([], [])
+            return
+        ymin, ymax = self.plot.getViewBox().viewRange()[1]
+        if self.log_check.isChecked():
+            base, top = ymin, ymax  # log10 units
+            heights = [base + (top - base) * (0.35 + 0.6 * ln.relative_intensity) for _, ln in lines]
+            heights = [10**h for h in heights]
+            floor = 10**base
+        else:
+            top = ymax if ymax > 0 else 1.0
+            heights = [top * (0.15 + 0.8 * ln.relative_intensity) for _, ln in lines]
+            floor = 0.0
+        xs = np.repeat([ln.energy_kev for _, ln in lines], 2)
+        ys = np.ravel([[floor, h] for h in heights])
+        self.marker_curve.setData(xs, ys)
+        seen: set[str] = set()
+        for (name, ln), h in zip(lines, heights):
+            if name in seen:
+                continue  # label only the strongest line of each family
+            seen.add(name)
+            # alternate label heights so that neighbouring families stay readable
+            h = h * (1.0 if len(seen) % 2 else 0.9)
+            label = pg.TextItem(f"{name.split('-')[0]} {ln.label}", anchor=(0.5, 1.0), color="#dddddd")
+            label.setPos(ln.energy_kev, np.log10(h) if self.log_check.isChecked() else h)
+            self.plot.addItem(label)
+            self._marker_items.append(label)
+
+    # -- energy window ---------------------------------------------------------------------
+    def _on_window_toggled(self, on: bool) -> None:
+        self.window.setVisible(on)
+        self.window_button.setEnabled(on)
+        self._on_window_changed()
+
+    def _on_window_changed(self, *_: Any) -> None:
+        a, b = self.window.getRegion()
+        unit = "keV" if (self.cube is None or self.cube.calibrated) else "ch"
+        self.window_label.setText(f"{a:.3f}-{b:.3f} {unit}" if self.window_check.isChecked() else "")
+
+    def paint_window_map(self) -> Any:
+        """Sum the counts in the energy window over every pixel (on a worker) into a new layer."""
+        from napari.utils.notifications import show_error
+
+        cube = self.cube
+        if cube is None:
+            return None
+        a, b = (float(v) for v in self.window.getRegion())
+        try:
+            steps = cube.iter_window_sum(a, b)
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        unit = "keV" if cube.calibrated else "ch"
+
+        def done(image: np.ndarray) -> None:
+            data, kwargs, _ = map_layer_data(
+                f"{cube.name} {a:.2f}-{b:.2f} {unit}", image, kind="window", extra={"window": (a, b)}
+            )
+            layer = self.viewer.add_image(data, **kwargs)
+            if self.cube_layer is not None:
+                layer.scale = self.cube_layer.scale
+                layer.translate = self.cube_layer.translate
+
+        return self.jobs.start(steps, what="window map", on_done=done)
+
+    # -- appearance ---------------------------------------------------------------------------
+    def _on_log(self, on: bool) -> None:
+        self.plot.setLogMode(x=False, y=on)
+        self._draw_markers()
+
+    def _apply_theme(self, *_: Any) -> None:
+        try:
+            from napari.utils.theme import get_theme
+
+            theme = get_theme(self.viewer.theme)
+            bg, fg = theme.canvas.as_hex(), theme.text.as_hex()
+        except Exception:  # noqa: BLE001 - a custom theme without these keys
+            bg, fg = "#262930", "#f0f1f2"
+        self.plot.setBackground(bg)
+        for axis in ("left", "bottom"):
+            ax = self.plot.getAxis(axis)
+            ax.setPen(fg)
+            ax.setTextPen(fg)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.jobs.cancel()
+        for cbs, cb in ((self.viewer.mouse_drag_callbacks, self._on_mouse_drag),
+                        (self.viewer.mouse_move_callbacks, self._on_mouse_move)):
+            if cb in cbs:
+                cbs.remove(cb)
+        super().closeEvent(event)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        if event.key() == Qt.Key_Escape:
+            self.jobs.cancel()
+        super().keyPressEvent(event)
+

@@ -1,0 +1,188 @@
+"""Element line families from xraylib: energies and relative intensities.
+
+A line family is written ``<Symbol>-<Family>`` (``Fe-K``, ``Pb-L``, ``Hg-M``). Its lines
+are every radiative transition that fills a vacancy in that shell group (K; L1-L3;
+M1-M5), enumerated from xraylib's IUPAC line macros, never from a hand-typed table.
+Relative intensities are xraylib's fluorescence production cross sections with
+Kissel photo-ionisation and full cascade (``CS_FluorLine_Kissel_Cascade``) at an
+excitation energy, normalised to the family total.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..errors import XrayAtlasError
+
+__all__ = [
+    "Line",
+    "FAMILIES",
+    "DEFAULT_MAP_LINES",
+    "atomic_number",
+    "symbol",
+    "parse_line_family",
+    "family_lines",
+    "edge_energy",
+]
+
+FAMILIES = ("K", "L", "M")
+
+#: The twelve line families of the MA-XRF study (CONTRACTS.md section 1).
+DEFAULT_MAP_LINES = ("S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L", "Pb-L")
+
+_IUPAC = re.compile(r"^(K|L[1-3]|M[1-5])([LMNOPQ][1-7])_LINE$")
+
+# Siegbahn names of the common lines, for labels only.
+_SIEGBAHN = {
+    "KL3": "Kα1", "KL2": "Kα2", "KM3": "Kβ1", "KM2": "Kβ3", "KN3": "Kβ2", "KN2": "Kβ2",
+    "L3M5": "Lα1", "L3M4": "Lα2", "L2M4": "Lβ1", "L3N5": "Lβ2", "L1M3": "Lβ3", "L1M2": "Lβ4",
+    "L3N1": "Lβ6", "L2N4": "Lγ1", "L1N2": "Lγ2", "L1N3": "Lγ3", "L2O4": "Lγ6", "L3M1": "Lℓ",
+    "L2M1": "Lη", "M5N7": "Mα1", "M5N6": "Mα2", "M4N6": "Mβ", "M3N5": "Mγ", "M4N3": "Mζ2", "M5N3": "Mζ1",
+}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One emission line: IUPAC name (``KL3``), Siegbahn label, energy in keV, relative intensity."""
+
+    iupac: str
+    label: str
+    energy_kev: float
+    relative_intensity: float
+
+
+def _xrl():
+    import xraylib
+
+    return xraylib
+
+
+@lru_cache(maxsize=None)
+def _line_macros() -> tuple[tuple[str, str, int], ...]:
+    """(IUPAC name, initial shell, xraylib macro value) of every single line."""
+    xrl = _xrl()
+    out = []
+    for name in dir(xrl):
+        m = _IUPAC.match(name)
+        if m:
+            out.append((m.group(1) + m.group(2), m.group(1), getattr(xrl, name)))
+    return tuple(out)
+
+
+def atomic_number(element: str | int, *, parameter: str = "element") -> int:
+    """Atomic number of an element symbol (``"Fe"``) or number; the error names ``parameter``."""
+    if isinstance(element, (int,)) and not isinstance(element, bool):
+        if 1 <= element <= 103:
+            return int(element)
+        raise XrayAtlasError(f"{parameter}={element}: atomic number must lie in 1-103")
+    if not isinstance(element, str) or not element.strip():
+        raise XrayAtlasError(f"{parameter}={element!r} is not an element symbol")
+    sym = element.strip()
+    try:
+        z = _xrl().SymbolToAtomicNumber(sym[0].upper() + sym[1:].lower())
+    except ValueError:
+        z = 0
+    if z <= 0:
+        raise XrayAtlasError(f"{parameter}={element!r} is not an element symbol")
+    return int(z)
+
+
+def symbol(z: int) -> str:
+    """Element symbol of atomic number ``z``."""
+    return _xrl().AtomicNumberToSymbol(atomic_number(z, parameter="z"))
+
+
+def parse_line_family(name: str, *, parameter: str = "line") -> tuple[str, str]:
+    """Split ``"Fe-K"`` into ``("Fe", "K")``, checking both parts."""
+    if not isinstance(name, str) or name.count("-") != 1:
+        raise XrayAtlasError(f"{parameter}={name!r}: write a line family as <Symbol>-<Family>, e.g. 'Fe-K'")
+    sym, fam = name.split("-")
+    try:
+        z = atomic_number(sym, parameter=parameter)
+    except XrayAtlasError:
+        raise XrayAtlasError(f"{parameter}={name!r}: {sym!r} is not an element symbol") from None
+    fam = fam.strip().upper()
+    if fam not in FAMILIES:
+        raise XrayAtlasError(f"{parameter}={name!r}: family must be one of {', '.join(FAMILIES)}")
+    return symbol(z), fam
+
+
+def edge_energy(element: str | int, family: str) -> float:
+    """Lowest absorption edge (keV) that can excite any line of the family (K; L3; M5)."""
+    xrl = _xrl()
+    z = atomic_number(element)
+    shell = {"K": xrl.K_SHELL, "L": xrl.L3_SHELL, "M": xrl.M5_SHELL}[family]
+    try:
+        return float(xrl.EdgeEnergy(z, shell))
+    except ValueError:
+        raise XrayAtlasError(f"{symbol(z)}-{family}: xraylib has no {family} edge for this element") from None
+
+
+@lru_cache(maxsize=4096)
+def _family_lines(z: int, family: str, excitation_kev: float, min_relative: float) -> tuple[Line, ...]:
+    xrl = _xrl()
+    lines = []
+    for iupac, shell, macro in _line_macros():
+        if not shell.startswith(family):
+            continue
+        try:
+            energy = xrl.LineEnergy(z, macro)
+            cs = xrl.CS_FluorLine_Kissel_Cascade(z, macro, excitation_kev)
+        except ValueError:
+            continue
+        if energy > 0 and cs > 0:
+            lines.append((iupac, energy, cs))
+    total = sum(cs for _, _, cs in lines)
+    if not lines or total <= 0:
+        return ()
+    out = [
+        Line(iupac, _SIEGBAHN.get(iupac, iupac), float(e), float(cs / total))
+        for iupac, e, cs in lines
+        if cs / total >= min_relative
+    ]
+    norm = sum(line.relative_intensity for line in out)
+    out = [Line(l.iupac, l.label, l.energy_kev, l.relative_intensity / norm) for l in out]
+    return tuple(sorted(out, key=lambda l: -l.relative_intensity))
+
+
+def family_lines(
+    line: str, *, excitation_kev: float | None = None, min_relative: float = 1e-3
+) -> tuple[Line, ...]:
+    """The lines of a family with energies (keV) and intensities that sum to 1.
+
+    Parameters
+    ----------
+    line : str
+        Line family, ``"<Symbol>-<Family>"``.
+    excitation_kev : float, optional
+        Photon energy that ionises the atom. Default: 25 keV, or 1.2 x the highest edge
+        of the family when that lies above 25 keV (so K lines of heavy elements exist).
+    min_relative : float
+        Lines weaker than this fraction of the family are dropped (then renormalised).
+
+    Raises
+    ------
+    XrayAtlasError
+        For an unknown symbol, or a family the element does not emit (e.g. ``"C-L"``), or
+        an excitation below the family's edge.
+    """
+    sym, fam = parse_line_family(line)
+    z = atomic_number(sym)
+    if excitation_kev is None:
+        xrl = _xrl()
+        top = {"K": xrl.K_SHELL, "L": xrl.L1_SHELL, "M": xrl.M1_SHELL}[fam]
+        try:
+            edge = xrl.EdgeEnergy(z, top)
+        except ValueError:
+            edge = 0.0
+        excitation_kev = max(25.0, 1.2 * edge)
+    elif not (excitation_kev > 0):
+        raise XrayAtlasError(f"excitation_kev={excitation_kev} must be > 0")
+    out = _family_lines(z, fam, float(excitation_kev), float(min_relative))
+    if not out:
+        raise XrayAtlasError(
+            f"line={line!r}: xraylib gives no {fam} lines for {sym} excited at {excitation_kev:g} keV"
+        )
+    return out

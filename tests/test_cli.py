@@ -1,0 +1,73 @@
+"""The installed `xray-atlas` console script, run as a user would."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+EXE = shutil.which("xray-atlas") or os.path.join(os.path.dirname(sys.executable), "xray-atlas")
+
+
+def run(*args, **kw):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=120, **kw)
+
+
+def assert_one_line_error(res, *needles):
+    assert res.returncode == 2, res
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_help_lists_commands():
+    res = run("--help")
+    assert res.returncode == 0
+    for cmd in ("info", "simulate", "demo"):
+        assert cmd in res.stdout
+
+
+def test_simulate_then_info(tmp_path):
+    out = tmp_path / "p.h5"
+    res = run("simulate", "painting", out, "--height", 12, "--width", 10, "--seed", 4)
+    assert res.returncode == 0, res.stderr
+    res = run("info", out, "--stats")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["shape"] == [12, 10, 4096]
+    assert info["calibrated"] and info["energy_gain_kev"] == pytest.approx(0.01)
+    assert "Pb-L" in info["reference_maps"]
+    with h5py.File(out) as f:
+        assert info["total_counts"] == pytest.approx(float(f["spectra"][()].sum()))
+
+
+def test_info_on_real_file(real_data):
+    res = run("info", real_data / "Steel.spe")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["shape"] == [1, 1, 2048]
+
+
+def test_bad_inputs_give_one_line(tmp_path, real_data):
+    assert_one_line_error(run("info", real_data / "Nope.bcf"), "Nope.bcf", "not a readable Bruker file")
+    assert_one_line_error(run("info", tmp_path / "missing.h5"), "missing.h5", "no such file")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    assert_one_line_error(run("info", tmp_path / "empty.h5"), "empty.h5", "not a readable HDF5")
+    with h5py.File(tmp_path / "flat.h5", "w") as f:
+        f["spectra"] = np.ones((4, 4))
+    assert_one_line_error(run("info", tmp_path / "flat.h5"), "flat.h5", "2-D")
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f["spectra"] = np.full((2, 2, 8), np.nan, "f4")
+    assert_one_line_error(run("info", tmp_path / "nan.h5", "--stats"), "nan.h5", "NaN")
+    assert_one_line_error(run("simulate", "painting", tmp_path / "no" / "p.h5"), "output folder does not exist")
+    assert_one_line_error(run("simulate", "painting", tmp_path / "p.txt"), "p.txt", ".h5")
+    assert_one_line_error(run("simulate", "painting", tmp_path / "p.h5", "--height", "-3"), "--height", "-3")
+    assert_one_line_error(run("frobnicate"), "invalid choice")
+    assert_one_line_error(run("demo", "--screenshot", tmp_path / "x.jpg"), "x.jpg", ".png")
+    assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.txt").exists()

@@ -1,0 +1,24 @@
+"""Rules 1 and 2 of ARCHITECTURE.md: the core never imports Qt/napari; heavy imports are lazy."""
+
+import subprocess
+import sys
+
+CORE = ["xray_atlas", "xray_atlas.cube", "xray_atlas.cli", "xray_atlas.io", "xray_atlas.io.hdf5",
+        "xray_atlas.io.arrays", "xray_atlas.io.bruker", "xray_atlas.io.pymca", "xray_atlas.io.results",
+        "xray_atlas.physics.lines", "xray_atlas.physics.painting"]
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    return {m.split(".")[0] for m in out.split()}
+
+
+def test_core_imports_no_gui():
+    loaded = _loaded_after("; ".join(f"import {m}" for m in CORE))
+    assert not loaded & {"napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt", "pyqtgraph", "vispy"}
+
+
+def test_import_is_light():
+    loaded = _loaded_after("import xray_atlas, xray_atlas.cli")
+    assert not loaded & {"torch", "dask", "rsciio", "zarr", "h5py", "xraylib"}
