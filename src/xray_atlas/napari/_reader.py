@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..cube import SpectralCube
+from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import can_read, read
 from ._layers import SYNC_BYTES, cube_layer_data, cube_of
@@ -54,19 +54,20 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
     return layers or _NULL_LAYER
 
 
-def stream_total_counts(cube: SpectralCube, image: np.ndarray):
+def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: int = TILE_BYTES):
     """Fill ``image`` with the cube's total counts on a worker, refreshing its layer.
 
     The worker shows a progress bar; removing the layer cancels it at the next tile.
+    Returns the (started) worker.
     """
     import napari
     from napari.qt.threading import create_worker
     from napari.utils.notifications import show_error
 
     def steps():
-        return (yield from cube.iter_total_counts(out=image))
+        return (yield from cube.iter_total_counts(out=image, tile_bytes=tile_bytes))
 
-    n_tiles = -(-cube.height // cube.tile_rows())
+    n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
     worker = create_worker(steps, _progress={"total": n_tiles, "desc": f"Reading {cube.name}"})
 
     def layer():

@@ -65,6 +65,8 @@ class JobBar(QWidget):
             self.bar.setValue(p.done)
 
         def on_returned(result: Any) -> None:
+            if worker.abort_requested:
+                return  # cancelled after its last tile: the user said no, so no result
             try:
                 on_done(result)
             except XrayAtlasError as err:

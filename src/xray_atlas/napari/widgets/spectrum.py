@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, family_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
@@ -58,6 +59,8 @@ class SpectrumInspector(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.pixel_yx: tuple[int, int] | None = None
+        #: Bytes of spectra each streamed tile holds (jobs stop between tiles on cancel).
+        self.tile_bytes = TILE_BYTES
         self._marker_items: list[Any] = []
         self._marker_lines: list[tuple[str, Any]] = []
         self._pin_curves: list[pg.PlotDataItem] = []
@@ -182,7 +185,9 @@ class SpectrumInspector(QWidget):
             self.cube_combo.setCurrentText(current)
         self.cube_combo.blockSignals(False)
         region = self.region_combo.currentText()
-        regions = [lyr.name for lyr in self.viewer.layers if lyr._type_string in ("shapes", "labels")]
+        from napari.layers import Labels, Shapes
+
+        regions = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, (Labels, Shapes))]
         self.region_combo.clear()
         self.region_combo.addItems(regions)
         if region in regions:
@@ -349,7 +354,7 @@ class SpectrumInspector(QWidget):
                 self._set_curve(self.sum_curve, "sum / pixels", cube.energy, stats["sum"] / n)
                 self._set_curve(self.max_curve, "max", cube.energy, stats["max"])
 
-        return self.jobs.start(cube.iter_spectrum_stats(), what="sum spectrum", on_done=done)
+        return self.jobs.start(cube.iter_spectrum_stats(tile_bytes=self.tile_bytes), what="sum spectrum", on_done=done)
 
     def region_mask(self) -> np.ndarray:
         """Boolean (H, W) mask of the chosen Shapes layer (all shapes) or Labels layer (selected label)."""
@@ -357,9 +362,11 @@ class SpectrumInspector(QWidget):
         name = self.region_combo.currentText()
         if cube is None or not name or name not in self.viewer.layers:
             raise XrayAtlasError("choose a cube and a Shapes or Labels layer for the region")
+        from napari.layers import Labels
+
         layer = self.viewer.layers[name]
         shape = (cube.height, cube.width)
-        if layer._type_string == "labels":
+        if isinstance(layer, Labels):
             data = np.asarray(layer.data)
             if data.shape[-2:] != shape:
                 raise XrayAtlasError(f"labels layer {name!r} has shape {data.shape}, the cube is {shape}")
@@ -388,7 +395,7 @@ class SpectrumInspector(QWidget):
             self._std_lo.setData(e, np.maximum(stats["mean"] - stats["std"], 0))
             self.pixel_label.setText(f"region: {stats['n_pixels']} pixels")
 
-        return self.jobs.start(cube.iter_region_stats(mask), what="region spectrum", on_done=done)
+        return self.jobs.start(cube.iter_region_stats(mask, tile_bytes=self.tile_bytes), what="region spectrum", on_done=done)
 
     # -- markers --------------------------------------------------------------------------
     def selected_lines(self) -> list[str]:
@@ -483,7 +490,7 @@ class SpectrumInspector(QWidget):
             return None
         a, b = (float(v) for v in self.window.getRegion())
         try:
-            steps = cube.iter_window_sum(a, b)
+            steps = cube.iter_window_sum(a, b, tile_bytes=self.tile_bytes)
         except XrayAtlasError as err:
             show_error(str(err))
             return None

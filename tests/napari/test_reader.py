@@ -1,0 +1,155 @@
+"""Opening files through napari's own reader machinery, then clicking pixels on the canvas."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from xray_atlas.io import read
+from xray_atlas.napari._layers import cube_of
+from xray_atlas.napari._reader import napari_get_reader
+
+REAL_CUBES = [
+    "bruker_m6_jetstream_file_example.spx",
+    "30x30_instructively_packed_16bit_compressed.bcf",
+    "bcf_v2_50x50px.bcf",
+    "Steel.spe",
+    "XRFSpectrum.mca",
+]
+
+
+def test_get_reader_declines_other_files(tmp_path):
+    assert napari_get_reader(str(tmp_path / "image.tif")) is None
+    assert napari_get_reader([str(tmp_path / "a.h5"), str(tmp_path / "b.png")]) is None
+    assert callable(napari_get_reader(str(tmp_path / "a.h5")))
+    assert callable(napari_get_reader([str(tmp_path / "a.h5"), str(tmp_path / "b.BCF")]))
+
+
+@pytest.mark.parametrize("name", REAL_CUBES)
+def test_open_real_file_and_click_a_pixel(viewer, inspector, qtbot, click, real_data, name):
+    layers = viewer.open(str(real_data / name), plugin="napari-xray-atlas")
+    assert len(layers) == 1
+    layer = layers[0]
+    cube = cube_of(layer)
+    assert cube is not None
+    with read(real_data / name) as ref:
+        np.testing.assert_allclose(layer.data, ref.total_counts())
+        y, x = ref.height // 2, ref.width // 3
+        expected = ref.pixel(y, x).astype(float)
+        energy = ref.energy
+    assert inspector.cube_combo.currentText() == layer.name
+    qtbot.wait(50)
+    click(qtbot, viewer, layer, y, x)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
+    xs, ys = inspector.pixel_curve.getData()
+    np.testing.assert_array_equal(ys, expected)
+    np.testing.assert_allclose(xs, energy)
+
+
+def test_reference_maps_become_hidden_element_layers(viewer, painting_file):
+    path, painting = painting_file
+    layers = viewer.open(str(path), plugin="napari-xray-atlas")
+    names = [lyr.name for lyr in layers]
+    assert names[0] == "painting.h5 counts"
+    assert "Hg-L (reference)" in names
+    hg = viewer.layers["Hg-L (reference)"]
+    assert not hg.visible and hg.blending == "additive" and hg.colormap.name == "red"
+    np.testing.assert_allclose(hg.data, painting.maps["Hg-L"])
+
+
+@pytest.mark.parametrize("case", ["nope", "empty", "truncated", "flat", "four_d", "nan_calibration", "missing"])
+def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, painting_file, case):
+    import h5py
+
+    if case == "nope":
+        path = real_data / "Nope.bcf"
+    elif case == "empty":
+        path = tmp_path / "empty.h5"
+        path.write_bytes(b"")
+    elif case == "truncated":
+        src, _ = painting_file
+        path = tmp_path / "cut.h5"
+        path.write_bytes(src.read_bytes()[:2000])
+    elif case in ("flat", "four_d", "nan_calibration"):
+        path = tmp_path / f"{case}.h5"
+        shape = {"flat": (4, 4), "four_d": (2, 2, 2, 8), "nan_calibration": (2, 2, 8)}[case]
+        with h5py.File(path, "w") as f:
+            ds = f.create_dataset("spectra", data=np.ones(shape, "u2"))
+            ds.attrs.update(energy_offset_kev=0.0, energy_gain_kev=float("nan"))
+    else:
+        path = tmp_path / "missing.h5"
+    before = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    n_layers = len(viewer.layers)
+    try:
+        viewer.open(str(path), plugin="napari-xray-atlas")
+    except Exception as err:  # napari itself refuses a missing path before any plugin
+        assert case == "missing", err
+        assert "missing.h5" in str(err)
+        return
+    assert len(viewer.layers) == n_layers
+    msgs = errors()
+    assert len(msgs) == 1 and path.name in msgs[0], msgs
+    if before is not None:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_large_cube_opens_through_the_streaming_path(viewer, qtbot, monkeypatch, painting_file):
+    import xray_atlas.napari._reader as reader
+
+    monkeypatch.setattr(reader, "SYNC_BYTES", 1)  # every cube counts as large
+    path, painting = painting_file
+    layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
+    qtbot.waitUntil(lambda: not layer.metadata["xray_atlas"]["pending"], timeout=10000)
+    np.testing.assert_array_equal(layer.data, painting.counts.sum(-1))
+    assert layer.contrast_limits[1] == pytest.approx(float(painting.counts.sum(-1).max()))
+
+
+def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qtbot, tmp_path):
+    from xray_atlas.napari._layers import cube_layer_data
+    from xray_atlas.napari._reader import stream_total_counts
+    from xray_atlas.physics.painting import simple_painting
+
+    p = simple_painting(160, 16, seed=2)
+    p.write(tmp_path / "tall.h5")
+    row_bytes = 16 * 4096 * 2
+    with read(tmp_path / "tall.h5") as cube:
+        # full run: 20 tiles of 8 rows (chunk height 8)
+        image = np.zeros((160, 16), np.float32)
+        data, kwargs, _ = cube_layer_data(cube, image=image, pending=True)[0]
+        layer = viewer.add_image(data, **kwargs)
+        assert layer.data is image  # napari shows the very array the worker fills
+        worker = stream_total_counts(cube, image, tile_bytes=row_bytes)
+        seen = []
+        worker.yielded.connect(seen.append)
+        with qtbot.waitSignal(worker.finished, timeout=10000):
+            pass
+        np.testing.assert_array_equal(image, p.counts.sum(-1))
+        assert not layer.metadata["xray_atlas"]["pending"] and len(seen) >= 2
+        viewer.layers.remove(layer)
+
+
+    # cancelled run on a slow lazy cube (dask, 10 ms per row): the layer goes away after the
+    # first tile and the worker stops at the next one, long before the 200 rows are read
+    import time
+
+    import dask.array as da
+
+    from xray_atlas import SpectralCube
+
+    def slow(block):
+        time.sleep(0.01)
+        return block
+
+    slow_counts = da.ones((200, 16, 64), dtype=np.uint16, chunks=(1, 16, 64)).map_blocks(slow)
+    cube = SpectralCube(slow_counts, offset_kev=0.0, gain_kev=0.01, name="slow")
+    image = np.zeros((200, 16), np.float32)
+    data, kwargs, _ = cube_layer_data(cube, image=image, pending=True)[0]
+    layer = viewer.add_image(data, **kwargs)
+    worker = stream_total_counts(cube, image, tile_bytes=16 * 64 * 2)
+    worker.yielded.connect(lambda _: layer in viewer.layers and viewer.layers.remove(layer))
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    assert worker.abort_requested
+    filled = np.flatnonzero(image.any(axis=1))
+    assert 0 < filled.size < 100  # stopped part-way, rows filled in order
+    np.testing.assert_array_equal(filled, np.arange(filled.size))

@@ -1,0 +1,186 @@
+"""The Spectrum inspector dock against the cube's own numbers."""
+
+import numpy as np
+import pytest
+import xraylib
+
+from xray_atlas.io import read
+
+
+@pytest.fixture
+def opened(viewer, inspector, painting_file):
+    path, painting = painting_file
+    layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
+    viewer.layers.selection.active = layer
+    return layer, painting
+
+
+def test_shift_hover_follows_the_mouse(viewer, inspector, qtbot, opened):
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtGui import QEnterEvent, QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    layer, painting = opened
+    native = viewer.window._qt_viewer.canvas.native
+    tr = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.get_transform("visual", "canvas")
+    for y, x in [(3, 4), (12, 20)]:
+        cx, cy = tr.map([x + 0.5, y + 0.5])[:2]
+        pos = QPoint(int(round(cx)), int(round(cy)))
+        qtbot.wait(20)  # vispy drops move events that come within 10 ms of the last one
+        # the virtual screen's pointer is elsewhere: tell the canvas the mouse entered first
+        QApplication.sendEvent(native, QEnterEvent(pos.toPointF(), pos.toPointF(), native.mapToGlobal(pos).toPointF()))
+        event = QMouseEvent(QMouseEvent.Type.MouseMove, pos.toPointF(), native.mapToGlobal(pos).toPointF(),
+                            Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.ShiftModifier)
+        QApplication.sendEvent(native, event)
+        qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
+        np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[y, x])
+
+
+def test_pins_follow_the_points_layer(viewer, inspector, qtbot, click, opened):
+    layer, painting = opened
+    for y, x in [(2, 3), (15, 20)]:
+        click(qtbot, viewer, layer, y, x)
+        qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
+        inspector.pin_button.click()
+    pins = viewer.layers["pinned pixels"]
+    assert pins.data.tolist() == [[2, 3], [15, 20]]
+    got = inspector.pinned_spectra()
+    np.testing.assert_array_equal(got[0], painting.counts[2, 3])
+    np.testing.assert_array_equal(got[1], painting.counts[15, 20])
+    pins.data = np.array([[7.0, 8.0]])  # the user moves/deletes points in napari
+    np.testing.assert_array_equal(inspector.pinned_spectra()[0], painting.counts[7, 8])
+    inspector.clear_pins_button.click()
+    assert inspector.pinned_spectra() == []
+
+
+def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, opened):
+    layer, painting = opened
+    shapes = viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    inspector.region_combo.setCurrentText("roi")
+    mask = np.asarray(shapes.to_labels(labels_shape=(20, 24))) > 0
+    worker = inspector.compute_region()
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    sel = painting.counts[mask].astype(float)
+    np.testing.assert_allclose(inspector.region_curve.getData()[1], sel.mean(0))
+    np.testing.assert_allclose(inspector._std_hi.getData()[1], sel.mean(0) + sel.std(0), atol=1e-9)
+
+    labels = np.zeros((20, 24), np.int32)
+    labels[10:, 12:] = 3
+    lab = viewer.add_labels(labels, name="areas")
+    lab.selected_label = 3
+    inspector.region_combo.setCurrentText("areas")
+    worker = inspector.compute_region()
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    np.testing.assert_allclose(inspector.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0))
+
+
+def test_region_errors_are_notified(viewer, inspector, opened, errors):
+    viewer.add_shapes(name="empty")
+    inspector.region_combo.setCurrentText("empty")
+    assert inspector.compute_region() is None
+    assert any("holds no shape" in m for m in errors())
+
+
+def test_sum_and_max_spectra(viewer, inspector, qtbot, opened):
+    _, painting = opened
+    worker = inspector.compute_sum_spectra()
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    c = painting.counts.reshape(-1, 4096).astype(float)
+    np.testing.assert_allclose(inspector.sum_curve.getData()[1], c.sum(0) / c.shape[0])
+    np.testing.assert_array_equal(inspector.max_curve.getData()[1], c.max(0))
+
+
+def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened):
+    _, painting = opened
+    inspector.window_check.setChecked(True)
+    inspector.window.setRegion((9.85, 10.15))  # around Hg La1 (9.989 keV)
+    n = len(viewer.layers)
+    worker = inspector.paint_window_map()
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    assert len(viewer.layers) == n + 1
+    new = viewer.layers[-1]
+    e = painting.energy
+    sel = (e >= 9.85 - 1e-9) & (e <= 10.15 + 1e-9)
+    np.testing.assert_array_equal(new.data, painting.counts[..., sel].sum(-1))
+    assert new.metadata["xray_atlas"]["window"] == pytest.approx((9.85, 10.15))
+    assert "9.85-10.15 keV" in new.name
+
+
+def test_cancelled_job_adds_no_layer(viewer, inspector, qtbot):
+    """Cancel mid-run: the job stops at the next tile and no half layer appears."""
+    import time
+
+    import dask.array as da
+
+    from xray_atlas import SpectralCube
+    from xray_atlas.napari._layers import cube_layer_data
+
+    def slow(block):  # a slow disk: 20 ms per row
+        time.sleep(0.02)
+        return block
+
+    counts = da.ones((100, 8, 64), dtype=np.uint16, chunks=(1, 8, 64)).map_blocks(slow)
+    cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.1, name="slow")
+    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 8), np.float32), pending=True)[0]
+    viewer.add_image(data, **kwargs)
+    assert inspector.cube is cube
+    inspector.tile_bytes = 8 * 64 * 2  # one row per tile
+    inspector.window_check.setChecked(True)
+    n = len(viewer.layers)
+    worker = inspector.paint_window_map()
+    worker.yielded.connect(lambda _: inspector.jobs.cancel_button.click())
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        pass
+    assert worker.abort_requested
+    assert len(viewer.layers) == n
+    assert inspector.jobs.status.text().endswith("cancelled")
+    assert not inspector.jobs.busy
+
+
+def test_line_markers_are_xraylib_energies(inspector, opened):
+    inspector.elements_edit.setText("Fe, pb")
+    inspector.update_markers()
+    energies = inspector.marker_energies()
+    assert xraylib.LineEnergy(26, xraylib.KL3_LINE) in energies
+    assert xraylib.LineEnergy(82, xraylib.L3M5_LINE) in energies
+    assert all(e >= 1.0 for e in energies)  # Fe L (0.7 keV) is not marked
+    inspector.family_checks["K"].setChecked(False)
+    assert xraylib.LineEnergy(26, xraylib.KL3_LINE) not in inspector.marker_energies()
+
+
+def test_unknown_element_warns(inspector, opened):
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    inspector.elements_edit.setText("Fe Xq")
+    inspector.update_markers()
+    msgs = [str(n.message) for n in notification_manager.records[start:]]
+    assert any("'Xq'" in m for m in msgs), msgs
+    assert xraylib.LineEnergy(26, xraylib.KL3_LINE) in inspector.marker_energies()
+
+
+def test_log_mode_and_theme(viewer, inspector, opened):
+    inspector.log_check.setChecked(True)
+    assert inspector.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    viewer.theme = "light"
+    from napari.utils.theme import get_theme
+
+    from qtpy.QtGui import QColor
+
+    assert inspector.plot.backgroundBrush().color().name() == QColor(get_theme("light").canvas.as_hex()).name()
+
+
+def test_uncalibrated_cube_plots_against_channels(viewer, inspector, qtbot, click, real_data):
+    layer = viewer.open(str(real_data / "XRFSpectrum.mca"), plugin="napari-xray-atlas")[0]
+    assert "channel" in inspector.plot.getAxis("bottom").labelText
+    inspector.elements_edit.setText("Co")
+    inspector.update_markers()
+    assert inspector.marker_energies() == []  # no calibration, no markers
+    click(qtbot, viewer, layer, 0, 0)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
+    with read(real_data / "XRFSpectrum.mca") as cube:
+        np.testing.assert_array_equal(inspector.pixel_curve.getData()[0], np.arange(4096))
