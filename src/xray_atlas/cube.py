@@ -304,10 +304,16 @@ class SpectralCube:
 
     # -- reading -----------------------------------------------------------------------
     def _read(self, index: tuple) -> np.ndarray:
-        block = self._counts[index]
-        if hasattr(block, "compute"):  # dask
-            block = block.compute()
-        return np.asarray(block)
+        try:
+            block = self._counts[index]
+            if hasattr(block, "compute"):  # dask
+                block = block.compute()
+            return np.asarray(block)
+        except (OSError, KeyError, RuntimeError) as err:
+            # h5py raises OSError/KeyError for damaged chunks, zarr and dask their own
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise XrayAtlasError(f"could not read counts ({reason}); truncated or corrupt file?",
+                                 path=self.path) from None
 
     def pixel(self, y: int, x: int) -> np.ndarray:
         """The spectrum (C,) of pixel (y, x), read alone from disk."""

@@ -27,6 +27,12 @@ def build_demo_viewer(*, show: bool = True):
     inspector.update_markers()
     if cube is not None:
         inspector.show_pixel(int(cube.height * 0.62), cube.width // 2)  # the vermilion robe
+    if "pigment regions" in viewer.layers:
+        regions = viewer.layers["pigment regions"]
+        names = regions.metadata["xray_atlas"]["names"]
+        regions.selected_label = names.index("vermilion")
+        inspector.region_combo.setCurrentText("pigment regions")
+        inspector.compute_region()  # mean +/- std of the robe, on a worker
     return viewer, inspector
 
 
@@ -47,11 +53,13 @@ def run_demo(*, screenshot: str | os.PathLike | None = None) -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    viewer, _ = build_demo_viewer(show=True)
+    viewer, inspector = build_demo_viewer(show=True)
     if screenshot is None:
         napari.run()
         return
     viewer.window.resize(1500, 900)
+    while inspector.jobs.busy:  # let the region spectrum finish before the picture
+        QApplication.processEvents()
     for _ in range(5):
         QApplication.processEvents()
     viewer.screenshot(str(screenshot), canvas_only=False, flash=False)

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +43,7 @@ __all__ = ["SpectrumInspector"]
 _PIN_LAYER = "pinned pixels"
 #: Lines below this energy are absorbed in air and the detector window of MA-XRF
 #: scanners; marking them (Fe L, Cu L ...) only clutters the plot.
-MIN_MARKER_KEV = 1.0
+MIN_MARKER_KEV = 1.2
 _PIN_COLOURS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
@@ -71,7 +72,8 @@ class SpectrumInspector(QWidget):
         self.cube_combo.setToolTip("Cube whose spectra are shown (layers opened by xray-atlas)")
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(220)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        # no grid: pyqtgraph's translucent grid costs ~12 ms per repaint in software
+        # rendering (benchmarks/bench_open_and_click.py), 6x the rest of the plot
         self.plot.setLabel("left", "counts")
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self.pixel_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=1.5))
@@ -90,6 +92,8 @@ class SpectrumInspector(QWidget):
 
         self.log_check = QCheckBox("log counts")
         self.pixel_label = QLabel("click a pixel (Shift + hover to follow)")
+        # text changes must not re-layout the dock: a layout pass repaints the whole window
+        self.pixel_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.pin_button = QPushButton("Pin pixel")
         self.clear_pins_button = QPushButton("Clear pins")
         self.sum_button = QPushButton("Sum && max spectra")
@@ -148,7 +152,9 @@ class SpectrumInspector(QWidget):
         self.window_check.toggled.connect(self._on_window_toggled)
         self.window.sigRegionChanged.connect(self._on_window_changed)
         self.window_button.clicked.connect(self.paint_window_map)
-        self.plot.getViewBox().sigYRangeChanged.connect(lambda *_: self._draw_markers())
+        # Ranges are set explicitly after each change (see _rescale): pyqtgraph's lazy
+        # auto-range repaints the plot a second time, which doubles the click latency.
+        self.plot.enableAutoRange(x=False, y=False)
 
         layers = self.viewer.layers
         layers.events.inserted.connect(self._refresh_layer_lists)
@@ -165,6 +171,24 @@ class SpectrumInspector(QWidget):
         curve.setData(x, y)
         if self.legend.getLabel(curve) is None:
             self.legend.addItem(curve, name)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        """Fit the count axis to the curves shown, then redraw the line markers once."""
+        tops = [float(np.max(c.getData()[1])) for c in self._data_curves() if c.getData()[1] is not None
+                and len(c.getData()[1])]
+        top = max(tops, default=1.0)
+        if self.log_check.isChecked():
+            self.plot.setYRange(np.log10(0.5), np.log10(max(top, 1.0) * 2.0), padding=0)
+        else:
+            self.plot.setYRange(0, max(top, 1.0) * 1.08, padding=0)
+        # apply the new view transform now rather than during the next paint, which
+        # would otherwise schedule a second paint of the whole plot
+        self.plot.getViewBox().updateMatrix()
+        self._draw_markers()
+
+    def _data_curves(self) -> list[pg.PlotDataItem]:
+        return [self.pixel_curve, self.region_curve, self._std_hi, self.sum_curve, self.max_curve, *self._pin_curves]
 
     def _clear_curves(self) -> None:
         for curve in (self.pixel_curve, self.region_curve, self.sum_curve, self.max_curve, self._std_hi, self._std_lo):
@@ -215,6 +239,7 @@ class SpectrumInspector(QWidget):
             return
         self.plot.setLabel("bottom", "energy (keV)" if cube.calibrated else "channel (uncalibrated)")
         lo, hi = float(cube.energy[0]), float(cube.energy[-1])
+        self.plot.setXRange(lo, hi, padding=0.01)
         a, b = self.window.getRegion()
         if not (lo <= a < b <= hi):
             mid = lo + 0.15 * (hi - lo)
@@ -273,7 +298,6 @@ class SpectrumInspector(QWidget):
         self._set_curve(self.pixel_curve, "pixel", cube.energy, spectrum.astype(np.float64))
         total = float(spectrum.sum(dtype=np.float64))
         self.pixel_label.setText(f"pixel y={y}, x={x}: {total:,.0f} counts")
-        self._draw_markers()
         return spectrum
 
     def pin_current(self) -> None:
@@ -335,6 +359,7 @@ class SpectrumInspector(QWidget):
             curve = self.plot.plot(cube.energy, cube.pixel(y, x).astype(np.float64),
                                    name=f"pin {i + 1} ({y}, {x})", pen=pg.mkPen(colour, width=1))
             self._pin_curves.append(curve)
+        self._rescale()
         with layer.events.data.blocker():
             layer.border_color = colours
 
@@ -510,7 +535,7 @@ class SpectrumInspector(QWidget):
     # -- appearance ---------------------------------------------------------------------------
     def _on_log(self, on: bool) -> None:
         self.plot.setLogMode(x=False, y=on)
-        self._draw_markers()
+        self._rescale()
 
     def _apply_theme(self, *_: Any) -> None:
         try:
