@@ -21,6 +21,10 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         y, x = inspector.pixel_yx
         np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], inspector.cube.pixel(y, x))
         assert len(inspector.marker_energies()) > 10
+        qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=10000)  # the robe's mean spectrum
+        mean = inspector.region_curve.getData()[1]
+        robe = viewer.layers["pigment regions"].data == 3
+        np.testing.assert_allclose(mean, inspector.cube.counts[robe].mean(0))
     finally:
         viewer.close()
 
@@ -39,3 +43,31 @@ def test_demo_screenshot_command(tmp_path):
     assert img[100:-100, 350:800].std() > 10
     if os.environ.get("XRAY_ATLAS_DOCS_SCREENSHOTS"):
         shutil.copy(out, ROOT / "docs" / "images" / "getting-started.png")
+
+
+def test_closing_the_viewer_mid_job_is_quiet(make_napari_viewer, qtbot):
+    """A job still running when its dock goes away stops and touches no deleted widget."""
+    import time
+
+    import dask.array as da
+
+    from xray_atlas import SpectralCube
+    from xray_atlas.napari._layers import cube_layer_data
+
+    def slow(block):
+        time.sleep(0.02)
+        return block
+
+    viewer = make_napari_viewer()
+    _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
+    cube = SpectralCube(da.ones((100, 8, 64), dtype="u2", chunks=(1, 8, 64)).map_blocks(slow),
+                        offset_kev=0.0, gain_kev=0.1, name="slow")
+    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 8), np.float32))[0]
+    viewer.add_image(data, **kwargs)
+    inspector.tile_bytes = 8 * 64 * 2
+    worker = inspector.compute_sum_spectra()
+    qtbot.waitUntil(lambda: worker.is_running, timeout=5000)
+    viewer.close()  # napari may already wait for the worker here
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
+    assert worker.abort_requested  # closing stopped it part-way
+    qtbot.wait(50)  # a late signal on a deleted widget would raise in the Qt event loop

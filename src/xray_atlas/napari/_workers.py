@@ -16,6 +16,17 @@ def _drive(steps: Generator[Progress, None, Any]) -> Generator[Progress, None, A
     return (yield from steps)
 
 
+class _State:
+    def __init__(self) -> None:
+        self.alive = True
+        self.worker: Any = None
+
+    def die(self, *_: Any) -> None:
+        self.alive = False
+        if self.worker is not None:
+            self.worker.quit()
+
+
 class JobBar(QWidget):
     """A progress bar, a status line and a Cancel button that run one job at a time.
 
@@ -36,8 +47,23 @@ class JobBar(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.bar, 1)
         row.addWidget(self.cancel_button)
-        self.worker = None
         self.bar.setVisible(False)
+        # A dock closed with its viewer mid-job: stop the job and ignore its last signals.
+        # The state lives outside the QObject, since PyQt drops slots of a dying object.
+        self._state = _State()
+        self.destroyed.connect(self._state.die)
+
+    @property
+    def worker(self) -> Any:
+        return self._state.worker
+
+    @worker.setter
+    def worker(self, value: Any) -> None:
+        self._state.worker = value
+
+    @property
+    def _alive(self) -> bool:
+        return self._state.alive
 
     @property
     def busy(self) -> bool:
@@ -61,11 +87,13 @@ class JobBar(QWidget):
         self.status.setText(what)
 
         def on_yield(p: Progress) -> None:
+            if not self._alive:
+                return
             self.bar.setRange(0, max(p.total, 1))
             self.bar.setValue(p.done)
 
         def on_returned(result: Any) -> None:
-            if worker.abort_requested:
+            if worker.abort_requested or not self._alive:
                 return  # cancelled after its last tile: the user said no, so no result
             try:
                 on_done(result)
@@ -74,14 +102,21 @@ class JobBar(QWidget):
             self.status.setText(f"{what}: done")
 
         def on_error(err: Exception) -> None:
+            if not self._alive:
+                return
             show_error(str(err) if isinstance(err, XrayAtlasError) else f"{what} failed: {type(err).__name__}: {err}")
             self.status.setText(f"{what}: failed")
 
         def on_aborted() -> None:
-            self.status.setText(f"{what}: cancelled")
+            if self._alive:
+                self.status.setText(f"{what}: cancelled")
+
+        state = self._state
 
         def on_finished() -> None:
-            self.worker = None
+            state.worker = None
+            if not state.alive:
+                return
             self.bar.setVisible(False)
             self.cancel_button.setEnabled(False)
 
