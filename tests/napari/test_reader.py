@@ -57,7 +57,8 @@ def test_reference_maps_become_hidden_element_layers(viewer, painting_file):
     np.testing.assert_allclose(hg.data, painting.maps["Hg-L"])
 
 
-@pytest.mark.parametrize("case", ["nope", "empty", "truncated", "flat", "four_d", "nan_calibration", "missing"])
+@pytest.mark.parametrize("case", ["nope", "empty", "truncated", "flat", "four_d", "nan_calibration", "nan_counts",
+                                  "negative_counts", "missing"])
 def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, painting_file, case):
     import h5py
 
@@ -76,6 +77,13 @@ def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, p
         with h5py.File(path, "w") as f:
             ds = f.create_dataset("spectra", data=np.ones(shape, "u2"))
             ds.attrs.update(energy_offset_kev=0.0, energy_gain_kev=float("nan"))
+    elif case in ("nan_counts", "negative_counts"):
+        path = tmp_path / f"{case}.h5"
+        data = np.ones((6, 5, 16), "f4")
+        data[2, 3, 4] = np.nan if case == "nan_counts" else -1.0
+        with h5py.File(path, "w") as f:
+            ds = f.create_dataset("spectra", data=data)
+            ds.attrs.update(energy_offset_kev=0.0, energy_gain_kev=0.01)
     else:
         path = tmp_path / "missing.h5"
     before = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
