@@ -51,12 +51,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .physics.painting import simple_painting
+    from .physics.painting import synthetic_painting
 
     out = Path(args.out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise XrayAtlasError("output must end in .h5", path=out)
-    painting = simple_painting(args.height, args.width, seed=args.seed, n_channels=args.channels)
+    painting = synthetic_painting(args.height, args.width, seed=args.seed, n_channels=args.channels)
     painting.write(out)
     print(f"wrote {out} ({args.height} x {args.width} x {args.channels})")
     return 0

@@ -61,9 +61,9 @@ def errors():
 
 @pytest.fixture
 def painting_file(tmp_path):
-    from xray_atlas.physics.painting import simple_painting
+    from xray_atlas.physics.painting import synthetic_painting
 
-    p = simple_painting(20, 24, seed=5)
+    p = synthetic_painting(20, 24, seed=5)
     path = tmp_path / "painting.h5"
     p.write(path)
     return path, p

@@ -115,9 +115,9 @@ def test_large_cube_opens_through_the_streaming_path(viewer, qtbot, monkeypatch,
 def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qtbot, tmp_path):
     from xray_atlas.napari._layers import cube_layer_data
     from xray_atlas.napari._reader import stream_total_counts
-    from xray_atlas.physics.painting import simple_painting
+    from xray_atlas.physics.painting import synthetic_painting
 
-    p = simple_painting(160, 16, seed=2)
+    p = synthetic_painting(160, 16, seed=2)
     p.write(tmp_path / "tall.h5")
     row_bytes = 16 * 4096 * 2
     with read(tmp_path / "tall.h5") as cube:

@@ -137,6 +137,7 @@ def write_cube(
     attrs: dict[str, Any] | None = None,
     chunk_pixels: int = 8,
     compression: str | None = None,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a cube in the layout of CONTRACTS.md section 2, atomically.
 
@@ -157,6 +158,8 @@ def write_cube(
         reading one pixel or a tile of rows touches few chunks.
     compression : str, optional
         h5py compression filter (``"gzip"``, ``"lzf"``); none by default for speed.
+    extra : dict, optional
+        Further root datasets (e.g. ``regions`` of a synthetic painting).
     """
     counts = np.asarray(counts)
     if counts.ndim != 3:
@@ -173,6 +176,8 @@ def write_cube(
             if m.shape != (h, w):
                 raise XrayAtlasError(f"maps[{name!r}] has shape {m.shape}, expected {(h, w)}")
             f.create_dataset(f"maps/{name}", data=m)
+        for name, data in (extra or {}).items():
+            f.create_dataset(name, data=np.asarray(data))
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
     return Path(path)

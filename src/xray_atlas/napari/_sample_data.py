@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..cube import SpectralCube
-from ..physics.painting import simple_painting
+from ..physics.painting import synthetic_painting as make_painting
 from ._layers import cube_layer_data
 
 __all__ = ["synthetic_painting", "painting_cube"]
@@ -11,7 +11,7 @@ __all__ = ["synthetic_painting", "painting_cube"]
 
 def painting_cube(seed: int = 0, height: int = 96, width: int = 128) -> tuple[SpectralCube, object]:
     """A synthetic painting as an in-memory SpectralCube (with true maps) and the painting."""
-    painting = simple_painting(height, width, seed=seed)
+    painting = make_painting(height, width, seed=seed)
     cube = SpectralCube(
         painting.counts,
         offset_kev=painting.energy_offset_kev,

@@ -1,11 +1,14 @@
-"""Synthetic painting cubes with their true elemental maps.
+"""Synthetic paintings: pigment layers over a ground, scanned pixel by pixel, with their truth.
 
-This first version paints pigment regions as sums of xraylib line families, each line a
-Gaussian whose width follows the Fano-limited resolution of a silicon drift detector,
-over a smooth continuum with Rayleigh and Compton peaks of a Rh tube, with Poisson
-counting. It is enough to exercise readers, the inspector and the demo; the full
-physics engine (matrix absorption, tube spectra, escape and pile-up peaks) replaces the
-spectrum model without changing this interface.
+A painting is a set of regions, each a stack of paint layers (pigments of
+:data:`.materials.PIGMENTS`) over a common ground. Every region's spectrum comes from the
+physics model (:func:`.spectra.simulate`: tube, matrix absorption, secondary fluorescence,
+scatter, detector), computed at a few paint thicknesses; within a region the paint
+thickness varies like brushwork and each pixel's expected spectrum and true net counts are
+interpolated in thickness. Poisson counting at the pixel's dwell time gives the cube.
+
+Layouts come from layered shapes (:func:`shapes_layout`) or from any grayscale image
+(:func:`image_layout`), whose gray levels pick the pigments.
 """
 
 from __future__ import annotations
@@ -16,61 +19,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import XrayAtlasError
-from .lines import family_lines
+from .lines import DEFAULT_MAP_LINES
+from .materials import pigment
+from .spectra import Instrument, Layer, simulate
+from .tube import Tube
 
-__all__ = ["Painting", "PIGMENTS", "simple_painting", "fwhm_kev", "family_profile"]
-
-# Fano factor and electron-hole pair energy of silicon (Knoll, Radiation Detection and
-# Measurement, 4th ed., ch. 13; PyMca's default Fano factor for Si is also 0.114). The
-# electronic noise is then set so that FWHM(Mn Ka, 5.895 keV) = 145 eV, the M6 Jetstream
-# detector of study 001.
-FANO = 0.114
-PAIR_ENERGY_KEV = 0.00364
-MNKA_KEV = 5.8951
+__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "synthetic_painting", "painting_instrument"]
 
 
-def _noise_kev(fwhm_mnka_kev: float) -> float:
-    var = fwhm_mnka_kev**2 - (2.3548**2) * FANO * PAIR_ENERGY_KEV * MNKA_KEV
-    if var <= 0:
-        raise XrayAtlasError(f"fwhm_mnka_ev={fwhm_mnka_kev * 1000:g} is below the Fano limit")
-    return float(np.sqrt(var))
+@dataclass(frozen=True)
+class Region:
+    """A region of a painting: paint layers (pigment name, thickness in um), top first."""
 
+    name: str
+    layers: tuple[tuple[str, float], ...]
 
-def fwhm_kev(energy_kev: np.ndarray | float, *, fwhm_mnka_ev: float = 145.0) -> np.ndarray:
-    """Detector FWHM (keV) at ``energy_kev``: sqrt(noise^2 + 2.3548^2 F w E)."""
-    noise = _noise_kev(fwhm_mnka_ev / 1000.0)
-    e = np.asarray(energy_kev, dtype=np.float64)
-    return np.sqrt(noise**2 + (2.3548**2) * FANO * PAIR_ENERGY_KEV * e)
-
-
-def family_profile(line: str, energy: np.ndarray, *, fwhm_mnka_ev: float = 145.0) -> np.ndarray:
-    """Detected spectrum of one net count of a line family on the channel grid ``energy``.
-
-    Each line is a Gaussian of unit area times its relative intensity, integrated over
-    the channel width, so that the profile sums to 1 where the lines lie inside the grid.
-    """
-    energy = np.asarray(energy, dtype=np.float64)
-    gain = float(np.median(np.diff(energy)))
-    prof = np.zeros_like(energy)
-    for ln in family_lines(line):
-        sigma = fwhm_kev(ln.energy_kev, fwhm_mnka_ev=fwhm_mnka_ev) / 2.3548
-        prof += ln.relative_intensity * gain * np.exp(-0.5 * ((energy - ln.energy_kev) / sigma) ** 2) / (
-            sigma * np.sqrt(2 * np.pi)
-        )
-    return prof
-
-
-#: Pigment name -> (line family -> net counts per pixel at full coverage).
-PIGMENTS: dict[str, dict[str, float]] = {
-    "lead white": {"Pb-L": 900.0},
-    "chalk-gypsum ground": {"Ca-K": 350.0, "S-K": 60.0, "Sr-K": 25.0, "K-K": 20.0},
-    "vermilion": {"Hg-L": 700.0, "S-K": 40.0},
-    "azurite": {"Cu-K": 800.0},
-    "yellow ochre": {"Fe-K": 700.0, "Mn-K": 40.0, "K-K": 30.0},
-    "gold leaf": {"Au-L": 1500.0},
-    "chrome yellow": {"Cr-K": 400.0, "Pb-L": 600.0},
-    "zinc white": {"Zn-K": 600.0},
-}
+    def __post_init__(self) -> None:
+        for pig, t in self.layers:
+            pigment(pig)
+            if not t > 0:
+                raise XrayAtlasError(f"region {self.name!r}: layer {pig!r} needs a thickness > 0 um, got {t}")
 
 
 @dataclass
@@ -90,7 +58,7 @@ class Painting:
         return self.energy_offset_kev + self.energy_gain_kev * np.arange(self.counts.shape[2])
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write the cube, its true maps and its region labels to an HDF5 file (CONTRACTS.md 2)."""
+        """Write the cube (CONTRACTS.md section 2) with ``/maps``, ``/regions`` and ``region_names``."""
         from ..io.hdf5 import write_cube
 
         write_cube(
@@ -100,102 +68,179 @@ class Painting:
             energy_gain_kev=self.energy_gain_kev,
             maps=self.maps,
             attrs={**self.attrs, "region_names": np.array(self.region_names, dtype="S")},
+            extra={"regions": self.regions.astype(np.int32)},
         )
-        import h5py
-
-        with h5py.File(path, "r+") as f:
-            f.create_dataset("regions", data=self.regions.astype(np.int32))
 
 
-def _layout(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    """Region index per pixel: a ground, a sky, a robe, a halo, an ochre field, details."""
+def painting_instrument(*, dwell_ms: float = 20.0, n_channels: int = 4096, gain_kev: float = 0.01,
+                        offset_kev: float = 0.0, fwhm_mnka_ev: float = 145.0) -> Instrument:
+    """An M6 Jetstream-like scanner: Rh tube 50 kV 600 uA, polycapillary, 145 eV SDD, ``dwell_ms`` per pixel."""
+    from dataclasses import replace
+
+    from .detector import Detector
+    from .reference import M6_OPTIC
+
+    if not dwell_ms > 0:
+        raise XrayAtlasError(f"dwell_ms={dwell_ms} must be > 0")
+    det = Detector(n_channels=n_channels, gain_kev=gain_kev, offset_kev=offset_kev, fwhm_mnka_ev=fwhm_mnka_ev,
+                   step_height=3e-4)
+    inst = Instrument(Tube("Rh", 50.0, current_ua=600.0), det, live_time_s=dwell_ms / 1000.0, optic=M6_OPTIC)
+    # the polycapillary's band pass lowers the count rate; keep ~150 kcps on lead white
+    return replace(inst, geometry=replace(inst.geometry, intensity_scale=inst.geometry.intensity_scale * 1.9))
+
+
+def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Smooth random texture in [0, 1] (Gaussian-filtered white noise)."""
+    from scipy.ndimage import gaussian_filter
+
+    t = gaussian_filter(rng.standard_normal(shape), sigma=max(scale, 0.5), mode="wrap")
+    t -= t.min()
+    return t / max(t.max(), 1e-12)
+
+
+def shapes_layout(height: int, width: int, *, seed: int = 0) -> tuple[np.ndarray, list[Region]]:
+    """A small devotional panel: sky, a robe with a gold halo, an ochre ground strip, details.
+
+    Returns the region index of each pixel and the regions (index 0 is bare ground with its
+    lead-white priming).
+    """
+    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    y = yy / height
-    x = xx / width
-    names = ["chalk-gypsum ground", "azurite", "yellow ochre", "vermilion", "gold leaf", "chrome yellow", "zinc white"]
+    y, x = yy / height, xx / width
+    regions = [
+        Region("lead white priming", (("lead white", 30.0),)),
+        Region("azurite sky", (("azurite", 40.0), ("lead white", 30.0))),
+        Region("ochre foreground", (("yellow ochre", 50.0), ("lead white", 30.0))),
+        Region("vermilion robe", (("vermilion", 25.0), ("lead white", 30.0))),
+        Region("gold halo", (("gold leaf", 0.5), ("red ochre", 20.0))),
+        Region("malachite and lead-tin yellow sleeve", (("malachite", 30.0), ("lead-tin yellow", 15.0),
+                                                       ("lead white", 30.0))),
+        Region("umber shadow", (("raw umber", 30.0), ("lead white", 30.0))),
+        Region("zinc white retouching", (("zinc white", 20.0), ("vermilion", 25.0), ("lead white", 30.0))),
+    ]
     reg = np.zeros((height, width), dtype=np.int32)
     wobble = 0.03 * np.sin(2 * np.pi * (x * 3 + rng.uniform()))
-    reg[y < 0.35 + wobble] = 1  # sky
-    reg[y > 0.8 + wobble] = 2  # ochre ground strip
-    cx, cy = 0.5 + rng.uniform(-0.05, 0.05), 0.62
-    robe = ((x - cx) / 0.22) ** 2 + ((y - cy) / 0.3) ** 2 < 1
+    reg[y < 0.35 + wobble] = 1
+    reg[y > 0.82 + wobble] = 2
+    cx = 0.5 + rng.uniform(-0.05, 0.05)
+    robe = ((x - cx) / 0.22) ** 2 + ((y - 0.62) / 0.3) ** 2 < 1
     reg[robe] = 3
-    halo = np.abs(np.hypot((x - cx) * width / height, y - 0.25) - 0.12) < 0.03
-    reg[halo] = 4
-    reg[(np.abs(x - 0.15) < 0.06) & (np.abs(y - 0.6) < 0.12)] = 5
-    reg[(np.abs(x - 0.85) < 0.05) & (np.abs(y - 0.55) < 0.1)] = 6
-    return reg, names
+    reg[np.abs(np.hypot((x - cx) * width / height, y - 0.25) - 0.12) < 0.03] = 4
+    reg[(np.abs(x - 0.15) < 0.07) & (np.abs(y - 0.6) < 0.12)] = 5
+    reg[robe & (x > cx + 0.08) & (y > 0.7)] = 6
+    reg[(np.abs(x - cx + 0.05) < 0.04) & (np.abs(y - 0.55) < 0.04)] = 7
+    return reg, regions
 
 
-def simple_painting(
-    height: int = 96,
-    width: int = 128,
+def image_layout(image: np.ndarray, pigments: list[str] | None = None) -> tuple[np.ndarray, list[Region]]:
+    """Regions from a grayscale image: gray levels split into as many bands as ``pigments``.
+
+    Each band is painted with one pigment (30 um) over lead white; the darkest band gets the
+    first pigment.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3:
+        img = img[..., :3].mean(axis=-1)
+    if img.ndim != 2 or min(img.shape) < 2:
+        raise XrayAtlasError(f"image must be a 2-D grayscale (or RGB) picture, got shape {img.shape}")
+    if not np.all(np.isfinite(img)):
+        raise XrayAtlasError("image contains NaN or infinite values")
+    pigments = pigments or ["raw umber", "vermilion", "azurite", "yellow ochre", "lead white"]
+    edges = np.quantile(img, np.linspace(0, 1, len(pigments) + 1)[1:-1])
+    reg = np.searchsorted(edges, img, side="right").astype(np.int32)
+    regions = [Region(p, ((p, 30.0), ("lead white", 30.0)) if p != "lead white" else ((p, 60.0),)) for p in pigments]
+    return reg, regions
+
+
+def paint(
+    regions_map: np.ndarray,
+    regions: list[Region],
     *,
-    n_channels: int = 4096,
-    energy_gain_kev: float = 0.01,
-    energy_offset_kev: float = 0.0,
-    dose: float = 1.0,
-    fwhm_mnka_ev: float = 145.0,
+    instrument: Instrument | None = None,
+    ground: str = "chalk ground",
+    thickness_variation: float = 0.35,
     seed: int = 0,
+    title: str = "Synthetic painting",
 ) -> Painting:
-    """A small synthetic painting with lead white underneath all pigment regions.
+    """Scan a painting: expected spectra from the physics model, then Poisson counts.
 
     Parameters
     ----------
-    height, width : int
-        Size in pixels.
-    n_channels : int
-        Channels of the spectra.
-    energy_gain_kev, energy_offset_kev : float
-        Linear calibration.
-    dose : float
-        Scales all counts (1.0 gives about 2,000-5,000 counts per pixel, like 10-50 ms
-        dwell on an M6 Jetstream).
-    fwhm_mnka_ev : float
-        Detector resolution at Mn Ka.
+    regions_map : (H, W) int
+        Index into ``regions`` per pixel.
+    regions : list of Region
+    instrument : Instrument, optional
+        Default :func:`painting_instrument` (M6-like, 20 ms per pixel).
+    ground : str
+        Pigment of the (infinitely thick) ground under every region.
+    thickness_variation : float
+        Relative spread of the paint thickness (brushwork), 0-0.9.
     seed : int
-        Random seed for the layout and the counting noise.
     """
-    for name, v in (("height", height), ("width", width), ("n_channels", n_channels)):
+    from .generator import _poisson
+
+    reg = np.asarray(regions_map)
+    if reg.ndim != 2 or reg.dtype.kind not in "iu":
+        raise XrayAtlasError(f"regions_map must be a 2-D integer array, got {reg.dtype} {reg.shape}")
+    if reg.size and (reg.min() < 0 or reg.max() >= len(regions)):
+        raise XrayAtlasError(f"regions_map holds indices {reg.min()}-{reg.max()} but there are {len(regions)} regions")
+    if not (0 <= thickness_variation < 0.9):
+        raise XrayAtlasError(f"thickness_variation={thickness_variation} must lie in [0, 0.9)")
+    inst = instrument or painting_instrument()
+    ground_layer = Layer(pigment(ground))
+    rng = np.random.default_rng(seed)
+    h, w = reg.shape
+    c = inst.detector.n_channels
+    # brushwork: smooth thickness texture in [1 - v, 1 + v], and a mild dose texture
+    tex = 1 + thickness_variation * (2 * _smooth_noise((h, w), rng, scale=max(h, w) / 40) - 1)
+    factors = np.array([1 - thickness_variation, 1.0, 1 + thickness_variation])
+    expected = np.empty((h, w, c), np.float32)
+    lines = set(DEFAULT_MAP_LINES)
+    sims = []
+    for region in regions:
+        per_t = []
+        for f in factors:
+            stack = [Layer(pigment(p), t * f) for p, t in region.layers] + [ground_layer]
+            per_t.append(simulate(stack, inst))
+        sims.append(per_t)
+        for s in per_t:
+            lines |= {k for k, v in s.net.items() if v > 0.05}
+    lines = sorted(lines)
+    maps = {line: np.zeros((h, w), np.float32) for line in lines}
+    for i, per_t in enumerate(sims):
+        m = reg == i
+        if not m.any():
+            continue
+        t = tex[m]
+        # piecewise-linear interpolation between the three simulated thicknesses
+        hi = (t > 1).astype(int) + 1
+        lo = hi - 1
+        wgt = ((t - factors[lo]) / (factors[hi] - factors[lo]))[:, None]
+        spec = np.stack([s.expected for s in per_t]).astype(np.float32)
+        expected[m] = spec[lo] * (1 - wgt) + spec[hi] * wgt
+        for line in lines:
+            v = np.array([s.net.get(line, 0.0) for s in per_t])
+            maps[line][m] = v[lo] * (1 - wgt[:, 0]) + v[hi] * wgt[:, 0]
+    counts = _poisson(expected, rng)
+    if counts.max() > np.iinfo(np.uint16).max:
+        raise XrayAtlasError("counts exceed uint16; lower the dwell time")
+    det = inst.detector
+    attrs = {"tube_kv": float(inst.tube.kv), "tube_ua": float(inst.tube.current_ua), "anode": inst.tube.anode,
+             "live_time_s": float(inst.live_time_s), "fwhm_mnka_ev": float(det.fwhm_mnka_ev), "title": title,
+             "region_layers": repr([(r.name, r.layers) for r in regions]), "ground": ground}
+    return Painting(counts.astype(np.uint16), float(det.offset_kev), float(det.gain_kev), maps, reg.astype(np.int32),
+                    [r.name for r in regions], attrs)
+
+
+def synthetic_painting(height: int = 96, width: int = 128, *, seed: int = 0, dwell_ms: float = 20.0,
+                       image: np.ndarray | None = None, n_channels: int = 4096) -> Painting:
+    """The default synthetic painting (shapes layout), or one laid out from ``image``."""
+    for name, v in (("height", height), ("width", width)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise XrayAtlasError(f"{name}={v!r} must be a positive integer")
-    if n_channels < 16:
-        raise XrayAtlasError(f"n_channels={n_channels} is too few for spectra (>= 16)")
-    if not dose > 0:
-        raise XrayAtlasError(f"dose={dose} must be > 0")
-    rng = np.random.default_rng(seed)
-    regions, names = _layout(height, width, rng)
-    energy = energy_offset_kev + energy_gain_kev * np.arange(n_channels)
-
-    # Coverage of each pigment: 1 inside its region, with brush-like texture.
-    texture = 0.75 + 0.25 * rng.random((height, width))
-    lines: dict[str, np.ndarray] = {}
-
-    def add(pigment: str, weight: np.ndarray) -> None:
-        for line, amount in PIGMENTS[pigment].items():
-            lines[line] = lines.get(line, 0) + dose * amount * weight
-
-    add("lead white", np.where(regions == 0, 1.0, 0.35) * texture)
-    add("chalk-gypsum ground", np.full((height, width), 0.6))
-    for i, name in enumerate(names[1:], start=1):
-        add(name, (regions == i) * texture)
-    maps = {k: np.asarray(v, dtype=np.float32) for k, v in lines.items()}
-    line_names = sorted(maps)
-    profiles = np.stack([family_profile(l, energy, fwhm_mnka_ev=fwhm_mnka_ev) for l in line_names])
-
-    # Continuum and Rh K scatter: shape only (the physics engine replaces this).
-    e = np.clip(energy, 1e-3, None)
-    continuum = np.exp(-((e - 17.0) / 7.0) ** 2) * (1 - np.exp(-((e / 3.0) ** 3)))
-    continuum /= continuum.sum()
-    sig = fwhm_kev(20.2, fwhm_mnka_ev=fwhm_mnka_ev) / 2.3548
-    scatter = np.exp(-0.5 * ((energy - 20.2) / sig) ** 2) + 1.6 * np.exp(-0.5 * ((energy - 18.9) / (2.5 * sig)) ** 2)
-    scatter /= max(scatter.sum(), 1e-12)
-    background = dose * (900.0 * continuum + 250.0 * scatter)
-
-    counts = np.empty((height, width, n_channels), dtype=np.uint16)
-    flat_maps = np.stack([maps[l] for l in line_names], axis=-1)
-    for r in range(0, height, 16):
-        expect = flat_maps[r : r + 16] @ profiles + background
-        counts[r : r + 16] = np.minimum(rng.poisson(expect), np.iinfo(np.uint16).max)
-    attrs = {"tube_kv": 50.0, "anode": "Rh", "fwhm_mnka_ev": float(fwhm_mnka_ev), "title": "Synthetic painting"}
-    return Painting(counts, float(energy_offset_kev), float(energy_gain_kev), maps, regions, names, attrs)
+    inst = painting_instrument(dwell_ms=dwell_ms, n_channels=n_channels)
+    if image is None:
+        reg, regions = shapes_layout(height, width, seed=seed)
+    else:
+        reg, regions = image_layout(image)
+    return paint(reg, regions, instrument=inst, seed=seed)

@@ -1,0 +1,415 @@
+"""Random training spectra, vectorised: 1-9 elements, 10^3-10^6 counts, with their truth.
+
+Each batch draws, per spectrum: how many and which elements, their amounts (log-uniform over
+three decades), a matrix absorption strength that weakens low-energy lines (and so changes
+L/M and Ka/Kb ratios the way a thick paint does), a scatter background mixed from simulated
+scatter spectra of real paint matrices, the total counts, a calibration drift (global shift
+up to +/- ``shift_kev``, gain error up to +/- ``gain_jitter``), per-peak shifts and a width
+jitter; then renders every line with Si escape peaks, sum (pile-up) peaks of the strongest
+lines, and Poisson noise.
+
+Line energies and intensities come from xraylib through :mod:`.spectra` (tube excitation and
+detector efficiency of the configured instrument), scatter from :func:`.spectra.simulate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import XrayAtlasError
+from .detector import SI_KA_KEV, escape_fraction
+from .lines import atomic_number, symbol
+from .materials import PIGMENTS
+from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, _line_cross_sections, simulate
+from .tube import tube_spectrum
+
+__all__ = ["SpectrumGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "Batch"]
+
+#: Elements of the default map set, the probability-map issue's list, and Ar (air).
+DEFAULT_ELEMENTS = ("P", "S", "Cl", "Ar", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se",
+                    "Sr", "Ag", "Cd", "Sn", "Sb", "Ba", "Au", "Hg", "Pb", "Bi")
+
+#: Matrices whose scatter makes the background: grounds, whites, earths, organic layers.
+BACKGROUND_MATRICES = ("chalk ground", "gypsum ground", "lead white", "yellow ochre", "azurite", "vermilion",
+                       "zinc white", "bone black", "ultramarine")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What the random spectra look like.
+
+    Parameters
+    ----------
+    elements : tuple of str
+        Elements that may appear (each spectrum holds ``n_elements`` of them).
+    n_elements : (int, int)
+        Inclusive range of the number of elements per spectrum.
+    counts : (float, float)
+        Range of expected total counts per spectrum (drawn log-uniformly).
+    background_share : (float, float)
+        Range of the fraction of counts in the scatter background.
+    shift_kev, gain_jitter, peak_shift_kev, width_jitter : float
+        Augmentations of study 003: global calibration shift (uniform in +/- shift_kev),
+        per-peak shift (sigma, keV) and relative width jitter (uniform); and a relative gain
+        error (off by default: it needs a resampling that costs a third of the time).
+    absorption : float
+        Maximum matrix absorption strength (0 = thin samples only).
+    pileup : float
+        Maximum fraction of events that pile up (sum peaks of the three strongest lines).
+    escape : bool
+        Add Si escape peaks.
+    air_argon : float
+        Probability that air adds Ar lines to a spectrum (besides Ar drawn as an element).
+    instrument : Instrument
+        Tube, detector (calibration, channels, resolution) and geometry.
+    """
+
+    elements: tuple[str, ...] = DEFAULT_ELEMENTS
+    n_elements: tuple[int, int] = (1, 9)
+    counts: tuple[float, float] = (1e3, 1e6)
+    background_share: tuple[float, float] = (0.05, 0.6)
+    shift_kev: float = 0.05
+    gain_jitter: float = 0.0
+    peak_shift_kev: float = 0.002
+    width_jitter: float = 0.08
+    absorption: float = 1.5
+    pileup: float = 0.01
+    escape: bool = True
+    air_argon: float = 0.8
+    instrument: Instrument = field(default_factory=lambda: DEFAULT_INSTRUMENT)
+
+    def __post_init__(self) -> None:
+        if not self.elements:
+            raise XrayAtlasError("elements: give at least one element")
+        for el in self.elements:
+            atomic_number(el, parameter="elements")
+        lo, hi = self.n_elements
+        if not (1 <= lo <= hi <= len(self.elements)):
+            raise XrayAtlasError(f"n_elements={self.n_elements} must satisfy 1 <= min <= max <= {len(self.elements)}")
+        if not (0 < self.counts[0] <= self.counts[1]):
+            raise XrayAtlasError(f"counts={self.counts} must satisfy 0 < min <= max")
+        if not (0 <= self.background_share[0] <= self.background_share[1] < 1):
+            raise XrayAtlasError(f"background_share={self.background_share} must lie in [0, 1)")
+        for name in ("shift_kev", "gain_jitter", "peak_shift_kev", "width_jitter", "absorption", "pileup"):
+            if getattr(self, name) < 0:
+                raise XrayAtlasError(f"{name}={getattr(self, name)} must be >= 0")
+
+
+@dataclass
+class Batch:
+    """A batch of spectra and their truth.
+
+    Attributes
+    ----------
+    spectra : (n, C) float32 counts (Poisson)
+    expected : (n, C) float32 noise-free spectra, or None (``keep_expected=False``)
+    net : (n, F) float32 expected net counts per line family (``families``)
+    presence : (n, E) bool, element present (``elements``)
+    offset_kev, gain_kev : (n,) the drifted calibration of each spectrum
+    """
+
+    spectra: np.ndarray
+    expected: np.ndarray | None
+    net: np.ndarray
+    presence: np.ndarray
+    families: tuple[str, ...]
+    elements: tuple[str, ...]
+    offset_kev: np.ndarray
+    gain_kev: np.ndarray
+
+
+class SpectrumGenerator:
+    """Vectorised generator of random spectra; see :class:`GeneratorConfig`.
+
+    Lines are grouped per family into clusters (Ka, Kb, La, Lb, ...); each cluster has a
+    template spectrum on the nominal channel grid made by the detector model (Gaussian, tail,
+    step, escape peaks), with its derivatives with respect to a shift and to the width. A
+    batch is then three matrix products (amounts x templates, x shift derivative, x width
+    derivative) plus a resampling for the calibration drift, so its cost does not grow with
+    the number of lines. Building one takes a few seconds the first time (cross sections,
+    scatter spectra and templates are cached).
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None):
+        self.config = config = config or GeneratorConfig()
+        det = config.instrument.detector
+        self.n_channels = det.n_channels
+        self.elements = tuple(symbol(atomic_number(e)) for e in config.elements)
+        tables = _templates(self.elements, config.instrument, config.escape)
+        self.families = tables["families"]
+        self._g = tables
+        self._background = _backgrounds(config.instrument).astype(np.float32)  # (B, C) unit sums
+        self._ar = self.elements.index("Ar") if "Ar" in self.elements else None
+
+    def __call__(self, n: int, rng: np.random.Generator | int | None = None, *, noise: bool = True,
+                 workers: int = 1, chunk: int = 1024, keep_expected: bool = False) -> Batch:
+        """Draw ``n`` spectra.
+
+        Parameters
+        ----------
+        n : int
+        rng : Generator or int, optional
+            Seed; the batch is split into chunks with independent child streams, so the
+            result does not depend on ``workers``.
+        noise : bool
+            Poisson counts (else the expected spectra).
+        workers : int
+            Threads that draw chunks in parallel (numpy releases the GIL in the heavy parts).
+        chunk : int
+            Spectra per chunk (keeps the working set in cache).
+        keep_expected : bool
+            Also return the noise-free spectra (``Batch.expected``).
+        """
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise XrayAtlasError(f"n={n!r} must be a positive integer")
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise XrayAtlasError(f"workers={workers!r} must be a positive integer")
+        seed = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        starts = list(range(0, n, chunk))
+        streams = seed.spawn(len(starts))
+        c = self.n_channels
+        out = Batch(np.empty((n, c), np.float32), np.empty((n, c), np.float32) if keep_expected else None,
+                    np.empty((n, len(self.families)), np.float32), np.empty((n, len(self.elements)), bool),
+                    self.families, self.elements, np.empty(n), np.empty(n))
+
+        def work(i: int) -> None:
+            a = starts[i]
+            self._draw(out, slice(a, min(a + chunk, n)), streams[i], noise)
+
+        if workers == 1 or len(starts) == 1:
+            for i in range(len(starts)):
+                work(i)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(work, range(len(starts))))
+        return out
+
+    def _draw(self, out: Batch, rows_out: slice, rng: np.random.Generator, noise: bool) -> None:
+        n = rows_out.stop - rows_out.start
+        cfg = self.config
+        det = cfg.instrument.detector
+        g = self._g
+        n_el = len(self.elements)
+        c = det.n_channels
+
+        # -- composition ------------------------------------------------------------------
+        k = rng.integers(cfg.n_elements[0], cfg.n_elements[1] + 1, size=n)
+        order = np.argsort(rng.random((n, n_el)), axis=1)
+        present = np.zeros((n, n_el), dtype=bool)
+        rows = np.repeat(np.arange(n), k)
+        cols = order[np.arange(n_el)[None, :] < k[:, None]]
+        present[rows, cols] = True
+        amount = np.where(present, 10 ** rng.uniform(-3, 0, size=(n, n_el)), 0.0)
+        if self._ar is not None and cfg.air_argon > 0:
+            air = rng.random(n) < cfg.air_argon
+            amount[air, self._ar] += 10 ** rng.uniform(-3.5, -2, size=int(air.sum()))
+            present[:, self._ar] |= amount[:, self._ar] > 0
+
+        # -- net counts per line cluster: amount x yield x matrix absorption x jitter -------
+        absorb = rng.uniform(0, cfg.absorption, size=n)
+        att = np.exp(-absorb[:, None] * (g["energy"][None, :] / 3.0) ** -2.7)  # (n, G)
+        group = amount[:, g["element"]] * g["yield"][None, :] * att
+        group *= np.exp(rng.normal(0, 0.03, size=group.shape))
+        total = 10 ** rng.uniform(np.log10(cfg.counts[0]), np.log10(cfg.counts[1]), size=n)
+        bg_share = rng.uniform(*cfg.background_share, size=n)
+        group *= (total * (1 - bg_share) / np.maximum(group.sum(axis=1), 1e-30))[:, None]
+        net = group @ g["family_of_group"]  # (n, F)
+
+        # -- calibration drift: whole channels by slicing, the fraction through the shift
+        #    derivative of the templates (a <= 5 eV step under a >= 45 eV sigma)
+        drift = rng.uniform(-cfg.shift_kev, cfg.shift_kev, size=n)
+        gain = np.full(n, det.gain_kev)
+        offset = det.offset_kev + drift
+        s_ch = drift / det.gain_kev
+        m = np.rint(s_ch).astype(np.int64)
+        frac = s_ch - m
+
+        # -- peaks and background on the nominal grid -----------------------------------------
+        shift = rng.normal(0, cfg.peak_shift_kev, size=group.shape) - (frac * det.gain_kev)[:, None]
+        width = rng.uniform(-cfg.width_jitter, cfg.width_jitter, size=(n, 1))
+        gf = group.astype(np.float32)
+        spec = gf @ g["template"]
+        spec += (gf * shift.astype(np.float32)) @ g["d_shift"]
+        spec += (gf * width.astype(np.float32)) @ g["d_width"]
+        mix = rng.dirichlet(np.full(self._background.shape[0], 0.5), size=n).astype(np.float32)
+        spec += (mix * (total * bg_share)[:, None].astype(np.float32)) @ self._background
+        expected = np.zeros_like(spec)
+        for mm in np.unique(m):
+            r = m == mm
+            if mm >= 0:
+                expected[r, : c - mm] = spec[r, mm:]
+            else:
+                expected[r, -mm:] = spec[r, : c + mm]
+        if cfg.gain_jitter > 0:
+            gain = det.gain_kev * (1 + rng.uniform(-cfg.gain_jitter, cfg.gain_jitter, size=n))
+            expected = _resample(expected, np.full(n, det.offset_kev), gain, det.offset_kev, det.gain_kev)
+
+        # -- sum peaks of the strongest clusters, placed with each spectrum's calibration -----
+        if cfg.pileup > 0:
+            top = np.argsort(-group, axis=1)[:, :3]
+            e_top = g["energy"][top] + np.take_along_axis(shift, top, 1) + (frac * det.gain_kev)[:, None]
+            a_top = np.take_along_axis(group, top, 1)
+            pu = rng.uniform(0, cfg.pileup, size=n)
+            pairs = [(0, 0), (0, 1), (1, 1), (0, 2)]
+            pe = np.stack([e_top[:, a] + e_top[:, b] for a, b in pairs], 1)
+            pa = np.stack([(1 if a == b else 2) * a_top[:, a] * a_top[:, b] for a, b in pairs], 1)
+            pa *= (pu / np.maximum(total, 1))[:, None]
+            expected += _render(pe, pa, det.sigma_kev(pe) * (1 + width), offset, gain, c)
+        np.maximum(expected, 0, out=expected)
+        out.spectra[rows_out] = _poisson(expected, rng) if noise else expected
+        if out.expected is not None:
+            out.expected[rows_out] = expected
+        out.net[rows_out] = net
+        out.presence[rows_out] = present
+        out.offset_kev[rows_out] = offset
+        out.gain_kev[rows_out] = gain
+
+
+def _resample(spec: np.ndarray, offset: np.ndarray, gain: np.ndarray, offset0: float, gain0: float) -> np.ndarray:
+    """Values of nominal-grid spectra at the channel energies of a drifted calibration."""
+    n, c = spec.shape
+    pos = ((offset[:, None] - offset0) + gain[:, None] * np.arange(c)[None, :]) / gain0
+    lo = np.clip(np.floor(pos).astype(np.int64), 0, c - 2)
+    fr = np.clip(pos - lo, 0, 1).astype(np.float32)
+    out = np.take_along_axis(spec, lo, 1) * (1 - fr) + np.take_along_axis(spec, lo + 1, 1) * fr
+    out[(pos < 0) | (pos > c - 1)] = 0
+    return out * (gain / gain0)[:, None].astype(np.float32)
+
+
+def _render(centres: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, offset: np.ndarray, gain: np.ndarray,
+            n_channels: int, half_width: int = 32) -> np.ndarray:
+    """Gaussians (n, L) on (n, C) channels of each spectrum's calibration, +/- half_width channels."""
+    n = centres.shape[0]
+    keep = areas > 1e-6
+    spec_idx = np.broadcast_to(np.arange(n)[:, None], centres.shape)[keep]
+    pos = ((centres - offset[:, None]) / gain[:, None])[keep]
+    sig = (sigmas / gain[:, None])[keep]
+    amp = areas[keep]
+    ch = np.rint(pos).astype(np.int64)[:, None] + np.arange(-half_width, half_width + 1)[None, :]
+    d = (ch - pos[:, None]) / sig[:, None]
+    val = (amp / (sig * np.sqrt(2 * np.pi)))[:, None] * np.exp(-0.5 * d * d)
+    ok = (ch >= 0) & (ch < n_channels)
+    out = np.bincount((spec_idx[:, None] * n_channels + ch)[ok], weights=val[ok], minlength=n * n_channels)
+    return out.reshape(n, n_channels)
+
+
+def _poisson(expected: np.ndarray, rng: np.random.Generator, *, split: float = 2.0) -> np.ndarray:
+    """Poisson counts of float32 expectations, fast.
+
+    Below ``split`` expected counts: exact inversion, vectorised over a fixed number of terms
+    (the few draws beyond them continue one by one). From ``split`` up: the Cornish-Fisher
+    expansion of the Poisson quantile, floor(lam + z sqrt(lam - 1/12) + (z^2 - 1)/6 + 1/2),
+    whose distribution is within 0.5 % (total variation) of Poisson at lam = 2-5 and 0.15 % at
+    10 (tests/physics/test_generator.py), at a fifth of the cost of an exact draw.
+    """
+    lam = expected.ravel()
+    out = np.empty(lam.size, np.float32)
+    big = lam >= split
+    lb = lam[big]
+    z = rng.standard_normal(lb.size, dtype=np.float32)
+    out[big] = np.maximum(np.floor(lb + z * np.sqrt(lb - 1 / 12) + (z * z - 1) / 6 + 0.5), 0)
+    small = ~big
+    ls = np.maximum(lam[small], 0)
+    u = rng.random(ls.size, dtype=np.float32)
+    p = np.exp(-ls)
+    cdf = p.copy()
+    k = (u > cdf).astype(np.float32)
+    terms = 6
+    for j in range(1, terms):
+        p *= ls / j
+        cdf += p
+        k += u > cdf
+    rest = np.flatnonzero(k >= terms)  # u beyond the first terms: go on exactly
+    if rest.size:
+        lr, ur, pr, cr = ls[rest].astype(np.float64), u[rest], p[rest].astype(np.float64), cdf[rest].astype(np.float64)
+        kr = np.full(rest.size, float(terms))
+        j = terms
+        active = ur > cr
+        while active.any() and j < 1000:
+            pr[active] *= lr[active] / j
+            cr[active] += pr[active]
+            kr[active] = j
+            active &= ur > cr
+            j += 1
+        k[rest] = kr
+    out[small] = k
+    return out.reshape(expected.shape)
+
+
+@lru_cache(maxsize=8)
+def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) -> dict:
+    """Line clusters of every element: energies, yields, templates and their derivatives."""
+    from dataclasses import replace
+
+    det = instrument.detector if escape else replace(instrument.detector, escape=False)
+    e0, flux = tube_spectrum(instrument.tube, de=0.1)
+    if instrument.optic is not None:
+        flux = flux * instrument.optic.transmission(e0)
+    grid = tuple(np.round(e0, 6))
+    e_lo, e_hi = max(det.energy[0], 0.9), det.energy[-1]
+    groups = []  # (element index, family name, line energies, net yields)
+    for i, sym in enumerate(elements):
+        z = atomic_number(sym)
+        rows = [(fam, e, float(np.sum(flux * tau))) for fam, _, e, tau in _line_cross_sections(z, grid)
+                if e_lo <= e <= e_hi]
+        if not rows:
+            raise XrayAtlasError(f"elements: {sym} has no line in {e_lo:.1f}-{e_hi:.1f} keV excited by the tube")
+        e = np.array([r[1] for r in rows])
+        y = np.array([r[2] for r in rows]) * det.efficiency(e) * det.net_fraction(e)
+        y /= y.sum()  # per unit amount of the element
+        for fam in dict.fromkeys(r[0] for r in rows):
+            m = np.array([r[0] == fam for r in rows]) & (y > 1e-3)
+            if not m.any():
+                continue
+            fe, fy = e[m], y[m]
+            order = np.argsort(fe)
+            fe, fy = fe[order], fy[order]
+            starts = np.flatnonzero(np.diff(fe, prepend=-np.inf) > 0.3)  # clusters split by gaps > 0.3 keV
+            for a, b in zip(starts, list(starts[1:]) + [fe.size]):
+                groups.append((i, f"{sym}-{fam}", fe[a:b], fy[a:b]))
+    families = tuple(dict.fromkeys(gr[1] for gr in groups))
+    c = det.n_channels
+    n_g = len(groups)
+    template = np.zeros((n_g, c), np.float32)
+    d_shift = np.zeros((n_g, c), np.float32)
+    d_width = np.zeros((n_g, c), np.float32)
+    h, eps = 0.002, 0.02
+    for k, (_, _, fe, fy) in enumerate(groups):
+        absorbed = fy / det.net_fraction(fe) / fy.sum()  # one net count in the cluster
+        base, _ = det.detect_lines(fe, absorbed)
+        plus, _ = det.detect_lines(fe + h, absorbed)
+        minus, _ = det.detect_lines(fe - h, absorbed)
+        wide, _ = det.detect_lines(fe, absorbed, width_scale=1 + eps)
+        narrow, _ = det.detect_lines(fe, absorbed, width_scale=1 - eps)
+        template[k] = base
+        d_shift[k] = (plus - minus) / (2 * h)
+        d_width[k] = (wide - narrow) / (2 * eps)
+    fam_of_group = np.zeros((n_g, len(families)))
+    for k, gr in enumerate(groups):
+        fam_of_group[k, families.index(gr[1])] = 1.0
+    return {
+        "families": families,
+        "element": np.array([gr[0] for gr in groups]),
+        "energy": np.array([float(np.average(gr[2], weights=gr[3])) for gr in groups]),
+        "yield": np.array([float(gr[3].sum()) for gr in groups]),
+        "family_of_group": fam_of_group,
+        "template": template,
+        "d_shift": d_shift,
+        "d_width": d_width,
+    }
+
+
+@lru_cache(maxsize=8)
+def _backgrounds(instrument: Instrument) -> np.ndarray:
+    """(B, C) scatter spectra of the background matrices, each normalised to unit sum."""
+    rows = []
+    for name in BACKGROUND_MATRICES:
+        sim = simulate([Layer(PIGMENTS[name])], instrument, pileup=False)
+        s = np.maximum(sim.scatter, 0)
+        rows.append(s / s.sum())
+    return np.stack(rows)
