@@ -48,6 +48,21 @@ def test_simulate_then_info(tmp_path):
         assert info["total_counts"] == pytest.approx(float(f["spectra"][()].sum()))
 
 
+def test_simulate_from_an_image(tmp_path):
+    img = np.zeros((10, 14))
+    img[:, 7:] = 1.0
+    np.save(tmp_path / "img.npy", img)
+    out = tmp_path / "p.h5"
+    res = run("simulate", "painting", out, "--image", tmp_path / "img.npy", "--dwell-ms", 10)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(out) as f:
+        assert f["spectra"].shape == (10, 14, 4096)
+        regions = f["regions"][()]
+        assert len(np.unique(regions[:, :7])) == 1 and len(np.unique(regions[:, 7:])) == 1
+    assert_one_line_error(run("simulate", "painting", out, "--image", tmp_path / "none.npy"), "none.npy")
+    assert_one_line_error(run("simulate", "painting", out, "--dwell-ms", "0"), "--dwell-ms")
+
+
 def test_info_on_real_file(real_data):
     res = run("info", real_data / "Steel.spe")
     assert res.returncode == 0, res.stderr

@@ -50,15 +50,56 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
+    """Refuse a bad output path before any work starts."""
+    import os
+
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise XrayAtlasError(f"output must end in {' or '.join(suffixes)}", path=out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise XrayAtlasError("output folder does not exist", path=folder)
+    if not os.access(folder, os.W_OK):
+        raise XrayAtlasError("output folder is not writable", path=folder)
+    if out.is_dir():
+        raise XrayAtlasError("output path is a folder", path=out)
+    return out
+
+
+def _read_gray_image(path: str):
+    """A grayscale image from .npy, or from PNG/TIFF/JPEG when Pillow is installed."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise XrayAtlasError("no such image file", path=p)
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise XrayAtlasError(f"not a readable .npy image ({err})", path=p) from None
+    try:
+        from PIL import Image
+    except ImportError:
+        raise XrayAtlasError("reading this image needs Pillow (pip install pillow), or give a .npy", path=p) from None
+    try:
+        with Image.open(p) as im:
+            return np.asarray(im.convert("L"), dtype=np.float64)
+    except OSError as err:
+        raise XrayAtlasError(f"not a readable image ({err})", path=p) from None
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .physics.painting import synthetic_painting
 
-    out = Path(args.out)
-    if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise XrayAtlasError("output must end in .h5", path=out)
-    painting = synthetic_painting(args.height, args.width, seed=args.seed, n_channels=args.channels)
+    out = _check_output(args.out, (".h5", ".hdf5"))
+    image = _read_gray_image(args.image) if args.image else None
+    painting = synthetic_painting(args.height, args.width, seed=args.seed, n_channels=args.channels,
+                                  dwell_ms=args.dwell_ms, image=image)
     painting.write(out)
-    print(f"wrote {out} ({args.height} x {args.width} x {args.channels})")
+    h, w, c = painting.counts.shape
+    print(f"wrote {out} ({h} x {w} x {c}, {painting.counts.sum(-1).mean():.0f} counts per pixel)")
     return 0
 
 
@@ -76,6 +117,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
     return value
 
 
@@ -102,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--width", type=_positive_int, default=128)
     q.add_argument("--channels", type=_positive_int, default=4096)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--dwell-ms", type=_positive_float, default=20.0, help="time per pixel (default 20 ms)")
+    q.add_argument("--image", metavar="IMAGE", help="grayscale image whose gray levels lay out the pigments "
+                   "(sets the size; .npy, or PNG/TIFF with Pillow)")
     q.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")

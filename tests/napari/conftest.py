@@ -59,11 +59,15 @@ def errors():
     return collect
 
 
-@pytest.fixture
-def painting_file(tmp_path):
+@pytest.fixture(scope="session")
+def small_painting():
     from xray_atlas.physics.painting import synthetic_painting
 
-    p = synthetic_painting(20, 24, seed=5)
+    return synthetic_painting(20, 24, seed=5)
+
+
+@pytest.fixture
+def painting_file(tmp_path, small_painting):
     path = tmp_path / "painting.h5"
-    p.write(path)
-    return path, p
+    small_painting.write(path)
+    return path, small_painting

@@ -23,7 +23,8 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         assert len(inspector.marker_energies()) > 10
         qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=10000)  # the robe's mean spectrum
         mean = inspector.region_curve.getData()[1]
-        robe = viewer.layers["pigment regions"].data == 3
+        regions = viewer.layers["pigment regions"]
+        robe = regions.data == regions.metadata["xray_atlas"]["names"].index("vermilion robe")
         np.testing.assert_allclose(mean, inspector.cube.counts[robe].mean(0))
     finally:
         viewer.close()

@@ -4,49 +4,61 @@ import pytest
 from xray_atlas import XrayAtlasError
 from xray_atlas.io import read
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
-from xray_atlas.physics.painting import family_profile, fwhm_kev, simple_painting
+from xray_atlas.physics.painting import Region, image_layout, paint, shapes_layout, synthetic_painting
 
 
-def test_fwhm_at_mn_ka_is_145_ev():
-    assert fwhm_kev(5.8951) == pytest.approx(0.145, abs=1e-6)
-    # Fano broadening grows with energy: FWHM(Pb La) > FWHM(Mn Ka) > FWHM(S Ka)
-    assert fwhm_kev(10.55) > fwhm_kev(5.9) > fwhm_kev(2.3)
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_painting(24, 32, seed=3)
 
 
-def test_profile_has_unit_area_and_peaks_at_the_line():
-    energy = np.arange(4096) * 0.01
-    prof = family_profile("Fe-K", energy)
-    assert prof.sum() == pytest.approx(1.0, rel=1e-3)
-    assert energy[np.argmax(prof)] == pytest.approx(6.40, abs=0.015)
-
-
-def test_painting_truth_and_counts(tmp_path):
-    p = simple_painting(24, 32, seed=3)
+def test_truth_maps_counts_and_regions(small, tmp_path):
+    p = small
     assert set(DEFAULT_MAP_LINES) <= set(p.maps)
     totals = p.counts.sum(-1)
-    assert 1500 < totals.mean() < 6000  # realistic counts per MA-XRF pixel
-    # Net counts of a line family appear under its peak: the Hg La window tracks the Hg-L map
+    assert 1500 < totals.mean() < 6000  # study 001: 1,500-6,000 counts per pixel at 10-50 ms
+    # a line family's window follows its true map (Hg La1 9.99 keV; Cu Ka 8.05 keV)
     e = p.energy
-    win = (e > 9.85) & (e < 10.15)
-    r = np.corrcoef(p.counts[..., win].sum(-1).ravel(), p.maps["Hg-L"].ravel())[0, 1]
-    assert r > 0.9
+    for line, lo, hi in (("Hg-L", 9.85, 10.15), ("Cu-K", 7.95, 8.15)):
+        win = p.counts[..., (e > lo) & (e < hi)].sum(-1).ravel()
+        assert np.corrcoef(win, p.maps[line].ravel())[0, 1] > 0.9, line
+    robe = p.regions == p.region_names.index("vermilion robe")
+    assert p.maps["Hg-L"][robe].mean() > 100 * p.maps["Hg-L"][~robe].mean()
     p.write(tmp_path / "p.h5")
     with read(tmp_path / "p.h5") as cube:
-        assert cube.shape == (24, 32, 4096)
         np.testing.assert_array_equal(cube.pixel(5, 6), p.counts[5, 6])
         np.testing.assert_allclose(cube.reference_maps["Pb-L"][()], p.maps["Pb-L"])
+        assert cube.metadata["tube_kv"] == 50.0
 
 
 def test_same_seed_same_painting():
-    a, b = simple_painting(8, 8, seed=1), simple_painting(8, 8, seed=1)
+    a, b = synthetic_painting(6, 6, seed=1), synthetic_painting(6, 6, seed=1)
     np.testing.assert_array_equal(a.counts, b.counts)
-    assert not np.array_equal(a.counts, simple_painting(8, 8, seed=2).counts)
+    assert not np.array_equal(a.counts, synthetic_painting(6, 6, seed=2).counts)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"height": 0}, "height=0"), ({"n_channels": 8}, "n_channels=8"), ({"dose": -1}, "dose=-1"),
-    ({"fwhm_mnka_ev": 50}, "Fano limit"),
+def test_layout_from_an_image():
+    img = np.tile(np.linspace(0, 1, 20), (10, 1))
+    reg, regions = image_layout(img, ["azurite", "vermilion"])
+    assert reg[:, 0].max() == 0 and reg[:, -1].min() == 1
+    p = paint(reg, regions, seed=0)
+    assert p.maps["Cu-K"][:, :5].mean() > 10 * p.maps["Cu-K"][:, -5:].mean()
+    assert p.maps["Hg-L"][:, -5:].mean() > 10 * p.maps["Hg-L"][:, :5].mean()
+
+
+def test_shapes_layout_uses_every_region():
+    reg, regions = shapes_layout(96, 128)
+    assert set(np.unique(reg)) == set(range(len(regions)))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: synthetic_painting(0, 4), "height=0"),
+    (lambda: paint(np.zeros((3, 3), int) + 5, [Region("a", (("azurite", 10.0),))]), "indices 5-5"),
+    (lambda: Region("a", (("azurite", -1.0),)), "thickness"),
+    (lambda: Region("a", (("no such pigment", 1.0),)), "unknown"),
+    (lambda: image_layout(np.zeros(5)), "2-D"),
+    (lambda: paint(np.zeros((2, 2), int), [Region("a", (("azurite", 10.0),))], thickness_variation=2), "thickness_variation"),
 ])
-def test_bad_parameters(kwargs, match):
+def test_bad_input(call, match):
     with pytest.raises(XrayAtlasError, match=match):
-        simple_painting(**{"height": 4, "width": 4, **kwargs})
+        call()

@@ -30,7 +30,7 @@ def build_demo_viewer(*, show: bool = True):
     if "pigment regions" in viewer.layers:
         regions = viewer.layers["pigment regions"]
         names = regions.metadata["xray_atlas"]["names"]
-        regions.selected_label = names.index("vermilion")
+        regions.selected_label = names.index("vermilion robe")
         inspector.region_combo.setCurrentText("pigment regions")
         inspector.compute_region()  # mean +/- std of the robe, on a worker
     return viewer, inspector
