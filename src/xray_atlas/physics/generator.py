@@ -24,7 +24,6 @@ from .detector import SI_KA_KEV, escape_fraction
 from .lines import atomic_number, symbol
 from .materials import PIGMENTS
 from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, _line_cross_sections, simulate
-from .tube import tube_spectrum
 
 __all__ = ["SpectrumGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "Batch"]
 
@@ -399,9 +398,7 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
     from dataclasses import replace
 
     det = instrument.detector if escape else replace(instrument.detector, escape=False)
-    e0, flux = tube_spectrum(instrument.tube, de=0.1)
-    if instrument.optic is not None:
-        flux = flux * instrument.optic.transmission(e0)
+    e0, flux = instrument.excitation(de=0.1)
     grid = tuple(np.round(e0, 6))
     e_lo, e_hi = max(det.energy[0], 0.9), det.energy[-1]
     groups = []  # (element index, family name, line energies, net yields)

@@ -27,15 +27,20 @@ M6_OPTIC = Optic(high_kev=17.0, high_width_kev=2.5, low_kev=3.0, low_width_kev=0
 
 __all__ = ["M6_OPTIC", "steel_srm1155", "STEEL_SRM1155", "bruker_net_counts", "m6_jetstream_sample"]
 
-#: NIST SRM 1155 certificate (wt %), as in the Steel.cfg material SRM_1155.
-STEEL_SRM1155 = {"Cr": 18.37, "Fe": 65.4, "Ni": 12.35, "Mo": 2.26, "Mn": 1.619}
+#: NIST SRM 1155 certificate (wt %), as in the Steel.cfg material SRM_1155_COMPLETE.
+STEEL_SRM1155 = {"C": 0.0445, "N": 0.04, "Si": 0.5093, "P": 0.02, "S": 0.0175, "V": 0.05, "Cr": 18.37,
+                 "Mn": 1.619, "Fe": 64.314, "Co": 0.109, "Ni": 12.35, "Cu": 0.175, "As": 0.01067, "Mo": 2.26,
+                 "W": 0.11, "Pb": 0.001}
 
 
 def steel_srm1155(*, n_channels: int = 2048) -> tuple[Material, Instrument]:
-    """The steel and the instrument of ``Steel.cfg`` (PyMca): Ag tube 30 kV with 125 um Be
-    window and 1.1 mm Al filter, 45/45 degree geometry, 5 cm air, 20 um Be detector window,
-    350 um Si, calibration zero -0.00612 keV and gain 0.011928 keV, noise 0.1274 keV FWHM and
-    Fano 0.101 (so 170 eV at Mn Ka)."""
+    """The steel and the instrument of ``Steel.cfg`` (PyMca).
+
+    The fit configuration excites with one 16 keV line (``[fit] energy = 16.0``; the
+    measured spectrum shows that scatter peak and no Mo K lines, which need 20 keV); its
+    ``[tube]`` section (Ag, 30 kV) is only the state of PyMca's tube calculator. Geometry
+    45/45 degrees, 5 cm air, 20 um Be detector window, 350 um Si, calibration zero -0.00612
+    keV and gain 0.011928 keV, noise 0.1274 keV FWHM and Fano 0.101 (170 eV at Mn Ka)."""
     steel = compound(STEEL_SRM1155, density=7.9, name="SRM 1155")
     det = Detector(n_channels=n_channels, gain_kev=0.0119281593146, offset_kev=-0.00612446976449,
                    fano=0.101156, fwhm_mnka_ev=1000 * float(np.sqrt(0.127439**2 + 2.3548**2 * 0.101156 * 0.00385
@@ -43,7 +48,7 @@ def steel_srm1155(*, n_channels: int = 2048) -> tuple[Material, Instrument]:
                    window_be_um=20.0, sensor_um=350.0, tail_area=0.0, step_height=1e-4)
     tube = Tube("Ag", 30.0, current_ua=100.0, window_be_um=125.0, takeoff_deg=20.0, filters=(("Al", 1.1),))
     geo = Geometry(incidence_deg=45.0, exit_deg=45.0, air_mm=50.0)
-    return steel, Instrument(tube, det, geo, live_time_s=300.0)
+    return steel, Instrument(tube, det, geo, live_time_s=300.0, monochromatic_kev=16.0)
 
 
 def bruker_net_counts(path: str | Path) -> tuple[dict[str, float], dict]:

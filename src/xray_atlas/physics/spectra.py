@@ -114,10 +114,29 @@ class Instrument:
     live_time_s: float = 1.0
     tube_de_kev: float = 0.05
     optic: Optic | None = None
+    monochromatic_kev: float | None = None
+    monochromatic_flux: float = 1e10
 
     def __post_init__(self) -> None:
         if not self.live_time_s > 0:
             raise XrayAtlasError(f"live_time_s={self.live_time_s} must be > 0")
+        if self.monochromatic_kev is not None and not (1.0 < self.monochromatic_kev <= 150.0):
+            raise XrayAtlasError(f"monochromatic_kev={self.monochromatic_kev} must lie in (1, 150] keV")
+
+    def excitation(self, de: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Incident photons: energies (keV) and photons per keV per second per steradian.
+
+        The tube spectrum through the optic, or one line of ``monochromatic_flux`` photons
+        per second when ``monochromatic_kev`` is set (synchrotron or monochromator beams).
+        """
+        de = self.tube_de_kev if de is None else de
+        if self.monochromatic_kev is not None:
+            e0, flux = np.array([float(self.monochromatic_kev)]), np.array([self.monochromatic_flux / de])
+        else:
+            e0, flux = tube_spectrum(self.tube, de=de)
+        if self.optic is not None:
+            flux = flux * self.optic.transmission(e0)
+        return e0, flux
 
 
 DEFAULT_INSTRUMENT = Instrument()
@@ -231,11 +250,9 @@ def simulate(
         layers = [Layer(layers)]
     geo, det = instrument.geometry, instrument.detector
     stack = _stack(list(layers), geo)
-    e0, flux = tube_spectrum(instrument.tube, de=instrument.tube_de_kev)
+    e0, flux = instrument.excitation()
     keep = e0 > 0.5
     e0, flux = e0[keep], flux[keep]
-    if instrument.optic is not None:
-        flux = flux * instrument.optic.transmission(e0)
     grid = tuple(np.round(e0, 6))
     s_in, s_out = np.sin(np.radians(geo.incidence_deg)), np.sin(np.radians(geo.exit_deg))
     photons = flux * instrument.tube_de_kev * instrument.live_time_s * geo.intensity_scale  # per bin
@@ -395,16 +412,16 @@ def _doppler_broaden(hist: np.ndarray, det: Detector, doppler: float, bands: int
 
 
 @lru_cache(maxsize=512)
-def _pure(line: str, detector: Detector, tube: Tube) -> np.ndarray:
+def _pure(line: str, detector: Detector, instrument: Instrument) -> np.ndarray:
     from .lines import atomic_number, parse_line_family
 
     sym, fam = parse_line_family(line)
     z = atomic_number(sym)
-    e0, flux = tube_spectrum(tube, de=0.1)
+    e0, flux = instrument.excitation(de=0.1)
     grid = tuple(np.round(e0, 6))
     rows = [(e, float(np.sum(flux * tau))) for f, _, e, tau in _line_cross_sections(z, grid) if f == fam]
     if not rows:
-        raise XrayAtlasError(f"line={line!r}: no {fam} lines of {sym} are excited by a {tube.kv:g} kV tube")
+        raise XrayAtlasError(f"line={line!r}: the excitation ({e0.max():g} keV at most) excites no {fam} lines of {sym}")
     e = np.array([r[0] for r in rows])
     inten = np.array([r[1] for r in rows]) * detector.efficiency(e)
     absorbed = inten / inten.sum()
@@ -412,14 +429,16 @@ def _pure(line: str, detector: Detector, tube: Tube) -> np.ndarray:
     return spec / float(np.sum(absorbed * detector.net_fraction(e)))
 
 
-def pure_spectrum(line: str, detector: Detector | None = None, *, tube: Tube | None = None) -> np.ndarray:
+def pure_spectrum(line: str, detector: Detector | None = None, *, tube: Tube | None = None,
+                  instrument: Instrument | None = None) -> np.ndarray:
     """Detected spectrum of one net count of a line family (thin sample, no matrix).
 
-    Line ratios follow the tube's excitation and the detector's efficiency; escape peaks,
-    tails and steps come with it. Used by the prior layer of the map models and by the
-    least-squares baselines.
+    Line ratios follow the excitation (``instrument``, else ``tube``, else the default
+    tube) and the detector's efficiency; escape peaks, tails and steps come with it. Used by
+    the prior layer of the map models and by the least-squares baselines.
     """
-    return _pure(line, detector or Detector(), tube or Tube()).copy()
+    inst = instrument or Instrument(tube=tube or Tube())
+    return _pure(line, detector or inst.detector, inst).copy()
 
 
 def families_of(material: Material) -> list[str]:
