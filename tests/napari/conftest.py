@@ -11,6 +11,20 @@ from xray_atlas.napari._display import ensure_display
 _MODE = ensure_display()  # before pytest-qt creates the QApplication
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """The demo painting is cached under XDG_CACHE_HOME: keep the tests' copy to themselves."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     """A shown viewer with a fixed size, so that canvas clicks land where computed."""

@@ -25,7 +25,7 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         mean = inspector.region_curve.getData()[1]
         regions = viewer.layers["pigment regions"]
         robe = regions.data == regions.metadata["xray_atlas"]["names"].index("vermilion robe")
-        np.testing.assert_allclose(mean, inspector.cube.counts[robe].mean(0))
+        np.testing.assert_allclose(mean, np.asarray(inspector.cube.counts)[robe].mean(0))
     finally:
         viewer.close()
 

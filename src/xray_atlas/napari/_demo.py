@@ -17,6 +17,9 @@ def build_demo_viewer(*, show: bool = True):
     """A viewer with the demo painting, the spectrum inspector docked and one pixel shown."""
     import napari
 
+    from ._sample_data import ensure_demo_painting
+
+    ensure_demo_painting()  # simulate (once, cached) before any window exists
     viewer = napari.Viewer(title="xray-atlas demo", show=show)
     viewer.open_sample(PLUGIN, "painting")
     _, inspector = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum inspector")

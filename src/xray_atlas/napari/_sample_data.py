@@ -1,34 +1,93 @@
-"""napari sample data: a synthetic painting with its true maps and pigment regions."""
+"""napari sample data: a synthetic painting with its true maps and pigment regions.
+
+The painting comes from the physics engine (a few seconds the first time) and is kept in the
+user's cache folder, so later openings read it lazily in milliseconds. When it is not cached
+yet, the sample returns a placeholder at once and a worker makes the painting, then swaps
+the real layers in: the window never waits on the simulation.
+"""
 
 from __future__ import annotations
 
-from ..cube import SpectralCube
-from ..physics.painting import synthetic_painting as make_painting
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..io import read
 from ._layers import cube_layer_data
 
-__all__ = ["synthetic_painting", "painting_cube"]
+__all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers"]
+
+SAMPLE_NAME = "Synthetic painting"
+SHAPE = (96, 128)
 
 
-def painting_cube(seed: int = 0, height: int = 96, width: int = 128) -> tuple[SpectralCube, object]:
-    """A synthetic painting as an in-memory SpectralCube (with true maps) and the painting."""
-    painting = make_painting(height, width, seed=seed)
-    cube = SpectralCube(
-        painting.counts,
-        offset_kev=painting.energy_offset_kev,
-        gain_kev=painting.energy_gain_kev,
-        metadata=dict(painting.attrs),
-        reference_maps=painting.maps,
-        name="Synthetic painting",
-    )
-    return cube, painting
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xray-atlas" / __version__
+
+
+def demo_painting_path(seed: int = 0) -> Path:
+    """Where the demo painting of this package version is cached."""
+    return _cache_dir() / f"painting-{SHAPE[0]}x{SHAPE[1]}-seed{seed}.h5"
+
+
+def ensure_demo_painting(seed: int = 0) -> Path:
+    """Make (once) and return the cached demo painting file."""
+    from ..physics.painting import synthetic_painting as make_painting
+
+    path = demo_painting_path(seed)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_painting(*SHAPE, seed=seed).write(path)  # atomic: a half-made file never appears
+    return path
+
+
+def painting_layers(path: Path) -> list[tuple]:
+    """Layer data of a painting file: counts (with the cube), true maps (hidden), regions."""
+    cube = read(path)
+    cube.name = SAMPLE_NAME
+    layers = cube_layer_data(cube)
+    with h5py.File(path, "r") as f:
+        if "regions" in f:
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("region_names", [])]
+            layers.append((np.asarray(f["regions"][()]), {
+                "name": "pigment regions", "visible": False,
+                "metadata": {"xray_atlas": {"kind": "regions", "names": names}}}, "labels"))
+    return layers
 
 
 def synthetic_painting() -> list[tuple]:
-    """Layer data: total counts (with the cube), true maps (hidden) and pigment regions."""
-    cube, painting = painting_cube()
-    layers = cube_layer_data(cube)
-    layers.append(
-        (painting.regions, {"name": "pigment regions", "visible": False,
-                            "metadata": {"xray_atlas": {"kind": "regions", "names": painting.region_names}}}, "labels")
-    )
-    return layers
+    """napari sample: the cached painting, or a placeholder while a worker makes it."""
+    path = demo_painting_path()
+    if path.exists():
+        return painting_layers(path)
+    _make_in_background()
+    placeholder = np.zeros(SHAPE, np.float32)
+    return [(placeholder, {"name": f"{SAMPLE_NAME} (simulating...)", "contrast_limits": (0.0, 1.0),
+                           "metadata": {"xray_atlas": {"kind": "placeholder"}}}, "image")]
+
+
+def _make_in_background():
+    import napari
+    from napari.qt.threading import create_worker
+    from napari.utils.notifications import show_error
+
+    worker = create_worker(ensure_demo_painting, _progress={"desc": "Simulating the demo painting"})
+
+    def done(path: Path) -> None:
+        viewer = napari.current_viewer()
+        if viewer is None:
+            return
+        for layer in list(viewer.layers):
+            if layer.metadata.get("xray_atlas", {}).get("kind") == "placeholder":
+                viewer.layers.remove(layer)
+        for data, kwargs, kind in painting_layers(path):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+    worker.returned.connect(done)
+    worker.errored.connect(lambda err: show_error(f"demo painting: {type(err).__name__}: {err}"))
+    worker.start()
+    return worker

@@ -193,6 +193,11 @@ def mass_attenuation(material: Material, energies: np.ndarray, *, kind: str = "t
     e = tuple(float(v) for v in np.atleast_1d(energies))
     if min(e) <= 0:
         raise XrayAtlasError("energies must be > 0 keV")
+    return _material_mu(material, e, kind).copy()
+
+
+@lru_cache(maxsize=65536)
+def _material_mu(material: Material, e: tuple[float, ...], kind: str) -> np.ndarray:
     out = np.zeros(len(e))
     for z, w in material.fractions:
         out += w * _element_mu(z, e, kind)

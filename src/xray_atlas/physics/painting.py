@@ -206,21 +206,23 @@ def paint(
         for s in per_t:
             lines |= {k for k, v in s.net.items() if v > 0.05}
     lines = sorted(lines)
-    maps = {line: np.zeros((h, w), np.float32) for line in lines}
-    for i, per_t in enumerate(sims):
-        m = reg == i
-        if not m.any():
-            continue
-        t = tex[m]
-        # piecewise-linear interpolation between the three simulated thicknesses
-        hi = (t > 1).astype(int) + 1
-        lo = hi - 1
-        wgt = ((t - factors[lo]) / (factors[hi] - factors[lo]))[:, None]
-        spec = np.stack([s.expected for s in per_t]).astype(np.float32)
-        expected[m] = spec[lo] * (1 - wgt) + spec[hi] * wgt
-        for line in lines:
-            v = np.array([s.net.get(line, 0.0) for s in per_t])
-            maps[line][m] = v[lo] * (1 - wgt[:, 0]) + v[hi] * wgt[:, 0]
+    # per pixel: which of the region's three thicknesses bracket its texture, and the weight
+    n_t = factors.size
+    t = tex.ravel()
+    hi = (t > 1).astype(np.int64) + 1
+    lo = hi - 1
+    wgt = ((t - factors[lo]) / (factors[hi] - factors[lo])).astype(np.float32)
+    row_lo = reg.ravel() * n_t + lo
+    row_hi = reg.ravel() * n_t + hi
+    table = np.stack([s.expected for per_t in sims for s in per_t]).astype(np.float32)  # (R * 3, C)
+    flat_exp = expected.reshape(-1, c)
+    for a in range(0, flat_exp.shape[0], 1024):  # blocks keep the temporaries small
+        sl = slice(a, a + 1024)
+        flat_exp[sl] = table[row_lo[sl]] * (1 - wgt[sl, None]) + table[row_hi[sl]] * wgt[sl, None]
+    maps = {}
+    for line in lines:
+        v = np.array([s.net.get(line, 0.0) for per_t in sims for s in per_t])
+        maps[line] = (v[row_lo] * (1 - wgt) + v[row_hi] * wgt).reshape(h, w).astype(np.float32)
     flat = expected.reshape(-1, c)
     counts = np.empty(flat.shape, np.float32)
     for a in range(0, flat.shape[0], 256):  # cache-sized blocks: 4x faster than one big draw

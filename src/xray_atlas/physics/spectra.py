@@ -371,6 +371,13 @@ def _secondary_sources(material: Material, grid: tuple[float, ...]) -> tuple[np.
 
 def _secondary(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: float, grid: tuple[float, ...],
                photons: np.ndarray, mu0: np.ndarray, s_in: float, s_out: float) -> np.ndarray:
+    """Secondary fluorescence of line i per E0 bin (see :func:`_secondary_per_photon`)."""
+    return photons * _secondary_per_photon(material, z_i, w_i, iupac_i, e_i, grid, s_in, s_out)
+
+
+@lru_cache(maxsize=50000)
+def _secondary_per_photon(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: float,
+                          grid: tuple[float, ...], s_in: float, s_out: float) -> np.ndarray:
     """Secondary fluorescence of line i in a semi-infinite homogeneous layer, per E0 bin.
 
     Every line j of the layer, produced by the primary beam at mass depth x, is absorbed at
@@ -379,6 +386,7 @@ def _secondary(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: floa
     (1 / (a + b)) [ln(1 + a / mu_j) / a + ln(1 + b / mu_j) / b], a = mu(E0) / sin psi_in,
     b = mu(E_i) / sin psi_out (Shiraiwa and Fujino, Jpn. J. Appl. Phys. 5, 886, 1966).
     """
+    mu0 = mass_attenuation(material, np.asarray(grid))
     e_src, p_src, m_src = _secondary_sources(material, grid)
     sel = np.flatnonzero(e_src > e_i)
     if sel.size == 0:
@@ -392,7 +400,7 @@ def _secondary(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: floa
     b = float(mass_attenuation(material, np.array([e_i]))[0]) / s_out
     m = m_src[sel][:, None]
     geom = (np.log1p(a / m) / a + np.log1p(b / m) / b) / (a + b)  # (S, G)
-    return photons / s_in * 0.5 * w_i * np.einsum("s,sg,sg->g", t, p_src[sel], geom)
+    return 0.5 * w_i / s_in * np.einsum("s,sg,sg->g", t, p_src[sel], geom)
 
 
 def _doppler_broaden(hist: np.ndarray, det: Detector, doppler: float, bands: int = 8) -> np.ndarray:
