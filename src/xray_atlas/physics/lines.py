@@ -24,7 +24,6 @@ __all__ = [
     "symbol",
     "parse_line_family",
     "family_lines",
-    "edge_energy",
 ]
 
 FAMILIES = ("K", "L", "M")
@@ -107,17 +106,6 @@ def parse_line_family(name: str, *, parameter: str = "line") -> tuple[str, str]:
     if fam not in FAMILIES:
         raise XrayAtlasError(f"{parameter}={name!r}: family must be one of {', '.join(FAMILIES)}")
     return symbol(z), fam
-
-
-def edge_energy(element: str | int, family: str) -> float:
-    """Lowest absorption edge (keV) that can excite any line of the family (K; L3; M5)."""
-    xrl = _xrl()
-    z = atomic_number(element)
-    shell = {"K": xrl.K_SHELL, "L": xrl.L3_SHELL, "M": xrl.M5_SHELL}[family]
-    try:
-        return float(xrl.EdgeEnergy(z, shell))
-    except ValueError:
-        raise XrayAtlasError(f"{symbol(z)}-{family}: xraylib has no {family} edge for this element") from None
 
 
 @lru_cache(maxsize=4096)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 from .detector import Detector
-from .lines import FAMILIES, _line_macros, symbol
+from .lines import _line_macros, symbol
 from .materials import AIR, Material, mass_attenuation
 from .tube import Tube, tube_spectrum
 
@@ -447,8 +447,3 @@ def pure_spectrum(line: str, detector: Detector | None = None, *, tube: Tube | N
     """
     inst = instrument or Instrument(tube=tube or Tube())
     return _pure(line, detector or inst.detector, inst).copy()
-
-
-def families_of(material: Material) -> list[str]:
-    """Line families (``Fe-K`` ...) an element of this material can emit."""
-    return [f"{symbol(z)}-{fam}" for z, _ in material.fractions if z >= MIN_Z for fam in FAMILIES]
