@@ -86,3 +86,19 @@ def test_bad_inputs_give_one_line(tmp_path, real_data):
     assert_one_line_error(run("frobnicate"), "invalid choice")
     assert_one_line_error(run("demo", "--screenshot", tmp_path / "x.jpg"), "x.jpg", ".png")
     assert not (tmp_path / "p.h5").exists() and not (tmp_path / "p.txt").exists()
+
+
+def test_cluster_command(tmp_path):
+    out = tmp_path / "p.h5"
+    assert run("simulate", "painting", out, "--height", 24, "--width", 32, "--seed", 2).returncode == 0
+    res = run("cluster", out, tmp_path / "c.h5", "--method", "som", "--param", "rows=3", "--param", "epochs=5")
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "c.h5") as f:
+        labels = f["labels"][()]
+        assert labels.shape == (24, 32) and labels.dtype == np.int32
+        assert f["cluster_spectra"].shape == (labels.max() + 1, 4096)
+        assert f.attrs["model"] == "som"
+    assert_one_line_error(run("cluster", out, tmp_path / "d.h5", "--method", "som", "--param", "colour=1"), "colour")
+    assert_one_line_error(run("cluster", out, tmp_path / "d.h5", "--method", "som", "--param", "rows=x"), "rows")
+    assert_one_line_error(run("cluster", out, out, "--method", "som"), "overwrite the input")
+    assert not (tmp_path / "d.h5").exists()

@@ -103,6 +103,49 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from .cluster import cluster_cube, method_parameters
+    from .io import read
+    from .io.results import write_results
+
+    out = _check_output(args.out, (".h5", ".hdf5"))
+    if out.exists() and Path(args.cube).exists() and out.resolve() == Path(args.cube).resolve():
+        raise XrayAtlasError("output would overwrite the input file", path=out)
+    defaults = method_parameters(args.method)
+    params = {}
+    for item in args.param or []:
+        if "=" not in item:
+            raise XrayAtlasError(f"--param {item!r}: write NAME=VALUE")
+        name, value = item.split("=", 1)
+        name = name.strip().replace("-", "_")
+        if name not in defaults:
+            raise XrayAtlasError(f"--param {name}: unknown for {args.method}; known: {', '.join(sorted(defaults))}")
+        params[name] = _parse_value(value, defaults[name], name)
+    with read(args.cube, dataset=args.dataset) as cube:
+        result = cluster_cube(cube, args.method, seed=args.seed, **params)
+        write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(args.cube,),
+                      attrs={"model": args.method, "parameters": json.dumps(result.params, default=str)})
+    noise = int((result.labels < 0).sum())
+    print(f"wrote {out}: {result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
+    return 0
+
+
+def _parse_value(text: str, default: object, name: str) -> object:
+    """A --param value, typed like the parameter's default."""
+    try:
+        if isinstance(default, bool):
+            return text.lower() in ("1", "true", "yes")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float) or default is None:
+            return None if text.lower() == "none" else float(text)
+        if isinstance(default, tuple):
+            return tuple(float(v) for v in text.split(","))
+        return text
+    except ValueError:
+        raise XrayAtlasError(f"--param {name}={text!r} is not a valid {type(default).__name__}") from None
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .napari._demo import run_demo
 
@@ -157,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", metavar="IMAGE", help="grayscale image whose gray levels lay out the pigments "
                    "(sets the size; .npy, or PNG/TIFF with Pillow)")
     q.set_defaults(func=_cmd_simulate)
+
+    from .cluster import METHODS
+
+    p = sub.add_parser("cluster", help="cluster pixels by their spectra into labels and mean spectra")
+    p.add_argument("cube", metavar="CUBE")
+    p.add_argument("out", metavar="OUT.h5")
+    p.add_argument("--method", choices=list(METHODS), required=True)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="method option, e.g. --param n_neighbors=30 --param rows=3 (repeatable)")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_cluster)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
     p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")

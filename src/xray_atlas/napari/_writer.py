@@ -36,8 +36,12 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
             if layer_type == "labels":
                 if labels is not None:
                     raise XrayAtlasError("only one labels layer can go into a result file")
-                labels = np.asarray(data)
+                labels = np.asarray(data).astype(np.int32)
                 spectra = xa.get("cluster_spectra")
+                if xa.get("kind") == "clusters":  # layer: clusters 1..K, noise K + 1 -> file: 0..K-1, -1
+                    noise = labels == xa["noise_label"]
+                    labels = labels - 1
+                    labels[noise] = -1
             elif layer_type == "image":
                 if xa.get("kind") == "cube":
                     continue

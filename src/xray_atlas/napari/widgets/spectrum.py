@@ -64,6 +64,7 @@ class SpectrumInspector(QWidget):
         self.tile_bytes = TILE_BYTES
         self._marker_items: list[Any] = []
         self._marker_lines: list[tuple[str, Any]] = []
+        self._cluster_curves: list[pg.PlotDataItem] = []
         self._pin_curves: list[pg.PlotDataItem] = []
         self._watched_points: Any = None
 
@@ -188,7 +189,8 @@ class SpectrumInspector(QWidget):
         self._draw_markers()
 
     def _data_curves(self) -> list[pg.PlotDataItem]:
-        return [self.pixel_curve, self.region_curve, self._std_hi, self.sum_curve, self.max_curve, *self._pin_curves]
+        return [self.pixel_curve, self.region_curve, self._std_hi, self.sum_curve, self.max_curve, *self._pin_curves,
+                *self._cluster_curves]
 
     def _clear_curves(self) -> None:
         for curve in (self.pixel_curve, self.region_curve, self.sum_curve, self.max_curve, self._std_hi, self._std_lo):
@@ -219,6 +221,7 @@ class SpectrumInspector(QWidget):
         self._watch_pins()
         if current not in names:
             self._on_cube_changed()
+        self._show_cluster_means()
 
     @property
     def cube_layer(self) -> Any:
@@ -362,6 +365,32 @@ class SpectrumInspector(QWidget):
         self._rescale()
         with layer.events.data.blocker():
             layer.border_color = colours
+
+    def _show_cluster_means(self) -> None:
+        """Plot the mean spectrum of every cluster of the newest clusters layer, in its colours."""
+        for curve in self._cluster_curves:
+            self.plot.removeItem(curve)
+            self.legend.removeItem(curve)
+        self._cluster_curves = []
+        layers = [lyr for lyr in self.viewer.layers if lyr.metadata.get("xray_atlas", {}).get("kind") == "clusters"]
+        cube = self.cube
+        if not layers or cube is None:
+            return
+        xa = layers[-1].metadata["xray_atlas"]
+        spectra, sizes = xa["cluster_spectra"], xa["sizes"]
+        if spectra.shape[1] != cube.n_channels:
+            return
+        for k, (spec, size) in enumerate(zip(spectra, sizes)):
+            rgba = np.asarray(layers[-1].get_color(k + 1) if hasattr(layers[-1], "get_color") else (1, 1, 1, 1))
+            colour = tuple(int(255 * c) for c in rgba[:3])
+            curve = self.plot.plot(cube.energy, spec, pen=pg.mkPen(colour, width=1))
+            self.legend.addItem(curve, f"cluster {k + 1} ({int(size)} px)")
+            self._cluster_curves.append(curve)
+        self._rescale()
+
+    def cluster_spectra_shown(self) -> list[np.ndarray]:
+        """The y data of the cluster-mean curves (for tests and scripts)."""
+        return [c.getData()[1] for c in self._cluster_curves]
 
     def pinned_spectra(self) -> list[np.ndarray]:
         """The y data of the pinned curves (for tests and scripts)."""

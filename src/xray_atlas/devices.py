@@ -1,0 +1,28 @@
+"""Choosing a torch device: ``auto`` is CUDA, then MPS, then CPU."""
+
+from __future__ import annotations
+
+from .errors import XrayAtlasError
+
+__all__ = ["resolve_device", "DEVICES"]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str = "auto"):
+    """A ``torch.device`` for ``device``; asking for one that is absent is an error."""
+    import torch
+
+    if device not in DEVICES:
+        raise XrayAtlasError(f"device={device!r}; choose one of {', '.join(DEVICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise XrayAtlasError("device='cuda' but no CUDA GPU is available")
+    if device == "mps" and not has_mps:
+        raise XrayAtlasError("device='mps' but Apple's Metal backend is not available")
+    return torch.device(device)

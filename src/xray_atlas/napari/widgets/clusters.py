@@ -1,0 +1,207 @@
+"""Clusters dock: cluster the pixels of a cube with a method from the core's table.
+
+The form is built from :func:`xray_atlas.cluster.method_parameters`, so every method of
+:data:`xray_atlas.cluster.METHODS` appears here with its parameters. Runs go to a worker
+with progress and Cancel; a preview clusters a spatial subsample in a second or two.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...cluster import METHODS, NORMALISATIONS, iter_cluster, method_parameters
+from ...cube import SpectralCube
+from ...errors import XrayAtlasError
+from .._layers import cube_of, is_cube_layer
+from .._workers import JobBar
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["ClustersWidget", "clusters_layer_data"]
+
+PREVIEW_PIXELS = 12000
+
+
+def clusters_layer_data(result: Any, name: str) -> tuple:
+    """A Labels layer tuple: clusters 1..K, noise as label K + 1 (its own colour), 0 unused."""
+    k = result.n_clusters
+    data = np.where(result.labels >= 0, result.labels + 1, k + 1).astype(np.int32)
+    meta = {"xray_atlas": {"kind": "clusters", "noise_label": k + 1, "cluster_spectra": result.spectra,
+                           "sizes": result.sizes, "method": result.method, "params": result.params}}
+    return (data, {"name": name, "metadata": meta, "opacity": 0.6}, "labels")
+
+
+class ClustersWidget(QWidget):
+    """Dock widget: method, parameters, preview, run."""
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.cube_combo = QComboBox()
+        self.method_combo = QComboBox()
+        self.method_combo.addItems(list(METHODS))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.form = QFormLayout()
+        self.fields: dict[str, QWidget] = {}
+        self.preview_button = QPushButton("Preview (subsample)")
+        self.run_button = QPushButton("Run")
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.jobs = JobBar()
+
+        top = QFormLayout()
+        top.addRow("cube", self.cube_combo)
+        top.addRow("method", self.method_combo)
+        top.addRow("seed", self.seed)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.preview_button)
+        buttons.addWidget(self.run_button)
+        box = QVBoxLayout(self)
+        box.addLayout(top)
+        box.addLayout(self.form)
+        box.addLayout(buttons)
+        box.addWidget(self.jobs)
+        box.addWidget(self.jobs.status)
+        box.addWidget(self.summary)
+        box.addStretch(1)
+
+        self.method_combo.currentTextChanged.connect(self._build_form)
+        self.preview_button.clicked.connect(self.preview)
+        self.run_button.clicked.connect(self.run)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._refresh_cubes)
+        self._build_form(self.method_combo.currentText())
+        self._refresh_cubes()
+
+    # -- form ---------------------------------------------------------------------------
+    def _build_form(self, method: str) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields = {}
+        for name, default in method_parameters(method).items():
+            if name == "device":
+                w: QWidget = QComboBox()
+                w.addItems(["auto", "cpu", "cuda", "mps"])
+            elif name == "normalise":
+                w = QComboBox()
+                w.addItems(list(NORMALISATIONS))
+                w.setCurrentText(str(default))
+            elif isinstance(default, bool):
+                w = QComboBox()
+                w.addItems(["True", "False"])
+                w.setCurrentText(str(default))
+            elif isinstance(default, int):
+                w = QSpinBox()
+                w.setRange(0, 10**7)
+                w.setValue(default)
+            elif isinstance(default, float):
+                w = QDoubleSpinBox()
+                w.setDecimals(4)
+                w.setRange(0.0, 1e6)
+                w.setValue(default)
+            else:
+                w = QLineEdit("" if default is None else ", ".join(map(str, default)) if isinstance(default, tuple)
+                              else str(default))
+            w.setObjectName(name)
+            self.fields[name] = w
+            self.form.addRow(name.replace("_", " "), w)
+
+    def parameters(self) -> dict[str, Any]:
+        """The form's values, typed like the method's defaults."""
+        defaults = method_parameters(self.method_combo.currentText())
+        out: dict[str, Any] = {}
+        for name, w in self.fields.items():
+            d = defaults[name]
+            if isinstance(w, QComboBox):
+                text = w.currentText()
+                out[name] = (text == "True") if isinstance(d, bool) else text
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                out[name] = w.value()
+            else:
+                text = w.text().strip()
+                try:
+                    if not text or text.lower() == "none":
+                        out[name] = None
+                    elif isinstance(d, tuple):
+                        out[name] = tuple(None if v.strip().lower() == "none" else float(v) for v in text.split(","))
+                    else:
+                        out[name] = float(text)
+                except ValueError:
+                    raise XrayAtlasError(f"{name}={text!r} is not a number") from None
+        return out
+
+    # -- layers ---------------------------------------------------------------------------
+    def _refresh_cubes(self, *_: Any) -> None:
+        current = self.cube_combo.currentText()
+        names = [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)]
+        self.cube_combo.clear()
+        self.cube_combo.addItems(names)
+        if current in names:
+            self.cube_combo.setCurrentText(current)
+
+    @property
+    def cube(self) -> SpectralCube | None:
+        name = self.cube_combo.currentText()
+        return cube_of(self.viewer.layers[name]) if name in self.viewer.layers else None
+
+    # -- actions ----------------------------------------------------------------------------
+    def _start(self, cube: SpectralCube, *, name: str, scale: float = 1.0) -> Any:
+        from napari.utils.notifications import show_error
+
+        method = self.method_combo.currentText()
+        try:
+            params = self.parameters()
+            steps = iter_cluster(cube, method, seed=self.seed.value(), **params)
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        base = self.viewer.layers[self.cube_combo.currentText()]
+
+        def done(result: Any) -> None:
+            data, kwargs, _ = clusters_layer_data(result, name)
+            layer = self.viewer.add_labels(data, **kwargs)
+            layer.scale = np.asarray(base.scale) * scale
+            layer.translate = base.translate
+            noise = int((result.labels < 0).sum())
+            self.summary.setText(f"{result.n_clusters} clusters, sizes {result.sizes.tolist()}; {noise} noise pixels")
+
+        return self.jobs.start(steps, what=f"{method} clustering", on_done=done)
+
+    def run(self) -> Any:
+        """Cluster the whole cube on a worker; adds a Labels layer when done."""
+        from napari.utils.notifications import show_error
+
+        cube = self.cube
+        if cube is None:
+            show_error("open a cube first (File > Open, or the sample painting)")
+            return None
+        return self._start(cube, name=f"clusters ({self.method_combo.currentText()})")
+
+    def preview(self) -> Any:
+        """Cluster a strided subsample of the pixels (about 12,000) for a quick look."""
+        from napari.utils.notifications import show_error
+
+        cube = self.cube
+        if cube is None:
+            show_error("open a cube first (File > Open, or the sample painting)")
+            return None
+        k = max(1, int(np.ceil(np.sqrt(cube.height * cube.width / PREVIEW_PIXELS))))
+        small = SpectralCube(np.asarray(cube.counts[::k, ::k, :]), energy=cube.energy if cube.calibrated else None,
+                             name=f"{cube.name} preview")
+        return self._start(small, name=f"clusters preview ({self.method_combo.currentText()})", scale=float(k))
