@@ -46,13 +46,16 @@ def test_same_seed_same_labels(cube):
 
 
 def test_features_trim_and_bin(cube):
-    f = run_to_end(iter_features(cube, trim=100, bin=8, n_components=5))
+    f = run_to_end(iter_features(cube, trim=100, bin=8, pca_components=5))
     assert f.channels == slice(100, 100 + (4096 - 200) // 8 * 8)
     assert f.values.shape == (48 * 64, 5)
 
 
 def test_parameters_table():
     assert method_parameters("som")["rows"] == 3
+    # the PCA's and UMAP's dimensions are separate parameters
+    assert method_parameters("umap-hdbscan")["n_components"] == 2
+    assert method_parameters("umap-hdbscan")["pca_components"] == 20
     assert method_parameters("umap-hdbscan")["n_neighbors"] == 30  # study 003
 
 

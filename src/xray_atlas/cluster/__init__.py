@@ -31,7 +31,7 @@ METHODS: dict[str, Callable[..., Generator[Progress, None, tuple[np.ndarray, dic
 CHECKS: dict[str, Callable[..., Any]] = {"umap-hdbscan": check_umap_hdbscan, "som": check_som}
 
 #: Parameters of the feature step, shared by every method.
-FEATURE_PARAMETERS = {"trim": 100, "bin": 8, "normalise": "sqrt-total", "n_components": 20}
+FEATURE_PARAMETERS = {"trim": 100, "bin": 8, "normalise": "sqrt-total", "pca_components": 20}
 
 
 def method_parameters(method: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ NORMALISATIONS = ("sqrt-total", "total", "sqrt", "anscombe", "none")
 
 @dataclass
 class Features:
-    """Per-pixel features (P, n_components), the PCA that made them, and what was kept."""
+    """Per-pixel features (P, pca_components), the PCA that made them, and what was kept."""
 
     values: np.ndarray
     shape: tuple[int, int]
@@ -35,18 +35,20 @@ class Features:
     totals: np.ndarray
 
 
-def _normalise(x: np.ndarray, how: str, totals: np.ndarray) -> np.ndarray:
+def _normalise(x: np.ndarray, how: str) -> None:
+    """Normalise binned spectra (P, bins) in place."""
     if how in ("total", "sqrt-total"):
-        x = x / np.maximum(totals, 1.0)[:, None]
+        x /= np.maximum(x.sum(axis=1, keepdims=True), 1.0)
     if how in ("sqrt", "sqrt-total"):
-        return np.sqrt(np.maximum(x, 0))
-    if how == "anscombe":
-        return 2.0 * np.sqrt(np.maximum(x, 0) + 3.0 / 8.0)
-    return x
+        np.sqrt(np.maximum(x, 0, out=x), out=x)
+    elif how == "anscombe":
+        x += 3.0 / 8.0
+        np.sqrt(np.maximum(x, 0, out=x), out=x)
+        x *= 2.0
 
 
 def check_features(cube: SpectralCube, *, trim: int = 100, bin: int = 8, normalise: str = "sqrt-total",
-                   n_components: int = 20) -> None:
+                   pca_components: int = 20) -> None:
     """Check the feature parameters against the cube before any work starts."""
     c = cube.n_channels
     if not (isinstance(bin, (int, np.integer)) and bin >= 1):
@@ -55,8 +57,8 @@ def check_features(cube: SpectralCube, *, trim: int = 100, bin: int = 8, normali
         raise XrayAtlasError(f"trim={trim} leaves too few of the {c} channels")
     if normalise not in NORMALISATIONS:
         raise XrayAtlasError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISATIONS)}")
-    if not (isinstance(n_components, (int, np.integer)) and 1 <= n_components):
-        raise XrayAtlasError(f"n_components={n_components} must be a positive integer")
+    if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components):
+        raise XrayAtlasError(f"pca_components={pca_components} must be a positive integer")
 
 
 def iter_features(
@@ -65,7 +67,7 @@ def iter_features(
     trim: int = 100,
     bin: int = 8,
     normalise: str = "sqrt-total",
-    n_components: int = 20,
+    pca_components: int = 20,
     n_fit: int = 20000,
     seed: int = 0,
     tile_bytes: int = TILE_BYTES,
@@ -81,7 +83,7 @@ def iter_features(
         Channels summed per feature bin.
     normalise : str
         One of :data:`NORMALISATIONS`.
-    n_components : int
+    pca_components : int
         PCA dimensions kept.
     n_fit : int
         Pixels the PCA is fitted on (a random subsample).
@@ -89,7 +91,7 @@ def iter_features(
     """
     from sklearn.decomposition import PCA
 
-    check_features(cube, trim=trim, bin=bin, normalise=normalise, n_components=n_components)
+    check_features(cube, trim=trim, bin=bin, normalise=normalise, pca_components=pca_components)
     c = cube.n_channels
     n_pix = cube.height * cube.width
     n_bins = (c - 2 * trim) // bin
@@ -102,13 +104,15 @@ def iter_features(
         a, b = rows.start * cube.width, rows.stop * cube.width
         flat = block.reshape(-1, c)
         totals[a:b] = flat.sum(axis=1, dtype=np.float64)
-        binned[a:b] = flat[:, channels].reshape(-1, n_bins, bin).sum(axis=2, dtype=np.float32)
+        # bin and normalise tile by tile, in float32 and in place: memory stays one tile
+        # plus the (pixels x bins) result
+        tile = flat[:, channels].astype(np.float32).reshape(-1, n_bins, bin).sum(axis=2)
+        _normalise(tile, normalise)
+        binned[a:b] = tile
         yield Progress(i + 1, n_tiles + 1, "features")
     if not np.any(totals > 0):
         raise XrayAtlasError("the cube holds no counts: nothing to cluster", path=cube.path)
-    in_range = binned.sum(axis=1, dtype=np.float64)
-    binned = _normalise(binned, normalise, in_range).astype(np.float32)
-    k = int(min(n_components, n_bins, n_pix))
+    k = int(min(pca_components, n_bins, n_pix))
     rng = np.random.default_rng(seed)
     fit_idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
     sample = binned[fit_idx]
