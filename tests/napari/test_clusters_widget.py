@@ -77,3 +77,31 @@ def test_bad_parameters_are_notified(viewer, clusters, painting_file, errors):
 def test_no_cube_is_notified(clusters, errors):
     assert clusters.run() is None and clusters.preview() is None
     assert any("open a cube first" in m for m in errors())
+
+
+def test_cancel_adds_no_layer(viewer, clusters, qtbot):
+    import time
+
+    import dask.array as da
+
+    from xray_atlas import SpectralCube
+    from xray_atlas.napari._layers import cube_layer_data
+
+    def slow(block):  # a slow disk: 20 ms per row
+        time.sleep(0.02)
+        return block
+
+    rng = np.random.default_rng(0)
+    counts = da.from_array(rng.poisson(3, (100, 40, 512)).astype("u2"), chunks=(1, 40, 512)).map_blocks(slow)
+    cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.04, name="slow")
+    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 40), np.float32))[0]
+    viewer.add_image(data, **kwargs)
+    clusters.method_combo.setCurrentText("som")
+    n = len(viewer.layers)
+
+    worker = clusters.run()
+    worker.yielded.connect(lambda _: clusters.jobs.cancel_button.click())
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        pass
+    assert worker.abort_requested and len(viewer.layers) == n
+    assert clusters.jobs.status.text().endswith("cancelled")
