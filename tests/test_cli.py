@@ -91,7 +91,8 @@ def test_bad_inputs_give_one_line(tmp_path, real_data):
 def test_cluster_command(tmp_path):
     out = tmp_path / "p.h5"
     assert run("simulate", "painting", out, "--height", 24, "--width", 32, "--seed", 2).returncode == 0
-    res = run("cluster", out, tmp_path / "c.h5", "--method", "som", "--param", "rows=3", "--param", "epochs=5")
+    res = run("cluster", out, tmp_path / "c.h5", "--method", "som", "--param", "rows=4", "--param", "epochs=5",
+              "--param", "n_clusters=auto")
     assert res.returncode == 0, res.stderr
     with h5py.File(tmp_path / "c.h5") as f:
         labels = f["labels"][()]

@@ -137,6 +137,8 @@ def _parse_value(text: str, default: object, name: str) -> object:
             return text.lower() in ("1", "true", "yes")
         if isinstance(default, int):
             return int(text)
+        if isinstance(default, str):
+            return text
         if isinstance(default, float) or default is None:
             return None if text.lower() == "none" else float(text)
         if isinstance(default, tuple):

@@ -101,9 +101,9 @@ def umap_hdbscan(
     return labels.astype(np.int32), {"fit_pixels": idx, "embedding": emb, "min_cluster_size": mcs}
 
 
-def check_som(n_pix: int, *, rows: int = 3, cols: int = 3, epochs: int = 10, batch_size: int = 4096,
+def check_som(n_pix: int, *, rows: int = 8, cols: int = 8, epochs: int = 10, batch_size: int = 4096,
               lr: tuple[float, float] = (0.5, 0.02), sigma: tuple = (None, 0.3), n_fit: int = 50000,
-              merge: float | None = None, device: str = "auto", seed: int = 0) -> None:
+              n_clusters: int | str | None = "auto", device: str = "auto", seed: int = 0) -> int | str | None:
     """Check :func:`som`'s parameters for ``n_pix`` pixels."""
     from ..devices import resolve_device
 
@@ -118,9 +118,54 @@ def check_som(n_pix: int, *, rows: int = 3, cols: int = 3, epochs: int = 10, bat
         raise XrayAtlasError(f"lr={lr} must be two positive numbers (start, end)")
     if len(sigma) != 2 or not (sigma[1] > 0) or (sigma[0] is not None and not sigma[0] > 0):
         raise XrayAtlasError(f"sigma={sigma} must be (start or None, end > 0)")
-    if merge is not None and not merge > 0:
-        raise XrayAtlasError(f"merge={merge} must be > 0 or None")
     resolve_device(device)
+    return _n_clusters(n_clusters, rows * cols)
+
+
+def _n_clusters(value: int | str | None, n_nodes: int) -> int | str | None:
+    """'auto', None (one cluster per node) or a count of at most the number of nodes."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise XrayAtlasError(f"n_clusters={value!r} must be 'auto', None or a whole number") from None
+    if not 1 <= k <= n_nodes:
+        raise XrayAtlasError(f"n_clusters={k} must lie in 1-{n_nodes} (the map's nodes)")
+    return k
+
+
+def _join_nodes(x: np.ndarray, codebook: np.ndarray, node_of: np.ndarray, used: np.ndarray,
+                n_clusters: int | str, rng: np.random.Generator) -> np.ndarray:
+    """Ward clustering of the used nodes' codebooks; 'auto' picks the count by silhouette."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import silhouette_score
+
+    z = linkage(codebook[used], method="ward")
+    out = np.full(codebook.shape[0], -1)
+
+    def labels_for(k: int) -> np.ndarray:
+        lab = np.full(codebook.shape[0], -1)
+        lab[used] = fcluster(z, t=k, criterion="maxclust") - 1
+        return lab
+
+    if n_clusters == "auto":
+        sub = rng.choice(x.shape[0], size=min(3000, x.shape[0]), replace=False)
+        best = None
+        for k in range(2, min(15, used.size) + 1):
+            lab = labels_for(k)
+            pix = lab[node_of[sub]]
+            if np.unique(pix).size < 2:
+                continue
+            score = silhouette_score(x[sub], pix)
+            if best is None or score > best[0]:
+                best = (score, lab)
+        out = best[1] if best is not None else labels_for(1)
+    else:
+        out = labels_for(min(int(n_clusters), used.size))
+    return out
 
 
 def _kmeanspp(x, k: int, gen):
@@ -143,25 +188,30 @@ def _kmeanspp(x, k: int, gen):
 def som(
     features: Features,
     *,
-    rows: int = 3,
-    cols: int = 3,
+    rows: int = 8,
+    cols: int = 8,
     epochs: int = 10,
     batch_size: int = 4096,
     lr: tuple[float, float] = (0.5, 0.02),
     sigma: tuple[float | None, float] = (None, 0.3),
     n_fit: int = 50000,
-    merge: float | None = None,
+    n_clusters: int | str | None = "auto",
     device: str = "auto",
     seed: int = 0,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict]]:
-    """A batched self-organising map on torch (GPU when present), then every pixel to its node.
+    """A batched self-organising map on torch (GPU when present), then its nodes clustered.
+
+    The two-level scheme of Vesanto and Alhoniemi (IEEE Trans. Neural Netw. 11, 586, 2000):
+    a map with more nodes than the image has materials, whose codebook vectors are then
+    joined by Ward's hierarchical clustering into ``n_clusters`` groups ('auto': the count in
+    2-15 with the best silhouette of a pixel subsample). Study 003's plain 3 x 3 map is
+    ``rows=3, cols=3, n_clusters=None``.
 
     Parameters
     ----------
     rows, cols : int
         Grid of nodes (study 003: 3 x 3). Nodes are seeded k-means++ style, so that small
-        spectral groups get a node of their own (random seeding: ARI 0.83-0.90 on 48 x 64
-        synthetic paintings; k-means++: 0.93).
+        spectral groups get a node of their own.
     epochs : int
         Passes over the fitted pixels.
     batch_size : int
@@ -172,10 +222,8 @@ def som(
         Neighbourhood width in grid units; start None = half the grid's larger side.
     n_fit : int
         Pixels the map is trained on (a random subsample).
-    merge : float or None
-        Merge nodes whose codebook vectors lie closer than this fraction of the median
-        distance between pixels and the data centre (a map has more nodes than a painting
-        has pigments); None keeps one cluster per node.
+    n_clusters : 'auto', int or None
+        Clusters the nodes are joined into; None keeps one cluster per node.
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     """
@@ -184,7 +232,8 @@ def som(
     from ..devices import resolve_device
 
     n_pix = features.values.shape[0]
-    check_som(n_pix, rows=rows, cols=cols, epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+    n_clusters = check_som(n_pix, rows=rows, cols=cols, epochs=epochs, batch_size=batch_size, lr=lr, sigma=sigma,
+                           n_fit=n_fit, n_clusters=n_clusters, device=device)
     n_nodes = rows * cols
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -220,13 +269,9 @@ def som(
         xb = torch.from_numpy(features.values[a:a + 65536]).to(dev)
         node_of[a:a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
     cluster_of_node = np.arange(n_nodes)
-    if merge is not None and n_nodes > 1:
-        from scipy.cluster.hierarchy import fcluster, linkage
-
-        centre = features.values[idx].mean(axis=0)
-        scale = float(np.median(np.linalg.norm(features.values[idx] - centre, axis=1)))
-        z = linkage(codebook, method="average")
-        cluster_of_node = fcluster(z, t=merge * scale, criterion="distance") - 1
+    used = np.unique(node_of)
+    if n_clusters is not None and used.size > 1:
+        cluster_of_node = _join_nodes(features.values, codebook, node_of, used, n_clusters, rng)
     labels = cluster_of_node[node_of]
     # renumber by size, largest first, skipping nodes no pixel chose
     used, counts = np.unique(labels, return_counts=True)
@@ -234,5 +279,6 @@ def som(
     remap = np.full(max(labels.max(), cluster_of_node.max()) + 1, -1)
     remap[order] = np.arange(order.size)
     yield Progress(epochs + 1, epochs + 1, "som")
+    node_cluster = np.where(cluster_of_node >= 0, remap[np.maximum(cluster_of_node, 0)], -1)
     return remap[labels].astype(np.int32), {"codebook": codebook, "node_of_pixel": node_of,
-                                            "cluster_of_node": remap[cluster_of_node]}
+                                            "cluster_of_node": node_cluster}

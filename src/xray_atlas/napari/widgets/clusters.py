@@ -136,7 +136,9 @@ class ClustersWidget(QWidget):
             else:
                 text = w.text().strip()
                 try:
-                    if not text or text.lower() == "none":
+                    if isinstance(d, str):
+                        out[name] = text
+                    elif not text or text.lower() == "none":
                         out[name] = None
                     elif isinstance(d, tuple):
                         out[name] = tuple(None if v.strip().lower() == "none" else float(v) for v in text.split(","))
