@@ -30,6 +30,8 @@ def test_default_settings_find_the_pigment_regions(cube, painting, method):
     assert result.labels.shape == (48, 64) and result.labels.dtype == np.int32
     assert result.spectra.shape == (result.n_clusters, 4096)
     assert result.sizes.sum() + (result.labels < 0).sum() == 48 * 64
+    k0 = result.labels == 0
+    np.testing.assert_allclose(result.accumulated[0], painting.counts[k0].sum(0), rtol=1e-4)
 
 
 def test_cluster_spectra_are_the_mean_of_their_pixels(cube, painting):
@@ -37,6 +39,19 @@ def test_cluster_spectra_are_the_mean_of_their_pixels(cube, painting):
     spectra, sizes = cluster_spectra(cube, labels)
     np.testing.assert_allclose(spectra[0], painting.counts[painting.regions == 3].mean(0), rtol=1e-5)
     assert sizes.tolist() == [(painting.regions == 3).sum(), (painting.regions == 1).sum()]
+
+
+def test_som_codebook_spectra(cube):
+    result = cluster_cube(cube, "som", rows=3, cols=3, n_clusters=None)
+    books = result.info["codebook_spectra"]
+    assert books.shape == (9, (4096 - 200) // 8)
+    assert result.info["codebook_energy_kev"].shape == (books.shape[1],)
+    # each node's codebook spectrum resembles the normalised mean of its pixels (Pearson > 0.9)
+    node = result.info["node_of_pixel"]
+    feats = result.info["features"]
+    for k in np.unique(node)[:3]:
+        mean = feats.pca.inverse_transform(feats.values[node == k]).mean(axis=0)
+        assert np.corrcoef(mean, books[k])[0, 1] > 0.9
 
 
 def test_same_seed_same_labels(cube):

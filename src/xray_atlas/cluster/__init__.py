@@ -58,6 +58,12 @@ class ClusterResult:
     def n_clusters(self) -> int:
         return int(self.spectra.shape[0])
 
+    @property
+    def accumulated(self) -> np.ndarray:
+        """(K, C) summed spectrum of each cluster: counts of a whole region, for element
+        identification at region-level statistics."""
+        return self.spectra * self.sizes[:, None].astype(np.float32)
+
 
 def iter_cluster_spectra(cube: SpectralCube, labels: np.ndarray, *,
                          tile_bytes: int = TILE_BYTES) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
@@ -109,6 +115,10 @@ def _iter_cluster(cube: SpectralCube, method: str, seed: int, feat_kw: dict,
     feats: Features = yield from iter_features(cube, seed=seed, **feat_kw)
     labels, info = yield from METHODS[method](feats, seed=seed, **params)
     labels = labels.reshape(cube.height, cube.width)
+    if "codebook" in info:  # SOM nodes back in spectral space: binned, normalised spectra
+        info["codebook_spectra"] = feats.pca.inverse_transform(info["codebook"]).astype(np.float32)
+        ch = feats.channels
+        info["codebook_energy_kev"] = cube.energy[ch].reshape(-1, feats.bin).mean(axis=1)
     spectra, sizes = yield from iter_cluster_spectra(cube, labels)
     return ClusterResult(labels, spectra, sizes, method, {**feat_kw, **params, "seed": seed},
                          {**info, "features": feats})
