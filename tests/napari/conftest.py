@@ -85,3 +85,41 @@ def painting_file(tmp_path, small_painting):
     path = tmp_path / "painting.h5"
     small_painting.write(path)
     return path, small_painting
+
+
+def _slow_cube(shape=(100, 8, 64), *, seconds_per_row: float = 0.02, name: str = "slow", counts=None):
+    """A SpectralCube on a dask array that takes ``seconds_per_row`` to read each row (a slow
+    disk), so that cancellation between tiles can be observed. Chunks are one row."""
+    import time
+
+    import dask.array as da
+
+    from xray_atlas import SpectralCube
+
+    def slow(block):
+        time.sleep(seconds_per_row)
+        return block
+
+    data = da.ones(shape, dtype=np.uint16, chunks=(1,) + shape[1:]) if counts is None else \
+        da.from_array(counts, chunks=(1,) + counts.shape[1:])
+    return SpectralCube(data.map_blocks(slow), offset_kev=0.0, gain_kev=0.04, name=name)
+
+
+def _add_cube_layer(viewer, cube):
+    """Show a cube as napari would after opening it (placeholder counts image)."""
+    from xray_atlas.napari._layers import cube_layer_data
+
+    data, kwargs, _ = cube_layer_data(cube, image=np.zeros(cube.shape[:2], np.float32), pending=True)[0]
+    return viewer.add_image(data, **kwargs)
+
+
+@pytest.fixture
+def slow_cube():
+    """Factory of slow lazy cubes; see :func:`_slow_cube`."""
+    return _slow_cube
+
+
+@pytest.fixture
+def add_cube_layer():
+    """Function that shows a cube as a counts layer; see :func:`_add_cube_layer`."""
+    return _add_cube_layer

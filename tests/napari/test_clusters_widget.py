@@ -79,26 +79,11 @@ def test_no_cube_is_notified(clusters, errors):
     assert any("open a cube first" in m for m in errors())
 
 
-def test_cancel_adds_no_layer(viewer, clusters, qtbot):
-    import time
-
-    import dask.array as da
-
-    from xray_atlas import SpectralCube
-    from xray_atlas.napari._layers import cube_layer_data
-
-    def slow(block):  # a slow disk: 20 ms per row
-        time.sleep(0.02)
-        return block
-
-    rng = np.random.default_rng(0)
-    counts = da.from_array(rng.poisson(3, (100, 40, 512)).astype("u2"), chunks=(1, 40, 512)).map_blocks(slow)
-    cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.04, name="slow")
-    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 40), np.float32))[0]
-    viewer.add_image(data, **kwargs)
+def test_cancel_adds_no_layer(viewer, clusters, qtbot, slow_cube, add_cube_layer):
+    counts = np.random.default_rng(0).poisson(3, (100, 40, 512)).astype("u2")
+    add_cube_layer(viewer, slow_cube(counts=counts))
     clusters.method_combo.setCurrentText("som")
     n = len(viewer.layers)
-
     worker = clusters.run()
     worker.yielded.connect(lambda _: clusters.jobs.cancel_button.click())
     with qtbot.waitSignal(worker.finished, timeout=30000):

@@ -46,25 +46,11 @@ def test_demo_screenshot_command(tmp_path):
         shutil.copy(out, ROOT / "docs" / "images" / "getting-started.png")
 
 
-def test_closing_the_viewer_mid_job_is_quiet(make_napari_viewer, qtbot):
+def test_closing_the_viewer_mid_job_is_quiet(make_napari_viewer, qtbot, slow_cube, add_cube_layer):
     """A job still running when its dock goes away stops and touches no deleted widget."""
-    import time
-
-    import dask.array as da
-
-    from xray_atlas import SpectralCube
-    from xray_atlas.napari._layers import cube_layer_data
-
-    def slow(block):
-        time.sleep(0.02)
-        return block
-
     viewer = make_napari_viewer()
     _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
-    cube = SpectralCube(da.ones((100, 8, 64), dtype="u2", chunks=(1, 8, 64)).map_blocks(slow),
-                        offset_kev=0.0, gain_kev=0.1, name="slow")
-    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 8), np.float32))[0]
-    viewer.add_image(data, **kwargs)
+    add_cube_layer(viewer, slow_cube())
     inspector.tile_bytes = 8 * 64 * 2
     worker = inspector.compute_sum_spectra()
     qtbot.waitUntil(lambda: worker.is_running, timeout=5000)

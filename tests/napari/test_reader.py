@@ -112,7 +112,7 @@ def test_large_cube_opens_through_the_streaming_path(viewer, qtbot, monkeypatch,
     assert layer.contrast_limits[1] == pytest.approx(float(painting.counts.sum(-1).max()))
 
 
-def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qtbot, tmp_path):
+def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qtbot, tmp_path, slow_cube):
     from xray_atlas.napari._layers import cube_layer_data
     from xray_atlas.napari._reader import stream_total_counts
     from xray_atlas.physics.painting import synthetic_painting
@@ -136,20 +136,9 @@ def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qt
         viewer.layers.remove(layer)
 
 
-    # cancelled run on a slow lazy cube (dask, 10 ms per row): the layer goes away after the
+    # cancelled run on a slow lazy cube (10 ms per row): the layer goes away after the
     # first tile and the worker stops at the next one, long before the 200 rows are read
-    import time
-
-    import dask.array as da
-
-    from xray_atlas import SpectralCube
-
-    def slow(block):
-        time.sleep(0.01)
-        return block
-
-    slow_counts = da.ones((200, 16, 64), dtype=np.uint16, chunks=(1, 16, 64)).map_blocks(slow)
-    cube = SpectralCube(slow_counts, offset_kev=0.0, gain_kev=0.01, name="slow")
+    cube = slow_cube((200, 16, 64), seconds_per_row=0.01)
     image = np.zeros((200, 16), np.float32)
     data, kwargs, _ = cube_layer_data(cube, image=image, pending=True)[0]
     layer = viewer.add_image(data, **kwargs)

@@ -110,23 +110,10 @@ def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened):
     assert "9.85-10.15 keV" in new.name
 
 
-def test_cancelled_job_adds_no_layer(viewer, inspector, qtbot):
+def test_cancelled_job_adds_no_layer(viewer, inspector, qtbot, slow_cube, add_cube_layer):
     """Cancel mid-run: the job stops at the next tile and no half layer appears."""
-    import time
-
-    import dask.array as da
-
-    from xray_atlas import SpectralCube
-    from xray_atlas.napari._layers import cube_layer_data
-
-    def slow(block):  # a slow disk: 20 ms per row
-        time.sleep(0.02)
-        return block
-
-    counts = da.ones((100, 8, 64), dtype=np.uint16, chunks=(1, 8, 64)).map_blocks(slow)
-    cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.1, name="slow")
-    data, kwargs, _ = cube_layer_data(cube, image=np.zeros((100, 8), np.float32), pending=True)[0]
-    viewer.add_image(data, **kwargs)
+    cube = slow_cube()
+    add_cube_layer(viewer, cube)
     assert inspector.cube is cube
     inspector.tile_bytes = 8 * 64 * 2  # one row per tile
     inspector.window_check.setChecked(True)
