@@ -1,0 +1,58 @@
+"""Name -> model builder, with each builder's default configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import XrayAtlasError
+
+__all__ = ["register", "build", "available", "Entry"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable[..., Any]
+    defaults: dict
+    task: str
+    doc: str
+
+
+_REGISTRY: dict[str, Entry] = {}  # filled at import by the model modules' @register
+
+
+def register(name: str, *, task: str, **defaults: Any) -> Callable:
+    """Decorator: register ``builder(**config) -> torch.nn.Module`` under ``name``."""
+
+    def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = Entry(name, builder, dict(defaults), task, (builder.__doc__ or "").strip())
+        return builder
+
+    return deco
+
+
+def available(task: str | None = None) -> dict[str, Entry]:
+    """Registered models (of one task, if given)."""
+    _load_builtin()
+    return {k: v for k, v in _REGISTRY.items() if task is None or v.task == task}
+
+
+def build(name: str, **config: Any) -> tuple[Any, dict]:
+    """Build a model by name; returns (module, full configuration)."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise XrayAtlasError(f"model={name!r} is unknown; registered: {', '.join(sorted(_REGISTRY)) or 'none'}")
+    entry = _REGISTRY[name]
+    unknown = sorted(set(config) - set(entry.defaults))
+    if unknown:
+        raise XrayAtlasError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: "
+                             f"{', '.join(sorted(entry.defaults))}")
+    full = {**entry.defaults, **config}
+    return entry.builder(**full), full
+
+
+def _load_builtin() -> None:
+    from . import spectral  # noqa: F401 - registers its builders
