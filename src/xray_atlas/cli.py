@@ -50,21 +50,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
+def _check_output(path: str, suffixes: tuple[str, ...], *, inputs: tuple[str, ...] = ()) -> Path:
     """Refuse a bad output path before any work starts."""
-    import os
+    from .io.results import check_destination
 
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise XrayAtlasError(f"output must end in {' or '.join(suffixes)}", path=out)
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise XrayAtlasError("output folder does not exist", path=folder)
-    if not os.access(folder, os.W_OK):
-        raise XrayAtlasError("output folder is not writable", path=folder)
-    if out.is_dir():
-        raise XrayAtlasError("output path is a folder", path=out)
-    return out
+    return check_destination(out, inputs=inputs)
 
 
 def _read_gray_image(path: str):
@@ -108,9 +101,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     from .io import read
     from .io.results import write_results
 
-    out = _check_output(args.out, (".h5", ".hdf5"))
-    if out.exists() and Path(args.cube).exists() and out.resolve() == Path(args.cube).resolve():
-        raise XrayAtlasError("output would overwrite the input file", path=out)
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
     defaults = method_parameters(args.method)
     params = {}
     for item in args.param or []:

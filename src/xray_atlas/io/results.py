@@ -18,7 +18,26 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["atomic_h5", "write_results", "read_results"]
+__all__ = ["atomic_h5", "check_destination", "write_results", "read_results"]
+
+
+def check_destination(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Refuse an output path that cannot be written, or that is one of ``inputs``.
+
+    Called by every writer, and by the command line before any work starts.
+    """
+    path = Path(os.fspath(path))
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise XrayAtlasError("output folder does not exist", path=folder)
+    if not os.access(folder, os.W_OK):
+        raise XrayAtlasError("output folder is not writable", path=folder)
+    if path.is_dir():
+        raise XrayAtlasError("output path is a folder", path=path)
+    for src in inputs:
+        if _same_file(Path(os.fspath(src)), path):
+            raise XrayAtlasError("output would overwrite the input file", path=path)
+    return path
 
 
 @contextlib.contextmanager
@@ -27,12 +46,8 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
 
     On any exception the temporary file is removed and ``path`` is left as it was.
     """
-    path = Path(os.fspath(path))
+    path = check_destination(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise XrayAtlasError("output folder does not exist", path=folder)
-    if path.is_dir():
-        raise XrayAtlasError("output path is a folder", path=path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as err:
@@ -93,10 +108,7 @@ def write_results(
     inputs : tuple of path-like
         Files the result was computed from; writing over one of them is refused.
     """
-    path = Path(os.fspath(path))
-    for src in inputs:
-        if _same_file(Path(os.fspath(src)), path):
-            raise XrayAtlasError("output would overwrite the input file", path=path)
+    path = check_destination(path, inputs=inputs)
     items: list[tuple[str, np.ndarray]] = []
     shape2d: tuple[int, ...] | None = None
 
