@@ -220,8 +220,7 @@ class Detector:
         out = self.response_matrix() @ hist
         if self.step_height > 0:
             # shelf below each full-energy peak: height ratio x Gaussian height, every channel below
-            sig = self.sigma_kev(np.maximum(self.energy, 0.05))
-            per_photon = self.step_height * self.gain_kev / (sig * np.sqrt(2 * np.pi)) * self.net_fraction(self.energy)
+            per_photon = _step_per_photon(self)
             shelf = np.cumsum((hist * per_photon)[::-1])[::-1]
             out += np.concatenate([shelf[1:], [0.0]]) + 0.5 * hist * per_photon
         return out
@@ -289,7 +288,7 @@ def _response_matrix(det: Detector):
     lo_w = int(np.ceil((12 * sig_max) / det.gain_kev))  # the tail decays within a few sigma
     hi_w = int(np.ceil((6 * sig_max) / det.gain_kev))
     offsets = np.arange(-lo_w, hi_w + 1)
-    f = escape_fraction(np.maximum(e, 0.05)) if det.escape else np.zeros(c)
+    f = _channel_escape(det)
     _, _, ka_share = _si_constants()
     rows, cols, vals = [], [], []
     col_idx = np.arange(c)
@@ -309,6 +308,19 @@ def _response_matrix(det: Detector):
         cols.append(np.broadcast_to(col_idx[use][:, None], ch.shape)[ok])
         vals.append(val[ok])
     return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(c, c))
+
+
+@lru_cache(maxsize=16)
+def _channel_escape(det: Detector) -> np.ndarray:
+    """Escape fraction at each channel's energy (xraylib calls: computed once per detector)."""
+    return escape_fraction(np.maximum(det.energy, 0.05)) if det.escape else np.zeros(det.n_channels)
+
+
+@lru_cache(maxsize=16)
+def _step_per_photon(det: Detector) -> np.ndarray:
+    """Height of the step shelf per absorbed photon at each channel's energy."""
+    sig = det.sigma_kev(np.maximum(det.energy, 0.05))
+    return det.step_height * det.gain_kev / (sig * np.sqrt(2 * np.pi)) * (1 - _channel_escape(det))
 
 
 def _shape(d: np.ndarray, sig: np.ndarray, tail_area: float, tail_slope: float) -> np.ndarray:
