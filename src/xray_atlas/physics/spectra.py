@@ -260,14 +260,10 @@ def simulate(
 
     def depth_factor(i: int, e1: np.ndarray | float, mu_out_layers: list[np.ndarray | float]) -> np.ndarray:
         """A_above * (1 - exp(-chi m)) / chi for layer i, emitted energy e1 (array over E0)."""
-        above = np.zeros_like(e0)
-        for j in range(i):
-            chi_j = mu_in[j] / s_in + mu_out_layers[j] / s_out
-            above += chi_j * stack[j].mass_thickness
         chi = mu_in[i] / s_in + mu_out_layers[i] / s_out
         m = stack[i].mass_thickness
         layer = 1.0 / chi if np.isinf(m) else -np.expm1(-chi * m) / chi
-        return np.exp(-above) * layer
+        return _above(stack, i, mu_in, mu_out_layers, s_in, s_out) * layer
 
     # -- fluorescence -----------------------------------------------------------------
     per_line: dict[tuple[str, str], list] = {}
@@ -284,8 +280,8 @@ def simulate(
                     # an approximation for thin ones (which lose excitation from neighbours)
                     chi = mu_in[i] / s_in + mu_out[i] / s_out
                     keep = 1.0 if np.isinf(lay.mass_thickness) else -np.expm1(-chi * lay.mass_thickness)
-                    inten += float(np.sum(_secondary(lay.material, z, w, iupac, energy, grid, photons, mu_in[i], s_in,
-                                                         s_out) * keep * _above(stack, i, mu_in, mu_out, s_in, s_out)))
+                    sec = _secondary_per_photon(lay.material, z, w, iupac, energy, grid, s_in, s_out)
+                    inten += float(np.sum(photons * sec * keep * _above(stack, i, mu_in, mu_out, s_in, s_out)))
                 key = (f"{symbol(z)}-{fam}", iupac)
                 if key in per_line:
                     per_line[key][1] += inten
@@ -310,7 +306,6 @@ def simulate(
         e_compton = e0 / (1 + (e0 / ELECTRON_KEV) * (1 - np.cos(theta)))
         ray_total = np.zeros_like(e0)
         com_total = np.zeros_like(e0)
-        mu_ray = [mass_attenuation(l.material, e0) for l in stack]
         mu_com = [mass_attenuation(l.material, e_compton) for l in stack]
         for i, lay in enumerate(stack):
             dcs_r = np.zeros_like(e0)
@@ -320,7 +315,7 @@ def simulate(
                 dcs_r += w * r
                 dcs_c += w * c
             # 4 pi: the intensity scale holds Omega / (4 pi) for isotropic emission
-            ray_total += photons * 4 * np.pi * dcs_r / s_in * depth_factor(i, e0, mu_ray)
+            ray_total += photons * 4 * np.pi * dcs_r / s_in * depth_factor(i, e0, mu_in)
             com_total += photons * 4 * np.pi * dcs_c / s_in * depth_factor(i, e_compton, mu_com)
         hist = det.histogram(e0, ray_total * det.efficiency(e0))
         compton = det.histogram(e_compton, com_total * det.efficiency(e_compton))
@@ -332,7 +327,7 @@ def simulate(
     return Simulation(det.energy, expected, fluo, scat, net, lines)
 
 
-def _above(stack: list[Layer], i: int, mu_in: list[np.ndarray], mu_out: list[float], s_in: float,
+def _above(stack: list[Layer], i: int, mu_in: list[np.ndarray], mu_out: list, s_in: float,
            s_out: float) -> np.ndarray:
     """exp(-sum over the layers above i of chi m), over the E0 grid."""
     total = np.zeros_like(mu_in[0])
@@ -369,16 +364,11 @@ def _secondary_sources(material: Material, grid: tuple[float, ...]) -> tuple[np.
     return e[keep], p[keep], mass_attenuation(material, e[keep])
 
 
-def _secondary(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: float, grid: tuple[float, ...],
-               photons: np.ndarray, mu0: np.ndarray, s_in: float, s_out: float) -> np.ndarray:
-    """Secondary fluorescence of line i per E0 bin (see :func:`_secondary_per_photon`)."""
-    return photons * _secondary_per_photon(material, z_i, w_i, iupac_i, e_i, grid, s_in, s_out)
-
-
 @lru_cache(maxsize=50000)
 def _secondary_per_photon(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: float,
                           grid: tuple[float, ...], s_in: float, s_out: float) -> np.ndarray:
-    """Secondary fluorescence of line i in a semi-infinite homogeneous layer, per E0 bin.
+    """Secondary fluorescence of line i in a semi-infinite homogeneous layer, per incident
+    photon in each E0 bin.
 
     Every line j of the layer, produced by the primary beam at mass depth x, is absorbed at
     x' with the kernel (1/2) E1(mu_j |x - x'|) (isotropic emission); the double depth
