@@ -28,6 +28,7 @@ from ...cube import SpectralCube
 from ...errors import XrayAtlasError
 from .._layers import cube_of, is_cube_layer
 from .._workers import JobBar
+from ._common import refill
 
 if TYPE_CHECKING:
     import napari
@@ -150,12 +151,7 @@ class ClustersWidget(QWidget):
 
     # -- layers ---------------------------------------------------------------------------
     def _refresh_cubes(self, *_: Any) -> None:
-        current = self.cube_combo.currentText()
-        names = [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)]
-        self.cube_combo.clear()
-        self.cube_combo.addItems(names)
-        if current in names:
-            self.cube_combo.setCurrentText(current)
+        refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)])
 
     @property
     def cube(self) -> SpectralCube | None:

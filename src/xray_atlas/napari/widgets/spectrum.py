@@ -32,6 +32,7 @@ from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, family_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
+from ._common import refill
 
 if TYPE_CHECKING:
     import napari
@@ -202,22 +203,11 @@ class SpectrumInspector(QWidget):
         return [lyr for lyr in self.viewer.layers if is_cube_layer(lyr)]
 
     def _refresh_layer_lists(self, *_: Any) -> None:
-        current = self.cube_combo.currentText()
-        names = [lyr.name for lyr in self._cube_layers()]
-        self.cube_combo.blockSignals(True)
-        self.cube_combo.clear()
-        self.cube_combo.addItems(names)
-        if current in names:
-            self.cube_combo.setCurrentText(current)
-        self.cube_combo.blockSignals(False)
-        region = self.region_combo.currentText()
         from napari.layers import Labels, Shapes
 
-        regions = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, (Labels, Shapes))]
-        self.region_combo.clear()
-        self.region_combo.addItems(regions)
-        if region in regions:
-            self.region_combo.setCurrentText(region)
+        names = [lyr.name for lyr in self._cube_layers()]
+        current = refill(self.cube_combo, names, quiet=True)
+        refill(self.region_combo, [lyr.name for lyr in self.viewer.layers if isinstance(lyr, (Labels, Shapes))])
         self._watch_pins()
         if current not in names:
             self._on_cube_changed()
