@@ -54,3 +54,9 @@ def pytest_sessionfinish(session, exitstatus):
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         if loaded:  # pragma: no cover - would mean the blocker failed
             raise RuntimeError(f"Qt/napari modules were imported by core tests: {loaded}")
+
+
+@pytest.fixture(autouse=True)
+def _user_folder(tmp_path_factory, monkeypatch):
+    """Trained-model records go to a temporary user folder, never to the real home."""
+    monkeypatch.setenv("XRAY_ATLAS_HOME", str(tmp_path_factory.mktemp("xray-atlas-home")))

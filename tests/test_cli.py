@@ -103,3 +103,33 @@ def test_cluster_command(tmp_path):
     assert_one_line_error(run("cluster", out, tmp_path / "d.h5", "--method", "som", "--param", "rows=x"), "rows")
     assert_one_line_error(run("cluster", out, out, "--method", "som"), "overwrite the input")
     assert not (tmp_path / "d.h5").exists()
+
+
+def test_train_command_resume_and_bad_input(tmp_path):
+    from xray_atlas.models import load_model
+    from xray_atlas.models.catalogue import list_models
+
+    out = tmp_path / "maps.safetensors"
+    small = ["--param", "n_train=256", "--param", "n_val=64", "--param", "n_channels=512", "--param", "gain_kev=0.04",
+             "--model-param", "hidden=32", "--device", "cpu"]
+    res = run("train", "maps", out, "--epochs", 2, "--seed", 5, *small)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"wrote {out}: done after 2 epochs") and "pearson" in res.stdout
+    assert "epoch 2/2" in res.stderr  # the progress lines
+    model, card = load_model(out)
+    assert card.seed == 5 and card.config["hidden"] == [32] and card.inputs["n_channels"] == 512
+    assert [m.path for m in list_models("maps")] == [out.resolve()]
+    res = run("train", "maps", out, "--epochs", 3, "--seed", 5, "--resume", *small)
+    assert res.returncode == 0 and "done after 3 epochs" in res.stdout, res.stderr
+    assert len((tmp_path / "maps.csv").read_text().splitlines()) == 4  # header + 3 epochs, one log
+    before = out.read_bytes()
+    assert_one_line_error(run("train", "maps", out, *small), "a model exists here", "--overwrite")
+    assert_one_line_error(run("train", "maps", tmp_path / "x", "--lr", "-1"), "lr=-1.0 is out of range")
+    assert_one_line_error(run("train", "maps", tmp_path / "x", "--param", "tube_kv=500"), "tube_kv='500'")
+    assert_one_line_error(run("train", "images", tmp_path / "x", "--param", f"root={tmp_path}"),
+                          "not an image dataset")
+    assert_one_line_error(run("train", "diffraction", tmp_path / "x"), "task='diffraction' is not available")
+    assert_one_line_error(run("train", "maps", tmp_path / "no" / "x"), "output folder does not exist")
+    assert out.read_bytes() == before and not (tmp_path / "x").exists()
+    listing = json.loads(run("train", "elements", "--list").stdout)
+    assert listing["models"] == ["vit1d"] and listing["defaults"]["lr"] == 1e-4  # study 003

@@ -60,34 +60,13 @@ def _check_output(path: str, suffixes: tuple[str, ...], *, inputs: tuple[str, ..
     return check_destination(out, inputs=inputs)
 
 
-def _read_gray_image(path: str):
-    """A grayscale image from .npy, or from PNG/TIFF/JPEG when Pillow is installed."""
-    import numpy as np
-
-    p = Path(path)
-    if not p.is_file():
-        raise XrayAtlasError("no such image file", path=p)
-    if p.suffix.lower() == ".npy":
-        try:
-            return np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as err:
-            raise XrayAtlasError(f"not a readable .npy image ({err})", path=p) from None
-    try:
-        from PIL import Image
-    except ImportError:
-        raise XrayAtlasError("reading this image needs Pillow (pip install pillow), or give a .npy", path=p) from None
-    try:
-        with Image.open(p) as im:
-            return np.asarray(im.convert("L"), dtype=np.float64)
-    except OSError as err:
-        raise XrayAtlasError(f"not a readable image ({err})", path=p) from None
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .physics.painting import synthetic_painting
 
     out = _check_output(args.out, (".h5", ".hdf5"))
-    image = _read_gray_image(args.image) if args.image else None
+    from .io.images import read_image
+
+    image = read_image(args.image) if args.image else None
     painting = synthetic_painting(args.height, args.width, seed=args.seed, n_channels=args.channels,
                                   dwell_ms=args.dwell_ms, image=image)
     painting.write(out)
@@ -133,10 +112,67 @@ def _parse_value(text: str, default: object, name: str) -> object:
         if isinstance(default, float) or default is None:
             return None if text.lower() == "none" else float(text)
         if isinstance(default, tuple):
-            return tuple(float(v) for v in text.split(","))
+            kind = int if default and all(isinstance(v, int) for v in default) else float
+            return tuple(kind(v) for v in text.split(","))
         return text
     except ValueError:
         raise XrayAtlasError(f"--param {name}={text!r} is not a valid {type(default).__name__}") from None
+
+
+def _name_values(items: list[str] | None, flag: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise XrayAtlasError(f"{flag} {item!r}: write NAME=VALUE")
+        name, value = item.split("=", 1)
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .models.registry import available
+    from .training import TerminalProgress, make_config, train
+    from .training.tasks import get_task
+
+    task = get_task(args.task)
+    if args.list:
+        print(json.dumps({"task": task.name, "sources": {n: {k: p.doc for k, p in s.parameters(task.name).items()}
+                                                         for n, s in task.sources.items()},
+                          "models": task.models(), "losses": list(task.losses),
+                          "defaults": task.hyperparameters(args.model)}, indent=1))
+        return 0
+    if args.out is None:
+        raise XrayAtlasError("give OUT_MODEL, the model folder or .safetensors file to write")
+    model = args.model or task.default_model
+    entry = available(task.name).get(model)
+    model_params = {}
+    for name, value in _name_values(args.model_param, "--model-param").items():
+        if entry is None or name not in entry.defaults:
+            known = ", ".join(sorted(entry.defaults)) if entry else "none"
+            raise XrayAtlasError(f"--model-param {name}: unknown for model {model!r}; known: {known}")
+        model_params[name] = _parse_value(value, entry.defaults[name], name)
+    settings = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed, "device": args.device, "loss": args.loss,
+                                  "optimizer": args.optimizer, "lr": args.lr, "weight_decay": args.weight_decay,
+                                  "schedule": args.schedule, "batch_size": args.batch_size,
+                                  "patience": args.patience, "grad_clip": args.grad_clip}.items() if v is not None}
+    config = make_config(task.name, model=model, source=args.source, amp=args.amp, model_params=model_params,
+                         source_params=_name_values(args.param, "--param"), **settings)
+    try:
+        outcome = train(config, args.out, callbacks=[TerminalProgress()], resume=args.resume,
+                        overwrite=args.overwrite, tensorboard=args.tensorboard)
+    except KeyboardInterrupt:
+        print(f"xray-atlas train: interrupted; the best model so far (if an epoch completed) is at {args.out}",
+              file=sys.stderr)
+        return 130
+    res = outcome.result
+    if outcome.path is None:
+        raise XrayAtlasError("no epoch completed, so no model was written", path=args.out)
+    best = res.history[[e.epoch for e in res.history].index(res.best_epoch)] if res.history else None
+    how = "stopped early" if res.stopped_early else "cancelled" if res.cancelled else "done"
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in (best.metrics if best else {}).items())
+    print(f"wrote {outcome.path}: {how} after {res.epochs_run} epochs; best epoch {res.best_epoch}, "
+          f"val_loss {res.best_val_loss:.4g}{', ' + metrics if metrics else ''}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -205,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_cluster)
+
+    from .devices import DEVICES
+    from .training import OPTIMIZERS, SCHEDULES
+    from .training.tasks import CONTRACT_TASKS
+
+    p = sub.add_parser("train", help="train a model on synthetic data, cubes with reference maps or image folders",
+                       description="Train TASK's model and write it to OUT_MODEL (a folder, or a file ending in "
+                       ".safetensors). Unset options take the task's and the model's defaults (--list shows them).")
+    p.add_argument("task", metavar="TASK", choices=CONTRACT_TASKS, help=", ".join(CONTRACT_TASKS))
+    p.add_argument("out", metavar="OUT_MODEL", nargs="?", default=None)
+    p.add_argument("--list", action="store_true", help="print the task's sources, parameters, models and defaults")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--model", help="registered model name (see --list)")
+    p.add_argument("--model-param", action="append", metavar="NAME=VALUE", help="model option (repeatable)")
+    p.add_argument("--source", help="data source (see --list)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="data source option, e.g. --param tube_kv=40 --param n_train=20000 (repeatable)")
+    p.add_argument("--loss")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement (0: off)")
+    p.add_argument("--grad-clip", type=float, help="gradient norm clip (0: off)")
+    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    p.add_argument("--resume", action="store_true", help="go on from OUT_MODEL's last complete epoch")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already at OUT_MODEL")
+    p.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard (needs tensorboard)")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
     p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")

@@ -10,10 +10,16 @@ from xray_atlas import XrayAtlasError
 from xray_atlas.models import ModelCard, available, build, load_model, save_model
 
 
+def _inputs(name):
+    """A small model of each task's kind and a batch it takes."""
+    if available()[name].task == "images":
+        return build(name, image_size=32, n_outputs=5), torch.randn(7, 1, 32, 32)
+    return build(name, n_channels=512, n_outputs=5), 100 * torch.rand(7, 512)
+
+
 @pytest.mark.parametrize("name", sorted(available()))
 def test_every_model_forward_backward_and_round_trip(name, tmp_path):
-    model, config = build(name, n_channels=512, n_outputs=5)
-    x = torch.rand(7, 512)
+    (model, config), x = _inputs(name)
     out = model(x)
     assert out.shape == (7, 5)
     out.sum().backward()
@@ -26,6 +32,22 @@ def test_every_model_forward_backward_and_round_trip(name, tmp_path):
         torch.testing.assert_close(loaded(x), model(x))
         assert card2.architecture == name and card2.outputs == card.outputs and card2.seed == 1
     assert json.loads((tmp_path / "m" / "card.json").read_text())["package_version"]
+
+
+def test_every_task_has_its_models():
+    tasks = {e.task for e in available().values()}
+    assert {"maps", "elements", "images"} <= tasks
+
+
+def test_total_normalisation_scales_with_counts():
+    # Net counts scale with dwell time: twice the counts in every channel, twice each output.
+    model, _ = build("fcn", n_channels=512, n_outputs=3, hidden=(16,))
+    x = 50 * torch.rand(4, 512)
+    torch.testing.assert_close(model(2 * x), 2 * model(x))
+    raw, _ = build("fcn", n_channels=512, n_outputs=3, hidden=(16,), normalise="none")
+    assert not torch.allclose(raw(2 * x), 2 * raw(x))
+    with pytest.raises(XrayAtlasError, match="normalise='max'"):
+        build("fcn", normalise="max")
 
 
 def test_study_fcn_shape():

@@ -34,3 +34,33 @@ def test_clustered_painting_screenshot(viewer, qtbot, tmp_path):
 
     img = np.asarray(Image.open(out).convert("RGB")).astype(float)
     assert img.std() > 20
+
+
+def test_training_run_screenshot(viewer, qtbot, tmp_path):
+    """A maps run in progress in the Training dock (docs/training.md)."""
+    from xray_atlas.training import EpochEnd
+
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1500, 1000)
+    viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
+    _, training = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Training")
+    training.task_combo.setCurrentText("maps")
+    for k, v in {"n_train": 2048, "n_val": 256, "n_channels": 2048, "gain_kev": 0.01}.items():
+        training.source_form.set_value(k, v)
+    training.epochs.setValue(40)
+    training.device_combo.setCurrentText("cpu")
+    worker = training.start()
+    seen = []
+    worker.yielded.connect(seen.append)
+    qtbot.waitUntil(lambda: sum(isinstance(e, EpochEnd) for e in seen) >= 6, timeout=120000)
+    qtbot.wait(300)
+    out = _out(tmp_path, "training.png")
+    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    training.cancel()
+    qtbot.waitUntil(lambda: not training.busy, timeout=30000)
+    assert training.status.text().startswith("cancelled")
+    from PIL import Image
+
+    img = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    assert img.std() > 10

@@ -7,6 +7,7 @@ import torch
 from xray_atlas import XrayAtlasError
 from xray_atlas.models import ModelCard, build, load_model, save_model
 from xray_atlas.training import CSVLogger, fit, seed_everything
+from xray_atlas.training.checkpoint import load_state, save_state
 
 
 def _data(seed=0, n=512):
@@ -94,3 +95,53 @@ def test_early_stopping():
 def test_bad_hyperparameters(kw, match):
     with pytest.raises(XrayAtlasError, match=match):
         _run(**kw)
+
+
+def test_resume_is_the_same_run(tmp_path):
+    """4 epochs straight == 2 epochs, a resume file written and read, 2 more (incl. the
+    Adam moments, the cosine schedule and torch's random state)."""
+    _, straight = _run(epochs=4, schedule="cosine")
+    states = []
+    with pytest.raises(_Killed):
+        _run(epochs=4, schedule="cosine", on_state=states.append, callbacks=[_StopAfter(2)])
+    save_state(tmp_path / "r.safetensors", states[-1], settings={"k": 1})
+    state, settings = load_state(tmp_path / "r.safetensors")
+    assert settings == {"k": 1} and state.epoch == 2 and len(state.history) == 2
+    _, rest = _run(epochs=4, schedule="cosine", resume=state)
+    assert [e.val_loss for e in rest.history] == [e.val_loss for e in straight.history]
+    assert [e.lr for e in rest.history] == [e.lr for e in straight.history]
+    with pytest.raises(XrayAtlasError, match="done 4 epochs already"):
+        _run(epochs=4, resume=load_state_after(rest, tmp_path))
+
+
+class _Killed(Exception):
+    pass
+
+
+class _StopAfter:
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_step_end(self, ev):
+        pass
+
+    def on_epoch_end(self, ev):
+        if ev.epoch == self.epochs:
+            raise _Killed  # like a killed run: only the files survive
+
+
+def load_state_after(result, tmp_path):
+    from xray_atlas.training import TrainState
+
+    model, _ = _run(epochs=1)
+    return TrainState(4, model.state_dict(), {}, {}, torch.get_rng_state(), 1.0, 4, 0, list(result.history))
+
+
+def test_optimizers_and_schedules():
+    for opt in ("adam", "adamw", "sgd", "rmsprop"):
+        _, res = _run(epochs=3, optimizer=opt, lr=1e-3)
+        assert res.epochs_run == 3
+    _, res = _run(epochs=6, schedule="step", lr=1e-2)
+    assert [e.lr for e in res.history] == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-4, 1e-4])
+    with pytest.raises(XrayAtlasError, match="optimizer='lbfgs'"):
+        _run(optimizer="lbfgs")

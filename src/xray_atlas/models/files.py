@@ -16,7 +16,7 @@ from .._version import __version__
 from ..errors import XrayAtlasError
 from .registry import build
 
-__all__ = ["ModelCard", "save_model", "load_model"]
+__all__ = ["ModelCard", "save_model", "load_model", "read_card"]
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ModelCard:
     seed: int | None = None
     metrics: dict = field(default_factory=dict)
     package_version: str = __version__
+    training: dict = field(default_factory=dict)  # hyper-parameters of the run that made it
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=_jsonable)
@@ -54,41 +55,72 @@ def save_model(path: str | os.PathLike, model: Any, card: ModelCard) -> Path:
         raise XrayAtlasError("output folder does not exist", path=path.parent)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     text = card.to_json()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         if path.suffix == ".safetensors":
-            save_file(tensors, tmp / "m.safetensors", metadata={"card": text})
-            os.replace(tmp / "m.safetensors", path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            os.close(fd)
+            try:
+                save_file(tensors, tmp, metadata={"card": text})
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        elif path.is_dir():
+            # An existing model folder (a training run's checkpoint): replace the weights, then
+            # the card, each atomically, keeping the run's other files (log, resume state).
+            ours = {"card.json", "model.safetensors", "resume.safetensors", "training.csv"}
+            if not (path / "card.json").is_file() and any(p.name not in ours for p in path.iterdir()):
+                raise XrayAtlasError("this folder exists and is not a model folder; choose another path", path=path)
+            for name, write in (("model.safetensors", lambda t: save_file(tensors, t)),
+                                ("card.json", lambda t: Path(t).write_text(text))):
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path)
+                os.close(fd)
+                try:
+                    write(tmp)
+                    os.replace(tmp, path / name)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
         else:
-            save_file(tensors, tmp / "model.safetensors")
-            (tmp / "card.json").write_text(text)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-            tmp = None
+            tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            try:
+                save_file(tensors, tmpdir / "model.safetensors")
+                (tmpdir / "card.json").write_text(text)
+                os.replace(tmpdir, path)
+            finally:
+                if tmpdir.exists():
+                    shutil.rmtree(tmpdir, ignore_errors=True)
     except OSError as err:
         raise XrayAtlasError(f"could not write the model ({err.strerror or err})", path=path) from None
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, ModelCard]:
-    """Rebuild a model from its file: (module in eval mode, card)."""
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card of a model file or folder, without loading its weights."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     path = Path(os.fspath(path))
     try:
         if path.is_dir():
             card_d = json.loads((path / "card.json").read_text())
-            weights = path / "model.safetensors"
         else:
             with safe_open(str(path), framework="pt") as f:
                 card_d = json.loads((f.metadata() or {})["card"])
-            weights = path
-        card = ModelCard(**card_d)
+        return ModelCard(**card_d)
+    except FileNotFoundError:
+        raise XrayAtlasError("no model file (expected card.json and model.safetensors)", path=path) from None
+    except Exception as err:  # noqa: BLE001 - safetensors and json raise many types
+        raise XrayAtlasError(f"not a readable model file ({type(err).__name__}: {str(err)[:120]})", path=path) from None
+
+
+def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, ModelCard]:
+    """Rebuild a model from its file: (module in eval mode, card)."""
+    from safetensors.torch import load_file
+
+    path = Path(os.fspath(path))
+    card = read_card(path)
+    weights = path / "model.safetensors" if path.is_dir() else path
+    try:
         model, _ = build(card.architecture, **card.config)
         model.load_state_dict(load_file(str(weights), device="cpu"))
     except FileNotFoundError:

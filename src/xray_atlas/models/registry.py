@@ -17,18 +17,24 @@ class Entry:
     defaults: dict
     task: str
     doc: str
+    training: dict  # the model's own training defaults (optimizer, lr, weight_decay ...), over the task's
 
 
 _REGISTRY: dict[str, Entry] = {}  # filled at import by the model modules' @register
 
 
-def register(name: str, *, task: str, **defaults: Any) -> Callable:
-    """Decorator: register ``builder(**config) -> torch.nn.Module`` under ``name``."""
+def register(name: str, *, task: str, training: dict | None = None, **defaults: Any) -> Callable:
+    """Decorator: register ``builder(**config) -> torch.nn.Module`` under ``name``.
+
+    ``task`` is the training task it serves; ``training`` holds its own defaults for the
+    training engine (optimizer, lr, weight_decay, batch_size), over the task's.
+    """
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = Entry(name, builder, dict(defaults), task, (builder.__doc__ or "").strip())
+        _REGISTRY[name] = Entry(name, builder, dict(defaults), task, (builder.__doc__ or "").strip(),
+                                dict(training or {}))
         return builder
 
     return deco
@@ -55,4 +61,4 @@ def build(name: str, **config: Any) -> tuple[Any, dict]:
 
 
 def _load_builtin() -> None:
-    from . import spectral  # noqa: F401 - registers its builders
+    from . import images, spectral, vit1d  # noqa: F401 - they register their builders

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox
+from typing import Any
 
-__all__ = ["refill"]
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+
+__all__ = ["refill", "ParamForm", "apply_plot_theme"]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -20,3 +22,83 @@ def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
         combo.setCurrentText(current)
     combo.blockSignals(False)
     return current
+
+
+def apply_plot_theme(plot: Any, viewer: Any) -> None:
+    """Give a pyqtgraph plot napari's canvas and text colours."""
+    try:
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(viewer.theme)
+        bg, fg = theme.canvas.as_hex(), theme.text.as_hex()
+    except Exception:  # noqa: BLE001 - a custom theme without these keys
+        bg, fg = "#262930", "#f0f1f2"
+    plot.setBackground(bg)
+    for axis in ("left", "bottom"):
+        ax = plot.getAxis(axis)
+        ax.setPen(fg)
+        ax.setTextPen(fg)
+
+
+class ParamForm(QWidget):
+    """A form built from a core parameter table (name -> :class:`~xray_atlas.training.sources.Param`):
+    spin boxes with the table's ranges, combo boxes for choices, check boxes, text fields.
+    :meth:`values` returns what the core's checks take (text fields as text)."""
+
+    def __init__(self, params: dict, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.params = params
+        self.fields: dict[str, QWidget] = {}
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        for name, p in params.items():
+            w: QWidget
+            if p.kind == "choice":
+                w = QComboBox()
+                w.addItems([str(c) for c in p.choices])
+                w.setCurrentText(str(p.default))
+            elif p.kind == "bool":
+                w = QCheckBox()
+                w.setChecked(bool(p.default))
+            elif p.kind == "number" and isinstance(p.default, int):
+                w = QSpinBox()
+                w.setRange(int(p.low), int(min(p.high, 2**31 - 1)))
+                w.setValue(p.default)
+            elif p.kind == "number":
+                w = QDoubleSpinBox()
+                w.setDecimals(4)
+                w.setRange(p.low, p.high)
+                w.setValue(p.default)
+            else:
+                default = p.default if isinstance(p.default, str) else ", ".join(p.default or ())
+                w = QLineEdit(default)
+                if p.kind in ("path", "paths") or p.default is None:
+                    w.setPlaceholderText(p.doc)
+            w.setToolTip(p.doc)
+            w.setObjectName(name)
+            self.fields[name] = w
+            form.addRow(name.replace("_", " "), w)
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, w in self.fields.items():
+            if isinstance(w, QComboBox):
+                out[name] = w.currentText()
+            elif isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                out[name] = w.value()
+            else:
+                out[name] = w.text()
+        return out
+
+    def set_value(self, name: str, value: Any) -> None:
+        w = self.fields[name]
+        if isinstance(w, QComboBox):
+            w.setCurrentText(str(value))
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+            w.setValue(value)
+        else:
+            w.setText(str(value))

@@ -32,7 +32,7 @@ from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, family_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import refill
+from ._common import apply_plot_theme, refill
 
 if TYPE_CHECKING:
     import napari
@@ -557,18 +557,7 @@ class SpectrumInspector(QWidget):
         self._rescale()
 
     def _apply_theme(self, *_: Any) -> None:
-        try:
-            from napari.utils.theme import get_theme
-
-            theme = get_theme(self.viewer.theme)
-            bg, fg = theme.canvas.as_hex(), theme.text.as_hex()
-        except Exception:  # noqa: BLE001 - a custom theme without these keys
-            bg, fg = "#262930", "#f0f1f2"
-        self.plot.setBackground(bg)
-        for axis in ("left", "bottom"):
-            ax = self.plot.getAxis(axis)
-            ax.setPen(fg)
-            ax.setTextPen(fg)
+        apply_plot_theme(self.plot, self.viewer)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()

@@ -1,0 +1,423 @@
+"""Training dock: pick a task, set up its data and hyper-parameters, watch it learn, stop it,
+go on with it.
+
+The dock only turns the form into a :class:`~xray_atlas.training.TrainConfig` and follows a
+:class:`~xray_atlas.training.Run` (a training thread on CPU, a child process on a GPU, so its
+memory is returned when the run ends). The run's events travel through a queue to a napari
+generator worker and from there, on the main thread, to the progress bar, the curves and the
+metrics table; Cancel sets the run's flag, checked between batches.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyqtgraph as pg
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from superqt import QCollapsible
+
+from ...devices import DEVICES
+from ...errors import XrayAtlasError
+from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Run, StepEnd, TrainConfig
+from ...training.tasks import TASKS
+from ._common import ParamForm, apply_plot_theme, refill
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainingWidget"]
+
+
+def _follow(run: Run):
+    """Worker body: start the run and pass its events on (None when idle keeps the worker
+    responsive to quitting)."""
+    run.start()
+    try:
+        for ev in run.events():
+            if ev is not None:
+                yield ev
+    finally:
+        if run.ended is None:  # the worker was quit (dock closed): stop the run too
+            run.cancel()
+
+
+class _Alive:
+    """Outlives the widget's C++ object: a closed dock cancels its run and ignores late signals."""
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.run: Run | None = None
+
+    def die(self, *_: Any) -> None:
+        self.alive = False
+        if self.run is not None:
+            self.run.cancel()
+
+
+class TrainingWidget(QWidget):
+    """Dock widget: task, data, model, loss, optimiser, schedule; Start / Cancel / Resume;
+    progress, live loss curves and a metrics table per epoch."""
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self.last_out: Path | None = None
+        self.history: list[EpochEnd] = []
+        self._steps: tuple[list[float], list[float]] = ([], [])
+        self._state = _Alive()
+        self.destroyed.connect(self._state.die)
+
+        # -- form ---------------------------------------------------------------------------
+        self.task_combo = QComboBox()
+        for name, task in TASKS.items():
+            self.task_combo.addItem(name)
+            self.task_combo.setItemData(self.task_combo.count() - 1, task.title, 3)  # tooltip role
+        self.source_combo = QComboBox()
+        self.source_box = QVBoxLayout()
+        self.source_form: ParamForm | None = None
+        self.model_combo = QComboBox()
+        self.loss_combo = QComboBox()
+        self.optimizer_combo = QComboBox()
+        self.optimizer_combo.addItems(list(OPTIMIZERS))
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 10.0)
+        self.lr.setSingleStep(1e-4)
+        self.weight_decay = QDoubleSpinBox()
+        self.weight_decay.setDecimals(6)
+        self.weight_decay.setRange(0.0, 1.0)
+        self.schedule_combo = QComboBox()
+        self.schedule_combo.addItems(list(SCHEDULES))
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 100_000)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 65_536)
+        self.patience = QSpinBox()
+        self.patience.setRange(0, 100_000)
+        self.patience.setToolTip("stop after this many epochs without a better validation loss (0: never)")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICES))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("new folder in the user's models folder")
+        self.browse_button = QPushButton("…")
+        self.browse_button.setMaximumWidth(30)
+
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.resume_button = QPushButton("Resume")
+        self.cancel_button.setEnabled(False)
+        self.resume_button.setEnabled(False)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.bar.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(160)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "loss")
+        self.plot.setLogMode(y=True)
+        self.plot.addLegend(offset=(-10, 10))
+        self.step_curve = self.plot.plot([], [], pen=pg.mkPen("#90a4ae", width=1), name="batch")
+        self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), symbol="o", symbolSize=5,
+                                          symbolBrush="#4fc3f7", name="train")
+        self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), symbol="o", symbolSize=5,
+                                        symbolBrush="#ffb74d", name="validation")
+        self.table = QTableWidget(0, 0)
+        self.table.setMinimumHeight(90)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+        top = QFormLayout()
+        top.addRow("task", self.task_combo)
+        top.addRow("data", self.source_combo)
+        hyper = QFormLayout()
+        hyper.addRow("model", self.model_combo)
+        hyper.addRow("loss", self.loss_combo)
+        hyper.addRow("optimizer", self.optimizer_combo)
+        hyper.addRow("learning rate", self.lr)
+        hyper.addRow("weight decay", self.weight_decay)
+        hyper.addRow("schedule", self.schedule_combo)
+        hyper.addRow("epochs", self.epochs)
+        hyper.addRow("batch size", self.batch_size)
+        hyper.addRow("early stop", self.patience)
+        hyper.addRow("device", self.device_combo)
+        hyper.addRow("seed", self.seed)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_edit, 1)
+        out_row.addWidget(self.browse_button)
+        hyper.addRow("save to", out_row)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.cancel_button, self.resume_button):
+            buttons.addWidget(b)
+        # The settings scroll (a data source has up to 17 parameters); buttons, progress,
+        # curves and table stay in view below them.
+        settings = QWidget()
+        form_box = QVBoxLayout(settings)
+        form_box.setContentsMargins(0, 0, 0, 0)
+        form_box.addLayout(top)
+        data_box = QCollapsible("data settings")
+        holder = QWidget()
+        holder.setLayout(self.source_box)
+        data_box.addWidget(holder)
+        data_box.expand(animate=False)
+        form_box.addWidget(data_box)
+        form_box.addLayout(hyper)
+        form_box.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(settings)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        results = QSplitter(Qt.Orientation.Vertical)
+        results.addWidget(self.plot)
+        results.addWidget(self.table)
+        results.setStretchFactor(0, 2)
+        results.setStretchFactor(1, 1)
+        outer = QSplitter(Qt.Orientation.Vertical)
+        outer.addWidget(scroll)
+        lower = QWidget()
+        lower_box = QVBoxLayout(lower)
+        lower_box.setContentsMargins(0, 0, 0, 0)
+        lower_box.addLayout(buttons)
+        lower_box.addWidget(self.bar)
+        lower_box.addWidget(self.status)
+        lower_box.addWidget(results, 1)
+        outer.addWidget(lower)
+        outer.setStretchFactor(0, 1)
+        outer.setStretchFactor(1, 1)
+        outer.setSizes([420, 480])
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(outer)
+
+        self.task_combo.currentTextChanged.connect(self._on_task)
+        self.source_combo.currentTextChanged.connect(self._on_source)
+        self.model_combo.currentTextChanged.connect(self._on_model)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self.resume)
+        self.browse_button.clicked.connect(self._browse)
+        self.viewer.events.theme.connect(self._apply_theme)
+        self._apply_theme()
+        self._on_task(self.task_combo.currentText())
+
+    # -- form -------------------------------------------------------------------------------
+    @property
+    def task(self):
+        return TASKS[self.task_combo.currentText()]
+
+    def _on_task(self, name: str) -> None:
+        task = TASKS[name]
+        refill(self.source_combo, list(task.sources), quiet=True)
+        self._on_source(self.source_combo.currentText())
+        refill(self.model_combo, task.models(), quiet=True)
+        self.model_combo.setCurrentText(task.default_model)
+        refill(self.loss_combo, list(task.losses))
+        self.loss_combo.setCurrentText(task.losses[0])
+        self._on_model(self.model_combo.currentText())
+
+    def _on_source(self, name: str) -> None:
+        if not name:
+            return
+        if self.source_form is not None:
+            self.source_box.removeWidget(self.source_form)
+            self.source_form.deleteLater()
+        self.source_form = ParamForm(self.task.sources[name].parameters(self.task.name))
+        self.source_box.addWidget(self.source_form)
+
+    def _on_model(self, name: str) -> None:
+        """The task's and then the model's own defaults (study settings)."""
+        if not name:
+            return
+        d = self.task.hyperparameters(name)
+        self.optimizer_combo.setCurrentText(d.get("optimizer", "adam"))
+        self.lr.setValue(d.get("lr", 1e-3))
+        self.weight_decay.setValue(d.get("weight_decay", 0.0))
+        self.schedule_combo.setCurrentText(d.get("schedule", "constant"))
+        self.epochs.setValue(d.get("epochs", 10))
+        self.batch_size.setValue(d.get("batch_size", 64))
+        self.patience.setValue(d.get("patience", 0))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the model as", "", "Model folder (*);;Single file (*.safetensors)")
+        if path:
+            self.out_edit.setText(path)
+
+    def config(self) -> TrainConfig:
+        """The form as a training configuration."""
+        d = self.task.hyperparameters(self.model_combo.currentText())
+        return TrainConfig(
+            task=self.task.name, source=self.source_combo.currentText(), model=self.model_combo.currentText(),
+            loss=self.loss_combo.currentText(), source_params=self.source_form.values() if self.source_form else {},
+            optimizer=self.optimizer_combo.currentText(), lr=self.lr.value(), weight_decay=self.weight_decay.value(),
+            schedule=self.schedule_combo.currentText(), epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(), patience=self.patience.value(),
+            grad_clip=d.get("grad_clip", 0.0), device=self.device_combo.currentText(), seed=self.seed.value())
+
+    # -- runs ---------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def start(self) -> Any:
+        """Start a new run with the form's settings."""
+        from ...models.catalogue import default_model_path
+
+        text = self.out_edit.text().strip()
+        try:
+            out = Path(text).expanduser() if text else default_model_path(self.task.name,
+                                                                           self.model_combo.currentText())
+        except OSError as err:
+            return self._refuse(XrayAtlasError(f"cannot create the models folder ({err})"))
+        return self._launch(self.config(), out, resume=False)
+
+    def resume(self) -> Any:
+        """Go on with the last run (from its last complete epoch) up to the form's epochs."""
+        if self.last_out is None:
+            return self._refuse(XrayAtlasError("nothing to resume: start a run first"))
+        return self._launch(self.config(), self.last_out, resume=True)
+
+    def cancel(self) -> None:
+        """Stop after the current batch; the best model so far stays."""
+        if self._state.run is not None:
+            self._state.run.cancel()
+            self.status.setText(self.status.text() + " — cancelling…")
+
+    def _refuse(self, err: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(str(err))
+        return None
+
+    def _launch(self, config: TrainConfig, out: Path, *, resume: bool) -> Any:
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_info
+
+        if self.busy:
+            show_info("xray-atlas: a training run is going on; cancel it first")
+            return None
+        try:
+            run = Run(config, out, resume=resume)
+        except XrayAtlasError as err:
+            return self._refuse(err)
+        self._state.run = run
+        self.last_out = out
+        self.out_edit.setText(str(out))
+        if not resume:
+            self.history = []
+            self._steps = ([], [])
+            self._redraw()
+        self.bar.setVisible(True)
+        self.bar.setRange(0, 0)
+        self.bar.setFormat("preparing data…")
+        self.status.setText(f"{'resuming' if resume else 'training'} {config.model} ({run.mode}) -> {out}")
+        for b, on in ((self.start_button, False), (self.resume_button, False), (self.cancel_button, True)):
+            b.setEnabled(on)
+        worker = create_worker(_follow, run, _start_thread=False)
+        self.worker = worker
+        state = self._state
+        worker.yielded.connect(lambda ev: self._on_event(ev) if state.alive else None)
+        worker.errored.connect(lambda err: self._on_failed(Failed(f"training failed: {err}")) if state.alive else None)
+        worker.finished.connect(lambda: self._on_finished() if state.alive else None)
+        worker.start()
+        return worker
+
+    def _on_event(self, ev: Any) -> None:
+        if isinstance(ev, StepEnd):
+            n = max(ev.steps_per_epoch, 1)
+            total = self.config_epochs() * n
+            self.bar.setRange(0, total)
+            self.bar.setValue((ev.epoch - 1) * n + ev.step)
+            self.bar.setFormat(f"epoch {ev.epoch}: %p%")
+            xs, ys = self._steps
+            if math.isfinite(ev.loss) and ev.loss > 0:
+                xs.append(ev.epoch - 1 + ev.step / n)
+                ys.append(ev.loss)
+            self.step_curve.setData(xs, ys)
+        elif isinstance(ev, EpochEnd):
+            self.history.append(ev)
+            self._redraw()
+            self.status.setText(f"epoch {ev.epoch}/{ev.epochs}: train {ev.train_loss:.4g}, validation {ev.val_loss:.4g}"
+                                f"{' (best)' if ev.best else ''}; {ev.samples_per_s:,.0f} samples/s; "
+                                f"ETA {ev.eta_s:.0f} s")
+        elif isinstance(ev, Finished):
+            r = ev.result
+            how = "cancelled" if r.cancelled else "stopped early" if r.stopped_early else "done"
+            where = f"best model (epoch {r.best_epoch}) at {ev.path}" if ev.path else "no epoch completed, no model"
+            self.status.setText(f"{how} after {r.epochs_run} epochs; {where}")
+        elif isinstance(ev, Failed):
+            self._on_failed(ev)
+
+    def config_epochs(self) -> int:
+        return self._state.run.config.epochs if self._state.run is not None else self.epochs.value()
+
+    def _on_failed(self, ev: Failed) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(ev.message)
+        self.status.setText(f"failed: {ev.message}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self._state.run = None
+        self.bar.setVisible(False)
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.resume_button.setEnabled(self.last_out is not None)
+        self.out_edit.clear()  # the next Start makes a new model; Resume goes on with this one
+
+    def _redraw(self) -> None:
+        h = self.history
+        self.train_curve.setData([e.epoch for e in h], [max(e.train_loss, 1e-12) for e in h])
+        self.val_curve.setData([e.epoch for e in h], [max(e.val_loss, 1e-12) for e in h])
+        if not h:
+            self.step_curve.setData([], [])
+        keys = list(h[-1].metrics) if h else []
+        cols = ["epoch", "train", "validation", *keys, "lr", "s"]
+        self.table.setColumnCount(len(cols))
+        self.table.setHorizontalHeaderLabels(cols)
+        self.table.setRowCount(len(h))
+        for r, e in enumerate(h):
+            values = [e.epoch, e.train_loss, e.val_loss, *(e.metrics.get(k, float("nan")) for k in keys), e.lr,
+                      e.seconds]
+            for c, v in enumerate(values):
+                text = str(v) if isinstance(v, int) else f"{v:.4g}"
+                self.table.setItem(r, c, QTableWidgetItem(text + (" *" if c == 2 and e.best else "")))
+        if h:
+            self.table.scrollToBottom()
+
+    def _apply_theme(self, *_: Any) -> None:
+        apply_plot_theme(self.plot, self.viewer)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self._state.die()
+        super().closeEvent(event)

@@ -1,0 +1,402 @@
+"""A training run from settings: the task's data source and model, checkpoints, logs, the
+model file; in this thread, on a background thread, or in a child process.
+
+Files of a run whose model is ``OUT``: the best model so far (``OUT``, a folder or a
+``.safetensors`` file, CONTRACTS.md section 7), the state to resume from after the last
+complete epoch, and a CSV log: ``OUT/resume.safetensors`` and ``OUT/training.csv`` for a
+folder, ``OUT.resume`` and ``OUT.csv`` beside a single file. Each write is atomic, so a
+cancelled, failed or killed run leaves the last good model and state loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import XrayAtlasError
+from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, StepEnd
+
+__all__ = ["TrainConfig", "make_config", "train", "check_run", "Run", "Finished", "Failed", "Outcome", "run_files",
+           "HYPERPARAMETERS"]
+
+#: Hyper-parameter -> (low, high) accepted by :meth:`TrainConfig.check` (0 turns patience and
+#: grad_clip off).
+HYPERPARAMETERS = {
+    "epochs": (1, 100_000),
+    "lr": (1e-8, 10.0),
+    "weight_decay": (0.0, 1.0),
+    "batch_size": (1, 65_536),
+    "patience": (0, 100_000),
+    "grad_clip": (0.0, 1e6),
+    "seed": (0, 2**32 - 1),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in the model card and resume state)."""
+
+    task: str
+    source: str
+    model: str
+    loss: str
+    source_params: dict = field(default_factory=dict)
+    model_params: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    epochs: int = 10
+    batch_size: int = 64
+    patience: int = 0
+    grad_clip: float = 0.0
+    device: str = "auto"
+    seed: int = 0
+    amp: bool = False
+
+    def check(self) -> None:
+        """Refuse unknown names and out-of-range values, naming the parameter."""
+        from ..devices import DEVICES
+        from ..models.registry import available
+        from .tasks import get_task
+
+        task = get_task(self.task)
+        if self.source not in task.sources:
+            raise XrayAtlasError(f"source={self.source!r}; task {self.task!r} takes {', '.join(task.sources)}")
+        models = available(self.task)
+        if self.model not in models:
+            raise XrayAtlasError(f"model={self.model!r}; task {self.task!r} has {', '.join(sorted(models))}")
+        if self.loss not in task.losses:
+            raise XrayAtlasError(f"loss={self.loss!r}; task {self.task!r} takes {', '.join(task.losses)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise XrayAtlasError(f"optimizer={self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise XrayAtlasError(f"schedule={self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.device not in DEVICES:
+            raise XrayAtlasError(f"device={self.device!r}; choose one of {', '.join(DEVICES)}")
+        for name, (lo, hi) in HYPERPARAMETERS.items():
+            v = getattr(self, name)
+            whole = name in ("epochs", "batch_size", "patience", "seed")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and int(v) != v) or not lo <= v <= hi:
+                raise XrayAtlasError(f"{name}={v!r} is out of range [{lo:g}, {hi:g}]"
+                                     + (" (a whole number)" if whole else ""))
+        unknown = sorted(set(self.model_params) - set(models[self.model].defaults))
+        if unknown:
+            raise XrayAtlasError(f"model {self.model!r} has no option(s) {', '.join(unknown)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_config(task: str, *, model: str | None = None, source: str | None = None, **settings: Any) -> TrainConfig:
+    """A configuration with the task's and the model's defaults, overridden by ``settings``."""
+    from .tasks import get_task
+
+    t = get_task(task)
+    model = model or t.default_model
+    base = {k: v for k, v in t.hyperparameters(model).items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(task=task, source=source or next(iter(t.sources)), model=model,
+                       loss=settings.pop("loss", None) or t.losses[0], **{**base, **settings})
+
+
+def run_files(out: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """(model, resume state, CSV log) paths of a run whose model is ``out``."""
+    out = Path(out)
+    if out.suffix == ".safetensors":
+        return out, out.with_name(out.stem + ".resume"), out.with_name(out.stem + ".csv")
+    return out, out / "resume.safetensors", out / "training.csv"
+
+
+def _check_output(out: Path, *, resume: bool, overwrite: bool, n_params: int | None = None) -> None:
+    """Refuse an unusable output before any work starts."""
+    model, state, _ = run_files(out)
+    parent = out.parent
+    if not parent.is_dir():
+        raise XrayAtlasError("output folder does not exist", path=parent)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise XrayAtlasError(f"cannot write here ({err.strerror or err})", path=parent) from None
+    if resume:
+        if not state.is_file():
+            raise XrayAtlasError("no resume state for this model (it is written after each complete epoch)",
+                                 path=state)
+    elif out.exists():
+        is_model = (out.is_dir() and (out / "card.json").is_file()) or (out.is_file() and out.suffix == ".safetensors")
+        if out.is_dir() and not any(out.iterdir()):
+            pass
+        elif not is_model:
+            raise XrayAtlasError("exists and is not a model; choose another output path", path=out)
+        elif not overwrite:
+            raise XrayAtlasError("a model exists here; resume it (--resume) or allow overwriting (--overwrite)", path=out)
+    if n_params is not None:
+        need = n_params * 4 * 5 + 1_000_000  # best weights, resume weights + two Adam moments, logs
+        free = shutil.disk_usage(parent).free
+        if free < need:
+            raise XrayAtlasError(f"not enough disk space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB "
+                                 "needed)", path=parent)
+
+
+def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> tuple[Any, Any]:
+    """Checks that need no data: settings, data source inputs, output path. Returns (task, source)."""
+    from .tasks import get_task
+
+    config.check()
+    task = get_task(config.task)
+    source = task.sources[config.source](config.task, **config.source_params)
+    _check_output(out, resume=resume, overwrite=overwrite)
+    return task, source
+
+
+def check_run(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Everything that can be refused before a run starts (settings, inputs, output path)."""
+    _prepare(config, Path(out), resume=resume, overwrite=overwrite)
+
+
+@dataclass
+class Outcome:
+    """A finished run: the loop's result, the model path (None when no epoch completed)."""
+
+    result: FitResult
+    path: Path | None
+    config: TrainConfig
+
+
+def train(
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    callbacks: Iterable[Any] = (),
+    cancel: threading.Event | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    tensorboard: str | os.PathLike | None = None,
+) -> Outcome:
+    """Run ``config`` and write the best model to ``out``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : path
+        Model folder, or a file ending in ``.safetensors``.
+    callbacks : iterable
+        Extra ``on_step_end`` / ``on_epoch_end`` listeners (progress bars, queues).
+    cancel : threading.Event, optional
+        Set it to stop after the current batch; the last good checkpoint stays.
+    resume : bool
+        Go on from the state saved after the last complete epoch of this model's run, up to
+        ``config.epochs`` in all. The settings must be those of the run (epochs and device aside).
+    overwrite : bool
+        Replace a model already at ``out``.
+    tensorboard : path, optional
+        Also log to TensorBoard (needs the tensorboard package).
+    """
+    from ..models import ModelCard, build, save_model
+    from ..models.catalogue import remember
+    from .callbacks import CSVLogger, TensorBoardLogger
+    from .checkpoint import load_state, save_state
+    from .loop import fit, seed_everything
+    from .losses import get_loss
+
+    out = Path(out)
+    task, source = _prepare(config, out, resume=resume, overwrite=overwrite)
+    model_path, state_path, log_path = run_files(out)
+    state = None
+    if resume:
+        state, settings = load_state(state_path)
+        ignore = ("epochs", "device", "amp")
+        old = {k: v for k, v in settings.items() if k not in ignore}
+        new = {k: v for k, v in _jsonable(config.to_dict()).items() if k not in ignore}
+        if old and old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}", path=out)
+    extra = [TensorBoardLogger(tensorboard)] if tensorboard is not None else []
+    source.prepare(config.seed)
+    seed_everything(config.seed)
+    model, full = build(config.model, **{**config.model_params, **source.model_inputs()})
+    n_params = sum(p.numel() for p in model.parameters())
+    _check_output(out, resume=resume, overwrite=True, n_params=n_params)
+    if out.suffix != ".safetensors":
+        if out.is_dir() and not resume and overwrite:
+            for f in (model_path / "card.json", model_path / "model.safetensors", state_path, log_path):
+                f.unlink(missing_ok=True)
+        out.mkdir(exist_ok=True)
+    elif not resume:
+        for f in (state_path, log_path):
+            f.unlink(missing_ok=True)
+    settings = _jsonable(config.to_dict())
+
+    def on_best(m: Any, ev: EpochEnd) -> None:
+        card = ModelCard(architecture=config.model, config=full, task=config.task, inputs=source.input_contract(),
+                         outputs=list(source.outputs), training_data=source.describe(), seed=config.seed,
+                         metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics}, training=settings)
+        save_model(model_path, m, card)
+
+    result = fit(
+        model,
+        lambda epoch: source.train_batches(epoch, config.batch_size, config.seed),
+        lambda: source.val_batches(max(config.batch_size, 256)),
+        loss_fn=get_loss(config.loss), epochs=config.epochs, optimizer=config.optimizer, lr=config.lr,
+        weight_decay=config.weight_decay, schedule=config.schedule, device=config.device, seed=config.seed,
+        grad_clip=config.grad_clip or None, patience=config.patience or None, amp=config.amp,
+        metrics=task.metrics, on_best=on_best, on_state=lambda s: save_state(state_path, s, settings=settings),
+        resume=state, callbacks=[CSVLogger(log_path), *extra, *callbacks], cancel=cancel,
+    )
+    saved = model_path.exists() and (model_path.is_file() or (model_path / "card.json").is_file())
+    if saved:
+        remember(model_path)
+    return Outcome(result, model_path if saved else None, config)
+
+
+def _jsonable(d: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(d, default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
+
+
+# -- background runs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finished:
+    """The run ended (completed, stopped early or cancelled)."""
+
+    result: FitResult
+    path: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run stopped on an error; ``message`` is one line."""
+
+    message: str
+
+
+class _ToQueue:
+    def __init__(self, q: Any):
+        self.q = q
+
+    def on_step_end(self, event: StepEnd) -> None:
+        self.q.put(event)
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self.q.put(event)
+
+
+def _execute(config: TrainConfig, out: str, resume: bool, overwrite: bool, q: Any, cancel: Any) -> None:
+    try:
+        outcome = train(config, out, callbacks=[_ToQueue(q)], cancel=cancel, resume=resume, overwrite=overwrite)
+        q.put(Finished(outcome.result, str(outcome.path) if outcome.path else None))
+    except XrayAtlasError as err:
+        q.put(Failed(str(err)))
+    except Exception as err:  # noqa: BLE001 - reported to the user, not raised in a thread
+        q.put(Failed(f"training failed: {type(err).__name__}: {err}"))
+
+
+def _child(config: dict, out: str, resume: bool, overwrite: bool, q: Any, cancel: Any) -> None:
+    _execute(TrainConfig(**config), out, resume, overwrite, q, cancel)
+
+
+class Run:
+    """A training run in the background, reporting through a queue.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : path
+    resume, overwrite : bool
+        As for :func:`train`.
+    mode : {"auto", "thread", "process"}
+        ``auto`` trains in a child process when the device is a GPU (its memory is returned to
+        the system when the run ends) and on a thread otherwise.
+
+    Everything that can be refused without data is refused here, in the caller's thread.
+    """
+
+    def __init__(self, config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
+                 overwrite: bool = False, mode: str = "auto"):
+        from ..devices import resolve_device
+
+        if mode not in ("auto", "thread", "process"):
+            raise XrayAtlasError(f"mode={mode!r}; choose auto, thread or process")
+        check_run(config, out, resume=resume, overwrite=overwrite)
+        if mode == "auto":
+            mode = "process" if resolve_device(config.device).type != "cpu" else "thread"
+        self.config, self.out, self.mode = config, str(out), mode
+        self.resume, self.overwrite = resume, overwrite
+        self._worker: Any = None
+        self.ended: Finished | Failed | None = None
+        if mode == "process":
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            self._queue, self._cancel = ctx.Queue(), ctx.Event()
+        else:
+            self._queue, self._cancel = queue.Queue(), threading.Event()
+
+    def start(self) -> "Run":
+        args = (self.resume, self.overwrite, self._queue, self._cancel)
+        if self.mode == "process":
+            import multiprocessing as mp
+
+            self._worker = mp.get_context("spawn").Process(
+                target=_child, args=(self.config.to_dict(), self.out, *args), daemon=True)
+        else:
+            self._worker = threading.Thread(target=_execute, args=(self.config, self.out, *args), daemon=True,
+                                            name="xray-atlas-training")
+        self._worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop after the current batch."""
+        self._cancel.set()
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def events(self, *, step_interval_s: float = 0.05, poll_s: float = 0.05) -> Iterator[Any]:
+        """Events until the run ends: :class:`StepEnd` (at most one per ``step_interval_s``),
+        :class:`EpochEnd`, then one :class:`Finished` or :class:`Failed`."""
+        last_step = 0.0
+        while True:
+            try:
+                ev = self._queue.get(timeout=poll_s)
+            except queue.Empty:
+                if self._worker is not None and not self._worker.is_alive():
+                    try:  # a last event may have arrived just before the end
+                        ev = self._queue.get(timeout=poll_s)
+                    except queue.Empty:
+                        code = getattr(self._worker, "exitcode", None)
+                        self.ended = Failed("the training process ended unexpectedly"
+                                            + (f" (exit code {code})" if code else ""))
+                        yield self.ended
+                        return
+                else:
+                    yield None  # lets a caller check for its own cancellation
+                    continue
+            if isinstance(ev, StepEnd):
+                now = time.perf_counter()
+                if now - last_step < step_interval_s and ev.step != ev.steps_per_epoch:
+                    continue
+                last_step = now
+            if isinstance(ev, (Finished, Failed)):
+                self.ended = ev
+                self.join()
+                yield ev
+                return
+            yield ev
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+
+

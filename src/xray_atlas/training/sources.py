@@ -1,0 +1,458 @@
+"""Data sources of the training tasks: synthetic spectra from the physics engine, cubes with
+reference maps, image folders.
+
+A source is built from keyword parameters that are checked at once against its table
+(:attr:`DataSource.PARAMS`: default, range or choices, help), so a bad value is refused
+before any work starts; :meth:`DataSource.prepare` then does the slow part (the generator's
+tables, reading pixels or images) inside the run. Batches are a function of the run's seed and
+the epoch number, which makes a run reproducible and a resumed run identical to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import XrayAtlasError
+
+__all__ = ["Param", "DataSource", "SyntheticSpectra", "CubeMaps", "ImageFolder", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a data source: default, allowed range or choices, and help text.
+
+    ``kind`` says how to edit it: ``number``, ``bool``, ``choice``, ``text`` (comma-separated
+    names), ``path`` (a file or folder) or ``paths`` (comma-separated files).
+    """
+
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    kind: str = "number"
+
+    def check(self, name: str, value: Any) -> Any:
+        """The value, typed like the default; a one-line error naming ``name`` otherwise."""
+        if self.kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise XrayAtlasError(f"{name}={value!r} must be true or false")
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise XrayAtlasError(f"{name}={value!r}; choose one of {', '.join(map(str, self.choices))}")
+            return value
+        if self.kind in ("text", "paths"):
+            if value is None:
+                return ()
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(s.strip() for s in items if str(s).strip())
+        if self.kind == "path":
+            return str(value).strip()
+        try:
+            v = int(value) if isinstance(self.default, int) and float(value) == int(float(value)) else float(value)
+        except (TypeError, ValueError):
+            raise XrayAtlasError(f"{name}={value!r} is not a number") from None
+        if isinstance(self.default, int) and not isinstance(v, int):
+            raise XrayAtlasError(f"{name}={value!r} must be a whole number")
+        if not np.isfinite(v) or (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            raise XrayAtlasError(f"{name}={value!r} is out of range [{self.low:g}, {self.high:g}]")
+        return v
+
+
+class DataSource:
+    """Base class: parameter checking and batching; subclasses load data and say what it is."""
+
+    name = ""
+    title = ""
+    #: Parameters common to the tasks that use this source.
+    PARAMS: dict[str, Param] = {}
+    #: Parameters that only some tasks have (task -> names).
+    TASK_ONLY: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, task: str, **params: Any):
+        self.task = task
+        table = self.parameters(task)
+        unknown = sorted(set(params) - set(table))
+        if unknown:
+            raise XrayAtlasError(f"data source {self.name!r} has no parameter(s) {', '.join(unknown)}; "
+                                 f"it has: {', '.join(table)}")
+        self.params = {k: p.check(k, params.get(k, p.default)) for k, p in table.items()}
+        self._val: tuple[Any, Any] | None = None
+        self.check()
+
+    @classmethod
+    def parameters(cls, task: str) -> dict[str, Param]:
+        """The parameter table for ``task``."""
+        other = {n for t, names in cls.TASK_ONLY.items() if t != task for n in names}
+        mine = set(cls.TASK_ONLY.get(task, ()))
+        return {k: p for k, p in cls.PARAMS.items() if k not in other or k in mine}
+
+    # -- for subclasses -------------------------------------------------------------------
+    def check(self) -> None:
+        """Cheap checks of the inputs (files exist, layouts are right), before any work."""
+
+    def prepare(self, seed: int) -> None:
+        """The slow set-up (tables, reading data), inside the run."""
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the model's outputs (lines, elements or classes)."""
+        raise NotImplementedError
+
+    def model_inputs(self) -> dict:
+        """The model configuration this data fixes (input size, number of outputs)."""
+        raise NotImplementedError
+
+    def input_contract(self) -> dict:
+        """What inputs a model trained on this source expects (for the model card)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """The training data, for the model card."""
+        return {"source": self.name, **{k: list(v) if isinstance(v, tuple) else v for k, v in self.params.items()}}
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> "Batches":
+        raise NotImplementedError
+
+    def val_batches(self, batch_size: int) -> list[tuple[Any, Any]]:
+        import torch
+
+        if self._val is None:
+            raise XrayAtlasError("prepare() the data source before asking for batches")
+        x, y = self._val
+        return [(torch.from_numpy(x[i:i + batch_size]), torch.from_numpy(y[i:i + batch_size]))
+                for i in range(0, len(x), batch_size)]
+
+
+class Batches:
+    """A lazy epoch of batches with a length (so the loop knows the steps per epoch)."""
+
+    def __init__(self, n_batches: int, make: Any):
+        self.n_batches = n_batches
+        self.make = make
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        for i in range(self.n_batches):
+            yield self.make(i)
+
+
+def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+
+def _in_memory_batches(x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int, seed: int,
+                       augment: Any = None) -> Batches:
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(x))
+
+    def make(i: int) -> tuple[Any, Any]:
+        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
+        xb = x[idx]
+        if augment is not None:
+            xb = augment(xb, np.random.default_rng([seed, epoch, i]))
+        return _tensors(xb, y[idx])
+
+    return Batches(-(-len(x) // batch_size), make)
+
+
+# -- synthetic spectra ----------------------------------------------------------------------
+_ANODES = ("Rh", "W", "Mo", "Ag", "Cu", "Cr", "Pd")
+
+
+class SyntheticSpectra(DataSource):
+    """Random spectra drawn on the fly by :class:`~xray_atlas.physics.generator.SpectrumGenerator`
+    for an instrument described by the parameters: every epoch sees new spectra."""
+
+    name = "synthetic-spectra"
+    title = "Synthetic spectra (physics engine)"
+    PARAMS = {
+        "anode": Param("Rh", "tube anode", choices=_ANODES, kind="choice"),
+        "tube_kv": Param(50.0, "tube voltage (kV)", 5.0, 100.0),
+        "fwhm_mnka_ev": Param(145.0, "detector FWHM at Mn Ka (eV)", 100.0, 400.0),
+        "n_channels": Param(4096, "detector channels", 256, 16384),
+        "offset_kev": Param(0.0, "energy of channel 0 (keV)", -2.0, 2.0),
+        "gain_kev": Param(0.01, "keV per channel", 0.001, 0.1),
+        "elements": Param(None, "elements that may appear (comma-separated); default: the generator's 26",
+                          kind="text"),
+        "lines": Param("S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L",
+                       "line families to map (comma-separated)", kind="text"),
+        "counts_min": Param(1000.0, "fewest expected counts per spectrum", 10.0, 1e9),
+        "counts_max": Param(20000.0, "most expected counts per spectrum", 10.0, 1e9),
+        "max_elements": Param(9, "most elements per spectrum (at most all of them)", 1, 40),
+        "n_train": Param(8192, "training spectra per epoch (new ones each epoch)", 16, 10**8),
+        "n_val": Param(1024, "validation spectra (fixed)", 16, 10**6),
+        "shift_kev": Param(0.05, "augmentation: calibration shift, +/- keV", 0.0, 0.5),
+        "gain_jitter": Param(0.0, "augmentation: relative gain error, +/-", 0.0, 0.05),
+        "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
+        "escape": Param(True, "Si escape peaks", kind="bool"),
+    }
+    TASK_ONLY = {"maps": ("lines",)}
+
+    def check(self) -> None:
+        from ..physics.generator import DEFAULT_ELEMENTS
+        from ..physics.lines import atomic_number, parse_line_family, symbol
+
+        p = self.params
+        if p["counts_min"] > p["counts_max"]:
+            raise XrayAtlasError(f"counts_min={p['counts_min']:g} is above counts_max={p['counts_max']:g}")
+        top = p["offset_kev"] + p["gain_kev"] * p["n_channels"]
+        if top < 5.0:
+            raise XrayAtlasError(f"the energy axis ends at {top:.2f} keV (offset_kev + gain_kev * n_channels); "
+                                 "it must reach at least 5 keV")
+        elements = [symbol(atomic_number(e, parameter="elements")) for e in (p["elements"] or DEFAULT_ELEMENTS)]
+        self.lines: tuple[str, ...] = ()
+        if self.task == "maps":
+            if not p["lines"]:
+                raise XrayAtlasError("lines: give at least one line family, e.g. Fe-K")
+            lines = []
+            for text in p["lines"]:
+                el, fam = parse_line_family(text, parameter="lines")
+                lines.append(f"{el}-{fam}")
+                if el not in elements:
+                    elements.append(el)  # a mapped line's element must be able to appear
+            self.lines = tuple(lines)
+        self.elements = tuple(elements)
+
+    def _config(self) -> Any:
+        from ..physics.detector import Detector
+        from ..physics.generator import GeneratorConfig
+        from ..physics.spectra import Instrument
+        from ..physics.tube import Tube
+
+        p = self.params
+        inst = Instrument(tube=Tube(anode=p["anode"], kv=p["tube_kv"]),
+                          detector=Detector(n_channels=p["n_channels"], gain_kev=p["gain_kev"],
+                                            offset_kev=p["offset_kev"], fwhm_mnka_ev=p["fwhm_mnka_ev"]))
+        return GeneratorConfig(elements=self.elements, n_elements=(1, min(p["max_elements"], len(self.elements))),
+                               counts=(p["counts_min"], p["counts_max"]), shift_kev=p["shift_kev"],
+                               gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst)
+
+    def prepare(self, seed: int) -> None:
+        from ..physics.generator import SpectrumGenerator
+
+        self.generator = SpectrumGenerator(self._config())
+        if self.task == "maps":
+            missing = [ln for ln in self.lines if ln not in self.generator.families]
+            if missing:
+                raise XrayAtlasError(f"lines: {', '.join(missing)} give no peaks in this energy range "
+                                     f"(families available: {', '.join(self.generator.families)})")
+            self._cols = [self.generator.families.index(ln) for ln in self.lines]
+        self._val = self._draw(self.params["n_val"], np.random.default_rng([seed, 2**31 - 1]))
+
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        b = self.generator(n, rng)
+        y = b.net[:, self._cols] if self.task == "maps" else b.presence.astype(np.float32)
+        return b.spectra, np.ascontiguousarray(y, dtype=np.float32)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.lines if self.task == "maps" else self.elements
+
+    def model_inputs(self) -> dict:
+        return {"n_channels": self.params["n_channels"], "n_outputs": len(self.outputs)}
+
+    def input_contract(self) -> dict:
+        p = self.params
+        return {"n_channels": p["n_channels"], "energy_offset_kev": p["offset_kev"], "energy_gain_kev": p["gain_kev"],
+                "counts": [p["counts_min"], p["counts_max"]]}
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d["elements"] = list(self.elements)
+        return d
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        n = self.params["n_train"]
+
+        def make(i: int) -> tuple[Any, Any]:
+            size = min(batch_size, n - i * batch_size)
+            return _tensors(*self._draw(size, np.random.default_rng([seed, epoch, i])))
+
+        return Batches(-(-n // batch_size), make)
+
+
+# -- cubes with reference maps -----------------------------------------------------------------
+class CubeMaps(DataSource):
+    """Pixels of cubes with reference maps (``/maps``): strided sampling, a random
+    train/validation split."""
+
+    name = "cubes"
+    title = "Cubes with reference maps"
+    PARAMS = {
+        "cubes": Param((), "cube files with /maps (comma-separated)", kind="paths"),
+        "lines": Param((), "line families to learn (comma-separated); default: the maps all cubes have",
+                       kind="text"),
+        "stride": Param(10, "take every n-th pixel in both directions", 1, 1000),
+        "val_fraction": Param(0.2, "share of the sampled pixels kept for validation", 0.05, 0.5),
+    }
+
+    def check(self) -> None:
+        from ..io import read
+
+        paths = self.params["cubes"]
+        if not paths:
+            raise XrayAtlasError("cubes: give at least one cube file with reference maps (/maps)")
+        common: set | None = None
+        channels = set()
+        for path in paths:
+            with read(path) as cube:
+                if not cube.reference_maps:
+                    raise XrayAtlasError("this cube has no reference maps (/maps); the maps task needs them",
+                                         path=path)
+                common = set(cube.reference_maps) if common is None else common & set(cube.reference_maps)
+                channels.add(cube.n_channels)
+        if len(channels) > 1:
+            raise XrayAtlasError(f"cubes: the cubes have different channel counts {sorted(channels)}")
+        lines = self.params["lines"] or tuple(sorted(common or ()))
+        missing = [ln for ln in lines if ln not in (common or set())]
+        if missing or not lines:
+            raise XrayAtlasError(f"lines: {', '.join(missing) or 'none'} not among the reference maps every cube has "
+                                 f"({', '.join(sorted(common or ())) or 'none'})")
+        self.lines = tuple(lines)
+        self.n_channels = channels.pop()
+
+    def prepare(self, seed: int) -> None:
+        from ..io import read
+
+        s = self.params["stride"]
+        xs, ys = [], []
+        self.calibration = None
+        for path in self.params["cubes"]:
+            with read(path) as cube:
+                xs.append(np.asarray(cube.counts[::s, ::s, :], dtype=np.float32).reshape(-1, cube.n_channels))
+                ys.append(np.stack([np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel()
+                                    for ln in self.lines], axis=1))
+                if self.calibration is None and cube.calibrated:
+                    self.calibration = (float(cube.energy[0]), float(cube.energy[1] - cube.energy[0]))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
+        if len(x) - n_val < 1:
+            raise XrayAtlasError(f"stride={s} leaves only {len(x)} pixels; use a smaller stride")
+        self._val = (x[order[:n_val]], y[order[:n_val]])
+        self._train = (x[order[n_val:]], y[order[n_val:]])
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.lines
+
+    def model_inputs(self) -> dict:
+        return {"n_channels": self.n_channels, "n_outputs": len(self.lines)}
+
+    def input_contract(self) -> dict:
+        cal = getattr(self, "calibration", None)
+        return {"n_channels": self.n_channels, "energy_offset_kev": cal[0] if cal else None,
+                "energy_gain_kev": cal[1] if cal else None}
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed)
+
+
+# -- image folders ---------------------------------------------------------------------------
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class ImageFolder(DataSource):
+    """Images in the layout ``root/{train,val,test}/<class>/<image>`` (CONTRACTS.md section 6),
+    each scaled to zero mean and unit variance (the absolute scale of a radiograph is unknown)
+    and resized to ``size`` x ``size``."""
+
+    name = "image-folder"
+    title = "Image folder (train/val/<class>/...)"
+    PARAMS = {
+        "root": Param("", "dataset folder holding train/<class>/ (and val/<class>/)", kind="path"),
+        "size": Param(64, "image side after resizing (pixels)", 16, 1024),
+        "augment": Param(True, "random flips and quarter turns", kind="bool"),
+        "val_fraction": Param(0.2, "share of train/ kept for validation when there is no val/", 0.05, 0.5),
+    }
+
+    def check(self) -> None:
+        root = Path(self.params["root"]).expanduser()
+        hint = "expected train/<class>/<image> (and optionally val/<class>/<image>)"
+        if not self.params["root"] or not root.is_dir():
+            raise XrayAtlasError(f"not a folder; {hint}", path=root)
+        train = root / "train"
+        classes = sorted(d.name for d in train.iterdir() if d.is_dir()) if train.is_dir() else []
+        if len(classes) < 2:
+            raise XrayAtlasError(f"not an image dataset: {hint}, with at least two classes", path=root)
+        empty = [c for c in classes if not _image_files(train / c)]
+        if empty:
+            raise XrayAtlasError(f"not an image dataset: no images in train/{empty[0]} ({hint})", path=root)
+        self.root, self.classes = root, tuple(classes)
+
+    def prepare(self, seed: int) -> None:
+        from ..io.images import read_image
+
+        size = self.params["size"]
+
+        def load(split: str) -> tuple[np.ndarray, np.ndarray]:
+            xs, ys = [], []
+            for k, c in enumerate(self.classes):
+                folder = self.root / split / c
+                for f in _image_files(folder) if folder.is_dir() else []:
+                    xs.append(_standardise(_resize(read_image(f), size)))
+                    ys.append(k)
+            return (np.stack(xs)[:, None] if xs else np.zeros((0, 1, size, size), np.float32),
+                    np.asarray(ys, np.int64))
+
+        x, y = load("train")
+        xv, yv = load("val")
+        if len(xv) == 0:
+            order = np.random.default_rng(seed).permutation(len(x))
+            n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
+            xv, yv, x, y = x[order[:n_val]], y[order[:n_val]], x[order[n_val:]], y[order[n_val:]]
+        self._train, self._val = (x, y), (xv, yv)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.classes
+
+    def model_inputs(self) -> dict:
+        return {"image_size": self.params["size"], "n_outputs": len(self.classes)}
+
+    def input_contract(self) -> dict:
+        return {"image_size": self.params["size"], "channels": 1, "normalisation": "per-image zero mean, unit std"}
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed,
+                                  augment=_flip_turn if self.params["augment"] else None)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+def _standardise(img: np.ndarray) -> np.ndarray:
+    return ((img - img.mean()) / max(float(img.std()), 1e-12)).astype(np.float32)
+
+
+def _flip_turn(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        x = x[..., ::-1]
+    return np.ascontiguousarray(np.rot90(x, int(rng.integers(4)), axes=(-2, -1)))
+
+
+def standardise_image(img: np.ndarray, size: int) -> np.ndarray:
+    """An image as the image models see it: resized to ``size`` x ``size``, zero mean, unit std."""
+    return _standardise(_resize(img, size))
+

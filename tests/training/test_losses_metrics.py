@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xray_atlas import XrayAtlasError, metrics
+from xray_atlas.training.losses import LOSSES, adaptive_l1, focal, get_loss
+
+
+def test_adaptive_l1_by_hand():
+    # study 001: mean(|y - yhat| / sqrt(max(y, 1))); y = 0 uses the floor 1
+    y = torch.tensor([[0.0, 4.0, 100.0]])
+    p = torch.tensor([[2.0, 2.0, 90.0]])
+    assert float(adaptive_l1(p, y)) == pytest.approx((2 / 1 + 2 / 2 + 10 / 10) / 3)
+
+
+def test_focal_reduces_to_cross_entropy_at_gamma_zero():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 5, generator=g)
+    labels = (torch.rand(16, 5, generator=g) > 0.5).float()
+    assert float(focal(logits, labels, gamma=0.0)) == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, labels)))
+    classes = torch.randint(0, 5, (16,), generator=g)
+    assert float(focal(logits, classes, gamma=0.0)) == pytest.approx(float(F.cross_entropy(logits, classes)), rel=1e-6)
+    # easy examples weigh less: focal < cross-entropy for gamma > 0
+    assert float(focal(logits, classes)) < float(F.cross_entropy(logits, classes))
+
+
+def test_loss_table():
+    assert {"adaptive-l1", "l1", "l2", "bce", "focal", "cross-entropy"} <= set(LOSSES)
+    with pytest.raises(XrayAtlasError, match="loss='huber'"):
+        get_loss("huber")
+
+
+def test_metrics_reference_values():
+    t = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    p = 2 * t  # perfectly correlated, slope 2 through the origin
+    np.testing.assert_allclose(metrics.pearson(p, t), [1.0, 1.0])
+    np.testing.assert_allclose(metrics.slope_through_origin(p, t), [2.0, 2.0])
+    np.testing.assert_allclose(metrics.mae(p, t), [2.0, 4.0])
+    # AUC: scores rank positives above negatives perfectly -> 1; reversed -> 0
+    y = np.array([[1], [0], [1], [0]])
+    assert metrics.mean_auc(np.array([[0.9], [0.1], [0.8], [0.2]]), y) == 1.0
+    assert metrics.mean_auc(np.array([[0.1], [0.9], [0.2], [0.8]]), y) == 0.0
+    # F1 by hand: tp 1, fp 1, fn 1 -> 2/(2+1+1)
+    assert metrics.f1_at(np.array([[0.9, 0.9, 0.1]]), np.array([[1, 0, 1]])) == pytest.approx(0.5)
+    assert metrics.accuracy(np.array([[2.0, 1.0], [0.0, 1.0]]), np.array([0, 0])) == 0.5

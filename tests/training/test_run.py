@@ -1,0 +1,220 @@
+"""Training runs of the registered tasks: files, determinism, cancel, resume, background
+runs, bad input (issue 7)."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from xray_atlas import XrayAtlasError
+from xray_atlas.io.hdf5 import write_cube
+from xray_atlas.models import build, load_model
+from xray_atlas.models.catalogue import list_models
+from xray_atlas.training import Failed, Finished, Run, StepEnd, check_run, make_config, run_files, train
+from xray_atlas.training.sources import SyntheticSpectra
+from xray_atlas.training.tasks import TASKS
+
+SMALL = {"n_train": 1024, "n_val": 128, "n_channels": 1024, "gain_kev": 0.02}
+
+
+def _maps_config(**kw):
+    settings = dict(epochs=3, device="cpu", batch_size=32, source_params=dict(SMALL),
+                    model_params={"hidden": (256, 64)})
+    settings.update(kw)
+    return make_config("maps", **settings)
+
+
+def _held_out_mae(model, n=256):
+    src = SyntheticSpectra("maps", **SMALL)
+    src.prepare(seed=12345)  # a seed no run below uses
+    x, y = src._val
+    with torch.no_grad():
+        return float((model(torch.from_numpy(x)) - torch.from_numpy(y)).abs().mean())
+
+
+def test_maps_run_writes_a_model_that_beats_the_untrained_one(tmp_path):
+    out = tmp_path / "maps-model"
+    outcome = train(_maps_config(), out)
+    assert outcome.path == out and outcome.result.epochs_run == 3
+    model, card = load_model(out)
+    assert card.task == "maps" and card.outputs == ["S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K",
+                                                    "Sr-K", "Au-L", "Hg-L", "Pb-L"]
+    assert card.inputs["n_channels"] == 1024 and card.inputs["energy_gain_kev"] == 0.02
+    assert card.training_data["source"] == "synthetic-spectra" and card.seed == 0
+    assert card.metrics["epoch"] == outcome.result.best_epoch and "pearson" in card.metrics
+    assert card.training["lr"] == 1e-3 and card.package_version
+    torch.manual_seed(0)
+    untrained, _ = build("fcn", **card.config)
+    trained, fresh = _held_out_mae(model), _held_out_mae(untrained)
+    assert trained < 0.6 * fresh  # measured: 82 against 195 counts
+    _, state, log = run_files(out)
+    assert state.is_file() and len(log.read_text().splitlines()) == 4
+    assert [m.path for m in list_models("maps")] == [out.resolve()]  # appears in the model lists at once
+    assert list_models("elements") == []
+
+
+def test_same_seed_same_metrics_twice(tmp_path):
+    a = train(_maps_config(epochs=2), tmp_path / "a").result
+    b = train(_maps_config(epochs=2), tmp_path / "b").result
+    assert [(e.train_loss, e.val_loss, e.metrics) for e in a.history] == \
+           [(e.train_loss, e.val_loss, e.metrics) for e in b.history]
+
+
+def test_cancel_within_one_batch_then_resume(tmp_path):
+    out = tmp_path / "m.safetensors"
+    cancel = threading.Event()
+    seen = []
+
+    class CancelInEpoch3:
+        def on_step_end(self, ev):
+            seen.append((ev.epoch, ev.step))
+            if ev.epoch == 3 and ev.step == 2:
+                cancel.set()
+
+        def on_epoch_end(self, ev):
+            pass
+
+    res = train(_maps_config(epochs=5), out, callbacks=[CancelInEpoch3()], cancel=cancel).result
+    assert res.cancelled and res.epochs_run == 2 and seen[-1] == (3, 2)  # not one batch more
+    model, card = load_model(out)  # the last good checkpoint, intact
+    assert card.metrics["epoch"] == res.best_epoch <= 2
+    # resume goes on from epoch 3 to 5 and gives the uninterrupted run's numbers
+    resumed = train(_maps_config(epochs=5), out, resume=True).result
+    straight = train(_maps_config(epochs=5), tmp_path / "s").result
+    assert [e.epoch for e in resumed.history] == [1, 2, 3, 4, 5]
+    assert [e.val_loss for e in resumed.history] == [e.val_loss for e in straight.history]
+    with pytest.raises(XrayAtlasError, match="differ from the run being resumed: lr"):
+        train(_maps_config(epochs=6, lr=1e-2), out, resume=True)
+
+
+def test_background_thread_run_reports_events(tmp_path):
+    run = Run(_maps_config(epochs=2), tmp_path / "bg", mode="thread").start()
+    events = [e for e in run.events() if e is not None]
+    assert isinstance(events[-1], Finished) and events[-1].path == str(tmp_path / "bg")
+    assert any(isinstance(e, StepEnd) for e in events)
+    assert [e.epoch for e in events if type(e).__name__ == "EpochEnd"] == [1, 2]
+
+
+@pytest.mark.slow
+def test_child_process_run_and_cancel(tmp_path):
+    """The GPU path (a spawned child process, whose memory is returned when it ends) on CPU."""
+    run = Run(_maps_config(epochs=50), tmp_path / "child", mode="process").start()
+    epochs = 0
+    for ev in run.events():
+        if type(ev).__name__ == "EpochEnd":
+            epochs += 1
+            run.cancel()
+        if isinstance(ev, (Finished, Failed)):
+            break
+    assert isinstance(ev, Finished) and ev.result.cancelled and epochs >= 1
+    assert ev.result.epochs_run < 50 and not run.running
+    load_model(tmp_path / "child")
+
+
+def test_elements_and_images_tasks_train(tmp_path):
+    cfg = make_config("elements", epochs=1, device="cpu", lr=1e-3, batch_size=64,
+                      source_params={**SMALL, "n_train": 128, "n_val": 64, "elements": "Ca, Fe, Cu, Pb"},
+                      model_params={"depth": 1})
+    out = train(cfg, tmp_path / "el")
+    _, card = load_model(out.path)
+    assert card.outputs == ["Ca", "Fe", "Cu", "Pb"] and {"auc", "f1"} <= set(card.metrics)
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    for split, n in (("train", 64), ("val", 16)):
+        for cls in ("disc", "bar"):
+            (tmp_path / "imgs" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                cy, cx = rng.integers(10, 22, 2)
+                shape = (yy - cy) ** 2 + (xx - cx) ** 2 < 30 if cls == "disc" else (abs(xx - cx) < 2) & (abs(yy - cy) < 9)
+                img = (rng.uniform(50, 200) * (1 + shape) + rng.normal(0, 5, (32, 32))).clip(0, 255).astype(np.uint8)
+                Image.fromarray(img).save(tmp_path / "imgs" / split / cls / f"{i}.png")
+    cfg = make_config("images", epochs=10, batch_size=16, device="cpu",
+                      source_params={"root": str(tmp_path / "imgs"), "size": 32},
+                      model_params={"width": 8})
+    res = train(cfg, tmp_path / "img-model").result
+    best = max(e.metrics["accuracy"] for e in res.history)
+    assert best >= 0.9  # discs against bars, 32 validation images (measured: 1.0 from epoch 4)
+    assert load_model(tmp_path / "img-model")[1].outputs == ["bar", "disc"]
+
+
+def test_every_task_lists_models_sources_and_losses():
+    for task in TASKS.values():
+        assert task.models() and task.sources and task.losses
+        assert task.default_model in task.models()
+        cfg = make_config(task.name)
+        assert cfg.loss == task.losses[0]
+    assert make_config("images", model="image-fnn").optimizer == "sgd"  # study 000 Table 1: FNN SGD lr 0.01
+    assert make_config("images", model="image-fnn").lr == 0.01
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"epochs": 0}, "epochs=0 is out of range"),
+    ({"lr": 50.0}, "lr=50.0 is out of range"),
+    ({"batch_size": 2.5}, "batch_size=2.5"),
+    ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+    ({"loss": "bce"}, "loss='bce'; task 'maps' takes"),
+    ({"source_params": {"tube_kv": 500}}, "tube_kv=500 is out of range"),
+    ({"source_params": {"counts_min": 5000, "counts_max": 100}}, "counts_min=5000 is above counts_max"),
+    ({"source_params": {"lines": "Fe-Q"}}, "Fe-Q"),
+    ({"source_params": {"voltage": 3}}, "no parameter\\(s\\) voltage"),
+    ({"model_params": {"depth": 3}}, "no option\\(s\\) depth"),
+])
+def test_bad_settings_are_refused_before_any_work(tmp_path, kw, match):
+    with pytest.raises(XrayAtlasError, match=match):
+        check_run(_maps_config(**kw), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_inputs_and_outputs(tmp_path):
+    # a cube without reference maps for the supervised maps task
+    write_cube(tmp_path / "nomaps.h5", np.ones((4, 4, 64), np.uint16), energy_offset_kev=0, energy_gain_kev=0.1)
+    with pytest.raises(XrayAtlasError, match="nomaps.h5: this cube has no reference maps"):
+        check_run(make_config("maps", source="cubes", source_params={"cubes": str(tmp_path / "nomaps.h5")}),
+                  tmp_path / "m")
+    # a folder that is not an image dataset
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("hello")
+    with pytest.raises(XrayAtlasError, match="notes: not an image dataset"):
+        check_run(make_config("images", source_params={"root": str(tmp_path / "notes")}), tmp_path / "m")
+    # output paths: missing folder, a file in the way, an existing model without --overwrite
+    with pytest.raises(XrayAtlasError, match="output folder does not exist"):
+        check_run(_maps_config(), tmp_path / "nope" / "m")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(XrayAtlasError, match="exists and is not a model"):
+        check_run(_maps_config(), tmp_path / "file.txt")
+    train(_maps_config(epochs=1), tmp_path / "done")
+    before = (tmp_path / "done" / "model.safetensors").read_bytes()
+    with pytest.raises(XrayAtlasError, match="a model exists here"):
+        check_run(_maps_config(), tmp_path / "done")
+    with pytest.raises(XrayAtlasError, match="no resume state"):
+        check_run(_maps_config(), tmp_path / "fresh", resume=True)
+    assert (tmp_path / "done" / "model.safetensors").read_bytes() == before
+
+
+def test_disk_full_is_refused_before_training(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    with pytest.raises(XrayAtlasError, match="not enough disk space"):
+        train(_maps_config(), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_cubes_with_reference_maps_train(tmp_path):
+    from xray_atlas.physics.painting import synthetic_painting
+
+    p = synthetic_painting(30, 40, seed=3, n_channels=1024)
+    p.write(tmp_path / "p.h5")
+    cfg = make_config("maps", source="cubes", epochs=2, device="cpu", model_params={"hidden": (32,)},
+                      source_params={"cubes": str(tmp_path / "p.h5"), "stride": 2, "lines": "Pb-L, Fe-K"})
+    out = train(cfg, tmp_path / "cm")
+    card = load_model(out.path)[1]
+    assert card.outputs == ["Pb-L", "Fe-K"] and card.training_data["stride"] == 2
+    assert json.loads((tmp_path / "cm" / "card.json").read_text())["inputs"]["n_channels"] == 1024
