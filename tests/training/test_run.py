@@ -218,3 +218,44 @@ def test_cubes_with_reference_maps_train(tmp_path):
     card = load_model(out.path)[1]
     assert card.outputs == ["Pb-L", "Fe-K"] and card.training_data["stride"] == 2
     assert json.loads((tmp_path / "cm" / "card.json").read_text())["inputs"]["n_channels"] == 1024
+
+
+def test_disk_full_mid_run_keeps_the_last_good_model(tmp_path, monkeypatch):
+    """A write that fails half-way (ENOSPC) ends the run with one clear error; the model of
+    the earlier epoch stays intact and loadable, and no temporary file is left behind."""
+    import errno
+
+    import safetensors.torch as st
+
+    out = tmp_path / "m"
+    real = st.save_file
+    calls = {"n": 0}
+
+    def failing(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] > 2:  # epoch 1 wrote the model and the resume state; then the disk fills
+            with open(filename, "wb") as f:
+                f.write(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(st, "save_file", failing)
+    with pytest.raises(XrayAtlasError, match="could not write the model \\(No space left on device\\)"):
+        train(_maps_config(epochs=3), out)
+    monkeypatch.setattr(st, "save_file", real)
+    model, card = load_model(out)
+    assert card.metrics["epoch"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.safetensors", "resume.safetensors",
+                                                     "training.csv"]
+
+
+def test_tensorboard_logging(tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(XrayAtlasError, match="needs the tensorboard package"):
+            train(_maps_config(epochs=1), tmp_path / "m", tensorboard=tmp_path / "tb")
+        assert not (tmp_path / "m").exists()
+        return
+    train(_maps_config(epochs=1), tmp_path / "m", tensorboard=tmp_path / "tb")
+    assert any((tmp_path / "tb").iterdir())
