@@ -119,6 +119,26 @@ def _parse_value(text: str, default: object, name: str) -> object:
         raise XrayAtlasError(f"--param {name}={text!r} is not a valid {type(default).__name__}") from None
 
 
+def _cmd_maps(args: argparse.Namespace) -> int:
+    from .cube import run_to_end
+    from .inference import iter_maps, load_map_model
+    from .io import read
+    from .io.results import write_results
+
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
+    lines = tuple(s.strip() for s in args.lines.split(",")) if args.lines else None
+    with read(args.cube, dataset=args.dataset) as cube:
+        model = load_map_model(args.model, cube, device=args.device, lines=lines)
+        for note in model.notes:
+            print(f"xray-atlas maps: note: {note}", file=sys.stderr)
+        maps = run_to_end(iter_maps(cube, model, lines=lines))
+    write_results(out, maps=maps, inputs=(args.cube,), attrs={"model": str(args.model or model.name)})
+    strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
+    print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "
+          + ", ".join(f"{k} {float(maps[k].mean()):.0f}" for k in strongest) + " mean counts")
+    return 0
+
+
 def _name_values(items: list[str] | None, flag: str) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -243,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_cluster)
 
     from .devices import DEVICES
+
+    p = sub.add_parser("maps", help="elemental maps (net counts per line family) with a trained model or a baseline")
+    p.add_argument("cube", metavar="CUBE")
+    p.add_argument("out", metavar="OUT.h5")
+    p.add_argument("--model", help="shipped or trained model name, a model file, or a baseline: lsq, roi "
+                   "(default: the shipped model)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.set_defaults(func=_cmd_maps)
+
     from .training import OPTIMIZERS, SCHEDULES
     from .training.tasks import CONTRACT_TASKS
 

@@ -68,10 +68,14 @@ def _nanmean(v: np.ndarray) -> float:
     return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
 
 
-def regression_summary(pred, target) -> dict:
-    """MAE, Pearson r and slope averaged over outputs (per-line tables: the functions above)."""
-    return {"mae": float(np.mean(mae(pred, target))), "pearson": _nanmean(pearson(pred, target)),
-            "slope": _nanmean(slope_through_origin(pred, target))}
+def regression_summary(pred, target, *, min_mean: float = 1.0) -> dict:
+    """MAE over all outputs; Pearson r and slope averaged over the outputs whose mean target
+    is at least ``min_mean`` (an output that is all but absent has no meaningful slope)."""
+    t = np.asarray(target, dtype=np.float64)
+    used = t.mean(axis=0) >= min_mean
+    p = np.asarray(pred, dtype=np.float64)
+    return {"mae": float(np.mean(mae(p, t))), "pearson": _nanmean(pearson(p[:, used], t[:, used])),
+            "slope": _nanmean(slope_through_origin(p[:, used], t[:, used]))}
 
 
 def multilabel_summary(logits, labels) -> dict:

@@ -21,7 +21,7 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         y, x = inspector.pixel_yx
         np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], inspector.cube.pixel(y, x))
         assert len(inspector.marker_energies()) > 10
-        qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=10000)  # the robe's mean spectrum
+        qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=60000)  # the robe's mean spectrum
         mean = inspector.region_curve.getData()[1]
         regions = viewer.layers["pigment regions"]
         robe = regions.data == regions.metadata["xray_atlas"]["names"].index("vermilion robe")
@@ -55,6 +55,6 @@ def test_closing_the_viewer_mid_job_is_quiet(make_napari_viewer, qtbot, slow_cub
     worker = inspector.compute_sum_spectra()
     qtbot.waitUntil(lambda: worker.is_running, timeout=5000)
     viewer.close()  # napari may already wait for the worker here
-    qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60000)
     assert worker.abort_requested  # closing stopped it part-way
     qtbot.wait(50)  # a late signal on a deleted widget would raise in the Qt event loop

@@ -107,7 +107,7 @@ def test_large_cube_opens_through_the_streaming_path(viewer, qtbot, monkeypatch,
     monkeypatch.setattr(reader, "SYNC_BYTES", 1)  # every cube counts as large
     path, painting = painting_file
     layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
-    qtbot.waitUntil(lambda: not layer.metadata["xray_atlas"]["pending"], timeout=10000)
+    qtbot.waitUntil(lambda: not layer.metadata["xray_atlas"]["pending"], timeout=60000)
     np.testing.assert_array_equal(layer.data, painting.counts.sum(-1))
     assert layer.contrast_limits[1] == pytest.approx(float(painting.counts.sum(-1).max()))
 
@@ -129,7 +129,7 @@ def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qt
         worker = stream_total_counts(cube, image, tile_bytes=row_bytes)
         seen = []
         worker.yielded.connect(seen.append)
-        with qtbot.waitSignal(worker.finished, timeout=10000):
+        with qtbot.waitSignal(worker.finished, timeout=60000):
             pass
         np.testing.assert_array_equal(image, p.counts.sum(-1))
         assert not layer.metadata["xray_atlas"]["pending"] and len(seen) >= 2
@@ -144,7 +144,7 @@ def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qt
     layer = viewer.add_image(data, **kwargs)
     worker = stream_total_counts(cube, image, tile_bytes=16 * 64 * 2)
     worker.yielded.connect(lambda _: layer in viewer.layers and viewer.layers.remove(layer))
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     assert worker.abort_requested
     filled = np.flatnonzero(image.any(axis=1))

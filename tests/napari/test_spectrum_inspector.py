@@ -59,7 +59,7 @@ def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, op
     inspector.region_combo.setCurrentText("roi")
     mask = np.asarray(shapes.to_labels(labels_shape=(20, 24))) > 0
     worker = inspector.compute_region()
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     sel = painting.counts[mask].astype(float)
     np.testing.assert_allclose(inspector.region_curve.getData()[1], sel.mean(0))
@@ -71,7 +71,7 @@ def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, op
     lab.selected_label = 3
     inspector.region_combo.setCurrentText("areas")
     worker = inspector.compute_region()
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     np.testing.assert_allclose(inspector.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0))
 
@@ -86,7 +86,7 @@ def test_region_errors_are_notified(viewer, inspector, opened, errors):
 def test_sum_and_max_spectra(viewer, inspector, qtbot, opened):
     _, painting = opened
     worker = inspector.compute_sum_spectra()
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     c = painting.counts.reshape(-1, 4096).astype(float)
     np.testing.assert_allclose(inspector.sum_curve.getData()[1], c.sum(0) / c.shape[0])
@@ -99,7 +99,7 @@ def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened):
     inspector.window.setRegion((9.85, 10.15))  # around Hg La1 (9.989 keV)
     n = len(viewer.layers)
     worker = inspector.paint_window_map()
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     assert len(viewer.layers) == n + 1
     new = viewer.layers[-1]
@@ -120,7 +120,7 @@ def test_cancelled_job_adds_no_layer(viewer, inspector, qtbot, slow_cube, add_cu
     n = len(viewer.layers)
     worker = inspector.paint_window_map()
     worker.yielded.connect(lambda _: inspector.jobs.cancel_button.click())
-    with qtbot.waitSignal(worker.finished, timeout=10000):
+    with qtbot.waitSignal(worker.finished, timeout=60000):
         pass
     assert worker.abort_requested
     assert len(viewer.layers) == n

@@ -18,23 +18,27 @@ class Entry:
     task: str
     doc: str
     training: dict  # the model's own training defaults (optimizer, lr, weight_decay ...), over the task's
+    trainable: bool = True  # False for fixed baselines (window sums, least squares)
 
 
 _REGISTRY: dict[str, Entry] = {}  # filled at import by the model modules' @register
 
 
-def register(name: str, *, task: str, training: dict | None = None, **defaults: Any) -> Callable:
+def register(name: str, *, task: str, training: dict | None = None, trainable: bool = True,
+             **defaults: Any) -> Callable:
     """Decorator: register ``builder(**config) -> torch.nn.Module`` under ``name``.
 
     ``task`` is the training task it serves; ``training`` holds its own defaults for the
-    training engine (optimizer, lr, weight_decay, batch_size), over the task's.
+    training engine (optimizer, lr, weight_decay, batch_size), over the task's; ``trainable``
+    is False for baselines whose weights all come from physics (they are listed for
+    inference, never trained).
     """
 
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = Entry(name, builder, dict(defaults), task, (builder.__doc__ or "").strip(),
-                                dict(training or {}))
+                                dict(training or {}), trainable)
         return builder
 
     return deco

@@ -9,9 +9,10 @@ then scale exactly with dwell time and tube current, and one model serves pixels
 
 from __future__ import annotations
 
+from ..physics.lines import DEFAULT_MAP_LINES
 from .registry import register
 
-__all__ = ["fcn", "cnn1d", "NORMALISATIONS"]
+__all__ = ["fcn", "cnn1d", "fcn_plus", "cnn1d_plus", "prior_mlp", "lsq", "roi", "NORMALISATIONS"]
 
 NORMALISATIONS = ("total", "none")
 
@@ -34,8 +35,9 @@ def _wrap(net, normalise: str, n_channels: int):
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) counts -> shares (B, C) with mean 1 -> percent per line (B, k) -> counts (B, k)
-            total = x.sum(dim=1, keepdim=True).clamp_min(1.0)
-            return self.net(x * (n_channels / total)) * (total / 100.0)
+            total = x.sum(dim=1, keepdim=True)
+            # an empty pixel gives zeros (times the raw total), never NaN
+            return self.net(x * (n_channels / total.clamp_min(1.0))) * (total / 100.0)
 
     return TotalScaled()
 
@@ -78,3 +80,225 @@ def cnn1d(*, n_channels: int, n_outputs: int, dropout: float, normalise: str):
             return self.head(z.flatten(1))
 
     return _wrap(CNN1D(), normalise, n_channels)
+
+
+# -- models with the physics prior ---------------------------------------------------------------
+def _prior_config(n_channels: int, n_outputs: int, lines: tuple, instrument: dict) -> tuple:
+    from ..errors import XrayAtlasError
+    from ..physics.lines import parse_line_family
+
+    lines = tuple(lines)
+    if len(lines) != n_outputs:
+        raise XrayAtlasError(f"lines: {len(lines)} line families for n_outputs={n_outputs}")
+    for ln in lines:
+        parse_line_family(ln, parameter="lines")
+    return lines, instrument
+
+
+_INSTR = {"offset_kev": 0.0, "gain_kev": 0.01, "fwhm_mnka_ev": 145.0, "anode": "Rh", "tube_kv": 50.0,
+          "polycapillary": True}
+
+
+def _unit_max(w):
+    import numpy as np
+
+    return (w / np.maximum(w.max(axis=0, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@register("fcn+", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(512, 64, 64), **_INSTR)
+def fcn_plus(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], **instrument):
+    """Study 001's FCN+: a fixed prior layer of the lines' pure spectra (unit maximum; their
+    dot products with the spectrum) in front of the FCN."""
+    import torch
+    import torch.nn as nn
+
+    from .prior import pure_matrix
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    w = torch.from_numpy(_unit_max(pure_matrix(lines, n_channels=n_channels, **instrument)))
+
+    class FCNPlus(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("prior", w)
+            layers, width = [], len(lines)
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.mlp = nn.Sequential(*layers, nn.Linear(width, n_outputs))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C) shares -> dot products with the prior (B, l) -> (B, k)
+            return self.mlp(x @ self.prior / 10.0)
+
+    return _wrap(FCNPlus(), "total", n_channels)
+
+
+@register("cnn1d+", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, dropout=0.05, **_INSTR)
+def cnn1d_plus(*, n_channels: int, n_outputs: int, lines: tuple, dropout: float, **instrument):
+    """Study 001's 1DCNN+: the spectrum and its element-wise products with the lines' pure
+    spectra (unit maximum) as l + 1 input channels of the 1-D CNN."""
+    import torch
+    import torch.nn as nn
+
+    from .prior import pure_matrix
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    w = torch.from_numpy(_unit_max(pure_matrix(lines, n_channels=n_channels, **instrument)).T.copy())  # (l, C)
+
+    class CNN1DPlus(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("prior", w)
+            convs = [nn.Conv1d(len(lines) + 1, 64, 5, stride=2), nn.ReLU()]
+            for _ in range(3):
+                convs += [nn.Conv1d(64, 64, 3, stride=2), nn.ReLU()]
+            convs += [nn.Conv1d(64, 128, 3, stride=2), nn.ReLU(), nn.MaxPool1d(2, 2), nn.Dropout(dropout)]
+            self.features = nn.Sequential(*convs)
+            with torch.no_grad():
+                n_flat = self.features(torch.zeros(1, len(lines) + 1, n_channels)).numel()
+            self.head = nn.Linear(n_flat, n_outputs)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C) -> channels (B, 1 + l, C): raw and x * w_j -> features -> (B, k)
+            z = torch.cat([x.unsqueeze(1), x.unsqueeze(1) * self.prior.unsqueeze(0)], dim=1)
+            return self.head(self.features(z).flatten(1))
+
+    return _wrap(CNN1DPlus(), "total", n_channels)
+
+
+def _lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: dict, spacing_kev: float):
+    """(C, l) matrix M with net_l = x @ M: least squares on pure spectra of ``families`` (the
+    lines among them) and a smooth background basis."""
+    import numpy as np
+
+    from .prior import background_basis, pure_matrix
+
+    fams = tuple(dict.fromkeys((*lines, *families)))
+    a = np.concatenate([pure_matrix(fams, n_channels=n_channels, **instrument),
+                        background_basis(n_channels, instrument["offset_kev"], instrument["gain_kev"],
+                                         spacing_kev=spacing_kev)], axis=1).astype(np.float64)
+    keep = np.abs(a).sum(0) > 0
+    pinv = np.zeros((a.shape[1], n_channels))
+    pinv[keep] = np.linalg.pinv(a[:, keep])
+    return pinv[[fams.index(ln) for ln in lines]].T.astype(np.float32), pinv.T.astype(np.float32), fams
+
+
+@register("prior-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(256, 256),
+          spacing_kev=0.75, bins=128, **_INSTR)
+def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], spacing_kev: float,
+              bins: int, **instrument):
+    """xray-atlas's map model: least-squares shares of the physics engine's 44 line families and
+    a smooth background (one fixed (C, K) matrix from the physics prior), and the spectrum's
+    shape in ``bins`` coarse bins, into an MLP that learns the correction (overlaps, matrix
+    effects, non-negativity) on top of the least-squares value of each line. One matrix
+    product and a small MLP per spectrum."""
+    import torch
+    import torch.nn as nn
+
+    from .prior import PRIOR_FAMILIES
+
+    from ..errors import XrayAtlasError
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    if bins < 0 or (bins and n_channels % bins):
+        raise XrayAtlasError(f"bins={bins} must divide n_channels={n_channels} (0: no binned spectrum)")
+    _, full, fams = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
+    idx = torch.tensor([fams.index(ln) for ln in lines])
+
+    class PriorMLP(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("lsq", torch.from_numpy(full))  # (C, K)
+            self.register_buffer("idx", idx)
+            layers, width = [], full.shape[1] + bins
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.GELU()]
+                width = h
+            last = nn.Linear(width, n_outputs)
+            nn.init.zeros_(last.weight)  # starts as the least-squares fit
+            nn.init.zeros_(last.bias)
+            self.mlp = nn.Sequential(*layers, last)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C) shares * C -> least-squares shares (B, K) in percent, and the spectrum's
+            # shape in `bins` sqrt-scaled bins (B, bins) -> lines (B, k) + learnt correction
+            z = x @ self.lsq * (100.0 / n_channels)
+            feats = z
+            if bins:
+                shape = x.reshape(x.shape[0], bins, n_channels // bins).mean(dim=2).clamp_min(0).sqrt()
+                feats = torch.cat([z, shape], dim=1)
+            out = z[:, self.idx] + self.mlp(feats)
+            return out if self.training else out.clamp_min(0.0)
+
+    return _wrap(PriorMLP(), "total", n_channels)
+
+
+@register("lsq", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES,
+          spacing_kev=0.75, **_INSTR)
+def lsq(*, n_channels: int, n_outputs: int, lines: tuple, spacing_kev: float, **instrument):
+    """Baseline: linear least squares on the pure spectra of all 42 families plus a smooth
+    background basis (PyMca's fast linear fit idea), negative values set to zero; a fixed
+    (C, l) matrix, nothing learnt."""
+    import torch
+    import torch.nn as nn
+
+    from .prior import PRIOR_FAMILIES
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    m, _, _ = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
+
+    class LSQ(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("operator", torch.from_numpy(m))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C) counts -> (B, l) net counts
+            return (x @ self.operator).clamp_min(0.0)
+
+    return LSQ()
+
+
+@register("roi", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, **_INSTR)
+def roi(*, n_channels: int, n_outputs: int, lines: tuple, **instrument):
+    """Baseline: window (ROI) sums: counts within +/- 1 FWHM of each family's strongest line,
+    minus a straight background from two side windows of half that width, divided by the
+    share of the family's net counts that falls in the window (from its pure spectrum)."""
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    from .prior import instrument_for, pure_matrix
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    det = instrument_for(n_channels=n_channels, **instrument).detector
+    pure = pure_matrix(lines, n_channels=n_channels, **instrument)
+    e = det.offset_kev + det.gain_kev * np.arange(n_channels)
+    m = np.zeros((n_channels, len(lines)), np.float32)
+    for j in range(len(lines)):
+        if not pure[:, j].any():
+            continue
+        peak = e[int(np.argmax(pure[:, j]))]
+        fwhm = float(det.fwhm_kev(peak))
+        inside = np.abs(e - peak) <= fwhm
+        left = (e < peak - fwhm) & (e >= peak - 1.5 * fwhm)
+        right = (e > peak + fwhm) & (e <= peak + 1.5 * fwhm)
+        n_in = inside.sum()
+        col = inside.astype(np.float64)
+        for side in (left, right):
+            if side.any():
+                col[side] -= 0.5 * n_in / side.sum()
+        share = float(col @ pure[:, j])
+        m[:, j] = col / max(share, 1e-6)
+
+    class ROI(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("operator", torch.from_numpy(m))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C) counts -> (B, l) window net counts
+            return (x @ self.operator).clamp_min(0.0)
+
+    return ROI()

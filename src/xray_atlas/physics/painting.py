@@ -24,7 +24,15 @@ from .materials import pigment
 from .spectra import Instrument, Layer, simulate
 from .tube import Tube
 
-__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "synthetic_painting", "painting_instrument"]
+__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "random_layout", "synthetic_painting",
+           "painting_instrument"]
+
+#: Pigments a random layout paints with (grounds and metal leaf excepted).
+PAINT_PIGMENTS = ("lead white", "vermilion", "azurite", "malachite", "yellow ochre", "red ochre", "raw umber",
+                  "zinc white", "chrome yellow", "smalt", "lead-tin yellow", "naples yellow", "cadmium yellow",
+                  "cadmium red", "titanium white", "ultramarine", "prussian blue", "cobalt blue", "emerald green",
+                  "orpiment", "bone black", "barium white", "bismuth white", "verdigris", "chromium oxide green",
+                  "lead red")
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,10 @@ class Painting:
     regions: np.ndarray
     region_names: list[str]
     attrs: dict = field(default_factory=dict)
+    #: With ``paint(..., truth=True)``: ``expected`` (H, W, C) noise-free counts and
+    #: ``family_spectra``, per region a dict family -> (C,) spectrum of one net count with the
+    #: region's own line ratios (middle thickness): what a per-pixel limit fit may know.
+    truth: dict | None = None
 
     @property
     def energy(self) -> np.ndarray:
@@ -132,6 +144,27 @@ def shapes_layout(height: int, width: int, *, seed: int = 0) -> tuple[np.ndarray
     return reg, regions
 
 
+def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[int, int] = (4, 8)
+                  ) -> tuple[np.ndarray, list[Region]]:
+    """Blobs of random paint: 4-8 regions (the arg-max of smooth random fields), each one or
+    two layers of random pigments, 5-60 um thick, over a lead-white priming or straight on the
+    ground. For training and held-out evaluation paintings that share no layout."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(n_regions[0], n_regions[1] + 1))
+    fields = np.stack([_smooth_noise((height, width), rng, scale=max(height, width) / rng.uniform(6, 14))
+                       for _ in range(k)])
+    reg = np.argmax(fields, axis=0).astype(np.int32)
+    regions = []
+    for i in range(k):
+        n_layers = int(rng.integers(1, 3))
+        picks = rng.choice(len(PAINT_PIGMENTS), size=n_layers, replace=False)
+        layers = [(PAINT_PIGMENTS[j], float(rng.uniform(5, 60))) for j in picks]
+        if rng.random() < 0.7 and "lead white" not in [p for p, _ in layers]:
+            layers.append(("lead white", 30.0))
+        regions.append(Region(f"region {i}: " + " over ".join(p for p, _ in layers), tuple(layers)))
+    return reg, regions
+
+
 def image_layout(image: np.ndarray, pigments: list[str] | None = None) -> tuple[np.ndarray, list[Region]]:
     """Regions from a grayscale image: gray levels split into as many bands as ``pigments``.
 
@@ -161,6 +194,7 @@ def paint(
     thickness_variation: float = 0.35,
     seed: int = 0,
     title: str = "Synthetic painting",
+    truth: bool = False,
 ) -> Painting:
     """Scan a painting: expected spectra from the physics model, then Poisson counts.
 
@@ -176,6 +210,8 @@ def paint(
     thickness_variation : float
         Relative spread of the paint thickness (brushwork), 0-0.9.
     seed : int
+    truth : bool
+        Keep the noise-free cube and the regions' family spectra (:attr:`Painting.truth`).
     """
     from .generator import _poisson
 
@@ -234,20 +270,31 @@ def paint(
     attrs = {"tube_kv": float(inst.tube.kv), "tube_ua": float(inst.tube.current_ua), "anode": inst.tube.anode,
              "live_time_s": float(inst.live_time_s), "fwhm_mnka_ev": float(det.fwhm_mnka_ev), "title": title,
              "region_layers": repr([(r.name, r.layers) for r in regions]), "ground": ground}
+    kept = None
+    if truth:
+        fams = [{f: per_t[1].family_spectrum(f, det).astype(np.float32) for f, v in per_t[1].net.items() if v > 0}
+                for per_t in sims]
+        kept = {"expected": expected, "family_spectra": fams}
     return Painting(counts.astype(np.uint16), float(det.offset_kev), float(det.gain_kev), maps, reg.astype(np.int32),
-                    [r.name for r in regions], attrs)
+                    [r.name for r in regions], attrs, kept)
 
 
 def synthetic_painting(height: int = 96, width: int = 128, *, seed: int = 0, dwell_ms: float = 20.0,
-                       image: np.ndarray | None = None, n_channels: int = 4096) -> Painting:
-    """The default synthetic painting (shapes layout), or one laid out from ``image`` (then
-    ``height`` and ``width`` follow the image)."""
+                       image: np.ndarray | None = None, n_channels: int = 4096, layout: str = "shapes",
+                       ground: str = "chalk ground", truth: bool = False) -> Painting:
+    """The default synthetic painting (``layout="shapes"``), blobs of random paint
+    (``layout="random"``), or one laid out from ``image`` (then ``height`` and ``width``
+    follow the image)."""
     for name, v in (("height", height), ("width", width)):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise XrayAtlasError(f"{name}={v!r} must be a positive integer")
+    if layout not in ("shapes", "random"):
+        raise XrayAtlasError(f"layout={layout!r}; choose shapes or random")
     inst = painting_instrument(dwell_ms=dwell_ms, n_channels=n_channels)
-    if image is None:
-        reg, regions = shapes_layout(height, width, seed=seed)
-    else:
+    if image is not None:
         reg, regions = image_layout(image)
-    return paint(reg, regions, instrument=inst, seed=seed)
+    elif layout == "random":
+        reg, regions = random_layout(height, width, seed=seed)
+    else:
+        reg, regions = shapes_layout(height, width, seed=seed)
+    return paint(reg, regions, instrument=inst, seed=seed, ground=ground, truth=truth)

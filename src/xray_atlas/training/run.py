@@ -70,9 +70,9 @@ class TrainConfig:
         task = get_task(self.task)
         if self.source not in task.sources:
             raise XrayAtlasError(f"source={self.source!r}; task {self.task!r} takes {', '.join(task.sources)}")
-        models = available(self.task)
+        models = {k: e for k, e in available(self.task).items() if e.trainable}
         if self.model not in models:
-            raise XrayAtlasError(f"model={self.model!r}; task {self.task!r} has {', '.join(sorted(models))}")
+            raise XrayAtlasError(f"model={self.model!r}; task {self.task!r} trains {', '.join(sorted(models))}")
         if self.loss not in task.losses:
             raise XrayAtlasError(f"loss={self.loss!r}; task {self.task!r} takes {', '.join(task.losses)}")
         if self.optimizer not in OPTIMIZERS:
@@ -202,6 +202,7 @@ def train(
     """
     from ..models import ModelCard, build, save_model
     from ..models.catalogue import remember
+    from ..models.registry import available
     from .callbacks import CSVLogger, TensorBoardLogger
     from .checkpoint import load_state, save_state
     from .loop import fit, seed_everything
@@ -222,7 +223,9 @@ def train(
     extra = [TensorBoardLogger(tensorboard)] if tensorboard is not None else []
     source.prepare(config.seed)
     seed_everything(config.seed)
-    model, full = build(config.model, **{**config.model_params, **source.model_inputs()})
+    accepts = available(config.task)[config.model].defaults
+    fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
+    model, full = build(config.model, **{**config.model_params, **fixed})
     n_params = sum(p.numel() for p in model.parameters())
     _check_output(out, resume=resume, overwrite=True, n_params=n_params)
     if out.suffix != ".safetensors":

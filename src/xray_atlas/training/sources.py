@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["Param", "DataSource", "SyntheticSpectra", "CubeMaps", "ImageFolder", "IMAGE_SUFFIXES"]
+__all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
+           "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 
@@ -162,7 +163,7 @@ def _in_memory_batches(x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int
 
     def make(i: int) -> tuple[Any, Any]:
         idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
-        xb = x[idx]
+        xb = x[idx].astype(np.float32, copy=False)
         if augment is not None:
             xb = augment(xb, np.random.default_rng([seed, epoch, i]))
         return _tensors(xb, y[idx])
@@ -264,7 +265,10 @@ class SyntheticSpectra(DataSource):
         return self.lines if self.task == "maps" else self.elements
 
     def model_inputs(self) -> dict:
-        return {"n_channels": self.params["n_channels"], "n_outputs": len(self.outputs)}
+        p = self.params
+        return {"n_channels": p["n_channels"], "n_outputs": len(self.outputs), "lines": self.lines,
+                "offset_kev": p["offset_kev"], "gain_kev": p["gain_kev"], "fwhm_mnka_ev": p["fwhm_mnka_ev"],
+                "anode": p["anode"], "tube_kv": p["tube_kv"], "polycapillary": False}
 
     def input_contract(self) -> dict:
         p = self.params
@@ -284,6 +288,91 @@ class SyntheticSpectra(DataSource):
             return _tensors(*self._draw(size, np.random.default_rng([seed, epoch, i])))
 
         return Batches(-(-n // batch_size), make)
+
+
+# -- synthetic paintings ---------------------------------------------------------------------
+_DEFAULT_LINES = "S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L"
+
+
+class SyntheticPaintings(DataSource):
+    """Pixels of synthetic paintings made for the run: blobs of random pigment stacks
+    (:func:`~xray_atlas.physics.painting.random_layout`) scanned by the M6-like instrument at
+    random dwell times, with their true net-count maps. The validation painting has a layout
+    of its own (leave-one-painting-out)."""
+
+    name = "synthetic-paintings"
+    title = "Synthetic paintings (physics engine)"
+    PARAMS = {
+        "lines": Param(_DEFAULT_LINES, "line families to map (comma-separated)", kind="text"),
+        "n_paintings": Param(6, "training paintings (each a new random layout)", 1, 1000),
+        "height": Param(48, "painting height (pixels)", 8, 1024),
+        "width": Param(64, "painting width (pixels)", 8, 1024),
+        "stride": Param(1, "take every n-th pixel in both directions", 1, 100),
+        "dwell_ms_min": Param(5.0, "shortest dwell time per pixel (ms)", 0.5, 1000.0),
+        "dwell_ms_max": Param(40.0, "longest dwell time per pixel (ms)", 0.5, 1000.0),
+        "n_channels": Param(4096, "detector channels (10 eV each at 4096)", 1024, 8192),
+        "fwhm_jitter_ev": Param(15.0, "augmentation: detector FWHM at Mn Ka drawn in 145 +/- this (eV) per painting",
+                                0.0, 60.0),
+        "shift_kev": Param(0.02, "augmentation: energy offset drawn in +/- this (keV) per painting", 0.0, 0.2),
+    }
+
+    def check(self) -> None:
+        from ..physics.lines import parse_line_family
+
+        p = self.params
+        if p["dwell_ms_min"] > p["dwell_ms_max"]:
+            raise XrayAtlasError(f"dwell_ms_min={p['dwell_ms_min']:g} is above dwell_ms_max={p['dwell_ms_max']:g}")
+        if not p["lines"]:
+            raise XrayAtlasError("lines: give at least one line family, e.g. Fe-K")
+        self.lines = tuple("-".join(parse_line_family(t, parameter="lines")) for t in p["lines"])
+
+    def paintings(self, seed: int, n: int, *, first: int = 0):
+        """``n`` paintings of this source (deterministic in ``seed``)."""
+        from ..physics.painting import paint, painting_instrument, random_layout
+
+        p = self.params
+        rng = np.random.default_rng([seed, 7])
+        gains = 40.96 / p["n_channels"]
+        for k in range(first, first + n):
+            dwell = float(np.exp(rng.uniform(np.log(p["dwell_ms_min"]), np.log(p["dwell_ms_max"]))))
+            fwhm = 145.0 + rng.uniform(-1, 1) * p["fwhm_jitter_ev"]
+            offset = rng.uniform(-1, 1) * p["shift_kev"]
+            inst = painting_instrument(dwell_ms=dwell, n_channels=p["n_channels"], gain_kev=gains, offset_kev=offset,
+                                       fwhm_mnka_ev=fwhm)
+            reg, regions = random_layout(p["height"], p["width"], seed=seed * 1000 + k)
+            ground = ("chalk ground", "gypsum ground")[k % 2]
+            yield paint(reg, regions, instrument=inst, seed=seed * 1000 + k, ground=ground)
+
+    def _pixels(self, paintings) -> tuple[np.ndarray, np.ndarray]:
+        s = self.params["stride"]
+        xs, ys = [], []
+        for pt in paintings:
+            xs.append(pt.counts[::s, ::s].reshape(-1, pt.counts.shape[2]))
+            zero = np.zeros(pt.counts.shape[:2], np.float32)
+            ys.append(np.stack([pt.maps.get(ln, zero)[::s, ::s].ravel() for ln in self.lines], axis=1))
+        return np.concatenate(xs), np.concatenate(ys).astype(np.float32)
+
+    def prepare(self, seed: int) -> None:
+        n = self.params["n_paintings"]
+        self._train = self._pixels(self.paintings(seed, n))
+        x, y = self._pixels(self.paintings(seed, 1, first=n))  # a layout no training painting has
+        self._val = (x.astype(np.float32), y)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.lines
+
+    def model_inputs(self) -> dict:
+        return {"n_channels": self.params["n_channels"], "n_outputs": len(self.lines), "lines": self.lines,
+                "offset_kev": 0.0, "gain_kev": 40.96 / self.params["n_channels"], "fwhm_mnka_ev": 145.0,
+                "anode": "Rh", "tube_kv": 50.0, "polycapillary": True}
+
+    def input_contract(self) -> dict:
+        return {"n_channels": self.params["n_channels"], "energy_offset_kev": 0.0,
+                "energy_gain_kev": 40.96 / self.params["n_channels"]}
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed)
 
 
 # -- cubes with reference maps -----------------------------------------------------------------
@@ -334,17 +423,18 @@ class CubeMaps(DataSource):
         self.calibration = None
         for path in self.params["cubes"]:
             with read(path) as cube:
-                xs.append(np.asarray(cube.counts[::s, ::s, :], dtype=np.float32).reshape(-1, cube.n_channels))
+                xs.append(np.asarray(cube.counts[::s, ::s, :]).reshape(-1, cube.n_channels))
                 ys.append(np.stack([np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel()
                                     for ln in self.lines], axis=1))
                 if self.calibration is None and cube.calibrated:
                     self.calibration = (float(cube.energy[0]), float(cube.energy[1] - cube.energy[0]))
+                    self.metadata = dict(cube.metadata)
         x, y = np.concatenate(xs), np.concatenate(ys)
         order = np.random.default_rng(seed).permutation(len(x))
         n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
         if len(x) - n_val < 1:
             raise XrayAtlasError(f"stride={s} leaves only {len(x)} pixels; use a smaller stride")
-        self._val = (x[order[:n_val]], y[order[:n_val]])
+        self._val = (x[order[:n_val]].astype(np.float32), y[order[:n_val]])
         self._train = (x[order[n_val:]], y[order[n_val:]])
 
     @property
@@ -352,7 +442,16 @@ class CubeMaps(DataSource):
         return self.lines
 
     def model_inputs(self) -> dict:
-        return {"n_channels": self.n_channels, "n_outputs": len(self.lines)}
+        cal = getattr(self, "calibration", None) or (0.0, 0.01)
+        meta = getattr(self, "metadata", {})
+        out = {"n_channels": self.n_channels, "n_outputs": len(self.lines), "lines": self.lines,
+               "offset_kev": cal[0], "gain_kev": cal[1]}
+        for key in ("fwhm_mnka_ev", "tube_kv"):
+            if isinstance(meta.get(key), (int, float)):
+                out[key] = float(meta[key])
+        if isinstance(meta.get("anode"), str):
+            out["anode"] = meta["anode"]
+        return out
 
     def input_contract(self) -> dict:
         cal = getattr(self, "calibration", None)

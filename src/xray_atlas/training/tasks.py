@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import XrayAtlasError
-from .sources import CubeMaps, DataSource, ImageFolder, SyntheticSpectra
+from .sources import CubeMaps, DataSource, ImageFolder, SyntheticPaintings, SyntheticSpectra
 
 __all__ = ["Task", "TASKS", "register_task", "get_task", "CONTRACT_TASKS"]
 
@@ -47,7 +47,7 @@ class Task:
     def models(self) -> list[str]:
         from ..models import available
 
-        return sorted(available(self.name))
+        return sorted(k for k, e in available(self.name).items() if e.trainable)
 
     def hyperparameters(self, model: str | None = None) -> dict:
         """The defaults for ``model`` (or the default model): task settings, then the model's."""
@@ -106,7 +106,7 @@ def _multiclass(pred: Any, target: Any) -> dict:
 # median, zero (docs/training.md: Pearson -0.03 after 5 epochs against 0.996 with L2).
 register_task(Task(
     "maps", "Elemental maps (net counts per line family)",
-    {SyntheticSpectra.name: SyntheticSpectra, CubeMaps.name: CubeMaps},
+    {SyntheticSpectra.name: SyntheticSpectra, SyntheticPaintings.name: SyntheticPaintings, CubeMaps.name: CubeMaps},
     ("l2", "adaptive-l1", "l1"), _torch_metrics(_regression), "fcn",
     {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant", "epochs": 50, "batch_size": 256,
      "patience": 10, "grad_clip": 0.0},

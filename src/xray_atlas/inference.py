@@ -1,0 +1,222 @@
+"""Elemental maps from a cube, streamed: tiles of whole spectra are read from disk, put on the
+model's energy grid if needed, and predicted in batches on the chosen device; memory is
+bounded by the tile size, not the cube.
+
+A map model is a trained model file (shipped in ``models/zoo``, trained by the user, or any
+path) or a baseline built for the cube's own calibration (``lsq``, ``roi``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generator
+
+import numpy as np
+
+from .cube import TILE_BYTES, Progress, SpectralCube
+from .errors import XrayAtlasError
+
+__all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_MAPS_MODEL", "map_model_names",
+           "BASELINES"]
+
+#: The shipped default map model (file stem in ``models/zoo``).
+DEFAULT_MAPS_MODEL = "maps-default"
+#: Map "models" that need no training: built for each cube's calibration.
+BASELINES = ("lsq", "roi")
+
+
+@dataclass
+class MapModel:
+    """A map model ready for a cube: the module, its lines, and how spectra reach its grid."""
+
+    module: Any
+    name: str
+    lines: tuple[str, ...]
+    n_channels: int
+    energy: np.ndarray | None  # the model's channel energies (None: same grid as the cube)
+    notes: list[str] = field(default_factory=list)
+
+    def resample(self, block: np.ndarray, cube_energy: np.ndarray) -> np.ndarray:
+        """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
+        (the cumulative counts are interpolated at the model's channel edges)."""
+        if self.energy is None:
+            return block
+        return _rebin(block, cube_energy, self.energy)
+
+
+def _edges(energy: np.ndarray) -> np.ndarray:
+    gain = np.diff(energy)
+    return np.concatenate([[energy[0] - gain[0] / 2], energy[:-1] + gain / 2, [energy[-1] + gain[-1] / 2]])
+
+
+def _rebin(block: np.ndarray, e_from: np.ndarray, e_to: np.ndarray) -> np.ndarray:
+    src, dst = _edges(e_from), _edges(e_to)
+    cum = np.concatenate([np.zeros((block.shape[0], 1)), np.cumsum(block, axis=1, dtype=np.float64)], axis=1)
+    # cumulative counts at the model's edges, for every spectrum: a linear interpolation per row
+    pos = np.clip(np.searchsorted(src, dst) - 1, 0, len(src) - 2)
+    frac = np.clip((dst - src[pos]) / (src[pos + 1] - src[pos]), 0.0, 1.0)
+    at = cum[:, pos] * (1 - frac) + cum[:, pos + 1] * frac
+    return np.diff(at, axis=1).astype(np.float32)
+
+
+def map_model_names() -> dict[str, list[str]]:
+    """What a user can pick: shipped and trained model names, and the baselines."""
+    from .models.catalogue import list_models
+
+    infos = list_models("maps")
+    return {"shipped": [i.name for i in infos if i.shipped], "trained": [i.name for i in infos if not i.shipped],
+            "baselines": list(BASELINES)}
+
+
+def _find(model: str) -> Path | None:
+    from .models.catalogue import list_models
+
+    for info in list_models("maps"):
+        if info.name == model:
+            return info.path
+    return None
+
+
+def _cube_instrument(cube: SpectralCube) -> dict:
+    meta = cube.metadata or {}
+    inst: dict = {}
+    for key in ("fwhm_mnka_ev", "tube_kv"):
+        try:
+            if key in meta:
+                inst[key] = float(np.asarray(meta[key]).ravel()[0])
+        except (TypeError, ValueError):
+            pass
+    if isinstance(meta.get("anode"), str):
+        inst["anode"] = meta["anode"]
+    return inst
+
+
+def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, device: str = "auto",
+                   lines: tuple[str, ...] | None = None) -> MapModel:
+    """The map model ``model`` (None: the shipped default; a name of :func:`map_model_names`;
+    or a model file/folder) made ready for ``cube``.
+
+    A model trained on another channel grid is used on the cube's spectra rebinned to its grid
+    when the cube is calibrated and covers the model's energy range (a note says so);
+    otherwise it is refused with a message naming both grids.
+    """
+    from .devices import resolve_device
+    from .models import build, load_model
+
+    dev = resolve_device(device)
+    if model in BASELINES:
+        if not cube.calibrated:
+            raise XrayAtlasError(f"model={model!r} needs an energy calibration and this cube has none",
+                                 path=cube.path)
+        gain = float(cube.energy[1] - cube.energy[0])
+        chosen = tuple(lines or _default_lines())
+        module, _ = build(str(model), n_channels=cube.n_channels, n_outputs=len(chosen), lines=chosen,
+                          offset_kev=float(cube.energy[0]), gain_kev=gain, **_cube_instrument(cube))
+        return MapModel(module.to(dev).eval(), str(model), chosen, cube.n_channels, None)
+    if model is None:
+        path = _find(DEFAULT_MAPS_MODEL)
+        if path is None:
+            raise XrayAtlasError("no default map model is installed (models/zoo is empty); give --model lsq, or "
+                                 "train one with xray-atlas train maps")
+    else:
+        path = _find(str(model)) or Path(model)
+        if not path.exists():
+            known = map_model_names()
+            raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known name "
+                                 f"({', '.join(known['shipped'] + known['trained'] + known['baselines'])})")
+    module, card = load_model(path, device=str(dev.type) if dev.type != "cpu" else "cpu")
+    if card.task != "maps":
+        raise XrayAtlasError(f"this model is for the {card.task!r} task, not elemental maps", path=path)
+    out_lines = tuple(card.outputs)
+    n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
+    off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
+    mm = MapModel(module, path.stem if path.suffix else path.name, out_lines, n, None)
+    same_grid = n == cube.n_channels and (off is None or not cube.calibrated or (
+        abs(float(cube.energy[0]) - off) < 0.25 * gain and abs(float(cube.energy[1] - cube.energy[0]) - gain) < 1e-3 * gain))
+    if same_grid:
+        if off is not None and not cube.calibrated:
+            mm.notes.append(f"the cube has no energy calibration; assuming the model's ({off:g} keV + {gain:g} keV "
+                            "per channel)")
+        return mm
+    if off is None or gain is None:
+        raise XrayAtlasError(f"the model expects {n} channels and the cube has {cube.n_channels}; the model file "
+                             "states no energy calibration to resample with", path=path)
+    if not cube.calibrated:
+        raise XrayAtlasError(f"the model expects {n} channels at {gain:g} keV from {off:g} keV and the cube has "
+                             f"{cube.n_channels} uncalibrated channels: calibrate the cube", path=cube.path)
+    e_model = off + gain * np.arange(n)
+    # safe when the cube covers the model's lines (their strongest line + 1 keV, for the peaks'
+    # tails and the neighbours that overlap them); model channels outside the cube read zero
+    need_lo, need_hi = max(e_model[0], 0.8), _top_line_kev(out_lines) + 1.0
+    if cube.energy[0] > need_lo or cube.energy[-1] < need_hi:
+        raise XrayAtlasError(f"the cube covers {cube.energy[0]:.2f}-{cube.energy[-1]:.2f} keV but the model's lines "
+                             f"need {need_lo:.2f}-{need_hi:.2f} keV; refusing to guess", path=cube.path)
+    mm.energy = e_model
+    mm.notes.append(f"resampled the cube's {cube.n_channels} channels of {float(cube.energy[1] - cube.energy[0]) * 1000:.2f} eV "
+                    f"to the model's {n} channels of {gain * 1000:.2f} eV")
+    if cube.energy[-1] < e_model[-1] - gain:
+        mm.notes.append(f"the cube ends at {cube.energy[-1]:.2f} keV; the model's channels above read zero counts")
+    return mm
+
+
+def _top_line_kev(lines) -> float:
+    from .physics.lines import family_lines
+
+    top = 0.0
+    for ln in lines:
+        try:
+            fl = family_lines(ln)
+        except XrayAtlasError:
+            continue
+        strongest = max(fl, key=lambda x: x.relative_intensity)
+        top = max(top, float(strongest.energy_kev))
+    return top
+
+
+def _default_lines() -> tuple[str, ...]:
+    from .physics.lines import DEFAULT_MAP_LINES
+
+    return DEFAULT_MAP_LINES
+
+
+def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
+              lines: tuple[str, ...] | None = None) -> Generator[Progress, None, dict[str, np.ndarray]]:
+    """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
+    line -> (H, W) float32 net counts (only ``lines`` if given)."""
+    import torch
+
+    want = tuple(lines or model.lines)
+    missing = [ln for ln in want if ln not in model.lines]
+    if missing:
+        raise XrayAtlasError(f"lines: {', '.join(missing)} not among this model's outputs ({', '.join(model.lines)})")
+    cols = [model.lines.index(ln) for ln in want]
+    h, w = cube.height, cube.width
+    out = np.zeros((h, w, len(want)), np.float32)
+    dev = next(iter(model.module.buffers()), None)
+    dev = dev.device if dev is not None else next(model.module.parameters()).device
+    rows_per_tile = cube.tile_rows(tile_bytes)
+    total = -(-h // rows_per_tile)
+    yield Progress(0, total, "maps")
+    with torch.inference_mode():
+        for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+            flat = block.reshape(-1, cube.n_channels)
+            pred = np.empty((flat.shape[0], len(want)), np.float32)
+            for a in range(0, flat.shape[0], batch):
+                x = model.resample(np.asarray(flat[a:a + batch], dtype=np.float32), cube.energy)
+                y = model.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev))
+                pred[a:a + batch] = y[:, cols].float().cpu().numpy()
+            out[rows] = pred.reshape(block.shape[0], w, len(want))
+            yield Progress(k + 1, total, "maps")
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
+
+
+def predict_maps(cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto",
+                 lines: tuple[str, ...] | None = None, **kw: Any) -> tuple[dict[str, np.ndarray], MapModel]:
+    """Blocking :func:`iter_maps` with model loading: (maps, the model used)."""
+    from .cube import run_to_end
+
+    mm = load_map_model(model, cube, device=device, lines=lines)
+    return run_to_end(iter_maps(cube, mm, lines=lines, **kw)), mm

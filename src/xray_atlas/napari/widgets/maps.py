@@ -1,0 +1,153 @@
+"""Elemental maps dock: paint net-count maps of line families with a shipped or trained model
+or a baseline, on a worker with progress and Cancel.
+
+Every line becomes an Image layer (element colour map, additive blending) on the cube's grid,
+so the spectrum inspector samples it like the cube, and File > Save Layers writes
+``/maps/<line>``. The model list is read again each time it opens, so a model trained in the
+Training dock appears in it at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from ...cube import TILE_BYTES, Progress, SpectralCube
+from ...devices import DEVICES
+from ...errors import XrayAtlasError
+from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
+from .._layers import cube_of, is_cube_layer, map_layer_data
+from .._workers import JobBar
+from ._common import refill
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["MapsWidget"]
+
+
+class _ModelCombo(QComboBox):
+    """Model names, refreshed whenever the list opens (trained models appear at once)."""
+
+    def refresh(self) -> None:
+        names = map_model_names()
+        refill(self, names["shipped"] + names["trained"] + names["baselines"], quiet=True)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API
+        self.refresh()
+        super().showPopup()
+
+
+def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, tile_bytes: int
+         ) -> Generator[Progress, None, list]:
+    """Stream the cube through each model; returns [(model name, notes, maps), ...]."""
+    out = []
+    for mm in models:
+        want = tuple(ln for ln in (lines or mm.lines) if ln in mm.lines)
+        maps = yield from iter_maps(cube, mm, lines=want, tile_bytes=tile_bytes)
+        out.append((mm.name, mm.notes, maps))
+    return out
+
+
+class MapsWidget(QWidget):
+    """Dock widget: cube, model, lines, device; Run paints one layer per line."""
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        #: Bytes of spectra per streamed tile (Cancel takes effect between tiles).
+        self.tile_bytes = TILE_BYTES
+        self.cube_combo = QComboBox()
+        self.model_combo = _ModelCombo()
+        self.model_combo.setToolTip("shipped and trained models, and the baselines lsq (least squares on pure "
+                                    "spectra) and roi (window sums)")
+        self.lines_edit = QLineEdit()
+        self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICES))
+        self.compare_check = QCheckBox("also the least-squares baseline, side by side")
+        self.run_button = QPushButton("Paint maps")
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.jobs = JobBar()
+        form = QFormLayout()
+        form.addRow("cube", self.cube_combo)
+        form.addRow("model", self.model_combo)
+        form.addRow("lines", self.lines_edit)
+        form.addRow("device", self.device_combo)
+        box = QVBoxLayout(self)
+        box.addLayout(form)
+        box.addWidget(self.compare_check)
+        box.addWidget(self.run_button)
+        box.addWidget(self.jobs)
+        box.addWidget(self.jobs.status)
+        box.addWidget(self.summary)
+        box.addStretch(1)
+        self.run_button.clicked.connect(self.run)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._refresh_cubes)
+        self._refresh_cubes()
+        self.model_combo.refresh()
+        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+        self.model_combo.setCurrentText(DEFAULT_MAPS_MODEL if DEFAULT_MAPS_MODEL in names else BASELINES[0])
+
+    def _refresh_cubes(self, *_: Any) -> None:
+        refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)])
+
+    def lines(self) -> tuple[str, ...] | None:
+        from ...physics.lines import parse_line_family
+
+        text = self.lines_edit.text().replace(" ", ",")
+        items = [t for t in (s.strip() for s in text.split(",")) if t]
+        return tuple("-".join(parse_line_family(t, parameter="lines")) for t in items) or None
+
+    def run(self) -> Any:
+        """Paint the maps on a worker; layers are added only when the whole cube is done."""
+        from napari.utils.notifications import show_error, show_info
+
+        name = self.cube_combo.currentText()
+        if name not in self.viewer.layers:
+            show_error("open a cube first (File > Open, or the sample painting)")
+            return None
+        base = self.viewer.layers[name]
+        cube = cube_of(base)
+        model = self.model_combo.currentText()
+        device = self.device_combo.currentText()
+        try:  # everything that can be refused is refused here, before any work
+            lines = self.lines()
+            names = [model] + (["lsq"] if self.compare_check.isChecked() and model != "lsq" else [])
+            models = [load_map_model(n, cube, device=device, lines=lines) for n in names]
+            if lines:
+                missing = [ln for ln in lines if ln not in models[0].lines]
+                if missing:
+                    raise XrayAtlasError(f"lines: {', '.join(missing)} not among the model's lines "
+                                         f"({', '.join(models[0].lines)})")
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+
+        def done(results: list) -> None:
+            added = []
+            for model_name, notes, maps in results:
+                for note in notes:
+                    show_info(f"xray-atlas maps: {note}")
+                for ln, data in maps.items():
+                    arr, kwargs, _ = map_layer_data(f"{ln} ({model_name})", data, line=ln,
+                                                    extra={"model": model_name})
+                    layer = self.viewer.add_image(arr, **kwargs)
+                    layer.scale, layer.translate = base.scale, base.translate
+                    added.append(layer)
+            first = results[0][2]
+            strongest = sorted(first, key=lambda k: -float(first[k].mean()))[:5]
+            self.summary.setText(f"{len(added)} layers; strongest mean net counts: "
+                                 + ", ".join(f"{k} {float(first[k].mean()):.0f}" for k in strongest))
+
+        steps = _job(cube, models, lines, self.tile_bytes)
+        return self.jobs.start(steps, what=f"maps with {model}", on_done=done)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.jobs.cancel()
+        super().closeEvent(event)
+
+

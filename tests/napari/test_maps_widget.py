@@ -1,0 +1,96 @@
+"""The Elemental maps dock (issue 4): layers per line on the cube's grid, the inspector samples
+them, the writer saves them, trained models appear at once, cancel adds nothing, bad input."""
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from xray_atlas.inference import predict_maps
+from xray_atlas.io import read
+from xray_atlas.io.results import read_results
+
+
+@pytest.fixture
+def maps_dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    return widget
+
+
+def _wait(qtbot, dock):
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=120000)
+
+
+def test_lsq_maps_become_layers_the_inspector_and_writer_use(viewer, maps_dock, inspector, qtbot, click,
+                                                             painting_file, tmp_path, errors):
+    path, painting = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    maps_dock.model_combo.setCurrentText("lsq")
+    maps_dock.lines_edit.setText("Pb-L, Hg-L Fe-K")
+    qtbot.mouseClick(maps_dock.run_button, Qt.MouseButton.LeftButton)
+    _wait(qtbot, maps_dock)
+    assert errors() == []
+    names = [lyr.name for lyr in viewer.layers]
+    assert {"Pb-L (lsq)", "Hg-L (lsq)", "Fe-K (lsq)"} <= set(names)
+    layer = viewer.layers["Pb-L (lsq)"]
+    assert layer.blending == "additive" and layer.data.shape == painting.counts.shape[:2]
+    with read(path) as cube:
+        expected, _ = predict_maps(cube, "lsq", device="cpu", lines=("Pb-L",))
+    np.testing.assert_allclose(layer.data, expected["Pb-L"], rtol=1e-5)
+    # a click on the map layer shows that pixel's spectrum
+    click(qtbot, viewer, layer, 5, 7)
+    np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[5, 7])
+    # saved as /maps/<line>
+    from napari.plugins.io import save_layers
+
+    out = tmp_path / "maps.h5"
+    save_layers(str(out), [layer, viewer.layers["Fe-K (lsq)"]], plugin="napari-xray-atlas")
+    r = read_results(out)
+    np.testing.assert_allclose(r["maps"]["Pb-L"], expected["Pb-L"], rtol=1e-5)
+
+
+def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painting_file, tmp_path):
+    from xray_atlas.training import make_config, train
+
+    path, _ = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    before = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
+    train(make_config("maps", epochs=1, device="cpu", model_params={"hidden": (16,)},
+                      source_params={"n_train": 64, "n_val": 32}), tmp_path / "my-maps-model")
+    maps_dock.model_combo.refresh()  # what opening the list does
+    after = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
+    assert "my-maps-model" in after and "my-maps-model" not in before
+    maps_dock.model_combo.setCurrentText("my-maps-model")
+    maps_dock.lines_edit.setText("Fe-K")
+    maps_dock.compare_check.setChecked(True)
+    maps_dock.run()
+    _wait(qtbot, maps_dock)
+    assert {"Fe-K (my-maps-model)", "Fe-K (lsq)"} <= {lyr.name for lyr in viewer.layers}
+
+
+def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer):
+    cube = slow_cube((60, 8, 512), seconds_per_row=0.05)
+    add_cube_layer(viewer, cube)
+    maps_dock.tile_bytes = 8 * 512 * 2  # one row per tile
+    maps_dock.model_combo.setCurrentText("lsq")
+    n = len(viewer.layers)
+    worker = maps_dock.run()
+    qtbot.wait(600)
+    qtbot.mouseClick(maps_dock.jobs.cancel_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(worker.finished, timeout=20000):
+        pass
+    qtbot.wait(100)
+    assert len(viewer.layers) == n and maps_dock.jobs.status.text().endswith("cancelled")
+
+
+def test_bad_input_notifies(viewer, maps_dock, qtbot, painting_file, errors, tmp_path):
+    maps_dock.run()
+    assert any("open a cube first" in m for m in errors())
+    path, _ = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    maps_dock.lines_edit.setText("Xx-K")
+    assert maps_dock.run() is None and any("Xx" in m for m in errors())
+    maps_dock.lines_edit.setText("")
+    maps_dock.model_combo.setEditable(True)
+    maps_dock.model_combo.setCurrentText(str(tmp_path / "missing-model"))
+    assert maps_dock.run() is None and maps_dock.jobs.worker is None
+    assert any("neither a model file nor a known name" in m for m in errors())
