@@ -39,12 +39,12 @@ def make_cube(path: Path, height: int, width: int) -> None:
     """A painting-like uint16 cube, chunked for spectra (8 x 8 pixels x all channels)."""
     import h5py
 
-    from xray_atlas.physics.painting import simple_painting
+    from xray_atlas.physics.painting import synthetic_painting
 
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    block = simple_painting(32, width, seed=0).counts  # 32 rows, repeated with shifts
+    block = synthetic_painting(32, width, seed=0).counts  # 32 rows, repeated with shifts
     tmp = path.with_suffix(".tmp")
     with h5py.File(tmp, "w") as f:
         ds = f.create_dataset("spectra", shape=(height, width, 4096), dtype="u2", chunks=(8, 8, 4096))

@@ -3,7 +3,7 @@ then score them on freshly generated held-out data.
 
 Usage: ``python tools/train_zoo.py maps [--quick]``. The default map model is xray-atlas's
 prior MLP (least squares on the physics engine's pure spectra plus a learnt correction),
-trained on random-layout synthetic paintings (M6 Jetstream-like scanner, 5-40 ms dwell,
+trained on 200 random-layout synthetic paintings (M6 Jetstream-like scanner, 5-40 ms dwell,
 detector FWHM 130-160 eV, offset +/- 20 eV) with adaptive L1. ``--quick`` is a small run
 for trying changes.
 """
@@ -27,7 +27,8 @@ def train_maps(quick: bool) -> Path:
     config = make_config(
         "maps", model="prior-mlp", source="synthetic-paintings", loss="adaptive-l1", epochs=12 if quick else 60,
         patience=10, seed=20261122, device="auto", batch_size=256, schedule="cosine",
-        source_params={"n_paintings": 12 if quick else 80, "height": 48, "width": 64})
+        model_params={"hidden": (512, 512)},
+        source_params={"n_paintings": 12 if quick else 200, "height": 48, "width": 64})
     tmp = Path(tempfile.mkdtemp(prefix="zoo-maps-"))
     t = time.perf_counter()
     outcome = train(config, tmp / "maps-default.safetensors", callbacks=[TerminalProgress()])

@@ -13,6 +13,18 @@ def _out(tmp_path, name):
     return ROOT / "docs" / "images" / name if os.environ.get("XRAY_ATLAS_DOCS_SCREENSHOTS") else tmp_path / name
 
 
+def _screenshot(viewer, qtbot, tmp_path, name, *, min_std=20):
+    """Write the window's screenshot and check that it shows something (not a blank frame)."""
+    from PIL import Image
+
+    qtbot.wait(200)
+    out = _out(tmp_path, name)
+    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    img = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    assert img.std() > min_std
+    return out
+
+
 def test_clustered_painting_screenshot(viewer, qtbot, tmp_path):
     from xray_atlas.napari._sample_data import ensure_demo_painting
 
@@ -27,20 +39,13 @@ def test_clustered_painting_screenshot(viewer, qtbot, tmp_path):
     layer = viewer.layers["clusters (umap-hdbscan)"]
     inspector.log_check.setChecked(True)
     assert len(inspector.cluster_spectra_shown()) == len(layer.metadata["xray_atlas"]["sizes"]) >= 5
-    qtbot.wait(200)
-    out = _out(tmp_path, "clusters.png")
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
-    from PIL import Image
-
-    img = np.asarray(Image.open(out).convert("RGB")).astype(float)
-    assert img.std() > 20
+    _screenshot(viewer, qtbot, tmp_path, "clusters.png")
 
 
 def test_training_run_screenshot(viewer, qtbot, tmp_path):
     """A maps run in progress in the Training dock (docs/training.md)."""
-    from xray_atlas.training import EpochEnd
-
     from xray_atlas.napari._sample_data import ensure_demo_painting
+    from xray_atlas.training import EpochEnd
 
     viewer.window.resize(1500, 1000)
     viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
@@ -54,13 +59,26 @@ def test_training_run_screenshot(viewer, qtbot, tmp_path):
     seen = []
     worker.yielded.connect(seen.append)
     qtbot.waitUntil(lambda: sum(isinstance(e, EpochEnd) for e in seen) >= 6, timeout=120000)
-    qtbot.wait(300)
-    out = _out(tmp_path, "training.png")
-    viewer.screenshot(str(out), canvas_only=False, flash=False)
+    _screenshot(viewer, qtbot, tmp_path, "training.png", min_std=10)
     training.cancel()
     qtbot.waitUntil(lambda: not training.busy, timeout=30000)
     assert training.status.text().startswith("cancelled")
-    from PIL import Image
 
-    img = np.asarray(Image.open(out).convert("RGB")).astype(float)
-    assert img.std() > 10
+
+def test_maps_screenshot(viewer, qtbot, tmp_path):
+    """Elemental maps of the demo painting painted by the shipped model (docs/maps.md)."""
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1500, 900)
+    viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
+    _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    assert maps.model_combo.currentText() == "maps-default"
+    worker = maps.run()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    shown = {"Hg-L (maps-default)", "Cu-K (maps-default)", "Fe-K (maps-default)", "Pb-L (maps-default)"}
+    for layer in viewer.layers:
+        layer.visible = layer.name in shown
+    assert shown <= {lyr.name for lyr in viewer.layers}
+    viewer.layers.selection.active = viewer.layers["Hg-L (maps-default)"]
+    _screenshot(viewer, qtbot, tmp_path, "maps.png")

@@ -259,3 +259,24 @@ def test_tensorboard_logging(tmp_path):
         return
     train(_maps_config(epochs=1), tmp_path / "m", tensorboard=tmp_path / "tb")
     assert any((tmp_path / "tb").iterdir())
+
+
+def test_synthetic_paintings_source_and_prior_models(tmp_path):
+    from xray_atlas.training.sources import SyntheticPaintings
+
+    src = SyntheticPaintings("maps", n_paintings=2, height=12, width=16, n_channels=1024, lines="Pb-L, Fe-K, Hg-L")
+    src.prepare(seed=3)
+    x, y = src._train
+    assert x.shape == (2 * 12 * 16, 1024) and y.shape == (384, 3) and x.dtype == np.uint16
+    vx, vy = src._val
+    assert vx.shape == (192, 1024) and not np.array_equal(vx, x[:192])  # a painting of its own
+    assert y[:, 0].max() > 50  # lead white in most random layouts
+    with pytest.raises(XrayAtlasError, match="dwell_ms_min=50 is above dwell_ms_max=10"):
+        SyntheticPaintings("maps", dwell_ms_min=50, dwell_ms_max=10)
+    for model in ("prior-mlp", "fcn+"):
+        cfg = make_config("maps", model=model, source="synthetic-paintings", epochs=1, device="cpu",
+                          source_params={"n_paintings": 1, "height": 8, "width": 8, "n_channels": 1024})
+        out = train(cfg, tmp_path / model)
+        m, card = load_model(out.path)
+        assert card.config["gain_kev"] == 0.04 and card.config["polycapillary"] is True
+        assert card.config["lines"] == list(card.outputs)

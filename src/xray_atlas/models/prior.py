@@ -73,3 +73,4 @@ def background_basis(n_channels: int, offset_kev: float, gain_kev: float, *, spa
     b = np.exp(-0.5 * ((e[:, None] - centres[None, :]) / spacing_kev) ** 2)
     return (b / np.maximum(b.sum(0, keepdims=True), 1e-12)).astype(np.float32)
 
+

@@ -169,7 +169,8 @@ def cnn1d_plus(*, n_channels: int, n_outputs: int, lines: tuple, dropout: float,
 
 def _lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: dict, spacing_kev: float):
     """(C, l) matrix M with net_l = x @ M: least squares on pure spectra of ``families`` (the
-    lines among them) and a smooth background basis."""
+    lines among them) and a smooth background basis; also the full (C, K) operator and the
+    family names (the order of its first columns)."""
     import numpy as np
 
     from .prior import background_basis, pure_matrix
@@ -180,7 +181,7 @@ def _lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: di
                                          spacing_kev=spacing_kev)], axis=1).astype(np.float64)
     keep = np.abs(a).sum(0) > 0
     pinv = np.zeros((a.shape[1], n_channels))
-    pinv[keep] = np.linalg.pinv(a[:, keep])
+    pinv[keep] = np.linalg.pinv(a[:, keep], rcond=1e-7)
     return pinv[[fams.index(ln) for ln in lines]].T.astype(np.float32), pinv.T.astype(np.float32), fams
 
 
@@ -234,30 +235,34 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
     return _wrap(PriorMLP(), "total", n_channels)
 
 
-@register("lsq", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES,
-          spacing_kev=0.75, **_INSTR)
-def lsq(*, n_channels: int, n_outputs: int, lines: tuple, spacing_kev: float, **instrument):
-    """Baseline: linear least squares on the pure spectra of all 42 families plus a smooth
-    background basis (PyMca's fast linear fit idea), negative values set to zero; a fixed
-    (C, l) matrix, nothing learnt."""
+def _fixed_linear(operator):
+    """A baseline as a module: net counts = max(x @ operator, 0), the (C, l) operator fixed."""
     import torch
     import torch.nn as nn
 
-    from .prior import PRIOR_FAMILIES
-
-    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
-    m, _, _ = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
-
-    class LSQ(nn.Module):
+    class FixedLinear(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.register_buffer("operator", torch.from_numpy(m))
+            self.register_buffer("operator", torch.from_numpy(operator))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) counts -> (B, l) net counts
             return (x @ self.operator).clamp_min(0.0)
 
-    return LSQ()
+    return FixedLinear()
+
+
+@register("lsq", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES,
+          spacing_kev=0.75, **_INSTR)
+def lsq(*, n_channels: int, n_outputs: int, lines: tuple, spacing_kev: float, **instrument):
+    """Baseline: linear least squares on the pure spectra of all 44 families plus a smooth
+    background basis (PyMca's fast linear fit idea), negative values set to zero; a fixed
+    (C, l) matrix, nothing learnt."""
+    from .prior import PRIOR_FAMILIES
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    m, _, _ = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
+    return _fixed_linear(m)
 
 
 @register("roi", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, **_INSTR)
@@ -266,8 +271,6 @@ def roi(*, n_channels: int, n_outputs: int, lines: tuple, **instrument):
     minus a straight background from two side windows of half that width, divided by the
     share of the family's net counts that falls in the window (from its pure spectrum)."""
     import numpy as np
-    import torch
-    import torch.nn as nn
 
     from .prior import instrument_for, pure_matrix
 
@@ -291,14 +294,4 @@ def roi(*, n_channels: int, n_outputs: int, lines: tuple, **instrument):
                 col[side] -= 0.5 * n_in / side.sum()
         share = float(col @ pure[:, j])
         m[:, j] = col / max(share, 1e-6)
-
-    class ROI(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("operator", torch.from_numpy(m))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            # x: (B, C) counts -> (B, l) window net counts
-            return (x @ self.operator).clamp_min(0.0)
-
-    return ROI()
+    return _fixed_linear(m)

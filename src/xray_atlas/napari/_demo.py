@@ -14,7 +14,8 @@ DEMO_ELEMENTS = "Pb Hg Cu Fe Au Ca"
 
 
 def build_demo_viewer(*, show: bool = True):
-    """A viewer with the demo painting, the spectrum inspector docked and one pixel shown."""
+    """A viewer with the demo painting, the spectrum inspector docked and one pixel shown, and
+    the Elemental maps dock (the shipped model selected) in a tab beside it."""
     import napari
 
     from ._sample_data import ensure_demo_painting
@@ -22,7 +23,8 @@ def build_demo_viewer(*, show: bool = True):
     ensure_demo_painting()  # simulate (once, cached) before any window exists
     viewer = napari.Viewer(title="xray-atlas demo", show=show)
     viewer.open_sample(PLUGIN, "painting")
-    _, inspector = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum inspector")
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Elemental maps")
+    _, inspector = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum inspector", tabify=True)
     cube = inspector.cube
     if inspector.cube_layer is not None:
         viewer.layers.selection.active = inspector.cube_layer
