@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.evaluation import limit_fit, map_scores, score_table
+from xray_atlas.evaluation import limit_fit
+from xray_atlas.metrics import map_scores, score_table
 from xray_atlas.physics.painting import synthetic_painting
 
 

@@ -6,7 +6,8 @@ import torch
 
 from xray_atlas import XrayAtlasError
 from xray_atlas.cube import SpectralCube, run_to_end
-from xray_atlas.evaluation import limit_fit, map_scores
+from xray_atlas.evaluation import limit_fit
+from xray_atlas.metrics import map_scores
 from xray_atlas.inference import iter_maps, load_map_model, predict_maps
 from xray_atlas.io import read
 from xray_atlas.models import ModelCard, build, save_model

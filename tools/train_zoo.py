@@ -44,8 +44,9 @@ def score_maps(path: Path, seeds=(9001, 9002, 9003)) -> None:
     import numpy as np
 
     from xray_atlas.cube import SpectralCube
-    from xray_atlas.evaluation import limit_fit, map_scores, score_table
+    from xray_atlas.evaluation import limit_fit
     from xray_atlas.inference import predict_maps
+    from xray_atlas.metrics import map_scores, score_table
     from xray_atlas.physics.lines import DEFAULT_MAP_LINES
     from xray_atlas.physics.painting import synthetic_painting
 

@@ -1,11 +1,6 @@
-"""Scoring elemental maps against the truth, and the per-pixel physical limit.
-
-The tables follow study 001: per line SSIM (explicit data range: the true map's maximum),
-Pearson r, slope of yhat = a * y through the origin, and the share of pixels whose
-|z| = |yhat - y| / std(y) falls in 0-1, 1-2, 2-3 and > 3; plus the mean absolute error.
-The limit is the Poisson-weighted non-negative least-squares fit that knows the simulator's
-true spectra (:func:`limit_fit`).
-"""
+"""The per-pixel physical limit of elemental maps on synthetic paintings: the Poisson-weighted
+non-negative least-squares fit that knows the simulator's true spectra (:func:`limit_fit`).
+Scores are :func:`xray_atlas.metrics.map_scores`."""
 
 from __future__ import annotations
 
@@ -13,44 +8,7 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["map_scores", "limit_fit", "score_table", "Z_BINS"]
-
-Z_BINS = (1.0, 2.0, 3.0)
-
-
-def _ssim(pred: np.ndarray, true: np.ndarray, data_range: float) -> float:
-    from skimage.metrics import structural_similarity
-
-    win = min(7, *(s if s % 2 else s - 1 for s in true.shape))
-    return float(structural_similarity(true, pred, data_range=data_range, win_size=max(win, 3)))
-
-
-def map_scores(pred: dict, true: dict, lines, *, min_max: float = 50.0) -> dict:
-    """Per-line scores of predicted (H, W) maps; lines whose true maximum is at most
-    ``min_max`` counts are skipped (the issue's rule), and ``"mean"`` averages the others."""
-    out: dict = {}
-    for ln in lines:
-        t = np.asarray(true[ln], np.float64)
-        p = np.asarray(pred[ln], np.float64)
-        if t.shape != p.shape:
-            raise XrayAtlasError(f"{ln}: predicted map {p.shape} and true map {t.shape} differ")
-        if not t.max() > min_max:
-            continue
-        sd = t.std()
-        z = np.abs(p - t) / sd if sd > 0 else np.zeros_like(t)
-        tc, pc = t - t.mean(), p - p.mean()
-        den = np.sqrt((tc**2).sum() * (pc**2).sum())
-        edges = np.histogram(z, bins=[0, *Z_BINS, np.inf])[0] / z.size
-        out[ln] = {"mae": float(np.abs(p - t).mean()), "ssim": _ssim(p, t, float(t.max())),
-                   "pearson": float((tc * pc).sum() / den) if den > 0 else float("nan"),
-                   "slope": float((p * t).sum() / (t**2).sum()),
-                   "z": [float(v) for v in edges]}
-    if out:
-        keys = ("mae", "ssim", "pearson", "slope")
-        out["mean"] = {k: float(np.nanmean([v[k] for v in out.values()])) for k in keys}
-        out["mean"]["z"] = [float(v) for v in np.mean([v["z"] for k, v in out.items() if k != "mean"], axis=0)]
-    return out
-
+__all__ = ["limit_fit"]
 
 def limit_fit(painting, lines) -> dict:
     """Poisson-weighted NNLS of every pixel of a synthetic painting made with ``truth=True``,
@@ -82,16 +40,3 @@ def limit_fit(painting, lines) -> dict:
                 if f in out:
                     out[f][p] = sol[j]
     return {ln: v.reshape(h, w) for ln, v in out.items()}
-
-
-def score_table(rows: dict, lines, *, caption: str = "") -> str:
-    """Markdown table: one row per model with the means over lines and the |z| bins."""
-    head = ("| model | MAE | SSIM | Pearson | slope | abs z 0-1 | 1-2 | 2-3 | > 3 |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-    body = ""
-    for name, s in rows.items():
-        m = s["mean"]
-        z = m["z"]
-        body += (f"| {name} | {m['mae']:.2f} | {m['ssim']:.3f} | {m['pearson']:.3f} | {m['slope']:.3f} | "
-                 f"{100 * z[0]:.1f} % | {100 * z[1]:.1f} % | {100 * z[2]:.1f} % | {100 * z[3]:.1f} % |\n")
-    return (caption + "\n\n" if caption else "") + head + body

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from xray_atlas.cube import SpectralCube
-from xray_atlas.evaluation import limit_fit, map_scores
+from xray_atlas.evaluation import limit_fit
+from xray_atlas.metrics import map_scores
 from xray_atlas.inference import DEFAULT_MAPS_MODEL, predict_maps
 from xray_atlas.models import load_model
 from xray_atlas.models.catalogue import list_models, zoo_dir

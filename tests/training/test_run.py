@@ -217,6 +217,16 @@ def test_cubes_with_reference_maps_train(tmp_path):
     out = train(cfg, tmp_path / "cm")
     card = load_model(out.path)[1]
     assert card.outputs == ["Pb-L", "Fe-K"] and card.training_data["stride"] == 2
+    # leave-one-cube-out: the validation pixels are exactly the last cube's
+    synthetic_painting(20, 24, seed=4, n_channels=1024).write(tmp_path / "q.h5")
+    from xray_atlas.training.sources import CubeMaps
+
+    src = CubeMaps("maps", cubes=f"{tmp_path / 'p.h5'},{tmp_path / 'q.h5'}", stride=2, validation="last cube",
+                   lines="Pb-L")
+    src.prepare(seed=0)
+    assert src._val[0].shape == (10 * 12, 1024) and src._train[0].shape == (15 * 20, 1024)
+    with pytest.raises(XrayAtlasError, match="needs at least two cubes"):
+        CubeMaps("maps", cubes=str(tmp_path / "p.h5"), validation="last cube")
     assert json.loads((tmp_path / "cm" / "card.json").read_text())["inputs"]["n_channels"] == 1024
 
 

@@ -388,6 +388,8 @@ class CubeMaps(DataSource):
                        kind="text"),
         "stride": Param(10, "take every n-th pixel in both directions", 1, 1000),
         "val_fraction": Param(0.2, "share of the sampled pixels kept for validation", 0.05, 0.5),
+        "validation": Param("pixels", "validate on a random share of the pixels, or on the last cube "
+                            "(leave-one-cube-out)", choices=("pixels", "last cube"), kind="choice"),
     }
 
     def check(self) -> None:
@@ -396,6 +398,8 @@ class CubeMaps(DataSource):
         paths = self.params["cubes"]
         if not paths:
             raise XrayAtlasError("cubes: give at least one cube file with reference maps (/maps)")
+        if self.params["validation"] == "last cube" and len(paths) < 2:
+            raise XrayAtlasError("validation='last cube' needs at least two cubes")
         common: set | None = None
         channels = set()
         for path in paths:
@@ -429,6 +433,10 @@ class CubeMaps(DataSource):
                 if self.calibration is None and cube.calibrated:
                     self.calibration = (float(cube.energy[0]), float(cube.energy[1] - cube.energy[0]))
                     self.metadata = dict(cube.metadata)
+        if self.params["validation"] == "last cube":
+            self._val = (xs[-1].astype(np.float32), ys[-1])
+            self._train = (np.concatenate(xs[:-1]), np.concatenate(ys[:-1]))
+            return
         x, y = np.concatenate(xs), np.concatenate(ys)
         order = np.random.default_rng(seed).permutation(len(x))
         n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
