@@ -118,7 +118,7 @@ def test_train_command_resume_and_bad_input(tmp_path):
     assert "epoch 2/2" in res.stderr  # the progress lines
     model, card = load_model(out)
     assert card.seed == 5 and card.config["hidden"] == [32] and card.inputs["n_channels"] == 512
-    assert [m.path for m in list_models("maps")] == [out.resolve()]
+    assert [m.path for m in list_models("maps") if not m.shipped] == [out.resolve()]
     res = run("train", "maps", out, "--epochs", 3, "--seed", 5, "--resume", *small)
     assert res.returncode == 0 and "done after 3 epochs" in res.stdout, res.stderr
     assert len((tmp_path / "maps.csv").read_text().splitlines()) == 4  # header + 3 epochs, one log
@@ -133,3 +133,26 @@ def test_train_command_resume_and_bad_input(tmp_path):
     assert out.read_bytes() == before and not (tmp_path / "x").exists()
     listing = json.loads(run("train", "elements", "--list").stdout)
     assert listing["models"] == ["vit1d"] and listing["defaults"]["lr"] == 1e-4  # study 003
+
+
+def test_maps_command(tmp_path):
+    from xray_atlas.io.results import read_results
+
+    cube = tmp_path / "p.h5"
+    assert run("simulate", "painting", cube, "--height", 10, "--width", 12, "--seed", 8).returncode == 0
+    out = tmp_path / "maps.h5"
+    res = run("maps", cube, out, "--device", "cpu")  # --model omitted: the shipped model
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"wrote {out}: 12 maps") and "maps-default" in res.stdout
+    r = read_results(out)
+    assert set(r["maps"]) == {"S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L",
+                              "Pb-L"}
+    assert r["attrs"]["model"] == "maps-default" and r["maps"]["Pb-L"].shape == (10, 12)
+    res = run("maps", cube, tmp_path / "lsq.h5", "--model", "lsq", "--lines", "Pb-L,Hg-L")
+    assert res.returncode == 0 and set(read_results(tmp_path / "lsq.h5")["maps"]) == {"Pb-L", "Hg-L"}
+    np.save(tmp_path / "short.npy", np.ones((4, 4, 100), np.uint16))
+    assert_one_line_error(run("maps", tmp_path / "short.npy", tmp_path / "x.h5"), "uncalibrated")
+    assert_one_line_error(run("maps", cube, tmp_path / "x.h5", "--model", "nope"), "neither a model file")
+    assert_one_line_error(run("maps", cube, tmp_path / "x.h5", "--lines", "Xx-K"), "Xx")
+    assert_one_line_error(run("maps", cube, cube), "p.h5")
+    assert not (tmp_path / "x.h5").exists()
