@@ -96,7 +96,7 @@ class TrainingWidget(QWidget):
         self.task_combo = QComboBox()
         for name, task in TASKS.items():
             self.task_combo.addItem(name)
-            self.task_combo.setItemData(self.task_combo.count() - 1, task.title, 3)  # tooltip role
+            self.task_combo.setItemData(self.task_combo.count() - 1, task.title, Qt.ItemDataRole.ToolTipRole)
         self.source_combo = QComboBox()
         self.source_box = QVBoxLayout()
         self.source_form: ParamForm | None = None
