@@ -46,19 +46,10 @@ class MapModel:
         return _rebin(block, cube_energy, self.energy)
 
 
-def _edges(energy: np.ndarray) -> np.ndarray:
-    gain = np.diff(energy)
-    return np.concatenate([[energy[0] - gain[0] / 2], energy[:-1] + gain / 2, [energy[-1] + gain[-1] / 2]])
-
-
 def _rebin(block: np.ndarray, e_from: np.ndarray, e_to: np.ndarray) -> np.ndarray:
-    src, dst = _edges(e_from), _edges(e_to)
-    cum = np.concatenate([np.zeros((block.shape[0], 1)), np.cumsum(block, axis=1, dtype=np.float64)], axis=1)
-    # cumulative counts at the model's edges, for every spectrum: a linear interpolation per row
-    pos = np.clip(np.searchsorted(src, dst) - 1, 0, len(src) - 2)
-    frac = np.clip((dst - src[pos]) / (src[pos + 1] - src[pos]), 0.0, 1.0)
-    at = cum[:, pos] * (1 - frac) + cum[:, pos + 1] * frac
-    return np.diff(at, axis=1).astype(np.float32)
+    from .preprocess import resample
+
+    return resample(block, e_from, e_to).astype(np.float32)
 
 
 def map_model_names() -> dict[str, list[str]]:
