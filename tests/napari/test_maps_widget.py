@@ -61,10 +61,11 @@ def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painti
     assert "my-maps-model" in after and "my-maps-model" not in before
     maps_dock.model_combo.setCurrentText("my-maps-model")
     maps_dock.lines_edit.setText("Fe-K")
-    maps_dock.compare_check.setChecked(True)
+    maps_dock.compare_combo.setCurrentText("roi")
     maps_dock.run()
     _wait(qtbot, maps_dock)
-    assert {"Fe-K (my-maps-model)", "Fe-K (lsq)"} <= {lyr.name for lyr in viewer.layers}
+    names = {lyr.name for lyr in viewer.layers}
+    assert {"Fe-K (my-maps-model)", "Fe-K (roi)"} <= names and "Fe-K (lsq)" not in names
 
 
 def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer):

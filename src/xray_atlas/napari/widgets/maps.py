@@ -4,14 +4,14 @@ or a baseline, on a worker with progress and Cancel.
 Every line becomes an Image layer (element colour map, additive blending) on the cube's grid,
 so the spectrum inspector samples it like the cube, and File > Save Layers writes
 ``/maps/<line>``. The model list is read again each time it opens, so a model trained in the
-Training dock appears in it at once.
+Training dock appears in it at once. A baseline's maps can be painted beside the model's.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
@@ -66,7 +66,10 @@ class MapsWidget(QWidget):
         self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
-        self.compare_check = QCheckBox("also the least-squares baseline, side by side")
+        self.compare_combo = QComboBox()
+        self.compare_combo.addItems(["none", *BASELINES])
+        self.compare_combo.setToolTip("also paint a baseline's maps, side by side (lsq: least squares on pure "
+                                      "spectra; roi: window sums, the closest on the real M6 spectrum, docs/maps.md)")
         self.run_button = QPushButton("Paint maps")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -76,9 +79,9 @@ class MapsWidget(QWidget):
         form.addRow("model", self.model_combo)
         form.addRow("lines", self.lines_edit)
         form.addRow("device", self.device_combo)
+        form.addRow("compare with", self.compare_combo)
         box = QVBoxLayout(self)
         box.addLayout(form)
-        box.addWidget(self.compare_check)
         box.addWidget(self.run_button)
         box.addWidget(self.jobs)
         box.addWidget(self.jobs.status)
@@ -116,7 +119,8 @@ class MapsWidget(QWidget):
         device = self.device_combo.currentText()
         try:  # everything that can be refused is refused here, before any work
             lines = self.lines()
-            names = [model] + (["lsq"] if self.compare_check.isChecked() and model != "lsq" else [])
+            other = self.compare_combo.currentText()
+            names = [model] + ([other] if other in BASELINES and other != model else [])
             models = [load_map_model(n, cube, device=device, lines=lines) for n in names]
             if lines:
                 missing = [ln for ln in lines if ln not in models[0].lines]
