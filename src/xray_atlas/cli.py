@@ -83,11 +83,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
     defaults = method_parameters(args.method)
     params = {}
-    for item in args.param or []:
-        if "=" not in item:
-            raise XrayAtlasError(f"--param {item!r}: write NAME=VALUE")
-        name, value = item.split("=", 1)
-        name = name.strip().replace("-", "_")
+    for name, value in _name_values(args.param, "--param").items():
         if name not in defaults:
             raise XrayAtlasError(f"--param {name}: unknown for {args.method}; known: {', '.join(sorted(defaults))}")
         params[name] = _parse_value(value, defaults[name], name)

@@ -41,15 +41,11 @@ class MapModel:
     def resample(self, block: np.ndarray, cube_energy: np.ndarray) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
         (the cumulative counts are interpolated at the model's channel edges)."""
+        from .preprocess import resample
+
         if self.energy is None:
             return block
-        return _rebin(block, cube_energy, self.energy)
-
-
-def _rebin(block: np.ndarray, e_from: np.ndarray, e_to: np.ndarray) -> np.ndarray:
-    from .preprocess import resample
-
-    return resample(block, e_from, e_to).astype(np.float32)
+        return resample(block, cube_energy, self.energy).astype(np.float32)
 
 
 def map_model_names() -> dict[str, list[str]]:
@@ -70,20 +66,6 @@ def _find(model: str) -> Path | None:
     return None
 
 
-def _cube_instrument(cube: SpectralCube) -> dict:
-    meta = cube.metadata or {}
-    inst: dict = {}
-    for key in ("fwhm_mnka_ev", "tube_kv"):
-        try:
-            if key in meta:
-                inst[key] = float(np.asarray(meta[key]).ravel()[0])
-        except (TypeError, ValueError):
-            pass
-    if isinstance(meta.get("anode"), str):
-        inst["anode"] = meta["anode"]
-    return inst
-
-
 def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, device: str = "auto",
                    lines: tuple[str, ...] | None = None) -> MapModel:
     """The map model ``model`` (None: the shipped default; a name of :func:`map_model_names`;
@@ -95,6 +77,7 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     """
     from .devices import resolve_device
     from .models import build, load_model
+    from .models.prior import instrument_from_metadata
 
     dev = resolve_device(device)
     if model in BASELINES:
@@ -104,7 +87,7 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         gain = float(cube.energy[1] - cube.energy[0])
         chosen = tuple(lines or _default_lines())
         module, _ = build(str(model), n_channels=cube.n_channels, n_outputs=len(chosen), lines=chosen,
-                          offset_kev=float(cube.energy[0]), gain_kev=gain, **_cube_instrument(cube))
+                          offset_kev=float(cube.energy[0]), gain_kev=gain, **instrument_from_metadata(cube.metadata))
         return MapModel(module.to(dev).eval(), str(model), chosen, cube.n_channels, None)
     if model is None:
         path = _find(DEFAULT_MAPS_MODEL)

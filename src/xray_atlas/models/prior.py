@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["instrument_for", "pure_matrix", "background_basis", "INSTRUMENT_DEFAULTS", "PRIOR_FAMILIES"]
+__all__ = ["instrument_for", "instrument_from_metadata", "pure_matrix", "background_basis", "INSTRUMENT_DEFAULTS", "PRIOR_FAMILIES"]
 
 #: The line families of the physics engine's 26 default elements (K, L and M where xraylib has
 #: lines in 1-40 keV, ``SpectrumGenerator().families``; a test keeps them in step), and Al-K and
@@ -41,6 +41,22 @@ def instrument_for(*, n_channels: int, offset_kev: float, gain_kev: float, fwhm_
     det = Detector(n_channels=int(n_channels), gain_kev=float(gain_kev), offset_kev=float(offset_kev),
                    fwhm_mnka_ev=float(fwhm_mnka_ev), step_height=3e-4)
     return Instrument(Tube(anode, float(tube_kv)), det, optic=M6_OPTIC if polycapillary else None)
+
+
+def instrument_from_metadata(metadata: dict | None) -> dict:
+    """The prior's instrument parameters a cube's metadata states (``fwhm_mnka_ev``,
+    ``tube_kv``, ``anode``); the others keep :data:`INSTRUMENT_DEFAULTS`."""
+    meta = metadata or {}
+    inst: dict = {}
+    for key in ("fwhm_mnka_ev", "tube_kv"):
+        try:
+            if key in meta:
+                inst[key] = float(np.asarray(meta[key]).ravel()[0])
+        except (TypeError, ValueError, IndexError):
+            pass
+    if isinstance(meta.get("anode"), str):
+        inst["anode"] = meta["anode"]
+    return inst
 
 
 @lru_cache(maxsize=32)

@@ -10,6 +10,7 @@ then scale exactly with dwell time and tube current, and one model serves pixels
 from __future__ import annotations
 
 from ..physics.lines import DEFAULT_MAP_LINES
+from .prior import INSTRUMENT_DEFAULTS
 from .registry import register
 
 __all__ = ["fcn", "cnn1d", "fcn_plus", "cnn1d_plus", "prior_mlp", "lsq", "roi", "NORMALISATIONS"]
@@ -95,8 +96,7 @@ def _prior_config(n_channels: int, n_outputs: int, lines: tuple, instrument: dic
     return lines, instrument
 
 
-_INSTR = {"offset_kev": 0.0, "gain_kev": 0.01, "fwhm_mnka_ev": 145.0, "anode": "Rh", "tube_kv": 50.0,
-          "polycapillary": True}
+_INSTR = INSTRUMENT_DEFAULTS  # every prior model carries the instrument it was built for
 
 
 def _unit_max(w):

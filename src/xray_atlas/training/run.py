@@ -114,9 +114,9 @@ def run_files(out: str | os.PathLike) -> tuple[Path, Path, Path]:
     return out, out / "resume.safetensors", out / "training.csv"
 
 
-def _check_output(out: Path, *, resume: bool, overwrite: bool, n_params: int | None = None) -> None:
+def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse an unusable output before any work starts."""
-    model, state, _ = run_files(out)
+    _, state, _ = run_files(out)
     parent = out.parent
     if not parent.is_dir():
         raise XrayAtlasError("output folder does not exist", path=parent)
@@ -130,20 +130,21 @@ def _check_output(out: Path, *, resume: bool, overwrite: bool, n_params: int | N
         if not state.is_file():
             raise XrayAtlasError("no resume state for this model (it is written after each complete epoch)",
                                  path=state)
-    elif out.exists():
+    elif out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
         is_model = (out.is_dir() and (out / "card.json").is_file()) or (out.is_file() and out.suffix == ".safetensors")
-        if out.is_dir() and not any(out.iterdir()):
-            pass
-        elif not is_model:
+        if not is_model:
             raise XrayAtlasError("exists and is not a model; choose another output path", path=out)
-        elif not overwrite:
+        if not overwrite:
             raise XrayAtlasError("a model exists here; resume it (--resume) or allow overwriting (--overwrite)", path=out)
-    if n_params is not None:
-        need = n_params * 4 * 5 + 1_000_000  # best weights, resume weights + two Adam moments, logs
-        free = shutil.disk_usage(parent).free
-        if free < need:
-            raise XrayAtlasError(f"not enough disk space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB "
-                                 "needed)", path=parent)
+
+
+def _check_space(folder: Path, n_params: int) -> None:
+    """Refuse a run whose files will not fit on the disk (known once the model is built)."""
+    need = n_params * 4 * 5 + 1_000_000  # best weights, resume weights + two Adam moments, logs
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise XrayAtlasError(f"not enough disk space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB needed)",
+                             path=folder)
 
 
 def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> tuple[Any, Any]:
@@ -227,7 +228,7 @@ def train(
     fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
     model, full = build(config.model, **{**config.model_params, **fixed})
     n_params = sum(p.numel() for p in model.parameters())
-    _check_output(out, resume=resume, overwrite=True, n_params=n_params)
+    _check_space(out.parent, n_params)
     if out.suffix != ".safetensors":
         if out.is_dir() and not resume and overwrite:
             for f in (model_path / "card.json", model_path / "model.safetensors", state_path, log_path):

@@ -363,9 +363,10 @@ class SyntheticPaintings(DataSource):
         return self.lines
 
     def model_inputs(self) -> dict:
-        return {"n_channels": self.params["n_channels"], "n_outputs": len(self.lines), "lines": self.lines,
-                "offset_kev": 0.0, "gain_kev": 40.96 / self.params["n_channels"], "fwhm_mnka_ev": 145.0,
-                "anode": "Rh", "tube_kv": 50.0, "polycapillary": True}
+        from ..models.prior import INSTRUMENT_DEFAULTS  # the M6-like painting instrument
+
+        return {**INSTRUMENT_DEFAULTS, "n_channels": self.params["n_channels"], "n_outputs": len(self.lines),
+                "lines": self.lines, "gain_kev": 40.96 / self.params["n_channels"]}
 
     def input_contract(self) -> dict:
         return {"n_channels": self.params["n_channels"], "energy_offset_kev": 0.0,
@@ -452,14 +453,10 @@ class CubeMaps(DataSource):
     def model_inputs(self) -> dict:
         cal = getattr(self, "calibration", None) or (0.0, 0.01)
         meta = getattr(self, "metadata", {})
-        out = {"n_channels": self.n_channels, "n_outputs": len(self.lines), "lines": self.lines,
-               "offset_kev": cal[0], "gain_kev": cal[1]}
-        for key in ("fwhm_mnka_ev", "tube_kv"):
-            if isinstance(meta.get(key), (int, float)):
-                out[key] = float(meta[key])
-        if isinstance(meta.get("anode"), str):
-            out["anode"] = meta["anode"]
-        return out
+        from ..models.prior import instrument_from_metadata
+
+        return {"n_channels": self.n_channels, "n_outputs": len(self.lines), "lines": self.lines,
+                "offset_kev": cal[0], "gain_kev": cal[1], **instrument_from_metadata(meta)}
 
     def input_contract(self) -> dict:
         cal = getattr(self, "calibration", None)
