@@ -128,11 +128,14 @@ def test_train_command_resume_and_bad_input(tmp_path):
     assert_one_line_error(run("train", "maps", tmp_path / "x", "--param", "tube_kv=500"), "tube_kv='500'")
     assert_one_line_error(run("train", "images", tmp_path / "x", "--param", f"root={tmp_path}"),
                           "not an image dataset")
-    assert_one_line_error(run("train", "diffraction", tmp_path / "x"), "task='diffraction' is not available")
+    assert_one_line_error(run("train", "diffraction", tmp_path / "x", "--param", "span=5"), "span='5'", "[2, 4]")
     assert_one_line_error(run("train", "maps", tmp_path / "no" / "x"), "output folder does not exist")
     assert out.read_bytes() == before and not (tmp_path / "x").exists()
     listing = json.loads(run("train", "elements", "--list").stdout)
     assert listing["models"] == ["vit1d"] and listing["defaults"]["lr"] == 1e-4  # study 003
+    listing = json.loads(run("train", "diffraction", "--list").stdout)
+    assert listing["models"] == ["cfs-fourier", "cfs-large", "cfs-small"]
+    assert listing["defaults"]["batch_size"] == 32 and listing["defaults"]["optimizer"] == "adam"  # study 004
 
 
 def test_maps_command(tmp_path):
@@ -156,3 +159,52 @@ def test_maps_command(tmp_path):
     assert_one_line_error(run("maps", cube, tmp_path / "x.h5", "--lines", "Xx-K"), "Xx")
     assert_one_line_error(run("maps", cube, cube), "p.h5")
     assert not (tmp_path / "x.h5").exists()
+
+
+def _diffraction_images(tmp_path, n=2, span=2):
+    from xray_atlas.physics.lattice import diffraction_image, random_couplings, simulate_lattices
+
+    made = simulate_lattices(span=span, couplings=random_couplings(span, n, 5), size=48, sweeps=60, rng=6)
+    paths = []
+    for i, img in enumerate(diffraction_image(made.lattices, lot=24, n_lots=16, rng=7)):
+        p = tmp_path / f"img{i}.h5"
+        with h5py.File(p, "w") as f:
+            f.create_dataset("image", data=img).attrs["span"] = span
+        paths.append(p)
+    return made, paths
+
+
+def test_diffraction_command(tmp_path):
+    made, paths = _diffraction_images(tmp_path)
+    before = [p.read_bytes() for p in paths]
+    out = tmp_path / "one.h5"
+    res = run("diffraction", paths[0], out, "--model", "analytic", "--seed", 1)  # span from the image's metadata
+    assert res.returncode == 0, res.stderr
+    assert "span 2" in res.stdout and "image R^2" in res.stdout
+    with h5py.File(out) as f:  # CONTRACTS.md section 3
+        np.testing.assert_allclose(f["encoding"][()], made.encoding[0], atol=0.05)
+        assert f["lattice"].dtype == np.uint8 and f["reconstruction"].shape == (24, 24)
+        assert f.attrs["model"] == "analytic"
+    folder = tmp_path / "many"
+    folder.mkdir()
+    res = run("diffraction", *paths, folder, "--span", 2)  # the shipped span-2 network, one load
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["img0.h5", "img1.h5"]
+    assert res.stdout.count("wrote") == 2 and "diffraction-span2" in h5py.File(folder / "img1.h5").attrs["model"]
+    assert [p.read_bytes() for p in paths] == before  # inputs untouched
+
+
+def test_diffraction_bad_input(tmp_path):
+    _, paths = _diffraction_images(tmp_path, n=1)
+    np.save(tmp_path / "rect.npy", np.ones((20, 30)))
+    np.save(tmp_path / "tiny.npy", np.ones((8, 8)))
+    nan = np.ones((20, 20))
+    nan[3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    assert_one_line_error(run("diffraction", tmp_path / "rect.npy", tmp_path / "o.h5"), "square")
+    assert_one_line_error(run("diffraction", tmp_path / "tiny.npy", tmp_path / "o.h5"), "too small")
+    assert_one_line_error(run("diffraction", tmp_path / "nan.npy", tmp_path / "o.h5"), "NaN")
+    assert_one_line_error(run("diffraction", paths[0], tmp_path / "o.h5", "--model", "diffraction-span2",
+                              "--span", "3"), "trained for span 2")
+    assert_one_line_error(run("diffraction", paths[0], paths[0], tmp_path / "o.h5"), "existing folder")
+    assert not (tmp_path / "o.h5").exists()

@@ -8,7 +8,8 @@ CORE = ["xray_atlas", "xray_atlas.cube", "xray_atlas.cli", "xray_atlas.io", "xra
         "xray_atlas.physics.lines", "xray_atlas.physics.painting", "xray_atlas.physics.spectra",
         "xray_atlas.physics.generator", "xray_atlas.physics.reference", "xray_atlas.unmix", "xray_atlas.cluster",
         "xray_atlas.cluster.features", "xray_atlas.cluster.methods", "xray_atlas.devices", "xray_atlas.models",
-        "xray_atlas.models.spectral", "xray_atlas.models.files", "xray_atlas.training", "xray_atlas.training.loop"]
+        "xray_atlas.models.spectral", "xray_atlas.models.files", "xray_atlas.training", "xray_atlas.training.loop",
+        "xray_atlas.diffraction", "xray_atlas.physics.lattice", "xray_atlas.models.diffraction"]
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -135,6 +135,47 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diffraction(args: argparse.Namespace) -> int:
+    from .diffraction import (image_span, load_predictor, prepare_image, reconstruct, reference_image,
+                              write_reconstruction)
+    from .io.images import read_image
+    from .io.results import check_destination
+
+    if len(args.paths) < 2:
+        raise XrayAtlasError("give at least one IMAGE and the OUT path")
+    *images, out = args.paths
+    out = Path(out)
+    if len(images) == 1 and out.suffix.lower() in (".h5", ".hdf5"):
+        targets = [_check_output(str(out), (".h5", ".hdf5"), inputs=tuple(images))]
+    else:
+        if not out.is_dir():
+            raise XrayAtlasError("with several images OUT must be an existing folder (one <stem>.h5 each)", path=out)
+        targets = [check_destination(out / f"{Path(i).stem}.h5", inputs=tuple(images)) for i in images]
+        if len({t.name for t in targets}) < len(targets):
+            raise XrayAtlasError("two images share a file stem; their results would overwrite each other", path=out)
+    # read and check every image before any work, then load the model once
+    loaded = []
+    for path in images:
+        img = read_image(path)
+        loaded.append((path, img, image_span(path)))
+    spans = {s for _, _, s in loaded if s is not None}
+    span = args.span or (spans.pop() if len(spans) == 1 else None)
+    if args.span is None and len(spans) > 1:
+        raise XrayAtlasError("the images' metadata give different spans; process them separately or give --span")
+    predictor = load_predictor(args.model, span=span, device=args.device)
+    match = reference_image(predictor.span) if args.match else None
+    for k, (path, img, s) in enumerate(loaded):
+        mask = (img <= 0) if args.inpaint_zeros and (img <= 0).any() else None
+        loaded[k] = (path, prepare_image(img, unlog=args.unlog, tophat=args.tophat, mask=mask, match=match)[0], s)
+    for (path, img, _), target in zip(loaded, targets):
+        rec = reconstruct(img, predictor, seed=args.seed)
+        write_reconstruction(target, rec)
+        enc = ", ".join(f"{v:+.3f}" for v in rec.encoding)
+        print(f"wrote {target}: span {rec.span} encoding [{enc}], image R^2 {rec.image_r2:.3f}"
+              + ("" if rec.converged else " (lattice did not reach the encoding within 0.03)"))
+    return 0
+
+
 def _name_values(items: list[str] | None, flag: str) -> dict[str, str]:
     out = {}
     for item in items or []:
@@ -300,6 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a model already at OUT_MODEL")
     p.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard (needs tensorboard)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("diffraction", help="read the correlation encoding from diffraction images, rebuild the "
+                       "lattice and its image", description="IMAGE [IMAGE ...] OUT: OUT is a result file (.h5) for "
+                       "one image, a folder for several (one <image stem>.h5 each). The span comes from --span, "
+                       "the image's metadata (HDF5 attribute 'span') or the model.")
+    p.add_argument("paths", nargs="+", metavar="IMAGE ... OUT")
+    p.add_argument("--span", type=int, choices=(2, 3, 4))
+    p.add_argument("--model", help="model name or file, or 'analytic' (default: the shipped model for the span)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed of the reconstruction")
+    p.add_argument("--unlog", action="store_true", help="the images are log-scaled: undo it first")
+    p.add_argument("--tophat", type=int, default=0, metavar="R", help="white top-hat of radius R first (0: off)")
+    p.add_argument("--inpaint-zeros", action="store_true", help="inpaint pixels <= 0 (a masked beam stop) first")
+    p.add_argument("--match", action="store_true", help="match the intensity histogram to a training image first")
+    p.set_defaults(func=_cmd_diffraction)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
     p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")

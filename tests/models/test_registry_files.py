@@ -15,6 +15,8 @@ def _inputs(name):
     entry = available()[name]
     if entry.task == "images":
         return build(name, image_size=32, n_outputs=5), torch.randn(7, 1, 32, 32)
+    if entry.task == "diffraction":  # mean-normalised non-negative images
+        return build(name, image_size=32, n_outputs=5), torch.rand(7, 1, 32, 32) * 2
     extra = {"lines": ("Ca-K", "Fe-K", "Cu-K", "Sr-K", "Pb-L"), "gain_kev": 0.04} if "lines" in entry.defaults else {}
     return build(name, n_channels=512, n_outputs=5, **extra), 100 * torch.rand(7, 512)
 
@@ -41,7 +43,7 @@ def test_every_model_forward_backward_and_round_trip(name, tmp_path):
 
 def test_every_task_has_its_models():
     tasks = {e.task for e in available().values()}
-    assert {"maps", "elements", "images"} <= tasks
+    assert {"maps", "elements", "images", "diffraction"} <= tasks
 
 
 def test_total_normalisation_scales_with_counts():

@@ -82,3 +82,21 @@ def test_maps_screenshot(viewer, qtbot, tmp_path):
     assert shown <= {lyr.name for lyr in viewer.layers}
     viewer.layers.selection.active = viewer.layers["Hg-L (maps-default)"]
     _screenshot(viewer, qtbot, tmp_path, "maps.png")
+
+
+def test_diffraction_screenshot(viewer, qtbot, tmp_path):
+    """A span-3 reconstruction: input, lattice, re-simulated image, residual in a grid, the
+    encoding matrix in the dock (docs/diffraction.md)."""
+    viewer.window.resize(1400, 1000)
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Diffraction")
+    dock.span_combo.setCurrentText("3")
+    worker = dock.run()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    assert dock.result is not None and dock.result.converged
+    grid = getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid  # napari >= 0.9: viewer.canvas.grid
+    grid.enabled = True
+    grid.shape = (2, 2)
+    viewer.reset_view()
+    _screenshot(viewer, qtbot, tmp_path, "diffraction.png")

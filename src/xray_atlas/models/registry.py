@@ -65,4 +65,4 @@ def build(name: str, **config: Any) -> tuple[Any, dict]:
 
 
 def _load_builtin() -> None:
-    from . import images, spectral, vit1d  # noqa: F401 - they register their builders
+    from . import diffraction, images, spectral, vit1d  # noqa: F401 - they register their builders

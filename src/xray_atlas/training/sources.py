@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import XrayAtlasError
 
 __all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
-           "IMAGE_SUFFIXES"]
+           "SyntheticDiffraction", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 
@@ -560,3 +560,142 @@ def standardise_image(img: np.ndarray, size: int) -> np.ndarray:
     """An image as the image models see it: resized to ``size`` x ``size``, zero mean, unit std."""
     return _standardise(_resize(img, size))
 
+
+
+# -- diffraction images ----------------------------------------------------------------------
+class SyntheticDiffraction(DataSource):
+    """Monte Carlo lattices and their lot-averaged diffraction images (study 004), labelled
+    with the encoding measured on each lattice; cached in an HDF5 file with their settings
+    when ``cache`` names one. Training images are degraded on the fly: a share with Poisson
+    noise (10-1,000 counts per pixel), a share log-scaled with a masked beam stop, so a model
+    also reads images like an instrument's."""
+
+    name = "synthetic-diffraction"
+    title = "Synthetic diffraction images (Monte Carlo lattices)"
+    PARAMS = {
+        "span": Param(2, "correlation function span S, 2-4 (D = S^2 - 1)", 2, 4),
+        "n_images": Param(6000, "image/encoding pairs (20 % for validation, as in the study)", 20, 10**7),
+        "size": Param(64, "lattice side N", 8, 1024),
+        "lot": Param(32, "lot (window) side L = image side", 4, 1024),
+        "n_lots": Param(32, "lots averaged per image", 1, 4096),
+        "sweeps": Param(150, "Monte Carlo sweeps per lattice", 10, 100000),
+        "noise_fraction": Param(0.3, "share of images with Poisson noise", 0.0, 1.0),
+        "degrade_fraction": Param(0.2, "share of images log-scaled with a masked beam stop", 0.0, 1.0),
+        "resize_fraction": Param(0.3, "share of images resampled to another size (16 to 1.5 x lot)", 0.0, 1.0),
+        "image_size": Param(64, "image side the model sees", 16, 512),
+        "cache": Param("", "HDF5 file to keep the simulated pairs in (reused when its settings match)",
+                       kind="path"),
+    }
+
+    def check(self) -> None:
+        p = self.params
+        p["span"] = int(p["span"])
+        if p["lot"] > p["size"]:
+            raise XrayAtlasError(f"lot={p['lot']} is larger than the lattice size={p['size']}")
+        if p["size"] < 2 * p["span"]:
+            raise XrayAtlasError(f"size={p['size']} must be at least 2 x span")
+        if p["noise_fraction"] + p["degrade_fraction"] > 1:
+            raise XrayAtlasError("noise_fraction + degrade_fraction must not exceed 1")
+        if p["cache"]:
+            cache = Path(p["cache"]).expanduser()
+            if not cache.parent.is_dir():
+                raise XrayAtlasError("cache: the folder does not exist", path=cache.parent)
+
+    def _simulation(self) -> dict:
+        p = self.params
+        return {"span": p["span"], "n": p["n_images"], "size": p["size"], "lot": p["lot"], "n_lots": p["n_lots"],
+                "sweeps": p["sweeps"]}
+
+    def prepare(self, seed: int) -> None:
+        from ..physics.lattice import load_dataset, make_dataset, save_dataset
+
+        want = {**self._simulation(), "seed": seed}
+        cache = Path(self.params["cache"]).expanduser() if self.params["cache"] else None
+        data = None
+        if cache is not None and cache.exists():
+            data = load_dataset(cache)
+            if any(data["settings"].get(k) != v for k, v in want.items()):
+                data = None  # other settings: simulate again and replace it
+        if data is None:
+            data = make_dataset(**want)
+            if cache is not None:
+                save_dataset(cache, data)
+        x, y = data["images"].astype(np.float32), data["encoding"].astype(np.float32)
+        n_val = max(int(round(0.2 * len(x))), 1)
+        order = np.random.default_rng([seed, 7]).permutation(len(x))
+        val, train = order[:n_val], order[n_val:]
+        self._train = (x[train], y[train])
+        xv = self._augment(x[val], np.random.default_rng([seed, 8]))
+        self._val = (xv, y[val])
+
+    def _augment(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from ..diffraction import model_input
+
+        p = self.params
+        x = np.array(images, dtype=np.float32, copy=True)
+        # a third of the images at another size (16 to 1.5 x the lot, resampled on the k grid):
+        # smaller lots sample the structure factor more coarsely, and a model must read them too
+        resized = rng.random(len(x)) < p["resize_fraction"]
+        if resized.any():
+            lot = x.shape[-1]
+            sizes = rng.integers(16, max(int(1.5 * lot), 17) + 1, size=int(resized.sum()))
+            out = np.empty((len(x), 1, p["image_size"], p["image_size"]), np.float32)
+            idx = np.flatnonzero(resized)
+            for size in np.unique(sizes):
+                sel = idx[sizes == size]
+                small = model_input(x[sel], int(size))[:, 0]
+                out[sel] = self._degrade_resize(small, rng)
+            rest = np.flatnonzero(~resized)
+            if rest.size:
+                out[rest] = self._degrade_resize(x[rest], rng)
+            return out
+        return self._degrade_resize(x, rng)
+
+    def _degrade_resize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from ..diffraction import degrade, model_input
+
+        p = self.params
+        x = np.array(x, dtype=np.float32, copy=True)
+        u = rng.random(len(x))
+        noisy = u < p["noise_fraction"]
+        worn = (u >= p["noise_fraction"]) & (u < p["noise_fraction"] + p["degrade_fraction"])
+        if noisy.any():
+            x[noisy] = degrade(x[noisy], rng, counts=10 ** rng.uniform(1, 3, size=int(noisy.sum())))
+        if worn.any():
+            idx = np.flatnonzero(worn)
+            counted = rng.random(idx.size) < 0.5
+            if counted.any():
+                x[idx[counted]] = degrade(x[idx[counted]], rng, counts=10 ** rng.uniform(2, 4, size=int(counted.sum())))
+            radius = rng.integers(1, 4, size=idx.size)  # beam stops of 1-3 pixels
+            for r in (1, 2, 3):
+                sel = idx[radius == r]
+                if sel.size:
+                    x[sel] = degrade(x[sel], rng, log=True, beam_stop=r)
+        return model_input(x, p["image_size"])
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        from ..physics.lattice import offsets
+
+        return tuple(f"a({dx},{dy})" for dx, dy in offsets(self.params["span"]))
+
+    def model_inputs(self) -> dict:
+        return {"image_size": self.params["image_size"], "n_outputs": len(self.outputs)}
+
+    def input_contract(self) -> dict:
+        p = self.params
+        return {"span": p["span"], "image_size": p["image_size"], "image": "diffraction image, zero frequency at "
+                "the centre, divided by its mean", "lot": p["lot"], "lattice_size": p["size"]}
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        x, y = self._train
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+
+        def make(i: int) -> tuple[Any, Any]:
+            idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
+            xb = self._augment(x[idx], np.random.default_rng([seed, epoch, i]))
+            # the image of a lattice turned by 180 degrees is the same; a transposed lattice
+            # swaps dx and dy, which would change the label: no flips
+            return _tensors(xb, y[idx])
+
+        return Batches(-(-len(x) // batch_size), make)

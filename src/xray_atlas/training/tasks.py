@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from ..errors import XrayAtlasError
-from .sources import CubeMaps, DataSource, ImageFolder, SyntheticPaintings, SyntheticSpectra
+from .sources import CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, SyntheticPaintings, SyntheticSpectra
 
 __all__ = ["Task", "TASKS", "register_task", "get_task", "CONTRACT_TASKS"]
 
@@ -95,6 +97,12 @@ def _multilabel(pred: Any, target: Any) -> dict:
     return multilabel_summary(pred, target)
 
 
+def _encoding(pred: Any, target: Any) -> dict:
+    from ..diffraction import r2_score
+
+    return {"r2": r2_score(pred, target), "mae": float(np.abs(pred - target).mean())}
+
+
 def _multiclass(pred: Any, target: Any) -> dict:
     from ..metrics import multiclass_summary
 
@@ -118,6 +126,14 @@ register_task(Task(
     ("bce", "focal"), _torch_metrics(_multilabel), "vit1d",
     {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "epochs": 10, "batch_size": 128,
      "patience": 5, "grad_clip": 1.0},
+))
+# Study 004: Adam (Keras defaults, lr 1e-3), MSE, batch 32, 100 epochs, 20 % validation.
+register_task(Task(
+    "diffraction", "Diffraction images -> correlation (CFS) encoding",
+    {SyntheticDiffraction.name: SyntheticDiffraction},
+    ("l2", "l1"), _torch_metrics(_encoding), "cfs-small",
+    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant", "epochs": 100, "batch_size": 32,
+     "patience": 15, "grad_clip": 0.0},
 ))
 register_task(Task(
     "images", "Image classification (radiographs, microscope images)",

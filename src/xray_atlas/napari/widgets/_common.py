@@ -6,7 +6,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
-__all__ = ["refill", "ParamForm", "apply_plot_theme"]
+__all__ = ["refill", "ParamForm", "apply_plot_theme", "form_dock"]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -22,6 +22,22 @@ def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
         combo.setCurrentText(current)
     combo.blockSignals(False)
     return current
+
+
+def form_dock(widget: QWidget, rows: list, *below: QWidget) -> QFormLayout:
+    """Lay out a dock: a form of (label, field) rows, then ``below`` widgets top to bottom,
+    then a stretch. Returns the form."""
+    from qtpy.QtWidgets import QVBoxLayout
+
+    form = QFormLayout()
+    for label, field in rows:
+        form.addRow(label, field)
+    box = QVBoxLayout(widget)
+    box.addLayout(form)
+    for w in below:
+        box.addWidget(w)
+    box.addStretch(1)
+    return form
 
 
 def apply_plot_theme(plot: Any, viewer: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
 
 from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
@@ -19,7 +19,7 @@ from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import refill
+from ._common import form_dock, refill
 
 if TYPE_CHECKING:
     import napari
@@ -74,19 +74,9 @@ class MapsWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.jobs = JobBar()
-        form = QFormLayout()
-        form.addRow("cube", self.cube_combo)
-        form.addRow("model", self.model_combo)
-        form.addRow("lines", self.lines_edit)
-        form.addRow("device", self.device_combo)
-        form.addRow("compare with", self.compare_combo)
-        box = QVBoxLayout(self)
-        box.addLayout(form)
-        box.addWidget(self.run_button)
-        box.addWidget(self.jobs)
-        box.addWidget(self.jobs.status)
-        box.addWidget(self.summary)
-        box.addStretch(1)
+        form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
+                         ("device", self.device_combo), ("compare with", self.compare_combo)],
+                  self.run_button, self.jobs, self.jobs.status, self.summary)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)

@@ -1,0 +1,215 @@
+"""Diffraction dock: read the correlation (CFS) encoding from a diffraction image with a
+network or the analytic inverse, rebuild a lattice with it on a worker (progress, Cancel),
+and add the lattice, the re-simulated image and the residual as layers; the encoding is drawn
+as an S x S matrix beside the image R^2.
+
+Preparation steps for experimental images (undo a log scale, inpaint a masked beam stop,
+top-hat, histogram matching) are optional; with "show steps" each stage becomes a layer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QPushButton, QSpinBox, QWidget
+
+from ...devices import DEVICES
+from ...diffraction import (DIFFRACTION_BASELINES, default_model_name, iter_reconstruct, load_predictor,
+                            prepare_image, reference_image)
+from ...errors import XrayAtlasError
+from .._workers import JobBar
+from ._common import apply_plot_theme, form_dock, refill
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["DiffractionWidget", "encoding_matrix"]
+
+
+def encoding_matrix(encoding, span: int) -> np.ndarray:
+    """(S, S) matrix of the encoding, [dy, dx], with a(0, 0) = 1."""
+    m = np.ones(span * span, dtype=np.float32)
+    m[1:] = np.asarray(encoding, dtype=np.float32)
+    return m.reshape(span, span)
+
+
+def _model_names() -> list[str]:
+    from ...models.catalogue import list_models
+
+    return [i.name for i in list_models("diffraction")] + list(DIFFRACTION_BASELINES)
+
+
+class _ModelCombo(QComboBox):
+    def refresh(self) -> None:
+        refill(self, _model_names(), quiet=True)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API
+        self.refresh()
+        super().showPopup()
+
+
+class DiffractionWidget(QWidget):
+    """Dock widget: image layer, span, model, preparation; Reconstruct adds the layers."""
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.image_combo = QComboBox()
+        self.load_button = QPushButton("Load image...")
+        self.span_combo = QComboBox()
+        self.span_combo.addItems(["2", "3", "4"])
+        self.model_combo = _ModelCombo()
+        self.model_combo.setToolTip("the shipped model per span, trained ones, or 'analytic' (inverse Fourier "
+                                    "transform of the image: exact on clean images, fragile on noisy ones)")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICES))
+        self.unlog_box = QCheckBox("undo log scale")
+        self.inpaint_box = QCheckBox("inpaint pixels <= 0 (beam stop)")
+        self.tophat_spin = QSpinBox()
+        self.tophat_spin.setRange(0, 64)
+        self.tophat_spin.setToolTip("white top-hat radius in pixels (0: off)")
+        self.match_box = QCheckBox("match the training histogram")
+        self.steps_box = QCheckBox("show steps as layers")
+        self.run_button = QPushButton("Predict and reconstruct")
+        self.jobs = JobBar()
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.matrix = pg.PlotWidget()
+        self.matrix.setFixedHeight(180)
+        self.matrix.setAspectLocked(True)
+        self.matrix.invertY(True)
+        self.matrix.setTitle("encoding a(dx, dy)")
+        self.matrix.getAxis("bottom").setLabel("dx")
+        self.matrix.getAxis("left").setLabel("dy")
+        apply_plot_theme(self.matrix, napari_viewer)
+        self.matrix_item = pg.ImageItem(axisOrder="row-major")
+        self.matrix_item.setLookupTable(pg.colormap.get("CET-D1").getLookupTable(nPts=256))
+        self.matrix.addItem(self.matrix_item)
+        self._labels: list = []
+
+        form_dock(self, [("image", self.image_combo), ("", self.load_button), ("span", self.span_combo),
+                         ("model", self.model_combo), ("device", self.device_combo), ("prepare", self.unlog_box),
+                         ("", self.inpaint_box), ("top-hat radius", self.tophat_spin), ("", self.match_box),
+                         ("", self.steps_box)],
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.matrix)
+
+        self.run_button.clicked.connect(self.run)
+        self.load_button.clicked.connect(self._ask_file)
+        self.span_combo.currentTextChanged.connect(self._span_changed)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._refresh_images)
+        self._refresh_images()
+        self.model_combo.refresh()
+        self._span_changed(self.span_combo.currentText())
+        #: the last reconstruction (for tests and scripting)
+        self.result: Any = None
+        #: side of the rebuilt lattice (None: at least 96 and twice the image side)
+        self.lattice_size: int | None = None
+
+    # -- inputs -------------------------------------------------------------------------
+    def _refresh_images(self, *_: Any) -> None:
+        from napari.layers import Image
+
+        refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
+                                  if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb])
+
+    def _span_changed(self, text: str) -> None:
+        want = default_model_name(int(text))
+        names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
+        if self.model_combo.currentText() not in DIFFRACTION_BASELINES:
+            self.model_combo.setCurrentText(want if want in names else DIFFRACTION_BASELINES[0])
+
+    def _ask_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Diffraction image", "",
+                                              "Images (*.tif *.tiff *.png *.npy *.h5 *.hdf5 *.jpg)")
+        if path:
+            self.load(path)
+
+    def load(self, path: str) -> Any:
+        """Open an image file as a layer (span from its metadata when it has one)."""
+        from napari.utils.notifications import show_error
+
+        from ...diffraction import image_span
+        from ...io.images import read_image
+
+        try:
+            img = read_image(path)
+            span = image_span(path)
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        from pathlib import Path
+
+        layer = self.viewer.add_image(img, name=Path(path).stem, colormap="magma")
+        if span is not None:
+            self.span_combo.setCurrentText(str(span))
+        self.image_combo.setCurrentText(layer.name)
+        return layer
+
+    # -- run ----------------------------------------------------------------------------
+    def run(self) -> Any:
+        """Predict on the main thread (milliseconds), reconstruct on a worker."""
+        from napari.utils.notifications import show_error
+
+        name = self.image_combo.currentText()
+        if name not in self.viewer.layers:
+            show_error("open a 2-D diffraction image first (Load image..., File > Open or the sample)")
+            return None
+        data = np.asarray(self.viewer.layers[name].data, dtype=np.float64)
+        span = int(self.span_combo.currentText())
+        try:  # everything that can be refused is refused here, before any work
+            mask = (data <= 0) if self.inpaint_box.isChecked() else None
+            if mask is not None and not mask.any():
+                mask = None
+            match = reference_image(span) if self.match_box.isChecked() else None
+            image, stages = prepare_image(data, unlog=self.unlog_box.isChecked(), mask=mask,
+                                          tophat=self.tophat_spin.value(), match=match)
+            predictor = load_predictor(self.model_combo.currentText(), span=span,
+                                       device=self.device_combo.currentText())
+            steps = iter_reconstruct(image, predictor, stages=stages, lattice_size=self.lattice_size)
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        base = self.viewer.layers[name]
+
+        def done(rec: Any) -> None:
+            self.result = rec
+            tag = f"({rec.model}, span {rec.span})"
+            if self.steps_box.isChecked():
+                for step, arr in rec.stages[1:]:
+                    self.viewer.add_image(np.asarray(arr, np.float32), name=f"{name} {step}", colormap="magma")
+            self.viewer.add_image(rec.lattice, name=f"lattice {tag}", colormap="gray", interpolation2d="nearest",
+                                  contrast_limits=(0, 1))
+            sim = self.viewer.add_image(rec.reconstruction, name=f"re-simulated {tag}", colormap="magma")
+            res = self.viewer.add_image(rec.residual, name=f"residual {tag}", colormap="PiYG")
+            for lyr in (sim, res):
+                lyr.scale, lyr.translate = base.scale, base.translate
+            lim = float(np.abs(rec.residual).max()) or 1.0
+            res.contrast_limits = (-lim, lim)
+            self.show_encoding(rec.encoding, rec.span)
+            enc = ", ".join(f"{v:+.3f}" for v in rec.encoding)
+            note = "" if rec.converged else "; the lattice did not reach the encoding within 0.03"
+            self.summary.setText(f"image R^2 {rec.image_r2:.3f}{note}\nencoding [{enc}]")
+
+        return self.jobs.start(steps, what=f"reconstruction with {predictor.name}", on_done=done)
+
+    def show_encoding(self, encoding, span: int) -> None:
+        """Draw the encoding as an S x S matrix (colour -1..1) with its values."""
+        m = encoding_matrix(encoding, span)
+        self.matrix_item.setImage(m, levels=(-1, 1))
+        self.matrix.setRange(xRange=(0, span), yRange=(0, span), padding=0.05)
+        for item in self._labels:
+            self.matrix.removeItem(item)
+        self._labels = []
+        for dy in range(span):
+            for dx in range(span):
+                t = pg.TextItem(f"{m[dy, dx]:+.2f}", anchor=(0.5, 0.5), color="k")
+                t.setPos(dx + 0.5, dy + 0.5)
+                self.matrix.addItem(t)
+                self._labels.append(t)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.jobs.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,88 @@
+"""The Diffraction dock (issue 8): sample image -> encoding matrix, lattice, re-simulated image and
+residual layers; preparation stages as layers; cancel adds nothing; bad input is refused."""
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from xray_atlas.physics.lattice import correlations
+
+
+@pytest.fixture
+def dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Diffraction")
+    return widget
+
+
+def _wait(qtbot, dock):
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=120000)
+
+
+def test_sample_image_is_reconstructed_into_layers(viewer, dock, qtbot, errors):
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    sample = viewer.layers["Diffraction image (span 3)"]
+    assert dock.image_combo.currentText() == sample.name
+    dock.span_combo.setCurrentText("3")
+    assert dock.model_combo.currentText() == "diffraction-span3"  # the shipped model follows the span
+    qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    _wait(qtbot, dock)
+    assert errors() == []
+    rec = dock.result
+    names = {lyr.name for lyr in viewer.layers}
+    tag = "(diffraction-span3, span 3)"
+    assert {f"lattice {tag}", f"re-simulated {tag}", f"residual {tag}"} <= names
+    lattice = viewer.layers[f"lattice {tag}"].data
+    np.testing.assert_allclose(correlations(lattice, 3), rec.measured, atol=1e-6)
+    assert viewer.layers[f"re-simulated {tag}"].data.shape == sample.data.shape
+    # the network reads the sample's encoding (stored in its metadata by the simulator)
+    truth = np.asarray(sample.metadata["encoding"])
+    assert np.abs(rec.encoding - truth).max() < 0.1
+    # the matrix plot shows a(0,0) = 1 and the encoding in [dy, dx] order
+    m = dock.matrix_item.image
+    assert m.shape == (3, 3) and m[0, 0] == 1
+    np.testing.assert_allclose(m.ravel()[1:], rec.encoding, rtol=1e-6)
+    assert "image R^2" in dock.summary.text()
+
+
+def test_preparation_steps_show_as_layers_and_analytic_runs(viewer, dock, qtbot, errors):
+    from xray_atlas.diffraction import degrade
+
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    img = viewer.layers["Diffraction image (span 3)"].data
+    viewer.add_image(degrade(img, 0, counts=1000.0, log=True, beam_stop=2), name="recorded")
+    dock.image_combo.setCurrentText("recorded")
+    dock.span_combo.setCurrentText("3")
+    dock.model_combo.setCurrentText("analytic")
+    dock.unlog_box.setChecked(True)
+    dock.inpaint_box.setChecked(True)
+    dock.steps_box.setChecked(True)
+    qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    _wait(qtbot, dock)
+    assert errors() == []
+    assert {"recorded unlog", "recorded inpaint"} <= {lyr.name for lyr in viewer.layers}
+    assert viewer.layers["recorded inpaint"].data[48 // 2, 48 // 2] > 0  # the beam stop is filled
+
+
+def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, errors):
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    dock.model_combo.setCurrentText("analytic")
+    n = len(viewer.layers)
+    dock.lattice_size = 1024  # slow enough to cancel mid-run
+    worker = dock.run()
+    assert worker is not None
+    dock.jobs.cancel()
+    _wait(qtbot, dock)
+    assert len(viewer.layers) == n and dock.result is None
+    dock.lattice_size = None
+    viewer.add_image(np.ones((20, 30)), name="not square")
+    dock.image_combo.setCurrentText("not square")
+    assert dock.run() is None
+    assert any("square" in e for e in errors())
+    # a model trained for another span is refused before any work
+    viewer.layers.selection.clear()
+    dock.image_combo.setCurrentText("Diffraction image (span 3)")
+    dock.span_combo.setCurrentText("4")
+    dock.model_combo.setCurrentText("diffraction-span2")
+    assert dock.run() is None
+    assert any("trained for span 2" in e for e in errors())
+    assert len(viewer.layers) == n + 1

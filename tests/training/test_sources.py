@@ -1,0 +1,34 @@
+"""Data sources of the training tasks (the diffraction source here; the others are exercised
+through tests/training/test_run.py)."""
+
+import numpy as np
+import pytest
+
+from xray_atlas import XrayAtlasError
+def test_synthetic_diffraction_source_checks_caches_and_degrades(tmp_path):
+    from xray_atlas.training.sources import SyntheticDiffraction
+
+    with pytest.raises(XrayAtlasError, match="lot=40"):
+        SyntheticDiffraction("diffraction", size=32, lot=40)
+    with pytest.raises(XrayAtlasError, match="must not exceed 1"):
+        SyntheticDiffraction("diffraction", noise_fraction=0.7, degrade_fraction=0.5)
+    with pytest.raises(XrayAtlasError, match="cache"):
+        SyntheticDiffraction("diffraction", cache=str(tmp_path / "no" / "c.h5"))
+    with pytest.raises(XrayAtlasError, match="span"):
+        SyntheticDiffraction("diffraction", span=5)
+    cache = tmp_path / "c.h5"
+    kw = dict(span=3, n_images=40, size=16, lot=8, n_lots=4, sweeps=20, cache=str(cache), image_size=32,
+              noise_fraction=0.5, degrade_fraction=0.5)
+    src = SyntheticDiffraction("diffraction", **kw)
+    src.prepare(1)
+    assert cache.exists() and src.outputs[:2] == ("a(1,0)", "a(2,0)") and len(src.outputs) == 8
+    stamp = cache.stat().st_mtime_ns
+    again = SyntheticDiffraction("diffraction", **kw)
+    again.prepare(1)  # same settings: read back, not simulated again
+    assert cache.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again._train[1], src._train[1])
+    xb, yb = next(iter(src.train_batches(0, 16, 1)))
+    assert tuple(xb.shape) == (16, 1, 32, 32) and tuple(yb.shape) == (16, 8)
+    assert np.allclose(xb.numpy().mean(axis=(1, 2, 3)), 1, atol=1e-4)  # mean-normalised
+    SyntheticDiffraction("diffraction", **{**kw, "sweeps": 21}).prepare(1)  # other settings: replaced
+    assert cache.stat().st_mtime_ns != stamp
