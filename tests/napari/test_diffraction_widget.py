@@ -86,3 +86,22 @@ def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, error
     assert dock.run() is None
     assert any("trained for span 2" in e for e in errors())
     assert len(viewer.layers) == n + 1
+
+
+def test_load_image_file_sets_the_span_from_its_metadata(viewer, dock, tmp_path, errors):
+    import h5py
+
+    from xray_atlas.physics.lattice import diffraction_image, random_couplings, simulate_lattices
+
+    made = simulate_lattices(span=4, couplings=random_couplings(4, 1, 2), size=32, sweeps=40, rng=3)
+    path = tmp_path / "scan.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=diffraction_image(made.lattices[0], lot=16, n_lots=8, rng=4)).attrs["span"] = 4
+    layer = dock.load(str(path))
+    assert layer is not None and layer.name == "scan" and layer.data.shape == (16, 16)
+    assert dock.span_combo.currentText() == "4" and dock.image_combo.currentText() == "scan"
+    assert dock.model_combo.currentText() == "diffraction-span4"
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    n = len(viewer.layers)
+    assert dock.load(str(tmp_path / "bad.h5")) is None and len(viewer.layers) == n
+    assert any("bad.h5" in e for e in errors())

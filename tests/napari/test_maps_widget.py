@@ -76,9 +76,11 @@ def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_laye
     n = len(viewer.layers)
     worker = maps_dock.run()
     qtbot.wait(600)
+    assert worker is not None
     qtbot.mouseClick(maps_dock.jobs.cancel_button, Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(worker.finished, timeout=20000):
-        pass
+    # wait on the dock's state, not on the signal: finished may be delivered while the click's
+    # events are processed, before a waitSignal would be listening
+    _wait(qtbot, maps_dock)
     qtbot.wait(100)
     assert len(viewer.layers) == n and maps_dock.jobs.status.text().endswith("cancelled")
 
