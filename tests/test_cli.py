@@ -207,4 +207,9 @@ def test_diffraction_bad_input(tmp_path):
     assert_one_line_error(run("diffraction", paths[0], tmp_path / "o.h5", "--model", "diffraction-span2",
                               "--span", "3"), "trained for span 2")
     assert_one_line_error(run("diffraction", paths[0], paths[0], tmp_path / "o.h5"), "existing folder")
+    np.save(tmp_path / "plain.npy", h5py.File(paths[0])["image"][()])  # no span in an .npy
+    assert_one_line_error(run("diffraction", tmp_path / "plain.npy", tmp_path / "o.h5", "--model", "analytic"),
+                          "needs the span")
+    res = run("diffraction", tmp_path / "plain.npy", tmp_path / "p.h5")
+    assert res.returncode == 0 and "using span 2" in res.stderr and (tmp_path / "p.h5").exists()
     assert not (tmp_path / "o.h5").exists()

@@ -136,7 +136,7 @@ def _cmd_maps(args: argparse.Namespace) -> int:
 
 
 def _cmd_diffraction(args: argparse.Namespace) -> int:
-    from .diffraction import (image_span, load_predictor, prepare_image, reconstruct, reference_image,
+    from .diffraction import (check_image, image_span, load_predictor, prepare_image, reconstruct, reference_image,
                               write_reconstruction)
     from .io.images import read_image
     from .io.results import check_destination
@@ -157,11 +157,17 @@ def _cmd_diffraction(args: argparse.Namespace) -> int:
     loaded = []
     for path in images:
         img = read_image(path)
+        check_image(img, name=str(path))
         loaded.append((path, img, image_span(path)))
     spans = {s for _, _, s in loaded if s is not None}
     span = args.span or (spans.pop() if len(spans) == 1 else None)
     if args.span is None and len(spans) > 1:
         raise XrayAtlasError("the images' metadata give different spans; process them separately or give --span")
+    if span is None and args.model in (None, "analytic"):
+        if args.model == "analytic":
+            raise XrayAtlasError("the analytic inverse needs the span: give --span 2, 3 or 4")
+        print("xray-atlas diffraction: note: neither --span nor the images' metadata give the span; using span 2 "
+              "(give --span 3 or 4 for longer-range encodings)", file=sys.stderr)
     predictor = load_predictor(args.model, span=span, device=args.device)
     match = reference_image(predictor.span) if args.match else None
     for k, (path, img, s) in enumerate(loaded):
