@@ -170,10 +170,9 @@ def _cmd_diffraction(args: argparse.Namespace) -> int:
               "(give --span 3 or 4 for longer-range encodings)", file=sys.stderr)
     predictor = load_predictor(args.model, span=span, device=args.device)
     match = reference_image(predictor.span) if args.match else None
-    for k, (path, img, s) in enumerate(loaded):
-        mask = (img <= 0) if args.inpaint_zeros and (img <= 0).any() else None
-        loaded[k] = (path, prepare_image(img, unlog=args.unlog, tophat=args.tophat, mask=mask, match=match)[0], s)
-    for (path, img, _), target in zip(loaded, targets):
+    prepared = [prepare_image(img, unlog=args.unlog, tophat=args.tophat, match=match,
+                              mask=(img <= 0) if args.inpaint_zeros else None)[0] for _, img, _ in loaded]
+    for img, target in zip(prepared, targets):
         rec = reconstruct(img, predictor, seed=args.seed)
         write_reconstruction(target, rec)
         enc = ", ".join(f"{v:+.3f}" for v in rec.encoding)

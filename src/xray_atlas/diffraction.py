@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from .errors import XrayAtlasError
-from .physics.lattice import SPANS, analytic_encoding, diffraction_image, iter_lattices
+from .metrics import mae, r2_score
+from .physics.lattice import (SPANS, analytic_encoding, diffraction_image, iter_lattices, random_couplings,
+                              simulate_lattices)
 
-__all__ = ["MODEL_SIZE", "check_image", "image_span", "model_input", "degrade", "r2_score", "PREPARATION_STEPS",
+__all__ = ["MODEL_SIZE", "check_image", "image_span", "model_input", "degrade", "PREPARATION_STEPS",
            "prepare_image", "reference_image", "Predictor", "load_predictor", "default_model_name", "Reconstruction",
            "reconstruct", "iter_reconstruct", "write_reconstruction", "DIFFRACTION_BASELINES", "CONDITIONS",
            "evaluation_set", "score_predictors", "reproducibility"]
@@ -124,38 +126,27 @@ def degrade(images, rng, *, counts=None, log: bool = False, beam_stop: int = 0) 
     x = np.array(images, dtype=np.float64, copy=True)
     one = x.ndim == 2
     x = x[None] if one else x
-    mean = x.mean(axis=(1, 2), keepdims=True)
     if counts is not None:
         c = np.broadcast_to(np.asarray(counts, dtype=np.float64), (x.shape[0],))
         if np.any(c <= 0):
             raise XrayAtlasError(f"counts={counts} must be > 0")
+        mean = x.mean(axis=(1, 2), keepdims=True)
         x = gen.poisson(x / np.maximum(mean, 1e-300) * c[:, None, None]).astype(np.float64)
-        mean = np.maximum(x.mean(axis=(1, 2), keepdims=True), 1e-12)
     if log:
-        x = np.log1p(x / np.maximum(mean, 1e-300) * 100.0)
+        x = _log_scale(x)
     if beam_stop > 0:
         x[:, _disc(x.shape[-1], beam_stop)] = 0.0
     return (x[0] if one else x).astype(np.float32)
 
 
+def _log_scale(x: np.ndarray) -> np.ndarray:
+    """log(1 + 100 I / mean(I)) per image (over the last two axes)."""
+    return np.log1p(x / np.maximum(x.mean(axis=(-2, -1), keepdims=True), 1e-300) * 100.0)
+
+
 def _disc(size: int, radius: float) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size] - size // 2
     return yy * yy + xx * xx <= radius * radius
-
-
-def r2_score(pred, target) -> float:
-    """Coefficient of determination averaged over outputs (scikit-learn's
-    ``r2_score(..., multioutput="uniform_average")``); for images, over pixels."""
-    p = np.asarray(pred, dtype=np.float64)
-    t = np.asarray(target, dtype=np.float64)
-    if p.shape != t.shape:
-        raise XrayAtlasError(f"r2_score: shapes differ, {p.shape} and {t.shape}")
-    if t.ndim == 1:
-        p, t = p[:, None], t[:, None]
-    ss_res = ((t - p) ** 2).sum(axis=0)
-    ss_tot = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
-    ok = ss_tot > 0
-    return float(np.mean(1 - ss_res[ok] / ss_tot[ok])) if ok.any() else float("nan")
 
 
 # -- preparation of experimental images --------------------------------------------------------
@@ -164,7 +155,7 @@ def _unlog(img: np.ndarray, _: Any) -> np.ndarray:
 
 
 def _log(img: np.ndarray, _: Any) -> np.ndarray:
-    return np.log1p(img / img.mean() * 100.0)
+    return _log_scale(img)
 
 
 def _tophat(img: np.ndarray, radius: Any) -> np.ndarray:
@@ -176,12 +167,7 @@ def _tophat(img: np.ndarray, radius: Any) -> np.ndarray:
 def _inpaint(img: np.ndarray, mask: Any) -> np.ndarray:
     from skimage.restoration import inpaint_biharmonic
 
-    m = np.asarray(mask, dtype=bool)
-    if m.shape != img.shape:
-        raise XrayAtlasError(f"mask: shape {m.shape} differs from the image's {img.shape}")
-    if m.all():
-        raise XrayAtlasError("mask: every pixel is masked; nothing to inpaint from")
-    return np.maximum(inpaint_biharmonic(img, m), 0) if m.any() else img
+    return np.maximum(inpaint_biharmonic(img, mask), 0)
 
 
 def _match(img: np.ndarray, reference: Any) -> np.ndarray:
@@ -222,7 +208,7 @@ def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, t
     unlog, log : bool
         Undo a log scaling (before anything else), or apply one.
     mask : (L, L) bool, optional
-        Pixels to inpaint.
+        Pixels to inpaint (no step when none is set).
     tophat : int
         Disc radius of the top-hat (0: off).
     match : (M, M) array, optional
@@ -240,6 +226,13 @@ def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, t
         raise XrayAtlasError(f"tophat={tophat} must be >= 0")
     if rescale is not None and rescale < MIN_SIZE:
         raise XrayAtlasError(f"rescale={rescale} must be >= {MIN_SIZE}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != a.shape:
+            raise XrayAtlasError(f"mask: shape {mask.shape} differs from the image's {a.shape}")
+        if mask.all():
+            raise XrayAtlasError("mask: every pixel is masked; nothing to inpaint from")
+        mask = mask if mask.any() else None
     args = {"unlog": unlog or None, "log": log or None, "inpaint": mask, "tophat": tophat or None, "match": match,
             "normalise": normalise or None, "rescale": rescale}
     stages = [("input", a)]
@@ -254,8 +247,6 @@ def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, t
 def reference_image(span: int, *, seed: int = 0) -> np.ndarray:
     """A clean simulated image like the shipped models' training images (64 x 64 lattice,
     32 lots of 32 x 32), for histogram matching."""
-    from .physics.lattice import random_couplings, simulate_lattices
-
     rng = np.random.default_rng(seed)
     batch = simulate_lattices(span=span, couplings=random_couplings(span, 1, rng), size=64, sweeps=150, rng=rng)
     return diffraction_image(batch.lattices[0], lot=32, n_lots=32, rng=rng)
@@ -309,7 +300,7 @@ def load_predictor(model: str | None = None, *, span: int | None = None, device:
         raise XrayAtlasError(f"span={span!r} must be one of {', '.join(map(str, SPANS))}")
     if model == "analytic":
         if span is None:
-            raise XrayAtlasError("the analytic inverse needs --span (2, 3 or 4)")
+            raise XrayAtlasError("the analytic inverse needs the span (2, 3 or 4)")
         return Predictor("analytic", span)
     if model is None:
         model = default_model_name(span or 2)
@@ -418,8 +409,6 @@ def evaluation_set(span: int, n: int, *, size: int = 64, lot: int = 32, n_lots: 
     """Held-out images made the way the study made them: target encodings (measured on
     lattices of random couplings, so they are realisable), lattices steered to them by the
     feedback Monte Carlo, lot-averaged images. Returns images, measured and target encodings."""
-    from .physics.lattice import random_couplings, simulate_lattices
-
     rng = np.random.default_rng(seed)
     source = simulate_lattices(span=span, couplings=random_couplings(span, n, rng), size=size, sweeps=150, rng=rng)
     steered = simulate_lattices(span=span, target=source.encoding, size=size, rng=rng)
@@ -450,7 +439,7 @@ def score_predictors(predictors: dict, data: dict, *, seed: int = 0, conditions:
                 rows.append({"condition": cond, "predictor": name + tag,
                              "r2_measured": r2_score(est, data["measured"]),
                              "r2_target": r2_score(est, data["target"]),
-                             "mae": float(np.abs(est - data["measured"]).mean())})
+                             "mae": float(np.mean(mae(est, data["measured"])))})
     return rows
 
 
@@ -464,8 +453,6 @@ def reproducibility(image, encoding, span: int, *, n: int = 64, size: int | None
     Returns {"image_r2": (n,), "encoding_error": (n,) largest |measured - encoding|,
     "converged": (n,) bool}.
     """
-    from .physics.lattice import simulate_lattices
-
     img = check_image(image)
     L = img.shape[0]
     enc = np.asarray(encoding, dtype=np.float64)

@@ -10,8 +10,8 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["mae", "pearson", "slope_through_origin", "mean_auc", "f1_at", "accuracy", "regression_summary",
-           "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
+__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "f1_at", "accuracy", "regression_summary",
+           "encoding_summary", "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
 
 
 def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +43,18 @@ def slope_through_origin(pred, target) -> np.ndarray:
     den = (t**2).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (p * t).sum(0) / den, np.nan)
+
+
+def r2_score(pred, target) -> float:
+    """Coefficient of determination averaged over the columns that vary (scikit-learn's
+    ``r2_score(..., multioutput="uniform_average")``); a 1-D pair is one column."""
+    p, t = _pair(pred, target)
+    if t.ndim == 1:
+        p, t = p[:, None], t[:, None]
+    ss_res = ((t - p) ** 2).sum(axis=0)
+    ss_tot = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    ok = ss_tot > 0
+    return float(np.mean(1 - ss_res[ok] / ss_tot[ok])) if ok.any() else float("nan")
 
 
 def mean_auc(scores, labels) -> float:
@@ -80,6 +92,11 @@ def regression_summary(pred, target, *, min_mean: float = 1.0) -> dict:
     p = np.asarray(pred, dtype=np.float64)
     return {"mae": float(np.mean(mae(p, t))), "pearson": _nanmean(pearson(p[:, used], t[:, used])),
             "slope": _nanmean(slope_through_origin(p[:, used], t[:, used]))}
+
+
+def encoding_summary(pred, target) -> dict:
+    """R^2 (averaged over outputs) and MAE of predicted correlation encodings."""
+    return {"r2": r2_score(pred, target), "mae": float(np.mean(mae(pred, target)))}
 
 
 def multilabel_summary(logits, labels) -> dict:

@@ -7,7 +7,8 @@ ones (log-scaled, beam-stopped) as recorded. A small model trained here from scr
 import numpy as np
 import pytest
 
-from xray_atlas.diffraction import evaluation_set, load_predictor, r2_score, score_predictors
+from xray_atlas.diffraction import evaluation_set, load_predictor, score_predictors
+from xray_atlas.metrics import r2_score
 from xray_atlas.models import load_model
 from xray_atlas.models.catalogue import list_models, zoo_dir
 

@@ -44,3 +44,16 @@ def test_metrics_reference_values():
     # F1 by hand: tp 1, fp 1, fn 1 -> 2/(2+1+1)
     assert metrics.f1_at(np.array([[0.9, 0.9, 0.1]]), np.array([[1, 0, 1]])) == pytest.approx(0.5)
     assert metrics.accuracy(np.array([[2.0, 1.0], [0.0, 1.0]]), np.array([0, 0])) == 0.5
+
+
+def test_r2_score_matches_scikit_learn():
+    from sklearn.metrics import r2_score as sk
+
+    rng = np.random.default_rng(2)
+    t = rng.normal(size=(50, 4))
+    p = t + rng.normal(scale=0.3, size=t.shape)
+    assert metrics.r2_score(p, t) == pytest.approx(sk(t, p), rel=1e-12)
+    assert metrics.r2_score(t, t) == 1.0
+    assert metrics.r2_score(p[:, 0], t[:, 0]) == pytest.approx(sk(t[:, 0], p[:, 0]), rel=1e-12)
+    s = metrics.encoding_summary(p, t)
+    assert s["r2"] == pytest.approx(sk(t, p), rel=1e-12) and s["mae"] == pytest.approx(np.abs(p - t).mean())

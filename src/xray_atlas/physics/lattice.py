@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["SPANS", "offsets", "n_correlations", "correlations", "diffraction_image", "simulate_lattices",
+__all__ = ["SPANS", "offsets", "correlations", "diffraction_image", "simulate_lattices",
            "iter_lattices", "LatticeBatch", "random_couplings", "analytic_encoding", "make_dataset", "save_dataset",
            "load_dataset"]
 
@@ -44,12 +44,7 @@ def offsets(span: int) -> list[tuple[int, int]]:
     return [(dx, dy) for dy in range(s) for dx in range(s) if (dx, dy) != (0, 0)]
 
 
-def n_correlations(span: int) -> int:
-    """D = span^2 - 1."""
-    return SPANS[_check_span(span)]
-
-
-def _as_tensor(lattices, device=None):
+def _as_tensor(lattices):
     import torch
 
     t = lattices if isinstance(lattices, torch.Tensor) else torch.from_numpy(np.asarray(lattices))
@@ -57,7 +52,7 @@ def _as_tensor(lattices, device=None):
         t = t[None]
     if t.ndim != 3 or t.shape[1] != t.shape[2]:
         raise XrayAtlasError(f"lattices: expected (N, N) or (B, N, N) square lattices, got shape {tuple(t.shape)}")
-    return t.to(device=device, dtype=torch.float32) if device is not None else t.float()
+    return t.float()
 
 
 def correlations(lattices, span: int):
@@ -155,7 +150,7 @@ def analytic_encoding(image, span: int, *, window: str = "lot") -> np.ndarray:
     """
     img = np.asarray(image, dtype=np.float64)
     one = img.ndim == 2
-    img = np.atleast_3d(img.T).T if one else img
+    img = img[None] if one else img
     if img.ndim != 3 or img.shape[1] != img.shape[2]:
         raise XrayAtlasError(f"image: expected a square 2-D image, got shape {np.shape(image)}")
     if window not in ("lot", "periodic"):
@@ -254,7 +249,7 @@ def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=Non
     size : int
         Lattice side N (>= 2 x span).
     concentration : float
-        Occupied fraction m in (0, 1), held by a feedback field.
+        Occupied fraction m in (0, 1), held by a field solved at every sublattice update.
     tolerance, gain, measure_every, max_sweeps :
         Feedback settings: largest allowed |a - target|, coupling step per unit error,
         sweeps between measurements, and the cap.
@@ -344,11 +339,11 @@ def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=Non
         converged = np.ones(b, dtype=bool)
         J_out = np.array(given)
     else:
-        tgt_all = torch.tensor(np.array(given), dtype=torch.float32, device=dev)
         J_out = np.zeros((b, d))
         converged = np.zeros(b, dtype=bool)
         live = np.arange(b)  # lattices still steered; converged ones leave the batch
-        J, tgt, cur = torch.zeros((b, d), device=dev), tgt_all, spins.clone()
+        J, cur = torch.zeros((b, d), device=dev), spins.clone()
+        tgt = torch.tensor(np.array(given), dtype=torch.float32, device=dev)
         while done < max_sweeps and live.size:
             for _ in range(measure_every):
                 sweep(cur, J, h)
@@ -358,18 +353,18 @@ def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=Non
             a = _correlations(x, s)
             m = x.mean(dim=(1, 2))
             ok = ((a - tgt).abs().amax(dim=1) <= tolerance) & ((m - concentration).abs() <= 2.0 / size)
-            J += gain * (tgt - a)
             fin = ok.cpu().numpy()
             last = done >= max_sweeps
             if fin.any() or last:
                 leave = np.ones_like(fin) if last else fin
                 idx = torch.from_numpy(np.flatnonzero(leave)).to(dev)
                 spins[torch.from_numpy(live[leave]).to(dev)] = cur[idx]
-                J_out[live[leave]] = (J[idx] - gain * (tgt[idx] - a[idx])).double().cpu().numpy()
+                J_out[live[leave]] = J[idx].double().cpu().numpy()
                 converged[live[fin]] = True
                 keep = torch.from_numpy(np.flatnonzero(~leave)).to(dev)
                 live = live[~leave]
-                cur, J, tgt, h = cur[keep], J[keep], tgt[keep], h[keep]
+                cur, J, tgt, h, a = cur[keep], J[keep], tgt[keep], h[keep], a[keep]
+            J += gain * (tgt - a)
     lattices = ((spins + 1) / 2).to(torch.uint8)
     enc = _correlations(lattices.double(), s)
     return LatticeBatch(lattices.cpu().numpy(), enc.cpu().numpy(), None if fixed else np.array(given),

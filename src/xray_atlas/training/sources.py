@@ -589,7 +589,6 @@ class SyntheticDiffraction(DataSource):
 
     def check(self) -> None:
         p = self.params
-        p["span"] = int(p["span"])
         if p["lot"] > p["size"]:
             raise XrayAtlasError(f"lot={p['lot']} is larger than the lattice size={p['size']}")
         if p["size"] < 2 * p["span"]:
@@ -632,7 +631,7 @@ class SyntheticDiffraction(DataSource):
         from ..diffraction import model_input
 
         p = self.params
-        x = np.array(images, dtype=np.float32, copy=True)
+        x = np.asarray(images, dtype=np.float32)
         # a third of the images at another size (16 to 1.5 x the lot, resampled on the k grid):
         # smaller lots sample the structure factor more coarsely, and a model must read them too
         resized = rng.random(len(x)) < p["resize_fraction"]

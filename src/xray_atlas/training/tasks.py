@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from ..errors import XrayAtlasError
 from .sources import CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, SyntheticPaintings, SyntheticSpectra
 
@@ -98,9 +96,9 @@ def _multilabel(pred: Any, target: Any) -> dict:
 
 
 def _encoding(pred: Any, target: Any) -> dict:
-    from ..diffraction import r2_score
+    from ..metrics import encoding_summary
 
-    return {"r2": r2_score(pred, target), "mae": float(np.abs(pred - target).mean())}
+    return encoding_summary(pred, target)
 
 
 def _multiclass(pred: Any, target: Any) -> dict:

@@ -9,14 +9,14 @@ top-hat, histogram matching) are optional; with "show steps" each stage becomes 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generator
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QPushButton, QSpinBox, QWidget
 
 from ...devices import DEVICES
-from ...diffraction import (DIFFRACTION_BASELINES, default_model_name, iter_reconstruct, load_predictor,
+from ...diffraction import (DIFFRACTION_BASELINES, check_image, default_model_name, iter_reconstruct, load_predictor,
                             prepare_image, reference_image)
 from ...errors import XrayAtlasError
 from .._workers import JobBar
@@ -150,7 +150,8 @@ class DiffractionWidget(QWidget):
 
     # -- run ----------------------------------------------------------------------------
     def run(self) -> Any:
-        """Predict on the main thread (milliseconds), reconstruct on a worker."""
+        """Check the image and load the model here; preparation (inpainting can take seconds),
+        prediction and the Monte Carlo run on a worker."""
         from napari.utils.notifications import show_error
 
         name = self.image_combo.currentText()
@@ -159,20 +160,21 @@ class DiffractionWidget(QWidget):
             return None
         data = np.asarray(self.viewer.layers[name].data, dtype=np.float64)
         span = int(self.span_combo.currentText())
-        try:  # everything that can be refused is refused here, before any work
-            mask = (data <= 0) if self.inpaint_box.isChecked() else None
-            if mask is not None and not mask.any():
-                mask = None
-            match = reference_image(span) if self.match_box.isChecked() else None
-            image, stages = prepare_image(data, unlog=self.unlog_box.isChecked(), mask=mask,
-                                          tophat=self.tophat_spin.value(), match=match)
+        try:  # what can be refused is refused here, before any work (NaN pixels are inpainted)
+            check_image(np.where(np.isfinite(data), data, 0.0))
             predictor = load_predictor(self.model_combo.currentText(), span=span,
                                        device=self.device_combo.currentText())
-            steps = iter_reconstruct(image, predictor, stages=stages, lattice_size=self.lattice_size)
         except XrayAtlasError as err:
             show_error(str(err))
             return None
         base = self.viewer.layers[name]
+        options = {"unlog": self.unlog_box.isChecked(), "mask": (data <= 0) if self.inpaint_box.isChecked() else None,
+                   "tophat": self.tophat_spin.value()}
+        match, lattice_size = self.match_box.isChecked(), self.lattice_size
+
+        def job() -> Generator[Any, None, Any]:
+            image, stages = prepare_image(data, match=reference_image(span) if match else None, **options)
+            return (yield from iter_reconstruct(image, predictor, stages=stages, lattice_size=lattice_size))
 
         def done(rec: Any) -> None:
             self.result = rec
@@ -193,7 +195,7 @@ class DiffractionWidget(QWidget):
             note = "" if rec.converged else "; the lattice did not reach the encoding within 0.03"
             self.summary.setText(f"image R^2 {rec.image_r2:.3f}{note}\nencoding [{enc}]")
 
-        return self.jobs.start(steps, what=f"reconstruction with {predictor.name}", on_done=done)
+        return self.jobs.start(job(), what=f"reconstruction with {predictor.name}", on_done=done)
 
     def show_encoding(self, encoding, span: int) -> None:
         """Draw the encoding as an S x S matrix (colour -1..1) with its values."""
