@@ -161,6 +161,47 @@ def test_maps_command(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_probabilities_command(tmp_path, real_data):
+    from xray_atlas.io.results import read_results
+
+    cube = tmp_path / "p.h5"
+    assert run("simulate", "painting", cube, "--height", 12, "--width", 10, "--seed", 3).returncode == 0
+    out = tmp_path / "prob.h5"
+    res = run("probabilities", cube, out, "--device", "cpu")  # --model omitted: the shipped model
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"wrote {out}: 29 probability maps per pixel with elements-default")
+    r = read_results(out)
+    assert {"Pb", "Hg", "Cu", "Fe", "Ca", "Rh", "Sn", "Sb"} <= set(r["probabilities"])
+    assert r["attrs"]["model"] == "elements-default" and r["probabilities"]["Pb"].shape == (12, 10)
+    assert all(0 <= p.min() and p.max() <= 1 for p in r["probabilities"].values())
+    assert set(json.loads(r["attrs"]["thresholds"])) == set(r["probabilities"])
+    # per region and per cluster (the labels of xray-atlas cluster's result file)
+    res = run("probabilities", cube, tmp_path / "r.h5", "--region", 4, "--elements", "Pb,Fe")
+    assert res.returncode == 0 and "per 4 x 4 region" in res.stdout
+    assert set(read_results(tmp_path / "r.h5")["probabilities"]) == {"Pb", "Fe"}
+    with h5py.File(tmp_path / "clusters.h5", "w") as f:
+        f["labels"] = np.where(np.arange(10)[None, :] < 5, 0, 1).repeat(12, 0).astype(np.int32)
+    res = run("probabilities", cube, tmp_path / "c.h5", "--labels", tmp_path / "clusters.h5", "--elements", "Pb")
+    assert res.returncode == 0 and "per cluster" in res.stdout
+    pb = read_results(tmp_path / "c.h5")["probabilities"]["Pb"]
+    assert len(np.unique(pb[:, :5])) == 1 and len(np.unique(pb[:, 5:])) == 1
+    # an uncalibrated real spectrum with its documented calibration (PyMca XrfTest.cfg)
+    mca = real_data / "XRFSpectrum.mca"
+    assert_one_line_error(run("probabilities", mca, tmp_path / "x.h5"), "no energy calibration")
+    res = run("probabilities", mca, tmp_path / "m.h5", "--offset-kev", "-0.492773", "--gain-kev", "0.00502883")
+    assert res.returncode == 0, res.stderr
+    assert "note: resampled the cube's 4096 channels of 5.03 eV" in res.stderr
+    assert read_results(tmp_path / "m.h5")["probabilities"]["Cu"][0, 0] > 0.9
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--model", "maps-default"), "'maps' task")
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--region", 2, "--labels",
+                              tmp_path / "clusters.h5"), "exclude each other")
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--labels", cube), "no /labels dataset")
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--gain-kev", "0.01"), "go together")
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--elements", "Pb,U"), "U not among")
+    assert_one_line_error(run("probabilities", cube, cube), "p.h5")
+    assert not (tmp_path / "x.h5").exists()
+
+
 def _diffraction_images(tmp_path, n=2, span=2):
     from xray_atlas.physics.lattice import diffraction_image, random_couplings, simulate_lattices
 

@@ -55,3 +55,32 @@ def test_prepare_chains_the_steps():
     out = prepare(y, E, 0.02 * np.arange(512), edge_kev=0.5, smooth_window=5)
     assert out.shape == (512,)
     np.testing.assert_allclose(out[30:-30], 8.0, rtol=1e-6)  # two channels of 4 counts each
+
+
+def test_calibrate_recovers_a_linear_axis_from_peaks(real_data):
+    from xray_atlas.io import read
+    from xray_atlas.preprocess import calibrate
+
+    # PyMca's XRFSpectrum.mca: find the Fe, Cu and Sr Ka peaks (xraylib 6.404, 8.048, 14.165
+    # keV) near where the header's hint (Co Ka at channel ~1474) puts them, and fit; PyMca's
+    # XrfTest.cfg states zero -0.492773 keV, gain 0.00502883 keV per channel
+    with read(real_data / "XRFSpectrum.mca") as cube:
+        s = cube.pixel(0, 0).astype(float)
+    lines = {6.404: 1372, 8.048: 1697, 14.165: 2914}  # keV -> a rough channel, +/- 25
+    peaks = [a - 25 + int(np.argmax(s[a - 25:a + 26])) for a in lines.values()]
+    offset, gain = calibrate(peaks, list(lines))
+    assert offset == pytest.approx(-0.492773, abs=0.01) and gain == pytest.approx(0.00502883, rel=2e-3)
+    with pytest.raises(XrayAtlasError, match="two or more pairs"):
+        calibrate([100], [6.4])
+    with pytest.raises(XrayAtlasError, match="must be > 0"):
+        calibrate([100, 200], [8.0, 6.4])
+
+
+def test_mask_edges_zeroes_outside_and_keeps_float32():
+    from xray_atlas.preprocess import mask_edges
+
+    y = np.ones((2, 2048), np.float32)
+    m = mask_edges(y, E, 0.9, 15.0)
+    assert m.dtype == np.float32 and m[:, E < 0.9].sum() == 0 and m[:, E > 15].sum() == 0
+    assert m[:, (E >= 0.9) & (E <= 15)].min() == 1 and y.min() == 1  # the input is untouched
+    assert mask_edges(np.ones(2048, np.uint16), E, 1.0).dtype == np.float32

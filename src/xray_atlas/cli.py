@@ -135,6 +135,56 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_labels(path: str, shape: tuple[int, int]) -> "np.ndarray":
+    """Cluster labels from a result file of ``xray-atlas cluster`` (``/labels``)."""
+    import h5py
+    import numpy as np
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "labels" not in f:
+                raise XrayAtlasError("no /labels dataset (a result file of xray-atlas cluster holds one)", path=path)
+            labels = np.asarray(f["labels"])
+    except OSError as err:
+        raise XrayAtlasError(f"not a readable HDF5 file ({err})", path=path) from None
+    if labels.shape != shape:
+        raise XrayAtlasError(f"/labels is {labels.shape[0]} x {labels.shape[1]} and the cube {shape[0]} x {shape[1]}"
+                             if labels.ndim == 2 else f"/labels has shape {labels.shape}", path=path)
+    return labels
+
+
+def _cmd_probabilities(args: argparse.Namespace) -> int:
+    from .cube import run_to_end
+    from .io import read
+    from .io.results import write_results
+    from .probabilities import iter_probabilities, load_element_model, present
+
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,) + ((args.labels,) if args.labels else ()))
+    if (args.offset_kev is None) != (args.gain_kev is None):
+        raise XrayAtlasError("--offset-kev and --gain-kev go together")
+    if args.labels and args.region != 1:
+        raise XrayAtlasError("--labels and --region exclude each other")
+    elements = tuple(s.strip() for s in args.elements.split(",")) if args.elements else None
+    with read(args.cube, dataset=args.dataset) as cube:
+        if args.gain_kev is not None:
+            cube = cube.with_calibration(offset_kev=args.offset_kev, gain_kev=args.gain_kev)
+        labels = _read_labels(args.labels, (cube.height, cube.width)) if args.labels else None
+        model = load_element_model(args.model, device=args.device)
+        probs = run_to_end(iter_probabilities(cube, model, region=args.region, labels=labels, elements=elements))
+        for note in model.notes:
+            print(f"xray-atlas probabilities: note: {note}", file=sys.stderr)
+    where = "cluster" if labels is not None else ("pixel" if args.region == 1 else f"{args.region} x {args.region} region")
+    write_results(out, probabilities=probs, inputs=(args.cube,),
+                  attrs={"model": str(args.model or model.name), "region": args.region,
+                         "thresholds": json.dumps({el: model.thresholds[el] for el in probs})})
+    # elements called present in at least one pixel, with the share of pixels
+    share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
+    found = present({el: v for el, v in share.items() if v > 0}, {el: 0.0 for el in share})
+    print(f"wrote {out}: {len(probs)} probability maps per {where} with {model.name}; present in some pixels: "
+          + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
+    return 0
+
+
 def _cmd_diffraction(args: argparse.Namespace) -> int:
     from .diffraction import (check_image, image_span, load_predictor, prepare_image, reconstruct, reference_image,
                               write_reconstruction)
@@ -315,6 +365,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.set_defaults(func=_cmd_maps)
+
+    p = sub.add_parser("probabilities", help="element probability maps (which elements each pixel, region or cluster "
+                       "holds) with a trained model")
+    p.add_argument("cube", metavar="CUBE")
+    p.add_argument("out", metavar="OUT.h5")
+    p.add_argument("--model", help="shipped or trained model name or a model file (default: the shipped model)")
+    p.add_argument("--region", type=_positive_int, default=1, metavar="K",
+                   help="predict the summed spectrum of each K x K block (default 1: every pixel)")
+    p.add_argument("--labels", metavar="CLUSTERS.h5", help="predict the summed spectrum of each cluster of this "
+                   "result file of xray-atlas cluster")
+    p.add_argument("--elements", help="comma-separated subset of the model's elements, e.g. Pb,Hg,Cu")
+    p.add_argument("--offset-kev", type=float, help="energy calibration for an uncalibrated cube: channel 0 (keV)")
+    p.add_argument("--gain-kev", type=_positive_float, help="energy calibration: keV per channel")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.set_defaults(func=_cmd_probabilities)
 
     from .training import OPTIMIZERS, SCHEDULES
     from .training.tasks import CONTRACT_TASKS

@@ -10,9 +10,16 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(device: str = "auto"):
-    """A ``torch.device`` for ``device``; asking for one that is absent is an error."""
+    """A ``torch.device`` for ``device``; asking for one that is absent is an error.
+
+    Also turns on flushing of denormal floats on the CPU: on x86 they make each operation
+    that meets them ~100x slower, and Adam's second moments and small activations reach
+    them after a few epochs (a spectral-CNN training step took 2.35 s after 16 epochs,
+    0.23 s with flushing). Flushing changes values below 1.2e-38 only.
+    """
     import torch
 
+    torch.set_flush_denormal(True)
     if device not in DEVICES:
         raise XrayAtlasError(f"device={device!r}; choose one of {', '.join(DEVICES)}")
     mps = getattr(torch.backends, "mps", None)

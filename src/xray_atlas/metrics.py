@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "f1_at", "accuracy", "regression_summary",
+__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds", "detection_scores", "f1_at", "accuracy", "regression_summary",
            "encoding_summary", "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
 
 
@@ -72,6 +72,45 @@ def f1_at(probabilities, labels, threshold: float = 0.5) -> float:
     y = np.asarray(labels).astype(bool)
     tp, fp, fn = (p & y).sum(), (p & ~y).sum(), (~p & y).sum()
     return float(2 * tp / max(2 * tp + fp + fn, 1))
+
+
+def per_label_auc(scores, labels, names) -> dict:
+    """Name -> ROC AUC of each label (NaN where ``labels`` hold one class only)."""
+    from sklearn.metrics import roc_auc_score
+
+    s, y = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    return {n: float(roc_auc_score(y[:, j], s[:, j])) if 0 < y[:, j].sum() < len(y) else float("nan")
+            for j, n in enumerate(names)}
+
+
+def best_thresholds(probabilities, labels, names, *, floor: float = 0.05) -> dict:
+    """Name -> the decision threshold that maximises the label's F1 on these (validation)
+    data; 0.5 where a label has no positive example. ``floor`` keeps a threshold from
+    falling to where noise alone would pass it."""
+    p, y = np.asarray(probabilities, float), np.asarray(labels).astype(bool)
+    grid = np.linspace(floor, 0.95, 91)
+    out = {}
+    for j, n in enumerate(names):
+        if not y[:, j].any():
+            out[n] = 0.5
+            continue
+        hit = p[:, j][None, :] >= grid[:, None]
+        tp = (hit & y[:, j]).sum(1)
+        f1 = 2 * tp / np.maximum(hit.sum(1) + y[:, j].sum(), 1)
+        out[n] = float(grid[int(np.argmax(f1))])
+    return out
+
+
+def detection_scores(probabilities, labels, thresholds=None) -> dict:
+    """Accuracy, precision, recall and F1 of calls ``p >= threshold`` (one per column, or 0.5),
+    pooled over the labels (micro average)."""
+    p, y = np.asarray(probabilities, float), np.asarray(labels).astype(bool)
+    t = 0.5 if thresholds is None else np.asarray(thresholds, float)[None, :]
+    hit = p >= t
+    tp, fp, fn = (hit & y).sum(), (hit & ~y).sum(), (~hit & y).sum()
+    prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    return {"accuracy": float((hit == y).mean()), "precision": float(prec), "recall": float(rec),
+            "f1": float(2 * tp / max(2 * tp + fp + fn, 1))}
 
 
 def accuracy(logits, classes) -> float:

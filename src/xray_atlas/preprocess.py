@@ -1,7 +1,8 @@
 """Spectrum preprocessing of study 003 (section 2.4) as reusable steps, each on one spectrum
-(C,) or a stack (N, C) with the channel axis last: crop to an energy range, replace the edges
-by an exponential extrapolation, resample to another channel grid (counts conserved), and
-Savitzky-Golay smoothing; :func:`prepare` chains them for a model's grid.
+(C,) or a stack (N, C) with the channel axis last: a channel -> energy calibration from known
+peaks, crop to an energy range, mask the edges, replace the edges by an exponential
+extrapolation, resample to another channel grid (counts conserved), and Savitzky-Golay
+smoothing; :func:`prepare` chains them for a model's grid.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["crop", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges"]
+__all__ = ["calibrate", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges"]
 
 
 def _rows(spectra) -> tuple[np.ndarray, bool]:
@@ -27,6 +28,36 @@ def _energy(energy, n: int) -> np.ndarray:
     if n > 1 and not np.all(np.diff(e) > 0):
         raise XrayAtlasError("energy: must increase channel by channel")
     return e
+
+
+def calibrate(channels, energies_kev) -> tuple[float, float]:
+    """A linear calibration ``E = offset + gain * channel`` fitted (least squares) to peaks
+    at known ``channels`` and line ``energies_kev`` (two or more): (offset_kev, gain_kev).
+    For a spectrum without one, such as PyMca's XRFSpectrum.mca ("you will need more than
+    one peak to calibrate")."""
+    ch = np.asarray(channels, dtype=np.float64).ravel()
+    e = np.asarray(energies_kev, dtype=np.float64).ravel()
+    if ch.size != e.size or ch.size < 2:
+        raise XrayAtlasError(f"channels and energies_kev: give two or more pairs (got {ch.size} and {e.size})")
+    if np.ptp(ch) == 0:
+        raise XrayAtlasError("channels: the peaks must lie at different channels")
+    gain, offset = np.polyfit(ch, e, 1)
+    if not gain > 0:
+        raise XrayAtlasError(f"channels and energies_kev give a gain of {gain:.4g} keV per channel; it must be > 0")
+    return float(offset), float(gain)
+
+
+def mask_edges(spectra, energy, lo_kev: float, hi_kev: float = np.inf) -> np.ndarray:
+    """Zero the channels below ``lo_kev`` and above ``hi_kev`` (the noise peak, the detector's
+    cut-offs) without changing the channel grid. Float32 stays float32 (counts of whole
+    cubes go through here), other types become float32 or float64."""
+    src = np.asarray(spectra)
+    out = np.array(src, dtype=np.result_type(src.dtype, np.float32))
+    if out.ndim not in (1, 2):
+        raise XrayAtlasError(f"spectra: expected (C,) or (N, C), got shape {out.shape}")
+    e = _energy(energy, out.shape[-1])
+    out[..., (e < lo_kev) | (e > hi_kev)] = 0
+    return out
 
 
 def crop(spectra, energy, lo_kev: float, hi_kev: float) -> tuple[np.ndarray, np.ndarray]:

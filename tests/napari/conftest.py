@@ -60,6 +60,29 @@ def click():
     return click_data_pixel
 
 
+def wait_idle(qtbot, dock, timeout: int = 120000) -> None:
+    """Wait until ``dock``'s job bar runs nothing. Wait on the state, not on a worker signal:
+    ``finished`` may arrive while a Cancel click's events are processed, before a waitSignal
+    would be listening."""
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=timeout)
+
+
+@pytest.fixture
+def idle():
+    return wait_idle
+
+
+@pytest.fixture
+def plugin_dock(viewer):
+    """Function that docks one of the plugin's widgets by display name and returns it."""
+
+    def add(name: str):
+        _, widget = viewer.window.add_plugin_dock_widget("napari-xray-atlas", name)
+        return widget
+
+    return add
+
+
 @pytest.fixture
 def errors():
     """Error notifications shown during the test."""

@@ -9,23 +9,18 @@ from xray_atlas.physics.lattice import correlations
 
 
 @pytest.fixture
-def dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Diffraction")
-    return widget
+def dock(plugin_dock):
+    return plugin_dock("Diffraction")
 
 
-def _wait(qtbot, dock):
-    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=120000)
-
-
-def test_sample_image_is_reconstructed_into_layers(viewer, dock, qtbot, errors):
+def test_sample_image_is_reconstructed_into_layers(viewer, dock, qtbot, errors, idle):
     viewer.open_sample("napari-xray-atlas", "diffraction-image")
     sample = viewer.layers["Diffraction image (span 3)"]
     assert dock.image_combo.currentText() == sample.name
     dock.span_combo.setCurrentText("3")
     assert dock.model_combo.currentText() == "diffraction-span3"  # the shipped model follows the span
     qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
-    _wait(qtbot, dock)
+    idle(qtbot, dock)
     assert errors() == []
     rec = dock.result
     names = {lyr.name for lyr in viewer.layers}
@@ -44,7 +39,7 @@ def test_sample_image_is_reconstructed_into_layers(viewer, dock, qtbot, errors):
     assert "image R^2" in dock.summary.text()
 
 
-def test_preparation_steps_show_as_layers_and_analytic_runs(viewer, dock, qtbot, errors):
+def test_preparation_steps_show_as_layers_and_analytic_runs(viewer, dock, qtbot, errors, idle):
     from xray_atlas.diffraction import degrade
 
     viewer.open_sample("napari-xray-atlas", "diffraction-image")
@@ -57,13 +52,13 @@ def test_preparation_steps_show_as_layers_and_analytic_runs(viewer, dock, qtbot,
     dock.inpaint_box.setChecked(True)
     dock.steps_box.setChecked(True)
     qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
-    _wait(qtbot, dock)
+    idle(qtbot, dock)
     assert errors() == []
     assert {"recorded unlog", "recorded inpaint"} <= {lyr.name for lyr in viewer.layers}
     assert viewer.layers["recorded inpaint"].data[48 // 2, 48 // 2] > 0  # the beam stop is filled
 
 
-def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, errors):
+def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, errors, idle):
     viewer.open_sample("napari-xray-atlas", "diffraction-image")
     dock.model_combo.setCurrentText("analytic")
     n = len(viewer.layers)
@@ -71,7 +66,7 @@ def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, error
     worker = dock.run()
     assert worker is not None
     dock.jobs.cancel()
-    _wait(qtbot, dock)
+    idle(qtbot, dock)
     assert len(viewer.layers) == n and dock.result is None
     dock.lattice_size = None
     viewer.add_image(np.ones((20, 30)), name="not square")

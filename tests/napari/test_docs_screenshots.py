@@ -84,6 +84,33 @@ def test_maps_screenshot(viewer, qtbot, tmp_path):
     _screenshot(viewer, qtbot, tmp_path, "maps.png")
 
 
+def test_probabilities_screenshot(viewer, qtbot, tmp_path):
+    """Element probabilities of the demo painting per 3 x 3 region, with one pixel's list
+    (docs/probabilities.md)."""
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1500, 900)
+    viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
+    _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Element probabilities")
+    dock.where_combo.setCurrentText("k x k region")
+    dock.region_spin.setValue(3)
+    dock.elements_edit.setText("Hg, Cu, Pb, Fe")
+    worker = dock.run()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    shown = {f"P({el}) 3x3 (elements-default)" for el in ("Hg", "Cu", "Fe")}
+    for layer in viewer.layers:
+        layer.visible = layer.name in shown
+    assert shown <= {lyr.name for lyr in viewer.layers}
+    cube = inspector.cube
+    y, x = int(cube.height * 0.62), cube.width // 2  # the vermilion robe
+    inspector.show_pixel(y, x)
+    probs = dock.show_pixel(y, x)
+    assert probs["Hg"] >= dock.model().thresholds["Hg"]  # vermilion is HgS
+    _screenshot(viewer, qtbot, tmp_path, "probabilities.png")
+
+
 def test_diffraction_screenshot(viewer, qtbot, tmp_path):
     """A span-3 reconstruction: input, lattice, re-simulated image, residual in a grid, the
     encoding matrix in the dock (docs/diffraction.md)."""

@@ -27,5 +27,6 @@ def test_plugin_contributions_are_found():
     pm.discover()
     manifest = pm.get_manifest("napari-xray-atlas")
     assert [w.display_name for w in manifest.contributions.widgets] == ["Spectrum inspector", "Clusters", "Elemental maps",
+                                                                        "Element probabilities",
                                                                         "Training", "Diffraction"]
     assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image"]

@@ -11,23 +11,18 @@ from xray_atlas.io.results import read_results
 
 
 @pytest.fixture
-def maps_dock(viewer):
-    _, widget = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
-    return widget
-
-
-def _wait(qtbot, dock):
-    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=120000)
+def maps_dock(plugin_dock):
+    return plugin_dock("Elemental maps")
 
 
 def test_lsq_maps_become_layers_the_inspector_and_writer_use(viewer, maps_dock, inspector, qtbot, click,
-                                                             painting_file, tmp_path, errors):
+                                                             painting_file, tmp_path, errors, idle):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     maps_dock.model_combo.setCurrentText("lsq")
     maps_dock.lines_edit.setText("Pb-L, Hg-L Fe-K")
     qtbot.mouseClick(maps_dock.run_button, Qt.MouseButton.LeftButton)
-    _wait(qtbot, maps_dock)
+    idle(qtbot, maps_dock)
     assert errors() == []
     names = [lyr.name for lyr in viewer.layers]
     assert {"Pb-L (lsq)", "Hg-L (lsq)", "Fe-K (lsq)"} <= set(names)
@@ -48,7 +43,7 @@ def test_lsq_maps_become_layers_the_inspector_and_writer_use(viewer, maps_dock, 
     np.testing.assert_allclose(r["maps"]["Pb-L"], expected["Pb-L"], rtol=1e-5)
 
 
-def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painting_file, tmp_path):
+def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painting_file, tmp_path, idle):
     from xray_atlas.training import make_config, train
 
     path, _ = painting_file
@@ -63,12 +58,12 @@ def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painti
     maps_dock.lines_edit.setText("Fe-K")
     maps_dock.compare_combo.setCurrentText("roi")
     maps_dock.run()
-    _wait(qtbot, maps_dock)
+    idle(qtbot, maps_dock)
     names = {lyr.name for lyr in viewer.layers}
     assert {"Fe-K (my-maps-model)", "Fe-K (roi)"} <= names and "Fe-K (lsq)" not in names
 
 
-def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer):
+def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer, idle):
     cube = slow_cube((60, 8, 512), seconds_per_row=0.05)
     add_cube_layer(viewer, cube)
     maps_dock.tile_bytes = 8 * 512 * 2  # one row per tile
@@ -80,7 +75,7 @@ def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_laye
     qtbot.mouseClick(maps_dock.jobs.cancel_button, Qt.MouseButton.LeftButton)
     # wait on the dock's state, not on the signal: finished may be delivered while the click's
     # events are processed, before a waitSignal would be listening
-    _wait(qtbot, maps_dock)
+    idle(qtbot, maps_dock)
     qtbot.wait(100)
     assert len(viewer.layers) == n and maps_dock.jobs.status.text().endswith("cancelled")
 

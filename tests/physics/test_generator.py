@@ -75,3 +75,102 @@ def test_bad_config(kwargs, match):
 def test_bad_batch_size(gen):
     with pytest.raises(XrayAtlasError, match="n=0"):
         gen(0)
+
+
+# -- detection limit, cut-off, instrument mix (element presence labels) -------------------------
+def _generator(elements, counts, *, n=1, mono=None, bg=0.3):
+    from xray_atlas.physics.spectra import Instrument
+    from xray_atlas.physics.tube import Tube
+
+    inst = Instrument(tube=Tube(anode="Rh", kv=50.0), monochromatic_kev=mono)
+    return SpectrumGenerator(GeneratorConfig(elements=elements, n_elements=(n, n), counts=(counts, counts),
+                                             background_share=(bg, bg), air_argon=0.0, instrument=inst))
+
+
+def test_detectable_follows_currie_limit():
+    # the limit L_D = 2.71 + 4.65 sqrt(B) (Currie 1968), computed here by hand for Fe Ka in
+    # noise-free spectra: an element drawn at a few counts is present but not detectable
+    gen = _generator(("Fe", "Zn"), 200.0, n=2)  # Fe beside Zn, amounts over three decades
+    b = gen(400, 1, keep_expected=True)
+    fe = gen.elements.index("Fe")
+    drawn = b.presence[:, fe]
+    assert drawn.all() and 0.2 < b.detectable[:, fe].mean() < 0.9
+    det = gen.config.instrument.detector
+    lo, hi = int(round((6.40 - 1.2 * det.sigma_kev(6.40)) / 0.01)), int(round((6.40 + 1.2 * det.sigma_kev(6.40)) / 0.01))
+    fe_ka = b.net[:, gen.families.index("Fe-K")] * 0.88 * 0.77  # Ka share of Fe-K, window share of a Gaussian
+    bkg = b.expected[:, lo:hi + 1].sum(1) - fe_ka
+    clear = fe_ka > 1.5 * (2.71 + 4.65 * np.sqrt(bkg))
+    below = fe_ka < 0.6 * (2.71 + 4.65 * np.sqrt(bkg))
+    assert clear.sum() > 20 and below.sum() > 10
+    assert b.detectable[clear, fe].all() and not b.detectable[below, fe].any()
+    absent = _generator(("Fe", "Zn", "Cu"), 3000.0)(300, 1)
+    assert not (absent.detectable & ~absent.presence).any()  # no anode among them: nothing from nothing
+
+
+def test_scattered_anode_lines_make_the_anode_present():
+    tube = _generator(("Fe", "Rh"), 1e5, bg=0.5)
+    rh = tube.elements.index("Rh")
+    b = tube(200, 2)
+    assert b.detectable[~b.presence[:, rh], rh].mean() > 0.9  # Rh K/L Rayleigh peaks of the Rh tube
+    mono = _generator(("Fe", "Rh"), 1e5, bg=0.5, mono=17.5)  # a monochromatic beam scatters no Rh line
+    b = mono(200, 2)
+    assert not b.detectable[~b.presence[:, rh], rh].any()
+
+
+def test_cutoff_zeroes_the_channels_above_and_hides_their_lines():
+    gen = SpectrumGenerator(GeneratorConfig(elements=("Sn", "Fe"), n_elements=(2, 2), counts=(1e6, 1e6),
+                                            cutoff_share=1.0, cutoff_kev=(15.0, 15.0), air_argon=0.0))
+    b = gen(50, 4, noise=False)
+    e = gen.config.instrument.detector.energy
+    assert np.all(b.spectra[:, e > 15.1] == 0) and np.all(b.spectra[:, (e > 3) & (e < 14)].sum(1) > 0)
+    assert b.detectable[:, gen.elements.index("Fe")].mean() > 0.5
+    # Sn K lines (25.3 keV) are cut; what is left of Sn is its L lines (3.4-3.9 keV)
+    full = SpectrumGenerator(GeneratorConfig(elements=("Sn", "Fe"), n_elements=(2, 2), counts=(1e6, 1e6),
+                                             air_argon=0.0))(50, 4, noise=False)
+    assert b.detectable[:, 0].sum() <= full.detectable[:, 0].sum()
+
+
+def test_mixed_generator_draws_every_instrument():
+    from xray_atlas.physics.generator import MixedGenerator, varied_instruments
+
+    insts = varied_instruments()
+    gen = MixedGenerator(GeneratorConfig(elements=("Fe", "Pb", "Rh"), n_elements=(1, 2), counts=(1e5, 1e5)), insts)
+    b = gen(100, 5, noise=False)
+    assert b.spectra.shape == (100, 4096) and b.detectable.shape == (100, 3)
+    e = insts[0].detector.energy
+    # the monochromatic 17.5 keV share has nothing above its elastic peak; tube spectra do
+    above = b.spectra[:, e > 19.0].sum(1) / b.spectra.sum(1)
+    assert (above < 1e-3).sum() >= 15 and (above > 1e-2).sum() >= 50
+    with pytest.raises(XrayAtlasError, match="one channel grid"):
+        from dataclasses import replace
+
+        MixedGenerator(GeneratorConfig(elements=("Fe",), n_elements=(1, 1)), (insts[0], replace(insts[1], detector=replace(
+            insts[1].detector, gain_kev=0.005))))
+
+
+def test_buried_elements_lose_their_low_energy_lines_first():
+    # lead under other layers: the same absorption law as the matrix, so Pb La (10.55 keV)
+    # fades before Pb Lb (12.61 keV) and far before Pb M (2.35 keV)
+    def ratios(burial):
+        gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
+                                                background_share=(0.05, 0.05), absorption=0.0, burial=burial,
+                                                burial_share=1.0, air_argon=0.0, pileup=0.0))
+        b = gen(200, 6, noise=False)
+        e = gen.config.instrument.detector.energy
+        win = lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)  # noqa: E731
+        return win(10.40, 10.70) / win(12.45, 12.75), win(2.2, 2.5) / win(12.45, 12.75)
+
+    (la0, m0), (la1, m1) = ratios(0.0), ratios(20.0)
+    # unburied, the ratio varies only with the per-cluster jitter and the background mix
+    assert np.median(la1) < 0.9 * np.median(la0) and la1.max() <= la0.max() * 1.05
+    assert np.median(m1) < 0.2 * np.median(m0)
+
+
+def test_overlapping_pairs_from_line_energies():
+    gen = SpectrumGenerator(GeneratorConfig(elements=("As", "Pb", "Fe", "S"), n_elements=(1, 1), pair_share=1.0))
+    pairs = {tuple(sorted(gen.elements[i] for i in p)) for p in gen.overlapping}
+    # xraylib: As Ka 10.54 / Pb La 10.55 keV, S Ka 2.31 / Pb Ma 2.35 keV; Fe overlaps neither
+    assert pairs == {("As", "Pb"), ("Pb", "S")}
+    b = gen(200, 3)
+    both = (b.presence[:, 0] & b.presence[:, 1]) | (b.presence[:, 1] & b.presence[:, 3])
+    assert both.all()  # every spectrum got a pair besides its one drawn element

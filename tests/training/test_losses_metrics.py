@@ -57,3 +57,21 @@ def test_r2_score_matches_scikit_learn():
     assert metrics.r2_score(p[:, 0], t[:, 0]) == pytest.approx(sk(t[:, 0], p[:, 0]), rel=1e-12)
     s = metrics.encoding_summary(p, t)
     assert s["r2"] == pytest.approx(sk(t, p), rel=1e-12) and s["mae"] == pytest.approx(np.abs(p - t).mean())
+
+
+def test_per_label_auc_thresholds_and_detection_scores():
+    from xray_atlas.metrics import best_thresholds, detection_scores, per_label_auc
+
+    y = np.array([[1, 0], [1, 0], [0, 0], [0, 1]], bool)
+    p = np.array([[0.9, 0.2], [0.35, 0.1], [0.3, 0.3], [0.1, 0.8]])
+    auc = per_label_auc(p, y, ["Fe", "Cu"])
+    assert auc == {"Fe": 1.0, "Cu": 1.0}  # every positive above every negative
+    assert np.isnan(per_label_auc(p, np.zeros_like(y), ["Fe", "Cu"])["Fe"])  # one class only
+    thr = best_thresholds(p, y, ["Fe", "Cu"])
+    assert 0.30 < thr["Fe"] <= 0.35 and 0.3 < thr["Cu"] <= 0.8  # the F1-best cut between the classes
+    assert best_thresholds(p, np.zeros_like(y), ["Fe", "Cu"]) == {"Fe": 0.5, "Cu": 0.5}
+    # at 0.5: Fe (0.9) and Cu (0.8) called, Fe (0.35) missed -> tp 2, fp 0, fn 1
+    d = detection_scores(p, y)
+    assert d["precision"] == 1.0 and d["recall"] == pytest.approx(2 / 3) and d["f1"] == pytest.approx(0.8)
+    d = detection_scores(p, y, [thr["Fe"], thr["Cu"]])
+    assert d["recall"] == 1.0 and d["precision"] == 1.0 and d["accuracy"] == 1.0

@@ -44,7 +44,7 @@ def test_maps_run_writes_a_model_that_beats_the_untrained_one(tmp_path):
     assert card.inputs["n_channels"] == 1024 and card.inputs["energy_gain_kev"] == 0.02
     assert card.training_data["source"] == "synthetic-spectra" and card.seed == 0
     assert card.metrics["epoch"] == outcome.result.best_epoch and "pearson" in card.metrics
-    assert card.training["lr"] == 1e-3 and card.package_version
+    assert card.training["lr"] == 1e-3 and card.package_version and card.thresholds == {}
     torch.manual_seed(0)
     untrained, _ = build("fcn", **card.config)
     trained, fresh = _held_out_mae(model), _held_out_mae(untrained)
@@ -52,7 +52,7 @@ def test_maps_run_writes_a_model_that_beats_the_untrained_one(tmp_path):
     _, state, log = run_files(out)
     assert state.is_file() and len(log.read_text().splitlines()) == 4
     assert [m.path for m in list_models("maps") if not m.shipped] == [out.resolve()]  # listed at once
-    assert list_models("elements") == []
+    assert [m for m in list_models("elements") if not m.shipped] == []
 
 
 def test_same_seed_same_metrics_twice(tmp_path):
@@ -120,6 +120,9 @@ def test_elements_and_images_tasks_train(tmp_path):
     out = train(cfg, tmp_path / "el")
     _, card = load_model(out.path)
     assert card.outputs == ["Ca", "Fe", "Cu", "Pb"] and {"auc", "f1"} <= set(card.metrics)
+    assert card.architecture == "spectral-cnn"  # the task's default
+    # decision thresholds chosen on the validation spectra go into the card (not for other tasks)
+    assert set(card.thresholds) == set(card.outputs) and all(0.05 <= t <= 0.95 for t in card.thresholds.values())
 
     from PIL import Image
 

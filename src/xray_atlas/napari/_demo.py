@@ -15,7 +15,8 @@ DEMO_ELEMENTS = "Pb Hg Cu Fe Au Ca"
 
 def build_demo_viewer(*, show: bool = True):
     """A viewer with the demo painting, the spectrum inspector docked and one pixel shown, and
-    the Elemental maps dock (the shipped model selected) in a tab beside it."""
+    the Elemental maps and Element probabilities docks (the shipped models selected) in tabs
+    beside it."""
     import napari
 
     from ._sample_data import ensure_demo_painting
@@ -24,6 +25,7 @@ def build_demo_viewer(*, show: bool = True):
     viewer = napari.Viewer(title="xray-atlas demo", show=show)
     viewer.open_sample(PLUGIN, "painting")
     viewer.window.add_plugin_dock_widget(PLUGIN, "Elemental maps")
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Element probabilities", tabify=True)
     _, inspector = viewer.window.add_plugin_dock_widget(PLUGIN, "Spectrum inspector", tabify=True)
     cube = inspector.cube
     if inspector.cube_layer is not None:

@@ -6,7 +6,14 @@ L/M and Ka/Kb ratios the way a thick paint does), a scatter background mixed fro
 scatter spectra of real paint matrices, the total counts, a calibration drift (global shift
 up to +/- ``shift_kev``, gain error up to +/- ``gain_jitter``), per-peak shifts and a width
 jitter; then renders every line with Si escape peaks, sum (pile-up) peaks of the strongest
-lines, and Poisson noise.
+lines, and Poisson noise. Optionally a share of spectra ends at a random energy (instruments
+that record a shorter range, or a monochromatic beam).
+
+Besides which elements were drawn (``presence``), a batch says which of them can be seen
+(``detectable``): an element is detectable when one of its line clusters clears Currie's
+detection limit L_D = 2.71 + 4.65 sqrt(B) (L. A. Currie, Anal. Chem. 40, 586, 1968) in a
++/- 1.2 sigma window, B being all other expected counts in that window. Scattered tube lines
+count for the anode element (Rh in an M6 spectrum is "present" the way Bruker reports it).
 
 Line energies and intensities come from xraylib through :mod:`.spectra` (tube excitation and
 detector efficiency of the configured instrument), scatter from :func:`.spectra.simulate`.
@@ -20,16 +27,21 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import XrayAtlasError
-from .detector import SI_KA_KEV, escape_fraction
 from .lines import atomic_number, symbol
 from .materials import PIGMENTS
+from .detector import Detector
 from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, _line_cross_sections, simulate
 
-__all__ = ["SpectrumGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "Batch"]
+__all__ = ["SpectrumGenerator", "MixedGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "PROBABILITY_ELEMENTS", "Batch",
+           "varied_instruments"]
 
 #: Elements of the default map set, the probability-map issue's list, and Ar (air).
 DEFAULT_ELEMENTS = ("P", "S", "Cl", "Ar", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se",
                     "Sr", "Ag", "Cd", "Sn", "Sb", "Ba", "Au", "Hg", "Pb", "Bi")
+
+#: Classes of the element-probability models: the above, V and Tl (both in PyMca's thin
+#: standard XRFSpectrum.mca) and Rh (tube lines scattered by every sample of an Rh-tube scanner).
+PROBABILITY_ELEMENTS = DEFAULT_ELEMENTS + ("V", "Rh", "Tl")
 
 #: Matrices whose scatter makes the background: grounds, whites, earths, organic layers.
 BACKGROUND_MATRICES = ("chalk ground", "gypsum ground", "lead white", "yellow ochre", "azurite", "vermilion",
@@ -56,12 +68,24 @@ class GeneratorConfig:
         error (off by default: it needs a resampling that costs a third of the time).
     absorption : float
         Maximum matrix absorption strength (0 = thin samples only).
+    burial, burial_share : float
+        Elements buried under other layers: each element of a spectrum is, with probability
+        ``burial_share``, absorbed by an extra strength up to ``burial`` (same law as the
+        matrix): its low-energy lines fade first, so its own line ratios (Ka/Kb, La/Lb)
+        change, as for lead white under a chalk ground.
     pileup : float
         Maximum fraction of events that pile up (sum peaks of the three strongest lines).
     escape : bool
         Add Si escape peaks.
     air_argon : float
         Probability that air adds Ar lines to a spectrum (besides Ar drawn as an element).
+    pair_share : float
+        Share of spectra that also hold a pair of elements whose lines overlap (main line
+        clusters within 60 eV: As Ka / Pb La, S Ka / Pb M, Ti Kb / V Ka, Cr Kb / Mn Ka), so that a model
+        sees enough of the cases where only the other lines of each tell them apart.
+    cutoff_share : float
+        Share of spectra whose channels above a random energy in ``cutoff_kev`` read zero.
+    cutoff_kev : (float, float)
     instrument : Instrument
         Tube, detector (calibration, channels, resolution) and geometry.
     """
@@ -75,9 +99,14 @@ class GeneratorConfig:
     peak_shift_kev: float = 0.002
     width_jitter: float = 0.08
     absorption: float = 1.5
+    burial: float = 0.0
+    burial_share: float = 0.3
     pileup: float = 0.01
     escape: bool = True
     air_argon: float = 0.8
+    pair_share: float = 0.0
+    cutoff_share: float = 0.0
+    cutoff_kev: tuple[float, float] = (12.0, 30.0)
     instrument: Instrument = field(default_factory=lambda: DEFAULT_INSTRUMENT)
 
     def __post_init__(self) -> None:
@@ -92,7 +121,15 @@ class GeneratorConfig:
             raise XrayAtlasError(f"counts={self.counts} must satisfy 0 < min <= max")
         if not (0 <= self.background_share[0] <= self.background_share[1] < 1):
             raise XrayAtlasError(f"background_share={self.background_share} must lie in [0, 1)")
-        for name in ("shift_kev", "gain_jitter", "peak_shift_kev", "width_jitter", "absorption", "pileup"):
+        if not 0 <= self.burial_share <= 1:
+            raise XrayAtlasError(f"burial_share={self.burial_share} must lie in [0, 1]")
+        if not 0 <= self.pair_share <= 1:
+            raise XrayAtlasError(f"pair_share={self.pair_share} must lie in [0, 1]")
+        if not 0 <= self.cutoff_share <= 1:
+            raise XrayAtlasError(f"cutoff_share={self.cutoff_share} must lie in [0, 1]")
+        if not 0 < self.cutoff_kev[0] <= self.cutoff_kev[1]:
+            raise XrayAtlasError(f"cutoff_kev={self.cutoff_kev} must satisfy 0 < min <= max")
+        for name in ("shift_kev", "gain_jitter", "peak_shift_kev", "width_jitter", "absorption", "pileup", "burial"):
             if getattr(self, name) < 0:
                 raise XrayAtlasError(f"{name}={getattr(self, name)} must be >= 0")
 
@@ -106,7 +143,8 @@ class Batch:
     spectra : (n, C) float32 counts (Poisson)
     expected : (n, C) float32 noise-free spectra, or None (``keep_expected=False``)
     net : (n, F) float32 expected net counts per line family (``families``)
-    presence : (n, E) bool, element present (``elements``)
+    presence : (n, E) bool, element drawn (``elements``)
+    detectable : (n, E) bool, element above the detection limit (module docstring)
     offset_kev, gain_kev : (n,) the drifted calibration of each spectrum
     """
 
@@ -114,6 +152,7 @@ class Batch:
     expected: np.ndarray | None
     net: np.ndarray
     presence: np.ndarray
+    detectable: np.ndarray
     families: tuple[str, ...]
     elements: tuple[str, ...]
     offset_kev: np.ndarray
@@ -142,6 +181,8 @@ class SpectrumGenerator:
         self._g = tables
         self._background = _backgrounds(config.instrument).astype(np.float32)  # (B, C) unit sums
         self._ar = self.elements.index("Ar") if "Ar" in self.elements else None
+        self._windows = _windows(tables, self._background, self.elements, config.instrument)
+        self.overlapping = _overlapping(tables)
 
     def __call__(self, n: int, rng: np.random.Generator | int | None = None, *, noise: bool = True,
                  workers: int = 1, chunk: int = 128, keep_expected: bool = False) -> Batch:
@@ -172,7 +213,7 @@ class SpectrumGenerator:
         c = self.n_channels
         out = Batch(np.empty((n, c), np.float32), np.empty((n, c), np.float32) if keep_expected else None,
                     np.empty((n, len(self.families)), np.float32), np.empty((n, len(self.elements)), bool),
-                    self.families, self.elements, np.empty(n), np.empty(n))
+                    np.empty((n, len(self.elements)), bool), self.families, self.elements, np.empty(n), np.empty(n))
 
         if workers == 1 or len(starts) == 1:
             for i, a in enumerate(starts):
@@ -226,6 +267,10 @@ class SpectrumGenerator:
         rows = np.repeat(np.arange(n), k)
         cols = order[np.arange(n_el)[None, :] < k[:, None]]
         present[rows, cols] = True
+        if cfg.pair_share > 0 and len(self.overlapping):
+            pick = np.flatnonzero(rng.random(n) < cfg.pair_share)
+            pairs = self.overlapping[rng.integers(0, len(self.overlapping), size=pick.size)]
+            present[pick, pairs[:, 0]] = present[pick, pairs[:, 1]] = True
         amount = np.where(present, 10 ** rng.uniform(-3, 0, size=(n, n_el)), 0.0)
         if self._ar is not None and cfg.air_argon > 0:
             air = rng.random(n) < cfg.air_argon
@@ -233,8 +278,11 @@ class SpectrumGenerator:
             present[:, self._ar] |= amount[:, self._ar] > 0
 
         # -- net counts per line cluster: amount x yield x matrix absorption x jitter -------
-        absorb = rng.uniform(0, cfg.absorption, size=n)
-        att = np.exp(-absorb[:, None] * (g["energy"][None, :] / 3.0) ** -2.7)  # (n, G)
+        absorb = rng.uniform(0, cfg.absorption, size=(n, 1))
+        if cfg.burial > 0:
+            buried = rng.random((n, n_el)) < cfg.burial_share
+            absorb = absorb + np.where(buried, rng.uniform(0, cfg.burial, size=(n, n_el)), 0.0)[:, g["element"]]
+        att = np.exp(-absorb * (g["energy"][None, :] / 3.0) ** -2.7)  # (n, G)
         group = amount[:, g["element"]] * g["yield"][None, :] * att
         group *= np.exp(rng.normal(0, 0.03, size=group.shape))
         total = 10 ** rng.uniform(np.log10(cfg.counts[0]), np.log10(cfg.counts[1]), size=n)
@@ -258,7 +306,13 @@ class SpectrumGenerator:
         coef = np.concatenate([gf, gf * shift.astype(np.float32), gf * width.astype(np.float32)], axis=1)
         spec = coef @ g["stacked"]  # templates, shift and width derivatives in one product
         mix = rng.dirichlet(np.full(self._background.shape[0], 0.5), size=n).astype(np.float32)
-        spec += (mix * (total * bg_share)[:, None].astype(np.float32)) @ self._background
+        bg_counts = mix * (total * bg_share)[:, None].astype(np.float32)
+        spec += bg_counts @ self._background
+        cutoff = np.full(n, np.inf)
+        if cfg.cutoff_share > 0:
+            cut = rng.random(n) < cfg.cutoff_share
+            cutoff[cut] = rng.uniform(*cfg.cutoff_kev, size=int(cut.sum()))
+        detectable = self._detectable(spec, group, bg_counts, cutoff)
         expected = np.zeros_like(spec)
         for mm in np.unique(m):
             r = m == mm
@@ -283,13 +337,80 @@ class SpectrumGenerator:
             # sum peaks under half a count are invisible under Poisson noise: not drawn
             expected += _render(pe, pa, det.sigma_kev(pe) * (1 + width), offset, gain, c, min_area=0.5)
         np.maximum(expected, 0, out=expected)
+        if np.isfinite(cutoff).any():
+            expected[offset[:, None] + gain[:, None] * np.arange(c)[None, :] > cutoff[:, None]] = 0
         out.spectra[rows_out] = _poisson(expected, rng) if noise else expected
         if out.expected is not None:
             out.expected[rows_out] = expected
         out.net[rows_out] = net
         out.presence[rows_out] = present
+        out.detectable[rows_out] = detectable  # absent elements have no signal, but a scattered anode line
         out.offset_kev[rows_out] = offset
         out.gain_kev[rows_out] = gain
+
+
+    def _detectable(self, spec: np.ndarray, group: np.ndarray, bg_counts: np.ndarray,
+                    cutoff: np.ndarray) -> np.ndarray:
+        """(n, E) bool: some line cluster of the element clears Currie's limit (module docstring)."""
+        w = self._windows
+        cs = np.concatenate([np.zeros((spec.shape[0], 1), np.float32), np.cumsum(spec, axis=1)], axis=1)
+        inside = cs[:, w["hi"]] - cs[:, w["lo"]]  # (n, G + A): all expected counts in each window
+        signal = np.concatenate([group * w["share"][None, : group.shape[1]], bg_counts @ w["scatter"]], axis=1)
+        signal = signal.astype(np.float32)
+        other = np.maximum(inside - signal, 0)
+        seen = (signal >= 2.71 + 4.65 * np.sqrt(other)) & (w["energy"][None, :] < cutoff[:, None])
+        out = np.zeros((spec.shape[0], len(self.elements)), bool)
+        for k, el in enumerate(w["element"]):
+            out[:, el] |= seen[:, k]
+        return out
+
+
+def _overlapping(tables: dict, *, within_kev: float = 0.06, min_yield: float = 0.02) -> np.ndarray:
+    """(P, 2) element index pairs whose main line clusters (>= ``min_yield`` of the element's
+    net counts) lie within ``within_kev`` of each other."""
+    main = tables["yield"] >= min_yield
+    el, e = tables["element"][main], tables["energy"][main]
+    close = (np.abs(e[:, None] - e[None, :]) <= within_kev) & (el[:, None] < el[None, :])
+    i, j = np.nonzero(close)
+    return np.unique(np.stack([el[i], el[j]], axis=1), axis=0) if i.size else np.zeros((0, 2), int)
+
+
+def _windows(tables: dict, background: np.ndarray, elements: tuple[str, ...], instrument: Instrument) -> dict:
+    """Detection windows (+/- 1.2 sigma) of every line cluster and of the scattered tube lines:
+    channel bounds, the share of a unit peak inside, and per background template the scattered
+    anode-line counts (window minus the continuum interpolated from the flanks)."""
+    from .lines import family_lines
+
+    det = instrument.detector
+    c = det.n_channels
+    energy = list(tables["energy"])
+    element = list(tables["element"])
+    anode = None if instrument.monochromatic_kev is not None else instrument.tube.anode
+    scatter_e = []
+    if anode in elements:
+        for fam in ("K", "L"):
+            lines = [ln for ln in family_lines(f"{anode}-{fam}")
+                     if max(det.energy[0], 0.9) < ln.energy_kev < min(instrument.tube.kv, det.energy[-1])]
+            if lines:
+                scatter_e.append(lines[0].energy_kev)  # the strongest (family_lines sorts them)
+    energy += scatter_e
+    element += [elements.index(anode)] * len(scatter_e) if scatter_e else []
+    energy = np.array(energy)
+    half = 1.2 * det.sigma_kev(energy)
+    lo = np.clip(np.rint((energy - half - det.offset_kev) / det.gain_kev).astype(int), 0, c)
+    hi = np.clip(np.rint((energy + half - det.offset_kev) / det.gain_kev).astype(int) + 1, 0, c)
+    n_g = tables["template"].shape[0]
+    share = np.array([tables["template"][k, lo[k]:hi[k]].sum() for k in range(n_g)] + [0.0] * len(scatter_e))
+    scatter = np.zeros((background.shape[0], len(scatter_e)), np.float32)
+    for j in range(len(scatter_e)):
+        k = n_g + j
+        a, b = lo[k], hi[k]
+        width = b - a
+        left, right = background[:, max(a - width, 0):a], background[:, b:min(b + width, c)]
+        flank = (left.mean(1) + right.mean(1)) / 2 if left.size and right.size else 0.0
+        scatter[:, j] = np.maximum(background[:, a:b].sum(1) - flank * width, 0)
+    return {"lo": lo, "hi": hi, "share": share.astype(np.float32), "scatter": scatter, "energy": energy,
+            "element": element}
 
 
 def _shared_batch(n: int, c: int, n_fam: int, n_el: int, keep_expected: bool, gen: "SpectrumGenerator") -> Batch:
@@ -301,7 +422,7 @@ def _shared_batch(n: int, c: int, n_fam: int, n_el: int, keep_expected: bool, ge
         return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
     return Batch(shared((n, c), np.float32), shared((n, c), np.float32) if keep_expected else None,
-                 shared((n, n_fam), np.float32), shared((n, n_el), np.bool_), gen.families, gen.elements,
+                 shared((n, n_fam), np.float32), shared((n, n_el), np.bool_), shared((n, n_el), np.bool_), gen.families, gen.elements,
                  shared((n,), np.float64), shared((n,), np.float64))
 
 
@@ -463,3 +584,59 @@ def _backgrounds(instrument: Instrument) -> np.ndarray:
         s = np.maximum(sim.scatter, 0)
         rows.append(s / s.sum())
     return np.stack(rows)
+
+
+def varied_instruments(detector: Detector | None = None) -> tuple[Instrument, ...]:
+    """Instruments unlike one another, on one channel grid, for models that must meet spectra
+    of scanners they were not trained on: an M6-like Rh tube at 50 kV (145 eV), a Rh tube at
+    40 kV with a better detector (130 eV), a W tube at 40 kV (160 eV), an Ag tube at 45 kV
+    (150 eV) and a monochromatised Mo beam at 17.5 keV (170 eV, the conditions of PyMca's
+    XRFSpectrum.mca)."""
+    from dataclasses import replace
+
+    from .tube import Tube
+
+    det = detector or DEFAULT_INSTRUMENT.detector
+    return (Instrument(tube=Tube(anode="Rh", kv=50.0), detector=replace(det, fwhm_mnka_ev=145.0)),
+            Instrument(tube=Tube(anode="Rh", kv=40.0), detector=replace(det, fwhm_mnka_ev=130.0)),
+            Instrument(tube=Tube(anode="W", kv=40.0), detector=replace(det, fwhm_mnka_ev=160.0)),
+            Instrument(tube=Tube(anode="Ag", kv=45.0), detector=replace(det, fwhm_mnka_ev=150.0)),
+            Instrument(tube=Tube(anode="Mo", kv=30.0), detector=replace(det, fwhm_mnka_ev=170.0),
+                       monochromatic_kev=17.5))
+
+
+class MixedGenerator:
+    """Spectra from several instruments on one channel grid (one :class:`SpectrumGenerator`
+    per instrument, the same other settings); every batch holds an even share of each, in
+    random order."""
+
+    def __init__(self, config: GeneratorConfig, instruments: tuple[Instrument, ...]):
+        from dataclasses import replace
+
+        grids = {(i.detector.n_channels, i.detector.offset_kev, i.detector.gain_kev) for i in instruments}
+        if len(grids) != 1:
+            raise XrayAtlasError("instruments: all must share one channel grid (channels, offset, gain)")
+        self.generators = [SpectrumGenerator(replace(config, instrument=i)) for i in instruments]
+        first = self.generators[0]
+        self.config, self.n_channels, self.elements = config, first.n_channels, first.elements
+        self.families = tuple(dict.fromkeys(f for g in self.generators for f in g.families))
+
+    def __call__(self, n: int, rng: np.random.Generator | int | None = None, **kwargs) -> Batch:
+        seed = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        k = len(self.generators)
+        sizes = [n // k + (i < n % k) for i in range(k)]
+        parts = [g(m, s, **kwargs) for g, m, s in zip(self.generators, sizes, seed.spawn(k)) if m > 0]
+        order = seed.permutation(n)
+
+        def cat(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)[order]
+
+        net = np.zeros((n, len(self.families)), np.float32)
+        row = 0
+        for p in parts:
+            cols = [self.families.index(f) for f in p.families]
+            net[row:row + len(p.spectra), cols] = p.net
+            row += len(p.spectra)
+        return Batch(cat("spectra"), cat("expected"), net[order], cat("presence"), cat("detectable"), self.families,
+                     self.elements, cat("offset_kev"), cat("gain_kev"))

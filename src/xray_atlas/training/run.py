@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
 from ..errors import XrayAtlasError
 from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, StepEnd
 
@@ -242,7 +244,8 @@ def train(
     def on_best(m: Any, ev: EpochEnd) -> None:
         card = ModelCard(architecture=config.model, config=full, task=config.task, inputs=source.input_contract(),
                          outputs=list(source.outputs), training_data=source.describe(), seed=config.seed,
-                         metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics}, training=settings)
+                         metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics}, training=settings,
+                         thresholds=_thresholds(task, m, source, config.batch_size))
         save_model(model_path, m, card)
 
     result = fit(
@@ -259,6 +262,24 @@ def train(
     if saved:
         remember(model_path)
     return Outcome(result, model_path if saved else None, config)
+
+
+def _thresholds(task: Any, model: Any, source: Any, batch_size: int) -> dict:
+    """The task's decision thresholds, chosen on the validation data (none for most tasks)."""
+    import torch
+
+    if task.thresholds is None:
+        return {}
+    dev = next(model.parameters()).device
+    probs, targets = [], []
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for x, y in source.val_batches(max(batch_size, 256)):
+            probs.append(torch.sigmoid(model(x.to(dev)).float()).cpu().numpy())
+            targets.append(y.numpy())
+    model.train(was_training)
+    return task.thresholds(np.concatenate(probs), np.concatenate(targets), list(source.outputs))
 
 
 def _jsonable(d: dict) -> dict:

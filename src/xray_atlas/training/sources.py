@@ -188,12 +188,20 @@ class SyntheticSpectra(DataSource):
         "n_channels": Param(4096, "detector channels", 256, 16384),
         "offset_kev": Param(0.0, "energy of channel 0 (keV)", -2.0, 2.0),
         "gain_kev": Param(0.01, "keV per channel", 0.001, 0.1),
-        "elements": Param(None, "elements that may appear (comma-separated); default: the generator's 26",
-                          kind="text"),
+        "elements": Param(None, "elements that may appear (comma-separated); default: the generator's 26 for "
+                          "maps, 29 for element presence", kind="text"),
+        "instruments": Param("one", "one instrument (anode, tube_kv, fwhm_mnka_ev) or five varied ones "
+                             "(Rh 50/40 kV, W, Ag, monochromatic Mo 17.5 keV)", choices=("one", "varied"),
+                             kind="choice"),
+        "cutoff_share": Param(0.0, "augmentation: share of spectra that end at a random 12-30 keV", 0.0, 1.0),
+        "pair_share": Param(0.0, "augmentation: share of spectra that also hold two elements whose main lines "
+                            "overlap (As/Pb, S/Pb, Ti/V, Cr/Mn...)", 0.0, 1.0),
+        "burial": Param(0.0, "augmentation: extra absorption of buried elements (30 % of them), up to this "
+                        "strength at 3 keV", 0.0, 100.0),
         "lines": Param("S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L",
                        "line families to map (comma-separated)", kind="text"),
         "counts_min": Param(1000.0, "fewest expected counts per spectrum", 10.0, 1e9),
-        "counts_max": Param(20000.0, "most expected counts per spectrum", 10.0, 1e9),
+        "counts_max": Param(20000.0, "most expected counts per spectrum", 10.0, 1e10),
         "max_elements": Param(9, "most elements per spectrum (at most all of them)", 1, 40),
         "n_train": Param(8192, "training spectra per epoch (new ones each epoch)", 16, 10**8),
         "n_val": Param(1024, "validation spectra (fixed)", 16, 10**6),
@@ -202,10 +210,10 @@ class SyntheticSpectra(DataSource):
         "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
         "escape": Param(True, "Si escape peaks", kind="bool"),
     }
-    TASK_ONLY = {"maps": ("lines",)}
+    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share")}
 
     def check(self) -> None:
-        from ..physics.generator import DEFAULT_ELEMENTS
+        from ..physics.generator import DEFAULT_ELEMENTS, PROBABILITY_ELEMENTS
         from ..physics.lines import atomic_number, parse_line_family, symbol
 
         p = self.params
@@ -215,7 +223,8 @@ class SyntheticSpectra(DataSource):
         if top < 5.0:
             raise XrayAtlasError(f"the energy axis ends at {top:.2f} keV (offset_kev + gain_kev * n_channels); "
                                  "it must reach at least 5 keV")
-        elements = [symbol(atomic_number(e, parameter="elements")) for e in (p["elements"] or DEFAULT_ELEMENTS)]
+        default = DEFAULT_ELEMENTS if self.task == "maps" else PROBABILITY_ELEMENTS
+        elements = [symbol(atomic_number(e, parameter="elements")) for e in (p["elements"] or default)]
         self.lines: tuple[str, ...] = ()
         if self.task == "maps":
             if not p["lines"]:
@@ -241,12 +250,18 @@ class SyntheticSpectra(DataSource):
                                             offset_kev=p["offset_kev"], fwhm_mnka_ev=p["fwhm_mnka_ev"]))
         return GeneratorConfig(elements=self.elements, n_elements=(1, min(p["max_elements"], len(self.elements))),
                                counts=(p["counts_min"], p["counts_max"]), shift_kev=p["shift_kev"],
-                               gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst)
+                               gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst,
+                               cutoff_share=p.get("cutoff_share", 0.0), burial=p.get("burial", 0.0),
+                               pair_share=p.get("pair_share", 0.0))
 
     def prepare(self, seed: int) -> None:
-        from ..physics.generator import SpectrumGenerator
+        from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
 
-        self.generator = SpectrumGenerator(self._config())
+        config = self._config()
+        if self.params.get("instruments") == "varied":
+            self.generator = MixedGenerator(config, varied_instruments(config.instrument.detector))
+        else:
+            self.generator = SpectrumGenerator(config)
         if self.task == "maps":
             missing = [ln for ln in self.lines if ln not in self.generator.families]
             if missing:
@@ -257,7 +272,9 @@ class SyntheticSpectra(DataSource):
 
     def _draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         b = self.generator(n, rng)
-        y = b.net[:, self._cols] if self.task == "maps" else b.presence.astype(np.float32)
+        # element presence = above the detection limit: an element drawn at a few counts under
+        # a large background is not in the spectrum for any method (physics/generator.py)
+        y = b.net[:, self._cols] if self.task == "maps" else b.detectable.astype(np.float32)
         return b.spectra, np.ascontiguousarray(y, dtype=np.float32)
 
     @property

@@ -34,6 +34,9 @@ class Task:
         Default hyper-parameters (the studies' settings); a model's own training defaults
         (:func:`~xray_atlas.models.register`) win over them.
     default_model : str
+    thresholds : callable(probabilities, targets, names) -> dict, optional
+        Multi-label tasks: per-output decision thresholds chosen on the validation data,
+        written to the model card with the best model.
     """
 
     name: str
@@ -43,6 +46,7 @@ class Task:
     metrics: Callable[[Any, Any], dict]
     default_model: str
     defaults: dict = field(default_factory=dict)
+    thresholds: Callable[[Any, Any, Any], dict] | None = None
 
     def models(self) -> list[str]:
         from ..models import available
@@ -101,6 +105,12 @@ def _encoding(pred: Any, target: Any) -> dict:
     return encoding_summary(pred, target)
 
 
+def _thresholds(prob: Any, target: Any, names: Any) -> dict:
+    from ..metrics import best_thresholds
+
+    return best_thresholds(prob, target, names)
+
+
 def _multiclass(pred: Any, target: Any) -> dict:
     from ..metrics import multiclass_summary
 
@@ -121,9 +131,9 @@ register_task(Task(
 register_task(Task(
     "elements", "Element presence (multi-label classification)",
     {SyntheticSpectra.name: SyntheticSpectra},
-    ("bce", "focal"), _torch_metrics(_multilabel), "vit1d",
+    ("bce", "focal"), _torch_metrics(_multilabel), "spectral-cnn",
     {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "epochs": 10, "batch_size": 128,
-     "patience": 5, "grad_clip": 1.0},
+     "patience": 5, "grad_clip": 1.0}, thresholds=_thresholds,
 ))
 # Study 004: Adam (Keras defaults, lr 1e-3), MSE, batch 32, 100 epochs, 20 % validation.
 register_task(Task(

@@ -6,7 +6,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
-__all__ = ["refill", "ParamForm", "apply_plot_theme", "form_dock"]
+__all__ = ["refill", "ParamForm", "apply_plot_theme", "form_dock", "click_callback", "layer_pixel", "chosen_cube"]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -38,6 +38,47 @@ def form_dock(widget: QWidget, rows: list, *below: QWidget) -> QFormLayout:
         box.addWidget(w)
     box.addStretch(1)
     return form
+
+
+def click_callback(on_click: Any) -> Any:
+    """A napari mouse-drag callback that calls ``on_click(event)`` after a left click that did
+    not move more than 4 screen pixels (a drag pans the canvas and is not a click)."""
+    import numpy as np
+
+    def callback(viewer: Any, event: Any):
+        if event.button != 1:
+            return
+        start = np.asarray(event.pos, dtype=float)
+        yield
+        moved = False
+        while event.type == "mouse_move":
+            moved = moved or bool(np.hypot(*(np.asarray(event.pos, dtype=float) - start)) > 4)
+            yield
+        if not moved:
+            on_click(event)
+
+    return callback
+
+
+def layer_pixel(layer: Any, position: Any, shape: tuple) -> tuple[int, int] | None:
+    """The (y, x) data pixel of ``layer`` under the world ``position``, if inside ``shape``."""
+    import numpy as np
+
+    coords = np.asarray(layer.world_to_data(position))[-2:]
+    y, x = (int(np.floor(c + 0.5)) for c in coords)
+    return (y, x) if 0 <= y < shape[0] and 0 <= x < shape[1] else None
+
+
+def chosen_cube(viewer: Any, name: str) -> tuple[Any, Any]:
+    """The cube layer named ``name`` and its cube; a notification and (None, None) if absent."""
+    from napari.utils.notifications import show_error
+
+    from .._layers import cube_of
+
+    if name not in viewer.layers:
+        show_error("open a cube first (File > Open, or the sample painting)")
+        return None, None
+    return viewer.layers[name], cube_of(viewer.layers[name])
 
 
 def apply_plot_theme(plot: Any, viewer: Any) -> None:

@@ -17,9 +17,9 @@ from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
-from .._layers import cube_of, is_cube_layer, map_layer_data
+from .._layers import is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import form_dock, refill
+from ._common import chosen_cube, form_dock, refill
 
 if TYPE_CHECKING:
     import napari
@@ -99,12 +99,9 @@ class MapsWidget(QWidget):
         """Paint the maps on a worker; layers are added only when the whole cube is done."""
         from napari.utils.notifications import show_error, show_info
 
-        name = self.cube_combo.currentText()
-        if name not in self.viewer.layers:
-            show_error("open a cube first (File > Open, or the sample painting)")
+        base, cube = chosen_cube(self.viewer, self.cube_combo.currentText())
+        if cube is None:
             return None
-        base = self.viewer.layers[name]
-        cube = cube_of(base)
         model = self.model_combo.currentText()
         device = self.device_combo.currentText()
         try:  # everything that can be refused is refused here, before any work

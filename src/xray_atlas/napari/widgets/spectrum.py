@@ -32,7 +32,7 @@ from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, family_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import apply_plot_theme, refill
+from ._common import apply_plot_theme, click_callback, layer_pixel, refill
 
 if TYPE_CHECKING:
     import napari
@@ -162,6 +162,7 @@ class SpectrumInspector(QWidget):
         layers.events.inserted.connect(self._refresh_layer_lists)
         layers.events.removed.connect(self._refresh_layer_lists)
         layers.events.reordered.connect(self._refresh_layer_lists)
+        self._on_mouse_drag = click_callback(self._on_click)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
         self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
         self.viewer.events.theme.connect(self._apply_theme)
@@ -247,25 +248,12 @@ class SpectrumInspector(QWidget):
         cube = self.cube
         if layer is None or cube is None:
             return None
-        coords = np.asarray(layer.world_to_data(position))[-2:]
-        y, x = (int(np.floor(c + 0.5)) for c in coords)
-        if 0 <= y < cube.height and 0 <= x < cube.width:
-            return y, x
-        return None
+        return layer_pixel(layer, position, (cube.height, cube.width))
 
-    def _on_mouse_drag(self, viewer: Any, event: Any):
-        if event.button != 1 or self.cube is None:
-            return
-        start = np.asarray(event.pos, dtype=float)
-        yield
-        moved = False
-        while event.type == "mouse_move":
-            moved = moved or bool(np.hypot(*(np.asarray(event.pos, dtype=float) - start)) > 4)
-            yield
-        if not moved:
-            pix = self._data_pixel(event.position)
-            if pix is not None:
-                self.show_pixel(*pix)
+    def _on_click(self, event: Any) -> None:
+        pix = self._data_pixel(event.position)
+        if pix is not None:
+            self.show_pixel(*pix)
 
     def _on_mouse_move(self, viewer: Any, event: Any) -> None:
         if "Shift" not in event.modifiers or self.cube is None:

@@ -1,0 +1,173 @@
+"""Evaluate an element-probability model on held-out spectra and on the real spectra.
+
+- Synthetic, single-pixel counts (1e3-3e4 per spectrum), all five training instruments, a
+  seed never used in training: per-element ROC AUC; accuracy, precision, recall and F1
+  against the number of elements in the spectrum (study 003's figures 25-26), at 0.5 and at
+  the model's own thresholds; the confusable Ca / K / Sn / Sb; Cu false calls on lead-rich
+  spectra without copper (the Pb L escape peaks).
+- The same at a held-out instrument: an M4-like W tube at 30 kV with a 135 eV detector.
+- Real spectra: the M6 Jetstream spectrum against Bruker's embedded fit, and PyMca's
+  XRFSpectrum.mca against its documented fit list.
+
+Writes docs/images/elements-roc.png and docs/images/elements-by-count.png (matplotlib).
+Usage: ``python benchmarks/eval_elements.py [MODEL]`` (default: the shipped model).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REAL = HERE.parents[1] / "shared" / "data" / "real"
+IMAGES = HERE.parent / "docs" / "images"
+SEED = 31337
+#: Elements whose strongest line stands >= 300 counts per channel above its flanks in
+#: XRFSpectrum.mca (PyMca's fit list: Ni Zn Co Sr Ca Mn As Cd Pb Tl Ar Ti Fe V Sb Cu Se Cr).
+MCA_STRONG = ("Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se", "Sr", "Pb")
+MCA_FIT = MCA_STRONG + ("Ca", "Cd", "Tl", "Ar", "Sb")
+MCA_CALIBRATION = (-0.492773, 0.00502883)  # keV, keV per channel (PyMca XrfTest.cfg)
+
+
+def held_out(model, *, per_count: int = 1000, instruments=None, seed: int = SEED):
+    """Spectra with 1..9 elements, ``per_count`` of each, and their detectable labels."""
+    from xray_atlas.physics.generator import GeneratorConfig, MixedGenerator, varied_instruments
+
+    insts = instruments or varied_instruments()
+    xs, ys, ks = [], [], []
+    for k in range(1, 10):
+        gen = MixedGenerator(GeneratorConfig(elements=model.elements, n_elements=(k, k), counts=(1e3, 3e4)), insts)
+        b = gen(per_count, [seed, k])
+        xs.append(b.spectra)
+        ys.append(b.detectable)
+        ks.append(np.full(per_count, k))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ks)
+
+
+def lead_without_copper(model, n: int = 2000):
+    """Lead-rich spectra (Pb the strongest element, 1e4-1e6 counts) without copper."""
+    from xray_atlas.physics.generator import GeneratorConfig, MixedGenerator, varied_instruments
+
+    others = tuple(e for e in model.elements if e not in ("Cu", "Pb"))
+    gen = MixedGenerator(GeneratorConfig(elements=("Pb",) + others, n_elements=(1, 3), counts=(1e4, 1e6)),
+                         varied_instruments())
+    rng = np.random.default_rng(SEED + 1)
+    b = gen(4 * n, rng)
+    lead = b.detectable[:, 0] & (b.net[:, list(gen.families).index("Pb-L")] > 0.5 * b.net.sum(1))
+    spectra = b.spectra[lead][:n]
+    return spectra
+
+
+def real_spectra(model) -> dict:
+    from xray_atlas.io import read
+    from xray_atlas.physics.reference import bruker_net_counts
+
+    out = {}
+    m6 = REAL / "bruker_m6_jetstream_file_example.spx"
+    net, _ = bruker_net_counts(m6)
+    with read(m6) as cube:
+        p = dict(zip(model.elements, model(cube.pixel(0, 0)[None, :], cube.energy)[0].tolist()))
+    out["m6"] = (p, {ln.split("-")[0]: v for ln, v in net.items()})
+    with read(REAL / "XRFSpectrum.mca") as cube:
+        cube = cube.with_calibration(offset_kev=MCA_CALIBRATION[0], gain_kev=MCA_CALIBRATION[1])
+        p = dict(zip(model.elements, model(cube.pixel(0, 0)[None, :], cube.energy)[0].tolist()))
+    out["mca"] = p
+    return out
+
+
+def main(argv=None) -> int:
+    from xray_atlas.metrics import detection_scores, per_label_auc
+    from xray_atlas.physics.detector import Detector
+    from xray_atlas.physics.spectra import Instrument
+    from xray_atlas.physics.tube import Tube
+    from xray_atlas.probabilities import load_element_model, present
+
+    argv = sys.argv[1:] if argv is None else argv
+    model = load_element_model(argv[0] if argv else None, device="cpu")
+    els = model.elements
+    thr = np.array([model.thresholds[e] for e in els])
+    x, y, k = held_out(model)
+    p = model(x, model.energy)
+    auc = per_label_auc(p, y, els)
+    print(f"model {model.name}: {len(x)} held-out spectra, 1e3-3e4 counts, 1-9 elements, five instruments")
+    print(f"mean AUC {np.nanmean(list(auc.values())):.4f}; lowest: "
+          + ", ".join(f"{e} {auc[e]:.3f}" for e in sorted(auc, key=auc.get)[:6]))
+    print("confusable: " + ", ".join(f"{e} {auc[e]:.4f}" for e in ("Ca", "K", "Sn", "Sb")))
+    print("| elements | accuracy | precision | recall | F1 | precision (0.5) | recall (0.5) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    by_count = []
+    for n in range(1, 10):
+        m = k == n
+        a, b = detection_scores(p[m], y[m], thr), detection_scores(p[m], y[m])
+        by_count.append(a)
+        print(f"| {n} | {a['accuracy']:.4f} | {a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | "
+              f"{b['precision']:.4f} | {b['recall']:.4f} |")
+    lead = lead_without_copper(model)
+    pc = model(lead, model.energy)[:, els.index("Cu")]
+    print(f"Cu called on {int((pc >= model.thresholds['Cu']).sum())} of {len(lead)} lead-rich spectra without copper "
+          f"(median P(Cu) {np.median(pc):.4f})")
+
+    w30 = Instrument(tube=Tube(anode="W", kv=30.0), detector=Detector(fwhm_mnka_ev=135.0))
+    xo, yo, ko = held_out(model, per_count=300, instruments=(w30,), seed=SEED + 2)
+    po = model(xo, model.energy)
+    auc_o = per_label_auc(po, yo, els)
+    d = detection_scores(po, yo, thr)
+    print(f"held-out instrument (W 30 kV, 135 eV): mean AUC {np.nanmean(list(auc_o.values())):.4f}, precision "
+          f"{d['precision']:.4f}, recall {d['recall']:.4f}")
+
+    real = real_spectra(model)
+    probs, net = real["m6"]
+    strong = [e for e, v in net.items() if v >= 500 and e in els]
+    print("M6 Jetstream (Bruker fit >= 500 net counts): " + ", ".join(
+        f"{e} {net[e]:.0f} -> {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in strong))
+    extra = [e for e in present(probs, model.thresholds) if e not in strong]
+    print("  also called present: " + (", ".join(f"{e} {probs[e]:.3f} (Bruker {net.get(e, 0):.0f})" for e in extra)
+                                       or "none"))
+    mp = real["mca"]
+    print("XRFSpectrum.mca strong lines: " + ", ".join(
+        f"{e} {mp[e]:.3f}{'' if mp[e] >= model.thresholds[e] else ' MISSED'}" for e in MCA_STRONG))
+    print("  weaker lines of the fit list: " + ", ".join(f"{e} {mp[e]:.3f}" for e in MCA_FIT if e not in MCA_STRONG))
+    extra = [e for e in present(mp, model.thresholds) if e not in MCA_FIT]
+    print("  called present outside the fit list: " + (", ".join(f"{e} {mp[e]:.3f}" for e in extra) or "none"))
+
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no figures")
+        return 0
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    IMAGES.mkdir(exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    for j, e in enumerate(els):
+        if 0 < y[:, j].sum() < len(y):
+            fpr, tpr, _ = roc_curve(y[:, j], p[:, j])
+            ax.plot(fpr, tpr, lw=1, label=f"{e} {auc[e]:.3f}", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"{model.name}: ROC per element, single-pixel counts")
+    ax.legend(fontsize=6, ncol=3, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "elements-roc.png", dpi=90)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for key in ("accuracy", "precision", "recall", "f1"):
+        ax.plot(range(1, 10), [r[key] for r in by_count], marker="o", label=key)
+    ax.set_xlabel("elements in the spectrum")
+    ax.set_ylim(0.8, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{model.name}: detection against the number of elements")
+    fig.tight_layout()
+    fig.savefig(IMAGES / "elements-by-count.png", dpi=90)
+    print(f"wrote {IMAGES / 'elements-roc.png'} and {IMAGES / 'elements-by-count.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
