@@ -63,16 +63,17 @@ def lead_without_copper(model, n: int = 2000):
 def real_spectra(model) -> dict:
     from xray_atlas.io import read
     from xray_atlas.physics.reference import bruker_net_counts
+    from xray_atlas.probabilities import spectrum_probabilities
 
     out = {}
     m6 = REAL / "bruker_m6_jetstream_file_example.spx"
     net, _ = bruker_net_counts(m6)
     with read(m6) as cube:
-        p = dict(zip(model.elements, model(cube.pixel(0, 0)[None, :], cube.energy)[0].tolist()))
+        p = spectrum_probabilities(cube.pixel(0, 0), cube.energy, model)
     out["m6"] = (p, {ln.split("-")[0]: v for ln, v in net.items()})
     with read(REAL / "XRFSpectrum.mca") as cube:
         cube = cube.with_calibration(offset_kev=MCA_CALIBRATION[0], gain_kev=MCA_CALIBRATION[1])
-        p = dict(zip(model.elements, model(cube.pixel(0, 0)[None, :], cube.energy)[0].tolist()))
+        p = spectrum_probabilities(cube.pixel(0, 0), cube.energy, model)
     out["mca"] = p
     return out
 

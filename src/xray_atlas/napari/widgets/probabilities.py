@@ -18,7 +18,7 @@ from ...cube import TILE_BYTES
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
-                              iter_probabilities, load_element_model, present)
+                              iter_probabilities, load_element_model, present, spectrum_probabilities)
 from .._layers import cube_of, element_colormap, is_cube_layer, map_layer_data, xa_meta
 from .._workers import JobBar
 from ._common import chosen_cube, click_callback, form_dock, layer_pixel, refill
@@ -65,6 +65,7 @@ class ProbabilitiesWidget(QWidget):
         #: Bytes of spectra per streamed tile (Cancel takes effect between tiles).
         self.tile_bytes = TILE_BYTES
         self._model: ElementModel | None = None
+        self._device: str | None = None
         self.cube_combo = QComboBox()
         self.model_combo = _ModelCombo()
         self.where_combo = QComboBox()
@@ -116,7 +117,7 @@ class ProbabilitiesWidget(QWidget):
         if not name:
             raise XrayAtlasError("no element model is installed; train one in the Training dock (task elements)")
         device = self.device_combo.currentText()
-        if self._model is None or self._model.name != name or getattr(self, "_device", None) != device:
+        if self._model is None or self._model.name != name or self._device != device:
             self._model = load_element_model(name, device=device)
             self._device = device
         return self._model
@@ -146,9 +147,8 @@ class ProbabilitiesWidget(QWidget):
         cube = cube_of(self.viewer.layers[name])
         try:
             model = self.model()
-            if not cube.calibrated:
-                raise XrayAtlasError("the cube has no energy calibration; element probabilities need one")
-            probs = dict(zip(model.elements, model(cube.pixel(y, x)[None, :], cube.energy)[0].tolist()))
+            check_cube(cube, model)
+            probs = spectrum_probabilities(cube.pixel(y, x), cube.energy, model)
         except XrayAtlasError as err:
             show_error(str(err))
             return None
