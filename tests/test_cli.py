@@ -132,7 +132,8 @@ def test_train_command_resume_and_bad_input(tmp_path):
     assert_one_line_error(run("train", "maps", tmp_path / "no" / "x"), "output folder does not exist")
     assert out.read_bytes() == before and not (tmp_path / "x").exists()
     listing = json.loads(run("train", "elements", "--list").stdout)
-    assert listing["models"] == ["vit1d"] and listing["defaults"]["lr"] == 1e-4  # study 003
+    # the task default model (spectral-cnn) brings its own lr over study 003's 1e-4 (kept by vit1d)
+    assert listing["models"] == ["spectral-cnn", "vit1d"] and listing["defaults"]["lr"] == 1e-3
     listing = json.loads(run("train", "diffraction", "--list").stdout)
     assert listing["models"] == ["cfs-fourier", "cfs-large", "cfs-small"]
     assert listing["defaults"]["batch_size"] == 32 and listing["defaults"]["optimizer"] == "adam"  # study 004
