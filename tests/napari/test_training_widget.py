@@ -55,8 +55,11 @@ def test_form_follows_the_task_table(training):
     training.model_combo.setCurrentText("image-fnn")  # study 000 Table 1: SGD, lr 0.01, weight decay 0.001
     assert training.optimizer_combo.currentText() == "sgd" and training.lr.value() == pytest.approx(0.01)
     assert training.weight_decay.value() == pytest.approx(1e-3)
-    training.task_combo.setCurrentText("elements")  # study 003: Adam 1e-4, batch 128, 10 epochs
+    training.task_combo.setCurrentText("elements")
+    training.model_combo.setCurrentText("vit1d")  # study 003: Adam 1e-4, batch 128, 10 epochs
     assert training.lr.value() == pytest.approx(1e-4) and training.batch_size.value() == 128
+    training.model_combo.setCurrentText("spectral-cnn")  # its own: 1e-3, batch 256
+    assert training.lr.value() == pytest.approx(1e-3) and training.batch_size.value() == 256
 
 
 def test_start_live_updates_then_resume(viewer, training, qtbot, errors):
