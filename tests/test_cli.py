@@ -255,3 +255,40 @@ def test_diffraction_bad_input(tmp_path):
     res = run("diffraction", tmp_path / "plain.npy", tmp_path / "p.h5")
     assert res.returncode == 0 and "using span 2" in res.stderr and (tmp_path / "p.h5").exists()
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_simulate_radiographs_then_classify_with_maps(tmp_path):
+    ds = tmp_path / "ds"
+    res = run("simulate", "radiographs", ds, "--n", 36, "--size", 96, "--seed", 2)
+    assert res.returncode == 0, res.stderr
+    files = sorted(p for p in ds.rglob("*") if p.is_file())
+    per = {s: sum(p.parts[-3] == s for p in files) for s in ("train", "val", "test")}
+    # study 002's split within each class folder: every 3rd to test, every 6th of the rest to val
+    assert len(files) == 36 and 10 <= per["test"] <= 12 and 2 <= per["val"] <= 4
+    assert f"train {per['train']}, val {per['val']}, test {per['test']}" in res.stdout
+    cams = tmp_path / "cams"
+    res = run("classify-image", ds / "test", ds / "val", "--cam", cams)  # folders; the shipped model
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == per["test"] + per["val"] and set(rows[0]) == {"path", "class", "probabilities", "cam"}
+    # every file sits in its true class's folder; the shipped model reads them all right
+    assert all(r["class"] == os.path.basename(os.path.dirname(r["path"])) for r in rows)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)
+    assert sorted(p.name for p in cams.iterdir()) == sorted(f"{os.path.splitext(os.path.basename(r['path']))[0]}.png"
+                                                             for r in rows)
+
+
+def test_classify_image_bad_input(tmp_path):
+    good = tmp_path / "a.npy"
+    np.save(good, np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"not a png")
+    assert_one_line_error(run("classify-image", good, bad, "--cam", tmp_path / "cams"), "b.png", "not a readable image")
+    assert not (tmp_path / "cams").exists()  # nothing written when any input is bad
+    assert_one_line_error(run("classify-image", tmp_path / "none.png"), "none.png", "no such file")
+    assert_one_line_error(run("classify-image", good, "--model", "elements-default"), "neither a model file")
+    assert_one_line_error(run("classify-image", good, "--cam", tmp_path / "no" / "cams"), "parent does not exist")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(run("classify-image", empty), "no images in this folder")
+    assert_one_line_error(run("simulate", "radiographs", tmp_path), "not an empty folder")

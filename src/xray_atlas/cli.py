@@ -75,6 +75,70 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate_images(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .imagesets import build_image_folder, write_classes
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise XrayAtlasError("output folder's parent does not exist", path=out.parent)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise XrayAtlasError("exists and is not an empty folder", path=out)
+    if args.what == "radiographs":
+        from .physics.radiograph import ALLOYS, RadiographConfig, radiographs
+
+        recs = radiographs(args.n, config=RadiographConfig(kind=args.kind, size=args.size), seed=args.seed)[2]
+        images, labels, classes = [r.image for r in recs], [ALLOYS.index(r.alloy) for r in recs], ALLOYS
+    else:
+        from .physics.micrograph import MORPHOLOGIES, micrographs
+
+        x, labels = micrographs(args.n, size=args.size, seed=args.seed)
+        images, classes = list(x), MORPHOLOGIES
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        write_classes(Path(tmp) / "classes", images, labels, classes)
+        staged = Path(tmp) / "dataset"
+        counts = build_image_folder(Path(tmp) / "classes", staged, split_quadrants=args.quadrants)
+        if out.exists():
+            out.rmdir()
+        os.replace(staged, out)
+    sizes = ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
+    print(f"wrote {out} ({len(classes)} classes; {sizes})")
+    return 0
+
+
+def _cmd_classify_image(args: argparse.Namespace) -> int:
+    from .classify import classify_files, load_image_model
+    from .io.images import read_image
+    from .training.sources import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for p in map(Path, args.paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise XrayAtlasError("no images in this folder", path=p)
+            files += found
+        else:
+            files.append(p)
+    cam = Path(args.cam) if args.cam else None
+    if cam is not None:
+        if not cam.parent.is_dir():
+            raise XrayAtlasError("--cam: the folder's parent does not exist", path=cam)
+        if cam.exists() and not cam.is_dir():
+            raise XrayAtlasError("--cam must be a folder", path=cam)
+        if len({f.stem for f in files}) < len(files):
+            raise XrayAtlasError("--cam: two images share a file stem; their maps would overwrite each other")
+    for f in files:  # every image is read and checked before any result is printed or written
+        read_image(f)
+    model = load_image_model(args.model, device=args.device)
+    if cam is not None:
+        cam.mkdir(exist_ok=True)
+    for row in classify_files(files, model, cam_dir=cam):
+        print(json.dumps(row), flush=True)
+    return 0
+
+
 def _cmd_cluster(args: argparse.Namespace) -> int:
     from .cluster import cluster_cube, method_parameters
     from .io import read
@@ -341,6 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", metavar="IMAGE", help="grayscale image whose gray levels lay out the pigments "
                    "(sets the size; .npy, or PNG/TIFF with Pillow)")
     q.set_defaults(func=_cmd_simulate)
+    for name, doc in (("radiographs", "radiographs of Al 1050 / Al 2017 plates and wedges"),
+                      ("micrographs", "micrographs of nanoparticles in 8 morphology classes")):
+        q = what.add_parser(name, help=f"an image dataset (train/val/test/<class>/): {doc}")
+        q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+        q.add_argument("--n", type=_positive_int, default=300, help="images (default 300)")
+        q.add_argument("--size", type=_positive_int, default=128, help="image side in pixels (default 128)")
+        q.add_argument("--seed", type=int, default=0)
+        if name == "radiographs":
+            q.add_argument("--kind", choices=("plate", "wedge", "both"), default="both")
+        q.add_argument("--quadrants", action="store_true", help="cut each image into quarters (study 002)")
+        q.set_defaults(func=_cmd_simulate_images, kind="both")
 
     from .cluster import METHODS
 
@@ -427,6 +502,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inpaint-zeros", action="store_true", help="inpaint pixels <= 0 (a masked beam stop) first")
     p.add_argument("--match", action="store_true", help="match the intensity histogram to a training image first")
     p.set_defaults(func=_cmd_diffraction)
+
+    p = sub.add_parser("classify-image", help="classify images (radiographs, micrographs) and optionally write "
+                       "their activation maps", description="Prints one JSON object per image: path, class, "
+                       "probabilities (and cam, the map's PNG, with --cam).")
+    p.add_argument("paths", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders searched for images")
+    p.add_argument("--model", help="model name or file (default: the shipped radiograph model, Al1050 / Al2017)")
+    p.add_argument("--cam", metavar="DIR", help="write one activation-map PNG per image (<stem>.png) into DIR")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.set_defaults(func=_cmd_classify_image)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
     p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")

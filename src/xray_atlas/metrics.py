@@ -10,8 +10,9 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds", "detection_scores", "f1_at", "accuracy", "regression_summary",
-           "encoding_summary", "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
+__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds",
+           "detection_scores", "f1_at", "accuracy", "classification_scores", "regression_summary", "encoding_summary",
+           "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
 
 
 def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
@@ -144,8 +145,43 @@ def multilabel_summary(logits, labels) -> dict:
             "accuracy": float(((prob >= 0.5) == np.asarray(labels).astype(bool)).mean())}
 
 
+def classification_scores(probs, classes, names) -> dict:
+    """Study 000's summary of a classifier on a test set: accuracy, average precision and
+    ROC AUC per class (one against the rest; NaN for a class absent from ``classes``), their
+    means, and the confusion matrix (rows: true class, columns: predicted).
+
+    Parameters
+    ----------
+    probs : (N, k) array
+        Class probabilities (or any scores that rank alike).
+    classes : (N,) int array
+        True class indices.
+    names : sequence of k str
+    """
+    from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
+
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(classes).astype(int)
+    k = len(names)
+    if p.ndim != 2 or p.shape != (len(y), k):
+        raise XrayAtlasError(f"probs: expected shape ({len(y)}, {k}), got {p.shape}")
+    ap, auc = {}, {}
+    for j, name in enumerate(names):
+        hit = y == j
+        ok = 0 < hit.sum() < len(y)
+        ap[name] = float(average_precision_score(hit, p[:, j])) if ok else float("nan")
+        auc[name] = float(roc_auc_score(hit, p[:, j])) if ok else float("nan")
+    return {"accuracy": accuracy(p, y), "ap": ap, "auc": auc,
+            "mean_ap": _nanmean(np.array(list(ap.values()))), "mean_auc": _nanmean(np.array(list(auc.values()))),
+            "confusion": confusion_matrix(y, p.argmax(1), labels=list(range(k))).tolist()}
+
+
 def multiclass_summary(logits, classes) -> dict:
-    return {"accuracy": accuracy(logits, classes)}
+    """Accuracy and the mean one-against-the-rest ROC AUC of a validation pass."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(1, keepdims=True))
+    scores = classification_scores(z / z.sum(1, keepdims=True), classes, [str(j) for j in range(z.shape[1])])
+    return {"accuracy": scores["accuracy"], "mean_auc": scores["mean_auc"]}
 
 
 Z_BINS = (1.0, 2.0, 3.0)

@@ -127,3 +127,18 @@ def test_diffraction_screenshot(viewer, qtbot, tmp_path):
     grid.shape = (2, 2)
     viewer.reset_view()
     _screenshot(viewer, qtbot, tmp_path, "diffraction.png")
+
+
+def test_classify_screenshot(viewer, qtbot, tmp_path):
+    """The sample radiographs classified with the shipped model, the activation map over them
+    (docs/images.md)."""
+    viewer.window.resize(1400, 900)
+    viewer.open_sample("napari-xray-atlas", "radiographs")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Classify image")
+    worker = dock.run()
+    with qtbot.waitSignal(worker.finished, timeout=120000):
+        pass
+    assert "activation map Radiographs (Al 2017 plate, Al 1050 wedge)" in viewer.layers
+    viewer.dims.set_current_step(0, 0)
+    viewer.reset_view()
+    _screenshot(viewer, qtbot, tmp_path, "classify.png")

@@ -28,5 +28,5 @@ def test_plugin_contributions_are_found():
     manifest = pm.get_manifest("napari-xray-atlas")
     assert [w.display_name for w in manifest.contributions.widgets] == ["Spectrum inspector", "Clusters", "Elemental maps",
                                                                         "Element probabilities",
-                                                                        "Training", "Diffraction"]
-    assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image"]
+                                                                        "Training", "Diffraction", "Classify image"]
+    assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image", "radiographs"]

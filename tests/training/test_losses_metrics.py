@@ -75,3 +75,42 @@ def test_per_label_auc_thresholds_and_detection_scores():
     assert d["precision"] == 1.0 and d["recall"] == pytest.approx(2 / 3) and d["f1"] == pytest.approx(0.8)
     d = detection_scores(p, y, [thr["Fe"], thr["Cu"]])
     assert d["recall"] == 1.0 and d["precision"] == 1.0 and d["accuracy"] == 1.0
+
+
+def test_class_weights_in_the_losses():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.1, 0.2]])
+    target = torch.tensor([0, 1, 1, 0])
+    w = np.array([0.25, 1.75], np.float32)
+    expect = F.cross_entropy(logits, target, weight=torch.from_numpy(w))
+    torch.testing.assert_close(get_loss("cross-entropy", weights=w)(logits, target), expect)
+    # focal at gamma 0 with class weights is the weighted cross-entropy (same weighted mean)
+    torch.testing.assert_close(focal(logits, target, gamma=0.0, weights=w), expect)
+    # at gamma 2: the weighted mean of the per-example focal terms
+    per = torch.stack([focal(logits[[i]], target[[i]]) for i in range(4)])
+    wt = torch.from_numpy(w)[target]
+    torch.testing.assert_close(get_loss("focal", weights=w)(logits, target), (wt * per).sum() / wt.sum())
+    with pytest.raises(XrayAtlasError, match="takes no class weights"):
+        get_loss("l2", weights=w)
+
+
+def test_class_balanced_weights_follow_the_effective_number():
+    from xray_atlas.training.sources import SyntheticMicrographs
+
+    src = SyntheticMicrographs("images", n_images=40, frame=32, size=16, class_balance=0.99)
+    src.prepare(0)
+    n = np.bincount(src._train[1], minlength=8).astype(float)
+    # Cui et al., CVPR 2019: weight 1 / E_n with E_n = (1 - beta^n) / (1 - beta), normalised to sum k
+    inv = (1 - 0.99) / (1 - 0.99**n)
+    np.testing.assert_allclose(src.class_weights(), inv / inv.sum() * 8, rtol=1e-5)
+    assert SyntheticMicrographs("images", n_images=40).class_weights() is None  # beta 0: off
+
+
+def test_classification_scores_by_hand():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]])
+    y = np.array([0, 1, 1, 0])
+    s = metrics.classification_scores(probs, y, ("a", "b"))
+    assert s["accuracy"] == 0.5 and s["confusion"] == [[1, 1], [1, 1]]
+    # class b ranked 0.7 (b), 0.55 (a), 0.4 (b), 0.1 (a): AP = (1/1 + 2/3) / 2, AUC = 3/4
+    assert s["ap"]["b"] == pytest.approx((1 + 2 / 3) / 2) and s["auc"]["b"] == pytest.approx(0.75)
+    with pytest.raises(XrayAtlasError, match="expected shape"):
+        metrics.classification_scores(probs[:, :1], y, ("a", "b"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import XrayAtlasError
 from .files import ModelCard, read_card
 
-__all__ = ["ModelInfo", "list_models", "remember", "user_dir", "zoo_dir", "default_model_path"]
+__all__ = ["ModelInfo", "list_models", "find_model", "remember", "user_dir", "zoo_dir", "default_model_path"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,19 @@ def list_models(task: str | None = None) -> list[ModelInfo]:
         if task is None or card.task == task:
             out.append(ModelInfo(path.name if not path.suffix else path.stem, path, card, shipped))
     return out
+
+
+def find_model(model: str | os.PathLike | None, *, task: str, default: str) -> Path:
+    """The file of ``model`` for ``task``: None means ``default`` (a shipped or trained model's
+    name), else a model name of this task or any other model file or folder."""
+    named = {i.name: i.path for i in list_models(task)}
+    if model is None:
+        if default not in named:
+            raise XrayAtlasError(f"the default {task} model {default!r} is not installed (models/zoo); train one "
+                                 f"with xray-atlas train {task}")
+        return named[default]
+    path = named.get(str(model)) or Path(model)
+    if not path.exists():
+        raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known {task} model "
+                             f"({', '.join(named) or 'none installed'})")
+    return path

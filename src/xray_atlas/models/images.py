@@ -1,15 +1,22 @@
-"""Image classifiers that need no download: study 000's plain FNN and a small CNN.
+"""Image classifiers: study 000's plain FNN, a small CNN, and torchvision's ResNet18/34/50,
+VGG16 and EfficientNetB0 with a one-channel input, trained from scratch (nothing is
+downloaded); ``weights`` loads user-supplied pretrained weights (a torchvision state dict in a
+``.pth`` or ``.safetensors`` file; RGB first-layer filters are summed to one channel, the
+classifier head is left to training when its class count differs).
 
-Inputs are (B, 1, S, S) images scaled to zero mean and unit variance
-(:func:`xray_atlas.training.sources.standardise_image`). The torchvision zoo joins here with
-the image-classification issue.
+Inputs are (B, 1, S, S) images prepared by :func:`xray_atlas.classify.prepare_image`
+(per-image standardisation, or -ln of the open-beam ratio for radiographs).
 """
 
 from __future__ import annotations
 
+import sys
+
+from ..errors import XrayAtlasError
 from .registry import register
 
-__all__ = ["image_fnn", "image_cnn"]
+__all__ = ["image_fnn", "image_cnn", "resnet18", "resnet34", "resnet50", "vgg16", "efficientnet_b0",
+           "import_torchvision"]
 
 
 # Study 000 Table 1: FNN with SGD, ReLU, lr 0.01, weight decay 0.001.
@@ -29,12 +36,17 @@ def image_fnn(*, image_size: int, n_outputs: int, hidden: tuple[int, ...]):
 
 
 @register("image-cnn", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, width=16)
-def image_cnn(*, image_size: int, n_outputs: int, width: int):
+          image_size=64, n_outputs=2, width=16, norm="batch")
+def image_cnn(*, image_size: int, n_outputs: int, width: int, norm: str):
     """Four conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), global average pool,
-    linear: a small CNN whose last conv block gives class-activation maps."""
+    linear: a small CNN whose last conv block gives class-activation maps. ``norm="none"``
+    drops the batch norm, for inputs whose absolute level carries the class (a radiograph's
+    -ln T): batch statistics make that level relative to the rest of the batch."""
     import torch
     import torch.nn as nn
+
+    if norm not in ("batch", "none"):
+        raise XrayAtlasError(f"norm={norm!r}; choose batch or none")
 
     class SmallCNN(nn.Module):
         def __init__(self) -> None:
@@ -42,7 +54,8 @@ def image_cnn(*, image_size: int, n_outputs: int, width: int):
             blocks, c = [], 1
             for k in range(4):
                 w = width * 2**k
-                blocks += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
+                blocks += [nn.Conv2d(c, w, 3, padding=1), *([nn.BatchNorm2d(w)] if norm == "batch" else []), nn.ReLU(),
+                           nn.MaxPool2d(2)]
                 c = w
             self.features = nn.Sequential(*blocks)
             self.head = nn.Linear(c, n_outputs)
@@ -52,3 +65,159 @@ def image_cnn(*, image_size: int, n_outputs: int, width: int):
             return self.head(self.features(x).mean(dim=(2, 3)))
 
     return SmallCNN()
+
+
+def import_torchvision():
+    """torchvision, also where its compiled operators cannot load.
+
+    A torchvision wheel built for a CUDA torch fails to import beside a CPU-only build of the
+    same torch release: its ``_C`` extension does not load, and two fake-tensor registrations
+    (``nms``, ``qnms``) then fail on operators that were never defined. The classification
+    models are pure Python and need none of those operators, so the two schemas are declared
+    (without kernels: detection ops stay unavailable) and the import is retried.
+    """
+    try:
+        import torchvision
+    except RuntimeError as err:
+        if "torchvision::" not in str(err):
+            raise
+        import torch
+
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        global _TV_LIB
+        _TV_LIB = torch.library.Library("torchvision", "FRAGMENT")  # kept alive: the schemas live with it
+        for op in ("nms", "qnms"):
+            _TV_LIB.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        import torchvision
+    return torchvision
+
+
+_TV_LIB = None
+
+
+def _load_pretrained(model, path: str) -> None:
+    """User-supplied pretrained weights into ``model``; tensors whose shape differs (the head
+    for another class count) keep their fresh initialisation."""
+    import torch
+
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise XrayAtlasError(f"weights: no such file {path}") from None
+        except Exception as err:  # noqa: BLE001 - pickle and zip errors of many kinds
+            raise XrayAtlasError(f"weights: {path} is not a torch state dict ({type(err).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = model.state_dict()
+    taken = {}
+    for k, v in state.items():
+        if k not in own:
+            continue
+        if v.ndim == 4 and own[k].ndim == 4 and v.shape[1] == 3 and own[k].shape[1] == 1 \
+                and v.shape[0] == own[k].shape[0]:
+            v = v.sum(dim=1, keepdim=True)  # RGB filters of an ImageNet model -> gray
+        if v.shape == own[k].shape:
+            taken[k] = v
+    if not taken:
+        raise XrayAtlasError(f"weights: no tensor in {path} fits this model")
+    model.load_state_dict(taken, strict=False)
+
+
+def _gray_first_conv(model, attr_path: str) -> None:
+    """Replace the first convolution by a one-channel one of the same geometry."""
+    import torch.nn as nn
+
+    parent = model
+    *parents, last = attr_path.split(".")
+    for p in parents:
+        parent = parent[int(p)] if p.isdigit() else getattr(parent, p)
+    conv = parent[int(last)] if last.isdigit() else getattr(parent, last)
+    new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
+    if last.isdigit():
+        parent[int(last)] = new
+    else:
+        setattr(parent, last, new)
+
+
+def _swap_activation(model, make) -> None:
+    """Every ReLU and SiLU of ``model`` replaced by ``make()`` (study 000 Table 1 varies the
+    activation)."""
+    import torch.nn as nn
+
+    for name, child in model.named_children():
+        if isinstance(child, (nn.ReLU, nn.SiLU)):
+            setattr(model, name, make())
+        else:
+            _swap_activation(child, make)
+
+
+def _torchvision_model(arch: str, n_outputs: int, activation: str, weights: str):
+    import torch.nn as nn
+
+    tv = import_torchvision()
+    model = getattr(tv.models, arch)(weights=None, num_classes=n_outputs)
+    if arch.startswith("resnet"):
+        _gray_first_conv(model, "conv1")
+    elif arch.startswith("vgg"):
+        _gray_first_conv(model, "features.0")
+        # 64-pixel inputs leave a 2 x 2 map: pool it and use a head sized for 512 features
+        # instead of the 25,088 x 4,096 layer made for 224-pixel ImageNet images
+        model.avgpool = nn.AdaptiveAvgPool2d(1)
+        model.classifier = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, n_outputs))
+    else:  # efficientnet
+        _gray_first_conv(model, "features.0.0")
+    acts = {"relu": nn.ReLU, "leaky-relu": lambda: nn.LeakyReLU(0.01), "gelu": nn.GELU, "silu": nn.SiLU}
+    if activation not in acts:
+        raise XrayAtlasError(f"activation={activation!r}; choose one of {', '.join(acts)}")
+    _swap_activation(model, acts[activation])
+    if weights:
+        _load_pretrained(model, weights)
+    return model
+
+
+# Study 000 Table 1: optimiser, activation, learning rate and weight decay of each network.
+@register("resnet18", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
+          image_size=64, n_outputs=2, activation="relu", weights="")
+def resnet18(*, image_size: int, n_outputs: int, activation: str, weights: str):
+    """ResNet18 from torchvision, one-channel input; trained from scratch unless
+    ``weights`` names a file of pretrained weights."""
+    return _torchvision_model("resnet18", n_outputs, activation, weights)
+
+
+@register("resnet34", task="images", training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
+          image_size=64, n_outputs=2, activation="leaky-relu", weights="")
+def resnet34(*, image_size: int, n_outputs: int, activation: str, weights: str):
+    """ResNet34 with LeakyReLU (study 000) from torchvision, one-channel input; trained from scratch unless
+    ``weights`` names a file of pretrained weights."""
+    return _torchvision_model("resnet34", n_outputs, activation, weights)
+
+
+@register("resnet50", task="images", training={"optimizer": "rmsprop", "lr": 5e-4, "weight_decay": 5e-4},
+          image_size=64, n_outputs=2, activation="gelu", weights="")
+def resnet50(*, image_size: int, n_outputs: int, activation: str, weights: str):
+    """ResNet50 with GELU (study 000) from torchvision, one-channel input; trained from scratch unless
+    ``weights`` names a file of pretrained weights."""
+    return _torchvision_model("resnet50", n_outputs, activation, weights)
+
+
+@register("vgg16", task="images", training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
+          image_size=64, n_outputs=2, activation="relu", weights="")
+def vgg16(*, image_size: int, n_outputs: int, activation: str, weights: str):
+    """VGG16 (convolutional part; a 512-256-k head for small images) from torchvision, one-channel input; trained from scratch unless
+    ``weights`` names a file of pretrained weights."""
+    return _torchvision_model("vgg16", n_outputs, activation, weights)
+
+
+# EfficientNet's own activation is SiLU, as in study 000.
+@register("efficientnet-b0", task="images", training={"optimizer": "rmsprop", "lr": 2e-3, "weight_decay": 1e-4},
+          image_size=64, n_outputs=2, activation="silu", weights="")
+def efficientnet_b0(*, image_size: int, n_outputs: int, activation: str, weights: str):
+    """EfficientNetB0 (SiLU) from torchvision, one-channel input; trained from scratch unless
+    ``weights`` names a file of pretrained weights."""
+    return _torchvision_model("efficientnet_b0", n_outputs, activation, weights)

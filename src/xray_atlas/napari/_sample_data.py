@@ -18,7 +18,8 @@ from .._version import __version__
 from ..io import read
 from ._layers import cube_layer_data
 
-__all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers"]
+__all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers", "diffraction_sample",
+           "radiograph_sample"]
 
 SAMPLE_NAME = "Synthetic painting"
 SHAPE = (96, 128)
@@ -105,3 +106,16 @@ def diffraction_sample() -> list[tuple]:
     image = diffraction_image(batch.lattices[0], lot=48, n_lots=64, rng=rng)
     meta = {"span": 3, "encoding": batch.encoding[0].tolist()}
     return [(image, {"name": "Diffraction image (span 3)", "colormap": "magma", "metadata": meta}, "image")]
+
+
+def radiograph_sample() -> list[tuple]:
+    """Two simulated 50 kV radiographs as a stack: a 2 mm Al 2017 plate and a 7 cm Al 1050
+    wedge (16-bit, not flat-fielded), with what they show in the layer metadata."""
+    from ..physics.radiograph import RadiographConfig, radiograph
+
+    cfg = RadiographConfig(size=256, flat_field_share=0.0)
+    a = radiograph("Al2017", config=cfg, kind="plate", thickness_mm=2.0, rng=11, output="uint16")
+    b = radiograph("Al1050", config=cfg, kind="wedge", rng=12, output="uint16")
+    meta = {"objects": [f"{r.alloy} {r.kind} {r.thickness_mm:g} mm" for r in (a, b)]}
+    return [(np.stack([a.image, b.image]), {"name": "Radiographs (Al 2017 plate, Al 1050 wedge)", "colormap": "gray",
+                                            "metadata": meta}, "image")]

@@ -28,22 +28,35 @@ def bce(pred: Any, target: Any) -> Any:
     return F.binary_cross_entropy_with_logits(pred, target.float())
 
 
-def cross_entropy(pred: Any, target: Any) -> Any:
-    """Cross-entropy on logits against class indices."""
+def _class_weights(weights: Any, pred: Any) -> Any:
+    import torch
+
+    return None if weights is None else torch.as_tensor(weights, dtype=pred.dtype, device=pred.device)
+
+
+def cross_entropy(pred: Any, target: Any, *, weights: Any = None) -> Any:
+    """Cross-entropy on logits against class indices; ``weights`` per class (the weighted
+    mean over the batch, as torch's)."""
     import torch.nn.functional as F
 
-    return F.cross_entropy(pred, target.long())
+    return F.cross_entropy(pred, target.long(), weight=_class_weights(weights, pred))
 
 
-def focal(pred: Any, target: Any, *, gamma: float = 2.0) -> Any:
+def focal(pred: Any, target: Any, *, gamma: float = 2.0, weights: Any = None) -> Any:
     """Focal loss (Lin et al. 2017) on logits: binary per label for float targets of the
-    logits' shape (multi-label), multi-class for integer class indices."""
+    logits' shape (multi-label), multi-class for integer class indices, with optional
+    ``weights`` per class (multi-class: the weighted mean over the batch)."""
     import torch
     import torch.nn.functional as F
 
     if target.dtype in (torch.int64, torch.int32) and target.ndim == pred.ndim - 1:
         logp = F.log_softmax(pred, dim=1).gather(1, target.long()[:, None]).squeeze(1)
-        return (-(1 - logp.exp()) ** gamma * logp).mean()
+        per = -(1 - logp.exp()) ** gamma * logp
+        w = _class_weights(weights, pred)
+        if w is None:
+            return per.mean()
+        w = w[target.long()]
+        return (w * per).sum() / w.sum()
     t = target.float()
     ce = F.binary_cross_entropy_with_logits(pred, t, reduction="none")
     p_t = torch.exp(-ce)
@@ -61,9 +74,16 @@ LOSSES: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def get_loss(name: str) -> Callable[[Any, Any], Any]:
+def get_loss(name: str, *, weights: Any = None) -> Callable[[Any, Any], Any]:
+    """The loss ``name``; ``weights`` (one per class) for the classification losses."""
+    from functools import partial
+
     from ..errors import XrayAtlasError
 
     if name not in LOSSES:
         raise XrayAtlasError(f"loss={name!r}; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name]
+    if weights is None:
+        return LOSSES[name]
+    if name not in ("cross-entropy", "focal"):
+        raise XrayAtlasError(f"loss={name!r} takes no class weights (class_balance); use cross-entropy or focal")
+    return partial(LOSSES[name], weights=weights)

@@ -252,7 +252,7 @@ def train(
         model,
         lambda epoch: source.train_batches(epoch, config.batch_size, config.seed),
         lambda: source.val_batches(max(config.batch_size, 256)),
-        loss_fn=get_loss(config.loss), epochs=config.epochs, optimizer=config.optimizer, lr=config.lr,
+        loss_fn=get_loss(config.loss, weights=source.class_weights()), epochs=config.epochs, optimizer=config.optimizer, lr=config.lr,
         weight_decay=config.weight_decay, schedule=config.schedule, device=config.device, seed=config.seed,
         grad_clip=config.grad_clip or None, patience=config.patience or None, amp=config.amp,
         metrics=task.metrics, on_best=on_best, on_state=lambda s: save_state(state_path, s, settings=settings),

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import XrayAtlasError
 
 __all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
-           "SyntheticDiffraction", "IMAGE_SUFFIXES"]
+           "SyntheticRadiographs", "SyntheticMicrographs", "SyntheticDiffraction", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 
@@ -117,6 +117,10 @@ class DataSource:
     def input_contract(self) -> dict:
         """What inputs a model trained on this source expects (for the model card)."""
         raise NotImplementedError
+
+    def class_weights(self) -> np.ndarray | None:
+        """Per-class loss weights (classification sources), or None."""
+        return None
 
     def describe(self) -> dict:
         """The training data, for the model card."""
@@ -489,17 +493,58 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-class ImageFolder(DataSource):
+class _ImageSource(DataSource):
+    """Shared by the image sources: in-memory (N, 1, S, S) images prepared like the
+    classifier's inputs (:func:`xray_atlas.classify.prepare_image`), flips and quarter turns
+    as augmentation, and class-balanced loss weights (Cui et al., CVPR 2019)."""
+
+    COMMON = {
+        "size": Param(64, "image side after resizing (pixels)", 16, 1024),
+        "augment": Param(True, "random flips and quarter turns", kind="bool"),
+        "class_balance": Param(0.0, "class-balanced loss weights by effective number of samples: beta "
+                               "(0 = off; 0.99-0.9999 typical)", 0.0, 0.99999),
+    }
+    normalisation = "standard"
+    classes: tuple[str, ...] = ()
+
+    def _set(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray]) -> None:
+        self._train, self._val = train, val
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.classes
+
+    def model_inputs(self) -> dict:
+        return {"image_size": self.params["size"], "n_outputs": len(self.classes)}
+
+    def input_contract(self) -> dict:
+        return {"image_size": self.params["size"], "channels": 1, "normalisation": self.normalisation}
+
+    def class_weights(self) -> np.ndarray | None:
+        beta = self.params["class_balance"]
+        if not beta:
+            return None
+        counts = np.bincount(self._train[1], minlength=len(self.classes)).astype(np.float64)
+        w = (1.0 - beta) / (1.0 - beta ** np.maximum(counts, 1.0))  # 1 / effective number of samples
+        return (w / w.sum() * len(w)).astype(np.float32)
+
+    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed,
+                                  augment=_flip_turn if self.params["augment"] else None)
+
+
+class ImageFolder(_ImageSource):
     """Images in the layout ``root/{train,val,test}/<class>/<image>`` (CONTRACTS.md section 6),
-    each scaled to zero mean and unit variance (the absolute scale of a radiograph is unknown)
-    and resized to ``size`` x ``size``."""
+    resized to ``size`` x ``size`` and normalised per image (``standard``: zero mean, unit std;
+    ``open-beam``: -ln(I / I0) of radiographs, whose absolute scale is unknown)."""
 
     name = "image-folder"
     title = "Image folder (train/val/<class>/...)"
     PARAMS = {
         "root": Param("", "dataset folder holding train/<class>/ (and val/<class>/)", kind="path"),
-        "size": Param(64, "image side after resizing (pixels)", 16, 1024),
-        "augment": Param(True, "random flips and quarter turns", kind="bool"),
+        **_ImageSource.COMMON,
+        "normalisation": Param("standard", "per-image scaling: standard, or open-beam for radiographs",
+                               choices=("standard", "open-beam"), kind="choice"),
         "val_fraction": Param(0.2, "share of train/ kept for validation when there is no val/", 0.05, 0.5),
     }
 
@@ -516,8 +561,10 @@ class ImageFolder(DataSource):
         if empty:
             raise XrayAtlasError(f"not an image dataset: no images in train/{empty[0]} ({hint})", path=root)
         self.root, self.classes = root, tuple(classes)
+        self.normalisation = self.params["normalisation"]
 
     def prepare(self, seed: int) -> None:
+        from ..classify import prepare_image
         from ..io.images import read_image
 
         size = self.params["size"]
@@ -527,7 +574,10 @@ class ImageFolder(DataSource):
             for k, c in enumerate(self.classes):
                 folder = self.root / split / c
                 for f in _image_files(folder) if folder.is_dir() else []:
-                    xs.append(_standardise(_resize(read_image(f), size)))
+                    try:
+                        xs.append(prepare_image(read_image(f), size=size, normalisation=self.normalisation))
+                    except XrayAtlasError as err:
+                        raise XrayAtlasError(str(err), path=f) from None
                     ys.append(k)
             return (np.stack(xs)[:, None] if xs else np.zeros((0, 1, size, size), np.float32),
                     np.asarray(ys, np.int64))
@@ -538,45 +588,78 @@ class ImageFolder(DataSource):
             order = np.random.default_rng(seed).permutation(len(x))
             n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
             xv, yv, x, y = x[order[:n_val]], y[order[:n_val]], x[order[n_val:]], y[order[n_val:]]
-        self._train, self._val = (x, y), (xv, yv)
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return self.classes
-
-    def model_inputs(self) -> dict:
-        return {"image_size": self.params["size"], "n_outputs": len(self.classes)}
-
-    def input_contract(self) -> dict:
-        return {"image_size": self.params["size"], "channels": 1, "normalisation": "per-image zero mean, unit std"}
-
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
-        return _in_memory_batches(*self._train, epoch, batch_size, seed,
-                                  augment=_flip_turn if self.params["augment"] else None)
+        self._set((x, y), (xv, yv))
 
 
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
+class SyntheticRadiographs(_ImageSource):
+    """Radiographs of Al 1050 and Al 2017 plates and wedges from the physics engine
+    (:mod:`xray_atlas.physics.radiograph`), 20 % kept for validation."""
 
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+    name = "synthetic-radiographs"
+    title = "Synthetic radiographs (Al 1050 / Al 2017)"
+    normalisation = "open-beam"
+    PARAMS = {
+        "n_images": Param(2000, "radiographs to simulate (20 % for validation)", 10, 10**6),
+        "kind": Param("both", "object: plate, wedge or both", choices=("plate", "wedge", "both"), kind="choice"),
+        "frame": Param(128, "simulated image side before resizing (pixels)", 32, 2048),
+        "al2017_share": Param(0.5, "share of Al 2017 images (class imbalance)", 0.01, 0.99),
+        **_ImageSource.COMMON,
+    }
+
+    def check(self) -> None:
+        from ..physics.radiograph import ALLOYS
+
+        self.classes = ALLOYS
+
+    def prepare(self, seed: int) -> None:
+        from ..classify import prepare_image
+        from ..physics.radiograph import RadiographConfig, radiographs
+
+        p = self.params
+        cfg = RadiographConfig(size=p["frame"], kind=p["kind"])
+        imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]))
+        x = np.stack([prepare_image(im, size=p["size"], normalisation=self.normalisation) for im in imgs])[:, None]
+        self._set(*_split(x, y, seed))
 
 
-def _standardise(img: np.ndarray) -> np.ndarray:
-    return ((img - img.mean()) / max(float(img.std()), 1e-12)).astype(np.float32)
+class SyntheticMicrographs(_ImageSource):
+    """Micrographs of nanoparticles in eight morphology classes
+    (:mod:`xray_atlas.physics.micrograph`), 20 % kept for validation."""
+
+    name = "synthetic-micrographs"
+    title = "Synthetic micrographs (8 particle morphologies)"
+    PARAMS = {
+        "n_images": Param(1600, "micrographs to generate (20 % for validation)", 16, 10**6),
+        "frame": Param(128, "generated image side before resizing (pixels)", 32, 2048),
+        **_ImageSource.COMMON,
+    }
+
+    def check(self) -> None:
+        from ..physics.micrograph import MORPHOLOGIES
+
+        self.classes = MORPHOLOGIES
+
+    def prepare(self, seed: int) -> None:
+        from ..classify import prepare_image
+        from ..physics.micrograph import micrographs
+
+        p = self.params
+        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed)
+        x = np.stack([prepare_image(im, size=p["size"]) for im in imgs])[:, None]
+        self._set(*_split(x, y, seed))
+
+
+def _split(x: np.ndarray, y: np.ndarray, seed: int, val: float = 0.2) -> tuple[tuple, tuple]:
+    order = np.random.default_rng([seed, 1]).permutation(len(x))
+    n_val = max(int(round(len(x) * val)), 1)
+    v, t = order[:n_val], order[n_val:]
+    return (x[t], y[t]), (x[v], y[v])
 
 
 def _flip_turn(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         x = x[..., ::-1]
     return np.ascontiguousarray(np.rot90(x, int(rng.integers(4)), axes=(-2, -1)))
-
-
-def standardise_image(img: np.ndarray, size: int) -> np.ndarray:
-    """An image as the image models see it: resized to ``size`` x ``size``, zero mean, unit std."""
-    return _standardise(_resize(img, size))
-
 
 
 # -- diffraction images ----------------------------------------------------------------------

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import XrayAtlasError
-from .sources import CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, SyntheticPaintings, SyntheticSpectra
+from .sources import (CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, SyntheticMicrographs, SyntheticPaintings,
+                      SyntheticRadiographs, SyntheticSpectra)
 
 __all__ = ["Task", "TASKS", "register_task", "get_task", "CONTRACT_TASKS"]
 
@@ -145,7 +146,8 @@ register_task(Task(
 ))
 register_task(Task(
     "images", "Image classification (radiographs, microscope images)",
-    {ImageFolder.name: ImageFolder},
+    {ImageFolder.name: ImageFolder, SyntheticRadiographs.name: SyntheticRadiographs,
+     SyntheticMicrographs.name: SyntheticMicrographs},
     ("cross-entropy", "focal"), _torch_metrics(_multiclass), "image-cnn",
     {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "epochs": 30, "batch_size": 32,
      "patience": 10, "grad_clip": 5.0},

@@ -6,7 +6,8 @@ from typing import Any
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
-__all__ = ["refill", "ParamForm", "apply_plot_theme", "form_dock", "click_callback", "layer_pixel", "chosen_cube"]
+__all__ = ["refill", "ModelCombo", "ParamForm", "apply_plot_theme", "form_dock", "click_callback", "layer_pixel",
+           "chosen_cube"]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -22,6 +23,22 @@ def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
         combo.setCurrentText(current)
     combo.blockSignals(False)
     return current
+
+
+class ModelCombo(QComboBox):
+    """Model names from ``names()``, refreshed whenever the list opens (a model trained in
+    another dock appears at once)."""
+
+    def __init__(self, names: Any, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._names = names
+
+    def refresh(self) -> None:
+        refill(self, list(self._names()), quiet=True)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API
+        self.refresh()
+        super().showPopup()
 
 
 def form_dock(widget: QWidget, rows: list, *below: QWidget) -> QFormLayout:

@@ -20,7 +20,7 @@ from ...diffraction import (DIFFRACTION_BASELINES, check_image, default_model_na
                             prepare_image, reference_image)
 from ...errors import XrayAtlasError
 from .._workers import JobBar
-from ._common import apply_plot_theme, form_dock, refill
+from ._common import ModelCombo, apply_plot_theme, form_dock, refill
 
 if TYPE_CHECKING:
     import napari
@@ -41,15 +41,6 @@ def _model_names() -> list[str]:
     return [i.name for i in list_models("diffraction")] + list(DIFFRACTION_BASELINES)
 
 
-class _ModelCombo(QComboBox):
-    def refresh(self) -> None:
-        refill(self, _model_names(), quiet=True)
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt API
-        self.refresh()
-        super().showPopup()
-
-
 class DiffractionWidget(QWidget):
     """Dock widget: image layer, span, model, preparation; Reconstruct adds the layers."""
 
@@ -60,7 +51,7 @@ class DiffractionWidget(QWidget):
         self.load_button = QPushButton("Load image...")
         self.span_combo = QComboBox()
         self.span_combo.addItems(["2", "3", "4"])
-        self.model_combo = _ModelCombo()
+        self.model_combo = ModelCombo(_model_names)
         self.model_combo.setToolTip("the shipped model per span, trained ones, or 'analytic' (inverse Fourier "
                                     "transform of the image: exact on clean images, fragile on noisy ones)")
         self.device_combo = QComboBox()

@@ -19,24 +19,12 @@ from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
 from .._layers import is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import chosen_cube, form_dock, refill
+from ._common import ModelCombo, chosen_cube, form_dock, refill
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["MapsWidget"]
-
-
-class _ModelCombo(QComboBox):
-    """Model names, refreshed whenever the list opens (trained models appear at once)."""
-
-    def refresh(self) -> None:
-        names = map_model_names()
-        refill(self, names["shipped"] + names["trained"] + names["baselines"], quiet=True)
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt API
-        self.refresh()
-        super().showPopup()
 
 
 def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, tile_bytes: int
@@ -59,7 +47,7 @@ class MapsWidget(QWidget):
         #: Bytes of spectra per streamed tile (Cancel takes effect between tiles).
         self.tile_bytes = TILE_BYTES
         self.cube_combo = QComboBox()
-        self.model_combo = _ModelCombo()
+        self.model_combo = ModelCombo(lambda: sum(map_model_names().values(), []))
         self.model_combo.setToolTip("shipped and trained models, and the baselines lsq (least squares on pure "
                                     "spectra) and roi (window sums)")
         self.lines_edit = QLineEdit()

@@ -21,7 +21,7 @@ from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, 
                               iter_probabilities, load_element_model, present, spectrum_probabilities)
 from .._layers import cube_of, element_colormap, is_cube_layer, map_layer_data, xa_meta
 from .._workers import JobBar
-from ._common import chosen_cube, click_callback, form_dock, layer_pixel, refill
+from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
 
 if TYPE_CHECKING:
     import napari
@@ -29,18 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["ProbabilitiesWidget"]
 
 WHERE = ("pixel", "k x k region", "clusters")
-
-
-class _ModelCombo(QComboBox):
-    """Model names, refreshed whenever the list opens (trained models appear at once)."""
-
-    def refresh(self) -> None:
-        names = element_model_names()
-        refill(self, names["shipped"] + names["trained"], quiet=True)
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt API
-        self.refresh()
-        super().showPopup()
 
 
 def labels_of(layer: Any) -> np.ndarray:
@@ -67,7 +55,7 @@ class ProbabilitiesWidget(QWidget):
         self._model: ElementModel | None = None
         self._device: str | None = None
         self.cube_combo = QComboBox()
-        self.model_combo = _ModelCombo()
+        self.model_combo = ModelCombo(lambda: sum(element_model_names().values(), []))
         self.where_combo = QComboBox()
         self.where_combo.addItems(list(WHERE))
         self.where_combo.setToolTip("pixel: every spectrum on its own; region: the summed spectrum of each k x k "

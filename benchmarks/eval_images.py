@@ -1,0 +1,115 @@
+"""Train and evaluate the image classifiers (study 000's table, issue 9) on CPU.
+
+- ``radiographs``: every registered image model trained on the same synthetic radiographs
+  (plates of 1/2/5 mm and 7 cm wedges, Al 1050 / Al 2017, 128-pixel frames resized to 64),
+  with its study 000 Table 1 optimiser, learning rate and weight decay, then tested on fresh
+  plates and wedges (a seed never used in training): accuracy, AP per class, ROC AUC,
+  training time and inference rate.
+- ``micrographs``: 8 particle-morphology classes.
+- ``imbalance``: Al 2017 at 1:20 in training; plain cross-entropy against class-balanced
+  cross-entropy, focal, and class-balanced focal; minority-class AP on a balanced test set.
+
+Usage: ``python benchmarks/eval_images.py radiographs|micrographs|imbalance [MODEL ...]``.
+Prints markdown tables (docs/images.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+EPOCHS = 12
+N_TRAIN = 2000
+TEST_SEED = 999
+
+
+def _train(model: str, source: str, params: dict, *, epochs: int = EPOCHS, loss: str | None = None, seed: int = 1,
+           out: Path) -> float:
+    from xray_atlas.training.run import make_config, train
+
+    cfg = make_config("images", model=model, source=source, source_params=params, epochs=epochs, seed=seed,
+                      device="cpu", patience=0, **({"loss": loss} if loss else {}))
+    t = time.perf_counter()
+    train(cfg, out, overwrite=True)
+    return time.perf_counter() - t
+
+
+def _test(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, float]:
+    from xray_atlas.classify import load_image_model
+    from xray_atlas.metrics import classification_scores
+
+    m = load_image_model(path, device="cpu")
+    t = time.perf_counter()
+    p = m(list(images))
+    rate = len(images) / (time.perf_counter() - t)
+    return classification_scores(p, labels, m.classes), rate
+
+
+def radiographs(models: list[str]) -> None:
+    from xray_atlas.models.registry import available
+    from xray_atlas.physics.radiograph import RadiographConfig, radiographs as make
+
+    models = models or list(available("images"))
+    tests = {kind: make(500, config=RadiographConfig(kind=kind), seed=TEST_SEED + i)[:2]
+             for i, kind in enumerate(("plate", "wedge"))}
+    print(f"{N_TRAIN} training radiographs (20 % validation), {EPOCHS} epochs, 500 test plates, 500 test wedges\n")
+    print("| model | plates acc | wedges acc | AP Al1050 / Al2017 (plates) | AUC (wedges) | train s | images/s |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models:
+            out = Path(tmp) / name
+            secs = _train(name, "synthetic-radiographs", {"n_images": N_TRAIN, "kind": "both"}, out=out)
+            sp, rate = _test(out, *tests["plate"])
+            sw, _ = _test(out, *tests["wedge"])
+            print(f"| {name} | {sp['accuracy']:.3f} | {sw['accuracy']:.3f} | {sp['ap']['Al1050']:.3f} / "
+                  f"{sp['ap']['Al2017']:.3f} | {sw['mean_auc']:.3f} | {secs:.0f} | {rate:.0f} |", flush=True)
+
+
+def micrographs(models: list[str]) -> None:
+    from xray_atlas.physics.micrograph import micrographs as make
+
+    x, y = make(800, seed=TEST_SEED)
+    print("1,600 training micrographs (20 % validation), 8 classes, 800 test images\n")
+    print("| model | accuracy | mean AP | mean AUC | train s | images/s |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in models or ["image-cnn", "resnet18"]:
+            out = Path(tmp) / name
+            secs = _train(name, "synthetic-micrographs", {"n_images": 1600}, out=out)
+            s, rate = _test(out, x, y)
+            print(f"| {name} | {s['accuracy']:.3f} | {s['mean_ap']:.3f} | {s['mean_auc']:.3f} | {secs:.0f} | "
+                  f"{rate:.0f} |", flush=True)
+
+
+def imbalance(models: list[str]) -> None:
+    from xray_atlas.physics.radiograph import RadiographConfig, radiographs as make
+
+    x, y = make(600, config=RadiographConfig(kind="plate"), seed=TEST_SEED)[:2]
+    name = (models or ["image-cnn"])[0]
+    print(f"{name}; 1,000 training plates with Al 2017 at 1:20 (share 0.048); balanced test set of 600 plates; "
+          "3 seeds\n")
+    print("| loss | class balance beta | Al2017 AP (mean +- sd) | Al2017 recall | accuracy |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for loss, beta in (("cross-entropy", 0.0), ("cross-entropy", 0.999), ("focal", 0.0), ("focal", 0.999)):
+            aps, recs, accs = [], [], []
+            for seed in (1, 2, 3):
+                out = Path(tmp) / f"{loss}-{beta}-{seed}"
+                _train(name, "synthetic-radiographs", {"n_images": 1000, "kind": "plate", "al2017_share": 1 / 21,
+                                                       "class_balance": beta}, loss=loss, seed=seed, epochs=10, out=out)
+                s, _ = _test(out, x, y)
+                aps.append(s["ap"]["Al2017"])
+                c = np.asarray(s["confusion"])
+                recs.append(c[1, 1] / c[1].sum())
+                accs.append(s["accuracy"])
+            print(f"| {loss} | {beta:g} | {np.mean(aps):.3f} +- {np.std(aps):.3f} | {np.mean(recs):.3f} | "
+                  f"{np.mean(accs):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    part, names = (sys.argv[1] if len(sys.argv) > 1 else "radiographs"), sys.argv[2:]
+    {"radiographs": radiographs, "micrographs": micrographs, "imbalance": imbalance}[part](names)

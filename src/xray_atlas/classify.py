@@ -1,0 +1,200 @@
+"""Image classification (radiographs, micrographs): preparing an image for a model, loading
+image models, class probabilities, and class activation maps.
+
+The preparation is the one the training sources apply (``normalisation`` in the model card):
+``"standard"`` scales each image to zero mean and unit variance; ``"open-beam"`` turns a
+radiograph into -ln(I / I0) with I0 its open beam, which removes the unknown scale of the file
+(CONTRACTS.md section 6) but keeps the attenuation a classifier needs to tell alloys apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import XrayAtlasError
+
+__all__ = ["NORMALISATIONS", "DEFAULT_IMAGE_MODEL", "prepare_image", "ImageModel", "load_image_model",
+           "predict_images", "activation_map", "classify_files"]
+
+NORMALISATIONS = ("standard", "open-beam")
+#: The shipped radiograph classifier (classes Al1050, Al2017).
+DEFAULT_IMAGE_MODEL = "radiograph-default"
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+def prepare_image(img: np.ndarray, *, size: int, normalisation: str = "standard") -> np.ndarray:
+    """A 2-D image as the image models see it: (size, size) float32.
+
+    Parameters
+    ----------
+    img : (H, W) array
+    size : int
+        Side after resizing (bilinear with antialiasing).
+    normalisation : {"standard", "open-beam"}
+        Zero mean and unit std per image, or -ln(I / I0) of a radiograph
+        (:func:`xray_atlas.physics.radiograph.open_beam_log`).
+    """
+    img = np.asarray(img)
+    if img.ndim != 2 or min(img.shape) < 4:
+        raise XrayAtlasError(f"image: expected a 2-D image of at least 4 x 4 pixels, got shape {img.shape}")
+    if not np.isfinite(img).all():
+        raise XrayAtlasError("image: NaN or infinite pixels")
+    if normalisation == "standard":
+        out = _resize(img.astype(np.float32), size)
+        return ((out - out.mean()) / max(float(out.std()), 1e-12)).astype(np.float32)
+    if normalisation == "open-beam":
+        from .physics.radiograph import open_beam_log
+
+        return _resize(open_beam_log(img), size)
+    raise XrayAtlasError(f"normalisation={normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
+
+
+@dataclass
+class ImageModel:
+    """A loaded image classifier and what its card says about its inputs."""
+
+    module: Any
+    name: str
+    classes: tuple[str, ...]
+    size: int
+    normalisation: str
+    card: Any = field(repr=False, default=None)
+
+    @property
+    def device(self):
+        return next(self.module.parameters()).device
+
+    def prepare(self, images: Iterable[np.ndarray]) -> np.ndarray:
+        """(N, 1, size, size) float32 inputs."""
+        return np.stack([prepare_image(im, size=self.size, normalisation=self.normalisation) for im in images])[:, None]
+
+    def __call__(self, images: Iterable[np.ndarray], *, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities (N, k) of 2-D images."""
+        import torch
+
+        x = self.prepare(images)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                logits = self.module(torch.from_numpy(x[i:i + batch_size]).to(self.device))
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return np.concatenate(out)
+
+
+def load_image_model(model: str | os.PathLike | None = None, *, device: str = "auto") -> ImageModel:
+    """The image classifier ``model``: None (the shipped radiograph model), the name of a shipped
+    or trained ``images`` model, or a model file/folder."""
+    from .devices import resolve_device
+    from .models.catalogue import find_model
+    from .models.files import load_model
+
+    path = find_model(model, task="images", default=DEFAULT_IMAGE_MODEL)
+    module, card = load_model(path, device=str(resolve_device(device).type))
+    if card.task != "images":
+        raise XrayAtlasError(f"this model is for the {card.task!r} task, not image classification", path=path)
+    module.eval()
+    size = int(card.inputs.get("image_size", card.config.get("image_size", 64)))
+    norm = str(card.inputs.get("normalisation", "standard"))
+    norm = "open-beam" if norm.startswith("open-beam") else "standard"
+    return ImageModel(module, path.stem if path.suffix else path.name, tuple(card.outputs), size, norm, card)
+
+
+def predict_images(images: Iterable[np.ndarray], model: ImageModel | str | None = None, *,
+                   device: str = "auto") -> list[dict[str, float]]:
+    """Class -> probability for each image."""
+    m = model if isinstance(model, ImageModel) else load_image_model(model, device=device)
+    probs = m(list(images))
+    return [dict(zip(m.classes, map(float, p))) for p in probs]
+
+
+def activation_map(model: ImageModel, image: np.ndarray, *, class_index: int | None = None) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al., ICCV 2017) of one image: where the network's last spatial
+    feature maps raise the log-probability of ``class_index`` (default: the predicted class),
+    as an (H, W) float32 map in [0, 1] at the image's own size.
+
+    The log-probability (not the raw score) contrasts the class with the others, so a class
+    the network recognises as "not the other one" still gets a map. For a network ending in
+    global average pooling and one linear layer the map is the class activation map (CAM,
+    Zhou et al., CVPR 2016) of that contrast, up to scale.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    maps: list = []
+
+    def keep(_module, _inp, out):
+        if isinstance(out, torch.Tensor) and out.ndim == 4 and min(out.shape[-2:]) > 1:
+            out.retain_grad()
+            maps.append(out)
+
+    # every layer (not containers) but the pooling ones, whose coarser output would only blur the map
+    pools = (torch.nn.MaxPool2d, torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
+    handles = [m.register_forward_hook(keep) for m in model.module.modules()
+               if not any(True for _ in m.children()) and not isinstance(m, pools)]
+    try:
+        x = torch.from_numpy(model.prepare([image])).to(model.device)
+        with torch.enable_grad():
+            logits = model.module(x)
+            k = int(logits.argmax(1)) if class_index is None else int(class_index)
+            if not 0 <= k < logits.shape[1]:
+                raise XrayAtlasError(f"class_index={class_index} is out of range 0-{logits.shape[1] - 1}")
+            if not maps:
+                raise XrayAtlasError("this model has no spatial feature maps, so it has no activation map "
+                                     "(a fully connected network looks at pixels, not feature maps)")
+            model.module.zero_grad(set_to_none=True)
+            torch.log_softmax(logits, dim=1)[0, k].backward()
+    finally:
+        for h in handles:
+            h.remove()
+    last = maps[-1]  # the last spatial activation: (1, C, h, w)
+    a, g = last.detach(), last.grad.detach()
+    cam = F.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))  # (1, 1, h, w)
+    h, w = np.asarray(image).shape
+    cam = F.interpolate(cam, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+    top = float(cam.max())
+    return (cam / top if top > 0 else cam).astype(np.float32)
+
+
+def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
+                   cam_dir: str | os.PathLike | None = None) -> Iterator[dict]:
+    """For each image file: ``{"path", "class", "probabilities"}`` (CONTRACTS.md section 4);
+    with ``cam_dir``, also its activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map
+    over the image's own size), written atomically."""
+    from .io.images import read_image
+
+    for p in paths:
+        img = read_image(p)
+        probs = dict(zip(model.classes, map(float, model([img])[0])))
+        row = {"path": str(p), "class": max(probs, key=probs.get), "probabilities": probs}
+        if cam_dir is not None:
+            cam = activation_map(model, img, class_index=model.classes.index(row["class"]))
+            row["cam"] = str(_write_png(Path(cam_dir) / f"{Path(p).stem}.png", cam))
+        yield row
+
+
+def _write_png(path: Path, values: np.ndarray) -> Path:
+    import tempfile
+
+    from PIL import Image
+
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,137 @@
+"""Classify-image dock: classify the chosen image layer (a 2-D image, or each plane of a stack)
+with a shipped or trained image model on a worker (progress, Cancel), list the class
+probabilities, and add the activation map (Grad-CAM) as an overlay layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+import numpy as np
+from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QWidget
+
+from ...classify import DEFAULT_IMAGE_MODEL, activation_map, load_image_model
+from ...cube import Progress
+from ...devices import DEVICES
+from ...errors import XrayAtlasError
+from .._workers import JobBar
+from ._common import ModelCombo, form_dock, refill
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["ClassifyWidget"]
+
+
+def _model_names() -> list[str]:
+    from ...models.catalogue import list_models
+
+    return [i.name for i in list_models("images")]
+
+
+def _job(model: Any, planes: np.ndarray, cam: bool) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
+    probs, maps = [], []
+    for i, plane in enumerate(planes):
+        probs.append(model([plane])[0])
+        if cam:
+            maps.append(activation_map(model, plane, class_index=int(np.argmax(probs[-1]))))
+        yield Progress(i + 1, len(planes), f"image {i + 1} of {len(planes)}")
+    return np.stack(probs), (np.stack(maps) if cam else None)
+
+
+class ClassifyWidget(QWidget):
+    """Dock widget: image layer, model, device, activation map; Classify lists the class
+    probabilities and adds the map as a layer over the image."""
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.image_combo = QComboBox()
+        self.model_combo = ModelCombo(_model_names)
+        self.model_combo.setToolTip("the shipped radiograph classifier (Al1050 / Al2017) or a model trained in the "
+                                    "Training dock (task 'images')")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(list(DEVICES))
+        self.cam_box = QCheckBox("add the activation map (Grad-CAM)")
+        self.cam_box.setChecked(True)
+        self.run_button = QPushButton("Classify")
+        self.jobs = JobBar()
+        self.verdict = QLabel("")
+        self.verdict.setWordWrap(True)
+        self.table = QTableWidget(0, 0)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        form_dock(self, [("image", self.image_combo), ("model", self.model_combo), ("device", self.device_combo),
+                         ("", self.cam_box)],
+                  self.run_button, self.jobs, self.jobs.status, self.verdict, self.table)
+        self.run_button.clicked.connect(self.run)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._refresh_images)
+        self._refresh_images()
+        self.model_combo.refresh()
+        if DEFAULT_IMAGE_MODEL in _model_names():
+            self.model_combo.setCurrentText(DEFAULT_IMAGE_MODEL)
+        #: (probabilities (N, k), classes) of the last run, for tests and scripting
+        self.result: Any = None
+
+    def _refresh_images(self, *_: Any) -> None:
+        from napari.layers import Image
+
+        refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
+                                  if isinstance(lyr, Image) and lyr.ndim in (2, 3) and not lyr.rgb
+                                  and not lyr.name.startswith("activation map")])
+
+    def run(self) -> Any:
+        """Check the layer and load the model here (a clear message for what cannot run);
+        classification and the maps run on a worker."""
+        from napari.utils.notifications import show_error
+
+        name = self.image_combo.currentText()
+        if name not in self.viewer.layers:
+            show_error("open an image first (File > Open, or File > Open Sample > xray-atlas radiograph)")
+            return None
+        layer = self.viewer.layers[name]
+        data = np.asarray(layer.data)
+        planes = data[None] if data.ndim == 2 else data
+        try:
+            if min(planes.shape[-2:]) < 4:
+                raise XrayAtlasError(f"layer {name!r}: images of at least 4 x 4 pixels are needed, got {data.shape}")
+            if not np.isfinite(planes).all():
+                raise XrayAtlasError(f"layer {name!r} has NaN or infinite pixels")
+            model = load_image_model(self.model_combo.currentText() or None, device=self.device_combo.currentText())
+        except XrayAtlasError as err:
+            show_error(str(err))
+            return None
+        cam = self.cam_box.isChecked()
+
+        def done(result: tuple[np.ndarray, np.ndarray | None]) -> None:
+            probs, maps = result
+            self.result = (probs, model.classes)
+            self.show_probabilities(probs, model.classes)
+            if maps is not None:
+                out = self.viewer.add_image(maps[0] if data.ndim == 2 else maps, name=f"activation map {name}",
+                                            colormap="inferno", blending="additive", opacity=0.6,
+                                            contrast_limits=(0, 1))
+                out.scale, out.translate = layer.scale, layer.translate
+
+        return self.jobs.start(_job(model, planes.astype(np.float32, copy=False), cam),
+                               what=f"classification with {model.name}", on_done=done)
+
+    def show_probabilities(self, probs: np.ndarray, classes: tuple[str, ...]) -> None:
+        """One row per image (plane): its class and the probability of each class."""
+        self.table.setColumnCount(1 + len(classes))
+        self.table.setHorizontalHeaderLabels(["class", *[f"P({c})" for c in classes]])
+        self.table.setRowCount(len(probs))
+        self.table.setVerticalHeaderLabels([str(i) for i in range(len(probs))])
+        for r, p in enumerate(probs):
+            self.table.setItem(r, 0, QTableWidgetItem(classes[int(p.argmax())]))
+            for j, v in enumerate(p):
+                self.table.setItem(r, 1 + j, QTableWidgetItem(f"{v:.3f}"))
+        if len(probs) == 1:
+            self.verdict.setText(f"{classes[int(probs[0].argmax())]} (p = {probs[0].max():.3f})")
+        else:
+            counts = np.bincount(probs.argmax(1), minlength=len(classes))
+            self.verdict.setText(", ".join(f"{classes[j]}: {counts[j]}" for j in np.argsort(-counts) if counts[j])
+                                 + f" of {len(probs)} images")
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.jobs.cancel()
+        super().closeEvent(event)
