@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared set-up for tools/run.sh and tools/test.sh: a virtual environment in .venv with
-# torch installed first (DEVELOPERS.md: torch==2.13.0 is a local CPU wheel here), then the
+# torch installed first (DEVELOPERS.md: torch==2.13.0 is a local CPU wheel here) with its
+# matching torchvision (0.28.0; any other release would pull another torch), then the
 # package with its napari and test extras. Safe to run again: it only reinstalls when
 # pyproject.toml changed. Also installs the X virtual framebuffer and the X client
 # libraries that Qt 6 needs, when missing and when we are root (napari's canvas needs
@@ -44,7 +45,7 @@ stamp="$venv/.xray-atlas-installed"
 want="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "xray-atlas: installing torch and the package into $venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0" "torchvision==0.28.0"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root[all,test]"
     echo "$want" > "$stamp"
 fi
