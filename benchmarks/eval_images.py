@@ -88,10 +88,10 @@ def micrographs(models: list[str]) -> None:
 def imbalance(models: list[str]) -> None:
     from xray_atlas.physics.radiograph import RadiographConfig, radiographs as make
 
-    x, y = make(600, config=RadiographConfig(kind="plate"), seed=TEST_SEED)[:2]
+    x, y = make(600, config=RadiographConfig(kind="plate", size=64), seed=TEST_SEED)[:2]
     name = (models or ["image-cnn"])[0]
-    print(f"{name}; 1,000 training plates with Al 2017 at 1:20 (share 0.048); balanced test set of 600 plates; "
-          "3 seeds\n")
+    print(f"{name}; 3,000 training plates (64-pixel frames read at 32, 15 epochs) with Al 2017 at 1:20 "
+          "(share 0.048); balanced test set of 600 plates; 3 seeds\n")
     print("| loss | class balance beta | Al2017 AP (mean +- sd) | Al2017 recall | accuracy |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,8 +99,9 @@ def imbalance(models: list[str]) -> None:
             aps, recs, accs = [], [], []
             for seed in (1, 2, 3):
                 out = Path(tmp) / f"{loss}-{beta}-{seed}"
-                _train(name, "synthetic-radiographs", {"n_images": 1000, "kind": "plate", "al2017_share": 1 / 21,
-                                                       "class_balance": beta}, loss=loss, seed=seed, epochs=10, out=out)
+                _train(name, "synthetic-radiographs", {"n_images": 3000, "kind": "plate", "frame": 64, "size": 32,
+                                                       "al2017_share": 1 / 21, "class_balance": beta},
+                       loss=loss, seed=seed, epochs=15, out=out)
                 s, _ = _test(out, x, y)
                 aps.append(s["ap"]["Al2017"])
                 c = np.asarray(s["confusion"])

@@ -71,3 +71,12 @@ def test_dual_energy_wedges_and_batches():
     assert x.shape == (12, 48, 48) and set(y) <= {0, 1} and [ALLOYS[k] for k in y] == [q.alloy for q in recs]
     with pytest.raises(XrayAtlasError, match="kind='disc'"):
         RadiographConfig(kind="disc").check()
+
+
+def test_instrument_spread_changes_the_beam_per_image():
+    # the same 2 mm plate under +-3 kV: the attenuation level moves (a softer beam attenuates more)
+    cfg = RadiographConfig(size=48, kind="plate", kv_spread=3.0, flat_field_share=1.0, photons=(1e6, 1e6))
+    levels = {round(float(np.sort(open_beam_log(radiograph("Al1050", config=cfg, thickness_mm=2.0, rng=s,
+                                                                    output="float").image).ravel())[-50:].mean()), 2)
+              for s in range(5)}
+    assert len(levels) >= 2 and max(levels) - min(levels) > 0.02

@@ -77,6 +77,10 @@ class RadiographConfig:
         The wedge rises from 0 to ``wedge_max_mm`` over its length (study 000: a 7 cm wedge).
     kv : float or tuple of float
         Tube voltage(s); two values give a dual-energy (2, size, size) image.
+    kv_spread, filter_spread_mm : float
+        Per image, the voltage varies by up to +-``kv_spread`` kV (in 0.5 kV steps) and the
+        thickness of the first filter by up to +-``filter_spread_mm`` (0.05 mm steps): an
+        instrument known only roughly, for training a model that tolerates it.
     photons : (float, float)
         Range of photons per pixel in the open beam (log-uniform); sets the quantum noise.
     blur_px : (float, float)
@@ -97,6 +101,8 @@ class RadiographConfig:
     wedge_length_mm: float = 70.0
     wedge_max_mm: float = 10.0
     kv: float | tuple[float, ...] = 50.0
+    kv_spread: float = 0.0
+    filter_spread_mm: float = 0.0
     photons: tuple[float, float] = (2e3, 5e4)
     blur_px: tuple[float, float] = (0.3, 1.2)
     flat_field_share: float = 0.5
@@ -128,7 +134,7 @@ class Radiograph:
     material: Material
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=512)
 def _weights(kv: float, scint_um: float, filters: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Energies (keV) and the detector signal per energy bin in the open beam (normalised):
     photons x CsI absorption x photon energy (an energy-integrating scintillator)."""
@@ -224,6 +230,14 @@ def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind:
     mat = alloy(alloy_name, rng=rng)
     t = _thickness_map(cfg, kind, float(thickness_mm), rng)
     kvs = cfg.kv if isinstance(cfg.kv, tuple) else (cfg.kv,)
+    if cfg.kv_spread > 0:
+        shift = round(rng.uniform(-cfg.kv_spread, cfg.kv_spread) * 2) / 2
+        kvs = tuple(k + shift for k in kvs)
+    filters = cfg.filters
+    if cfg.filter_spread_mm > 0 and filters:
+        (matl, mm), *rest = filters
+        mm = max(round((mm + rng.uniform(-cfg.filter_spread_mm, cfg.filter_spread_mm)) * 20) / 20, 0.0)
+        filters = ((matl, mm), *rest)
     photons = float(np.exp(rng.uniform(*np.log(cfg.photons))))
     sigma = rng.uniform(*cfg.blur_px)
     flat = rng.random() < cfg.flat_field_share
@@ -237,7 +251,7 @@ def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind:
         dark = rng.uniform(0.0, 0.02)
     planes = []
     for kv in kvs:
-        signal = transmission(mat, t, kv=kv, scintillator_um=cfg.scintillator_um, filters=cfg.filters)
+        signal = transmission(mat, t, kv=kv, scintillator_um=cfg.scintillator_um, filters=filters)
         quanta = rng.poisson(photons * signal * gain) / photons  # quantum noise of the open-beam photons
         planes.append(_blur(quanta, sigma) + dark)
     img = np.stack(planes) if len(planes) > 1 else planes[0]

@@ -593,7 +593,9 @@ class ImageFolder(_ImageSource):
 
 class SyntheticRadiographs(_ImageSource):
     """Radiographs of Al 1050 and Al 2017 plates and wedges from the physics engine
-    (:mod:`xray_atlas.physics.radiograph`), 20 % kept for validation."""
+    (:mod:`xray_atlas.physics.radiograph`), 20 % kept for validation. The attenuation levels
+    that tell the alloys apart depend on the beam, so give your instrument's voltage,
+    filtration and scintillator."""
 
     name = "synthetic-radiographs"
     title = "Synthetic radiographs (Al 1050 / Al 2017)"
@@ -603,6 +605,11 @@ class SyntheticRadiographs(_ImageSource):
         "kind": Param("both", "object: plate, wedge or both", choices=("plate", "wedge", "both"), kind="choice"),
         "frame": Param(128, "simulated image side before resizing (pixels)", 32, 2048),
         "al2017_share": Param(0.5, "share of Al 2017 images (class imbalance)", 0.01, 0.99),
+        "kv": Param(50.0, "tube voltage of your instrument (kV, W anode)", 20.0, 150.0),
+        "filter_al_mm": Param(0.5, "aluminium filtration of the beam (mm)", 0.0, 10.0),
+        "scintillator_um": Param(150.0, "CsI scintillator thickness (um)", 10.0, 2000.0),
+        "kv_spread": Param(0.0, "per image, vary the voltage by up to +- this (kV)", 0.0, 20.0),
+        "filter_spread_mm": Param(0.0, "per image, vary the filtration by up to +- this (mm Al)", 0.0, 5.0),
         **_ImageSource.COMMON,
     }
 
@@ -616,7 +623,9 @@ class SyntheticRadiographs(_ImageSource):
         from ..physics.radiograph import RadiographConfig, radiographs
 
         p = self.params
-        cfg = RadiographConfig(size=p["frame"], kind=p["kind"])
+        cfg = RadiographConfig(size=p["frame"], kind=p["kind"], kv=p["kv"], scintillator_um=p["scintillator_um"],
+                               filters=(("Al", p["filter_al_mm"]),), kv_spread=p["kv_spread"],
+                               filter_spread_mm=p["filter_spread_mm"])
         imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]))
         x = np.stack([prepare_image(im, size=p["size"], normalisation=self.normalisation) for im in imgs])[:, None]
         self._set(*_split(x, y, seed))
