@@ -90,15 +90,16 @@ def find_duplicates(root: str | os.PathLike, *, max_distance: int = 3, across_sp
         img = read_image(f)
         hashes.append(image_hash(img))
         digests.append(hashlib.sha1(np.ascontiguousarray(img).tobytes() + str(img.shape).encode()).hexdigest())
-    split = [f.relative_to(root).parts[0] for f in files]
+    split = np.array([f.relative_to(root).parts[0] for f in files])
+    h = np.array(hashes, dtype=np.uint64)
     out = []
-    for i in range(len(files)):
-        for j in range(i + 1, len(files)):
-            if across_splits_only and split[i] == split[j]:
-                continue
-            d = bin(hashes[i] ^ hashes[j]).count("1")
-            if d <= max_distance:
-                out.append(Duplicate(files[i], files[j], d, digests[i] == digests[j]))
+    for i in range(len(files) - 1):  # one vectorised row of the distance matrix at a time
+        dist = np.unpackbits((h[i + 1:] ^ h[i]).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
+        hit = dist <= max_distance
+        if across_splits_only:
+            hit &= split[i + 1:] != split[i]
+        for j in np.flatnonzero(hit) + i + 1:
+            out.append(Duplicate(files[i], files[j], int(dist[j - i - 1]), digests[i] == digests[j]))
     return out
 
 

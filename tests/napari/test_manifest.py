@@ -29,4 +29,5 @@ def test_plugin_contributions_are_found():
     assert [w.display_name for w in manifest.contributions.widgets] == ["Spectrum inspector", "Clusters", "Elemental maps",
                                                                         "Element probabilities",
                                                                         "Training", "Diffraction", "Classify image"]
-    assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image", "radiographs"]
+    assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image", "radiographs",
+                                                                      "micrographs"]

@@ -1,4 +1,5 @@
-"""The sample painting: simulated on a worker the first time, then read from the cache."""
+"""Sample data: the painting (simulated on a worker the first time, then read from the cache),
+the radiographs and the micrographs."""
 
 import os
 
@@ -26,3 +27,11 @@ def test_first_opening_simulates_in_the_background(viewer, qtbot, tmp_path, monk
     assert layers[0].name.startswith("Synthetic painting counts")
     np.testing.assert_array_equal(layers[0].data, counts.data)
     assert os.path.getsize(demo_painting_path()) > 96 * 128 * 4096 * 2
+
+
+def test_image_samples_carry_what_they_show(viewer):
+    (radio,) = viewer.open_sample("napari-xray-atlas", "radiographs")
+    assert radio.data.shape == (2, 256, 256) and radio.data.dtype == np.uint16
+    assert radio.metadata["objects"] == ["Al2017 plate 2 mm", "Al1050 wedge 10 mm"]
+    (micro,) = viewer.open_sample("napari-xray-atlas", "micrographs")
+    assert micro.data.shape == (8, 256, 256) and len(set(micro.metadata["classes"])) == 8

@@ -19,7 +19,7 @@ from ..io import read
 from ._layers import cube_layer_data
 
 __all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers", "diffraction_sample",
-           "radiograph_sample"]
+           "radiograph_sample", "micrograph_sample"]
 
 SAMPLE_NAME = "Synthetic painting"
 SHAPE = (96, 128)
@@ -119,3 +119,14 @@ def radiograph_sample() -> list[tuple]:
     meta = {"objects": [f"{r.alloy} {r.kind} {r.thickness_mm:g} mm" for r in (a, b)]}
     return [(np.stack([a.image, b.image]), {"name": "Radiographs (Al 2017 plate, Al 1050 wedge)", "colormap": "gray",
                                             "metadata": meta}, "image")]
+
+
+def micrograph_sample() -> list[tuple]:
+    """One synthetic micrograph per particle-morphology class as a stack, the class names in
+    the layer metadata (plane order)."""
+    from ..physics.micrograph import MORPHOLOGIES, micrograph
+
+    rng = np.random.default_rng(8)
+    stack = np.stack([micrograph(m, size=256, rng=rng) for m in MORPHOLOGIES])
+    return [(stack, {"name": "Micrographs (8 morphologies)", "colormap": "gray",
+                     "metadata": {"classes": list(MORPHOLOGIES)}}, "image")]
