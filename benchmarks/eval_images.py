@@ -90,7 +90,7 @@ def imbalance(models: list[str]) -> None:
 
     x, y = make(600, config=RadiographConfig(kind="plate", size=64), seed=TEST_SEED)[:2]
     name = (models or ["image-cnn"])[0]
-    print(f"{name}; 3,000 training plates (64-pixel frames read at 32, 15 epochs) with Al 2017 at 1:20 "
+    print(f"{name}; 6,000 training plates (64-pixel frames read at 32, 15 epochs) with Al 2017 at 1:20 "
           "(share 0.048); balanced test set of 600 plates; 3 seeds\n")
     print("| loss | class balance beta | Al2017 AP (mean +- sd) | Al2017 recall | accuracy |")
     print("|---|---|---|---|---|")
@@ -99,7 +99,7 @@ def imbalance(models: list[str]) -> None:
             aps, recs, accs = [], [], []
             for seed in (1, 2, 3):
                 out = Path(tmp) / f"{loss}-{beta}-{seed}"
-                _train(name, "synthetic-radiographs", {"n_images": 3000, "kind": "plate", "frame": 64, "size": 32,
+                _train(name, "synthetic-radiographs", {"n_images": 6000, "kind": "plate", "frame": 64, "size": 32,
                                                        "al2017_share": 1 / 21, "class_balance": beta},
                        loss=loss, seed=seed, epochs=15, out=out)
                 s, _ = _test(out, x, y)
