@@ -34,6 +34,7 @@ def test_build_keeps_the_quarters_of_an_image_together_and_finds_duplicates(tmp_
     np.testing.assert_array_equal(read_image(one), read_image(one))  # 16-bit PNG round trip
     assert read_image(one).max() > 255
     assert find_duplicates(tmp_path / "ds") == []
+    assert write_image(tmp_path / "scan.001", imgs[0]).name == "scan.001.png"  # dots in a name are kept
     # the study's own rule splits quarters: neighbours of one image land in train and test
     counts_q = build_image_folder(tmp_path / "src", tmp_path / "dq", by="quadrant")
     assert sum(counts_q["test"].values()) == 16

@@ -172,6 +172,7 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
     """For each image file: ``{"path", "class", "probabilities"}`` (CONTRACTS.md section 4);
     with ``cam_dir``, also its activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map
     over the image's own size), written atomically."""
+    from .imagesets import write_image
     from .io.images import read_image
 
     for p in paths:
@@ -180,21 +181,7 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
         row = {"path": str(p), "class": max(probs, key=probs.get), "probabilities": probs}
         if cam_dir is not None:
             cam = activation_map(model, img, class_index=model.classes.index(row["class"]))
-            row["cam"] = str(_write_png(Path(cam_dir) / f"{Path(p).stem}.png", cam))
+            png = np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8)
+            row["cam"] = str(write_image(Path(cam_dir) / Path(p).stem, png))
         yield row
 
-
-def _write_png(path: Path, values: np.ndarray) -> Path:
-    import tempfile
-
-    from PIL import Image
-
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -105,14 +105,15 @@ def find_duplicates(root: str | os.PathLike, *, max_distance: int = 3, across_sp
 
 def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
     """Write an image without losing its values, atomically: 8- and 16-bit integers as PNG,
-    anything else as ``.npy`` (the suffix is set accordingly)."""
+    anything else as ``.npy``. ``path`` names the file without its suffix, which is appended
+    (so a name with dots, ``scan.001``, keeps them); returns the path written."""
     import tempfile
 
     from PIL import Image
 
     img = np.asarray(img)
     path = Path(path)
-    path = path.with_suffix(".png" if img.dtype in (np.uint8, np.uint16) else ".npy")
+    path = path.with_name(path.name + (".png" if img.dtype in (np.uint8, np.uint16) else ".npy"))
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:

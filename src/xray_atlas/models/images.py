@@ -15,8 +15,7 @@ import sys
 from ..errors import XrayAtlasError
 from .registry import register
 
-__all__ = ["image_fnn", "image_cnn", "resnet18", "resnet34", "resnet50", "vgg16", "efficientnet_b0",
-           "import_torchvision"]
+__all__ = ["image_fnn", "image_cnn", "import_torchvision"]
 
 
 # Study 000 Table 1: FNN with SGD, ReLU, lr 0.01, weight decay 0.001.
@@ -36,17 +35,12 @@ def image_fnn(*, image_size: int, n_outputs: int, hidden: tuple[int, ...]):
 
 
 @register("image-cnn", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, width=16, norm="batch")
-def image_cnn(*, image_size: int, n_outputs: int, width: int, norm: str):
+          image_size=64, n_outputs=2, width=16)
+def image_cnn(*, image_size: int, n_outputs: int, width: int):
     """Four conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), global average pool,
-    linear: a small CNN whose last conv block gives class-activation maps. ``norm="none"``
-    drops the batch norm, for inputs whose absolute level carries the class (a radiograph's
-    -ln T): batch statistics make that level relative to the rest of the batch."""
+    linear: a small CNN whose last conv block gives class-activation maps."""
     import torch
     import torch.nn as nn
-
-    if norm not in ("batch", "none"):
-        raise XrayAtlasError(f"norm={norm!r}; choose batch or none")
 
     class SmallCNN(nn.Module):
         def __init__(self) -> None:
@@ -54,8 +48,7 @@ def image_cnn(*, image_size: int, n_outputs: int, width: int, norm: str):
             blocks, c = [], 1
             for k in range(4):
                 w = width * 2**k
-                blocks += [nn.Conv2d(c, w, 3, padding=1), *([nn.BatchNorm2d(w)] if norm == "batch" else []), nn.ReLU(),
-                           nn.MaxPool2d(2)]
+                blocks += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
                 c = w
             self.features = nn.Sequential(*blocks)
             self.head = nn.Linear(c, n_outputs)
@@ -130,19 +123,15 @@ def _load_pretrained(model, path: str) -> None:
 
 
 def _gray_first_conv(model, attr_path: str) -> None:
-    """Replace the first convolution by a one-channel one of the same geometry."""
+    """Replace the first convolution (``attr_path``, e.g. ``features.0.0``) by a one-channel
+    one of the same geometry."""
     import torch.nn as nn
 
-    parent = model
-    *parents, last = attr_path.split(".")
-    for p in parents:
-        parent = parent[int(p)] if p.isdigit() else getattr(parent, p)
-    conv = parent[int(last)] if last.isdigit() else getattr(parent, last)
-    new = nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None)
-    if last.isdigit():
-        parent[int(last)] = new
-    else:
-        setattr(parent, last, new)
+    parent_path, _, name = attr_path.rpartition(".")
+    parent = model.get_submodule(parent_path)
+    conv = getattr(parent, name)  # nn.Sequential children are attributes named "0", "1", ...
+    setattr(parent, name, nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                                    bias=conv.bias is not None))
 
 
 def _swap_activation(model, make) -> None:
@@ -181,43 +170,29 @@ def _torchvision_model(arch: str, n_outputs: int, activation: str, weights: str)
     return model
 
 
-# Study 000 Table 1: optimiser, activation, learning rate and weight decay of each network.
-@register("resnet18", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, activation="relu", weights="")
-def resnet18(*, image_size: int, n_outputs: int, activation: str, weights: str):
-    """ResNet18 from torchvision, one-channel input; trained from scratch unless
-    ``weights`` names a file of pretrained weights."""
-    return _torchvision_model("resnet18", n_outputs, activation, weights)
+def _zoo_builder(arch: str, what: str):
+    def builder(*, image_size: int, n_outputs: int, activation: str, weights: str):
+        return _torchvision_model(arch, n_outputs, activation, weights)
+
+    builder.__name__ = arch
+    builder.__doc__ = (f"{what} from torchvision, one-channel input; trained from scratch unless ``weights`` "
+                       "names a file of pretrained weights.")
+    return builder
 
 
-@register("resnet34", task="images", training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, activation="leaky-relu", weights="")
-def resnet34(*, image_size: int, n_outputs: int, activation: str, weights: str):
-    """ResNet34 with LeakyReLU (study 000) from torchvision, one-channel input; trained from scratch unless
-    ``weights`` names a file of pretrained weights."""
-    return _torchvision_model("resnet34", n_outputs, activation, weights)
-
-
-@register("resnet50", task="images", training={"optimizer": "rmsprop", "lr": 5e-4, "weight_decay": 5e-4},
-          image_size=64, n_outputs=2, activation="gelu", weights="")
-def resnet50(*, image_size: int, n_outputs: int, activation: str, weights: str):
-    """ResNet50 with GELU (study 000) from torchvision, one-channel input; trained from scratch unless
-    ``weights`` names a file of pretrained weights."""
-    return _torchvision_model("resnet50", n_outputs, activation, weights)
-
-
-@register("vgg16", task="images", training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, activation="relu", weights="")
-def vgg16(*, image_size: int, n_outputs: int, activation: str, weights: str):
-    """VGG16 (convolutional part; a 512-256-k head for small images) from torchvision, one-channel input; trained from scratch unless
-    ``weights`` names a file of pretrained weights."""
-    return _torchvision_model("vgg16", n_outputs, activation, weights)
-
-
-# EfficientNet's own activation is SiLU, as in study 000.
-@register("efficientnet-b0", task="images", training={"optimizer": "rmsprop", "lr": 2e-3, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, activation="silu", weights="")
-def efficientnet_b0(*, image_size: int, n_outputs: int, activation: str, weights: str):
-    """EfficientNetB0 (SiLU) from torchvision, one-channel input; trained from scratch unless
-    ``weights`` names a file of pretrained weights."""
-    return _torchvision_model("efficientnet_b0", n_outputs, activation, weights)
+# Study 000 Table 1: optimiser, activation, learning rate and weight decay of each network
+# (EfficientNet's own activation, SiLU, is the study's too).
+_ZOO = (
+    ("resnet18", "resnet18", "ResNet18", "relu", {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4}),
+    ("resnet34", "resnet34", "ResNet34 with LeakyReLU (study 000)", "leaky-relu",
+     {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4}),
+    ("resnet50", "resnet50", "ResNet50 with GELU (study 000)", "gelu",
+     {"optimizer": "rmsprop", "lr": 5e-4, "weight_decay": 5e-4}),
+    ("vgg16", "vgg16", "VGG16 (convolutional part; a 512-256-k head for small images)", "relu",
+     {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4}),
+    ("efficientnet-b0", "efficientnet_b0", "EfficientNetB0 (SiLU)", "silu",
+     {"optimizer": "rmsprop", "lr": 2e-3, "weight_decay": 1e-4}),
+)
+for _name, _arch, _what, _act, _training in _ZOO:
+    register(_name, task="images", training=_training, image_size=64, n_outputs=2, activation=_act,
+             weights="")(_zoo_builder(_arch, _what))

@@ -585,10 +585,9 @@ class ImageFolder(_ImageSource):
         x, y = load("train")
         xv, yv = load("val")
         if len(xv) == 0:
-            order = np.random.default_rng(seed).permutation(len(x))
-            n_val = max(int(round(len(x) * self.params["val_fraction"])), 1)
-            xv, yv, x, y = x[order[:n_val]], y[order[:n_val]], x[order[n_val:]], y[order[n_val:]]
-        self._set((x, y), (xv, yv))
+            self._set(*_split(x, y, np.random.default_rng(seed), self.params["val_fraction"]))
+        else:
+            self._set((x, y), (xv, yv))
 
 
 class SyntheticRadiographs(_ImageSource):
@@ -628,7 +627,7 @@ class SyntheticRadiographs(_ImageSource):
                                filter_spread_mm=p["filter_spread_mm"])
         imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]))
         x = np.stack([prepare_image(im, size=p["size"], normalisation=self.normalisation) for im in imgs])[:, None]
-        self._set(*_split(x, y, seed))
+        self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
 
 class SyntheticMicrographs(_ImageSource):
@@ -655,11 +654,12 @@ class SyntheticMicrographs(_ImageSource):
         p = self.params
         imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed)
         x = np.stack([prepare_image(im, size=p["size"]) for im in imgs])[:, None]
-        self._set(*_split(x, y, seed))
+        self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
 
-def _split(x: np.ndarray, y: np.ndarray, seed: int, val: float = 0.2) -> tuple[tuple, tuple]:
-    order = np.random.default_rng([seed, 1]).permutation(len(x))
+def _split(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, val: float = 0.2) -> tuple[tuple, tuple]:
+    """(train, validation): a random ``val`` share (at least one item) held out."""
+    order = rng.permutation(len(x))
     n_val = max(int(round(len(x) * val)), 1)
     v, t = order[:n_val], order[n_val:]
     return (x[t], y[t]), (x[v], y[v])
