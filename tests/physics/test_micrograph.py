@@ -26,3 +26,15 @@ def test_classes_render_reproducibly_and_differ():
     assert x.shape == (16, 64, 64) and np.bincount(y, minlength=8).tolist() == [2] * 8
     with pytest.raises(XrayAtlasError, match="morphology='stars'"):
         micrograph("stars")
+
+
+def test_class_shares_make_a_minority():
+    share = np.ones(8)
+    share[MORPHOLOGIES.index("core-shell")] = 0.05  # 1:20 against each other class
+    _, y = micrographs(1200, size=32, seed=2, balance=share)
+    n = np.bincount(y, minlength=8)
+    # expected 8 core-shell images of 1,200 (0.05 / 7.05 share); binomial sd 2.8
+    assert 1 <= n[MORPHOLOGIES.index("core-shell")] <= 18
+    assert n.min() == n[MORPHOLOGIES.index("core-shell")] and n.max() < 200
+    with pytest.raises(XrayAtlasError, match="balance"):
+        micrographs(10, size=32, balance=[1, 1])

@@ -103,6 +103,12 @@ def test_class_balanced_weights_follow_the_effective_number():
     inv = (1 - 0.99) / (1 - 0.99**n)
     np.testing.assert_allclose(src.class_weights(), inv / inv.sum() * 8, rtol=1e-5)
     assert SyntheticMicrographs("images", n_images=40).class_weights() is None  # beta 0: off
+    # a rare class (1:20) gets the largest weight, about 20 x at beta 0.9999
+    rare = SyntheticMicrographs("images", n_images=840, frame=32, size=16, class_balance=0.9999,
+                                minority="rods", minority_ratio=0.05)
+    rare.prepare(1)
+    w = rare.class_weights()
+    assert np.argmax(w) == 2 and 8 < w[2] / np.median(w) < 60
 
 
 def test_classification_scores_by_hand():

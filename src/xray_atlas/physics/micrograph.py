@@ -103,12 +103,20 @@ def micrograph(morphology: str, *, size: int = 128, rng: np.random.Generator | i
     return (img * rng.uniform(0.5, 2.0) + rng.uniform(-0.1, 0.1)).astype(np.float32)
 
 
-def micrographs(n: int, *, size: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` micrographs, classes drawn evenly: images (n, size, size) and class indices into
-    :data:`MORPHOLOGIES`."""
+def micrographs(n: int, *, size: int = 128, seed: int = 0,
+                balance: np.ndarray | list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` micrographs: images (n, size, size) and class indices into :data:`MORPHOLOGIES`.
+    Classes come in turn (evenly), or drawn at random with one share per class ``balance``
+    (a class imbalance)."""
     if n < 1:
         raise XrayAtlasError(f"n={n} must be >= 1")
     rng = np.random.default_rng(seed)
-    labels = np.arange(n) % len(MORPHOLOGIES)
-    rng.shuffle(labels)
+    if balance is None:
+        labels = np.arange(n) % len(MORPHOLOGIES)
+        rng.shuffle(labels)
+    else:
+        p = np.asarray(balance, float)
+        if p.shape != (len(MORPHOLOGIES),) or not np.all(p >= 0) or p.sum() <= 0:
+            raise XrayAtlasError(f"balance must hold {len(MORPHOLOGIES)} non-negative shares, one per class")
+        labels = rng.choice(len(MORPHOLOGIES), size=n, p=p / p.sum())
     return np.stack([micrograph(MORPHOLOGIES[k], size=size, rng=rng) for k in labels]), labels.astype(np.int64)

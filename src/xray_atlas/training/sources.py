@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import XrayAtlasError
+from ..physics.micrograph import MORPHOLOGIES
 
 __all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
            "SyntheticRadiographs", "SyntheticMicrographs", "SyntheticDiffraction", "IMAGE_SUFFIXES"]
@@ -639,12 +640,13 @@ class SyntheticMicrographs(_ImageSource):
     PARAMS = {
         "n_images": Param(1600, "micrographs to generate (20 % for validation)", 16, 10**6),
         "frame": Param(128, "generated image side before resizing (pixels)", 32, 2048),
+        "minority": Param("none", "one class made rare (class imbalance), or none",
+                          choices=("none", *MORPHOLOGIES), kind="choice"),
+        "minority_ratio": Param(0.05, "images of the rare class per image of each other class", 0.001, 1.0),
         **_ImageSource.COMMON,
     }
 
     def check(self) -> None:
-        from ..physics.micrograph import MORPHOLOGIES
-
         self.classes = MORPHOLOGIES
 
     def prepare(self, seed: int) -> None:
@@ -652,7 +654,11 @@ class SyntheticMicrographs(_ImageSource):
         from ..physics.micrograph import micrographs
 
         p = self.params
-        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed)
+        balance = None
+        if p["minority"] != "none":
+            balance = np.ones(len(MORPHOLOGIES))
+            balance[MORPHOLOGIES.index(p["minority"])] = p["minority_ratio"]
+        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed, balance=balance)
         x = np.stack([prepare_image(im, size=p["size"]) for im in imgs])[:, None]
         self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
