@@ -155,17 +155,23 @@ def analytic_encoding(image, span: int, *, window: str = "lot") -> np.ndarray:
         raise XrayAtlasError(f"image: expected a square 2-D image, got shape {np.shape(image)}")
     if window not in ("lot", "periodic"):
         raise XrayAtlasError(f"window={window!r}; choose lot or periodic")
+    a = _pair_correlations(img, offsets(span), window=window)
+    return a[0] if one else a
+
+
+def _pair_correlations(img: np.ndarray, offs, *, window: str = "lot") -> np.ndarray:
+    """(B, len(offs)) correlations of (B, L, L) images at offsets (dx, dy), normalised by r = 0
+    (and by the share of pairs inside a lot for ``window="lot"``); 0 where the image is empty."""
     L = img.shape[-1]
     corr = np.fft.ifft2(np.fft.ifftshift(img, axes=(-2, -1))).real  # (B, L, L), [dy, dx]
     c0 = corr[:, 0, 0]
     out = []
-    for dx, dy in offsets(span):
+    for dx, dy in offs:
         v = corr[:, dy % L, dx % L] / np.where(c0 > 0, c0, 1.0)
         if window == "lot":
             v = v * L * L / ((L - abs(dx)) * (L - abs(dy)))
         out.append(np.where(c0 > 0, v, 0.0))
-    a = np.stack(out, axis=1)
-    return a[0] if one else a
+    return np.stack(out, axis=1)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import XrayAtlasError
-from ..physics.micrograph import MORPHOLOGIES
+from ..physics.micrograph import MORPHOLOGIES, micrographs
 
 __all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
            "SyntheticRadiographs", "SyntheticMicrographs", "SyntheticDiffraction", "IMAGE_SUFFIXES"]
@@ -651,7 +651,6 @@ class SyntheticMicrographs(_ImageSource):
 
     def prepare(self, seed: int) -> None:
         from ..classify import prepare_image
-        from ..physics.micrograph import micrographs
 
         p = self.params
         balance = None
