@@ -109,6 +109,10 @@ def test_class_balanced_weights_follow_the_effective_number():
     rare.prepare(1)
     w = rare.class_weights()
     assert np.argmax(w) == 2 and 8 < w[2] / np.median(w) < 60
+    with pytest.raises(XrayAtlasError, match="minority='stars'; choose one of none, spheres-small"):
+        SyntheticMicrographs("images", minority="stars")
+    with pytest.raises(XrayAtlasError, match="minority_ratio=0 is out of range"):
+        SyntheticMicrographs("images", minority_ratio=0)
 
 
 def test_classification_scores_by_hand():
