@@ -4,6 +4,7 @@ In one run on this machine, each a fresh process (imports and model loading incl
 cache warm after a first read):
 
 - xray-atlas's shipped default model (``xray-atlas maps CUBE OUT.h5``), CPU;
+- the shipped spatial model (``--model maps-spatial``: features of 5 x 5 blocks averaged);
 - the least-squares baseline (``--model lsq``);
 - study 001's 1DCNN+ (``cnn1d+``, untrained weights: only the speed is measured here) on the
   first 32 rows, extrapolated to the cube (it runs a few hundred spectra per second);
@@ -39,10 +40,11 @@ def child(kind: str, out: str) -> dict:
     import numpy as np
 
     t0 = time.perf_counter()
-    if kind in ("default", "lsq"):
+    if kind in ("default", "spatial", "lsq"):
         from xray_atlas.cli import main
 
-        args = ["maps", str(CUBE), out, "--device", "cpu"] + ([] if kind == "default" else ["--model", "lsq"])
+        model = {"default": [], "spatial": ["--model", "maps-spatial"], "lsq": ["--model", "lsq"]}[kind]
+        args = ["maps", str(CUBE), out, "--device", "cpu"] + model
         assert main(args) == 0
         with h5py.File(CUBE) as f:
             n = f["spectra"].shape[0] * f["spectra"].shape[1]
@@ -111,7 +113,7 @@ def main() -> None:
     with open(CUBE, "rb") as f:  # warm the page cache once, for every run alike
         while f.read(1 << 26):
             pass
-    results = {k: run(k) for k in ("default", "lsq", "cnn1d+", "pymca")}
+    results = {k: run(k) for k in ("default", "spatial", "lsq", "cnn1d+", "pymca")}
     base = results["default"]["spectra"] / results["default"]["seconds"]
     for k, r in results.items():
         if "error" in r:

@@ -70,6 +70,19 @@ def test_progress_is_reported_per_tile_and_out_is_filled(small_cube_h5):
     np.testing.assert_array_equal(out, counts.sum(-1))
 
 
+def test_tiles_with_halo_cover_the_cube_once_with_their_neighbour_rows(small_cube_h5):
+    path, counts = small_cube_h5
+    with read(path) as cube:
+        tiles = list(cube.iter_tiles_with_halo(2, tile_bytes=4 * counts.shape[1] * counts.shape[2] * 2))
+        with pytest.raises(XrayAtlasError, match="halo=-1"):
+            next(cube.iter_tiles_with_halo(-1))
+    assert np.concatenate([np.arange(r.start, r.stop) for r, _, _ in tiles]).tolist() == list(range(counts.shape[0]))
+    for rows, block, lead in tiles:
+        top = max(rows.start - 2, 0)
+        assert lead == rows.start - top  # 0 at the top edge, 2 inside
+        np.testing.assert_array_equal(block, counts[top:min(rows.stop + 2, counts.shape[0])])
+
+
 def test_tile_rows_align_with_chunks(tmp_path):
     import h5py
 

@@ -81,7 +81,9 @@ def test_model_grid_resampled_when_safe_refused_otherwise(tmp_path, painting_cub
     assert mm.energy is not None and "resampled the cube's 2048 channels of 10.00 eV" in mm.notes[0]
     # rebinning conserves counts: 2048 channels of 10 eV -> 1024 of 40 eV
     block = np.asarray(painting_cube.counts[0], np.float32)
-    np.testing.assert_allclose(mm.resample(block, painting_cube.energy).sum(1), block.sum(1), rtol=1e-4)
+    got = mm.resample(block, painting_cube.energy)
+    assert mm.low_channels == 23 and not got[:, :23].any()  # the noise-peak channels (< 0.9 keV) read zero
+    np.testing.assert_allclose(got.sum(1), block[:, painting_cube.energy >= 0.9 - 0.02].sum(1), rtol=2e-3)
     # a cube that stops below the model's lines is refused
     short = SpectralCube(np.ones((2, 2, 500), np.float32), offset_kev=0.0, gain_kev=0.02)  # 0-10 keV
     with pytest.raises(XrayAtlasError, match="refusing to guess"):
@@ -95,3 +97,126 @@ def test_model_grid_resampled_when_safe_refused_otherwise(tmp_path, painting_cub
         load_map_model("no-such-model", painting_cube, device="cpu")
     with pytest.raises(XrayAtlasError, match="Xx-K not among"):
         run_to_end(iter_maps(painting_cube, mm, lines=("Xx-K",)))
+
+
+def _spatial_model(*, gain, n_channels=2048, seed=0):
+    """A spatial map model with random weights (a fresh one starts as the pixel's least squares
+    and would ignore its neighbours)."""
+    model, cfg = build("spatial-prior-mlp", n_channels=n_channels, gain_kev=gain, hidden=(16,))
+    torch.manual_seed(seed)
+    torch.nn.init.normal_(model.mlp[-1].weight, std=0.5)
+    card = ModelCard("spatial-prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
+                     inputs={"n_channels": n_channels, "energy_offset_kev": 0.0, "energy_gain_kev": gain})
+    return model.eval(), card
+
+
+def test_spatial_model_streams_the_block_means_it_was_trained_on(painting, painting_cube, tmp_path):
+    from xray_atlas.models.spectral import neighbourhood_mean
+
+    model, card = _spatial_model(gain=painting.energy_gain_kev)  # the cube's own grid: no resampling
+    save_model(tmp_path / "s.safetensors", model, card)
+    mm = load_map_model(tmp_path / "s.safetensors", painting_cube, device="cpu")
+    # tiles of 3 rows with halos of 2: every tile's blocks reach into the next tile's rows
+    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
+    counts = painting.counts.astype(np.float32)
+    counts[..., painting.energy < 0.9] = 0  # the noise-peak channels every map model reads as zero
+    x = np.stack([counts.reshape(-1, 2048), neighbourhood_mean(counts, 5).reshape(-1, 2048)], axis=1)
+    with torch.no_grad():
+        direct = model(torch.from_numpy(x)).numpy().reshape(24, 32, -1)
+    for j, ln in enumerate(DEFAULT_MAP_LINES):
+        np.testing.assert_allclose(streamed[ln], direct[..., j], rtol=1e-3, atol=1e-2 * max(direct[..., j].max(), 1))
+    assert any(direct[..., j].max() > 10 for j in range(len(DEFAULT_MAP_LINES)))
+    # the neighbours count: changing the pixel two rows up changes the map here, five rows up does not
+    near, far = counts.copy(), counts.copy()
+    near[8, 10] *= 3
+    far[5, 10] *= 3
+    kept = near.copy()
+    assert kept[..., :90].any()  # counts below 0.9 keV: masked for the model, never in the cube
+    got = {}
+    for name, c in (("near", near), ("far", far)):
+        cube = SpectralCube(c, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev)
+        got[name] = run_to_end(iter_maps(cube, load_map_model(tmp_path / "s.safetensors", cube, device="cpu")))
+    np.testing.assert_array_equal(near, kept)
+    diff = lambda name: max(abs(got[name][ln][10, 10] - streamed[ln][10, 10]) for ln in DEFAULT_MAP_LINES)
+    assert diff("near") > 1e-3 and diff("far") < 1e-3
+
+
+def test_spatial_models_need_a_source_with_neighbours(tmp_path):
+    from xray_atlas.training import check_run, make_config
+
+    cfg = make_config("maps", model="spatial-prior-mlp", source="synthetic-spectra", epochs=1)
+    with pytest.raises(XrayAtlasError, match="reads 5 x 5 pixel neighbourhoods.*synthetic-spectra"):
+        check_run(cfg, tmp_path / "m.safetensors")
+    with pytest.raises(XrayAtlasError, match="neighbourhood=4 must be an odd number"):
+        build("spatial-prior-mlp", neighbourhood=4)
+
+
+def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    from xray_atlas.models import load_model
+    from xray_atlas.models.spectral import fit_familiarity
+
+    model, cfg = build("prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,))
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.net.mlp[-1].weight, std=0.5)  # a correction far from zero
+    model.eval()
+    x = torch.from_numpy(painting.counts.reshape(-1, 2048).astype(np.float32))
+    torch.set_grad_enabled(False)
+    try:
+        plain = model(x)
+        assert torch.all(model.net.fallback == 0)  # off until fitted
+        assert fit_familiarity(model, x) and not fit_familiarity(build("fcn", n_channels=64, hidden=(4,))[0], x[:, :64])
+        fitted = model(x)
+    finally:
+        torch.set_grad_enabled(True)
+    familiar = model.net.fallback == 0
+    assert familiar.float().mean() >= 0.998  # its own pixels keep the learnt correction
+    torch.testing.assert_close(fitted[familiar], plain[familiar])
+    # a spectrum like none of them (one line at 15 keV on a flat continuum) gets the least squares value
+    odd = torch.ones(3, 2048)
+    odd[:, 1490:1510] += 400.0
+    with torch.no_grad():
+        model.net.mlp[-1].weight.zero_()
+        model.net.mlp[-1].bias.zero_()
+        lsq_only = model(odd)
+        torch.nn.init.normal_(model.net.mlp[-1].weight, std=0.5)
+        guarded = model(odd)
+    assert torch.all(model.net.fallback == 1)
+    torch.testing.assert_close(guarded, lsq_only)
+    # streamed over a cube, the share of such pixels is reported
+    save_model(tmp_path / "g.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
+               inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev}))
+    mixed = painting.counts.astype(np.float32).copy()
+    mixed[:6] = odd[0].numpy()  # a quarter of the rows
+    cube = SpectralCube(mixed, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
+    mm = load_map_model(tmp_path / "g.safetensors", cube, device="cpu")
+    run_to_end(iter_maps(cube, mm))
+    assert any(n.startswith(("25.", "26.")) and "unlike the spectra the model was trained on" in n for n in mm.notes)
+    # a model file from before the guard loads with it off
+    card = ModelCard("prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
+                     inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev})
+    save_model(tmp_path / "m.safetensors", model, card)
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    state = {k: v for k, v in load_file(str(tmp_path / "m.safetensors")).items() if "guard." not in k}
+    save_file(state, str(tmp_path / "old.safetensors"), metadata=meta)
+    old, _ = load_model(tmp_path / "old.safetensors")
+    old(odd)
+    assert torch.all(old.net.fallback == 0)
+
+
+def test_real_m6_spectrum_noise_peak_masked(real_data):
+    """The M6 Jetstream's noise peak (a quarter of its counts, below 0.9 keV) is not read as
+    lines: the least-squares baseline then lands near Bruker's own fit (unmasked it gave Pb-L 94
+    of Bruker's 812 and Fe-K 669 of 918)."""
+    from xray_atlas.physics.reference import bruker_net_counts
+
+    path = real_data / "bruker_m6_jetstream_file_example.spx"
+    bruker, _ = bruker_net_counts(path)
+    with read(path) as cube:
+        maps, mm = predict_maps(cube, "lsq", device="cpu")
+        assert mm.low_channels == int((cube.energy < 0.9).sum()) > 150
+    for line, tol in (("Fe-K", 0.1), ("Sr-K", 0.1), ("Zn-K", 0.3), ("Pb-L", 0.3), ("Hg-L", 0.5)):
+        assert float(maps[line].sum()) == pytest.approx(bruker[line], rel=tol), line

@@ -191,7 +191,10 @@ def _cmd_maps(args: argparse.Namespace) -> int:
         model = load_map_model(args.model, cube, device=args.device, lines=lines)
         for note in model.notes:
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
+        before = len(model.notes)
         maps = run_to_end(iter_maps(cube, model, lines=lines))
+        for note in model.notes[before:]:  # what the run found (pixels unlike the training data)
+            print(f"xray-atlas maps: note: {note}", file=sys.stderr)
     write_results(out, maps=maps, inputs=(args.cube,), attrs={"model": str(args.model or model.name)})
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
     print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "

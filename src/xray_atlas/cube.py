@@ -354,6 +354,20 @@ class SpectralCube:
             self._check_values(block, rows)
             yield rows, block
 
+    def iter_tiles_with_halo(self, halo: int, *, tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray, int]]:
+        """Yield ``(rows, block, lead)``: as :meth:`iter_tiles`, with up to ``halo`` more rows
+        read above and below (fewer at the cube's edges); ``block[lead:lead + len(rows)]``
+        are the tile's own rows."""
+        if halo < 0:
+            raise XrayAtlasError(f"halo={halo} must be >= 0 rows")
+        step = self.tile_rows(tile_bytes)
+        for r0 in range(0, self.height, step):
+            rows = slice(r0, min(r0 + step, self.height))
+            read = slice(max(r0 - halo, 0), min(rows.stop + halo, self.height))
+            block = self._read((read, slice(None), slice(None)))
+            self._check_values(block, read)
+            yield rows, block, r0 - read.start
+
     def _check_values(self, block: np.ndarray, rows: slice) -> None:
         if block.dtype.kind == "f":
             bad = ~np.isfinite(block)

@@ -37,15 +37,21 @@ class MapModel:
     n_channels: int
     energy: np.ndarray | None  # the model's channel energies (None: same grid as the cube)
     notes: list[str] = field(default_factory=list)
+    low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
 
-    def resample(self, block: np.ndarray, cube_energy: np.ndarray) -> np.ndarray:
+    def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
-        (the cumulative counts are interpolated at the model's channel edges)."""
+        (the cumulative counts are interpolated at the model's channel edges), with the
+        channels of the detector's noise peak (below ``preprocess.LOW_KEV``) set to zero.
+        ``owned``: ``block`` is a float32 copy the caller gives up, zeroed in place."""
         from .preprocess import resample
 
-        if self.energy is None:
-            return block
-        return resample(block, cube_energy, self.energy).astype(np.float32)
+        if self.energy is not None:
+            block, owned = resample(block, cube_energy, self.energy).astype(np.float32), True
+        if self.low_channels:
+            block = block if owned else np.array(block, dtype=np.float32)
+            block[:, :self.low_channels] = 0
+        return block
 
 
 def map_model_names() -> dict[str, list[str]]:
@@ -88,7 +94,8 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         chosen = tuple(lines or _default_lines())
         module, _ = build(str(model), n_channels=cube.n_channels, n_outputs=len(chosen), lines=chosen,
                           offset_kev=float(cube.energy[0]), gain_kev=gain, **instrument_from_metadata(cube.metadata))
-        return MapModel(module.to(dev).eval(), str(model), chosen, cube.n_channels, None)
+        return MapModel(module.to(dev).eval(), str(model), chosen, cube.n_channels, None,
+                        low_channels=_below_low(cube.energy))
     if model is None:
         path = _find(DEFAULT_MAPS_MODEL)
         if path is None:
@@ -113,6 +120,8 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         if off is not None and not cube.calibrated:
             mm.notes.append(f"the cube has no energy calibration; assuming the model's ({off:g} keV + {gain:g} keV "
                             "per channel)")
+        if cube.calibrated or off is not None:
+            mm.low_channels = _below_low(cube.energy if cube.calibrated else off + gain * np.arange(n))
         return mm
     if off is None or gain is None:
         raise XrayAtlasError(f"the model expects {n} channels and the cube has {cube.n_channels}; the model file "
@@ -128,11 +137,19 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         raise XrayAtlasError(f"the cube covers {cube.energy[0]:.2f}-{cube.energy[-1]:.2f} keV but the model's lines "
                              f"need {need_lo:.2f}-{need_hi:.2f} keV; refusing to guess", path=cube.path)
     mm.energy = e_model
+    mm.low_channels = _below_low(e_model)
     mm.notes.append(f"resampled the cube's {cube.n_channels} channels of {float(cube.energy[1] - cube.energy[0]) * 1000:.2f} eV "
                     f"to the model's {n} channels of {gain * 1000:.2f} eV")
     if cube.energy[-1] < e_model[-1] - gain:
         mm.notes.append(f"the cube ends at {cube.energy[-1]:.2f} keV; the model's channels above read zero counts")
     return mm
+
+
+def _below_low(energy: np.ndarray) -> int:
+    """How many leading channels of an increasing energy axis lie below ``LOW_KEV``."""
+    from .preprocess import LOW_KEV
+
+    return int(np.searchsorted(np.asarray(energy, dtype=np.float64), LOW_KEV))
 
 
 def _top_line_kev(lines) -> float:
@@ -172,18 +189,51 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     dev = dev.device if dev is not None else next(model.module.parameters()).device
     rows_per_tile = cube.tile_rows(tile_bytes)
     total = -(-h // rows_per_tile)
+    size = int(getattr(model.module, "neighbourhood", 0))  # spatial models see a size x size block
+    guarded = next((m for m in model.module.modules() if hasattr(m, "guard_features")), None)
+    unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
     yield Progress(0, total, "maps")
+
+    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True) -> np.ndarray:
+        # module_fn over batches of rows; spectra are first put on the model's channel grid
+        res = np.empty((flat.shape[0], width), np.float32)
+        for a in range(0, flat.shape[0], batch):
+            x = np.array(flat[a:a + batch], dtype=np.float32)  # a copy of the cube's counts, never the cube
+            x = model.resample(x, cube.energy, owned=True) if spectra else x
+            res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
+            if guarded is not None and guarded.fallback is not None:
+                unfamiliar[:] += [int((guarded.fallback > 0).sum()), int((guarded.fallback >= 1).sum())]
+                guarded.fallback = None
+        return res
+
     with torch.inference_mode():
-        for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-            flat = block.reshape(-1, cube.n_channels)
-            pred = np.empty((flat.shape[0], len(want)), np.float32)
-            for a in range(0, flat.shape[0], batch):
-                x = model.resample(np.asarray(flat[a:a + batch], dtype=np.float32), cube.energy)
-                y = model.module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev))
-                pred[a:a + batch] = y[:, cols].float().cpu().numpy()
-            out[rows] = pred.reshape(block.shape[0], w, len(want))
-            yield Progress(k + 1, total, "maps")
+        if not size:
+            for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+                flat = block.reshape(-1, cube.n_channels)
+                pred = run(lambda x: model.module(x)[:, cols], flat, len(want))
+                out[rows] = pred.reshape(block.shape[0], w, len(want))
+                yield Progress(k + 1, total, "maps")
+        else:
+            from .models.spectral import neighbourhood_mean
+
+            # the block mean of the model's features (linear in the counts) is the features of
+            # the block's mean spectrum: the same input as in training, at a twentieth the work
+            for k, (rows, block, lead) in enumerate(cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes)):
+                feats = run(model.module.features,
+                            block.reshape(-1, cube.n_channels), int(model.module.project.shape[1]))
+                feats = feats.reshape(block.shape[0], w, -1)
+                n = rows.stop - rows.start
+                near = neighbourhood_mean(feats, size)[lead:lead + n].reshape(n * w, -1)
+                own = feats[lead:lead + n].reshape(n * w, -1)
+                pred = run(lambda x: model.module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
+                           len(want), spectra=False)
+                out[rows] = pred.reshape(n, w, len(want))
+                yield Progress(k + 1, total, "maps")
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if unfamiliar[0]:
+        model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
+                           f"on; their maps lean on the least-squares fit ({unfamiliar[1] / (h * w):.1%} wholly): "
+                           "compare with --model lsq or roi")
     return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
 
 

@@ -11,7 +11,13 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["calibrate", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges"]
+__all__ = ["calibrate", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges",
+           "LOW_KEV"]
+
+#: Below this energy a real detector records its noise peak (a quarter of the counts of the
+#: M6 Jetstream spectrum in ../shared/data/real), which no simulated spectrum has; the models
+#: see these channels as zero. The lightest line they use, Al Ka, is at 1.49 keV.
+LOW_KEV = 0.9
 
 
 def _rows(spectra) -> tuple[np.ndarray, bool]:

@@ -27,8 +27,8 @@ __all__ = ["ElementModel", "load_element_model", "iter_probabilities", "predict_
 
 #: The shipped default element-probability model (file stem in ``models/zoo``).
 DEFAULT_ELEMENTS_MODEL = "elements-default"
-#: Channels below this energy are masked: the lightest class line (P Ka) is at 2.01 keV.
-LOW_KEV = 0.9
+#: Channels below this energy are masked (the noise peak); the lightest class line (P Ka) is at 2.01 keV.
+from .preprocess import LOW_KEV  # noqa: E402
 
 
 @dataclass

@@ -18,6 +18,8 @@ def _inputs(name):
     if entry.task == "diffraction":  # mean-normalised non-negative images
         return build(name, image_size=32, n_outputs=5), torch.rand(7, 1, 32, 32) * 2
     extra = {"lines": ("Ca-K", "Fe-K", "Cu-K", "Sr-K", "Pb-L"), "gain_kev": 0.04} if "lines" in entry.defaults else {}
+    if "neighbourhood" in entry.defaults:  # spatial: each pixel and the mean of its block
+        return build(name, n_channels=512, n_outputs=5, **extra), 100 * torch.rand(7, 2, 512)
     return build(name, n_channels=512, n_outputs=5, **extra), 100 * torch.rand(7, 512)
 
 

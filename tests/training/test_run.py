@@ -286,10 +286,21 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
     assert y[:, 0].max() > 50  # lead white in most random layouts
     with pytest.raises(XrayAtlasError, match="dwell_ms_min=50 is above dwell_ms_max=10"):
         SyntheticPaintings("maps", dwell_ms_min=50, dwell_ms_max=10)
-    for model in ("prior-mlp", "fcn+"):
+    # a spatial model's source gives each pixel with the mean spectrum of its 3 x 3 block
+    src.use_neighbourhood(3, model="spatial-prior-mlp")
+    src.prepare(seed=3)
+    xs, ys = src._train
+    assert xs.shape == (384, 2, 1024) and np.array_equal(ys, y)
+    np.testing.assert_array_equal(xs[:, 0], x)
+    first = x[:192].reshape(12, 16, 1024).astype(np.float64)
+    np.testing.assert_allclose(xs[16 * 5 + 7, 1], first[4:7, 6:9].mean((0, 1)), rtol=2e-3, atol=1e-3)  # inside
+    np.testing.assert_allclose(xs[0, 1], first[[0, 0, 1]][:, [0, 0, 1]].mean((0, 1)), rtol=2e-3, atol=1e-3)  # corner
+    for model in ("prior-mlp", "fcn+", "spatial-prior-mlp"):
         cfg = make_config("maps", model=model, source="synthetic-paintings", epochs=1, device="cpu",
                           source_params={"n_paintings": 1, "height": 8, "width": 8, "n_channels": 1024})
         out = train(cfg, tmp_path / model)
         m, card = load_model(out.path)
+        limits = [b for n, b in m.named_buffers() if n.endswith("guard.limits")]
+        assert model == "fcn+" or (limits and torch.isfinite(limits[0]).all())  # fitted to the training inputs
         assert card.config["gain_kev"] == 0.04 and card.config["polycapillary"] is True
         assert card.config["lines"] == list(card.outputs)

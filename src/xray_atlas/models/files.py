@@ -123,7 +123,10 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, Mo
     weights = path / "model.safetensors" if path.is_dir() else path
     try:
         model, _ = build(card.architecture, **card.config)
-        model.load_state_dict(load_file(str(weights), device="cpu"))
+        state = load_file(str(weights), device="cpu")
+        # files saved before the map models had a familiarity guard load with it switched off
+        missing = [k for k in model.state_dict() if k not in state and "guard." in k]
+        model.load_state_dict({**{k: model.state_dict()[k] for k in missing}, **state})
     except FileNotFoundError:
         raise XrayAtlasError("no model file (expected card.json and model.safetensors)", path=path) from None
     except XrayAtlasError as err:

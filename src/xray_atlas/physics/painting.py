@@ -20,12 +20,12 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 from .lines import DEFAULT_MAP_LINES
-from .materials import pigment
+from .materials import Material, compound, pigment
 from .spectra import Instrument, Layer, simulate
 from .tube import Tube
 
-__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "random_layout", "synthetic_painting",
-           "painting_instrument"]
+__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "random_layout", "random_sample",
+           "synthetic_painting", "painting_instrument", "SAMPLE_MATRICES"]
 
 #: Pigments a random layout paints with (grounds and metal leaf excepted).
 PAINT_PIGMENTS = ("lead white", "vermilion", "azurite", "malachite", "yellow ochre", "red ochre", "raw umber",
@@ -37,14 +37,15 @@ PAINT_PIGMENTS = ("lead white", "vermilion", "azurite", "malachite", "yellow och
 
 @dataclass(frozen=True)
 class Region:
-    """A region of a painting: paint layers (pigment name, thickness in um), top first."""
+    """A region of a painting: paint layers (pigment name or a :class:`.materials.Material`,
+    thickness in um), top first."""
 
     name: str
-    layers: tuple[tuple[str, float], ...]
+    layers: tuple[tuple[str | Material, float], ...]
 
     def __post_init__(self) -> None:
         for pig, t in self.layers:
-            pigment(pig)
+            _material(pig)
             if not t > 0:
                 raise XrayAtlasError(f"region {self.name!r}: layer {pig!r} needs a thickness > 0 um, got {t}")
 
@@ -144,11 +145,61 @@ def shapes_layout(height: int, width: int, *, seed: int = 0) -> tuple[np.ndarray
     return reg, regions
 
 
-def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[int, int] = (4, 8)
-                  ) -> tuple[np.ndarray, list[Region]]:
+def _material(layer: "str | Material") -> Material:
+    return pigment(layer) if isinstance(layer, str) else layer
+
+
+#: Matrices of the random samples (:func:`random_sample`): mass fractions, density.
+SAMPLE_MATRICES = {
+    "organic": ({"C": 0.5, "O": 0.43, "H": 0.07}, 1.3),
+    "carbonate": ({"Ca": 0.4, "C": 0.12, "O": 0.48}, 2.7),
+    "gypsum": ({"Ca": 0.233, "S": 0.186, "O": 0.558, "H": 0.023}, 2.3),
+    "apatite": ({"Ca": 0.399, "P": 0.185, "O": 0.414, "H": 0.002}, 3.1),
+    "silicate": ({"Si": 0.22, "Al": 0.21, "O": 0.56, "H": 0.01}, 2.6),
+}
+
+
+def random_sample(rng: np.random.Generator, *, name: str = "sample") -> Material:
+    """A material unlike paint: a random mixture of the :data:`SAMPLE_MATRICES` with one to
+    eight elements of the physics engine's default set at 0.01-15 % by mass (log-uniform), as
+    bone, stone, plaster, soil or a glaze residue present themselves to an XRF scanner."""
+    from .generator import DEFAULT_ELEMENTS
+
+    keys = list(SAMPLE_MATRICES)
+    picks = rng.choice(len(keys), size=int(rng.integers(1, 3)), replace=False)
+    weights = rng.dirichlet(np.ones(picks.size))
+    fr: dict[str, float] = {}
+    density = 0.0
+    for k, w in zip(picks, weights):
+        comp, rho = SAMPLE_MATRICES[keys[k]]
+        density += w * rho
+        for sym, f in comp.items():
+            fr[sym] = fr.get(sym, 0.0) + w * f
+    elements = [e for e in DEFAULT_ELEMENTS if e != "Ar"]  # argon is the air's, never the sample's
+    traces = rng.choice(len(elements), size=int(rng.integers(1, 9)), replace=False)
+    amounts = np.exp(rng.uniform(np.log(1e-4), np.log(0.15), traces.size))
+    amounts *= min(1.0, 0.5 / amounts.sum())
+    scale = 1.0 - amounts.sum()
+    fr = {k: v * scale for k, v in fr.items()}
+    for j, a in zip(traces, amounts):
+        fr[elements[j]] = fr.get(elements[j], 0.0) + float(a)
+    label = f"{name}: " + ", ".join(f"{elements[j]} {a:.2%}" for j, a in zip(traces, amounts))
+    return compound(fr, density=density, name=label)
+
+
+def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[int, int] = (4, 8),
+                  wash_share: float = 0.0, sample_share: float = 0.0) -> tuple[np.ndarray, list[Region]]:
     """Blobs of random paint: 4-8 regions (the arg-max of smooth random fields), each one or
     two layers of random pigments, 5-60 um thick, over a lead-white priming or straight on the
-    ground. For training and held-out evaluation paintings that share no layout."""
+    ground. For training and held-out evaluation paintings that share no layout.
+
+    A ``wash_share`` of the regions are instead washes: one to three pigments 0.05-2 um thick
+    straight on the ground, whose elements show as traces on a spectrum the ground dominates
+    (an abraded passage, a glaze, a sample that is not a painting at all). A ``sample_share``
+    are a thick :func:`random_sample` instead (what the ground is then does not matter)."""
+    for name, share in (("wash_share", wash_share), ("sample_share", sample_share)):
+        if not 0.0 <= share <= 1.0:
+            raise XrayAtlasError(f"{name}={share} must lie in [0, 1]")
     rng = np.random.default_rng(seed)
     k = int(rng.integers(n_regions[0], n_regions[1] + 1))
     fields = np.stack([_smooth_noise((height, width), rng, scale=max(height, width) / rng.uniform(6, 14))
@@ -156,6 +207,15 @@ def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[in
     reg = np.argmax(fields, axis=0).astype(np.int32)
     regions = []
     for i in range(k):
+        if sample_share and rng.random() < sample_share:
+            mat = random_sample(rng, name=f"region {i}")
+            regions.append(Region(mat.name, ((mat, 3000.0),)))
+            continue
+        if wash_share and rng.random() < wash_share:
+            picks = rng.choice(len(PAINT_PIGMENTS), size=int(rng.integers(1, 4)), replace=False)
+            layers = [(PAINT_PIGMENTS[j], float(np.exp(rng.uniform(np.log(0.05), np.log(2.0))))) for j in picks]
+            regions.append(Region(f"region {i}: wash of " + ", ".join(p for p, _ in layers), tuple(layers)))
+            continue
         n_layers = int(rng.integers(1, 3))
         picks = rng.choice(len(PAINT_PIGMENTS), size=n_layers, replace=False)
         layers = [(PAINT_PIGMENTS[j], float(rng.uniform(5, 60))) for j in picks]
@@ -236,7 +296,7 @@ def paint(
     for region in regions:
         per_t = []
         for f in factors:
-            stack = [Layer(pigment(p), t * f) for p, t in region.layers] + [ground_layer]
+            stack = [Layer(_material(p), t * f) for p, t in region.layers] + [ground_layer]
             per_t.append(simulate(stack, inst))
         sims.append(per_t)
         for s in per_t:

@@ -156,8 +156,31 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
     config.check()
     task = get_task(config.task)
     source = task.sources[config.source](config.task, **config.source_params)
+    from ..models.registry import available
+
+    size = {**available(config.task)[config.model].defaults, **config.model_params}.get("neighbourhood", 0)
+    if size:  # a spatial model: the source must give each pixel's surroundings
+        source.use_neighbourhood(int(size), model=config.model)
     _check_output(out, resume=resume, overwrite=overwrite)
     return task, source
+
+
+def _fit_familiarity(model: Any, source: Any, config: TrainConfig, n: int = 50_000) -> None:
+    """A prior map model learns what its training inputs look like (about ``n`` of them) before
+    training, so that it can tell a spectrum unlike them (models.spectral._familiarity_guard)."""
+    import torch
+
+    from ..models.spectral import fit_familiarity
+
+    if not any(hasattr(m, "guard_features") for m in model.modules()):
+        return
+    xs, have = [], 0
+    for x, _ in source.train_batches(0, max(config.batch_size, 1024), config.seed):
+        xs.append(x if isinstance(x, torch.Tensor) else torch.as_tensor(x))
+        have += len(xs[-1])
+        if have >= n:
+            break
+    fit_familiarity(model, torch.cat(xs).float())
 
 
 def check_run(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -229,6 +252,7 @@ def train(
     accepts = available(config.task)[config.model].defaults
     fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
     model, full = build(config.model, **{**config.model_params, **fixed})
+    _fit_familiarity(model, source, config)
     n_params = sum(p.numel() for p in model.parameters())
     _check_space(out.parent, n_params)
     if out.suffix != ".safetensors":
