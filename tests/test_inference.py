@@ -166,12 +166,12 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     torch.set_grad_enabled(False)
     try:
         plain = model(x)
-        assert torch.all(model.net.fallback == 0)  # off until fitted
+        assert torch.all(model.net.guard.fallback == 0)  # off until fitted
         assert fit_familiarity(model, x) and not fit_familiarity(build("fcn", n_channels=64, hidden=(4,))[0], x[:, :64])
         fitted = model(x)
     finally:
         torch.set_grad_enabled(True)
-    familiar = model.net.fallback == 0
+    familiar = model.net.guard.fallback == 0
     assert familiar.float().mean() >= 0.998  # its own pixels keep the learnt correction
     torch.testing.assert_close(fitted[familiar], plain[familiar])
     # a spectrum like none of them (one line at 15 keV on a flat continuum) gets the least squares value
@@ -183,7 +183,7 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
         lsq_only = model(odd)
         torch.nn.init.normal_(model.net.mlp[-1].weight, std=0.5)
         guarded = model(odd)
-    assert torch.all(model.net.fallback == 1)
+    assert torch.all(model.net.guard.fallback == 1)
     torch.testing.assert_close(guarded, lsq_only)
     # streamed over a cube, the share of such pixels is reported
     save_model(tmp_path / "g.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
@@ -204,7 +204,7 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     save_file(state, str(tmp_path / "old.safetensors"), metadata=meta)
     old, _ = load_model(tmp_path / "old.safetensors")
     old(odd)
-    assert torch.all(old.net.fallback == 0)
+    assert torch.all(old.net.guard.fallback == 0)
 
 
 def test_real_m6_spectrum_noise_peak_masked(real_data):

@@ -347,14 +347,11 @@ class SpectralCube:
 
     def iter_tiles(self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(rows, block)`` over the cube; ``block`` is (rows, W, channels) in memory."""
-        step = self.tile_rows(tile_bytes)
-        for r0 in range(0, self.height, step):
-            rows = slice(r0, min(r0 + step, self.height))
-            block = self._read((rows, slice(None), channels))
-            self._check_values(block, rows)
+        for rows, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes):
             yield rows, block
 
-    def iter_tiles_with_halo(self, halo: int, *, tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray, int]]:
+    def iter_tiles_with_halo(self, halo: int, channels: slice = slice(None), *,
+                             tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray, int]]:
         """Yield ``(rows, block, lead)``: as :meth:`iter_tiles`, with up to ``halo`` more rows
         read above and below (fewer at the cube's edges); ``block[lead:lead + len(rows)]``
         are the tile's own rows."""
@@ -364,7 +361,7 @@ class SpectralCube:
         for r0 in range(0, self.height, step):
             rows = slice(r0, min(r0 + step, self.height))
             read = slice(max(r0 - halo, 0), min(rows.stop + halo, self.height))
-            block = self._read((read, slice(None), slice(None)))
+            block = self._read((read, slice(None), channels))
             self._check_values(block, read)
             yield rows, block, r0 - read.start
 

@@ -190,7 +190,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     rows_per_tile = cube.tile_rows(tile_bytes)
     total = -(-h // rows_per_tile)
     size = int(getattr(model.module, "neighbourhood", 0))  # spatial models see a size x size block
-    guarded = next((m for m in model.module.modules() if hasattr(m, "guard_features")), None)
+    guard = next((m.guard for m in model.module.modules() if hasattr(m, "guard_features")), None)
     unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
     yield Progress(0, total, "maps")
 
@@ -198,12 +198,13 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
         # module_fn over batches of rows; spectra are first put on the model's channel grid
         res = np.empty((flat.shape[0], width), np.float32)
         for a in range(0, flat.shape[0], batch):
-            x = np.array(flat[a:a + batch], dtype=np.float32)  # a copy of the cube's counts, never the cube
-            x = model.resample(x, cube.energy, owned=True) if spectra else x
+            x = flat[a:a + batch]
+            if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
+                x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
             res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
-            if guarded is not None and guarded.fallback is not None:
-                unfamiliar[:] += [int((guarded.fallback > 0).sum()), int((guarded.fallback >= 1).sum())]
-                guarded.fallback = None
+            if guard is not None and guard.fallback is not None:
+                unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
+                guard.fallback = None
         return res
 
     with torch.inference_mode():

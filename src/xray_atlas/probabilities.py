@@ -21,14 +21,13 @@ import numpy as np
 
 from .cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from .errors import XrayAtlasError
+from .preprocess import LOW_KEV  # masked below (noise peak); the lightest class line, P Ka, is at 2.01 keV
 
 __all__ = ["ElementModel", "load_element_model", "iter_probabilities", "predict_probabilities",
            "spectrum_probabilities", "present", "check_cube", "element_model_names", "DEFAULT_ELEMENTS_MODEL", "LOW_KEV"]
 
 #: The shipped default element-probability model (file stem in ``models/zoo``).
 DEFAULT_ELEMENTS_MODEL = "elements-default"
-#: Channels below this energy are masked (the noise peak); the lightest class line (P Ka) is at 2.01 keV.
-from .preprocess import LOW_KEV  # noqa: E402
 
 
 @dataclass

@@ -125,8 +125,8 @@ def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, Mo
         model, _ = build(card.architecture, **card.config)
         state = load_file(str(weights), device="cpu")
         # files saved before the map models had a familiarity guard load with it switched off
-        missing = [k for k in model.state_dict() if k not in state and "guard." in k]
-        model.load_state_dict({**{k: model.state_dict()[k] for k in missing}, **state})
+        missing = {k: v for k, v in model.state_dict().items() if k not in state and "guard." in k}
+        model.load_state_dict({**missing, **state})
     except FileNotFoundError:
         raise XrayAtlasError("no model file (expected card.json and model.safetensors)", path=path) from None
     except XrayAtlasError as err:

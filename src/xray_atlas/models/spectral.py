@@ -189,6 +189,13 @@ def _familiarity_guard(n_features: int):
             # f: (B, F) features -> (B,) whitened RMS distance from the training mean
             return ((f - self.mean) @ self.whiten).pow(2).mean(dim=1).sqrt()
 
+        fallback: torch.Tensor | None = None  # the last batch's weights, read by inference for its note
+
+        def blend(self, out: torch.Tensor, base: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+            # out, base: (B, k) learnt and least-squares values, f: (B, F) -> (B, k), non-negative
+            self.fallback = self.weight(f)
+            return torch.lerp(out, base, self.fallback[:, None]).clamp_min(0.0)
+
         def weight(self, f: torch.Tensor) -> torch.Tensor:
             # (B, F) -> (B,) in [0, 1]: 0 familiar, 1 fall back to least squares entirely
             if not bool(torch.isfinite(self.limits[0])):
@@ -208,6 +215,21 @@ def _familiarity_guard(n_features: int):
             self.limits.copy_(torch.stack([lo, 1.5 * lo]).float())
 
     return FamiliarityGuard()
+
+
+def _correction_mlp(width: int, hidden: tuple[int, ...], n_outputs: int):
+    """The prior models' MLP (GELU); its last layer starts at zero, so the model starts as the
+    least-squares fit it corrects."""
+    import torch.nn as nn
+
+    layers = []
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.GELU()]
+        width = h
+    last = nn.Linear(width, n_outputs)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
 
 
 def fit_familiarity(model, x) -> bool:
@@ -268,16 +290,8 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
             super().__init__()
             self.register_buffer("lsq", torch.from_numpy(full))  # (C, K)
             self.register_buffer("idx", idx)
-            layers, width = [], full.shape[1] + bins
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.GELU()]
-                width = h
-            last = nn.Linear(width, n_outputs)
-            nn.init.zeros_(last.weight)  # starts as the least-squares fit
-            nn.init.zeros_(last.bias)
-            self.mlp = nn.Sequential(*layers, last)
+            self.mlp = _correction_mlp(full.shape[1] + bins, hidden, n_outputs)
             self.guard = _familiarity_guard(full.shape[1] + bins)
-            self.fallback: torch.Tensor | None = None  # the last batch's guard weights
 
         def _features(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) shares * C -> least-squares shares (B, K) in percent, and the spectrum's
@@ -296,10 +310,7 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
             feats = self._features(x)
             base = feats[:, self.idx]
             out = base + self.mlp(feats)
-            if self.training:
-                return out
-            self.fallback = self.guard.weight(feats)
-            return torch.lerp(out, base, self.fallback[:, None]).clamp_min(0.0)
+            return out if self.training else self.guard.blend(out, base, feats)
 
     return _wrap(PriorMLP(), "total", n_channels)
 
@@ -343,16 +354,8 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
             self.neighbourhood = int(neighbourhood)
             self.register_buffer("project", torch.from_numpy(project))
             self.register_buffer("idx", idx)
-            layers, width = [], 2 * (n_k + bins)
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.GELU()]
-                width = h
-            last = nn.Linear(width, n_outputs)
-            nn.init.zeros_(last.weight)  # starts as the pixel's least-squares fit
-            nn.init.zeros_(last.bias)
-            self.mlp = nn.Sequential(*layers, last)
+            self.mlp = _correction_mlp(2 * (n_k + bins), hidden, n_outputs)  # starts as the pixel's least squares
             self.guard = _familiarity_guard(2 * (n_k + bins))
-            self.fallback: torch.Tensor | None = None  # the last batch's guard weights
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
             # x: (..., C) counts -> (..., K + bins + 1): least-squares values, bin sums, total
@@ -369,9 +372,7 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
             feats = torch.cat([a, self._shares(near)], dim=1)  # (B, 2 (K + bins))
             base = a[:, self.idx]
             out = base + self.mlp(feats)
-            if not self.training:
-                self.fallback = self.guard.weight(feats)
-                out = torch.lerp(out, base, self.fallback[:, None]).clamp_min(0.0)
+            out = out if self.training else self.guard.blend(out, base, feats)
             return out * (own[:, -1:] / 100.0)
 
         def guard_features(self, x: torch.Tensor) -> torch.Tensor:
