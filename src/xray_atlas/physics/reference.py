@@ -25,7 +25,10 @@ from .tube import Tube
 #: the real M6 spectrum in ../shared/data/real (docs/physics.md shows the comparison).
 M6_OPTIC = Optic(high_kev=17.0, high_width_kev=2.5, low_kev=3.0, low_width_kev=0.5)
 
-__all__ = ["M6_OPTIC", "steel_srm1155", "STEEL_SRM1155", "bruker_net_counts", "m6_jetstream_sample"]
+#: The XFlash 430 detector of the M6 Jetstream file: resolution, Be window and Si thickness.
+M6_DETECTOR = {"fwhm_mnka_ev": 145.0, "window_be_um": 12.5, "sensor_um": 450.0}
+
+__all__ = ["M6_OPTIC", "M6_DETECTOR", "steel_srm1155", "STEEL_SRM1155", "bruker_net_counts", "m6_jetstream_sample"]
 
 #: NIST SRM 1155 certificate (wt %), as in the Steel.cfg material SRM_1155_COMPLETE.
 STEEL_SRM1155 = {"C": 0.0445, "N": 0.04, "Si": 0.5093, "P": 0.02, "S": 0.0175, "V": 0.05, "Cr": 18.37,
@@ -85,7 +88,7 @@ def m6_jetstream_sample(path: str | Path, *, iterations: int = 12, top_fraction:
     ax = [a for a in sig["axes"] if a.get("name") == "Energy"][0]
     live = float(sig["original_metadata"]["Hardware"]["LifeTime"]) / 1000.0
     det = Detector(n_channels=measured.size, gain_kev=float(ax["scale"]), offset_kev=float(ax["offset"]),
-                   fwhm_mnka_ev=145.0, window_be_um=12.5, sensor_um=450.0, step_height=step_height)
+                   step_height=step_height, **M6_DETECTOR)
     inst = Instrument(Tube("Rh", 50.0, current_ua=600.0), det,
                       Geometry(incidence_deg=90.0, exit_deg=45.0, air_mm=air_mm), live_time_s=live,
                       optic=M6_OPTIC if optic is None else optic)
