@@ -207,6 +207,34 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     assert torch.all(old.net.guard.fallback == 0)
 
 
+def test_prior_mlp_level_input_is_held_within_its_range(painting):
+    model, _ = build("prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,), level=True,
+                     level_range=(2.0, 4.0))
+    x = torch.from_numpy(painting.counts.reshape(-1, 2048)[:64].astype(np.float32))
+    assert float(x.sum(dim=1).min()) > 100.0  # 10 x these counts lie above 10^4
+    model.eval()
+    with torch.no_grad():
+        fresh = model(x)  # the last layer starts at zero: the least-squares value at any count level
+        torch.testing.assert_close(model(10 * x), 10 * fresh, rtol=1e-4, atol=1e-3)
+        torch.nn.init.normal_(model.net.mlp[-1].weight, std=0.5)
+        # within the range the count level changes the correction; beyond it the model acts as
+        # at its edge, so the maps scale with the counts instead of extrapolating
+        assert (model(10 * x) - 10 * model(x)).abs().max() > 1.0
+        torch.testing.assert_close(model(1000 * x), 10 * model(100 * x), rtol=1e-4, atol=1e-2)
+    # the spatial model takes the pixel's level the same way
+    spatial, _ = build("spatial-prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,),
+                       level=True, level_range=(2.0, 4.0))
+    spatial.eval()
+    pair = torch.stack([x, x.roll(1, dims=0)], dim=1)
+    with torch.no_grad():
+        torch.nn.init.normal_(spatial.mlp[-1].weight, std=0.5)
+        assert (spatial(10 * pair) - 10 * spatial(pair)).abs().max() > 1.0
+        torch.testing.assert_close(spatial(1000 * pair), 10 * spatial(100 * pair), rtol=2e-3, atol=1e-2)  # float32 sums
+    for name in ("prior-mlp", "spatial-prior-mlp"):
+        with pytest.raises(XrayAtlasError, match=r"level_range=\(3.0, 2.0\)"):
+            build(name, level=True, level_range=(3.0, 2.0))
+
+
 def test_real_m6_spectrum_noise_peak_masked(real_data):
     """The M6 Jetstream's noise peak (a quarter of its counts, below 0.9 keV) is not read as
     lines: the least-squares baseline then lands near Bruker's own fit (unmasked it gave Pb-L 94

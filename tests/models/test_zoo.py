@@ -24,7 +24,8 @@ def test_shipped_model_file_and_card():
     assert card.task == "maps" and set(DEFAULT_MAP_LINES) <= set(card.outputs)
     # made by tools/train_zoo.py from the project's own training code
     assert card.training["seed"] == 20261122 and card.training["loss"] == "adaptive-l1"
-    assert card.training_data["source"] == "synthetic-paintings" and card.training_data["n_paintings"] == 200
+    assert card.training_data["source"] == "synthetic-paintings"
+    assert (card.training_data["n_paintings"], card.training_data["stride"]) == (500, 2)
     assert card.inputs == {"n_channels": 4096, "energy_offset_kev": 0.0, "energy_gain_kev": 0.01}
     assert sorted(m.path for m in list_models("maps") if m.shipped) == [PATH, SPATIAL]
     limits = [b for n, b in model.named_buffers() if n.endswith("guard.limits")][0]

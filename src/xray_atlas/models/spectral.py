@@ -38,8 +38,10 @@ def _wrap(net, normalise: str, n_channels: int):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) counts -> shares (B, C) with mean 1 -> percent per line (B, k) -> counts (B, k)
             total = x.sum(dim=1, keepdim=True)
+            shares = x * (n_channels / total.clamp_min(1.0))
             # an empty pixel gives zeros (times the raw total), never NaN
-            return self.net(x * (n_channels / total.clamp_min(1.0))) * (total / 100.0)
+            out = self.net(shares, total) if getattr(self.net, "takes_total", False) else self.net(shares)
+            return out * (total / 100.0)
 
     return TotalScaled()
 
@@ -217,6 +219,21 @@ def _familiarity_guard(n_features: int):
     return FamiliarityGuard()
 
 
+def _level_input(level: bool, level_range: tuple):
+    """The count-level input of the prior models: (B, 1) total counts -> log10, held within
+    ``level_range`` and centred on it (beyond the training range the model acts as at its edge)."""
+    from ..errors import XrayAtlasError
+
+    lo, hi = (float(v) for v in level_range)
+    if level and not lo < hi:
+        raise XrayAtlasError(f"level_range={tuple(level_range)} must be (low, high) log10 counts with low < high")
+
+    def held(total):
+        return total.clamp_min(1.0).log10().clamp(lo, hi) - (lo + hi) / 2
+
+    return held
+
+
 def _correction_mlp(width: int, hidden: tuple[int, ...], n_outputs: int):
     """The prior models' MLP (GELU); its last layer starts at zero, so the model starts as the
     least-squares fit it corrects."""
@@ -264,14 +281,20 @@ def _lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: di
 
 
 @register("prior-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(256, 256),
-          spacing_kev=0.75, bins=128, **_INSTR)
+          spacing_kev=0.75, bins=128, level=False, level_range=(2.5, 5.5), **_INSTR)
 def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], spacing_kev: float,
-              bins: int, **instrument):
+              bins: int, level: bool, level_range: tuple, **instrument):
     """xray-atlas's map model: least-squares shares of the physics engine's 44 line families and
     a smooth background (one fixed (C, K) matrix from the physics prior), and the spectrum's
     shape in ``bins`` coarse bins, into an MLP that learns the correction (overlaps, matrix
     effects, non-negativity) on top of the least-squares value of each line. One matrix
-    product and a small MLP per spectrum."""
+    product and a small MLP per spectrum.
+
+    With ``level``, the MLP also sees log10 of the pixel's total counts, held within
+    ``level_range``: how far a weak line's share can be trusted depends on the counts behind
+    it (a 0.1 % share is 2 counts of noise in a 2,000-count pixel and a sure 1,000 counts in a
+    million-count accumulation), which shares alone cannot tell. Beyond the range the model
+    acts as at its edge instead of extrapolating."""
     import torch
     import torch.nn as nn
 
@@ -282,32 +305,41 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
     lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
     if bins < 0 or (bins and n_channels % bins):
         raise XrayAtlasError(f"bins={bins} must divide n_channels={n_channels} (0: no binned spectrum)")
+    held = _level_input(level, level_range)
     _, full, fams = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
     idx = torch.tensor([fams.index(ln) for ln in lines])
+    width = full.shape[1] + bins + int(bool(level))
 
     class PriorMLP(nn.Module):
+        takes_total = bool(level)
+
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("lsq", torch.from_numpy(full))  # (C, K)
             self.register_buffer("idx", idx)
-            self.mlp = _correction_mlp(full.shape[1] + bins, hidden, n_outputs)
-            self.guard = _familiarity_guard(full.shape[1] + bins)
+            self.mlp = _correction_mlp(width, hidden, n_outputs)
+            self.guard = _familiarity_guard(width)
 
-        def _features(self, x: torch.Tensor) -> torch.Tensor:
-            # x: (B, C) shares * C -> least-squares shares (B, K) in percent, and the spectrum's
-            # shape in `bins` sqrt-scaled bins: (B, K + bins)
-            z = x @ self.lsq * (100.0 / n_channels)
-            if not bins:
-                return z
-            return torch.cat([z, x.reshape(x.shape[0], bins, n_channels // bins).mean(dim=2).clamp_min(0).sqrt()], 1)
+        def _features(self, x: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
+            # x: (B, C) shares * C, total: (B, 1) counts -> least-squares shares (B, K) in
+            # percent, the spectrum's shape in `bins` sqrt-scaled bins, and with `level` the
+            # held log10 total, centred on the range: (B, K + bins [+ 1])
+            parts = [x @ self.lsq * (100.0 / n_channels)]
+            if bins:
+                parts.append(x.reshape(x.shape[0], bins, n_channels // bins).mean(dim=2).clamp_min(0).sqrt())
+            if level:
+                parts.append(held(total))
+            return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 
         def guard_features(self, counts: torch.Tensor) -> torch.Tensor:
             # (B, C) counts -> (B, F) the MLP's inputs
-            return self._features(counts * (n_channels / counts.sum(dim=1, keepdim=True).clamp_min(1.0)))
+            total = counts.sum(dim=1, keepdim=True)
+            return self._features(counts * (n_channels / total.clamp_min(1.0)), total)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            # x: (B, C) shares * C -> features (B, F) -> lines (B, k): least squares + learnt correction
-            feats = self._features(x)
+        def forward(self, x: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
+            # x: (B, C) shares * C, total: (B, 1) counts (with `level`) -> features (B, F)
+            # -> lines (B, k): least squares + learnt correction
+            feats = self._features(x, total)
             base = feats[:, self.idx]
             out = base + self.mlp(feats)
             return out if self.training else self.guard.blend(out, base, feats)
@@ -316,15 +348,18 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
 
 
 @register("spatial-prior-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(512, 512),
-          spacing_kev=0.75, bins=128, neighbourhood=5, **_INSTR)
+          spacing_kev=0.75, bins=128, neighbourhood=5, level=False, level_range=(2.5, 5.5), **_INSTR)
 def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], spacing_kev: float,
-                      bins: int, neighbourhood: int, **instrument):
+                      bins: int, neighbourhood: int, level: bool, level_range: tuple, **instrument):
     """The prior MLP with a view of the pixel's surroundings: the least-squares shares and the
     coarse shape of the pixel's spectrum and of the mean spectrum of its ``neighbourhood`` x
     ``neighbourhood`` block go into one MLP, which corrects the pixel's least-squares value of
     each line. The surroundings hold 25 times the counts of a 5 x 5 block and tell the layer
     stack (its line ratios, which lines are there at all), so a weak line need not be shrunk to
     the painting prior as a per-pixel model must.
+
+    ``level`` and ``level_range``: the pixel's held log10 total counts as one more input, as
+    in :func:`prior_mlp`.
 
     Input (B, 2, C): the pixel's counts and the mean counts of its block (edges replicated).
     ``features`` (linear in the counts) and ``head`` are exposed so that inference can average
@@ -342,6 +377,7 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
         raise XrayAtlasError(f"bins={bins} must divide n_channels={n_channels}")
     if neighbourhood < 3 or neighbourhood % 2 == 0:
         raise XrayAtlasError(f"neighbourhood={neighbourhood} must be an odd number of pixels >= 3")
+    held = _level_input(level, level_range)
     _, full, fams = _lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
     n_k = full.shape[1]
     binning = np.kron(np.eye(bins, dtype=np.float32), np.ones((n_channels // bins, 1), np.float32))
@@ -354,8 +390,9 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
             self.neighbourhood = int(neighbourhood)
             self.register_buffer("project", torch.from_numpy(project))
             self.register_buffer("idx", idx)
-            self.mlp = _correction_mlp(2 * (n_k + bins), hidden, n_outputs)  # starts as the pixel's least squares
-            self.guard = _familiarity_guard(2 * (n_k + bins))
+            width = 2 * (n_k + bins) + int(bool(level))
+            self.mlp = _correction_mlp(width, hidden, n_outputs)  # starts as the pixel's least squares
+            self.guard = _familiarity_guard(width)
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
             # x: (..., C) counts -> (..., K + bins + 1): least-squares values, bin sums, total
@@ -369,7 +406,8 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
         def head(self, own: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
             # own, near: (B, F) features of the pixel and of its block's mean -> (B, k) net counts
             a = self._shares(own)
-            feats = torch.cat([a, self._shares(near)], dim=1)  # (B, 2 (K + bins))
+            parts = [a, self._shares(near)] + ([held(own[:, -1:])] if level else [])
+            feats = torch.cat(parts, dim=1)  # (B, 2 (K + bins) [+ 1])
             base = a[:, self.idx]
             out = base + self.mlp(feats)
             out = out if self.training else self.guard.blend(out, base, feats)
@@ -377,7 +415,9 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
 
         def guard_features(self, x: torch.Tensor) -> torch.Tensor:
             # (B, 2, C) counts -> (B, F) the MLP's inputs
-            return torch.cat([self._shares(self.features(x[:, 0])), self._shares(self.features(x[:, 1]))], dim=1)
+            own = self.features(x[:, 0])
+            parts = [self._shares(own), self._shares(self.features(x[:, 1]))] + ([held(own[:, -1:])] if level else [])
+            return torch.cat(parts, dim=1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, 2, C) the pixel's counts and its block's mean counts -> (B, k) net counts
