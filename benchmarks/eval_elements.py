@@ -93,9 +93,9 @@ def m6_arsenic_evidence() -> dict:
     det = Detector(n_channels=sim.energy.size, gain_kev=gain, offset_kev=float(sim.energy[0]), **M6_DETECTOR)
     fams = ("Zn-K", "As-K", "Sr-K", "Hg-L", "Pb-L")
     band = (sim.energy > 9.0) & (sim.energy < 15.0)
-    a = np.concatenate([np.stack([sim.family_spectrum(f, det) for f in fams], 1),
-                        background_basis(sim.energy.size, float(sim.energy[0]), gain, spacing_kev=0.5)], 1)[band]
-    a = a[:, np.abs(a).sum(0) > 1e-6]
+    bg = background_basis(sim.energy.size, float(sim.energy[0]), gain, spacing_kev=0.5)[band]
+    bg = bg[:, np.abs(bg).sum(0) > 1e-6]  # only the bumps inside the band; every family keeps its column
+    a = np.concatenate([np.stack([sim.family_spectrum(f, det) for f in fams], 1)[band], bg], 1)
     y = measured.astype(float)[band]
     w = 1 / np.sqrt(np.maximum(y, 1))
     pinv = np.linalg.pinv(a * w[:, None])

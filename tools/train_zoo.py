@@ -45,18 +45,16 @@ ZOO = ROOT / "src" / "xray_atlas" / "models" / "zoo"
 #: pigment stacks) serve better than all pixels of fewer; against all pixels of 200 paintings,
 #: MAE 1.01 against 1.07 x the limit's and 30 against 24 of 39 lines within 1.1 x (docs/maps.md).
 #: Also tried and not kept: the count-level input (``level``) on 5-1000 ms dwell.
+#: The spatial map model sees the same pixels with their 5 x 5 blocks (against every other
+#: pixel of 300 paintings: MAE 1.02 against 1.06 x the limit's, 29 against 26 of 39 lines).
 MAPS_SOURCE = {"n_paintings": 500, "height": 48, "width": 64, "stride": 2}
-#: The spatial map model sees the same pixels with their 5 x 5 blocks (against 300 paintings:
-#: MAE 1.02 against 1.07 x the limit's, 29 against 26 of 39 lines within 1.1 x).
-MAPS_SPATIAL_SOURCE = dict(MAPS_SOURCE)
 
 
 def train_maps(quick: bool, *, spatial: bool = False) -> Path:
     from xray_atlas.training import TerminalProgress, make_config, train
 
     name = "maps-spatial" if spatial else "maps-default"
-    source = MAPS_SPATIAL_SOURCE if spatial else MAPS_SOURCE
-    source = {**source, "n_paintings": 12} if quick else source
+    source = {**MAPS_SOURCE, "n_paintings": 12} if quick else MAPS_SOURCE
     config = make_config(
         "maps", model="spatial-prior-mlp" if spatial else "prior-mlp", source="synthetic-paintings",
         loss="adaptive-l1", epochs=(12 if quick else 40) if spatial else (12 if quick else 60),

@@ -403,21 +403,23 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
             t = f[:, -1:].clamp_min(1.0)
             return torch.cat([f[:, :n_k] * (100.0 / t), (f[:, n_k:-1] * (bins / t)).clamp_min(0).sqrt()], dim=1)
 
+        def _inputs(self, own: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
+            # own, near: (B, F) features -> the MLP's inputs (B, 2 (K + bins) [+ 1]): the
+            # pixel's shares first, then its block's, then with `level` the pixel's held level
+            parts = [self._shares(own), self._shares(near)] + ([held(own[:, -1:])] if level else [])
+            return torch.cat(parts, dim=1)
+
         def head(self, own: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
             # own, near: (B, F) features of the pixel and of its block's mean -> (B, k) net counts
-            a = self._shares(own)
-            parts = [a, self._shares(near)] + ([held(own[:, -1:])] if level else [])
-            feats = torch.cat(parts, dim=1)  # (B, 2 (K + bins) [+ 1])
-            base = a[:, self.idx]
+            feats = self._inputs(own, near)
+            base = feats[:, self.idx]  # the pixel's least-squares shares of the lines
             out = base + self.mlp(feats)
             out = out if self.training else self.guard.blend(out, base, feats)
             return out * (own[:, -1:] / 100.0)
 
         def guard_features(self, x: torch.Tensor) -> torch.Tensor:
             # (B, 2, C) counts -> (B, F) the MLP's inputs
-            own = self.features(x[:, 0])
-            parts = [self._shares(own), self._shares(self.features(x[:, 1]))] + ([held(own[:, -1:])] if level else [])
-            return torch.cat(parts, dim=1)
+            return self._inputs(self.features(x[:, 0]), self.features(x[:, 1]))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, 2, C) the pixel's counts and its block's mean counts -> (B, k) net counts
