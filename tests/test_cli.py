@@ -162,6 +162,29 @@ def test_maps_command(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_maps_takes_a_calibration_for_an_uncalibrated_cube(tmp_path, real_data):
+    from xray_atlas.io.results import read_results
+
+    mca = real_data / "XRFSpectrum.mca"  # single column, no calibration
+    assert_one_line_error(run("maps", mca, tmp_path / "x.h5", "--model", "lsq"), "needs an energy calibration")
+    res = run("maps", mca, tmp_path / "d.h5", "--device", "cpu")
+    assert res.returncode == 0 and "assuming the model's" in res.stderr and "its own calibration" in res.stderr
+    # the calibration documented with the file (PyMca XrfTest.cfg)
+    cal = ("--offset-kev", "-0.492773", "--gain-kev", "0.00502883")
+    res = run("maps", mca, tmp_path / "m.h5", "--model", "lsq", *cal)
+    assert res.returncode == 0, res.stderr
+    maps = read_results(tmp_path / "m.h5")["maps"]
+    # Fe, Cu, Zn, Sr and Pb are in the thin standard's fit list (PyMca's XrfTest.cfg); Au is not
+    assert min(float(maps[ln].sum()) for ln in ("Fe-K", "Cu-K", "Zn-K", "Sr-K", "Pb-L")) > 1000
+    assert float(maps["Au-L"].sum()) < 0.05 * float(maps["Cu-K"].sum())
+    res = run("maps", mca, tmp_path / "n.h5", "--device", "cpu", *cal)
+    assert res.returncode == 0 and "resampled the cube's 4096 channels of 5.03 eV" in res.stderr
+    assert "assuming" not in res.stderr
+    assert_one_line_error(run("maps", mca, tmp_path / "x.h5", "--gain-kev", "0.01"), "go together")
+    assert_one_line_error(run("maps", mca, tmp_path / "x.h5", "--offset-kev", "0", "--gain-kev", "5"), "implausible")
+    assert not (tmp_path / "x.h5").exists()
+
+
 def test_probabilities_command(tmp_path, real_data):
     from xray_atlas.io.results import read_results
 

@@ -207,6 +207,37 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     assert torch.all(old.net.guard.fallback == 0)
 
 
+@pytest.mark.parametrize("name", ["prior-mlp", "spatial-prior-mlp"])
+def test_pixels_far_above_the_training_counts_are_reported(painting, tmp_path, name):
+    model, cfg = build(name, n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,))
+    totals = painting.counts.reshape(-1, 2048).sum(1, dtype=np.float64)
+    inputs = {"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev}
+    lines = list(DEFAULT_MAP_LINES)
+    save_model(tmp_path / "m.safetensors", model, ModelCard(name, cfg, "maps", outputs=lines, inputs={
+        **inputs, "total_counts": [float(totals.min()), float(np.percentile(totals, 99.9))]}))
+    save_model(tmp_path / "old.safetensors", model, ModelCard(name, cfg, "maps", outputs=lines, inputs=inputs))
+    counts = painting.counts.astype(np.float32)
+    own = SpectralCube(counts, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
+    mm = load_map_model(tmp_path / "m.safetensors", own, device="cpu")
+    run_to_end(iter_maps(own, mm))
+    assert not any("counts of the model's training pixels" in n for n in mm.notes)  # its own kind of pixels
+    long = counts.copy()
+    long[:6] *= 10.0  # a quarter of the rows scanned ten times longer
+    cube = SpectralCube(long, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
+    for path, told in (("m.safetensors", True), ("old.safetensors", False)):
+        mm = load_map_model(tmp_path / path, cube, device="cpu")
+        run_to_end(iter_maps(cube, mm))
+        note = [n for n in mm.notes if "counts of the model's training pixels" in n]
+        assert bool(note) == told, (path, mm.notes)
+    assert note == [] and mm.most_counts is None
+    mm = load_map_model(tmp_path / "m.safetensors", cube, device="cpu")
+    run_to_end(iter_maps(cube, mm))
+    (note,) = [n for n in mm.notes if "counts of the model's training pixels" in n]
+    assert note.startswith("25.0% of the pixels")
+    read = long[:6, :, mm.low_channels:].sum(-1, dtype=np.float64)  # the noise-peak channels read as zero
+    assert f"median {np.median(read):,.0f} against at most {np.percentile(totals, 99.9):,.0f}" in note
+
+
 def test_prior_mlp_level_input_is_held_within_its_range(painting):
     model, _ = build("prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,), level=True,
                      level_range=(2.0, 4.0))

@@ -57,6 +57,25 @@ def test_prepare_chains_the_steps():
     np.testing.assert_allclose(out[30:-30], 8.0, rtol=1e-6)  # two channels of 4 counts each
 
 
+def test_line_energies_and_calibration_to_named_peaks():
+    import xraylib
+
+    from xray_atlas.preprocess import calibrate_to_peaks, line_energy
+
+    # Ka is Ka1 and Ka2 weighted by xraylib's rates (Cu: 8.0478 and 8.0278 keV, about 2 : 1)
+    ka1, ka2 = xraylib.LineEnergy(29, xraylib.KL3_LINE), xraylib.LineEnergy(29, xraylib.KL2_LINE)
+    assert ka2 < line_energy("Cu Ka") < ka1 and line_energy("Cu Ka") == pytest.approx((2 * ka1 + ka2) / 3, abs=1e-3)
+    assert line_energy("Pb-La") == line_energy("Pb Lα") == pytest.approx(10.54, abs=0.01)
+    assert line_energy("Fe Kb") == pytest.approx(xraylib.LineEnergy(26, xraylib.KM3_LINE), abs=1e-3)
+    offset, gain = -0.492773, 0.00502883  # PyMca's XrfTest.cfg
+    peaks = ", ".join(f"{(line_energy(n) - offset) / gain:.3f} {n}" for n in ("Fe Ka", "Sr Ka", "Pb Lb"))
+    assert calibrate_to_peaks(peaks) == pytest.approx((offset, gain), rel=1e-5)
+    for bad, message in (("1696 Cu Ka", "give two or more"), ("x Cu Ka, 2 Zn Ka", "must start with a channel"),
+                         ("1696 Cu, 2912 Sr Ka", "element and a line group"), ("1696 Cu Kz, 2912 Sr Ka", "no Kz")):
+        with pytest.raises(XrayAtlasError, match=message):
+            calibrate_to_peaks(bad)
+
+
 def test_calibrate_recovers_a_linear_axis_from_peaks(real_data):
     from xray_atlas.io import read
     from xray_atlas.preprocess import calibrate

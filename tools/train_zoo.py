@@ -44,7 +44,8 @@ ZOO = ROOT / "src" / "xray_atlas" / "models" / "zoo"
 #: Every other pixel of 500 paintings: neighbouring pixels are alike, so more layouts (more
 #: pigment stacks) serve better than all pixels of fewer; against all pixels of 200 paintings,
 #: MAE 1.01 against 1.07 x the limit's and 30 against 24 of 39 lines within 1.1 x (docs/maps.md).
-#: Also tried and not kept: the count-level input (``level``) on 5-1000 ms dwell.
+#: Also tried and not kept: the count-level input (``level``) on 5-1000 ms dwell; every third
+#: pixel of 1,000 paintings (MAE 1.02 x the limit's, 30 of 39 lines: the layouts have stopped paying).
 #: The spatial map model sees the same pixels with their 5 x 5 blocks (against every other
 #: pixel of 300 paintings: MAE 1.02 against 1.06 x the limit's, 29 against 26 of 39 lines).
 MAPS_SOURCE = {"n_paintings": 500, "height": 48, "width": 64, "stride": 2}
@@ -72,23 +73,44 @@ def train_maps(quick: bool, *, spatial: bool = False) -> Path:
     return dest
 
 
+def _shipped_maps_source(spatial: bool, purpose: str):
+    """A shipped map model, its card and path, and its training source made again from the
+    card's settings and seed (so what is measured on it is the run's own data)."""
+    from xray_atlas.models import load_model
+    from xray_atlas.training import make_config
+    from xray_atlas.training.run import _prepare
+
+    path = ZOO / f"{'maps-spatial' if spatial else 'maps-default'}.safetensors"
+    model, card = load_model(path)
+    config = make_config(card.task, **{k: v for k, v in card.training.items() if k != "task"})
+    _, source = _prepare(config, Path(tempfile.mkdtemp(prefix=f"zoo-{purpose}-")) / "m.safetensors", resume=False,
+                         overwrite=True)
+    source.prepare(config.seed)
+    return path, model, card, source, config
+
+
 def fit_maps_guard(spatial: bool) -> Path:
     """Fit the familiarity guard of a shipped map model on its own training data, as the
     training engine does before every run (for model files trained before it had one)."""
-    from xray_atlas.models import load_model, save_model
-    from xray_atlas.training import make_config
-    from xray_atlas.training.run import _fit_familiarity, _prepare
+    from xray_atlas.models import save_model
+    from xray_atlas.training.run import _fit_familiarity
 
-    name = "maps-spatial" if spatial else "maps-default"
-    path = ZOO / f"{name}.safetensors"
-    model, card = load_model(path)
-    config = make_config(card.task, **{k: v for k, v in card.training.items() if k != "task"})
-    _, source = _prepare(config, Path(tempfile.mkdtemp(prefix="zoo-guard-")) / "m.safetensors", resume=False,
-                         overwrite=True)
-    source.prepare(config.seed)
+    path, model, card, source, config = _shipped_maps_source(spatial, "guard")
     _fit_familiarity(model, source, config)
     save_model(path, model, card)
-    print(f"{name}: familiarity guard fitted, limits {model.state_dict()[[k for k in model.state_dict() if k.endswith('guard.limits')][0]].tolist()}")
+    print(f"{path.stem}: familiarity guard fitted, limits {model.state_dict()[[k for k in model.state_dict() if k.endswith('guard.limits')][0]].tolist()}")
+    return path
+
+
+def fit_maps_counts(spatial: bool) -> Path:
+    """Write the training pixels' range of total counts into a shipped map model's card, as
+    the training engine does for every run since 2026-11-23 (for files trained before)."""
+    from xray_atlas.models import save_model
+
+    path, model, card, source, _ = _shipped_maps_source(spatial, "counts")
+    card.inputs["total_counts"] = source.input_contract()["total_counts"]
+    save_model(path, model, card)
+    print(f"{path.stem}: training pixels' total counts, 0.1th-99.9th percentile: {card.inputs['total_counts']}")
     return path
 
 
@@ -220,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--fit-guard", action="store_true", help="maps: fit the shipped model's familiarity guard only")
+    parser.add_argument("--fit-counts", action="store_true",
+                        help="maps: write the training pixels' range of counts into the shipped model's card only")
     parser.add_argument("--span", type=int, choices=(2, 3, 4), action="append", help="diffraction: span(s) to train")
     args = parser.parse_args(argv)
     if args.what == "elements":
@@ -240,6 +264,9 @@ def main(argv=None) -> int:
         return 0
     spatial = args.what == "maps-spatial"
     path = ZOO / f"{args.what if spatial else 'maps-default'}.safetensors"
+    if args.fit_counts:
+        fit_maps_counts(spatial)
+        return 0
     if args.fit_guard:
         fit_maps_guard(spatial)
         return 0

@@ -186,8 +186,10 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     from .io.results import write_results
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
+    _check_calibration(args)
     lines = tuple(s.strip() for s in args.lines.split(",")) if args.lines else None
     with read(args.cube, dataset=args.dataset) as cube:
+        cube = _calibrated(cube, args)
         model = load_map_model(args.model, cube, device=args.device, lines=lines)
         for note in model.notes:
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
@@ -200,6 +202,24 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "
           + ", ".join(f"{k} {float(maps[k].mean()):.0f}" for k in strongest) + " mean counts")
     return 0
+
+
+def _add_calibration(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offset-kev", type=float, help="energy calibration for an uncalibrated cube, or one whose file "
+                   "states a wrong one: energy of channel 0 (keV)")
+    p.add_argument("--gain-kev", type=_positive_float, help="energy calibration: keV per channel")
+
+
+def _check_calibration(args: argparse.Namespace) -> None:
+    if (args.offset_kev is None) != (args.gain_kev is None):
+        raise XrayAtlasError("--offset-kev and --gain-kev go together")
+
+
+def _calibrated(cube, args: argparse.Namespace):
+    """The cube with the calibration of --offset-kev/--gain-kev, if given (the file is not touched)."""
+    if args.gain_kev is None:
+        return cube
+    return cube.with_calibration(offset_kev=args.offset_kev, gain_kev=args.gain_kev)
 
 
 def _read_labels(path: str, shape: tuple[int, int]) -> "np.ndarray":
@@ -227,14 +247,12 @@ def _cmd_probabilities(args: argparse.Namespace) -> int:
     from .probabilities import iter_probabilities, load_element_model, present
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,) + ((args.labels,) if args.labels else ()))
-    if (args.offset_kev is None) != (args.gain_kev is None):
-        raise XrayAtlasError("--offset-kev and --gain-kev go together")
+    _check_calibration(args)
     if args.labels and args.region != 1:
         raise XrayAtlasError("--labels and --region exclude each other")
     elements = tuple(s.strip() for s in args.elements.split(",")) if args.elements else None
     with read(args.cube, dataset=args.dataset) as cube:
-        if args.gain_kev is not None:
-            cube = cube.with_calibration(offset_kev=args.offset_kev, gain_kev=args.gain_kev)
+        cube = _calibrated(cube, args)
         labels = _read_labels(args.labels, (cube.height, cube.width)) if args.labels else None
         model = load_element_model(args.model, device=args.device)
         probs = run_to_end(iter_probabilities(cube, model, region=args.region, labels=labels, elements=elements))
@@ -441,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the shipped model)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
+    _add_calibration(p)
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.set_defaults(func=_cmd_maps)
 
@@ -454,8 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="CLUSTERS.h5", help="predict the summed spectrum of each cluster of this "
                    "result file of xray-atlas cluster")
     p.add_argument("--elements", help="comma-separated subset of the model's elements, e.g. Pb,Hg,Cu")
-    p.add_argument("--offset-kev", type=float, help="energy calibration for an uncalibrated cube: channel 0 (keV)")
-    p.add_argument("--gain-kev", type=_positive_float, help="energy calibration: keV per channel")
+    _add_calibration(p)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.set_defaults(func=_cmd_probabilities)

@@ -38,6 +38,7 @@ class MapModel:
     energy: np.ndarray | None  # the model's channel energies (None: same grid as the cube)
     notes: list[str] = field(default_factory=list)
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
+    most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
 
     def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
@@ -114,12 +115,15 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
     mm = MapModel(module, path.stem if path.suffix else path.name, out_lines, n, None)
+    seen = card.inputs.get("total_counts") or card.inputs.get("counts")  # paintings, cubes / random spectra
+    if isinstance(seen, (list, tuple)) and len(seen) == 2:
+        mm.most_counts = float(seen[1])
     same_grid = n == cube.n_channels and (off is None or not cube.calibrated or (
         abs(float(cube.energy[0]) - off) < 0.25 * gain and abs(float(cube.energy[1] - cube.energy[0]) - gain) < 1e-3 * gain))
     if same_grid:
         if off is not None and not cube.calibrated:
             mm.notes.append(f"the cube has no energy calibration; assuming the model's ({off:g} keV + {gain:g} keV "
-                            "per channel)")
+                            "per channel): if the detector's differs, give the cube its own calibration first")
         if cube.calibrated or off is not None:
             mm.low_channels = _below_low(cube.energy if cube.calibrated else off + gain * np.arange(n))
         return mm
@@ -192,9 +196,20 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     size = int(getattr(model.module, "neighbourhood", 0))  # spatial models see a size x size block
     guard = next((m.guard for m in model.module.modules() if hasattr(m, "guard_features")), None)
     unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
+    # pixels far above the training's counts: the learnt correction was fitted where weak lines
+    # are a few counts of noise, and it drifts from the physical limit as counts grow
+    bright = 3.0 * model.most_counts if model.most_counts else np.inf
+    n_bright, bright_totals = 0, []
     yield Progress(0, total, "maps")
 
-    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True) -> np.ndarray:
+    def count_bright(totals: np.ndarray) -> None:
+        nonlocal n_bright
+        hit = totals > bright
+        if hit.any():
+            n_bright += int(hit.sum())
+            bright_totals.append(totals[hit][:1000])
+
+    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False) -> np.ndarray:
         # module_fn over batches of rows; spectra are first put on the model's channel grid
         res = np.empty((flat.shape[0], width), np.float32)
         for a in range(0, flat.shape[0], batch):
@@ -202,6 +217,9 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
             if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
                 x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
             res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
+            if count and model.most_counts:  # the totals the model summed itself, when it keeps them
+                totals = getattr(model.module, "totals", None)
+                count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else x.sum(axis=1))
             if guard is not None and guard.fallback is not None:
                 unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
                 guard.fallback = None
@@ -211,7 +229,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
         if not size:
             for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
                 flat = block.reshape(-1, cube.n_channels)
-                pred = run(lambda x: model.module(x)[:, cols], flat, len(want))
+                pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True)
                 out[rows] = pred.reshape(block.shape[0], w, len(want))
                 yield Progress(k + 1, total, "maps")
         else:
@@ -226,6 +244,8 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                 n = rows.stop - rows.start
                 near = neighbourhood_mean(feats, size)[lead:lead + n].reshape(n * w, -1)
                 own = feats[lead:lead + n].reshape(n * w, -1)
+                if model.most_counts:
+                    count_bright(own[:, -1])  # the features' last column is the total
                 pred = run(lambda x: model.module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
                            len(want), spectra=False)
                 out[rows] = pred.reshape(n, w, len(want))
@@ -234,6 +254,11 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
                            f"on; their maps lean on the least-squares fit ({unfamiliar[1] / (h * w):.1%} wholly): "
+                           "compare with --model lsq or roi")
+    if n_bright:
+        model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
+                           f"training pixels (median {np.median(np.concatenate(bright_totals)):,.0f} against at most "
+                           f"{model.most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
                            "compare with --model lsq or roi")
     return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["calibrate", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges",
+__all__ = ["calibrate", "calibrate_to_peaks", "line_energy", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges",
            "LOW_KEV"]
 
 #: Below this energy a real detector records its noise peak (a quarter of the counts of the
@@ -51,6 +51,45 @@ def calibrate(channels, energies_kev) -> tuple[float, float]:
     if not gain > 0:
         raise XrayAtlasError(f"channels and energies_kev give a gain of {gain:.4g} keV per channel; it must be > 0")
     return float(offset), float(gain)
+
+
+_GROUPS = {"a": "α", "b": "β", "g": "γ", "l": "ℓ"}
+
+
+def line_energy(name: str) -> float:
+    """Energy (keV, xraylib) of a line group such as ``"Cu Ka"``, ``"Pb-Lb"`` or ``"Fe Kβ"``:
+    the intensity-weighted mean of the family's lines of that Siegbahn group (Ka1 and Ka2 for
+    Ka), which is where the group's peak stands in a spectrum."""
+    from .physics.lines import family_lines
+
+    parts = str(name).replace("-", " ").split()
+    if len(parts) != 2 or len(parts[1]) < 2:
+        raise XrayAtlasError(f"line {name!r}: write an element and a line group, e.g. 'Cu Ka' or 'Pb Lb'")
+    sym, group = parts
+    fam, greek = group[0].upper(), _GROUPS.get(group[1].lower(), group[1])
+    lines = [ln for ln in family_lines(f"{sym}-{fam}") if ln.label.startswith(fam + greek)]
+    if not lines:
+        raise XrayAtlasError(f"line {name!r}: xraylib gives {sym} no {fam}{greek} lines")
+    w = np.array([ln.relative_intensity for ln in lines])
+    return float(np.dot(w, [ln.energy_kev for ln in lines]) / w.sum())
+
+
+def calibrate_to_peaks(peaks: str) -> tuple[float, float]:
+    """(offset_kev, gain_kev) fitted to peaks given as text, ``"1698 Cu Ka, 2036 Zn Ka"``: the
+    channel where each peak stands and its line (:func:`line_energy`), two or more."""
+    channels, energies = [], []
+    for item in (t.strip() for t in str(peaks).replace(";", ",").split(",")):
+        if not item:
+            continue
+        head, _, line = item.partition(" ")
+        try:
+            channels.append(float(head))
+        except ValueError:
+            raise XrayAtlasError(f"peaks: {item!r} must start with a channel number, e.g. '1698 Cu Ka'") from None
+        energies.append(line_energy(line.strip()))
+    if len(channels) < 2:
+        raise XrayAtlasError(f"peaks: give two or more, e.g. '1698 Cu Ka, 2036 Zn Ka' (got {len(channels)})")
+    return calibrate(channels, energies)
 
 
 def mask_edges(spectra, energy, lo_kev: float, hi_kev: float = np.inf) -> np.ndarray:

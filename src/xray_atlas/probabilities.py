@@ -129,8 +129,9 @@ def check_cube(cube: SpectralCube, model: ElementModel) -> list[str]:
     """Refuse a cube the model cannot read (no calibration, too short a range); return notes
     on what is done to it (resampling) or what it lacks."""
     if not cube.calibrated:
-        raise XrayAtlasError("the cube has no energy calibration; element probabilities need one (give "
-                             "--offset-kev and --gain-kev)", path=cube.path)
+        raise XrayAtlasError("the cube has no energy calibration; element probabilities need one (--offset-kev and "
+                             "--gain-kev on the command line, the Spectrum inspector's energy row in napari)",
+                             path=cube.path)
     notes = []
     e = cube.energy
     if e[-1] < 10.0:

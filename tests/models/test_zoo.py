@@ -26,7 +26,10 @@ def test_shipped_model_file_and_card():
     assert card.training["seed"] == 20261122 and card.training["loss"] == "adaptive-l1"
     assert card.training_data["source"] == "synthetic-paintings"
     assert (card.training_data["n_paintings"], card.training_data["stride"]) == (500, 2)
-    assert card.inputs == {"n_channels": 4096, "energy_offset_kev": 0.0, "energy_gain_kev": 0.01}
+    assert {k: card.inputs[k] for k in ("n_channels", "energy_offset_kev", "energy_gain_kev")} == {
+        "n_channels": 4096, "energy_offset_kev": 0.0, "energy_gain_kev": 0.01}
+    lo, hi = card.inputs["total_counts"]  # the training pixels' (5-40 ms dwell), 0.1th-99.9th percentile
+    assert 100 < lo < 1000 < 3000 < hi < 30000
     assert sorted(m.path for m in list_models("maps") if m.shipped) == [PATH, SPATIAL]
     limits = [b for n, b in model.named_buffers() if n.endswith("guard.limits")][0]
     assert 0.5 < float(limits[0]) < float(limits[1]) < 5  # familiarity guard fitted on its training data
@@ -71,3 +74,19 @@ def test_shipped_spatial_model_against_the_limit(scores):
     assert 0.95 <= np.mean([sp["slope"] for *_, sp in scores]) <= 1.05
     for _, lsq, lim, sp in scores:
         assert sp["ssim"] >= lim["ssim"] - 0.02 and sp["mae"] < 0.6 * lsq["mae"]
+
+
+@pytest.mark.parametrize("model", [DEFAULT_MAPS_MODEL, "maps-spatial"])
+def test_shipped_models_say_when_pixels_hold_far_more_counts_than_they_saw(model, real_data):
+    """A fresh painting at 20 ms is the shipped models' kind of pixel; the real M6 spectrum (a
+    28 s, 1.09 million-count accumulation, docs/maps.md "Beyond paintings") is not, and the
+    note says so: the familiarity guard, which sees only shares of the counts, cannot."""
+    from xray_atlas.io import read
+
+    p = synthetic_painting(16, 24, seed=4245, layout="random", truth=True)
+    _, mm = predict_maps(SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev), model,
+                         device="cpu")
+    assert not any("counts of the model's training pixels" in n for n in mm.notes)
+    with read(real_data / "bruker_m6_jetstream_file_example.spx") as cube:
+        _, mm = predict_maps(cube, model, device="cpu")
+    assert any(n.startswith("100.0% of the pixels hold over three times the counts") for n in mm.notes), mm.notes

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import xraylib
+from qtpy.QtCore import Qt
 
 from xray_atlas.io import read
 
@@ -169,3 +170,51 @@ def test_uncalibrated_cube_plots_against_channels(viewer, inspector, qtbot, clic
     qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
     with read(real_data / "XRFSpectrum.mca") as cube:
         np.testing.assert_array_equal(inspector.pixel_curve.getData()[0], np.arange(4096))
+
+
+def test_calibration_set_in_the_inspector_reaches_the_docks(viewer, inspector, plugin_dock, qtbot, click, real_data,
+                                                            errors, idle):
+    from xray_atlas.napari._layers import cube_of
+
+    path = real_data / "XRFSpectrum.mca"  # single column, no calibration
+    before = path.read_bytes()
+    layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
+    assert inspector.offset_edit.text() == inspector.gain_edit.text() == ""
+    click(qtbot, viewer, layer, 0, 0)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
+    # bad values are notified and change nothing
+    inspector.offset_edit.setText("-0.492773")
+    for gain, message in (("five", "not a number"), ("0", "gain must be > 0"), ("5", "implausible")):
+        inspector.gain_edit.setText(gain)
+        qtbot.mouseClick(inspector.calibrate_button, Qt.MouseButton.LeftButton)
+        assert any(message in m for m in errors()), (gain, errors())
+        assert not cube_of(layer).calibrated
+    # the calibration documented with the file (PyMca XrfTest.cfg)
+    inspector.gain_edit.setText("0.00502883")
+    qtbot.mouseClick(inspector.calibrate_button, Qt.MouseButton.LeftButton)
+    cube = cube_of(layer)
+    assert cube.calibrated and cube.energy[0] == pytest.approx(-0.492773)
+    assert cube.energy[1] - cube.energy[0] == pytest.approx(0.00502883)
+    assert "keV" in inspector.plot.getAxis("bottom").labelText
+    np.testing.assert_allclose(inspector.pixel_curve.getData()[0], cube.energy)  # the pixel is re-plotted
+    inspector.elements_edit.setText("Cu")
+    inspector.update_markers()
+    assert inspector.marker_energies() and min(
+        abs(e - xraylib.LineEnergy(29, xraylib.KL3_LINE)) for e in inspector.marker_energies()) < 1e-9
+    # a dock run afterwards reads the calibrated cube: copper is in the standard's fit list
+    dock = plugin_dock("Element probabilities")
+    dock.elements_edit.setText("Cu")
+    dock.run()
+    idle(qtbot, dock)
+    assert float(viewer.layers["P(Cu) pixel (elements-default)"].data[0, 0]) > 0.9
+    # or fitted to peaks read off the plot (the channels where this file's Cu Ka and Sr Ka stand)
+    inspector.peaks_edit.setText("1696 Cu Ka")
+    qtbot.mouseClick(inspector.peaks_button, Qt.MouseButton.LeftButton)
+    assert any("give two or more" in m for m in errors()) and cube_of(layer) is cube
+    inspector.peaks_edit.setText("1696 Cu Ka, 2912 Sr Ka")
+    qtbot.mouseClick(inspector.peaks_button, Qt.MouseButton.LeftButton)
+    fitted = cube_of(layer)
+    assert fitted is not cube and fitted.energy[0] == pytest.approx(-0.492773, abs=0.03)
+    assert fitted.energy[1] - fitted.energy[0] == pytest.approx(0.00502883, rel=5e-3)
+    assert float(inspector.offset_edit.text()) == pytest.approx(fitted.energy[0])
+    assert path.read_bytes() == before

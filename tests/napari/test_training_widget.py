@@ -151,3 +151,22 @@ def test_bad_input_is_refused_before_any_work(viewer, training, qtbot, errors, t
     assert (tmp_path / "notes.txt").read_text() == "x"
     qtbot.mouseClick(training.resume_button, Qt.MouseButton.LeftButton)  # disabled: nothing to resume
     assert training.worker is None
+
+
+def test_preparing_data_shows_progress_and_cancels(viewer, training, qtbot):
+    """Making 60 paintings takes a minute: the bar counts them and Cancel stops at the next."""
+    training.task_combo.setCurrentText("maps")
+    training.source_combo.setCurrentText("synthetic-paintings")
+    for k, v in {"n_paintings": 60, "height": 8, "width": 8, "n_channels": 1024}.items():
+        training.source_form.set_value(k, v)
+    training.model_combo.setCurrentText("prior-mlp")
+    training.device_combo.setCurrentText("cpu")
+    qtbot.mouseClick(training.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: training.bar.value() >= 2 and "preparing data" in training.bar.format(), timeout=60000)
+    assert training.bar.maximum() == 60 and training.bar.text().startswith("preparing data: ")
+    t0 = time.perf_counter()
+    qtbot.mouseClick(training.cancel_button, Qt.MouseButton.LeftButton)
+    _wait(qtbot, training, timeout=30000)
+    assert time.perf_counter() - t0 < 10  # one painting, not the other fifty
+    assert training.status.text().startswith("cancelled after 0 epochs") and "no model" in training.status.text()
+    assert not training.last_out.exists()  # nothing written: the run's folder comes after the data

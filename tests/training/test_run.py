@@ -274,6 +274,52 @@ def test_tensorboard_logging(tmp_path):
     assert any((tmp_path / "tb").iterdir())
 
 
+def test_data_preparation_reports_progress_and_stops_on_cancel(tmp_path):
+    from xray_atlas.training import Preparing, TerminalProgress
+
+    def config(n):
+        return make_config("maps", model="prior-mlp", source="synthetic-paintings", epochs=1, device="cpu",
+                           source_params={"n_paintings": n, "height": 8, "width": 8, "n_channels": 1024})
+
+    seen = []
+
+    class Listener:
+        def on_prepare(self, ev):
+            seen.append(ev)
+
+        def on_step_end(self, ev):
+            pass
+
+        def on_epoch_end(self, ev):
+            pass
+
+    import io
+
+    log = io.StringIO()
+    out = train(config(3), tmp_path / "done", callbacks=[Listener(), TerminalProgress(log)])
+    assert out.path is not None
+    assert [(e.done, e.total, e.what) for e in seen] == [(k, 3, "paintings") for k in range(4)]
+    assert "preparing data: 3 of 3 paintings" in log.getvalue()
+    # a cancel during the preparation stops it at the next painting and writes nothing
+    cancel, seen = threading.Event(), []
+
+    class CancelAtTheSecond(Listener):
+        def on_prepare(self, ev):
+            seen.append(ev)
+            if ev.done == 1:
+                cancel.set()
+
+    out = train(config(40), tmp_path / "cancelled.safetensors", callbacks=[CancelAtTheSecond()], cancel=cancel)
+    assert out.result.cancelled and out.result.epochs_run == 0 and out.path is None
+    assert [e.done for e in seen] == [0, 1] and all(isinstance(e, Preparing) for e in seen)
+    assert not (tmp_path / "cancelled.safetensors").exists()
+    # a background run passes the events on
+    run = Run(config(2), tmp_path / "bg", mode="thread").start()
+    events = [e for e in run.events() if e is not None]
+    assert [e.done for e in events if isinstance(e, Preparing)] == [0, 1, 2]
+    assert isinstance(events[-1], Finished)
+
+
 def test_synthetic_paintings_source_and_prior_models(tmp_path):
     from xray_atlas.training.sources import SyntheticPaintings
 
@@ -284,6 +330,8 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
     vx, vy = src._val
     assert vx.shape == (192, 1024) and not np.array_equal(vx, x[:192])  # a painting of its own
     assert y[:, 0].max() > 50  # lead white in most random layouts
+    counts = np.percentile(x.sum(1, dtype=np.float64), [0.1, 99.9])
+    np.testing.assert_allclose(src.input_contract()["total_counts"], counts)  # for the model card
     with pytest.raises(XrayAtlasError, match="dwell_ms_min=50 is above dwell_ms_max=10"):
         SyntheticPaintings("maps", dwell_ms_min=50, dwell_ms_max=10)
     # a spatial model's source gives each pixel with the mean spectrum of its 3 x 3 block
@@ -291,6 +339,7 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
     src.prepare(seed=3)
     xs, ys = src._train
     assert xs.shape == (384, 2, 1024) and np.array_equal(ys, y)
+    np.testing.assert_allclose(src.input_contract()["total_counts"], counts, rtol=1e-3)  # the pixel's own (float16)
     np.testing.assert_array_equal(xs[:, 0], x)
     first = x[:192].reshape(12, 16, 1024).astype(np.float64)
     np.testing.assert_allclose(xs[16 * 5 + 7, 1], first[4:7, 6:9].mean((0, 1)), rtol=2e-3, atol=1e-3)  # inside
@@ -304,3 +353,5 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
         assert model == "fcn+" or (limits and torch.isfinite(limits[0]).all())  # fitted to the training inputs
         assert card.config["gain_kev"] == 0.04 and card.config["polycapillary"] is True
         assert card.config["lines"] == list(card.outputs)
+        lo, hi = card.inputs["total_counts"]
+        assert 0 < lo < hi

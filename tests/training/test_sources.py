@@ -32,3 +32,26 @@ def test_synthetic_diffraction_source_checks_caches_and_degrades(tmp_path):
     assert np.allclose(xb.numpy().mean(axis=(1, 2, 3)), 1, atol=1e-4)  # mean-normalised
     SyntheticDiffraction("diffraction", **{**kw, "sweeps": 21}).prepare(1)  # other settings: replaced
     assert cache.stat().st_mtime_ns != stamp
+
+
+@pytest.mark.parametrize("name, what", [("synthetic-radiographs", "radiographs"), ("synthetic-micrographs", "micrographs"),
+                                        ("synthetic-diffraction", "lattices")])
+def test_image_sources_report_preparation_and_stop_on_cancel(name, what):
+    import threading
+
+    from xray_atlas.training.sources import PreparationCancelled
+    from xray_atlas.training.tasks import TASKS
+
+    task = next(t for t, task in TASKS.items() if name in task.sources)
+    small = {"n_images": 130} if what != "lattices" else {"n_images": 130, "cache": ""}
+    src = TASKS[task].sources[name](task, **small)
+    seen = []
+    src.watch(progress=seen.append)
+    src.prepare(seed=1)
+    assert seen and seen[-1].done == seen[-1].total == 130 and {e.what for e in seen} == {what}
+    assert [e.done for e in seen] == sorted(e.done for e in seen)
+    cancel = threading.Event()
+    cancel.set()
+    src.watch(progress=seen.append, cancel=cancel)
+    with pytest.raises(PreparationCancelled, match=what):
+        src.prepare(seed=2)

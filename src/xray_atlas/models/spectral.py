@@ -31,6 +31,8 @@ def _wrap(net, normalise: str, n_channels: int):
         return net
 
     class TotalScaled(nn.Module):
+        totals: torch.Tensor | None = None  # the last batch's (B, 1) total counts, read by inference
+
         def __init__(self) -> None:
             super().__init__()
             self.net = net
@@ -38,6 +40,7 @@ def _wrap(net, normalise: str, n_channels: int):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) counts -> shares (B, C) with mean 1 -> percent per line (B, k) -> counts (B, k)
             total = x.sum(dim=1, keepdim=True)
+            self.totals = total
             shares = x * (n_channels / total.clamp_min(1.0))
             # an empty pixel gives zeros (times the raw total), never NaN
             out = self.net(shares, total) if getattr(self.net, "takes_total", False) else self.net(shares)

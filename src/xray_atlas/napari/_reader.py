@@ -46,7 +46,8 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
                 layers += cube_layer_data(cube, image=image, pending=True)
                 stream_total_counts(cube, image)
             if not cube.calibrated:
-                show_warning(f"{p}: no energy calibration found; spectra are shown against channel numbers")
+                show_warning(f"{p}: no energy calibration found; spectra are shown against channel numbers "
+                             "(set one in the Spectrum inspector)")
         except XrayAtlasError as err:
             show_error(str(err))
         except Exception as err:  # noqa: BLE001 - a reader must never raise

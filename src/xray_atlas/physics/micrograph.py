@@ -103,11 +103,11 @@ def micrograph(morphology: str, *, size: int = 128, rng: np.random.Generator | i
     return (img * rng.uniform(0.5, 2.0) + rng.uniform(-0.1, 0.1)).astype(np.float32)
 
 
-def micrographs(n: int, *, size: int = 128, seed: int = 0,
-                balance: np.ndarray | list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def micrographs(n: int, *, size: int = 128, seed: int = 0, balance: np.ndarray | list[float] | None = None,
+                progress=None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` micrographs: images (n, size, size) and class indices into :data:`MORPHOLOGIES`.
     Classes come in turn (evenly), or drawn at random with one share per class ``balance``
-    (a class imbalance)."""
+    (a class imbalance). ``progress(done, n)`` is called after every 64 and after the last."""
     if n < 1:
         raise XrayAtlasError(f"n={n} must be >= 1")
     rng = np.random.default_rng(seed)
@@ -119,4 +119,9 @@ def micrographs(n: int, *, size: int = 128, seed: int = 0,
         if p.shape != (len(MORPHOLOGIES),) or not np.all(p >= 0) or p.sum() <= 0:
             raise XrayAtlasError(f"balance must hold {len(MORPHOLOGIES)} non-negative shares, one per class")
         labels = rng.choice(len(MORPHOLOGIES), size=n, p=p / p.sum())
-    return np.stack([micrograph(MORPHOLOGIES[k], size=size, rng=rng) for k in labels]), labels.astype(np.int64)
+    images = []
+    for i, k in enumerate(labels, start=1):
+        images.append(micrograph(MORPHOLOGIES[k], size=size, rng=rng))
+        if progress is not None and (i % 64 == 0 or i == n):
+            progress(i, n)
+    return np.stack(images), labels.astype(np.int64)

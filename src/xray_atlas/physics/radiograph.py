@@ -268,15 +268,21 @@ def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind:
 
 
 def radiographs(n: int, *, config: RadiographConfig | None = None, seed: int = 0,
-                balance: tuple[float, float] = (0.5, 0.5)) -> tuple[np.ndarray, np.ndarray, list[Radiograph]]:
+                balance: tuple[float, float] = (0.5, 0.5),
+                progress=None) -> tuple[np.ndarray, np.ndarray, list[Radiograph]]:
     """``n`` radiographs with class indices into :data:`ALLOYS` (share per class ``balance``):
-    images as float32 (n, size, size) in their raw scale, labels, and the records."""
+    images as float32 (n, size, size) in their raw scale, labels, and the records.
+    ``progress(done, n)`` is called after every 64 and after the last."""
     if n < 1:
         raise XrayAtlasError(f"n={n} must be >= 1")
     rng = np.random.default_rng(seed)
     p = np.asarray(balance, float) / float(np.sum(balance))
     labels = rng.choice(len(ALLOYS), size=n, p=p)
-    recs = [radiograph(ALLOYS[k], config=config, rng=rng) for k in labels]
+    recs = []
+    for i, k in enumerate(labels, start=1):
+        recs.append(radiograph(ALLOYS[k], config=config, rng=rng))
+        if progress is not None and (i % 64 == 0 or i == n):
+            progress(i, n)
     return np.stack([r.image.astype(np.float32) for r in recs]), labels.astype(np.int64), recs
 
 

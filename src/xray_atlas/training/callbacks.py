@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import XrayAtlasError
-from .loop import EpochEnd, StepEnd
+from .loop import EpochEnd, Preparing, StepEnd
 
 __all__ = ["CSVLogger", "TensorBoardLogger", "TerminalProgress", "format_seconds"]
 
@@ -88,6 +88,16 @@ class TerminalProgress:
         bar = "#" * int(frac * self.width)
         self.stream.write(f"\repoch {event.epoch} [{bar:<{self.width}}] {frac:4.0%} loss {event.loss:.4g} "
                           f"{event.samples_per_s:,.0f}/s ")
+        self.stream.flush()
+
+    def on_prepare(self, event: Preparing) -> None:
+        now = time.perf_counter()
+        last = event.done == event.total
+        if not last and (not self._tty or now - self._last < self.min_interval_s):
+            return
+        self._last = now
+        self.stream.write(f"{chr(13) if self._tty else ''}preparing data: {event.done} of {event.total} {event.what}"
+                          f"{chr(10) if last else ' '}")
         self.stream.flush()
 
     def on_epoch_end(self, event: EpochEnd) -> None:

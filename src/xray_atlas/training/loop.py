@@ -15,13 +15,23 @@ from typing import Any, Callable, Iterable, Protocol
 
 from ..errors import XrayAtlasError
 
-__all__ = ["fit", "FitResult", "EpochEnd", "StepEnd", "TrainState", "Callback", "seed_everything",
+__all__ = ["fit", "FitResult", "EpochEnd", "StepEnd", "Preparing", "TrainState", "Callback", "seed_everything",
            "OPTIMIZERS", "SCHEDULES"]
 
 #: Optimiser name -> torch class name (the dock's and the CLI's choices).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
 #: Learning-rate schedules, stepped once per epoch.
 SCHEDULES = ("constant", "cosine", "step", "plateau")
+
+
+@dataclass(frozen=True)
+class Preparing:
+    """While a data source makes its data, before the first step: ``done`` of ``total``
+    ``what`` (paintings, cubes, batches of lattices)."""
+
+    done: int
+    total: int
+    what: str
 
 
 @dataclass(frozen=True)

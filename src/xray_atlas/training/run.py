@@ -10,6 +10,7 @@ cancelled, failed or killed run leaves the last good model and state loadable.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import shutil
@@ -23,7 +24,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import XrayAtlasError
-from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, StepEnd
+from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, Preparing, StepEnd
 
 __all__ = ["TrainConfig", "make_config", "train", "check_run", "Run", "Finished", "Failed", "Outcome", "run_files",
            "HYPERPARAMETERS"]
@@ -215,9 +216,12 @@ def train(
     out : path
         Model folder, or a file ending in ``.safetensors``.
     callbacks : iterable
-        Extra ``on_step_end`` / ``on_epoch_end`` listeners (progress bars, queues).
+        Extra ``on_step_end`` / ``on_epoch_end`` listeners (progress bars, queues); those with
+        an ``on_prepare`` also hear :class:`Preparing` while the source makes its data.
     cancel : threading.Event, optional
-        Set it to stop after the current batch; the last good checkpoint stays.
+        Set it to stop after the current batch; the last good checkpoint stays. Set while the
+        source makes its data, it stops that at the next item and the run ends with nothing
+        written.
     resume : bool
         Go on from the state saved after the last complete epoch of this model's run, up to
         ``config.epochs`` in all. The settings must be those of the run (epochs and device aside).
@@ -233,6 +237,7 @@ def train(
     from .checkpoint import load_state, save_state
     from .loop import fit, seed_everything
     from .losses import get_loss
+    from .sources import PreparationCancelled
 
     out = Path(out)
     task, source = _prepare(config, out, resume=resume, overwrite=overwrite)
@@ -247,7 +252,18 @@ def train(
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}", path=out)
     extra = [TensorBoardLogger(tensorboard)] if tensorboard is not None else []
-    source.prepare(config.seed)
+    callbacks = list(callbacks)
+
+    def preparing(ev: Preparing) -> None:
+        for cb in callbacks:
+            if hasattr(cb, "on_prepare"):
+                cb.on_prepare(ev)
+
+    source.watch(progress=preparing, cancel=cancel)
+    try:
+        source.prepare(config.seed)
+    except PreparationCancelled:
+        return Outcome(FitResult(0, math.inf, 0, cancelled=True), None, config)
     seed_everything(config.seed)
     accepts = available(config.task)[config.model].defaults
     fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
@@ -336,6 +352,9 @@ class _ToQueue:
         self.q.put(event)
 
     def on_epoch_end(self, event: EpochEnd) -> None:
+        self.q.put(event)
+
+    def on_prepare(self, event: Preparing) -> None:
         self.q.put(event)
 
 

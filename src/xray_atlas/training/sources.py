@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import XrayAtlasError
 from ..physics.micrograph import MORPHOLOGIES, micrographs
+from .loop import Preparing
 
 __all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
            "SyntheticRadiographs", "SyntheticMicrographs", "SyntheticDiffraction", "IMAGE_SUFFIXES"]
@@ -71,6 +72,10 @@ class Param:
         return v
 
 
+class PreparationCancelled(Exception):
+    """A run was cancelled while its data source made the data (see :meth:`DataSource.watch`)."""
+
+
 class DataSource:
     """Base class: parameter checking and batching; subclasses load data and say what it is."""
 
@@ -105,6 +110,28 @@ class DataSource:
 
     def prepare(self, seed: int) -> None:
         """The slow set-up (tables, reading data), inside the run."""
+
+    _progress: Callable[[Preparing], None] | None = None
+    _cancel: Any = None
+
+    def watch(self, *, progress: Callable[[Preparing], None] | None = None, cancel: Any = None) -> None:
+        """Report :class:`Preparing` events to ``progress`` while :meth:`prepare` makes the
+        data, and stop it with :class:`PreparationCancelled` once ``cancel`` (an Event) is set."""
+        self._progress, self._cancel = progress, cancel
+
+    def _made(self, done: int, total: int, what: str) -> None:
+        """Called by :meth:`prepare` after each item it makes: report, and stop if cancelled."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise PreparationCancelled(f"cancelled while preparing data ({done} of {total} {what})")
+        if self._progress is not None:
+            self._progress(Preparing(done, total, what))
+
+    def _counted(self, items: Iterable[Any], total: int, what: str) -> Iterator[Any]:
+        """``items`` as they come, reporting each to :meth:`_made`."""
+        for k, item in enumerate(items, start=1):
+            self._made(k - 1, total, what)  # a cancel stops before the next item, not after it
+            yield item
+        self._made(total, total, what)
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -402,7 +429,8 @@ class SyntheticPaintings(DataSource):
 
     def prepare(self, seed: int) -> None:
         n = self.params["n_paintings"]
-        self._train = self._pixels(self.paintings(seed, n))
+        self._totals = None
+        self._train = self._pixels(self._counted(self.paintings(seed, n), n, "paintings"))
         x, y = self._pixels(self.paintings(seed, 1, first=n))  # a layout no training painting has
         self._val = (x.astype(np.float32), y)
 
@@ -418,7 +446,7 @@ class SyntheticPaintings(DataSource):
 
     def input_contract(self) -> dict:
         return {"n_channels": self.params["n_channels"], "energy_offset_kev": 0.0,
-                "energy_gain_kev": 40.96 / self.params["n_channels"]}
+                "energy_gain_kev": 40.96 / self.params["n_channels"], "total_counts": _total_counts(self)}
 
     def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
         return _in_memory_batches(*self._train, epoch, batch_size, seed)
@@ -473,8 +501,9 @@ class CubeMaps(DataSource):
 
         s = self.params["stride"]
         xs, ys = [], []
-        self.calibration = None
-        for path in self.params["cubes"]:
+        self.calibration, self._totals = None, None
+        cubes = self.params["cubes"]
+        for path in self._counted(cubes, len(cubes), "cubes"):
             with read(path) as cube:
                 xs.append(np.asarray(cube.counts[::s, ::s, :]).reshape(-1, cube.n_channels))
                 ys.append(np.stack([np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel()
@@ -509,7 +538,7 @@ class CubeMaps(DataSource):
     def input_contract(self) -> dict:
         cal = getattr(self, "calibration", None)
         return {"n_channels": self.n_channels, "energy_offset_kev": cal[0] if cal else None,
-                "energy_gain_kev": cal[1] if cal else None}
+                "energy_gain_kev": cal[1] if cal else None, "total_counts": _total_counts(self)}
 
     def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
         return _in_memory_batches(*self._train, epoch, batch_size, seed)
@@ -652,7 +681,8 @@ class SyntheticRadiographs(_ImageSource):
         cfg = RadiographConfig(size=p["frame"], kind=p["kind"], kv=p["kv"], scintillator_um=p["scintillator_um"],
                                filters=(("Al", p["filter_al_mm"]),), kv_spread=p["kv_spread"],
                                filter_spread_mm=p["filter_spread_mm"])
-        imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]))
+        imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]),
+                                progress=lambda done, total: self._made(done, total, "radiographs"))
         x = np.stack([prepare_image(im, size=p["size"], normalisation=self.normalisation) for im in imgs])[:, None]
         self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
@@ -683,9 +713,22 @@ class SyntheticMicrographs(_ImageSource):
         if p["minority"] != "none":
             balance = np.ones(len(MORPHOLOGIES))
             balance[MORPHOLOGIES.index(p["minority"])] = p["minority_ratio"]
-        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed, balance=balance)
+        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed, balance=balance,
+                              progress=lambda done, total: self._made(done, total, "micrographs"))
         x = np.stack([prepare_image(im, size=p["size"]) for im in imgs])[:, None]
         self._set(*_split(x, y, np.random.default_rng([seed, 1])))
+
+
+def _total_counts(source: DataSource) -> list[float] | None:
+    """[0.1th, 99.9th percentile] of the total counts of the training pixels of a maps source
+    (its own pixel where each comes with its block), for the model card: inference says when a
+    cube's pixels hold far more counts than the model has seen. Computed once."""
+    if getattr(source, "_totals", None) is None and getattr(source, "_train", None) is not None:
+        x = source._train[0]
+        own = x[:, 0] if x.ndim == 3 else x
+        totals = np.concatenate([own[a:a + 65536].sum(axis=1, dtype=np.float64) for a in range(0, len(own), 65536)])
+        source._totals = [float(v) for v in np.percentile(totals, [0.1, 99.9])]
+    return getattr(source, "_totals", None)
 
 
 def _split(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, val: float = 0.2) -> tuple[tuple, tuple]:
@@ -756,7 +799,7 @@ class SyntheticDiffraction(DataSource):
             if any(data["settings"].get(k) != v for k, v in want.items()):
                 data = None  # other settings: simulate again and replace it
         if data is None:
-            data = make_dataset(**want)
+            data = make_dataset(**want, progress=lambda done, total: self._made(done, total, "lattices"))
             if cache is not None:
                 save_dataset(cache, data)
         x, y = data["images"].astype(np.float32), data["encoding"].astype(np.float32)

@@ -111,6 +111,20 @@ class SpectrumInspector(QWidget):
         self.window_label = QLabel("")
         self.window_button = QPushButton("Paint window map")
         self.window_button.setEnabled(False)
+        # a cube read without one (PyMca's single-column .mca, a bare .npy) gets its
+        # calibration here; the docks then read the calibrated cube
+        self.offset_edit = QLineEdit()
+        self.offset_edit.setPlaceholderText("offset (keV)")
+        self.offset_edit.setToolTip("energy of channel 0 in keV")
+        self.gain_edit = QLineEdit()
+        self.gain_edit.setPlaceholderText("gain (keV per channel)")
+        self.gain_edit.setToolTip("keV per channel: E = offset + gain x channel")
+        self.calibrate_button = QPushButton("Set calibration")
+        self.peaks_edit = QLineEdit()
+        self.peaks_edit.setPlaceholderText("or peaks: channel line, e.g. 1698 Cu Ka, 2036 Zn Ka")
+        self.peaks_edit.setToolTip("two or more peaks: the channel where each stands (read off the plot's channel axis) "
+                                   "and its line; the calibration is fitted to them (xraylib energies)")
+        self.peaks_button = QPushButton("Fit to peaks")
         self.jobs = JobBar()
 
         # -- layout -----------------------------------------------------------------------
@@ -126,6 +140,12 @@ class SpectrumInspector(QWidget):
         for check in self.family_checks.values():
             fams.addWidget(check)
         grid.addLayout(fams, 2, 2, 1, 2)
+        grid.addWidget(QLabel("energy"), 3, 0)
+        grid.addWidget(self.offset_edit, 3, 1)
+        grid.addWidget(self.gain_edit, 3, 2)
+        grid.addWidget(self.calibrate_button, 3, 3)
+        grid.addWidget(self.peaks_edit, 4, 1, 1, 2)
+        grid.addWidget(self.peaks_button, 4, 3)
         buttons = QHBoxLayout()
         for w in (self.log_check, self.pin_button, self.clear_pins_button, self.sum_button):
             buttons.addWidget(w)
@@ -154,6 +174,8 @@ class SpectrumInspector(QWidget):
         self.window_check.toggled.connect(self._on_window_toggled)
         self.window.sigRegionChanged.connect(self._on_window_changed)
         self.window_button.clicked.connect(self.paint_window_map)
+        self.calibrate_button.clicked.connect(self._on_set_calibration)
+        self.peaks_button.clicked.connect(self._on_fit_peaks)
         # Ranges are set explicitly after each change (see _rescale): pyqtgraph's lazy
         # auto-range repaints the plot a second time, which doubles the click latency.
         self.plot.enableAutoRange(x=False, y=False)
@@ -228,6 +250,11 @@ class SpectrumInspector(QWidget):
         cube = self.cube
         self._clear_curves()
         self.pixel_yx = None
+        self.calibrate_button.setEnabled(cube is not None)
+        self.peaks_button.setEnabled(cube is not None)
+        linear = cube is not None and cube.calibrated
+        self.offset_edit.setText(f"{round(cube.energy_offset_kev, 9):.6g}" if linear else "")
+        self.gain_edit.setText(f"{round(cube.energy_gain_kev, 12):.6g}" if linear else "")
         if cube is None:
             self.plot.setLabel("bottom", "energy")
             return
@@ -241,6 +268,56 @@ class SpectrumInspector(QWidget):
         self.window.setBounds((lo, hi))
         self._update_pins()
         self.update_markers()
+
+    def set_calibration(self, offset_kev: float, gain_kev: float) -> None:
+        """Give the current cube the linear calibration ``E = offset + gain * channel`` (keV).
+
+        The file is not touched: the cube layer holds the calibrated cube from now on, so the
+        plot, the line markers and every dock that reads the layer use it. A bad value is
+        notified and changes nothing.
+        """
+        from napari.utils.notifications import show_error, show_info
+
+        layer, cube = self.cube_layer, self.cube
+        if cube is None:
+            show_info("open a cube first, then set its calibration")
+            return
+        try:
+            calibrated = cube.with_calibration(offset_kev=offset_kev, gain_kev=gain_kev)
+        except XrayAtlasError as err:
+            show_error(f"{cube.name}: {err}")
+            return
+        layer.metadata["xray_atlas"]["cube"] = calibrated
+        pixel = self.pixel_yx
+        self._on_cube_changed()
+        if pixel is not None:
+            self.show_pixel(*pixel)
+        show_info(f"{cube.name}: {calibrated.energy[0]:.3f}-{calibrated.energy[-1]:.3f} keV "
+                  f"({gain_kev * 1000:g} eV per channel)")
+
+    def _on_set_calibration(self) -> None:
+        from napari.utils.notifications import show_error
+
+        values = []
+        for edit, what in ((self.offset_edit, "offset"), (self.gain_edit, "gain")):
+            try:
+                values.append(float(edit.text().strip()))
+            except ValueError:
+                show_error(f"calibration: the {what} {edit.text().strip()!r} is not a number (keV)")
+                return
+        self.set_calibration(*values)
+
+    def _on_fit_peaks(self) -> None:
+        from napari.utils.notifications import show_error
+
+        from ...preprocess import calibrate_to_peaks
+
+        try:
+            offset, gain = calibrate_to_peaks(self.peaks_edit.text())
+        except XrayAtlasError as err:
+            show_error(f"calibration: {err}")
+            return
+        self.set_calibration(offset, gain)
 
     # -- mouse --------------------------------------------------------------------------
     def _data_pixel(self, position: Any) -> tuple[int, int] | None:

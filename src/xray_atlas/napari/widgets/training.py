@@ -42,7 +42,7 @@ from superqt import QCollapsible
 
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Run, StepEnd, TrainConfig
+from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Preparing, Run, StepEnd, TrainConfig
 from ...training.tasks import TASKS
 from ._common import ParamForm, apply_plot_theme, refill
 
@@ -352,7 +352,11 @@ class TrainingWidget(QWidget):
         return worker
 
     def _on_event(self, ev: Any) -> None:
-        if isinstance(ev, StepEnd):
+        if isinstance(ev, Preparing):
+            self.bar.setRange(0, max(ev.total, 1))
+            self.bar.setValue(ev.done)
+            self.bar.setFormat(f"preparing data: %v of %m {ev.what}")
+        elif isinstance(ev, StepEnd):
             n = max(ev.steps_per_epoch, 1)
             total = self.config_epochs() * n
             self.bar.setRange(0, total)
