@@ -77,11 +77,13 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0) -> None:
               "1DCNN (study 001)": MODELS / "cnn1d.safetensors", "1DCNN+ (study 001)": MODELS / "cnn1d+.safetensors",
               "prior MLP (xray-atlas, shipped default)": zoo_dir() / "maps-default.safetensors",
               "spatial prior MLP, 5 x 5 (xray-atlas, shipped)": zoo_dir() / "maps-spatial.safetensors",
-              "least squares (baseline)": "lsq", "window sums (baseline)": "roi"}
+              "least squares (baseline)": "lsq", "window sums (baseline)": "roi",
+              "per-cluster fit (baseline, `fit`)": "fit"}
     rows: dict = {k: [] for k in [*models, "limit: Poisson NNLS with true spectra"]}
     per_line: dict = {}
     for seed, p in _paintings(washes, dwell_ms):
-        cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
+        # the scan's metadata (live time for the per-cluster fit's pile-up correction)
+        cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
         lim = map_scores(limit_fit(p, lines), p.maps, lines)
         rows["limit: Poisson NNLS with true spectra"].append(lim["mean"])

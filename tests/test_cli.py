@@ -154,6 +154,10 @@ def test_maps_command(tmp_path):
     assert r["attrs"]["model"] == "maps-default" and r["maps"]["Pb-L"].shape == (10, 12)
     res = run("maps", cube, tmp_path / "lsq.h5", "--model", "lsq", "--lines", "Pb-L,Hg-L")
     assert res.returncode == 0 and set(read_results(tmp_path / "lsq.h5")["maps"]) == {"Pb-L", "Hg-L"}
+    res = run("maps", cube, tmp_path / "fit.h5", "--model", "fit", "--lines", "Pb-L")
+    assert res.returncode == 0 and "per-cluster fit" in res.stderr, res.stderr
+    fit = read_results(tmp_path / "fit.h5")
+    assert fit["attrs"]["model"] == "fit" and fit["maps"]["Pb-L"].max() > 100
     np.save(tmp_path / "short.npy", np.ones((4, 4, 100), np.uint16))
     assert_one_line_error(run("maps", tmp_path / "short.npy", tmp_path / "x.h5"), "uncalibrated")
     assert_one_line_error(run("maps", cube, tmp_path / "x.h5", "--model", "nope"), "neither a model file")

@@ -3,7 +3,8 @@ model's energy grid if needed, and predicted in batches on the chosen device; me
 bounded by the tile size, not the cube.
 
 A map model is a trained model file (shipped in ``models/zoo``, trained by the user, or any
-path) or a baseline built for the cube's own calibration (``lsq``, ``roi``).
+path), a baseline built for the cube's own calibration (``lsq``, ``roi``), or the per-cluster
+fit (``fit``, :mod:`xray_atlas.clusterfit`), fitted to the cube itself.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_M
 #: The shipped default map model (file stem in ``models/zoo``).
 DEFAULT_MAPS_MODEL = "maps-default"
 #: Map "models" that need no training: built for each cube's calibration.
-BASELINES = ("lsq", "roi")
+BASELINES = ("lsq", "roi", "fit")
 
 
 @dataclass
@@ -91,6 +92,9 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         if not cube.calibrated:
             raise XrayAtlasError(f"model={model!r} needs an energy calibration and this cube has none",
                                  path=cube.path)
+        if model == "fit":  # no fixed operator: fitted to the cube itself (xray_atlas.clusterfit)
+            chosen = tuple(lines or _default_lines())
+            return MapModel(None, "fit", chosen, cube.n_channels, None, low_channels=_below_low(cube.energy))
         gain = float(cube.energy[1] - cube.energy[0])
         chosen = tuple(lines or _default_lines())
         module, _ = build(str(model), n_channels=cube.n_channels, n_outputs=len(chosen), lines=chosen,
@@ -186,6 +190,10 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     missing = [ln for ln in want if ln not in model.lines]
     if missing:
         raise XrayAtlasError(f"lines: {', '.join(missing)} not among this model's outputs ({', '.join(model.lines)})")
+    if model.module is None:  # the per-cluster fit: three passes of its own
+        from .clusterfit import iter_cluster_fit_maps
+
+        return (yield from iter_cluster_fit_maps(cube, want, tile_bytes=tile_bytes, notes=model.notes))
     cols = [model.lines.index(ln) for ln in want]
     h, w = cube.height, cube.width
     out = np.zeros((h, w, len(want)), np.float32)

@@ -63,6 +63,21 @@ def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painti
     assert {"Fe-K (my-maps-model)", "Fe-K (roi)"} <= names and "Fe-K (lsq)" not in names
 
 
+def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, painting_file, idle, errors):
+    path, painting = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    maps_dock.model_combo.setCurrentText("fit")
+    assert maps_dock.model_combo.currentText() == "fit"
+    maps_dock.lines_edit.setText("Pb-L")
+    maps_dock.run()
+    idle(qtbot, maps_dock)
+    assert errors() == []
+    with read(path) as cube:
+        expected, _ = predict_maps(cube, "fit", device="cpu", lines=("Pb-L",))
+    np.testing.assert_allclose(viewer.layers["Pb-L (fit)"].data, expected["Pb-L"], rtol=1e-5)
+    assert expected["Pb-L"].max() > 100
+
+
 def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer, idle):
     cube = slow_cube((60, 8, 512), seconds_per_row=0.05)
     add_cube_layer(viewer, cube)

@@ -1,0 +1,115 @@
+"""The per-cluster fit (``--model fit``): line groups against the physics engine, a buried
+layer's line ratios, maps against the limit, pile-up, bad input."""
+
+import numpy as np
+import pytest
+
+from xray_atlas import XrayAtlasError
+from xray_atlas.clusterfit import _Basis, family_groups, fit_family_shapes, iter_cluster_fit_maps
+from xray_atlas.cube import SpectralCube, run_to_end
+from xray_atlas.evaluation import limit_fit
+from xray_atlas.inference import predict_maps
+from xray_atlas.metrics import map_scores
+from xray_atlas.models.prior import INSTRUMENT_DEFAULTS, instrument_for
+from xray_atlas.physics.materials import pigment
+from xray_atlas.physics.painting import Region, paint, painting_instrument
+from xray_atlas.physics.spectra import Layer, pure_spectrum, simulate
+
+N = 2048
+GAIN = 0.02
+
+
+@pytest.fixture(scope="module")
+def instrument():
+    return instrument_for(n_channels=N, **{**INSTRUMENT_DEFAULTS, "gain_kev": GAIN})
+
+
+def test_line_groups_add_up_to_the_thin_family_spectrum(instrument):
+    # reference: the physics engine's own pure spectrum of the family (xraylib line ratios)
+    for family in ("Pb-L", "Hg-L", "Fe-K"):
+        groups = family_groups(family, instrument)
+        assert len(groups) >= 2  # K alpha / K beta; L l, alpha, beta, gamma ...
+        shares = np.array([s for _, s in groups])
+        assert 0.995 < shares.sum() <= 1.0 + 1e-9  # only groups under 0.1 % are left out
+        summed = sum(s * g for g, s in groups)
+        np.testing.assert_allclose(summed, pure_spectrum(family, instrument=instrument), atol=2e-3 * summed.max())
+
+
+def test_a_buried_layer_gets_its_own_line_ratios(instrument):
+    # zinc white over vermilion: Zn's K edge (9.66 keV) absorbs Hg La (9.99 keV) far more than
+    # Hg Ll (8.72 keV); the engine's own family spectrum of that stack is the reference
+    inst = painting_instrument(n_channels=N, gain_kev=GAIN, dwell_ms=2000.0)
+    sim = simulate([Layer(pigment("zinc white"), 40.0), Layer(pigment("vermilion"), 25.0), Layer(pigment("lead white"))],
+                   inst)
+    true = sim.family_spectrum("Hg-L", inst.detector)
+    basis = _Basis(N, 0.0, GAIN, {})
+    shapes, bg = fit_family_shapes(sim.expected, basis, sim.energy >= 0.9)
+    thin = pure_spectrum("Hg-L", instrument=instrument)
+    la = (sim.energy > 9.8) & (sim.energy < 10.2)
+    assert true[la].sum() < 0.8 * thin[la].sum()  # the matrix effect is there to be found
+    assert abs(shapes["Hg-L"][la].sum() - true[la].sum()) < 0.3 * abs(thin[la].sum() - true[la].sum())
+    assert bg.sum() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def zinc_painting():
+    # the default model's worst case (docs/maps.md): mercury under zinc white, beside other paints
+    reg = np.zeros((24, 32), np.int32)
+    reg[:, 16:] = 1
+    reg[12:, :] += 2
+    regions = [Region("zinc white over vermilion", (("zinc white", 40.0), ("vermilion", 25.0), ("lead white", 30.0))),
+               Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
+               Region("yellow ochre", (("yellow ochre", 50.0), ("lead white", 30.0))),
+               Region("emerald green over zinc white", (("emerald green", 20.0), ("zinc white", 30.0)))]
+    return paint(reg, regions, instrument=painting_instrument(n_channels=N, gain_kev=GAIN), seed=5, truth=True)
+
+
+def test_maps_near_the_limit_where_least_squares_is_far(zinc_painting):
+    p = zinc_painting
+    cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
+    lines = ("Hg-L", "Zn-K", "Fe-K", "Cu-K", "Pb-L")
+    limit = map_scores(limit_fit(p, lines), p.maps, lines)
+    fit, model = predict_maps(cube, "fit", device="cpu", lines=lines)
+    lsq, _ = predict_maps(cube, "lsq", device="cpu", lines=lines)
+    s_fit, s_lsq = map_scores(fit, p.maps, lines), map_scores(lsq, p.maps, lines)
+    # measured (2026-11-23): Hg-L 1.07, Zn-K 1.10, Pb-L 1.32 x the limit's MAE; least squares
+    # 3.83, 3.85, 5.39; the shipped maps-default reads Hg-L here at 3.19
+    for ln in lines:
+        assert s_fit[ln]["mae"] < (1.2 if ln in ("Hg-L", "Zn-K") else 1.5) * limit[ln]["mae"], ln
+        assert s_fit[ln]["mae"] < 0.6 * s_lsq[ln]["mae"], ln
+    assert 0.97 < s_fit["mean"]["slope"] < 1.03
+    assert all(np.isfinite(m).all() and (m >= 0).all() for m in fit.values())
+    assert any("clusters" in n and "pile-up" in n for n in model.notes)
+
+
+def test_pileup_correction_follows_the_live_time(zinc_painting):
+    p = zinc_painting
+    lines = ("Zn-K",)
+    plain = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
+    timed = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev,
+                         metadata={"live_time_s": 0.02})
+    notes: list = []
+    a = run_to_end(iter_cluster_fit_maps(plain, lines, notes=notes))["Zn-K"]
+    b = run_to_end(iter_cluster_fit_maps(timed, lines))["Zn-K"]
+    assert "pile-up" not in notes[0]
+    # events lost to pile-up: 2 x rate x 100 ns (the detector model's pulse-pair time)
+    totals = p.counts[..., p.energy_offset_kev + GAIN * np.arange(N) >= 0.9].sum(-1).astype(float)
+    lit = a > 100
+    np.testing.assert_allclose(b[lit] / a[lit], 1 / (1 - 2 * totals[lit] / 0.02 * 1e-7), rtol=1e-4)
+
+
+def test_bad_input_and_empty_pixels():
+    counts = np.zeros((3, 4, 1024), np.float32)
+    counts[0, 0, 500] = 10
+    with pytest.raises(XrayAtlasError, match="calibration"):
+        run_to_end(iter_cluster_fit_maps(SpectralCube(counts), ("Fe-K",)))
+    cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.02)
+    with pytest.raises(XrayAtlasError, match="n_clusters"):
+        run_to_end(iter_cluster_fit_maps(cube, ("Fe-K",), n_clusters=0))
+    with pytest.raises(XrayAtlasError, match="Xx-K"):
+        run_to_end(iter_cluster_fit_maps(cube, ("Xx-K",)))
+    maps, _ = predict_maps(cube, "fit", device="cpu")
+    assert all(np.isfinite(m).all() and m[1:].max() == 0 for m in maps.values())
+    empty = SpectralCube(np.zeros((2, 2, 1024), np.float32), offset_kev=0.0, gain_kev=0.02)
+    maps, _ = predict_maps(empty, "fit", device="cpu")
+    assert all(m.max() == 0 for m in maps.values())
