@@ -40,6 +40,7 @@ class MapModel:
     notes: list[str] = field(default_factory=list)
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
     most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
+    labels: np.ndarray | None = None  # the per-cluster fit's (H, W) clusters of its last run (-1: no counts)
 
     def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
@@ -193,7 +194,10 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if model.module is None:  # the per-cluster fit: three passes of its own
         from .clusterfit import iter_cluster_fit_maps
 
-        return (yield from iter_cluster_fit_maps(cube, want, tile_bytes=tile_bytes, notes=model.notes))
+        found: list = []
+        maps = yield from iter_cluster_fit_maps(cube, want, tile_bytes=tile_bytes, notes=model.notes, labels_out=found)
+        model.labels = found[0]
+        return maps
     cols = [model.lines.index(ln) for ln in want]
     h, w = cube.height, cube.width
     out = np.zeros((h, w, len(want)), np.float32)
@@ -262,12 +266,12 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
                            f"on; their maps lean on the least-squares fit ({unfamiliar[1] / (h * w):.1%} wholly): "
-                           "compare with --model lsq or roi")
+                           "compare with --model fit or lsq")
     if n_bright:
         model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
                            f"training pixels (median {np.median(np.concatenate(bright_totals)):,.0f} against at most "
                            f"{model.most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
-                           "compare with --model lsq or roi")
+                           "compare with --model fit or lsq")
     return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
 
 

@@ -76,6 +76,10 @@ def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, paintin
         expected, _ = predict_maps(cube, "fit", device="cpu", lines=("Pb-L",))
     np.testing.assert_allclose(viewer.layers["Pb-L (fit)"].data, expected["Pb-L"], rtol=1e-5)
     assert expected["Pb-L"].max() > 100
+    # the clusters whose own line ratios were fitted, as labels (0: pixels without counts)
+    clusters = viewer.layers["clusters (fit)"]
+    assert clusters.data.shape == painting.counts.shape[:2] and clusters.data.min() >= 1
+    assert len(np.unique(clusters.data)) >= 2
 
 
 def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer, idle):

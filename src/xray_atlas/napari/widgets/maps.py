@@ -4,13 +4,15 @@ or a baseline, on a worker with progress and Cancel.
 Every line becomes an Image layer (element colour map, additive blending) on the cube's grid,
 so the spectrum inspector samples it like the cube, and File > Save Layers writes
 ``/maps/<line>``. The model list is read again each time it opens, so a model trained in the
-Training dock appears in it at once. A baseline's maps can be painted beside the model's.
+Training dock appears in it at once. A baseline's maps can be painted beside the model's. The
+per-cluster fit also adds its clusters as a (hidden) Labels layer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator
 
+import numpy as np
 from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
 
 from ...cube import TILE_BYTES, Progress, SpectralCube
@@ -29,12 +31,13 @@ __all__ = ["MapsWidget"]
 
 def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, tile_bytes: int
          ) -> Generator[Progress, None, list]:
-    """Stream the cube through each model; returns [(model name, notes, maps), ...]."""
+    """Stream the cube through each model; returns [(model name, notes, maps, clusters), ...]
+    (clusters: the per-cluster fit's (H, W) labels, else None)."""
     out = []
     for mm in models:
         want = tuple(ln for ln in (lines or mm.lines) if ln in mm.lines)
         maps = yield from iter_maps(cube, mm, lines=want, tile_bytes=tile_bytes)
-        out.append((mm.name, mm.notes, maps))
+        out.append((mm.name, mm.notes, maps, mm.labels))
     return out
 
 
@@ -49,7 +52,8 @@ class MapsWidget(QWidget):
         self.cube_combo = QComboBox()
         self.model_combo = ModelCombo(lambda: sum(map_model_names().values(), []))
         self.model_combo.setToolTip("shipped and trained models, and the baselines lsq (least squares on pure "
-                                    "spectra) and roi (window sums)")
+                                    "spectra), roi (window sums) and fit (least squares with each cluster of "
+                                    "similar pixels' own line ratios)")
         self.lines_edit = QLineEdit()
         self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
         self.device_combo = QComboBox()
@@ -108,9 +112,13 @@ class MapsWidget(QWidget):
 
         def done(results: list) -> None:
             added = []
-            for model_name, notes, maps in results:
+            for model_name, notes, maps, clusters in results:
                 for note in notes:
                     show_info(f"xray-atlas maps: {note}")
+                if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
+                    layer = self.viewer.add_labels(clusters.astype(np.int32) + 1, name=f"clusters ({model_name})",
+                                                   opacity=0.4, visible=False)
+                    layer.scale, layer.translate = base.scale, base.translate
                 for ln, data in maps.items():
                     arr, kwargs, _ = map_layer_data(f"{ln} ({model_name})", data, line=ln,
                                                     extra={"model": model_name})
