@@ -6,7 +6,8 @@ cache warm after a first read):
 - xray-atlas's shipped default model (``xray-atlas maps CUBE OUT.h5``), CPU;
 - the shipped spatial model (``--model maps-spatial``: features of 5 x 5 blocks averaged);
 - the least-squares baseline (``--model lsq``);
-- the per-cluster fit (``--model fit``: three passes over the cube);
+- the shipped MLP on the per-cluster fit (``--model maps-fit``);
+- the per-cluster fit (``--model fit``: two passes over a sample of the tiles, one over all);
 - study 001's 1DCNN+ (``cnn1d+``, untrained weights: only the speed is measured here) on the
   first 32 rows, extrapolated to the cube (it runs a few hundred spectra per second);
 - PyMca's FastXRFLinearFit (pip package pymca5; install it by hand: ``pip install pymca5``) on
@@ -41,11 +42,11 @@ def child(kind: str, out: str) -> dict:
     import numpy as np
 
     t0 = time.perf_counter()
-    if kind in ("default", "spatial", "lsq", "fit"):
+    if kind in ("default", "spatial", "maps-fit", "lsq", "fit"):
         from xray_atlas.cli import main
 
-        model = {"default": [], "spatial": ["--model", "maps-spatial"], "lsq": ["--model", "lsq"],
-                 "fit": ["--model", "fit"]}[kind]
+        model = {"default": [], "spatial": ["--model", "maps-spatial"], "maps-fit": ["--model", "maps-fit"],
+                 "lsq": ["--model", "lsq"], "fit": ["--model", "fit"]}[kind]
         args = ["maps", str(CUBE), out, "--device", "cpu"] + model
         assert main(args) == 0
         with h5py.File(CUBE) as f:
@@ -115,7 +116,7 @@ def main() -> None:
     with open(CUBE, "rb") as f:  # warm the page cache once, for every run alike
         while f.read(1 << 26):
             pass
-    kinds = sys.argv[1:] or ["default", "spatial", "lsq", "fit", "cnn1d+", "pymca"]
+    kinds = sys.argv[1:] or ["default", "spatial", "maps-fit", "lsq", "fit", "cnn1d+", "pymca"]
     if "default" not in kinds:
         kinds.insert(0, "default")  # the ratios are to the default model, in the same run
     results = {k: run(k) for k in kinds}

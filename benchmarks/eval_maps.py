@@ -77,6 +77,7 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0) -> None:
               "1DCNN (study 001)": MODELS / "cnn1d.safetensors", "1DCNN+ (study 001)": MODELS / "cnn1d+.safetensors",
               "prior MLP (xray-atlas, shipped default)": zoo_dir() / "maps-default.safetensors",
               "spatial prior MLP, 5 x 5 (xray-atlas, shipped)": zoo_dir() / "maps-spatial.safetensors",
+              "MLP on the per-cluster fit (xray-atlas, shipped)": zoo_dir() / "maps-fit.safetensors",
               "least squares (baseline)": "lsq", "window sums (baseline)": "roi",
               "per-cluster fit (baseline, `fit`)": "fit"}
     rows: dict = {k: [] for k in [*models, "limit: Poisson NNLS with true spectra"]}

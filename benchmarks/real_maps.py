@@ -9,7 +9,7 @@ is drawn 64 times at 1,500 counts (an 8 x 8 cube; the mean of each map is scaled
 simulation's counts).
 
 Usage: ``python benchmarks/real_maps.py [MODEL ...]`` (default: maps-default, maps-spatial,
-lsq, roi; a model is a name or a .safetensors path).
+maps-fit, lsq, roi, fit; a model is a name or a .safetensors path).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(models: list[str]) -> None:
     from xray_atlas.physics.lines import DEFAULT_MAP_LINES
     from xray_atlas.physics.reference import bruker_net_counts, m6_jetstream_sample
 
-    models = models or ["maps-default", "maps-spatial", "lsq", "roi"]
+    models = models or ["maps-default", "maps-spatial", "maps-fit", "lsq", "roi", "fit"]
     names = [Path(m).stem for m in models]
     net, _ = bruker_net_counts(M6)
     got = {}

@@ -83,6 +83,18 @@ def test_tiles_with_halo_cover_the_cube_once_with_their_neighbour_rows(small_cub
         np.testing.assert_array_equal(block, counts[top:min(rows.stop + 2, counts.shape[0])])
 
 
+def test_every_other_tile_is_an_even_sample(small_cube_h5):
+    path, counts = small_cube_h5
+    with read(path) as cube:
+        step = cube.tile_rows(2 * counts.shape[1] * counts.shape[2] * 2)
+        tiles = list(cube.iter_tiles(tile_bytes=2 * counts.shape[1] * counts.shape[2] * 2, every=2))
+        with pytest.raises(XrayAtlasError, match="every=0"):
+            next(cube.iter_tiles(every=0))
+    assert [r.start for r, _ in tiles] == list(range(0, counts.shape[0], 2 * step))
+    for rows, block in tiles:
+        np.testing.assert_array_equal(block, counts[rows])
+
+
 def test_tile_rows_align_with_chunks(tmp_path):
     import h5py
 

@@ -11,6 +11,7 @@ from xray_atlas.metrics import map_scores
 from xray_atlas.inference import iter_maps, load_map_model, predict_maps
 from xray_atlas.io import read
 from xray_atlas.models import ModelCard, build, save_model
+from xray_atlas.models.prior import PRIOR_FAMILIES
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
 from xray_atlas.physics.painting import synthetic_painting
 
@@ -44,14 +45,9 @@ def test_baselines_against_the_truth_and_the_limit(painting, painting_cube):
 def test_streaming_gives_the_same_maps_in_small_tiles(painting_cube):
     model = load_map_model("lsq", painting_cube, device="cpu")
     whole = run_to_end(iter_maps(painting_cube, model))
-    steps = iter_maps(painting_cube, model, tile_bytes=32 * 2048 * 2 * 3, batch=50)  # 3 rows per tile
     progress = []
-    while True:
-        try:
-            progress.append(next(steps))
-        except StopIteration as stop:
-            tiled = stop.value
-            break
+    tiled = run_to_end(iter_maps(painting_cube, model, tile_bytes=32 * 2048 * 2 * 3, batch=50),  # 3 rows per tile
+                       progress.append)
     assert progress[-1].done == progress[-1].total >= 3  # tiles of whole chunk rows
     for ln in whole:
         np.testing.assert_allclose(tiled[ln], whole[ln], rtol=1e-5, atol=1e-3)
@@ -149,6 +145,41 @@ def test_spatial_models_need_a_source_with_neighbours(tmp_path):
         check_run(cfg, tmp_path / "m.safetensors")
     with pytest.raises(XrayAtlasError, match="neighbourhood=4 must be an odd number"):
         build("spatial-prior-mlp", neighbourhood=4)
+
+
+def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_cube, tmp_path):
+    from xray_atlas.clusterfit import iter_cluster_fit_inputs
+
+    model, cfg = build("fit-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,))
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.mlp[-1].weight, std=0.5)  # a fresh one returns the fit itself
+    card = ModelCard("fit-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
+                     inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev})
+    save_model(tmp_path / "f.safetensors", model.eval(), card)
+    mm = load_map_model(tmp_path / "f.safetensors", painting_cube, device="cpu")
+    progress = []
+    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100), progress.append)
+    # three passes of the fit, then one of the model, tile by tile
+    n_tiles = -(-24 // painting_cube.tile_rows(32 * 2048 * 2 * 3))
+    assert n_tiles >= 2 and [p.done for p in progress] == list(range(4 * n_tiles + 1))
+    assert progress[-1].total == 4 * n_tiles
+    assert mm.labels.shape == (24, 32) and any("per-cluster fit" in n for n in mm.notes)
+    counts = painting.counts.astype(np.float32).reshape(-1, 2048)
+    counts[:, painting.energy < 0.9] = 0
+    fitted = run_to_end(iter_cluster_fit_inputs(painting_cube))
+    with torch.no_grad():
+        direct = model(torch.from_numpy(np.concatenate([counts, fitted], axis=1))).numpy().reshape(24, 32, -1)
+    for j, ln in enumerate(DEFAULT_MAP_LINES):
+        np.testing.assert_allclose(streamed[ln], direct[..., j], rtol=1e-3, atol=1e-2 * max(direct[..., j].max(), 1))
+    pb = DEFAULT_MAP_LINES.index("Pb-L")
+    fit_pb = fitted[:, PRIOR_FAMILIES.index("Pb-L")]
+    assert not np.allclose(direct[..., pb].ravel(), fit_pb, rtol=1e-2)  # the correction acts
+    with pytest.raises(XrayAtlasError, match="fits the cube by clusters.*calibration"):
+        load_map_model(tmp_path / "f.safetensors", SpectralCube(painting.counts), device="cpu")
+    with pytest.raises(XrayAtlasError, match="per-cluster fit of whole scans.*synthetic-spectra"):
+        from xray_atlas.training import check_run, make_config
+
+        check_run(make_config("maps", model="fit-mlp", source="synthetic-spectra", epochs=1), tmp_path / "m")
 
 
 def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):

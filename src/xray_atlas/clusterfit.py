@@ -26,7 +26,8 @@ import numpy as np
 from .cube import TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
-__all__ = ["family_groups", "fit_family_shapes", "iter_cluster_fit_maps", "PILEUP_TIME_S"]
+__all__ = ["ClusterFit", "family_groups", "fit_family_shapes", "iter_cluster_fit_maps", "iter_cluster_fit_inputs",
+           "PILEUP_TIME_S"]
 
 #: Pulse-pair resolving time (s) assumed for the pile-up correction: the physics engine's
 #: detector (:class:`xray_atlas.physics.detector.Detector`), typical of SDD pile-up rejectors.
@@ -145,158 +146,272 @@ def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray,
 def _nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8) -> np.ndarray:
     """Least squares from normal equations (gram (K, K), rhs (N, K)) with negative
     coefficients dropped and the rest re-solved until none is negative (an active-set
-    descent; pixels that share a set of dropped columns are solved together)."""
+    descent; each round solves the pixels that still have negatives at once, their dropped
+    columns replaced by identity rows)."""
     n, k = rhs.shape
     out = np.linalg.solve(gram, rhs.T).T if k else rhs.copy()
     active = np.ones((n, k), bool)
+    eye = np.eye(k)
     for _ in range(rounds):
         bad = (out < 0) & active
         rows = np.flatnonzero(bad.any(axis=1))
         if rows.size == 0:
             break
         active[rows] &= ~bad[rows]
-        keys, inverse = np.unique(active[rows], axis=0, return_inverse=True)
-        for j, key in enumerate(keys):
-            sel = rows[inverse.ravel() == j]
-            out[sel] = 0.0
-            if key.any():
-                sub = gram[np.ix_(key, key)]
-                out[np.ix_(sel, np.flatnonzero(key))] = np.linalg.solve(sub, rhs[np.ix_(sel, np.flatnonzero(key))].T).T
+        m = active[rows].astype(np.float64)  # (R, K)
+        g = gram[None] * m[:, :, None] * m[:, None, :] + eye[None] * (1.0 - m)[:, :, None]
+        out[rows] = np.linalg.solve(g, (rhs[rows] * m)[..., None])[..., 0] * m
     return np.maximum(out, 0.0)
 
 
-def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, n_clusters: int = 12,
-                          min_counts: float = 5e5, pileup_time_s: float | None = PILEUP_TIME_S, tile_bytes: int = TILE_BYTES,
-                          seed: int = 0, notes: list | None = None,
-                          labels_out: list | None = None) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    """Net counts of ``lines`` for every pixel of a calibrated ``cube`` by the per-cluster fit
-    (module docstring). Yields :class:`Progress` per tile of each of the three passes and
-    returns line -> (H, W) float32.
+class ClusterFit:
+    """The per-cluster fit of one cube, tile by tile: :meth:`iter_prepare` learns the clusters
+    and their spectra from a sample of the cube's tiles, then :meth:`tile` fits any tile's
+    pixels. Calibrated cubes only.
 
     Parameters
     ----------
+    cube : SpectralCube
+    lines : tuple of str
+        The line families whose net counts :meth:`tile` returns (of the 44 prior families).
     n_clusters : int
         Clusters of k-means on the pixels' least-squares shares (fewer if there are fewer
         distinct pixels).
     min_counts : float
         Counts a cluster should hold (fewer clusters for a faint scan).
+    sample_pixels : int
+        Pixels (whole tiles of them, evenly spread) that the clusters, their spectra and their
+        mean fits are learnt from; every pixel is fitted.
     pileup_time_s : float or None
         Pulse-pair resolving time for the pile-up correction, applied when the cube's
         metadata states ``live_time_s`` per pixel; None turns it off.
+    """
+
+    def __init__(self, cube: SpectralCube, lines: tuple[str, ...], *, n_clusters: int = 12, min_counts: float = 5e5,
+                 sample_pixels: int = 60_000, pileup_time_s: float | None = PILEUP_TIME_S,
+                 tile_bytes: int = TILE_BYTES, seed: int = 0) -> None:
+        from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata
+        from .models.spectral import _lsq_operator
+        from .preprocess import LOW_KEV
+
+        if not cube.calibrated:
+            raise XrayAtlasError("the per-cluster fit needs an energy calibration and this cube has none",
+                                 path=cube.path)
+        if not (isinstance(n_clusters, (int, np.integer)) and n_clusters >= 1):
+            raise XrayAtlasError(f"n_clusters={n_clusters!r} must be a positive integer")
+        unknown = [ln for ln in lines if ln not in PRIOR_FAMILIES]
+        if unknown:
+            raise XrayAtlasError(f"lines: {', '.join(unknown)} not among the physics engine's families")
+        self.cube, self.lines, self.n_clusters, self.min_counts = cube, tuple(lines), int(n_clusters), min_counts
+        self.tile_bytes, self.seed = tile_bytes, seed
+        c = cube.n_channels
+        e = np.asarray(cube.energy, np.float64)
+        gain = float(e[1] - e[0])
+        inst = instrument_from_metadata(cube.metadata)
+        self.channels = e >= LOW_KEV  # the detector's noise peak lies below (preprocess.LOW_KEV)
+        self.basis = _Basis(c, float(e[0]), gain, inst)
+        _, full, fams = _lsq_operator(self.lines, PRIOR_FAMILIES, c,
+                                      {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
+        self._shares = full[:, :len(fams)].astype(np.float32)
+        self._shares[~self.channels] = 0.0
+        self._project = np.concatenate([self._shares, self.channels.astype(np.float32)[:, None]], axis=1)
+        n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
+        self.every = max(1, min(n_tiles, int(n_tiles * cube.tile_rows(tile_bytes) * cube.width // max(sample_pixels, 1))))
+        self.n_sampled = len(range(0, n_tiles, self.every))
+        self.n_tiles = n_tiles
+        live = (cube.metadata or {}).get("live_time_s")
+        try:
+            live = float(np.asarray(live).ravel()[0]) if live is not None else None
+        except (TypeError, ValueError, IndexError):
+            live = None
+        self.pileup = pileup_time_s / live if pileup_time_s and live and live > 0 else 0.0  # per count
+        self.k = 0
+        self.cluster_fits: np.ndarray | None = None  # (k, K) mean per-pixel fit shares, with means=True
+
+    @property
+    def n_steps(self) -> int:
+        """Tiles :meth:`iter_prepare` reads (two or three passes over the sampled tiles)."""
+        return 3 * self.n_sampled
+
+    def _features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # (N, C) float32 counts -> k-means features (sqrt of each family's share), totals (N,)
+        both = x @ self._project  # the families' least-squares values and, last, the total
+        totals = both[:, -1]
+        return np.sqrt(np.maximum(both[:, :-1], 0.0) / np.maximum(totals[:, None], 1.0)), totals
+
+    def _sampled(self):
+        for k, (rows, block) in enumerate(self.cube.iter_tiles(tile_bytes=self.tile_bytes, every=self.every)):
+            yield k, block.reshape(-1, self.cube.n_channels).astype(np.float32)
+
+    def iter_prepare(self, *, means: bool = False) -> Generator[Progress, None, None]:
+        """Learn the clusters (pass 1), each cluster's family spectra and background (pass 2)
+        and, with ``means``, each cluster's mean per-pixel fit of all 44 families (pass 3),
+        from the sampled tiles, yielding :class:`Progress` per tile (of :attr:`n_steps`)."""
+        from sklearn.cluster import KMeans
+
+        n, step = self.n_steps, 0
+        feats, totals = [], []
+        for _, x in self._sampled():
+            f, t = self._features(x)
+            feats.append(f)
+            totals.append(t)
+            step += 1
+            yield Progress(step, n, "maps")
+        feats, totals = np.concatenate(feats), np.concatenate(totals)
+        lit = totals > 0
+        # a cluster needs the counts to fit its own line ratios: fewer clusters for a faint scan,
+        # else k-means splits like pixels by their noise and each fit follows that noise
+        share = self.cube.height * self.cube.width / max(len(totals), 1)
+        k = int(min(self.n_clusters, max(lit.sum(), 1), max(totals.sum() * share // self.min_counts, 1)))
+        self._km = None
+        if lit.any():
+            rng = np.random.default_rng(self.seed)
+            idx = np.flatnonzero(lit)
+            sample = idx if idx.size <= 50_000 else rng.choice(idx, 50_000, replace=False)
+            self._km = KMeans(n_clusters=min(k, np.unique(feats[sample], axis=0).shape[0]), n_init=3,
+                              random_state=self.seed).fit(feats[sample])
+        self.k = 0 if self._km is None else int(self._km.n_clusters)
+
+        c = self.cube.n_channels
+        sums, counts = np.zeros((self.k, c), np.float64), np.zeros(self.k)
+        for _, x in self._sampled():
+            lab, _ = self._labels(x)
+            for j in np.unique(lab[lab >= 0]):
+                sums[j] += x[lab == j].sum(axis=0, dtype=np.float64)
+                counts[j] += float((lab == j).sum())
+            step += 1
+            yield Progress(step, n, "maps")
+        sums[:, ~self.channels] = 0.0
+        self._ops = []
+        for j in range(self.k):
+            shapes, bg = fit_family_shapes(sums[j], self.basis, self.channels)
+            names = list(shapes)
+            a = np.stack([shapes[f] for f in names] + [bg], axis=1)
+            # Poisson weights from the cluster's mean spectrum; a channel empty in the whole cluster
+            # counts as one count in it (as in its own fit), not as a near-infinite weight
+            wgt = np.where(self.channels, max(counts[j], 1.0) / np.maximum(sums[j], 1.0), 0.0)
+            aw = a * wgt[:, None]
+            gram = a.T @ aw
+            gram += np.eye(gram.shape[0]) * 1e-9 * np.trace(gram)
+            self._ops.append((aw.astype(np.float32), gram, names))
+
+        if means:
+            from .models.prior import PRIOR_FAMILIES
+
+            fits, tots = np.zeros((self.k, len(PRIOR_FAMILIES))), np.zeros(self.k)
+            for _, x in self._sampled():
+                lab, t = self._labels(x)
+                values = self._fit(x, lab, t, PRIOR_FAMILIES)
+                for j in np.unique(lab[lab >= 0]):
+                    fits[j] += values[lab == j].sum(axis=0, dtype=np.float64)
+                    tots[j] += t[lab == j].sum(dtype=np.float64)
+                step += 1
+                yield Progress(step, n, "maps")
+            self.cluster_fits = (fits / np.maximum(tots, 1.0)[:, None]).astype(np.float32)  # shares of the counts
+        else:
+            step += self.n_sampled
+            yield Progress(step, n, "maps")
+
+    def _labels(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # (N, C) float32 counts -> (N,) cluster (-1 for pixels without counts), (N,) totals
+        f, t = self._features(x)
+        lab = np.full(x.shape[0], -1, np.int64)
+        lit = t > 0
+        if self._km is not None and lit.any():
+            lab[lit] = self._km.predict(f[lit])
+        return lab, t
+
+    def _fit(self, x: np.ndarray, lab: np.ndarray, totals: np.ndarray, lines) -> np.ndarray:
+        # (N, C) float32 counts, their clusters and totals -> (N, len(lines)) net counts
+        out = np.zeros((x.shape[0], len(lines)), np.float32)
+        for j in np.unique(lab[lab >= 0]):
+            sel = np.flatnonzero(lab == j)
+            aw, gram, names = self._ops[j]
+            sol = _nonneg_solve(gram, (x[sel] @ aw).astype(np.float64))
+            for i, ln in enumerate(lines):
+                if ln in names:
+                    out[sel, i] = sol[:, names.index(ln)]
+        if self.pileup:
+            # a fraction rate x tau of the events pair up, each pair taking two photons from the peaks
+            out /= (1.0 - 2.0 * np.minimum(totals * self.pileup, 0.25))[:, None].astype(np.float32)
+        return out
+
+    def tile(self, block: np.ndarray, *, inputs: bool = False):
+        """Fit the pixels of a tile (..., C): (N, lines) float32 net counts and (N,) clusters;
+        with ``inputs``, also the (N, 2K) inputs of the ``fit-mlp`` model (the pixel's fit of
+        the 44 families, then its cluster's mean fit scaled to the pixel's counts)."""
+        from .models.prior import PRIOR_FAMILIES
+
+        x = np.asarray(block, dtype=np.float32).reshape(-1, self.cube.n_channels)  # float32 tiles are not copied
+        lab, totals = self._labels(x)
+        if not inputs:
+            return self._fit(x, lab, totals, self.lines), lab
+        allfit = self._fit(x, lab, totals, PRIOR_FAMILIES)
+        cluster = np.zeros_like(allfit)
+        lit = lab >= 0
+        cluster[lit] = self.cluster_fits[lab[lit]] * totals[lit, None]
+        cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
+        return allfit[:, cols], lab, np.concatenate([allfit, cluster], axis=1)
+
+    def note(self) -> str:
+        return (f"per-cluster fit: {self.k} clusters of similar pixels, each with its own line ratios and background"
+                + ("; net counts corrected for pile-up" if self.pileup else ""))
+
+
+def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_bytes: int = TILE_BYTES,
+                          notes: list | None = None, labels_out: list | None = None,
+                          **kw) -> Generator[Progress, None, dict[str, np.ndarray]]:
+    """Net counts of ``lines`` for every pixel of a calibrated ``cube`` by the per-cluster fit
+    (module docstring; options of :class:`ClusterFit`). Yields :class:`Progress` per tile
+    read and returns line -> (H, W) float32.
+
+    Parameters
+    ----------
     notes : list, optional
         Receives one-line remarks (clusters, whether pile-up was corrected).
     labels_out : list, optional
         Receives the (H, W) int cluster of every pixel (-1: no counts).
     """
-    from sklearn.cluster import KMeans
-
-    from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata
-    from .models.spectral import _lsq_operator
-    from .preprocess import LOW_KEV
-
-    if not cube.calibrated:
-        raise XrayAtlasError("the per-cluster fit needs an energy calibration and this cube has none", path=cube.path)
-    if not (isinstance(n_clusters, (int, np.integer)) and n_clusters >= 1):
-        raise XrayAtlasError(f"n_clusters={n_clusters!r} must be a positive integer")
-    unknown = [ln for ln in lines if ln not in PRIOR_FAMILIES]
-    if unknown:
-        raise XrayAtlasError(f"lines: {', '.join(unknown)} not among the physics engine's families")
-    h, w, c = cube.height, cube.width, cube.n_channels
-    e = np.asarray(cube.energy, np.float64)
-    gain = float(e[1] - e[0])
-    inst = instrument_from_metadata(cube.metadata)
-    channels = e >= LOW_KEV  # the detector's noise peak lies below (preprocess.LOW_KEV)
-    basis = _Basis(c, float(e[0]), gain, inst)
-    _, full, fams = _lsq_operator(tuple(lines), PRIOR_FAMILIES, c,
-                                  {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
-    shares_op = full[:, :len(fams)].astype(np.float32)
-    shares_op[~channels] = 0.0
-    n_tiles = -(-h // cube.tile_rows(tile_bytes))
-    total_steps = 3 * n_tiles
-    step = 0
-    yield Progress(0, total_steps, "maps")
-
-    # pass 1: features = sqrt of each family's share of the pixel's counts
-    feats = np.zeros((h * w, len(fams)), np.float32)
-    totals = np.zeros(h * w, np.float64)
-    for rows, block in cube.iter_tiles(tile_bytes=tile_bytes):
-        x = block.reshape(-1, c).astype(np.float32)
-        x[:, ~channels] = 0.0
-        sl = slice(rows.start * w, rows.stop * w)
-        totals[sl] = x.sum(axis=1)
-        feats[sl] = np.sqrt(np.maximum(x @ shares_op, 0.0) / np.maximum(totals[sl, None], 1.0))
-        step += 1
-        yield Progress(step, total_steps, "maps")
-    lit = totals > 0
-    # a cluster needs the counts to fit its own line ratios: fewer clusters for a faint scan,
-    # else k-means splits like pixels by their noise and each fit follows that noise
-    k = int(min(n_clusters, max(lit.sum(), 1), max(totals.sum() // min_counts, 1)))
-    labels = np.full(h * w, -1, np.int64)
-    if lit.any():
-        rng = np.random.default_rng(seed)
-        idx = np.flatnonzero(lit)
-        sample = idx if idx.size <= 50_000 else rng.choice(idx, 50_000, replace=False)
-        km = KMeans(n_clusters=min(k, np.unique(feats[sample], axis=0).shape[0]), n_init=3, random_state=seed)
-        km.fit(feats[sample])
-        labels[idx] = km.predict(feats[idx])
-    k = int(labels.max()) + 1
-
-    # pass 2: each cluster's summed spectrum
-    sums = np.zeros((k, c), np.float64)
-    for rows, block in cube.iter_tiles(tile_bytes=tile_bytes):
-        lab = labels[rows.start * w:rows.stop * w]
-        x = block.reshape(-1, c)
-        for j in np.unique(lab[lab >= 0]):
-            sums[j] += x[lab == j].sum(axis=0, dtype=np.float64)
-        step += 1
-        yield Progress(step, total_steps, "maps")
-    sums[:, ~channels] = 0.0
-
-    # each cluster: its family spectra and background, and the (C, K) weighted projection
-    ops = []
-    for j in range(k):
-        shapes, bg = fit_family_shapes(sums[j], basis, channels)
-        names = list(shapes)
-        a = np.stack([shapes[f] for f in names] + [bg], axis=1)[channels]
-        # Poisson weights from the cluster's mean spectrum; a channel empty in the whole cluster
-        # counts as one count in it (as in its own fit), not as a near-infinite weight
-        wgt = max(float((labels == j).sum()), 1.0) / np.maximum(sums[j, channels], 1.0)
-        aw = a * wgt[:, None]
-        gram = a.T @ aw
-        gram += np.eye(gram.shape[0]) * 1e-9 * np.trace(gram)
-        out_cols = [names.index(ln) if ln in names else -1 for ln in lines]
-        ops.append((aw.astype(np.float32), gram, out_cols))
-
-    live = (cube.metadata or {}).get("live_time_s")
-    try:
-        live = float(np.asarray(live).ravel()[0]) if live is not None else None
-    except (TypeError, ValueError, IndexError):
-        live = None
-    correct = pileup_time_s is not None and pileup_time_s > 0 and live is not None and live > 0
-
-    # pass 3: every pixel with its cluster's spectra
+    fit = ClusterFit(cube, lines, tile_bytes=tile_bytes, **kw)
+    total = fit.n_steps + fit.n_tiles
+    yield Progress(0, total, "maps")
+    for p in fit.iter_prepare():
+        yield Progress(p.done, total, "maps")
+    h, w = cube.height, cube.width
     out = np.zeros((h * w, len(lines)), np.float32)
-    for rows, block in cube.iter_tiles(tile_bytes=tile_bytes):
-        base = rows.start * w
-        lab = labels[base:rows.stop * w]
-        x = block.reshape(-1, c)
-        for j in np.unique(lab[lab >= 0]):
-            sel = np.flatnonzero(lab == j)
-            aw, gram, out_cols = ops[j]
-            rhs = x[sel][:, channels].astype(np.float32) @ aw
-            sol = _nonneg_solve(gram, rhs.astype(np.float64))
-            for i, col in enumerate(out_cols):
-                if col >= 0:
-                    out[base + sel, i] = sol[:, col]
-        step += 1
-        yield Progress(step, total_steps, "maps")
-    if correct:
-        # a fraction rate x tau of the events pair up, each pair taking two photons from the peaks
-        frac = np.minimum(totals / live * pileup_time_s, 0.25)
-        out /= (1.0 - 2.0 * frac)[:, None].astype(np.float32)
+    labels = np.full(h * w, -1, np.int64)
+    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+        sl = slice(rows.start * w, rows.stop * w)
+        out[sl], labels[sl] = fit.tile(block)
+        yield Progress(fit.n_steps + k + 1, total, "maps")
     if labels_out is not None:
         labels_out.append(labels.reshape(h, w))
     if notes is not None:
-        notes.append(f"per-cluster fit: {k} clusters of similar pixels, each with its own line ratios and background"
-                     + ("; net counts corrected for pile-up" if correct else ""))
+        notes.append(fit.note())
     return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(lines)}
+
+
+def iter_cluster_fit_inputs(cube: SpectralCube, *, tile_bytes: int = TILE_BYTES, notes: list | None = None,
+                            labels_out: list | None = None, **kw) -> Generator[Progress, None, np.ndarray]:
+    """What the ``fit-mlp`` map model reads beside each pixel's counts, for the whole cube:
+    (H * W, 2 K) float32 (:meth:`ClusterFit.tile` with ``inputs``). Options as
+    :func:`iter_cluster_fit_maps`."""
+    from .models.prior import PRIOR_FAMILIES
+
+    fit = ClusterFit(cube, PRIOR_FAMILIES[:1], tile_bytes=tile_bytes, **kw)
+    total = fit.n_steps + fit.n_tiles
+    yield Progress(0, total, "maps")
+    for p in fit.iter_prepare(means=True):
+        yield Progress(p.done, total, "maps")
+    h, w = cube.height, cube.width
+    out = np.zeros((h * w, 2 * len(PRIOR_FAMILIES)), np.float32)
+    labels = np.full(h * w, -1, np.int64)
+    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+        sl = slice(rows.start * w, rows.stop * w)
+        _, labels[sl], out[sl] = fit.tile(block, inputs=True)
+        yield Progress(fit.n_steps + k + 1, total, "maps")
+    if labels_out is not None:
+        labels_out.append(labels.reshape(h, w))
+    if notes is not None:
+        notes.append(fit.note())
+    return out

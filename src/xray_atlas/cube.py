@@ -345,20 +345,24 @@ class SpectralCube:
             rows = max(chunk_rows, (rows // chunk_rows) * chunk_rows)
         return min(rows, self.height)
 
-    def iter_tiles(self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(rows, block)`` over the cube; ``block`` is (rows, W, channels) in memory."""
-        for rows, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes):
+    def iter_tiles(self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
+                   every: int = 1) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(rows, block)`` over the cube; ``block`` is (rows, W, channels) in memory.
+        With ``every`` > 1 only every ``every``-th tile is read (an even sample of the cube)."""
+        for rows, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes, every=every):
             yield rows, block
 
-    def iter_tiles_with_halo(self, halo: int, channels: slice = slice(None), *,
-                             tile_bytes: int = TILE_BYTES) -> Iterator[tuple[slice, np.ndarray, int]]:
+    def iter_tiles_with_halo(self, halo: int, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
+                             every: int = 1) -> Iterator[tuple[slice, np.ndarray, int]]:
         """Yield ``(rows, block, lead)``: as :meth:`iter_tiles`, with up to ``halo`` more rows
         read above and below (fewer at the cube's edges); ``block[lead:lead + len(rows)]``
         are the tile's own rows."""
         if halo < 0:
             raise XrayAtlasError(f"halo={halo} must be >= 0 rows")
+        if not (isinstance(every, (int, np.integer)) and every >= 1):
+            raise XrayAtlasError(f"every={every!r} must be a positive integer")
         step = self.tile_rows(tile_bytes)
-        for r0 in range(0, self.height, step):
+        for r0 in range(0, self.height, step * every):
             rows = slice(r0, min(r0 + step, self.height))
             read = slice(max(r0 - halo, 0), min(rows.stop + halo, self.height))
             block = self._read((read, slice(None), channels))

@@ -120,6 +120,9 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
     mm = MapModel(module, path.stem if path.suffix else path.name, out_lines, n, None)
+    if getattr(module, "cluster_fit", False) and not cube.calibrated:
+        raise XrayAtlasError(f"model {mm.name!r} fits the cube by clusters of pixels and needs its energy "
+                             "calibration; this cube has none (give it one first)", path=cube.path)
     seen = card.inputs.get("total_counts") or card.inputs.get("counts")  # paintings, cubes / random spectra
     if isinstance(seen, (list, tuple)) and len(seen) == 2:
         mm.most_counts = float(seen[1])
@@ -212,7 +215,19 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     # are a few counts of noise, and it drifts from the physical limit as counts grow
     bright = 3.0 * model.most_counts if model.most_counts else np.inf
     n_bright, bright_totals = 0, []
+    fitted = None  # the per-cluster fit, for the models that read its inputs beside the counts
+    done_before = 0
     yield Progress(0, total, "maps")
+    if getattr(model.module, "cluster_fit", False):
+        from .clusterfit import ClusterFit
+        from .models.prior import PRIOR_FAMILIES
+
+        fitted = ClusterFit(cube, PRIOR_FAMILIES[:1], tile_bytes=tile_bytes)
+        done_before, total = fitted.n_steps, fitted.n_steps + total
+        for p in fitted.iter_prepare(means=True):
+            yield Progress(p.done, total, "maps")
+        model.notes.append(fitted.note())
+        model.labels = np.full((h, w), -1, np.int64)
 
     def count_bright(totals: np.ndarray) -> None:
         nonlocal n_bright
@@ -221,17 +236,22 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
             n_bright += int(hit.sum())
             bright_totals.append(totals[hit][:1000])
 
-    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False) -> np.ndarray:
-        # module_fn over batches of rows; spectra are first put on the model's channel grid
+    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False,
+            extra: np.ndarray | None = None) -> np.ndarray:
+        # module_fn over batches of rows; spectra are first put on the model's channel grid,
+        # and rows of ``extra`` (the cluster fit's inputs) go after them
         res = np.empty((flat.shape[0], width), np.float32)
         for a in range(0, flat.shape[0], batch):
             x = flat[a:a + batch]
             if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
                 x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
+            counts = x
+            if extra is not None:
+                x = np.concatenate([x, extra[a:a + batch]], axis=1)
             res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
             if count and model.most_counts:  # the totals the model summed itself, when it keeps them
                 totals = getattr(model.module, "totals", None)
-                count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else x.sum(axis=1))
+                count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
             if guard is not None and guard.fallback is not None:
                 unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
                 guard.fallback = None
@@ -239,11 +259,26 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
 
     with torch.inference_mode():
         if not size:
+            c = cube.n_channels
             for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-                flat = block.reshape(-1, cube.n_channels)
-                pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True)
+                flat = block.reshape(-1, c)
+                if fitted is None:
+                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True)
+                elif model.energy is None:
+                    # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
+                    # then the cluster fit of those very counts, without further copies
+                    buf = np.empty((flat.shape[0], c + 2 * model.module.n_families), np.float32)
+                    buf[:, :c] = flat
+                    buf[:, :model.low_channels] = 0.0
+                    _, lab, buf[:, c:] = fitted.tile(buf[:, :c], inputs=True)
+                    model.labels[rows] = lab.reshape(-1, w)
+                    pred = run(lambda x: model.module(x)[:, cols], buf, len(want), count=True, spectra=False)
+                else:  # a model on another channel grid: the counts resampled, the fit on the cube's
+                    _, lab, extra = fitted.tile(flat, inputs=True)
+                    model.labels[rows] = lab.reshape(-1, w)
+                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True, extra=extra)
                 out[rows] = pred.reshape(block.shape[0], w, len(want))
-                yield Progress(k + 1, total, "maps")
+                yield Progress(done_before + k + 1, total, "maps")
         else:
             from .models.spectral import neighbourhood_mean
 
@@ -265,7 +300,8 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
-                           f"on; their maps lean on the least-squares fit ({unfamiliar[1] / (h * w):.1%} wholly): "
+                           f"on; their maps lean on the {'per-cluster' if fitted is not None else 'least-squares'} "
+                           f"fit ({unfamiliar[1] / (h * w):.1%} wholly): "
                            "compare with --model fit or lsq")
     if n_bright:
         model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "

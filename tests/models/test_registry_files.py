@@ -20,7 +20,10 @@ def _inputs(name):
     extra = {"lines": ("Ca-K", "Fe-K", "Cu-K", "Sr-K", "Pb-L"), "gain_kev": 0.04} if "lines" in entry.defaults else {}
     if "neighbourhood" in entry.defaults:  # spatial: each pixel and the mean of its block
         return build(name, n_channels=512, n_outputs=5, **extra), 100 * torch.rand(7, 2, 512)
-    return build(name, n_channels=512, n_outputs=5, **extra), 100 * torch.rand(7, 512)
+    built = build(name, n_channels=512, n_outputs=5, **extra)
+    if getattr(built[0], "cluster_fit", False):  # the counts, then the per-cluster fit's 2 x 44 inputs
+        return built, 100 * torch.rand(7, 512 + 2 * built[0].n_families)
+    return built, 100 * torch.rand(7, 512)
 
 
 @pytest.mark.parametrize("name", sorted(available()))

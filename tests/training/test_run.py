@@ -344,7 +344,21 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
     first = x[:192].reshape(12, 16, 1024).astype(np.float64)
     np.testing.assert_allclose(xs[16 * 5 + 7, 1], first[4:7, 6:9].mean((0, 1)), rtol=2e-3, atol=1e-3)  # inside
     np.testing.assert_allclose(xs[0, 1], first[[0, 0, 1]][:, [0, 0, 1]].mean((0, 1)), rtol=2e-3, atol=1e-3)  # corner
-    for model in ("prior-mlp", "fcn+", "spatial-prior-mlp"):
+    # the model on the per-cluster fit: each pixel's counts, then its painting's fit inputs
+    src.neighbourhood = 0
+    src.use_cluster_fit(model="fit-mlp")
+    src.prepare(seed=3)
+    xf, yf = src._train
+    assert xf.shape == (384, 1024 + 88) and np.array_equal(yf, y)
+    np.testing.assert_array_equal(xf[:, :1024], x)
+    np.testing.assert_allclose(src.input_contract()["total_counts"], counts, rtol=1e-3)  # the counts only
+    # Pb-L's column of the fit inputs (float16) against the painting's truth: a fit, near it
+    from xray_atlas.models.prior import PRIOR_FAMILIES
+
+    pb = xf[:, 1024 + PRIOR_FAMILIES.index("Pb-L")].astype(np.float64)
+    lit = y[:, 0] > 200
+    assert np.median(np.abs(pb[lit] - y[lit, 0]) / y[lit, 0]) < 0.15
+    for model in ("prior-mlp", "fcn+", "spatial-prior-mlp", "fit-mlp"):
         cfg = make_config("maps", model=model, source="synthetic-paintings", epochs=1, device="cpu",
                           source_params={"n_paintings": 1, "height": 8, "width": 8, "n_channels": 1024})
         out = train(cfg, tmp_path / model)

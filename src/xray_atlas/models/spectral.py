@@ -13,8 +13,8 @@ from ..physics.lines import DEFAULT_MAP_LINES
 from .prior import INSTRUMENT_DEFAULTS
 from .registry import register
 
-__all__ = ["fcn", "cnn1d", "fcn_plus", "cnn1d_plus", "prior_mlp", "spatial_prior_mlp", "neighbourhood_mean",
-           "fit_familiarity", "lsq", "roi", "NORMALISATIONS"]
+__all__ = ["fcn", "cnn1d", "fcn_plus", "cnn1d_plus", "prior_mlp", "spatial_prior_mlp", "fit_mlp", "neighbourhood_mean",
+           "fit_familiarity", "lsq", "roi", "NORMALISATIONS", "CLUSTER_FIT_MODELS"]
 
 NORMALISATIONS = ("total", "none")
 
@@ -260,7 +260,10 @@ def fit_familiarity(model, x) -> bool:
     for m in model.modules():
         if hasattr(m, "guard_features"):
             with torch.no_grad():
-                m.guard.fit(m.guard_features(torch.as_tensor(x, dtype=torch.float32)))
+                x = torch.as_tensor(x, dtype=torch.float32)
+                if hasattr(m, "fit_inputs"):  # models whose inputs are standardised
+                    m.fit_inputs(x)
+                m.guard.fit(m.guard_features(x))
             return True
     return False
 
@@ -429,6 +432,86 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
             return self.head(self.features(x[:, 0]), self.features(x[:, 1]))
 
     return SpatialPriorMLP()
+
+
+#: Map models that read the per-cluster fit's inputs beside each pixel's counts.
+CLUSTER_FIT_MODELS = ("fit-mlp",)
+
+
+@register("fit-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(512, 512),
+          bins=128, **_INSTR)
+def fit_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], bins: int, **instrument):
+    """xray-atlas's map model on the per-cluster fit (:mod:`xray_atlas.clusterfit`): the fit's
+    shares of the 44 prior families for the pixel and for its cluster (the paint it belongs
+    to, with millions of counts), the spectrum's shape in ``bins`` bins and log10 of its total
+    counts go into an MLP that corrects the fit's value of each line. The fit brings each
+    paint's own line ratios and background, so the correction is small and learns what a
+    per-pixel fit cannot: the noise of weak lines, shrunk towards the cluster's value.
+
+    Input (B, C + 2 K): the pixel's counts, then what
+    :func:`~xray_atlas.clusterfit.iter_cluster_fit_inputs` gives for it (the fit's net counts
+    of the K families, then its cluster's scaled to the pixel). The MLP's inputs are
+    standardised with statistics of the training inputs (:func:`fit_familiarity`), which
+    also fit its familiarity guard; beyond it the fit's own values are returned."""
+    import torch
+    import torch.nn as nn
+
+    from ..errors import XrayAtlasError
+    from .prior import PRIOR_FAMILIES
+
+    lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
+    if bins < 1 or n_channels % bins:
+        raise XrayAtlasError(f"bins={bins} must divide n_channels={n_channels}")
+    unknown = [ln for ln in lines if ln not in PRIOR_FAMILIES]
+    if unknown:
+        raise XrayAtlasError(f"lines: {', '.join(unknown)} not among the physics engine's families")
+    n_k = len(PRIOR_FAMILIES)
+    width = 2 * n_k + bins + 1
+    idx = torch.tensor([PRIOR_FAMILIES.index(ln) for ln in lines])
+
+    class FitMLP(nn.Module):
+        cluster_fit = True  # inference gives it the per-cluster fit's inputs beside the counts
+        n_families = n_k
+        totals: torch.Tensor | None = None  # the last batch's (B, 1) total counts, read by inference
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("idx", idx)
+            self.register_buffer("centre", torch.zeros(width))
+            self.register_buffer("scale", torch.ones(width))
+            self.mlp = _correction_mlp(width, hidden, n_outputs)  # starts as the fit
+            self.guard = _familiarity_guard(width)
+
+        def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # x: (B, C + 2K) -> features (B, 2K + bins + 1): the pixel's and its cluster's fit
+            # shares in percent, the bin shares (mean 1), log10 total - 3.5; and the total (B, 1)
+            counts = x[:, :n_channels]
+            total = counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+            fit = x[:, n_channels:] * (100.0 / total)
+            shape = counts.reshape(x.shape[0], bins, n_channels // bins).sum(dim=2) * (bins / total)
+            return torch.cat([fit, shape, total.log10() - 3.5], dim=1), total
+
+        def fit_inputs(self, x: torch.Tensor) -> None:
+            # x: (N, C + 2K) training inputs -> the features' standardisation
+            f, _ = self._features(x)
+            self.centre.copy_(f.mean(dim=0))
+            self.scale.copy_(f.std(dim=0).clamp_min(1e-3))
+
+        def guard_features(self, x: torch.Tensor) -> torch.Tensor:
+            # (B, C + 2K) -> (B, F) the MLP's standardised inputs
+            return (self._features(x)[0] - self.centre) / self.scale
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # x: (B, C + 2K) -> (B, k) net counts: the fit's value + the learnt correction
+            f, total = self._features(x)
+            self.totals = total
+            z = (f - self.centre) / self.scale
+            base = f[:, self.idx]
+            out = base + self.mlp(z)
+            out = out.clamp_min(0.0) if self.training else self.guard.blend(out, base, z)
+            return out * (total / 100.0)
+
+    return FitMLP()
 
 
 def neighbourhood_mean(block, size: int):

@@ -162,6 +162,10 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
     size = {**available(config.task)[config.model].defaults, **config.model_params}.get("neighbourhood", 0)
     if size:  # a spatial model: the source must give each pixel's surroundings
         source.use_neighbourhood(int(size), model=config.model)
+    from ..models.spectral import CLUSTER_FIT_MODELS
+
+    if config.model in CLUSTER_FIT_MODELS:  # the source must fit each scan by clusters
+        source.use_cluster_fit(model=config.model)
     _check_output(out, resume=resume, overwrite=overwrite)
     return task, source
 

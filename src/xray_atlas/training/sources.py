@@ -160,6 +160,12 @@ class DataSource:
         raise XrayAtlasError(f"model {model!r} reads {size} x {size} pixel neighbourhoods and the data source "
                              f"{self.name!r} has no neighbours to give; use synthetic-paintings")
 
+    def use_cluster_fit(self, *, model: str) -> None:
+        """Give each pixel's counts with the per-cluster fit's inputs of its scan
+        (:func:`~xray_atlas.clusterfit.iter_cluster_fit_inputs`); sources without scans refuse."""
+        raise XrayAtlasError(f"model {model!r} reads the per-cluster fit of whole scans and the data source "
+                             f"{self.name!r} has no scans to fit; use synthetic-paintings")
+
     def train_batches(self, epoch: int, batch_size: int, seed: int) -> "Batches":
         raise NotImplementedError
 
@@ -363,6 +369,7 @@ class SyntheticPaintings(DataSource):
         "height": Param(48, "painting height (pixels)", 8, 1024),
         "width": Param(64, "painting width (pixels)", 8, 1024),
         "stride": Param(1, "take every n-th pixel in both directions", 1, 100),
+        "val_paintings": Param(1, "validation paintings (layouts of their own, all pixels)", 1, 100),
         "dwell_ms_min": Param(5.0, "shortest dwell time per pixel (ms)", 0.5, 1000.0),
         "dwell_ms_max": Param(40.0, "longest dwell time per pixel (ms)", 0.5, 1000.0),
         "n_channels": Param(4096, "detector channels (10 eV each at 4096)", 1024, 8192),
@@ -406,13 +413,28 @@ class SyntheticPaintings(DataSource):
             yield paint(reg, regions, instrument=inst, seed=seed * 1000 + k, ground=ground)
 
     neighbourhood = 0  # > 0: each pixel comes with the mean spectrum of its block (spatial models)
+    cluster_fit = False  # each pixel comes with the per-cluster fit's inputs (fit-mlp)
 
     def use_neighbourhood(self, size: int, *, model: str) -> None:
         self.neighbourhood = size
 
+    def use_cluster_fit(self, *, model: str) -> None:
+        self.cluster_fit = True
+
+    def _fit_inputs(self, pt) -> np.ndarray:
+        """(H, W, 2K) per-cluster fit inputs of a painting, fitted as a scan of an unknown
+        detector would be (its live time only, the nominal resolution)."""
+        from ..clusterfit import iter_cluster_fit_inputs
+        from ..cube import SpectralCube, run_to_end
+
+        cube = SpectralCube(pt.counts, offset_kev=pt.energy_offset_kev, gain_kev=pt.energy_gain_kev,
+                            metadata={"live_time_s": pt.attrs["live_time_s"]})
+        return run_to_end(iter_cluster_fit_inputs(cube)).reshape(*pt.counts.shape[:2], -1)
+
     def _pixels(self, paintings) -> tuple[np.ndarray, np.ndarray]:
         """(N, C) counts, or with a neighbourhood (N, 2, C) counts and block means (float16:
-        half the memory, 3 significant digits), and (N, lines) true net counts."""
+        half the memory, 3 significant digits), or with the cluster fit (N, C + 2K) counts and
+        the fit's inputs (float16), and (N, lines) true net counts."""
         from ..models.spectral import neighbourhood_mean
 
         s, size = self.params["stride"], self.neighbourhood
@@ -422,6 +444,9 @@ class SyntheticPaintings(DataSource):
             if size:
                 near = neighbourhood_mean(pt.counts, size)[::s, ::s].reshape(own.shape).astype(np.float16)
                 own = np.stack([own.astype(np.float16), near], axis=1)
+            elif self.cluster_fit:
+                fit = self._fit_inputs(pt)[::s, ::s].reshape(own.shape[0], -1)
+                own = np.concatenate([own.astype(np.float16), fit.astype(np.float16)], axis=1)
             xs.append(own)
             zero = np.zeros(pt.counts.shape[:2], np.float32)
             ys.append(np.stack([pt.maps.get(ln, zero)[::s, ::s].ravel() for ln in self.lines], axis=1))
@@ -431,7 +456,7 @@ class SyntheticPaintings(DataSource):
         n = self.params["n_paintings"]
         self._totals = None
         self._train = self._pixels(self._counted(self.paintings(seed, n), n, "paintings"))
-        x, y = self._pixels(self.paintings(seed, 1, first=n))  # a layout no training painting has
+        x, y = self._pixels(self.paintings(seed, self.params["val_paintings"], first=n))  # layouts of their own
         self._val = (x.astype(np.float32), y)
 
     @property
@@ -726,6 +751,8 @@ def _total_counts(source: DataSource) -> list[float] | None:
     if getattr(source, "_totals", None) is None and getattr(source, "_train", None) is not None:
         x = source._train[0]
         own = x[:, 0] if x.ndim == 3 else x
+        if getattr(source, "cluster_fit", False):  # the counts, not the fit's inputs after them
+            own = own[:, :source.params["n_channels"]]
         totals = np.concatenate([own[a:a + 65536].sum(axis=1, dtype=np.float64) for a in range(0, len(own), 65536)])
         source._totals = [float(v) for v in np.percentile(totals, [0.1, 99.9])]
     return getattr(source, "_totals", None)
