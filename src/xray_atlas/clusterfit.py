@@ -15,23 +15,36 @@ fit such shapes, but a few hundred pixels of the same paint have millions. So:
    events lost to pile-up (which take 5 % of a zinc-white pixel's Zn Ka at 20 ms).
 
 Three passes over the cube, each tile by tile, so memory is bounded as for the other models.
+
+A learnt model that corrects the fit (``maps-fit``) is held within the fit's standard errors
+(:class:`FitHold`): the fit's values are physics, the correction was learnt on paintings.
 """
 
 from __future__ import annotations
 
-from typing import Generator
+from typing import Generator, NamedTuple
 
 import numpy as np
 
 from .cube import TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
-__all__ = ["ClusterFit", "family_groups", "fit_family_shapes", "iter_cluster_fit_maps", "iter_cluster_fit_inputs",
+__all__ = ["ClusterFit", "FitHold", "HOLD_SE", "TileFit", "family_groups", "fit_family_shapes", "iter_cluster_fit_maps", "iter_cluster_fit_inputs",
            "PILEUP_TIME_S"]
 
 #: Pulse-pair resolving time (s) assumed for the pile-up correction: the physics engine's
 #: detector (:class:`xray_atlas.physics.detector.Detector`), typical of SDD pile-up rejectors.
 PILEUP_TIME_S = 1e-7
+
+#: Standard errors of the per-cluster fit within which :class:`FitHold` keeps a learnt map
+#: model, and the calibration drift and relative peak-width error whose effect on each line
+#: it allows beside the Poisson errors (chosen on the held-out paintings of
+#: benchmarks/eval_maps.py, the fresh paintings of tests/models/test_zoo.py and the M6
+#: sample of benchmarks/real_maps.py; the figures are in docs/maps.md).
+HOLD_SE = 2.0
+DRIFT_EV = 10.0
+DRIFT_WIDTH = 0.1
+
 
 
 def family_groups(family: str, instrument, *, gap_kev: float = 0.3) -> list[tuple[np.ndarray, float]]:
@@ -81,12 +94,19 @@ class _Basis:
         self.thin_shares = np.array(shares)
         self.owner = np.array(owner)
         self.background = background_basis(n_channels, offset_kev, gain_kev).astype(np.float64)
+        e = offset_kev + gain_kev * np.arange(n_channels)
+        self.gain_kev = gain_kev
+        self.sigma_channels = inst.detector.sigma_kev(np.maximum(e, 0.1)) / gain_kev  # peak width, in channels
 
 
 def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray, *,
-                      min_share: float = 1e-3, trace_share: float = 3e-4, ratio_sd: float = 0.3) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                      min_share: float = 1e-3, trace_share: float = 3e-4, ratio_sd: float = 0.3,
+                      errors: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The family spectra (own line ratios, one net count each) and the background shape
-    (unit sum) of a summed ``spectrum`` (C,), fitted on the boolean ``channels``.
+    (unit sum) of a summed ``spectrum`` (C,), fitted on the boolean ``channels``; ``errors``,
+    if given, receives each family's standard error of its net counts in this fit, the line
+    ratios free within their prior (so a family whose line can trade counts with another
+    family's line, within that prior, gets the error of that trade).
 
     A first Poisson-weighted NNLS with one thin spectrum per family finds the families above
     ``min_share`` of the counts; a second frees their line groups (the other families keep
@@ -139,17 +159,27 @@ def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray,
     for i, j in enumerate(others):  # traces: too few counts for their own ratios, thin ones
         if sol[k + i] > trace_share * total:
             shapes[basis.families[j]] = basis.thin[:, j]
+    if errors is not None:
+        # the weighted design's rows are in standard deviations: its inverse normal matrix is the
+        # covariance of the amplitudes; a family's net counts are the sum of its groups'
+        cov = np.linalg.pinv(design.T @ design, rcond=1e-10, hermitian=True)
+        owner = np.concatenate([basis.owner[free], [basis.families[j] for j in others]])
+        for f in shapes:
+            m = np.flatnonzero(owner == f)
+            errors[f] = float(np.sqrt(max(cov[np.ix_(m, m)].sum(), 0.0)))
     bg = basis.background @ sol[k + len(others):]
     return shapes, bg / max(float(bg.sum()), 1e-12)
 
 
-def _nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8) -> np.ndarray:
+def _nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8, free: list | None = None) -> np.ndarray:
     """Least squares from normal equations (gram (K, K), rhs (N, K)) with negative
     coefficients dropped and the rest re-solved until none is negative (an active-set
     descent; each round solves the pixels that still have negatives at once, their dropped
     columns replaced by identity rows)."""
     n, k = rhs.shape
     out = np.linalg.solve(gram, rhs.T).T if k else rhs.copy()
+    if free is not None:  # the unconstrained solution too (unbiased, unlike the non-negative one)
+        free.append(out.copy())
     active = np.ones((n, k), bool)
     eye = np.eye(k)
     for _ in range(rounds):
@@ -162,6 +192,17 @@ def _nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8) -> np.n
         g = gram[None] * m[:, :, None] * m[:, None, :] + eye[None] * (1.0 - m)[:, :, None]
         out[rows] = np.linalg.solve(g, (rhs[rows] * m)[..., None])[..., 0] * m
     return np.maximum(out, 0.0)
+
+
+class TileFit(NamedTuple):
+    """The per-cluster fit of one tile's N pixels (:meth:`ClusterFit.tile`)."""
+
+    values: np.ndarray  #: (N, lines) float32 net counts, non-negative
+    labels: np.ndarray  #: (N,) cluster of each pixel (-1: no counts)
+    totals: np.ndarray  #: (N,) counts above the noise peak
+    inputs: np.ndarray | None = None  #: (N, 2 K) the ``fit-mlp`` model's inputs beside the counts
+    free: np.ndarray | None = None  #: (N, lines) the unconstrained least-squares values (unbiased)
+    errors: np.ndarray | None = None  #: (N, lines) their Poisson standard errors
 
 
 class ClusterFit:
@@ -271,20 +312,34 @@ class ClusterFit:
             self._km = KMeans(n_clusters=min(k, np.unique(feats[sample], axis=0).shape[0]), n_init=3,
                               random_state=self.seed).fit(feats[sample])
         self.k = 0 if self._km is None else int(self._km.n_clusters)
+        # the sampled pixels' clusters, kept for the next passes over the same tiles
+        labels = np.full(len(totals), -1, np.int64)
+        if self._km is not None:
+            labels[lit] = self._km.predict(feats[lit])
+        del feats
+
+        def sampled_labelled():
+            at = 0
+            for _, x in self._sampled():
+                yield x, labels[at:at + len(x)], totals[at:at + len(x)]
+                at += len(x)
 
         c = self.cube.n_channels
         sums, counts = np.zeros((self.k, c), np.float64), np.zeros(self.k)
-        for _, x in self._sampled():
-            lab, _ = self._labels(x)
-            for j in np.unique(lab[lab >= 0]):
-                sums[j] += x[lab == j].sum(axis=0, dtype=np.float64)
-                counts[j] += float((lab == j).sum())
+        for x, lab, _ in sampled_labelled():
+            member = self._members(lab)
+            sums += member @ x
+            counts += member.sum(axis=1)
             step += 1
             yield Progress(step, n, "maps")
         sums[:, ~self.channels] = 0.0
         self._ops = []
+        self._var = np.zeros((self.k, len(self.basis.families)))
+        self._mean_total = np.ones(self.k)
+        self._shape_error = np.zeros((self.k, len(self.basis.families)))  # per count of the cluster
         for j in range(self.k):
-            shapes, bg = fit_family_shapes(sums[j], self.basis, self.channels)
+            shape_errors: dict = {}
+            shapes, bg = fit_family_shapes(sums[j], self.basis, self.channels, errors=shape_errors)
             names = list(shapes)
             a = np.stack([shapes[f] for f in names] + [bg], axis=1)
             # Poisson weights from the cluster's mean spectrum; a channel empty in the whole cluster
@@ -294,23 +349,41 @@ class ClusterFit:
             gram = a.T @ aw
             gram += np.eye(gram.shape[0]) * 1e-9 * np.trace(gram)
             self._ops.append((aw.astype(np.float32), gram, names))
+            # each family's variance for a pixel of the cluster's mean counts: the fitted ones' from
+            # this design; the others' as if their thin spectra were fitted beside it
+            missing = [i for i, f in enumerate(self.basis.families) if f not in names]
+            full = np.concatenate([a, self.basis.thin[:, missing]], axis=1)
+            big = full.T @ (full * wgt[:, None])
+            big += np.eye(big.shape[0]) * 1e-9 * np.trace(big)
+            var = np.empty(len(self.basis.families))
+            var[[self.basis.families.index(f) for f in names]] = np.diag(np.linalg.inv(gram))[:len(names)]
+            var[missing] = np.diag(np.linalg.inv(big))[len(names) + 1:]
+            self._var[j] = np.maximum(var, 0.0)
+            self._mean_total[j] = float(sums[j].sum()) / max(counts[j], 1.0)
+            drift = self._drift_errors(a, aw, gram, sums[j])
+            for f, e in shape_errors.items():
+                i = names.index(f)
+                self._shape_error[j, self.basis.families.index(f)] = np.hypot(e, drift[i]) / max(float(sums[j].sum()), 1.0)
 
         if means:
             from .models.prior import PRIOR_FAMILIES
 
             fits, tots = np.zeros((self.k, len(PRIOR_FAMILIES))), np.zeros(self.k)
-            for _, x in self._sampled():
-                lab, t = self._labels(x)
-                values = self._fit(x, lab, t, PRIOR_FAMILIES)
-                for j in np.unique(lab[lab >= 0]):
-                    fits[j] += values[lab == j].sum(axis=0, dtype=np.float64)
-                    tots[j] += t[lab == j].sum(dtype=np.float64)
+            for x, lab, t in sampled_labelled():
+                member = self._members(lab)
+                fits += member @ self._fit(x, lab, t, PRIOR_FAMILIES)
+                tots += member @ t
                 step += 1
                 yield Progress(step, n, "maps")
             self.cluster_fits = (fits / np.maximum(tots, 1.0)[:, None]).astype(np.float32)  # shares of the counts
         else:
             step += self.n_sampled
             yield Progress(step, n, "maps")
+
+    def _members(self, lab: np.ndarray) -> np.ndarray:
+        # (N,) clusters -> (k, N) float32 one-hot rows (a pixel without counts, -1, in none), so
+        # that sums over each cluster's pixels are one matrix product
+        return (lab[None, :] == np.arange(self.k)[:, None]).astype(np.float32)
 
     def _labels(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # (N, C) float32 counts -> (N,) cluster (-1 for pixels without counts), (N,) totals
@@ -321,37 +394,80 @@ class ClusterFit:
             lab[lit] = self._km.predict(f[lit])
         return lab, t
 
-    def _fit(self, x: np.ndarray, lab: np.ndarray, totals: np.ndarray, lines) -> np.ndarray:
-        # (N, C) float32 counts, their clusters and totals -> (N, len(lines)) net counts
+    def _fit(self, x: np.ndarray, lab: np.ndarray, totals: np.ndarray, lines, *, free: np.ndarray | None = None) -> np.ndarray:
+        # (N, C) float32 counts, their clusters and totals -> (N, len(lines)) net counts; ``free``
+        # (N, len(lines)) receives the unconstrained least-squares values
         out = np.zeros((x.shape[0], len(lines)), np.float32)
         for j in np.unique(lab[lab >= 0]):
             sel = np.flatnonzero(lab == j)
             aw, gram, names = self._ops[j]
-            sol = _nonneg_solve(gram, (x[sel] @ aw).astype(np.float64))
+            got: list = []
+            sol = _nonneg_solve(gram, (x[sel] @ aw).astype(np.float64), free=got if free is not None else None)
             for i, ln in enumerate(lines):
                 if ln in names:
                     out[sel, i] = sol[:, names.index(ln)]
+                    if free is not None:
+                        free[sel, i] = got[0][:, names.index(ln)]
         if self.pileup:
-            # a fraction rate x tau of the events pair up, each pair taking two photons from the peaks
-            out /= (1.0 - 2.0 * np.minimum(totals * self.pileup, 0.25))[:, None].astype(np.float32)
+            lost = self._lost(totals)
+            out /= lost
+            if free is not None:
+                free /= lost
         return out
 
-    def tile(self, block: np.ndarray, *, inputs: bool = False):
-        """Fit the pixels of a tile (..., C): (N, lines) float32 net counts and (N,) clusters;
-        with ``inputs``, also the (N, 2K) inputs of the ``fit-mlp`` model (the pixel's fit of
-        the 44 families, then its cluster's mean fit scaled to the pixel's counts)."""
+    def tile(self, block: np.ndarray, *, inputs: bool = False, errors: bool = False) -> "TileFit":
+        """Fit the pixels of a tile (..., C) (:class:`TileFit`); with ``inputs``, also the
+        inputs of the ``fit-mlp`` model, with ``errors`` the unconstrained values and the
+        standard errors that :class:`FitHold` needs."""
         from .models.prior import PRIOR_FAMILIES
 
         x = np.asarray(block, dtype=np.float32).reshape(-1, self.cube.n_channels)  # float32 tiles are not copied
         lab, totals = self._labels(x)
-        if not inputs:
-            return self._fit(x, lab, totals, self.lines), lab
-        allfit = self._fit(x, lab, totals, PRIOR_FAMILIES)
-        cluster = np.zeros_like(allfit)
-        lit = lab >= 0
-        cluster[lit] = self.cluster_fits[lab[lit]] * totals[lit, None]
         cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
-        return allfit[:, cols], lab, np.concatenate([allfit, cluster], axis=1)
+        if not inputs and not errors:
+            return TileFit(self._fit(x, lab, totals, self.lines), lab, totals)
+        free = np.zeros((x.shape[0], len(PRIOR_FAMILIES)), np.float32) if errors else None
+        allfit = self._fit(x, lab, totals, PRIOR_FAMILIES, free=free)
+        extra = None
+        if inputs:
+            cluster = np.zeros_like(allfit)
+            lit = lab >= 0
+            cluster[lit] = self.cluster_fits[lab[lit]] * totals[lit, None]
+            extra = np.concatenate([allfit, cluster], axis=1)
+        if not errors:
+            return TileFit(allfit[:, cols], lab, totals, extra)
+        # Poisson noise through the cluster's weighted fit: its covariance is the inverse normal
+        # matrix for a pixel of the cluster's mean counts, and scales with the pixel's counts
+        se = np.zeros((lab.size, len(cols)), np.float32)
+        lit = lab >= 0
+        j = lab[lit]
+        se[lit] = np.sqrt(self._var[j][:, cols] * (totals[lit] / self._mean_total[j])[:, None]) / self._lost(totals[lit])
+        return TileFit(allfit[:, cols], lab, totals, extra, free[:, cols], se)
+
+    def _drift_errors(self, a: np.ndarray, aw: np.ndarray, gram: np.ndarray, total: np.ndarray) -> np.ndarray:
+        # how far each family's net counts in the cluster's summed spectrum ``total`` move when
+        # the whole fitted spectrum shifts by DRIFT_EV or its peaks widen by DRIFT_WIDTH: a
+        # trace beside a strong peak is then as uncertain as that peak's calibration
+        model = a @ np.linalg.solve(gram, aw.T.astype(np.float64) @ total)
+        slope = np.gradient(model)
+        shift = slope * (DRIFT_EV / 1000.0 / self.basis.gain_kev)
+        # a Gaussian's derivative in its width is sigma times its second derivative in energy
+        widen = np.gradient(slope) * self.basis.sigma_channels * DRIFT_WIDTH
+        moved = np.linalg.solve(gram, aw.T.astype(np.float64) @ np.stack([shift, widen], axis=1))
+        return np.hypot(moved[:, 0], moved[:, 1])
+
+    @property
+    def shape_errors(self) -> np.ndarray:
+        """(k, lines) standard error of each cluster's net counts of each line that comes from
+        fitting its line shapes (:func:`fit_family_shapes`), per count of the cluster."""
+        from .models.prior import PRIOR_FAMILIES
+
+        return self._shape_error[:, [PRIOR_FAMILIES.index(ln) for ln in self.lines]]
+
+    def _lost(self, totals: np.ndarray) -> np.ndarray:
+        # (N,) -> (N, 1) share of the peaks' events kept: a fraction rate x tau of the events pair
+        # up, each pair taking two photons from the peaks
+        return (1.0 - 2.0 * np.minimum(totals * self.pileup, 0.25))[:, None].astype(np.float32)
 
     def note(self) -> str:
         return (f"per-cluster fit: {self.k} clusters of similar pixels, each with its own line ratios and background"
@@ -382,7 +498,8 @@ def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_by
     labels = np.full(h * w, -1, np.int64)
     for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
         sl = slice(rows.start * w, rows.stop * w)
-        out[sl], labels[sl] = fit.tile(block)
+        got = fit.tile(block)
+        out[sl], labels[sl] = got.values, got.labels
         yield Progress(fit.n_steps + k + 1, total, "maps")
     if labels_out is not None:
         labels_out.append(labels.reshape(h, w))
@@ -408,10 +525,72 @@ def iter_cluster_fit_inputs(cube: SpectralCube, *, tile_bytes: int = TILE_BYTES,
     labels = np.full(h * w, -1, np.int64)
     for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
         sl = slice(rows.start * w, rows.stop * w)
-        _, labels[sl], out[sl] = fit.tile(block, inputs=True)
+        got = fit.tile(block, inputs=True)
+        labels[sl], out[sl] = got.labels, got.inputs
         yield Progress(fit.n_steps + k + 1, total, "maps")
     if labels_out is not None:
         labels_out.append(labels.reshape(h, w))
     if notes is not None:
         notes.append(fit.note())
     return out
+
+
+class FitHold:
+    """Holds a learnt map model's net counts within ``n_se`` standard errors of the per-cluster
+    fit: each pixel's value of each line, and each cluster's total of each line.
+
+    The fit's values are physics with Poisson noise; a correction learnt on paintings may
+    shrink that noise but must not erase or invent a line the counts show (on a sample unlike
+    the training paintings it did both). Per pixel the value is clipped to the fit's
+    +/- ``n_se`` standard errors; per cluster, where the total of a line leaves its
+    unconstrained fit's total (unbiased, unlike the non-negative values) by more than
+    ``n_se`` standard errors of that total, the excess is taken from its pixels in proportion
+    to their counts (the least change in Poisson-weighted squares).
+
+    Call :meth:`pixels` on each tile's predictions, then :meth:`clusters` on all of them.
+    """
+
+    def __init__(self, fit: ClusterFit, n_pixels: int, *, n_se: float = HOLD_SE) -> None:
+        self.n_se, self._fit = float(n_se), fit
+        self.totals = np.zeros(n_pixels, np.float32)
+        k, n_lines = max(fit.k, 1), len(fit.lines)
+        self._sums = np.zeros((3, k, n_lines))  # per cluster: held values, unconstrained fit, variance
+        self.n_pixel_values = 0
+        self.n_clusters_moved = 0
+
+    def pixels(self, pred: np.ndarray, tile: TileFit, at: slice) -> np.ndarray:
+        """Clip a tile's (N, lines) predictions (pixels ``at`` of the cube) to the fit's band."""
+        pred = np.nan_to_num(pred, nan=0.0, posinf=0.0, neginf=0.0)
+        lo = np.maximum(tile.values - self.n_se * tile.errors, 0.0)
+        hi = tile.values + self.n_se * tile.errors
+        self.n_pixel_values += int(((pred < lo) | (pred > hi)).sum())
+        pred = np.clip(pred, lo, hi)
+        self.totals[at] = tile.totals
+        member = self._fit._members(tile.labels)
+        for i, a in enumerate((pred, tile.free, tile.errors ** 2)):
+            self._sums[i, :member.shape[0]] += member @ a
+        return pred
+
+    def clusters(self, out: np.ndarray, labels: np.ndarray) -> None:
+        """Move the clusters' totals of ``out`` (N, lines), in place, into their bands."""
+        if self._fit.k == 0:  # no pixel with counts: nothing to hold
+            return
+        held, free, var = self._sums
+        lit = labels >= 0
+        counts = np.zeros(held.shape[0])
+        np.add.at(counts, labels[lit], self.totals[lit])
+        # the pixels' Poisson errors, and the error of the cluster's line shapes themselves,
+        # which moves all its pixels together (scaled from the sample the shapes were fitted on)
+        shape = self._fit.shape_errors[:held.shape[0]] * counts[:, None]
+        d = held - free
+        excess = np.sign(d) * np.maximum(np.abs(d) - self.n_se * np.sqrt(var + shape ** 2), 0.0)  # (k, lines)
+        self.n_clusters_moved = int((excess != 0).any(axis=1).sum())
+        if not lit.any() or not np.any(excess):
+            return
+        per_count = (excess / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
+        out[lit] = np.maximum(out[lit] - per_count[labels[lit]] * self.totals[lit, None], 0.0)
+
+    def note(self, n_values: int) -> str:
+        return (f"learnt values held within {self.n_se:g} standard errors of the per-cluster fit: "
+                f"{self.n_pixel_values / max(n_values, 1):.1%} of the pixel values clipped, "
+                f"{self.n_clusters_moved} cluster(s) moved")

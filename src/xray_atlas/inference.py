@@ -16,6 +16,7 @@ from typing import Any, Generator
 
 import numpy as np
 
+from .clusterfit import HOLD_SE
 from .cube import TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
@@ -185,10 +186,16 @@ def _default_lines() -> tuple[str, ...]:
 
 
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-              lines: tuple[str, ...] | None = None) -> Generator[Progress, None, dict[str, np.ndarray]]:
+              lines: tuple[str, ...] | None = None,
+              hold_se: float | None = HOLD_SE) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
-    line -> (H, W) float32 net counts (only ``lines`` if given)."""
+    line -> (H, W) float32 net counts (only ``lines`` if given). A model on the per-cluster
+    fit (``maps-fit``) is held within ``hold_se`` of the fit's standard errors, per pixel and
+    per cluster total (:class:`~xray_atlas.clusterfit.FitHold`; None: not held)."""
     import torch
+
+    if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
+        raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
 
     want = tuple(lines or model.lines)
     missing = [ln for ln in want if ln not in model.lines]
@@ -219,15 +226,15 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     done_before = 0
     yield Progress(0, total, "maps")
     if getattr(model.module, "cluster_fit", False):
-        from .clusterfit import ClusterFit
-        from .models.prior import PRIOR_FAMILIES
+        from .clusterfit import ClusterFit, FitHold
 
-        fitted = ClusterFit(cube, PRIOR_FAMILIES[:1], tile_bytes=tile_bytes)
+        fitted = ClusterFit(cube, tuple(model.lines[c] for c in cols), tile_bytes=tile_bytes)
         done_before, total = fitted.n_steps, fitted.n_steps + total
         for p in fitted.iter_prepare(means=True):
             yield Progress(p.done, total, "maps")
         model.notes.append(fitted.note())
         model.labels = np.full((h, w), -1, np.int64)
+        hold = FitHold(fitted, h * w, n_se=hold_se) if hold_se is not None else None
 
     def count_bright(totals: np.ndarray) -> None:
         nonlocal n_bright
@@ -270,13 +277,16 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                     buf = np.empty((flat.shape[0], c + 2 * model.module.n_families), np.float32)
                     buf[:, :c] = flat
                     buf[:, :model.low_channels] = 0.0
-                    _, lab, buf[:, c:] = fitted.tile(buf[:, :c], inputs=True)
-                    model.labels[rows] = lab.reshape(-1, w)
+                    got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None)
+                    buf[:, c:] = got.inputs
                     pred = run(lambda x: model.module(x)[:, cols], buf, len(want), count=True, spectra=False)
                 else:  # a model on another channel grid: the counts resampled, the fit on the cube's
-                    _, lab, extra = fitted.tile(flat, inputs=True)
-                    model.labels[rows] = lab.reshape(-1, w)
-                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True, extra=extra)
+                    got = fitted.tile(flat, inputs=True, errors=hold is not None)
+                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True, extra=got.inputs)
+                if fitted is not None:
+                    model.labels[rows] = got.labels.reshape(-1, w)
+                    if hold is not None:
+                        pred = hold.pixels(pred, got, slice(rows.start * w, rows.stop * w))
                 out[rows] = pred.reshape(block.shape[0], w, len(want))
                 yield Progress(done_before + k + 1, total, "maps")
         else:
@@ -298,6 +308,9 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                 out[rows] = pred.reshape(n, w, len(want))
                 yield Progress(k + 1, total, "maps")
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if fitted is not None and hold is not None:
+        hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
+        model.notes.append(hold.note(out.size))
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
                            f"on; their maps lean on the {'per-cluster' if fitted is not None else 'least-squares'} "

@@ -59,9 +59,10 @@ def scores():
     return out
 
 
-# maps-fit's worst line on these paintings, measured when shipped: 1.29 x the limit's MAE
-# (17 lines: 0.16-1.29, 13 within 1.1 x); the issue's 1.1 is met on most lines, not all
-RATIO_BOUND = 1.4
+# maps-fit's worst line on these paintings, measured with the hold on the fit (2026-11-23):
+# 1.22 x the limit's MAE (17 lines, 16 within 1.1 x; without the hold 1.29 and 13); the
+# issue's 1.1 is met on most lines, not all
+RATIO_BOUND = 1.3
 FIT_SCORES: list = []  # per painting: (maps-fit's scores, the limit's, the lines), filled with `scores`
 
 
@@ -113,6 +114,67 @@ def test_shipped_fit_model_against_the_limit_line_by_line(scores):
     assert (card.training_data["n_paintings"], card.training_data["stride"]) == (300, 2)
     ratios = [fit[ln]["mae"] / lim[ln]["mae"] for fit, lim, lines in FIT_SCORES for ln in lines]
     assert max(ratios) <= RATIO_BOUND, ratios
-    assert sum(r <= 1.1 for r in ratios) >= 12  # measured: 13 of 17
+    assert sum(r <= 1.1 for r in ratios) >= 15  # measured: 16 of 17
     for fit, lim, _ in FIT_SCORES:
         assert 0.95 <= fit["mean"]["slope"] <= 1.05 and fit["mean"]["ssim"] >= lim["mean"]["ssim"] - 0.02
+
+
+def _bone_cube():
+    """A calcium-phosphate sample with traces (bone, stone: nothing like a paint stack), 64
+    pixels of 1,500 counts from the physics engine, and its true net counts."""
+    from xray_atlas.physics.materials import compound
+    from xray_atlas.physics.painting import painting_instrument
+    from xray_atlas.physics.spectra import Layer, simulate
+
+    fractions = {"Ca": 0.36, "P": 0.17, "O": 0.42, "H": 0.005, "C": 0.03, "K": 0.004, "Fe": 0.0015, "Zn": 0.0012,
+                 "Sr": 0.002, "Hg": 0.0008, "Pb": 0.001}
+    sim = simulate([Layer(compound(fractions, density=2.0, name="bone"))], painting_instrument(), pileup=True)
+    scale = 1500.0 / sim.expected.sum()
+    counts = np.random.default_rng(0).poisson(np.broadcast_to(sim.expected * scale, (8, 8, sim.expected.size)))
+    truth = {k: v * scale * 64 for k, v in sim.net.items()}
+    return SpectralCube(counts.astype(np.float32), energy=sim.energy), truth
+
+
+def test_shipped_fit_model_keeps_the_traces_of_a_sample_unlike_paintings():
+    """The learnt correction, trained on paint stacks, erased trace lines on such a sample
+    (docs/maps.md "Beyond paintings"); held to the per-cluster fit's errors it keeps them.
+    Measured (2026-11-23), median relative error over the lines with >= 300 counts: held 0.17,
+    not held 0.47 (Hg-L and Pb-L read 0, K-K 3 of 498); maps-default 0.99."""
+    cube, truth = _bone_cube()
+    strong = [ln for ln in DEFAULT_MAP_LINES if truth.get(ln, 0) >= 300]
+    assert len(strong) == 7  # K, Ca, Fe, Zn, Sr, Hg, Pb
+
+    def error(maps):
+        return [abs(float(maps[ln].sum()) - truth[ln]) / truth[ln] for ln in strong]
+
+    held, mm = predict_maps(cube, "maps-fit", device="cpu")
+    assert np.median(error(held)) < 0.3 and max(error(held)) < 0.6, dict(zip(strong, error(held)))
+    assert any("standard errors of the per-cluster fit" in n for n in mm.notes)
+    free, _ = predict_maps(cube, "maps-fit", device="cpu", hold_se=None)
+    assert np.median(error(free)) > 0.4  # what the hold is for
+
+
+def test_shipped_fit_model_on_the_real_m6_spectrum(real_data):
+    """The real M6 accumulation (1.09 million counts, a calcium phosphate with traces) against
+    Bruker's own fit: measured (2026-11-23) median relative error 0.15 (not held: 1.00, with
+    K-K, Zn-K, Hg-L and Pb-L read as 0)."""
+    from xray_atlas.io import read
+    from xray_atlas.physics.reference import bruker_net_counts
+
+    path = real_data / "bruker_m6_jetstream_file_example.spx"
+    bruker, _ = bruker_net_counts(path)
+    with read(path) as cube:
+        maps, _ = predict_maps(cube, "maps-fit", device="cpu")
+    strong = [ln for ln in DEFAULT_MAP_LINES if bruker.get(ln, 0) >= 500]
+    err = [abs(float(maps[ln].sum()) - bruker[ln]) / bruker[ln] for ln in strong]
+    assert np.median(err) < 0.3, dict(zip(strong, err))
+    for ln in ("Fe-K", "Zn-K", "Sr-K"):
+        assert float(maps[ln].sum()) == pytest.approx(bruker[ln], rel=0.3), ln
+
+
+def test_shipped_fit_model_on_empty_pixels():
+    # no pixel with counts: no cluster, nothing to hold, zeros (not NaN)
+    empty = SpectralCube(np.zeros((3, 4, 4096), np.float32), offset_kev=0.0, gain_kev=0.01)
+    maps, mm = predict_maps(empty, "maps-fit", device="cpu")
+    assert all(np.isfinite(m).all() and m.max() == 0 for m in maps.values())
+    assert any("0 cluster(s) moved" in n for n in mm.notes)

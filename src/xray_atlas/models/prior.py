@@ -59,25 +59,24 @@ def instrument_from_metadata(metadata: dict | None) -> dict:
     return inst
 
 
-@lru_cache(maxsize=32)
-def _pure_matrix(families: tuple[str, ...], key: tuple) -> np.ndarray:
+@lru_cache(maxsize=256)
+def _pure_column(family: str, key: tuple) -> np.ndarray:
+    # cached per family, so that operators listing the families in another order share them
     from ..physics.spectra import pure_spectrum
 
     inst = instrument_for(**dict(key))
-    cols = []
-    for fam in families:
-        try:
-            cols.append(pure_spectrum(fam, instrument=inst))
-        except XrayAtlasError:
-            cols.append(np.zeros(inst.detector.n_channels))  # not excited by this tube: a zero column
-    return np.stack(cols, axis=1).astype(np.float32)
+    try:
+        return pure_spectrum(family, instrument=inst).astype(np.float32)
+    except XrayAtlasError:
+        return np.zeros(inst.detector.n_channels, np.float32)  # not excited by this tube: a zero column
 
 
 def pure_matrix(families, *, n_channels: int, **instrument) -> np.ndarray:
     """(C, F) detected spectra of one net count of each family (zero columns for families the
     tube cannot excite)."""
     params = {**INSTRUMENT_DEFAULTS, **instrument, "n_channels": n_channels}
-    return _pure_matrix(tuple(families), tuple(sorted(params.items()))).copy()
+    key = tuple(sorted(params.items()))
+    return np.stack([_pure_column(f, key) for f in families], axis=1)
 
 
 def background_basis(n_channels: int, offset_kev: float, gain_kev: float, *, spacing_kev: float = 0.75) -> np.ndarray:

@@ -485,10 +485,10 @@ def fit_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int,
         def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             # x: (B, C + 2K) -> features (B, 2K + bins + 1): the pixel's and its cluster's fit
             # shares in percent, the bin shares (mean 1), log10 total - 3.5; and the total (B, 1)
-            counts = x[:, :n_channels]
-            total = counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+            binned = x[:, :n_channels].reshape(x.shape[0], bins, n_channels // bins).sum(dim=2)  # (B, bins)
+            total = binned.sum(dim=1, keepdim=True).clamp_min(1.0)
             fit = x[:, n_channels:] * (100.0 / total)
-            shape = counts.reshape(x.shape[0], bins, n_channels // bins).sum(dim=2) * (bins / total)
+            shape = binned * (bins / total)
             return torch.cat([fit, shape, total.log10() - 3.5], dim=1), total
 
         def fit_inputs(self, x: torch.Tensor) -> None:
