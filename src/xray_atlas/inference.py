@@ -311,16 +311,17 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if fitted is not None and hold is not None:
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
         model.notes.append(hold.note(out.size))
+    # models on the per-cluster fit are held to it; the others are not, and maps-fit is
+    advice = "compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
                            f"on; their maps lean on the {'per-cluster' if fitted is not None else 'least-squares'} "
-                           f"fit ({unfamiliar[1] / (h * w):.1%} wholly): "
-                           "compare with --model fit or lsq")
+                           f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}")
     if n_bright:
         model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
                            f"training pixels (median {np.median(np.concatenate(bright_totals)):,.0f} against at most "
                            f"{model.most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
-                           "compare with --model fit or lsq")
+                           f"{advice}")
     return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
 
 
