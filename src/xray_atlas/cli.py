@@ -455,8 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maps", help="elemental maps (net counts per line family) with a trained model or a baseline")
     p.add_argument("cube", metavar="CUBE")
     p.add_argument("out", metavar="OUT.h5")
-    p.add_argument("--model", help="shipped or trained model name, a model file, or a baseline: lsq, roi, fit "
-                   "(least squares with each cluster of pixels' own line ratios) (default: the shipped model)")
+    p.add_argument("--model", help="shipped or trained model name (maps-default; maps-fit, a learnt correction "
+                   "of the per-cluster fit held within its standard errors, for scans unlike paintings; "
+                   "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
+                   "pixels' own line ratios) (default: maps-default)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
     _add_calibration(p)

@@ -51,9 +51,10 @@ class MapsWidget(QWidget):
         self.tile_bytes = TILE_BYTES
         self.cube_combo = QComboBox()
         self.model_combo = ModelCombo(lambda: sum(map_model_names().values(), []))
-        self.model_combo.setToolTip("shipped and trained models, and the baselines lsq (least squares on pure "
-                                    "spectra), roi (window sums) and fit (least squares with each cluster of "
-                                    "similar pixels' own line ratios)")
+        self.model_combo.setToolTip("shipped and trained models (maps-fit: a learnt correction of the per-cluster "
+                                    "fit, held within its standard errors, for scans unlike paintings), and the "
+                                    "baselines lsq (least squares on pure spectra), roi (window sums) and fit "
+                                    "(least squares with each cluster of similar pixels' own line ratios)")
         self.lines_edit = QLineEdit()
         self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
         self.device_combo = QComboBox()
