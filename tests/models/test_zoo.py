@@ -59,10 +59,11 @@ def scores():
     return out
 
 
-# maps-fit's worst line on these paintings, measured with the hold on the fit (2026-11-23):
-# 1.22 x the limit's MAE (17 lines, 16 within 1.1 x; without the hold 1.29 and 13); the
-# issue's 1.1 is met on most lines, not all
-RATIO_BOUND = 1.3
+# maps-fit's worst line on these paintings, measured with the hold on the fit and the L1
+# training (2026-11-23): 1.08 x the limit's MAE, all 17 lines within 1.1 x (the adaptive-L1
+# model: 1.22 and 16 held, 1.29 and 13 not held); on the eight paintings of
+# benchmarks/eval_maps.py 37 of 39 lines are within 1.1 x, the worst 1.18 x
+RATIO_BOUND = 1.15
 FIT_SCORES: list = []  # per painting: (maps-fit's scores, the limit's, the lines), filled with `scores`
 
 
@@ -115,7 +116,7 @@ def test_shipped_fit_model_against_the_limit_line_by_line(scores):
     assert (card.training_data["n_paintings"], card.training_data["stride"]) == (300, 2)
     ratios = [fit[ln]["mae"] / lim[ln]["mae"] for fit, lim, lines in FIT_SCORES for ln in lines]
     assert max(ratios) <= RATIO_BOUND, ratios
-    assert sum(r <= 1.1 for r in ratios) >= 15  # measured: 16 of 17
+    assert sum(r <= 1.1 for r in ratios) >= 16  # measured: 17 of 17
     for fit, lim, _ in FIT_SCORES:
         assert 0.95 <= fit["mean"]["slope"] <= 1.05 and fit["mean"]["ssim"] >= lim["mean"]["ssim"] - 0.02
 
@@ -139,7 +140,8 @@ def _bone_cube():
 def test_shipped_fit_model_keeps_the_traces_of_a_sample_unlike_paintings():
     """The learnt correction, trained on paint stacks, erased trace lines on such a sample
     (docs/maps.md "Beyond paintings"); held to the per-cluster fit's errors it keeps them.
-    Measured (2026-11-23), median relative error over the lines with >= 300 counts: held 0.17,
+    Measured (2026-11-23, the adaptive-L1 model; the L1 model shipped since gives the same
+    within 0.01 held), median relative error over the lines with >= 300 counts: held 0.17,
     not held 0.47 (Hg-L and Pb-L read 0, K-K 3 of 498); maps-default 0.99."""
     cube, truth = _bone_cube()
     strong = [ln for ln in DEFAULT_MAP_LINES if truth.get(ln, 0) >= 300]
