@@ -474,6 +474,30 @@ class ClusterFit:
                 + ("; net counts corrected for pile-up" if self.pileup else ""))
 
 
+def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, tile_bytes: int, notes: list | None,
+                   labels_out: list | None) -> Generator[Progress, None, np.ndarray]:
+    # prepare ``fit``, then fit every tile of its cube: yields Progress per tile read and returns
+    # (H * W, lines) net counts, or with ``inputs`` the (H * W, 2 K) inputs of the fit-mlp model
+    cube = fit.cube
+    total = fit.n_steps + fit.n_tiles
+    yield Progress(0, total, "maps")
+    for p in fit.iter_prepare(means=inputs):
+        yield Progress(p.done, total, "maps")
+    h, w = cube.height, cube.width
+    out = np.zeros((h * w, 2 * len(fit.basis.families) if inputs else len(fit.lines)), np.float32)
+    labels = np.full(h * w, -1, np.int64)
+    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+        sl = slice(rows.start * w, rows.stop * w)
+        got = fit.tile(block, inputs=inputs)
+        out[sl], labels[sl] = (got.inputs if inputs else got.values), got.labels
+        yield Progress(fit.n_steps + k + 1, total, "maps")
+    if labels_out is not None:
+        labels_out.append(labels.reshape(h, w))
+    if notes is not None:
+        notes.append(fit.note())
+    return out
+
+
 def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_bytes: int = TILE_BYTES,
                           notes: list | None = None, labels_out: list | None = None,
                           **kw) -> Generator[Progress, None, dict[str, np.ndarray]]:
@@ -489,22 +513,8 @@ def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_by
         Receives the (H, W) int cluster of every pixel (-1: no counts).
     """
     fit = ClusterFit(cube, lines, tile_bytes=tile_bytes, **kw)
-    total = fit.n_steps + fit.n_tiles
-    yield Progress(0, total, "maps")
-    for p in fit.iter_prepare():
-        yield Progress(p.done, total, "maps")
+    out = yield from _iter_fit_cube(fit, inputs=False, tile_bytes=tile_bytes, notes=notes, labels_out=labels_out)
     h, w = cube.height, cube.width
-    out = np.zeros((h * w, len(lines)), np.float32)
-    labels = np.full(h * w, -1, np.int64)
-    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-        sl = slice(rows.start * w, rows.stop * w)
-        got = fit.tile(block)
-        out[sl], labels[sl] = got.values, got.labels
-        yield Progress(fit.n_steps + k + 1, total, "maps")
-    if labels_out is not None:
-        labels_out.append(labels.reshape(h, w))
-    if notes is not None:
-        notes.append(fit.note())
     return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(lines)}
 
 
@@ -516,23 +526,7 @@ def iter_cluster_fit_inputs(cube: SpectralCube, *, tile_bytes: int = TILE_BYTES,
     from .models.prior import PRIOR_FAMILIES
 
     fit = ClusterFit(cube, PRIOR_FAMILIES[:1], tile_bytes=tile_bytes, **kw)
-    total = fit.n_steps + fit.n_tiles
-    yield Progress(0, total, "maps")
-    for p in fit.iter_prepare(means=True):
-        yield Progress(p.done, total, "maps")
-    h, w = cube.height, cube.width
-    out = np.zeros((h * w, 2 * len(PRIOR_FAMILIES)), np.float32)
-    labels = np.full(h * w, -1, np.int64)
-    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-        sl = slice(rows.start * w, rows.stop * w)
-        got = fit.tile(block, inputs=True)
-        labels[sl], out[sl] = got.labels, got.inputs
-        yield Progress(fit.n_steps + k + 1, total, "maps")
-    if labels_out is not None:
-        labels_out.append(labels.reshape(h, w))
-    if notes is not None:
-        notes.append(fit.note())
-    return out
+    return (yield from _iter_fit_cube(fit, inputs=True, tile_bytes=tile_bytes, notes=notes, labels_out=labels_out))
 
 
 class FitHold:
@@ -577,8 +571,7 @@ class FitHold:
             return
         held, free, var = self._sums
         lit = labels >= 0
-        counts = np.zeros(held.shape[0])
-        np.add.at(counts, labels[lit], self.totals[lit])
+        counts = np.bincount(labels[lit], weights=self.totals[lit], minlength=held.shape[0])
         # the pixels' Poisson errors, and the error of the cluster's line shapes themselves,
         # which moves all its pixels together (scaled from the sample the shapes were fitted on)
         shape = self._fit.shape_errors[:held.shape[0]] * counts[:, None]

@@ -222,7 +222,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     # are a few counts of noise, and it drifts from the physical limit as counts grow
     bright = 3.0 * model.most_counts if model.most_counts else np.inf
     n_bright, bright_totals = 0, []
-    fitted = None  # the per-cluster fit, for the models that read its inputs beside the counts
+    fitted = hold = None  # the per-cluster fit, for the models that read its inputs beside the counts
     done_before = 0
     yield Progress(0, total, "maps")
     if getattr(model.module, "cluster_fit", False):
@@ -308,7 +308,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                 out[rows] = pred.reshape(n, w, len(want))
                 yield Progress(k + 1, total, "maps")
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    if fitted is not None and hold is not None:
+    if hold is not None:
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
         model.notes.append(hold.note(out.size))
     # models on the per-cluster fit are held to it; the others are not, and maps-fit is
