@@ -147,11 +147,11 @@ def test_maps_command(tmp_path):
     out = tmp_path / "maps.h5"
     res = run("maps", cube, out, "--device", "cpu")  # --model omitted: the shipped model
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith(f"wrote {out}: 12 maps") and "maps-default" in res.stdout
+    assert res.stdout.startswith(f"wrote {out}: 12 maps") and "maps-fit" in res.stdout
     r = read_results(out)
     assert set(r["maps"]) == {"S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L",
                               "Pb-L"}
-    assert r["attrs"]["model"] == "maps-default" and r["maps"]["Pb-L"].shape == (10, 12)
+    assert r["attrs"]["model"] == "maps-fit" and r["maps"]["Pb-L"].shape == (10, 12)
     res = run("maps", cube, tmp_path / "lsq.h5", "--model", "lsq", "--lines", "Pb-L,Hg-L")
     assert res.returncode == 0 and set(read_results(tmp_path / "lsq.h5")["maps"]) == {"Pb-L", "Hg-L"}
     res = run("maps", cube, tmp_path / "fit.h5", "--model", "fit", "--lines", "Pb-L")

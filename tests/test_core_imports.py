@@ -26,3 +26,18 @@ def test_core_imports_no_gui():
 def test_import_is_light():
     loaded = _loaded_after("import xray_atlas, xray_atlas.cli")
     assert not loaded & {"torch", "dask", "rsciio", "zarr", "h5py", "xraylib"}
+
+
+def test_thread_pools_sleep_between_calls():
+    # set on import, before numpy and torch load their thread pools; a user's own value is kept
+    import os
+
+    code = "import os, xray_atlas; print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.split() == ["PASSIVE", "4"]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert run.stdout.split() == ["ACTIVE", "4"]
+    loaded = _loaded_after("import os; os.environ.pop('OMP_WAIT_POLICY', None); import xray_atlas")
+    assert "numpy" in loaded  # so the variables must come first in xray_atlas/__init__.py

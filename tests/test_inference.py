@@ -191,6 +191,19 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
         check_run(make_config("maps", model="fit-mlp", source="synthetic-spectra", epochs=1), tmp_path / "m")
 
 
+def test_default_model_and_its_stand_in_without_calibration(painting, painting_cube):
+    from xray_atlas.inference import DEFAULT_MAPS_MODEL, UNCALIBRATED_MAPS_MODEL
+
+    mm = load_map_model(None, painting_cube, device="cpu")
+    assert mm.name == DEFAULT_MAPS_MODEL == "maps-fit" and getattr(mm.module, "cluster_fit", False)
+    bare = SpectralCube(np.ones((2, 3, 4096), np.float32))  # no calibration: the fit cannot run
+    mm = load_map_model(None, bare, device="cpu")
+    assert mm.name == UNCALIBRATED_MAPS_MODEL == "maps-default"
+    assert any("needs its energy calibration" in n and "maps-default instead" in n for n in mm.notes)
+    with pytest.raises(XrayAtlasError, match="fits the cube by clusters"):  # asked for by name: refused
+        load_map_model(DEFAULT_MAPS_MODEL, bare, device="cpu")
+
+
 def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):
     from safetensors.torch import load_file, save_file
     from safetensors import safe_open
@@ -319,3 +332,13 @@ def test_real_m6_spectrum_noise_peak_masked(real_data):
         assert mm.low_channels == int((cube.energy < 0.9).sum()) > 150
     for line, tol in (("Fe-K", 0.1), ("Sr-K", 0.1), ("Zn-K", 0.3), ("Pb-L", 0.3), ("Hg-L", 0.5)):
         assert float(maps[line].sum()) == pytest.approx(bruker[line], rel=tol), line
+
+
+def test_tiles_cast_to_float32_exactly():
+    from xray_atlas.inference import _cast_into
+
+    src = np.array([[0, 1, 32768, 65535], [7, 40000, 2, 3]], np.uint16)  # above int16's range too
+    for s in (src, src.astype(">u2"), src.astype(np.float64)):  # big-endian: numpy's cast instead
+        dst = np.full((2, 6), -1.0, np.float32)
+        _cast_into(dst[:, :4], s)
+        assert np.array_equal(dst[:, :4], src.astype(np.float32)) and (dst[:, 4:] == -1).all()

@@ -6,7 +6,7 @@ prior MLP (least squares on the physics engine's pure spectra plus a learnt corr
 trained on every other pixel of 500 random-layout synthetic paintings (M6 Jetstream-like
 scanner, 5-40 ms dwell, detector FWHM 130-160 eV, offset +/- 20 eV) with adaptive L1;
 ``maps-spatial`` is the same with a view of each pixel's 5 x 5 block, on the same pixels;
-``maps-fit`` is the MLP on the per-cluster fit (``fit-mlp``), every other pixel of 300 such
+``maps-fit`` (the default) is the MLP on the per-cluster fit (``fit-mlp``, 256-256), every other pixel of 300 such
 paintings, L1 loss. ``--quick`` is a small run for trying changes.
 
 The diffraction models (one per span, ``diffraction-span2/3/4``) are xray-atlas's Fourier CNN
@@ -71,7 +71,7 @@ def train_maps(quick: bool, *, spatial: bool = False, fit: bool = False) -> Path
         loss="l1" if fit else "adaptive-l1",
         epochs=(12 if quick else 30) if fit else (12 if quick else 40) if spatial else (12 if quick else 60),
         patience=0 if fit else 10, seed=20261122, device="auto", batch_size=256, schedule="cosine",
-        model_params={"hidden": (512, 512)},
+        model_params={"hidden": (256, 256) if fit else (512, 512)},
         source_params=source)
     tmp = Path(tempfile.mkdtemp(prefix="zoo-maps-"))
     t = time.perf_counter()

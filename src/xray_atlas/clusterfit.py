@@ -221,15 +221,15 @@ class ClusterFit:
     min_counts : float
         Counts a cluster should hold (fewer clusters for a faint scan).
     sample_pixels : int
-        Pixels (whole tiles of them, evenly spread) that the clusters, their spectra and their
-        mean fits are learnt from; every pixel is fitted.
+        Pixels (stripes of whole rows, evenly spread) that the clusters, their spectra and
+        their mean fits are learnt from; every pixel is fitted.
     pileup_time_s : float or None
         Pulse-pair resolving time for the pile-up correction, applied when the cube's
         metadata states ``live_time_s`` per pixel; None turns it off.
     """
 
     def __init__(self, cube: SpectralCube, lines: tuple[str, ...], *, n_clusters: int = 12, min_counts: float = 5e5,
-                 sample_pixels: int = 60_000, pileup_time_s: float | None = PILEUP_TIME_S,
+                 sample_pixels: int = 30_000, pileup_time_s: float | None = PILEUP_TIME_S,
                  tile_bytes: int = TILE_BYTES, seed: int = 0) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata
         from .models.spectral import _lsq_operator
@@ -256,10 +256,15 @@ class ClusterFit:
         self._shares = full[:, :len(fams)].astype(np.float32)
         self._shares[~self.channels] = 0.0
         self._project = np.concatenate([self._shares, self.channels.astype(np.float32)[:, None]], axis=1)
-        n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
-        self.every = max(1, min(n_tiles, int(n_tiles * cube.tile_rows(tile_bytes) * cube.width // max(sample_pixels, 1))))
-        self.n_sampled = len(range(0, n_tiles, self.every))
-        self.n_tiles = n_tiles
+        self.n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
+        # the sample: the thinnest stripes of rows the storage reads at once (a chunk row, or
+        # one row), evenly spread, so that a small area of paint falls in it more often than
+        # in a sample of whole tiles of the same size
+        self._stripe_bytes = cube.width * c * cube.dtype.itemsize
+        stripe = cube.tile_rows(self._stripe_bytes)
+        n_stripes = -(-cube.height // stripe)
+        self.every = max(1, min(n_stripes, int(n_stripes * stripe * cube.width // max(sample_pixels, 1))))
+        self.n_sampled = len(range(0, n_stripes, self.every))
         live = (cube.metadata or {}).get("live_time_s")
         try:
             live = float(np.asarray(live).ravel()[0]) if live is not None else None
@@ -271,7 +276,8 @@ class ClusterFit:
 
     @property
     def n_steps(self) -> int:
-        """Tiles :meth:`iter_prepare` reads (two or three passes over the sampled tiles)."""
+        """Steps of :meth:`iter_prepare`: three passes over the sampled stripes (the third
+        skipped in one step without ``means``)."""
         return 3 * self.n_sampled
 
     def _features(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,13 +287,13 @@ class ClusterFit:
         return np.sqrt(np.maximum(both[:, :-1], 0.0) / np.maximum(totals[:, None], 1.0)), totals
 
     def _sampled(self):
-        for k, (rows, block) in enumerate(self.cube.iter_tiles(tile_bytes=self.tile_bytes, every=self.every)):
+        for k, (rows, block) in enumerate(self.cube.iter_tiles(tile_bytes=self._stripe_bytes, every=self.every)):
             yield k, block.reshape(-1, self.cube.n_channels).astype(np.float32)
 
     def iter_prepare(self, *, means: bool = False) -> Generator[Progress, None, None]:
         """Learn the clusters (pass 1), each cluster's family spectra and background (pass 2)
         and, with ``means``, each cluster's mean per-pixel fit of all 44 families (pass 3),
-        from the sampled tiles, yielding :class:`Progress` per tile (of :attr:`n_steps`)."""
+        from the sampled stripes, yielding :class:`Progress` per stripe (of :attr:`n_steps`)."""
         from sklearn.cluster import KMeans
 
         n, step = self.n_steps, 0

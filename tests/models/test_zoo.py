@@ -1,4 +1,4 @@
-"""The shipped default map model (models/zoo, made by tools/train_zoo.py) on a freshly
+"""The shipped map models (models/zoo, made by tools/train_zoo.py) on a freshly
 generated painting whose layout and seed no training run used (issue 4's accuracy rule:
 lines with a true maximum above 50 counts, against the Poisson-weighted NNLS that knows the
 simulator's spectra)."""
@@ -9,15 +9,15 @@ import pytest
 from xray_atlas.cube import SpectralCube
 from xray_atlas.evaluation import limit_fit
 from xray_atlas.metrics import map_scores
-from xray_atlas.inference import DEFAULT_MAPS_MODEL, predict_maps
+from xray_atlas.inference import DEFAULT_MAPS_MODEL, UNCALIBRATED_MAPS_MODEL, predict_maps
 from xray_atlas.models import load_model
 from xray_atlas.models.catalogue import list_models, zoo_dir
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
 from xray_atlas.physics.painting import synthetic_painting
 
-PATH = zoo_dir() / f"{DEFAULT_MAPS_MODEL}.safetensors"
+PATH = zoo_dir() / f"{UNCALIBRATED_MAPS_MODEL}.safetensors"  # the prior MLP, maps-default
 SPATIAL = zoo_dir() / "maps-spatial.safetensors"
-FIT = zoo_dir() / "maps-fit.safetensors"
+FIT = zoo_dir() / f"{DEFAULT_MAPS_MODEL}.safetensors"  # the default, maps-fit
 
 
 def test_shipped_model_file_and_card():
@@ -45,7 +45,7 @@ def scores():
         cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
         assert len(lines) >= 3
-        shipped, _ = predict_maps(cube, None, device="cpu")  # --model omitted: the shipped model
+        shipped, _ = predict_maps(cube, "maps-default", device="cpu")
         spatial, _ = predict_maps(cube, "maps-spatial", device="cpu")
         lsq, _ = predict_maps(cube, "lsq", device="cpu")
         # the scan's live time: the per-cluster fit corrects for pile-up with it
@@ -59,11 +59,12 @@ def scores():
     return out
 
 
-# maps-fit's worst line on these paintings, measured with the hold on the fit and the L1
-# training (2026-11-23): 1.08 x the limit's MAE, all 17 lines within 1.1 x (the adaptive-L1
-# model: 1.22 and 16 held, 1.29 and 13 not held); on the eight paintings of
-# benchmarks/eval_maps.py 37 of 39 lines are within 1.1 x, the worst 1.18 x
-RATIO_BOUND = 1.15
+# maps-fit's worst line on these paintings, measured with the hold on the fit (2026-11-23): the
+# shipped 256-256 MLP, the default since, 1.135 x the limit's MAE, 16 of 17 lines within 1.1 x
+# (the 512-512 model before it: 1.08 and 17; its adaptive-L1 version 1.22 and 16 held, 1.29 and
+# 13 not held); on the eight paintings of benchmarks/eval_maps.py 36 of 39 lines are within
+# 1.1 x, the worst 1.20 x
+RATIO_BOUND = 1.2
 FIT_SCORES: list = []  # per painting: (maps-fit's scores, the limit's, the lines), filled with `scores`
 
 
@@ -91,7 +92,7 @@ def test_shipped_spatial_model_against_the_limit(scores):
         assert sp["ssim"] >= lim["ssim"] - 0.02 and sp["mae"] < 0.6 * lsq["mae"]
 
 
-@pytest.mark.parametrize("model", [DEFAULT_MAPS_MODEL, "maps-spatial"])
+@pytest.mark.parametrize("model", [UNCALIBRATED_MAPS_MODEL, "maps-spatial"])
 def test_shipped_models_say_when_pixels_hold_far_more_counts_than_they_saw(model, real_data):
     """A fresh painting at 20 ms is the shipped models' kind of pixel; the real M6 spectrum (a
     28 s, 1.09 million-count accumulation, docs/maps.md "Beyond paintings") is not, and the
@@ -113,10 +114,11 @@ def test_shipped_fit_model_against_the_limit_line_by_line(scores):
     paintings, held to the issue's rule for every line."""
     model, card = load_model(FIT)
     assert card.architecture == "fit-mlp" and card.training["seed"] == 20261122
+    assert tuple(card.config["hidden"]) == (256, 256) and card.training["loss"] == "l1"
     assert (card.training_data["n_paintings"], card.training_data["stride"]) == (300, 2)
     ratios = [fit[ln]["mae"] / lim[ln]["mae"] for fit, lim, lines in FIT_SCORES for ln in lines]
     assert max(ratios) <= RATIO_BOUND, ratios
-    assert sum(r <= 1.1 for r in ratios) >= 16  # measured: 17 of 17
+    assert sum(r <= 1.1 for r in ratios) >= 16  # measured: 16 of 17
     for fit, lim, _ in FIT_SCORES:
         assert 0.95 <= fit["mean"]["slope"] <= 1.05 and fit["mean"]["ssim"] >= lim["mean"]["ssim"] - 0.02
 

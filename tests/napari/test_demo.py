@@ -28,7 +28,7 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         np.testing.assert_allclose(mean, np.asarray(inspector.cube.counts)[robe].mean(0))
         # the default map model is docked, ready, on the painting
         maps = next(w for w in viewer.window._dock_widgets.values() if w.widget().__class__.__name__ == "MapsWidget")
-        assert maps.widget().model_combo.currentText() == "maps-default"
+        assert maps.widget().model_combo.currentText() == "maps-fit"
         assert maps.widget().cube_combo.currentText() == "Synthetic painting counts"
         probs = next(w for w in viewer.window._dock_widgets.values()
                      if w.widget().__class__.__name__ == "ProbabilitiesWidget")

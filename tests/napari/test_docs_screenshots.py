@@ -72,15 +72,15 @@ def test_maps_screenshot(viewer, qtbot, tmp_path):
     viewer.window.resize(1500, 900)
     viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
     _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
-    assert maps.model_combo.currentText() == "maps-default"
+    assert maps.model_combo.currentText() == "maps-fit"
     worker = maps.run()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
-    shown = {"Hg-L (maps-default)", "Cu-K (maps-default)", "Fe-K (maps-default)", "Pb-L (maps-default)"}
+    shown = {"Hg-L (maps-fit)", "Cu-K (maps-fit)", "Fe-K (maps-fit)", "Pb-L (maps-fit)"}
     for layer in viewer.layers:
         layer.visible = layer.name in shown
     assert shown <= {lyr.name for lyr in viewer.layers}
-    viewer.layers.selection.active = viewer.layers["Hg-L (maps-default)"]
+    viewer.layers.selection.active = viewer.layers["Hg-L (maps-fit)"]
     _screenshot(viewer, qtbot, tmp_path, "maps.png")
 
 

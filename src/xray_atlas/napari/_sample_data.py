@@ -8,13 +8,12 @@ the real layers in: the window never waits on the simulation.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .._version import __version__
+from .._cache import cache_dir
 from ..io import read
 from ._layers import cube_layer_data
 
@@ -25,14 +24,9 @@ SAMPLE_NAME = "Synthetic painting"
 SHAPE = (96, 128)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "xray-atlas" / __version__
-
-
 def demo_painting_path(seed: int = 0) -> Path:
     """Where the demo painting of this package version is cached."""
-    return _cache_dir() / f"painting-{SHAPE[0]}x{SHAPE[1]}-seed{seed}.h5"
+    return cache_dir() / f"painting-{SHAPE[0]}x{SHAPE[1]}-seed{seed}.h5"
 
 
 def ensure_demo_painting(seed: int = 0) -> Path:

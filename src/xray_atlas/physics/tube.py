@@ -2,7 +2,7 @@
 
 SpekPy models bremsstrahlung and characteristic emission of W, Mo, Rh and Ag anodes (and
 more) from first-principles cross sections, with the tube window and any filter applied.
-Spectra are cached per setting.
+Spectra are cached per setting, in each process and in the user's cache folder.
 """
 
 from __future__ import annotations
@@ -63,6 +63,19 @@ class Tube:
 @lru_cache(maxsize=32)
 def _spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
             filters: tuple[tuple[str, float], ...], de: float) -> tuple[np.ndarray, np.ndarray]:
+    # SpekPy takes ~1.7 s to import and set up its tables in each process, for a spectrum that
+    # depends on nothing but these settings and its version: kept in the user's cache folder
+    from importlib.metadata import version
+
+    from .._cache import cached_arrays
+
+    key = ("spekpy", version("spekpy"), anode, kv, window_be_um, takeoff_deg, filters, de)
+    got = cached_arrays("tube", key, lambda: _run_spekpy(anode, kv, window_be_um, takeoff_deg, filters, de))
+    return got["k"], got["f"]
+
+
+def _run_spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
+                filters: tuple[tuple[str, float], ...], de: float) -> dict[str, np.ndarray]:
     import spekpy
 
     s = spekpy.Spek(kvp=kv, th=takeoff_deg, dk=de, targ=anode)
@@ -75,7 +88,7 @@ def _spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
             except Exception as err:  # noqa: BLE001 - spekpy raises plain Exception
                 raise XrayAtlasError(f"filters: SpekPy does not know material {matl!r} ({err})") from None
     k, f = s.get_spectrum(edges=False)
-    return np.asarray(k, dtype=np.float64), np.asarray(f, dtype=np.float64)
+    return {"k": np.asarray(k, dtype=np.float64), "f": np.asarray(f, dtype=np.float64)}
 
 
 def tube_spectrum(tube: Tube, *, de: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

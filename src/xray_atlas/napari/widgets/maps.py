@@ -51,9 +51,10 @@ class MapsWidget(QWidget):
         self.tile_bytes = TILE_BYTES
         self.cube_combo = QComboBox()
         self.model_combo = ModelCombo(lambda: sum(map_model_names().values(), []))
-        self.model_combo.setToolTip("shipped and trained models (maps-fit: a learnt correction of the per-cluster "
-                                    "fit, held within its standard errors, for scans unlike paintings), and the "
-                                    "baselines lsq (least squares on pure spectra), roi (window sums) and fit "
+        self.model_combo.setToolTip("shipped and trained models (maps-fit, the default: a learnt correction of the "
+                                    "per-cluster fit, held within its standard errors; maps-default: the prior "
+                                    "MLP, faster, for paintings and for cubes without energy calibration), and "
+                                    "the baselines lsq (least squares on pure spectra), roi (window sums) and fit "
                                     "(least squares with each cluster of similar pixels' own line ratios)")
         self.lines_edit = QLineEdit()
         self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
@@ -101,7 +102,9 @@ class MapsWidget(QWidget):
             lines = self.lines()
             other = self.compare_combo.currentText()
             names = [model] + ([other] if other in BASELINES and other != model else [])
-            models = [load_map_model(n, cube, device=device, lines=lines) for n in names]
+            # the default by name: on a cube without calibration its stand-in, with a note
+            models = [load_map_model(None if n == DEFAULT_MAPS_MODEL else n, cube, device=device, lines=lines)
+                      for n in names]
             if lines:
                 missing = [ln for ln in lines if ln not in models[0].lines]
                 if missing:
