@@ -39,5 +39,13 @@ def test_thread_pools_sleep_between_calls():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
     assert run.stdout.split() == ["ACTIVE", "4"]
-    loaded = _loaded_after("import os; os.environ.pop('OMP_WAIT_POLICY', None); import xray_atlas")
-    assert "numpy" in loaded  # so the variables must come first in xray_atlas/__init__.py
+    # and they are set before numpy (OpenBLAS reads its variable when it loads)
+    probe = ("import os, sys\n"
+             "class Probe:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name == 'numpy':\n"
+             "            print('numpy sees', os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
+             "sys.meta_path.insert(0, Probe())\n"
+             "import xray_atlas\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.splitlines()[0] == "numpy sees 4"

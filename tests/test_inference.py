@@ -202,6 +202,12 @@ def test_default_model_and_its_stand_in_without_calibration(painting, painting_c
     assert any("needs its energy calibration" in n and "maps-default instead" in n for n in mm.notes)
     with pytest.raises(XrayAtlasError, match="fits the cube by clusters"):  # asked for by name: refused
         load_map_model(DEFAULT_MAPS_MODEL, bare, device="cpu")
+    # its notes point to what would run maps-fit: a calibration first
+    bright = SpectralCube(np.full((2, 3, 4096), 100.0, np.float32))
+    mm = load_map_model(None, bright, device="cpu")
+    run_to_end(iter_maps(bright, mm))
+    assert any("three times the counts" in n and n.endswith("give the cube its energy calibration and compare with "
+                                                           "--model maps-fit or fit") for n in mm.notes), mm.notes
 
 
 def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):

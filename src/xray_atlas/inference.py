@@ -323,7 +323,8 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
         model.notes.append(hold.note(out.size))
     # models on the per-cluster fit are held to it; the others are not, and maps-fit is
-    advice = "compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
+    advice = ("compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
+              if cube.calibrated else "give the cube its energy calibration and compare with --model maps-fit or fit")
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
                            f"on; their maps lean on the {'per-cluster' if fitted is not None else 'least-squares'} "

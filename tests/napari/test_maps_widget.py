@@ -91,6 +91,27 @@ def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, paintin
     assert "clusters (maps-fit)" in [lyr.name for lyr in viewer.layers]
 
 
+def test_default_model_stands_in_on_an_uncalibrated_cube(viewer, maps_dock, qtbot, add_cube_layer, idle, errors,
+                                                         small_painting):
+    from napari.utils.notifications import notification_manager
+
+    from xray_atlas.cube import SpectralCube
+    from xray_atlas.inference import DEFAULT_MAPS_MODEL
+
+    # a painting's counts without their calibration: the default maps-fit cannot fit them by
+    # clusters, so the dock paints them with maps-default and says why
+    add_cube_layer(viewer, SpectralCube(np.asarray(small_painting.counts)[:6, :8]))
+    assert maps_dock.model_combo.currentText() == DEFAULT_MAPS_MODEL == "maps-fit"
+    start = len(notification_manager.records)
+    maps_dock.lines_edit.setText("Pb-L")
+    maps_dock.run()
+    idle(qtbot, maps_dock)
+    assert errors() == []
+    assert viewer.layers["Pb-L (maps-default)"].data.shape == (6, 8)
+    said = [str(n.message) for n in notification_manager.records[start:]]
+    assert any("maps-default instead" in m for m in said), said
+
+
 def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer, idle):
     cube = slow_cube((60, 8, 512), seconds_per_row=0.05)
     add_cube_layer(viewer, cube)
