@@ -480,10 +480,11 @@ class ClusterFit:
                 + ("; net counts corrected for pile-up" if self.pileup else ""))
 
 
-def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, tile_bytes: int, notes: list | None,
+def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, notes: list | None,
                    labels_out: list | None) -> Generator[Progress, None, np.ndarray]:
-    # prepare ``fit``, then fit every tile of its cube: yields Progress per tile read and returns
-    # (H * W, lines) net counts, or with ``inputs`` the (H * W, 2 K) inputs of the fit-mlp model
+    # prepare ``fit``, then fit every tile (of its tile_bytes) of its cube: yields Progress per
+    # tile read and returns (H * W, lines) net counts, or with ``inputs`` the (H * W, 2 K)
+    # inputs of the fit-mlp model
     cube = fit.cube
     total = fit.n_steps + fit.n_tiles
     yield Progress(0, total, "maps")
@@ -492,7 +493,7 @@ def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, tile_bytes: int, notes: lis
     h, w = cube.height, cube.width
     out = np.zeros((h * w, 2 * len(fit.basis.families) if inputs else len(fit.lines)), np.float32)
     labels = np.full(h * w, -1, np.int64)
-    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=fit.tile_bytes)):
         sl = slice(rows.start * w, rows.stop * w)
         got = fit.tile(block, inputs=inputs)
         out[sl], labels[sl] = (got.inputs if inputs else got.values), got.labels
@@ -519,7 +520,7 @@ def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_by
         Receives the (H, W) int cluster of every pixel (-1: no counts).
     """
     fit = ClusterFit(cube, lines, tile_bytes=tile_bytes, **kw)
-    out = yield from _iter_fit_cube(fit, inputs=False, tile_bytes=tile_bytes, notes=notes, labels_out=labels_out)
+    out = yield from _iter_fit_cube(fit, inputs=False, notes=notes, labels_out=labels_out)
     h, w = cube.height, cube.width
     return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(lines)}
 
@@ -532,7 +533,7 @@ def iter_cluster_fit_inputs(cube: SpectralCube, *, tile_bytes: int = TILE_BYTES,
     from .models.prior import PRIOR_FAMILIES
 
     fit = ClusterFit(cube, PRIOR_FAMILIES[:1], tile_bytes=tile_bytes, **kw)
-    return (yield from _iter_fit_cube(fit, inputs=True, tile_bytes=tile_bytes, notes=notes, labels_out=labels_out))
+    return (yield from _iter_fit_cube(fit, inputs=True, notes=notes, labels_out=labels_out))
 
 
 class FitHold:
