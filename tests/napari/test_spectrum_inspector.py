@@ -138,6 +138,26 @@ def test_line_markers_are_xraylib_energies(inspector, opened):
     assert xraylib.LineEnergy(26, xraylib.KL3_LINE) not in inspector.marker_energies()
 
 
+def test_line_labels_do_not_cover_each_other(inspector, opened, qtbot):
+    # As Ka and Pb La lie 10 eV apart (xraylib: 10.544 and 10.551 keV), K Kb and Ca Ka 100 eV
+    inspector.elements_edit.setText("K Ca Fe Cu Zn As Au Hg Pb")
+    inspector.update_markers()
+
+    def boxes():
+        labels = [item for item in inspector._marker_items if hasattr(item, "textItem")]
+        return labels, [item.sceneBoundingRect() for item in labels]
+
+    for view in (None, (9.5, 12.0), (0.0, 40.0)):  # as opened, zoomed in on As / Pb, zoomed out
+        if view is not None:
+            inspector.plot.setXRange(*view, padding=0)
+        qtbot.wait(10)
+        labels, rects = boxes()
+        assert {"As K\u03b11", "Pb L\u03b11", "K K\u03b11", "Ca K\u03b11"} <= {item.textItem.toPlainText() for item in labels}
+        covered = [(labels[i].textItem.toPlainText(), labels[j].textItem.toPlainText())
+                   for i in range(len(rects)) for j in range(i + 1, len(rects)) if rects[i].intersects(rects[j])]
+        assert not covered, (view, covered)
+
+
 def test_unknown_element_warns(inspector, opened):
     from napari.utils.notifications import notification_manager
 

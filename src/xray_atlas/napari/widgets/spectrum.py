@@ -64,6 +64,7 @@ class SpectrumInspector(QWidget):
         #: Bytes of spectra each streamed tile holds (jobs stop between tiles on cancel).
         self.tile_bytes = TILE_BYTES
         self._marker_items: list[Any] = []
+        self._label_anchors: list[tuple[Any, float, float]] = []  # (label, keV, marker top)
         self._marker_lines: list[tuple[str, Any]] = []
         self._cluster_curves: list[pg.PlotDataItem] = []
         self._pin_curves: list[pg.PlotDataItem] = []
@@ -87,6 +88,7 @@ class SpectrumInspector(QWidget):
         self.sum_curve = self.plot.plot([], [], pen=pg.mkPen("#aed581", width=1))
         self.max_curve = self.plot.plot([], [], pen=pg.mkPen("#e57373", width=1))
         self.marker_curve = self.plot.plot([], [], pen=pg.mkPen("#bbbbbb", width=1), connect="pairs")
+        self.plot.getViewBox().sigXRangeChanged.connect(self._place_labels)  # a zoom moves the labels apart
         self.window = pg.LinearRegionItem(values=(6.2, 6.6), brush=pg.mkBrush(120, 160, 255, 40))
         self.window.setZValue(-10)
         self.window.setVisible(False)
@@ -568,16 +570,37 @@ class SpectrumInspector(QWidget):
         ys = np.ravel([[floor, h] for h in heights])
         self.marker_curve.setData(xs, ys)
         seen: set[str] = set()
+        self._label_anchors = []
         for (name, ln), h in zip(lines, heights):
             if name in seen:
                 continue  # label only the strongest line of each family
             seen.add(name)
-            # alternate label heights so that neighbouring families stay readable
-            h = h * (1.0 if len(seen) % 2 else 0.9)
             label = pg.TextItem(f"{name.split('-')[0]} {ln.label}", anchor=(0.5, 1.0), color="#dddddd")
-            label.setPos(ln.energy_kev, np.log10(h) if self.log_check.isChecked() else h)
             self.plot.addItem(label)
             self._marker_items.append(label)
+            self._label_anchors.append((label, ln.energy_kev, np.log10(h) if self.log_check.isChecked() else h))
+        self._place_labels()
+
+    def _place_labels(self, *_: Any) -> None:
+        """Put each line label at its marker's top, or the nearest free height below (else
+        above) it, so that no label covers another at the current zoom (As Ka / Pb La lie
+        10 eV apart)."""
+        anchors = getattr(self, "_label_anchors", [])
+        if not anchors:
+            return
+        vb = self.plot.getViewBox()
+        px, py = (abs(v) or 1.0 for v in vb.viewPixelSize())  # view units per screen pixel
+        (x_lo, x_hi), (y_lo, y_hi) = vb.viewRange()
+        placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 in view units
+        for label, x, top in sorted(anchors, key=lambda a: a[1]):
+            r = label.textItem.boundingRect()
+            half, tall = 0.5 * r.width() * px, r.height() * py
+            down = [top - k * tall for k in range(int((top - y_lo) / tall) + 1)]
+            up = [top + k * tall for k in range(1, int(max(y_hi - top, 0.0) / tall) + 1)]
+            y = next((c for c in [*down, *up] if not any(
+                x - half < b1 and a1 < x + half and c < d1 and c1 < c + tall for a1, b1, c1, d1 in placed)), top)
+            placed.append((x - half, x + half, y, y + tall))
+            label.setPos(x, y)
 
     # -- energy window ---------------------------------------------------------------------
     def _on_window_toggled(self, on: bool) -> None:
