@@ -80,6 +80,7 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
               "prior MLP (xray-atlas, `maps-default`, shipped)": zoo_dir() / "maps-default.safetensors",
               "spatial prior MLP, 5 x 5 (xray-atlas, shipped)": zoo_dir() / "maps-spatial.safetensors",
               "MLP on the per-cluster fit (xray-atlas, `maps-fit`, shipped default)": zoo_dir() / "maps-fit.safetensors",
+              "`maps-fit` not shrunk to its clusters (`shrink=False`)": zoo_dir() / "maps-fit.safetensors",
               "least squares (baseline)": "lsq", "window sums (baseline)": "roi",
               "per-cluster fit (baseline, `fit`)": "fit"}
     rows: dict = {k: [] for k in [*models, "limit: Poisson NNLS with true spectra"]}
@@ -93,7 +94,8 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
         for label, model in models.items():
             if isinstance(model, Path) and not model.exists():
                 continue
-            s = map_scores(predict_maps(cube, model, device="cpu", lines=tuple(lines))[0], p.maps, lines)
+            options = {"shrink": False} if "shrink=False" in label else {}
+            s = map_scores(predict_maps(cube, model, device="cpu", lines=tuple(lines), **options)[0], p.maps, lines)
             rows[label].append(s["mean"])
             for ln in lines:
                 per_line.setdefault(label, []).append((s[ln]["mae"] / lim[ln]["mae"], ln, seed))

@@ -88,6 +88,36 @@ def test_maps_near_the_limit_where_least_squares_is_far(zinc_painting):
     assert any("clusters" in n and "pile-up" in n for n in model.notes)
 
 
+def test_shrink_to_the_clusters_smooths_the_noise_and_keeps_a_step(zinc_painting):
+    """Empirical-Bayes shrinkage: against the simulator's true maps, each line's error falls,
+    a cluster's total stays, and a departure far beyond the noise is kept."""
+    p = zinc_painting
+    cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
+    lines = ("Hg-L", "Zn-K", "Fe-K", "Cu-K", "Pb-L")
+    fit = ClusterFit(cube, lines)
+    run_to_end(fit.iter_prepare())
+    got = fit.tile(p.counts.reshape(-1, N), errors=True)
+    truth = np.stack([p.maps[ln].ravel() for ln in lines], axis=1)
+    raw = got.values.copy()
+    whole, local = raw.copy(), raw.copy()
+    assert fit.shrink(whole, got.labels, got.totals) > 0
+    fit.shrink(local, got.labels, got.totals, shape=p.counts.shape[:2], size=3)
+    for i, ln in enumerate(lines):
+        before = np.abs(raw[:, i] - truth[:, i]).mean()
+        assert np.abs(whole[:, i] - truth[:, i]).mean() < before, ln
+        assert np.abs(local[:, i] - truth[:, i]).mean() < before, ln
+    member = fit._members(got.labels)
+    np.testing.assert_allclose(member @ whole, member @ raw, rtol=0.02, atol=1.0)  # towards the mean: totals kept
+    # half of one cluster's pixels 30 standard errors higher in Pb-L: a real step, not noise
+    j = int(np.bincount(got.labels[got.labels >= 0]).argmax())
+    pix = np.flatnonzero(got.labels == j)
+    step = 30 * float(got.errors[pix, 4].mean())
+    raised = raw.copy()
+    raised[pix[::2], 4] += step
+    fit.shrink(raised, got.labels, got.totals)
+    assert raised[pix[::2], 4].mean() - raised[pix[1::2], 4].mean() > 0.95 * step
+
+
 def test_clusters_learnt_from_a_sample_of_rows(zinc_painting):
     # a large scan learns its clusters and their spectra from an even sample of its rows
     # and fits every pixel: learnt from a third of the rows, the maps stay close

@@ -158,9 +158,10 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     save_model(tmp_path / "f.safetensors", model.eval(), card)
     mm = load_map_model(tmp_path / "f.safetensors", painting_cube, device="cpu")
     progress = []
-    # not held to the fit's errors here: this random correction is far outside them
-    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, hold_se=None),
-                          progress.append)
+    # not held to the fit's errors here (this random correction is far outside them) nor shrunk
+    # to the clusters: the model's own values, streamed
+    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, hold_se=None,
+                                    shrink=False), progress.append)
     # three passes of the fit, then one of the model, tile by tile
     n_tiles = -(-24 // painting_cube.tile_rows(32 * 2048 * 2 * 3))
     assert n_tiles >= 2 and [p.done for p in progress] == list(range(4 * n_tiles + 1))
@@ -177,7 +178,7 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     fit_pb = fitted[:, PRIOR_FAMILIES.index("Pb-L")]
     assert not np.allclose(direct[..., pb].ravel(), fit_pb, rtol=1e-2)  # the correction acts
     # held (the default), the maps move back towards the fit's: within its band, pixel by pixel
-    held = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
+    held = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, shrink=False))
     assert np.abs(held["Pb-L"].ravel() - fit_pb).mean() < 0.5 * np.abs(streamed["Pb-L"].ravel() - fit_pb).mean()
     assert any("standard errors of the per-cluster fit" in n for n in mm.notes)
     for bad in (0, -1.0, float("nan"), "2"):

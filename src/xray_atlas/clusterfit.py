@@ -470,6 +470,66 @@ class ClusterFit:
 
         return self._shape_error[:, [PRIOR_FAMILIES.index(ln) for ln in self.lines]]
 
+    def shrink(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray, *, shape: tuple[int, int] | None = None,
+               size: int | None = None) -> int:
+        """Shrink each pixel's values ``out`` (N, lines) of :attr:`lines`, in place, towards
+        its cluster's mean by the share of the cluster's spread that is noise (empirical Bayes,
+        the James-Stein estimator with each pixel's own Poisson variance): a pixel keeps
+        ``tau2 / (tau2 + s2)`` of its departure from the mean, where ``s2`` is its variance
+        from the fit (the errors of :meth:`tile`) and ``tau2`` the cluster's spread beyond the
+        mean of those variances. One paint with little true variation is smoothed; a cluster
+        that mixes unlike pixels keeps them. A cluster's total is kept (but for values that
+        would fall below zero). ``labels`` (N,) are the pixels' clusters (-1: none, left
+        alone), ``totals`` (N,) their counts. Returns the number of (cluster, line) pairs
+        shrunk."""
+        from .models.prior import PRIOR_FAMILIES
+
+        lit = np.flatnonzero(labels >= 0)
+        if self.k == 0 or lit.size == 0:
+            return 0
+        lab, v = labels[lit], out[lit]
+        member = self._members(lab)  # (k, N): per-cluster sums as one product
+        n = member.sum(axis=1, dtype=np.float64)
+        cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
+        t = totals[lit].astype(np.float32)
+        scale = (t / self._mean_total.astype(np.float32)[lab]) / self._lost(t)[:, 0] ** 2
+        noise = self._var[:, cols].astype(np.float32)[lab] * scale[:, None]  # (N, lines) each value's variance
+
+        def mean(a: np.ndarray) -> np.ndarray:  # (N, lines) -> (k, lines) per-cluster means
+            return (member @ a).astype(np.float64) / np.maximum(n, 1)[:, None]
+
+        if size is None:
+            centre = mean(v).astype(np.float32)[lab]
+            extra = 0.0
+        else:  # the mean of the pixel's own cluster within a size x size block around it
+            h, w_ = shape
+            r = size // 2
+            inner = np.zeros((h * w_, v.shape[1]), np.float32)
+            inner[lit] = v
+            full = np.zeros((h + 2 * r, w_ + 2 * r, v.shape[1]), np.float32)
+            full[r:r + h, r:r + w_] = inner.reshape(h, w_, -1)
+            lab2 = np.full((h + 2 * r, w_ + 2 * r), -1, np.int64)
+            lab2[r:r + h, r:r + w_] = labels.reshape(h, w_)
+            own = lab2[r:r + h, r:r + w_]
+            acc = np.zeros((h, w_, v.shape[1]), np.float32)
+            cnt = np.zeros((h, w_), np.float32)
+            for dy in range(size):  # one shifted view per offset: the cost does not grow with k
+                for dx in range(size):
+                    same = (lab2[dy:dy + h, dx:dx + w_] == own).astype(np.float32)
+                    cnt += same
+                    acc += full[dy:dy + h, dx:dx + w_] * same[..., None]
+            cnt = cnt.reshape(-1)[lit]
+            centre = acc.reshape(-1, v.shape[1])[lit] / cnt[:, None]
+            extra = (1.0 / cnt)[:, None]  # the pixel's own share of the centre: its noise is in both
+        d = v - centre
+        tau2 = np.maximum(mean(d * d) - mean(noise * (1.0 - extra)), 0.0)
+        tau2[n < 3] = np.inf  # too few pixels to tell spread from noise: left as they are
+        t2 = tau2.astype(np.float32)[lab]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(np.isinf(t2) | (noise <= 0), 1.0, t2 / (t2 + noise))  # noise 0: a family left out of the fit
+        out[lit] = np.maximum(centre + w * d, 0.0)
+        return int(np.count_nonzero(np.isfinite(tau2) & (mean(noise) > 0)))
+
     def _lost(self, totals: np.ndarray) -> np.ndarray:
         # (N,) -> (N, 1) share of the peaks' events kept: a fraction rate x tau of the events pair
         # up, each pair taking two photons from the peaks

@@ -193,13 +193,19 @@ def _default_lines() -> tuple[str, ...]:
     return DEFAULT_MAP_LINES
 
 
+#: Side of the block within which a pixel is shrunk towards its own cluster's mean (None: the whole cluster).
+SHRINK_SIZE: int | None = 3
+
+
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
               lines: tuple[str, ...] | None = None,
-              hold_se: float | None = HOLD_SE) -> Generator[Progress, None, dict[str, np.ndarray]]:
+              hold_se: float | None = HOLD_SE, shrink: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
     line -> (H, W) float32 net counts (only ``lines`` if given). A model on the per-cluster
     fit (``maps-fit``) is held within ``hold_se`` of the fit's standard errors, per pixel and
-    per cluster total (:class:`~xray_atlas.clusterfit.FitHold`; None: not held)."""
+    per cluster total (:class:`~xray_atlas.clusterfit.FitHold`; None: not held), then, with
+    ``shrink``, each pixel is shrunk towards its cluster's mean by the share of the
+    cluster's spread that is noise (:meth:`~xray_atlas.clusterfit.ClusterFit.shrink`)."""
     import torch
 
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
@@ -243,6 +249,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
         model.notes.append(fitted.note())
         model.labels = np.full((h, w), -1, np.int64)
         hold = FitHold(fitted, h * w, n_se=hold_se) if hold_se is not None else None
+        pixel_totals = np.zeros(h * w, np.float32)
 
     def count_bright(totals: np.ndarray) -> None:
         nonlocal n_bright
@@ -296,6 +303,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                     pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True, extra=got.inputs)
                 if fitted is not None:
                     model.labels[rows] = got.labels.reshape(-1, w)
+                    pixel_totals[rows.start * w:rows.stop * w] = got.totals
                     if hold is not None:
                         pred = hold.pixels(pred, got, slice(rows.start * w, rows.stop * w))
                 out[rows] = pred.reshape(block.shape[0], w, len(want))
@@ -322,6 +330,11 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if hold is not None:
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
         model.notes.append(hold.note(out.size))
+    if fitted is not None and shrink:
+        n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),
+                                 size=SHRINK_SIZE)
+        model.notes.append(f"values shrunk towards their cluster's mean by the share of its spread that is noise "
+                           f"(empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
     # models on the per-cluster fit are held to it; the others are not, and maps-fit is
     advice = ("compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
               if cube.calibrated else "give the cube its energy calibration and compare with --model maps-fit or fit")
