@@ -181,6 +181,12 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     held = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, shrink=False))
     assert np.abs(held["Pb-L"].ravel() - fit_pb).mean() < 0.5 * np.abs(streamed["Pb-L"].ravel() - fit_pb).mean()
     assert any("standard errors of the per-cluster fit" in n for n in mm.notes)
+    assert not any("empirical Bayes" in n for n in mm.notes)
+    # shrunk (the default) towards each pixel's own cluster: totals kept, the run says so
+    shrunk = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
+    assert any("empirical Bayes" in n and "3 x 3 block" in n for n in mm.notes)
+    assert float(shrunk["Pb-L"].sum()) == pytest.approx(float(held["Pb-L"].sum()), rel=0.02)
+    assert not np.allclose(shrunk["Pb-L"], held["Pb-L"])
     for bad in (0, -1.0, float("nan"), "2"):
         with pytest.raises(XrayAtlasError, match="hold_se="):
             run_to_end(iter_maps(painting_cube, mm, hold_se=bad))

@@ -333,8 +333,9 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     if fitted is not None and shrink:
         n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),
                                  size=SHRINK_SIZE)
-        model.notes.append(f"values shrunk towards their cluster's mean by the share of its spread that is noise "
-                           f"(empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
+        where = f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block" if SHRINK_SIZE else "their cluster"
+        model.notes.append(f"values shrunk towards the mean of {where} by the share of the cluster's spread that is "
+                           f"noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
     # models on the per-cluster fit are held to it; the others are not, and maps-fit is
     advice = ("compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
               if cube.calibrated else "give the cube its energy calibration and compare with --model maps-fit or fit")
