@@ -217,15 +217,14 @@ def test_hold_keeps_a_learnt_model_within_the_fits_errors(zinc_painting):
     fit = ClusterFit(cube, lines)
     run_to_end(fit.iter_prepare(means=True))
     got = fit.tile(cube.counts, inputs=True, errors=True)
-    n = got.values.shape[0]
     member = fit._members(got.labels)
     band = HOLD_SE * np.sqrt(member @ got.errors ** 2 + (fit.shape_errors * (member @ got.totals)[:, None]) ** 2)
     for pred in (np.zeros_like(got.values), got.values + 10 * got.errors):
-        hold = FitHold(fit, n)
-        out = hold.pixels(pred, got, slice(0, n))
+        hold = FitHold(fit)
+        out = hold.pixels(pred, got)
         assert np.all(out >= np.maximum(got.values - HOLD_SE * got.errors, 0) - 1e-3)
         assert np.all(out <= got.values + HOLD_SE * got.errors + 1e-3)
-        hold.clusters(out, got.labels)
+        hold.clusters(out, got.labels, got.totals)
         # each cluster's total of each line is back within its band around the unbiased fit
         off = np.abs(member @ out - member @ got.free)
         assert np.all(off <= band * 1.001 + 1e-2), (off, band)

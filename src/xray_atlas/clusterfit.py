@@ -442,12 +442,9 @@ class ClusterFit:
             extra = np.concatenate([allfit, cluster], axis=1)
         if not errors:
             return TileFit(allfit[:, cols], lab, totals, extra)
-        # Poisson noise through the cluster's weighted fit: its covariance is the inverse normal
-        # matrix for a pixel of the cluster's mean counts, and scales with the pixel's counts
         se = np.zeros((lab.size, len(cols)), np.float32)
         lit = lab >= 0
-        j = lab[lit]
-        se[lit] = np.sqrt(self._var[j][:, cols] * (totals[lit] / self._mean_total[j])[:, None]) / self._lost(totals[lit])
+        se[lit] = np.sqrt(self._variance(lab[lit], totals[lit], cols))
         return TileFit(allfit[:, cols], lab, totals, extra, free[:, cols], se)
 
     def _drift_errors(self, a: np.ndarray, aw: np.ndarray, gram: np.ndarray, total: np.ndarray) -> np.ndarray:
@@ -470,6 +467,15 @@ class ClusterFit:
 
         return self._shape_error[:, [PRIOR_FAMILIES.index(ln) for ln in self.lines]]
 
+    def _variance(self, lab: np.ndarray, totals: np.ndarray, cols: list[int]) -> np.ndarray:
+        # (N,) clusters (>= 0) and counts -> (N, len(cols)) variance of each pixel's net counts
+        # of the families ``cols``: Poisson noise through the cluster's weighted fit, whose
+        # covariance is the inverse normal matrix for a pixel of the cluster's mean counts and
+        # scales with the pixel's counts, divided by the share of events pile-up keeps
+        t = np.asarray(totals, np.float32)  # float32 throughout: the maps are float32
+        scale = t / self._mean_total.astype(np.float32)[lab] / self._lost(t)[:, 0] ** 2
+        return self._var[:, cols].astype(np.float32)[lab] * scale[:, None]
+
     def shrink(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray, *, shape: tuple[int, int] | None = None,
                size: int | None = None) -> int:
         """Shrink each pixel's values ``out`` (N, lines) of :attr:`lines`, in place, towards
@@ -491,9 +497,7 @@ class ClusterFit:
         member = self._members(lab)  # (k, N): per-cluster sums as one product
         n = member.sum(axis=1, dtype=np.float64)
         cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
-        t = totals[lit].astype(np.float32)
-        scale = (t / self._mean_total.astype(np.float32)[lab]) / self._lost(t)[:, 0] ** 2
-        noise = self._var[:, cols].astype(np.float32)[lab] * scale[:, None]  # (N, lines) each value's variance
+        noise = self._variance(lab, totals[lit], cols)  # (N, lines) each value's variance
 
         def mean(a: np.ndarray) -> np.ndarray:  # (N, lines) -> (k, lines) per-cluster means
             return (member @ a).astype(np.float64) / np.maximum(n, 1)[:, None]
@@ -506,11 +510,9 @@ class ClusterFit:
             r = size // 2
             inner = np.zeros((h * w_, v.shape[1]), np.float32)
             inner[lit] = v
-            full = np.zeros((h + 2 * r, w_ + 2 * r, v.shape[1]), np.float32)
-            full[r:r + h, r:r + w_] = inner.reshape(h, w_, -1)
-            lab2 = np.full((h + 2 * r, w_ + 2 * r), -1, np.int64)
-            lab2[r:r + h, r:r + w_] = labels.reshape(h, w_)
-            own = lab2[r:r + h, r:r + w_]
+            own = labels.reshape(h, w_)
+            full = np.pad(inner.reshape(h, w_, -1), ((r, r), (r, r), (0, 0)))
+            lab2 = np.pad(own, r, constant_values=-1)  # beyond the edge: no cluster
             acc = np.zeros((h, w_, v.shape[1]), np.float32)
             cnt = np.zeros((h, w_), np.float32)
             for dy in range(size):  # one shifted view per offset: the cost does not grow with k
@@ -608,37 +610,37 @@ class FitHold:
     ``n_se`` standard errors of that total, the excess is taken from its pixels in proportion
     to their counts (the least change in Poisson-weighted squares).
 
-    Call :meth:`pixels` on each tile's predictions, then :meth:`clusters` on all of them.
+    Call :meth:`pixels` on each tile's predictions, then :meth:`clusters` on all of them
+    with every pixel's cluster and counts.
     """
 
-    def __init__(self, fit: ClusterFit, n_pixels: int, *, n_se: float = HOLD_SE) -> None:
+    def __init__(self, fit: ClusterFit, *, n_se: float = HOLD_SE) -> None:
         self.n_se, self._fit = float(n_se), fit
-        self.totals = np.zeros(n_pixels, np.float32)
         k, n_lines = max(fit.k, 1), len(fit.lines)
         self._sums = np.zeros((3, k, n_lines))  # per cluster: held values, unconstrained fit, variance
         self.n_pixel_values = 0
         self.n_clusters_moved = 0
 
-    def pixels(self, pred: np.ndarray, tile: TileFit, at: slice) -> np.ndarray:
-        """Clip a tile's (N, lines) predictions (pixels ``at`` of the cube) to the fit's band."""
+    def pixels(self, pred: np.ndarray, tile: TileFit) -> np.ndarray:
+        """Clip a tile's (N, lines) predictions to the fit's band."""
         pred = np.nan_to_num(pred, nan=0.0, posinf=0.0, neginf=0.0)
         lo = np.maximum(tile.values - self.n_se * tile.errors, 0.0)
         hi = tile.values + self.n_se * tile.errors
         self.n_pixel_values += int(((pred < lo) | (pred > hi)).sum())
         pred = np.clip(pred, lo, hi)
-        self.totals[at] = tile.totals
         member = self._fit._members(tile.labels)
         for i, a in enumerate((pred, tile.free, tile.errors ** 2)):
             self._sums[i, :member.shape[0]] += member @ a
         return pred
 
-    def clusters(self, out: np.ndarray, labels: np.ndarray) -> None:
-        """Move the clusters' totals of ``out`` (N, lines), in place, into their bands."""
+    def clusters(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray) -> None:
+        """Move the clusters' totals of ``out`` (N, lines), in place, into their bands
+        (``labels`` and ``totals`` (N,): each pixel's cluster and counts)."""
         if self._fit.k == 0:  # no pixel with counts: nothing to hold
             return
         held, free, var = self._sums
         lit = labels >= 0
-        counts = np.bincount(labels[lit], weights=self.totals[lit], minlength=held.shape[0])
+        counts = np.bincount(labels[lit], weights=totals[lit], minlength=held.shape[0])
         # the pixels' Poisson errors, and the error of the cluster's line shapes themselves,
         # which moves all its pixels together (scaled from the sample the shapes were fitted on)
         shape = self._fit.shape_errors[:held.shape[0]] * counts[:, None]
@@ -648,7 +650,7 @@ class FitHold:
         if not lit.any() or not np.any(excess):
             return
         per_count = (excess / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
-        out[lit] = np.maximum(out[lit] - per_count[labels[lit]] * self.totals[lit, None], 0.0)
+        out[lit] = np.maximum(out[lit] - per_count[labels[lit]] * totals[lit, None], 0.0)
 
     def note(self, n_values: int) -> str:
         return (f"learnt values held within {self.n_se:g} standard errors of the per-cluster fit: "

@@ -248,7 +248,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
             yield Progress(p.done, total, "maps")
         model.notes.append(fitted.note())
         model.labels = np.full((h, w), -1, np.int64)
-        hold = FitHold(fitted, h * w, n_se=hold_se) if hold_se is not None else None
+        hold = FitHold(fitted, n_se=hold_se) if hold_se is not None else None
         pixel_totals = np.zeros(h * w, np.float32)
 
     def count_bright(totals: np.ndarray) -> None:
@@ -305,7 +305,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                     model.labels[rows] = got.labels.reshape(-1, w)
                     pixel_totals[rows.start * w:rows.stop * w] = got.totals
                     if hold is not None:
-                        pred = hold.pixels(pred, got, slice(rows.start * w, rows.stop * w))
+                        pred = hold.pixels(pred, got)
                 out[rows] = pred.reshape(block.shape[0], w, len(want))
                 yield Progress(done_before + k + 1, total, "maps")
         else:
@@ -328,7 +328,7 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
                 yield Progress(k + 1, total, "maps")
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     if hold is not None:
-        hold.clusters(out.reshape(h * w, -1), model.labels.ravel())
+        hold.clusters(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals)
         model.notes.append(hold.note(out.size))
     if fitted is not None and shrink:
         n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),

@@ -585,12 +585,12 @@ class SpectrumInspector(QWidget):
         """Put each line label at its marker's top, or the nearest free height below (else
         above) it, so that no label covers another at the current zoom (As Ka / Pb La lie
         10 eV apart)."""
-        anchors = getattr(self, "_label_anchors", [])
+        anchors = self._label_anchors
         if not anchors:
             return
         vb = self.plot.getViewBox()
         px, py = (abs(v) or 1.0 for v in vb.viewPixelSize())  # view units per screen pixel
-        (x_lo, x_hi), (y_lo, y_hi) = vb.viewRange()
+        y_lo, y_hi = vb.viewRange()[1]
         placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1 in view units
         for label, x, top in sorted(anchors, key=lambda a: a[1]):
             r = label.textItem.boundingRect()
