@@ -116,6 +116,11 @@ def test_shrink_to_the_clusters_smooths_the_noise_and_keeps_a_step(zinc_painting
     raised[pix[::2], 4] += step
     fit.shrink(raised, got.labels, got.totals)
     assert raised[pix[::2], 4].mean() - raised[pix[1::2], 4].mean() > 0.95 * step
+    hw = p.counts.shape[:2]
+    for kw, match in (({"size": 2, "shape": hw}, "size="), ({"size": 0, "shape": hw}, "size="), ({"size": 3}, "shape="),
+                      ({"size": 3, "shape": (5, 5)}, "shape=")):
+        with pytest.raises(XrayAtlasError, match=match):
+            fit.shrink(raw.copy(), got.labels, got.totals, **kw)
 
 
 def test_clusters_learnt_from_a_sample_of_rows(zinc_painting):

@@ -190,6 +190,9 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     for bad in (0, -1.0, float("nan"), "2"):
         with pytest.raises(XrayAtlasError, match="hold_se="):
             run_to_end(iter_maps(painting_cube, mm, hold_se=bad))
+    for bad in ("no", 1, None):
+        with pytest.raises(XrayAtlasError, match="shrink="):
+            run_to_end(iter_maps(painting_cube, mm, shrink=bad))
     with pytest.raises(XrayAtlasError, match="fits the cube by clusters.*calibration"):
         load_map_model(tmp_path / "f.safetensors", SpectralCube(painting.counts), device="cpu")
     with pytest.raises(XrayAtlasError, match="per-cluster fit of whole scans.*synthetic-spectra"):

@@ -490,6 +490,11 @@ class ClusterFit:
         shrunk."""
         from .models.prior import PRIOR_FAMILIES
 
+        if size is not None:
+            if not (isinstance(size, (int, np.integer)) and size >= 1 and size % 2):
+                raise XrayAtlasError(f"size={size!r} must be a positive odd number of pixels or None")
+            if shape is None or int(np.prod(shape)) != len(labels):
+                raise XrayAtlasError(f"shape={shape!r} must be the (H, W) of the {len(labels)} pixels when size is given")
         lit = np.flatnonzero(labels >= 0)
         if self.k == 0 or lit.size == 0:
             return 0

@@ -210,6 +210,8 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
 
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
         raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
+    if not isinstance(shrink, bool):
+        raise XrayAtlasError(f"shrink={shrink!r} must be True or False")
 
     want = tuple(lines or model.lines)
     missing = [ln for ln in want if ln not in model.lines]
