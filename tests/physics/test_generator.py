@@ -166,6 +166,56 @@ def test_buried_elements_lose_their_low_energy_lines_first():
     assert np.median(m1) < 0.2 * np.median(m0)
 
 
+@pytest.mark.parametrize("matrix", ["chalk ground", "ultramarine"])
+def test_thick_layer_line_ratios_follow_the_physics_engine(matrix):
+    # Pb La/Lb of a trace of lead in an infinitely thick layer, against simulate() (Sherman's
+    # equation with xraylib cross sections) for the same layer with 0.5 % Pb: the matrix
+    # absorbs La more than Lb (1.59 thin -> 1.02 in chalk, 1.00 in ultramarine)
+    from xray_atlas.physics.generator import LAYER_MATRICES, _templates
+    from xray_atlas.physics.materials import PIGMENTS, compound
+    from xray_atlas.physics.spectra import DEFAULT_INSTRUMENT, Layer, simulate
+
+    t = _templates(("Pb",), DEFAULT_INSTRUMENT, True)
+    la, lb = (int(np.argmin(np.abs(t["energy"] - x))) for x in (10.55, 12.61))
+    sa = t["self_absorption"][LAYER_MATRICES.index(matrix)]
+
+    def engine(thickness_um):
+        mat = PIGMENTS[matrix]
+        fr = {**{sym: w * 0.995 for sym, w in mat.elements.items()}, 82: 0.005}
+        lines = simulate([Layer(compound({symbol(z): w for z, w in fr.items()}, density=mat.density),
+                                thickness_um)], DEFAULT_INSTRUMENT).lines
+        a = sum(n for f, _, e, n in lines if f == "Pb-L" and abs(e - 10.5) < 0.15)
+        b = sum(n for f, _, e, n in lines if f == "Pb-L" and 12.2 < e < 12.9)
+        return a / b
+
+    from xray_atlas.physics.lines import symbol
+
+    thin = t["yield"][la] / t["yield"][lb]
+    assert thin == pytest.approx(engine(1e-3), rel=0.02)
+    assert thin * sa[-1, la] / sa[-1, lb] == pytest.approx(engine(None), rel=0.03)
+    assert sa[0, la] / sa[0, lb] == pytest.approx(1.0, abs=0.01)  # 1 ug/cm^2: thin
+    assert np.all(np.diff(sa[:, la]) < 0)  # thicker layers hold back more of each line
+
+
+def test_thick_layers_widen_the_line_ratios():
+    def ratios(thickness):
+        gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
+                                                background_share=(0.05, 0.05), absorption=0.0, air_argon=0.0,
+                                                pileup=0.0, thickness=thickness))
+        b = gen(300, 6, noise=False)
+        e = gen.config.instrument.detector.energy
+        win = lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)  # noqa: E731
+        return win(10.40, 10.70) / win(12.45, 12.75)
+
+    thin, thick = ratios(None), ratios((1e-3, 1.0))
+    # thin: the per-cluster jitter and the background only; thick: La down to 0.65 of it
+    q = lambda x, f: np.quantile(x, f) / np.median(thin)  # noqa: E731
+    assert q(thin, 0.1) > 0.9 and q(thin, 0.9) < 1.1
+    assert q(thick, 0.1) < 0.75 and q(thick, 0.9) > 0.9
+    with pytest.raises(XrayAtlasError, match="thickness"):
+        GeneratorConfig(thickness=(1.0, 0.1))
+
+
 def test_overlapping_pairs_from_line_energies():
     gen = SpectrumGenerator(GeneratorConfig(elements=("As", "Pb", "Fe", "S"), n_elements=(1, 1), pair_share=1.0))
     pairs = {tuple(sorted(gen.elements[i] for i in p)) for p in gen.overlapping}

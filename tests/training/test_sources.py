@@ -1,5 +1,5 @@
-"""Data sources of the training tasks (the diffraction source here; the others are exercised
-through tests/training/test_run.py)."""
+"""Data sources of the training tasks (the diffraction source and the spectra source's
+task options here; the others are exercised through tests/training/test_run.py)."""
 
 import numpy as np
 import pytest
@@ -55,3 +55,13 @@ def test_image_sources_report_preparation_and_stop_on_cancel(name, what):
     src.watch(progress=seen.append, cancel=cancel)
     with pytest.raises(PreparationCancelled, match=what):
         src.prepare(seed=2)
+
+
+def test_synthetic_spectra_self_absorption_is_an_elements_option():
+    from xray_atlas.training.sources import SyntheticSpectra
+
+    src = SyntheticSpectra("elements", thickness=1.0, n_channels=1024, gain_kev=0.02, elements="Ca, Pb")
+    assert src._config().thickness == (1e-3, 1.0)
+    assert SyntheticSpectra("elements", elements="Ca, Pb")._config().thickness is None  # thin by default
+    with pytest.raises(XrayAtlasError, match="no parameter.*thickness"):
+        SyntheticSpectra("maps", thickness=1.0)

@@ -2,7 +2,9 @@
 
 Each batch draws, per spectrum: how many and which elements, their amounts (log-uniform over
 three decades), a matrix absorption strength that weakens low-energy lines (and so changes
-L/M and Ka/Kb ratios the way a thick paint does), a scatter background mixed from simulated
+L/M ratios the way an overlying layer does), optionally the self-absorption of a layer of
+given mass thickness (Sherman's equation, which moves La/Lb and Ka/Kb the way a thick paint
+does), a scatter background mixed from simulated
 scatter spectra of real paint matrices, the total counts, a calibration drift (global shift
 up to +/- ``shift_kev``, gain error up to +/- ``gain_jitter``), per-peak shifts and a width
 jitter; then renders every line with Si escape peaks, sum (pile-up) peaks of the strongest
@@ -47,6 +49,15 @@ PROBABILITY_ELEMENTS = DEFAULT_ELEMENTS + ("V", "Rh", "Tl")
 BACKGROUND_MATRICES = ("chalk ground", "gypsum ground", "lead white", "yellow ochre", "azurite", "vermilion",
                        "zinc white", "bone black", "ultramarine")
 
+#: Matrices of the self-absorbing layers: light ones only, whose absorption edges (Ca K at
+#: 4.04 keV and below) pass smoothly under the lines. A heavy matrix (vermilion, lead white)
+#: would need its own strong lines in the spectrum: without them the Hg L3 edge between Pb
+#: La and Lb would bend Pb's line ratios with no visible cause.
+LAYER_MATRICES = ("chalk ground", "gypsum ground", "bone black", "ultramarine")
+
+#: Mass thicknesses (g/cm^2) at which the self-absorption of a layer is tabulated.
+MASS_GRID = np.logspace(-4, 1, 21)
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -73,6 +84,12 @@ class GeneratorConfig:
         ``burial_share``, absorbed by an extra strength up to ``burial`` (same law as the
         matrix): its low-energy lines fade first, so its own line ratios (Ka/Kb, La/Lb)
         change, as for lead white under a chalk ground.
+    thickness : (float, float) or None
+        Self-absorption: each spectrum comes from a layer of a light matrix (``LAYER_MATRICES``,
+        then at least half of its scatter background) with a mass thickness drawn
+        log-uniformly in this range (g/cm^2), which weakens every line
+        by Sherman's equation for that layer (higher lines escape from deeper, so La/Lb and
+        Ka/Kb fall in thick paints); None keeps the thin-sample line ratios.
     pileup : float
         Maximum fraction of events that pile up (sum peaks of the three strongest lines).
     escape : bool
@@ -101,6 +118,7 @@ class GeneratorConfig:
     absorption: float = 1.5
     burial: float = 0.0
     burial_share: float = 0.3
+    thickness: tuple[float, float] | None = None
     pileup: float = 0.01
     escape: bool = True
     air_argon: float = 0.8
@@ -129,6 +147,10 @@ class GeneratorConfig:
             raise XrayAtlasError(f"cutoff_share={self.cutoff_share} must lie in [0, 1]")
         if not 0 < self.cutoff_kev[0] <= self.cutoff_kev[1]:
             raise XrayAtlasError(f"cutoff_kev={self.cutoff_kev} must satisfy 0 < min <= max")
+        if self.thickness is not None and not (
+                len(self.thickness) == 2 and MASS_GRID[0] <= self.thickness[0] <= self.thickness[1] <= MASS_GRID[-1]):
+            raise XrayAtlasError(f"thickness={self.thickness} must be None or (min, max) g/cm^2 with "
+                                 f"{MASS_GRID[0]:g} <= min <= max <= {MASS_GRID[-1]:g}")
         for name in ("shift_kev", "gain_jitter", "peak_shift_kev", "width_jitter", "absorption", "pileup", "burial"):
             if getattr(self, name) < 0:
                 raise XrayAtlasError(f"{name}={getattr(self, name)} must be >= 0")
@@ -183,6 +205,7 @@ class SpectrumGenerator:
         self._ar = self.elements.index("Ar") if "Ar" in self.elements else None
         self._windows = _windows(tables, self._background, self.elements, config.instrument)
         self.overlapping = _overlapping(tables)
+        self._layer_background = np.array([BACKGROUND_MATRICES.index(m) for m in LAYER_MATRICES])
 
     def __call__(self, n: int, rng: np.random.Generator | int | None = None, *, noise: bool = True,
                  workers: int = 1, chunk: int = 128, keep_expected: bool = False) -> Batch:
@@ -283,6 +306,14 @@ class SpectrumGenerator:
             buried = rng.random((n, n_el)) < cfg.burial_share
             absorb = absorb + np.where(buried, rng.uniform(0, cfg.burial, size=(n, n_el)), 0.0)[:, g["element"]]
         att = np.exp(-absorb * (g["energy"][None, :] / 3.0) ** -2.7)  # (n, G)
+        if cfg.thickness is not None:
+            matrix = rng.integers(0, len(LAYER_MATRICES), size=n)
+            lo, hi = np.log10(cfg.thickness)
+            pos = np.interp(rng.uniform(lo, hi, size=n), np.log10(MASS_GRID), np.arange(MASS_GRID.size))
+            i0 = np.minimum(pos.astype(np.int64), MASS_GRID.size - 2)
+            t = (pos - i0)[:, None]
+            table = np.log(g["self_absorption"])  # (B, M, G)
+            att = att * np.exp(table[matrix, i0] * (1 - t) + table[matrix, i0 + 1] * t)
         group = amount[:, g["element"]] * g["yield"][None, :] * att
         group *= np.exp(rng.normal(0, 0.03, size=group.shape))
         total = 10 ** rng.uniform(np.log10(cfg.counts[0]), np.log10(cfg.counts[1]), size=n)
@@ -306,6 +337,9 @@ class SpectrumGenerator:
         coef = np.concatenate([gf, gf * shift.astype(np.float32), gf * width.astype(np.float32)], axis=1)
         spec = coef @ g["stacked"]  # templates, shift and width derivatives in one product
         mix = rng.dirichlet(np.full(self._background.shape[0], 0.5), size=n).astype(np.float32)
+        if cfg.thickness is not None:  # the layer's own matrix makes at least half of the scatter
+            mix *= 0.5
+            mix[np.arange(n), self._layer_background[matrix]] += 0.5
         bg_counts = mix * (total * bg_share)[:, None].astype(np.float32)
         spec += bg_counts @ self._background
         cutoff = np.full(n, np.inf)
@@ -522,26 +556,28 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
     e0, flux = instrument.excitation(de=0.1)
     grid = tuple(np.round(e0, 6))
     e_lo, e_hi = max(det.energy[0], 0.9), det.energy[-1]
-    groups = []  # (element index, family name, line energies, net yields)
+    groups = []  # (element index, family name, line energies, net yields, yields per beam energy)
     for i, sym in enumerate(elements):
         z = atomic_number(sym)
-        rows = [(fam, e, float(np.sum(flux * tau))) for fam, _, e, tau in _line_cross_sections(z, grid)
-                if e_lo <= e <= e_hi]
+        rows = [(fam, e, tau) for fam, _, e, tau in _line_cross_sections(z, grid) if e_lo <= e <= e_hi]
         if not rows:
             raise XrayAtlasError(f"elements: {sym} has no line in {e_lo:.1f}-{e_hi:.1f} keV excited by the tube")
         e = np.array([r[1] for r in rows])
-        y = np.array([r[2] for r in rows]) * det.efficiency(e) * det.net_fraction(e)
+        tau = np.stack([r[2] for r in rows])
+        y = (tau @ flux) * det.efficiency(e) * det.net_fraction(e)
         y /= y.sum()  # per unit amount of the element
         for fam in dict.fromkeys(r[0] for r in rows):
             m = np.array([r[0] == fam for r in rows]) & (y > 1e-3)
             if not m.any():
                 continue
             fe, fy = e[m], y[m]
+            # each line's detected photons per unit flux and energy of the exciting beam
+            fw = tau[m] * flux[None, :] * (y[m] / np.maximum(tau[m] @ flux, 1e-300))[:, None]
             order = np.argsort(fe)
-            fe, fy = fe[order], fy[order]
+            fe, fy, fw = fe[order], fy[order], fw[order]
             starts = np.flatnonzero(np.diff(fe, prepend=-np.inf) > 0.3)  # clusters split by gaps > 0.3 keV
             for a, b in zip(starts, list(starts[1:]) + [fe.size]):
-                groups.append((i, f"{sym}-{fam}", fe[a:b], fy[a:b]))
+                groups.append((i, f"{sym}-{fam}", fe[a:b], fy[a:b], fw[a:b]))
     families = tuple(dict.fromkeys(gr[1] for gr in groups))
     c = det.n_channels
     n_g = len(groups)
@@ -549,7 +585,7 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
     d_shift = np.zeros((n_g, c), np.float32)
     d_width = np.zeros((n_g, c), np.float32)
     h, eps = 0.002, 0.02
-    for k, (_, _, fe, fy) in enumerate(groups):
+    for k, (_, _, fe, fy, _) in enumerate(groups):
         absorbed = fy / det.net_fraction(fe) / fy.sum()  # one net count in the cluster
         base, _ = det.detect_lines(fe, absorbed)
         plus, _ = det.detect_lines(fe + h, absorbed)
@@ -572,7 +608,34 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
         "d_shift": d_shift,
         "d_width": d_width,
         "stacked": np.concatenate([template, d_shift, d_width], axis=0),
+        "self_absorption": _self_absorption(groups, instrument, e0),
     }
+
+
+def _self_absorption(groups: list, instrument: Instrument, e0: np.ndarray) -> np.ndarray:
+    """(B, M, G) share of each line cluster's thin-sample counts that leaves a layer of each
+    of the ``LAYER_MATRICES`` at each mass thickness of ``MASS_GRID``.
+
+    Sherman's equation for one homogeneous layer (as :func:`.spectra.simulate` uses it), line
+    by line and beam energy by beam energy: (1 - exp(-chi m)) / (chi m), with
+    chi = mu(E0) / sin(psi_in) + mu(E_line) / sin(psi_out). Lines at higher energies escape
+    from deeper, so a thick paint lowers La/Lb and Ka/Kb below their thin-sample values (Pb
+    La/Lb 1.6 thin, 1.0 in a thick chalk ground under a Rh tube).
+    """
+    from .materials import mass_attenuation
+
+    s_in = np.sin(np.radians(instrument.geometry.incidence_deg))
+    s_out = np.sin(np.radians(instrument.geometry.exit_deg))
+    m = MASS_GRID[:, None, None]
+    out = np.ones((len(LAYER_MATRICES), MASS_GRID.size, len(groups)))
+    for b, name in enumerate(LAYER_MATRICES):
+        mu_in = mass_attenuation(PIGMENTS[name], e0) / s_in  # (E0,)
+        for k, (_, _, fe, _, fw) in enumerate(groups):
+            chi = mu_in[None, :] + mass_attenuation(PIGMENTS[name], fe)[:, None] / s_out  # (L, E0)
+            x = chi[None] * m  # (M, L, E0)
+            share = -np.expm1(-x) / x
+            out[b, :, k] = (share * fw[None]).sum((1, 2)) / fw.sum()
+    return out
 
 
 @lru_cache(maxsize=8)

@@ -242,6 +242,8 @@ class SyntheticSpectra(DataSource):
                             "overlap (As/Pb, S/Pb, Ti/V, Cr/Mn...)", 0.0, 1.0),
         "burial": Param(0.0, "augmentation: extra absorption of buried elements (30 % of them), up to this "
                         "strength at 3 keV", 0.0, 100.0),
+        "thickness": Param(0.0, "augmentation: self-absorption; each spectrum from a layer of its main matrix, "
+                           "1 mg/cm^2 up to this mass thickness (g/cm^2; 0 = thin samples)", 0.0, 10.0),
         "lines": Param("S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L",
                        "line families to map (comma-separated)", kind="text"),
         "counts_min": Param(1000.0, "fewest expected counts per spectrum", 10.0, 1e9),
@@ -254,7 +256,7 @@ class SyntheticSpectra(DataSource):
         "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
         "escape": Param(True, "Si escape peaks", kind="bool"),
     }
-    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share")}
+    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share", "thickness")}
 
     def check(self) -> None:
         from ..physics.generator import DEFAULT_ELEMENTS, PROBABILITY_ELEMENTS
@@ -296,7 +298,8 @@ class SyntheticSpectra(DataSource):
                                counts=(p["counts_min"], p["counts_max"]), shift_kev=p["shift_kev"],
                                gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst,
                                cutoff_share=p.get("cutoff_share", 0.0), burial=p.get("burial", 0.0),
-                               pair_share=p.get("pair_share", 0.0))
+                               pair_share=p.get("pair_share", 0.0),
+                               thickness=(1e-3, p["thickness"]) if p.get("thickness", 0.0) > 0 else None)
 
     def prepare(self, seed: int) -> None:
         from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
