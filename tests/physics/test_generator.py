@@ -148,6 +148,25 @@ def test_mixed_generator_draws_every_instrument():
             insts[1].detector, gain_kev=0.005))))
 
 
+def test_the_m6_like_instrument_has_the_m6_optic():
+    # the polycapillary passes little above 17 keV, so the Rh 50 kV tube ionises fewer Pb L1
+    # and L2 shells through it (their edges, 15.2 and 15.9 keV, sit on the optic's fall-off):
+    # thin Pb La/Lb 2.04 with it, 1.59 without (xraylib cross sections, SpekPy tube spectrum)
+    from dataclasses import replace
+
+    from xray_atlas.physics.generator import _templates, varied_instruments
+    from xray_atlas.physics.reference import M6_OPTIC
+
+    m6 = varied_instruments()[0]
+    assert (m6.tube.anode, m6.tube.kv, m6.optic) == ("Rh", 50.0, M6_OPTIC)
+    ratio = []
+    for inst in (m6, replace(m6, optic=None)):
+        t = _templates(("Pb",), inst, True)
+        la, lb = (int(np.argmin(np.abs(t["energy"] - x))) for x in (10.55, 12.61))
+        ratio.append(t["yield"][la] / t["yield"][lb])
+    assert ratio[0] == pytest.approx(2.04, abs=0.03) and ratio[1] == pytest.approx(1.59, abs=0.03)
+
+
 def test_buried_elements_lose_their_low_energy_lines_first():
     # lead under other layers: the same absorption law as the matrix, so Pb La (10.55 keV)
     # fades before Pb Lb (12.61 keV) and far before Pb M (2.35 keV)
