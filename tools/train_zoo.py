@@ -14,8 +14,9 @@ trained on Monte Carlo lattices (64 x 64, images of 32 lots of 32 x 32) with a s
 and of log-scaled, beam-stopped images; the simulated pairs are cached in out/diffraction.
 
 The element-probability model (``elements-default``) is xray-atlas's spectral CNN trained on
-random spectra (1-9 of 29 elements, 300 to 3e7 counts) from five unlike instruments (Rh 50
-and 40 kV, W 40 kV, Ag 45 kV, monochromatic Mo 17.5 keV; FWHM 130-170 eV), with calibration
+random spectra (1-9 of 29 elements, 300 to 3e7 counts) from five unlike instruments (Rh 50 kV
+with the M6's polycapillary, Rh 40 kV, W 40 kV, Ag 45 kV, monochromatic Mo 17.5 keV; FWHM
+130-170 eV), with calibration
 drift, escape and pile-up peaks, buried elements (their own line ratios changed by the layers
 above), a share of spectra holding two elements whose main lines overlap (As / Pb, S / Pb...)
 and a share cut off at 12-30 keV; labels are the elements above the detection limit.
