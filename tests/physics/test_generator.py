@@ -148,6 +148,21 @@ def test_mixed_generator_draws_every_instrument():
             insts[1].detector, gain_kev=0.005))))
 
 
+def _pb_la_lb(tables):
+    """Indices of the Pb La and Pb Lb line clusters in :func:`_templates` tables."""
+    return (int(np.argmin(np.abs(tables["energy"] - x))) for x in (10.55, 12.61))
+
+
+def _lead_windows(n, **config):
+    """Noise-free lead-only spectra (1e5 counts, 5 % background, seed 6): counts in (lo, hi) keV."""
+    gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
+                                            background_share=(0.05, 0.05), absorption=0.0, air_argon=0.0,
+                                            pileup=0.0, **config))
+    b = gen(n, 6, noise=False)
+    e = gen.config.instrument.detector.energy
+    return lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)
+
+
 def test_the_m6_like_instrument_has_the_m6_optic():
     # the polycapillary passes little above 17 keV, so the Rh 50 kV tube ionises fewer Pb L1
     # and L2 shells through it (their edges, 15.2 and 15.9 keV, sit on the optic's fall-off):
@@ -162,7 +177,7 @@ def test_the_m6_like_instrument_has_the_m6_optic():
     ratio = []
     for inst in (m6, replace(m6, optic=None)):
         t = _templates(("Pb",), inst, True)
-        la, lb = (int(np.argmin(np.abs(t["energy"] - x))) for x in (10.55, 12.61))
+        la, lb = _pb_la_lb(t)
         ratio.append(t["yield"][la] / t["yield"][lb])
     assert ratio[0] == pytest.approx(2.04, abs=0.03) and ratio[1] == pytest.approx(1.59, abs=0.03)
 
@@ -171,12 +186,7 @@ def test_buried_elements_lose_their_low_energy_lines_first():
     # lead under other layers: the same absorption law as the matrix, so Pb La (10.55 keV)
     # fades before Pb Lb (12.61 keV) and far before Pb M (2.35 keV)
     def ratios(burial):
-        gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
-                                                background_share=(0.05, 0.05), absorption=0.0, burial=burial,
-                                                burial_share=1.0, air_argon=0.0, pileup=0.0))
-        b = gen(200, 6, noise=False)
-        e = gen.config.instrument.detector.energy
-        win = lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)  # noqa: E731
+        win = _lead_windows(200, burial=burial, burial_share=1.0)
         return win(10.40, 10.70) / win(12.45, 12.75), win(2.2, 2.5) / win(12.45, 12.75)
 
     (la0, m0), (la1, m1) = ratios(0.0), ratios(20.0)
@@ -190,13 +200,13 @@ def test_thick_layer_line_ratios_follow_the_physics_engine(matrix):
     # Pb La/Lb of a trace of lead in an infinitely thick layer, against simulate() (Sherman's
     # equation with xraylib cross sections) for the same layer with 0.5 % Pb: the matrix
     # absorbs La more than Lb (1.59 thin -> 1.02 in chalk, 1.00 in ultramarine)
-    from xray_atlas.physics.generator import LAYER_MATRICES, _templates
+    from xray_atlas.physics.generator import LAYER_MATRICES, _self_absorption, _templates
     from xray_atlas.physics.materials import PIGMENTS, compound
     from xray_atlas.physics.spectra import DEFAULT_INSTRUMENT, Layer, simulate
 
     t = _templates(("Pb",), DEFAULT_INSTRUMENT, True)
-    la, lb = (int(np.argmin(np.abs(t["energy"] - x))) for x in (10.55, 12.61))
-    sa = t["self_absorption"][LAYER_MATRICES.index(matrix)]
+    la, lb = _pb_la_lb(t)
+    sa = _self_absorption(t, DEFAULT_INSTRUMENT)[LAYER_MATRICES.index(matrix)]
 
     def engine(thickness_um):
         mat = PIGMENTS[matrix]
@@ -218,12 +228,7 @@ def test_thick_layer_line_ratios_follow_the_physics_engine(matrix):
 
 def test_thick_layers_widen_the_line_ratios():
     def ratios(thickness):
-        gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
-                                                background_share=(0.05, 0.05), absorption=0.0, air_argon=0.0,
-                                                pileup=0.0, thickness=thickness))
-        b = gen(300, 6, noise=False)
-        e = gen.config.instrument.detector.energy
-        win = lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)  # noqa: E731
+        win = _lead_windows(300, thickness=thickness)
         return win(10.40, 10.70) / win(12.45, 12.75)
 
     thin, thick = ratios(None), ratios((1e-3, 1.0))

@@ -205,7 +205,9 @@ class SpectrumGenerator:
         self._ar = self.elements.index("Ar") if "Ar" in self.elements else None
         self._windows = _windows(tables, self._background, self.elements, config.instrument)
         self.overlapping = _overlapping(tables)
-        self._layer_background = np.array([BACKGROUND_MATRICES.index(m) for m in LAYER_MATRICES])
+        if config.thickness is not None:  # only then: a few tenths of a second per instrument
+            self._log_layer = np.log(_self_absorption(tables, config.instrument))
+            self._layer_background = np.array([BACKGROUND_MATRICES.index(m) for m in LAYER_MATRICES])
 
     def __call__(self, n: int, rng: np.random.Generator | int | None = None, *, noise: bool = True,
                  workers: int = 1, chunk: int = 128, keep_expected: bool = False) -> Batch:
@@ -312,8 +314,8 @@ class SpectrumGenerator:
             pos = np.interp(rng.uniform(lo, hi, size=n), np.log10(MASS_GRID), np.arange(MASS_GRID.size))
             i0 = np.minimum(pos.astype(np.int64), MASS_GRID.size - 2)
             t = (pos - i0)[:, None]
-            table = np.log(g["self_absorption"])  # (B, M, G)
-            att = att * np.exp(table[matrix, i0] * (1 - t) + table[matrix, i0 + 1] * t)
+            layer = self._log_layer  # (B, M, G) log share kept, interpolated in log mass thickness
+            att = att * np.exp(layer[matrix, i0] * (1 - t) + layer[matrix, i0 + 1] * t)
         group = amount[:, g["element"]] * g["yield"][None, :] * att
         group *= np.exp(rng.normal(0, 0.03, size=group.shape))
         total = 10 ** rng.uniform(np.log10(cfg.counts[0]), np.log10(cfg.counts[1]), size=n)
@@ -564,7 +566,8 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
             raise XrayAtlasError(f"elements: {sym} has no line in {e_lo:.1f}-{e_hi:.1f} keV excited by the tube")
         e = np.array([r[1] for r in rows])
         tau = np.stack([r[2] for r in rows])
-        y = (tau @ flux) * det.efficiency(e) * det.net_fraction(e)
+        excited = tau @ flux
+        y = excited * det.efficiency(e) * det.net_fraction(e)
         y /= y.sum()  # per unit amount of the element
         for fam in dict.fromkeys(r[0] for r in rows):
             m = np.array([r[0] == fam for r in rows]) & (y > 1e-3)
@@ -572,7 +575,7 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
                 continue
             fe, fy = e[m], y[m]
             # each line's detected photons per unit flux and energy of the exciting beam
-            fw = tau[m] * flux[None, :] * (y[m] / np.maximum(tau[m] @ flux, 1e-300))[:, None]
+            fw = tau[m] * flux[None, :] * (y[m] / np.maximum(excited[m], 1e-300))[:, None]
             order = np.argsort(fe)
             fe, fy, fw = fe[order], fy[order], fw[order]
             starts = np.flatnonzero(np.diff(fe, prepend=-np.inf) > 0.3)  # clusters split by gaps > 0.3 keV
@@ -608,13 +611,15 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
         "d_shift": d_shift,
         "d_width": d_width,
         "stacked": np.concatenate([template, d_shift, d_width], axis=0),
-        "self_absorption": _self_absorption(groups, instrument, e0),
+        "beam_energy": e0,
+        "beam_yields": tuple((gr[2], gr[4]) for gr in groups),  # per cluster: line energies, (L, E0) yields
     }
 
 
-def _self_absorption(groups: list, instrument: Instrument, e0: np.ndarray) -> np.ndarray:
+def _self_absorption(tables: dict, instrument: Instrument) -> np.ndarray:
     """(B, M, G) share of each line cluster's thin-sample counts that leaves a layer of each
-    of the ``LAYER_MATRICES`` at each mass thickness of ``MASS_GRID``.
+    of the ``LAYER_MATRICES`` at each mass thickness of ``MASS_GRID`` (``tables`` from
+    :func:`_templates` for ``instrument``).
 
     Sherman's equation for one homogeneous layer (as :func:`.spectra.simulate` uses it), line
     by line and beam energy by beam energy: (1 - exp(-chi m)) / (chi m), with
@@ -627,10 +632,11 @@ def _self_absorption(groups: list, instrument: Instrument, e0: np.ndarray) -> np
     s_in = np.sin(np.radians(instrument.geometry.incidence_deg))
     s_out = np.sin(np.radians(instrument.geometry.exit_deg))
     m = MASS_GRID[:, None, None]
-    out = np.ones((len(LAYER_MATRICES), MASS_GRID.size, len(groups)))
+    clusters = tables["beam_yields"]
+    out = np.ones((len(LAYER_MATRICES), MASS_GRID.size, len(clusters)))
     for b, name in enumerate(LAYER_MATRICES):
-        mu_in = mass_attenuation(PIGMENTS[name], e0) / s_in  # (E0,)
-        for k, (_, _, fe, _, fw) in enumerate(groups):
+        mu_in = mass_attenuation(PIGMENTS[name], tables["beam_energy"]) / s_in  # (E0,)
+        for k, (fe, fw) in enumerate(clusters):
             chi = mu_in[None, :] + mass_attenuation(PIGMENTS[name], fe)[:, None] / s_out  # (L, E0)
             x = chi[None] * m  # (M, L, E0)
             share = -np.expm1(-x) / x
