@@ -65,3 +65,7 @@ def test_synthetic_spectra_self_absorption_is_an_elements_option():
     assert SyntheticSpectra("elements", elements="Ca, Pb")._config().thickness is None  # thin by default
     with pytest.raises(XrayAtlasError, match="no parameter.*thickness"):
         SyntheticSpectra("maps", thickness=1.0)
+    # refused when the source is made, before a run starts
+    for bad, match in ((20.0, "thickness=20.0 is out of range"), (1e-4, "thickness=0.0001 must be 0")):
+        with pytest.raises(XrayAtlasError, match=match):
+            SyntheticSpectra("elements", thickness=bad)

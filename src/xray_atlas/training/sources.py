@@ -217,6 +217,8 @@ def _in_memory_batches(x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int
 
 # -- synthetic spectra ----------------------------------------------------------------------
 _ANODES = ("Rh", "W", "Mo", "Ag", "Cu", "Cr", "Pd")
+#: Mass thickness (g/cm^2) of the thinnest self-absorbing layer the ``thickness`` option draws.
+THINNEST_LAYER = 1e-3
 
 
 class SyntheticSpectra(DataSource):
@@ -265,6 +267,9 @@ class SyntheticSpectra(DataSource):
         p = self.params
         if p["counts_min"] > p["counts_max"]:
             raise XrayAtlasError(f"counts_min={p['counts_min']:g} is above counts_max={p['counts_max']:g}")
+        if 0 < p.get("thickness", 0.0) < THINNEST_LAYER:
+            raise XrayAtlasError(f"thickness={p['thickness']:g} must be 0 (thin samples) or at least "
+                                 f"{THINNEST_LAYER:g} g/cm^2, the thinnest layer drawn")
         top = p["offset_kev"] + p["gain_kev"] * p["n_channels"]
         if top < 5.0:
             raise XrayAtlasError(f"the energy axis ends at {top:.2f} keV (offset_kev + gain_kev * n_channels); "
@@ -299,7 +304,7 @@ class SyntheticSpectra(DataSource):
                                gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst,
                                cutoff_share=p.get("cutoff_share", 0.0), burial=p.get("burial", 0.0),
                                pair_share=p.get("pair_share", 0.0),
-                               thickness=(1e-3, p["thickness"]) if p.get("thickness", 0.0) > 0 else None)
+                               thickness=(THINNEST_LAYER, p["thickness"]) if p.get("thickness", 0.0) > 0 else None)
 
     def prepare(self, seed: int) -> None:
         from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
