@@ -139,23 +139,22 @@ def main(argv=None) -> int:
     print(f"Cu called on {int((pc >= model.thresholds['Cu']).sum())} of {len(lead)} lead-rich spectra without copper "
           f"(median P(Cu) {np.median(pc):.4f})")
 
-    w30 = Instrument(tube=Tube(anode="W", kv=30.0), detector=Detector(fwhm_mnka_ev=135.0))
-    xo, yo, ko = held_out(model, per_count=300, instruments=(w30,), seed=SEED + 2)
-    po = model(xo, model.energy)
-    auc_o = per_label_auc(po, yo, els)
-    d = detection_scores(po, yo, thr)
-    print(f"held-out instrument (W 30 kV, 135 eV): mean AUC {np.nanmean(list(auc_o.values())):.4f}, precision "
-          f"{d['precision']:.4f}, recall {d['recall']:.4f}")
+    def summary(what: str, **held) -> tuple[np.ndarray, np.ndarray]:
+        """Score 300 held-out spectra per element count; print mean AUC, precision, recall."""
+        xs, ys, _ = held_out(model, per_count=300, **held)
+        ps = model(xs, model.energy)
+        d = detection_scores(ps, ys, thr)
+        print(f"{what}: mean AUC {np.nanmean(list(per_label_auc(ps, ys, els).values())):.4f}, precision "
+              f"{d['precision']:.4f}, recall {d['recall']:.4f}", end="")
+        return ps, ys
 
-    xt, yt, _ = held_out(model, per_count=300, seed=SEED + 3, thickness=(1e-3, 1.0))
-    pt = model(xt, model.energy)
-    auc_t = per_label_auc(pt, yt, els)
-    d = detection_scores(pt, yt, thr)
+    w30 = Instrument(tube=Tube(anode="W", kv=30.0), detector=Detector(fwhm_mnka_ev=135.0))
+    summary("held-out instrument (W 30 kV, 135 eV)", instruments=(w30,), seed=SEED + 2)
+    print()
+    pt, yt = summary("thick and thin layers (1 mg/cm^2 to 1 g/cm^2 of a paint matrix, self-absorbed)",
+                     seed=SEED + 3, thickness=(1e-3, 1.0))
     lead = yt[:, els.index("Pb")]
-    auc_as = per_label_auc(pt[lead], yt[lead], els)["As"]
-    print(f"thick and thin layers (1 mg/cm^2 to 1 g/cm^2 of a paint matrix, self-absorbed): mean AUC "
-          f"{np.nanmean(list(auc_t.values())):.4f}, precision {d['precision']:.4f}, recall {d['recall']:.4f}; "
-          f"As where Pb is seen: AUC {auc_as:.4f} ({int(lead.sum())} spectra)")
+    print(f"; As where Pb is seen: AUC {per_label_auc(pt[lead], yt[lead], els)['As']:.4f} ({int(lead.sum())} spectra)")
 
     real = real_spectra(model)
     probs, net = real["m6"]
