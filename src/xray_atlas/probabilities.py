@@ -41,6 +41,7 @@ class ElementModel:
     energy: np.ndarray  # the model's channel energies (keV)
     max_counts: float = np.inf  # the most counts per spectrum in its training data
     notes: list[str] = field(default_factory=list)
+    card: Any = None  # the model card it was loaded with (training data, seed, thresholds)
 
     @property
     def device(self) -> Any:
@@ -122,7 +123,7 @@ def load_element_model(model: str | os.PathLike | None = None, *, device: str = 
     thresholds = {el: float(card.thresholds.get(el, 0.5)) for el in elements}
     counts = card.inputs.get("counts") or [0, np.inf]
     return ElementModel(module, path.stem if path.suffix else path.name, elements, thresholds,
-                        float(off) + float(gain) * np.arange(n), float(counts[1]))
+                        float(off) + float(gain) * np.arange(n), float(counts[1]), card=card)
 
 
 def check_cube(cube: SpectralCube, model: ElementModel) -> list[str]:

@@ -252,7 +252,8 @@ class SyntheticSpectra(DataSource):
         "counts_max": Param(20000.0, "most expected counts per spectrum", 10.0, 1e10),
         "max_elements": Param(9, "most elements per spectrum (at most all of them)", 1, 40),
         "n_train": Param(8192, "training spectra per epoch (new ones each epoch)", 16, 10**8),
-        "n_val": Param(1024, "validation spectra (fixed)", 16, 10**6),
+        "n_val": Param(1024, "validation spectra (fixed); element presence picks its decision thresholds on "
+                       "them, which need tens of thousands to settle", 16, 10**6),
         "shift_kev": Param(0.05, "augmentation: calibration shift, +/- keV", 0.0, 0.5),
         "gain_jitter": Param(0.0, "augmentation: relative gain error, +/-", 0.0, 0.05),
         "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
