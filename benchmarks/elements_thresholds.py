@@ -31,6 +31,10 @@ def main(argv=None) -> int:
 
     model = load_element_model(args.model, device="cpu")
     card = model.card
+    if card.training_data.get("source") != SyntheticSpectra.name:
+        print(f"model {model.name} was trained on {card.training_data.get('source')!r}, not on "
+              f"{SyntheticSpectra.name!r}: no further validation sets can be drawn for it")
+        return 2
     params = {k: v for k, v in card.training_data.items() if k != "source"}
     params["elements"] = ", ".join(params["elements"])
     source = SyntheticSpectra("elements", **{**params, "n_val": 16})
