@@ -172,17 +172,21 @@ def main(argv=None) -> int:
     extra = [e for e in present(probs, model.thresholds) if e not in strong]
     print("  also called present: " + (", ".join(f"{e} {probs[e]:.3f} (Bruker {net.get(e, 0):.0f})" for e in extra)
                                        or "none"))
+    def calls(probs: dict, names, listed) -> tuple[str, str]:
+        """'El P' for ``names`` (MISSED below the threshold); those called outside ``listed``."""
+        found = ", ".join(f"{e} {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in names)
+        extra = [e for e in present(probs, model.thresholds) if e not in listed]
+        return found, "  called present outside the fit list: " + (", ".join(f"{e} {probs[e]:.3f}" for e in extra)
+                                                                   or "none")
+
     mp = real["mca"]
-    print("XRFSpectrum.mca strong lines: " + ", ".join(
-        f"{e} {mp[e]:.3f}{'' if mp[e] >= model.thresholds[e] else ' MISSED'}" for e in MCA_STRONG))
+    found, outside = calls(mp, MCA_STRONG, MCA_FIT)
+    print("XRFSpectrum.mca strong lines: " + found)
     print("  weaker lines of the fit list: " + ", ".join(f"{e} {mp[e]:.3f}" for e in MCA_FIT if e not in MCA_STRONG))
-    extra = [e for e in present(mp, model.thresholds) if e not in MCA_FIT]
-    print("  called present outside the fit list: " + (", ".join(f"{e} {mp[e]:.3f}" for e in extra) or "none"))
-    sp = real["steel"]
-    print("Steel.spe fit list: " + ", ".join(
-        f"{e} {sp[e]:.3f}{'' if sp[e] >= model.thresholds[e] else ' MISSED'}" for e in STEEL_FIT))
-    extra = [e for e in present(sp, model.thresholds) if e not in STEEL_FIT]
-    print("  called present outside the fit list: " + (", ".join(f"{e} {sp[e]:.3f}" for e in extra) or "none"))
+    print(outside)
+    found, outside = calls(real["steel"], STEEL_FIT, STEEL_FIT)
+    print("Steel.spe fit list: " + found)
+    print(outside)
 
     try:
         import matplotlib
