@@ -64,7 +64,8 @@ def test_cancel_within_one_batch_keeps_the_best_checkpoint(tmp_path):
     cancel = threading.Event()
     saved = []
 
-    def on_best(model, ev):
+    def on_best(model, ev, outputs):
+        assert outputs[0].shape == (128, 3) and torch.equal(outputs[1], _data(seed=1, n=128)[1])
         card = ModelCard(architecture="fcn", config={"n_channels": 64, "n_outputs": 3, "hidden": [32]}, task="maps",
                          metrics={"val_loss": ev.val_loss})
         save_model(tmp_path / "best", model, card)

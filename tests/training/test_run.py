@@ -114,8 +114,8 @@ def test_child_process_run_and_cancel(tmp_path):
 
 
 def test_elements_and_images_tasks_train(tmp_path):
-    cfg = make_config("elements", epochs=1, device="cpu", lr=1e-3, batch_size=64,
-                      source_params={**SMALL, "n_train": 128, "n_val": 64, "elements": "Ca, Fe, Cu, Pb"},
+    cfg = make_config("elements", epochs=2, device="cpu", lr=1e-3, batch_size=64,
+                      source_params={**SMALL, "n_train": 1024, "n_val": 256, "elements": "Ca, Fe, Cu, Pb"},
                       model_params={"depth": 1})
     out = train(cfg, tmp_path / "el")
     _, card = load_model(out.path)
@@ -123,6 +123,16 @@ def test_elements_and_images_tasks_train(tmp_path):
     assert card.architecture == "spectral-cnn"  # the task's default
     # decision thresholds chosen on the validation spectra go into the card (not for other tasks)
     assert set(card.thresholds) == set(card.outputs) and all(0.05 <= t <= 0.95 for t in card.thresholds.values())
+    # ... from the saved model's own outputs on them (the loop's validation pass, not a second one)
+    src = SyntheticSpectra("elements", **cfg.source_params)
+    src.prepare(seed=cfg.seed)
+    x, y = src._val
+    model, _ = load_model(out.path)
+    with torch.no_grad():
+        prob = torch.sigmoid(model(torch.from_numpy(x))).numpy()
+    from xray_atlas.metrics import best_thresholds
+
+    assert card.thresholds == pytest.approx(best_thresholds(prob, y, card.outputs))
 
     from PIL import Image
 

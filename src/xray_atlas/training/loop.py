@@ -162,7 +162,7 @@ def fit(
     patience: int | None = None,
     amp: bool = False,
     metrics: Callable[[Any, Any], dict] | None = None,
-    on_best: Callable[[Any, EpochEnd], None] | None = None,
+    on_best: Callable[[Any, EpochEnd, tuple[Any, Any]], None] | None = None,
     on_state: Callable[[TrainState], None] | None = None,
     resume: TrainState | None = None,
     callbacks: Iterable[Callback] = (),
@@ -196,8 +196,10 @@ def fit(
         Mixed precision (bfloat16 autocast) where the device supports it (CUDA).
     metrics : callable(predictions, targets) -> dict, optional
         Validation metrics per epoch, from all validation predictions and targets (CPU tensors).
-    on_best : callable(model, event), optional
-        Called when the validation loss improves (save the best checkpoint here).
+    on_best : callable(model, event, outputs), optional
+        Called when the validation loss improves (save the best checkpoint here). ``outputs``
+        is ``(predictions, targets)``, the validation pass just made (CPU tensors), so that
+        what is derived from it (decision thresholds) needs no second pass.
     on_state : callable(TrainState), optional
         Called at the end of every epoch with the state to resume from.
     resume : TrainState, optional
@@ -278,6 +280,7 @@ def fit(
             break
         model.eval()
         preds, targets = [], []
+        keep = metrics is not None or on_best is not None
         with torch.no_grad():
             vl, vn = 0.0, 0
             for x, y in val_batches():
@@ -285,11 +288,12 @@ def fit(
                 p = model(x).float()
                 vl += float(loss_fn(p, y)) * x.shape[0]
                 vn += x.shape[0]
-                if metrics is not None:
+                if keep:
                     preds.append(p.cpu())
                     targets.append(y.cpu())
         val_loss = vl / max(vn, 1)
-        extra = metrics(torch.cat(preds), torch.cat(targets)) if metrics is not None and preds else {}
+        outputs = (torch.cat(preds), torch.cat(targets)) if preds else (torch.empty(0), torch.empty(0))
+        extra = metrics(*outputs) if metrics is not None and preds else {}
         lr_now = opt.param_groups[0]["lr"]
         if sched is not None:
             sched.step(val_loss) if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) else sched.step()
@@ -304,7 +308,7 @@ def fit(
         if best:
             result.best_val_loss, result.best_epoch, since_best = val_loss, epoch, 0
             if on_best is not None:
-                on_best(model, ev)
+                on_best(model, ev, outputs)
         else:
             since_best += 1
         if on_state is not None:

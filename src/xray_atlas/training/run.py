@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import numpy as np
-
 from ..errors import XrayAtlasError
 from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, Preparing, StepEnd
 
@@ -285,11 +283,11 @@ def train(
             f.unlink(missing_ok=True)
     settings = _jsonable(config.to_dict())
 
-    def on_best(m: Any, ev: EpochEnd) -> None:
+    def on_best(m: Any, ev: EpochEnd, outputs: tuple[Any, Any]) -> None:
         card = ModelCard(architecture=config.model, config=full, task=config.task, inputs=source.input_contract(),
                          outputs=list(source.outputs), training_data=source.describe(), seed=config.seed,
                          metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics}, training=settings,
-                         thresholds=_thresholds(task, m, source, config.batch_size))
+                         thresholds=_thresholds(task, outputs, source.outputs))
         save_model(model_path, m, card)
 
     result = fit(
@@ -308,22 +306,15 @@ def train(
     return Outcome(result, model_path if saved else None, config)
 
 
-def _thresholds(task: Any, model: Any, source: Any, batch_size: int) -> dict:
-    """The task's decision thresholds, chosen on the validation data (none for most tasks)."""
+def _thresholds(task: Any, outputs: tuple[Any, Any], names: Any) -> dict:
+    """The task's decision thresholds, chosen on the validation outputs (logits, targets) of
+    the epoch just ended (none for most tasks)."""
     import torch
 
-    if task.thresholds is None:
+    logits, targets = outputs
+    if task.thresholds is None or not len(logits):
         return {}
-    dev = next(model.parameters()).device
-    probs, targets = [], []
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for x, y in source.val_batches(max(batch_size, 256)):
-            probs.append(torch.sigmoid(model(x.to(dev)).float()).cpu().numpy())
-            targets.append(y.numpy())
-    model.train(was_training)
-    return task.thresholds(np.concatenate(probs), np.concatenate(targets), list(source.outputs))
+    return task.thresholds(torch.sigmoid(logits.float()).numpy(), targets.numpy(), list(names))
 
 
 def _jsonable(d: dict) -> dict:
