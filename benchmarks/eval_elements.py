@@ -11,7 +11,11 @@
 - Real spectra: the M6 Jetstream spectrum against Bruker's embedded fit, PyMca's
   XRFSpectrum.mca and Steel.spe against their fit lists.
 
-Writes docs/images/elements-roc.png and docs/images/elements-by-count.png (matplotlib).
+- Calibration: how far a probability reads as a frequency (reliability bins, expected
+  calibration error), pooled and per element.
+
+Writes docs/images/elements-roc.png, elements-by-count.png and elements-reliability.png
+(matplotlib).
 Usage: ``python benchmarks/eval_elements.py [MODEL]`` (default: the shipped model).
 """
 
@@ -113,7 +117,7 @@ def m6_arsenic_evidence() -> dict:
 
 
 def main(argv=None) -> int:
-    from xray_atlas.metrics import detection_scores, per_label_auc
+    from xray_atlas.metrics import detection_scores, per_label_auc, reliability
     from xray_atlas.physics.detector import Detector
     from xray_atlas.physics.spectra import Instrument
     from xray_atlas.physics.tube import Tube
@@ -139,6 +143,13 @@ def main(argv=None) -> int:
         by_count.append(a)
         print(f"| {n} | {a['accuracy']:.4f} | {a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | "
               f"{b['precision']:.4f} | {b['recall']:.4f} |")
+    rel = reliability(p, y, bins=10)
+    print(f"calibration, all elements pooled: expected calibration error {rel['ece']:.4f}; "
+          "P bin: mean P -> share present (values)")
+    print("  " + ", ".join(f"{a:.1f}-{b:.1f}: {m:.3f} -> {o:.3f} ({c})" for a, b, m, o, c in
+                           zip(rel["edges"], rel["edges"][1:], rel["predicted"], rel["observed"], rel["count"]) if c))
+    print("  per element, ECE: " + ", ".join(
+        f"{e} {reliability(p[:, j], y[:, j])['ece']:.4f}" for j, e in enumerate(els)))
     lead = lead_without_copper(model)
     pc = model(lead, model.energy)[:, els.index("Cu")]
     print(f"Cu called on {int((pc >= model.thresholds['Cu']).sum())} of {len(lead)} lead-rich spectra without copper "
@@ -221,7 +232,19 @@ def main(argv=None) -> int:
     ax.set_title(f"{model.name}: detection against the number of elements")
     fig.tight_layout()
     fig.savefig(IMAGES / "elements-by-count.png", dpi=90)
-    print(f"wrote {IMAGES / 'elements-roc.png'} and {IMAGES / 'elements-by-count.png'}")
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    filled = rel["count"] > 0
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    ax.plot(rel["predicted"][filled], rel["observed"][filled], marker="o", label=f"pooled, ECE {rel['ece']:.3f}")
+    ax.set_xlabel("predicted probability (bin mean)")
+    ax.set_ylabel("share of spectra with the element")
+    ax.set_title(f"{model.name}: reliability, single-pixel counts", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(IMAGES / "elements-reliability.png", dpi=90)
+    print(f"wrote {IMAGES / 'elements-roc.png'}, {IMAGES / 'elements-by-count.png'} and "
+          f"{IMAGES / 'elements-reliability.png'}")
     return 0
 
 

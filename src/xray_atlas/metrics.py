@@ -11,7 +11,7 @@ import numpy as np
 from .errors import XrayAtlasError
 
 __all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds",
-           "detection_scores", "f1_at", "accuracy", "classification_scores", "regression_summary", "encoding_summary",
+           "detection_scores", "reliability", "f1_at", "accuracy", "classification_scores", "regression_summary", "encoding_summary",
            "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
 
 
@@ -112,6 +112,30 @@ def detection_scores(probabilities, labels, thresholds=None) -> dict:
     prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
     return {"accuracy": float((hit == y).mean()), "precision": float(prec), "recall": float(rec),
             "f1": float(2 * tp / max(2 * tp + fp + fn, 1))}
+
+
+def reliability(probabilities, labels, *, bins: int = 10) -> dict:
+    """How far probabilities can be read as frequencies, pooled over all labels: for each of
+    ``bins`` equal bins of [0, 1], the mean probability (``predicted``), the share of true
+    labels (``observed``) and the number of values (``count``; empty bins give NaN), and the
+    expected calibration error ``ece`` = sum over bins of count / N * |observed - predicted|
+    (Naeini et al., AAAI 2015)."""
+    p = np.asarray(probabilities, float).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    if p.shape != y.shape:
+        raise XrayAtlasError(f"probabilities ({p.size} values) and labels ({y.size}) differ in size")
+    if not isinstance(bins, int) or bins < 1:
+        raise XrayAtlasError(f"bins={bins!r} must be a positive integer")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # the same binning as scikit-learn's calibration_curve(strategy="uniform")
+    idx = np.searchsorted(edges[1:-1], p)
+    count = np.bincount(idx, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted = np.bincount(idx, p, bins) / count
+        observed = np.bincount(idx, y, bins) / count
+    filled = count > 0
+    ece = float((count[filled] * np.abs(observed[filled] - predicted[filled])).sum() / max(p.size, 1))
+    return {"edges": edges, "predicted": predicted, "observed": observed, "count": count, "ece": ece}
 
 
 def accuracy(logits, classes) -> float:

@@ -77,6 +77,33 @@ def test_per_label_auc_thresholds_and_detection_scores():
     assert d["recall"] == 1.0 and d["precision"] == 1.0 and d["accuracy"] == 1.0
 
 
+def test_reliability_against_scikit_learn_and_by_hand():
+    from sklearn.calibration import calibration_curve
+
+    from xray_atlas.metrics import reliability
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=(4000, 3))
+    y = rng.uniform(size=p.shape) < p**2  # overconfident below 1: true frequency p^2
+    r = reliability(p, y, bins=10)
+    # reference: scikit-learn's curve over the same pooled values, equal-width bins
+    true, pred = calibration_curve(y.ravel(), p.ravel(), n_bins=10, strategy="uniform")
+    filled = r["count"] > 0
+    np.testing.assert_allclose(r["observed"][filled], true, rtol=1e-12)
+    np.testing.assert_allclose(r["predicted"][filled], pred, rtol=1e-12)
+    assert r["count"].sum() == p.size
+    # analytic: E|p - p^2| for p uniform on [0, 1] is 1/2 - 1/3 = 1/6 (binning and sampling aside)
+    assert r["ece"] == pytest.approx(1 / 6, abs=0.01)
+    # by hand: p 0.9 for four labels of which two are true -> one bin, |0.5 - 0.9|
+    r = reliability([0.9, 0.9, 0.9, 0.9], [1, 0, 1, 0], bins=5)
+    assert r["ece"] == pytest.approx(0.4) and r["count"].tolist() == [0, 0, 0, 0, 4]
+    assert np.isnan(r["observed"][0])
+    with pytest.raises(XrayAtlasError, match="bins=0"):
+        reliability(p, y, bins=0)
+    with pytest.raises(XrayAtlasError, match="differ in size"):
+        reliability(p, y[:10])
+
+
 def test_class_weights_in_the_losses():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5], [0.1, 0.2]])
     target = torch.tensor([0, 1, 1, 0])
