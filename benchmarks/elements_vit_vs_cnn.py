@@ -10,8 +10,9 @@ learning rate (the CNN 1e-3, the ViT study 003's 1e-4), on the same number of sp
 the real M6 and XRFSpectrum.mca spectra. Per-epoch figures go to the terminal and to a CSV
 beside each model.
 
-The ViT trains at about 11 spectra/s on 2 CPU cores (12 minutes an epoch of 8,192): the
-shipped budget (40 x 32,768) needs a GPU.
+The ViT trains at about 100 spectra/s on 2 CPU cores (80 s an epoch of 8,192 with its
+validation pass; 11 spectra/s before its attention lost the dropout that study 003 does not
+have): the shipped budget (40 x 32,768) takes about 4 hours there.
 
 Usage: ``python benchmarks/elements_vit_vs_cnn.py [--epochs 8] [--per-epoch 8192] [--device auto]``.
 """

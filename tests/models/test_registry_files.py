@@ -68,6 +68,24 @@ def test_study_fcn_shape():
     assert shapes == [(512, 4096), (64, 512), (64, 64), (12, 64)]
 
 
+def test_vit_dropout_where_study_003_puts_it():
+    """Study 003 (Listings 1-2): dropout on the tokens and in each MLP, none in the attention."""
+    model, _ = build("vit1d", n_channels=256, n_outputs=4, dropout=0.5)
+    model.train()
+    layer = model.blocks.layers[0]
+    h = torch.randn(3, 16, 16)
+    torch.manual_seed(0)
+    a = layer._sa_block(h, None, None)  # attention and what follows it: deterministic in training
+    assert torch.equal(a, layer._sa_block(h, None, None))
+    assert not torch.equal(layer._ff_block(h), layer._ff_block(h))  # the MLP's dropout acts
+    x = 100 * torch.rand(2, 256)
+    assert not torch.equal(model(x), model(x))
+    # the parameters are those of torch's TransformerEncoder, so files trained before still load
+    ref = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(16, 8, 64, batch_first=True, norm_first=True),
+                                      6, enable_nested_tensor=False)
+    assert model.blocks.state_dict().keys() == ref.state_dict().keys()
+
+
 def test_bad_models_and_files(tmp_path):
     with pytest.raises(XrayAtlasError, match="model='resnet999' is unknown"):
         build("resnet999")

@@ -13,7 +13,11 @@ def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int
           dropout: float):
     """Spectral ViT of study 003: Conv1d patch embedding, learned positions, pre-norm blocks
     (GELU MLP), no class token, flatten -> linear; outputs logits (sigmoid = presence
-    probability). Spectra are scaled to a maximum of 1 inside, so any count level works."""
+    probability). Spectra are scaled to a maximum of 1 inside, so any count level works.
+
+    ``dropout`` acts where the study's listings put it: on the tokens after the position
+    embedding and twice in each MLP; not on the attention weights nor on the attention's
+    output (the study's ``nn.MultiheadAttention`` has none)."""
     import torch
     import torch.nn as nn
 
@@ -31,8 +35,13 @@ def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int
             self.patch = nn.Conv1d(1, embed, patch, stride=patch)
             self.position = nn.Parameter(torch.zeros(1, tokens, embed))
             nn.init.trunc_normal_(self.position, std=0.02)
+            self.drop = nn.Dropout(dropout)
             layer = nn.TransformerEncoderLayer(embed, heads, dim_feedforward=mlp_ratio * embed, dropout=dropout,
                                                activation="gelu", batch_first=True, norm_first=True)
+            # No dropout on the attention weights (which also keeps torch's fused attention
+            # kernel in training: 12x faster on a CPU) nor after the attention, as in the study.
+            layer.self_attn.dropout = 0.0
+            layer.dropout1 = nn.Identity()
             self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(embed)
             self.head = nn.Linear(tokens * embed, n_outputs)
@@ -40,7 +49,7 @@ def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             # x: (B, C) counts -> scaled (B, 1, C) -> tokens (B, T, E) -> (B, T*E) -> logits (B, k)
             x = x / x.amax(dim=1, keepdim=True).clamp_min(1.0)
-            z = self.patch(x.unsqueeze(1)).transpose(1, 2) + self.position
+            z = self.drop(self.patch(x.unsqueeze(1)).transpose(1, 2) + self.position)
             z = self.norm(self.blocks(z))
             return self.head(z.flatten(1))
 
