@@ -11,8 +11,8 @@ import numpy as np
 from .errors import XrayAtlasError
 
 __all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds",
-           "detection_scores", "reliability", "f1_at", "accuracy", "classification_scores", "regression_summary", "encoding_summary",
-           "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
+           "detection_scores", "reliability", "f1_at", "accuracy", "classification_scores", "regression_summary",
+           "encoding_summary", "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
 
 
 def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:

@@ -74,7 +74,6 @@ def test_vit_dropout_where_study_003_puts_it():
     model.train()
     layer = model.blocks.layers[0]
     h = torch.randn(3, 16, 16)
-    torch.manual_seed(0)
     a = layer._sa_block(h, None, None)  # attention and what follows it: deterministic in training
     assert torch.equal(a, layer._sa_block(h, None, None))
     assert not torch.equal(layer._ff_block(h), layer._ff_block(h))  # the MLP's dropout acts
