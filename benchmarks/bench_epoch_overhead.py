@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-epoch-"))
     try:
-        out = train(cfg, tmp / "m.safetensors", callbacks=[Clock()])
+        out = train(cfg, tmp / "m.safetensors", callbacks=[Clock()], remember=False)
         # between epoch k's end and epoch k+1's end: the work after epoch k, then epoch k+1
         between = [b[0] - a[0] - b[1] for a, b in zip(ends, ends[1:]) if a[2]]
         model, card = load_model(out.path, device="cpu")

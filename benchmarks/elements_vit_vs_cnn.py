@@ -53,7 +53,7 @@ def main(argv=None) -> int:
                              source_params={**ELEMENTS_SOURCE, "n_train": args.per_epoch, "n_val": 4096})
         t = time.perf_counter()
         print(f"training {arch} in {tmp}", flush=True)
-        train(config, tmp / f"{arch}.safetensors", callbacks=[TerminalProgress()])
+        train(config, tmp / f"{arch}.safetensors", callbacks=[TerminalProgress()], remember=False)
         took = time.perf_counter() - t
         model = load_element_model(tmp / f"{arch}.safetensors", device="cpu")
         els = model.elements

@@ -35,7 +35,7 @@ def _train(model: str, source: str, params: dict, *, epochs: int = EPOCHS, loss:
     cfg = make_config("images", model=model, source=source, source_params=params, epochs=epochs, seed=seed,
                       device="cpu", patience=0, **({"loss": loss} if loss else {}))
     t = time.perf_counter()
-    train(cfg, out, overwrite=True)
+    train(cfg, out, overwrite=True, remember=False)
     return time.perf_counter() - t
 
 

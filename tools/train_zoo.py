@@ -76,7 +76,7 @@ def train_maps(quick: bool, *, spatial: bool = False, fit: bool = False) -> Path
         source_params=source)
     tmp = Path(tempfile.mkdtemp(prefix="zoo-maps-"))
     t = time.perf_counter()
-    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()])
+    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()], remember=False)
     print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}")
     ZOO.mkdir(parents=True, exist_ok=True)
     dest = ZOO / f"{name}.safetensors"
@@ -167,7 +167,7 @@ def train_elements(quick: bool) -> Path:
         source_params={**ELEMENTS_SOURCE, "n_train": 8192 if quick else 32768, "n_val": 4096 if quick else 32768})
     tmp = Path(tempfile.mkdtemp(prefix="zoo-elements-"))
     t = time.perf_counter()
-    outcome = train(config, tmp / "elements-default.safetensors", callbacks=[TerminalProgress()])
+    outcome = train(config, tmp / "elements-default.safetensors", callbacks=[TerminalProgress()], remember=False)
     print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}", flush=True)
     ZOO.mkdir(parents=True, exist_ok=True)
     dest = ZOO / "elements-default.safetensors"
@@ -190,7 +190,7 @@ def train_images(quick: bool) -> Path:
         source_params={"n_images": 1000 if quick else 6000, "kind": "both", "frame": 128, "size": 64})
     tmp = Path(tempfile.mkdtemp(prefix="zoo-images-"))
     t = time.perf_counter()
-    outcome = train(config, tmp / "radiograph-default.safetensors", callbacks=[TerminalProgress()])
+    outcome = train(config, tmp / "radiograph-default.safetensors", callbacks=[TerminalProgress()], remember=False)
     print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}", flush=True)
     dest = ZOO / "radiograph-default.safetensors"
     shutil.copyfile(outcome.path, dest)
@@ -228,7 +228,7 @@ def train_diffraction(span: int, quick: bool) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="zoo-diffraction-"))
     name = f"diffraction-span{span}"
     t = time.perf_counter()
-    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()])
+    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()], remember=False)
     print(f"span {span}: trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}")
     ZOO.mkdir(parents=True, exist_ok=True)
     dest = ZOO / f"{name}.safetensors"

@@ -55,6 +55,12 @@ def test_maps_run_writes_a_model_that_beats_the_untrained_one(tmp_path):
     assert [m for m in list_models("elements") if not m.shipped] == []
 
 
+def test_a_throw_away_run_is_not_listed(tmp_path):
+    outcome = train(_maps_config(epochs=1), tmp_path / "bench.safetensors", remember=False)
+    assert outcome.path.is_file()
+    assert [m for m in list_models("maps") if not m.shipped] == []
+
+
 def test_same_seed_same_metrics_twice(tmp_path):
     a = train(_maps_config(epochs=2), tmp_path / "a").result
     b = train(_maps_config(epochs=2), tmp_path / "b").result

@@ -209,6 +209,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     tensorboard: str | os.PathLike | None = None,
+    remember: bool = True,
 ) -> Outcome:
     """Run ``config`` and write the best model to ``out``.
 
@@ -231,9 +232,13 @@ def train(
         Replace a model already at ``out``.
     tensorboard : path, optional
         Also log to TensorBoard (needs the tensorboard package).
+    remember : bool
+        Add the model to the user's trained models, so that every dock lists it. False for
+        throw-away runs in temporary folders (benchmarks, the zoo script), which would
+        otherwise fill those lists with models that vanish.
     """
     from ..models import ModelCard, build, save_model
-    from ..models.catalogue import remember
+    from ..models.catalogue import remember as remember_model
     from ..models.registry import available
     from .callbacks import CSVLogger, TensorBoardLogger
     from .checkpoint import load_state, save_state
@@ -301,8 +306,8 @@ def train(
         resume=state, callbacks=[CSVLogger(log_path), *extra, *callbacks], cancel=cancel,
     )
     saved = model_path.exists() and (model_path.is_file() or (model_path / "card.json").is_file())
-    if saved:
-        remember(model_path)
+    if saved and remember:
+        remember_model(model_path)
     return Outcome(result, model_path if saved else None, config)
 
 
