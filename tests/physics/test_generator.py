@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import poisson
@@ -66,6 +68,8 @@ def test_poisson_draws_match_the_distribution(lam):
 @pytest.mark.parametrize("kwargs, match", [
     ({"elements": ("Fe", "Xq")}, "'Xq'"), ({"n_elements": (0, 3)}, "n_elements"),
     ({"counts": (10, 1)}, "counts"), ({"shift_kev": -1}, "shift_kev"), ({"elements": ()}, "at least one"),
+    ({"elements": ("Fe", "Mo"), "unlisted": ("Mo",)}, "unlisted: Z = \\[42\\]"),
+    ({"unlisted": ("Qq",)}, "'Qq'"), ({"unlisted_share": 1.5}, "unlisted_share"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(XrayAtlasError, match=match):
@@ -248,3 +252,30 @@ def test_overlapping_pairs_from_line_energies():
     b = gen(200, 3)
     both = (b.presence[:, 0] & b.presence[:, 1]) | (b.presence[:, 1] & b.presence[:, 3])
     assert both.all()  # every spectrum got a pair besides its one drawn element
+
+
+def test_unlisted_elements_add_lines_but_no_truth_columns():
+    listed = GeneratorConfig(elements=("Fe", "S"), n_elements=(1, 1), counts=(1e5, 1e5), pileup=0.0)
+    plain = SpectrumGenerator(listed)
+    gen = SpectrumGenerator(replace(listed, unlisted=("Mo",), unlisted_share=1.0))
+    assert gen.elements == ("Fe", "S") and "Mo-K" in gen.families and "Mo-K" not in plain.families
+    b = gen(300, 5)
+    assert b.presence.shape == b.detectable.shape == (300, 2)
+    assert (b.presence.sum(1) == 1).all()  # the one listed element drawn; Mo has no column
+    mo = b.net[:, gen.families.index("Mo-K")]
+    assert (mo > 0).all()  # every spectrum holds Mo (share 1)
+    # Mo Ka (xraylib: 17.48 keV) shows in the spectra, and not in those of the listed elements only
+    e = gen.config.instrument.detector.energy
+    window = (e > 17.3) & (e < 17.7)
+    assert b.spectra[:, window].sum(1).mean() > 20 * plain(300, 5).spectra[:, window].sum(1).mean()
+
+
+def test_unlisted_elements_leave_the_listed_draws_alone():
+    # xraylib: Mo La 2.29 keV lies within 60 eV of S Ka 2.31 keV, yet the overlapping pairs
+    # stay those of the listed elements, and with no unlisted share none is drawn
+    cfg = GeneratorConfig(elements=("Fe", "S", "Pb", "As"), n_elements=(1, 2), pair_share=0.5)
+    gen = SpectrumGenerator(replace(cfg, unlisted=("Mo", "Zr")))
+    assert {tuple(sorted(gen.elements[i] for i in p)) for p in gen.overlapping} == {("As", "Pb"), ("Pb", "S")}
+    a, b = SpectrumGenerator(cfg)(64, 9), gen(64, 9)
+    assert np.array_equal(a.presence, b.presence)
+    assert (b.net[:, [gen.families.index(f) for f in ("Mo-L", "Mo-K", "Zr-L", "Zr-K")]] == 0).all()

@@ -69,3 +69,26 @@ def test_synthetic_spectra_self_absorption_is_an_elements_option():
     for bad, match in ((20.0, "thickness=20.0 is out of range"), (1e-4, "thickness=0.0001 must be 0")):
         with pytest.raises(XrayAtlasError, match=match):
             SyntheticSpectra("elements", thickness=bad)
+
+
+def test_synthetic_spectra_unlisted_elements_appear_without_labels():
+    from xray_atlas.training.sources import SyntheticSpectra
+
+    src = SyntheticSpectra("elements", elements="Ca, Pb", unlisted="mo, Zr", unlisted_share=1.0, n_channels=1024,
+                           gain_kev=0.02, n_val=64)
+    assert src._config().unlisted == ("Mo", "Zr") and src.describe()["unlisted"] == ["Mo", "Zr"]
+    src.prepare(seed=3)
+    x, y = src._val
+    assert y.shape == (64, 2)  # Ca and Pb only
+    # Zr Ka (xraylib 15.77 keV) or Mo Ka (17.48 keV) lines stand in the spectra of the unlisted elements
+    e = 0.02 * np.arange(1024)
+    zr, mo = (e > 15.6) & (e < 15.95), (e > 17.3) & (e < 17.65)
+    plain = SyntheticSpectra("elements", elements="Ca, Pb", n_channels=1024, gain_kev=0.02, n_val=64)
+    plain.prepare(seed=3)
+    assert (x[:, zr] + x[:, mo]).sum() > 10 * (plain._val[0][:, zr] + plain._val[0][:, mo]).sum()
+    with pytest.raises(XrayAtlasError, match="unlisted: Pb also among the elements"):
+        SyntheticSpectra("elements", elements="Ca, Pb", unlisted="Pb, Mo")
+    with pytest.raises(XrayAtlasError, match="unlisted.*'Qq'"):
+        SyntheticSpectra("elements", unlisted="Qq")
+    with pytest.raises(XrayAtlasError, match="no parameter.*unlisted"):
+        SyntheticSpectra("maps", unlisted="Mo")

@@ -34,8 +34,8 @@ from .materials import PIGMENTS
 from .detector import Detector
 from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, _line_cross_sections, simulate
 
-__all__ = ["SpectrumGenerator", "MixedGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "PROBABILITY_ELEMENTS", "Batch",
-           "varied_instruments"]
+__all__ = ["SpectrumGenerator", "MixedGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "PROBABILITY_ELEMENTS",
+           "UNLISTED_ELEMENTS", "Batch", "varied_instruments"]
 
 #: Elements of the default map set, the probability-map issue's list, and Ar (air).
 DEFAULT_ELEMENTS = ("P", "S", "Cl", "Ar", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se",
@@ -44,6 +44,13 @@ DEFAULT_ELEMENTS = ("P", "S", "Cl", "Ar", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co
 #: Classes of the element-probability models: the above, V and Tl (both in PyMca's thin
 #: standard XRFSpectrum.mca) and Rh (tube lines scattered by every sample of an Rh-tube scanner).
 PROBABILITY_ELEMENTS = DEFAULT_ELEMENTS + ("V", "Rh", "Tl")
+
+#: Elements outside ``PROBABILITY_ELEMENTS`` whose lines turn up in X-ray spectra of artworks
+#: and materials (clays, glass and ultramarine; eosin lakes; zirconium, molybdate and tungstate
+#: pigments and opacifiers; alloys): an element model trains with them as ``unlisted`` so that
+#: their lines (Mo La on S Ka, Zr La on P Ka, Br Ka on Hg Lb) are not read as its own elements.
+UNLISTED_ELEMENTS = ("Mg", "Al", "Si", "Br", "Rb", "Y", "Zr", "Nb", "Mo", "Pd", "In", "I", "Cs", "La", "Ce", "W",
+                     "Pt")
 
 #: Matrices whose scatter makes the background: grounds, whites, earths, organic layers.
 BACKGROUND_MATRICES = ("chalk ground", "gypsum ground", "lead white", "yellow ochre", "azurite", "vermilion",
@@ -100,6 +107,14 @@ class GeneratorConfig:
         Share of spectra that also hold a pair of elements whose lines overlap (main line
         clusters within 60 eV: As Ka / Pb La, S Ka / Pb M, Ti Kb / V Ka, Cr Kb / Mn Ka), so that a model
         sees enough of the cases where only the other lines of each tell them apart.
+    unlisted : tuple of str
+        Elements whose lines may appear in a spectrum but which are not among ``elements``:
+        they have no column in ``presence`` or ``detectable``. Real spectra hold elements
+        outside any model's list, and a model that has never seen Mo's L lines reads them
+        as S Ka, Zr's as P Ka.
+    unlisted_share : float
+        Share of spectra that also hold one of ``unlisted`` (a third of those, two). The pairs
+        of ``pair_share`` are of listed elements only, as without ``unlisted``.
     cutoff_share : float
         Share of spectra whose channels above a random energy in ``cutoff_kev`` read zero.
     cutoff_kev : (float, float)
@@ -123,6 +138,8 @@ class GeneratorConfig:
     escape: bool = True
     air_argon: float = 0.8
     pair_share: float = 0.0
+    unlisted: tuple[str, ...] = ()
+    unlisted_share: float = 0.0
     cutoff_share: float = 0.0
     cutoff_kev: tuple[float, float] = (12.0, 30.0)
     instrument: Instrument = field(default_factory=lambda: DEFAULT_INSTRUMENT)
@@ -132,6 +149,11 @@ class GeneratorConfig:
             raise XrayAtlasError("elements: give at least one element")
         for el in self.elements:
             atomic_number(el, parameter="elements")
+        for el in self.unlisted:
+            atomic_number(el, parameter="unlisted")
+        both = {atomic_number(e) for e in self.elements} & {atomic_number(e) for e in self.unlisted}
+        if both:
+            raise XrayAtlasError(f"unlisted: Z = {sorted(both)} also in elements")
         lo, hi = self.n_elements
         if not (1 <= lo <= hi <= len(self.elements)):
             raise XrayAtlasError(f"n_elements={self.n_elements} must satisfy 1 <= min <= max <= {len(self.elements)}")
@@ -143,6 +165,8 @@ class GeneratorConfig:
             raise XrayAtlasError(f"burial_share={self.burial_share} must lie in [0, 1]")
         if not 0 <= self.pair_share <= 1:
             raise XrayAtlasError(f"pair_share={self.pair_share} must lie in [0, 1]")
+        if not 0 <= self.unlisted_share <= 1:
+            raise XrayAtlasError(f"unlisted_share={self.unlisted_share} must lie in [0, 1]")
         if not 0 <= self.cutoff_share <= 1:
             raise XrayAtlasError(f"cutoff_share={self.cutoff_share} must lie in [0, 1]")
         if not 0 < self.cutoff_kev[0] <= self.cutoff_kev[1]:
@@ -198,13 +222,15 @@ class SpectrumGenerator:
         det = config.instrument.detector
         self.n_channels = det.n_channels
         self.elements = tuple(symbol(atomic_number(e)) for e in config.elements)
-        tables = _templates(self.elements, config.instrument, config.escape)
+        # listed elements first: their indices are the columns of presence and detectable
+        self._all = self.elements + tuple(symbol(atomic_number(e)) for e in config.unlisted)
+        tables = _templates(self._all, config.instrument, config.escape)
         self.families = tables["families"]
         self._g = tables
         self._background = _backgrounds(config.instrument).astype(np.float32)  # (B, C) unit sums
         self._ar = self.elements.index("Ar") if "Ar" in self.elements else None
-        self._windows = _windows(tables, self._background, self.elements, config.instrument)
-        self.overlapping = _overlapping(tables)
+        self._windows = _windows(tables, self._background, self._all, config.instrument)
+        self.overlapping = _overlapping(tables, listed=len(self.elements))
         if config.thickness is not None:  # only then: a few tenths of a second per instrument
             self._log_layer = np.log(_self_absorption(tables, config.instrument))
             self._layer_background = np.array([BACKGROUND_MATRICES.index(m) for m in LAYER_MATRICES])
@@ -282,20 +308,26 @@ class SpectrumGenerator:
         cfg = self.config
         det = cfg.instrument.detector
         g = self._g
-        n_el = len(self.elements)
+        n_el, n_listed = len(self._all), len(self.elements)
         c = det.n_channels
 
         # -- composition ------------------------------------------------------------------
         k = rng.integers(cfg.n_elements[0], cfg.n_elements[1] + 1, size=n)
-        order = np.argsort(rng.random((n, n_el)), axis=1)
+        order = np.argsort(rng.random((n, n_listed)), axis=1)
         present = np.zeros((n, n_el), dtype=bool)
         rows = np.repeat(np.arange(n), k)
-        cols = order[np.arange(n_el)[None, :] < k[:, None]]
+        cols = order[np.arange(n_listed)[None, :] < k[:, None]]
         present[rows, cols] = True
         if cfg.pair_share > 0 and len(self.overlapping):
             pick = np.flatnonzero(rng.random(n) < cfg.pair_share)
             pairs = self.overlapping[rng.integers(0, len(self.overlapping), size=pick.size)]
             present[pick, pairs[:, 0]] = present[pick, pairs[:, 1]] = True
+        if cfg.unlisted_share > 0 and n_el > n_listed:
+            pick = np.flatnonzero(rng.random(n) < cfg.unlisted_share)
+            extra = rng.integers(n_listed, n_el, size=(pick.size, 2))
+            present[pick, extra[:, 0]] = True
+            two = rng.random(pick.size) < 1 / 3
+            present[pick[two], extra[two, 1]] = True
         amount = np.where(present, 10 ** rng.uniform(-3, 0, size=(n, n_el)), 0.0)
         if self._ar is not None and cfg.air_argon > 0:
             air = rng.random(n) < cfg.air_argon
@@ -379,15 +411,16 @@ class SpectrumGenerator:
         if out.expected is not None:
             out.expected[rows_out] = expected
         out.net[rows_out] = net
-        out.presence[rows_out] = present
-        out.detectable[rows_out] = detectable  # absent elements have no signal, but a scattered anode line
+        out.presence[rows_out] = present[:, :n_listed]
+        # detectable, not present: a scattered anode line makes the anode detectable undrawn
+        out.detectable[rows_out] = detectable[:, :n_listed]
         out.offset_kev[rows_out] = offset
         out.gain_kev[rows_out] = gain
 
 
     def _detectable(self, spec: np.ndarray, group: np.ndarray, bg_counts: np.ndarray,
                     cutoff: np.ndarray) -> np.ndarray:
-        """(n, E) bool: some line cluster of the element clears Currie's limit (module docstring)."""
+        """(n, E + unlisted) bool: some line cluster of the element clears Currie's limit (module docstring)."""
         w = self._windows
         cs = np.concatenate([np.zeros((spec.shape[0], 1), np.float32), np.cumsum(spec, axis=1)], axis=1)
         inside = cs[:, w["hi"]] - cs[:, w["lo"]]  # (n, G + A): all expected counts in each window
@@ -395,16 +428,17 @@ class SpectrumGenerator:
         signal = signal.astype(np.float32)
         other = np.maximum(inside - signal, 0)
         seen = (signal >= 2.71 + 4.65 * np.sqrt(other)) & (w["energy"][None, :] < cutoff[:, None])
-        out = np.zeros((spec.shape[0], len(self.elements)), bool)
+        out = np.zeros((spec.shape[0], len(self._all)), bool)
         for k, el in enumerate(w["element"]):
             out[:, el] |= seen[:, k]
         return out
 
 
-def _overlapping(tables: dict, *, within_kev: float = 0.06, min_yield: float = 0.02) -> np.ndarray:
-    """(P, 2) element index pairs whose main line clusters (>= ``min_yield`` of the element's
-    net counts) lie within ``within_kev`` of each other."""
-    main = tables["yield"] >= min_yield
+def _overlapping(tables: dict, *, listed: int, within_kev: float = 0.06,
+                 min_yield: float = 0.02) -> np.ndarray:
+    """(P, 2) index pairs of the first ``listed`` elements whose main line clusters (>= ``min_yield``
+    of the element's net counts) lie within ``within_kev`` of each other."""
+    main = (tables["yield"] >= min_yield) & (tables["element"] < listed)
     el, e = tables["element"][main], tables["energy"][main]
     close = (np.abs(e[:, None] - e[None, :]) <= within_kev) & (el[:, None] < el[None, :])
     i, j = np.nonzero(close)

@@ -242,6 +242,10 @@ class SyntheticSpectra(DataSource):
         "cutoff_share": Param(0.0, "augmentation: share of spectra that end at a random 12-30 keV", 0.0, 1.0),
         "pair_share": Param(0.0, "augmentation: share of spectra that also hold two elements whose main lines "
                             "overlap (As/Pb, S/Pb, Ti/V, Cr/Mn...)", 0.0, 1.0),
+        "unlisted": Param(None, "elements whose lines may appear but which the model does not report "
+                          "(comma-separated), so that it learns to leave them alone", kind="text"),
+        "unlisted_share": Param(0.0, "augmentation: share of spectra that also hold one or two unlisted elements",
+                                0.0, 1.0),
         "burial": Param(0.0, "augmentation: extra absorption of buried elements (30 % of them), up to this "
                         "strength at 3 keV", 0.0, 100.0),
         "thickness": Param(0.0, "augmentation: self-absorption; each spectrum from a layer of its main matrix, "
@@ -259,7 +263,8 @@ class SyntheticSpectra(DataSource):
         "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
         "escape": Param(True, "Si escape peaks", kind="bool"),
     }
-    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share", "thickness")}
+    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share", "thickness",
+                                                  "unlisted", "unlisted_share")}
 
     def check(self) -> None:
         from ..physics.generator import DEFAULT_ELEMENTS, PROBABILITY_ELEMENTS
@@ -289,6 +294,11 @@ class SyntheticSpectra(DataSource):
                     elements.append(el)  # a mapped line's element must be able to appear
             self.lines = tuple(lines)
         self.elements = tuple(elements)
+        unlisted = [symbol(atomic_number(e, parameter="unlisted")) for e in p.get("unlisted") or ()]
+        both = sorted(set(unlisted) & set(elements), key=unlisted.index)
+        if both:
+            raise XrayAtlasError(f"unlisted: {', '.join(both)} also among the elements")
+        self.unlisted = tuple(dict.fromkeys(unlisted))
 
     def _config(self) -> Any:
         from ..physics.detector import Detector
@@ -304,7 +314,8 @@ class SyntheticSpectra(DataSource):
                                counts=(p["counts_min"], p["counts_max"]), shift_kev=p["shift_kev"],
                                gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst,
                                cutoff_share=p.get("cutoff_share", 0.0), burial=p.get("burial", 0.0),
-                               pair_share=p.get("pair_share", 0.0),
+                               pair_share=p.get("pair_share", 0.0), unlisted=self.unlisted,
+                               unlisted_share=p.get("unlisted_share", 0.0),
                                thickness=(THINNEST_LAYER, p["thickness"]) if p.get("thickness", 0.0) > 0 else None)
 
     def prepare(self, seed: int) -> None:
@@ -348,6 +359,8 @@ class SyntheticSpectra(DataSource):
     def describe(self) -> dict:
         d = super().describe()
         d["elements"] = list(self.elements)
+        if self.task == "elements":
+            d["unlisted"] = list(self.unlisted)
         return d
 
     def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
