@@ -72,7 +72,7 @@ def lead_without_copper(model, n: int = 2000):
     return spectra
 
 
-def unlisted_calls(model, n: int = 20000) -> tuple[np.ndarray, dict]:
+def unlisted_calls(model, n: int = 20000) -> tuple[tuple, dict]:
     """False calls per spectrum on held-out spectra (2-7 elements, 1e3-1e6 counts) that hold
     none of ``UNLISTED_ELEMENTS``, and per unlisted element on those that hold it alone of
     them where it is seen: (mean false calls, recall, the three elements most often called)."""
@@ -117,7 +117,15 @@ def real_spectra(model) -> dict:
     return out
 
 
-def m6_arsenic_evidence() -> dict:
+def m6_sample() -> tuple:
+    """Our simulation of the M6 sample with Bruker's fitted amounts, its target and the measured
+    spectrum (``physics.reference.m6_jetstream_sample``), made once for both checks below."""
+    from xray_atlas.physics.reference import m6_jetstream_sample
+
+    return m6_jetstream_sample(REAL / "bruker_m6_jetstream_file_example.spx")
+
+
+def m6_arsenic_evidence(sample: tuple) -> dict:
     """As in the M6 spectrum, as an ideal fit sees it: Poisson-weighted least squares over
     9-15 keV with only the families Bruker fitted there (Zn-K, As-K, Sr-K, Hg-L, Pb-L, each
     with the line ratios our physics engine gives the simulated M6 sample) and a smooth
@@ -125,9 +133,9 @@ def m6_arsenic_evidence() -> dict:
     spectrum and the net counts the same fit reads from the noise-free simulation."""
     from xray_atlas.models.prior import background_basis
     from xray_atlas.physics.detector import Detector
-    from xray_atlas.physics.reference import M6_DETECTOR, m6_jetstream_sample
+    from xray_atlas.physics.reference import M6_DETECTOR
 
-    sim, _, measured = m6_jetstream_sample(REAL / "bruker_m6_jetstream_file_example.spx")
+    sim, _, measured = sample
     gain = float(sim.energy[1] - sim.energy[0])
     det = Detector(n_channels=sim.energy.size, gain_kev=gain, offset_kev=float(sim.energy[0]), **M6_DETECTOR)
     fams = ("Zn-K", "As-K", "Sr-K", "Hg-L", "Pb-L")
@@ -143,13 +151,12 @@ def m6_arsenic_evidence() -> dict:
     return {f: (est[i], est[i] / se[i], ideal[i]) for i, f in enumerate(fams)}
 
 
-def m6_simulated_arsenic(model, draws: int = 32) -> tuple[float, np.ndarray]:
+def m6_simulated_arsenic(model, sample: tuple, draws: int = 32) -> tuple[float, np.ndarray]:
     """P(As) of our noise-free simulation of the M6 sample (Bruker's fitted amounts) and of
     ``draws`` Poisson draws of it: how often the model finds the As that the fit put in."""
-    from xray_atlas.physics.reference import m6_jetstream_sample
     from xray_atlas.probabilities import spectrum_probabilities
 
-    sim, _, _ = m6_jetstream_sample(REAL / "bruker_m6_jetstream_file_example.spx")
+    sim = sample[0]
     rng = np.random.default_rng(SEED + 4)
     clean = spectrum_probabilities(sim.expected.astype(float), sim.energy, model)["As"]
     drawn = [spectrum_probabilities(rng.poisson(sim.expected).astype(float), sim.energy, model)["As"]
@@ -219,14 +226,15 @@ def main(argv=None) -> int:
     print("  " + "; ".join(f"{e} {r[0]:.2f} ({', '.join(f'{x} {v:.2f}' for x, v in r[2][:2])})"
                           for e, r in per.items()))
     real = real_spectra(model)
+    sample = m6_sample()
     probs, net = real["m6"]
     strong = [e for e, v in net.items() if v >= 500 and e in els]
     print("M6 Jetstream (Bruker fit >= 500 net counts): " + ", ".join(
         f"{e} {net[e]:.0f} -> {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in strong))
     print("  an ideal fit of the real spectrum over 9-15 keV with Bruker's families there (net counts, z; "
           "the same fit of the noise-free simulation): " + ", ".join(
-              f"{f} {c:.0f} ({z:.1f}; sim {s:.0f})" for f, (c, z, s) in m6_arsenic_evidence().items()))
-    clean, drawn = m6_simulated_arsenic(model)
+              f"{f} {c:.0f} ({z:.1f}; sim {s:.0f})" for f, (c, z, s) in m6_arsenic_evidence(sample).items()))
+    clean, drawn = m6_simulated_arsenic(model, sample)
     print(f"  our simulation of the sample with Bruker's amounts: P(As) {clean:.2f} noise-free; {len(drawn)} Poisson "
           f"draws {drawn.min():.2f}-{drawn.max():.2f} (median {np.median(drawn):.2f}), As called in "
           f"{int((drawn >= model.thresholds['As']).sum())}")
