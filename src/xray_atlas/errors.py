@@ -24,6 +24,8 @@ class XrayAtlasError(ValueError):
     def __init__(self, message: str, *, path: str | os.PathLike | None = None):
         self.path = None if path is None else os.fspath(path)
         text = " ".join(str(message).split())
+        #: The message without the path, for displays too narrow for both (napari toasts).
+        self.reason = text
         if self.path is not None:
             text = f"{self.path}: {text}"
         super().__init__(text)

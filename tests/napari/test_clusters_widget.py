@@ -76,7 +76,7 @@ def test_bad_parameters_are_notified(viewer, clusters, painting_file, errors):
 
 def test_no_cube_is_notified(clusters, errors):
     assert clusters.run() is None and clusters.preview() is None
-    assert any("open a cube first" in m for m in errors())
+    assert any("open a cube first" in m.lower() for m in errors())
 
 
 def test_cancel_adds_no_layer(viewer, clusters, qtbot, slow_cube, add_cube_layer):

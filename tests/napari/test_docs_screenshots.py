@@ -99,7 +99,7 @@ def test_probabilities_screenshot(viewer, qtbot, tmp_path):
     worker = dock.run()
     with qtbot.waitSignal(worker.finished, timeout=120000):
         pass
-    shown = {f"P({el}) 3x3 (elements-default)" for el in ("Hg", "Cu", "Fe")}
+    shown = {f"P({el}) 3x3" for el in ("Hg", "Cu", "Fe")}
     for layer in viewer.layers:
         layer.visible = layer.name in shown
     assert shown <= {lyr.name for lyr in viewer.layers}

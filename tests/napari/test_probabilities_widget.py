@@ -25,8 +25,8 @@ def test_pixel_probabilities_become_layers_and_a_click_lists_them(viewer, dock, 
     idle(qtbot, dock)
     assert errors() == []
     names = {lyr.name for lyr in viewer.layers}
-    assert {"P(Pb) pixel (elements-default)", "P(Hg) pixel (elements-default)"} <= names
-    layer = viewer.layers["P(Pb) pixel (elements-default)"]
+    assert {"P(Pb)", "P(Hg)"} <= names
+    layer = viewer.layers["P(Pb)"]
     assert layer.blending == "additive" and tuple(layer.contrast_limits) == (0.0, 1.0)
     with read(path) as cube:
         expected, _ = predict_probabilities(cube, "elements-default", device="cpu", elements=("Pb",))
@@ -41,7 +41,7 @@ def test_pixel_probabilities_become_layers_and_a_click_lists_them(viewer, dock, 
     from napari.plugins.io import save_layers
 
     out = tmp_path / "p.h5"
-    save_layers(str(out), [layer, viewer.layers["P(Fe) pixel (elements-default)"]], plugin="napari-xray-atlas")
+    save_layers(str(out), [layer, viewer.layers["P(Fe)"]], plugin="napari-xray-atlas")
     r = read_results(out)
     assert set(r["probabilities"]) == {"Pb", "Fe"}
     np.testing.assert_allclose(r["probabilities"]["Pb"], expected["Pb"], atol=1e-5)
@@ -55,7 +55,7 @@ def test_regions_and_clusters(viewer, dock, qtbot, painting_file, idle):
     dock.region_spin.setValue(4)
     dock.run()
     idle(qtbot, dock)
-    reg = viewer.layers["P(Ca) 4x4 (elements-default)"].data
+    reg = viewer.layers["P(Ca) 4x4"].data
     assert np.all(reg[:4, :4] == reg[0, 0]) and len(np.unique(reg)) > 1
     labels = np.zeros(painting.counts.shape[:2], np.int32)  # 0: unlabelled in napari
     labels[:, :12] = 1
@@ -65,7 +65,7 @@ def test_regions_and_clusters(viewer, dock, qtbot, painting_file, idle):
     dock.labels_combo.setCurrentText("my regions")
     dock.run()
     idle(qtbot, dock)
-    clu = viewer.layers["P(Ca) clusters (elements-default)"].data
+    clu = viewer.layers["P(Ca) clusters"].data
     assert len(np.unique(clu[labels == 1])) == 1 and len(np.unique(clu[labels == 2])) == 1
     assert np.all(clu[labels == 0] == 0)
 
@@ -86,7 +86,7 @@ def test_cancel_adds_no_layer(viewer, dock, qtbot, slow_cube, add_cube_layer, id
 
 def test_bad_input_notifies(viewer, dock, qtbot, painting_file, errors, slow_cube, add_cube_layer):
     dock.run()
-    assert any("open a cube first" in m for m in errors())
+    assert any("open a cube first" in m.lower() for m in errors())
     path, _ = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     dock.elements_edit.setText("Pb, U")
@@ -102,3 +102,32 @@ def test_bad_input_notifies(viewer, dock, qtbot, painting_file, errors, slow_cub
     dock.cube_combo.setCurrentText(layer.name)
     dock.where_combo.setCurrentText("pixel")
     assert dock.run() is None and any("ends at 2.52 keV" in m for m in errors())
+
+
+def test_notes_of_one_cube_do_not_follow_into_the_next(viewer, dock, qtbot, small_painting, add_cube_layer, idle):
+    """The dock keeps its element model between runs; the notes a run reports are its own
+    (issue 26, item 8: the cached model piled up notes across runs and cubes)."""
+    from napari.utils.notifications import notification_manager
+
+    from xray_atlas.cube import SpectralCube
+
+    counts = np.asarray(small_painting.counts)[:6, :6]
+    off, gain = small_painting.energy_offset_kev, small_painting.energy_gain_kev
+    pairs = counts[:, :, : counts.shape[2] // 2 * 2].reshape(6, 6, -1, 2).sum(-1)  # twice the channel width
+    coarse = add_cube_layer(viewer, SpectralCube(pairs, offset_kev=off, gain_kev=2 * gain, name="coarse"))
+    native = add_cube_layer(viewer, SpectralCube(counts, offset_kev=off, gain_kev=gain, name="native"))
+    dock.elements_edit.setText("Pb")
+    runs = []
+    for name in (coarse.name, native.name, native.name):
+        dock.cube_combo.setCurrentText(name)
+        assert dock.cube_combo.currentText() == name
+        start = len(notification_manager.records)
+        first = len(dock.jobs.lines)
+        dock.run()
+        idle(qtbot, dock)
+        runs.append(([str(n.message) for n in notification_manager.records[start:]], dock.jobs.lines[first:]))
+    (toast_coarse, log_coarse), (toast_native, log_native), (toast_again, _) = runs
+    assert any("resampled" in line for line in log_coarse), log_coarse
+    assert not any("resampled" in line for line in log_native), log_native
+    assert len(toast_coarse) == len(toast_native) == len(toast_again) == 1
+    assert "notes in Details" in toast_coarse[0] and "notes in Details" not in toast_again[0]

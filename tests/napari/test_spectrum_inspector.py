@@ -226,7 +226,7 @@ def test_calibration_set_in_the_inspector_reaches_the_docks(viewer, inspector, p
     dock.elements_edit.setText("Cu")
     dock.run()
     idle(qtbot, dock)
-    assert float(viewer.layers["P(Cu) pixel (elements-default)"].data[0, 0]) > 0.9
+    assert float(viewer.layers["P(Cu)"].data[0, 0]) > 0.9
     # or fitted to peaks read off the plot (the channels where this file's Cu Ka and Sr Ka stand)
     inspector.peaks_edit.setText("1696 Cu Ka")
     qtbot.mouseClick(inspector.peaks_button, Qt.MouseButton.LeftButton)

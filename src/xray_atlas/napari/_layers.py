@@ -10,26 +10,57 @@ import numpy as np
 from ..cube import SpectralCube
 from ..physics.lines import parse_line_family
 
-__all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES", "element_colormap"]
+__all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
+           "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
 SYNC_BYTES = int(os.environ.get("XRAY_ATLAS_SYNC_BYTES", 256 * 2**20))
 
-_COLORMAPS = {
-    "Pb": "gray", "Hg": "red", "Cu": "cyan", "Fe": "yellow", "Au": "bop orange", "Ca": "green",
-    "Zn": "magenta", "Cr": "I Orange", "Mn": "bop purple", "S": "I Forest", "K": "I Blue",
-    "Sr": "I Purple", "Ti": "bop blue", "Co": "blue",
+# Each element's colour at full strength; its colormap runs from black, so that a pixel
+# without the element adds nothing under additive blending (napari's inverted "I ..." maps are
+# white at zero and turn the canvas white). Pigment-minded: lead white pale blue, vermilion
+# red, copper green-blue cyan, ochre yellow, cobalt blue, orpiment yellow.
+ELEMENT_COLOURS: dict[str, tuple[float, float, float]] = {
+    "Pb": (0.55, 0.7, 1.0), "Hg": (1.0, 0.12, 0.08), "Cu": (0.0, 0.9, 0.85), "Fe": (1.0, 0.75, 0.0),
+    "Au": (1.0, 0.5, 0.0), "Ca": (0.25, 0.9, 0.2), "Zn": (1.0, 0.2, 0.85), "Cr": (0.55, 1.0, 0.35),
+    "Mn": (0.65, 0.3, 1.0), "S": (0.85, 1.0, 0.1), "K": (1.0, 0.45, 0.55), "Sr": (0.75, 0.45, 1.0),
+    "Ti": (0.3, 0.55, 1.0), "Co": (0.1, 0.25, 1.0), "As": (1.0, 0.9, 0.25), "Ba": (0.9, 0.85, 0.55),
+    "Sn": (0.6, 0.8, 0.8), "Sb": (1.0, 0.65, 0.3), "Ni": (0.4, 0.9, 0.6), "Ag": (0.75, 0.8, 0.9),
+    "Cd": (1.0, 0.85, 0.0), "Ar": (0.5, 0.5, 0.9), "Cl": (0.5, 1.0, 0.6), "Se": (1.0, 0.35, 0.3),
+    "Br": (0.8, 0.4, 0.2), "Rh": (0.6, 0.6, 0.75), "Bi": (0.9, 0.6, 0.9), "P": (1.0, 0.6, 0.8),
+    "V": (0.5, 0.75, 0.3), "Si": (0.8, 0.7, 0.6), "Al": (0.7, 0.75, 0.85),
 }
+_FALLBACK = [(0.9, 0.4, 0.4), (0.4, 0.9, 0.4), (0.4, 0.6, 1.0), (1.0, 0.8, 0.3), (0.8, 0.4, 1.0), (0.3, 0.9, 0.9)]
+_CMAP_CACHE: dict[str, Any] = {}
 
 
-def element_colormap(line: str) -> str:
-    """A napari colormap name for a line family (additive blending mixes them)."""
+def element_colour(symbol: str) -> tuple[float, float, float]:
+    """An element's RGB colour (0-1); elements without one of their own get a fixed one by Z."""
+    if symbol in ELEMENT_COLOURS:
+        return ELEMENT_COLOURS[symbol]
+    try:
+        from ..physics.lines import atomic_number
+
+        z = atomic_number(symbol)
+    except Exception:  # noqa: BLE001 - not an element: any fixed colour
+        z = sum(map(ord, symbol))
+    return _FALLBACK[z % len(_FALLBACK)]
+
+
+def element_colormap(line: str) -> Any:
+    """A napari colormap for a line family or element: black to the element's colour, so that
+    additive blending of several maps stays readable (never white at zero)."""
+    from napari.utils.colormaps import Colormap
+
     try:
         sym, _ = parse_line_family(line)
-    except Exception:  # noqa: BLE001 - any other name gets a neutral map
-        return "magma"
-    return _COLORMAPS.get(sym, "magma")
+    except Exception:  # noqa: BLE001 - a bare symbol or any other name
+        sym = str(line).split("-")[0]
+    if sym not in _CMAP_CACHE:
+        r, g, b = element_colour(sym)
+        _CMAP_CACHE[sym] = Colormap([[0.0, 0.0, 0.0, 1.0], [r, g, b, 1.0]], name=f"xray-atlas {sym}")
+    return _CMAP_CACHE[sym]
 
 
 def xa_metadata(metadata: Any) -> dict:
@@ -85,3 +116,35 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
             map_layer_data(f"{line} (reference)", np.asarray(ds[()]), line=line, kind="reference map", visible=False)
         )
     return layers
+
+
+#: Layer kinds that are results of a run (the readable-picture rule hides earlier ones).
+RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters")
+
+
+def strongest(arrays: dict[str, np.ndarray], n: int = 3, *, by: str = "mean") -> list[str]:
+    """The ``n`` names of ``arrays`` to show first: the highest mean (maps: the strongest lines)
+    or, with ``by="spread"``, the highest standard deviation (probabilities: an element present
+    everywhere or nowhere draws no picture)."""
+    if by not in ("mean", "spread"):
+        raise ValueError(f"by={by!r} must be 'mean' or 'spread'")
+
+    def score(name: str) -> tuple[float, float]:
+        a = np.asarray(arrays[name], dtype=np.float64)
+        mean = float(np.nanmean(a)) if a.size else 0.0
+        return (float(np.nanstd(a)) if a.size else 0.0, mean) if by == "spread" else (mean, 0.0)
+
+    return sorted(arrays, key=score, reverse=True)[:n]
+
+
+def show_readable(viewer: Any, shown: list, *, hide_cubes: bool) -> None:
+    """After a run: its ``shown`` layers stay visible, every earlier result layer is hidden (and
+    the cubes' total-counts images with ``hide_cubes``), so that additive layers never pile up
+    into a white canvas. Hidden layers stay in the list, one click from view."""
+    keep = {id(lyr) for lyr in shown}
+    for lyr in list(viewer.layers):
+        if id(lyr) in keep or not lyr.visible:
+            continue
+        kind = xa_meta(lyr).get("kind")
+        if kind in RESULT_KINDS or (hide_cubes and kind == "cube"):
+            lyr.visible = False

@@ -1,15 +1,66 @@
-"""Running core generators on napari thread workers with a progress bar and a cancel button."""
+"""Running core generators on napari thread workers with a progress bar and a cancel button,
+and handing their results to the viewer without freezing it."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..cube import Progress
 from ..errors import XrayAtlasError
+from ._notify import notify, notify_error
 
-__all__ = ["JobBar"]
+__all__ = ["JobBar", "Delivery", "set_progress"]
+
+
+@dataclass
+class Delivery:
+    """What a finished job hands to the viewer: layers, one toast, and details for the log.
+
+    ``on_done`` callbacks of :meth:`JobBar.start` return one. Its layers are added one per
+    turn of the event loop (napari spends 50-100 ms on each new layer; adding a run's 12-29
+    layers at once froze the window for seconds), then ``after(layers)`` runs and the toast
+    is shown. The first layer goes on top of the layer list and each later one below the
+    earlier ones, so that the list reads top-down in delivery order: put the layers to see
+    first.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    layers : list of (data, kwargs, layer type)
+        In the order to add; kwargs as for ``viewer.add_<type>``.
+    message : str
+        The one notification of the run, in a conservator's words.
+    details : list of str
+        The run's notes, for the dock's details log.
+    after : callable, optional
+        Called with the added layers once all are in.
+    """
+
+    viewer: Any
+    layers: list = field(default_factory=list)
+    message: str = ""
+    details: list = field(default_factory=list)
+    after: Callable[[list], None] | None = None
+
+
+def set_progress(bar: QProgressBar, value: int, maximum: int | None = None) -> None:
+    """Move a progress bar without a synchronous repaint.
+
+    ``QProgressBar.setValue`` repaints at once, and in napari's window (an OpenGL canvas
+    composed with the widgets) that repaints the whole window: 50-150 ms a call on a 2-core
+    machine, which froze the window while a run's layers arrived. With updates off the value
+    changes silently; turning them on again queues an ordinary repaint.
+    """
+    bar.setUpdatesEnabled(False)
+    if maximum is not None:
+        bar.setRange(0, maximum)
+    bar.setValue(value)
+    bar.setUpdatesEnabled(True)
 
 
 def _drive(steps: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
@@ -43,11 +94,19 @@ class JobBar(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.details_button = QPushButton("Details")
+        self.details_button.setToolTip("what each run did: its notes, warnings and errors in full")
+        self.details_button.clicked.connect(self.show_details)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.bar, 1)
         row.addWidget(self.cancel_button)
+        row.addWidget(self.details_button)
         self.bar.setVisible(False)
+        #: The details log: every run's outcome, notes and errors, newest last.
+        self.lines: list[str] = []
+        self._dialog: QDialog | None = None
+        self._feed: list | None = None  # layers still to add, while a delivery is going on
         # A dock closed with its viewer mid-job: stop the job and ignore its last signals.
         # The state lives outside the QObject, since PyQt drops slots of a dying object.
         self._state = _State()
@@ -67,16 +126,90 @@ class JobBar(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        """A job runs, or its layers are still being added."""
+        return self.worker is not None or self._feed is not None
+
+    # -- the details log -------------------------------------------------------------------
+    def log(self, line: str) -> None:
+        """Append ``line`` to the details log (shown by the Details button)."""
+        self.lines.append(f"{time.strftime('%H:%M:%S')}  {line}")
+        if self._dialog is not None:
+            self._dialog.findChild(QPlainTextEdit).setPlainText("\n".join(self.lines))
+
+    def show_details(self) -> QDialog:
+        """Open (or raise) a window with the details log."""
+        if self._dialog is None:
+            self._dialog = QDialog(self)
+            self._dialog.setWindowTitle("xray-atlas: details")
+            text = QPlainTextEdit()
+            text.setReadOnly(True)
+            QVBoxLayout(self._dialog).addWidget(text)
+            self._dialog.resize(640, 360)
+        self._dialog.findChild(QPlainTextEdit).setPlainText("\n".join(self.lines) or "nothing has run yet")
+        self._dialog.show()
+        self._dialog.raise_()
+        return self._dialog
+
+    # -- delivering results ------------------------------------------------------------------
+    def deliver(self, delivery: Delivery, *, what: str = "") -> None:
+        """Add ``delivery``'s layers one per event-loop turn; then ``after``, the toast, the log."""
+        from napari.layers import Layer
+
+        added: list = []
+        self._feed = list(delivery.layers)
+        n = len(self._feed)
+        self.bar.setRange(0, max(n, 1))
+        self.bar.setFormat("adding layers %v/%m")
+        state = self._state
+
+        def step() -> None:
+            if not state.alive:
+                return
+            if self._feed is None:  # cancelled while adding (cancel() said so)
+                return
+            if self._feed:
+                data, kwargs, kind = self._feed.pop(0)
+                layer = Layer.create(data, kwargs, kind)
+                layers = delivery.viewer.layers
+                if added and added[-1] in layers:  # below the earlier ones: the list reads as delivered
+                    # and without selecting each: napari swaps the layer controls on every
+                    # selection, a third of a new layer's cost (private flag, so only if present)
+                    activate = getattr(layers, "_activate_on_insert", None)
+                    if activate is not None:
+                        layers._activate_on_insert = False
+                    try:
+                        layers.insert(layers.index(added[-1]), layer)
+                    finally:
+                        if activate is not None:
+                            layers._activate_on_insert = activate
+                else:
+                    layers.append(layer)
+                added.append(layer)
+                set_progress(self.bar, len(added))
+                self.status.setText(f"{what}: adding layers {len(added)}/{n}")
+                QTimer.singleShot(0, step)
+                return
+            self._feed = None
+            if self.worker is None:
+                self._idle()
+            try:
+                if delivery.after is not None:
+                    delivery.after(added)
+            except XrayAtlasError as err:
+                notify_error(err, log=self)
+            self.status.setText(f"{what}: done" if what else "done")
+            if delivery.message:
+                notify(delivery.message, log=self, details=delivery.details)
+
+        step()
 
     def start(self, steps: Generator[Progress, None, Any], *, what: str,
               on_done: Callable[[Any], None]) -> Any:
         """Run ``steps`` on a worker; call ``on_done(result)`` on the main thread when it ends."""
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error, show_info
 
-        if self.worker is not None:
-            show_info("xray-atlas: another job is running; wait or cancel it first")
+        if self.busy:
+            notify("Another job is running: wait for it or cancel it first")
             return None
         worker = create_worker(_drive, steps, _start_thread=False)
         self.worker = worker
@@ -85,40 +218,48 @@ class JobBar(QWidget):
         self.bar.setFormat(f"{what} %p%")
         self.cancel_button.setEnabled(True)
         self.status.setText(what)
+        started = time.perf_counter()
+        self.log(f"{what}: started")
 
         def on_yield(p: Progress) -> None:
             if not self._alive:
                 return
-            self.bar.setRange(0, max(p.total, 1))
-            self.bar.setValue(p.done)
+            set_progress(self.bar, p.done, max(p.total, 1))
 
         def on_returned(result: Any) -> None:
             if worker.abort_requested or not self._alive:
                 return  # cancelled after its last tile: the user said no, so no result
+            self.log(f"{what}: computed in {time.perf_counter() - started:.1f} s")
             try:
-                on_done(result)
+                delivery = on_done(result)
             except XrayAtlasError as err:
-                show_error(str(err))
-            self.status.setText(f"{what}: done")
+                notify_error(err, log=self)
+                return
+            if isinstance(delivery, Delivery):
+                self.deliver(delivery, what=what)
+            else:
+                self.status.setText(f"{what}: done")
 
         def on_error(err: Exception) -> None:
             if not self._alive:
                 return
-            show_error(str(err) if isinstance(err, XrayAtlasError) else f"{what} failed: {type(err).__name__}: {err}")
+            if isinstance(err, XrayAtlasError):
+                notify_error(err, log=self)
+            else:
+                notify_error(f"{what} failed: {type(err).__name__}: {err}", log=self)
             self.status.setText(f"{what}: failed")
 
         def on_aborted() -> None:
             if self._alive:
                 self.status.setText(f"{what}: cancelled")
+                self.log(f"{what}: cancelled")
 
         state = self._state
 
         def on_finished() -> None:
             state.worker = None
-            if not state.alive:
-                return
-            self.bar.setVisible(False)
-            self.cancel_button.setEnabled(False)
+            if state.alive and self._feed is None:
+                self._idle()
 
         worker.yielded.connect(on_yield)
         worker.returned.connect(on_returned)
@@ -128,6 +269,16 @@ class JobBar(QWidget):
         worker.start()
         return worker
 
+    def _idle(self) -> None:
+        self.bar.setVisible(False)
+        self.cancel_button.setEnabled(False)
+
     def cancel(self) -> None:
+        """Stop the job at its next tile, or stop adding its layers."""
         if self.worker is not None:
             self.worker.quit()
+        elif self._feed is not None:
+            self._feed = None  # the next step sees it and adds nothing more
+            self.status.setText("cancelled; the layers added so far stay")
+            self.log("cancelled while adding layers; those added so far stay")
+            self._idle()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
-__all__ = ["refill", "ModelCombo", "ParamForm", "apply_plot_theme", "form_dock", "click_callback", "layer_pixel",
-           "chosen_cube"]
+if TYPE_CHECKING:
+    from qtpy.QtWidgets import QVBoxLayout
+
+__all__ = ["refill", "ModelCombo", "ParamForm", "apply_plot_theme", "form_dock", "scroll_box", "refit_on_show",
+           "click_callback", "layer_pixel", "chosen_cube"]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -41,15 +44,61 @@ class ModelCombo(QComboBox):
         super().showPopup()
 
 
-def form_dock(widget: QWidget, rows: list, *below: QWidget) -> QFormLayout:
-    """Lay out a dock: a form of (label, field) rows, then ``below`` widgets top to bottom,
-    then a stretch. Returns the form."""
-    from qtpy.QtWidgets import QVBoxLayout
+def scroll_box(widget: QWidget, *, viewer: Any = None) -> "QVBoxLayout":
+    """The layout to fill a dock with: a vertical box inside a scroll area that fills ``widget``.
 
+    Docks stacked by the Plugins menu add up their minimum heights; without a scroll area each
+    asks for its whole form, which grew a 1600 x 1000 window to 1889 px and put buttons below
+    the screen. In a scroll area a dock can shrink to a few rows and scroll. With ``viewer``
+    the canvas is fitted to the data again once the dock has taken its room.
+    """
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
+
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    inner = QWidget()
+    inner.setObjectName("xray_atlas_dock_contents")
+    area.setWidget(inner)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    widget.scroll_area = area  # for tests and callers that bring a button into view
+    if viewer is not None:
+        refit_on_show(widget, viewer)
+    return QVBoxLayout(inner)
+
+
+def refit_on_show(widget: QWidget, viewer: Any) -> None:
+    """Fit the canvas to the data once ``widget`` is first shown: a new dock narrows the canvas,
+    and napari keeps the old zoom, which cut the painting's edge off."""
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    class _Once(QObject):
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            if event.type() == QEvent.Type.Show:
+                obj.removeEventFilter(self)
+                QTimer.singleShot(0, _fit)
+            return False
+
+    def _fit() -> None:
+        try:
+            if len(viewer.layers):
+                viewer.reset_view()
+        except RuntimeError:  # the viewer was closed meanwhile
+            pass
+
+    widget._refit_filter = _Once(widget)
+    widget.installEventFilter(widget._refit_filter)
+
+
+def form_dock(widget: QWidget, rows: list, *below: QWidget, viewer: Any = None) -> QFormLayout:
+    """Lay out a dock in a scroll area (:func:`scroll_box`): a form of (label, field) rows, then
+    ``below`` widgets top to bottom, then a stretch. Returns the form."""
     form = QFormLayout()
     for label, field in rows:
         form.addRow(label, field)
-    box = QVBoxLayout(widget)
+    box = scroll_box(widget, viewer=viewer)
     box.addLayout(form)
     for w in below:
         box.addWidget(w)
@@ -93,7 +142,7 @@ def chosen_cube(viewer: Any, name: str) -> tuple[Any, Any]:
     from .._layers import cube_of
 
     if name not in viewer.layers:
-        show_error("open a cube first (File > Open, or the sample painting)")
+        show_error("Open a cube first (File > Open, or File > Open Sample > xray-atlas)")
         return None, None
     return viewer.layers[name], cube_of(viewer.layers[name])
 

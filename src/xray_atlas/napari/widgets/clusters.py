@@ -19,16 +19,16 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ...cluster import METHODS, NORMALISATIONS, iter_cluster, method_parameters
 from ...cube import SpectralCube
 from ...errors import XrayAtlasError
-from .._layers import cube_of, is_cube_layer
-from .._workers import JobBar
-from ._common import refill
+from .._layers import cube_of, is_cube_layer, show_readable
+from .._notify import notify_error
+from .._workers import Delivery, JobBar
+from ._common import refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -73,7 +73,7 @@ class ClustersWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.preview_button)
         buttons.addWidget(self.run_button)
-        box = QVBoxLayout(self)
+        box = scroll_box(self, viewer=self.viewer)
         box.addLayout(top)
         box.addLayout(self.form)
         box.addLayout(buttons)
@@ -160,44 +160,43 @@ class ClustersWidget(QWidget):
 
     # -- actions ----------------------------------------------------------------------------
     def _start(self, cube: SpectralCube, *, name: str, scale: float = 1.0) -> Any:
-        from napari.utils.notifications import show_error
-
         method = self.method_combo.currentText()
         try:
             params = self.parameters()
             steps = iter_cluster(cube, method, seed=self.seed.value(), **params)
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         base = self.viewer.layers[self.cube_combo.currentText()]
 
-        def done(result: Any) -> None:
-            data, kwargs, _ = clusters_layer_data(result, name)
-            layer = self.viewer.add_labels(data, **kwargs)
-            layer.scale = np.asarray(base.scale) * scale
-            layer.translate = base.translate
+        def done(result: Any) -> Delivery:
+            data, kwargs, kind = clusters_layer_data(result, name)
+            kwargs.update(scale=tuple(np.asarray(base.scale) * scale), translate=tuple(base.translate))
             noise = int((result.labels < 0).sum())
             self.summary.setText(f"{result.n_clusters} clusters, sizes {result.sizes.tolist()}; {noise} noise pixels")
+            share = noise / max(result.labels.size, 1)
+            message = (f"{result.n_clusters} clusters found"
+                       + (f"; {share:.0%} of the pixels belong to none (noise)" if noise else ""))
+            details = [f"{method} with {', '.join(f'{k}={v}' for k, v in result.params.items())}",
+                       f"cluster sizes: {result.sizes.tolist()}"]
+            return Delivery(self.viewer, [(data, kwargs, kind)], message, details,
+                            lambda layers: show_readable(self.viewer, layers, hide_cubes=False))
 
         return self.jobs.start(steps, what=f"{method} clustering", on_done=done)
 
     def run(self) -> Any:
         """Cluster the whole cube on a worker; adds a Labels layer when done."""
-        from napari.utils.notifications import show_error
-
         cube = self.cube
         if cube is None:
-            show_error("open a cube first (File > Open, or the sample painting)")
+            notify_error("Open a cube first (File > Open, or File > Open Sample > xray-atlas)")
             return None
         return self._start(cube, name=f"clusters ({self.method_combo.currentText()})")
 
     def preview(self) -> Any:
         """Cluster a strided subsample of the pixels (about 12,000) for a quick look."""
-        from napari.utils.notifications import show_error
-
         cube = self.cube
         if cube is None:
-            show_error("open a cube first (File > Open, or the sample painting)")
+            notify_error("Open a cube first (File > Open, or File > Open Sample > xray-atlas)")
             return None
         k = max(1, int(np.ceil(np.sqrt(cube.height * cube.width / PREVIEW_PIXELS))))
         small = SpectralCube(np.asarray(cube.counts[::k, ::k, :]), energy=cube.energy if cube.calibrated else None,

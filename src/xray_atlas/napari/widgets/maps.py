@@ -1,9 +1,10 @@
 """Elemental maps dock: paint net-count maps of line families with a shipped or trained model
 or a baseline, on a worker with progress and Cancel.
 
-Every line becomes an Image layer (element colour map, additive blending) on the cube's grid,
-so the spectrum inspector samples it like the cube, and File > Save Layers writes
-``/maps/<line>``. The model list is read again each time it opens, so a model trained in the
+Every line becomes an Image layer (element colour map from black, additive blending) on the
+cube's grid, so the spectrum inspector samples it like the cube, and File > Save Layers writes
+``/maps/<line>``. The three strongest lines are shown, everything else hidden, so that the
+canvas stays readable; layers arrive one per event-loop turn, so that napari never freezes. The model list is read again each time it opens, so a model trained in the
 Training dock appears in it at once. A baseline's maps can be painted beside the model's. The
 per-cluster fit also adds its clusters as a (hidden) Labels layer.
 """
@@ -19,14 +20,18 @@ from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
-from .._layers import is_cube_layer, map_layer_data
-from .._workers import JobBar
+from .._layers import is_cube_layer, map_layer_data, show_readable, strongest
+from .._notify import notify_error
+from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["MapsWidget"]
+
+#: Layers shown after a run: more additive layers than this blur into white.
+SHOWN = 3
 
 
 def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, tile_bytes: int
@@ -70,7 +75,7 @@ class MapsWidget(QWidget):
         self.jobs = JobBar()
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
                          ("device", self.device_combo), ("compare with", self.compare_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)
@@ -91,8 +96,6 @@ class MapsWidget(QWidget):
 
     def run(self) -> Any:
         """Paint the maps on a worker; layers are added only when the whole cube is done."""
-        from napari.utils.notifications import show_error, show_info
-
         base, cube = chosen_cube(self.viewer, self.cube_combo.currentText())
         if cube is None:
             return None
@@ -111,31 +114,48 @@ class MapsWidget(QWidget):
                     raise XrayAtlasError(f"lines: {', '.join(missing)} not among the model's lines "
                                          f"({', '.join(models[0].lines)})")
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
 
-        def done(results: list) -> None:
-            added = []
-            for model_name, notes, maps, clusters in results:
-                for note in notes:
-                    show_info(f"xray-atlas maps: {note}")
-                if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
-                    layer = self.viewer.add_labels(clusters.astype(np.int32) + 1, name=f"clusters ({model_name})",
-                                                   opacity=0.4, visible=False)
-                    layer.scale, layer.translate = base.scale, base.translate
-                for ln, data in maps.items():
-                    arr, kwargs, _ = map_layer_data(f"{ln} ({model_name})", data, line=ln,
-                                                    extra={"model": model_name})
-                    layer = self.viewer.add_image(arr, **kwargs)
-                    layer.scale, layer.translate = base.scale, base.translate
-                    added.append(layer)
-            first = results[0][2]
-            strongest = sorted(first, key=lambda k: -float(first[k].mean()))[:5]
-            self.summary.setText(f"{len(added)} layers; strongest mean net counts: "
-                                 + ", ".join(f"{k} {float(first[k].mean()):.0f}" for k in strongest))
+        def done(results: list) -> Delivery:
+            return self._delivery(results, base, model)
 
         steps = _job(cube, models, lines, self.tile_bytes)
         return self.jobs.start(steps, what=f"maps with {model}", on_done=done)
+
+    def _delivery(self, results: list, base: Any, model: str) -> Delivery:
+        """The run's layers (the strongest lines of the first model first and visible, the rest
+        hidden), one toast and the notes for the details log."""
+        where = {"scale": tuple(base.scale), "translate": tuple(base.translate)}
+        first = results[0][2]
+        shown = strongest(first, SHOWN)
+        visible, hidden, details = [], [], []
+        for i, (model_name, notes, maps, clusters) in enumerate(results):
+            details += [f"{model_name}: {note}" for note in notes]
+            for ln, data in maps.items():
+                arr, kwargs, kind = map_layer_data(f"{ln} ({model_name})", data, line=ln,
+                                                   visible=i == 0 and ln in shown, extra={"model": model_name})
+                (visible if kwargs["visible"] else hidden).append((arr, {**kwargs, **where}, kind))
+            if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
+                hidden.append((clusters.astype(np.int32) + 1,
+                               {"name": f"clusters ({model_name})", "opacity": 0.4, "visible": False,
+                                "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}}, **where},
+                               "labels"))
+        visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
+        means = {k: float(first[k].mean()) for k in first}
+        ranked = sorted(first, key=lambda k: -means[k])[:5]
+        self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts: "
+                             + ", ".join(f"{k} {means[k]:.0f}" for k in ranked))
+
+        def after(layers: list) -> None:
+            show_readable(self.viewer, [lyr for lyr in layers if lyr.visible], hide_cubes=True)
+
+        used = results[0][0]
+        message = f"Maps ready: {len(first)} lines with {used}"
+        if used != model:
+            message += f" (standing in for {model}, which needs an energy calibration)"
+        message += f"; showing {', '.join(shown)}" + (f". {len(details)} notes in Details" if details else "")
+        return Delivery(self.viewer, visible + hidden, message, details, after)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()

@@ -3,6 +3,8 @@ a trained multi-label model, on a worker with progress and Cancel.
 
 Every element becomes an Image layer of probabilities in [0, 1] (element colour map, additive
 blending, on the cube's grid), which File > Save Layers writes as ``/probabilities/<Symbol>``.
+The three with the most spatial contrast are shown (an element present everywhere draws no
+picture), the others hidden.
 Clicking a pixel of the cube lists that pixel's probabilities here while the spectrum
 inspector plots its spectrum; elements at or above their decision threshold are marked.
 """
@@ -19,8 +21,10 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
                               iter_probabilities, load_element_model, present, spectrum_probabilities)
-from .._layers import cube_of, element_colormap, is_cube_layer, map_layer_data, xa_meta
-from .._workers import JobBar
+from .._layers import cube_of, element_colormap, is_cube_layer, map_layer_data, show_readable, strongest, xa_meta
+from .._notify import notify_error
+from .._workers import Delivery, JobBar
+from .maps import SHOWN
 from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
 
 if TYPE_CHECKING:
@@ -77,7 +81,7 @@ class ProbabilitiesWidget(QWidget):
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("per", self.where_combo),
                          ("region k", self.region_spin), ("clusters", self.labels_combo),
                          ("elements", self.elements_edit), ("device", self.device_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.pixel_label)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.pixel_label, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentTextChanged.connect(self._forget_model)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -127,8 +131,6 @@ class ProbabilitiesWidget(QWidget):
 
     def show_pixel(self, y: int, x: int) -> dict[str, float] | None:
         """Predict pixel (y, x) of the current cube and list its probabilities; return them."""
-        from napari.utils.notifications import show_error
-
         name = self.cube_combo.currentText()
         if name not in self.viewer.layers:
             return None
@@ -138,7 +140,7 @@ class ProbabilitiesWidget(QWidget):
             check_cube(cube, model)
             probs = spectrum_probabilities(cube.pixel(y, x), cube.energy, model)
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         hits = present(probs, model.thresholds)
         ranked = sorted(probs, key=lambda el: -probs[el])[:10]
@@ -149,8 +151,6 @@ class ProbabilitiesWidget(QWidget):
     # -- a run -------------------------------------------------------------------------------
     def run(self) -> Any:
         """Paint the probabilities on a worker; layers are added only when the whole cube is done."""
-        from napari.utils.notifications import show_error, show_info
-
         base, cube = chosen_cube(self.viewer, self.cube_combo.currentText())
         if cube is None:
             return None
@@ -164,7 +164,7 @@ class ProbabilitiesWidget(QWidget):
                 if missing:
                     raise XrayAtlasError(f"elements: {', '.join(missing)} not among the model's "
                                          f"({', '.join(model.elements)})")
-            check_cube(cube, model)
+            notes = check_cube(cube, model)
             if where == "k x k region":
                 region = self.region_spin.value()
             elif where == "clusters":
@@ -178,23 +178,37 @@ class ProbabilitiesWidget(QWidget):
                 if not (labels >= 0).any():
                     raise XrayAtlasError(f"clusters: layer {lname!r} labels no pixel")
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         tag = {"pixel": "pixel", "k x k region": f"{region}x{region}", "clusters": "clusters"}[where]
 
-        def done(probs: dict) -> None:
-            for note in model.notes:
-                show_info(f"xray-atlas probabilities: {note}")
+        start = len(model.notes)  # the cached model keeps notes of earlier runs: show this run's only
+
+        def done(probs: dict) -> Delivery:
+            where_ = {"scale": tuple(base.scale), "translate": tuple(base.translate)}
+            run_notes = notes + [n for n in model.notes[start:] if n not in notes]
+            shown = strongest(probs, SHOWN, by="spread")
+            suffix = ("" if tag == "pixel" else f" {tag}") + ("" if model.name == DEFAULT_ELEMENTS_MODEL
+                                                             else f" ({model.name})")
+            visible, hidden = [], []
             for el, data in probs.items():
-                arr, kwargs, _ = map_layer_data(f"P({el}) {tag} ({model.name})", data, kind="probability",
-                                                extra={"element": el, "model": model.name})
-                kwargs["colormap"] = element_colormap(f"{el}-K")
-                layer = self.viewer.add_image(arr, contrast_limits=(0.0, 1.0), **kwargs)
-                layer.scale, layer.translate = base.scale, base.translate
+                arr, kwargs, kind = map_layer_data(f"P({el}){suffix}", data, kind="probability",
+                                                   visible=el in shown, extra={"element": el, "model": model.name})
+                kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **where_)
+                (visible if el in shown else hidden).append((arr, kwargs, kind))
+            visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["element"]))
             share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
             found = sorted((el for el in share if share[el] > 0), key=lambda el: -share[el])
             self.summary.setText(f"{len(probs)} layers; present in some {tag if tag != 'pixel' else 'pixel'}s: "
                                  + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
+
+            def after(layers: list) -> None:
+                show_readable(self.viewer, [lyr for lyr in layers if lyr.visible], hide_cubes=True)
+
+            message = (f"Probabilities ready: {len(found)} of {len(probs)} elements present somewhere; "
+                       f"showing {', '.join(f'P({el})' for el in shown)}"
+                       + (f". {len(run_notes)} notes in Details" if run_notes else ""))
+            return Delivery(self.viewer, visible + hidden, message, run_notes, after)
 
         steps = iter_probabilities(cube, model, region=region, labels=labels, elements=elements,
                                    tile_bytes=self.tile_bytes)
