@@ -54,7 +54,7 @@ def test_every_dock_from_the_plugins_menu_fits_a_full_hd_screen(make_napari_view
 def test_opening_a_dock_refits_the_canvas(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
-    layer = viewer.add_image(np.random.default_rng(0).random((300, 600)).astype(np.float32))
+    layer = viewer.add_image(np.random.default_rng(0).random((300, 1000)).astype(np.float32))
     viewer.reset_view()
     qtbot.wait(100)
     canvas = viewer.window._qt_viewer.canvas
@@ -62,11 +62,13 @@ def test_opening_a_dock_refits_the_canvas(make_napari_viewer, qtbot):
     def painting_fits() -> bool:
         tr = canvas.layer_to_visual[layer].node.get_transform(map_from="visual", map_to="canvas")
         x0, _ = tr.map([0, 0])[:2]
-        x1, _ = tr.map([600, 0])[:2]
+        x1, _ = tr.map([1000, 0])[:2]
         width = canvas.native.width()
         return x0 >= -1 and x1 <= width + 1
 
     assert painting_fits()
+    wide = canvas.native.width()
     viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    qtbot.waitUntil(lambda: canvas.native.width() < wide - 100, timeout=5000)
     # the dock narrows the canvas; the painting's right edge was cut off before the refit
     qtbot.waitUntil(painting_fits, timeout=5000)
