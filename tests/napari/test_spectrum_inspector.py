@@ -302,6 +302,19 @@ def test_light_element_lines_are_marked(inspector, opened):
     assert min(inspector.marker_energies()) == pytest.approx(xraylib.LineEnergy(26, xraylib.L3M1_LINE))
 
 
+def test_long_cube_names_are_shown_whole(viewer, inspector, tmp_path, small_painting):
+    name = "MA-XRF_scan_of_the_Madonna_with_child_panel_2026-12-06_session3_detector2_full_resolution"
+    small_painting.write(tmp_path / f"{name}.h5")
+    layer = viewer.open(str(tmp_path / f"{name}.h5"), plugin="napari-xray-atlas")[0]
+    combo = inspector.cube_combo
+    assert combo.currentText() == layer.name
+    text = combo.fontMetrics().horizontalAdvance(layer.name)
+    assert combo.width() < text  # the box cuts it off (the dock is 660 px wide) ...
+    assert combo.view().minimumWidth() > text  # ... its list does not
+    assert combo.view().textElideMode() == Qt.TextElideMode.ElideNone
+    assert layer.name in combo.toolTip()
+
+
 def test_line_markers_are_xraylib_energies(inspector, opened):
     inspector.elements_edit.setText("Fe, pb")
     inspector.update_markers()

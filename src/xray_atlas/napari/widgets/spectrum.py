@@ -104,7 +104,7 @@ class SpectrumInspector(QWidget):
 
         # -- widgets --------------------------------------------------------------------
         self.cube_combo = QComboBox()
-        self.cube_combo.setToolTip("Cube whose spectra are shown (layers opened by xray-atlas)")
+        self._combo_tips = {self.cube_combo: "Cube whose spectra are shown (layers opened by xray-atlas)"}
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(220)
         # no grid: pyqtgraph's translucent grid costs ~12 ms per repaint in software
@@ -142,7 +142,12 @@ class SpectrumInspector(QWidget):
         self.clear_pins_button = QPushButton("Clear pins")
         self.sum_button = QPushButton("Sum && max spectra")
         self.region_combo = QComboBox()
-        self.region_combo.setToolTip("Shapes layer (all shapes) or Labels layer (selected label)")
+        self._combo_tips[self.region_combo] = "Shapes layer (all shapes) or Labels layer (selected label)"
+        for combo in self._combo_tips:
+            # a long file name is cut off in the box: its list and tooltip show it whole
+            combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
+            combo.currentTextChanged.connect(lambda _, c=combo: self._show_full_names(c))
+            self._show_full_names(combo)
         self.region_button = QPushButton("Region mean ± std")
         self.elements_edit = QLineEdit()
         self.elements_edit.setPlaceholderText("elements, e.g. Fe Pb Hg Cu")
@@ -272,6 +277,15 @@ class SpectrumInspector(QWidget):
     def _cube_layers(self) -> list[Any]:
         return [lyr for lyr in self.viewer.layers if is_cube_layer(lyr)]
 
+    def _show_full_names(self, combo: QComboBox) -> None:
+        """Widen the combo's list to its longest name and put the chosen name in its tooltip."""
+        view = combo.view()
+        metrics = combo.fontMetrics()
+        widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+        view.setMinimumWidth(widest + 2 * view.frameWidth() + 30)  # + margins and scroll bar
+        tip = self._combo_tips[combo]
+        combo.setToolTip(f"{combo.currentText()}\n\n{tip}" if combo.currentText() else tip)
+
     def _on_layer_inserted(self, event: Any) -> None:
         """A cube opened now is the one the user wants to see: show it."""
         self._refresh_layer_lists()
@@ -285,6 +299,8 @@ class SpectrumInspector(QWidget):
         names = [lyr.name for lyr in self._cube_layers()]
         current = refill(self.cube_combo, names, quiet=True)
         refill(self.region_combo, [lyr.name for lyr in self.viewer.layers if isinstance(lyr, (Labels, Shapes))])
+        for combo in self._combo_tips:
+            self._show_full_names(combo)
         self._watch_pins()
         if current not in names:
             self._on_cube_changed()
