@@ -82,24 +82,22 @@ def test_region_errors_are_notified(viewer, inspector, opened, errors):
     assert any("holds no shape" in m for m in errors())
 
 
-def test_sum_and_max_spectra(viewer, inspector, qtbot, opened):
+def test_sum_and_max_spectra(viewer, inspector, qtbot, opened, idle):
     _, painting = opened
-    worker = inspector.compute_sum_spectra()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    assert inspector.compute_sum_spectra() is not None
+    idle(qtbot, inspector)  # a tiny cube can finish before a waitSignal would listen
     c = painting.counts.reshape(-1, 4096).astype(float)
     np.testing.assert_allclose(inspector.sum_curve.getData()[1], c.sum(0) / c.shape[0])
     np.testing.assert_array_equal(inspector.max_curve.getData()[1], c.max(0))
 
 
-def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened):
+def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened, idle):
     _, painting = opened
     inspector.window_check.setChecked(True)
     inspector.window.setRegion((9.85, 10.15))  # around Hg La1 (9.989 keV)
     n = len(viewer.layers)
-    worker = inspector.paint_window_map()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    assert inspector.paint_window_map() is not None
+    idle(qtbot, inspector)  # a tiny cube can finish before a waitSignal would listen
     assert len(viewer.layers) == n + 1
     new = viewer.layers[-1]
     e = painting.energy
@@ -125,6 +123,196 @@ def test_cancelled_job_adds_no_layer(viewer, inspector, qtbot, slow_cube, add_cu
     assert len(viewer.layers) == n
     assert inspector.jobs.status.text().endswith("cancelled")
     assert not inspector.jobs.busy
+
+
+def assert_log_range_fits(inspector, *spectra):
+    """In log mode the count axis (log10 units in pyqtgraph) runs from just below the
+    smallest positive count of ``spectra`` to just above their maximum."""
+    values = np.concatenate([np.ravel(s) for s in spectra]).astype(float)
+    lo, hi = inspector.plot.getViewBox().viewRange()[1]
+    smallest, largest = np.log10(values[values > 0].min()), np.log10(values.max())
+    assert smallest - 0.5 < lo < smallest, (lo, smallest)
+    assert largest < hi < largest + 0.5, (hi, largest)
+
+
+def test_log_counts_fit_every_spectrum(viewer, inspector, qtbot, click, opened, idle):
+    """pyqtgraph's log mode turned auto-range back on: the axis spanned 10^-17..10^16."""
+    layer, painting = opened
+    counts = painting.counts.astype(float)
+    click(qtbot, viewer, layer, 2, 3)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (2, 3), timeout=3000)
+    inspector.elements_edit.setText("Fe Pb")  # markers must not widen the axis
+    inspector.update_markers()
+    qtbot.mouseClick(inspector.log_check, Qt.MouseButton.LeftButton)
+    assert inspector.log_check.isChecked()
+    assert_log_range_fits(inspector, counts[2, 3])  # pixel
+    qtbot.mouseClick(inspector.pin_button, Qt.MouseButton.LeftButton)
+    click(qtbot, viewer, layer, 15, 20)  # switching spectra
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (15, 20), timeout=3000)
+    assert_log_range_fits(inspector, counts[15, 20], counts[2, 3])  # pixel and pin
+    viewer.layers["pinned pixels"].data = np.array([[10.0, 12.0]])
+    viewer.layers.selection.active = layer
+    assert_log_range_fits(inspector, counts[15, 20], counts[10, 12])  # the pin moved
+    qtbot.mouseClick(inspector.clear_pins_button, Qt.MouseButton.LeftButton)
+    assert_log_range_fits(inspector, counts[15, 20])
+    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    viewer.layers.selection.active = layer
+    inspector.region_combo.setCurrentText("roi")
+    qtbot.mouseClick(inspector.region_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, inspector)
+    region = counts[2:9, 2:10].reshape(-1, counts.shape[-1])  # the rectangle's pixels
+    mean, std = region.mean(0), region.std(0)
+    np.testing.assert_allclose(inspector.region_curve.yData, mean)
+    assert_log_range_fits(inspector, counts[15, 20], mean, mean + std)  # region
+    qtbot.mouseClick(inspector.sum_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, inspector)
+    flat = counts.reshape(-1, counts.shape[-1])
+    assert_log_range_fits(inspector, counts[15, 20], mean, mean + std, flat.mean(0), flat.max(0))  # sum and max
+    qtbot.mouseClick(inspector.log_check, Qt.MouseButton.LeftButton)  # back to linear counts
+    assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, flat.max() * 1.08])
+    qtbot.mouseClick(inspector.log_check, Qt.MouseButton.LeftButton)
+    assert_log_range_fits(inspector, counts[15, 20], mean, mean + std, flat.mean(0), flat.max(0))
+    # the plot's own menu switch (Plot Options > Transforms > Log Y) is the same switch
+    inspector.plot.getPlotItem().ctrl.logYCheck.setChecked(False)
+    assert not inspector.log_check.isChecked()
+    assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, flat.max() * 1.08])
+
+
+def test_log_counts_of_the_real_m6_spectrum(viewer, inspector, qtbot, click, real_data):
+    """The Bruker M6 Jetstream sum spectrum spans 1 to 34,826 counts (807 empty channels)."""
+    layer = viewer.open(str(real_data / "bruker_m6_jetstream_file_example.spx"), plugin="napari-xray-atlas")[0]
+    click(qtbot, viewer, layer, 0, 0)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
+    inspector.log_check.setChecked(True)
+    with read(real_data / "bruker_m6_jetstream_file_example.spx") as cube:
+        spectrum = cube.pixel(0, 0)
+    assert spectrum.min() == 0 and spectrum[spectrum > 0].min() == 1 and spectrum.max() == 34826
+    assert_log_range_fits(inspector, spectrum)
+    assert inspector.plot.getViewBox().viewRange()[0] == pytest.approx([-0.955, 39.99], abs=0.5)  # x kept
+
+
+def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, opened, idle, tmp_path):
+    from xray_atlas.physics.painting import synthetic_painting
+
+    layer, painting = opened
+    click(qtbot, viewer, layer, 4, 5)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (4, 5), timeout=3000)
+    qtbot.mouseClick(inspector.pin_button, Qt.MouseButton.LeftButton)
+    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    inspector.region_combo.setCurrentText("roi")
+    inspector.compute_region()
+    idle(qtbot, inspector)
+    inspector.compute_sum_spectra()
+    idle(qtbot, inspector)
+    inspector.elements_edit.setText("Fe")
+    inspector.update_markers()
+    assert "pixel y=4, x=5" in inspector.pixel_label.text() or "region" in inspector.pixel_label.text()
+
+    other = synthetic_painting(12, 10, seed=9)  # a second cube, opened now: the inspector shows it
+    other.write(tmp_path / "other.h5")
+    new = viewer.open(str(tmp_path / "other.h5"), plugin="napari-xray-atlas")[0]
+    assert inspector.cube_combo.currentText() == new.name and inspector.cube.shape[:2] == (12, 10)
+    assert inspector.pixel_yx is None
+    assert inspector.pixel_label.text().startswith("click a pixel")
+    assert inspector.hint.isVisible() is False  # the pin of (4, 5) is a spectrum of the new cube
+    for curve in (inspector.pixel_curve, inspector.region_curve, inspector.sum_curve, inspector.max_curve,
+                  inspector._std_hi):
+        assert curve.yData is None or len(curve.yData) == 0
+    np.testing.assert_array_equal(inspector.pinned_spectra()[0], other.counts[4, 5])
+    assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, other.counts[4, 5].max() * 1.08])
+    click(qtbot, viewer, new, 11, 9)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (11, 9), timeout=3000)
+    assert inspector.pixel_label.text().startswith("pixel y=11, x=9")
+
+    # every cube closed: nothing of them is left on the plot
+    viewer.layers.remove(new)
+    viewer.layers.remove(layer)
+    assert inspector.cube is None
+    assert inspector.pixel_label.text().startswith("open a cube")
+    assert inspector.pinned_spectra() == [] and inspector.marker_energies() == []
+    assert inspector.pixel_curve.yData is None or len(inspector.pixel_curve.yData) == 0
+    assert inspector.offset_edit.text() == inspector.gain_edit.text() == ""
+    assert not inspector.calibrate_button.isEnabled()
+    assert inspector.hint.isVisible()
+    assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, 1])
+
+
+def test_empty_plot_has_a_sane_axis_and_says_what_to_do(viewer, inspector, qtbot, click, opened):
+    layer, painting = opened
+    viewer.layers.remove(layer)
+    assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, 1])
+    axis = inspector.plot.getAxis("left")
+    assert axis.autoSIPrefixScale == 1.0 and "(x" not in axis.labelString()  # was "counts (x0.001)"
+    assert inspector.hint.isVisible() and inspector.hint.textItem.toPlainText().startswith("open a cube")
+    layer = viewer.open(str(opened[0].source.path), plugin="napari-xray-atlas")[0]
+    assert inspector.hint.isVisible() and inspector.hint.textItem.toPlainText().startswith("click a pixel")
+    # the hint stands in the middle of the plot
+    box = inspector.plot.getViewBox()
+    centre = inspector.hint.mapRectToItem(box, inspector.hint.boundingRect()).center()
+    assert abs(centre.x() - box.width() / 2) < 0.1 * box.width()
+    assert abs(centre.y() - box.height() / 2) < 0.1 * box.height()
+    click(qtbot, viewer, layer, 1, 1)
+    qtbot.waitUntil(lambda: inspector.pixel_yx == (1, 1), timeout=3000)
+    assert not inspector.hint.isVisible()
+    assert inspector.plot.getViewBox().viewRange()[1][1] == pytest.approx(painting.counts[1, 1].max() * 1.08)
+
+
+def _contrast_ratio(a, b):
+    """WCAG 2 contrast ratio of two sRGB colours (0-255): 1 = none, 21 = black on white."""
+    def luminance(rgb):
+        c = np.asarray(rgb, dtype=float) / 255
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ [0.2126, 0.7152, 0.0722]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def blend(rgba, background):
+    alpha = rgba[3] / 255
+    return [alpha * f + (1 - alpha) * b for f, b in zip(rgba[:3], background)]
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_energy_window_band_stands_out(viewer, inspector, theme):
+    contrast_ratio = _contrast_ratio
+    viewer.theme = theme
+    bg = inspector.plot.backgroundBrush().color().getRgb()[:3]
+    fill = inspector.window.brush.color().getRgb()
+    edge = inspector.window.lines[0].pen.color().getRgb()[:3]
+    # was (120, 160, 255, 40): 16 % opaque, 1.2:1 against the black canvas
+    assert fill[3] >= 0.3 * 255
+    assert contrast_ratio(blend(fill, bg), bg) >= 1.5
+    assert contrast_ratio(edge, bg) >= 4.5
+    assert inspector.window.lines[0].pen.widthF() >= 2
+
+
+def test_light_element_lines_are_marked(inspector, opened):
+    """EDS: C, O, Na, Mg, Al have only lines below the old 1.2 keV cut-off."""
+    inspector.elements_edit.setText("C O Na Mg Al")
+    inspector.update_markers()
+    energies = inspector.marker_energies()
+    for z in (6, 8, 11, 12, 13):
+        assert xraylib.LineEnergy(z, xraylib.KL3_LINE) in energies, z
+    assert min(energies) == pytest.approx(0.277, abs=1e-3)
+    inspector.elements_edit.setText("Fe")  # Fe L (0.7 keV) only beside Fe K: not marked
+    inspector.update_markers()
+    assert min(inspector.marker_energies()) > 6
+    inspector.family_checks["K"].setChecked(False)  # Fe L alone: marked
+    assert min(inspector.marker_energies()) == pytest.approx(xraylib.LineEnergy(26, xraylib.L3M1_LINE))
+
+
+def test_long_cube_names_are_shown_whole(viewer, inspector, tmp_path, small_painting):
+    name = "MA-XRF_scan_of_the_Madonna_with_child_panel_2026-12-06_session3_detector2_full_resolution"
+    small_painting.write(tmp_path / f"{name}.h5")
+    layer = viewer.open(str(tmp_path / f"{name}.h5"), plugin="napari-xray-atlas")[0]
+    combo = inspector.cube_combo
+    assert combo.currentText() == layer.name
+    text = combo.fontMetrics().horizontalAdvance(layer.name)
+    assert combo.width() < text  # the box cuts it off (the dock is 660 px wide) ...
+    assert combo.view().minimumWidth() > text  # ... its list does not
+    assert combo.view().textElideMode() == Qt.TextElideMode.ElideNone
+    assert layer.name in combo.toolTip()
 
 
 def test_line_markers_are_xraylib_energies(inspector, opened):

@@ -52,3 +52,40 @@ def test_excitation_below_edge_gives_no_lines():
         family_lines("Pb-K", excitation_kev=20.0)  # Pb K edge is 88 keV
     with pytest.raises(XrayAtlasError, match="excitation_kev=-1"):
         family_lines("Fe-K", excitation_kev=-1)
+
+
+def test_marker_lines_reach_down_to_the_axis_start():
+    from xray_atlas.physics.lines import marker_lines
+
+    # SEM-EDS: the only lines of C, O, Na lie below 1.2 keV (xraylib KL3: 0.277, 0.525, 1.041 keV)
+    got = marker_lines(["C-K", "O-K", "Na-K", "Mg-K", "Al-K", "C-L"], lo_kev=0.1, hi_kev=10.0)
+    energies = {ln.energy_kev for _, ln in got}
+    for z in (6, 8, 11, 12, 13):
+        assert xraylib.LineEnergy(z, xraylib.KL3_LINE) in energies
+    assert {name for name, _ in got} == {"C-K", "O-K", "Na-K", "Mg-K", "Al-K"}  # C has no L lines
+    # lines below the start of the axis are not marked
+    assert [n for n, _ in marker_lines(["C-K", "O-K"], lo_kev=0.4, hi_kev=10.0)] == ["O-K", "O-K"]
+
+
+def test_soft_families_are_marked_only_alone():
+    from xray_atlas.physics.lines import marker_lines
+
+    # Fe L (0.705 keV) beside Fe K only clutters an MA-XRF plot; alone it is marked
+    both = marker_lines(["Fe-K", "Fe-L", "Pb-L"], lo_kev=0.0, hi_kev=40.0)
+    assert {n for n, _ in both} == {"Fe-K", "Pb-L"}
+    alone = marker_lines(["Fe-L"], lo_kev=0.0, hi_kev=40.0)
+    assert alone and all(n == "Fe-L" and ln.energy_kev < 1.0 for n, ln in alone)
+    # Fe K outside the axis (a 0-5 keV EDS spectrum): Fe L is what there is to mark
+    assert {n for n, _ in marker_lines(["Fe-K", "Fe-L"], lo_kev=0.0, hi_kev=5.0)} == {"Fe-L"}
+    assert all(ln.relative_intensity >= 0.01 for _, ln in both)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"families": ["Fe-K"], "lo_kev": 5.0, "hi_kev": 5.0}, "hi_kev=5.0 must be above lo_kev=5.0"),
+    ({"families": ["Xq-K"], "lo_kev": 0.0, "hi_kev": 5.0}, "families='Xq-K'"),
+])
+def test_marker_lines_bad_input(kwargs, match):
+    from xray_atlas.physics.lines import marker_lines
+
+    with pytest.raises(XrayAtlasError, match=match):
+        marker_lines(**kwargs)

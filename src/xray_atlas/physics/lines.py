@@ -24,12 +24,18 @@ __all__ = [
     "symbol",
     "parse_line_family",
     "family_lines",
+    "marker_lines",
+    "SOFT_KEV",
 ]
 
 FAMILIES = ("K", "L", "M")
 
 #: The twelve line families of the MA-XRF study (CONTRACTS.md section 1).
 DEFAULT_MAP_LINES = ("S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L", "Pb-L")
+
+#: Lines softer than this are absorbed in air and in the detector window of MA-XRF scanners:
+#: an element's soft family (Fe L, Cu L) is marked only when none of its harder families is.
+SOFT_KEV = 1.2
 
 _IUPAC = re.compile(r"^(K|L[1-3]|M[1-5])([LMNOPQ][1-7])_LINE$")
 
@@ -173,4 +179,65 @@ def family_lines(
         raise XrayAtlasError(
             f"line={line!r}: xraylib gives no {fam} lines for {sym} excited at {excitation_kev:g} keV"
         )
+    return out
+
+
+def marker_lines(
+    families: "list[str] | tuple[str, ...]",
+    *,
+    lo_kev: float,
+    hi_kev: float,
+    min_relative: float = 0.01,
+    soft_kev: float = SOFT_KEV,
+) -> list[tuple[str, Line]]:
+    """The lines to mark on a spectrum for the named line families.
+
+    Every line of a family between ``lo_kev`` and ``hi_kev`` is marked, down to the start of
+    the energy axis, so the only lines of light elements (C Ka 0.277 keV, O Ka 0.525, Na Ka
+    1.04) are marked on SEM-EDS spectra. A family whose strongest line lies below
+    ``soft_kev`` is left out when another named family of the same element has a line in
+    view at or above ``soft_kev``: Fe L beside Fe K, Cu L beside Cu K only clutter an
+    MA-XRF spectrum (air and the detector window absorb them).
+
+    Parameters
+    ----------
+    families : sequence of str
+        Line families ``"<Symbol>-<Family>"`` (``"Fe-K"``). A family the element does not
+        emit (``"C-L"``) marks nothing.
+    lo_kev, hi_kev : float
+        Energy range of the axis (keV).
+    min_relative : float
+        Lines weaker than this fraction of their family are not marked.
+    soft_kev : float
+        See above.
+
+    Returns
+    -------
+    list of (str, Line)
+        ``(family, line)`` pairs, family by family in the order given, strongest line first.
+
+    Raises
+    ------
+    XrayAtlasError
+        For a badly written family or an empty energy range.
+    """
+    lo, hi = float(lo_kev), float(hi_kev)
+    if not (hi > lo):
+        raise XrayAtlasError(f"hi_kev={hi_kev} must be above lo_kev={lo_kev}")
+    shown: dict[str, tuple[str, list[Line]]] = {}
+    for name in families:
+        sym, fam = parse_line_family(name, parameter="families")
+        try:
+            lines = family_lines(f"{sym}-{fam}")
+        except XrayAtlasError:
+            continue  # e.g. no M lines for a light element: nothing to mark
+        keep = [ln for ln in lines if lo <= ln.energy_kev <= hi and ln.relative_intensity >= min_relative]
+        if keep:
+            shown[name] = (sym, keep)
+    hard = {sym for sym, keep in shown.values() if any(ln.energy_kev >= soft_kev for ln in keep)}
+    out = []
+    for name, (sym, keep) in shown.items():
+        if max(keep, key=lambda ln: ln.relative_intensity).energy_kev < soft_kev and sym in hard:
+            continue
+        out.extend((name, ln) for ln in keep)
     return out

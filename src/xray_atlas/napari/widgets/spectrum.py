@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 
 from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
-from ...physics.lines import FAMILIES, family_lines, parse_line_family
+from ...physics.lines import FAMILIES, marker_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
 from ._common import apply_plot_theme, click_callback, layer_pixel, refill
@@ -42,10 +42,42 @@ if TYPE_CHECKING:
 __all__ = ["SpectrumInspector"]
 
 _PIN_LAYER = "pinned pixels"
-#: Lines below this energy are absorbed in air and the detector window of MA-XRF
-#: scanners; marking them (Fe L, Cu L ...) only clutters the plot.
-MIN_MARKER_KEV = 1.2
+_HINT_NO_CUBE = "open a cube (File > Open, or File > Open Sample > painting)"
+_HINT_NO_PIXEL = "click a pixel (Shift + hover to follow)"
 _PIN_COLOURS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def count_range(counts: list[np.ndarray], *, log: bool) -> tuple[float, float]:
+    """The count axis range that shows ``counts`` whole: 0 to just above the maximum, or in
+    log mode (pyqtgraph's view is then in log10 units) from just below the smallest positive
+    count to just above the maximum. Nothing to show: 0-1 counts (1-10 in log mode)."""
+    values = np.concatenate([np.ravel(c) for c in counts]) if counts else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if not log:
+        top = float(values.max()) if values.size else 0.0
+        return (0.0, top * 1.08) if top > 0 else (0.0, 1.0)
+    positive = values[values > 0]
+    if not positive.size:
+        return (0.0, 1.0)
+    lo, hi = float(np.log10(positive.min())), float(np.log10(positive.max()))
+    pad = 0.05 * max(hi - lo, 1.0)
+    return lo - pad, hi + pad
+
+
+def _luminance(rgb: tuple[float, ...]) -> float:
+    """WCAG relative luminance of an sRGB colour (0-255)."""
+    c = np.asarray(rgb[:3], dtype=float) / 255.0
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def window_colours(background: tuple[int, int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int]]:
+    """Fill (RGBA) and edge (RGB) of the energy-window band on a plot of this background:
+    light blue on a dark canvas, dark blue on a light one, strong enough to find at once
+    (edges >= 4.5:1 against the canvas) yet leaving the spectrum under the band legible."""
+    if _luminance(background) < 0.3:
+        return (100, 170, 255, 90), (140, 190, 255)
+    return (30, 90, 200, 80), (20, 70, 170)
 
 
 class SpectrumInspector(QWidget):
@@ -72,13 +104,19 @@ class SpectrumInspector(QWidget):
 
         # -- widgets --------------------------------------------------------------------
         self.cube_combo = QComboBox()
-        self.cube_combo.setToolTip("Cube whose spectra are shown (layers opened by xray-atlas)")
+        self._combo_tips = {self.cube_combo: "Cube whose spectra are shown (layers opened by xray-atlas)"}
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(220)
         # no grid: pyqtgraph's translucent grid costs ~12 ms per repaint in software
         # rendering (benchmarks/bench_open_and_click.py), 6x the rest of the plot
         self.plot.setLabel("left", "counts")
+        # counts are counts: no "(x0.001)" or "(x1e+15)" unit prefix on the axis
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.legend = self.plot.addLegend(offset=(-10, 10))
+        # what to do, in the middle of an empty plot (kept in place in screen coordinates)
+        self.hint = pg.TextItem(_HINT_NO_CUBE, color="#aaaaaa")
+        self.hint.setParentItem(self.plot.getViewBox())
+        self.plot.getViewBox().sigResized.connect(self._place_hint)
         self.pixel_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=1.5))
         self.region_curve = self.plot.plot([], [], pen=pg.mkPen("#ffd54f", width=1.5))
         self._std_hi = pg.PlotDataItem([], [])
@@ -87,22 +125,29 @@ class SpectrumInspector(QWidget):
         self.plot.addItem(self.region_band)
         self.sum_curve = self.plot.plot([], [], pen=pg.mkPen("#aed581", width=1))
         self.max_curve = self.plot.plot([], [], pen=pg.mkPen("#e57373", width=1))
-        self.marker_curve = self.plot.plot([], [], pen=pg.mkPen("#bbbbbb", width=1), connect="pairs")
+        # markers, labels and the window band are drawn to the view: they must not widen it
+        self.marker_curve = pg.PlotDataItem([], [], pen=pg.mkPen("#bbbbbb", width=1), connect="pairs")
+        self.plot.addItem(self.marker_curve, ignoreBounds=True)
         self.plot.getViewBox().sigXRangeChanged.connect(self._place_labels)  # a zoom moves the labels apart
-        self.window = pg.LinearRegionItem(values=(6.2, 6.6), brush=pg.mkBrush(120, 160, 255, 40))
+        self.window = pg.LinearRegionItem(values=(6.2, 6.6))
         self.window.setZValue(-10)
         self.window.setVisible(False)
-        self.plot.addItem(self.window)
+        self.plot.addItem(self.window, ignoreBounds=True)
 
         self.log_check = QCheckBox("log counts")
-        self.pixel_label = QLabel("click a pixel (Shift + hover to follow)")
+        self.pixel_label = QLabel(_HINT_NO_CUBE)
         # text changes must not re-layout the dock: a layout pass repaints the whole window
         self.pixel_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.pin_button = QPushButton("Pin pixel")
         self.clear_pins_button = QPushButton("Clear pins")
         self.sum_button = QPushButton("Sum && max spectra")
         self.region_combo = QComboBox()
-        self.region_combo.setToolTip("Shapes layer (all shapes) or Labels layer (selected label)")
+        self._combo_tips[self.region_combo] = "Shapes layer (all shapes) or Labels layer (selected label)"
+        for combo in self._combo_tips:
+            # a long file name is cut off in the box: its list and tooltip show it whole
+            combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
+            combo.currentTextChanged.connect(lambda _, c=combo: self._show_full_names(c))
+            self._show_full_names(combo)
         self.region_button = QPushButton("Region mean ± std")
         self.elements_edit = QLineEdit()
         self.elements_edit.setPlaceholderText("elements, e.g. Fe Pb Hg Cu")
@@ -166,6 +211,8 @@ class SpectrumInspector(QWidget):
         # -- signals -----------------------------------------------------------------------
         self.cube_combo.currentIndexChanged.connect(self._on_cube_changed)
         self.log_check.toggled.connect(self._on_log)
+        # the plot's own context menu (Plot Options > Transforms > Log Y) is the same switch
+        self.plot.getPlotItem().ctrl.logYCheck.toggled.connect(self.log_check.setChecked)
         self.pin_button.clicked.connect(self.pin_current)
         self.clear_pins_button.clicked.connect(self.clear_pins)
         self.sum_button.clicked.connect(self.compute_sum_spectra)
@@ -183,7 +230,7 @@ class SpectrumInspector(QWidget):
         self.plot.enableAutoRange(x=False, y=False)
 
         layers = self.viewer.layers
-        layers.events.inserted.connect(self._refresh_layer_lists)
+        layers.events.inserted.connect(self._on_layer_inserted)
         layers.events.removed.connect(self._refresh_layer_lists)
         layers.events.reordered.connect(self._refresh_layer_lists)
         self._on_mouse_drag = click_callback(self._on_click)
@@ -202,17 +249,20 @@ class SpectrumInspector(QWidget):
 
     def _rescale(self) -> None:
         """Fit the count axis to the curves shown, then redraw the line markers once."""
-        tops = [float(np.max(c.getData()[1])) for c in self._data_curves() if c.getData()[1] is not None
-                and len(c.getData()[1])]
-        top = max(tops, default=1.0)
-        if self.log_check.isChecked():
-            self.plot.setYRange(np.log10(0.5), np.log10(max(top, 1.0) * 2.0), padding=0)
-        else:
-            self.plot.setYRange(0, max(top, 1.0) * 1.08, padding=0)
+        # the curves' own data: getData() gives the displayed (log10, downsampled) values
+        counts = [np.asarray(c.yData, dtype=np.float64) for c in self._data_curves()
+                  if c.yData is not None and len(c.yData)]
+        self.hint.setVisible(not counts)
+        self.plot.setYRange(*count_range(counts, log=self.log_check.isChecked()), padding=0)
         # apply the new view transform now rather than during the next paint, which
         # would otherwise schedule a second paint of the whole plot
         self.plot.getViewBox().updateMatrix()
         self._draw_markers()
+
+    def _place_hint(self, *_: Any) -> None:
+        # the hint lives in the view box's pixel coordinates (it stays put on pan and zoom)
+        centre, text = self.plot.getViewBox().boundingRect().center(), self.hint.textItem.boundingRect()
+        self.hint.setPos(centre.x() - text.width() / 2, centre.y() - text.height() / 2)
 
     def _data_curves(self) -> list[pg.PlotDataItem]:
         return [self.pixel_curve, self.region_curve, self._std_hi, self.sum_curve, self.max_curve, *self._pin_curves,
@@ -227,12 +277,30 @@ class SpectrumInspector(QWidget):
     def _cube_layers(self) -> list[Any]:
         return [lyr for lyr in self.viewer.layers if is_cube_layer(lyr)]
 
+    def _show_full_names(self, combo: QComboBox) -> None:
+        """Widen the combo's list to its longest name and put the chosen name in its tooltip."""
+        view = combo.view()
+        metrics = combo.fontMetrics()
+        widest = max((metrics.horizontalAdvance(combo.itemText(i)) for i in range(combo.count())), default=0)
+        view.setMinimumWidth(widest + 2 * view.frameWidth() + 30)  # + margins and scroll bar
+        tip = self._combo_tips[combo]
+        combo.setToolTip(f"{combo.currentText()}\n\n{tip}" if combo.currentText() else tip)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        """A cube opened now is the one the user wants to see: show it."""
+        self._refresh_layer_lists()
+        layer = getattr(event, "value", None)
+        if layer is not None and is_cube_layer(layer) and self.cube_combo.currentText() != layer.name:
+            self.cube_combo.setCurrentText(layer.name)  # -> _on_cube_changed
+
     def _refresh_layer_lists(self, *_: Any) -> None:
         from napari.layers import Labels, Shapes
 
         names = [lyr.name for lyr in self._cube_layers()]
         current = refill(self.cube_combo, names, quiet=True)
         refill(self.region_combo, [lyr.name for lyr in self.viewer.layers if isinstance(lyr, (Labels, Shapes))])
+        for combo in self._combo_tips:
+            self._show_full_names(combo)
         self._watch_pins()
         if current not in names:
             self._on_cube_changed()
@@ -249,27 +317,39 @@ class SpectrumInspector(QWidget):
         return cube_of(layer) if layer is not None else None
 
     def _on_cube_changed(self, *_: Any) -> None:
+        """Show the new cube and nothing of the old one: its pixel, label, pins, region,
+        sum and max spectra, cluster means, line markers and calibration."""
         cube = self.cube
         self._clear_curves()
         self.pixel_yx = None
+        hint = _HINT_NO_CUBE if cube is None else _HINT_NO_PIXEL
+        self.pixel_label.setText(hint)
+        self.hint.setText(hint)
+        self._place_hint()
         self.calibrate_button.setEnabled(cube is not None)
         self.peaks_button.setEnabled(cube is not None)
+        self.window_button.setEnabled(cube is not None and self.window_check.isChecked())
         linear = cube is not None and cube.calibrated
         self.offset_edit.setText(f"{round(cube.energy_offset_kev, 9):.6g}" if linear else "")
         self.gain_edit.setText(f"{round(cube.energy_gain_kev, 12):.6g}" if linear else "")
         if cube is None:
             self.plot.setLabel("bottom", "energy")
-            return
-        self.plot.setLabel("bottom", "energy (keV)" if cube.calibrated else "channel (uncalibrated)")
-        lo, hi = float(cube.energy[0]), float(cube.energy[-1])
-        self.plot.setXRange(lo, hi, padding=0.01)
-        a, b = self.window.getRegion()
-        if not (lo <= a < b <= hi):
-            mid = lo + 0.15 * (hi - lo)
-            self.window.setRegion((mid, mid + 0.02 * (hi - lo)))
-        self.window.setBounds((lo, hi))
+            self.plot.setXRange(0.0, 1.0, padding=0)
+        else:
+            self.plot.setLabel("bottom", "energy (keV)" if cube.calibrated else "channel (uncalibrated)")
+            lo, hi = float(cube.energy[0]), float(cube.energy[-1])
+            self.plot.setXRange(lo, hi, padding=0.01)
+            a, b = self.window.getRegion()
+            if not (lo <= a < b <= hi):
+                mid = lo + 0.15 * (hi - lo)
+                self.window.setRegion((mid, mid + 0.02 * (hi - lo)))
+            self.window.setBounds((lo, hi))
+        self._on_window_changed()  # keV or channels
         self._update_pins()
+        self._show_cluster_means()
+        self._marker_lines = []
         self.update_markers()
+        self._rescale()
 
     def set_calibration(self, offset_kev: float, gain_kev: float) -> None:
         """Give the current cube the linear calibration ``E = offset + gain * channel`` (keV).
@@ -403,10 +483,12 @@ class SpectrumInspector(QWidget):
         for curve in self._pin_curves:
             self.plot.removeItem(curve)
             self.legend.removeItem(curve)
-        self._pin_curves = []
+        had_pins, self._pin_curves = bool(self._pin_curves), []
         layer = self._pins_layer()
         cube = self.cube
         if layer is None or cube is None or len(layer.data) == 0:
+            if had_pins:
+                self._rescale()
             return
         colours = []
         for i, point in enumerate(np.asarray(layer.data)[:, -2:]):
@@ -447,11 +529,11 @@ class SpectrumInspector(QWidget):
 
     def cluster_spectra_shown(self) -> list[np.ndarray]:
         """The y data of the cluster-mean curves (for tests and scripts)."""
-        return [c.getData()[1] for c in self._cluster_curves]
+        return [c.yData for c in self._cluster_curves]
 
     def pinned_spectra(self) -> list[np.ndarray]:
         """The y data of the pinned curves (for tests and scripts)."""
-        return [c.getData()[1] for c in self._pin_curves]
+        return [c.yData for c in self._pin_curves]
 
     def compute_sum_spectra(self) -> Any:
         """Stream the cube on a worker and plot sum (per pixel) and max spectra."""
@@ -504,6 +586,7 @@ class SpectrumInspector(QWidget):
             self._set_curve(self.region_curve, "region mean", e, stats["mean"])
             self._std_hi.setData(e, stats["mean"] + stats["std"])
             self._std_lo.setData(e, np.maximum(stats["mean"] - stats["std"], 0))
+            self._rescale()
             self.pixel_label.setText(f"region: {stats['n_pixels']} pixels")
 
         return self.jobs.start(cube.iter_region_stats(mask, tile_bytes=self.tile_bytes), what="region spectrum", on_done=done)
@@ -534,14 +617,8 @@ class SpectrumInspector(QWidget):
             self._draw_markers()
             return
         lo, hi = float(cube.energy[0]), float(cube.energy[-1])
-        for name in self.selected_lines():
-            try:
-                lines = family_lines(name)
-            except XrayAtlasError:
-                continue  # e.g. no M lines for a light element: nothing to mark
-            for ln in lines:
-                if max(lo, MIN_MARKER_KEV) <= ln.energy_kev <= hi and ln.relative_intensity >= 0.01:
-                    self._marker_lines.append((name, ln))
+        if hi > lo:  # a one-channel cube has no axis to mark
+            self._marker_lines = marker_lines(self.selected_lines(), lo_kev=lo, hi_kev=hi)
         self._draw_markers()
 
     def marker_energies(self) -> list[float]:
@@ -576,7 +653,7 @@ class SpectrumInspector(QWidget):
                 continue  # label only the strongest line of each family
             seen.add(name)
             label = pg.TextItem(f"{name.split('-')[0]} {ln.label}", anchor=(0.5, 1.0), color="#dddddd")
-            self.plot.addItem(label)
+            self.plot.addItem(label, ignoreBounds=True)
             self._marker_items.append(label)
             self._label_anchors.append((label, ln.energy_kev, np.log10(h) if self.log_check.isChecked() else h))
         self._place_labels()
@@ -641,11 +718,23 @@ class SpectrumInspector(QWidget):
 
     # -- appearance ---------------------------------------------------------------------------
     def _on_log(self, on: bool) -> None:
+        x_range = self.plot.getViewBox().viewRange()[0]
         self.plot.setLogMode(x=False, y=on)
+        # setLogMode switches pyqtgraph's auto-range back on, which spans the log10 of the
+        # zero channels and of the marker feet (10^-17..10^16): set the ranges ourselves
+        self.plot.enableAutoRange(x=False, y=False)
+        self.plot.setXRange(*x_range, padding=0)
         self._rescale()
 
     def _apply_theme(self, *_: Any) -> None:
         apply_plot_theme(self.plot, self.viewer)
+        bg = self.plot.backgroundBrush().color()
+        fill, edge = window_colours((bg.red(), bg.green(), bg.blue()))
+        self.window.setBrush(pg.mkBrush(*fill))
+        self.window.setHoverBrush(pg.mkBrush(*fill[:3], min(255, fill[3] + 50)))
+        for line in self.window.lines:
+            line.setPen(pg.mkPen(edge, width=2))
+            line.setHoverPen(pg.mkPen(edge, width=4))
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()
