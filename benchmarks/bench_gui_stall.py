@@ -30,7 +30,6 @@ import os
 import platform
 import time
 
-import numpy as np
 
 
 def main() -> None:

@@ -131,3 +131,25 @@ def test_notes_of_one_cube_do_not_follow_into_the_next(viewer, dock, qtbot, smal
     assert not any("resampled" in line for line in log_native), log_native
     assert len(toast_coarse) == len(toast_native) == len(toast_again) == 1
     assert "notes in Details" in toast_coarse[0] and "notes in Details" not in toast_again[0]
+
+
+def test_a_pixels_probabilities_go_with_their_cube(viewer, dock, qtbot, small_painting, add_cube_layer):
+    """Issue 26, item 8: the label kept the old cube's pixel after another cube was chosen or
+    the cube removed."""
+    from xray_atlas.cube import SpectralCube
+
+    counts = np.asarray(small_painting.counts)[:4, :4]
+    off, gain = small_painting.energy_offset_kev, small_painting.energy_gain_kev
+    first = add_cube_layer(viewer, SpectralCube(counts, offset_kev=off, gain_kev=gain, name="first"))
+    second = add_cube_layer(viewer, SpectralCube(counts[::-1], offset_kev=off, gain_kev=gain, name="second"))
+    dock.cube_combo.setCurrentText(first.name)
+    dock.show_pixel(1, 2)
+    assert dock.pixel_label.text().startswith("pixel y=1, x=2")
+    viewer.add_image(np.zeros((4, 4)), name="unrelated")  # another layer: the pixel stays
+    assert dock.pixel_label.text().startswith("pixel y=1, x=2")
+    dock.cube_combo.setCurrentText(second.name)
+    assert not dock.pixel_label.text().startswith("pixel")
+    dock.cube_combo.setCurrentText(first.name)
+    dock.show_pixel(0, 0)
+    viewer.layers.remove(first)
+    assert not dock.pixel_label.text().startswith("pixel")

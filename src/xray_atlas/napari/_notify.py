@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["error_text", "notify_error", "notify"]
+__all__ = ["error_text", "notify_error", "notify_warning", "notify"]
 
 # "<path>: <reason>" as XrayAtlasError and the io readers write it
 _PATH_FIRST = re.compile(r"^(?P<path>(?:[A-Za-z]:)?[^:\n]*[/\\.][^:\n]*?):\s+(?P<reason>.+)$", re.S)
@@ -73,3 +73,14 @@ def notify(text: str, *, log=None, details: list[str] | tuple[str, ...] = ()) ->
         for line in details:
             log.log(f"  {line}")
     show_info(text)
+
+
+def notify_warning(err: BaseException | str, *, log=None) -> str:
+    """Like :func:`notify_error`, as a warning toast."""
+    from napari.utils.notifications import show_warning
+
+    text = error_text(err)
+    if log is not None:
+        log.log(f"warning: {err}")
+    show_warning(text)
+    return text

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["ProbabilitiesWidget"]
 
 WHERE = ("pixel", "k x k region", "clusters")
+PIXEL_HINT = "click a pixel of the cube to see its probabilities"
 
 
 def labels_of(layer: Any) -> np.ndarray:
@@ -75,7 +76,8 @@ class ProbabilitiesWidget(QWidget):
         self.run_button = QPushButton("Paint probabilities")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        self.pixel_label = QLabel("click a pixel of the cube to see its probabilities")
+        self.pixel_label = QLabel(PIXEL_HINT)
+        self._label_cube: Any = None  # the cube whose pixel the label shows
         self.pixel_label.setWordWrap(True)
         self.jobs = JobBar()
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("per", self.where_combo),
@@ -84,6 +86,7 @@ class ProbabilitiesWidget(QWidget):
                   self.run_button, self.jobs, self.jobs.status, self.summary, self.pixel_label, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentTextChanged.connect(self._forget_model)
+        self.cube_combo.currentIndexChanged.connect(self._forget_pixel)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_layers)
         self._on_mouse_drag = click_callback(self._on_click)
@@ -97,8 +100,18 @@ class ProbabilitiesWidget(QWidget):
     def _refresh_layers(self, *_: Any) -> None:
         from napari.layers import Labels
 
-        refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)])
+        # quiet: refilling passes through an empty list, which is no change of cube
+        refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)], quiet=True)
         refill(self.labels_combo, [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Labels)])
+        self._forget_pixel()
+
+    def _forget_pixel(self, *_: Any) -> None:
+        """A pixel's probabilities stay on show only while their cube is the chosen one."""
+        name = self.cube_combo.currentText()
+        cube = cube_of(self.viewer.layers[name]) if name in self.viewer.layers else None
+        if cube is not self._label_cube:
+            self._label_cube = None
+            self.pixel_label.setText(PIXEL_HINT)
 
     def _forget_model(self, *_: Any) -> None:
         self._model = None
@@ -144,6 +157,7 @@ class ProbabilitiesWidget(QWidget):
             return None
         hits = present(probs, model.thresholds)
         ranked = sorted(probs, key=lambda el: -probs[el])[:10]
+        self._label_cube = cube
         self.pixel_label.setText(f"pixel y={y}, x={x}: present {', '.join(hits) or 'none'}\n"
                                  + "  ".join(f"{el} {probs[el]:.2f}{'*' if el in hits else ''}" for el in ranked))
         return probs

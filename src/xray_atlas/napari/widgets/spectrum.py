@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -32,7 +31,8 @@ from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, marker_lines, parse_line_family
 from .._layers import cube_of, is_cube_layer, map_layer_data
 from .._workers import JobBar
-from ._common import apply_plot_theme, click_callback, layer_pixel, refill
+from .._notify import notify, notify_error, notify_warning
+from ._common import apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -199,7 +199,7 @@ class SpectrumInspector(QWidget):
         win = QHBoxLayout()
         for w in (self.window_check, self.window_label, self.window_button):
             win.addWidget(w)
-        box = QVBoxLayout(self)
+        box = scroll_box(self, viewer=self.viewer)  # stacked docks stay on the screen: this one scrolls
         box.addLayout(grid)
         box.addWidget(self.plot, 1)
         box.addWidget(self.pixel_label)
@@ -358,46 +358,43 @@ class SpectrumInspector(QWidget):
         plot, the line markers and every dock that reads the layer use it. A bad value is
         notified and changes nothing.
         """
-        from napari.utils.notifications import show_error, show_info
 
         layer, cube = self.cube_layer, self.cube
         if cube is None:
-            show_info("open a cube first, then set its calibration")
+            notify("open a cube first, then set its calibration")
             return
         try:
             calibrated = cube.with_calibration(offset_kev=offset_kev, gain_kev=gain_kev)
         except XrayAtlasError as err:
-            show_error(f"{cube.name}: {err}")
+            notify_error(f"{cube.name}: {err}")
             return
         layer.metadata["xray_atlas"]["cube"] = calibrated
         pixel = self.pixel_yx
         self._on_cube_changed()
         if pixel is not None:
             self.show_pixel(*pixel)
-        show_info(f"{cube.name}: {calibrated.energy[0]:.3f}-{calibrated.energy[-1]:.3f} keV "
+        notify(f"{cube.name}: {calibrated.energy[0]:.3f}-{calibrated.energy[-1]:.3f} keV "
                   f"({gain_kev * 1000:g} eV per channel)")
 
     def _on_set_calibration(self) -> None:
-        from napari.utils.notifications import show_error
 
         values = []
         for edit, what in ((self.offset_edit, "offset"), (self.gain_edit, "gain")):
             try:
                 values.append(float(edit.text().strip()))
             except ValueError:
-                show_error(f"calibration: the {what} {edit.text().strip()!r} is not a number (keV)")
+                notify_error(f"calibration: the {what} {edit.text().strip()!r} is not a number (keV)")
                 return
         self.set_calibration(*values)
 
     def _on_fit_peaks(self) -> None:
-        from napari.utils.notifications import show_error
 
         from ...preprocess import calibrate_to_peaks
 
         try:
             offset, gain = calibrate_to_peaks(self.peaks_edit.text())
         except XrayAtlasError as err:
-            show_error(f"calibration: {err}")
+            notify_error(f"calibration: {err}")
             return
         self.set_calibration(offset, gain)
 
@@ -427,12 +424,11 @@ class SpectrumInspector(QWidget):
         cube = self.cube
         if cube is None:
             return None
-        from napari.utils.notifications import show_error
 
         try:
             spectrum = cube.pixel(y, x)
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         self.pixel_yx = (int(y), int(x))
         self._set_curve(self.pixel_curve, "pixel", cube.energy, spectrum.astype(np.float64))
@@ -443,9 +439,8 @@ class SpectrumInspector(QWidget):
     def pin_current(self) -> None:
         """Add the current pixel to the 'pinned pixels' Points layer."""
         if self.pixel_yx is None:
-            from napari.utils.notifications import show_info
 
-            show_info("click a pixel first, then pin it")
+            notify("click a pixel first, then pin it")
             return
         layer = self._pins_layer(create=True)
         layer.add(np.array([self.pixel_yx], dtype=float))
@@ -570,13 +565,12 @@ class SpectrumInspector(QWidget):
 
     def compute_region(self) -> Any:
         """Mean ± std spectrum of the chosen region, on a worker."""
-        from napari.utils.notifications import show_error
 
         cube = self.cube
         try:
             mask = self.region_mask()
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
 
         def done(stats: dict) -> None:
@@ -594,7 +588,6 @@ class SpectrumInspector(QWidget):
     # -- markers --------------------------------------------------------------------------
     def selected_lines(self) -> list[str]:
         """Line families to mark: each element in the box times each ticked family."""
-        from napari.utils.notifications import show_warning
 
         text = self.elements_edit.text()
         symbols = [s for s in re.split(r"[\s,;]+", text) if s]
@@ -605,7 +598,7 @@ class SpectrumInspector(QWidget):
                     try:
                         parse_line_family(f"{sym}-{fam}", parameter="elements")
                     except XrayAtlasError as err:
-                        show_warning(str(err))
+                        notify_warning(err, log=self.jobs)
                         break
                     out.append(f"{sym[0].upper()}{sym[1:].lower()}-{fam}")
         return out
@@ -692,7 +685,6 @@ class SpectrumInspector(QWidget):
 
     def paint_window_map(self) -> Any:
         """Sum the counts in the energy window over every pixel (on a worker) into a new layer."""
-        from napari.utils.notifications import show_error
 
         cube = self.cube
         if cube is None:
@@ -701,7 +693,7 @@ class SpectrumInspector(QWidget):
         try:
             steps = cube.iter_window_sum(a, b, tile_bytes=self.tile_bytes)
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         unit = "keV" if cube.calibrated else "ch"
 
