@@ -143,3 +143,15 @@ def test_encoding_values_do_not_overlap(viewer, dock, qtbot, span):
     qtbot.waitUntil(readable, timeout=5000)
     assert len(dock._labels) == span * span
     assert dock.matrix.height() >= 64 * span
+
+
+def test_hdf5_image_opened_with_file_open_brings_its_span(viewer, dock, tmp_path):
+    import h5py
+
+    path = tmp_path / "scan.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=np.random.default_rng(0).random((24, 24))).attrs["span"] = 4
+    (layer,) = viewer.open(str(path), plugin="napari-xray-atlas")
+    assert layer.name == "scan" and layer.metadata["xray_atlas"]["span"] == 4
+    assert dock.image_combo.currentText() == "scan" and dock.span_combo.currentText() == "4"
+    assert dock.model_combo.currentText() == "diffraction-span4"

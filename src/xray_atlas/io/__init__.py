@@ -77,12 +77,13 @@ def probe(path: str | os.PathLike) -> str | None:
 
     Returns
     -------
-    {"cube", "results"} or None
+    {"cube", "results", "image"} or None
         ``"cube"``: :func:`read` can open it (HDF5 with ``/spectra`` or a single 3-D numeric
         dataset, a 3-D numeric ``.npy``, a Zarr array or group of that layout, or a Bruker /
         PyMca file by its name); ``"results"``: an HDF5 result file of CONTRACTS.md section 3
-        (``/maps``, ``/probabilities`` or ``/labels``, 2-D); None: neither (or unreadable).
-        Never raises.
+        (``/maps``, ``/probabilities`` or ``/labels``, 2-D); ``"image"``: an HDF5 2-D image
+        (``/image``, CONTRACTS.md section 6, e.g. a diffraction image with its ``span``);
+        None: none of these (or unreadable). Never raises.
     """
     p = Path(os.fspath(path))
     suffix = p.suffix.lower()
@@ -124,6 +125,9 @@ def _probe_hdf5(p: Path) -> str | None:
                 return "results"
             if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and _numeric(obj.dtype):
                 return "results"
+        image = f.get("image")
+        if isinstance(image, h5py.Dataset) and image.ndim == 2 and _numeric(image.dtype):
+            return "image"
     return None
 
 

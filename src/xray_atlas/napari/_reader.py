@@ -27,7 +27,7 @@ from ..errors import XrayAtlasError
 from ..io import probe, read
 from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data
 
-__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "stream_total_counts", "on_activate",
+__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts", "on_activate",
            "prefer_this_reader", "PREFERRED_PATTERNS"]
 
 PLUGIN = "napari-xray-atlas"
@@ -84,8 +84,12 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
     layers: list[tuple] = []
     for p in paths:
         try:
-            if probe(p) == "results":
+            kind = probe(p)
+            if kind == "results":
                 layers += result_layer_data(p)
+                continue
+            if kind == "image":
+                layers.append(image_layer_data(p))
                 continue
             cube = read(p)
             if cube.nbytes <= SYNC_BYTES:
@@ -143,6 +147,19 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
     if not layers:
         raise XrayAtlasError("a result file without maps, probabilities or labels", path=path)
     return layers
+
+
+def image_layer_data(path: str | os.PathLike) -> tuple:
+    """An HDF5 ``/image`` as an image layer; a diffraction image's ``span`` attribute goes into
+    the layer metadata, where the Diffraction dock takes it from."""
+    from ..diffraction import image_span
+    from ..io.images import read_image
+
+    img = read_image(path)
+    span = image_span(path)
+    meta = {"xray_atlas": {"kind": "image", **({"span": span} if span is not None else {})}}
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return (img, {"name": name, "colormap": "magma" if span is not None else "gray", "metadata": meta}, "image")
 
 
 def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: int = TILE_BYTES):
