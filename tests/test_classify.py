@@ -133,7 +133,8 @@ def test_domain_check_uses_the_image_metadata_and_says_when_it_cannot_tell():
     model = load_image_model(None, device="cpu")
     radio, micro, meta = _samples()
     check = check_domain(model, radio[0], metadata={"classes": meta["classes"]})
-    assert check.inside is False and "its metadata names spheres-small, spheres-large, rods, cubes, ..." in check.message
+    assert check.inside is False
+    assert "its metadata names spheres-small, spheres-large, rods, cubes, ..." in check.message
     assert check_domain(model, radio[0], metadata={"class": "Al2017"}).inside is True
     blind = replace(model, card=replace(model.card, inputs={k: v for k, v in model.card.inputs.items()
                                                             if k != "domain"}))

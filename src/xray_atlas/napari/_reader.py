@@ -27,8 +27,8 @@ from ..errors import XrayAtlasError
 from ..io import probe, read
 from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data
 
-__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts", "on_activate",
-           "prefer_this_reader", "PREFERRED_PATTERNS"]
+__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
+           "on_activate", "prefer_this_reader", "PREFERRED_PATTERNS"]
 
 PLUGIN = "napari-xray-atlas"
 _NULL_LAYER = [(None,)]  # napari's "accepted the file, no layer" sentinel
