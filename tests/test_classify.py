@@ -2,6 +2,8 @@
 training engine (study 000's plate target), activation-map files, pretrained weights. The
 shipped model and its activation maps: tests/models/test_zoo_images.py."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,78 @@ def test_user_supplied_pretrained_weights(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a state dict")
     with pytest.raises(XrayAtlasError, match="not a torch state dict"):
         build("resnet18", weights=str(tmp_path / "bad.pth"))
+
+
+# -- issue 26 item 9: confident answers outside a model's domain ------------------------------
+def _samples():
+    """The images of the napari samples 'radiographs' and 'micrographs' (same code, no Qt)."""
+    from xray_atlas.napari._sample_data import micrograph_sample, radiograph_sample
+
+    (radio, _, _), = radiograph_sample()
+    (micro, meta, _), = micrograph_sample()
+    return radio, micro, meta["metadata"]
+
+
+def test_shipped_radiograph_model_says_what_is_outside_its_domain():
+    from xray_atlas.classify import DOMAIN_STATISTICS, check_domain
+
+    model = load_image_model(None, device="cpu")
+    domain = model.card.inputs["domain"]  # recorded by tools/add_image_domain.py, weights unchanged
+    assert set(domain["statistics"]) == set(DOMAIN_STATISTICS) and domain["n_images"] >= 1000
+    radio, micro, _ = _samples()
+    assert [check_domain(model, im).inside for im in radio] == [True, True]
+    checks = [check_domain(model, im) for im in micro]  # the model called all 8 "Al1050 p=1.000"
+    assert [c.inside for c in checks] == [False] * 8
+    assert all("outside what radiograph-default was trained on (synthetic-radiographs)" in c.message for c in checks)
+    assert all("share of background pixels" in c.message for c in checks)
+    # fresh radiographs of another seed and frame size are inside
+    x, _, _ = radiographs(40, config=RadiographConfig(kind="both", size=96), seed=4321)
+    assert sum(check_domain(model, im).inside for im in x) == 40
+
+
+def test_domain_check_uses_the_image_metadata_and_says_when_it_cannot_tell():
+    from dataclasses import replace
+
+    from xray_atlas.classify import check_domain, domain_ranges, image_statistics
+
+    model = load_image_model(None, device="cpu")
+    radio, micro, meta = _samples()
+    check = check_domain(model, radio[0], metadata={"classes": meta["classes"]})
+    assert check.inside is False
+    assert "its metadata names spheres-small, spheres-large, rods, cubes, ..." in check.message
+    assert check_domain(model, radio[0], metadata={"class": "Al2017"}).inside is True
+    blind = replace(model, card=replace(model.card, inputs={k: v for k, v in model.card.inputs.items()
+                                                            if k != "domain"}))
+    unknown = check_domain(blind, micro[0])
+    assert unknown.inside is None and "records no statistics" in unknown.message
+    # the statistics themselves: a stack gives one value per image, equal to the single-image ones
+    x = np.stack([prepare_image(im, size=32) for im in micro[:3]])
+    stack, one = image_statistics(x), image_statistics(x[1])
+    assert all(stack[k].shape == (3,) and stack[k][1] == pytest.approx(one[k]) for k in one)
+    d = domain_ranges(x)
+    assert d["n_images"] == 3 and all(lo <= hi for lo, hi in d["statistics"].values())
+    with pytest.raises(XrayAtlasError, match="at least 2"):
+        domain_ranges(x[:1])
+
+
+def test_training_records_the_domain_in_the_card(plates_model):
+    domain = plates_model.card.inputs["domain"]
+    lo, hi = domain["statistics"]["low_share"]
+    assert domain["n_images"] == 2400 and 0 < lo < hi <= 1  # 3,000 made, 20 % held out
+
+
+def test_classify_image_command_flags_micrographs(tmp_path, capsys):
+    import json
+
+    from xray_atlas.cli import main
+    from xray_atlas.imagesets import write_image
+
+    radio, micro, _ = _samples()
+    plate = write_image(tmp_path / "plate", radio[0])
+    grains = write_image(tmp_path / "grains", micro[0])
+    assert main(["classify-image", str(plate), str(grains)]) == 0
+    out, err = capsys.readouterr()
+    rows = {Path(r["path"]).stem: r for r in map(json.loads, out.splitlines())}
+    assert rows["plate"]["in_domain"] is True and "domain_note" not in rows["plate"]
+    assert rows["grains"]["in_domain"] is False and "outside what radiograph-default" in rows["grains"]["domain_note"]
+    assert err.count("warning") == 1 and "grains" in err

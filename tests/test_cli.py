@@ -297,7 +297,9 @@ def test_simulate_radiographs_then_classify_with_maps(tmp_path):
     res = run("classify-image", ds / "test", ds / "val", "--cam", cams)  # folders; the shipped model
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
-    assert len(rows) == per["test"] + per["val"] and set(rows[0]) == {"path", "class", "probabilities", "cam"}
+    assert len(rows) == per["test"] + per["val"]
+    assert set(rows[0]) == {"path", "class", "probabilities", "cam", "in_domain"}
+    assert all(r["in_domain"] is True for r in rows)  # radiographs like the model's training images
     # every file sits in its true class's folder; the shipped model reads them all right
     assert all(r["class"] == os.path.basename(os.path.dirname(r["path"])) for r in rows)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)

@@ -124,3 +124,15 @@ def test_reproducibility_spread_and_reference_image():
     assert ref.shape == (32, 32) and np.isfinite(ref).all()
     logged, stages = prepare_image(img, log=True)
     np.testing.assert_allclose(logged, np.log1p(img / img.mean() * 100), rtol=1e-6)
+
+
+def test_metadata_span():
+    from xray_atlas.diffraction import metadata_span
+
+    assert metadata_span({"span": 3, "encoding": [0.1] * 8}) == 3  # the napari sample's layout
+    assert metadata_span({"xray_atlas": {"span": np.int64(4)}}) == 4
+    assert metadata_span({}) is None and metadata_span(None) is None and metadata_span({"xray_atlas": 1}) is None
+    with pytest.raises(XrayAtlasError, match="layer 'x': its metadata span is 5"):
+        metadata_span({"span": 5}, name="layer 'x'")
+    with pytest.raises(XrayAtlasError, match="not a number"):
+        metadata_span({"span": "three"})

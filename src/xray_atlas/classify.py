@@ -19,7 +19,8 @@ import numpy as np
 from .errors import XrayAtlasError
 
 __all__ = ["NORMALISATIONS", "DEFAULT_IMAGE_MODEL", "prepare_image", "ImageModel", "load_image_model",
-           "predict_images", "activation_map", "classify_files"]
+           "predict_images", "activation_map", "classify_files", "DOMAIN_STATISTICS", "image_statistics",
+           "domain_ranges", "DomainCheck", "check_domain"]
 
 NORMALISATIONS = ("standard", "open-beam")
 #: The shipped radiograph classifier (classes Al1050, Al2017).
@@ -167,11 +168,128 @@ def activation_map(model: ImageModel, image: np.ndarray, *, class_index: int | N
     return (cam / top if top > 0 else cam).astype(np.float32)
 
 
+# -- is an image like the model's training images? ------------------------------------------
+#: Statistics of a prepared image (what the network sees) whose training range a model card
+#: records (``inputs["domain"]``), with what each tells.
+DOMAIN_STATISTICS = {
+    "mean": "mean intensity",
+    "std": "intensity spread (std)",
+    "p01": "1st-percentile intensity",
+    "p99": "99th-percentile intensity",
+    "low_share": "share of background pixels (within 0.05 of the darkest)",
+    "edge": "mean step between neighbouring pixels",
+}
+#: Training quantiles kept as the range, and the slack added on each side (share of the range):
+#: a network is not trusted beyond what it saw, but neither is the 0.1 % tail a hard wall.
+DOMAIN_QUANTILES = (0.1, 99.9)
+DOMAIN_SLACK = 0.1
+
+
+def image_statistics(prepared: np.ndarray) -> dict[str, Any]:
+    """:data:`DOMAIN_STATISTICS` of a prepared image ((S, S), as from :func:`prepare_image`):
+    name -> float; of a stack (N, S, S): name -> (N,) array."""
+    x = np.asarray(prepared, dtype=np.float32)
+    if x.ndim not in (2, 3):
+        raise XrayAtlasError(f"prepared: expected (S, S) or (N, S, S), got shape {x.shape}")
+    xs = x.reshape(-1, *x.shape[-2:])
+    flat = xs.reshape(len(xs), -1)
+    p01, p99 = np.percentile(flat, [1.0, 99.0], axis=1)
+    out = {
+        "mean": flat.mean(axis=1),
+        "std": flat.std(axis=1),
+        "p01": p01,
+        "p99": p99,
+        "low_share": (flat <= flat.min(axis=1, keepdims=True) + 0.05).mean(axis=1),
+        "edge": 0.5 * (np.abs(np.diff(xs, axis=-1)).mean(axis=(1, 2)) + np.abs(np.diff(xs, axis=-2)).mean(axis=(1, 2))),
+    }
+    return out if x.ndim == 3 else {k: float(v[0]) for k, v in out.items()}
+
+
+def domain_ranges(prepared: np.ndarray) -> dict:
+    """What a model card records of its training images (``inputs["domain"]``): the
+    :data:`DOMAIN_QUANTILES` range of each of :data:`DOMAIN_STATISTICS` over the prepared
+    training images ((N, S, S) or (N, 1, S, S))."""
+    x = np.asarray(prepared, dtype=np.float32)
+    x = x.reshape(-1, *x.shape[-2:])
+    if len(x) < 2:
+        raise XrayAtlasError(f"domain_ranges needs at least 2 training images, got {len(x)}")
+    stats = {}
+    for start in range(0, len(x), 4096):  # bounded memory for large training sets
+        for k, v in image_statistics(x[start:start + 4096]).items():
+            stats.setdefault(k, []).append(np.asarray(v))
+    ranges = {k: [float(q) for q in np.percentile(np.concatenate(v), DOMAIN_QUANTILES)] for k, v in stats.items()}
+    return {"statistics": ranges, "quantiles": list(DOMAIN_QUANTILES), "n_images": int(len(x))}
+
+
+@dataclass
+class DomainCheck:
+    """Whether an image is like the images a model was trained on.
+
+    ``inside`` is False when a reason was found, None when the model's card records nothing
+    to compare with (models trained before the cards recorded it), else True.
+    """
+
+    inside: bool | None
+    reasons: list[str] = field(default_factory=list)
+    model: str = ""
+    trained_on: str = ""
+
+    @property
+    def message(self) -> str:
+        """One line for the user ('' when the image is inside the domain)."""
+        if self.inside is None:
+            return (f"{self.model}'s card records no statistics of its training images: "
+                    "cannot tell whether this image is like them")
+        if self.inside:
+            return ""
+        return (f"outside what {self.model} was trained on ({self.trained_on}): " + "; ".join(self.reasons)
+                + ". Its answer is not to be trusted")
+
+
+def check_domain(model: ImageModel, image: np.ndarray, *, metadata: dict | None = None) -> DomainCheck:
+    """Say whether ``image`` (2-D) is like ``model``'s training images.
+
+    Three sources: the image's own ``metadata`` (a ``classes``/``class`` entry naming only
+    classes the model does not know: the napari samples carry one), and each of
+    :data:`DOMAIN_STATISTICS` of the prepared image against its range in the card
+    (``inputs["domain"]``, widened by :data:`DOMAIN_SLACK`). The card's training source
+    names the domain in the message.
+    """
+    card = model.card
+    data = getattr(card, "training_data", {}) or {}
+    trained_on = str(data.get("source", "unknown data"))
+    check = DomainCheck(True, [], model.name, trained_on)
+    named = (metadata or {}).get("classes", (metadata or {}).get("class"))
+    if isinstance(named, str):
+        named = [named]
+    if isinstance(named, (list, tuple)) and named and not set(map(str, named)) & set(model.classes):
+        shown = ", ".join(map(str, list(dict.fromkeys(named))[:4])) + (", ..." if len(set(named)) > 4 else "")
+        check.reasons.append(f"its metadata names {shown}, none of the model's classes "
+                             f"({', '.join(model.classes)})")
+    domain = (getattr(card, "inputs", {}) or {}).get("domain")
+    if not isinstance(domain, dict) or not domain.get("statistics"):
+        if not check.reasons:
+            return DomainCheck(None, [], model.name, trained_on)
+    else:
+        stats = image_statistics(prepare_image(image, size=model.size, normalisation=model.normalisation))
+        for name, (lo, hi) in domain["statistics"].items():
+            if name not in stats:
+                continue
+            slack = DOMAIN_SLACK * max(hi - lo, 1e-6)
+            value = stats[name]
+            if not lo - slack <= value <= hi + slack:
+                check.reasons.append(f"{DOMAIN_STATISTICS.get(name, name)} {value:.3g} (training {lo:.3g} to {hi:.3g})")
+    check.inside = not check.reasons
+    return check
+
+
 def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
                    cam_dir: str | os.PathLike | None = None) -> Iterator[dict]:
-    """For each image file: ``{"path", "class", "probabilities"}`` (CONTRACTS.md section 4);
-    with ``cam_dir``, also its activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map
-    over the image's own size), written atomically."""
+    """For each image file: ``{"path", "class", "probabilities"}`` (CONTRACTS.md section 4),
+    ``"in_domain"`` (:func:`check_domain`: true, false, or null when the card records nothing
+    to compare with) and, unless true, ``"domain_note"`` saying why; with ``cam_dir``, also its
+    activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map over the image's own size),
+    written atomically."""
     from .imagesets import write_image
     from .io.images import read_image
 
@@ -179,6 +297,10 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
         img = read_image(p)
         probs = dict(zip(model.classes, map(float, model([img])[0])))
         row = {"path": str(p), "class": max(probs, key=probs.get), "probabilities": probs}
+        check = check_domain(model, img)
+        row["in_domain"] = check.inside
+        if check.inside is not True:
+            row["domain_note"] = check.message
         if cam_dir is not None:
             cam = activation_map(model, img, class_index=model.classes.index(row["class"]))
             png = np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8)

@@ -136,6 +136,8 @@ def _cmd_classify_image(args: argparse.Namespace) -> int:
         cam.mkdir(exist_ok=True)
     for row in classify_files(files, model, cam_dir=cam):
         print(json.dumps(row), flush=True)
+        if row.get("in_domain") is False:  # the JSON says it too; this line is for a reader
+            print(f"xray-atlas classify-image: warning: {row['path']}: {row['domain_note']}", file=sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ from .metrics import mae, r2_score
 from .physics.lattice import (SPANS, analytic_encoding, diffraction_image, iter_lattices, random_couplings,
                               simulate_lattices)
 
-__all__ = ["MODEL_SIZE", "check_image", "image_span", "model_input", "degrade", "PREPARATION_STEPS",
+__all__ = ["MODEL_SIZE", "check_image", "image_span", "metadata_span", "model_input", "degrade", "PREPARATION_STEPS",
            "prepare_image", "reference_image", "Predictor", "load_predictor", "default_model_name", "Reconstruction",
            "reconstruct", "iter_reconstruct", "write_reconstruction", "DIFFRACTION_BASELINES", "CONDITIONS",
            "evaluation_set", "score_predictors", "reproducibility"]
@@ -54,6 +54,29 @@ def image_span(path) -> int | None:
     except OSError as err:
         raise XrayAtlasError(f"not a readable HDF5 file ({err})", path=path) from None
     return None
+
+
+def metadata_span(metadata: Any, *, name: str = "image") -> int | None:
+    """The span an image's metadata declares (key ``span``, at the top or under ``xray_atlas``),
+    or None when it declares none.
+
+    The napari sample and images read from HDF5 files carry it; a dock or script then need not
+    ask for it (a span-3 image read at span 2 gives 3 encoding values instead of 8).
+    """
+    if not isinstance(metadata, dict):
+        return None
+    value = metadata.get("span")
+    if value is None and isinstance(metadata.get("xray_atlas"), dict):
+        value = metadata["xray_atlas"].get("span")
+    if value is None:
+        return None
+    try:
+        span = int(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        raise XrayAtlasError(f"{name}: its metadata span {value!r} is not a number") from None
+    if span not in SPANS:
+        raise XrayAtlasError(f"{name}: its metadata span is {span}, not 2, 3 or 4")
+    return span
 
 
 def check_image(image, *, name: str = "image") -> np.ndarray:

@@ -55,3 +55,31 @@ def test_cancel_adds_nothing_and_bad_input_is_refused(viewer, dock, qtbot, error
     dock.model_combo.setCurrentText("/nowhere/model")
     assert dock.run() is None and any("neither a model file" in e for e in errors())
     assert len(viewer.layers) == n + 2
+
+
+def test_micrographs_are_flagged_outside_the_radiograph_model(viewer, dock, qtbot, errors, idle):
+    # issue 26 item 9: the radiograph model called 8 of 8 micrographs "Al1050 p=1.000"
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    viewer.open_sample("napari-xray-atlas", "micrographs")
+    dock.image_combo.setCurrentText("Micrographs (8 morphologies)")
+    dock.cam_box.setChecked(False)
+    start = len(notification_manager.records)
+    qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, dock)
+    assert errors() == []
+    assert [c.inside for c in dock.domain] == [False] * 8
+    text = dock.verdict.text()
+    assert "8 of 8 images are outside what radiograph-default was trained on" in text
+    column = [dock.table.item(r, 1).text() for r in range(8)]
+    assert column == ["NO: outside"] * 8
+    warnings = [str(n.message) for n in notification_manager.records[start:]
+                if n.severity == NotificationSeverity.WARNING]
+    assert any("outside what radiograph-default" in w for w in warnings)
+    # the radiograph sample, with the same dock, is inside
+    viewer.open_sample("napari-xray-atlas", "radiographs")
+    dock.image_combo.setCurrentText("Radiographs (Al 2017 plate, Al 1050 wedge)")
+    qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, dock)
+    assert [c.inside for c in dock.domain] == [True, True] and "outside" not in dock.verdict.text()
+    assert [dock.table.item(r, 1).text() for r in range(2)] == ["yes", "yes"]

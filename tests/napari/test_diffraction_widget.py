@@ -100,3 +100,58 @@ def test_load_image_file_sets_the_span_from_its_metadata(viewer, dock, tmp_path,
     n = len(viewer.layers)
     assert dock.load(str(tmp_path / "bad.h5")) is None and len(viewer.layers) == n
     assert any("bad.h5" in e for e in errors())
+
+
+def test_span_comes_from_the_layer_metadata(viewer, dock, qtbot, errors, idle):
+    # issue 26 item 7: the span-3 sample ran at span 2 and gave 3 values instead of 8
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    assert dock.span_combo.currentText() == "3" and dock.model_combo.currentText() == "diffraction-span3"
+    qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, dock)
+    assert errors() == []
+    assert dock.result.span == 3 and len(dock.result.encoding) == 8
+    # a layer without a span keeps the user's choice; a bad span is reported, not applied
+    viewer.add_image(np.ones((32, 32)), name="plain")
+    dock.span_combo.setCurrentText("4")
+    dock.image_combo.setCurrentText("plain")
+    assert dock.span_combo.currentText() == "4"
+    viewer.add_image(np.ones((32, 32)), name="odd", metadata={"xray_atlas": {"span": 7}})
+    dock.image_combo.setCurrentText("odd")
+    assert dock.span_combo.currentText() == "4"
+    viewer.add_image(np.ones((32, 32)), name="two", metadata={"xray_atlas": {"span": 2}})
+    dock.image_combo.setCurrentText("two")
+    assert dock.span_combo.currentText() == "2"
+
+
+def _label_rects(dock):
+    view = dock.matrix.getPlotItem().getViewBox()
+    return [lbl.mapRectToScene(lbl.boundingRect()) for lbl in dock._labels], view
+
+
+@pytest.mark.parametrize("span", [3, 4])
+def test_encoding_values_do_not_overlap(viewer, dock, qtbot, span):
+    # issue 26 item 7: the 9 values of a span-3 matrix were drawn over each other
+    rng = np.random.default_rng(span)
+    dock.show_encoding(rng.uniform(-0.9, 0.9, span * span - 1), span)
+
+    def readable() -> bool:
+        rects, view = _label_rects(dock)
+        box = view.sceneBoundingRect()
+        inside = all(box.contains(r) for r in rects)  # every value inside the plot, none cut off
+        return inside and all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+    qtbot.waitUntil(readable, timeout=5000)
+    assert len(dock._labels) == span * span
+    assert dock.matrix.height() >= 64 * span
+
+
+def test_hdf5_image_opened_with_file_open_brings_its_span(viewer, dock, tmp_path):
+    import h5py
+
+    path = tmp_path / "scan.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=np.random.default_rng(0).random((24, 24))).attrs["span"] = 4
+    (layer,) = viewer.open(str(path), plugin="napari-xray-atlas")
+    assert layer.name == "scan" and layer.metadata["xray_atlas"]["span"] == 4
+    assert dock.image_combo.currentText() == "scan" and dock.span_combo.currentText() == "4"
+    assert dock.model_combo.currentText() == "diffraction-span4"

@@ -18,11 +18,34 @@ REAL_CUBES = [
 ]
 
 
-def test_get_reader_declines_other_files(tmp_path):
-    assert napari_get_reader(str(tmp_path / "image.tif")) is None
-    assert napari_get_reader([str(tmp_path / "a.h5"), str(tmp_path / "b.png")]) is None
-    assert callable(napari_get_reader(str(tmp_path / "a.h5")))
-    assert callable(napari_get_reader([str(tmp_path / "a.h5"), str(tmp_path / "b.BCF")]))
+def test_get_reader_claims_only_what_it_can_read(tmp_path, painting_file, real_data):
+    # issue 26 item 6: the reader looked at suffixes only and claimed files it could not read
+    import h5py
+
+    from xray_atlas.io.results import write_results
+    from xray_atlas.napari._reader import read_layers
+
+    cube_h5, painting = painting_file
+    np.save(tmp_path / "cube.npy", painting.counts[:, :, :64])
+    np.save(tmp_path / "image.npy", np.ones((8, 9)))
+    write_results(tmp_path / "maps.h5", maps={"Pb-L": np.ones((4, 5))}, attrs={"model": "maps-fit"})
+    (tmp_path / "empty.h5").write_bytes(b"")
+    for name, arrays in {"flat.h5": {"spectra": (4, 4)}, "four_d.h5": {"spectra": (2, 2, 2, 8)},
+                         "two_cubes.h5": {"a": (2, 2, 8), "b": (2, 2, 8)}, "other.h5": {"table": (10,)}}.items():
+        with h5py.File(tmp_path / name, "w") as f:
+            for key, shape in arrays.items():
+                f.create_dataset(key, data=np.ones(shape, "u2"))
+    assert napari_get_reader(str(cube_h5)) is read_layers
+    assert napari_get_reader(str(tmp_path / "cube.npy")) is read_layers
+    assert napari_get_reader(str(tmp_path / "maps.h5")) is read_layers
+    assert napari_get_reader(str(real_data / "bcf_v2_50x50px.bcf")) is read_layers
+    assert napari_get_reader([str(cube_h5), str(real_data / "Steel.spe")]) is read_layers
+    for name in ("empty.h5", "flat.h5", "four_d.h5", "two_cubes.h5", "other.h5", "image.tif", "missing.h5"):
+        assert napari_get_reader(str(tmp_path / name)) is None, name
+    assert napari_get_reader([str(cube_h5), str(tmp_path / "flat.h5")]) is None
+    # a plain 2-D array is not a cube: napari's own reader gets it (see test_open_without_naming_the_plugin)
+    plain = napari_get_reader(str(tmp_path / "image.npy"))
+    assert callable(plain) and plain is not read_layers
 
 
 @pytest.mark.parametrize("name", REAL_CUBES)
@@ -90,10 +113,14 @@ def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, p
     n_layers = len(viewer.layers)
     try:
         viewer.open(str(path), plugin="napari-xray-atlas")
-    except Exception as err:  # napari itself refuses a missing path before any plugin
-        assert case == "missing", err
-        assert "missing.h5" in str(err)
+    except Exception as err:
+        # napari refuses a missing path before any plugin; files that hold no cube or result
+        # (unopenable HDF5, no 3-D dataset) are refused by the reader and napari says so
+        assert case in ("missing", "empty", "truncated", "flat", "four_d"), err
+        assert path.name in str(err)
+        assert len(viewer.layers) == n_layers and errors() == []
         return
+    assert case not in ("missing", "empty", "truncated", "flat", "four_d")
     assert len(viewer.layers) == n_layers
     msgs = errors()
     assert len(msgs) == 1 and path.name in msgs[0], msgs

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ..cube import SpectralCube
 from ..errors import XrayAtlasError
 
-__all__ = ["read", "can_read", "READERS", "SUFFIXES"]
+__all__ = ["read", "can_read", "probe", "READERS", "SUFFIXES"]
 
 
 def _hdf5(path: Path, **kw: Any) -> SpectralCube:
@@ -66,6 +66,92 @@ SUFFIXES = tuple(READERS)
 def can_read(path: str | os.PathLike) -> bool:
     """Whether :func:`read` has a reader for this file name (the file is not opened)."""
     return Path(os.fspath(path)).suffix.lower() in READERS
+
+
+#: Result-file groups/datasets (CONTRACTS.md section 3) that open as layers.
+RESULT_KEYS = ("maps", "probabilities", "labels")
+
+
+def probe(path: str | os.PathLike) -> str | None:
+    """What a file holds, from its headers only (no array data is read).
+
+    Returns
+    -------
+    {"cube", "results", "image"} or None
+        ``"cube"``: :func:`read` can open it (HDF5 with ``/spectra`` or a single 3-D numeric
+        dataset, a 3-D numeric ``.npy``, a Zarr array or group of that layout, or a Bruker /
+        PyMca file by its name); ``"results"``: an HDF5 result file of CONTRACTS.md section 3
+        (``/maps``, ``/probabilities`` or ``/labels``, 2-D); ``"image"``: an HDF5 2-D image
+        (``/image``, CONTRACTS.md section 6, e.g. a diffraction image with its ``span``);
+        None: none of these (or unreadable). Never raises.
+    """
+    p = Path(os.fspath(path))
+    suffix = p.suffix.lower()
+    try:
+        if suffix not in READERS or not p.exists():
+            return None
+        if READERS[suffix] in (_bruker, _pymca):  # formats no other reader claims
+            return "cube" if p.is_file() else None
+        if READERS[suffix] is _hdf5:
+            return _probe_hdf5(p) if p.is_file() else None
+        if suffix == ".npy":
+            return _probe_npy(p) if p.is_file() else None
+        return _probe_zarr(p)
+    except Exception:  # noqa: BLE001 - a probe answers "not ours", it never raises
+        return None
+
+
+def _numeric(dtype: Any) -> bool:
+    return getattr(dtype, "kind", "") in "uif" and getattr(dtype, "kind", "") != ""
+
+
+def _probe_hdf5(p: Path) -> str | None:
+    import h5py
+
+    with h5py.File(p, "r") as f:
+        spectra = f.get("spectra")
+        if isinstance(spectra, h5py.Dataset):
+            return "cube" if spectra.ndim == 3 and _numeric(spectra.dtype) else None
+        cubes: list = []
+        f.visititems(lambda _n, o: cubes.append(o) if isinstance(o, h5py.Dataset) and o.ndim == 3
+                     and _numeric(o.dtype) else None)
+        if len(cubes) == 1:
+            return "cube"
+        if cubes:  # several cubes: the reader needs dataset=, which napari cannot pass
+            return None
+        for key in RESULT_KEYS:
+            obj = f.get(key)
+            if isinstance(obj, h5py.Group) and any(isinstance(d, h5py.Dataset) and d.ndim == 2 for d in obj.values()):
+                return "results"
+            if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and _numeric(obj.dtype):
+                return "results"
+        image = f.get("image")
+        if isinstance(image, h5py.Dataset) and image.ndim == 2 and _numeric(image.dtype):
+            return "image"
+    return None
+
+
+def _probe_npy(p: Path) -> str | None:
+    import numpy as np
+
+    with open(p, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, _fortran, dtype = read_header.get(version, np.lib.format.read_array_header_2_0)(fh)
+    return "cube" if len(shape) == 3 and _numeric(dtype) else None
+
+
+def _probe_zarr(p: Path) -> str | None:
+    import zarr
+
+    node = zarr.open(str(p), mode="r")
+    if hasattr(node, "shape"):
+        return "cube" if len(node.shape) == 3 and _numeric(node.dtype) else None
+    if "spectra" in node:
+        arr = node["spectra"]
+        return "cube" if hasattr(arr, "shape") and len(arr.shape) == 3 and _numeric(arr.dtype) else None
+    cubes = [k for k, v in node.arrays() if len(v.shape) == 3 and _numeric(v.dtype)]
+    return "cube" if len(cubes) == 1 else None
 
 
 def read(

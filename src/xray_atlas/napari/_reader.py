@@ -1,8 +1,18 @@
-"""napari reader: spectral cubes become a total-counts image with the cube attached.
+"""napari reader: spectral cubes become a total-counts image with the cube attached; result
+files (CONTRACTS.md section 3) become map and probability images and a cluster labels layer.
 
-The reader never raises. Files it does not handle get ``None`` (napari tries other
-readers); files it handles but cannot read get a notification naming the file and the
-problem, and no layer.
+The reader never raises. It claims a file only when a look at its headers shows a cube or a
+result file (:func:`xray_atlas.io.probe`; no data is read); other files get ``None``, except
+plain ``.npy``/Zarr arrays, which it hands to napari's own reader (see below). Files it
+claims but then cannot read get a notification naming the file and the problem, and no layer.
+
+napari chooses a reader by file name before any reader looks inside: napari's builtins also
+claim ``*.h5``, ``*.hdf5``, ``*.hdf``, ``*.npy`` and ``*.zarr``, so with two candidates napari
+asks (File > Open) or raises (``viewer.open`` without ``plugin=``), unless a reader preference
+(Preferences > Plugins, ``settings.plugins.extension2reader``) names one. When the plugin is
+first used in a session (:func:`on_activate`) it records itself as the reader for those
+patterns where the user has chosen none; for the array formats napari's builtins can read, it
+passes every file that is not a cube on to them, so the preference takes nothing away.
 """
 
 from __future__ import annotations
@@ -14,20 +24,56 @@ import numpy as np
 
 from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
-from ..io import can_read, read
-from ._layers import SYNC_BYTES, cube_layer_data, cube_of
+from ..io import probe, read
+from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data
 
-__all__ = ["napari_get_reader", "read_layers", "stream_total_counts"]
+__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
+           "on_activate", "prefer_this_reader", "PREFERRED_PATTERNS"]
 
+PLUGIN = "napari-xray-atlas"
 _NULL_LAYER = [(None,)]  # napari's "accepted the file, no layer" sentinel
+#: File-name patterns napari's builtins claim too; napari asks which reader unless one is preferred.
+PREFERRED_PATTERNS = ("*.h5", "*.hdf5", "*.hdf", "*.npy", "*.zarr")
+_HANDED_ON = (".npy", ".zarr")  # non-cube files of these go to napari's builtin reader
 
 
 def napari_get_reader(path: Any) -> Callable | None:
-    """Return :func:`read_layers` if every path has a cube file suffix, else None."""
+    """:func:`read_layers` if every path is a cube or a result file (headers only), napari's
+    builtin reader for plain ``.npy``/Zarr arrays, else None."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path or [])
-    if not paths or not all(isinstance(p, (str, os.PathLike)) and can_read(p) for p in paths):
+    if not paths or not all(isinstance(p, (str, os.PathLike)) for p in paths):
         return None
-    return read_layers
+    kinds = [probe(p) for p in paths]
+    if all(kinds):
+        return read_layers
+    if len(paths) == 1 and os.path.splitext(os.fspath(paths[0]).rstrip("/\\"))[1].lower() in _HANDED_ON:
+        from napari_builtins.io import napari_get_reader as builtin_reader
+
+        return builtin_reader(os.fspath(paths[0]))
+    return None
+
+
+def on_activate(_context: Any = None) -> None:
+    """npe2 activation hook (first use of the plugin in a session): :func:`prefer_this_reader`."""
+    try:
+        prefer_this_reader()
+    except Exception:  # noqa: BLE001 - settings trouble must not stop the plugin from loading
+        pass
+
+
+def prefer_this_reader(patterns: tuple[str, ...] = PREFERRED_PATTERNS) -> dict[str, str]:
+    """Make this plugin napari's reader for ``patterns`` where the user has no preference yet.
+
+    A preference the user chose (another plugin) is kept. Returns the patterns set now.
+    """
+    from napari.settings import get_settings
+
+    settings = get_settings().plugins
+    current = dict(settings.extension2reader)
+    added = {p: PLUGIN for p in patterns if p not in current}
+    if added:
+        settings.extension2reader = {**current, **added}
+    return added
 
 
 def read_layers(path: Any, **_: Any) -> list[tuple]:
@@ -38,6 +84,13 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
     layers: list[tuple] = []
     for p in paths:
         try:
+            kind = probe(p)
+            if kind == "results":
+                layers += result_layer_data(p)
+                continue
+            if kind == "image":
+                layers.append(image_layer_data(p))
+                continue
             cube = read(p)
             if cube.nbytes <= SYNC_BYTES:
                 layers += cube_layer_data(cube)
@@ -53,6 +106,60 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
         except Exception as err:  # noqa: BLE001 - a reader must never raise
             show_error(f"{p}: could not be read ({type(err).__name__}: {err})")
     return layers or _NULL_LAYER
+
+
+def _model_name(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return os.path.splitext(os.path.basename(text.rstrip("/\\")))[0] or text
+
+
+def result_layer_data(path: str | os.PathLike) -> list[tuple]:
+    """Layer tuples of a result file: ``/maps/<line>`` as element-coloured additive images named
+    ``"<line> (<model>)"``, ``/probabilities/<Symbol>`` as ``"P(<Symbol>) (<model>)"`` in [0, 1],
+    ``/labels`` as a labels layer (clusters 1..K, noise K + 1, as the Clusters dock makes them).
+
+    The metadata is the one the docks give their layers, so the writer saves them back as they were.
+    """
+    from ..errors import XrayAtlasError
+    from ..io.results import read_results
+
+    r = read_results(path)
+    model = _model_name(r["attrs"].get("model", os.path.basename(os.fspath(path))))
+    layers: list[tuple] = []
+    for line, data in sorted(r.get("maps", {}).items()):
+        layers.append(map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model}))
+    for el, data in sorted(r.get("probabilities", {}).items()):
+        arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability",
+                                           extra={"element": el, "model": model})
+        kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0))
+        layers.append((arr, kwargs, kind))
+    labels = r.get("labels")
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 2 or labels.dtype.kind not in "iu":
+            raise XrayAtlasError(f"/labels must be a 2-D integer array, got {labels.dtype} {labels.shape}", path=path)
+        k = int(labels.max()) + 1 if labels.size else 0
+        data = np.where(labels >= 0, labels + 1, k + 1).astype(np.int32)
+        xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model}
+        if isinstance(r.get("cluster_spectra"), np.ndarray):
+            xa["cluster_spectra"] = r["cluster_spectra"]
+        layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}},
+                       "labels"))
+    if not layers:
+        raise XrayAtlasError("a result file without maps, probabilities or labels", path=path)
+    return layers
+
+
+def image_layer_data(path: str | os.PathLike) -> tuple:
+    """An HDF5 ``/image`` as an image layer; a diffraction image's ``span`` attribute goes into
+    the layer metadata, where the Diffraction dock takes it from."""
+    from ..diffraction import image_span
+    from ..io.images import read_image
+
+    img = read_image(path)
+    span = image_span(path)
+    meta = {"xray_atlas": {"kind": "image", **({"span": span} if span is not None else {})}}
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return (img, {"name": name, "colormap": "magma" if span is not None else "gray", "metadata": meta}, "image")
 
 
 def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: int = TILE_BYTES):

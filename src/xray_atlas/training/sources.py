@@ -621,7 +621,16 @@ class _ImageSource(DataSource):
         return {"image_size": self.params["size"], "n_outputs": len(self.classes)}
 
     def input_contract(self) -> dict:
-        return {"image_size": self.params["size"], "channels": 1, "normalisation": self.normalisation}
+        out = {"image_size": self.params["size"], "channels": 1, "normalisation": self.normalisation}
+        if getattr(self, "_train", None) is not None and len(self._train[0]) >= 2:
+            if getattr(self, "_domain", None) is None:  # once: the card is written at every best epoch
+                from ..classify import domain_ranges
+
+                self._domain = domain_ranges(self._train[0])
+            # ranges of simple statistics of the prepared training images: classification says
+            # when an image is unlike all of them (classify.check_domain)
+            out["domain"] = self._domain
+        return out
 
     def class_weights(self) -> np.ndarray | None:
         beta = self.params["class_balance"]

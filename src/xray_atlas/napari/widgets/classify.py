@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QWidget
 
-from ...classify import DEFAULT_IMAGE_MODEL, activation_map, load_image_model
+from ...classify import DEFAULT_IMAGE_MODEL, DomainCheck, activation_map, check_domain, load_image_model
 from ...cube import Progress
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
@@ -28,14 +28,26 @@ def _model_names() -> list[str]:
     return [i.name for i in list_models("images")]
 
 
-def _job(model: Any, planes: np.ndarray, cam: bool) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None]]:
-    probs, maps = [], []
+def _plane_metadata(metadata: Any, i: int, n: int) -> dict:
+    """The metadata that concerns plane ``i`` of ``n``: a per-plane ``classes`` list (as the
+    samples carry) is cut to the plane's own entry."""
+    meta = dict(metadata) if isinstance(metadata, dict) else {}
+    classes = meta.get("classes")
+    if n > 1 and isinstance(classes, (list, tuple)) and len(classes) == n:
+        meta["classes"] = [classes[i]]
+    return meta
+
+
+def _job(model: Any, planes: np.ndarray, cam: bool, metadata: Any = None
+         ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]]:
+    probs, maps, checks = [], [], []
     for i, plane in enumerate(planes):
         probs.append(model([plane])[0])
+        checks.append(check_domain(model, plane, metadata=_plane_metadata(metadata, i, len(planes))))
         if cam:
             maps.append(activation_map(model, plane, class_index=int(np.argmax(probs[-1]))))
         yield Progress(i + 1, len(planes), f"image {i + 1} of {len(planes)}")
-    return np.stack(probs), (np.stack(maps) if cam else None)
+    return np.stack(probs), (np.stack(maps) if cam else None), checks
 
 
 class ClassifyWidget(QWidget):
@@ -71,6 +83,8 @@ class ClassifyWidget(QWidget):
             self.model_combo.setCurrentText(DEFAULT_IMAGE_MODEL)
         #: (probabilities (N, k), classes) of the last run, for tests and scripting
         self.result: Any = None
+        #: per image of the last run: is it like the model's training images (DomainCheck)
+        self.domain: list[DomainCheck] = []
 
     def _refresh_images(self, *_: Any) -> None:
         from napari.layers import Image
@@ -102,35 +116,55 @@ class ClassifyWidget(QWidget):
             return None
         cam = self.cam_box.isChecked()
 
-        def done(result: tuple[np.ndarray, np.ndarray | None]) -> None:
-            probs, maps = result
+        def done(result: tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]) -> None:
+            probs, maps, checks = result
             self.result = (probs, model.classes)
-            self.show_probabilities(probs, model.classes)
+            self.domain = checks
+            self.show_probabilities(probs, model.classes, checks)
             if maps is not None:
                 out = self.viewer.add_image(maps[0] if data.ndim == 2 else maps, name=f"activation map {name}",
                                             colormap="inferno", blending="additive", opacity=0.6,
                                             contrast_limits=(0, 1))
                 out.scale, out.translate = layer.scale, layer.translate
 
-        return self.jobs.start(_job(model, planes.astype(np.float32, copy=False), cam),
+        return self.jobs.start(_job(model, planes.astype(np.float32, copy=False), cam, layer.metadata),
                                what=f"classification with {model.name}", on_done=done)
 
-    def show_probabilities(self, probs: np.ndarray, classes: tuple[str, ...]) -> None:
-        """One row per image (plane): its class and the probability of each class."""
-        self.table.setColumnCount(1 + len(classes))
-        self.table.setHorizontalHeaderLabels(["class", *[f"P({c})" for c in classes]])
+    def show_probabilities(self, probs: np.ndarray, classes: tuple[str, ...],
+                           checks: list[DomainCheck] | None = None) -> None:
+        """One row per image (plane): its class, the probability of each class, and whether the
+        image is like the model's training images; images outside are counted in the verdict."""
+        from napari.utils.notifications import show_warning
+
+        checks = checks or []
+        self.table.setColumnCount(2 + len(classes))
+        self.table.setHorizontalHeaderLabels(["class", "like training?", *[f"P({c})" for c in classes]])
         self.table.setRowCount(len(probs))
         self.table.setVerticalHeaderLabels([str(i) for i in range(len(probs))])
         for r, p in enumerate(probs):
             self.table.setItem(r, 0, QTableWidgetItem(classes[int(p.argmax())]))
+            if r < len(checks):
+                c = checks[r]
+                item = QTableWidgetItem({True: "yes", False: "NO: outside", None: "unknown"}[c.inside])
+                item.setToolTip(c.message)
+                self.table.setItem(r, 1, item)
             for j, v in enumerate(p):
-                self.table.setItem(r, 1 + j, QTableWidgetItem(f"{v:.3f}"))
+                self.table.setItem(r, 2 + j, QTableWidgetItem(f"{v:.3f}"))
         if len(probs) == 1:
-            self.verdict.setText(f"{classes[int(probs[0].argmax())]} (p = {probs[0].max():.3f})")
+            verdict = f"{classes[int(probs[0].argmax())]} (p = {probs[0].max():.3f})"
         else:
             counts = np.bincount(probs.argmax(1), minlength=len(classes))
-            self.verdict.setText(", ".join(f"{classes[j]}: {counts[j]}" for j in np.argsort(-counts) if counts[j])
-                                 + f" of {len(probs)} images")
+            verdict = (", ".join(f"{classes[j]}: {counts[j]}" for j in np.argsort(-counts) if counts[j])
+                       + f" of {len(probs)} images")
+        outside = [c for c in checks if c.inside is False]
+        if outside:
+            which = "this image is" if len(probs) == 1 else f"{len(outside)} of {len(probs)} images are"
+            note = f"Warning: {which} {outside[0].message[0].lower()}{outside[0].message[1:]}"
+            verdict += "\n" + note
+            show_warning(f"xray-atlas classify: {note}")
+        elif checks and checks[0].inside is None:
+            verdict += "\n" + checks[0].message
+        self.verdict.setText(verdict)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()

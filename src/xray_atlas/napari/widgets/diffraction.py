@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QPushButto
 
 from ...devices import DEVICES
 from ...diffraction import (DIFFRACTION_BASELINES, check_image, default_model_name, iter_reconstruct, load_predictor,
-                            prepare_image, reference_image)
+                            metadata_span, prepare_image, reference_image)
 from ...errors import XrayAtlasError
 from .._workers import JobBar
 from ._common import ModelCombo, apply_plot_theme, form_dock, refill
@@ -68,7 +68,7 @@ class DiffractionWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.matrix = pg.PlotWidget()
-        self.matrix.setFixedHeight(180)
+        self.matrix.setMinimumHeight(180)
         self.matrix.setAspectLocked(True)
         self.matrix.invertY(True)
         self.matrix.setTitle("encoding a(dx, dy)")
@@ -89,10 +89,12 @@ class DiffractionWidget(QWidget):
         self.run_button.clicked.connect(self.run)
         self.load_button.clicked.connect(self._ask_file)
         self.span_combo.currentTextChanged.connect(self._span_changed)
+        self.image_combo.currentTextChanged.connect(self._image_changed)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_images)
-        self._refresh_images()
         self.model_combo.refresh()
+        self._refresh_images()
+        self._image_changed(self.image_combo.currentText())
         self._span_changed(self.span_combo.currentText())
         #: the last reconstruction (for tests and scripting)
         self.result: Any = None
@@ -103,8 +105,25 @@ class DiffractionWidget(QWidget):
     def _refresh_images(self, *_: Any) -> None:
         from napari.layers import Image
 
-        refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
-                                  if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb])
+        # quiet: refilling passes through other names, whose spans must not stick
+        before = refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
+                                           if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb], quiet=True)
+        if self.image_combo.currentText() != before:
+            self.image_combo.currentTextChanged.emit(self.image_combo.currentText())
+
+    def _image_changed(self, name: str) -> None:
+        """Follow the span the chosen layer's metadata declares (the sample: 3), if any."""
+        from napari.utils.notifications import show_warning
+
+        if name not in self.viewer.layers:
+            return
+        try:
+            span = metadata_span(self.viewer.layers[name].metadata, name=f"layer {name!r}")
+        except XrayAtlasError as err:
+            show_warning(f"{err}; choose the span by hand")
+            return
+        if span is not None:
+            self.span_combo.setCurrentText(str(span))
 
     def _span_changed(self, text: str) -> None:
         want = default_model_name(int(text))
@@ -189,16 +208,26 @@ class DiffractionWidget(QWidget):
         return self.jobs.start(job(), what=f"reconstruction with {predictor.name}", on_done=done)
 
     def show_encoding(self, encoding, span: int) -> None:
-        """Draw the encoding as an S x S matrix (colour -1..1) with its values."""
+        """Draw the encoding as an S x S matrix (colour -1..1) with its values.
+
+        Each cell gets at least 64 screen pixels, so that the values of a span-3 or span-4
+        encoding (9 or 16 cells) sit side by side without overlapping.
+        """
+        from qtpy.QtGui import QFont
+
         m = encoding_matrix(encoding, span)
         self.matrix_item.setImage(m, levels=(-1, 1))
+        self.matrix.setMinimumHeight(max(180, 64 * span + 60))
         self.matrix.setRange(xRange=(0, span), yRange=(0, span), padding=0.05)
         for item in self._labels:
             self.matrix.removeItem(item)
         self._labels = []
+        font = QFont()
+        font.setPointSizeF(8.0 if span >= 4 else 9.0)
         for dy in range(span):
             for dx in range(span):
                 t = pg.TextItem(f"{m[dy, dx]:+.2f}", anchor=(0.5, 0.5), color="k")
+                t.setFont(font)
                 t.setPos(dx + 0.5, dy + 0.5)
                 self.matrix.addItem(t)
                 self._labels.append(t)
