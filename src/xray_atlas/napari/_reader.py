@@ -26,6 +26,7 @@ from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import probe, read
 from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data
+from ._notify import notify_error, notify_warning
 
 __all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
            "on_activate", "prefer_this_reader", "PREFERRED_PATTERNS"]
@@ -78,7 +79,6 @@ def prefer_this_reader(patterns: tuple[str, ...] = PREFERRED_PATTERNS) -> dict[s
 
 def read_layers(path: Any, **_: Any) -> list[tuple]:
     """Read one or several cube files into layer data tuples, notifying on bad files."""
-    from napari.utils.notifications import show_error, show_warning
 
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[tuple] = []
@@ -99,12 +99,12 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
                 layers += cube_layer_data(cube, image=image, pending=True)
                 stream_total_counts(cube, image)
             if not cube.calibrated:
-                show_warning(f"{p}: no energy calibration found; spectra are shown against channel numbers "
+                notify_warning(f"{p}: no energy calibration found; spectra are shown against channel numbers "
                              "(set one in the Spectrum inspector)")
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err)
         except Exception as err:  # noqa: BLE001 - a reader must never raise
-            show_error(f"{p}: could not be read ({type(err).__name__}: {err})")
+            notify_error(f"{p}: could not be read ({type(err).__name__}: {err})")
     return layers or _NULL_LAYER
 
 
@@ -170,7 +170,6 @@ def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: in
     """
     import napari
     from napari.qt.threading import create_worker
-    from napari.utils.notifications import show_error
 
     def steps():
         return (yield from cube.iter_total_counts(out=image, tile_bytes=tile_bytes))
@@ -205,7 +204,7 @@ def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: in
             lyr.reset_contrast_limits()
 
     def on_error(err: Exception) -> None:
-        show_error(str(err) if isinstance(err, XrayAtlasError) else f"{cube.path}: {type(err).__name__}: {err}")
+        notify_error(err if isinstance(err, XrayAtlasError) else f"{cube.path}: {type(err).__name__}: {err}")
 
     worker.yielded.connect(on_tile)
     worker.returned.connect(on_done)

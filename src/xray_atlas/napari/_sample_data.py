@@ -68,7 +68,7 @@ def synthetic_painting() -> list[tuple]:
 def _make_in_background():
     import napari
     from napari.qt.threading import create_worker
-    from napari.utils.notifications import show_error
+    from ._notify import notify_error
 
     worker = create_worker(ensure_demo_painting, _progress={"desc": "Simulating the demo painting"})
 
@@ -83,7 +83,7 @@ def _make_in_background():
             getattr(viewer, f"add_{kind}")(data, **kwargs)
 
     worker.returned.connect(done)
-    worker.errored.connect(lambda err: show_error(f"demo painting: {type(err).__name__}: {err}"))
+    worker.errored.connect(lambda err: notify_error(f"the demo painting could not be made: {type(err).__name__}: {err}"))
     worker.start()
     return worker
 

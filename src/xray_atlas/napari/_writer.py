@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import XrayAtlasError
 from ..io.results import write_results
 from ._layers import xa_metadata
+from ._notify import notify_error
 
 __all__ = ["write_layers"]
 
@@ -22,7 +23,6 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
 
     Cube layers (total counts) are skipped: the cube is the input, not a result.
     """
-    from napari.utils.notifications import show_error
 
     maps: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
@@ -55,6 +55,6 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
         written = write_results(path, maps=maps, probabilities=probs, labels=labels,
                                 cluster_spectra=spectra, attrs={"model": str(model)})
     except XrayAtlasError as err:
-        show_error(str(err) if str(path) in str(err) else f"{path}: {err}")
+        notify_error(err if str(path) in str(err) else f"{path}: {err}")
         return []
     return [str(written)]

@@ -13,6 +13,7 @@ from ...classify import DEFAULT_IMAGE_MODEL, DomainCheck, activation_map, check_
 from ...cube import Progress
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
+from .._notify import notify_error, notify_warning
 from .._workers import JobBar
 from ._common import ModelCombo, form_dock, refill
 
@@ -73,7 +74,7 @@ class ClassifyWidget(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         form_dock(self, [("image", self.image_combo), ("model", self.model_combo), ("device", self.device_combo),
                          ("", self.cam_box)],
-                  self.run_button, self.jobs, self.jobs.status, self.verdict, self.table)
+                  self.run_button, self.jobs, self.jobs.status, self.verdict, self.table, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_images)
@@ -96,11 +97,10 @@ class ClassifyWidget(QWidget):
     def run(self) -> Any:
         """Check the layer and load the model here (a clear message for what cannot run);
         classification and the maps run on a worker."""
-        from napari.utils.notifications import show_error
 
         name = self.image_combo.currentText()
         if name not in self.viewer.layers:
-            show_error("open an image first (File > Open, or File > Open Sample > xray-atlas radiograph)")
+            notify_error("open an image first (File > Open, or File > Open Sample > xray-atlas radiograph)")
             return None
         layer = self.viewer.layers[name]
         data = np.asarray(layer.data)
@@ -112,7 +112,7 @@ class ClassifyWidget(QWidget):
                 raise XrayAtlasError(f"layer {name!r} has NaN or infinite pixels")
             model = load_image_model(self.model_combo.currentText() or None, device=self.device_combo.currentText())
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         cam = self.cam_box.isChecked()
 
@@ -134,7 +134,6 @@ class ClassifyWidget(QWidget):
                            checks: list[DomainCheck] | None = None) -> None:
         """One row per image (plane): its class, the probability of each class, and whether the
         image is like the model's training images; images outside are counted in the verdict."""
-        from napari.utils.notifications import show_warning
 
         checks = checks or []
         self.table.setColumnCount(2 + len(classes))
@@ -161,7 +160,7 @@ class ClassifyWidget(QWidget):
             which = "this image is" if len(probs) == 1 else f"{len(outside)} of {len(probs)} images are"
             note = f"Warning: {which} {outside[0].message[0].lower()}{outside[0].message[1:]}"
             verdict += "\n" + note
-            show_warning(f"xray-atlas classify: {note}")
+            notify_warning(f"xray-atlas classify: {note}")
         elif checks and checks[0].inside is None:
             verdict += "\n" + checks[0].message
         self.verdict.setText(verdict)

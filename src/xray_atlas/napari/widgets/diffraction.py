@@ -19,6 +19,7 @@ from ...devices import DEVICES
 from ...diffraction import (DIFFRACTION_BASELINES, check_image, default_model_name, iter_reconstruct, load_predictor,
                             metadata_span, prepare_image, reference_image)
 from ...errors import XrayAtlasError
+from .._notify import notify_error, notify_warning
 from .._workers import JobBar
 from ._common import ModelCombo, apply_plot_theme, form_dock, refill
 
@@ -84,7 +85,7 @@ class DiffractionWidget(QWidget):
                          ("model", self.model_combo), ("device", self.device_combo), ("prepare", self.unlog_box),
                          ("", self.inpaint_box), ("top-hat radius", self.tophat_spin), ("", self.match_box),
                          ("", self.steps_box)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.matrix)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.matrix, viewer=self.viewer)
 
         self.run_button.clicked.connect(self.run)
         self.load_button.clicked.connect(self._ask_file)
@@ -113,14 +114,13 @@ class DiffractionWidget(QWidget):
 
     def _image_changed(self, name: str) -> None:
         """Follow the span the chosen layer's metadata declares (the sample: 3), if any."""
-        from napari.utils.notifications import show_warning
 
         if name not in self.viewer.layers:
             return
         try:
             span = metadata_span(self.viewer.layers[name].metadata, name=f"layer {name!r}")
         except XrayAtlasError as err:
-            show_warning(f"{err}; choose the span by hand")
+            notify_warning(f"{err}; choose the span by hand")
             return
         if span is not None:
             self.span_combo.setCurrentText(str(span))
@@ -139,7 +139,6 @@ class DiffractionWidget(QWidget):
 
     def load(self, path: str) -> Any:
         """Open an image file as a layer (span from its metadata when it has one)."""
-        from napari.utils.notifications import show_error
 
         from ...diffraction import image_span
         from ...io.images import read_image
@@ -148,7 +147,7 @@ class DiffractionWidget(QWidget):
             img = read_image(path)
             span = image_span(path)
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         from pathlib import Path
 
@@ -162,11 +161,10 @@ class DiffractionWidget(QWidget):
     def run(self) -> Any:
         """Check the image and load the model here; preparation (inpainting can take seconds),
         prediction and the Monte Carlo run on a worker."""
-        from napari.utils.notifications import show_error
 
         name = self.image_combo.currentText()
         if name not in self.viewer.layers:
-            show_error("open a 2-D diffraction image first (Load image..., File > Open or the sample)")
+            notify_error("open a 2-D diffraction image first (Load image..., File > Open or the sample)")
             return None
         data = np.asarray(self.viewer.layers[name].data, dtype=np.float64)
         span = int(self.span_combo.currentText())
@@ -175,7 +173,7 @@ class DiffractionWidget(QWidget):
             predictor = load_predictor(self.model_combo.currentText(), span=span,
                                        device=self.device_combo.currentText())
         except XrayAtlasError as err:
-            show_error(str(err))
+            notify_error(err, log=self.jobs)
             return None
         base = self.viewer.layers[name]
         options = {"unlog": self.unlog_box.isChecked(), "mask": (data <= 0) if self.inpaint_box.isChecked() else None,
