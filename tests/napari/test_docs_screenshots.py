@@ -33,9 +33,8 @@ def test_clustered_painting_screenshot(viewer, qtbot, tmp_path):
     _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
     _, clusters = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Clusters")
     clusters.method_combo.setCurrentText("umap-hdbscan")
-    worker = clusters.run()
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    assert clusters.run() is not None
+    qtbot.waitUntil(lambda: not clusters.jobs.busy, timeout=120000)
     layer = viewer.layers["clusters (umap-hdbscan)"]
     inspector.log_check.setChecked(True)
     assert len(inspector.cluster_spectra_shown()) == len(layer.metadata["xray_atlas"]["sizes"]) >= 5
@@ -73,9 +72,8 @@ def test_maps_screenshot(viewer, qtbot, tmp_path):
     viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
     _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
     assert maps.model_combo.currentText() == "maps-fit"
-    worker = maps.run()
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    assert maps.run() is not None
+    qtbot.waitUntil(lambda: not maps.jobs.busy, timeout=120000)  # computed and its layers added
     shown = {"Hg-L (maps-fit)", "Cu-K (maps-fit)", "Fe-K (maps-fit)", "Pb-L (maps-fit)"}
     for layer in viewer.layers:
         layer.visible = layer.name in shown
@@ -96,9 +94,8 @@ def test_probabilities_screenshot(viewer, qtbot, tmp_path):
     dock.where_combo.setCurrentText("k x k region")
     dock.region_spin.setValue(3)
     dock.elements_edit.setText("Hg, Cu, Pb, Fe")
-    worker = dock.run()
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    assert dock.run() is not None
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=120000)  # computed and its layers added
     shown = {f"P({el}) 3x3" for el in ("Hg", "Cu", "Fe")}
     for layer in viewer.layers:
         layer.visible = layer.name in shown

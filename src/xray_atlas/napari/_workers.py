@@ -4,6 +4,7 @@ and handing their results to the viewer without freezing it."""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 
@@ -174,14 +175,18 @@ class JobBar(QWidget):
                 if added and added[-1] in layers:  # below the earlier ones: the list reads as delivered
                     # and without selecting each: napari swaps the layer controls on every
                     # selection, a third of a new layer's cost (private flag, so only if present)
-                    activate = getattr(layers, "_activate_on_insert", None)
-                    if activate is not None:
-                        layers._activate_on_insert = False
+                    with warnings.catch_warnings():  # napari >= 0.9 warns on private access
+                        warnings.simplefilter("ignore", FutureWarning)
+                        activate = getattr(layers, "_activate_on_insert", None)
+                        if activate is not None:
+                            layers._activate_on_insert = False
                     try:
                         layers.insert(layers.index(added[-1]), layer)
                     finally:
                         if activate is not None:
-                            layers._activate_on_insert = activate
+                            with warnings.catch_warnings():
+                                warnings.simplefilter("ignore", FutureWarning)
+                                layers._activate_on_insert = activate
                 else:
                     layers.append(layer)
                 added.append(layer)

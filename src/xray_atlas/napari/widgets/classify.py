@@ -160,7 +160,7 @@ class ClassifyWidget(QWidget):
             which = "this image is" if len(probs) == 1 else f"{len(outside)} of {len(probs)} images are"
             note = f"Warning: {which} {outside[0].message[0].lower()}{outside[0].message[1:]}"
             verdict += "\n" + note
-            notify_warning(f"xray-atlas classify: {note}")
+            notify_warning(note, log=self.jobs)
         elif checks and checks[0].inside is None:
             verdict += "\n" + checks[0].message
         self.verdict.setText(verdict)
