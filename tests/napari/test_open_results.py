@@ -85,13 +85,13 @@ def test_writer_results_reopen_as_the_same_layers(viewer, tmp_path):
     viewer.layers.clear()
     layers = {lyr.name: lyr for lyr in viewer.open(str(out), plugin=PLUGIN)}
     assert set(layers) == {"Pb-L (maps-fit)", "Fe-K (maps-fit)", "P(Cu) (maps-fit)", "clusters (maps-fit)"}
-    for name, truth, cmap in (("Pb-L (maps-fit)", pb, "gray"), ("Fe-K (maps-fit)", fe, "yellow")):
+    for name, truth, cmap in (("Pb-L (maps-fit)", pb, "xray-atlas Pb"), ("Fe-K (maps-fit)", fe, "xray-atlas Fe")):
         lyr = layers[name]
         assert type(lyr).__name__ == "Image" and lyr.colormap.name == cmap and lyr.blending == "additive"
         np.testing.assert_allclose(lyr.data, truth, rtol=1e-6)
     prob = layers["P(Cu) (maps-fit)"]
     assert type(prob).__name__ == "Image" and tuple(prob.contrast_limits) == (0.0, 1.0)
-    assert prob.colormap.name == "cyan"
+    assert prob.colormap.name == "xray-atlas Cu"
     np.testing.assert_allclose(prob.data, p_cu, rtol=1e-6)
     lab = layers["clusters (maps-fit)"]
     assert type(lab).__name__ == "Labels"
@@ -124,7 +124,7 @@ def test_command_line_results_open_as_layers(viewer, tmp_path, painting_file):
         lyr = got[f"{line} ({model})"]
         assert type(lyr).__name__ == "Image" and lyr.blending == "additive"
         np.testing.assert_array_equal(lyr.data, written["maps"][line])
-    assert got[f"Hg-L ({model})"].colormap.name == "red"
+    assert got[f"Hg-L ({model})"].colormap.name == "xray-atlas Hg"
     p = read_results(probs)
     pmodel = str(p["attrs"]["model"])
     for el in ("Pb", "Hg"):

@@ -76,7 +76,7 @@ def test_reference_maps_become_hidden_element_layers(viewer, painting_file):
     assert names[0] == "painting.h5 counts"
     assert "Hg-L (reference)" in names
     hg = viewer.layers["Hg-L (reference)"]
-    assert not hg.visible and hg.blending == "additive" and hg.colormap.name == "red"
+    assert not hg.visible and hg.blending == "additive" and hg.colormap.name == "xray-atlas Hg"
     np.testing.assert_allclose(hg.data, painting.maps["Hg-L"])
 
 
