@@ -51,14 +51,16 @@ def check_features(cube: SpectralCube, *, trim: int = 100, bin: int = 8, normali
                    pca_components: int = 20) -> None:
     """Check the feature parameters against the cube before any work starts."""
     c = cube.n_channels
-    if not (isinstance(bin, (int, np.integer)) and bin >= 1):
-        raise XrayAtlasError(f"bin={bin} must be a positive integer")
+    if not (isinstance(bin, (int, np.integer)) and 1 <= bin <= c // 2):
+        raise XrayAtlasError(f"bin={bin} must be a whole number in [1, {c // 2}] (half the cube's {c} channels)")
     if not (isinstance(trim, (int, np.integer)) and 0 <= trim and c - 2 * trim >= 2 * bin):
         raise XrayAtlasError(f"trim={trim} leaves too few of the {c} channels")
     if normalise not in NORMALISATIONS:
         raise XrayAtlasError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISATIONS)}")
-    if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components):
-        raise XrayAtlasError(f"pca_components={pca_components} must be a positive integer")
+    top = min((c - 2 * trim) // bin, cube.height * cube.width)  # PCA keeps at most min(bins, pixels)
+    if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components <= top):
+        raise XrayAtlasError(f"pca_components={pca_components} must be a whole number in [1, {top}] (at most the "
+                             f"{(c - 2 * trim) // bin} feature bins and the {cube.height * cube.width} pixels)")
 
 
 def iter_features(
