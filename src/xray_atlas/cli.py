@@ -134,7 +134,8 @@ def _cmd_classify_image(args: argparse.Namespace) -> int:
     if cam is not None:
         _check_cam(cam, files, overwrite=args.overwrite)
     for f in files:  # every image is read and checked before any result is printed or written
-        read_image(f)
+        if min(read_image(f).shape) < 4:
+            raise XrayAtlasError("expected an image of at least 4 x 4 pixels", path=f)
     model = load_image_model(args.model, device=args.device)
     if cam is not None:
         try:
@@ -430,6 +431,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 2^32 - 1]")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -462,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--height", type=_positive_int, default=96)
     q.add_argument("--width", type=_positive_int, default=128)
     q.add_argument("--channels", type=_positive_int, default=4096)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_seed, default=0)
     q.add_argument("--dwell-ms", type=_positive_float, default=20.0, help="time per pixel (default 20 ms)")
     q.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     q.add_argument("--image", metavar="IMAGE", help="grayscale image whose gray levels lay out the pigments "
@@ -474,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
         q.add_argument("--n", type=_positive_int, default=300, help="images (default 300)")
         q.add_argument("--size", type=_positive_int, default=128, help="image side in pixels (default 128)")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=_seed, default=0)
         if name == "radiographs":
             q.add_argument("--kind", choices=("plate", "wedge", "both"), default="both")
         q.add_argument("--quadrants", action="store_true", help="cut each image into quarters (study 002)")
@@ -489,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="method option, e.g. --param n_neighbors=30 --param rows=3 (repeatable)")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_cluster)
 
@@ -536,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT_MODEL", nargs="?", default=None)
     p.add_argument("--list", action="store_true", help="print the task's sources, parameters, models and defaults")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed)
     p.add_argument("--device", choices=DEVICES)
     p.add_argument("--model", help="registered model name (see --list)")
     p.add_argument("--model-param", action="append", metavar="NAME=VALUE", help="model option (repeatable)")
@@ -565,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span", type=int, choices=(2, 3, 4))
     p.add_argument("--model", help="model name or file, or 'analytic' (default: the shipped model for the span)")
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed of the reconstruction")
+    p.add_argument("--seed", type=_seed, default=0, help="Monte Carlo seed of the reconstruction")
     p.add_argument("--unlog", action="store_true", help="the images are log-scaled: undo it first")
     p.add_argument("--tophat", type=int, default=0, metavar="R", help="white top-hat of radius R first (0: off)")
     p.add_argument("--inpaint-zeros", action="store_true", help="inpaint pixels <= 0 (a masked beam stop) first")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        if "lock" in str(err).lower():  # another process has it open for writing: the data may be fine
+        # another process has it open for writing (HDF5's file lock, EAGAIN): the data may be fine
+        if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) or "unable to lock file" in str(err).lower():
             raise XrayAtlasError("the file is locked: another program has it open for writing; wait until it is "
                                  "closed (it is in use, not necessarily damaged)", path=path) from None
         reason = str(err).split("(")[0].strip().rstrip(",") or "unreadable"

@@ -106,10 +106,6 @@ def check_card(card: ModelCard, path: str | os.PathLike) -> None:
     if outputs and isinstance(n_out, int) and len(outputs) != n_out:
         raise XrayAtlasError(f"the card lists {len(outputs)} outputs but the network has {n_out}; the card does not "
                              "match the weights", path=path)
-    lines = cfg.get("lines")
-    if outputs and isinstance(lines, (list, tuple)) and card.task == "maps" and list(lines) != outputs:
-        raise XrayAtlasError(f"the card's outputs {outputs[:4]}... are not the network's lines {list(lines)[:4]}...; "
-                             "the card does not match the weights", path=path)
     n_in, n_cfg = (card.inputs or {}).get("n_channels"), cfg.get("n_channels")
     if n_in is not None and n_cfg is not None and int(n_in) != int(n_cfg):
         raise XrayAtlasError(f"the card's inputs say n_channels={n_in} but the network takes {n_cfg}; the card "

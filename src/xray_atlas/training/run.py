@@ -217,6 +217,14 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
 
     if config.model in CLUSTER_FIT_MODELS:  # the source must fit each scan by clusters
         source.use_cluster_fit(model=config.model)
+    weights = config.model_params.get("weights")
+    if weights:  # a user's pretrained weights: refused now, not after the data is made
+        from .._files import check_input
+
+        try:
+            check_input(weights)
+        except XrayAtlasError as err:
+            raise XrayAtlasError(f"weights: {err}") from None
     _check_output(out, resume=resume, overwrite=overwrite)
     return task, source
 
