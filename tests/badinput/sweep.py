@@ -109,9 +109,12 @@ def _named(case: Case, corpus: Path) -> list[Path]:
     return sorted(set(out))
 
 
-def _env() -> dict:
+def _env(corpus: Path) -> dict:
     env = dict(os.environ)
     env.pop("XRAY_ATLAS_DEBUG", None)
+    # trained-model records of the cases (old code trains in some) go beside the corpus, not to
+    # the user's list of trained models
+    env["XRAY_ATLAS_HOME"] = str(corpus.parent / "home")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -124,7 +127,7 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
     holder = None
     if case.holder:
         holder = subprocess.Popen([sys.executable, "-c", case.holder], cwd=folder, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, env=_env(), start_new_session=True)
+                                  stderr=subprocess.DEVNULL, text=True, env=_env(corpus), start_new_session=True)
         holder.stdout.readline()  # "ready": the file is open
     marker = corpus / "PICKLE_RAN"
     named = _named(case, corpus)
@@ -132,7 +135,7 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
               **{f"case/{k}": v for k, v in snapshot(folder).items()}}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "xray_atlas.cli", *case.argv], cwd=folder, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=_env(corpus), start_new_session=True)
     try:
         out, err = proc.communicate(timeout=case.timeout)
         rc = proc.returncode
