@@ -59,7 +59,8 @@ def test_classify_files_and_cam_png(plates_model, tmp_path):
 
     r = radiograph("Al2017", config=RadiographConfig(kind="plate", size=64), rng=5, output="uint16")
     f = write_image(tmp_path / "plate", r.image)
-    (row,) = classify_files([f], plates_model, cam_dir=tmp_path)
+    (tmp_path / "cams").mkdir()  # not tmp_path itself: plate.png's map would replace plate.png (issue 27)
+    (row,) = classify_files([f], plates_model, cam_dir=tmp_path / "cams")
     assert row["class"] == "Al2017" and row["probabilities"]["Al2017"] > 0.5
     with Image.open(row["cam"]) as im:
         assert im.size == (64, 64) and im.mode == "L"

@@ -59,7 +59,7 @@ def test_simulate_from_an_image(tmp_path):
         assert f["spectra"].shape == (10, 14, 4096)
         regions = f["regions"][()]
         assert len(np.unique(regions[:, :7])) == 1 and len(np.unique(regions[:, 7:])) == 1
-    assert_one_line_error(run("simulate", "painting", out, "--image", tmp_path / "none.npy"), "none.npy")
+    assert_one_line_error(run("simulate", "painting", tmp_path / "q.h5", "--image", tmp_path / "none.npy"), "none.npy")
     assert_one_line_error(run("simulate", "painting", out, "--dwell-ms", "0"), "--dwell-ms")
 
 

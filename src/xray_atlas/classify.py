@@ -290,6 +290,7 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
     to compare with) and, unless true, ``"domain_note"`` saying why; with ``cam_dir``, also its
     activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map over the image's own size),
     written atomically."""
+    from ._files import same_file
     from .imagesets import write_image
     from .io.images import read_image
 
@@ -304,6 +305,9 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
         if cam_dir is not None:
             cam = activation_map(model, img, class_index=model.classes.index(row["class"]))
             png = np.round(np.clip(cam, 0, 1) * 255).astype(np.uint8)
-            row["cam"] = str(write_image(Path(cam_dir) / Path(p).stem, png))
+            target = Path(cam_dir) / Path(p).stem
+            if same_file(target.with_name(target.name + ".png"), p):  # never write over an input
+                raise XrayAtlasError("its activation map would replace it; choose another cam_dir", path=p)
+            row["cam"] = str(write_image(target, png))
         yield row
 

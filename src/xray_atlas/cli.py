@@ -50,26 +50,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: str, suffixes: tuple[str, ...], *, inputs: tuple[str, ...] = ()) -> Path:
-    """Refuse a bad output path before any work starts."""
-    from .io.results import check_destination
+def _check_output(path: str, suffixes: tuple[str, ...], *, inputs: tuple[str, ...] = (),
+                  overwrite: bool = False) -> Path:
+    """Refuse a bad output path before any work starts: the one overwrite policy of every
+    command (an existing output is replaced only with --overwrite, an input or a read-only
+    file never; xray_atlas._files.check_destination)."""
+    from ._files import check_destination
 
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise XrayAtlasError(f"output must end in {' or '.join(suffixes)}", path=out)
-    return check_destination(out, inputs=inputs)
+    return check_destination(out, inputs=inputs, overwrite=overwrite)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .physics.painting import synthetic_painting
 
-    out = _check_output(args.out, (".h5", ".hdf5"))
+    out = _check_output(args.out, (".h5", ".hdf5"), overwrite=args.overwrite)
     from .io.images import read_image
 
     image = read_image(args.image) if args.image else None
     painting = synthetic_painting(args.height, args.width, seed=args.seed, n_channels=args.channels,
                                   dwell_ms=args.dwell_ms, image=image)
-    painting.write(out)
+    painting.write(out, overwrite=args.overwrite)
     h, w, c = painting.counts.shape
     print(f"wrote {out} ({h} x {w} x {c}, {painting.counts.sum(-1).mean():.0f} counts per pixel)")
     return 0
@@ -85,6 +88,12 @@ def _cmd_simulate_images(args: argparse.Namespace) -> int:
         raise XrayAtlasError("output folder's parent does not exist", path=out.parent)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise XrayAtlasError("exists and is not an empty folder", path=out)
+    from .devices import check_memory
+
+    if not 16 <= args.size <= 8192:
+        raise XrayAtlasError(f"--size {args.size} must lie in [16, 8192] pixels")
+    # the images in float64, in memory twice (made, then written by class)
+    check_memory(2 * 8.0 * args.n * args.size ** 2, f"--n {args.n} images of --size {args.size}")
     if args.what == "radiographs":
         from .physics.radiograph import ALLOYS, RadiographConfig, radiographs
 
@@ -123,17 +132,16 @@ def _cmd_classify_image(args: argparse.Namespace) -> int:
             files.append(p)
     cam = Path(args.cam) if args.cam else None
     if cam is not None:
-        if not cam.parent.is_dir():
-            raise XrayAtlasError("--cam: the folder's parent does not exist", path=cam)
-        if cam.exists() and not cam.is_dir():
-            raise XrayAtlasError("--cam must be a folder", path=cam)
-        if len({f.stem for f in files}) < len(files):
-            raise XrayAtlasError("--cam: two images share a file stem; their maps would overwrite each other")
+        _check_cam(cam, files, overwrite=args.overwrite)
     for f in files:  # every image is read and checked before any result is printed or written
-        read_image(f)
+        if min(read_image(f).shape) < 4:
+            raise XrayAtlasError("expected an image of at least 4 x 4 pixels", path=f)
     model = load_image_model(args.model, device=args.device)
     if cam is not None:
-        cam.mkdir(exist_ok=True)
+        try:
+            cam.mkdir(exist_ok=True)
+        except OSError as err:
+            raise XrayAtlasError(f"--cam: cannot make the folder ({err.strerror or err})", path=cam) from None
     for row in classify_files(files, model, cam_dir=cam):
         print(json.dumps(row), flush=True)
         if row.get("in_domain") is False:  # the JSON says it too; this line is for a reader
@@ -141,12 +149,39 @@ def _cmd_classify_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_cam(cam: Path, files: list[Path], *, overwrite: bool) -> None:
+    """Refuse a --cam folder whose maps (<stem>.png) would write over an input image (never
+    allowed), over each other, or over existing files (only with --overwrite)."""
+    from ._files import check_destination, same_file, writable
+
+    if not cam.parent.is_dir():
+        raise XrayAtlasError("--cam: the folder's parent does not exist", path=cam)
+    if cam.exists() and not cam.is_dir():
+        raise XrayAtlasError("--cam must be a folder", path=cam)
+    if len({f.stem for f in files}) < len(files):
+        raise XrayAtlasError("--cam: two images share a file stem; their maps would overwrite each other")
+    if not cam.exists():
+        if not writable(cam.parent):
+            raise XrayAtlasError("--cam: cannot make the folder here (not writable)", path=cam)
+        return
+    for f in files:
+        target = cam / f"{f.stem}.png"
+        clash = next((g for g in files if same_file(g, target)), None)
+        if clash is not None:
+            raise XrayAtlasError(f"--cam: the activation map {target} would replace the input image {clash}; "
+                                 "choose another --cam folder")
+        try:
+            check_destination(target, overwrite=overwrite)
+        except XrayAtlasError as err:
+            raise XrayAtlasError(f"--cam: {err}") from None
+
+
 def _cmd_cluster(args: argparse.Namespace) -> int:
     from .cluster import cluster_cube, method_parameters
     from .io import read
     from .io.results import write_results
 
-    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,), overwrite=args.overwrite)
     defaults = method_parameters(args.method)
     params = {}
     for name, value in _name_values(args.param, "--param").items():
@@ -156,6 +191,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     with read(args.cube, dataset=args.dataset) as cube:
         result = cluster_cube(cube, args.method, seed=args.seed, **params)
         write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(args.cube,),
+                      overwrite=args.overwrite,
                       attrs={"model": args.method, "parameters": json.dumps(result.params, default=str)})
     noise = int((result.labels < 0).sum())
     print(f"wrote {out}: {result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
@@ -187,7 +223,7 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     from .io import read
     from .io.results import write_results
 
-    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,))
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,), overwrite=args.overwrite)
     _check_calibration(args)
     lines = tuple(s.strip() for s in args.lines.split(",")) if args.lines else None
     with read(args.cube, dataset=args.dataset) as cube:
@@ -199,7 +235,7 @@ def _cmd_maps(args: argparse.Namespace) -> int:
         maps = run_to_end(iter_maps(cube, model, lines=lines))
         for note in model.notes[before:]:  # what the run found (pixels unlike the training data)
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
-    write_results(out, maps=maps, inputs=(args.cube,), attrs={"model": str(args.model or model.name)})
+    write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, attrs={"model": str(args.model or model.name)})
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
     print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "
           + ", ".join(f"{k} {float(maps[k].mean()):.0f}" for k in strongest) + " mean counts")
@@ -248,7 +284,8 @@ def _cmd_probabilities(args: argparse.Namespace) -> int:
     from .io.results import write_results
     from .probabilities import iter_probabilities, load_element_model, present
 
-    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,) + ((args.labels,) if args.labels else ()))
+    out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,) + ((args.labels,) if args.labels else ()),
+                        overwrite=args.overwrite)
     _check_calibration(args)
     if args.labels and args.region != 1:
         raise XrayAtlasError("--labels and --region exclude each other")
@@ -261,7 +298,7 @@ def _cmd_probabilities(args: argparse.Namespace) -> int:
         for note in model.notes:
             print(f"xray-atlas probabilities: note: {note}", file=sys.stderr)
     where = "cluster" if labels is not None else ("pixel" if args.region == 1 else f"{args.region} x {args.region} region")
-    write_results(out, probabilities=probs, inputs=(args.cube,),
+    write_results(out, probabilities=probs, inputs=(args.cube,), overwrite=args.overwrite,
                   attrs={"model": str(args.model or model.name), "region": args.region,
                          "thresholds": json.dumps({el: model.thresholds[el] for el in probs})})
     # elements called present in at least one pixel, with the share of pixels
@@ -273,21 +310,22 @@ def _cmd_probabilities(args: argparse.Namespace) -> int:
 
 
 def _cmd_diffraction(args: argparse.Namespace) -> int:
-    from .diffraction import (check_image, image_span, load_predictor, prepare_image, reconstruct, reference_image,
+    from .diffraction import (check_image, check_tophat, image_span, load_predictor, prepare_image, reconstruct, reference_image,
                               write_reconstruction)
     from .io.images import read_image
-    from .io.results import check_destination
+    from ._files import check_destination
 
     if len(args.paths) < 2:
         raise XrayAtlasError("give at least one IMAGE and the OUT path")
     *images, out = args.paths
     out = Path(out)
     if len(images) == 1 and out.suffix.lower() in (".h5", ".hdf5"):
-        targets = [_check_output(str(out), (".h5", ".hdf5"), inputs=tuple(images))]
+        targets = [_check_output(str(out), (".h5", ".hdf5"), inputs=tuple(images), overwrite=args.overwrite)]
     else:
         if not out.is_dir():
             raise XrayAtlasError("with several images OUT must be an existing folder (one <stem>.h5 each)", path=out)
-        targets = [check_destination(out / f"{Path(i).stem}.h5", inputs=tuple(images)) for i in images]
+        targets = [check_destination(out / f"{Path(i).stem}.h5", inputs=tuple(images), overwrite=args.overwrite)
+                   for i in images]
         if len({t.name for t in targets}) < len(targets):
             raise XrayAtlasError("two images share a file stem; their results would overwrite each other", path=out)
     # read and check every image before any work, then load the model once
@@ -295,6 +333,10 @@ def _cmd_diffraction(args: argparse.Namespace) -> int:
     for path in images:
         img = read_image(path)
         check_image(img, name=str(path))
+        try:
+            check_tophat(args.tophat, img.shape)
+        except XrayAtlasError as err:
+            raise XrayAtlasError(f"--tophat: {err}", path=path) from None
         loaded.append((path, img, image_span(path)))
     spans = {s for _, _, s in loaded if s is not None}
     span = args.span or (spans.pop() if len(spans) == 1 else None)
@@ -311,7 +353,7 @@ def _cmd_diffraction(args: argparse.Namespace) -> int:
                               mask=(img <= 0) if args.inpaint_zeros else None)[0] for _, img, _ in loaded]
     for img, target in zip(prepared, targets):
         rec = reconstruct(img, predictor, seed=args.seed)
-        write_reconstruction(target, rec)
+        write_reconstruction(target, rec, overwrite=args.overwrite)
         enc = ", ".join(f"{v:+.3f}" for v in rec.encoding)
         print(f"wrote {target}: span {rec.span} encoding [{enc}], image R^2 {rec.image_r2:.3f}"
               + ("" if rec.converged else " (lattice did not reach the encoding within 0.03)"))
@@ -391,13 +433,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 2^32 - 1]")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
     return value
 
 
@@ -423,8 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--height", type=_positive_int, default=96)
     q.add_argument("--width", type=_positive_int, default=128)
     q.add_argument("--channels", type=_positive_int, default=4096)
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_seed, default=0)
     q.add_argument("--dwell-ms", type=_positive_float, default=20.0, help="time per pixel (default 20 ms)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     q.add_argument("--image", metavar="IMAGE", help="grayscale image whose gray levels lay out the pigments "
                    "(sets the size; .npy, or PNG/TIFF with Pillow)")
     q.set_defaults(func=_cmd_simulate)
@@ -434,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
         q.add_argument("--n", type=_positive_int, default=300, help="images (default 300)")
         q.add_argument("--size", type=_positive_int, default=128, help="image side in pixels (default 128)")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=_seed, default=0)
         if name == "radiographs":
             q.add_argument("--kind", choices=("plate", "wedge", "both"), default="both")
         q.add_argument("--quadrants", action="store_true", help="cut each image into quarters (study 002)")
@@ -449,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="method option, e.g. --param n_neighbors=30 --param rows=3 (repeatable)")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_cluster)
 
     from .devices import DEVICES
@@ -466,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
     _add_calibration(p)
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_maps)
 
     p = sub.add_parser("probabilities", help="element probability maps (which elements each pixel, region or cluster "
@@ -481,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibration(p)
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_probabilities)
 
     from .training import OPTIMIZERS, SCHEDULES
@@ -493,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT_MODEL", nargs="?", default=None)
     p.add_argument("--list", action="store_true", help="print the task's sources, parameters, models and defaults")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed)
     p.add_argument("--device", choices=DEVICES)
     p.add_argument("--model", help="registered model name (see --list)")
     p.add_argument("--model-param", action="append", metavar="NAME=VALUE", help="model option (repeatable)")
@@ -522,11 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span", type=int, choices=(2, 3, 4))
     p.add_argument("--model", help="model name or file, or 'analytic' (default: the shipped model for the span)")
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--seed", type=int, default=0, help="Monte Carlo seed of the reconstruction")
+    p.add_argument("--seed", type=_seed, default=0, help="Monte Carlo seed of the reconstruction")
     p.add_argument("--unlog", action="store_true", help="the images are log-scaled: undo it first")
     p.add_argument("--tophat", type=int, default=0, metavar="R", help="white top-hat of radius R first (0: off)")
     p.add_argument("--inpaint-zeros", action="store_true", help="inpaint pixels <= 0 (a masked beam stop) first")
     p.add_argument("--match", action="store_true", help="match the intensity histogram to a training image first")
+    p.add_argument("--overwrite", action="store_true", help="replace existing result files")
     p.set_defaults(func=_cmd_diffraction)
 
     p = sub.add_parser("classify-image", help="classify images (radiographs, micrographs) and optionally write "
@@ -535,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="IMAGE|FOLDER", help="image files, or folders searched for images")
     p.add_argument("--model", help="model name or file (default: the shipped radiograph model, Al1050 / Al2017)")
     p.add_argument("--cam", metavar="DIR", help="write one activation-map PNG per image (<stem>.png) into DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace existing maps in the --cam folder (never an "
+                   "input image)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=_cmd_classify_image)
 
@@ -552,6 +611,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    import warnings
+
+    # Library warnings (torch, Pillow, numpy) would add lines to a one-line error: they are held
+    # back, and shown as one line each only when the command succeeds.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        status = _run(func, args)
+    if status == 0:
+        for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+            print(f"xray-atlas {args.command}: warning: {text}", file=sys.stderr)
+    return status
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return func(args)
     except XrayAtlasError as err:

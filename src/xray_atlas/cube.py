@@ -25,6 +25,9 @@ __all__ = ["SpectralCube", "Progress", "run_to_end", "linear_energy", "check_ene
 
 #: Default number of bytes of spectra read at once (one tile of whole rows).
 TILE_BYTES = 64 * 2**20
+#: Largest value a channel of one pixel may hold: far above any detector (about 1e6 counts/s
+#: for hours), far below what scaled or corrupt data show (issue 27: counts x 1e30 gave zero maps).
+MAX_COUNTS = 1e12
 
 
 @dataclass(frozen=True)
@@ -378,6 +381,13 @@ class SpectralCube:
                     f"counts contain NaN or infinite values (first at pixel y={y + rows.start}, x={x}, channel {c})",
                     path=self.path,
                 )
+        if block.dtype.kind in "if" and block.size and float(block.max()) > MAX_COUNTS:
+            y, x, c = np.argwhere(block > MAX_COUNTS)[0]
+            raise XrayAtlasError(
+                f"counts of {float(block[y, x, c]):.3g} at pixel y={y + rows.start}, x={x}, channel {c} are not photon "
+                f"counts (at most {MAX_COUNTS:.0e} per channel); the file holds scaled or corrupt data",
+                path=self.path,
+            )
         if block.dtype.kind in "if":
             neg = block < 0
             if neg.any():

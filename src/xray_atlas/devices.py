@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import XrayAtlasError
 
-__all__ = ["resolve_device", "DEVICES"]
+__all__ = ["resolve_device", "DEVICES", "check_memory", "memory_bytes"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -33,3 +33,22 @@ def resolve_device(device: str = "auto"):
     if device == "mps" and not has_mps:
         raise XrayAtlasError("device='mps' but Apple's Metal backend is not available")
     return torch.device(device)
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (0 when the system does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(need: float, what: str) -> None:
+    """Refuse at once a request whose arrays would need more than half this machine's memory
+    (rather than fail with MemoryError, or swap, after minutes); ``what`` names the parameters."""
+    have = memory_bytes()
+    if have and need > have / 2:
+        raise XrayAtlasError(f"{what} needs about {need / 1e9:.3g} GB of memory; this machine has "
+                             f"{have / 1e9:.3g} GB (at most half of it is used); make it smaller")

@@ -47,7 +47,11 @@ def image_span(path) -> int | None:
         with h5py.File(path, "r") as f:
             for obj in (f.get("image"), f):
                 if obj is not None and "span" in obj.attrs:
-                    span = int(obj.attrs["span"])
+                    try:
+                        span = int(np.asarray(obj.attrs["span"]).reshape(-1)[0])
+                    except (TypeError, ValueError, IndexError):
+                        raise XrayAtlasError(f"its span attribute is {obj.attrs['span']!r}, not 2, 3 or 4",
+                                             path=path) from None
                     if span not in SPANS:
                         raise XrayAtlasError(f"its span attribute is {span}, not 2, 3 or 4", path=path)
                     return span
@@ -220,6 +224,15 @@ PREPARATION_STEPS = {
 }
 
 
+def check_tophat(tophat: int, shape: tuple[int, ...]) -> None:
+    """Refuse a top-hat radius below 0 or beyond half the image side (a larger disc only
+    costs memory and time: the structuring element grows with the radius squared)."""
+    top = min(shape[:2]) // 2
+    if not 0 <= tophat <= top:
+        raise XrayAtlasError(f"tophat={tophat} must lie in [0, {top}] (half the side of the "
+                             f"{shape[0]} x {shape[1]} image)")
+
+
 def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, tophat: int = 0, match=None,
                   normalise: bool = False,
                   rescale: int | None = None) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
@@ -245,8 +258,7 @@ def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, t
         mask = nan if mask is None else (np.asarray(mask, bool) | nan)
         a = np.where(nan, 0.0, a)
     a = check_image(a)
-    if tophat < 0:
-        raise XrayAtlasError(f"tophat={tophat} must be >= 0")
+    check_tophat(tophat, a.shape)
     if rescale is not None and rescale < MIN_SIZE:
         raise XrayAtlasError(f"rescale={rescale} must be >= {MIN_SIZE}")
     if mask is not None:
@@ -402,12 +414,13 @@ def iter_reconstruct(image, predictor: Predictor, *, lattice_size: int | None = 
                           predictor.name, list(stages or [("input", img)]))
 
 
-def write_reconstruction(path, rec: Reconstruction) -> None:
+def write_reconstruction(path, rec: Reconstruction, *, overwrite: bool = True) -> None:
     """Result file of CONTRACTS.md section 3: /encoding, /lattice, /reconstruction; root
-    attrs ``model``, ``span``, ``image_r2``; /measured_encoding beside."""
+    attrs ``model``, ``span``, ``image_r2``; /measured_encoding beside. An existing file is
+    replaced only with ``overwrite``."""
     from .io.results import atomic_h5
 
-    with atomic_h5(path) as f:
+    with atomic_h5(path, overwrite=overwrite) as f:
         f.create_dataset("encoding", data=rec.encoding.astype(np.float32))
         f.create_dataset("lattice", data=rec.lattice.astype(np.uint8), compression="gzip")
         f.create_dataset("reconstruction", data=rec.reconstruction.astype(np.float32))

@@ -107,24 +107,18 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
     """Write an image without losing its values, atomically: 8- and 16-bit integers as PNG,
     anything else as ``.npy``. ``path`` names the file without its suffix, which is appended
     (so a name with dots, ``scan.001``, keeps them); returns the path written."""
-    import tempfile
-
     from PIL import Image
+
+    from ._files import atomic_file
 
     img = np.asarray(img)
     path = Path(path)
     path = path.with_name(path.name + (".png" if img.dtype in (np.uint8, np.uint16) else ".npy"))
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=path.suffix) as tmp:
         if path.suffix == ".png":
             Image.fromarray(img).save(tmp, format="PNG")
         else:
             np.save(tmp, img.astype(np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -168,8 +168,10 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
     missing = [el for el in want if el not in model.elements]
     if missing:
         raise XrayAtlasError(f"elements: {', '.join(missing)} not among this model's ({', '.join(model.elements)})")
-    if not isinstance(region, (int, np.integer)) or region < 1:
-        raise XrayAtlasError(f"region={region!r} must be a positive integer")
+    top = max(cube.height, cube.width)  # a larger block only pads the cube with zeros (memory grows as region^2)
+    if not isinstance(region, (int, np.integer)) or not 1 <= region <= top:
+        raise XrayAtlasError(f"region={region!r} must be a positive integer, at most {top} (the cube is "
+                             f"{cube.height} x {cube.width} pixels)")
     cols = [model.elements.index(el) for el in want]
     h, w = cube.height, cube.width
     model.notes.extend(n for n in check_cube(cube, model) if n not in model.notes)

@@ -104,8 +104,9 @@ def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int 
         raise XrayAtlasError(f"unknown parameter(s) for method {method!r}: {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(defaults))}")
     params = dict(params)
+    chosen = "pca_components" in params
     feat_kw = {k: params.pop(k, FEATURE_PARAMETERS[k]) for k in FEATURE_PARAMETERS}
-    check_features(cube, **feat_kw)
+    check_features(cube, **feat_kw, chosen=chosen)
     CHECKS[method](cube.height * cube.width, **params)
     return _iter_cluster(cube, method, seed, feat_kw, params)
 

@@ -48,17 +48,21 @@ def _normalise(x: np.ndarray, how: str) -> None:
 
 
 def check_features(cube: SpectralCube, *, trim: int = 100, bin: int = 8, normalise: str = "sqrt-total",
-                   pca_components: int = 20) -> None:
-    """Check the feature parameters against the cube before any work starts."""
+                   pca_components: int = 20, chosen: bool = True) -> None:
+    """Check the feature parameters against the cube before any work starts. A
+    ``pca_components`` the user ``chosen`` must fit the cube (at most its bins and pixels);
+    the default is lowered to fit."""
     c = cube.n_channels
-    if not (isinstance(bin, (int, np.integer)) and bin >= 1):
-        raise XrayAtlasError(f"bin={bin} must be a positive integer")
+    if not (isinstance(bin, (int, np.integer)) and 1 <= bin <= c // 2):
+        raise XrayAtlasError(f"bin={bin} must be a whole number in [1, {c // 2}] (half the cube's {c} channels)")
     if not (isinstance(trim, (int, np.integer)) and 0 <= trim and c - 2 * trim >= 2 * bin):
         raise XrayAtlasError(f"trim={trim} leaves too few of the {c} channels")
     if normalise not in NORMALISATIONS:
         raise XrayAtlasError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISATIONS)}")
-    if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components):
-        raise XrayAtlasError(f"pca_components={pca_components} must be a positive integer")
+    top = min((c - 2 * trim) // bin, cube.height * cube.width) if chosen else np.inf  # PCA keeps at most these
+    if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components <= top):
+        raise XrayAtlasError(f"pca_components={pca_components} must be a whole number in [1, {top}] (at most the "
+                             f"{(c - 2 * trim) // bin} feature bins and the {cube.height * cube.width} pixels)")
 
 
 def iter_features(
@@ -91,7 +95,7 @@ def iter_features(
     """
     from sklearn.decomposition import PCA
 
-    check_features(cube, trim=trim, bin=bin, normalise=normalise, pca_components=pca_components)
+    check_features(cube, trim=trim, bin=bin, normalise=normalise, pca_components=pca_components, chosen=False)
     c = cube.n_channels
     n_pix = cube.height * cube.width
     n_bins = (c - 2 * trim) // bin

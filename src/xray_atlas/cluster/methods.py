@@ -30,6 +30,12 @@ def check_umap_hdbscan(n_pix: int, *, n_fit: int = 5000, n_neighbors: int = 30, 
     n_fit = _check_int("n_fit", n_fit, 10)
     n_neighbors = _check_int("n_neighbors", n_neighbors, 2)
     _check_int("n_components", n_components, 1)
+    if not (isinstance(min_dist, (int, float, np.floating)) and np.isfinite(min_dist)):
+        raise XrayAtlasError(f"min_dist={min_dist} must lie in [0, 1]")
+    if not (isinstance(min_cluster_size, (int, float, np.number)) and np.isfinite(min_cluster_size)
+            and min_cluster_size > 0):
+        raise XrayAtlasError(f"min_cluster_size={min_cluster_size} must be a share of the pixels in (0, 1) or a "
+                             "number of pixels >= 2")
     _check_int("min_samples", min_samples, 1)
     _check_int("assign_neighbors", assign_neighbors, 1)
     if not (0 <= min_dist <= 1):
@@ -37,9 +43,13 @@ def check_umap_hdbscan(n_pix: int, *, n_fit: int = 5000, n_neighbors: int = 30, 
     m = min(n_fit, n_pix)
     if m <= n_neighbors:
         raise XrayAtlasError(f"{n_pix} pixels are too few for n_neighbors={n_neighbors}; lower it")
+    if n_components >= m - 1:
+        raise XrayAtlasError(f"n_components={n_components} must be below {m - 1} (the fitted pixels less one)")
     mcs = int(round(min_cluster_size * m)) if min_cluster_size < 1 else int(min_cluster_size)
     if mcs < 2 or mcs > m:
-        raise XrayAtlasError(f"min_cluster_size={min_cluster_size} gives {mcs} of {m} fitted pixels; need 2-{m}")
+        raise XrayAtlasError(f"min_cluster_size={min_cluster_size} gives {mcs} of {m} fitted pixels; need 2-{m}: "
+                             f"for a small cube give a number of pixels, e.g. min_cluster_size={max(2, m // 10)} "
+                             f"(--param min_cluster_size={max(2, m // 10)} on the command line)")
     return m, mcs
 
 

@@ -188,12 +188,9 @@ def read(
         raise XrayAtlasError(
             f"unknown file type {suffix or '(no suffix)'!r}; readable: {', '.join(SUFFIXES)}", path=p
         )
-    if not p.exists():
-        raise XrayAtlasError("no such file", path=p)
-    if p.is_dir() and suffix != ".zarr":
-        raise XrayAtlasError("is a folder, not a file", path=p)
-    if not os.access(p, os.R_OK):
-        raise XrayAtlasError("file is not readable (permission denied)", path=p)
+    from .._files import check_input
+
+    check_input(p, folder_ok=suffix == ".zarr")
     cube = READERS[suffix](p, dataset=dataset)
     if energy_offset_kev is not None or energy_gain_kev is not None:
         if energy_offset_kev is None or energy_gain_kev is None:

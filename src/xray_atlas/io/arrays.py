@@ -21,8 +21,17 @@ def read_npy(path: str | os.PathLike, *, dataset: str | None = None) -> Spectral
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise XrayAtlasError(f"not a readable .npy array ({err})", path=path) from None
+        raise XrayAtlasError(f"not a readable .npy array ({npy_reason(err)})", path=path) from None
     return SpectralCube(arr, path=path)
+
+
+def npy_reason(err: BaseException) -> str:
+    """numpy's reason a .npy file did not load, without its advice to allow pickles (a file
+    holding Python objects can run code when loaded; it is never loaded here)."""
+    text = str(err)
+    if "allow_pickle" in text or "pickle" in text.lower():
+        return "it holds Python objects (a pickle), which are never loaded; save a numeric array"
+    return text
 
 
 def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> SpectralCube:
@@ -53,6 +62,8 @@ def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
     n_channels = arr.shape[-1] if len(arr.shape) == 3 else 0
     if group is not None and "energy" in group and n_channels:
         energy = check_energy(np.asarray(group["energy"]), n_channels, "energy")
+    elif n_channels and ("energy_offset_kev" in arr.attrs) != ("energy_gain_kev" in arr.attrs):
+        raise XrayAtlasError("attributes energy_offset_kev/energy_gain_kev: only one of the two is present", path=path)
     elif n_channels and "energy_offset_kev" in arr.attrs and "energy_gain_kev" in arr.attrs:
         try:
             energy = linear_energy(arr.attrs["energy_offset_kev"], arr.attrs["energy_gain_kev"], n_channels,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
     try:
         f = h5py.File(path, "r")
     except OSError as err:
+        # another process has it open for writing (HDF5's file lock, EAGAIN): the data may be fine
+        if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) or "unable to lock file" in str(err).lower():
+            raise XrayAtlasError("the file is locked: another program has it open for writing; wait until it is "
+                                 "closed (it is in use, not necessarily damaged)", path=path) from None
         reason = str(err).split("(")[0].strip().rstrip(",") or "unreadable"
         raise XrayAtlasError(f"not a readable HDF5 file ({reason}; truncated or corrupt?)", path=path) from None
     try:
@@ -138,6 +143,7 @@ def write_cube(
     chunk_pixels: int = 8,
     compression: str | None = None,
     extra: dict[str, np.ndarray] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a cube in the layout of CONTRACTS.md section 2, atomically.
 
@@ -160,6 +166,8 @@ def write_cube(
         h5py compression filter (``"gzip"``, ``"lzf"``); none by default for speed.
     extra : dict, optional
         Further root datasets (e.g. ``regions`` of a synthetic painting).
+    overwrite : bool
+        Whether an existing file may be replaced (a read-only one never is).
     """
     counts = np.asarray(counts)
     if counts.ndim != 3:
@@ -167,7 +175,7 @@ def write_cube(
     linear_energy(energy_offset_kev, energy_gain_kev, counts.shape[2])
     h, w, c = counts.shape
     chunks = (min(chunk_pixels, h), min(chunk_pixels, w), c)
-    with atomic_h5(path) as f:
+    with atomic_h5(path, overwrite=overwrite) as f:
         ds = f.create_dataset("spectra", data=counts, chunks=chunks, compression=compression)
         ds.attrs["energy_offset_kev"] = float(energy_offset_kev)
         ds.attrs["energy_gain_kev"] = float(energy_gain_kev)

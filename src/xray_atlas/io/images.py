@@ -15,7 +15,10 @@ __all__ = ["read_image"]
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """A 2-D float32 image; a clear error naming the file otherwise."""
-    path = Path(path)
+    from .._files import check_input
+    from .arrays import npy_reason
+
+    path = check_input(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
@@ -39,7 +42,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError:
         raise XrayAtlasError("no such file", path=path) from None
     except Exception as err:  # noqa: BLE001 - Pillow, numpy and h5py raise many types
-        raise XrayAtlasError(f"not a readable image ({type(err).__name__}: {str(err)[:80]})", path=path) from None
+        reason = npy_reason(err) if suffix == ".npy" else f"{type(err).__name__}: {str(err)[:80]}"
+        raise XrayAtlasError(f"not a readable image ({reason})", path=path) from None
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[-1] in (3, 4):
         img = img[..., :3] @ np.array([0.299, 0.587, 0.114])

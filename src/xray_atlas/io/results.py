@@ -9,69 +9,39 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
+from .._files import atomic_file
+from .._files import check_destination as _check
 from ..errors import XrayAtlasError
 
 __all__ = ["atomic_h5", "check_destination", "write_results", "read_results"]
 
 
-def check_destination(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
-    """Refuse an output path that cannot be written, or that is one of ``inputs``.
+def check_destination(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (),
+                      overwrite: bool = True) -> Path:
+    """Refuse an output path that cannot be written, that is one of ``inputs``, that is
+    read-only, or that exists when ``overwrite`` is False (:func:`xray_atlas._files.check_destination`).
 
     Called by every writer, and by the command line before any work starts.
     """
-    path = Path(os.fspath(path))
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise XrayAtlasError("output folder does not exist", path=folder)
-    if not os.access(folder, os.W_OK):
-        raise XrayAtlasError("output folder is not writable", path=folder)
-    if path.is_dir():
-        raise XrayAtlasError("output path is a folder", path=path)
-    for src in inputs:
-        if _same_file(Path(os.fspath(src)), path):
-            raise XrayAtlasError("output would overwrite the input file", path=path)
-    return path
+    return _check(path, inputs=inputs, overwrite=overwrite)
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+def atomic_h5(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[h5py.File]:
     """Open a temporary HDF5 file beside ``path``; rename it to ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is left as it was.
     """
-    path = check_destination(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise XrayAtlasError(f"cannot write in this folder ({err.strerror})", path=folder) from None
-    os.close(fd)
-    try:
+    path = check_destination(path, overwrite=overwrite)
+    with atomic_file(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise XrayAtlasError(f"could not write the file ({err.strerror or err})", path=path) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def write_results(
@@ -86,6 +56,7 @@ def write_results(
     reconstruction: np.ndarray | None = None,
     attrs: dict[str, Any] | None = None,
     inputs: tuple[str | os.PathLike, ...] = (),
+    overwrite: bool = True,
 ) -> Path:
     """Write a result file in the layout of CONTRACTS.md section 3.
 
@@ -107,8 +78,10 @@ def write_results(
         Root attributes, e.g. ``model``.
     inputs : tuple of path-like
         Files the result was computed from; writing over one of them is refused.
+    overwrite : bool
+        Whether an existing file may be replaced (a read-only one never is).
     """
-    path = check_destination(path, inputs=inputs)
+    path = check_destination(path, inputs=inputs, overwrite=overwrite)
     items: list[tuple[str, np.ndarray]] = []
     shape2d: tuple[int, ...] | None = None
 
@@ -149,7 +122,7 @@ def write_results(
         items.append(("reconstruction", np.asarray(reconstruction, dtype=np.float32)))
     if not items:
         raise XrayAtlasError("nothing to write: no maps, probabilities, labels or diffraction results", path=path)
-    with atomic_h5(path) as f:
+    with atomic_h5(path, overwrite=overwrite) as f:
         for name, arr in items:
             f.create_dataset(name, data=arr)
         for k, v in (attrs or {}).items():

@@ -127,4 +127,6 @@ def find_model(model: str | os.PathLike | None, *, task: str, default: str) -> P
     if not path.exists():
         raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known {task} model "
                              f"({', '.join(named) or 'none installed'})")
-    return path
+    from .._files import check_input
+
+    return check_input(path, folder_ok=True)  # a FIFO would block the reader

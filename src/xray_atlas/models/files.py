@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_file, atomic_folder
 from .._version import __version__
 from ..errors import XrayAtlasError
 from .registry import build
 
-__all__ = ["ModelCard", "save_model", "load_model", "read_card"]
+__all__ = ["ModelCard", "save_model", "load_model", "read_card", "check_card"]
 
 
 @dataclass
@@ -58,39 +57,22 @@ def save_model(path: str | os.PathLike, model: Any, card: ModelCard) -> Path:
     text = card.to_json()
     try:
         if path.suffix == ".safetensors":
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            os.close(fd)
-            try:
+            with atomic_file(path, what="model") as tmp:
                 save_file(tensors, tmp, metadata={"card": text})
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
         elif path.is_dir():
             # An existing model folder (a training run's checkpoint): replace the weights, then
             # the card, each atomically, keeping the run's other files (log, resume state).
             ours = {"card.json", "model.safetensors", "resume.safetensors", "training.csv"}
             if not (path / "card.json").is_file() and any(p.name not in ours for p in path.iterdir()):
                 raise XrayAtlasError("this folder exists and is not a model folder; choose another path", path=path)
-            for name, write in (("model.safetensors", lambda t: save_file(tensors, t)),
-                                ("card.json", lambda t: Path(t).write_text(text))):
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=path)
-                os.close(fd)
-                try:
-                    write(tmp)
-                    os.replace(tmp, path / name)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
+            with atomic_file(path / "model.safetensors", what="model") as tmp:
+                save_file(tensors, tmp)
+            with atomic_file(path / "card.json", what="model") as tmp:
+                Path(tmp).write_text(text)
         else:
-            tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-            try:
+            with atomic_folder(path, what="model") as tmpdir:
                 save_file(tensors, tmpdir / "model.safetensors")
                 (tmpdir / "card.json").write_text(text)
-                os.replace(tmpdir, path)
-            finally:
-                if tmpdir.exists():
-                    shutil.rmtree(tmpdir, ignore_errors=True)
     except OSError as err:
         raise XrayAtlasError(f"could not write the model ({err.strerror or err})", path=path) from None
     return path
@@ -114,12 +96,29 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         raise XrayAtlasError(f"not a readable model file ({type(err).__name__}: {str(err)[:120]})", path=path) from None
 
 
+def check_card(card: ModelCard, path: str | os.PathLike) -> None:
+    """Refuse a card that disagrees with the network it describes (its ``config``, which the
+    weights must fit): a wrong number or list of outputs, or a wrong channel count, would
+    otherwise give mislabelled results or fail only after the whole computation."""
+    cfg = card.config if isinstance(card.config, dict) else {}
+    outputs = list(card.outputs or [])
+    n_out = cfg.get("n_outputs")
+    if outputs and isinstance(n_out, int) and len(outputs) != n_out:
+        raise XrayAtlasError(f"the card lists {len(outputs)} outputs but the network has {n_out}; the card does not "
+                             "match the weights", path=path)
+    n_in, n_cfg = (card.inputs or {}).get("n_channels"), cfg.get("n_channels")
+    if n_in is not None and n_cfg is not None and int(n_in) != int(n_cfg):
+        raise XrayAtlasError(f"the card's inputs say n_channels={n_in} but the network takes {n_cfg}; the card "
+                             "does not match the weights", path=path)
+
+
 def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, ModelCard]:
     """Rebuild a model from its file: (module in eval mode, card)."""
     from safetensors.torch import load_file
 
     path = Path(os.fspath(path))
     card = read_card(path)
+    check_card(card, path)
     weights = path / "model.safetensors" if path.is_dir() else path
     try:
         model, _ = build(card.architecture, **card.config)

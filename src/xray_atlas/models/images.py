@@ -94,19 +94,26 @@ def _load_pretrained(model, path: str) -> None:
     for another class count) keep their fresh initialisation."""
     import torch
 
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    from .._files import check_input
 
-        state = load_file(path)
-    else:
-        try:
+    try:
+        check_input(path)
+    except XrayAtlasError as err:
+        raise XrayAtlasError(f"weights: {err}") from None
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:  # weights_only: plain tensors; a pickle of anything else is refused, never run
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise XrayAtlasError(f"weights: no such file {path}") from None
-        except Exception as err:  # noqa: BLE001 - pickle and zip errors of many kinds
-            raise XrayAtlasError(f"weights: {path} is not a torch state dict ({type(err).__name__})") from None
+    except Exception as err:  # noqa: BLE001 - pickle, zip and safetensors errors of many kinds
+        raise XrayAtlasError(f"weights: {path} is not a torch state dict or safetensors file "
+                             f"({type(err).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise XrayAtlasError(f"weights: {path} is not a state dict (names -> tensors)")
     own = model.state_dict()
     taken = {}
     for k, v in state.items():

@@ -70,8 +70,9 @@ class Painting:
     def energy(self) -> np.ndarray:
         return self.energy_offset_kev + self.energy_gain_kev * np.arange(self.counts.shape[2])
 
-    def write(self, path: str | os.PathLike) -> None:
-        """Write the cube (CONTRACTS.md section 2) with ``/maps``, ``/regions`` and ``region_names``."""
+    def write(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
+        """Write the cube (CONTRACTS.md section 2) with ``/maps``, ``/regions`` and ``region_names``
+        (an existing file is replaced only with ``overwrite``)."""
         from ..io.hdf5 import write_cube
 
         write_cube(
@@ -82,6 +83,7 @@ class Painting:
             maps=self.maps,
             attrs={**self.attrs, "region_names": np.array(self.region_names, dtype="S")},
             extra={"regions": self.regions.astype(np.int32)},
+            overwrite=overwrite,
         )
 
 
@@ -350,6 +352,13 @@ def synthetic_painting(height: int = 96, width: int = 128, *, seed: int = 0, dwe
             raise XrayAtlasError(f"{name}={v!r} must be a positive integer")
     if layout not in ("shapes", "random"):
         raise XrayAtlasError(f"layout={layout!r}; choose shapes or random")
+    if not isinstance(n_channels, (int, np.integer)) or not 16 <= n_channels <= 65536:
+        raise XrayAtlasError(f"n_channels={n_channels!r} must be a whole number in [16, 65536]")
+    from ..devices import check_memory
+
+    h, w = np.shape(image)[:2] if image is not None else (height, width)
+    # float64 counts, expected counts and a Poisson draw of the whole cube at once
+    check_memory(3 * 8.0 * h * w * n_channels, f"a {h} x {w} x {n_channels} painting (height, width, channels)")
     inst = painting_instrument(dwell_ms=dwell_ms, n_channels=n_channels)
     if image is not None:
         reg, regions = image_layout(image)

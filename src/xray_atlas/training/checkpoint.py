@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_file
 from ..errors import XrayAtlasError
 from .loop import EpochEnd, TrainState
 
@@ -73,16 +73,8 @@ def save_state(path: str | os.PathLike, state: TrainState, *, settings: dict | N
         "history": [_split(asdict(e), "", tensors) for e in state.history],
         "settings": settings or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, what="resume state") as tmp:
         save_file(tensors, tmp, metadata={"state": json.dumps(meta)})
-        os.replace(tmp, path)
-    except OSError as err:
-        raise XrayAtlasError(f"could not write the resume state ({err.strerror or err})", path=path) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

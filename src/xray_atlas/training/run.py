@@ -115,9 +115,44 @@ def run_files(out: str | os.PathLike) -> tuple[Path, Path, Path]:
     return out, out / "resume.safetensors", out / "training.csv"
 
 
+def _safetensors_metadata(path: Path) -> dict:
+    """The ``__metadata__`` of a safetensors file's header ({} when it is not one): read
+    without torch, to tell a file this package wrote from any other."""
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if not 2 <= n <= 100_000_000:
+                return {}
+            meta = json.loads(f.read(n)).get("__metadata__") or {}
+        return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError, struct.error, AttributeError):
+        return {}
+
+
+def _written_by_a_run(path: Path) -> bool:
+    """Whether ``path`` (a run's model, resume state or CSV log) carries the mark of a training
+    run of this package: a card or a state in the safetensors metadata, the log's header."""
+    if path.suffix == ".csv":
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return f.readline().startswith("epoch,epochs,train_loss,val_loss,")
+        except OSError:
+            return False
+    meta = _safetensors_metadata(path)
+    return "card" in meta or "state" in meta
+
+
 def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse an unusable output before any work starts."""
-    _, state, _ = run_files(out)
+    """Refuse an unusable output before any work starts.
+
+    A run removes only files it can tell it wrote (its own model folder, or a file with its
+    mark, :func:`_written_by_a_run`), and those only with ``overwrite``: a user's own
+    ``OUT.csv`` or ``OUT.resume`` beside ``OUT.safetensors`` is never touched.
+    """
+    _, state, log = run_files(out)
     parent = out.parent
     if not parent.is_dir():
         raise XrayAtlasError("output folder does not exist", path=parent)
@@ -127,16 +162,34 @@ def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
         os.unlink(probe)
     except OSError as err:
         raise XrayAtlasError(f"cannot write here ({err.strerror or err})", path=parent) from None
+    if len(os.fsencode(out.name)) > 240:  # OUT.resume, OUT.csv and temporary names must fit too
+        raise XrayAtlasError(f"model name is too long ({len(os.fsencode(out.name))} bytes; at most 240)", path=out)
+    if out.suffix == ".safetensors":
+        for f, what in ((state, "resume state"), (log, "training log")):
+            if (f.exists() or f.is_symlink()) and not (f.is_file() and _written_by_a_run(f)):
+                raise XrayAtlasError(f"this run would write its {what} here, and this file was not written by a "
+                                     "training run; it is left alone: move it or choose another model name", path=f)
     if resume:
         if not state.is_file():
             raise XrayAtlasError("no resume state for this model (it is written after each complete epoch)",
                                  path=state)
-    elif out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
-        is_model = (out.is_dir() and (out / "card.json").is_file()) or (out.is_file() and out.suffix == ".safetensors")
+        return
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
+        is_model = ((out.is_dir() and (out / "card.json").is_file())
+                    or (out.is_file() and out.suffix == ".safetensors" and _written_by_a_run(out)))
         if not is_model:
             raise XrayAtlasError("exists and is not a model; choose another output path", path=out)
+        from .._files import writable
+
+        if not writable(out if out.is_file() else out / "card.json"):
+            raise XrayAtlasError("a model exists here and is read-only; it is not replaced", path=out)
         if not overwrite:
             raise XrayAtlasError("a model exists here; resume it (--resume) or allow overwriting (--overwrite)", path=out)
+    elif out.suffix == ".safetensors" and not overwrite:
+        for f, what in ((state, "resume state"), (log, "training log")):
+            if f.exists():
+                raise XrayAtlasError(f"an earlier run's {what} is here; resume it (--resume) or allow overwriting "
+                                     "(--overwrite)", path=f)
 
 
 def _check_space(folder: Path, n_params: int) -> None:
@@ -164,6 +217,14 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
 
     if config.model in CLUSTER_FIT_MODELS:  # the source must fit each scan by clusters
         source.use_cluster_fit(model=config.model)
+    weights = config.model_params.get("weights")
+    if weights:  # a user's pretrained weights: refused now, not after the data is made
+        from .._files import check_input
+
+        try:
+            check_input(weights)
+        except XrayAtlasError as err:
+            raise XrayAtlasError(f"weights: {err}") from None
     _check_output(out, resume=resume, overwrite=overwrite)
     return task, source
 
@@ -284,8 +345,9 @@ def train(
                 f.unlink(missing_ok=True)
         out.mkdir(exist_ok=True)
     elif not resume:
-        for f in (state_path, log_path):
-            f.unlink(missing_ok=True)
+        for f in (state_path, log_path):  # an earlier run's, allowed by --overwrite (_check_output)
+            if f.is_file() and _written_by_a_run(f):
+                f.unlink()
     settings = _jsonable(config.to_dict())
 
     def on_best(m: Any, ev: EpochEnd, outputs: tuple[Any, Any]) -> None:

@@ -552,7 +552,10 @@ class CubeMaps(DataSource):
         cubes = self.params["cubes"]
         for path in self._counted(cubes, len(cubes), "cubes"):
             with read(path) as cube:
-                xs.append(np.asarray(cube.counts[::s, ::s, :]).reshape(-1, cube.n_channels))
+                # every pixel is read and checked (NaN, inf, negative counts: file, pixel and
+                # channel named, as maps and probabilities do), even those the stride skips
+                picked = [block[(-rows.start) % s::s, ::s] for rows, block in cube.iter_tiles()]
+                xs.append(np.concatenate(picked).reshape(-1, cube.n_channels))
                 ys.append(np.stack([np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel()
                                     for ln in self.lines], axis=1))
                 if self.calibration is None and cube.calibrated:
