@@ -44,13 +44,17 @@ def test_lsq_maps_become_layers_the_inspector_and_writer_use(viewer, maps_dock, 
 
 
 def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painting_file, tmp_path, idle):
-    from xray_atlas.training import make_config, train
+    from xray_atlas.training import Finished, Run, make_config
 
     path, _ = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     before = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
-    train(make_config("maps", epochs=1, device="cpu", model_params={"hidden": (16,)},
-                      source_params={"n_train": 64, "n_val": 32}), tmp_path / "my-maps-model")
+    # in a child process, as the Training dock trains: an optimiser step in napari's process
+    # imports triton where installed, which crashes it (issue 26)
+    run = Run(make_config("maps", epochs=1, device="cpu", model_params={"hidden": (16,)},
+                          source_params={"n_train": 64, "n_val": 32}), tmp_path / "my-maps-model", mode="process")
+    ended = [ev for ev in run.start().events() if ev is not None][-1]
+    assert isinstance(ended, Finished) and ended.path, ended
     maps_dock.model_combo.refresh()  # what opening the list does
     after = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
     assert "my-maps-model" in after and "my-maps-model" not in before

@@ -1,6 +1,10 @@
 """The Training dock (issue 7): form from the core's tables; start, live updates, cancel and
-resume with real button clicks; the window stays responsive; bad input."""
+resume with real button clicks; the window stays responsive; bad input. Runs train in a child
+process, so that torch's compiler stack never enters napari's process (issue 26: triton
+imported after napari's OpenGL crashed it; the test extra installs triton on Linux x86-64,
+so these tests run with it importable, as PyPI's CUDA torch users do)."""
 
+import sys
 import time
 
 import numpy as np
@@ -43,6 +47,13 @@ def _wait(qtbot, widget, timeout=120000):
     qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
+def _compiler_modules():
+    """torch's compiler stack loaded in this (napari's) process: torch.optim imports dynamo at
+    the first step, dynamo imports triton where installed, and triton's LLVM after Mesa's
+    (napari's canvas) is a segmentation fault."""
+    return sorted(m for m in sys.modules if m.startswith(("triton", "torch._dynamo", "torch._inductor")))
+
+
 def test_form_follows_the_task_table(training):
     assert [training.task_combo.itemText(i) for i in range(training.task_combo.count())] == list(TASKS)
     for name, task in TASKS.items():
@@ -77,6 +88,7 @@ def test_start_live_updates_then_resume(viewer, training, qtbot, errors):
     assert training.status.text().startswith("done after 3 epochs")
     out = training.last_out
     assert training.resume_button.isEnabled() and training.out_edit.text() == ""
+    assert _compiler_modules() == [], "napari's process imported torch's compiler stack (issue 26)"
     # the model loads and beats the untrained one on held-out spectra; it is listed at once
     model, card = load_model(out)
     assert card.task == "maps" and len(card.outputs) == 12
@@ -89,14 +101,16 @@ def test_start_live_updates_then_resume(viewer, training, qtbot, errors):
         err, err0 = float((model(x) - y).abs().mean()), float((untrained(x) - y).abs().mean())
     assert err < 0.8 * err0
     assert out.resolve() in [m.path for m in list_models("maps")]
-    # resume: two more epochs on the same model and curves
+    # resume: two more epochs on the same model and curves, with the run's own settings even
+    # though the form has moved on since (it used to fail: "settings differ ...: lr")
     training.epochs.setValue(5)
+    training.lr.setValue(0.05)
     qtbot.mouseClick(training.resume_button, Qt.MouseButton.LeftButton)
     _wait(qtbot, training)
     assert training.table.rowCount() == 5 and [int(training.table.item(r, 0).text()) for r in range(5)] == [1, 2, 3, 4, 5]
     state, settings = load_state(run_files(out)[1])
-    assert state.epoch == 5 and settings["epochs"] == 5
-    assert errors() == []
+    assert state.epoch == 5 and settings["epochs"] == 5 and settings["lr"] == pytest.approx(1e-3)
+    assert errors() == [] and _compiler_modules() == []
 
 
 def test_cancel_keeps_the_last_good_model_and_the_window_responsive(viewer, training, qtbot):
@@ -170,3 +184,6 @@ def test_preparing_data_shows_progress_and_cancels(viewer, training, qtbot):
     assert time.perf_counter() - t0 < 10  # one painting, not the other fifty
     assert training.status.text().startswith("cancelled after 0 epochs") and "no model" in training.status.text()
     assert not training.last_out.exists()  # nothing written: the run's folder comes after the data
+    assert not training.resume_button.isEnabled()  # nothing to resume (it stayed enabled: issue 26)
+    qtbot.mouseClick(training.resume_button, Qt.MouseButton.LeftButton)
+    assert training.worker is None

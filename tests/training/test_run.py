@@ -2,6 +2,7 @@
 runs, bad input (issue 7)."""
 
 import json
+import os
 import threading
 
 import numpy as np
@@ -104,19 +105,35 @@ def test_background_thread_run_reports_events(tmp_path):
 
 
 @pytest.mark.slow
-def test_child_process_run_and_cancel(tmp_path):
-    """The GPU path (a spawned child process, whose memory is returned when it ends) on CPU."""
-    run = Run(_maps_config(epochs=50), tmp_path / "child", mode="process").start()
+def test_child_process_run_and_cancel(tmp_path, monkeypatch):
+    """The dock's path (a spawned child process, whose memory is returned when it ends) on CPU,
+    started from a script without an ``if __name__ == "__main__"`` guard, as napari's examples
+    are: the child must not run that script again (it would open a second viewer)."""
+    import sys
+    import types
+
+    script = tmp_path / "script.py"
+    script.write_text(f"open({str(tmp_path / 'executions')!r}, 'a').write('x')\n")
+    main = types.ModuleType("__main__")  # what `python script.py` leaves in sys.modules
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with pytest.raises(XrayAtlasError, match="nice=-1"):
+        Run(_maps_config(), tmp_path / "child", mode="process", nice=-1)
+    run = Run(_maps_config(epochs=50), tmp_path / "child", mode="process", nice=5).start()
+    assert sys.modules["__main__"] is main
     epochs = 0
     for ev in run.events():
         if type(ev).__name__ == "EpochEnd":
             epochs += 1
+            if epochs == 1:  # the child gave up 5 steps of priority (the Training dock's 10)
+                assert os.getpriority(os.PRIO_PROCESS, run._worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 5
             run.cancel()
         if isinstance(ev, (Finished, Failed)):
             break
     assert isinstance(ev, Finished) and ev.result.cancelled and epochs >= 1
     assert ev.result.epochs_run < 50 and not run.running
     load_model(tmp_path / "child")
+    assert not (tmp_path / "executions").exists()
 
 
 def test_elements_and_images_tasks_train(tmp_path):

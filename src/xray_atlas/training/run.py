@@ -14,9 +14,11 @@ import math
 import os
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -430,8 +432,27 @@ def _execute(config: TrainConfig, out: str, resume: bool, overwrite: bool, q: An
         q.put(Failed(f"training failed: {type(err).__name__}: {err}"))
 
 
-def _child(config: dict, out: str, resume: bool, overwrite: bool, q: Any, cancel: Any) -> None:
+def _child(config: dict, out: str, resume: bool, overwrite: bool, q: Any, cancel: Any, nice: int = 0) -> None:
+    if nice and hasattr(os, "nice"):  # before torch starts its threads, which inherit it
+        os.nice(nice)
     _execute(TrainConfig(**config), out, resume, overwrite, q, cancel)
+
+
+def _start_without_main(process: Any) -> None:
+    """Start a spawned ``process`` without running the parent's main script again in it.
+
+    multiprocessing's spawn re-runs the parent's ``__main__`` file in the child (as
+    ``__mp_main__``) so that functions defined there can be unpickled. The child here needs
+    only this module, and a script without an ``if __name__ == "__main__"`` guard (napari's own
+    examples: ``napari.Viewer()`` ... ``napari.run()``) would open a second viewer in it and
+    never train. Hiding ``__main__`` while the process starts leaves the child a bare one.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        process.start()
+    finally:
+        sys.modules["__main__"] = main
 
 
 class Run:
@@ -444,23 +465,33 @@ class Run:
     resume, overwrite : bool
         As for :func:`train`.
     mode : {"auto", "thread", "process"}
-        ``auto`` trains in a child process when the device is a GPU (its memory is returned to
-        the system when the run ends) and on a thread otherwise.
+        ``process`` trains in a spawned child process: its memory (a GPU's too) is returned
+        to the system when the run ends, and torch's compiler stack (``torch._dynamo``, which
+        every optimiser step imports, and with it triton where installed) stays out of the
+        caller's process. A GUI must use it: triton imported into a process that has loaded
+        Mesa's OpenGL (napari's canvas) crashes it. ``auto`` trains in a child process when
+        the device is a GPU and on a thread otherwise.
+    nice : int
+        With a child process: lower its scheduling priority by this much (POSIX ``nice``), so
+        that a GUI in this process gets the CPU it needs to answer input at once while the run
+        takes all the rest; 0 leaves it equal.
 
     Everything that can be refused without data is refused here, in the caller's thread.
     """
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
-                 overwrite: bool = False, mode: str = "auto"):
+                 overwrite: bool = False, mode: str = "auto", nice: int = 0):
         from ..devices import resolve_device
 
         if mode not in ("auto", "thread", "process"):
             raise XrayAtlasError(f"mode={mode!r}; choose auto, thread or process")
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+            raise XrayAtlasError(f"nice={nice!r}; give a whole number from 0 to 19")
         check_run(config, out, resume=resume, overwrite=overwrite)
         if mode == "auto":
             mode = "process" if resolve_device(config.device).type != "cpu" else "thread"
         self.config, self.out, self.mode = config, str(out), mode
-        self.resume, self.overwrite = resume, overwrite
+        self.resume, self.overwrite, self.nice = resume, overwrite, nice
         self._worker: Any = None
         self.ended: Finished | Failed | None = None
         if mode == "process":
@@ -477,11 +508,12 @@ class Run:
             import multiprocessing as mp
 
             self._worker = mp.get_context("spawn").Process(
-                target=_child, args=(self.config.to_dict(), self.out, *args), daemon=True)
+                target=_child, args=(self.config.to_dict(), self.out, *args, self.nice), daemon=True)
+            _start_without_main(self._worker)
         else:
             self._worker = threading.Thread(target=_execute, args=(self.config, self.out, *args), daemon=True,
                                             name="xray-atlas-training")
-        self._worker.start()
+            self._worker.start()
         return self
 
     def cancel(self) -> None:

@@ -2,14 +2,17 @@
 go on with it.
 
 The dock only turns the form into a :class:`~xray_atlas.training.TrainConfig` and follows a
-:class:`~xray_atlas.training.Run` (a training thread on CPU, a child process on a GPU, so its
-memory is returned when the run ends). The run's events travel through a queue to a napari
-generator worker and from there, on the main thread, to the progress bar, the curves and the
-metrics table; Cancel sets the run's flag, checked between batches.
+:class:`~xray_atlas.training.Run` in a spawned child process, on CPU as on a GPU: the first
+optimiser step imports ``torch._dynamo`` and, where torch ships it (every CUDA build from
+PyPI), triton, whose LLVM crashes a process that has loaded Mesa's (napari's canvas); the
+child also gives its memory back when the run ends. The run's events travel through a queue
+to a napari generator worker and from there, on the main thread, to the progress bar, the
+curves and the metrics table; Cancel sets the run's flag, checked between batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +45,8 @@ from superqt import QCollapsible
 
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Preparing, Run, StepEnd, TrainConfig
+from ...training import (OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Preparing, Run, StepEnd, TrainConfig,
+                         run_files)
 from ...training.tasks import TASKS
 from ._common import ParamForm, apply_plot_theme, refill
 
@@ -50,6 +54,10 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = ["TrainingWidget"]
+
+#: Scheduling priority the training process gives up (POSIX nice): napari's event loop, at 0,
+#: then wins the CPU whenever it needs it, and training still takes every idle cycle.
+_NICE = 10
 
 
 def _follow(run: Run):
@@ -87,6 +95,7 @@ class TrainingWidget(QWidget):
         self.viewer = napari_viewer
         self.worker: Any = None
         self.last_out: Path | None = None
+        self.last_config: TrainConfig | None = None
         self.history: list[EpochEnd] = []
         self._steps: tuple[list[float], list[float]] = ([], [])
         self._state = _Alive()
@@ -134,6 +143,8 @@ class TrainingWidget(QWidget):
         self.resume_button = QPushButton("Resume")
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(False)
+        self.resume_button.setToolTip("go on with the last run from its last complete epoch, with that run's "
+                                      "settings, up to the epochs (and on the device) set here")
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.bar.setVisible(False)
@@ -301,10 +312,20 @@ class TrainingWidget(QWidget):
         return self._launch(self.config(), out, resume=False)
 
     def resume(self) -> Any:
-        """Go on with the last run (from its last complete epoch) up to the form's epochs."""
-        if self.last_out is None:
-            return self._refuse(XrayAtlasError("nothing to resume: start a run first"))
-        return self._launch(self.config(), self.last_out, resume=True)
+        """Go on with the last run from its last complete epoch, with that run's settings (the
+        form may have changed since), up to the form's epochs and on the form's device."""
+        if not self.resumable:
+            self.resume_button.setEnabled(False)
+            return self._refuse(XrayAtlasError("nothing to resume: no epoch of the last run completed"
+                                               if self.last_out is not None else "nothing to resume: start a run first"))
+        config = dataclasses.replace(self.last_config, epochs=self.epochs.value(),
+                                     device=self.device_combo.currentText())
+        return self._launch(config, self.last_out, resume=True)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the last run left a state to go on from (written after each complete epoch)."""
+        return self.last_out is not None and self.last_config is not None and run_files(self.last_out)[1].is_file()
 
     def cancel(self) -> None:
         """Stop after the current batch; the best model so far stays."""
@@ -326,11 +347,12 @@ class TrainingWidget(QWidget):
             show_info("xray-atlas: a training run is going on; cancel it first")
             return None
         try:
-            run = Run(config, out, resume=resume)
+            # never on a thread (see the module's docstring); niced, so that the window answers first
+            run = Run(config, out, resume=resume, mode="process", nice=_NICE)
         except XrayAtlasError as err:
             return self._refuse(err)
         self._state.run = run
-        self.last_out = out
+        self.last_out, self.last_config = out, config
         self.out_edit.setText(str(out))
         if not resume:
             self.history = []
@@ -338,8 +360,8 @@ class TrainingWidget(QWidget):
             self._redraw()
         self.bar.setVisible(True)
         self.bar.setRange(0, 0)
-        self.bar.setFormat("preparing data…")
-        self.status.setText(f"{'resuming' if resume else 'training'} {config.model} ({run.mode}) -> {out}")
+        self.bar.setFormat("starting the training process…")
+        self.status.setText(f"{'resuming' if resume else 'training'} {config.model} on {config.device} -> {out}")
         for b, on in ((self.start_button, False), (self.resume_button, False), (self.cancel_button, True)):
             b.setEnabled(on)
         worker = create_worker(_follow, run, _start_thread=False)
@@ -396,7 +418,7 @@ class TrainingWidget(QWidget):
         self.bar.setVisible(False)
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        self.resume_button.setEnabled(self.last_out is not None)
+        self.resume_button.setEnabled(self.resumable)  # not after a run cancelled or failed before its first epoch
         self.out_edit.clear()  # the next Start makes a new model; Resume goes on with this one
 
     def _redraw(self) -> None:
