@@ -48,7 +48,9 @@ from ...errors import XrayAtlasError
 from ...training import (OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Preparing, Run, StepEnd, TrainConfig,
                          run_files)
 from ...training.tasks import TASKS
-from ._common import ParamForm, apply_plot_theme, refill
+from .._notify import notify, notify_error
+from .._workers import set_progress
+from ._common import ParamForm, apply_plot_theme, refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -226,7 +228,7 @@ class TrainingWidget(QWidget):
         outer.setStretchFactor(0, 1)
         outer.setStretchFactor(1, 1)
         outer.setSizes([420, 480])
-        box = QVBoxLayout(self)
+        box = scroll_box(self, viewer=self.viewer)  # stacked docks stay on the screen: this one scrolls
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(outer)
 
@@ -334,17 +336,14 @@ class TrainingWidget(QWidget):
             self.status.setText(self.status.text() + " — cancelling…")
 
     def _refuse(self, err: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        show_error(str(err))
+        notify_error(err)
         return None
 
     def _launch(self, config: TrainConfig, out: Path, *, resume: bool) -> Any:
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_info
 
         if self.busy:
-            show_info("xray-atlas: a training run is going on; cancel it first")
+            notify("A training run is going on: cancel it first")
             return None
         try:
             # never on a thread (see the module's docstring); niced, so that the window answers first
@@ -375,15 +374,13 @@ class TrainingWidget(QWidget):
 
     def _on_event(self, ev: Any) -> None:
         if isinstance(ev, Preparing):
-            self.bar.setRange(0, max(ev.total, 1))
-            self.bar.setValue(ev.done)
             self.bar.setFormat(f"preparing data: %v of %m {ev.what}")
+            set_progress(self.bar, ev.done, max(ev.total, 1))
         elif isinstance(ev, StepEnd):
             n = max(ev.steps_per_epoch, 1)
             total = self.config_epochs() * n
-            self.bar.setRange(0, total)
-            self.bar.setValue((ev.epoch - 1) * n + ev.step)
             self.bar.setFormat(f"epoch {ev.epoch}: %p%")
+            set_progress(self.bar, (ev.epoch - 1) * n + ev.step, total)
             xs, ys = self._steps
             if math.isfinite(ev.loss) and ev.loss > 0:
                 xs.append(ev.epoch - 1 + ev.step / n)
@@ -407,9 +404,7 @@ class TrainingWidget(QWidget):
         return self._state.run.config.epochs if self._state.run is not None else self.epochs.value()
 
     def _on_failed(self, ev: Failed) -> None:
-        from napari.utils.notifications import show_error
-
-        show_error(ev.message)
+        notify_error(ev.message)
         self.status.setText(f"failed: {ev.message}")
 
     def _on_finished(self) -> None:
