@@ -155,3 +155,15 @@ def test_hdf5_image_opened_with_file_open_brings_its_span(viewer, dock, tmp_path
     assert layer.name == "scan" and layer.metadata["xray_atlas"]["span"] == 4
     assert dock.image_combo.currentText() == "scan" and dock.span_combo.currentText() == "4"
     assert dock.model_combo.currentText() == "diffraction-span4"
+
+
+def test_a_diffraction_image_opened_later_becomes_the_choice(viewer, dock):
+    # with maps and other 2-D images open, the span-3 sample ran at the span of whatever image
+    # the list kept (seen in the GUI walk of issue 26)
+    viewer.add_image(np.ones((32, 32)), name="a map")
+    viewer.add_image(np.ones((32, 32)), name="another map")
+    viewer.open_sample("napari-xray-atlas", "diffraction-image")
+    assert dock.image_combo.currentText() == "Diffraction image (span 3)"
+    assert dock.span_combo.currentText() == "3"
+    viewer.add_image(np.ones((32, 32)), name="a later map")  # no span: the choice stays
+    assert dock.image_combo.currentText() == "Diffraction image (span 3)"

@@ -93,6 +93,7 @@ class DiffractionWidget(QWidget):
         self.image_combo.currentTextChanged.connect(self._image_changed)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_images)
+        self.viewer.layers.events.inserted.connect(self._on_inserted)  # after the refill
         self.model_combo.refresh()
         self._refresh_images()
         self._image_changed(self.image_combo.currentText())
@@ -111,6 +112,16 @@ class DiffractionWidget(QWidget):
                                            if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb], quiet=True)
         if self.image_combo.currentText() != before:
             self.image_combo.currentTextChanged.emit(self.image_combo.currentText())
+
+    def _on_inserted(self, event: Any) -> None:
+        """A diffraction image just opened (its metadata declares a span) becomes the choice."""
+        layer = event.value
+        try:
+            declared = metadata_span(layer.metadata, name=f"layer {layer.name!r}") is not None
+        except XrayAtlasError:
+            declared = False
+        if declared and self.image_combo.findText(layer.name) >= 0:
+            self.image_combo.setCurrentText(layer.name)
 
     def _image_changed(self, name: str) -> None:
         """Follow the span the chosen layer's metadata declares (the sample: 3), if any."""

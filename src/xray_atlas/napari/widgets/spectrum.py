@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
 from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, marker_lines, parse_line_family
-from .._layers import cube_of, is_cube_layer, map_layer_data
-from .._workers import JobBar
+from .._layers import cube_of, is_cube_layer, map_layer_data, show_readable
+from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
 from ._common import apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
 
@@ -697,14 +697,15 @@ class SpectrumInspector(QWidget):
             return None
         unit = "keV" if cube.calibrated else "ch"
 
-        def done(image: np.ndarray) -> None:
-            data, kwargs, _ = map_layer_data(
-                f"{cube.name} {a:.2f}-{b:.2f} {unit}", image, kind="window", extra={"window": (a, b)}
+        def done(image: np.ndarray) -> Delivery:
+            data, kwargs, kind = map_layer_data(
+                f"{cube.name} {a:.2f}-{b:.2f} {unit}", image, kind="window map", extra={"window": (a, b)}
             )
-            layer = self.viewer.add_image(data, **kwargs)
             if self.cube_layer is not None:
-                layer.scale = self.cube_layer.scale
-                layer.translate = self.cube_layer.translate
+                kwargs.update(scale=tuple(self.cube_layer.scale), translate=tuple(self.cube_layer.translate))
+            # alone on the canvas: additive over the counts image it washed the picture out
+            return Delivery(self.viewer, [(data, kwargs, kind)], "",
+                            after=lambda layers: show_readable(self.viewer, layers, hide_cubes=True))
 
         return self.jobs.start(steps, what="window map", on_done=done)
 
