@@ -13,7 +13,8 @@ phase, ``run``).
 
 Baseline, in the same process: the same maps layers added all at once in one event-loop
 turn (what the dock did before), the longest stall that takes; reported beside the arrival
-stall as a ratio.
+stall as a ratio. Floor: napari's own stall for one small image layer added to a fresh, empty
+viewer (five times); no delivery of layers can stall less than one layer's add.
 
 Usage::
 
@@ -30,6 +31,7 @@ import os
 import platform
 import time
 
+import numpy as np
 
 
 def main() -> None:
@@ -144,6 +146,26 @@ def main() -> None:
                                                     "arrival_over_baseline": round(ratio, 3)}
     print(f"baseline (maps layers added in one turn): {base} ms for {len(layers)} layers; "
           f"arrival stall / baseline = {ratio:.3f}")
+    # floor: napari's own stall for one image layer added to a fresh, empty viewer
+    import napari
+
+    bare = napari.Viewer(show=True)
+    bare.window.resize(1600, 1000)
+    floor = []
+    for i in range(5):
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.005)
+        ticks = Ticks(lambda: "floor")
+        bare.add_image(np.random.default_rng(i).random((96, 128)).astype(np.float32), contrast_limits=(0, 1))
+        t_end = time.perf_counter() + 0.5
+        while time.perf_counter() < t_end:
+            app.processEvents()
+            time.sleep(0.002)
+        floor.append(ticks.stop().get("floor", 0))
+    bare.close()
+    results["floor: one layer into an empty viewer"] = {"stall_ms": floor, "median_ms": float(np.median(floor))}
+    print(f"floor (napari, one 96 x 128 layer into an empty viewer): {floor} ms")
     info = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
             "python": platform.python_version(), "results": results}
     if args.json:
