@@ -57,14 +57,11 @@ def _on_screen(viewer) -> None:
 
 
 @pytest.mark.slow
-def test_walk_through_every_dock(qtbot, tmp_path, click, errors, idle):
+def test_walk_through_every_dock(make_napari_viewer, qtbot, tmp_path, click, errors, idle):
     from xray_atlas.napari._demo import build_demo_viewer
 
-    viewer, inspector = build_demo_viewer(show=True)
-    try:
-        _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle)
-    finally:
-        viewer.close()
+    viewer, inspector = build_demo_viewer(viewer=make_napari_viewer(show=True))
+    _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle)
 
 
 def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
@@ -155,6 +152,8 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
     assert errors() == [] and training.start_button.isEnabled()
 
     # -- diffraction and classify on the sample data -------------------------------------------
+    for layer in viewer.layers:  # the painting's layers out of the way, as the user would
+        layer.visible = False
     viewer.open_sample(PLUGIN, "diffraction-image")
     diffraction = _show(viewer, qtbot, "Diffraction")  # the image just opened is its choice
     assert diffraction.span_combo.currentText() == "3"
@@ -166,6 +165,8 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
     layers = viewer.open_sample(PLUGIN, "radiographs")
     classify = _show(viewer, qtbot, "Classify image")
     classify.image_combo.setCurrentText(layers[0].name)  # as the user picks it
+    for layer in viewer.layers:
+        layer.visible = layer in layers
     qtbot.mouseClick(classify.run_button, Qt.MouseButton.LeftButton)
     idle(qtbot, classify)
     assert errors() == [] and classify.table.rowCount() >= 2

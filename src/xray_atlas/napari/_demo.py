@@ -13,16 +13,18 @@ PLUGIN = "napari-xray-atlas"
 DEMO_ELEMENTS = "Pb Hg Cu Fe Au Ca"
 
 
-def build_demo_viewer(*, show: bool = True):
+def build_demo_viewer(*, show: bool = True, viewer=None):
     """A viewer with the demo painting, the spectrum inspector docked and one pixel shown, and
     the Elemental maps and Element probabilities docks (the shipped models selected) in tabs
-    beside it."""
+    beside it. With ``viewer`` (e.g. pytest's ``make_napari_viewer()``) the demo is set up in
+    that one instead of a new one."""
     import napari
 
     from ._sample_data import ensure_demo_painting
 
     ensure_demo_painting()  # simulate (once, cached) before any window exists
-    viewer = napari.Viewer(title="xray-atlas demo", show=show)
+    if viewer is None:
+        viewer = napari.Viewer(title="xray-atlas demo", show=show)
     viewer.open_sample(PLUGIN, "painting")
     viewer.window.add_plugin_dock_widget(PLUGIN, "Elemental maps")
     viewer.window.add_plugin_dock_widget(PLUGIN, "Element probabilities", tabify=True)

@@ -52,11 +52,14 @@ def scroll_box(widget: QWidget, *, viewer: Any = None) -> "QVBoxLayout":
     the screen. In a scroll area a dock can shrink to a few rows and scroll. With ``viewer``
     the canvas is fitted to the data again once the dock has taken its room.
     """
+    from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
 
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
+    # fields narrow to the dock's width instead of a second, horizontal scroll bar
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     inner = QWidget()
     inner.setObjectName("xray_atlas_dock_contents")
     area.setWidget(inner)
