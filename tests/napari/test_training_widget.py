@@ -51,7 +51,9 @@ def _compiler_modules():
     """torch's compiler stack loaded in this (napari's) process: torch.optim imports dynamo at
     the first step, dynamo imports triton where installed, and triton's LLVM after Mesa's
     (napari's canvas) is a segmentation fault."""
-    return sorted(m for m in sys.modules if m.startswith(("triton", "torch._dynamo", "torch._inductor")))
+    # a None entry is napari/_guards.keep_triton_out's "not importable" marker, not a module
+    return sorted(m for m, mod in sys.modules.items()
+                  if mod is not None and m.startswith(("triton", "torch._dynamo", "torch._inductor")))
 
 
 def test_form_follows_the_task_table(training):
