@@ -18,6 +18,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from .test_dock_layout import plugin_menu_actions
+from .test_training_widget import _small_maps as small_maps_run
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "napari-xray-atlas"
@@ -132,12 +133,7 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
 
     # -- one small training epoch, then a second run cancelled ---------------------------------
     training = _show(viewer, qtbot, "Training")
-    training.task_combo.setCurrentText("maps")
-    for k, v in {"n_train": 512, "n_val": 64, "n_channels": 512, "gain_kev": 0.04}.items():
-        training.source_form.set_value(k, v)
-    training.epochs.setValue(1)
-    training.batch_size.setValue(64)
-    training.device_combo.setCurrentText("cpu")
+    small_maps_run(training, epochs=1)
     training.out_edit.setText(str(tmp_path / "walk-model"))
     qtbot.mouseClick(training.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not training.busy, timeout=300000)

@@ -11,7 +11,8 @@ from ..cube import SpectralCube
 from ..physics.lines import parse_line_family
 
 __all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
-           "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable"]
+           "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
+           "grid_of"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
@@ -135,6 +136,12 @@ def strongest(arrays: dict[str, np.ndarray], n: int = 3, *, by: str = "mean") ->
         return (float(np.nanstd(a)) if a.size else 0.0, mean) if by == "spread" else (mean, 0.0)
 
     return sorted(arrays, key=score, reverse=True)[:n]
+
+
+def grid_of(layer: Any, *, step: float = 1.0) -> dict:
+    """``scale`` and ``translate`` keyword arguments that put a new layer on ``layer``'s grid
+    (``step`` times coarser: a subsampled preview)."""
+    return {"scale": tuple(float(s) * step for s in layer.scale), "translate": tuple(layer.translate)}
 
 
 def show_readable(viewer: Any, shown: list, *, hide_cubes: bool) -> None:

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 from ...cluster import METHODS, NORMALISATIONS, iter_cluster, method_parameters
 from ...cube import SpectralCube
 from ...errors import XrayAtlasError
-from .._layers import cube_of, is_cube_layer, show_readable
+from .._layers import cube_of, grid_of, is_cube_layer
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import refill, scroll_box
@@ -171,7 +171,7 @@ class ClustersWidget(QWidget):
 
         def done(result: Any) -> Delivery:
             data, kwargs, kind = clusters_layer_data(result, name)
-            kwargs.update(scale=tuple(np.asarray(base.scale) * scale), translate=tuple(base.translate))
+            kwargs.update(grid_of(base, step=scale))
             noise = int((result.labels < 0).sum())
             self.summary.setText(f"{result.n_clusters} clusters, sizes {result.sizes.tolist()}; {noise} noise pixels")
             share = noise / max(result.labels.size, 1)
@@ -179,8 +179,7 @@ class ClustersWidget(QWidget):
                        + (f"; {share:.0%} of the pixels belong to none (noise)" if noise else ""))
             details = [f"{method} with {', '.join(f'{k}={v}' for k, v in result.params.items())}",
                        f"cluster sizes: {result.sizes.tolist()}"]
-            return Delivery(self.viewer, [(data, kwargs, kind)], message, details,
-                            lambda layers: show_readable(self.viewer, layers, hide_cubes=False))
+            return Delivery(self.viewer, [(data, kwargs, kind)], message, details, hide_cubes=False)
 
         return self.jobs.start(steps, what=f"{method} clustering", on_done=done)
 

@@ -20,7 +20,7 @@ from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
-from .._layers import is_cube_layer, map_layer_data, show_readable, strongest
+from .._layers import grid_of, is_cube_layer, map_layer_data, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
@@ -126,9 +126,10 @@ class MapsWidget(QWidget):
     def _delivery(self, results: list, base: Any, model: str) -> Delivery:
         """The run's layers (the strongest lines of the first model first and visible, the rest
         hidden), one toast and the notes for the details log."""
-        where = {"scale": tuple(base.scale), "translate": tuple(base.translate)}
+        where = grid_of(base)
         first = results[0][2]
-        shown = strongest(first, SHOWN)
+        ranked = strongest(first, 5)  # by mean net counts
+        shown = ranked[:SHOWN]
         visible, hidden, details = [], [], []
         for i, (model_name, notes, maps, clusters) in enumerate(results):
             details += [f"{model_name}: {note}" for note in notes]
@@ -142,20 +143,14 @@ class MapsWidget(QWidget):
                                 "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}}, **where},
                                "labels"))
         visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
-        means = {k: float(first[k].mean()) for k in first}
-        ranked = sorted(first, key=lambda k: -means[k])[:5]
         self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts: "
-                             + ", ".join(f"{k} {means[k]:.0f}" for k in ranked))
-
-        def after(layers: list) -> None:
-            show_readable(self.viewer, [lyr for lyr in layers if lyr.visible], hide_cubes=True)
-
+                             + ", ".join(f"{k} {float(first[k].mean()):.0f}" for k in ranked))
         used = results[0][0]
         message = f"Maps ready: {len(first)} lines with {used}"
         if used != model:
             message += f" (standing in for {model}, which needs an energy calibration)"
         message += f"; showing {', '.join(shown)}" + (f". {len(details)} notes in Details" if details else "")
-        return Delivery(self.viewer, visible + hidden, message, details, after)
+        return Delivery(self.viewer, visible + hidden, message, details)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()

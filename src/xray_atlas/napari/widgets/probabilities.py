@@ -21,7 +21,7 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
                               iter_probabilities, load_element_model, present, spectrum_probabilities)
-from .._layers import cube_of, element_colormap, is_cube_layer, map_layer_data, show_readable, strongest, xa_meta
+from .._layers import cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, strongest, xa_meta
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from .maps import SHOWN
@@ -199,7 +199,6 @@ class ProbabilitiesWidget(QWidget):
         start = len(model.notes)  # the cached model keeps notes of earlier runs: show this run's only
 
         def done(probs: dict) -> Delivery:
-            where_ = {"scale": tuple(base.scale), "translate": tuple(base.translate)}
             run_notes = notes + [n for n in model.notes[start:] if n not in notes]
             shown = strongest(probs, SHOWN, by="spread")
             suffix = ("" if tag == "pixel" else f" {tag}") + ("" if model.name == DEFAULT_ELEMENTS_MODEL
@@ -208,7 +207,7 @@ class ProbabilitiesWidget(QWidget):
             for el, data in probs.items():
                 arr, kwargs, kind = map_layer_data(f"P({el}){suffix}", data, kind="probability",
                                                    visible=el in shown, extra={"element": el, "model": model.name})
-                kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **where_)
+                kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **grid_of(base))
                 (visible if el in shown else hidden).append((arr, kwargs, kind))
             visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["element"]))
             share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
@@ -216,13 +215,10 @@ class ProbabilitiesWidget(QWidget):
             self.summary.setText(f"{len(probs)} layers; present in some {tag if tag != 'pixel' else 'pixel'}s: "
                                  + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
 
-            def after(layers: list) -> None:
-                show_readable(self.viewer, [lyr for lyr in layers if lyr.visible], hide_cubes=True)
-
             message = (f"Probabilities ready: {len(found)} of {len(probs)} elements present somewhere; "
                        f"showing {', '.join(f'P({el})' for el in shown)}"
                        + (f". {len(run_notes)} notes in Details" if run_notes else ""))
-            return Delivery(self.viewer, visible + hidden, message, run_notes, after)
+            return Delivery(self.viewer, visible + hidden, message, run_notes)
 
         steps = iter_probabilities(cube, model, region=region, labels=labels, elements=elements,
                                    tile_bytes=self.tile_bytes)

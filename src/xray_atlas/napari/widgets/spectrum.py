@@ -29,7 +29,7 @@ from qtpy.QtWidgets import (
 from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, marker_lines, parse_line_family
-from .._layers import cube_of, is_cube_layer, map_layer_data, show_readable
+from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data
 from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
 from ._common import apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
@@ -702,10 +702,9 @@ class SpectrumInspector(QWidget):
                 f"{cube.name} {a:.2f}-{b:.2f} {unit}", image, kind="window map", extra={"window": (a, b)}
             )
             if self.cube_layer is not None:
-                kwargs.update(scale=tuple(self.cube_layer.scale), translate=tuple(self.cube_layer.translate))
+                kwargs.update(grid_of(self.cube_layer))
             # alone on the canvas: additive over the counts image it washed the picture out
-            return Delivery(self.viewer, [(data, kwargs, kind)], "",
-                            after=lambda layers: show_readable(self.viewer, layers, hide_cubes=True))
+            return Delivery(self.viewer, [(data, kwargs, kind)], hide_cubes=True)
 
         return self.jobs.start(steps, what="window map", on_done=done)
 
