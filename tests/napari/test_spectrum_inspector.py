@@ -54,9 +54,16 @@ def test_pins_follow_the_points_layer(viewer, inspector, qtbot, click, opened):
     assert inspector.pinned_spectra() == []
 
 
+def on_cube_grid(viewer):
+    """What napari's "new shapes" button gives a layer drawn over the selected cube: its grid."""
+    base = viewer.layers[0]
+    return {"scale": base.scale, "units": base.units}
+
+
 def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, opened, idle):
     layer, painting = opened
-    shapes = viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    shapes = viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
+                      **on_cube_grid(viewer))
     inspector.region_combo.setCurrentText("roi")
     mask = np.asarray(shapes.to_labels(labels_shape=(20, 24))) > 0
     assert inspector.compute_region() is not None
@@ -155,7 +162,8 @@ def test_log_counts_fit_every_spectrum(viewer, inspector, qtbot, click, opened, 
     assert_log_range_fits(inspector, counts[15, 20], counts[10, 12])  # the pin moved
     qtbot.mouseClick(inspector.clear_pins_button, Qt.MouseButton.LeftButton)
     assert_log_range_fits(inspector, counts[15, 20])
-    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
+                      **on_cube_grid(viewer))
     viewer.layers.selection.active = layer
     inspector.region_combo.setCurrentText("roi")
     qtbot.mouseClick(inspector.region_button, Qt.MouseButton.LeftButton)
@@ -198,7 +206,8 @@ def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, o
     click(qtbot, viewer, layer, 4, 5)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (4, 5), timeout=3000)
     qtbot.mouseClick(inspector.pin_button, Qt.MouseButton.LeftButton)
-    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi")
+    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
+                      **on_cube_grid(viewer))
     inspector.region_combo.setCurrentText("roi")
     inspector.compute_region()
     idle(qtbot, inspector)

@@ -12,7 +12,7 @@ from ..physics.lines import parse_line_family
 
 __all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
            "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
-           "grid_of"]
+           "grid_of", "physical_grid", "pixel_size_of", "show_scale_bar"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
@@ -99,23 +99,62 @@ def map_layer_data(name: str, data: np.ndarray, *, line: str | None = None, kind
     return (np.asarray(data, dtype=np.float32), kwargs, "image")
 
 
+def pixel_size_of(cube: SpectralCube) -> float | None:
+    """The cube's pixel size in micrometres, or None when its file does not say."""
+    value = getattr(cube, "pixel_size_um", None)
+    if value is None:
+        value = (cube.metadata or {}).get("pixel_size_um")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def physical_grid(pixel_size_um: float | None) -> dict:
+    """``scale`` and ``units`` keyword arguments for a layer of pixels ``pixel_size_um`` wide:
+    millimetres for scans of 10 um steps and coarser (a painting's macro-XRF scan), micrometres
+    below (a microscope's map). Empty (napari's pixels) when the size is unknown."""
+    if pixel_size_um is None or not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
+        return {}
+    if pixel_size_um >= 10.0:
+        return {"scale": (pixel_size_um / 1000.0,) * 2, "units": ("mm", "mm")}
+    return {"scale": (float(pixel_size_um),) * 2, "units": ("µm", "µm")}
+
+
+def show_scale_bar(viewer: Any = None) -> None:
+    """Turn on ``viewer``'s scale bar (the current viewer by default): once layers carry
+    millimetres, napari's bar reads in mm or um (it picks the prefix)."""
+    if viewer is None:
+        import napari
+
+        viewer = napari.current_viewer()
+    if viewer is None:
+        return
+    canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; viewer.scale_bar before
+    bar = canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
+    bar.visible = True
+
+
 def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pending: bool = False) -> list[tuple]:
-    """Layer tuples for a cube: its total-counts image, then any reference maps (hidden).
+    """Layer tuples for a cube: its total-counts image, then any reference maps (hidden), on
+    the cube's physical grid (:func:`physical_grid`) when its pixel size is known.
 
     ``image`` is the total-counts image if already computed; with ``pending`` the image
     is a placeholder that a worker fills (see :func:`._reader.stream_total_counts`).
     """
     if image is None:
         image = cube.total_counts()
+    grid = physical_grid(pixel_size_of(cube))
     meta = {"xray_atlas": {"kind": "cube", "cube": cube, "pending": pending}}
-    kwargs: dict[str, Any] = {"name": f"{cube.name} counts", "colormap": "gray", "metadata": meta}
+    kwargs: dict[str, Any] = {"name": f"{cube.name} counts", "colormap": "gray", "metadata": meta, **grid}
     if pending or not np.any(image):
         kwargs["contrast_limits"] = (0.0, 1.0)
     layers = [(image, kwargs, "image")]
     for line, ds in sorted(cube.reference_maps.items()):
-        layers.append(
-            map_layer_data(f"{line} (reference)", np.asarray(ds[()]), line=line, kind="reference map", visible=False)
-        )
+        arr, kw, kind = map_layer_data(f"{line} (reference)", np.asarray(ds[()]), line=line, kind="reference map",
+                                       visible=False)
+        layers.append((arr, {**kw, **grid}, kind))
     return layers
 
 
@@ -139,9 +178,13 @@ def strongest(arrays: dict[str, np.ndarray], n: int = 3, *, by: str = "mean") ->
 
 
 def grid_of(layer: Any, *, step: float = 1.0) -> dict:
-    """``scale`` and ``translate`` keyword arguments that put a new layer on ``layer``'s grid
-    (``step`` times coarser: a subsampled preview)."""
-    return {"scale": tuple(float(s) * step for s in layer.scale), "translate": tuple(layer.translate)}
+    """``scale``, ``translate`` and ``units`` keyword arguments that put a new layer on
+    ``layer``'s grid (``step`` times coarser: a subsampled preview)."""
+    grid = {"scale": tuple(float(s) * step for s in layer.scale), "translate": tuple(layer.translate)}
+    units = getattr(layer, "units", None)
+    if units is not None:
+        grid["units"] = tuple(str(u) for u in units)
+    return grid
 
 
 def show_readable(viewer: Any, shown: list, *, hide_cubes: bool) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import probe, read
-from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data
+from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data, physical_grid, show_scale_bar
 from ._notify import notify_error, notify_warning
 
 __all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
@@ -105,6 +105,8 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
             notify_error(err)
         except Exception as err:  # noqa: BLE001 - a reader must never raise
             notify_error(f"{p}: could not be read ({type(err).__name__}: {err})")
+    if any("units" in lyr[1] for lyr in layers if len(lyr) > 1):
+        show_scale_bar()
     return layers or _NULL_LAYER
 
 
@@ -125,13 +127,18 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
 
     r = read_results(path)
     model = _model_name(r["attrs"].get("model", os.path.basename(os.fspath(path))))
+    try:
+        grid = physical_grid(float(r["attrs"]["pixel_size_um"]))
+    except (KeyError, TypeError, ValueError):
+        grid = {}
     layers: list[tuple] = []
     for line, data in sorted(r.get("maps", {}).items()):
-        layers.append(map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model}))
+        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model})
+        layers.append((arr, {**kwargs, **grid}, kind))
     for el, data in sorted(r.get("probabilities", {}).items()):
         arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability",
                                            extra={"element": el, "model": model})
-        kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0))
+        kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
         layers.append((arr, kwargs, kind))
     labels = r.get("labels")
     if isinstance(labels, np.ndarray):
@@ -142,7 +149,7 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
         xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model}
         if isinstance(r.get("cluster_spectra"), np.ndarray):
             xa["cluster_spectra"] = r["cluster_spectra"]
-        layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}},
+        layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}, **grid},
                        "labels"))
     if not layers:
         raise XrayAtlasError("a result file without maps, probabilities or labels", path=path)

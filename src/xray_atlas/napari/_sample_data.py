@@ -15,7 +15,7 @@ import numpy as np
 
 from .._cache import cache_dir
 from ..io import read
-from ._layers import cube_layer_data
+from ._layers import cube_layer_data, physical_grid, pixel_size_of, show_scale_bar
 
 __all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers", "diffraction_sample",
            "radiograph_sample", "micrograph_sample"]
@@ -24,9 +24,13 @@ SAMPLE_NAME = "Synthetic painting"
 SHAPE = (96, 128)
 
 
+#: Bumped when the demo painting's file changes (2: ``pixel_size_um``), so that an older cached one is not reused.
+PAINTING_FORMAT = 2
+
+
 def demo_painting_path(seed: int = 0) -> Path:
     """Where the demo painting of this package version is cached."""
-    return cache_dir() / f"painting-{SHAPE[0]}x{SHAPE[1]}-seed{seed}.h5"
+    return cache_dir() / f"painting-{SHAPE[0]}x{SHAPE[1]}-seed{seed}-{PAINTING_FORMAT}.h5"
 
 
 def ensure_demo_painting(seed: int = 0) -> Path:
@@ -49,8 +53,10 @@ def painting_layers(path: Path) -> list[tuple]:
         if "regions" in f:
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("region_names", [])]
             layers.append((np.asarray(f["regions"][()]), {
-                "name": "pigment regions", "visible": False,
+                "name": "pigment regions", "visible": False, **physical_grid(pixel_size_of(cube)),
                 "metadata": {"xray_atlas": {"kind": "regions", "names": names}}}, "labels"))
+    if pixel_size_of(cube) is not None:
+        show_scale_bar()
     return layers
 
 

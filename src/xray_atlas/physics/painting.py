@@ -257,6 +257,7 @@ def paint(
     seed: int = 0,
     title: str = "Synthetic painting",
     truth: bool = False,
+    pixel_size_um: float = 500.0,
 ) -> Painting:
     """Scan a painting: expected spectra from the physics model, then Poisson counts.
 
@@ -274,6 +275,9 @@ def paint(
     seed : int
     truth : bool
         Keep the noise-free cube and the regions' family spectra (:attr:`Painting.truth`).
+    pixel_size_um : float
+        Scan step, written as the file's ``pixel_size_um``; 500 um is a macro-XRF scan of a
+        whole painting (the M6's spot is about 100 um, its steps 100-1000 um).
     """
     from .generator import _poisson
 
@@ -282,6 +286,8 @@ def paint(
         raise XrayAtlasError(f"regions_map must be a 2-D integer array, got {reg.dtype} {reg.shape}")
     if reg.size and (reg.min() < 0 or reg.max() >= len(regions)):
         raise XrayAtlasError(f"regions_map holds indices {reg.min()}-{reg.max()} but there are {len(regions)} regions")
+    if not (np.isfinite(pixel_size_um) and pixel_size_um > 0):
+        raise XrayAtlasError(f"pixel_size_um={pixel_size_um} must be a positive number of micrometres")
     if not (0 <= thickness_variation < 0.9):
         raise XrayAtlasError(f"thickness_variation={thickness_variation} must lie in [0, 0.9)")
     inst = instrument or painting_instrument()
@@ -331,7 +337,8 @@ def paint(
     det = inst.detector
     attrs = {"tube_kv": float(inst.tube.kv), "tube_ua": float(inst.tube.current_ua), "anode": inst.tube.anode,
              "live_time_s": float(inst.live_time_s), "fwhm_mnka_ev": float(det.fwhm_mnka_ev), "title": title,
-             "region_layers": repr([(r.name, r.layers) for r in regions]), "ground": ground}
+             "region_layers": repr([(r.name, r.layers) for r in regions]), "ground": ground,
+             "pixel_size_um": float(pixel_size_um)}
     kept = None
     if truth:
         fams = [{f: per_t[1].family_spectrum(f, det).astype(np.float32) for f, v in per_t[1].net.items() if v > 0}

@@ -456,9 +456,11 @@ class SpectrumInspector(QWidget):
         if not create:
             return None
         base = self.cube_layer
+        # on the cube's grid, so that a pin's data coordinates are the cube's pixel (y, x)
         layer = self.viewer.add_points(
             np.zeros((0, 2)), name=_PIN_LAYER, size=max(3, (base.data.shape[0] if base is not None else 100) // 40),
             face_color="transparent", border_color="#ff7f0e", symbol="square",
+            **(grid_of(base) if base is not None else {}),
         )
         if base is not None:
             self.viewer.layers.selection.active = base
@@ -561,6 +563,9 @@ class SpectrumInspector(QWidget):
             return data.reshape(shape) == layer.selected_label
         if len(layer.data) == 0:
             raise XrayAtlasError(f"shapes layer {name!r} holds no shape")
+        base = self.cube_layer
+        if base is not None:
+            layer = _on_grid_of(layer, base)
         return np.asarray(layer.to_labels(labels_shape=shape)) > 0
 
     def compute_region(self) -> Any:
@@ -741,3 +746,16 @@ class SpectrumInspector(QWidget):
             self.jobs.cancel()
         super().keyPressEvent(event)
 
+
+def _on_grid_of(shapes: Any, base: Any) -> Any:
+    """``shapes`` with its vertices in ``base``'s data coordinates (the cube's pixels): a
+    Shapes layer drawn on a scaled cube may have pixel steps of its own (napari's "new shapes"
+    button takes the viewer's step, a script may give none)."""
+    from napari.layers import Shapes
+
+    s1, t1 = np.asarray(shapes.scale[-2:], float), np.asarray(shapes.translate[-2:], float)
+    s2, t2 = np.asarray(base.scale[-2:], float), np.asarray(base.translate[-2:], float)
+    if np.allclose(s1, s2) and np.allclose(t1, t2):
+        return shapes
+    data = [(np.asarray(v, float)[:, -2:] * s1 + t1 - t2) / s2 for v in shapes.data]
+    return Shapes(data, shape_type=list(shapes.shape_type))
