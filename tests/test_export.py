@@ -106,6 +106,31 @@ def test_tiff_of_probabilities_and_clusters_and_a_pixel_size_given(tmp_path, clu
     assert img.dtype == np.int32 and np.array_equal(img, np.where(labels >= 0, labels + 1, 0))
 
 
+def test_one_map_by_name_as_tiff_or_figure(maps_file, tmp_path):
+    import tifffile
+
+    from xray_atlas.export import write_map
+
+    path, maps = maps_file
+    result = read_result(path)
+    assert np.array_equal(tifffile.imread(write_map(tmp_path / "lead.tiff", result, "Pb-L")), maps["Pb-L"])
+    assert write_map(tmp_path / "lead.pdf", result, "Pb-L").read_bytes().startswith(b"%PDF")
+    with pytest.raises(XrayAtlasError, match="holds 3 maps"):
+        write_map(tmp_path / "x.tif", result)
+    with pytest.raises(XrayAtlasError, match="'Cu-K' is not in the result"):
+        write_map(tmp_path / "x.tif", result, "Cu-K")
+    with pytest.raises(XrayAtlasError, match="x.jpg"):
+        write_map(tmp_path / "x.jpg", result, "Pb-L")
+    with pytest.raises(XrayAtlasError, match="--overwrite"):
+        write_map(tmp_path / "lead.tiff", result, "Pb-L")
+    odd = tmp_path / "odd.tif"  # a result file under a TIFF's name is never written over
+    write_results(odd, maps=maps)
+    with pytest.raises(XrayAtlasError, match="overwrite the input"):
+        write_map(odd, read_result(odd), "Pb-L", overwrite=True)
+    assert h5py.is_hdf5(odd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lead.pdf", "lead.tiff", "maps.h5", "odd.tif"]
+
+
 # -- csv -------------------------------------------------------------------------------------
 
 def _read_csv(path):
@@ -211,7 +236,8 @@ def test_png_figures_are_drawn_in_the_element_colour_with_scale_and_colour_bar(m
     image_ax, bar_ax = fig.axes
     assert bar_ax.get_ylabel() == "net counts/s"
     bars = [a for a in image_ax.artists if isinstance(a, AnchoredOffsetbox)]
-    assert len(bars) == 1 and "100 \u00b5m" in [t.get_text() for t in bars[0].findobj(match=lambda o: hasattr(o, "get_text"))]
+    texts = [t.get_text() for bar in bars for t in bar.findobj(match=lambda o: hasattr(o, "get_text"))]
+    assert len(bars) == 1 and "100 \u00b5m" in texts
     assert image_ax.get_title(loc="left") == "Fe-K" and "maps-fit" in image_ax.get_title(loc="right")
     # without a pixel size, no scale bar
     fig = _map_figure(ResultSet(maps=maps), "map", "Fe-K", maps["Fe-K"])

@@ -18,10 +18,14 @@ do not open. :func:`export_result` writes what they do open, into a folder:
   ``region_spectra.csv`` (named region or pinned-pixel spectra), one column per spectrum beside
   an ``energy_kev`` column (``channel`` when the result has no energy axis).
 
+Several formats may go into one folder in one call (napari's export folder writer does).
+:func:`write_map` writes one map to a file of any name (napari's ``.tif``/``.png`` writers) and
+:func:`write_spectra_table` one table.
+
 Every file goes through :mod:`xray_atlas._files`: all destinations are checked before the
 first is written, an existing file is replaced only with ``overwrite``, each file appears
 complete under its name or not at all, with the umask's mode. A failed or cancelled export
-removes the files it had made (and the folder, if it made it).
+removes the files it had made (and the folders, if it made them).
 
 matplotlib (Agg, no pyplot) and tifffile are imported only when a file is written.
 """
@@ -46,7 +50,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["FORMATS", "ResultSet", "Exported", "read_result", "output_names", "iter_export", "export_result",
-           "write_tiff", "write_figure", "write_spectra_table", "value_label", "scale_bar_length"]
+           "write_tiff", "write_map", "write_spectra_table", "value_label", "scale_bar_length"]
 
 #: Export formats: what each writes is in the module's docstring.
 FORMATS = ("tiff", "png", "sheet", "csv")
@@ -55,17 +59,17 @@ FORMATS = ("tiff", "png", "sheet", "csv")
 #: a dust grain) would otherwise leave the rest of the map black.
 TOP_PERCENTILE = 99.5
 
-_SAFE = re.compile(r"[^A-Za-z0-9._()+-]")
+_SAFE = re.compile(r"[^A-Za-z0-9._()+-]")  # a map's name in a file name (napari layer names may hold any)
 # Figure geometry, inches: A4, the sheet's header, page margins, a colour bar and its gap, the
 # room right of an image for its colour bar, ticks and label, the title band above an image,
 # the gap between two cells of the sheet (small: the sheet's panels)
 _A4 = (210 / 25.4, 297 / 25.4)
 _HEADER_IN = 0.45
-MARGIN_IN = 0.25
-BAR_IN, BAR_GAP_IN = 0.1, 0.06
-RIGHT_IN, RIGHT_SMALL_IN = 1.05, 0.8
-TITLE_IN, TITLE_SMALL_IN = 0.35, 0.25
-GAP_IN = 0.12
+_MARGIN_IN = 0.25
+_BAR_IN, _BAR_GAP_IN = 0.1, 0.06
+_RIGHT_IN, _RIGHT_SMALL_IN = 1.05, 0.8
+_TITLE_IN, _TITLE_SMALL_IN = 0.35, 0.25
+_GAP_IN = 0.12
 
 
 def _by_element(name: str) -> tuple[int, str]:
@@ -218,11 +222,13 @@ def read_result(path: str | os.PathLike) -> ResultSet:
     if not (maps or probs or labels is not None or cluster_spectra is not None or regions):
         raise XrayAtlasError("holds no maps, probabilities, clusters or spectra to export (a result file of "
                              "xray-atlas maps, probabilities or cluster holds them)", path=path)
-    channels = {s.shape[-1] for s in ([cluster_spectra] if cluster_spectra is not None else []) + list(regions.values())}
+    spectra = ([cluster_spectra] if cluster_spectra is not None else []) + list(regions.values())
+    channels = {s.shape[-1] for s in spectra}
     if len(channels) > 1:
         raise XrayAtlasError(f"its spectra have different channel counts: {sorted(channels)}", path=path)
     if energy is None and "energy_gain_kev" in attrs and channels:
-        energy = float(attrs.get("energy_offset_kev", 0.0)) + float(attrs["energy_gain_kev"]) * np.arange(channels.pop())
+        offset, gain = float(attrs.get("energy_offset_kev", 0.0)), float(attrs["energy_gain_kev"])
+        energy = offset + gain * np.arange(channels.pop())
     elif energy is not None and channels and energy.shape[0] not in channels:
         raise XrayAtlasError(f"/energy has {energy.shape[0]} channels and the spectra {channels.pop()}", path=path)
     units = _text(attrs["units"]) if "units" in attrs else None
@@ -352,7 +358,8 @@ def _prepare_folder(folder: Path) -> list[Path]:
     return missing
 
 
-def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *, format: str | Sequence[str] = "tiff",
+def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *,
+                format: str | Sequence[str] = "tiff",
                 lines: Sequence[str] | None = None, overwrite: bool = False,
                 pixel_size_um: float | None = None) -> Generator[Progress, None, Exported]:
     """Export a result into ``folder``, one :class:`~xray_atlas.cube.Progress` per file.
@@ -416,11 +423,11 @@ def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], input
     except OSError as err:
         raise XrayAtlasError(f"cannot make the output folder ({err.strerror or err})", path=folder) from None
     notes = []
-    if result.pixel_size_um is None and any(what != "cluster spectra" and what != "region spectra"
-                                            for _, what, _ in plan):
+    spectra = {"cluster spectra", "region spectra"}
+    if result.pixel_size_um is None and any(what not in spectra for _, what, _ in plan):
         notes.append("the result does not state its pixel size: the figures have no scale bar and the TIFFs "
                      "no resolution")
-    if result.energy is None and any(what.endswith("spectra") for _, what, _ in plan):
+    if result.energy is None and any(what in spectra for _, what, _ in plan):
         notes.append("the result has no energy axis (/energy): the spectra tables have a channel column instead "
                      "of energy_kev")
     done: list[Path] = []
@@ -457,18 +464,9 @@ def export_result(result: ResultSet | str | os.PathLike, folder: str | os.PathLi
 
 def _write(path: Path, what: str, item: Any, result: ResultSet) -> None:
     if what in ("map", "probability"):
-        kind, name, arr = item
-        if path.suffix == ".tif":
-            write_tiff(path, np.asarray(arr, dtype=np.float32), pixel_size_um=result.pixel_size_um,
-                       description=_description(result, kind, name), overwrite=True)
-        else:
-            _save(_map_figure(result, kind, name, arr), path, "png", tight=0.08)
+        _write_map(path, result, *item)
     elif what == "clusters":
-        if path.suffix == ".tif":
-            write_tiff(path, _cluster_image(result.labels), pixel_size_um=result.pixel_size_um,
-                       description=_description(result, "clusters", "clusters"), overwrite=True)
-        else:
-            _save(_map_figure(result, "clusters", "clusters", result.labels), path, "png", tight=0.08)
+        _write_map(path, result, "clusters", "clusters", result.labels)
     elif what == "sheet":
         _save(_sheet_figure(result, *item), path, path.suffix.lstrip("."))
     elif what == "cluster spectra":
@@ -477,6 +475,53 @@ def _write(path: Path, what: str, item: Any, result: ResultSet) -> None:
         write_spectra_table(path, result, which="regions", overwrite=True)
     else:  # pragma: no cover - _plan makes only the kinds above
         raise AssertionError(what)
+
+
+def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = None, *,
+              overwrite: bool = False) -> Path:
+    """Write one map of ``result``: its values as a TIFF (``.tif``, ``.tiff``; float32 maps,
+    int32 clusters, the pixel size in the tags) or its figure (``.png``, ``.pdf``, ``.svg``).
+
+    Parameters
+    ----------
+    path : path-like
+        The file; its suffix chooses TIFF or figure.
+    result : ResultSet
+    name : str, optional
+        A map (``"Fe-K"``), a probability (``"Fe"``) or ``"clusters"``; may be left out when
+        the result holds one.
+    overwrite : bool
+        Whether an existing file may be replaced (a read-only one never is).
+    """
+    items = {n: (k, a) for k, n, a in result.images}
+    if result.labels is not None:
+        items.setdefault("clusters", ("clusters", result.labels))
+    if name is None:
+        if len(items) != 1:
+            raise XrayAtlasError(f"name: the result holds {len(items)} maps; say which to write")
+        name = next(iter(items))
+    if name not in items:
+        raise XrayAtlasError(f"name: {name!r} is not in the result (it holds {', '.join(items) or 'no maps'})")
+    path = Path(os.fspath(path))
+    if path.suffix.lower() not in (".tif", ".tiff", ".png", ".pdf", ".svg"):
+        raise XrayAtlasError("a map is written as .tif or .tiff (values) or .png, .pdf or .svg (figure)", path=path)
+    from ._files import check_destination
+
+    check_destination(path, inputs=(result.path,) if result.path else (), overwrite=overwrite)
+    kind, arr = items[name]
+    _write_map(path, result, kind, name, arr)
+    return path
+
+
+def _write_map(path: Path, result: ResultSet, kind: str, name: str, arr: np.ndarray) -> None:
+    """One map to a checked destination: TIFF of the values or figure, by suffix."""
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt in ("tif", "tiff"):
+        data = _cluster_image(arr) if kind == "clusters" else np.asarray(arr, dtype=np.float32)
+        write_tiff(path, data, pixel_size_um=result.pixel_size_um, description=_description(result, kind, name),
+                   overwrite=True)
+    else:
+        _save(_map_figure(result, kind, name, np.asarray(arr)), path, fmt, tight=0.08)
 
 
 def _description(result: ResultSet, kind: str, name: str) -> str:
@@ -526,40 +571,6 @@ def write_tiff(path: str | os.PathLike, image: np.ndarray, *, pixel_size_um: flo
     with atomic_file(path, suffix=".tif", what="TIFF") as tmp:
         tifffile.imwrite(tmp, arr, photometric="minisblack", description=description or None, metadata=None,
                          software="xray-atlas", **kwargs)
-    return path
-
-
-def write_figure(path: str | os.PathLike, result: ResultSet, name: str | None = None, *,
-                 overwrite: bool = False) -> Path:
-    """Write one map's figure (the ``png`` format's ``<line>.png``) to ``path``.
-
-    Parameters
-    ----------
-    path : path-like
-        The figure; its suffix (``.png``, ``.pdf``, ``.svg``) sets the format.
-    result : ResultSet
-    name : str, optional
-        A map, a probability or ``"clusters"``; may be left out when the result holds one.
-    overwrite : bool
-        Whether an existing file may be replaced.
-    """
-    from ._files import check_destination
-
-    items = {n: (k, a) for k, n, a in result.images}
-    if result.labels is not None:
-        items.setdefault("clusters", ("clusters", result.labels))
-    if name is None:
-        if len(items) != 1:
-            raise XrayAtlasError(f"name: the result holds {len(items)} maps; say which to draw")
-        name = next(iter(items))
-    if name not in items:
-        raise XrayAtlasError(f"name: {name!r} is not in the result (it holds {', '.join(items) or 'no maps'})")
-    fmt = Path(os.fspath(path)).suffix.lower().lstrip(".") or "png"
-    if fmt not in ("png", "pdf", "svg"):
-        raise XrayAtlasError("a figure must end in .png, .pdf or .svg", path=path)
-    path = check_destination(path, overwrite=overwrite)
-    kind, arr = items[name]
-    _save(_map_figure(result, kind, name, np.asarray(arr)), path, fmt, tight=0.08)
     return path
 
 
@@ -657,7 +668,7 @@ def _panel(fig: "Figure", x: float, y: float, iw: float, ih: float, result: Resu
     fs = 6.5 if small else 9
     W, H = fig.get_size_inches()
     ax = fig.add_axes((x / W, y / H, iw / W, ih / H))
-    cax = fig.add_axes(((x + iw + BAR_GAP_IN) / W, y / H, (BAR_IN if small else 1.4 * BAR_IN) / W, ih / H))
+    cax = fig.add_axes(((x + iw + _BAR_GAP_IN) / W, y / H, (_BAR_IN if small else 1.4 * _BAR_IN) / W, ih / H))
     if kind == "clusters":
         im, ticks, labels = _cluster_artist(ax, arr)
         cbar = fig.colorbar(im, cax=cax)
@@ -721,12 +732,12 @@ def _map_figure(result: ResultSet, kind: str, name: str, arr: np.ndarray) -> "Fi
 
     arr = np.asarray(arr)
     h, w = arr.shape
-    iw = 6.0 - 2 * MARGIN_IN - RIGHT_IN  # the image of a 6-inch-wide figure, at most 8 inches tall
+    iw = 6.0 - 2 * _MARGIN_IN - _RIGHT_IN  # the image of a 6-inch-wide figure, at most 8 inches tall
     ih = iw * h / w
     if ih > 8.0:
         iw, ih = 8.0 * w / h, 8.0
-    fig = Figure(figsize=(iw + 2 * MARGIN_IN + RIGHT_IN, ih + 2 * MARGIN_IN + TITLE_IN))
-    ax = _panel(fig, MARGIN_IN, MARGIN_IN, iw, ih, result, kind, name, arr, small=False)
+    fig = Figure(figsize=(iw + 2 * _MARGIN_IN + _RIGHT_IN, ih + 2 * _MARGIN_IN + _TITLE_IN))
+    ax = _panel(fig, _MARGIN_IN, _MARGIN_IN, iw, ih, result, kind, name, arr, small=False)
     ax.set_title(_title(kind, name, arr), fontsize=12, fontweight="bold", loc="left")
     ax.set_title(_subtitle(result), fontsize=8, loc="right")
     return fig
@@ -737,10 +748,10 @@ def _grid(n: int, aspect: float) -> tuple[tuple[float, float], int, int, float]:
     height/width ``aspect`` largest on one A4 page, portrait or landscape."""
     best = None
     for page in (_A4, _A4[::-1]):
-        w, h = page[0] - 2 * MARGIN_IN, page[1] - 2 * MARGIN_IN - _HEADER_IN
+        w, h = page[0] - 2 * _MARGIN_IN, page[1] - 2 * _MARGIN_IN - _HEADER_IN
         for cols in range(1, n + 1):
             rows = math.ceil(n / cols)
-            side = min(w / cols - RIGHT_SMALL_IN - GAP_IN, (h / rows - TITLE_SMALL_IN - GAP_IN) / aspect)
+            side = min(w / cols - _RIGHT_SMALL_IN - _GAP_IN, (h / rows - _TITLE_SMALL_IN - _GAP_IN) / aspect)
             if best is None or side > best[3] + 1e-9:
                 best = (page, rows, cols, side)
     return best
@@ -764,14 +775,14 @@ def _sheet_figure(result: ResultSet, images: list[tuple[str, str, np.ndarray]], 
     head = "  \u00b7  ".join(t for t in (result.source or "xray-atlas result",
                                          f"model {result.model}" if result.model else "", "; ".join(units),
                                          f"{w} \u00d7 {h} pixels, {size}") if t)
-    fig.text(0.5, 1 - (MARGIN_IN + 0.2) / page[1], head, ha="center", va="center", fontsize=10, fontweight="bold")
+    fig.text(0.5, 1 - (_MARGIN_IN + 0.2) / page[1], head, ha="center", va="center", fontsize=10, fontweight="bold")
     # the grid of cells, centred on the page below the header
-    cw, ch = iw + RIGHT_SMALL_IN + GAP_IN, ih + TITLE_SMALL_IN + GAP_IN
-    x0 = (page[0] - cols * cw) / 2 + GAP_IN / 2
-    top = page[1] - MARGIN_IN - _HEADER_IN - ((page[1] - 2 * MARGIN_IN - _HEADER_IN) - rows * ch) / 2
+    cw, ch = iw + _RIGHT_SMALL_IN + _GAP_IN, ih + _TITLE_SMALL_IN + _GAP_IN
+    x0 = (page[0] - cols * cw) / 2 + _GAP_IN / 2
+    top = page[1] - _MARGIN_IN - _HEADER_IN - ((page[1] - 2 * _MARGIN_IN - _HEADER_IN) - rows * ch) / 2
     for i, (kind, name, arr) in enumerate(panels):
         r, c = divmod(i, cols)
-        ax = _panel(fig, x0 + c * cw, top - (r + 1) * ch + GAP_IN / 2, iw, ih, result, kind, name, np.asarray(arr),
+        ax = _panel(fig, x0 + c * cw, top - (r + 1) * ch + _GAP_IN / 2, iw, ih, result, kind, name, np.asarray(arr),
                     small=True)
         ax.set_title(_title(kind, name, arr), fontsize=9, fontweight="bold", loc="left", pad=3)
     return fig

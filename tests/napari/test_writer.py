@@ -131,3 +131,14 @@ def test_several_layers_save_as_an_export_folder(viewer, tmp_path, errors):
     assert save_layers(str(out), [*layers, clusters], plugin=PLUGIN) == []
     assert any("exists" in m for m in errors())
     assert {n: (out / n).stat().st_mtime_ns for n in names} == before
+
+
+def test_a_layer_that_is_no_map_is_refused_with_one_error(viewer, tmp_path, errors):
+    from napari.plugins.io import save_layers
+
+    stack = viewer.add_image(np.ones((3, 4, 5), np.float32), name="stack")
+    out = tmp_path / "stack.tif"
+    with pytest.warns(UserWarning, match="did not return any written paths"):
+        assert save_layers(str(out), [stack], plugin=PLUGIN) == []
+    assert list(tmp_path.iterdir()) == []
+    assert any("3-D" in m and "stack" in m for m in errors())

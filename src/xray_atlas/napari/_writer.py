@@ -156,26 +156,20 @@ def _fail(path: Any, err: XrayAtlasError) -> list[str]:
 
 
 def write_tiff_layer(path: str, data: Any, meta: dict) -> list[str]:
-    """One image layer -> one TIFF of its values (float32 for maps), pixel size in its tags."""
-    from ..export import _description, write_tiff
-
-    try:
-        result = result_from_layers([(data, meta, "image")])
-        kind, name, arr = result.images[0]
-        written = write_tiff(path, arr.astype(np.float32) if arr.dtype.kind == "f" else arr,
-                             pixel_size_um=result.pixel_size_um, description=_description(result, kind, name),
-                             overwrite=True)  # napari's save dialog has asked before replacing
-    except XrayAtlasError as err:
-        return _fail(path, err)
-    return [str(written)]
+    """One image layer -> one float32 TIFF of its values, the pixel size in its tags."""
+    return _write_one(path, data, meta)
 
 
 def write_figure_layer(path: str, data: Any, meta: dict) -> list[str]:
     """One image layer -> its figure: element colour, colour bar with units, scale bar, title."""
-    from ..export import write_figure
+    return _write_one(path, data, meta)
 
-    try:
-        written = write_figure(path, result_from_layers([(data, meta, "image")]), overwrite=True)
+
+def _write_one(path: str, data: Any, meta: dict) -> list[str]:
+    from ..export import write_map
+
+    try:  # napari's save dialog has asked before replacing a file
+        written = write_map(path, result_from_layers([(data, meta, "image")]), overwrite=True)
     except XrayAtlasError as err:
         return _fail(path, err)
     return [str(written)]
