@@ -1,6 +1,6 @@
 """Figures of docs/physics.md: the simulator against the real spectra in ../shared/data/real.
 
-Usage: ``python docs/make_figures.py`` (needs matplotlib, in the test extra). Writes
+Usage: ``python docs/make_figures.py`` (matplotlib is a dependency since the export, issue 28). Writes
 docs/images/physics-steel.png, physics-m6.png and physics-painting.png and prints the
 figures quoted in docs/physics.md.
 """

@@ -191,7 +191,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     with read(args.cube, dataset=args.dataset) as cube:
         result = cluster_cube(cube, args.method, seed=args.seed, **params)
         write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(args.cube,),
-                      overwrite=args.overwrite,
+                      energy=cube.energy if cube.calibrated else None, overwrite=args.overwrite,
                       attrs={"model": args.method, "parameters": json.dumps(result.params, default=str)})
     noise = int((result.labels < 0).sum())
     print(f"wrote {out}: {result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
@@ -416,6 +416,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_result
+
+    lines = [t for t in (s.strip() for s in args.lines.replace(" ", ",").split(",")) if t] if args.lines else None
+    if args.lines is not None and not lines:
+        raise XrayAtlasError("--lines is empty: give maps or probabilities, e.g. --lines Pb-L,Fe-K")
+    try:
+        done = export_result(args.result, args.outdir, format=args.format, lines=lines, overwrite=args.overwrite,
+                             pixel_size_um=args.pixel_size_um)
+    except XrayAtlasError as err:
+        if err.reason.startswith("lines"):  # the core names its parameter; the command line's is --lines
+            raise XrayAtlasError(f"--{err.reason}", path=err.path) from None
+        raise
+    for note in done.notes:
+        hint = " (give --pixel-size-um)" if "pixel size" in note else ""
+        print(f"xray-atlas export: note: {note}{hint}", file=sys.stderr)
+    names = [p.name for p in done.files]
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    print(f"wrote {len(names)} files to {done.folder}: {shown}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .napari._demo import run_demo
 
@@ -596,6 +618,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "input image)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.set_defaults(func=_cmd_classify_image)
+
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="write a result file's maps as TIFF images or figures, or its spectra as "
+                       "CSV tables, for other programs and reports",
+                       description="RESULT.h5 OUTDIR: tiff writes one float32 TIFF per map or probability "
+                       "(<line or symbol>.tif, the stored values, pixel size in the resolution tags); png one figure "
+                       "per map (<line or symbol>.png) and the overview sheet; sheet the overview sheet alone "
+                       "(overview.png and overview.pdf, every map on one page); csv the spectra the result holds "
+                       "(cluster_spectra.csv, region_spectra.csv) beside an energy_kev column. OUTDIR is made when "
+                       "missing; no file in it is replaced without --overwrite.")
+    p.add_argument("result", metavar="RESULT.h5", help="a result file of xray-atlas maps, probabilities or cluster")
+    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("--format", choices=FORMATS, default="tiff", help="default: tiff")
+    p.add_argument("--lines", help="comma-separated maps or probabilities to export, e.g. Pb-L,Fe-K or Pb,Hg "
+                   "(default: all)")
+    p.add_argument("--pixel-size-um", type=_positive_float, metavar="UM",
+                   help="pixel side in micrometres, for a result that does not state it (scale bars, TIFF resolution)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files in OUTDIR")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="open napari with the plugin docked and a demo painting")
     p.add_argument("--screenshot", metavar="OUT.png", help="run headless and write a screenshot instead")

@@ -51,6 +51,8 @@ def write_results(
     probabilities: dict[str, np.ndarray] | None = None,
     labels: np.ndarray | None = None,
     cluster_spectra: np.ndarray | None = None,
+    energy: np.ndarray | None = None,
+    region_spectra: dict[str, np.ndarray] | None = None,
     encoding: np.ndarray | None = None,
     lattice: np.ndarray | None = None,
     reconstruction: np.ndarray | None = None,
@@ -72,6 +74,11 @@ def write_results(
         Cluster labels, -1 for noise, written as int32.
     cluster_spectra : (K, C) array, optional
         Mean spectrum of each cluster.
+    energy : (C,) array, optional
+        Energy of each channel of the spectra (keV), written as ``/energy``; without it a
+        spectrum's channels have no energy (a cube without calibration).
+    region_spectra : dict, optional
+        Name -> (C,) spectrum of a region or pinned pixel, ``/region_spectra/<name>``.
     encoding, lattice, reconstruction : array, optional
         Diffraction results (section 3 of the contracts).
     attrs : dict, optional
@@ -114,6 +121,25 @@ def write_results(
         if cs.ndim != 2:
             raise XrayAtlasError(f"cluster_spectra must be (K, C), got shape {cs.shape}")
         items.append(("cluster_spectra", cs))
+    n_channels = {name: arr.shape[-1] for name, arr in items if name == "cluster_spectra"}
+    for name, value in (region_spectra or {}).items():
+        if not name or "/" in name:
+            raise XrayAtlasError(f"region_spectra name {name!r} is not a valid dataset name")
+        spec = np.asarray(value, dtype=np.float32)
+        if spec.ndim != 1:
+            raise XrayAtlasError(f"region_spectra[{name!r}] must be 1-D (C,), got shape {spec.shape}")
+        items.append((f"region_spectra/{name}", spec))
+        n_channels[f"region_spectra[{name!r}]"] = spec.shape[0]
+    if energy is not None:
+        e = np.asarray(energy, dtype=np.float64).reshape(-1)
+        if not n_channels:
+            raise XrayAtlasError("energy is the axis of spectra: give cluster_spectra or region_spectra with it")
+        for what, c in n_channels.items():
+            if c != e.shape[0]:
+                raise XrayAtlasError(f"energy has {e.shape[0]} channels and {what} {c}")
+        if not np.all(np.isfinite(e)):
+            raise XrayAtlasError("energy contains NaN or infinite values")
+        items.append(("energy", e))
     if encoding is not None:
         items.append(("encoding", np.asarray(encoding, dtype=np.float32).reshape(-1)))
     if lattice is not None:
@@ -121,7 +147,8 @@ def write_results(
     if reconstruction is not None:
         items.append(("reconstruction", np.asarray(reconstruction, dtype=np.float32)))
     if not items:
-        raise XrayAtlasError("nothing to write: no maps, probabilities, labels or diffraction results", path=path)
+        raise XrayAtlasError("nothing to write: no maps, probabilities, labels, spectra or diffraction results",
+                             path=path)
     with atomic_h5(path, overwrite=overwrite) as f:
         for name, arr in items:
             f.create_dataset(name, data=arr)

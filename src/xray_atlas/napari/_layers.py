@@ -7,46 +7,18 @@ from typing import Any
 
 import numpy as np
 
+from ..colours import ELEMENT_COLOURS, element_colour, line_symbol
 from ..cube import SpectralCube
-from ..physics.lines import parse_line_family
 
 __all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
            "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
-           "grid_of", "physical_grid", "pixel_size_of", "show_scale_bar"]
+           "grid_of", "provenance", "physical_grid", "pixel_size_of", "show_scale_bar"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
 SYNC_BYTES = int(os.environ.get("XRAY_ATLAS_SYNC_BYTES", 256 * 2**20))
 
-# Each element's colour at full strength; its colormap runs from black, so that a pixel
-# without the element adds nothing under additive blending (napari's inverted "I ..." maps are
-# white at zero and turn the canvas white). Pigment-minded: lead white pale blue, vermilion
-# red, copper green-blue cyan, ochre yellow, cobalt blue, orpiment yellow.
-ELEMENT_COLOURS: dict[str, tuple[float, float, float]] = {
-    "Pb": (0.55, 0.7, 1.0), "Hg": (1.0, 0.12, 0.08), "Cu": (0.0, 0.9, 0.85), "Fe": (1.0, 0.75, 0.0),
-    "Au": (1.0, 0.5, 0.0), "Ca": (0.25, 0.9, 0.2), "Zn": (1.0, 0.2, 0.85), "Cr": (0.55, 1.0, 0.35),
-    "Mn": (0.65, 0.3, 1.0), "S": (0.85, 1.0, 0.1), "K": (1.0, 0.45, 0.55), "Sr": (0.75, 0.45, 1.0),
-    "Ti": (0.3, 0.55, 1.0), "Co": (0.1, 0.25, 1.0), "As": (1.0, 0.9, 0.25), "Ba": (0.9, 0.85, 0.55),
-    "Sn": (0.6, 0.8, 0.8), "Sb": (1.0, 0.65, 0.3), "Ni": (0.4, 0.9, 0.6), "Ag": (0.75, 0.8, 0.9),
-    "Cd": (1.0, 0.85, 0.0), "Ar": (0.5, 0.5, 0.9), "Cl": (0.5, 1.0, 0.6), "Se": (1.0, 0.35, 0.3),
-    "Br": (0.8, 0.4, 0.2), "Rh": (0.6, 0.6, 0.75), "Bi": (0.9, 0.6, 0.9), "P": (1.0, 0.6, 0.8),
-    "V": (0.5, 0.75, 0.3), "Si": (0.8, 0.7, 0.6), "Al": (0.7, 0.75, 0.85),
-}
-_FALLBACK = [(0.9, 0.4, 0.4), (0.4, 0.9, 0.4), (0.4, 0.6, 1.0), (1.0, 0.8, 0.3), (0.8, 0.4, 1.0), (0.3, 0.9, 0.9)]
 _CMAP_CACHE: dict[str, Any] = {}
-
-
-def element_colour(symbol: str) -> tuple[float, float, float]:
-    """An element's RGB colour (0-1); elements without one of their own get a fixed one by Z."""
-    if symbol in ELEMENT_COLOURS:
-        return ELEMENT_COLOURS[symbol]
-    try:
-        from ..physics.lines import atomic_number
-
-        z = atomic_number(symbol)
-    except Exception:  # noqa: BLE001 - not an element: any fixed colour
-        z = sum(map(ord, symbol))
-    return _FALLBACK[z % len(_FALLBACK)]
 
 
 def element_colormap(line: str) -> Any:
@@ -54,10 +26,7 @@ def element_colormap(line: str) -> Any:
     additive blending of several maps stays readable (never white at zero)."""
     from napari.utils.colormaps import Colormap
 
-    try:
-        sym, _ = parse_line_family(line)
-    except Exception:  # noqa: BLE001 - a bare symbol or any other name
-        sym = str(line).split("-")[0]
+    sym = line_symbol(line)
     if sym not in _CMAP_CACHE:
         r, g, b = element_colour(sym)
         _CMAP_CACHE[sym] = Colormap([[0.0, 0.0, 0.0, 1.0], [r, g, b, 1.0]], name=f"xray-atlas {sym}")
@@ -83,6 +52,18 @@ def cube_of(layer: Any) -> SpectralCube | None:
 
 def is_cube_layer(layer: Any) -> bool:
     return cube_of(layer) is not None
+
+
+def provenance(cube: SpectralCube | None) -> dict:
+    """What a result layer keeps of its cube for an export: ``source`` (the cube's name) and
+    ``pixel_size_um`` when the cube states it."""
+    if cube is None:
+        return {}
+    out: dict[str, Any] = {"source": cube.name}
+    size = pixel_size_of(cube)
+    if size is not None:
+        out["pixel_size_um"] = size
+    return out
 
 
 def map_layer_data(name: str, data: np.ndarray, *, line: str | None = None, kind: str = "map",

@@ -131,13 +131,18 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
         grid = physical_grid(float(r["attrs"]["pixel_size_um"]))
     except (KeyError, TypeError, ValueError):
         grid = {}
+    # what an export of these layers names and measures (xray_atlas.export)
+    kept = {"source": os.path.basename(os.fspath(path)),
+            **{k: r["attrs"][k] for k in ("pixel_size_um", "units") if k in r["attrs"]}}
+    kept = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in kept.items()}
     layers: list[tuple] = []
     for line, data in sorted(r.get("maps", {}).items()):
-        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model})
+        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model, **kept})
         layers.append((arr, {**kwargs, **grid}, kind))
     for el, data in sorted(r.get("probabilities", {}).items()):
         arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability",
-                                           extra={"element": el, "model": model})
+                                           extra={"element": el, "model": model, **kept})
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
         layers.append((arr, kwargs, kind))
     labels = r.get("labels")
@@ -146,9 +151,11 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
             raise XrayAtlasError(f"/labels must be a 2-D integer array, got {labels.dtype} {labels.shape}", path=path)
         k = int(labels.max()) + 1 if labels.size else 0
         data = np.where(labels >= 0, labels + 1, k + 1).astype(np.int32)
-        xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model}
+        xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model, **kept}
         if isinstance(r.get("cluster_spectra"), np.ndarray):
             xa["cluster_spectra"] = r["cluster_spectra"]
+            if isinstance(r.get("energy"), np.ndarray):
+                xa["energy_kev"] = r["energy"]
         layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}, **grid},
                        "labels"))
     if not layers:

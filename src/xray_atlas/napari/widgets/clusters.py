@@ -25,10 +25,11 @@ from qtpy.QtWidgets import (
 from ...cluster import METHODS, NORMALISATIONS, iter_cluster, method_parameters
 from ...cube import SpectralCube
 from ...errors import XrayAtlasError
-from .._layers import cube_of, grid_of, is_cube_layer
+from .._layers import cube_of, grid_of, is_cube_layer, provenance
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import refill, scroll_box
+from ._export import ExportRow
 
 if TYPE_CHECKING:
     import napari
@@ -38,12 +39,16 @@ __all__ = ["ClustersWidget", "clusters_layer_data"]
 PREVIEW_PIXELS = 12000
 
 
-def clusters_layer_data(result: Any, name: str) -> tuple:
-    """A Labels layer tuple: clusters 1..K, noise as label K + 1 (its own colour), 0 unused."""
+def clusters_layer_data(result: Any, name: str, *, cube: SpectralCube | None = None) -> tuple:
+    """A Labels layer tuple: clusters 1..K, noise as label K + 1 (its own colour), 0 unused.
+    With ``cube``, the metadata keeps its energy axis (for the spectra's export) and name."""
     k = result.n_clusters
     data = np.where(result.labels >= 0, result.labels + 1, k + 1).astype(np.int32)
     meta = {"xray_atlas": {"kind": "clusters", "noise_label": k + 1, "cluster_spectra": result.spectra,
-                           "sizes": result.sizes, "method": result.method, "params": result.params}}
+                           "sizes": result.sizes, "method": result.method, "params": result.params,
+                           **provenance(cube)}}
+    if cube is not None and cube.calibrated:
+        meta["xray_atlas"]["energy_kev"] = np.asarray(cube.energy, dtype=np.float64)
     return (data, {"name": name, "metadata": meta, "opacity": 0.6}, "labels")
 
 
@@ -77,9 +82,12 @@ class ClustersWidget(QWidget):
         box.addLayout(top)
         box.addLayout(self.form)
         box.addLayout(buttons)
+        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("clusters",), what="clusters",
+                                    formats=("CSV spectra", "TIFF (values)", "PNG figures + sheet"))
         box.addWidget(self.jobs)
         box.addWidget(self.jobs.status)
         box.addWidget(self.summary)
+        box.addWidget(self.export_row)
         box.addStretch(1)
 
         self.method_combo.currentTextChanged.connect(self._build_form)
@@ -170,7 +178,7 @@ class ClustersWidget(QWidget):
         base = self.viewer.layers[self.cube_combo.currentText()]
 
         def done(result: Any) -> Delivery:
-            data, kwargs, kind = clusters_layer_data(result, name)
+            data, kwargs, kind = clusters_layer_data(result, name, cube=cube)
             kwargs.update(grid_of(base, step=scale))
             noise = int((result.labels < 0).sum())
             self.summary.setText(f"{result.n_clusters} clusters, sizes {result.sizes.tolist()}; {noise} noise pixels")

@@ -20,10 +20,11 @@ from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
-from .._layers import grid_of, is_cube_layer, map_layer_data, strongest
+from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
+from ._export import ExportRow
 
 if TYPE_CHECKING:
     import napari
@@ -73,9 +74,11 @@ class MapsWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.jobs = JobBar()
+        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("map",), what="maps",
+                                    formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
                          ("device", self.device_combo), ("compare with", self.compare_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, viewer=self.viewer)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)
@@ -127,6 +130,7 @@ class MapsWidget(QWidget):
         """The run's layers (the strongest lines of the first model first and visible, the rest
         hidden), one toast and the notes for the details log."""
         where = grid_of(base)
+        kept = provenance(cube_of(base))  # the cube's name and pixel size, for an export
         first = results[0][2]
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
@@ -135,7 +139,8 @@ class MapsWidget(QWidget):
             details += [f"{model_name}: {note}" for note in notes]
             for ln, data in maps.items():
                 arr, kwargs, kind = map_layer_data(f"{ln} ({model_name})", data, line=ln,
-                                                   visible=i == 0 and ln in shown, extra={"model": model_name})
+                                                   visible=i == 0 and ln in shown,
+                                                   extra={"model": model_name, **kept})
                 (visible if kwargs["visible"] else hidden).append((arr, {**kwargs, **where}, kind))
             if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
                 hidden.append((clusters.astype(np.int32) + 1,

@@ -21,11 +21,13 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
                               iter_probabilities, load_element_model, present, spectrum_probabilities)
-from .._layers import cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, strongest, xa_meta
+from .._layers import (cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, provenance, strongest,
+                       xa_meta)
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from .maps import SHOWN
 from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
+from ._export import ExportRow
 
 if TYPE_CHECKING:
     import napari
@@ -80,10 +82,13 @@ class ProbabilitiesWidget(QWidget):
         self._label_cube: Any = None  # the cube whose pixel the label shows
         self.pixel_label.setWordWrap(True)
         self.jobs = JobBar()
+        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("probability",), what="probability maps",
+                                    formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("per", self.where_combo),
                          ("region k", self.region_spin), ("clusters", self.labels_combo),
                          ("elements", self.elements_edit), ("device", self.device_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.pixel_label, viewer=self.viewer)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, self.pixel_label,
+                  viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentTextChanged.connect(self._forget_model)
         self.cube_combo.currentIndexChanged.connect(self._forget_pixel)
@@ -206,7 +211,8 @@ class ProbabilitiesWidget(QWidget):
             visible, hidden = [], []
             for el, data in probs.items():
                 arr, kwargs, kind = map_layer_data(f"P({el}){suffix}", data, kind="probability",
-                                                   visible=el in shown, extra={"element": el, "model": model.name})
+                                                   visible=el in shown,
+                                                   extra={"element": el, "model": model.name, **provenance(cube)})
                 kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **grid_of(base))
                 (visible if el in shown else hidden).append((arr, kwargs, kind))
             visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["element"]))
