@@ -125,12 +125,15 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
 
     r = read_results(path)
     model = _model_name(r["attrs"].get("model", os.path.basename(os.fspath(path))))
+    # kept in the layers' metadata, so that saving them again writes them back
+    scan = {k: r["attrs"][k] for k in ("pixel_size_um",) if k in r["attrs"]}
+    units = {"units": r["attrs"]["units"]} if "units" in r["attrs"] else {}
     layers: list[tuple] = []
     for line, data in sorted(r.get("maps", {}).items()):
-        layers.append(map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model}))
+        layers.append(map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model, **scan, **units}))
     for el, data in sorted(r.get("probabilities", {}).items()):
         arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability",
-                                           extra={"element": el, "model": model})
+                                           extra={"element": el, "model": model, **scan})
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0))
         layers.append((arr, kwargs, kind))
     labels = r.get("labels")
@@ -139,7 +142,7 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
             raise XrayAtlasError(f"/labels must be a 2-D integer array, got {labels.dtype} {labels.shape}", path=path)
         k = int(labels.max()) + 1 if labels.size else 0
         data = np.where(labels >= 0, labels + 1, k + 1).astype(np.int32)
-        xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model}
+        xa: dict[str, Any] = {"kind": "clusters", "noise_label": k + 1, "model": model, **scan}
         if isinstance(r.get("cluster_spectra"), np.ndarray):
             xa["cluster_spectra"] = r["cluster_spectra"]
         layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}},
