@@ -321,3 +321,71 @@ def test_classify_image_bad_input(tmp_path):
     empty.mkdir()
     assert_one_line_error(run("classify-image", empty), "no images in this folder")
     assert_one_line_error(run("simulate", "radiographs", tmp_path), "not an empty folder")
+
+
+def _ripple_scan(folder, *, live=0.02):
+    """A 6 x 8 x 128 ripple scan of 50 µm pixels written by rosettasciio's own writer."""
+    from rsciio.ripple import file_writer
+
+    data = np.random.default_rng(3).poisson(5, (6, 8, 128)).astype("u2")
+    eds = {"live_time": live} if live else {}
+    file_writer(str(folder / "scan.rpl"), {
+        "data": data, "metadata": {"General": {"title": "scan"}, "Signal": {"signal_type": "EDS_SEM"},
+                                   "Acquisition_instrument": {"SEM": {"beam_energy": 40.0, "Detector": {"EDS": eds}}}},
+        "axes": [{"name": "height", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                 {"name": "width", "size": 8, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                 {"name": "Energy", "size": 128, "scale": 0.16, "offset": -0.5, "units": "keV", "navigate": False}]})
+    return folder / "scan.rpl", data
+
+
+def test_info_prints_pixel_size_live_time_and_beam_energy(tmp_path):
+    from xray_atlas.io.hdf5 import write_cube
+
+    rpl, data = _ripple_scan(tmp_path)
+    res = run("info", rpl, "--stats")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["shape"] == [6, 8, 128] and info["total_counts"] == float(data.sum())
+    assert info["pixel_size_um"] == 50.0 and info["scan_size_mm"] == pytest.approx([0.3, 0.4])  # 6 x 8 pixels of 50 µm
+    assert info["live_time_s"] == 0.02 and info["tube_kv"] == 40.0
+    live = np.linspace(0.01, 0.03, 12).reshape(3, 4)
+    write_cube(tmp_path / "lt.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
+               extra={"live_time_s": live})
+    info = json.loads(run("info", tmp_path / "lt.h5").stdout)
+    assert info["live_time_s"] == {"per_pixel": [3, 4], "min": 0.01, "median": pytest.approx(0.02), "max": 0.03}
+    assert info["pixel_size_um"] is None and info["scan_size_mm"] is None and info["tube_kv"] is None
+    (tmp_path / "scan.raw").write_bytes(b"\0" * 100)
+    assert_one_line_error(run("info", rpl), "scan.rpl", "scan.raw holds 100 bytes")
+    (tmp_path / "scan.raw").unlink()
+    assert_one_line_error(run("info", rpl), "scan.rpl", "no .raw data file beside the header")
+
+
+def test_maps_in_counts_per_second_and_the_pixel_size_in_results(tmp_path):
+    from xray_atlas.io.hdf5 import write_cube
+    from xray_atlas.io.results import read_results
+    from xray_atlas.physics.painting import synthetic_painting
+
+    p = synthetic_painting(5, 6, seed=1, n_channels=1024)
+    live = np.linspace(0.015, 0.025, 30).reshape(5, 6)  # a known live time per pixel
+    cube = tmp_path / "live.h5"
+    write_cube(cube, p.counts, energy_offset_kev=p.energy_offset_kev, energy_gain_kev=p.energy_gain_kev,
+               extra={"live_time_s": live}, attrs={"pixel_size_um": 80.0})
+    for units in ("counts", "counts/s"):
+        res = run("maps", cube, tmp_path / f"{units.replace('/', '_')}.h5", "--model", "lsq", "--units", units)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.rstrip().endswith(f"mean {units}")
+    counts, per_s = read_results(tmp_path / "counts.h5"), read_results(tmp_path / "counts_s.h5")
+    assert counts["attrs"]["units"] == "counts" and per_s["attrs"]["units"] == "counts/s"
+    assert counts["attrs"]["pixel_size_um"] == per_s["attrs"]["pixel_size_um"] == 80.0
+    for line, m in counts["maps"].items():
+        np.testing.assert_array_equal(per_s["maps"][line], (m / live).astype(np.float32))
+    # no live time in the file: refused before any work, no output
+    rpl, _ = _ripple_scan(tmp_path, live=None)
+    assert_one_line_error(run("maps", rpl, tmp_path / "x.h5", "--model", "lsq", "--units", "counts/s"),
+                          "scan.rpl", "maps in counts/s need each pixel's live time")
+    assert_one_line_error(run("maps", rpl, tmp_path / "x.h5", "--units", "cps"), "invalid choice")
+    assert not (tmp_path / "x.h5").exists()
+    res = run("cluster", rpl, tmp_path / "c.h5", "--method", "som", "--param", "rows=2", "--param", "epochs=2",
+              "--param", "trim=0")
+    assert res.returncode == 0, res.stderr
+    assert read_results(tmp_path / "c.h5")["attrs"]["pixel_size_um"] == 50.0

@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 CORE = ["xray_atlas", "xray_atlas.cube", "xray_atlas.cli", "xray_atlas.io", "xray_atlas.io.hdf5",
-        "xray_atlas.io.arrays", "xray_atlas.io.bruker", "xray_atlas.io.pymca", "xray_atlas.io.results",
+        "xray_atlas.io.arrays", "xray_atlas.io.bruker", "xray_atlas.io.ripple", "xray_atlas.io.pymca",
+        "xray_atlas.io.results",
         "xray_atlas.physics.lines", "xray_atlas.physics.painting", "xray_atlas.physics.spectra",
         "xray_atlas.physics.generator", "xray_atlas.physics.reference", "xray_atlas.unmix", "xray_atlas.cluster",
         "xray_atlas.cluster.features", "xray_atlas.cluster.methods", "xray_atlas.devices", "xray_atlas.models",

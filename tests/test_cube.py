@@ -183,3 +183,21 @@ def test_pixel_bounds():
         cube.pixel(3, 0)
     with pytest.raises(XrayAtlasError, match="integer"):
         cube.pixel("a", 0)
+
+
+def test_pixel_size_and_live_time_from_metadata():
+    counts = np.ones((3, 4, 8), "u2")
+    cube = SpectralCube(counts, metadata={"pixel_size_um": 50.0, "live_time_s": 0.02})
+    assert cube.pixel_size_um == 50.0
+    assert cube.live_time_s == 0.02
+    np.testing.assert_array_equal(cube.live_time_map(), np.full((3, 4), 0.02))
+    per_pixel = da.from_array(np.arange(1.0, 13.0).reshape(3, 4), chunks=(1, 4))  # lazy, as files give it
+    cube = SpectralCube(counts, metadata={"live_time_s": per_pixel})
+    assert cube.live_time_s is per_pixel and cube.pixel_size_um is None
+    np.testing.assert_array_equal(cube.live_time_map(), np.arange(1.0, 13.0).reshape(3, 4))
+    bare = SpectralCube(counts)
+    assert bare.live_time_s is None and bare.live_time_map() is None and bare.pixel_size_um is None
+    assert SpectralCube(counts, metadata={"pixel_size_um": -1}).pixel_size_um is None  # not a size
+    with pytest.raises(XrayAtlasError, match=r"live_time_s has shape \(4, 3\); expected one number or the pixels' "
+                                             r"\(3, 4\)"):
+        SpectralCube(counts, metadata={"live_time_s": np.ones((4, 3))})

@@ -34,6 +34,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .io import read
 
     with read(args.cube, dataset=args.dataset) as cube:
+        size = cube.pixel_size_um
+        size_y = cube.metadata.get("pixel_size_y_um", size) if size else None
         info = {
             "path": cube.path,
             "shape": list(cube.shape),
@@ -41,13 +43,31 @@ def _cmd_info(args: argparse.Namespace) -> int:
             "calibrated": cube.calibrated,
             "energy_kev": [float(cube.energy[0]), float(cube.energy[-1])] if cube.calibrated else None,
             "energy_gain_kev": cube.energy_gain_kev if cube.calibrated else None,
-            "metadata": cube.metadata,
+            "pixel_size_um": size,
+            # the scanned area, height x width, from the pixels' centres' steps
+            "scan_size_mm": [cube.height * float(size_y) / 1000, cube.width * size / 1000] if size else None,
+            "live_time_s": _time_summary(cube.metadata.get("live_time_s")),
+            "real_time_s": _time_summary(cube.metadata.get("real_time_s")),
+            "tube_kv": cube.metadata.get("tube_kv"),
+            "metadata": {k: _time_summary(v) if k in ("live_time_s", "real_time_s") else v
+                         for k, v in cube.metadata.items()},
             "reference_maps": sorted(cube.reference_maps),
         }
         if args.stats:
             info["total_counts"] = float(cube.spectrum_stats()["sum"].sum())
     print(json.dumps(info, default=str))
     return 0
+
+
+def _time_summary(value: object) -> object:
+    """A time per pixel for JSON: the number, or for an (H, W) array its min, median and max."""
+    import numpy as np
+
+    if value is None or np.ndim(value) < 2:
+        return value
+    arr = np.asarray(value[...] if hasattr(value, "shape") else value, dtype=np.float64)
+    return {"per_pixel": list(arr.shape), "min": float(arr.min()), "median": float(np.median(arr)),
+            "max": float(arr.max())}
 
 
 def _check_output(path: str, suffixes: tuple[str, ...], *, inputs: tuple[str, ...] = (),
@@ -192,6 +212,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         result = cluster_cube(cube, args.method, seed=args.seed, **params)
         write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(args.cube,),
                       energy=cube.energy if cube.calibrated else None, overwrite=args.overwrite,
+                      pixel_size_um=cube.pixel_size_um,
                       attrs={"model": args.method, "parameters": json.dumps(result.params, default=str)})
     noise = int((result.labels < 0).sum())
     print(f"wrote {out}: {result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
@@ -219,7 +240,7 @@ def _parse_value(text: str, default: object, name: str) -> object:
 
 def _cmd_maps(args: argparse.Namespace) -> int:
     from .cube import run_to_end
-    from .inference import iter_maps, load_map_model
+    from .inference import iter_maps, live_time_for, load_map_model
     from .io import read
     from .io.results import write_results
 
@@ -228,17 +249,21 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     lines = tuple(s.strip() for s in args.lines.split(",")) if args.lines else None
     with read(args.cube, dataset=args.dataset) as cube:
         cube = _calibrated(cube, args)
+        live_time_for(cube, units=args.units)  # refused before the model loads
         model = load_map_model(args.model, cube, device=args.device, lines=lines)
         for note in model.notes:
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
         before = len(model.notes)
-        maps = run_to_end(iter_maps(cube, model, lines=lines))
+        maps = run_to_end(iter_maps(cube, model, lines=lines, units=args.units))
         for note in model.notes[before:]:  # what the run found (pixels unlike the training data)
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
-    write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, attrs={"model": str(args.model or model.name)})
+        pixel_size = cube.pixel_size_um
+    write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, units=args.units,
+                  pixel_size_um=pixel_size, attrs={"model": str(args.model or model.name)})
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
     print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "
-          + ", ".join(f"{k} {float(maps[k].mean()):.0f}" for k in strongest) + " mean counts")
+          + ", ".join(f"{k} {float(maps[k].mean()):.{0 if args.units == 'counts' else 3}g}" for k in strongest)
+          + f" mean {args.units}")
     return 0
 
 
@@ -297,8 +322,9 @@ def _cmd_probabilities(args: argparse.Namespace) -> int:
         probs = run_to_end(iter_probabilities(cube, model, region=args.region, labels=labels, elements=elements))
         for note in model.notes:
             print(f"xray-atlas probabilities: note: {note}", file=sys.stderr)
+        pixel_size = cube.pixel_size_um
     where = "cluster" if labels is not None else ("pixel" if args.region == 1 else f"{args.region} x {args.region} region")
-    write_results(out, probabilities=probs, inputs=(args.cube,), overwrite=args.overwrite,
+    write_results(out, probabilities=probs, inputs=(args.cube,), overwrite=args.overwrite, pixel_size_um=pixel_size,
                   attrs={"model": str(args.model or model.name), "region": args.region,
                          "thresholds": json.dumps({el: model.thresholds[el] for el in probs})})
     # elements called present in at least one pixel, with the share of pixels
@@ -485,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("info", help="describe a spectral cube (shape, calibration, metadata) as JSON")
-    p.add_argument("cube", metavar="CUBE", help="cube file: .h5, .npy, .zarr, .bcf, .spx, .mca, .spe")
+    p.add_argument("cube", metavar="CUBE", help="cube file: .h5, .npy, .zarr, .bcf, .spx, .rpl (+ .raw), .mca, .spe")
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.add_argument("--stats", action="store_true", help="also stream the cube and report total counts")
     p.set_defaults(func=_cmd_info)
@@ -528,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_cluster)
 
+    from .cube import MAP_UNITS
     from .devices import DEVICES
 
     p = sub.add_parser("maps", help="elemental maps (net counts per line family) with a trained model or a baseline")
@@ -540,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "pixels' own line ratios) (default: maps-fit)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
+    p.add_argument("--units", choices=MAP_UNITS, default="counts", help="net counts (default), or net counts per "
+                   "second of each pixel's live time (needs the live time in the file)")
     _add_calibration(p)
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")

@@ -265,11 +265,8 @@ class ClusterFit:
         n_stripes = -(-cube.height // stripe)
         self.every = max(1, min(n_stripes, int(n_stripes * stripe * cube.width // max(sample_pixels, 1))))
         self.n_sampled = len(range(0, n_stripes, self.every))
-        live = (cube.metadata or {}).get("live_time_s")
-        try:
-            live = float(np.asarray(live).ravel()[0]) if live is not None else None
-        except (TypeError, ValueError, IndexError):
-            live = None
+        live = cube.live_time_s  # the median pixel's, when the file gives each pixel's
+        live = float(np.median(cube.live_time_map())) if live is not None else None
         self.pileup = pileup_time_s / live if pileup_time_s and live and live > 0 else 0.0  # per count
         self.k = 0
         self.cluster_fits: np.ndarray | None = None  # (k, K) mean per-pixel fit shares, with means=True

@@ -28,6 +28,11 @@ TILE_BYTES = 64 * 2**20
 #: Largest value a channel of one pixel may hold: far above any detector (about 1e6 counts/s
 #: for hours), far below what scaled or corrupt data show (issue 27: counts x 1e30 gave zero maps).
 MAX_COUNTS = 1e12
+#: Metadata that hold a time per pixel: one number, or an (H, W) array.
+PER_PIXEL = ("live_time_s", "real_time_s")
+#: What elemental maps of a cube hold (result files' root attribute ``units``, CONTRACTS.md
+#: section 3): net counts, or net counts per second of each pixel's live time.
+MAP_UNITS = ("counts", "counts/s")
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,10 @@ class SpectralCube:
     offset_kev, gain_kev : float, optional
         Linear calibration ``E[i] = offset + gain * i``.
     metadata : dict, optional
-        Acquisition metadata (``tube_kv``, ``live_time_s``, ``title`` ...).
+        Acquisition metadata in the names of CONTRACTS.md section 2: ``pixel_size_um`` (µm),
+        ``live_time_s`` and ``real_time_s`` (seconds per pixel: a number, or an (H, W) array
+        when the file records each pixel's), ``tube_kv``, ``title`` ... (docs/formats.md lists
+        what each reader takes).
     reference_maps : dict, optional
         Line name -> lazy (H, W) array of reference net counts (``/maps`` in HDF5 files).
     path : str, optional
@@ -180,6 +188,11 @@ class SpectralCube:
             raise
         self._energy.setflags(write=False)
         self.metadata = dict(metadata or {})
+        for key in PER_PIXEL:
+            value = self.metadata.get(key)
+            if value is not None and np.ndim(value) >= 2 and tuple(np.shape(value)) != shape[:2]:
+                raise XrayAtlasError(f"{key} has shape {tuple(np.shape(value))}; expected one number or the "
+                                     f"pixels' {shape[:2]}", path=self.path)
         self.reference_maps = dict(reference_maps or {})
         self.name = name or (os.path.basename(self.path) if self.path else "cube")
         self._closer = closer
@@ -225,6 +238,49 @@ class SpectralCube:
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    # -- acquisition metadata ---------------------------------------------------------------
+    @property
+    def pixel_size_um(self) -> float | None:
+        """Step between neighbouring pixels in µm (between columns; ``metadata["pixel_size_y_um"]``
+        holds the rows' step when it differs), from the file; None when the file states none."""
+        value = self.metadata.get("pixel_size_um")
+        try:
+            v = float(np.asarray(value).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            return None
+        return v if np.isfinite(v) and v > 0 else None
+
+    @property
+    def live_time_s(self) -> Any:
+        """Live time of each pixel in seconds, as the file states it: a float when every pixel
+        has the same (single spectra, fixed dwell), an (H, W) array when the file records each
+        pixel's (lazy: an HDF5 or Zarr dataset, readable while the cube is open), None when the
+        file states none. :meth:`live_time_map` gives it as an (H, W) array in memory."""
+        value = self.metadata.get("live_time_s")
+        if value is None or np.ndim(value) >= 2:
+            return value
+        try:
+            return float(np.asarray(value).reshape(-1)[0])
+        except (TypeError, ValueError, IndexError):
+            return None
+
+    def live_time_map(self) -> np.ndarray | None:
+        """(H, W) float64 live time of every pixel in seconds, read into memory (a single value
+        broadcast to every pixel), or None when the file states no live time."""
+        value = self.live_time_s
+        if value is None:
+            return None
+        if np.ndim(value) < 2:
+            return np.full((self.height, self.width), float(value))
+        try:
+            block = value[...]
+            if hasattr(block, "compute"):  # dask
+                block = block.compute()
+            return np.asarray(block, dtype=np.float64)
+        except (OSError, KeyError, RuntimeError, ValueError) as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise XrayAtlasError(f"could not read the live time per pixel ({reason})", path=self.path) from None
 
     def __repr__(self) -> str:
         cal = (

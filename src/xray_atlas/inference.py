@@ -17,11 +17,11 @@ from typing import Any, Generator
 import numpy as np
 
 from .clusterfit import HOLD_SE
-from .cube import TILE_BYTES, Progress, SpectralCube
+from .cube import MAP_UNITS, TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
 __all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_MAPS_MODEL", "UNCALIBRATED_MAPS_MODEL",
-           "map_model_names", "BASELINES"]
+           "map_model_names", "BASELINES", "MAP_UNITS", "in_units", "live_time_for"]
 
 #: The shipped default map model (file stem in ``models/zoo``).
 DEFAULT_MAPS_MODEL = "maps-fit"
@@ -197,15 +197,73 @@ def _default_lines() -> tuple[str, ...]:
 SHRINK_SIZE: int | None = 3
 
 
+def live_time_for(cube: SpectralCube, *, units: str) -> np.ndarray | None:
+    """The (H, W) float64 live times that maps in ``units`` are divided by: None for
+    ``"counts"``; each pixel's live time in seconds for ``"counts/s"``.
+
+    Raises
+    ------
+    XrayAtlasError
+        ``units`` not one of :data:`MAP_UNITS`; ``"counts/s"`` on a cube whose file states no
+        live time (``cube.live_time_s`` is None), or with a pixel whose live time is not > 0.
+    """
+    if units not in MAP_UNITS:
+        raise XrayAtlasError(f"units={units!r} must be one of {', '.join(repr(u) for u in MAP_UNITS)}")
+    if units == "counts":
+        return None
+    live = cube.live_time_map()
+    if live is None:
+        raise XrayAtlasError("maps in counts/s need each pixel's live time and the file states none (live_time_s); "
+                             "make them in counts", path=cube.path)
+    bad = ~(np.isfinite(live) & (live > 0))
+    if bad.any():
+        y, x = np.argwhere(bad)[0]
+        raise XrayAtlasError(f"maps in counts/s need each pixel's live time; pixel (y={y}, x={x}) has {live[y, x]} s "
+                             f"({int(bad.sum())} pixels without a positive live time); make them in counts",
+                             path=cube.path)
+    return live
+
+
+def in_units(maps: dict[str, np.ndarray], cube: SpectralCube, *, units: str = "counts") -> dict[str, np.ndarray]:
+    """Maps of net counts of ``cube`` in ``units``: as they are for ``"counts"``; divided by
+    each pixel's live time (:meth:`SpectralCube.live_time_map`) for ``"counts/s"``. Returns
+    new float32 (H, W) arrays; ``maps`` is not changed.
+
+    Raises
+    ------
+    XrayAtlasError
+        As :func:`live_time_for`, and for a map whose shape is not the cube's (H, W).
+    """
+    live = live_time_for(cube, units=units)
+    out = {}
+    for line, m in maps.items():
+        m = np.asarray(m)
+        if m.shape != (cube.height, cube.width):
+            raise XrayAtlasError(f"maps[{line!r}] has shape {m.shape}; the cube has {(cube.height, cube.width)} pixels")
+        out[line] = (m if live is None else m / live).astype(np.float32)
+    return out
+
+
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-              lines: tuple[str, ...] | None = None,
-              hold_se: float | None = HOLD_SE, shrink: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
+              lines: tuple[str, ...] | None = None, hold_se: float | None = HOLD_SE, shrink: bool = True,
+              units: str = "counts") -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
-    line -> (H, W) float32 net counts (only ``lines`` if given). A model on the per-cluster
+    line -> (H, W) float32 net counts (only ``lines`` if given), or with ``units="counts/s"``
+    net counts per second of each pixel's live time (:func:`in_units`; refused before any
+    work when the cube states no live time). A model on the per-cluster
     fit (``maps-fit``) is held within ``hold_se`` of the fit's standard errors, per pixel and
     per cluster total (:class:`~xray_atlas.clusterfit.FitHold`; None: not held), then, with
     ``shrink``, each pixel is shrunk towards its cluster's mean by the share of the
     cluster's spread that is noise (:meth:`~xray_atlas.clusterfit.ClusterFit.shrink`)."""
+    live_time_for(cube, units=units)  # a refusal comes before the work, not after it
+    maps = yield from _iter_count_maps(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines, hold_se=hold_se,
+                                       shrink=shrink)
+    return in_units(maps, cube, units=units)
+
+
+def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_bytes: int,
+                     lines: tuple[str, ...] | None, hold_se: float | None,
+                     shrink: bool) -> Generator[Progress, None, dict[str, np.ndarray]]:
     import torch
 
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
@@ -366,8 +424,10 @@ def _cast_into(dst: np.ndarray, src: np.ndarray) -> None:
 
 def predict_maps(cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto",
                  lines: tuple[str, ...] | None = None, **kw: Any) -> tuple[dict[str, np.ndarray], MapModel]:
-    """Blocking :func:`iter_maps` with model loading: (maps, the model used)."""
+    """Blocking :func:`iter_maps` with model loading: (maps, the model used). ``kw`` go to
+    :func:`iter_maps` (``units="counts/s"`` for counts per second of live time)."""
     from .cube import run_to_end
 
+    live_time_for(cube, units=kw.get("units", "counts"))  # refused before the model loads
     mm = load_map_model(model, cube, device=device, lines=lines)
     return run_to_end(iter_maps(cube, mm, lines=lines, **kw)), mm

@@ -49,3 +49,21 @@ def test_zarr_array_with_calibration_attributes(tmp_path):
     (tmp_path / "junk.zarr").mkdir()
     with pytest.raises(XrayAtlasError, match="junk.zarr: not a readable Zarr store"):
         read(tmp_path / "junk.zarr")
+
+
+def test_zarr_metadata_attributes_and_live_time_per_pixel(tmp_path):
+    import zarr
+
+    g = zarr.open_group(str(tmp_path / "m.zarr"), mode="w")
+    g.create_array("spectra", data=np.ones((3, 4, 16), "u2"), chunks=(1, 4, 16))
+    live = np.linspace(0.01, 0.02, 12).reshape(3, 4)
+    g.create_array("live_time_s", data=live)
+    g.attrs.update(pixel_size_um=25.0, tube_kv=40.0, energy_offset_kev=0.0, energy_gain_kev=0.01)
+    with read(tmp_path / "m.zarr") as cube:
+        assert cube.pixel_size_um == 25.0 and cube.metadata["tube_kv"] == 40.0
+        assert isinstance(cube.live_time_s, zarr.Array)  # stays on disk
+        np.testing.assert_array_equal(cube.live_time_map(), live)
+    z = zarr.open_array(str(tmp_path / "a.zarr"), mode="w", shape=(2, 2, 8), dtype="u2")
+    z.attrs.update(live_time_s=0.5, pixel_size_um="wide")
+    with pytest.raises(XrayAtlasError, match=r"a.zarr: attribute 'pixel_size_um' = 'wide' is not a number"):
+        read(tmp_path / "a.zarr")

@@ -145,3 +145,36 @@ def test_unreadable_and_missing_paths(tmp_path):
         read(tmp_path / "folder.h5")
     with pytest.raises(XrayAtlasError, match="unknown file type '.txt'"):
         read(tmp_path / "x.txt")
+
+
+def test_scan_metadata_and_live_time_per_pixel(tmp_path):
+    from xray_atlas.io.hdf5 import write_cube
+
+    live = np.linspace(0.010, 0.021, 12).reshape(3, 4)
+    write_cube(tmp_path / "lt.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
+               attrs={"pixel_size_um": 100.0, "tube_kv": 50.0}, extra={"live_time_s": live})
+    with read(tmp_path / "lt.h5") as cube:
+        assert cube.pixel_size_um == 100.0 and cube.metadata["tube_kv"] == 50.0
+        assert isinstance(cube.live_time_s, h5py.Dataset)  # per pixel, left on disk
+        np.testing.assert_array_equal(cube.live_time_map(), live)
+    write_cube(tmp_path / "one.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
+               attrs={"live_time_s": 0.02})
+    with read(tmp_path / "one.h5") as cube:
+        assert cube.live_time_s == 0.02
+
+
+@pytest.mark.parametrize("attrs, extra, match", [
+    ({"pixel_size_um": "50 um"}, {}, r"attribute 'pixel_size_um' = '50 um' is not a number \(µm\)"),
+    ({"pixel_size_um": 0.0}, {}, r"attribute 'pixel_size_um' = 0.0 must be a finite number > 0 \(µm\)"),
+    ({"live_time_s": -1.0}, {}, r"attribute 'live_time_s' = -1.0 must be a finite number > 0 \(s\)"),
+    ({}, {"live_time_s": np.ones((4, 3))}, r"dataset 'live_time_s' has shape \(4, 3\); expected one number or the "
+                                           r"pixels' \(3, 4\)"),
+    ({"live_time_s": 0.02}, {"live_time_s": np.ones((3, 4))}, "live_time_s is both an attribute and a dataset"),
+])
+def test_bad_scan_metadata_is_named(tmp_path, attrs, extra, match):
+    from xray_atlas.io.hdf5 import write_cube
+
+    write_cube(tmp_path / "bad.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
+               attrs=attrs, extra=extra)
+    with pytest.raises(XrayAtlasError, match="bad.h5: " + match):
+        read(tmp_path / "bad.h5")

@@ -48,3 +48,21 @@ def test_binary_file_named_mca(tmp_path):
     p.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(XrayAtlasError, match="bin.mca: not a text spectrum"):
         read(p)
+
+
+def test_live_and_real_time_from_the_spectrum_header(tmp_path):
+    # SPEC: #@CTIME <preset> <live> <real>; Maestro .spe: $MEAS_TIM: <live> <real>
+    mca = tmp_path / "t.mca"
+    mca.write_text("#S 1 mca\n#@CTIME 100 97.5 100.25\n#@CALIB 0 0.02 0\n@A 1 2 3 4\n")
+    with read(mca) as cube:
+        assert cube.live_time_s == 97.5 and cube.metadata["real_time_s"] == 100.25
+    spe = tmp_path / "t.spe"
+    spe.write_text("$SPEC_ID:\nx\n$MEAS_TIM:\n300 312\n$DATA:\n0 3\n1 2 3 4\n")
+    with read(spe) as cube:
+        assert cube.live_time_s == 300.0 and cube.metadata["real_time_s"] == 312.0
+
+
+def test_cfg_time_and_tube_are_not_the_spectrum_s(real_data):
+    # Steel.cfg's [concentrations] time = 300 and [tube] voltage = 30 are PyMca settings
+    with read(real_data / "Steel.spe") as cube:
+        assert cube.live_time_s is None and "tube_kv" not in cube.metadata

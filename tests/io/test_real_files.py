@@ -76,3 +76,26 @@ def test_reading_real_files_leaves_them_untouched(real_data):
             except XrayAtlasError:
                 pass
             assert hashlib.sha256(path.read_bytes()).hexdigest() == before, path.name
+
+
+def test_bruker_scan_metadata(real_data):
+    from rsciio.bruker import file_reader
+
+    with read(real_data / "bcf_v2_50x50px.bcf") as cube:
+        # DX/DY of the file's TRTSEMData (rosettasciio gives the width axis DY's scale too)
+        assert cube.pixel_size_um == pytest.approx(0.01273058731)
+        assert cube.metadata["pixel_size_y_um"] == pytest.approx(0.01180808099)
+        assert cube.metadata["tube_kv"] == 20.0
+        # no live time per pixel in a .bcf; the real time per pixel sums to rosettasciio's whole-scan real time
+        assert cube.live_time_s is None
+        real = file_reader(str(real_data / "bcf_v2_50x50px.bcf"), select_type="spectrum_image", lazy=True)[0]
+        scan_real = real["metadata"]["Acquisition_instrument"]["SEM"]["Detector"]["EDS"]["real_time"]
+        assert cube.metadata["real_time_s"] * 50 * 50 == pytest.approx(scan_real)  # 19.2 s
+    with read(real_data / "30x30_instructively_packed_16bit_compressed.bcf") as cube:
+        assert cube.pixel_size_um == pytest.approx(1.66740910949363) and "pixel_size_y_um" not in cube.metadata
+        per_pixel = np.asarray(cube.metadata["real_time_s"])
+        assert per_pixel.shape == (30, 30) and per_pixel.sum() == pytest.approx(70.07298)  # rows differ by one frame
+    with read(real_data / "bruker_m6_jetstream_file_example.spx") as cube:
+        # NOTICE.md: live time 28 s (LifeTime 28046 ms, RealTime 30000 ms in the file)
+        assert cube.live_time_s == pytest.approx(28.046) and cube.metadata["real_time_s"] == pytest.approx(30.0)
+        assert cube.pixel_size_um is None

@@ -55,3 +55,22 @@ def test_atomic_h5_keeps_the_old_file_when_writing_fails(tmp_path):
             raise RuntimeError("mid-write failure")
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.h5"]
+
+
+def test_units_and_pixel_size_are_root_attributes(tmp_path):
+    # CONTRACTS.md section 3: maps carry `units` (counts by default); every result the pixel size when known
+    write_results(tmp_path / "c.h5", maps={"Fe-K": np.ones((2, 3))}, pixel_size_um=50)
+    r = read_results(tmp_path / "c.h5")
+    assert r["attrs"]["units"] == "counts" and r["attrs"]["pixel_size_um"] == 50.0
+    assert isinstance(r["attrs"]["units"], str) and isinstance(r["attrs"]["pixel_size_um"], float)
+    write_results(tmp_path / "s.h5", maps={"Fe-K": np.ones((2, 3))}, units="counts/s")
+    r = read_results(tmp_path / "s.h5")
+    assert r["attrs"]["units"] == "counts/s" and "pixel_size_um" not in r["attrs"]
+    write_results(tmp_path / "l.h5", labels=np.zeros((2, 3), int), pixel_size_um=12.5)
+    r = read_results(tmp_path / "l.h5")
+    assert r["attrs"]["pixel_size_um"] == 12.5 and "units" not in r["attrs"]  # no maps, no units
+    with pytest.raises(XrayAtlasError, match=r"units='cps' must be one of counts, counts/s"):
+        write_results(tmp_path / "x.h5", maps={"Fe-K": np.ones((2, 3))}, units="cps")
+    with pytest.raises(XrayAtlasError, match=r"pixel_size_um=-1 must be a finite number > 0"):
+        write_results(tmp_path / "x.h5", maps={"Fe-K": np.ones((2, 3))}, pixel_size_um=-1)
+    assert not (tmp_path / "x.h5").exists()

@@ -177,3 +177,26 @@ def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qt
     filled = np.flatnonzero(image.any(axis=1))
     assert 0 < filled.size < 100  # stopped part-way, rows filled in order
     np.testing.assert_array_equal(filled, np.arange(filled.size))
+
+
+def test_ripple_scan_opens_through_napari(viewer, errors, tmp_path):
+    # issue 28: .rpl + .raw, found by napari's file patterns, read lazily by io.read
+    from rsciio.ripple import file_writer
+
+    data = np.random.default_rng(2).poisson(4, (5, 6, 64)).astype("u2")
+    file_writer(str(tmp_path / "scan.rpl"), {
+        "data": data, "metadata": {"General": {"title": "scan"}, "Signal": {"signal_type": ""}},
+        "axes": [{"name": "height", "size": 5, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                 {"name": "width", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                 {"name": "Energy", "size": 64, "scale": 0.02, "offset": 0.1, "units": "keV", "navigate": False}]})
+    assert napari_get_reader(str(tmp_path / "scan.rpl")) is not None
+    layer = viewer.open(str(tmp_path / "scan.rpl"), plugin=None)[0]  # as File > Open: the manifest's *.rpl
+    cube = cube_of(layer)
+    assert cube is not None and cube.pixel_size_um == 50.0
+    np.testing.assert_array_equal(layer.data, data.sum(-1))
+    (tmp_path / "scan.raw").write_bytes(b"\0" * 10)  # cut short: a notification, no layer
+    n_layers = len(viewer.layers)
+    viewer.open(str(tmp_path / "scan.rpl"), plugin="napari-xray-atlas")
+    assert len(viewer.layers) == n_layers
+    msgs = errors()
+    assert len(msgs) == 1 and "scan.raw holds 10 bytes" in msgs[0], msgs

@@ -142,3 +142,23 @@ def test_a_layer_that_is_no_map_is_refused_with_one_error(viewer, tmp_path, erro
         assert save_layers(str(out), [stack], plugin=PLUGIN) == []
     assert list(tmp_path.iterdir()) == []
     assert any("3-D" in m and "stack" in m for m in errors())
+
+
+def test_pixel_size_and_units_go_from_layers_to_the_file_and_back(viewer, tmp_path, errors):
+    # issue 28: a layer's xray-atlas metadata may hold pixel_size_um and, for maps, units
+    from xray_atlas.io.results import write_results
+
+    src = tmp_path / "src.h5"
+    write_results(src, maps={"Fe-K": np.full((3, 4), 2.0)}, units="counts/s", pixel_size_um=50.0,
+                  attrs={"model": "lsq"})
+    layers = viewer.open(str(src), plugin="napari-xray-atlas")
+    assert layers[0].metadata["xray_atlas"]["pixel_size_um"] == 50.0
+    assert layers[0].metadata["xray_atlas"]["units"] == "counts/s"
+    out = tmp_path / "again.h5"
+    assert _save(viewer, out, layers) == [str(out)]
+    r = read_results(out)
+    assert r["attrs"]["units"] == "counts/s" and r["attrs"]["pixel_size_um"] == 50.0
+    counts = viewer.add_image(np.ones((3, 4), np.float32), name="Pb-L", metadata={"xray_atlas": {"line": "Pb-L"}})
+    mixed = tmp_path / "mixed.h5"
+    assert _save(viewer, mixed, [layers[0], counts]) == []  # counts/s beside counts: one file records one
+    assert not mixed.exists() and any("different units (counts, counts/s)" in m for m in errors())

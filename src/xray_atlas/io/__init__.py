@@ -2,7 +2,10 @@
 
 One entry point, :func:`read`, picks the reader from the file name. Each format family
 has a module of its own: :mod:`.hdf5`, :mod:`.arrays` (``.npy`` and Zarr), :mod:`.bruker`
-(``.bcf``/``.spx`` through rosettasciio), :mod:`.pymca` (``.mca``/``.spe``).
+(``.bcf``/``.spx`` through rosettasciio), :mod:`.ripple` (``.rpl`` + ``.raw`` through rosettasciio),
+:mod:`.pymca` (``.mca``/``.spe``). Every reader puts what the file states about the scan into
+the cube's ``metadata`` under the names of CONTRACTS.md section 2 (``pixel_size_um``,
+``live_time_s``, ``tube_kv`` ...; see :mod:`._metadata`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ def _bruker(path: Path, **kw: Any) -> SpectralCube:
     return read_bruker(path, **kw)
 
 
+def _ripple(path: Path, **kw: Any) -> SpectralCube:
+    from .ripple import read_ripple
+
+    return read_ripple(path, **kw)
+
+
 def _pymca(path: Path, **kw: Any) -> SpectralCube:
     from .pymca import read_pymca
 
@@ -57,6 +66,7 @@ READERS: dict[str, Callable[..., SpectralCube]] = {
     ".zarr": _zarr,
     ".bcf": _bruker,
     ".spx": _bruker,
+    ".rpl": _ripple,
     ".mca": _pymca,
     ".spe": _pymca,
 }
@@ -79,8 +89,8 @@ def probe(path: str | os.PathLike) -> str | None:
     -------
     {"cube", "results", "image"} or None
         ``"cube"``: :func:`read` can open it (HDF5 with ``/spectra`` or a single 3-D numeric
-        dataset, a 3-D numeric ``.npy``, a Zarr array or group of that layout, or a Bruker /
-        PyMca file by its name); ``"results"``: an HDF5 result file of CONTRACTS.md section 3
+        dataset, a 3-D numeric ``.npy``, a Zarr array or group of that layout, or a Bruker,
+        ripple or PyMca file by its name); ``"results"``: an HDF5 result file of CONTRACTS.md section 3
         (``/maps``, ``/probabilities`` or ``/labels``, 2-D); ``"image"``: an HDF5 2-D image
         (``/image``, CONTRACTS.md section 6, e.g. a diffraction image with its ``span``);
         None: none of these (or unreadable). Never raises.
@@ -90,7 +100,7 @@ def probe(path: str | os.PathLike) -> str | None:
     try:
         if suffix not in READERS or not p.exists():
             return None
-        if READERS[suffix] in (_bruker, _pymca):  # formats no other reader claims
+        if READERS[suffix] in (_bruker, _ripple, _pymca):  # formats no other reader claims: read() names the problem
             return "cube" if p.is_file() else None
         if READERS[suffix] is _hdf5:
             return _probe_hdf5(p) if p.is_file() else None
@@ -167,7 +177,8 @@ def read(
     ----------
     path : str or os.PathLike
         HDF5 (``.h5``/``.hdf5``), ``.npy``, Zarr (``.zarr``), Bruker ``.bcf``/``.spx``,
-        PyMca ``.mca``/``.spe``. Single spectra open as 1 x 1 x C cubes.
+        ripple ``.rpl`` (with its ``.raw`` beside it), PyMca ``.mca``/``.spe``. Single spectra
+        open as 1 x 1 x C cubes.
     dataset : str, optional
         HDF5 or Zarr dataset to read when the file holds several 3-D datasets.
     energy_offset_kev, energy_gain_kev : float, optional

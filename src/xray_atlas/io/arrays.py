@@ -9,6 +9,7 @@ import numpy as np
 
 from ..cube import SpectralCube, check_energy, linear_energy
 from ..errors import XrayAtlasError
+from ._metadata import declared
 
 __all__ = ["read_npy", "read_zarr"]
 
@@ -35,7 +36,9 @@ def npy_reason(err: BaseException) -> str:
 
 
 def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> SpectralCube:
-    """Open a Zarr array, or a Zarr group laid out like the HDF5 cube (``spectra``, ``energy``)."""
+    """Open a Zarr array, or a Zarr group laid out like the HDF5 cube (``spectra``, ``energy``;
+    the root attributes of CONTRACTS.md section 2 as attributes of the group, or of the array,
+    and ``live_time_s`` per pixel as an attribute or an (H, W) array of the group)."""
     import zarr
 
     path = Path(os.fspath(path))
@@ -70,4 +73,13 @@ def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
                                    source="attributes energy_offset_kev/energy_gain_kev")
         except XrayAtlasError as err:
             raise XrayAtlasError(str(err), path=path) from None
-    return SpectralCube(arr, energy=energy, path=path)
+    metadata = {}
+    if n_channels:
+        attrs = group.attrs if group is not None else arr.attrs
+        arrays = {k: group[k] for k in ("live_time_s", "real_time_s") if k in group} if group is not None else None
+        try:
+            metadata = {k: attrs[k] for k in ("tube_kv", "tube_ua", "anode", "fwhm_mnka_ev", "title") if k in attrs}
+            metadata.update(declared(attrs, arrays, tuple(arr.shape[:2])))
+        except XrayAtlasError as err:
+            raise XrayAtlasError(str(err), path=path) from None
+    return SpectralCube(arr, energy=energy, metadata=metadata, path=path)

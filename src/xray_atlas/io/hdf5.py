@@ -12,11 +12,12 @@ import numpy as np
 
 from ..cube import SpectralCube, check_energy, linear_energy
 from ..errors import XrayAtlasError
+from ._metadata import declared
 from .results import atomic_h5
 
 __all__ = ["read_hdf5", "write_cube"]
 
-_ROOT_ATTRS = ("tube_kv", "tube_ua", "anode", "live_time_s", "fwhm_mnka_ev", "pixel_size_um", "title")
+_ROOT_ATTRS = ("tube_kv", "tube_ua", "anode", "fwhm_mnka_ev", "title")  # and those of _metadata.declared
 
 
 def _numeric_datasets(f: h5py.File) -> list[h5py.Dataset]:
@@ -63,7 +64,9 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
 
     Calibration comes from ``/energy`` if present, else from the ``energy_offset_kev`` /
     ``energy_gain_kev`` attributes of the dataset (or of the file root). Without either
-    the cube opens uncalibrated.
+    the cube opens uncalibrated. Root attributes of CONTRACTS.md section 2 go into the
+    metadata; ``live_time_s`` (and ``real_time_s``) may also be an (H, W) root dataset of
+    seconds per pixel, which stays on disk.
     """
     path = Path(os.fspath(path))
     try:
@@ -110,6 +113,11 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
                 except XrayAtlasError as err:
                     raise XrayAtlasError(str(err), path=path) from None
         metadata = {k: _plain(f.attrs[k]) for k in _ROOT_ATTRS if k in f.attrs}
+        try:  # pixel size and times checked, a time per pixel from a root dataset kept lazy
+            datasets = {k: f[k] for k in ("live_time_s", "real_time_s") if isinstance(f.get(k), h5py.Dataset)}
+            metadata.update(declared(f.attrs, datasets, ds.shape[:2]))
+        except XrayAtlasError as err:
+            raise XrayAtlasError(str(err), path=path) from None
         metadata["dataset"] = ds.name
         maps = {}
         if isinstance(f.get("maps"), h5py.Group):

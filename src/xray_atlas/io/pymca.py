@@ -4,6 +4,11 @@ Calibration, in order of precedence: the file's own (``#@CALIB`` in ``.mca``; ``
 or ``$MCA_CAL:`` in ``.spe``), else the ``[detector] zero / gain`` of a PyMca fit
 configuration with the same stem beside the file (``Steel.spe`` + ``Steel.cfg``). Without
 either the spectrum opens uncalibrated (channel axis).
+
+Live and real time come from the file's own header (``#@CTIME preset live real`` in SPEC
+``.mca``, ``$MEAS_TIM: live real`` in ``.spe``), never from the ``.cfg``: its
+``[concentrations] time`` and ``[tube]`` are settings of PyMca's quantification and tube
+calculator, which one configuration shares among many spectra.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 from ..cube import SpectralCube, check_energy
 from ..errors import XrayAtlasError
 
-__all__ = ["read_pymca", "parse_mca", "parse_spe", "read_pymca_cfg_calibration"]
+__all__ = ["read_pymca", "parse_mca", "parse_spe", "parse_times", "read_pymca_cfg_calibration"]
 
 
 def _numbers(tokens: list[str], path: Path, line_no: int) -> list[float]:
@@ -102,6 +107,29 @@ def parse_spe(text: str, path: Path) -> tuple[np.ndarray, tuple[float, float, fl
     return np.asarray(values), calib
 
 
+def parse_times(text: str, *, spe: bool) -> dict[str, float]:
+    """``live_time_s`` / ``real_time_s`` a spectrum text states (of its first spectrum):
+    ``#@CTIME preset live real`` (SPEC ``.mca``) or ``$MEAS_TIM:`` then ``live real`` (``.spe``).
+    Values that are not positive numbers (0 for "not recorded") are left out."""
+    from ._metadata import positive
+
+    values: list[str] = []
+    lines = iter(text.splitlines())
+    for raw in lines:
+        line = raw.strip()
+        if not spe and line.startswith("#@CTIME"):
+            values = line.split()[2:4]  # after the preset time
+            break
+        if spe and line.upper().startswith("$MEAS_TIM"):
+            values = next((nxt.split()[:2] for nxt in lines if nxt.strip()), [])
+            break
+    out = {}
+    for name, value in zip(("live_time_s", "real_time_s"), values):
+        if positive(value) is not None:
+            out[name] = positive(value)
+    return out
+
+
 def read_pymca_cfg_calibration(cfg: Path) -> tuple[float, float, float] | None:
     """``(zero, gain, 0)`` from the ``[detector]`` section of a PyMca fit configuration."""
     parser = configparser.ConfigParser(strict=False, interpolation=None)
@@ -126,7 +154,7 @@ def read_pymca(path: str | os.PathLike, *, dataset: str | None = None) -> Spectr
     counts, calib = parse(text, path)
     if counts.size < 2:
         raise XrayAtlasError(f"spectrum has {counts.size} channel(s); need at least 2", path=path)
-    metadata = {"title": path.stem}
+    metadata: dict = {"title": path.stem, **parse_times(text, spe=parse is parse_spe)}
     if calib is None:
         cfg = path.with_suffix(".cfg")
         if cfg.is_file():

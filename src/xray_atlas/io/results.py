@@ -17,9 +17,10 @@ import numpy as np
 
 from .._files import atomic_file
 from .._files import check_destination as _check
+from ..cube import MAP_UNITS
 from ..errors import XrayAtlasError
 
-__all__ = ["atomic_h5", "check_destination", "write_results", "read_results"]
+__all__ = ["atomic_h5", "check_destination", "write_results", "read_results", "MAP_UNITS"]
 
 
 def check_destination(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (),
@@ -57,6 +58,8 @@ def write_results(
     lattice: np.ndarray | None = None,
     reconstruction: np.ndarray | None = None,
     attrs: dict[str, Any] | None = None,
+    units: str | None = None,
+    pixel_size_um: float | None = None,
     inputs: tuple[str | os.PathLike, ...] = (),
     overwrite: bool = True,
 ) -> Path:
@@ -83,6 +86,11 @@ def write_results(
         Diffraction results (section 3 of the contracts).
     attrs : dict, optional
         Root attributes, e.g. ``model``.
+    units : {"counts", "counts/s"}, optional
+        What ``maps`` hold: net counts, or net counts per second of live time (root attribute
+        ``units``). With maps, None means ``"counts"``, the contract's default.
+    pixel_size_um : float, optional
+        The cube's pixel size in µm (root attribute ``pixel_size_um``), when it is known.
     inputs : tuple of path-like
         Files the result was computed from; writing over one of them is refused.
     overwrite : bool
@@ -149,20 +157,49 @@ def write_results(
     if not items:
         raise XrayAtlasError("nothing to write: no maps, probabilities, labels, spectra or diffraction results",
                              path=path)
+    root = dict(attrs or {})
+    if units is not None or maps:
+        units = "counts" if units is None else units
+        if units not in MAP_UNITS:
+            raise XrayAtlasError(f"units={units!r} must be one of {', '.join(MAP_UNITS)}")
+        root["units"] = units
+    if pixel_size_um is not None:
+        try:
+            size = float(pixel_size_um)
+        except (TypeError, ValueError):
+            size = float("nan")
+        if not (np.isfinite(size) and size > 0):
+            raise XrayAtlasError(f"pixel_size_um={pixel_size_um!r} must be a finite number > 0 (µm)")
+        root["pixel_size_um"] = size
     with atomic_h5(path, overwrite=overwrite) as f:
         for name, arr in items:
             f.create_dataset(name, data=arr)
-        for k, v in (attrs or {}).items():
+        for k, v in root.items():
             f.attrs[k] = v
     return path
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a result file back into a dict of numpy arrays (groups become dicts)."""
+    """Read a result file back into a dict of numpy arrays (groups become dicts).
+
+    ``out["attrs"]`` holds the root attributes; ``pixel_size_um`` (float, µm) and ``units``
+    (str) are there when the file states them, as plain Python values.
+    """
     path = Path(os.fspath(path))
     try:
         with h5py.File(path, "r") as f:
             out: dict[str, Any] = {"attrs": dict(f.attrs)}
+            attrs = out["attrs"]
+            if "pixel_size_um" in attrs:
+                try:
+                    attrs["pixel_size_um"] = float(np.asarray(attrs["pixel_size_um"]).reshape(-1)[0])
+                except (TypeError, ValueError, IndexError):
+                    raise XrayAtlasError(f"attribute pixel_size_um = {attrs['pixel_size_um']!r} is not a number",
+                                         path=path) from None
+            if isinstance(attrs.get("units"), bytes):
+                attrs["units"] = attrs["units"].decode("utf-8", "replace")
+            elif "units" in attrs:
+                attrs["units"] = str(attrs["units"])
             for key, obj in f.items():
                 if isinstance(obj, h5py.Group):
                     out[key] = {k: v[()] for k, v in obj.items() if isinstance(v, h5py.Dataset)}

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 from ..export import ResultSet
+from ..io._metadata import positive
 from ..io.results import write_results
 from ._layers import xa_metadata
 from ._notify import notify_error
@@ -37,22 +38,25 @@ def _dataset_name(name: str) -> str:
 def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """Write image layers as ``/maps/<line>`` (or ``/probabilities/<Symbol>``) and labels as ``/labels``.
 
-    Cube layers (total counts) are skipped: the cube is the input, not a result.
+    Cube layers (total counts) are skipped: the cube is the input, not a result. The layers'
+    xray-atlas metadata may state ``pixel_size_um`` (written as the root attribute when the
+    layers agree) and, for maps, ``units`` (``counts``, the default, or ``counts/s``; maps in
+    different units are refused, as one file records one).
     """
 
     maps: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
     labels = spectra = energy = None
     model = "napari"
-    kept: dict[str, Any] = {}
+    sizes: set[float] = set()
+    units: set[str] = set()
     try:
         for data, meta, layer_type in layer_data:
             xa = xa_metadata(meta.get("metadata"))
             name = meta.get("name", "layer")
             model = xa.get("model", model)
-            for key in ("pixel_size_um", "units"):  # CONTRACTS.md 3: root attrs of the result
-                if xa.get(key) is not None:
-                    kept.setdefault(key, xa[key])
+            if positive(xa.get("pixel_size_um")) is not None and xa.get("kind") != "cube":
+                sizes.add(positive(xa["pixel_size_um"]))
             if layer_type == "labels":
                 if labels is not None:
                     raise XrayAtlasError("only one labels layer can go into a result file")
@@ -73,10 +77,15 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
                     probs[_dataset_name(xa.get("element", name))] = arr
                 else:
                     maps[_dataset_name(xa.get("line", name))] = arr
+                    units.add(str(xa.get("units", "counts")))
+        if len(units) > 1:
+            raise XrayAtlasError(f"the map layers are in different units ({', '.join(sorted(units))}); save each "
+                                 "units' maps to a file of their own")
         if spectra is None or energy is None or np.shape(energy)[0] != np.shape(spectra)[-1]:
             energy = None
         written = write_results(path, maps=maps, probabilities=probs, labels=labels, cluster_spectra=spectra,
-                                energy=energy, attrs={"model": str(model), **kept})
+                                energy=energy, units=units.pop() if units else None,
+                                pixel_size_um=sizes.pop() if len(sizes) == 1 else None, attrs={"model": str(model)})
     except XrayAtlasError as err:
         notify_error(err if str(path) in str(err) else f"{path}: {err}")
         return []
