@@ -158,6 +158,11 @@ def write_results(
         raise XrayAtlasError("nothing to write: no maps, probabilities, labels, spectra or diffraction results",
                              path=path)
     root = dict(attrs or {})
+    # the keyword wins; a caller that passes them among ``attrs`` gets them checked all the same
+    units = root.pop("units", None) if units is None else units
+    pixel_size_um = root.pop("pixel_size_um", None) if pixel_size_um is None else pixel_size_um
+    if isinstance(units, bytes):
+        units = units.decode()
     if units is not None or maps:
         units = "counts" if units is None else units
         if units not in MAP_UNITS:
