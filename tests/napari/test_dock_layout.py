@@ -49,6 +49,11 @@ def test_every_dock_from_the_plugins_menu_fits_a_full_hd_screen(make_napari_view
         top_left = button.mapToGlobal(button.rect().topLeft())
         bottom_right = button.mapToGlobal(button.rect().bottomRight())
         assert screen.contains(top_left) and screen.contains(bottom_right), (name, top_left, bottom_right)
+        if area is not None:  # and not cut off by the dock's right edge (a 300 px dock clipped the inspector's)
+            view = area.viewport()
+            assert view.width() >= area.widget().minimumSizeHint().width(), (name, view.width())
+            inside = [button.mapTo(view, p) for p in (button.rect().topLeft(), button.rect().bottomRight())]
+            assert all(view.rect().contains(p) for p in inside), (name, inside, view.rect())
 
 
 def test_opening_a_dock_refits_the_canvas(make_napari_viewer, qtbot):
@@ -72,3 +77,22 @@ def test_opening_a_dock_refits_the_canvas(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: canvas.native.width() < wide - 100, timeout=5000)
     # the dock narrows the canvas; the painting's right edge was cut off before the refit
     qtbot.waitUntil(painting_fits, timeout=5000)
+
+
+def test_the_demo_s_tabbed_docks_are_not_cut_off_at_the_right(make_napari_viewer, qtbot):
+    """The demo tabs three docks on the right; napari gave them 300 px and the inspector's form
+    needs about 400, which cut "Region mean", "Set calibration" and "Sum & max spectra" in half
+    (seen in a screenshot, not by the stacked-docks test above)."""
+    from xray_atlas.napari._demo import build_demo_viewer
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    _, inspector = build_demo_viewer(viewer=viewer)
+    qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=60000)
+    area = inspector.scroll_area
+    need = area.widget().minimumSizeHint().width()
+    qtbot.waitUntil(lambda: area.viewport().width() >= need, timeout=5000)
+    for button in (inspector.region_button, inspector.sum_button):
+        right = button.mapTo(area.viewport(), button.rect().bottomRight())
+        assert area.viewport().rect().contains(right), (button.text(), right, area.viewport().rect())
+    assert viewer.window._qt_window.frameGeometry().width() <= 1920

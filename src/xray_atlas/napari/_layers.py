@@ -115,6 +115,7 @@ def show_scale_bar(viewer: Any = None) -> None:
     canvas = getattr(viewer, "canvas", None)  # napari >= 0.9; viewer.scale_bar before
     bar = canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar
     bar.visible = True
+    bar.position = "bottom_left"  # napari's notifications cover the bottom right corner
 
 
 def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pending: bool = False) -> list[tuple]:

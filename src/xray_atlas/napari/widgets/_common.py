@@ -67,9 +67,31 @@ def scroll_box(widget: QWidget, *, viewer: Any = None) -> "QVBoxLayout":
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
     widget.scroll_area = area  # for tests and callers that bring a button into view
+    _keep_wide_enough(area, inner)
     if viewer is not None:
         refit_on_show(widget, viewer)
     return QVBoxLayout(inner)
+
+
+def _keep_wide_enough(area: Any, inner: QWidget) -> None:
+    """Keep ``area`` at least as wide as ``inner``'s narrowest layout: with no horizontal scroll
+    bar, a dock narrower than its form clipped the buttons at its right edge (the Spectrum
+    inspector's "Region spectrum" in a 300 px dock). Qt's dock layout honours the minimum."""
+    from qtpy.QtCore import QEvent, QObject
+
+    def fit() -> None:
+        want = inner.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width()
+        if area.minimumWidth() != want:
+            area.setMinimumWidth(want)
+
+    class _Watch(QObject):
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show):
+                fit()
+            return False
+
+    watch = _Watch(inner)  # parented: lives as long as the form
+    inner.installEventFilter(watch)
 
 
 def refit_on_show(widget: QWidget, viewer: Any) -> None:
