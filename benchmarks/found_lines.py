@@ -22,16 +22,21 @@ yellow, beside vermilion and lead white), the demo painting (96 x 128, seed 0), 
 layouts (48 x 64, seeds 7001-7020) and 5 with washes (a third of the regions 0.05-2 um of
 paint straight on the ground: traces; seeds 7101-7105).
 
+Then the real scans of ../shared/data/real: which families the default set adds to each.
+
 Usage: ``python benchmarks/found_lines.py [--quick]`` (``--quick``: the first two random
-layouts only).
+layouts only, no real scans).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 #: The regions of the arsenic-cobalt-titanium-barium-tin-antimony painting, top layer first.
 SIX_REGIONS = (
@@ -168,5 +173,21 @@ def main(quick: bool = False) -> None:
         print(f"{name}: false additions " + (", ".join(f"{ln} x {t['which'].count(ln)}" for ln in which) or "none"))
 
 
+def real() -> None:
+    """The families the default set adds to the real scans (the calibrated ones)."""
+    from xray_atlas.inference import predict_maps
+    from xray_atlas.io import read
+
+    print()
+    for name in ("bruker_m6_jetstream_file_example.spx", "Steel.spe", "bcf_v2_50x50px.bcf",
+                 "30x30_instructively_packed_16bit_compressed.bcf"):
+        with read(REAL / name) as cube:
+            maps, mm = predict_maps(cube, None, device="cpu")
+        print(f"{name}: " + ("; ".join(f"{f}, {float(maps[f.line].sum()):,.0f} net counts" for f in mm.found)
+                             or "nothing added"))
+
+
 if __name__ == "__main__":
     main(quick="--quick" in sys.argv[1:])
+    if "--quick" not in sys.argv[1:]:
+        real()

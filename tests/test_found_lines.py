@@ -157,3 +157,14 @@ def test_command_line_adds_and_records_the_lines(tmp_path):
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "U-K has no line within this cube's 0.90-40.95 keV that a 50 kV tube excites" in bad.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_families_on_the_tubes_scattered_lines():
+    from xray_atlas.models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_for
+    from xray_atlas.probabilities import on_tube_lines
+
+    # the M6's Rh tube at 50 kV: Cd Ka1 (23.174 keV, xraylib) is Rh Kb2 (23.172 keV), Cl Ka
+    # (2.622) lies 70 eV from Rh La (2.692), Cd La (3.134) 10 eV from Rh Lg1 (3.144)
+    on = on_tube_lines(PRIOR_FAMILIES, instrument_for(n_channels=4096, **INSTRUMENT_DEFAULTS))
+    assert {"Cl-K", "Cd-K", "Cd-L", "Ag-K", "Ag-L"} <= set(on)
+    assert not set(on) & {"As-K", "Co-K", "Ti-K", "Ba-L", "Sn-L", "Sb-L", "Pb-L", "Fe-K"}
