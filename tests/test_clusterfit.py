@@ -259,3 +259,30 @@ def test_shape_errors_grow_beside_a_strong_peak(instrument, monkeypatch):
             out.setdefault(name, []).append(float(fit.shape_errors[0, 0]))
     assert out["vermilion"][1] > 2 * out["vermilion"][0], out
     assert out["chalk"][1] < 1.1 * out["chalk"][0], out
+
+
+def test_evidence_of_each_family_and_families_beyond_the_prior():
+    # orpiment beside lead white: arsenic's net counts in the orpiment cluster's sum are many
+    # standard errors and a large share; cobalt, absent, is nowhere
+    inst = painting_instrument(n_channels=N, gain_kev=GAIN)
+    reg = np.zeros((10, 12), np.int32)
+    reg[:, 6:] = 1
+    p = paint(reg, [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),))],
+              instrument=inst, seed=4)
+    cube = SpectralCube(p.counts, offset_kev=0.0, gain_kev=GAIN)
+    # W-L: none of the prior's 44 families, fitted beside them
+    fit = ClusterFit(cube, ("Pb-L", "W-L"), n_clusters=2, min_counts=1e4)
+    assert fit.basis.families[-1] == "W-L" and fit.lines == ("Pb-L", "W-L")
+    run_to_end(fit.iter_prepare())
+    z, share = fit.evidence()
+    assert z.shape == share.shape == (fit.k, len(fit.basis.families)) == (2, 45)
+    arsenic = fit.basis.families.index("As-K")
+    assert z[:, arsenic].max() > 20 and share[:, arsenic].max() > 0.1
+    # the summed spectrum's net counts of arsenic: the truth's, within the sampled pixels' share
+    assert fit.cluster_net[:, arsenic].sum() == pytest.approx(float(p.maps["As-K"].sum()), rel=0.1)
+    assert z[:, fit.basis.families.index("Co-K")].max() < 3
+    fit.lines = ("As-K", "Pb-L")  # after preparing, any of its families
+    got = fit.tile(p.counts)
+    assert got.values.shape == (120, 2) and got.values[:, 0].reshape(10, 12)[:, 6:].min() > 100
+    with pytest.raises(XrayAtlasError, match="Mo-K not among this fit's families"):
+        fit.lines = ("Mo-K",)

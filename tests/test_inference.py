@@ -91,7 +91,7 @@ def test_model_grid_resampled_when_safe_refused_otherwise(tmp_path, painting_cub
         load_map_model("lsq", bare, device="cpu")
     with pytest.raises(XrayAtlasError, match="neither a model file nor a known name"):
         load_map_model("no-such-model", painting_cube, device="cpu")
-    with pytest.raises(XrayAtlasError, match="Xx-K not among"):
+    with pytest.raises(XrayAtlasError, match="'Xx' is not an element symbol"):
         run_to_end(iter_maps(painting_cube, mm, lines=("Xx-K",)))
 
 

@@ -240,29 +240,35 @@ def _parse_value(text: str, default: object, name: str) -> object:
 
 def _cmd_maps(args: argparse.Namespace) -> int:
     from .cube import run_to_end
-    from .inference import iter_maps, live_time_for, load_map_model
+    from .inference import iter_maps, live_time_for, load_map_model, parse_lines
     from .io import read
     from .io.results import write_results
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,), overwrite=args.overwrite)
     _check_calibration(args)
-    lines = tuple(s.strip() for s in args.lines.split(",")) if args.lines else None
+    lines, add = parse_lines(args.lines)
     with read(args.cube, dataset=args.dataset) as cube:
         cube = _calibrated(cube, args)
         live_time_for(cube, units=args.units)  # refused before the model loads
-        model = load_map_model(args.model, cube, device=args.device, lines=lines)
+        model = load_map_model(args.model, cube, device=args.device, lines=lines, add_lines=add)
         for note in model.notes:
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
         before = len(model.notes)
-        maps = run_to_end(iter_maps(cube, model, lines=lines, units=args.units))
-        for note in model.notes[before:]:  # what the run found (pixels unlike the training data)
+        maps = run_to_end(iter_maps(cube, model, lines=lines, add_lines=add, units=args.units))
+        for note in model.notes[before:]:  # what the run found (lines in the cube, pixels unlike the training data)
             print(f"xray-atlas maps: note: {note}", file=sys.stderr)
         pixel_size = cube.pixel_size_um
+    found = [f.line for f in model.found]
+    attrs = {"model": str(args.model or model.name)}
+    if found:  # which of the maps the default set added because the cube holds them
+        attrs["found_lines"] = ",".join(found)
     write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, units=args.units,
-                  pixel_size_um=pixel_size, attrs={"model": str(args.model or model.name)})
+                  pixel_size_um=pixel_size, attrs=attrs)
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
-    print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; strongest "
-          + ", ".join(f"{k} {float(maps[k].mean()):.{0 if args.units == 'counts' else 3}g}" for k in strongest)
+    print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; "
+          + (f"found in the cube and added: {', '.join(found)}; " if found else "")
+          + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if args.units == 'counts' else 3}g}"
+                                     for k in strongest)
           + f" mean {args.units}")
     return 0
 
@@ -566,7 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
                    "pixels' own line ratios) (default: maps-fit)")
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--lines", help="comma-separated subset of the model's lines, e.g. Pb-L,Fe-K")
+    p.add_argument("--lines", help="line families to map instead of the default set (the twelve study lines and "
+                   "every K or L family found in the cube), e.g. Pb-L,Fe-K; a list that starts with + adds to the "
+                   "default set, e.g. +As-K,Co-K. Any family xraylib knows with a line in the cube's energy range; "
+                   "those beyond a learnt model's outputs come from the per-cluster fit")
     p.add_argument("--units", choices=MAP_UNITS, default="counts", help="net counts (default), or net counts per "
                    "second of each pixel's live time (needs the live time in the file)")
     _add_calibration(p)

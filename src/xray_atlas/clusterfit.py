@@ -75,17 +75,19 @@ def family_groups(family: str, instrument, *, gap_kev: float = 0.3) -> list[tupl
 
 
 class _Basis:
-    """The thin family spectra, their line groups and the background bumps of one instrument."""
+    """The thin family spectra, their line groups and the background bumps of one instrument,
+    for the prior families and any ``extra`` ones (families of any element xraylib knows)."""
 
-    def __init__(self, n_channels: int, offset_kev: float, gain_kev: float, instrument: dict) -> None:
+    def __init__(self, n_channels: int, offset_kev: float, gain_kev: float, instrument: dict,
+                 extra: tuple[str, ...] = ()) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, background_basis, instrument_for, pure_matrix
 
         instrument = {**INSTRUMENT_DEFAULTS, **instrument, "offset_kev": offset_kev, "gain_kev": gain_kev}
         inst = instrument_for(n_channels=n_channels, **instrument)
-        self.families = PRIOR_FAMILIES
-        self.thin = pure_matrix(PRIOR_FAMILIES, n_channels=n_channels, **instrument).astype(np.float64)
+        self.families = tuple(dict.fromkeys((*PRIOR_FAMILIES, *extra)))  # the prior's first, in its order
+        self.thin = pure_matrix(self.families, n_channels=n_channels, **instrument).astype(np.float64)
         groups, owner, shares = [], [], []
-        for f in PRIOR_FAMILIES:
+        for f in self.families:
             for g, share in family_groups(f, inst):
                 groups.append(g)
                 owner.append(f)
@@ -101,12 +103,14 @@ class _Basis:
 
 def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray, *,
                       min_share: float = 1e-3, trace_share: float = 3e-4, ratio_sd: float = 0.3,
-                      errors: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                      errors: dict | None = None,
+                      amounts: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The family spectra (own line ratios, one net count each) and the background shape
     (unit sum) of a summed ``spectrum`` (C,), fitted on the boolean ``channels``; ``errors``,
     if given, receives each family's standard error of its net counts in this fit, the line
     ratios free within their prior (so a family whose line can trade counts with another
-    family's line, within that prior, gets the error of that trade).
+    family's line, within that prior, gets the error of that trade); ``amounts``, if given,
+    receives each returned family's net counts in ``spectrum``.
 
     A first Poisson-weighted NNLS with one thin spectrum per family finds the families above
     ``min_share`` of the counts; a second frees their line groups (the other families keep
@@ -159,6 +163,10 @@ def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray,
     for i, j in enumerate(others):  # traces: too few counts for their own ratios, thin ones
         if sol[k + i] > trace_share * total:
             shapes[basis.families[j]] = basis.thin[:, j]
+    if amounts is not None:
+        for f in shapes:
+            m = basis.owner == f
+            amounts[f] = float(amps[m].sum()) if f in present else float(sol[k + others.index(basis.families.index(f))])
     if errors is not None:
         # the weighted design's rows are in standard deviations: its inverse normal matrix is the
         # covariance of the amplitudes; a family's net counts are the sum of its groups'
@@ -214,7 +222,9 @@ class ClusterFit:
     ----------
     cube : SpectralCube
     lines : tuple of str
-        The line families whose net counts :meth:`tile` returns (of the 44 prior families).
+        The line families whose net counts :meth:`tile` returns: any family xraylib knows;
+        those beyond the 44 prior families join the fit of every cluster
+        (:attr:`lines` may be changed after :meth:`iter_prepare`).
     n_clusters : int
         Clusters of k-means on the pixels' least-squares shares (fewer if there are fewer
         distinct pixels).
@@ -233,6 +243,7 @@ class ClusterFit:
                  tile_bytes: int = TILE_BYTES, seed: int = 0) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata
         from .models.spectral import _lsq_operator
+        from .physics.lines import parse_line_family
         from .preprocess import LOW_KEV
 
         if not cube.calibrated:
@@ -240,19 +251,23 @@ class ClusterFit:
                                  path=cube.path)
         if not (isinstance(n_clusters, (int, np.integer)) and n_clusters >= 1):
             raise XrayAtlasError(f"n_clusters={n_clusters!r} must be a positive integer")
-        unknown = [ln for ln in lines if ln not in PRIOR_FAMILIES]
-        if unknown:
-            raise XrayAtlasError(f"lines: {', '.join(unknown)} not among the physics engine's families")
-        self.cube, self.lines, self.n_clusters, self.min_counts = cube, tuple(lines), int(n_clusters), min_counts
+        lines = tuple("-".join(parse_line_family(ln, parameter="lines")) for ln in lines)
+        self.cube, self.n_clusters, self.min_counts = cube, int(n_clusters), min_counts
         self.tile_bytes, self.seed = tile_bytes, seed
         c = cube.n_channels
         e = np.asarray(cube.energy, np.float64)
         gain = float(e[1] - e[0])
         inst = instrument_from_metadata(cube.metadata)
         self.channels = e >= LOW_KEV  # the detector's noise peak lies below (preprocess.LOW_KEV)
-        self.basis = _Basis(c, float(e[0]), gain, inst)
-        _, full, fams = _lsq_operator(self.lines, PRIOR_FAMILIES, c,
-                                      {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
+        # families beyond the prior's join the fit of every cluster, so that they are fitted
+        # beside their neighbours' lines instead of being read into them
+        self.basis = _Basis(c, float(e[0]), gain, inst, extra=tuple(ln for ln in lines if ln not in PRIOR_FAMILIES))
+        self.lines = lines
+        # the k-means features: least-squares shares of all the basis families, whichever lines
+        # are asked for, so that the clusters do not depend on them
+        fams = self.basis.families
+        _, full, _ = _lsq_operator(fams, fams, c,
+                                   {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
         self._shares = full[:, :len(fams)].astype(np.float32)
         self._shares[~self.channels] = 0.0
         self._project = np.concatenate([self._shares, self.channels.astype(np.float32)[:, None]], axis=1)
@@ -270,6 +285,23 @@ class ClusterFit:
         self.pileup = pileup_time_s / live if pileup_time_s and live and live > 0 else 0.0  # per count
         self.k = 0
         self.cluster_fits: np.ndarray | None = None  # (k, K) mean per-pixel fit shares, with means=True
+        self.cluster_spectra = np.zeros((0, c))
+        self.cluster_net = np.zeros((0, len(self.basis.families)))
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The line families whose net counts :meth:`tile` returns; may be changed after
+        :meth:`iter_prepare` to any of the fit's families (``basis.families``: the 44 prior
+        families and those given when the fit was made)."""
+        return self._lines
+
+    @lines.setter
+    def lines(self, lines: tuple[str, ...]) -> None:
+        unknown = [ln for ln in lines if ln not in self.basis.families]
+        if unknown:
+            raise XrayAtlasError(f"lines: {', '.join(unknown)} not among this fit's families (give them when the fit "
+                                 "is made)")
+        self._lines = tuple(lines)
 
     @property
     def n_steps(self) -> int:
@@ -336,13 +368,18 @@ class ClusterFit:
             step += 1
             yield Progress(step, n, "maps")
         sums[:, ~self.channels] = 0.0
+        self.cluster_spectra = sums  # (k, C): the sampled pixels' summed spectrum of each cluster
         self._ops = []
         self._var = np.zeros((self.k, len(self.basis.families)))
         self._mean_total = np.ones(self.k)
         self._shape_error = np.zeros((self.k, len(self.basis.families)))  # per count of the cluster
+        self.cluster_net = np.zeros((self.k, len(self.basis.families)))  # net counts in cluster_spectra
         for j in range(self.k):
             shape_errors: dict = {}
-            shapes, bg = fit_family_shapes(sums[j], self.basis, self.channels, errors=shape_errors)
+            net: dict = {}
+            shapes, bg = fit_family_shapes(sums[j], self.basis, self.channels, errors=shape_errors, amounts=net)
+            for f, v in net.items():
+                self.cluster_net[j, self.basis.families.index(f)] = v
             names = list(shapes)
             a = np.stack([shapes[f] for f in names] + [bg], axis=1)
             # Poisson weights from the cluster's mean spectrum; a channel empty in the whole cluster
@@ -382,6 +419,18 @@ class ClusterFit:
         else:
             step += self.n_sampled
             yield Progress(step, n, "maps")
+
+    def evidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """How surely each family is in each cluster (after :meth:`iter_prepare`): (k, F) net
+        counts of the families of ``basis.families`` in each cluster's summed spectrum over
+        their standard error (Poisson noise, the line ratios free within their prior, a
+        calibration drift of ``DRIFT_EV`` and a peak-width error of ``DRIFT_WIDTH``), and
+        (k, F) their share of the cluster's counts; 0 for the families a cluster's fit left
+        out (below 0.03 % of its counts)."""
+        totals = self.cluster_spectra.sum(axis=1)
+        se = self._shape_error * totals[:, None] if self.k else np.zeros_like(self.cluster_net)
+        z = np.divide(self.cluster_net, se, out=np.zeros_like(self.cluster_net), where=se > 0)
+        return z, self.cluster_net / np.maximum(totals, 1.0)[:, None]
 
     def _members(self, lab: np.ndarray) -> np.ndarray:
         # (N,) clusters -> (k, N) float32 one-hot rows (a pixel without counts, -1, in none), so
@@ -426,17 +475,19 @@ class ClusterFit:
 
         x = np.asarray(block, dtype=np.float32).reshape(-1, self.cube.n_channels)  # float32 tiles are not copied
         lab, totals = self._labels(x)
-        cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
+        fams = self.basis.families
+        cols = [fams.index(ln) for ln in self.lines]
         if not inputs and not errors:
             return TileFit(self._fit(x, lab, totals, self.lines), lab, totals)
-        free = np.zeros((x.shape[0], len(PRIOR_FAMILIES)), np.float32) if errors else None
-        allfit = self._fit(x, lab, totals, PRIOR_FAMILIES, free=free)
+        free = np.zeros((x.shape[0], len(fams)), np.float32) if errors else None
+        allfit = self._fit(x, lab, totals, fams, free=free)
         extra = None
-        if inputs:
-            cluster = np.zeros_like(allfit)
+        if inputs:  # the prior families only, in their order: what the fit-mlp model reads
+            prior = allfit[:, :len(PRIOR_FAMILIES)]
+            cluster = np.zeros_like(prior)
             lit = lab >= 0
             cluster[lit] = self.cluster_fits[lab[lit]] * totals[lit, None]
-            extra = np.concatenate([allfit, cluster], axis=1)
+            extra = np.concatenate([prior, cluster], axis=1)
         if not errors:
             return TileFit(allfit[:, cols], lab, totals, extra)
         se = np.zeros((lab.size, len(cols)), np.float32)
@@ -460,9 +511,7 @@ class ClusterFit:
     def shape_errors(self) -> np.ndarray:
         """(k, lines) standard error of each cluster's net counts of each line that comes from
         fitting its line shapes (:func:`fit_family_shapes`), per count of the cluster."""
-        from .models.prior import PRIOR_FAMILIES
-
-        return self._shape_error[:, [PRIOR_FAMILIES.index(ln) for ln in self.lines]]
+        return self._shape_error[:, [self.basis.families.index(ln) for ln in self.lines]]
 
     def _variance(self, lab: np.ndarray, totals: np.ndarray, cols: list[int]) -> np.ndarray:
         # (N,) clusters (>= 0) and counts -> (N, len(cols)) variance of each pixel's net counts
@@ -485,8 +534,6 @@ class ClusterFit:
         would fall below zero). ``labels`` (N,) are the pixels' clusters (-1: none, left
         alone), ``totals`` (N,) their counts. Returns the number of (cluster, line) pairs
         shrunk."""
-        from .models.prior import PRIOR_FAMILIES
-
         if size is not None:
             if not (isinstance(size, (int, np.integer)) and size >= 1 and size % 2):
                 raise XrayAtlasError(f"size={size!r} must be a positive odd number of pixels or None")
@@ -498,7 +545,7 @@ class ClusterFit:
         lab, v = labels[lit], out[lit]
         member = self._members(lab)  # (k, N): per-cluster sums as one product
         n = member.sum(axis=1, dtype=np.float64)
-        cols = [PRIOR_FAMILIES.index(ln) for ln in self.lines]
+        cols = [self.basis.families.index(ln) for ln in self.lines]
         noise = self._variance(lab, totals[lit], cols)  # (N, lines) each value's variance
 
         def mean(a: np.ndarray) -> np.ndarray:  # (N, lines) -> (k, lines) per-cluster means

@@ -5,6 +5,13 @@ bounded by the tile size, not the cube.
 A map model is a trained model file (shipped in ``models/zoo``, trained by the user, or any
 path), a baseline built for the cube's own calibration (``lsq``, ``roi``), or the per-cluster
 fit (``fit``, :mod:`xray_atlas.clusterfit`), fitted to the cube itself.
+
+Which lines are mapped: by default the model's (for the shipped models and the baselines the
+twelve of CONTRACTS.md section 1) and every K or L family the per-cluster fit and the element
+model find in the cube (:func:`xray_atlas.probabilities.found_families`); a user may name any
+family xraylib knows with a line in the cube's range, instead or in addition
+(:func:`parse_lines`). A learnt model gives the lines beyond its outputs from the per-cluster
+fit.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from .cube import MAP_UNITS, TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
 __all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_MAPS_MODEL", "UNCALIBRATED_MAPS_MODEL",
-           "map_model_names", "BASELINES", "MAP_UNITS", "in_units", "live_time_for"]
+           "map_model_names", "BASELINES", "MAP_UNITS", "in_units", "live_time_for", "parse_lines", "check_lines",
+           "searched_families", "NOT_SEARCHED"]
 
 #: The shipped default map model (file stem in ``models/zoo``).
 DEFAULT_MAPS_MODEL = "maps-fit"
@@ -30,6 +38,8 @@ DEFAULT_MAPS_MODEL = "maps-fit"
 UNCALIBRATED_MAPS_MODEL = "maps-default"
 #: Map "models" that need no training: built for each cube's calibration.
 BASELINES = ("lsq", "roi", "fit")
+#: Families the default map set never adds: argon is in the air between scanner and painting.
+NOT_SEARCHED = ("Ar-K",)
 
 
 @dataclass
@@ -45,6 +55,8 @@ class MapModel:
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
     most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
     labels: np.ndarray | None = None  # the per-cluster fit's (H, W) clusters of its last run (-1: no counts)
+    found: tuple = ()  # the families its last run found in the cube and added (probabilities.Found)
+    rebuild: Any = None  # a baseline's builder for other lines: lines -> module
 
     def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
@@ -70,6 +82,79 @@ def map_model_names() -> dict[str, list[str]]:
             "baselines": list(BASELINES)}
 
 
+def parse_lines(text: str | None) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """Line families as a user types them (``xray-atlas maps --lines``, the dock's lines box):
+    ``"Pb-L, Fe-K"`` names the lines to map instead of the default set, ``"+As-K, Co-K"`` (a
+    list that starts with ``+``; each name may carry its own) adds them to it. Commas or
+    spaces separate. Returns ``(lines, add)``: ``(None, ())`` for an empty text."""
+    from .physics.lines import parse_line_family
+
+    items = [t for t in (text or "").replace(",", " ").split() if t]
+    if not items:
+        return None, ()
+    adding = items[0].startswith("+")
+    if not adding and any(t.startswith("+") for t in items):
+        raise XrayAtlasError(f"lines={text!r}: start the list with + to add to the default set, or give no + to "
+                             "map only the lines named")
+    names = []
+    for t in items:
+        name = t.lstrip("+")
+        if not name:
+            raise XrayAtlasError(f"lines={text!r}: a + without a line family after it")
+        names.append("-".join(parse_line_family(name, parameter="lines")))
+    names = tuple(dict.fromkeys(names))
+    return (None, names) if adding else (names, ())
+
+
+def _excitation_kev(cube: SpectralCube) -> float:
+    from .models.prior import INSTRUMENT_DEFAULTS, instrument_from_metadata
+
+    return float(instrument_from_metadata(cube.metadata).get("tube_kv", INSTRUMENT_DEFAULTS["tube_kv"]))
+
+
+def check_lines(lines, cube: SpectralCube) -> tuple[str, ...]:
+    """Line families (any of ``Symbol-K/L/M`` that xraylib knows) written as here, each
+    checked to have a line within the cube's energy range (from ``preprocess.LOW_KEV``, below
+    which every map model reads zero) that its tube (``tube_kv`` of the cube's metadata, else
+    50 kV) excites; a cube without calibration gets the names checked only."""
+    from .physics.lines import check_in_range, parse_line_family
+    from .preprocess import LOW_KEV
+
+    if isinstance(lines, str):
+        lines = (lines,)
+    out = []
+    for ln in lines or ():
+        if cube.calibrated:
+            e = cube.energy
+            out.append(check_in_range(ln, lo_kev=max(float(e[0]), LOW_KEV), hi_kev=float(e[-1]),
+                                      excitation_kev=_excitation_kev(cube)))
+        else:
+            out.append("-".join(parse_line_family(ln, parameter="lines")))
+    return tuple(dict.fromkeys(out))
+
+
+def searched_families(cube: SpectralCube, families: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of ``families`` the default map set may add for ``cube``: K and L families (M
+    lines sit among the light elements' K lines and are mapped by their harder family), not
+    those of :data:`NOT_SEARCHED`, whose strongest line, at the tube's excitation, lies in
+    the cube's range at or above ``physics.lines.SOFT_KEV`` (Cu L and Zn L at 0.9-1.0 keV
+    only echo the K lines, and are absorbed by air and the detector window)."""
+    from .physics.lines import SOFT_KEV, family_lines
+
+    out = []
+    kv, top = _excitation_kev(cube), float(cube.energy[-1])
+    for f in families:
+        if f.endswith("-M") or f in NOT_SEARCHED:
+            continue
+        try:
+            strongest = max(family_lines(f, excitation_kev=kv), key=lambda x: x.relative_intensity)
+        except XrayAtlasError:  # not excited by this tube
+            continue
+        if SOFT_KEV <= strongest.energy_kev <= top:
+            out.append(f)
+    return tuple(out)
+
+
 def _find(model: str) -> Path | None:
     from .models.catalogue import list_models
 
@@ -80,33 +165,39 @@ def _find(model: str) -> Path | None:
 
 
 def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, device: str = "auto",
-                   lines: tuple[str, ...] | None = None) -> MapModel:
+                   lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = ()) -> MapModel:
     """The map model ``model`` (None: the shipped default, :data:`DEFAULT_MAPS_MODEL`, or on a
     cube without an energy calibration :data:`UNCALIBRATED_MAPS_MODEL`, with a note; a name of
     :func:`map_model_names`; or a model file/folder) made ready for ``cube``.
+
+    ``lines`` (instead of the default set) and ``add_lines`` (beside it) are checked here, so
+    that a run is refused before any work (:func:`check_lines`); a baseline is built for
+    them. A learnt model gives the lines beyond its outputs from the per-cluster fit, which
+    needs the cube's energy calibration: without one they are refused.
 
     A model trained on another channel grid is used on the cube's spectra rebinned to its grid
     when the cube is calibrated and covers the model's energy range (a note says so);
     otherwise it is refused with a message naming both grids.
     """
     from .devices import resolve_device
-    from .models import build, load_model
-    from .models.prior import instrument_from_metadata
+    from .models import load_model
 
     dev = resolve_device(device)
+    lines = check_lines(lines, cube) or None
+    add_lines = check_lines(add_lines, cube)
     if model in BASELINES:
         if not cube.calibrated:
             raise XrayAtlasError(f"model={model!r} needs an energy calibration and this cube has none",
                                  path=cube.path)
+        chosen = tuple(dict.fromkeys((*(lines or _default_lines()), *add_lines)))
         if model == "fit":  # no fixed operator: fitted to the cube itself (xray_atlas.clusterfit)
-            chosen = tuple(lines or _default_lines())
             return MapModel(None, "fit", chosen, cube.n_channels, None, low_channels=_below_low(cube.energy))
-        gain = float(cube.energy[1] - cube.energy[0])
-        chosen = tuple(lines or _default_lines())
-        module, _ = build(str(model), n_channels=cube.n_channels, n_outputs=len(chosen), lines=chosen,
-                          offset_kev=float(cube.energy[0]), gain_kev=gain, **instrument_from_metadata(cube.metadata))
-        return MapModel(module.to(dev).eval(), str(model), chosen, cube.n_channels, None,
-                        low_channels=_below_low(cube.energy))
+
+        def rebuild(for_lines: tuple[str, ...]):
+            return _baseline(str(model), cube, for_lines).to(dev).eval()
+
+        return MapModel(rebuild(chosen), str(model), chosen, cube.n_channels, None,
+                        low_channels=_below_low(cube.energy), rebuild=rebuild)
     stand_in = model is None and not cube.calibrated
     if model is None:
         path = _find(UNCALIBRATED_MAPS_MODEL if stand_in else DEFAULT_MAPS_MODEL)
@@ -126,6 +217,12 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
     mm = MapModel(module, path.stem if path.suffix else path.name, out_lines, n, None)
+    beyond = [ln for ln in (*(lines or ()), *add_lines) if ln not in out_lines]
+    if beyond and not cube.calibrated:
+        raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {mm.name} "
+                             f"({', '.join(out_lines)}); lines beyond a model's outputs come from the per-cluster "
+                             "fit, which needs the cube's energy calibration (give it one, e.g. --offset-kev and "
+                             "--gain-kev)", path=cube.path)
     if stand_in:
         mm.notes.append(f"the default model {DEFAULT_MAPS_MODEL} fits the cube by clusters and needs its energy "
                         f"calibration, which this cube lacks: painted with {mm.name} instead")
@@ -187,6 +284,17 @@ def _top_line_kev(lines) -> float:
     return top
 
 
+def _baseline(name: str, cube: SpectralCube, lines: tuple[str, ...]):
+    """The ``lsq`` or ``roi`` module for ``cube``'s calibration and instrument and ``lines``."""
+    from .models import build
+    from .models.prior import instrument_from_metadata
+
+    gain = float(cube.energy[1] - cube.energy[0])
+    module, _ = build(name, n_channels=cube.n_channels, n_outputs=len(lines), lines=tuple(lines),
+                      offset_kev=float(cube.energy[0]), gain_kev=gain, **instrument_from_metadata(cube.metadata))
+    return module
+
+
 def _default_lines() -> tuple[str, ...]:
     from .physics.lines import DEFAULT_MAP_LINES
 
@@ -245,68 +353,112 @@ def in_units(maps: dict[str, np.ndarray], cube: SpectralCube, *, units: str = "c
 
 
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-              lines: tuple[str, ...] | None = None, hold_se: float | None = HOLD_SE, shrink: bool = True,
+def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
+              lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
+              hold_se: float | None = HOLD_SE, shrink: bool = True,
               units: str = "counts") -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
-    line -> (H, W) float32 net counts (only ``lines`` if given), or with ``units="counts/s"``
-    net counts per second of each pixel's live time (:func:`in_units`; refused before any
-    work when the cube states no live time). A model on the per-cluster
-    fit (``maps-fit``) is held within ``hold_se`` of the fit's standard errors, per pixel and
-    per cluster total (:class:`~xray_atlas.clusterfit.FitHold`; None: not held), then, with
-    ``shrink``, each pixel is shrunk towards its cluster's mean by the share of the
-    cluster's spread that is noise (:meth:`~xray_atlas.clusterfit.ClusterFit.shrink`)."""
+    line -> (H, W) float32 net counts, or with ``units="counts/s"`` net counts per second of
+    each pixel's live time (:func:`in_units`; refused before any work when the cube states no
+    live time).
+
+    Which lines: ``lines`` if given (any families, :func:`check_lines`), else the model's
+    lines and, with ``find`` on a calibrated cube, every K or L family that the per-cluster
+    fit and the element model find in it (:func:`~xray_atlas.probabilities.found_families`;
+    ``model.found`` and a note name them); ``add_lines`` are mapped beside either. A learnt
+    model gives the lines beyond its outputs from the per-cluster fit, and a note says so.
+
+    A model on the per-cluster fit (``maps-fit``) is held within ``hold_se`` of the fit's
+    standard errors, per pixel and per cluster total (:class:`~xray_atlas.clusterfit.FitHold`;
+    None: not held), then, with ``shrink``, each pixel is shrunk towards its cluster's mean by
+    the share of the cluster's spread that is noise
+    (:meth:`~xray_atlas.clusterfit.ClusterFit.shrink`); the lines it takes from the fit are
+    held and shrunk alike."""
     live_time_for(cube, units=units)  # a refusal comes before the work, not after it
-    maps = yield from _iter_count_maps(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines, hold_se=hold_se,
-                                       shrink=shrink)
+    maps = yield from _iter_count_maps(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines,
+                                       add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink)
     return in_units(maps, cube, units=units)
 
 
 def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_bytes: int,
-                     lines: tuple[str, ...] | None, hold_se: float | None,
-                     shrink: bool) -> Generator[Progress, None, dict[str, np.ndarray]]:
+                     lines: tuple[str, ...] | None, add_lines: tuple[str, ...], find: bool,
+                     hold_se: float | None, shrink: bool) -> Generator[Progress, None, dict[str, np.ndarray]]:
     import torch
 
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
         raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
     if not isinstance(shrink, bool):
         raise XrayAtlasError(f"shrink={shrink!r} must be True or False")
+    if not isinstance(find, bool):
+        raise XrayAtlasError(f"find={find!r} must be True or False")
 
-    want = tuple(lines or model.lines)
-    missing = [ln for ln in want if ln not in model.lines]
-    if missing:
-        raise XrayAtlasError(f"lines: {', '.join(missing)} not among this model's outputs ({', '.join(model.lines)})")
-    if model.module is None:  # the per-cluster fit: three passes of its own
-        from .clusterfit import iter_cluster_fit_maps
-
-        found: list = []
-        maps = yield from iter_cluster_fit_maps(cube, want, tile_bytes=tile_bytes, notes=model.notes, labels_out=found)
-        model.labels = found[0]
-        return maps
-    cols = [model.lines.index(ln) for ln in want]
+    lines = check_lines(lines, cube) or None
+    add_lines = check_lines(add_lines, cube)
+    want = tuple(dict.fromkeys((*(lines or model.lines), *add_lines)))
+    module = model.module
+    fixed = module is not None and model.rebuild is None  # a learnt model: its outputs are what they are
+    beyond = [ln for ln in want if ln not in model.lines] if fixed else []
+    if beyond and not cube.calibrated:
+        raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {model.name} "
+                             f"({', '.join(model.lines)}); lines beyond a model's outputs come from the per-cluster "
+                             "fit, which needs the cube's energy calibration", path=cube.path)
+    look = find and lines is None
+    if look and not cube.calibrated:
+        look = False
+        model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's lines")
+    model.found = ()
+    cluster_model = bool(getattr(module, "cluster_fit", False))
     h, w = cube.height, cube.width
+    n_tiles = -(-h // cube.tile_rows(tile_bytes))
+    fitted = None  # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
+    done_before = 0
+    if module is None or cluster_model or look or beyond:
+        from .clusterfit import ClusterFit
+
+        fitted = ClusterFit(cube, want, tile_bytes=tile_bytes)
+        done_before = fitted.n_steps
+        yield Progress(0, done_before + n_tiles, "maps")
+        for p in fitted.iter_prepare(means=cluster_model):
+            yield Progress(p.done, done_before + n_tiles, "maps")
+        if look:
+            found = _found(fitted, cube, want, model.notes)
+            model.found = tuple(found)
+            want = want + tuple(f.line for f in found)
+            fitted.lines = want
+            if fixed:
+                beyond = [ln for ln in want if ln not in model.lines]
+        if module is None or cluster_model:
+            model.notes.append(fitted.note())
+        if beyond:
+            model.notes.append(f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs of "
+                               f"{model.name}: from the per-cluster fit" + (", held and shrunk as its own lines"
+                                                                            if cluster_model else " (--model fit)"))
+    if module is None:  # the per-cluster fit alone
+        return (yield from _fit_tiles(cube, fitted, model, done_before, n_tiles))
+    if model.rebuild is not None and want != model.lines:  # a baseline, built for the lines found too
+        module = model.rebuild(want)
+    out_lines = model.lines if fixed else want
+    mine = [i for i, ln in enumerate(want) if ln in out_lines]  # columns the model gives
+    cols = [out_lines.index(want[i]) for i in mine]
+    from_fit = [i for i, ln in enumerate(want) if ln not in out_lines]  # columns the fit gives
+
     out = np.zeros((h, w, len(want)), np.float32)
-    dev = next(iter(model.module.buffers()), None)
-    dev = dev.device if dev is not None else next(model.module.parameters()).device
-    rows_per_tile = cube.tile_rows(tile_bytes)
-    total = -(-h // rows_per_tile)
-    size = int(getattr(model.module, "neighbourhood", 0))  # spatial models see a size x size block
-    guard = next((m.guard for m in model.module.modules() if hasattr(m, "guard_features")), None)
+    dev = next(iter(module.buffers()), None)
+    dev = dev.device if dev is not None else next(module.parameters()).device
+    size = int(getattr(module, "neighbourhood", 0))  # spatial models see a size x size block
+    guard = next((m.guard for m in module.modules() if hasattr(m, "guard_features")), None)
     unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
     # pixels far above the training's counts: the learnt correction was fitted where weak lines
     # are a few counts of noise, and it drifts from the physical limit as counts grow
     bright = 3.0 * model.most_counts if model.most_counts else np.inf
     n_bright, bright_totals = 0, []
-    fitted = hold = None  # the per-cluster fit, for the models that read its inputs beside the counts
-    done_before = 0
-    yield Progress(0, total, "maps")
-    if getattr(model.module, "cluster_fit", False):
-        from .clusterfit import ClusterFit, FitHold
+    total = done_before + n_tiles
+    hold = None
+    if fitted is None:
+        yield Progress(0, total, "maps")
+    if cluster_model:
+        from .clusterfit import FitHold
 
-        fitted = ClusterFit(cube, tuple(model.lines[c] for c in cols), tile_bytes=tile_bytes)
-        done_before, total = fitted.n_steps, fitted.n_steps + total
-        for p in fitted.iter_prepare(means=True):
-            yield Progress(p.done, total, "maps")
-        model.notes.append(fitted.note())
         model.labels = np.full((h, w), -1, np.int64)
         hold = FitHold(fitted, n_se=hold_se) if hold_se is not None else None
         pixel_totals = np.zeros(h * w, np.float32)
@@ -332,12 +484,21 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                 x = np.concatenate([x, extra[a:a + batch]], axis=1)
             res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
             if count and model.most_counts:  # the totals the model summed itself, when it keeps them
-                totals = getattr(model.module, "totals", None)
+                totals = getattr(module, "totals", None)
                 count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
             if guard is not None and guard.fallback is not None:
                 unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
                 guard.fallback = None
         return res
+
+    def assemble(pred: np.ndarray, got) -> np.ndarray:
+        # the model's columns and, beside them, the fit's for the lines beyond its outputs
+        if not from_fit:
+            return pred
+        both = np.empty((pred.shape[0], len(want)), np.float32)
+        both[:, mine] = pred
+        both[:, from_fit] = got.values[:, from_fit]
+        return both
 
     with torch.inference_mode():
         if not size:
@@ -345,23 +506,27 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
             whole = None  # one buffer for every tile: a fresh one a tile cost its page faults
             for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
                 flat = block.reshape(-1, c)
-                if fitted is None:
-                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True)
+                got = None
+                if not cluster_model:
+                    pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True)
+                    if from_fit:
+                        got = fitted.tile(flat)
                 elif model.energy is None:
                     # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
                     # then the cluster fit of those very counts, without further copies
                     if whole is None or whole.shape[0] < flat.shape[0]:
-                        whole = np.empty((flat.shape[0], c + 2 * model.module.n_families), np.float32)
+                        whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
                     buf = whole[:flat.shape[0]]
                     _cast_into(buf[:, :c], flat)
                     buf[:, :model.low_channels] = 0.0
                     got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None)
                     buf[:, c:] = got.inputs
-                    pred = run(lambda x: model.module(x)[:, cols], buf, len(want), count=True, spectra=False)
+                    pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
                 else:  # a model on another channel grid: the counts resampled, the fit on the cube's
                     got = fitted.tile(flat, inputs=True, errors=hold is not None)
-                    pred = run(lambda x: model.module(x)[:, cols], flat, len(want), count=True, extra=got.inputs)
-                if fitted is not None:
+                    pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
+                pred = assemble(pred, got)
+                if cluster_model:
                     model.labels[rows] = got.labels.reshape(-1, w)
                     pixel_totals[rows.start * w:rows.stop * w] = got.totals
                     if hold is not None:
@@ -374,34 +539,34 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
             # the block mean of the model's features (linear in the counts) is the features of
             # the block's mean spectrum: the same input as in training, at a twentieth the work
             for k, (rows, block, lead) in enumerate(cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes)):
-                feats = run(model.module.features,
-                            block.reshape(-1, cube.n_channels), int(model.module.project.shape[1]))
+                feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
                 feats = feats.reshape(block.shape[0], w, -1)
                 n = rows.stop - rows.start
                 near = neighbourhood_mean(feats, size)[lead:lead + n].reshape(n * w, -1)
                 own = feats[lead:lead + n].reshape(n * w, -1)
                 if model.most_counts:
                     count_bright(own[:, -1])  # the features' last column is the total
-                pred = run(lambda x: model.module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
-                           len(want), spectra=False)
-                out[rows] = pred.reshape(n, w, len(want))
-                yield Progress(k + 1, total, "maps")
+                pred = run(lambda x: module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
+                           len(cols), spectra=False)
+                got = fitted.tile(block[lead:lead + n]) if from_fit else None
+                out[rows] = assemble(pred, got).reshape(n, w, len(want))
+                yield Progress(done_before + k + 1, total, "maps")
     np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     if hold is not None:
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals)
         model.notes.append(hold.note(out.size))
-    if fitted is not None and shrink:
+    if cluster_model and shrink:
         n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),
                                  size=SHRINK_SIZE)
         where = f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block" if SHRINK_SIZE else "their cluster"
         model.notes.append(f"values shrunk towards the mean of {where} by the share of the cluster's spread that is "
                            f"noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
     # models on the per-cluster fit are held to it; the others are not, and maps-fit is
-    advice = ("compare with --model fit" if fitted is not None else "compare with --model maps-fit or fit"
+    advice = ("compare with --model fit" if cluster_model else "compare with --model maps-fit or fit"
               if cube.calibrated else "give the cube its energy calibration and compare with --model maps-fit or fit")
     if unfamiliar[0]:
         model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
-                           f"on; their maps lean on the {'per-cluster' if fitted is not None else 'least-squares'} "
+                           f"on; their maps lean on the {'per-cluster' if cluster_model else 'least-squares'} "
                            f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}")
     if n_bright:
         model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
@@ -409,6 +574,43 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                            f"{model.most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
                            f"{advice}")
     return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
+
+
+def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> list:
+    """The families the prepared fit finds in the cube beyond ``want`` (the default set's
+    rule, :func:`~xray_atlas.probabilities.found_families`), with a note of them."""
+    from .models.prior import INSTRUMENT_DEFAULTS, instrument_for, instrument_from_metadata
+    from .probabilities import found_families, load_element_model, on_tube_lines
+
+    candidates = tuple(f for f in searched_families(cube, fitted.basis.families) if f not in want)
+    e = cube.energy
+    inst = instrument_for(n_channels=cube.n_channels, **{
+        **INSTRUMENT_DEFAULTS, **instrument_from_metadata(cube.metadata), "offset_kev": float(e[0]),
+        "gain_kev": float(e[1] - e[0])})
+    try:
+        em = load_element_model(None, device="cpu")
+    except XrayAtlasError as err:  # no element model installed: the fit alone decides
+        em = None
+        notes.append(f"families looked for by the per-cluster fit alone ({err})")
+    found = found_families(fitted, candidates, element_model=em, on_tube=on_tube_lines(candidates, inst))
+    if found:
+        notes.append("found in the cube and mapped beside the default lines: " + ", ".join(map(str, found)))
+    return found
+
+
+def _fit_tiles(cube: SpectralCube, fitted, model: MapModel, done_before: int,
+               n_tiles: int) -> Generator[Progress, None, dict[str, np.ndarray]]:
+    """Every tile through the prepared per-cluster fit (the ``fit`` baseline)."""
+    h, w = cube.height, cube.width
+    out = np.zeros((h * w, len(fitted.lines)), np.float32)
+    labels = np.full(h * w, -1, np.int64)
+    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=fitted.tile_bytes)):
+        sl = slice(rows.start * w, rows.stop * w)
+        got = fitted.tile(block)
+        out[sl], labels[sl] = got.values, got.labels
+        yield Progress(done_before + k + 1, done_before + n_tiles, "maps")
+    model.labels = labels.reshape(h, w)
+    return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(fitted.lines)}
 
 
 def _cast_into(dst: np.ndarray, src: np.ndarray) -> None:
@@ -423,11 +625,12 @@ def _cast_into(dst: np.ndarray, src: np.ndarray) -> None:
 
 
 def predict_maps(cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto",
-                 lines: tuple[str, ...] | None = None, **kw: Any) -> tuple[dict[str, np.ndarray], MapModel]:
+                 lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (),
+                 **kw: Any) -> tuple[dict[str, np.ndarray], MapModel]:
     """Blocking :func:`iter_maps` with model loading: (maps, the model used). ``kw`` go to
     :func:`iter_maps` (``units="counts/s"`` for counts per second of live time)."""
     from .cube import run_to_end
 
     live_time_for(cube, units=kw.get("units", "counts"))  # refused before the model loads
-    mm = load_map_model(model, cube, device=device, lines=lines)
-    return run_to_end(iter_maps(cube, mm, lines=lines, **kw)), mm
+    mm = load_map_model(model, cube, device=device, lines=lines, add_lines=add_lines)
+    return run_to_end(iter_maps(cube, mm, lines=lines, add_lines=add_lines, **kw)), mm

@@ -24,7 +24,8 @@ from .errors import XrayAtlasError
 from .preprocess import LOW_KEV  # masked below (noise peak); the lightest class line, P Ka, is at 2.01 keV
 
 __all__ = ["ElementModel", "load_element_model", "iter_probabilities", "predict_probabilities",
-           "spectrum_probabilities", "present", "check_cube", "element_model_names", "DEFAULT_ELEMENTS_MODEL", "LOW_KEV"]
+           "spectrum_probabilities", "present", "check_cube", "element_model_names", "DEFAULT_ELEMENTS_MODEL", "LOW_KEV",
+           "Found", "found_families", "on_tube_lines", "FOUND_Z", "FOUND_SHARE", "TUBE_SHARE"]
 
 #: The shipped default element-probability model (file stem in ``models/zoo``).
 DEFAULT_ELEMENTS_MODEL = "elements-default"
@@ -248,3 +249,102 @@ def present(probabilities: dict[str, float], thresholds: dict[str, float]) -> li
     """The elements whose probability reaches their decision threshold, most probable first."""
     hits = [el for el, p in probabilities.items() if p >= thresholds.get(el, 0.5)]
     return sorted(hits, key=lambda el: -probabilities[el])
+
+
+#: The rule that adds a line family to the default map set (docs/maps.md, "Which lines are
+#: mapped"): in the summed spectrum of at least one cluster of the per-cluster fit, the
+#: family's net counts are at least ``FOUND_Z`` standard errors (Poisson noise, line ratios,
+#: calibration drift and peak width: :meth:`~xray_atlas.clusterfit.ClusterFit.evidence`) and
+#: at least ``FOUND_SHARE`` of the cluster's counts (the share above which the fit gives a
+#: family its own line ratios; below it lie the residues of other families' misfits: Sn-K, Ag-K
+#: and Cd-K at z = 8-40 on paintings without those elements), and the element model calls the
+#: element present in that same spectrum (the residue of the tube's scattered Rh L lines read
+#: as Cl-K reached z = 11-25 on every painting). A family whose strongest line lies on one of
+#: the tube's scattered lines (:func:`on_tube_lines`), which the fit has no component for, must
+#: hold ``TUBE_SHARE`` of the cluster's counts: Rh Kb2 (23.17 keV) is read as 0.1-0.2 % of Cd-K
+#: (Ka1 23.17 keV) in paintings with no cadmium. Chosen on synthetic paintings
+#: (benchmarks/found_lines.py; figures in docs/maps.md).
+FOUND_Z = 3.0
+FOUND_SHARE = 1e-3
+TUBE_SHARE = 1e-2
+
+
+@dataclass(frozen=True)
+class Found:
+    """A line family found in a cube, with its evidence in the cluster where it is surest."""
+
+    line: str
+    cluster: int
+    z: float  #: net counts over their standard error in the cluster's summed spectrum
+    share: float  #: net counts over the cluster's counts
+    probability: float | None  #: the element model's probability there (None: not among its elements)
+
+    def __str__(self) -> str:
+        p = "" if self.probability is None else f", p {self.probability:.2f}"
+        return f"{self.line} (z {self.z:.0f}, {self.share:.1%} of a cluster's counts{p})"
+
+
+def on_tube_lines(families, instrument) -> tuple[str, ...]:
+    """Which ``families`` have their strongest line (at the tube's voltage) on a line of the
+    tube's anode scattered by the sample: within one detector FWHM of a line of at least 1 %
+    of the anode's K or L family (Rayleigh), or of its Compton peak at the instrument's
+    scatter angle (broadened by its Doppler spread). ``instrument``: a
+    :class:`~xray_atlas.physics.spectra.Instrument`."""
+    from .physics.lines import family_lines
+
+    tube, det, geo = instrument.tube, instrument.detector, instrument.geometry
+    peaks = []  # (energy, half-width) of the scattered anode lines
+    for fam in ("K", "L"):
+        try:
+            lines = family_lines(f"{tube.anode}-{fam}", excitation_kev=float(tube.kv), min_relative=0.01)
+        except XrayAtlasError:  # not excited at this voltage
+            continue
+        for ln in lines:
+            e = ln.energy_kev
+            peaks.append((e, float(det.fwhm_kev(e))))
+            ec = e / (1 + e / 510.999 * (1 - np.cos(np.radians(geo.scatter_deg))))
+            peaks.append((ec, float(np.hypot(det.fwhm_kev(ec), 2.3548 * geo.doppler * ec))))
+    out = []
+    for f in families:
+        try:
+            top = max(family_lines(f, excitation_kev=float(tube.kv)), key=lambda x: x.relative_intensity).energy_kev
+        except XrayAtlasError:
+            continue
+        if any(abs(top - e) <= half for e, half in peaks):
+            out.append(f)
+    return tuple(out)
+
+
+def found_families(fit: Any, families: tuple[str, ...], *, element_model: "ElementModel | None" = None,
+                   on_tube: tuple[str, ...] = (), z: float = FOUND_Z, min_share: float = FOUND_SHARE,
+                   tube_share: float = TUBE_SHARE) -> list[Found]:
+    """The ``families`` (of the fit's ``basis.families``) that a prepared per-cluster fit
+    (:class:`~xray_atlas.clusterfit.ClusterFit`, after ``iter_prepare``) finds in its cube, by
+    the rule of :data:`FOUND_Z`: significant at ``z`` standard errors, at least ``min_share``
+    of a cluster's counts (``tube_share`` for the families ``on_tube``, on the tube's
+    scattered lines: :func:`on_tube_lines`), and with ``element_model`` (None: the fit alone)
+    its element called present (at the model's own threshold) in that cluster's summed
+    spectrum. Elements the model does not know (Al, Si) are judged by the fit alone.
+    Strongest first."""
+    for name, v, hi in (("z", z, np.inf), ("min_share", min_share, 1.0), ("tube_share", tube_share, 1.0)):
+        if not (isinstance(v, (int, float)) and 0 <= v < hi):
+            raise XrayAtlasError(f"{name}={v!r} must be a number in [0, {hi})")
+    if fit.k == 0:
+        return []
+    zs, shares = fit.evidence()
+    probs = None
+    if element_model is not None:
+        probs = element_model(fit.cluster_spectra, np.asarray(fit.cube.energy, np.float64))  # (k, E)
+    out = []
+    for f in families:
+        i = fit.basis.families.index(f)
+        ok = (zs[:, i] >= z) & (shares[:, i] >= (tube_share if f in on_tube else min_share))
+        el = f.split("-")[0]
+        p = None
+        if probs is not None and el in element_model.elements:
+            p = probs[:, element_model.elements.index(el)]
+            ok &= p >= element_model.thresholds[el]
+        if ok.any():
+            j = int(np.flatnonzero(ok)[np.argmax(zs[ok, i])])
+            out.append(Found(f, j, float(zs[j, i]), float(shares[j, i]), None if p is None else float(p[j])))
+    return sorted(out, key=lambda x: -x.z)

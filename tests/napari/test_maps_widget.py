@@ -147,3 +147,35 @@ def test_bad_input_notifies(viewer, maps_dock, qtbot, painting_file, errors, tmp
     maps_dock.model_combo.setCurrentText(str(tmp_path / "missing-model"))
     assert maps_dock.run() is None and maps_dock.jobs.worker is None
     assert any("neither a model file nor a known name" in m for m in errors())
+
+
+def test_lines_found_in_the_cube_are_added_and_named(viewer, maps_dock, qtbot, tmp_path, idle, errors):
+    from napari.utils.notifications import notification_manager
+
+    from xray_atlas.physics.materials import compound
+    from xray_atlas.physics.painting import Region, paint
+
+    # orpiment (arsenic, none of the twelve) the default set finds; molybdenum (none of the
+    # physics prior's families) the user adds by name
+    reg = np.zeros((12, 12), np.int32)
+    reg[:6] = 1
+    reg[:, 8:] = 2
+    moly = compound("MoO3", density=4.7, name="molybdenum trioxide")
+    path = tmp_path / "arsenic.h5"
+    paint(reg, [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),)),
+                Region("moly", ((moly, 10.0),))], seed=2).write(path)
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    maps_dock.model_combo.setCurrentText("fit")
+    maps_dock.lines_edit.setText("+Mo-K")
+    start = len(notification_manager.records)
+    maps_dock.run()
+    idle(qtbot, maps_dock)
+    assert errors() == []
+    names = {lyr.name for lyr in viewer.layers}
+    assert {"As-K (fit)", "Mo-K (fit)", "Pb-L (fit)", "S-K (fit)"} <= names
+    said = [str(n.message) for n in notification_manager.records[start:]]
+    assert len(said) == 1 and "found in the cube and added: As-K;" in said[0], said  # Mo-K was asked for
+    assert any("As-K (z " in line for line in maps_dock.jobs.lines), maps_dock.jobs.lines
+    # a family the cube cannot show is refused before any work
+    maps_dock.lines_edit.setText("+U-K")
+    assert maps_dock.run() is None and any("U-K has no line" in m for m in errors())

@@ -25,6 +25,7 @@ __all__ = [
     "parse_line_family",
     "family_lines",
     "marker_lines",
+    "check_in_range",
     "SOFT_KEV",
 ]
 
@@ -241,3 +242,41 @@ def marker_lines(
             continue
         out.extend((name, ln) for ln in keep)
     return out
+
+
+def check_in_range(
+    line: str, *, lo_kev: float, hi_kev: float, excitation_kev: float, min_relative: float = 0.01,
+    parameter: str = "lines",
+) -> str:
+    """The family's name as written here (``"as-k"`` -> ``"As-K"``) when one of its lines, at
+    least ``min_relative`` of the family, lies within ``lo_kev``-``hi_kev`` and is excited by
+    photons of ``excitation_kev`` (a tube's voltage); otherwise an error naming the family,
+    the range and where its lines lie.
+
+    Raises
+    ------
+    XrayAtlasError
+        For a badly written family, or one with no such line (``U-K`` on a 0-20 keV axis of a
+        50 kV tube: its K edge is at 115.6 keV, its lines at 94.7-114.5 keV).
+    """
+    sym, fam = parse_line_family(line, parameter=parameter)
+    name = f"{sym}-{fam}"
+    where = f"this cube's {lo_kev:.2f}-{hi_kev:.2f} keV"
+    try:
+        excited = family_lines(name, excitation_kev=float(excitation_kev), min_relative=min_relative)
+    except XrayAtlasError:
+        excited = ()
+    if any(lo_kev <= ln.energy_kev <= hi_kev for ln in excited):
+        return name
+    try:
+        every = family_lines(name, min_relative=min_relative)
+    except XrayAtlasError:
+        raise XrayAtlasError(f"{parameter}: {name}: xraylib knows no {fam} lines of {sym}") from None
+    span = f"{min(ln.energy_kev for ln in every):.2f}-{max(ln.energy_kev for ln in every):.2f} keV"
+    if not excited:
+        xrl = _xrl()
+        shell = {"K": "K", "L": "L3", "M": "M5"}[fam]  # the family's lowest edge
+        edge = xrl.EdgeEnergy(atomic_number(sym), getattr(xrl, f"{shell}_SHELL"))
+        raise XrayAtlasError(f"{parameter}: {name} has no line within {where} that a {excitation_kev:g} kV tube "
+                             f"excites (its {shell} edge is at {edge:.2f} keV, its lines at {span})")
+    raise XrayAtlasError(f"{parameter}: {name} has no line within {where} (its lines lie at {span})")

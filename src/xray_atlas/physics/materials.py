@@ -169,6 +169,12 @@ PIGMENTS: dict[str, Material] = {
     "verdigris": _paint("verdigris", [(_p("Cu(CH3COO)2", 1.9, "copper acetate"), 1.0)], 0.6),
     "chromium oxide green": _paint("chromium oxide green", [(_p("Cr2O3", 5.2, "eskolaite"), 1.0)]),
     "lead red": _paint("lead red", [(_p("Pb3O4", 8.9, "minium"), 1.0)]),
+    # realgar, the red arsenic sulfide beside orpiment, and lithopone, co-precipitated zinc
+    # sulfide and barium sulfate (about 30 % ZnS): compositions from Eastaugh et al., Pigment
+    # Compendium (2004); densities of the minerals from mindat.org (realgar 3.56, sphalerite
+    # 4.09, baryte 4.5 g/cm^3)
+    "realgar": _paint("realgar", [(_p("As4S4", 3.56, "realgar"), 1.0)]),
+    "lithopone": _paint("lithopone", [(_p("ZnS", 4.09, "sphalerite"), 0.3), (_p("BaSO4", 4.5, "baryte"), 0.7)]),
 }
 
 

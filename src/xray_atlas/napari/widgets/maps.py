@@ -6,7 +6,10 @@ cube's grid, so the spectrum inspector samples it like the cube, and File > Save
 ``/maps/<line>``. The three strongest lines are shown, everything else hidden, so that the
 canvas stays readable; layers arrive one per event-loop turn, so that napari never freezes. The model list is read again each time it opens, so a model trained in the
 Training dock appears in it at once. A baseline's maps can be painted beside the model's. The
-per-cluster fit also adds its clusters as a (hidden) Labels layer.
+per-cluster fit also adds its clusters as a (hidden) Labels layer. The lines box takes the
+lines to map instead of the default set, or with a leading ``+`` lines to add to it
+(:func:`~xray_atlas.inference.parse_lines`); the toast names the families the run found in
+the cube and added.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
 from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names
+from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names, parse_lines
 from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
@@ -35,15 +38,19 @@ __all__ = ["MapsWidget"]
 SHOWN = 3
 
 
-def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, tile_bytes: int
+def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: tuple[str, ...], tile_bytes: int
          ) -> Generator[Progress, None, list]:
-    """Stream the cube through each model; returns [(model name, notes, maps, clusters), ...]
-    (clusters: the per-cluster fit's (H, W) labels, else None)."""
+    """Stream the cube through each model; returns [(model name, notes, maps, clusters,
+    found), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
+    families the run found in the cube and added). A model compared with the first maps the
+    first one's lines."""
     out = []
-    for mm in models:
-        want = tuple(ln for ln in (lines or mm.lines) if ln in mm.lines)
-        maps = yield from iter_maps(cube, mm, lines=want, tile_bytes=tile_bytes)
-        out.append((mm.name, mm.notes, maps, mm.labels))
+    for i, mm in enumerate(models):
+        if i == 0:
+            maps = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes)
+        else:
+            maps = yield from iter_maps(cube, mm, lines=tuple(out[0][2]), tile_bytes=tile_bytes)
+        out.append((mm.name, mm.notes, maps, mm.labels, tuple(f.line for f in mm.found)))
     return out
 
 
@@ -63,7 +70,13 @@ class MapsWidget(QWidget):
                                     "the baselines lsq (least squares on pure spectra), roi (window sums) and fit "
                                     "(least squares with each cluster of similar pixels' own line ratios)")
         self.lines_edit = QLineEdit()
-        self.lines_edit.setPlaceholderText("all of the model's lines, or e.g. Pb-L, Hg-L, Fe-K")
+        self.lines_edit.setPlaceholderText("the twelve and those found; Pb-L, Hg-L: only these; +As-K: add")
+        self.lines_edit.setToolTip("empty: the default set, the twelve study lines (S-K ... Pb-L) and every K or L "
+                                   "family the per-cluster fit and the element model find in the cube; a list "
+                                   "(Pb-L, Hg-L, Fe-K): only those; a list that starts with + (+As-K, Co-K): the "
+                                   "default set and those. Any family xraylib knows with a line in the cube's "
+                                   "energy range; lines beyond a learnt model's outputs come from the per-cluster "
+                                   "fit")
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         self.compare_combo = QComboBox()
@@ -90,12 +103,9 @@ class MapsWidget(QWidget):
     def _refresh_cubes(self, *_: Any) -> None:
         refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)])
 
-    def lines(self) -> tuple[str, ...] | None:
-        from ...physics.lines import parse_line_family
-
-        text = self.lines_edit.text().replace(" ", ",")
-        items = [t for t in (s.strip() for s in text.split(",")) if t]
-        return tuple("-".join(parse_line_family(t, parameter="lines")) for t in items) or None
+    def lines(self) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """(lines instead of the default set or None, lines added to it) of the lines box."""
+        return parse_lines(self.lines_edit.text())
 
     def run(self) -> Any:
         """Paint the maps on a worker; layers are added only when the whole cube is done."""
@@ -105,17 +115,12 @@ class MapsWidget(QWidget):
         model = self.model_combo.currentText()
         device = self.device_combo.currentText()
         try:  # everything that can be refused is refused here, before any work
-            lines = self.lines()
+            lines, add = self.lines()
             other = self.compare_combo.currentText()
             names = [model] + ([other] if other in BASELINES and other != model else [])
             # the default by name: on a cube without calibration its stand-in, with a note
-            models = [load_map_model(None if n == DEFAULT_MAPS_MODEL else n, cube, device=device, lines=lines)
-                      for n in names]
-            if lines:
-                missing = [ln for ln in lines if ln not in models[0].lines]
-                if missing:
-                    raise XrayAtlasError(f"lines: {', '.join(missing)} not among the model's lines "
-                                         f"({', '.join(models[0].lines)})")
+            models = [load_map_model(None if n == DEFAULT_MAPS_MODEL else n, cube, device=device, lines=lines,
+                                     add_lines=add) for n in names]
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
@@ -123,7 +128,7 @@ class MapsWidget(QWidget):
         def done(results: list) -> Delivery:
             return self._delivery(results, base, model)
 
-        steps = _job(cube, models, lines, self.tile_bytes)
+        steps = _job(cube, models, lines, add, self.tile_bytes)
         return self.jobs.start(steps, what=f"maps with {model}", on_done=done)
 
     def _delivery(self, results: list, base: Any, model: str) -> Delivery:
@@ -135,7 +140,7 @@ class MapsWidget(QWidget):
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
         visible, hidden, details = [], [], []
-        for i, (model_name, notes, maps, clusters) in enumerate(results):
+        for i, (model_name, notes, maps, clusters, _) in enumerate(results):
             details += [f"{model_name}: {note}" for note in notes]
             for ln, data in maps.items():
                 arr, kwargs, kind = map_layer_data(f"{ln} ({model_name})", data, line=ln,
@@ -150,10 +155,12 @@ class MapsWidget(QWidget):
         visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
         self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts: "
                              + ", ".join(f"{k} {float(first[k].mean()):.0f}" for k in ranked))
-        used = results[0][0]
+        used, found = results[0][0], results[0][4]
         message = f"Maps ready: {len(first)} lines with {used}"
         if used != model:
             message += f" (standing in for {model}, which needs an energy calibration)"
+        if found:
+            message += f"; found in the cube and added: {', '.join(found)}"
         message += f"; showing {', '.join(shown)}" + (f". {len(details)} notes in Details" if details else "")
         return Delivery(self.viewer, visible + hidden, message, details)
 
