@@ -353,7 +353,6 @@ def in_units(maps: dict[str, np.ndarray], cube: SpectralCube, *, units: str = "c
 
 
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
               lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
               hold_se: float | None = HOLD_SE, shrink: bool = True,
               units: str = "counts") -> Generator[Progress, None, dict[str, np.ndarray]]:

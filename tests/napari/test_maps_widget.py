@@ -179,3 +179,37 @@ def test_lines_found_in_the_cube_are_added_and_named(viewer, maps_dock, qtbot, t
     # a family the cube cannot show is refused before any work
     maps_dock.lines_edit.setText("+U-K")
     assert maps_dock.run() is None and any("U-K has no line" in m for m in errors())
+
+
+def test_maps_in_counts_per_second_of_live_time(viewer, maps_dock, qtbot, painting_file, tmp_path, errors, idle):
+    """Issue 28: the dock paints counts or counts per second of live time; the painting's file
+    states 20 ms per pixel, so counts/s maps are the counts maps / 0.02 s, and saved files say so."""
+    from napari.plugins.io import save_layers
+
+    from xray_atlas.io.hdf5 import write_cube
+
+    path, painting = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    assert maps_dock.units_combo.model().item(1).isEnabled()
+    maps_dock.model_combo.setCurrentText("roi")
+    maps_dock.lines_edit.setText("Pb-L")
+    maps_dock.units_combo.setCurrentIndex(1)
+    assert maps_dock.units() == "counts/s"
+    qtbot.mouseClick(maps_dock.run_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, maps_dock)
+    assert errors() == []
+    layer = viewer.layers["Pb-L (roi)"]
+    with read(path) as cube:
+        counts, _ = predict_maps(cube, "roi", device="cpu", lines=("Pb-L",))
+    np.testing.assert_allclose(layer.data, counts["Pb-L"] / painting.attrs["live_time_s"], rtol=1e-5)
+    assert layer.metadata["xray_atlas"]["units"] == "counts/s"
+    out = tmp_path / "rates.h5"
+    save_layers(str(out), [layer], plugin="napari-xray-atlas")
+    assert read_results(out)["attrs"]["units"] == "counts/s"
+    # a cube whose file states no live time: counts only
+    bare = tmp_path / "bare.h5"
+    write_cube(bare, painting.counts, energy_offset_kev=painting.energy_offset_kev,
+               energy_gain_kev=painting.energy_gain_kev)
+    viewer.open(str(bare), plugin="napari-xray-atlas")
+    maps_dock.cube_combo.setCurrentText("bare.h5 counts")
+    assert not maps_dock.units_combo.model().item(1).isEnabled() and maps_dock.units() == "counts"

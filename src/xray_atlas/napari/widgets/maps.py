@@ -22,7 +22,8 @@ from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
 from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...inference import BASELINES, DEFAULT_MAPS_MODEL, iter_maps, load_map_model, map_model_names, parse_lines
+from ...inference import (BASELINES, DEFAULT_MAPS_MODEL, iter_maps, live_time_for, load_map_model, map_model_names,
+                          parse_lines)
 from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
@@ -36,10 +37,12 @@ __all__ = ["MapsWidget"]
 
 #: Layers shown after a run: more additive layers than this blur into white.
 SHOWN = 3
+#: The units a map can be painted in: label -> ``units`` of iter_maps and the result file.
+UNITS = {"net counts": "counts", "counts per second (live time)": "counts/s"}
 
 
-def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: tuple[str, ...], tile_bytes: int
-         ) -> Generator[Progress, None, list]:
+def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: tuple[str, ...], tile_bytes: int,
+         units: str = "counts") -> Generator[Progress, None, list]:
     """Stream the cube through each model; returns [(model name, notes, maps, clusters,
     found), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
     families the run found in the cube and added). A model compared with the first maps the
@@ -47,9 +50,9 @@ def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: t
     out = []
     for i, mm in enumerate(models):
         if i == 0:
-            maps = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes)
+            maps = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes, units=units)
         else:
-            maps = yield from iter_maps(cube, mm, lines=tuple(out[0][2]), tile_bytes=tile_bytes)
+            maps = yield from iter_maps(cube, mm, lines=tuple(out[0][2]), tile_bytes=tile_bytes, units=units)
         out.append((mm.name, mm.notes, maps, mm.labels, tuple(f.line for f in mm.found)))
     return out
 
@@ -83,6 +86,9 @@ class MapsWidget(QWidget):
         self.compare_combo.addItems(["none", *BASELINES])
         self.compare_combo.setToolTip("also paint a baseline's maps, side by side (lsq: least squares on pure "
                                       "spectra; roi: window sums, the closest on the real M6 spectrum, docs/maps.md)")
+        self.units_combo = QComboBox()
+        for label, units in UNITS.items():
+            self.units_combo.addItem(label, units)
         self.run_button = QPushButton("Paint maps")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -90,15 +96,36 @@ class MapsWidget(QWidget):
         self.export_row = ExportRow(self.viewer, self.jobs, kinds=("map",), what="maps",
                                     formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
-                         ("device", self.device_combo), ("compare with", self.compare_combo)],
+                         ("device", self.device_combo), ("compare with", self.compare_combo),
+                         ("units", self.units_combo)],
                   self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)
+        self.cube_combo.currentTextChanged.connect(self._refresh_units)
         self._refresh_cubes()
+        self._refresh_units()
         self.model_combo.refresh()
         names = [self.model_combo.itemText(i) for i in range(self.model_combo.count())]
         self.model_combo.setCurrentText(DEFAULT_MAPS_MODEL if DEFAULT_MAPS_MODEL in names else BASELINES[0])
+
+    def _refresh_units(self, *_: Any) -> None:
+        """Counts per second only for a cube whose file states its live time."""
+        name = self.cube_combo.currentText()
+        cube = cube_of(self.viewer.layers[name]) if name in self.viewer.layers else None
+        timed = cube is not None and cube.live_time_s is not None
+        item = self.units_combo.model().item(1)
+        item.setEnabled(timed)
+        if not timed and self.units_combo.currentIndex() == 1:
+            self.units_combo.setCurrentIndex(0)
+        self.units_combo.setToolTip(
+            "net counts of each line family, or net counts per second of each pixel's live time (maps of scans "
+            "with different dwell times compare)" + ("" if timed or cube is None else
+                                                     f"; {name} states no live time, so counts only"))
+
+    def units(self) -> str:
+        """The chosen units of the maps: ``counts`` or ``counts/s``."""
+        return self.units_combo.currentData()
 
     def _refresh_cubes(self, *_: Any) -> None:
         refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)])
@@ -115,6 +142,8 @@ class MapsWidget(QWidget):
         model = self.model_combo.currentText()
         device = self.device_combo.currentText()
         try:  # everything that can be refused is refused here, before any work
+            units = self.units()
+            live_time_for(cube, units=units)
             lines, add = self.lines()
             other = self.compare_combo.currentText()
             names = [model] + ([other] if other in BASELINES and other != model else [])
@@ -126,16 +155,16 @@ class MapsWidget(QWidget):
             return None
 
         def done(results: list) -> Delivery:
-            return self._delivery(results, base, model)
+            return self._delivery(results, base, model, units)
 
-        steps = _job(cube, models, lines, add, self.tile_bytes)
+        steps = _job(cube, models, lines, add, self.tile_bytes, units)
         return self.jobs.start(steps, what=f"maps with {model}", on_done=done)
 
-    def _delivery(self, results: list, base: Any, model: str) -> Delivery:
+    def _delivery(self, results: list, base: Any, model: str, units: str = "counts") -> Delivery:
         """The run's layers (the strongest lines of the first model first and visible, the rest
         hidden), one toast and the notes for the details log."""
         where = grid_of(base)
-        kept = provenance(cube_of(base))  # the cube's name and pixel size, for an export
+        kept = {**provenance(cube_of(base)), "units": units}  # the cube's name and pixel size, for an export
         first = results[0][2]
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
@@ -153,8 +182,10 @@ class MapsWidget(QWidget):
                                 "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}}, **where},
                                "labels"))
         visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
-        self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts: "
-                             + ", ".join(f"{k} {float(first[k].mean()):.0f}" for k in ranked))
+        per_s = units == "counts/s"
+        self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts{' per s' * per_s}: "
+                             + ", ".join(f"{k} {float(first[k].mean()):.{3 if per_s else 0}{'g' if per_s else 'f'}}"
+                                         for k in ranked))
         used, found = results[0][0], results[0][4]
         message = f"Maps ready: {len(first)} lines with {used}"
         if used != model:
