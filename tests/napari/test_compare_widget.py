@@ -154,6 +154,14 @@ def test_correlation_plot_and_a_rectangle_drawn_on_it(viewer, dock, maps, qtbot,
     part = histogram2d(x, y, bins=h.counts.shape[0], mask=expected, x_range=h.x_edges[[0, -1]],
                        y_range=h.y_edges[[0, -1]])
     assert np.array_equal(overlay[..., 3] > 0, part.counts > 0)
+    # ... drawn over the histogram's cells in value space (not at the origin), in the orange of
+    # the selection layer on the painting
+    for item in (dock.image, dock.overlay):
+        shown = item.mapRectToView(item.boundingRect())
+        assert (shown.left(), shown.top(), shown.width(), shown.height()) == pytest.approx(
+            (h.x_edges[0], h.y_edges[0], np.ptp(h.x_edges), np.ptp(h.y_edges)))
+    orange = overlay[part.counts > 0][0, :3]
+    assert np.allclose(layer.colormap.map(np.array([1]))[0, :3], orange / 255, atol=0.01)
     # dragging the rectangle moves the selection with it
     before = layer.data.copy()
     dock.roi.setPos((corners[0, 0] - (x1 - x0) / 2, corners[0, 1]), finish=True)

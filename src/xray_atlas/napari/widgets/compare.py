@@ -157,8 +157,8 @@ class CompareWidget(QWidget):
         self._pair: tuple[Any, Any] | None = None  # the (x, y) layers on the plot
         self._highlight_layer: Any = None
         self._highlight_mask: np.ndarray | None = None
-        #: Pearson's r of the pair on the plot.
-        self.r = float("nan")
+        #: Pearson's r of the pair on the plot, and of the highlighted pixels.
+        self.r = self.highlight_r = float("nan")
         self._generation: dict[str, int] = {}
         self._workers: set = set()
         # outside the QObject: PyQt drops the slots of a widget being deleted
@@ -179,6 +179,8 @@ class CompareWidget(QWidget):
             for spin, tip in ((lo, "at or below: dark"), (hi, "at or above: full")):
                 spin.setRange(-1e12, 1e12)
                 spin.setDecimals(3)
+                spin.setFixedWidth(96)
+                spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
                 spin.setToolTip(f"{ch} limit, {tip}")
                 spin.setEnabled(False)
             row = QHBoxLayout()
@@ -241,7 +243,8 @@ class CompareWidget(QWidget):
         self.colour_bar = pg.ColorBarItem(colorMap="viridis", interactive=False, width=14,
                                           label="pixels per cell")
         self.colour_bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
-        self.legend = self.plot.addLegend(offset=(8, 8), labelTextSize="8pt")
+        # top right, on a band of the background: the densest cells are usually near the origin
+        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self._legend_swatch = pg.ScatterPlotItem(symbol="s", size=10, pen=None, brush=pg.mkBrush(*_HIGHLIGHT))
         self.hint = pg.TextItem("paint maps first: they appear under x and y", color="#aaaaaa")
         self.hint.setParentItem(self.box)
@@ -250,6 +253,8 @@ class CompareWidget(QWidget):
         self.info.setWordWrap(True)
         self.jobs = JobBar()
 
+        # the plot needs room for its axes, cells and colour bar: the dock is never narrower
+        self.setMinimumWidth(440)
         box = scroll_box(self, viewer=self.viewer)
         title = QLabel("<b>RGB composite</b>")
         box.addWidget(title)
@@ -376,9 +381,8 @@ class CompareWidget(QWidget):
         meta = {"xray_atlas": {"kind": "rgb", "channels": list(names), "limits": list(composite.limits),
                                "kinds": list(kinds),
                                **{k: xa[k] for k in ("source", "pixel_size_um", "model", "units") if k in xa}}}
-        self.rgb_info.setText(f"{name}: " + ", ".join(
-            f"{ch} {n} {lim[0]:.4g}-{lim[1]:.4g}" for ch, n, lim in zip(CHANNELS, names, composite.limits)
-            if lim is not None))
+        self.rgb_info.setText("limits: " + ", ".join(
+            f"{ch} {lim[0]:.4g} to {lim[1]:.4g}" for ch, lim in zip(CHANNELS, composite.limits) if lim is not None))
         if name in self.viewer.layers and getattr(self.viewer.layers[name], "rgb", False):
             layer = self.viewer.layers[name]
             layer.data = composite.rgb
@@ -532,16 +536,31 @@ class CompareWidget(QWidget):
         top = float(density.max()) if h.n else 1.0
         top = top if top > 0 else 1.0
         self.image.setImage(shown, levels=(0.0, top), autoLevels=False)
-        x0, x1, y0, y1 = h.x_edges[0], h.x_edges[-1], h.y_edges[0], h.y_edges[-1]
-        rect = QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-        self.image.setRect(rect)
-        self.overlay.setRect(rect)
+        rect = self.value_rect()
+        self.image.setRect(rect)  # (pyqtgraph: only once an image is set)
         self.colour_bar.setLevels((0.0, top))
         self._colour_bar_ticks(top, log)
         self.plot.getViewBox().setRange(rect, padding=0.02)
-        r = getattr(self, "r", float("nan"))
-        extra = f"; {h.outside + h.missing} pixels without a value" if h.outside + h.missing else ""
-        self.info.setText(f"{h.n:,} pixels, Pearson r = {r:.3f}{extra}" if np.isfinite(r) else f"{h.n:,} pixels{extra}")
+        self.highlight_r = float("nan")
+        self._show_info()
+
+    def _show_info(self) -> None:
+        h = self.histogram
+        if h is None:
+            self.info.setText("")
+            return
+        text = f"{h.n:,} pixels" + (f", Pearson r = {self.r:.3f}" if np.isfinite(self.r) else "")
+        if self._highlight_mask is not None and np.isfinite(self.highlight_r):
+            text += f"; highlighted pixels: r = {self.highlight_r:.3f}"
+        if h.outside + h.missing:
+            text += f"; {h.outside + h.missing:,} pixels without a value"
+        self.info.setText(text)
+
+    def value_rect(self) -> QRectF:
+        """The histogram's extent in value space (x0, y0, width, height)."""
+        h = self.histogram
+        x0, x1, y0, y1 = h.x_edges[0], h.x_edges[-1], h.y_edges[0], h.y_edges[-1]
+        return QRectF(float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
     def _colour_bar_ticks(self, top: float, log: bool) -> None:
         axis = self.colour_bar.axis
@@ -616,6 +635,8 @@ class CompareWidget(QWidget):
         self._highlight_mask = mask
         if mask is None or h is None or not mask.any():
             self.overlay.clear()
+            self.highlight_r = float("nan")
+            self._show_info()
             if mask is not None and h is not None:
                 self.legend.addItem(self._legend_swatch, f"{self._highlight_layer.name}: no pixels")
             return None
@@ -638,11 +659,11 @@ class CompareWidget(QWidget):
             share = part.counts[hit] / np.maximum(h.counts[hit], 1)
             rgba[hit, 3] = (120 + 135 * share).astype(np.uint8)
             self.overlay.setImage(rgba, autoLevels=False, levels=None)
+            self.overlay.setRect(self.value_rect())
             self.legend.clear()
-            label = f"{layer.name}: {part.n:,} pixels"
-            if np.isfinite(r):
-                label += f", r = {r:.3f}"
-            self.legend.addItem(self._legend_swatch, label)
+            self.legend.addItem(self._legend_swatch, f"{layer.name}: {part.n:,} pixels")
+            self.highlight_r = r
+            self._show_info()
 
         return self._run(compute, done, "highlight", x.size)
 
@@ -669,7 +690,8 @@ class CompareWidget(QWidget):
             lo = vertices.min(0)
             self.roi = pg.RectROI(lo.tolist(), span.tolist(), pen=pen, movable=True, rotatable=False)
         else:
-            self.roi = pg.PolyLineROI(_simplify(vertices).tolist(), closed=True, pen=pen)
+            span = np.ptp(np.asarray(self.box.viewRange()), axis=1)
+            self.roi = pg.PolyLineROI(_simplify(vertices, span).tolist(), closed=True, pen=pen)
         self.roi.setZValue(15)
         self.plot.addItem(self.roi)
         self.roi.sigRegionChangeFinished.connect(lambda *_: self.select_roi())
@@ -722,7 +744,12 @@ class CompareWidget(QWidget):
         else:
             if layer is not None:  # another kind of layer, or another grid, under this name: replaced
                 self.viewer.layers.remove(layer)
-            layer = self.viewer.add_labels(data, name=SELECTION_LAYER, opacity=0.6, metadata=meta,
+            from napari.utils.colormaps import DirectLabelColormap
+
+            # the highlight's orange: the same pixels look the same on the plot and the painting
+            colours = DirectLabelColormap(color_dict={None: (0.3, 0.8, 1.0, 1.0), 0: (0.0, 0.0, 0.0, 0.0),
+                                                      1: tuple(c / 255 for c in _HIGHLIGHT) + (1.0,)})
+            layer = self.viewer.add_labels(data, name=SELECTION_LAYER, opacity=0.7, metadata=meta, colormap=colours,
                                            **grid_of(pair[0]))
         layer.selected_label = 1
         if self.highlight_combo.currentText() in ("", _NONE):
@@ -745,6 +772,8 @@ class CompareWidget(QWidget):
             ax.setPen(fg)
             ax.setTextPen(fg)
         self.legend.setLabelTextColor(fg)
+        bg = self.plot.backgroundBrush().color()
+        self.legend.setBrush(pg.mkBrush(bg.red(), bg.green(), bg.blue(), 190))  # text readable over the cells
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()
@@ -752,12 +781,18 @@ class CompareWidget(QWidget):
         super().closeEvent(event)
 
 
-def _simplify(vertices: np.ndarray, most: int = 48) -> np.ndarray:
-    """A lasso's vertices thinned to at most ``most`` evenly along its path (each one becomes a
-    handle of the ROI that the user can drag)."""
+def _simplify(vertices: np.ndarray, span: np.ndarray, *, tolerance: float = 0.006, most: int = 48) -> np.ndarray:
+    """A lasso's vertices with the ones on (nearly) straight runs left out (Douglas-Peucker,
+    scikit-image's ``approximate_polygon``, within ``tolerance`` of the view's ``span`` on each
+    axis), at most ``most`` of them: each becomes a handle of the ROI that the user can drag."""
+    from skimage.measure import approximate_polygon
+
     v = np.asarray(vertices, dtype=float)
-    if len(v) <= most:
-        return v
-    steps = np.r_[0.0, np.cumsum(np.hypot(*np.diff(v, axis=0).T / np.maximum(np.ptp(v, axis=0), 1e-300)[:, None]))]
-    keep = np.searchsorted(steps, np.linspace(0, steps[-1], most, endpoint=False))
-    return v[np.unique(keep)]
+    scale = np.where(np.asarray(span, dtype=float) > 0, span, 1.0)
+    closed = np.vstack([v, v[:1]]) / scale
+    kept = approximate_polygon(closed, tolerance)[:-1] * scale
+    if len(kept) < 3:
+        kept = v
+    if len(kept) > most:
+        kept = kept[np.linspace(0, len(kept), most, endpoint=False).astype(int)]
+    return kept
