@@ -76,6 +76,27 @@ def test_defaults_are_the_strongest_maps(dock, maps):
     assert dock.histogram is not None  # drawn as soon as the dock opens
 
 
+def test_layers_arriving_one_by_one_fill_the_channels_and_a_users_none_stays(viewer, plugin_dock, small_painting,
+                                                                           qtbot):
+    dock = plugin_dock("Compare maps")
+    assert dock.histogram is None and dock.hint.isVisible()
+    for line in ("Cu-K", "Pb-L", "Fe-K", "Hg-L"):  # as a maps run delivers them, one per turn
+        arr, kwargs, _ = map_layer_data(f"{line} (roi)", small_painting.maps[line], line=line)
+        viewer.add_image(arr, **kwargs, **GRID)
+    assert [dock.channel_combos[c].currentText() for c in ("red", "green", "blue")] == \
+        ["Cu-K (roi)", "Pb-L (roi)", "Fe-K (roi)"]
+    assert [dock.x_combo.currentText(), dock.y_combo.currentText()] == ["Cu-K (roi)", "Pb-L (roi)"]
+    assert dock.histogram is not None and not dock.hint.isVisible()
+    # the user leaves blue black (Home: the first item, none, as from the keyboard)
+    blue = dock.channel_combos["blue"]
+    blue.setFocus()
+    QTest.keyClick(blue, Qt.Key.Key_Home)
+    assert blue.currentText() == "none"
+    arr, kwargs, _ = map_layer_data("Zn-K (roi)", small_painting.maps["Zn-K"], line="Zn-K")
+    viewer.add_image(arr, **kwargs, **GRID)
+    assert blue.currentText() == "none"
+
+
 def test_rgb_composite_is_a_layer_on_the_maps_grid_and_exports(viewer, dock, maps, qtbot, idle, errors, tmp_path,
                                                                monkeypatch):
     from PIL import Image

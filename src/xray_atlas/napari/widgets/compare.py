@@ -269,6 +269,10 @@ class CompareWidget(QWidget):
         box.addWidget(self.jobs.status)
 
         # -- signals ---------------------------------------------------------------------------
+        # a choice the user made (none included) is never replaced by a default
+        self._chosen: set = set()
+        for combo in (*self.channel_combos.values(), self.x_combo, self.y_combo):
+            combo.activated.connect(lambda _, c=combo: self._chosen.add(c))
         self.rgb_button.clicked.connect(self.make_rgb)
         self.rgb_export_button.clicked.connect(lambda: self.export_rgb())
         self.auto_check.toggled.connect(self._on_auto)
@@ -305,15 +309,29 @@ class CompareWidget(QWidget):
 
     def _refresh_layers(self, *_: Any) -> None:
         maps = [lyr.name for lyr in reversed(self.viewer.layers) if _comparable(lyr)]
-        combos = [self.channel_combos[ch] for ch in CHANNELS] + [self.x_combo, self.y_combo]
-        empty = [c.currentText() in ("", _NONE) for c in combos]
-        defaults = self._defaults(3) if any(empty) and maps else []
-        for i, (combo, was_empty) in enumerate(zip(combos, empty)):
-            refill(combo, maps if combo in (self.x_combo, self.y_combo) else [_NONE, *maps], quiet=True)
-            pick = i if i < 3 else i - 3  # red, green, blue: the three strongest; x, y: the two
-            if was_empty and len(defaults) > pick:
+        channels = [self.channel_combos[ch] for ch in CHANNELS]
+        # empty: nothing chosen yet, none, or a layer that is gone (Qt then shows the first item)
+        before = {c: c.currentText() for c in (*channels, self.x_combo, self.y_combo)}
+        for combo in channels:
+            refill(combo, [_NONE, *maps], quiet=True)
+        for combo in (self.x_combo, self.y_combo):
+            refill(combo, maps, quiet=True)
+        # a choice left empty and not made by the user takes the strongest map not shown yet:
+        # a run's layers arrive one by one, the strongest first, and fill red, green, blue in turn
+        for group in (channels, [self.x_combo, self.y_combo]):
+            empty = [c for c in group if before[c] not in maps and c not in self._chosen]
+            if not empty:
+                continue
+            used = {c.currentText() for c in group if c not in empty}
+            free = [name for name in self._defaults(len(maps)) if name not in used]
+            for i, combo in enumerate(empty):
                 combo.blockSignals(True)
-                combo.setCurrentText(defaults[pick])
+                if i < len(free):
+                    combo.setCurrentText(free[i])
+                elif group is channels:
+                    combo.setCurrentText(_NONE)
+                else:
+                    combo.setCurrentIndex(-1)  # one map so far: y waits for the second
                 combo.blockSignals(False)
         regions = [lyr.name for lyr in reversed(self.viewer.layers) if _region_layer(lyr)]
         refill(self.highlight_combo, [_NONE, *regions], quiet=True)
@@ -685,7 +703,7 @@ class CompareWidget(QWidget):
         if kind == "lasso" and len(vertices) < 3:
             return
         self._clear_roi()
-        pen = pg.mkPen("#ffffff", width=2)
+        pen = pg.mkPen(self._fg, width=2)
         if kind == "rectangle":
             lo = vertices.min(0)
             self.roi = pg.RectROI(lo.tolist(), span.tolist(), pen=pen, movable=True, rotatable=False)
@@ -767,6 +785,10 @@ class CompareWidget(QWidget):
             fg = get_theme(self.viewer.theme).text.as_hex()
         except Exception:  # noqa: BLE001 - a custom theme without the key
             fg = "#f0f1f2"
+        self._fg = fg  # outlines drawn on the plot: the theme's text colour, seen on its canvas
+        self.box.trace.setPen(pg.mkPen(fg, width=1.5, style=Qt.PenStyle.DashLine))
+        if self.roi is not None:
+            self.roi.setPen(pg.mkPen(fg, width=2))
         for side in ("left", "right", "top", "bottom"):
             ax = self.colour_bar.getAxis(side)
             ax.setPen(fg)
