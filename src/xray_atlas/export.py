@@ -16,11 +16,16 @@ do not open. :func:`export_result` writes what they do open, into a folder:
   page with its title and colour bar, under a header naming the file, model and units;
 * ``csv``: ``cluster_spectra.csv`` (the mean spectrum of each cluster) and
   ``region_spectra.csv`` (named region or pinned-pixel spectra), one column per spectrum beside
-  an ``energy_kev`` column (``channel`` when the result has no energy axis).
+  an ``energy_kev`` column (``channel`` when the result has no energy axis);
+* ``rgb``: an RGB composite of three maps or probabilities given as ``lines`` (red, green, blue;
+  ``none`` leaves a channel black), ``rgb_<red>_<green>_<blue>.png`` and ``.tif``: 8-bit RGB at
+  one pixel per map pixel, each channel from the 1st to the 99th percentile of its map
+  (``percentiles``; :func:`xray_atlas.compare.rgb_composite`), the pixel size in the PNG's
+  ``pHYs`` chunk and in the TIFF's tags as above.
 
 Several formats may go into one folder in one call (napari's export folder writer does).
-:func:`write_map` writes one map to a file of any name (napari's ``.tif``/``.png`` writers) and
-:func:`write_spectra_table` one table.
+:func:`write_map` writes one map to a file of any name (napari's ``.tif``/``.png`` writers),
+:func:`write_rgb` one composite and :func:`write_spectra_table` one table.
 
 Every file goes through :mod:`xray_atlas._files`: all destinations are checked before the
 first is written, an existing file is replaced only with ``overwrite``, each file appears
@@ -50,10 +55,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["FORMATS", "ResultSet", "Exported", "read_result", "output_names", "iter_export", "export_result",
-           "write_tiff", "write_map", "write_spectra_table", "value_label", "scale_bar_length"]
+           "write_tiff", "write_map", "write_rgb", "rgb_description", "write_spectra_table", "value_label", "scale_bar_length"]
 
 #: Export formats: what each writes is in the module's docstring.
-FORMATS = ("tiff", "png", "sheet", "csv")
+FORMATS = ("tiff", "png", "sheet", "csv", "rgb")
 
 #: Percentile of a map's values at the top of its colour scale: one hot pixel (a pile-up spike,
 #: a dust grain) would otherwise leave the rest of the map black.
@@ -302,6 +307,10 @@ def _plan_one(result: ResultSet, format: str, lines: Sequence[str] | None) -> li
         raise XrayAtlasError(f"format={format!r}: choose one of {', '.join(FORMATS)}")
     if lines is not None and not lines:
         lines = None
+    if format == "rgb":
+        channels = _rgb_channels(result, lines)
+        stem = "rgb_" + "_".join(_file_stem(item[1]) if item else "none" for item in channels)
+        return [(stem + ".png", "rgb", channels), (stem + ".tif", "rgb", channels)]
     if format == "csv":
         if lines is not None:
             raise XrayAtlasError("lines selects maps and probabilities; the csv format writes spectra")
@@ -328,6 +337,37 @@ def _plan_one(result: ResultSet, format: str, lines: Sequence[str] | None) -> li
     if format in ("png", "sheet"):
         plan += [("overview.png", "sheet", (images, clusters)), ("overview.pdf", "sheet", (images, clusters))]
     return plan
+
+
+_NO_CHANNEL = ("none", "-", "")
+
+
+def _rgb_channels(result: ResultSet, lines: Sequence[str] | None) -> list[tuple[str, str, np.ndarray] | None]:
+    """The (kind, name, array) of the red, green and blue maps; None for a black channel."""
+    hint = "give three maps or probabilities, red, green and blue, e.g. Pb-L,Hg-L,Cu-K ('none' leaves a " \
+        "channel black)"
+    if lines is None or len(lines) != 3:
+        raise XrayAtlasError(f"lines: the rgb format takes exactly three: {hint}; got "
+                             f"{'none' if lines is None else len(lines)}", path=result.path)
+    by_name: dict[str, tuple[str, str, np.ndarray]] = {}
+    for item in result.images:
+        by_name.setdefault(item[1].lower(), item)
+    out: list[tuple[str, str, np.ndarray] | None] = []
+    unknown = []
+    for ln in lines:
+        key = str(ln).strip().lower()
+        if key in _NO_CHANNEL:
+            out.append(None)
+        elif key in by_name:
+            out.append(by_name[key])
+        else:
+            unknown.append(str(ln))
+    if unknown:
+        held = ", ".join(name for _, name, _ in result.images) or "no maps or probabilities"
+        raise XrayAtlasError(f"lines: {', '.join(unknown)} not in the result (it holds {held})", path=result.path)
+    if all(c is None for c in out):
+        raise XrayAtlasError(f"lines: all three channels are 'none': {hint}")
+    return out
 
 
 def output_names(result: ResultSet, *, format: str | Sequence[str] = "tiff",
@@ -361,7 +401,8 @@ def _prepare_folder(folder: Path) -> list[Path]:
 def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *,
                 format: str | Sequence[str] = "tiff",
                 lines: Sequence[str] | None = None, overwrite: bool = False,
-                pixel_size_um: float | None = None) -> Generator[Progress, None, Exported]:
+                pixel_size_um: float | None = None,
+                percentiles: Sequence[float] = (1.0, 99.0)) -> Generator[Progress, None, Exported]:
     """Export a result into ``folder``, one :class:`~xray_atlas.cube.Progress` per file.
 
     Everything that can be refused is refused here, before the generator starts and before
@@ -374,14 +415,18 @@ def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike
         What to export, or a result file (read with :func:`read_result`).
     folder : path-like
         The output folder; made (with its missing parents) when it does not exist.
-    format : {"tiff", "png", "sheet", "csv"} or a sequence of them
+    format : {"tiff", "png", "sheet", "csv", "rgb"} or a sequence of them
         What to write (see the module's docstring); several formats go into one folder.
     lines : sequence of str, optional
-        Maps (``"Fe-K"``) or probabilities (``"Fe"``) to export; all when None.
+        Maps (``"Fe-K"``) or probabilities (``"Fe"``) to export; all when None. For ``rgb``
+        exactly three, red, green and blue (``"none"`` for a black channel).
     overwrite : bool
         Whether existing files in ``folder`` may be replaced.
     pixel_size_um : float, optional
         Pixel side in micrometres, for a result that does not state it (or states it wrong).
+    percentiles : (float, float)
+        ``rgb``: each channel runs from this low to this high percentile of its map's values
+        (default 1st to 99th).
 
     Returns
     -------
@@ -398,13 +443,17 @@ def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike
             raise XrayAtlasError(f"pixel_size_um={pixel_size_um!r} must be a number > 0")
         result = _replace(result, pixel_size_um=size)
     plan = _plan(result, format, lines)
+    if any(what == "rgb" for _, what, _ in plan):
+        from .compare import _check_percentiles
+
+        percentiles = _check_percentiles(percentiles)
     folder = Path(os.fspath(folder))
     make = _prepare_folder(folder)
     inputs = (result.path,) if result.path is not None else ()
     if not make:  # (a folder still to make holds nothing to replace)
         for name, _, _ in plan:
             check_destination(folder / name, inputs=inputs, overwrite=overwrite)
-    return _run(result, folder, plan, make=make, inputs=inputs, overwrite=overwrite)
+    return _run(result, folder, plan, make=make, inputs=inputs, overwrite=overwrite, percentiles=percentiles)
 
 
 def _replace(result: ResultSet, **changes: Any) -> ResultSet:
@@ -414,7 +463,7 @@ def _replace(result: ResultSet, **changes: Any) -> ResultSet:
 
 
 def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], inputs: tuple,
-         overwrite: bool) -> Generator[Progress, None, Exported]:
+         overwrite: bool, percentiles: Sequence[float] = (1.0, 99.0)) -> Generator[Progress, None, Exported]:
     from ._files import check_destination
 
     made: list[Path] = []
@@ -435,7 +484,7 @@ def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], input
         for i, (name, what, item) in enumerate(plan):
             path = check_destination(folder / name, inputs=inputs, overwrite=overwrite)
             new = not path.exists()
-            _write(path, what, item, result)
+            _write(path, what, item, result, percentiles=percentiles)
             if new:
                 made.append(path)
             done.append(path)
@@ -454,16 +503,18 @@ def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], input
 def export_result(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *,
                   format: str | Sequence[str] = "tiff",
                   lines: Sequence[str] | None = None, overwrite: bool = False,
-                  pixel_size_um: float | None = None) -> Exported:
+                  pixel_size_um: float | None = None, percentiles: Sequence[float] = (1.0, 99.0)) -> Exported:
     """Export a result into ``folder``; see :func:`iter_export` for the parameters."""
     return run_to_end(iter_export(result, folder, format=format, lines=lines, overwrite=overwrite,
-                                  pixel_size_um=pixel_size_um))
+                                  pixel_size_um=pixel_size_um, percentiles=percentiles))
 
 
 # -- writers ------------------------------------------------------------------------------------
 
-def _write(path: Path, what: str, item: Any, result: ResultSet) -> None:
-    if what in ("map", "probability"):
+def _write(path: Path, what: str, item: Any, result: ResultSet, *, percentiles: Sequence[float] = (1.0, 99.0)) -> None:
+    if what == "rgb":
+        _write_composite(path, item, result, percentiles)
+    elif what in ("map", "probability"):
         _write_map(path, result, *item)
     elif what == "clusters":
         _write_map(path, result, "clusters", "clusters", result.labels)
@@ -475,6 +526,17 @@ def _write(path: Path, what: str, item: Any, result: ResultSet) -> None:
         write_spectra_table(path, result, which="regions", overwrite=True)
     else:  # pragma: no cover - _plan makes only the kinds above
         raise AssertionError(what)
+
+
+def _write_composite(path: Path, channels: list, result: ResultSet, percentiles: Sequence[float]) -> None:
+    from .compare import rgb_composite
+
+    names = [c[1] if c else None for c in channels]
+    composite = rgb_composite(*(c[2] if c else None for c in channels), percentiles=percentiles)
+    text = rgb_description(names, composite.limits, units=value_label("map", result.units),
+                           kinds=[c[0] if c else None for c in channels], model=result.model, source=result.source,
+                           pixel_size_um=result.pixel_size_um, percentiles=percentiles)
+    write_rgb(path, composite.rgb, pixel_size_um=result.pixel_size_um, description=text, overwrite=True)
 
 
 def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = None, *,
@@ -560,18 +622,99 @@ def write_tiff(path: str | os.PathLike, image: np.ndarray, *, pixel_size_um: flo
     if arr.ndim != 2:
         raise XrayAtlasError(f"a TIFF map must be 2-D, got shape {arr.shape}", path=path)
     path = check_destination(path, overwrite=overwrite)
-    kwargs: dict[str, Any] = {}
-    size = _pixel_size(pixel_size_um)
-    if size is not None:
-        per_cm = 1e4 / size
-        mm = size / 1000.0
-        kwargs.update(resolution=(per_cm, per_cm), resolutionunit=tifffile.RESUNIT.CENTIMETER,
-                      extratags=[(33550, "d", 3, (mm, mm, 0.0), True),
-                                 (33922, "d", 6, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), True)])
     with atomic_file(path, suffix=".tif", what="TIFF") as tmp:
         tifffile.imwrite(tmp, arr, photometric="minisblack", description=description or None, metadata=None,
-                         software="xray-atlas", **kwargs)
+                         software="xray-atlas", **_tiff_resolution(pixel_size_um))
     return path
+
+
+def _tiff_resolution(pixel_size_um: float | None) -> dict[str, Any]:
+    """tifffile keywords for the pixel size: resolution tags (per cm) and GeoTIFF tags (mm)."""
+    import tifffile
+
+    size = _pixel_size(pixel_size_um)
+    if size is None:
+        return {}
+    per_cm = 1e4 / size
+    mm = size / 1000.0
+    return dict(resolution=(per_cm, per_cm), resolutionunit=tifffile.RESUNIT.CENTIMETER,
+                extratags=[(33550, "d", 3, (mm, mm, 0.0), True), (33922, "d", 6, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), True)])
+
+
+def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, pixel_size_um: float | None = None,
+              description: str = "", overwrite: bool = False) -> Path:
+    """Write an RGB composite (:func:`xray_atlas.compare.rgb_composite`) as an 8-bit RGB PNG or
+    TIFF, one image pixel per map pixel.
+
+    With ``pixel_size_um`` a PNG gets its ``pHYs`` chunk (pixels per metre: Pillow, GIMP and
+    Fiji read it as dpi) and a TIFF the resolution and GeoTIFF tags of :func:`write_tiff`.
+    ``description`` goes into the PNG's ``Description`` text and the TIFF's ImageDescription.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.png``, ``.tif`` or ``.tiff``.
+    rgb : (H, W, 3) uint8 array
+    pixel_size_um : float, optional
+    description : str
+    overwrite : bool
+        Whether an existing file may be replaced (a read-only one never is).
+    """
+    from ._files import atomic_file, check_destination
+
+    path = Path(os.fspath(path))
+    arr = np.asarray(rgb)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or 0 in arr.shape:
+        raise XrayAtlasError(f"rgb must be an (H, W, 3) uint8 array, got {arr.dtype} {arr.shape}", path=path)
+    fmt = path.suffix.lower()
+    if fmt not in (".png", ".tif", ".tiff"):
+        raise XrayAtlasError("an RGB composite is written as .png, .tif or .tiff", path=path)
+    path = check_destination(path, overwrite=overwrite)
+    text = description.encode("ascii", "replace").decode("ascii")
+    if fmt == ".png":
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Software", "xray-atlas")
+        if text:
+            info.add_text("Description", text)
+        size = _pixel_size(pixel_size_um)
+        extra = {"dpi": (25400.0 / size,) * 2} if size is not None else {}
+        with atomic_file(path, suffix=".png", what="PNG") as tmp:
+            Image.fromarray(np.ascontiguousarray(arr), "RGB").save(tmp, format="PNG", pnginfo=info, **extra)
+    else:
+        import tifffile
+
+        with atomic_file(path, suffix=".tif", what="TIFF") as tmp:
+            tifffile.imwrite(tmp, arr, photometric="rgb", description=text or None, metadata=None,
+                             software="xray-atlas", **_tiff_resolution(pixel_size_um))
+    return path
+
+
+def rgb_description(names: Sequence[str | None], limits: Sequence[tuple[float, float] | None], *,
+                    units: str = "net counts", kinds: Sequence[str | None] | None = None, model: str = "",
+                    source: str = "", pixel_size_um: float | None = None,
+                    percentiles: Sequence[float] | None = None) -> str:
+    """What a composite file says about itself: each channel's map and limits, the model, the
+    source and the pixel size (the PNG's Description, the TIFF's ImageDescription)."""
+    parts = []
+    for i, (colour, name, lim) in enumerate(zip(("red", "green", "blue"), names, limits)):
+        if name is None or lim is None:
+            parts.append(f"{colour} none")
+            continue
+        unit = "probability" if kinds is not None and kinds[i] == "probability" else units
+        parts.append(f"{colour} {name} {lim[0]:.4g} to {lim[1]:.4g} {unit}")
+    text = "xray-atlas RGB composite: " + ", ".join(parts)
+    if percentiles is not None:
+        text += f" (limits: percentiles {percentiles[0]:g} to {percentiles[1]:g})"
+    if model:
+        text += f"; model {model}"
+    if source:
+        text += f"; from {source}"
+    if pixel_size_um:
+        text += f"; pixel {pixel_size_um:g} um"
+    return text
 
 
 def write_spectra_table(path: str | os.PathLike, result: ResultSet, *, which: str = "clusters",

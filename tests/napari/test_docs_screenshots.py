@@ -139,3 +139,55 @@ def test_classify_screenshot(viewer, qtbot, tmp_path):
     viewer.dims.set_current_step(0, 0)
     viewer.reset_view()
     _screenshot(viewer, qtbot, tmp_path, "classify.png")
+
+
+def test_compare_screenshot(viewer, qtbot, tmp_path):
+    """The Compare maps dock on the demo painting (docs/compare.md): an RGB composite of Pb-L,
+    Hg-L and Cu-K painted by the roi baseline, the correlation plot of Pb-L and Hg-L, a lasso
+    drawn round the pixels with mercury and little lead, and those pixels on the canvas."""
+    from qtpy.QtCore import QPoint, QPointF, Qt
+    from qtpy.QtTest import QTest
+
+    from xray_atlas.compare import pixels_in_polygon
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1800, 1000)
+    viewer.open(str(ensure_demo_painting()), plugin="napari-xray-atlas")
+    _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    maps.model_combo.setCurrentText("roi")
+    assert maps.run() is not None
+    qtbot.waitUntil(lambda: not maps.jobs.busy, timeout=120000)
+    viewer.window.remove_dock_widget(maps)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Compare maps")
+    for ch, line in zip(("red", "green", "blue"), ("Hg-L", "Cu-K", "Pb-L")):
+        dock.channel_combos[ch].setCurrentText(f"{line} (roi)")
+    qtbot.mouseClick(dock.rgb_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=60000)
+    dock.x_combo.setCurrentText("Pb-L (roi)")
+    dock.y_combo.setCurrentText("Hg-L (roi)")
+    dock.mode_combo.setCurrentText("lasso")
+    x = np.asarray(viewer.layers["Pb-L (roi)"].data)
+    y = np.asarray(viewer.layers["Hg-L (roi)"].data)
+    # a lasso (real mouse moves, at a hand's pace) round the mercury-rich, lead-poor pixels
+    hx, hy = float(np.ptp(x)), float(np.ptp(y))
+    path = [(0.02 * hx, 0.45 * hy), (0.35 * hx, 0.45 * hy), (0.35 * hx, 1.02 * hy), (0.02 * hx, 1.02 * hy),
+            (0.02 * hx, 0.46 * hy)]
+    dock.scroll_area.ensureWidgetVisible(dock.plot)
+    vp = dock.plot.viewport()
+
+    def at(px, py):
+        p = dock.plot.mapFromScene(dock.box.mapViewToScene(QPointF(px, py)))
+        return QPoint(int(p.x()), int(p.y()))
+
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*path[0]))
+    for (ax, ay), (bx, by) in zip(path[:-1], path[1:]):
+        for t in np.linspace(0.1, 1.0, 8):
+            QTest.qWait(12)
+            QTest.mouseMove(vp, at(ax + t * (bx - ax), ay + t * (by - ay)))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at(*path[-1]))
+    qtbot.waitUntil(lambda: "plot selection" in viewer.layers, timeout=10000)
+    selected = viewer.layers["plot selection"].data == 1
+    assert selected.any() and np.array_equal(selected, pixels_in_polygon(x, y, dock.roi_region()[1]))
+    viewer.layers.selection.active = viewer.layers["plot selection"]
+    viewer.reset_view()
+    _screenshot(viewer, qtbot, tmp_path, "compare-dock.png")

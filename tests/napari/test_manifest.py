@@ -28,6 +28,7 @@ def test_plugin_contributions_are_found():
     manifest = pm.get_manifest("napari-xray-atlas")
     assert [w.display_name for w in manifest.contributions.widgets] == ["Spectrum inspector", "Clusters", "Elemental maps",
                                                                         "Element probabilities",
-                                                                        "Training", "Diffraction", "Classify image"]
+                                                                        "Training", "Diffraction", "Classify image",
+                                                                        "Compare maps"]
     assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image", "radiographs",
                                                                       "micrographs"]

@@ -141,7 +141,7 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
 
 
 #: Layer kinds that are results of a run (the readable-picture rule hides earlier ones).
-RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters")
+RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters", "rgb")
 
 
 def strongest(arrays: dict[str, np.ndarray], n: int = 3, *, by: str = "mean") -> list[str]:

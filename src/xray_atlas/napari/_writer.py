@@ -6,6 +6,8 @@ napari picks a writer by the file name's extension and the layers' types (npe2):
 * ``.h5``: any image layers and at most one labels layer -> a result file;
 * ``.tif``/``.tiff``: one image layer -> one TIFF of its values, pixel size in its tags;
 * ``.png``: one image layer -> its figure (colour, colour bar, scale bar, title);
+* ``.png``/``.tif`` of an RGB composite layer (the Compare maps dock's) -> its 8-bit picture,
+  one pixel per map pixel, the pixel size in its tags;
 * ``.csv``: one clusters labels layer -> its cluster mean spectra;
 * no extension: several layers -> a folder with every format (TIFFs, figures and the
   overview sheet, spectra tables).
@@ -68,7 +70,7 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
                     labels = labels - 1
                     labels[noise] = -1
             elif layer_type == "image":
-                if xa.get("kind") == "cube":
+                if xa.get("kind") in ("cube", "rgb"):  # the input, and a picture made of the maps
                     continue
                 arr = np.asarray(data)
                 if arr.ndim != 2:
@@ -132,6 +134,8 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
                 spectra = np.asarray(xa["cluster_spectra"])
                 energy = None if xa.get("energy_kev") is None else np.asarray(xa["energy_kev"])
         elif layer_type == "image":
+            if xa.get("kind") == "rgb":  # a picture of maps that are exported themselves
+                continue
             arr = np.asarray(data)
             if arr.ndim != 2:
                 raise XrayAtlasError(f"layer {name!r} is {arr.ndim}-D; maps are 2-D")
@@ -178,10 +182,30 @@ def _write_one(path: str, data: Any, meta: dict) -> list[str]:
     from ..export import write_map
 
     try:  # napari's save dialog has asked before replacing a file
+        if meta.get("rgb"):
+            return [str(_write_rgb_layer(path, data, meta))]
         written = write_map(path, result_from_layers([(data, meta, "image")]), overwrite=True)
     except XrayAtlasError as err:
         return _fail(path, err)
     return [str(written)]
+
+
+def _write_rgb_layer(path: str, data: Any, meta: dict) -> Any:
+    """An RGB layer -> its picture (8-bit PNG or TIFF), with what its composite metadata says."""
+    from ..export import rgb_description, value_label, write_rgb
+
+    xa = xa_metadata(meta.get("metadata"))
+    rgb = np.asarray(data)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise XrayAtlasError(f"layer {meta.get('name', 'layer')!r} is not an 8-bit RGB picture ({rgb.dtype} "
+                             f"{rgb.shape}); xray-atlas writes RGB composites of the Compare maps dock")
+    text = ""
+    if xa.get("kind") == "rgb":
+        text = rgb_description(xa.get("channels", [None] * 3), xa.get("limits", [None] * 3),
+                               units=value_label("map", xa.get("units")), kinds=xa.get("kinds"),
+                               model=str(xa.get("model", "")),
+                               source=str(xa.get("source", "")), pixel_size_um=xa.get("pixel_size_um"))
+    return write_rgb(path, rgb, pixel_size_um=xa.get("pixel_size_um"), description=text, overwrite=True)
 
 
 def write_spectra_layer(path: str, data: Any, meta: dict) -> list[str]:
