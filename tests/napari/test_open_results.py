@@ -134,3 +134,25 @@ def test_command_line_results_open_as_layers(viewer, tmp_path, painting_file):
     assert type(lab).__name__ == "Labels"
     k = int(c["labels"].max()) + 1
     np.testing.assert_array_equal(lab.data, np.where(c["labels"] >= 0, c["labels"] + 1, k + 1))
+    # the files carry the cube's 500 um pixels: every layer lands on one millimetre grid
+    for lyr in got.values():
+        assert tuple(lyr.scale) == (0.5, 0.5) and str(lyr.units[0]) == "millimeter", lyr.name
+
+
+def test_a_reopened_maps_file_shows_a_readable_picture(viewer, tmp_path):
+    """Issue 28 (a sibling of issue 26's white canvas): twelve additive maps, all visible, turned
+    a reopened maps file nearly white; like a dock's run, it shows its three strongest maps."""
+    from xray_atlas.io.results import write_results
+
+    rng = np.random.default_rng(3)
+    lines = ("S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L", "Pb-L")
+    strength = dict(zip(lines, np.arange(1, 13) * 100.0))  # Pb-L strongest, then Hg-L, Au-L
+    maps = {ln: rng.gamma(4.0, strength[ln] / 4.0, (30, 40)).astype(np.float32) for ln in lines}
+    out = tmp_path / "maps.h5"
+    write_results(out, maps=maps, attrs={"model": "maps-fit"})
+    viewer.open(str(out), plugin=PLUGIN)
+    shown = {lyr.name for lyr in viewer.layers if lyr.visible}
+    assert shown == {"Pb-L (maps-fit)", "Hg-L (maps-fit)", "Au-L (maps-fit)"}
+    assert len(viewer.layers) == 12
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    assert (shot.min(axis=-1) > 230).mean() < 0.05  # near-white pixels are a small minority

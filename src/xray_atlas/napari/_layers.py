@@ -12,7 +12,7 @@ from ..cube import SpectralCube
 
 __all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
            "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
-           "grid_of", "provenance", "physical_grid", "pixel_size_of", "show_scale_bar"]
+           "grid_of", "provenance", "physical_grid", "SHOWN", "pixel_size_of", "show_scale_bar"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
@@ -139,6 +139,9 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
         layers.append((arr, {**kw, **grid}, kind))
     return layers
 
+
+#: Layers shown after a run or when a result file opens: more additive layers blur into white.
+SHOWN = 3
 
 #: Layer kinds that are results of a run (the readable-picture rule hides earlier ones).
 RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters", "rgb")

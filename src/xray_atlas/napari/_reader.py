@@ -25,7 +25,8 @@ import numpy as np
 from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import probe, read
-from ._layers import SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data, physical_grid, show_scale_bar
+from ._layers import (SHOWN, SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data,
+                      physical_grid, show_scale_bar, strongest)
 from ._notify import notify_error, notify_warning
 
 __all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
@@ -137,11 +138,16 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
     kept = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
             for k, v in kept.items()}
     layers: list[tuple] = []
-    for line, data in sorted(r.get("maps", {}).items()):
-        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, extra={"model": model, **kept})
+    # a readable picture, as after a dock's run: the three strongest maps and the three
+    # probabilities with the most contrast are shown, the rest hidden (12 additive maps were white)
+    maps, probs = r.get("maps", {}), r.get("probabilities", {})
+    shown = set(strongest(maps, SHOWN)) | set(strongest(probs, SHOWN, by="spread"))
+    for line, data in sorted(maps.items()):
+        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, visible=line in shown,
+                                           extra={"model": model, **kept})
         layers.append((arr, {**kwargs, **grid}, kind))
-    for el, data in sorted(r.get("probabilities", {}).items()):
-        arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability",
+    for el, data in sorted(probs.items()):
+        arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability", visible=el in shown,
                                            extra={"element": el, "model": model, **kept})
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
         layers.append((arr, kwargs, kind))

@@ -24,7 +24,7 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import (BASELINES, DEFAULT_MAPS_MODEL, iter_maps, live_time_for, load_map_model, map_model_names,
                           parse_lines)
-from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
+from .._layers import SHOWN, cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MapsWidget"]
 
-#: Layers shown after a run: more additive layers than this blur into white.
-SHOWN = 3
 #: The units a map can be painted in: label -> ``units`` of iter_maps and the result file.
 UNITS = {"net counts": "counts", "counts per second (live time)": "counts/s"}
 

@@ -21,11 +21,10 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
                               iter_probabilities, load_element_model, present, spectrum_probabilities)
-from .._layers import (cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, provenance, strongest,
-                       xa_meta)
+from .._layers import (SHOWN, cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, provenance,
+                       strongest, xa_meta)
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
-from .maps import SHOWN
 from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
 from ._export import ExportRow
 
