@@ -295,3 +295,30 @@ def test_killed_worker_retried_once(cubes, cluster, client, tmp_path):
     row = report_rows(out)["c.h5"]
     assert row["status"] == "failed" and "died 2 times" in row["error"] and not (out / "c.h5").exists()
     client.wait_for_workers(2, timeout=60)
+
+
+def test_model_cache_lends_one_cube_at_a_time():
+    from xray_atlas.cubetasks import ModelCache
+
+    cache, made = ModelCache(size=2), []
+
+    def load():
+        made.append(object())
+        return made[-1]
+
+    with cache.lend("a", load) as first:
+        with cache.lend("a", load) as second:  # a cube running at the same time: a copy of its own
+            assert second is not first
+    with cache.lend("a", load) as again:
+        assert again in (first, second)
+    assert cache.loads == 2
+    with pytest.raises(RuntimeError):
+        with cache.lend("b", load) as broken:
+            raise RuntimeError("the run failed")
+    with cache.lend("b", load) as fresh:  # the model of a failed run is not kept
+        assert fresh is not broken
+    with cache.lend("c", load), cache.lend("d", load):
+        pass
+    with cache.lend("a", load) as reloaded:  # beyond size keys, the least recently used goes
+        assert reloaded not in (first, second)
+    assert cache.loads == 7

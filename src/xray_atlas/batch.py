@@ -115,8 +115,8 @@ def find_cubes(inputs: Sequence[str | os.PathLike]) -> list[Path]:
                 raise XrayAtlasError("this pattern matches no cube file", path=text)
             found += entries
         else:
-            raise XrayAtlasError("no such file or folder" + (" (a link to a missing file)" if path.is_symlink() else ""),
-                                 path=path)
+            dangling = " (a link to a missing file)" if path.is_symlink() else ""
+            raise XrayAtlasError(f"no such file or folder{dangling}", path=path)
     seen: set[str] = set()
     out = []
     for p in found:
@@ -202,12 +202,16 @@ def _why_not_done(task: str, out: Path, cube: Path, options: dict) -> str | None
                 from .cluster import FEATURE_PARAMETERS
 
                 want_params = {**FEATURE_PARAMETERS, **(options.get("params") or {}), "seed": options.get("seed", 0)}
-                if json.loads(_text(f.attrs.get("parameters", "{}"))) != json.loads(json.dumps(want_params, default=str)):
+                made_params = json.loads(_text(f.attrs.get("parameters", "{}")))
+                if made_params != json.loads(json.dumps(want_params, default=str)):
                     return "made with other --param or --seed values"
     except (OSError, ValueError, TypeError, KeyError):
         return "is not a readable result file"
-    if out.stat().st_mtime < _newest_mtime(cube):
-        return "is older than its cube"
+    try:
+        if out.stat().st_mtime < _newest_mtime(cube):
+            return "is older than its cube"
+    except OSError:
+        return "cannot be compared with its cube (not readable)"
     return None
 
 
@@ -562,9 +566,10 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         except OSError as err:
             raise XrayAtlasError(f"cannot make OUTDIR ({err.strerror or err})", path=out) from None
     _check_report(out, cubes)
-    report = BatchReport(task, out, scheduler, options, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         rows=[{"input": str(j.input), "status": "skipped" if j.skip else "pending",
-                                "error": None, "seconds": None, "output": str(j.output) if j.skip else None, "summary": None,
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report = BatchReport(task, out, scheduler, options, started=started,
+                         rows=[{"input": str(j.input), "status": "skipped" if j.skip else "pending", "error": None,
+                                "seconds": None, "output": str(j.output) if j.skip else None, "summary": None,
                                 "notes": [j.reason] if j.reason else [], "worker": None} for j in jobs])
     index = {str(j.input): i for i, j in enumerate(jobs)}
     todo = [j for j in jobs if not j.skip]
@@ -577,7 +582,6 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         return report
     from distributed import as_completed
 
-    futures = []
     try:
         with _client(scheduler, len(todo)) as (client, where):
             report.workers = len(client.scheduler_info().get("workers", {}))
@@ -601,8 +605,8 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
                 if progress is not None:
                     progress(row, done, len(todo), done / max(report.run_seconds, 1e-9) * 60.0)
     except BaseException:
-        for f in futures:
-            f.cancel()
+        # closing the client released the cubes not done; one already running on a remote
+        # worker may still finish and write its (complete) result, which a rerun then skips
         for row in report.rows:
             if row["status"] == "pending":
                 row["status"] = "cancelled"

@@ -297,7 +297,8 @@ def _probabilities_options(args: argparse.Namespace) -> dict:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from .batch import run_batch
 
-    options = {"maps": _maps_options, "probabilities": _probabilities_options, "cluster": _cluster_options}[args.task](args)
+    options = {"maps": _maps_options, "probabilities": _probabilities_options,
+               "cluster": _cluster_options}[args.task](args)
 
     def progress(row: dict, done: int, total: int, per_min: float) -> None:
         head = f"[{done}/{total}] {per_min:.3g} cubes/min"
@@ -306,13 +307,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         else:
             print(f"xray-atlas batch: {head} failed: {row['error']}", file=sys.stderr, flush=True)
 
-    report = run_batch(args.task, args.inputs, args.outdir, options=options, scheduler=args.scheduler, overwrite=args.overwrite,
-                       progress=progress, on_message=lambda text: print(f"xray-atlas batch: {text}", file=sys.stderr,
-                                                                         flush=True))
+    report = run_batch(args.task, args.inputs, args.outdir, options=options, scheduler=args.scheduler,
+                       overwrite=args.overwrite, progress=progress,
+                       on_message=lambda text: print(f"xray-atlas batch: {text}", file=sys.stderr, flush=True))
     n_ok, n_failed, n_skipped = (report.count(s) for s in ("ok", "failed", "skipped"))
-    rate = f", {n_ok + n_failed} in {report.run_seconds / 60:.2g} min" if n_ok + n_failed else ""
+    ran = n_ok + n_failed
+    timing = f" in {report.run_seconds / 60:.2g} min ({ran / max(report.run_seconds, 1e-9) * 60:.3g} cubes/min)" \
+        if ran else ""
     noted = sum(bool(r["notes"]) and r["status"] == "ok" for r in report.rows)
-    print(f"batch {args.task}: {n_ok} ok, {n_failed} failed, {n_skipped} skipped{rate}; report {report.paths[0]}"
+    print(f"batch {args.task}: {n_ok} ok, {n_failed} failed, {n_skipped} skipped{timing}; report {report.paths[0]}"
           + (f" ({noted} cube(s) with notes there)" if noted else ""))
     return 1 if report.failed else 0
 
