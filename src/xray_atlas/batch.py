@@ -538,7 +538,8 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     Returns
     -------
     BatchReport
-        Also written to ``OUTDIR/batch-report.json`` and ``.csv`` after every cube.
+        Also written to ``OUTDIR/batch-report.json`` and ``.csv`` as cubes finish (at most
+        once a second) and at the end.
 
     Raises
     ------
@@ -592,7 +593,7 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
                                      key=f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}", pure=False)
                        for k, j in enumerate(todo)]
             owner = {f.key: str(j.input) for f, j in zip(futures, todo)}
-            done = 0
+            done, written = 0, time.perf_counter()
             for fut in as_completed(futures):
                 pending = report.rows[index[owner[fut.key]]]
                 row = _row_of(fut, owner[fut.key], pending)
@@ -601,7 +602,9 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
                 done += 1
                 report.run_seconds = time.perf_counter() - t_run
                 report.seconds = time.perf_counter() - t0
-                report.write()
+                if time.perf_counter() - written >= 1.0:  # a thousand small cubes: not a thousand rewrites
+                    report.write()
+                    written = time.perf_counter()
                 if progress is not None:
                     progress(row, done, len(todo), done / max(report.run_seconds, 1e-9) * 60.0)
     except BaseException:
