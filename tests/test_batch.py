@@ -267,7 +267,7 @@ def _kill(client, worker):
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_worker_retried_once(cubes, cluster, client, tmp_path):
     # a long clustering (SOM epochs) so that its worker can be killed mid-task
-    som = ["--method", "som", "--param", "rows=2", "--param", "cols=2", "--param", "epochs=60000"]
+    som = ["--method", "som", "--param", "rows=2", "--param", "cols=2", "--param", "epochs=30000"]
     out = tmp_path / "out"
     status = {}
     run = threading.Thread(target=lambda: status.update(rc=cli.main(
