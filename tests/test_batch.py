@@ -192,7 +192,7 @@ def test_maps_equal_single_command_failures_and_reruns(cubes, cluster, client, t
     assert cli.main(["batch", "maps", *ok, str(out), "--model", "roi", "--scheduler", cluster.scheduler_address]) == 2
     assert "b.h5 (is older than its cube); give --overwrite" in capsys.readouterr().err
     assert cli.main(["batch", "maps", *ok, str(out), "--model", "lsq", "--scheduler", cluster.scheduler_address]) == 2
-    assert "a.h5 (made with roi, not lsq)" in capsys.readouterr().err
+    assert "a.h5 (was made with roi, not lsq)" in capsys.readouterr().err
     assert cli.main(["batch", "maps", *ok, str(out), "--model", "roi", "--overwrite",
                      "--scheduler", cluster.scheduler_address]) == 0
     rows = report_rows(out)
@@ -322,3 +322,29 @@ def test_model_cache_lends_one_cube_at_a_time():
     with cache.lend("a", load) as reloaded:  # beyond size keys, the least recently used goes
         assert reloaded not in (first, second)
     assert cache.loads == 7
+
+
+def test_rerun_skips_only_results_of_the_same_settings(cubes, tmp_path):
+    from xray_atlas.io.results import write_results
+
+    cube = batch.find_cubes([cubes / "a.h5"])
+    out = tmp_path / "out"
+    out.mkdir()
+    maps = {"Pb-L": np.ones((12, 14)), "Fe-K": np.ones((12, 14))}
+    write_results(out / "a.h5", maps=maps, attrs={"model": "lsq"})  # newer than the cube: written now
+
+    def why(**options):
+        try:
+            jobs = batch.plan("maps", cube, out, options={"model": "lsq", **options})
+        except XrayAtlasError as err:
+            return str(err)
+        return "skipped" if jobs[0].skip else "runs"
+
+    assert why() == "skipped"  # the default set: whatever the model gave
+    assert why(lines=("Pb-L", "Fe-K")) == why(lines=("Pb-L",), add_lines=("Fe-K",)) == "skipped"
+    assert "a.h5 (holds other lines (Fe-K, Pb-L))" in why(lines=("Pb-L",))
+    assert "holds other lines" in why(add_lines=("As-K",))
+    assert "was made with lsq, not roi" in why(model="roi")
+    assert "holds maps in counts" in why(units="counts/s")
+    job = batch.plan("maps", cube, out, options={"model": "roi"}, overwrite=True)[0]
+    assert not job.skip and job.reason == "replacing a result that was made with lsq, not roi"

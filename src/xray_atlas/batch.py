@@ -186,7 +186,7 @@ def _why_not_done(task: str, out: Path, cube: Path, options: dict) -> str | None
             want = _expected_models(task, options)
             made = _text(f.attrs.get("model", ""))
             if made not in want:
-                return f"made with {made or 'an unknown model'}, not {' or '.join(sorted(want))}"
+                return f"was made with {made or 'an unknown model'}, not {' or '.join(sorted(want))}"
             named = {"maps": "lines", "probabilities": "elements"}.get(task)
             if named:
                 held, given, added = set(f[task]), set(options.get(named) or ()), set(options.get("add_lines") or ())
@@ -197,14 +197,14 @@ def _why_not_done(task: str, out: Path, cube: Path, options: dict) -> str | None
             if task == "maps" and _text(f.attrs.get("units", "counts")) != options.get("units", "counts"):
                 return f"holds maps in {_text(f.attrs.get('units', 'counts'))}"
             if task == "probabilities" and int(f.attrs.get("region", 1)) != int(options.get("region", 1)):
-                return f"made with region {int(f.attrs.get('region', 1))}"
+                return f"was made with region {int(f.attrs.get('region', 1))}"
             if task == "cluster":
                 from .cluster import FEATURE_PARAMETERS
 
                 want_params = {**FEATURE_PARAMETERS, **(options.get("params") or {}), "seed": options.get("seed", 0)}
                 made_params = json.loads(_text(f.attrs.get("parameters", "{}")))
                 if made_params != json.loads(json.dumps(want_params, default=str)):
-                    return "made with other --param or --seed values"
+                    return "was made with other --param or --seed values"
     except (OSError, ValueError, TypeError, KeyError):
         return "is not a readable result file"
     try:
