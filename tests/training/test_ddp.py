@@ -161,6 +161,15 @@ def test_impossible_process_counts_are_refused(tmp_path, capsys, monkeypatch):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+    # refused inside the processes, once each has its data: all stop, one line is reported
+    tiny = tmp_path / "tiny.h5"
+    counts = np.random.default_rng(0).poisson(5, size=(1, 3, 64)).astype(np.uint16)
+    write_cube(tiny, counts, energy_offset_kev=0.0, energy_gain_kev=0.3, maps={"Fe-K": counts.sum(-1).astype(np.float32)})
+    assert main(["train", "maps", str(tmp_path / "m"), "--source", "cubes", "--param", f"cubes={tiny}", "--param",
+                 "stride=1", "--param", "val_fraction=0.05", "--device", "cpu", "--ddp", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == ("xray-atlas train: error: too little training data for 3 processes: each "
+                                            "needs a share of a batch"), err
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(base + ["--ddp", "2"]) == 2
     assert "under torchrun leave it out" in capsys.readouterr().err

@@ -239,8 +239,9 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     progress : bool
         Rank 0 shows a progress line on stderr.
     threads : int, optional
-        CPU threads per process (default: this process's torch threads divided by ``n``, so the
-        processes do not compete for the cores).
+        CPU threads per process (default: this process's torch threads divided by ``n``, so
+        the processes do not compete for the cores; with GPUs they still make their data on
+        the CPU).
 
     Everything that can be refused before the processes start is refused here.
     """
@@ -259,8 +260,8 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     if config.batch_size < n:
         raise XrayAtlasError(f"batch_size={config.batch_size} is smaller than the {n} training processes, which "
                              "each take a share of every batch")
-    if threads is None:
-        threads = max(1, torch.get_num_threads() // n) if dev.type == "cpu" else 0
+    if threads is None:  # on GPUs too: the processes draw their data on the CPU
+        threads = max(1, torch.get_num_threads() // n)
     # The store every rank meets at: bound to 127.0.0.1 here, port chosen by the system, and
     # handed over already listening (a port looked up and bound later could be taken meanwhile;
     # and torch's own store would listen on every interface).
@@ -290,13 +291,14 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     quiet = logging.getLogger("torch.multiprocessing.spawn")  # "Terminating process ..." on a failure
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    context = None
+    context, first = None, None
     try:
         context = _start(mp, args, n)
         while True:
             try:
                 done = context.join(timeout=0.2, grace_period=10)
-            except mp.ProcessException:
+            except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
+                first = err  # the first process to fail; join has ended the others
                 drain()
                 break
             drain()
@@ -317,6 +319,11 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     errors = sorted((r, v) for r, (k, v) in said.items() if k == "error")
     if errors:
         raise XrayAtlasError(errors[0][1])
+    if first is not None and first.error_index not in said:  # ended without a word: killed
+        how = getattr(first, "signal_name", None)
+        how = f"by signal {how}" if how else f"with exit code {getattr(first, 'exit_code', '?')}"
+        raise RuntimeError(f"training process {first.error_index} ended {how} (out of memory, or killed); the "
+                           "others were stopped")
     crashes = sorted((r, v) for r, (k, v) in said.items() if k == "crash")
     if crashes:
         raise RuntimeError(f"training process {crashes[0][0]} failed: {crashes[0][1]}")
