@@ -20,6 +20,8 @@ Two ways in:
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import socket
 import sys
@@ -270,16 +272,16 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
         sock.bind(("127.0.0.1", 0))
         sock.listen(n * 4)
         port = sock.getsockname()[1]
-        store = dist.TCPStore("127.0.0.1", port, None, True, timeout=TIMEOUT, wait_for_workers=False,
-                              master_listen_fd=sock.fileno(), use_libuv=True)
+        store = _store_on(sock, port)
     except BaseException:
-        sock.close()
+        with contextlib.suppress(OSError):
+            sock.close()
         raise
     sock.detach()  # the store owns the descriptor now and closes it
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
-    options = {"resume": resume, "overwrite": overwrite, "tensorboard": None if tensorboard is None else str(tensorboard),
-               "remember": remember, "progress": progress}
+    options = {"resume": resume, "overwrite": overwrite, "remember": remember, "progress": progress,
+               "tensorboard": None if tensorboard is None else str(tensorboard)}
     args = (n, port, config.device, threads, config.to_dict(), str(out), options, results)
     said: dict[int, tuple[str, Any]] = {}
 
@@ -292,11 +294,13 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     context, first = None, None
+    # a failed rank's peers get 10 s to stop on their own (torch >= 2.3 can wait for them)
+    grace = {"grace_period": 10} if "grace_period" in inspect.signature(mp.ProcessContext.join).parameters else {}
     try:
         context = _start(mp, args, n)
         while True:
             try:
-                done = context.join(timeout=0.2, grace_period=10)
+                done = context.join(timeout=0.2, **grace)
             except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:
                 first = err  # the first process to fail; join has ended the others
                 drain()
@@ -331,6 +335,25 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
         codes = [p.exitcode for p in context.processes] if context is not None else []
         raise RuntimeError(f"the training processes ended without a result (exit codes {codes})")
     return said[0][1]
+
+
+def _store_on(sock: socket.socket, port: int) -> Any:
+    """A TCPStore server listening on ``sock`` (already bound and listening). torch's libuv
+    store takes a listening socket from 2.8 on; older ones, only the former backend."""
+    import torch.distributed as dist
+
+    kw = {"timeout": TIMEOUT, "wait_for_workers": False, "master_listen_fd": sock.fileno()}
+    try:
+        return dist.TCPStore("127.0.0.1", port, None, True, use_libuv=True, **kw)
+    except (RuntimeError, TypeError, ValueError):
+        pass
+    try:
+        return dist.TCPStore("127.0.0.1", port, None, True, use_libuv=False, **kw)
+    except (RuntimeError, TypeError, ValueError) as err:
+        import torch
+
+        raise XrayAtlasError(f"ddp: this torch ({torch.__version__}) cannot hold the processes' meeting point on "
+                             f"127.0.0.1 ({type(err).__name__}); start them with torchrun instead") from None
 
 
 def _start(mp: Any, args: tuple, n: int) -> Any:
