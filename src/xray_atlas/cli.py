@@ -410,12 +410,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = make_config(task.name, model=model, source=args.source, amp=args.amp, model_params=model_params,
                          source_params=_name_values(args.param, "--param"), **settings)
     try:
-        outcome = train(config, args.out, callbacks=[TerminalProgress()], resume=args.resume,
-                        overwrite=args.overwrite, tensorboard=args.tensorboard)
+        if args.ddp is not None and args.ddp != 1:
+            from .training.distributed import launch
+
+            if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
+                raise XrayAtlasError("--ddp starts its own processes; under torchrun leave it out")
+            outcome = launch(args.ddp, config, args.out, resume=args.resume, overwrite=args.overwrite,
+                             tensorboard=args.tensorboard, progress=True)
+        else:
+            outcome = train(config, args.out, callbacks=[TerminalProgress()], resume=args.resume,
+                            overwrite=args.overwrite, tensorboard=args.tensorboard)
     except KeyboardInterrupt:
         print(f"xray-atlas train: interrupted; the best model so far (if an epoch completed) is at {args.out}",
               file=sys.stderr)
         return 130
+    if outcome.rank != 0:  # one of torchrun's processes: rank 0 reports
+        return 0
     res = outcome.result
     if outcome.path is None:
         raise XrayAtlasError("no epoch completed, so no model was written", path=args.out)
@@ -658,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement (0: off)")
     p.add_argument("--grad-clip", type=float, help="gradient norm clip (0: off)")
     p.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    p.add_argument("--ddp", type=int, metavar="N", help="data-parallel training in N processes on this machine: "
+                   "one per GPU with --device cuda, or N on the CPU; --batch-size is the batch of all N together")
     p.add_argument("--resume", action="store_true", help="go on from OUT_MODEL's last complete epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a model already at OUT_MODEL")
     p.add_argument("--tensorboard", metavar="DIR", help="also log to TensorBoard (needs tensorboard)")

@@ -256,11 +256,13 @@ def check_run(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
 
 @dataclass
 class Outcome:
-    """A finished run: the loop's result, the model path (None when no epoch completed)."""
+    """A finished run: the loop's result, the model path (None when no epoch completed), and
+    in a data-parallel run the rank of the process that returns it (rank 0 wrote the files)."""
 
     result: FitResult
     path: Path | None
     config: TrainConfig
+    rank: int = 0
 
 
 def train(
@@ -299,58 +301,104 @@ def train(
         Add the model to the user's trained models, so that every dock lists it. False for
         throw-away runs in temporary folders (benchmarks, the zoo script), which would
         otherwise fill those lists with models that vanish.
+
+    Data-parallel training: started by ``torchrun`` (the environment names this process's
+    rank), every process calls ``train`` alike and joins the process group here (leaving it at
+    the end); or :func:`~.distributed.launch` starts the processes. ``config.batch_size`` is
+    the batch of all processes together, each taking its share; rank 0 alone writes the model,
+    the resume state and the logs, and alone hears the callbacks. A cancel during the data's
+    preparation is heard by a single process only.
     """
+    import torch.distributed as dist
+
+    from .distributed import join_from_environment, leave
+
+    joined = dist.is_available() and dist.is_initialized()
+    ranks = join_from_environment(config.device)
+    try:
+        return _train(config, Path(out), ranks, callbacks=callbacks, cancel=cancel, resume=resume,
+                      overwrite=overwrite, tensorboard=tensorboard, remember=remember)
+    finally:
+        if ranks is not None and not joined:
+            leave()
+
+
+def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[Any], cancel: Any, resume: bool,
+           overwrite: bool, tensorboard: Any, remember: bool) -> Outcome:
+    """:func:`train` in this process, one of ``ranks`` (None: the only one)."""
     from ..models import ModelCard, build, save_model
     from ..models.catalogue import remember as remember_model
     from ..models.registry import available
     from .callbacks import CSVLogger, TensorBoardLogger
     from .checkpoint import load_state, save_state
+    from .distributed import agree
     from .loop import fit, seed_everything
     from .losses import get_loss
     from .sources import PreparationCancelled
 
-    out = Path(out)
-    task, source = _prepare(config, out, resume=resume, overwrite=overwrite)
+    main = ranks is None or ranks.main
+    rank, world = (ranks.rank, ranks.world) if ranks is not None else (0, 1)
     model_path, state_path, log_path = run_files(out)
     state = None
-    if resume:
-        state, settings = load_state(state_path)
-        ignore = ("epochs", "device", "amp")
-        old = {k: v for k, v in settings.items() if k not in ignore}
-        new = {k: v for k, v in _jsonable(config.to_dict()).items() if k not in ignore}
-        if old and old != new:
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}", path=out)
-    extra = [TensorBoardLogger(tensorboard)] if tensorboard is not None else []
-    callbacks = list(callbacks)
+    failed = None
+    try:  # every rank checks; all refuse alike (agree) before rank 0 touches a file
+        task, source = _prepare(config, out, resume=resume, overwrite=overwrite)
+        if config.batch_size < world:
+            raise XrayAtlasError(f"batch_size={config.batch_size} is smaller than the {world} training processes, "
+                                 "which each take a share of every batch")
+        if resume:
+            state, settings = load_state(state_path)
+            ignore = ("epochs", "device", "amp", "processes")
+            old = {k: v for k, v in settings.items() if k not in ignore}
+            new = {k: v for k, v in _jsonable(config.to_dict()).items() if k not in ignore}
+            if old and old != new:
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}",
+                                     path=out)
+    except Exception as err:  # noqa: BLE001 - raised on every rank by agree()
+        failed = err
+    agree(failed, ranks)
+    extra = [TensorBoardLogger(tensorboard)] if tensorboard is not None and main else []
+    callbacks = list(callbacks) if main else []
 
     def preparing(ev: Preparing) -> None:
         for cb in callbacks:
             if hasattr(cb, "on_prepare"):
                 cb.on_prepare(ev)
 
-    source.watch(progress=preparing, cancel=cancel)
+    # a cancel heard by one rank alone would leave the others waiting for it
+    source.watch(progress=preparing, cancel=cancel if ranks is None else None)
+    failed = None
     try:
         source.prepare(config.seed)
+        seed_everything(config.seed)
+        accepts = available(config.task)[config.model].defaults
+        fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
+        model, full = build(config.model, **{**config.model_params, **fixed})
+        _fit_familiarity(model, source, config)
+        n_params = sum(p.numel() for p in model.parameters())
+        _check_space(out.parent, n_params)
+        if ranks is not None and not len(source.train_batches(1, config.batch_size, config.seed, rank=rank,
+                                                              world=world)):
+            raise XrayAtlasError(f"too little training data for {world} processes: each needs a share of a batch")
     except PreparationCancelled:
         return Outcome(FitResult(0, math.inf, 0, cancelled=True), None, config)
-    seed_everything(config.seed)
-    accepts = available(config.task)[config.model].defaults
-    fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
-    model, full = build(config.model, **{**config.model_params, **fixed})
-    _fit_familiarity(model, source, config)
-    n_params = sum(p.numel() for p in model.parameters())
-    _check_space(out.parent, n_params)
-    if out.suffix != ".safetensors":
-        if out.is_dir() and not resume and overwrite:
-            for f in (model_path / "card.json", model_path / "model.safetensors", state_path, log_path):
-                f.unlink(missing_ok=True)
-        out.mkdir(exist_ok=True)
-    elif not resume:
-        for f in (state_path, log_path):  # an earlier run's, allowed by --overwrite (_check_output)
-            if f.is_file() and _written_by_a_run(f):
-                f.unlink()
+    except Exception as err:  # noqa: BLE001 - raised on every rank by agree()
+        failed = err
+    agree(failed, ranks)
+    if main:
+        if out.suffix != ".safetensors":
+            if out.is_dir() and not resume and overwrite:
+                for f in (model_path / "card.json", model_path / "model.safetensors", state_path, log_path):
+                    f.unlink(missing_ok=True)
+            out.mkdir(exist_ok=True)
+        elif not resume:
+            for f in (state_path, log_path):  # an earlier run's, allowed by --overwrite (_check_output)
+                if f.is_file() and _written_by_a_run(f):
+                    f.unlink()
     settings = _jsonable(config.to_dict())
+    if ranks is not None:
+        settings["processes"] = world  # the batch is the same; how it was shared, for the card
 
     def on_best(m: Any, ev: EpochEnd, outputs: tuple[Any, Any]) -> None:
         card = ModelCard(architecture=config.model, config=full, task=config.task, inputs=source.input_contract(),
@@ -361,18 +409,19 @@ def train(
 
     result = fit(
         model,
-        lambda epoch: source.train_batches(epoch, config.batch_size, config.seed),
+        lambda epoch: source.train_batches(epoch, config.batch_size, config.seed, rank=rank, world=world),
         lambda: source.val_batches(max(config.batch_size, 256)),
         loss_fn=get_loss(config.loss, weights=source.class_weights()), epochs=config.epochs, optimizer=config.optimizer, lr=config.lr,
         weight_decay=config.weight_decay, schedule=config.schedule, device=config.device, seed=config.seed,
         grad_clip=config.grad_clip or None, patience=config.patience or None, amp=config.amp,
         metrics=task.metrics, on_best=on_best, on_state=lambda s: save_state(state_path, s, settings=settings),
-        resume=state, callbacks=[CSVLogger(log_path), *extra, *callbacks], cancel=cancel,
+        resume=state, callbacks=[CSVLogger(log_path), *extra, *callbacks] if main else [], cancel=cancel,
+        ranks=ranks,
     )
     saved = model_path.exists() and (model_path.is_file() or (model_path / "card.json").is_file())
-    if saved and remember:
+    if saved and remember and main:
         remember_model(model_path)
-    return Outcome(result, model_path if saved else None, config)
+    return Outcome(result, model_path if saved else None, config, rank)
 
 
 def _thresholds(task: Any, outputs: tuple[Any, Any], names: Any) -> dict:

@@ -166,7 +166,11 @@ class DataSource:
         raise XrayAtlasError(f"model {model!r} reads the per-cluster fit of whole scans and the data source "
                              f"{self.name!r} has no scans to fit; use synthetic-paintings")
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> "Batches":
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> "Batches":
+        """The training batches of ``epoch``, a function of ``seed``. In a data-parallel run
+        of ``world`` processes, rank ``rank``'s share of each batch of ``batch_size`` (items
+        rank, rank + world, ...; for data drawn on the fly, its own draws); every rank gets
+        the same number of batches (:func:`n_batches`)."""
         raise NotImplementedError
 
     def val_batches(self, batch_size: int) -> list[tuple[Any, Any]]:
@@ -200,19 +204,34 @@ def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
+def n_batches(n: int, batch_size: int, world: int = 1) -> int:
+    """Batches in an epoch of ``n`` items. With ``world`` ranks, a last batch too small to give
+    each rank an item is left out (every rank must take part in every step)."""
+    whole = -(-n // batch_size)
+    if world > 1 and whole and n - (whole - 1) * batch_size < world:
+        whole -= 1
+    return whole
+
+
+def _batch_rng(seed: int, epoch: int, i: int, rank: int, world: int) -> np.random.Generator:
+    """The generator of batch ``i`` (of this rank's share of it in a data-parallel run: each
+    rank draws its own; one process draws as it always has)."""
+    return np.random.default_rng([seed, epoch, i] if world == 1 else [seed, epoch, i, rank])
+
+
 def _in_memory_batches(x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int, seed: int,
-                       augment: Any = None) -> Batches:
+                       augment: Any = None, *, rank: int = 0, world: int = 1) -> Batches:
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(x))
+    order = rng.permutation(len(x))  # the same on every rank: together they take each batch once
 
     def make(i: int) -> tuple[Any, Any]:
-        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
+        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])[rank::world]
         xb = x[idx].astype(np.float32, copy=False)
         if augment is not None:
-            xb = augment(xb, np.random.default_rng([seed, epoch, i]))
+            xb = augment(xb, _batch_rng(seed, epoch, i, rank, world))
         return _tensors(xb, y[idx])
 
-    return Batches(-(-len(x) // batch_size), make)
+    return Batches(n_batches(len(x), batch_size, world), make)
 
 
 # -- synthetic spectra ----------------------------------------------------------------------
@@ -363,14 +382,15 @@ class SyntheticSpectra(DataSource):
             d["unlisted"] = list(self.unlisted)
         return d
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         n = self.params["n_train"]
 
         def make(i: int) -> tuple[Any, Any]:
             size = min(batch_size, n - i * batch_size)
-            return _tensors(*self._draw(size, np.random.default_rng([seed, epoch, i])))
+            size = size // world + (rank < size % world)  # this rank's share, drawn by it alone
+            return _tensors(*self._draw(size, _batch_rng(seed, epoch, i, rank, world)))
 
-        return Batches(-(-n // batch_size), make)
+        return Batches(n_batches(n, batch_size, world), make)
 
 
 # -- synthetic paintings ---------------------------------------------------------------------
@@ -495,8 +515,8 @@ class SyntheticPaintings(DataSource):
         return {"n_channels": self.params["n_channels"], "energy_offset_kev": 0.0,
                 "energy_gain_kev": 40.96 / self.params["n_channels"], "total_counts": _total_counts(self)}
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
-        return _in_memory_batches(*self._train, epoch, batch_size, seed)
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed, rank=rank, world=world)
 
 
 # -- cubes with reference maps -----------------------------------------------------------------
@@ -590,8 +610,8 @@ class CubeMaps(DataSource):
         return {"n_channels": self.n_channels, "energy_offset_kev": cal[0] if cal else None,
                 "energy_gain_kev": cal[1] if cal else None, "total_counts": _total_counts(self)}
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
-        return _in_memory_batches(*self._train, epoch, batch_size, seed)
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
+        return _in_memory_batches(*self._train, epoch, batch_size, seed, rank=rank, world=world)
 
 
 # -- image folders ---------------------------------------------------------------------------
@@ -643,9 +663,9 @@ class _ImageSource(DataSource):
         w = (1.0 - beta) / (1.0 - beta ** np.maximum(counts, 1.0))  # 1 / effective number of samples
         return (w / w.sum() * len(w)).astype(np.float32)
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         return _in_memory_batches(*self._train, epoch, batch_size, seed,
-                                  augment=_flip_turn if self.params["augment"] else None)
+                                  augment=_flip_turn if self.params["augment"] else None, rank=rank, world=world)
 
 
 class ImageFolder(_ImageSource):
@@ -930,15 +950,15 @@ class SyntheticDiffraction(DataSource):
         return {"span": p["span"], "image_size": p["image_size"], "image": "diffraction image, zero frequency at "
                 "the centre, divided by its mean", "lot": p["lot"], "lattice_size": p["size"]}
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int) -> Batches:
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         x, y = self._train
         order = np.random.default_rng([seed, epoch]).permutation(len(x))
 
         def make(i: int) -> tuple[Any, Any]:
-            idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
-            xb = self._augment(x[idx], np.random.default_rng([seed, epoch, i]))
+            idx = np.sort(order[i * batch_size:(i + 1) * batch_size])[rank::world]
+            xb = self._augment(x[idx], _batch_rng(seed, epoch, i, rank, world))
             # the image of a lattice turned by 180 degrees is the same; a transposed lattice
             # swaps dx and dy, which would change the label: no flips
             return _tensors(xb, y[idx])
 
-        return Batches(-(-len(x) // batch_size), make)
+        return Batches(n_batches(len(x), batch_size, world), make)
