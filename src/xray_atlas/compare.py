@@ -113,14 +113,19 @@ def _check_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _check_limits(name: str, limits: Sequence[float]) -> tuple[float, float]:
+def _low_high(value: Sequence[float], what: str) -> tuple[float, float]:
+    """``value`` as two finite numbers, low < high; ``what`` names it in the error."""
     try:
-        lo, hi = (float(v) for v in limits)
+        lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise XrayAtlasError(f"limits: the {name} channel's must be two numbers (low, high), got {limits!r}") from None
+        raise XrayAtlasError(f"{what} must be two numbers (low, high), got {value!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise XrayAtlasError(f"limits: the {name} channel's high ({hi:g}) must be above its low ({lo:g})")
+        raise XrayAtlasError(f"{what} ({lo:g}, {hi:g}): high must be a finite number above low")
     return lo, hi
+
+
+def _check_limits(name: str, limits: Sequence[float]) -> tuple[float, float]:
+    return _low_high(limits, f"limits: the {name} channel's")
 
 
 def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.ndarray | None, *,
@@ -195,13 +200,7 @@ def _pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _range(name: str, values: np.ndarray, given: Sequence[float] | None) -> tuple[float, float]:
     if given is not None:
-        try:
-            lo, hi = (float(v) for v in given)
-        except (TypeError, ValueError):
-            raise XrayAtlasError(f"{name}_range={given!r} must be two numbers (low, high)") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-            raise XrayAtlasError(f"{name}_range=({lo:g}, {hi:g}): high must be above low")
-        return lo, hi
+        return _low_high(given, f"{name}_range")
     finite = values[np.isfinite(values)]
     if not finite.size:
         return 0.0, 1.0
