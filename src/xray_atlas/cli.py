@@ -262,15 +262,27 @@ def _cmd_maps(args: argparse.Namespace) -> int:
     attrs = {"model": str(args.model or model.name)}
     if found:  # which of the maps the default set added because the cube holds them
         attrs["found_lines"] = ",".join(found)
+    # a fit-based model (fit, maps-fit) also says how well its fit explains each pixel's counts
     write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, units=args.units,
-                  pixel_size_um=pixel_size, attrs=attrs)
+                  pixel_size_um=pixel_size, attrs=attrs, reduced_chi2=model.reduced_chi2)
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
     print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; "
           + (f"found in the cube and added: {', '.join(found)}; " if found else "")
           + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if args.units == 'counts' else 3}g}"
                                      for k in strongest)
-          + f" mean {args.units}")
+          + f" mean {args.units}" + _chi2_summary(model.reduced_chi2))
     return 0
+
+
+def _chi2_summary(chi2) -> str:
+    """'; fit reduced chi-square median 1.09 (...)' for a fit-based model's map, else ''."""
+    import numpy as np
+
+    if chi2 is None or not np.isfinite(chi2).any():
+        return ""
+    c = chi2[np.isfinite(chi2)]
+    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in {float((c > 3).mean()):.1%} "
+            "of the pixels (/fit/reduced_chi2)")
 
 
 def _add_calibration(p: argparse.ArgumentParser) -> None:
@@ -578,7 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "per-cluster fit, held within its standard errors; maps-default: the prior MLP, 1.3x faster, "
                    "for paintings, and the stand-in for maps-fit on a cube without energy calibration; "
                    "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
-                   "pixels' own line ratios) (default: maps-fit)")
+                   "pixels' own line ratios) (default: maps-fit). With fit and maps-fit the result also holds "
+                   "/fit/reduced_chi2, how well the per-cluster fit explains each pixel's counts (about 1: "
+                   "within Poisson noise; a line the fit lacks lights up)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lines", help="line families to map instead of the default set (the twelve study lines and "
                    "every K or L family found in the cube), e.g. Pb-L,Fe-K; a list that starts with + adds to the "
