@@ -77,6 +77,7 @@ class FitInspector(QWidget):
         self.pixel_yx: tuple[int, int] | None = None
         self._fits: dict[tuple, "ClusterFit"] = {}  # (id(cube), omitted, extra lines) -> prepared fit
         self._pending: tuple | None = None  # what to fit once the fit is ready
+        self._where: Any = None  # where the shown fit came from: (y, x), a mask, or None (a cluster)
         self._family_curves: dict[str, pg.PlotDataItem] = {}
         self._hidden: set[str] = set()  # families the user unticked (kept across fits)
 
@@ -452,7 +453,7 @@ class FitInspector(QWidget):
         lines += result.notes
         self.implied = None
         model = self.compare_combo.currentText()
-        where = getattr(self, "_where", None)
+        where = self._where
         values, notes = ({}, []) if model in ("", _NONE) or where is None else self._model_values(model, where)
         if model not in ("", _NONE) and where is None:
             lines.append(f"a cluster's sum holds its sampled pixels, and {model}'s values are per pixel: not drawn")
