@@ -197,26 +197,25 @@ def _check_cam(cam: Path, files: list[Path], *, overwrite: bool) -> None:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from .cluster import cluster_cube, method_parameters
-    from .io import read
-    from .io.results import write_results
+    from .cubetasks import run_cluster
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,), overwrite=args.overwrite)
+    done = run_cluster(args.cube, out, **_cluster_options(args), overwrite=args.overwrite)
+    print(f"wrote {out}: {done.summary}")
+    return 0
+
+
+def _cluster_options(args: argparse.Namespace) -> dict:
+    """The options of xray_atlas.cubetasks.run_cluster from the command line's (also batch's)."""
+    from .cluster import method_parameters
+
     defaults = method_parameters(args.method)
     params = {}
     for name, value in _name_values(args.param, "--param").items():
         if name not in defaults:
             raise XrayAtlasError(f"--param {name}: unknown for {args.method}; known: {', '.join(sorted(defaults))}")
         params[name] = _parse_value(value, defaults[name], name)
-    with read(args.cube, dataset=args.dataset) as cube:
-        result = cluster_cube(cube, args.method, seed=args.seed, **params)
-        write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(args.cube,),
-                      energy=cube.energy if cube.calibrated else None, overwrite=args.overwrite,
-                      pixel_size_um=cube.pixel_size_um,
-                      attrs={"model": args.method, "parameters": json.dumps(result.params, default=str)})
-    noise = int((result.labels < 0).sum())
-    print(f"wrote {out}: {result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
-    return 0
+    return {"method": args.method, "params": params, "seed": args.seed, "dataset": args.dataset}
 
 
 def _parse_value(text: str, default: object, name: str) -> object:
@@ -239,50 +238,26 @@ def _parse_value(text: str, default: object, name: str) -> object:
 
 
 def _cmd_maps(args: argparse.Namespace) -> int:
-    from .cube import run_to_end
-    from .inference import iter_maps, live_time_for, load_map_model, parse_lines
-    from .io import read
-    from .io.results import write_results
+    from .cubetasks import run_maps
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,), overwrite=args.overwrite)
-    _check_calibration(args)
-    lines, add = parse_lines(args.lines)
-    with read(args.cube, dataset=args.dataset) as cube:
-        cube = _calibrated(cube, args)
-        live_time_for(cube, units=args.units)  # refused before the model loads
-        model = load_map_model(args.model, cube, device=args.device, lines=lines, add_lines=add)
-        for note in model.notes:
-            print(f"xray-atlas maps: note: {note}", file=sys.stderr)
-        before = len(model.notes)
-        maps = run_to_end(iter_maps(cube, model, lines=lines, add_lines=add, units=args.units))
-        for note in model.notes[before:]:  # what the run found (lines in the cube, pixels unlike the training data)
-            print(f"xray-atlas maps: note: {note}", file=sys.stderr)
-        pixel_size = cube.pixel_size_um
-    found = [f.line for f in model.found]
-    attrs = {"model": str(args.model or model.name)}
-    if found:  # which of the maps the default set added because the cube holds them
-        attrs["found_lines"] = ",".join(found)
-    # a fit-based model (fit, maps-fit) also says how well its fit explains each pixel's counts
-    write_results(out, maps=maps, inputs=(args.cube,), overwrite=args.overwrite, units=args.units,
-                  pixel_size_um=pixel_size, attrs=attrs, reduced_chi2=model.reduced_chi2)
-    strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
-    print(f"wrote {out}: {len(maps)} maps ({', '.join(maps)}) with {model.name}; "
-          + (f"found in the cube and added: {', '.join(found)}; " if found else "")
-          + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if args.units == 'counts' else 3}g}"
-                                     for k in strongest)
-          + f" mean {args.units}" + _chi2_summary(model.reduced_chi2))
+    done = run_maps(args.cube, out, **_maps_options(args), overwrite=args.overwrite, on_note=_note_printer("maps"))
+    print(f"wrote {out}: {done.summary}")
     return 0
 
 
-def _chi2_summary(chi2) -> str:
-    """'; fit reduced chi-square median 1.09 (...)' for a fit-based model's map, else ''."""
-    import numpy as np
+def _maps_options(args: argparse.Namespace) -> dict:
+    """The options of xray_atlas.cubetasks.run_maps from the command line's (also batch's)."""
+    from .inference import parse_lines
 
-    if chi2 is None or not np.isfinite(chi2).any():
-        return ""
-    c = chi2[np.isfinite(chi2)]
-    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in {float((c > 3).mean()):.1%} "
-            "of the pixels (/fit/reduced_chi2)")
+    _check_calibration(args)
+    lines, add = parse_lines(args.lines)
+    return {"model": args.model, "device": args.device, "lines": lines, "add_lines": add, "units": args.units,
+            "offset_kev": args.offset_kev, "gain_kev": args.gain_kev, "dataset": args.dataset}
+
+
+def _note_printer(command: str) -> Callable[[str], None]:
+    return lambda note: print(f"xray-atlas {command}: note: {note}", file=sys.stderr)
 
 
 def _add_calibration(p: argparse.ArgumentParser) -> None:
@@ -296,61 +271,53 @@ def _check_calibration(args: argparse.Namespace) -> None:
         raise XrayAtlasError("--offset-kev and --gain-kev go together")
 
 
-def _calibrated(cube, args: argparse.Namespace):
-    """The cube with the calibration of --offset-kev/--gain-kev, if given (the file is not touched)."""
-    if args.gain_kev is None:
-        return cube
-    return cube.with_calibration(offset_kev=args.offset_kev, gain_kev=args.gain_kev)
-
-
-def _read_labels(path: str, shape: tuple[int, int]) -> "np.ndarray":
-    """Cluster labels from a result file of ``xray-atlas cluster`` (``/labels``)."""
-    import h5py
-    import numpy as np
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "labels" not in f:
-                raise XrayAtlasError("no /labels dataset (a result file of xray-atlas cluster holds one)", path=path)
-            labels = np.asarray(f["labels"])
-    except OSError as err:
-        raise XrayAtlasError(f"not a readable HDF5 file ({err})", path=path) from None
-    if labels.shape != shape:
-        raise XrayAtlasError(f"/labels is {labels.shape[0]} x {labels.shape[1]} and the cube {shape[0]} x {shape[1]}"
-                             if labels.ndim == 2 else f"/labels has shape {labels.shape}", path=path)
-    return labels
-
-
 def _cmd_probabilities(args: argparse.Namespace) -> int:
-    from .cube import run_to_end
-    from .io import read
-    from .io.results import write_results
-    from .probabilities import iter_probabilities, load_element_model, present
+    from .cubetasks import run_probabilities
 
     out = _check_output(args.out, (".h5", ".hdf5"), inputs=(args.cube,) + ((args.labels,) if args.labels else ()),
                         overwrite=args.overwrite)
-    _check_calibration(args)
+    options = _probabilities_options(args)
     if args.labels and args.region != 1:
         raise XrayAtlasError("--labels and --region exclude each other")
-    elements = tuple(s.strip() for s in args.elements.split(",")) if args.elements else None
-    with read(args.cube, dataset=args.dataset) as cube:
-        cube = _calibrated(cube, args)
-        labels = _read_labels(args.labels, (cube.height, cube.width)) if args.labels else None
-        model = load_element_model(args.model, device=args.device)
-        probs = run_to_end(iter_probabilities(cube, model, region=args.region, labels=labels, elements=elements))
-        for note in model.notes:
-            print(f"xray-atlas probabilities: note: {note}", file=sys.stderr)
-        pixel_size = cube.pixel_size_um
-    where = "cluster" if labels is not None else ("pixel" if args.region == 1 else f"{args.region} x {args.region} region")
-    write_results(out, probabilities=probs, inputs=(args.cube,), overwrite=args.overwrite, pixel_size_um=pixel_size,
-                  attrs={"model": str(args.model or model.name), "region": args.region,
-                         "thresholds": json.dumps({el: model.thresholds[el] for el in probs})})
-    # elements called present in at least one pixel, with the share of pixels
-    share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
-    found = present({el: v for el, v in share.items() if v > 0}, {el: 0.0 for el in share})
-    print(f"wrote {out}: {len(probs)} probability maps per {where} with {model.name}; present in some pixels: "
-          + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
+    done = run_probabilities(args.cube, out, **options, labels=args.labels, overwrite=args.overwrite,
+                             on_note=_note_printer("probabilities"))
+    print(f"wrote {out}: {done.summary}")
     return 0
+
+
+def _probabilities_options(args: argparse.Namespace) -> dict:
+    """The options of xray_atlas.cubetasks.run_probabilities from the command line's (also batch's,
+    which has no --labels)."""
+    _check_calibration(args)
+    elements = tuple(s.strip() for s in args.elements.split(",")) if args.elements else None
+    return {"model": args.model, "device": args.device, "region": args.region, "elements": elements,
+            "offset_kev": args.offset_kev, "gain_kev": args.gain_kev, "dataset": args.dataset}
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    options = {"maps": _maps_options, "probabilities": _probabilities_options,
+               "cluster": _cluster_options}[args.task](args)
+
+    def progress(row: dict, done: int, total: int, per_min: float) -> None:
+        head = f"[{done}/{total}] {per_min:.3g} cubes/min"
+        if row["status"] == "ok":
+            print(f"{head} ok {row['input']} -> {row['output']} ({row['seconds']:.1f} s)", flush=True)
+        else:
+            print(f"xray-atlas batch: {head} failed: {row['error']}", file=sys.stderr, flush=True)
+
+    report = run_batch(args.task, args.inputs, args.outdir, options=options, scheduler=args.scheduler,
+                       overwrite=args.overwrite, progress=progress,
+                       on_message=lambda text: print(f"xray-atlas batch: {text}", file=sys.stderr, flush=True))
+    n_ok, n_failed, n_skipped = (report.count(s) for s in ("ok", "failed", "skipped"))
+    ran = n_ok + n_failed
+    timing = f" in {report.run_seconds / 60:.2g} min ({ran / max(report.run_seconds, 1e-9) * 60:.3g} cubes/min)" \
+        if ran else ""
+    noted = sum(bool(r["notes"]) and r["status"] == "ok" for r in report.rows)
+    print(f"batch {args.task}: {n_ok} ok, {n_failed} failed, {n_skipped} skipped{timing}; report {report.paths[0]}"
+          + (f" ({noted} cube(s) with notes there)" if noted else ""))
+    return 1 if report.failed else 0
 
 
 def _cmd_diffraction(args: argparse.Namespace) -> int:
@@ -527,6 +494,80 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    from .cluster import METHODS
+
+    p.add_argument("--method", choices=list(METHODS), required=True)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="method option, e.g. --param n_neighbors=30 --param rows=3 (repeatable)")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    p.add_argument("--seed", type=_seed, default=0)
+
+
+def _add_maps_options(p: argparse.ArgumentParser) -> None:
+    from .cube import MAP_UNITS
+    from .devices import DEVICES
+
+    p.add_argument("--model", help="shipped or trained model name (maps-fit: a learnt correction of the "
+                   "per-cluster fit, held within its standard errors; maps-default: the prior MLP, 1.3x faster, "
+                   "for paintings, and the stand-in for maps-fit on a cube without energy calibration; "
+                   "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
+                   "pixels' own line ratios) (default: maps-fit). With fit and maps-fit the result also holds "
+                   "/fit/reduced_chi2, how well the per-cluster fit explains each pixel's counts (about 1: "
+                   "within Poisson noise; a line the fit lacks lights up)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--lines", help="line families to map instead of the default set (the twelve study lines and "
+                   "every K or L family found in the cube), e.g. Pb-L,Fe-K; a list that starts with + adds to the "
+                   "default set, e.g. +As-K,Co-K. Any family xraylib knows with a line in the cube's energy range; "
+                   "those beyond a learnt model's outputs come from the per-cluster fit")
+    p.add_argument("--units", choices=MAP_UNITS, default="counts", help="net counts (default), or net counts per "
+                   "second of each pixel's live time (needs the live time in the file)")
+    _add_calibration(p)
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+
+
+def _add_probabilities_options(p: argparse.ArgumentParser, *, labels: bool) -> None:
+    from .devices import DEVICES
+
+    p.add_argument("--model", help="shipped or trained model name or a model file (default: the shipped model)")
+    p.add_argument("--region", type=_positive_int, default=1, metavar="K",
+                   help="predict the summed spectrum of each K x K block (default 1: every pixel)")
+    if labels:
+        p.add_argument("--labels", metavar="CLUSTERS.h5", help="predict the summed spectrum of each cluster of this "
+                       "result file of xray-atlas cluster")
+    p.add_argument("--elements", help="comma-separated subset of the model's elements, e.g. Pb,Hg,Cu")
+    _add_calibration(p)
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser("batch", help="run maps, probabilities or cluster on many cubes, in parallel on a dask cluster",
+                       description="TASK INPUT [INPUT ...] OUTDIR: run TASK's single-cube command on every cube; "
+                       "OUTDIR (made when missing) gets one <input stem>.h5 per cube and batch-report.json / .csv "
+                       "(input, status, error, seconds, output, notes). INPUT is a cube file, a folder (its own "
+                       "cube files; subfolders are not searched) or a glob ('scans/**/*.h5' descends). A cube that "
+                       "fails is reported and the others go on: exit status 1 when any failed, 0 when all "
+                       "succeeded. A rerun skips cubes whose result is complete and newer than the cube. "
+                       "See docs/batch.md.")
+    what = p.add_subparsers(dest="task", metavar="TASK", parser_class=_Parser, required=True)
+    for task, doc, add in (("maps", "elemental maps of each cube (as xray-atlas maps)", _add_maps_options),
+                           ("probabilities", "element probability maps of each cube (as xray-atlas probabilities; "
+                            "no --labels)", lambda q: _add_probabilities_options(q, labels=False)),
+                           ("cluster", "clusters of each cube's pixels (as xray-atlas cluster)", _add_cluster_options)):
+        q = what.add_parser(task, help=doc)
+        q.add_argument("inputs", nargs="+", metavar="INPUT", help="a cube file, a folder or a glob")
+        q.add_argument("outdir", metavar="OUTDIR", help="the results' folder (made when missing)")
+        q.add_argument("--scheduler", default="local", metavar="local[:N]|ADDRESS",
+                       help="local: a local cluster with one worker per core (default); local:N: N workers; "
+                       "tcp://host:8786: a running dask scheduler; FILE.json: its scheduler file. The workers read "
+                       "the cubes and write the results at the same paths as here")
+        add(q)
+        q.add_argument("--overwrite", action="store_true", help="replace results in OUTDIR that are not complete "
+                       "and newer than their cube (those are skipped either way); never an input")
+        q.set_defaults(func=_cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``xray-atlas`` (exposed for documentation and tests)."""
     parser = _Parser(
@@ -567,41 +608,19 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--quadrants", action="store_true", help="cut each image into quarters (study 002)")
         q.set_defaults(func=_cmd_simulate_images, kind="both")
 
-    from .cluster import METHODS
+    from .devices import DEVICES
 
     p = sub.add_parser("cluster", help="cluster pixels by their spectra into labels and mean spectra")
     p.add_argument("cube", metavar="CUBE")
     p.add_argument("out", metavar="OUT.h5")
-    p.add_argument("--method", choices=list(METHODS), required=True)
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="method option, e.g. --param n_neighbors=30 --param rows=3 (repeatable)")
-    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
-    p.add_argument("--seed", type=_seed, default=0)
+    _add_cluster_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_cluster)
-
-    from .cube import MAP_UNITS
-    from .devices import DEVICES
 
     p = sub.add_parser("maps", help="elemental maps (net counts per line family) with a trained model or a baseline")
     p.add_argument("cube", metavar="CUBE")
     p.add_argument("out", metavar="OUT.h5")
-    p.add_argument("--model", help="shipped or trained model name (maps-fit: a learnt correction of the "
-                   "per-cluster fit, held within its standard errors; maps-default: the prior MLP, 1.3x faster, "
-                   "for paintings, and the stand-in for maps-fit on a cube without energy calibration; "
-                   "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
-                   "pixels' own line ratios) (default: maps-fit). With fit and maps-fit the result also holds "
-                   "/fit/reduced_chi2, how well the per-cluster fit explains each pixel's counts (about 1: "
-                   "within Poisson noise; a line the fit lacks lights up)")
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--lines", help="line families to map instead of the default set (the twelve study lines and "
-                   "every K or L family found in the cube), e.g. Pb-L,Fe-K; a list that starts with + adds to the "
-                   "default set, e.g. +As-K,Co-K. Any family xraylib knows with a line in the cube's energy range; "
-                   "those beyond a learnt model's outputs come from the per-cluster fit")
-    p.add_argument("--units", choices=MAP_UNITS, default="counts", help="net counts (default), or net counts per "
-                   "second of each pixel's live time (needs the live time in the file)")
-    _add_calibration(p)
-    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    _add_maps_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_maps)
 
@@ -609,17 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "holds) with a trained model")
     p.add_argument("cube", metavar="CUBE")
     p.add_argument("out", metavar="OUT.h5")
-    p.add_argument("--model", help="shipped or trained model name or a model file (default: the shipped model)")
-    p.add_argument("--region", type=_positive_int, default=1, metavar="K",
-                   help="predict the summed spectrum of each K x K block (default 1: every pixel)")
-    p.add_argument("--labels", metavar="CLUSTERS.h5", help="predict the summed spectrum of each cluster of this "
-                   "result file of xray-atlas cluster")
-    p.add_argument("--elements", help="comma-separated subset of the model's elements, e.g. Pb,Hg,Cu")
-    _add_calibration(p)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
+    _add_probabilities_options(p, labels=True)
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
     p.set_defaults(func=_cmd_probabilities)
+
+    _add_batch(sub)
 
     from .training import OPTIMIZERS, SCHEDULES
     from .training.tasks import CONTRACT_TASKS

@@ -148,6 +148,16 @@ def build_corpus(root: str | os.PathLike) -> Path:
     os.mkfifo(root / "fifo.png")
     (root / "dangling.h5").symlink_to(root / "missing-target.h5")
     (root / "notes.txt").write_text("not a cube")
+    # ripple .rpl + .raw (issue 28): good, its .raw missing, too short, a header that is no header
+    header = ("key\tvalue\nwidth\t6\nheight\t6\ndepth\t{c}\noffset\t0\ndata-length\t2\ndata-type\tunsigned\n"
+              "byte-order\tlittle-endian\nrecord-by\tvector\ndepth-scale\t{g}\ndepth-origin\t0\n"
+              "depth-units\tkeV\nwidth-scale\t50\nheight-scale\t50\nwidth-units\tum\nheight-units\tum\n")
+    for name in ("good", "noraw", "short"):
+        (root / f"{name}.rpl").write_text(header.format(c=C, g=GAIN))
+    good.astype("<u2").tofile(root / "good.raw")
+    (root / "short.raw").write_bytes(good.astype("<u2").tobytes()[:1000])
+    (root / "garbage.rpl").write_bytes(rng.integers(0, 256, 512, dtype=np.uint8).tobytes())
+    (root / "garbage.raw").write_bytes(good.astype("<u2").tobytes())
     try:
         import zarr
 
@@ -239,10 +249,12 @@ def cases(corpus: str | os.PathLike) -> list[Case]:
         "object.npy": ("bad", "object.npy"), "complex.npy": ("bad", "complex.npy"), "folder.h5": ("bad", "folder.h5"),
         "fifo.h5": ("bad", "fifo.h5"), "fifo.npy": ("bad", "fifo.npy"), "dangling.h5": ("bad", "dangling.h5"),
         "notes.txt": ("bad", "notes.txt"), "missing.h5": ("bad", "missing.h5"), "gainonly.zarr": ("bad", "gain"),
+        "good.rpl": ("good", ""), "noraw.rpl": ("bad", "noraw"), "short.rpl": ("bad", "short.rpl"),
+        "garbage.rpl": ("bad", "garbage.rpl"),
     }
     every_command = {"good.h5", "good.npy", "pixel.h5", "zeros.h5", "uncal.h5", "nan.h5", "inf.h5", "neg.h5",
                      "huge.h5", "badcal.h5", "strings.h5", "truncated.h5", "object.npy", "fifo.h5", "gainonly.zarr"}
-    fast_inputs = {"good.h5", "nan.h5", "fifo.h5", "garbage.npy", "gainonly.zarr", "truncated.h5"}
+    fast_inputs = {"good.h5", "nan.h5", "fifo.h5", "garbage.npy", "gainonly.zarr", "truncated.h5", "short.rpl"}
     for f, (expect, needle) in cube_inputs.items():
         reading_only = expect == "odd" or f in ("nan.h5", "inf.h5", "neg.h5", "huge.h5")
         # info reads the header only: value problems are found by --stats or by computing

@@ -92,19 +92,19 @@ def _keep_wide_enough(area: Any, inner: QWidget) -> None:
 
     watch = _Watch(inner)  # parented: lives as long as the form
     inner.installEventFilter(watch)
+    area.fit_width = fit  # called before the dock is first shown, so that it opens at its width
 
 
 def refit_on_show(widget: QWidget, viewer: Any) -> None:
     """Fit the canvas to the data once ``widget`` is first shown: a new dock narrows the canvas,
-    and napari keeps the old zoom, which cut the painting's edge off."""
+    and napari keeps the old zoom, which cut the painting's edge off. Qt settles a new dock's
+    width over a few layout passes, so the canvas is fitted again on each resize for a moment
+    (``SETTLE_MS``) after the show, never later (a user's own zoom stays)."""
+    import time
+
     from qtpy.QtCore import QEvent, QObject, QTimer
 
-    class _Once(QObject):
-        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
-            if event.type() == QEvent.Type.Show:
-                obj.removeEventFilter(self)
-                QTimer.singleShot(0, _fit)
-            return False
+    state = {"until": 0.0}
 
     def _fit() -> None:
         try:
@@ -113,8 +113,29 @@ def refit_on_show(widget: QWidget, viewer: Any) -> None:
         except RuntimeError:  # the viewer was closed meanwhile
             pass
 
-    widget._refit_filter = _Once(widget)
+    class _Settle(QObject):
+        # the dock and the canvas share each layout pass: a resize of the dock is one of the canvas
+        def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+            kind = event.type()
+            if kind == QEvent.Type.Show and state["until"] == 0.0:
+                area = getattr(obj, "scroll_area", None)
+                if area is not None:  # the dock's final width first
+                    area.fit_width()
+                state["until"] = time.monotonic() + SETTLE_MS / 1000
+                QTimer.singleShot(0, _fit)
+            elif kind == QEvent.Type.Resize and 0.0 < state["until"]:
+                if time.monotonic() < state["until"]:
+                    QTimer.singleShot(0, _fit)
+                else:
+                    obj.removeEventFilter(self)
+            return False
+
+    widget._refit_filter = _Settle(widget)
     widget.installEventFilter(widget._refit_filter)
+
+
+#: How long after a dock is first shown a resize of it still refits the view.
+SETTLE_MS = 1000
 
 
 def form_dock(widget: QWidget, rows: list, *below: QWidget, viewer: Any = None) -> QFormLayout:

@@ -1,0 +1,350 @@
+"""xray-atlas batch on a real dask.distributed LocalCluster (two worker processes of one thread
+each, xray_atlas.batch.local_cluster): outputs equal the single-cube commands', failures are
+reported without stopping the others, reruns skip finished cubes, each worker loads its model
+once, and a cube whose worker is killed runs once more elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from xray_atlas import batch, cli
+from xray_atlas.errors import XrayAtlasError
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cubes(tmp_path_factory):
+    """Three small painting cubes (2,048 channels of 10 eV reach the default model's 15 keV)
+    and a damaged one."""
+    from xray_atlas.physics.painting import synthetic_painting
+
+    folder = tmp_path_factory.mktemp("cubes")
+    for seed, name in ((1, "a"), (2, "b"), (3, "c")):
+        synthetic_painting(12, 14, n_channels=2048, seed=seed).write(folder / f"{name}.h5")
+    (folder / "bad.h5").write_bytes(b"not an HDF5 file")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with batch.local_cluster(2) as c:
+        yield c
+
+
+@pytest.fixture()
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def assert_same_result(a, b):
+    """Two result files hold the same datasets, values and root attributes."""
+    def contents(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return out, attrs
+
+    (da, aa), (db, ab) = contents(a), contents(b)
+    assert sorted(da) == sorted(db) and da
+    for name in da:
+        np.testing.assert_array_equal(da[name], db[name], err_msg=name)
+    assert aa.keys() == ab.keys()
+    for k in aa:
+        assert np.all(aa[k] == ab[k]), k
+
+
+def single(tmp_path, command, cube, *options, threads=None):
+    """The single-cube command's result for ``cube``, run here with ``threads`` torch and BLAS
+    threads (a worker's: float32 sums split over other thread counts add up in another order,
+    5e-5 apart)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    out = tmp_path / "single" / f"{command}-{cube.stem}.h5"
+    out.parent.mkdir(exist_ok=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        with threadpool_limits(threads) if threads else contextlib.nullcontext():
+            assert cli.main([command, str(cube), str(out), *options]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def worker_threads(client):
+    """The torch threads of the workers (one count for all)."""
+    import torch
+
+    (n,) = set(client.run(torch.get_num_threads).values())
+    return n
+
+
+def report_rows(outdir):
+    data = json.loads((outdir / "batch-report.json").read_text())
+    with open(outdir / "batch-report.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["input"] for r in table] == [r["input"] for r in data["cubes"]]
+    assert [r["status"] for r in table] == [r["status"] for r in data["cubes"]]
+    assert list(table[0]) == ["input", "status", "error", "seconds", "output", "notes"]
+    return {os.path.basename(r["input"]): r for r in data["cubes"]}
+
+
+def test_find_cubes(cubes, tmp_path):
+    (tmp_path / "sub").mkdir()
+    shutil.copy(cubes / "a.h5", tmp_path / "sub" / "deep.h5")
+    shutil.copy(cubes / "b.h5", tmp_path / "top.h5")
+    shutil.copy(cubes / "c.h5", tmp_path / ".hidden.h5")
+    (tmp_path / "notes.txt").write_text("not a cube")
+    from xray_atlas.io.results import write_results
+
+    write_results(tmp_path / "result.h5", maps={"Fe-K": np.ones((2, 2))})  # a result, not a cube
+    (tmp_path / "broken.h5").write_bytes(b"damaged")  # kept: the report says why it cannot be read
+    names = lambda paths: [p.name for p in paths]  # noqa: E731
+    # a folder: its own cube files, not its subfolders, hidden files or results
+    assert names(batch.find_cubes([tmp_path])) == ["broken.h5", "top.h5"]
+    assert names(batch.find_cubes([str(tmp_path / "**" / "*.h5")])) == ["broken.h5", "deep.h5", "top.h5"]
+    # each cube once, in the order given, as absolute paths
+    found = batch.find_cubes([tmp_path / "top.h5", tmp_path, str(tmp_path / "t*.h5")])
+    assert names(found) == ["top.h5", "broken.h5"] and all(p.is_absolute() for p in found)
+    with pytest.raises(XrayAtlasError, match="no such file or folder"):
+        batch.find_cubes([tmp_path / "missing.h5"])
+    with pytest.raises(XrayAtlasError, match="matches no cube file"):
+        batch.find_cubes([str(tmp_path / "*.bcf")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(XrayAtlasError, match="no cubes in this folder"):
+        batch.find_cubes([tmp_path / "empty"])
+
+
+def test_plan_refuses_clashes(cubes, tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    shutil.copy(cubes / "a.h5", tmp_path / "one" / "scan.h5")
+    shutil.copy(cubes / "b.h5", tmp_path / "two" / "Scan.h5")  # one result name on a case-insensitive disk
+    found = batch.find_cubes([tmp_path / "one", tmp_path / "two"])
+    with pytest.raises(XrayAtlasError, match="share the file stem 'Scan'") as err:
+        batch.plan("maps", found, tmp_path / "out")
+    assert "one/scan.h5" in str(err.value) and "two/Scan.h5" in str(err.value)
+    # a result would replace its own cube: refused even with --overwrite
+    with pytest.raises(XrayAtlasError, match="would replace the cube"):
+        batch.plan("maps", batch.find_cubes([tmp_path / "one"]), tmp_path / "one", overwrite=True)
+    # the command line: one line, exit 2, nothing written
+    assert cli.main(["batch", "maps", str(tmp_path / "one"), str(tmp_path / "two"), str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_is_one_line(cubes, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["batch", "maps", str(tmp_path / "nope.h5"), str(out)]) == 2
+    assert cli.main(["batch", "maps", str(cubes / "a.h5"), str(out), "--scheduler", "local:0"]) == 2
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["batch", "maps", str(cubes / "a.h5"), str(tmp_path / "file")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("xray-atlas batch: error: ") for line in err)
+    assert "no such file" in err[0] and "local:N with N >= 1" in err[1] and "must be a folder" in err[2]
+    assert not out.exists()
+
+
+def test_maps_equal_single_command_failures_and_reruns(cubes, cluster, client, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["batch", "maps", str(cubes), str(out), "--model", "roi", "--scheduler", cluster.scheduler_address]
+    assert cli.main(args) == 1  # bad.h5 failed, the others went on
+    std = capsys.readouterr()
+    assert "ok" in std.out and "cubes/min" in std.out and "[4/4]" in std.out + std.err
+    failed = [line for line in std.err.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and "bad.h5: not a readable HDF5 file" in failed[0]
+    rows = report_rows(out)
+    assert {k: r["status"] for k, r in rows.items()} == {"a.h5": "ok", "b.h5": "ok", "c.h5": "ok", "bad.h5": "failed"}
+    assert rows["bad.h5"]["output"] is None and not (out / "bad.h5").exists()
+    assert all(r["seconds"] > 0 for r in rows.values())
+    for name in "abc":
+        assert_same_result(out / f"{name}.h5", single(tmp_path, "maps", cubes / f"{name}.h5", "--model", "roi",
+                                                           threads=worker_threads(client)))
+    stamps = {n: (out / f"{n}.h5").stat().st_mtime_ns for n in "abc"}
+
+    # a rerun skips the finished cubes (not rewritten) and tries the failed one again
+    assert cli.main(args) == 1
+    rows = report_rows(out)
+    assert [rows[f"{n}.h5"]["status"] for n in "abc"] == ["skipped"] * 3 and rows["bad.h5"]["status"] == "failed"
+    assert {n: (out / f"{n}.h5").stat().st_mtime_ns for n in "abc"} == stamps
+    assert "skipping 3 of 4 cubes" in capsys.readouterr().err
+
+    # a cube newer than its result, or another model: refused without --overwrite, before any work
+    os.utime(cubes / "b.h5", ns=(stamps["b"] + 10**9, stamps["b"] + 10**9))
+    ok = [str(cubes / f"{n}.h5") for n in "abc"]
+    assert cli.main(["batch", "maps", *ok, str(out), "--model", "roi", "--scheduler", cluster.scheduler_address]) == 2
+    assert "b.h5 (is older than its cube); give --overwrite" in capsys.readouterr().err
+    assert cli.main(["batch", "maps", *ok, str(out), "--model", "lsq", "--scheduler", cluster.scheduler_address]) == 2
+    assert "a.h5 (was made with roi, not lsq)" in capsys.readouterr().err
+    assert cli.main(["batch", "maps", *ok, str(out), "--model", "roi", "--overwrite",
+                     "--scheduler", cluster.scheduler_address]) == 0
+    rows = report_rows(out)
+    assert [rows[f"{n}.h5"]["status"] for n in "abc"] == ["skipped", "ok", "skipped"]
+    assert "replacing a result that is older than its cube" in rows["b.h5"]["notes"]
+    assert (out / "b.h5").stat().st_mtime_ns > stamps["b"] and (out / "a.h5").stat().st_mtime_ns == stamps["a"]
+
+
+def test_default_model_loaded_once_per_worker(cubes, cluster, client, tmp_path):
+    # six cubes (copies under other names) on two workers: each worker loads maps-fit once
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(6):
+        shutil.copy(cubes / f"{'abc'[k % 3]}.h5", folder / f"scan{k}.h5")
+    before = client.run(batch.model_loads)
+    out = tmp_path / "out"
+    assert cli.main(["batch", "maps", str(folder), str(out), "--scheduler", cluster.scheduler_address]) == 0
+    after = client.run(batch.model_loads)
+    loads = {w: after[w] - before.get(w, 0) for w in after}
+    rows = report_rows(out)
+    used = {r["worker"] for r in rows.values()}
+    assert all(r["status"] == "ok" for r in rows.values()) and used <= set(loads)
+    assert sum(loads.values()) == len(used) and all(loads[w] == 1 for w in used)
+    # the reused model gives what a fresh one gives, cube after cube
+    for k in (0, 4, 5):
+        assert_same_result(out / f"scan{k}.h5", single(tmp_path, "maps", folder / f"scan{k}.h5",
+                                                          threads=worker_threads(client)))
+    assert any("maps-fit" in (r["summary"] or "") for r in rows.values())
+
+
+def test_probabilities_and_cluster_equal_single_command(cubes, cluster, client, tmp_path):
+    two = [str(cubes / "a.h5"), str(cubes / "c.h5")]
+    addr = ["--scheduler", cluster.scheduler_address]
+    assert cli.main(["batch", "probabilities", *two, str(tmp_path / "p"), "--region", "2", *addr]) == 0
+    som = ["--method", "som", "--param", "rows=2", "--param", "cols=2", "--seed", "3"]
+    assert cli.main(["batch", "cluster", *two, str(tmp_path / "k"), *som, *addr]) == 0
+    n = worker_threads(client)
+    for name in ("a", "c"):
+        cube = cubes / f"{name}.h5"
+        assert_same_result(tmp_path / "p" / f"{name}.h5", single(tmp_path, "probabilities", cube, "--region", "2",
+                                                                 threads=n))
+        assert_same_result(tmp_path / "k" / f"{name}.h5", single(tmp_path, "cluster", cube, *som, threads=n))
+    # a rerun with other method options is refused, not skipped
+    assert cli.main(["batch", "cluster", *two, str(tmp_path / "k"), *som[:-1], "4", *addr]) == 2
+
+
+def test_local_scheduler_leaves_environment(cubes, tmp_path):
+    before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}
+    report = batch.run_batch("maps", [cubes / "a.h5"], tmp_path / "out", options={"model": "lsq"},
+                             scheduler="local:1")
+    assert report.workers == 1 and [r["status"] for r in report.rows] == ["ok"]
+    assert {k: os.environ.get(k) for k in before} == before
+    assert_same_result(tmp_path / "out" / "a.h5", single(tmp_path, "maps", cubes / "a.h5", "--model", "lsq"))
+
+
+def _processing(client, key_part, not_on=(), timeout=60.0):
+    """The worker that runs a task whose key holds ``key_part`` (waits for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker, keys in client.processing().items():
+            if worker not in not_on and any(key_part in str(k) for k in keys):
+                return worker
+        time.sleep(0.02)
+    raise AssertionError(f"no worker started {key_part} within {timeout} s")
+
+
+def _kill(client, worker):
+    pid = client.run(os.getpid, workers=[worker])[worker]
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_killed_worker_retried_once(cubes, cluster, client, tmp_path):
+    # a long clustering (SOM epochs) so that its worker can be killed mid-task
+    som = ["--method", "som", "--param", "rows=2", "--param", "cols=2", "--param", "epochs=30000"]
+    out = tmp_path / "out"
+    status = {}
+    run = threading.Thread(target=lambda: status.update(rc=cli.main(
+        ["batch", "cluster", str(cubes / "a.h5"), str(out), *som, "--scheduler", cluster.scheduler_address])))
+    run.start()
+    killed = _processing(client, "cluster-a-")
+    _kill(client, killed)
+    run.join(timeout=120)
+    assert status["rc"] == 0
+    row = report_rows(out)["a.h5"]
+    assert row["status"] == "ok" and row["worker"] != killed  # run again on another worker process
+    assert_same_result(out / "a.h5", single(tmp_path, "cluster", cubes / "a.h5", *som, threads=worker_threads(client)))
+
+    # killed a second time: the cube fails, the batch reports it and exits 1
+    client.wait_for_workers(2, timeout=60)
+    out = tmp_path / "twice"
+    run = threading.Thread(target=lambda: status.update(rc=cli.main(
+        ["batch", "cluster", str(cubes / "c.h5"), str(out), *som, "--scheduler", cluster.scheduler_address])))
+    run.start()
+    first = _processing(client, "cluster-c-")
+    _kill(client, first)
+    _kill(client, _processing(client, "cluster-c-", not_on=(first,)))
+    run.join(timeout=120)
+    assert status["rc"] == 1
+    row = report_rows(out)["c.h5"]
+    assert row["status"] == "failed" and "died 2 times" in row["error"] and not (out / "c.h5").exists()
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_model_cache_lends_one_cube_at_a_time():
+    from xray_atlas.cubetasks import ModelCache
+
+    cache, made = ModelCache(size=2), []
+
+    def load():
+        made.append(object())
+        return made[-1]
+
+    with cache.lend("a", load) as first:
+        with cache.lend("a", load) as second:  # a cube running at the same time: a copy of its own
+            assert second is not first
+    with cache.lend("a", load) as again:
+        assert again in (first, second)
+    assert cache.loads == 2
+    with pytest.raises(RuntimeError):
+        with cache.lend("b", load) as broken:
+            raise RuntimeError("the run failed")
+    with cache.lend("b", load) as fresh:  # the model of a failed run is not kept
+        assert fresh is not broken
+    with cache.lend("c", load), cache.lend("d", load):
+        pass
+    with cache.lend("a", load) as reloaded:  # beyond size keys, the least recently used goes
+        assert reloaded not in (first, second)
+    assert cache.loads == 7
+
+
+def test_rerun_skips_only_results_of_the_same_settings(cubes, tmp_path):
+    from xray_atlas.io.results import write_results
+
+    cube = batch.find_cubes([cubes / "a.h5"])
+    out = tmp_path / "out"
+    out.mkdir()
+    maps = {"Pb-L": np.ones((12, 14)), "Fe-K": np.ones((12, 14))}
+    write_results(out / "a.h5", maps=maps, attrs={"model": "lsq"})  # newer than the cube: written now
+
+    def why(**options):
+        try:
+            jobs = batch.plan("maps", cube, out, options={"model": "lsq", **options})
+        except XrayAtlasError as err:
+            return str(err)
+        return "skipped" if jobs[0].skip else "runs"
+
+    assert why() == "skipped"  # the default set: whatever the model gave
+    assert why(lines=("Pb-L", "Fe-K")) == why(lines=("Pb-L",), add_lines=("Fe-K",)) == "skipped"
+    assert "a.h5 (holds other lines (Fe-K, Pb-L))" in why(lines=("Pb-L",))
+    assert "holds other lines" in why(add_lines=("As-K",))
+    assert "was made with lsq, not roi" in why(model="roi")
+    assert "holds maps in counts" in why(units="counts/s")
+    job = batch.plan("maps", cube, out, options={"model": "roi"}, overwrite=True)[0]
+    assert not job.skip and job.reason == "replacing a result that was made with lsq, not roi"
