@@ -33,7 +33,8 @@ def assert_log_range_shows_the_fit(view):
     lo, hi = view.plot.getViewBox().viewRange()[1]  # log10 units
     assert np.log10(floor) - 0.5 <= lo <= np.log10(floor), (lo, floor)
     assert np.log10(top) <= hi <= np.log10(top) + 0.5, (hi, top)
-    assert lo > np.log10(f[f > 0].min()) + 1  # the tails are not what sets the range
+    if f[f > 0].min() < floor / 100:  # a 20 ms pixel's fit falls to 1e-18 above its last line
+        assert lo > np.log10(f[f > 0].min()) + 1  # the tails are not what sets the range
 
 
 def _click_item_check(qtbot, widget, item):
