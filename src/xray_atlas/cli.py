@@ -522,7 +522,9 @@ def _add_maps_options(p: argparse.ArgumentParser) -> None:
                    "per-cluster fit, held within its standard errors; maps-default: the prior MLP, 1.3x faster, "
                    "for paintings, and the stand-in for maps-fit on a cube without energy calibration; "
                    "maps-spatial), a model file, or a baseline: lsq, roi, fit (least squares with each cluster of "
-                   "pixels' own line ratios) (default: maps-fit)")
+                   "pixels' own line ratios) (default: maps-fit). With fit and maps-fit the result also holds "
+                   "/fit/reduced_chi2, how well the per-cluster fit explains each pixel's counts (about 1: "
+                   "within Poisson noise; a line the fit lacks lights up)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--lines", help="line families to map instead of the default set (the twelve study lines and "
                    "every K or L family found in the cube), e.g. Pb-L,Fe-K; a list that starts with + adds to the "

@@ -218,15 +218,26 @@ def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os
     attrs = {"model": str(model or mm.name)}
     if found:  # which of the maps the default set added because the cube holds them
         attrs["found_lines"] = ",".join(found)
+    # a fit-based model (fit, maps-fit) also says how well its fit explains each pixel's counts
     path = write_results(out, maps=maps, inputs=(cube,), overwrite=overwrite, units=units, pixel_size_um=pixel_size,
-                         attrs=attrs)
+                         attrs=attrs, reduced_chi2=mm.reduced_chi2)
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
     summary = (f"{len(maps)} maps ({', '.join(maps)}) with {mm.name}; "
                + (f"found in the cube and added: {', '.join(found)}; " if found else "")
                + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if units == 'counts' else 3}g}"
                                           for k in strongest)
-               + f" mean {units}")
+               + f" mean {units}" + _chi2_summary(mm.reduced_chi2))
     return CubeResult(path, summary, tuple(notes))
+
+
+def _chi2_summary(chi2: np.ndarray | None) -> str:
+    """'; the fit's reduced chi-square: median 1.10, above 3 in 0.5% of the pixels ...' for a
+    fit-based model's map, else ''."""
+    if chi2 is None or not np.isfinite(chi2).any():
+        return ""
+    c = chi2[np.isfinite(chi2)]
+    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in {float((c > 3).mean()):.1%} "
+            "of the pixels (/fit/reduced_chi2)")
 
 
 def read_labels(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:

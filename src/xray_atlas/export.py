@@ -8,7 +8,8 @@ do not open. :func:`export_result` writes what they do open, into a folder:
   ``ResolutionUnit`` CENTIMETER: ImageJ/Fiji show it in cm) and in the GeoTIFF
   ``ModelPixelScale``/``ModelTiepoint`` tags (millimetres, for GDAL and QGIS); a cluster result
   adds ``clusters.tif`` (int32: cluster k is value k, as the spectra tables and napari number
-  them; 0 is noise, the file's -1);
+  them; 0 is noise, the file's -1), a result of a fit-based map model ``reduced_chi2.tif`` (its
+  fit's reduced chi-square, ``/fit/reduced_chi2``, float32, NaN where not defined);
 * ``png``: one figure per map or probability, ``<line or symbol>.png``, in the element's colour
   with a colour bar in the map's units, a scale bar and a title; ``clusters.png`` for clusters;
   and the overview sheet;
@@ -115,6 +116,9 @@ class ResultSet:
         Side of a pixel in micrometres, when known.
     path : Path, optional
         The result file itself: never written over.
+    reduced_chi2 : (H, W) array, optional
+        The fit's reduced chi-square of each pixel (``/fit/reduced_chi2`` of a fit-based map
+        model's result).
     """
 
     maps: dict = field(default_factory=dict)
@@ -128,6 +132,7 @@ class ResultSet:
     units: str | None = None
     pixel_size_um: float | None = None
     path: Path | None = None
+    reduced_chi2: np.ndarray | None = None
 
     @property
     def images(self) -> list[tuple[str, str, np.ndarray]]:
@@ -165,7 +170,7 @@ def read_result(path: str | os.PathLike) -> ResultSet:
     """Read what can be exported from a result file (CONTRACTS.md section 3).
 
     Reads ``/maps``, ``/probabilities``, ``/labels``, ``/cluster_spectra``, ``/region_spectra``,
-    ``/energy`` (or the root attrs ``energy_offset_kev``/``energy_gain_kev``) and the root attrs
+    ``/fit/reduced_chi2``, ``/energy`` (or the root attrs ``energy_offset_kev``/``energy_gain_kev``) and the root attrs
     ``model``, ``units`` and ``pixel_size_um`` (each optional).
 
     Raises
@@ -214,12 +219,15 @@ def read_result(path: str | os.PathLike) -> ResultSet:
             return arr
 
         maps, probs = group("maps", 2), group("probabilities", 2)
+        chi2 = dataset("fit/reduced_chi2", 2, "f")
         labels = dataset("labels", 2, "iu")
         cluster_spectra = dataset("cluster_spectra", 2)
         regions = group("region_spectra", 1)
         energy = dataset("energy", 1)
         attrs = dict(f.attrs)
     shapes = {a.shape for a in (*maps.values(), *probs.values())} | ({labels.shape} if labels is not None else set())
+    if chi2 is not None:
+        shapes.add(chi2.shape)
     if len(shapes) > 1:
         raise XrayAtlasError(f"its maps have different shapes: {sorted(shapes)}", path=path)
     if any(0 in s for s in shapes):
@@ -239,7 +247,7 @@ def read_result(path: str | os.PathLike) -> ResultSet:
     units = _text(attrs["units"]) if "units" in attrs else None
     return ResultSet(maps=maps, probabilities=probs, labels=labels, cluster_spectra=cluster_spectra,
                      region_spectra=regions, energy=energy, model=_text(attrs.get("model", "")), source=path.name,
-                     units=units, pixel_size_um=_pixel_size(attrs.get("pixel_size_um")), path=path)
+                     units=units, pixel_size_um=_pixel_size(attrs.get("pixel_size_um")), path=path, reduced_chi2=chi2)
 
 
 def value_label(kind: str, units: str | None = None) -> str:
@@ -325,7 +333,8 @@ def _plan_one(result: ResultSet, format: str, lines: Sequence[str] | None) -> li
         return plan
     images = _select(result, lines)
     clusters = result.labels is not None and lines is None
-    if not images and not clusters:
+    chi2 = format == "tiff" and result.reduced_chi2 is not None and lines is None
+    if not images and not clusters and not chi2:
         raise XrayAtlasError(f"nothing to export as {format}: the result holds no maps, probabilities or clusters; "
                              "choose csv for its spectra", path=result.path)
     suffix = {"tiff": ".tif", "png": ".png"}.get(format)
@@ -334,6 +343,8 @@ def _plan_one(result: ResultSet, format: str, lines: Sequence[str] | None) -> li
         plan += [(_file_stem(name) + suffix, kind, (kind, name, arr)) for kind, name, arr in images]
         if clusters:
             plan.append(("clusters" + suffix, "clusters", None))
+        if chi2:  # its values, for GIS and ImageJ
+            plan.append(("reduced_chi2.tif", "chi2", None))
     if format in ("png", "sheet"):
         plan += [("overview.png", "sheet", (images, clusters)), ("overview.pdf", "sheet", (images, clusters))]
     return plan
@@ -518,6 +529,8 @@ def _write(path: Path, what: str, item: Any, result: ResultSet, *, percentiles: 
         _write_map(path, result, *item)
     elif what == "clusters":
         _write_map(path, result, "clusters", "clusters", result.labels)
+    elif what == "chi2":
+        _write_map(path, result, "chi2", "reduced_chi2", result.reduced_chi2)
     elif what == "sheet":
         _save(_sheet_figure(result, *item), path, path.suffix.lstrip("."))
     elif what == "cluster spectra":
@@ -558,6 +571,8 @@ def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = Non
     items = {n: (k, a) for k, n, a in result.images}
     if result.labels is not None:
         items.setdefault("clusters", ("clusters", result.labels))
+    if result.reduced_chi2 is not None:
+        items.setdefault("reduced_chi2", ("chi2", result.reduced_chi2))
     if name is None:
         if len(items) != 1:
             raise XrayAtlasError(f"name: the result holds {len(items)} maps; say which to write")
@@ -571,6 +586,8 @@ def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = Non
 
     check_destination(path, inputs=(result.path,) if result.path else (), overwrite=overwrite)
     kind, arr = items[name]
+    if kind == "chi2" and path.suffix.lower() not in (".tif", ".tiff"):
+        raise XrayAtlasError("the fit's reduced chi-square is written as a TIFF of its values (.tif)", path=path)
     _write_map(path, result, kind, name, arr)
     return path
 
@@ -588,7 +605,8 @@ def _write_map(path: Path, result: ResultSet, kind: str, name: str, arr: np.ndar
 
 def _description(result: ResultSet, kind: str, name: str) -> str:
     what = {"map": value_label("map", result.units), "probability": "probability",
-            "clusters": "cluster k = k, 0 = noise"}[kind]
+            "clusters": "cluster k = k, 0 = noise",
+            "chi2": "the fit's reduced chi-square, about 1 within Poisson noise, NaN not defined"}[kind]
     text = f"xray-atlas {kind} {name} ({what})"
     if result.model:
         text += f"; model {result.model}"

@@ -55,6 +55,9 @@ class MapModel:
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
     most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
     labels: np.ndarray | None = None  # the per-cluster fit's (H, W) clusters of its last run (-1: no counts)
+    # the per-cluster fit's (H, W) float32 reduced chi-square of each pixel in its last run, for the
+    # models that are the fit or correct it (fit, maps-fit); None for the others
+    reduced_chi2: np.ndarray | None = None
     found: tuple = ()  # the families its last run found in the cube and added (probabilities.Found)
     rebuild: Any = None  # a baseline's builder for other lines: lines -> module
 
@@ -354,8 +357,8 @@ def in_units(maps: dict[str, np.ndarray], cube: SpectralCube, *, units: str = "c
 
 def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
               lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
-              hold_se: float | None = HOLD_SE, shrink: bool = True,
-              units: str = "counts") -> Generator[Progress, None, dict[str, np.ndarray]]:
+              hold_se: float | None = HOLD_SE, shrink: bool = True, units: str = "counts",
+              chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
     line -> (H, W) float32 net counts, or with ``units="counts/s"`` net counts per second of
     each pixel's live time (:func:`in_units`; refused before any work when the cube states no
@@ -372,16 +375,25 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     None: not held), then, with ``shrink``, each pixel is shrunk towards its cluster's mean by
     the share of the cluster's spread that is noise
     (:meth:`~xray_atlas.clusterfit.ClusterFit.shrink`); the lines it takes from the fit are
-    held and shrunk alike."""
+    held and shrunk alike.
+
+    With ``chi2``, a model that is the per-cluster fit or corrects it (``fit``, ``maps-fit``)
+    leaves in ``model.reduced_chi2`` the (H, W) float32 reduced chi-square of the fit of every
+    pixel (:func:`xray_atlas.spectrumfit.reduced_chi2`; NaN for a pixel without counts),
+    computed in the same pass over the cube; for the other models, and without ``chi2``, it
+    is None."""
+    if not isinstance(chi2, bool):
+        raise XrayAtlasError(f"chi2={chi2!r} must be True or False")
     live_time_for(cube, units=units)  # a refusal comes before the work, not after it
     maps = yield from _iter_count_maps(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines,
-                                       add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink)
+                                       add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink, chi2=chi2)
     return in_units(maps, cube, units=units)
 
 
 def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_bytes: int,
                      lines: tuple[str, ...] | None, add_lines: tuple[str, ...], find: bool,
-                     hold_se: float | None, shrink: bool) -> Generator[Progress, None, dict[str, np.ndarray]]:
+                     hold_se: float | None, shrink: bool,
+                     chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
     import torch
 
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
@@ -406,6 +418,7 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
         look = False
         model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's lines")
     model.found = ()
+    model.reduced_chi2 = None
     cluster_model = bool(getattr(module, "cluster_fit", False))
     h, w = cube.height, cube.width
     n_tiles = -(-h // cube.tile_rows(tile_bytes))
@@ -433,7 +446,7 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                                f"{model.name}: from the per-cluster fit" + (", held and shrunk as its own lines"
                                                                             if cluster_model else " (--model fit)"))
     if module is None:  # the per-cluster fit alone
-        return (yield from _fit_tiles(cube, fitted, model, done_before, n_tiles))
+        return (yield from _fit_tiles(cube, fitted, model, done_before, n_tiles, chi2=chi2))
     if model.rebuild is not None and want != model.lines:  # a baseline, built for the lines found too
         module = model.rebuild(want)
     out_lines = model.lines if fixed else want
@@ -461,6 +474,7 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
         model.labels = np.full((h, w), -1, np.int64)
         hold = FitHold(fitted, n_se=hold_se) if hold_se is not None else None
         pixel_totals = np.zeros(h * w, np.float32)
+        good = np.full((h, w), np.nan, np.float32) if chi2 else None  # the fit's goodness, in the same pass
 
     def count_bright(totals: np.ndarray) -> None:
         nonlocal n_bright
@@ -518,15 +532,17 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                     buf = whole[:flat.shape[0]]
                     _cast_into(buf[:, :c], flat)
                     buf[:, :model.low_channels] = 0.0
-                    got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None)
+                    got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
                     buf[:, c:] = got.inputs
                     pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
                 else:  # a model on another channel grid: the counts resampled, the fit on the cube's
-                    got = fitted.tile(flat, inputs=True, errors=hold is not None)
+                    got = fitted.tile(flat, inputs=True, errors=hold is not None, chi2=chi2)
                     pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
                 pred = assemble(pred, got)
                 if cluster_model:
                     model.labels[rows] = got.labels.reshape(-1, w)
+                    if good is not None:
+                        good[rows] = got.chi2.reshape(-1, w)
                     pixel_totals[rows.start * w:rows.stop * w] = got.totals
                     if hold is not None:
                         pred = hold.pixels(pred, got)
@@ -554,6 +570,8 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
     if hold is not None:
         hold.clusters(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals)
         model.notes.append(hold.note(out.size))
+    if cluster_model:
+        model.reduced_chi2 = good
     if cluster_model and shrink:
         n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),
                                  size=SHRINK_SIZE)
@@ -598,17 +616,21 @@ def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> li
 
 
 def _fit_tiles(cube: SpectralCube, fitted, model: MapModel, done_before: int,
-               n_tiles: int) -> Generator[Progress, None, dict[str, np.ndarray]]:
+               n_tiles: int, *, chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Every tile through the prepared per-cluster fit (the ``fit`` baseline)."""
     h, w = cube.height, cube.width
     out = np.zeros((h * w, len(fitted.lines)), np.float32)
     labels = np.full(h * w, -1, np.int64)
+    good = np.full(h * w, np.nan, np.float32) if chi2 else None
     for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=fitted.tile_bytes)):
         sl = slice(rows.start * w, rows.stop * w)
-        got = fitted.tile(block)
+        got = fitted.tile(block, chi2=chi2)
         out[sl], labels[sl] = got.values, got.labels
+        if good is not None:
+            good[sl] = got.chi2
         yield Progress(done_before + k + 1, done_before + n_tiles, "maps")
     model.labels = labels.reshape(h, w)
+    model.reduced_chi2 = None if good is None else good.reshape(h, w)
     return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(fitted.lines)}
 
 

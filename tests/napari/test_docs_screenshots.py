@@ -191,3 +191,106 @@ def test_compare_screenshot(viewer, qtbot, tmp_path):
     viewer.layers.selection.active = viewer.layers["plot selection"]
     viewer.reset_view()
     _screenshot(viewer, qtbot, tmp_path, "compare-dock.png")
+
+
+def _vermilion_pixel(path):
+    """A pixel in the middle of the demo painting's vermilion robe (its /regions)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        regions = f["regions"][()]
+        names = [n.decode() for n in f.attrs["region_names"]]
+    robe = np.argwhere(regions == names.index("vermilion robe"))
+    y, x = robe[len(robe) // 2]
+    return int(y), int(x), regions, names
+
+
+def _fit_dock(viewer, qtbot):
+    _, view = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Fit inspector")
+    view.parent().setMinimumWidth(640)  # the plot reads at this width
+    return view
+
+
+def test_fit_inspector_screenshot(viewer, qtbot, tmp_path, click):
+    """The Fit inspector on a region of the demo painting's vermilion robe after a maps-fit run:
+    the fit, its families, the residual and maps-fit's values drawn with the fit's shapes
+    (docs/maps.md)."""
+    from xray_atlas.napari._layers import grid_of
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1700, 1000)
+    path = ensure_demo_painting()
+    layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
+    _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    assert maps.run() is not None
+    qtbot.waitUntil(lambda: not maps.jobs.busy, timeout=300000)
+    viewer.window.remove_dock_widget(maps)
+    shown = {"Hg-L (maps-fit)", "Pb-L (maps-fit)"}
+    for lyr in viewer.layers:
+        lyr.visible = lyr.name in shown
+    y, x, _, _ = _vermilion_pixel(path)
+    viewer.add_shapes([np.array([[y - 5, x - 6], [y - 5, x + 6], [y + 5, x + 6], [y + 5, x - 6]])],
+                      shape_type="rectangle", name="robe", edge_color="white", face_color="transparent",
+                      edge_width=0.6, **grid_of(layer))
+    view = _fit_dock(viewer, qtbot)
+    view.compare_combo.setCurrentText("maps-fit")
+    view.region_combo.setCurrentText("robe")
+    viewer.reset_view()
+    click(qtbot, viewer, layer, y, x)  # learns the fit's clusters and fits the pixel
+    qtbot.waitUntil(lambda: not view.jobs.busy and view.result is not None, timeout=120000)
+    qtbot.mouseClick(view.region_button, __import__("qtpy.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not view.jobs.busy and view.result.what.startswith("region"), timeout=120000)
+    assert view.implied is not None and "Hg-L" in view.result.families
+    view.plot.setXRange(1.5, 15.0, padding=0)  # the lines, as a user zooms with the mouse wheel
+    viewer.layers.selection.active = viewer.layers["Hg-L (maps-fit)"]
+    _screenshot(viewer, qtbot, tmp_path, "fit-inspector.png")
+
+
+def test_fit_without_a_line_screenshot(viewer, qtbot, tmp_path, click):
+    """What a line the fit lacks looks like: the demo painting fitted without Hg-L, its reduced
+    chi-square map (computed here by the core, as ``ClusterFit(omit=("Hg-L",))`` gives it) lit up
+    over the two vermilion paints, and a robe pixel in the Fit inspector with Hg-L left out
+    (docs/maps.md)."""
+    from xray_atlas.clusterfit import ClusterFit
+    from xray_atlas.cube import run_to_end
+    from xray_atlas.napari._layers import chi2_layer_data, grid_of
+    from xray_atlas.napari._sample_data import ensure_demo_painting
+
+    viewer.window.resize(1700, 1000)
+    path = ensure_demo_painting()
+    layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
+    cube = layer.metadata["xray_atlas"]["cube"]
+    fit = ClusterFit(cube, ("Pb-L",), omit=("Hg-L",))
+    run_to_end(fit.iter_prepare())
+    w = cube.width
+    chi = np.full(cube.height * w, np.nan, np.float32)
+    for rows, block in cube.iter_tiles():
+        chi[rows.start * w:rows.stop * w] = fit.tile(block, chi2=True).chi2
+    chi = chi.reshape(cube.height, w)
+    y, x, regions, names = _vermilion_pixel(path)
+    robe = regions == names.index("vermilion robe")
+    assert np.nanmedian(chi[robe]) > 3 * np.nanmedian(chi[~robe & (regions != names.index("zinc white retouching"))])
+    data, kwargs, kind = chi2_layer_data(chi, "fit without Hg-L", visible=True)
+    viewer.add_layer(__import__("napari").layers.Layer.create(data, {**kwargs, **grid_of(layer)}, kind))
+    layer.visible = False
+    view = _fit_dock(viewer, qtbot)
+    view.omit_edit.setText("Hg-L")
+    viewer.reset_view()
+    qtbot.wait(200)
+    click(qtbot, viewer, layer, y, x)
+    qtbot.waitUntil(lambda: not view.jobs.busy and view.result is not None, timeout=120000)
+    assert "Hg-L" not in view.result.families and view.result.reduced_chi2 > 5
+    _screenshot(viewer, qtbot, tmp_path, "fit-missing-line.png")
+
+
+def test_fit_inspector_m6_screenshot(viewer, qtbot, tmp_path, click, real_data):
+    """The Fit inspector on the real Bruker M6 Jetstream spectrum (one pixel, 1.09 million counts),
+    log counts (docs/maps.md)."""
+    viewer.window.resize(1500, 950)
+    layer = viewer.open(str(real_data / "bruker_m6_jetstream_file_example.spx"), plugin="napari-xray-atlas")[0]
+    view = _fit_dock(viewer, qtbot)
+    click(qtbot, viewer, layer, 0, 0)
+    qtbot.waitUntil(lambda: not view.jobs.busy and view.result is not None, timeout=120000)
+    view.log_check.setChecked(True)
+    assert view.result.net_counts["Ca-K"] > 4e5
+    _screenshot(viewer, qtbot, tmp_path, "fit-m6.png")

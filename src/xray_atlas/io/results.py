@@ -57,6 +57,7 @@ def write_results(
     encoding: np.ndarray | None = None,
     lattice: np.ndarray | None = None,
     reconstruction: np.ndarray | None = None,
+    reduced_chi2: np.ndarray | None = None,
     attrs: dict[str, Any] | None = None,
     units: str | None = None,
     pixel_size_um: float | None = None,
@@ -84,6 +85,11 @@ def write_results(
         Name -> (C,) spectrum of a region or pinned pixel, ``/region_spectra/<name>``.
     encoding, lattice, reconstruction : array, optional
         Diffraction results (section 3 of the contracts).
+    reduced_chi2 : (H, W) array, optional
+        The fit's reduced chi-square of each pixel, ``/fit/reduced_chi2`` float32 (a fit-based
+        map model's goodness of fit, :func:`xray_atlas.spectrumfit.reduced_chi2`); NaN where it
+        is not defined (a pixel without counts), never infinite or negative; the shape of the
+        maps.
     attrs : dict, optional
         Root attributes, e.g. ``model``.
     units : {"counts", "counts/s"}, optional
@@ -119,6 +125,15 @@ def write_results(
 
     add_2d("maps", maps)
     add_2d("probabilities", probabilities, check01=True)
+    if reduced_chi2 is not None:
+        chi = np.asarray(reduced_chi2, dtype=np.float32)
+        if chi.ndim != 2:
+            raise XrayAtlasError(f"reduced_chi2 must be 2-D (H, W), got shape {chi.shape}")
+        if shape2d is not None and chi.shape != shape2d:
+            raise XrayAtlasError(f"reduced_chi2 has shape {chi.shape}, the maps {shape2d}")
+        if np.isinf(chi).any() or (chi < 0).any():  # NaN compares False: allowed, it means "not defined"
+            raise XrayAtlasError("reduced_chi2 contains infinite or negative values")
+        items.append(("fit/reduced_chi2", chi))
     if labels is not None:
         lab = np.asarray(labels)
         if lab.ndim != 2 or lab.dtype.kind not in "iu":

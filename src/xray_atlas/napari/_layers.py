@@ -12,7 +12,8 @@ from ..cube import SpectralCube
 
 __all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
            "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
-           "grid_of", "provenance", "physical_grid", "SHOWN", "pixel_size_of", "show_scale_bar"]
+           "grid_of", "provenance", "physical_grid", "SHOWN", "pixel_size_of", "show_scale_bar", "chi2_layer_data",
+           "CHI2_LIMITS"]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
@@ -80,6 +81,21 @@ def map_layer_data(name: str, data: np.ndarray, *, line: str | None = None, kind
     return (np.asarray(data, dtype=np.float32), kwargs, "image")
 
 
+#: Contrast limits of a reduced chi-square layer: a fit within Poisson noise reads about 1 (dark),
+#: a line or shape the fit lacks 3 and more (bright).
+CHI2_LIMITS = (0.0, 5.0)
+
+
+def chi2_layer_data(data: np.ndarray, model: str, *, visible: bool = False, extra: dict | None = None) -> tuple:
+    """An Image layer tuple for a fit's reduced chi-square map, ``"reduced chi2 (<model>)"``:
+    magma from black, limits 0 to 5, not additive (it is read on its own, not mixed with the
+    maps), hidden unless ``visible``. NaN (no counts) shows as nothing."""
+    meta = {"xray_atlas": {"kind": "fit chi2", "model": model, **(extra or {})}}
+    kwargs = {"name": f"reduced chi2 ({model})", "colormap": "magma", "contrast_limits": CHI2_LIMITS,
+              "blending": "translucent", "visible": visible, "metadata": meta}
+    return (np.asarray(data, dtype=np.float32), kwargs, "image")
+
+
 def pixel_size_of(cube: SpectralCube) -> float | None:
     """The cube's pixel size in micrometres, or None when its file does not say."""
     value = getattr(cube, "pixel_size_um", None)
@@ -144,7 +160,7 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
 SHOWN = 3
 
 #: Layer kinds that are results of a run (the readable-picture rule hides earlier ones).
-RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters", "rgb")
+RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters", "rgb", "fit chi2")
 
 
 def strongest(arrays: dict[str, np.ndarray], n: int = 3, *, by: str = "mean") -> list[str]:

@@ -25,8 +25,8 @@ import numpy as np
 from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import probe, read
-from ._layers import (SHOWN, SYNC_BYTES, cube_layer_data, cube_of, element_colormap, map_layer_data,
-                      physical_grid, show_scale_bar, strongest)
+from ._layers import (SHOWN, SYNC_BYTES, chi2_layer_data, cube_layer_data, cube_of, element_colormap,
+                      map_layer_data, physical_grid, show_scale_bar, strongest)
 from ._notify import notify_error, notify_warning
 
 __all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
@@ -119,7 +119,9 @@ def _model_name(value: Any) -> str:
 def result_layer_data(path: str | os.PathLike) -> list[tuple]:
     """Layer tuples of a result file: ``/maps/<line>`` as element-coloured additive images named
     ``"<line> (<model>)"``, ``/probabilities/<Symbol>`` as ``"P(<Symbol>) (<model>)"`` in [0, 1],
-    ``/labels`` as a labels layer (clusters 1..K, noise K + 1, as the Clusters dock makes them).
+    ``/labels`` as a labels layer (clusters 1..K, noise K + 1, as the Clusters dock makes them),
+    ``/fit/reduced_chi2`` as a hidden ``"reduced chi2 (<model>)"`` layer (as the Elemental maps
+    dock makes it).
 
     The metadata is the one the docks give their layers, so the writer saves them back as they were.
     """
@@ -151,6 +153,12 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
                                            extra={"element": el, "model": model, **kept})
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
         layers.append((arr, kwargs, kind))
+    chi2 = r.get("fit", {}).get("reduced_chi2") if isinstance(r.get("fit"), dict) else None
+    if isinstance(chi2, np.ndarray):
+        if chi2.ndim != 2:
+            raise XrayAtlasError(f"/fit/reduced_chi2 must be 2-D (H, W), got shape {chi2.shape}", path=path)
+        data, kwargs, kind = chi2_layer_data(chi2, model, extra=kept)
+        layers.append((data, {**kwargs, **grid}, kind))
     labels = r.get("labels")
     if isinstance(labels, np.ndarray):
         if labels.ndim != 2 or labels.dtype.kind not in "iu":

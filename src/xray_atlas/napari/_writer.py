@@ -38,7 +38,8 @@ def _dataset_name(name: str) -> str:
 
 
 def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
-    """Write image layers as ``/maps/<line>`` (or ``/probabilities/<Symbol>``) and labels as ``/labels``.
+    """Write image layers as ``/maps/<line>`` (or ``/probabilities/<Symbol>``, or a reduced
+    chi-square layer as ``/fit/reduced_chi2``) and labels as ``/labels``.
 
     Cube layers (total counts) are skipped: the cube is the input, not a result. The layers'
     xray-atlas metadata may state ``pixel_size_um`` (written as the root attribute when the
@@ -48,7 +49,7 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
 
     maps: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
-    labels = spectra = energy = None
+    labels = spectra = energy = chi2 = None
     model = "napari"
     sizes: set[float] = set()
     units: set[str] = set()
@@ -77,6 +78,10 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
                     raise XrayAtlasError(f"layer {name!r} is {arr.ndim}-D; result maps are 2-D")
                 if xa.get("kind") == "probability":
                     probs[_dataset_name(xa.get("element", name))] = arr
+                elif xa.get("kind") == "fit chi2":
+                    if chi2 is not None:
+                        raise XrayAtlasError("only one reduced chi-square layer can go into a result file")
+                    chi2 = arr
                 else:
                     maps[_dataset_name(xa.get("line", name))] = arr
                     units.add(str(xa.get("units", "counts")))
@@ -86,7 +91,7 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
         if spectra is None or energy is None or np.shape(energy)[0] != np.shape(spectra)[-1]:
             energy = None
         written = write_results(path, maps=maps, probabilities=probs, labels=labels, cluster_spectra=spectra,
-                                energy=energy, units=units.pop() if units else None,
+                                energy=energy, units=units.pop() if units else None, reduced_chi2=chi2,
                                 pixel_size_um=sizes.pop() if len(sizes) == 1 else None, attrs={"model": str(model)})
     except XrayAtlasError as err:
         notify_error(err if str(path) in str(err) else f"{path}: {err}")
@@ -116,7 +121,7 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
     """
     maps: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
-    labels = spectra = energy = None
+    labels = spectra = energy = chi2 = None
     info: dict[str, Any] = {}
     for data, meta, layer_type in layer_data:
         xa = xa_metadata(meta.get("metadata"))
@@ -139,6 +144,11 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
             arr = np.asarray(data)
             if arr.ndim != 2:
                 raise XrayAtlasError(f"layer {name!r} is {arr.ndim}-D; maps are 2-D")
+            if xa.get("kind") == "fit chi2":
+                if chi2 is not None:
+                    raise XrayAtlasError("two layers hold a reduced chi-square; export them one at a time")
+                chi2 = arr
+                continue
             if xa.get("kind") == "cube":
                 size = (getattr(xa.get("cube"), "metadata", None) or {}).get("pixel_size_um")
                 if size is not None:
@@ -152,6 +162,8 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
         else:
             raise XrayAtlasError(f"layer {name!r} is a {layer_type} layer; maps are image or labels layers")
     shapes = {a.shape for a in (*maps.values(), *probs.values())} | ({labels.shape} if labels is not None else set())
+    if chi2 is not None:
+        shapes.add(chi2.shape)
     if len(shapes) > 1:
         raise XrayAtlasError(f"the layers have different shapes: {sorted(shapes)}")
     try:
@@ -160,7 +172,7 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
         size = None
     return ResultSet(maps=maps, probabilities=probs, labels=labels, cluster_spectra=spectra, energy=energy,
                      model=str(info.get("model", "")), source=str(source or info.get("source", "")),
-                     units=info.get("units"), pixel_size_um=size if size and size > 0 else None)
+                     units=info.get("units"), pixel_size_um=size if size and size > 0 else None, reduced_chi2=chi2)
 
 
 def _fail(path: Any, err: XrayAtlasError) -> list[str]:
@@ -230,8 +242,8 @@ def write_folder(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
 
     try:
         result = result_from_layers(layer_data)
-        formats = (["tiff", "png"] if result.images or result.labels is not None else []) + \
-            (["csv"] if result.has_spectra() else [])
+        formats = (["tiff", "png"] if result.images or result.labels is not None else
+                   ["tiff"] if result.reduced_chi2 is not None else []) + (["csv"] if result.has_spectra() else [])
         if not formats:
             raise XrayAtlasError("nothing to export: no maps, probabilities or clusters among the layers")
         done = export_result(result, os.fspath(path), format=formats)

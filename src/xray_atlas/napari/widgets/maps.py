@@ -24,7 +24,7 @@ from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from ...inference import (BASELINES, DEFAULT_MAPS_MODEL, iter_maps, live_time_for, load_map_model, map_model_names,
                           parse_lines)
-from .._layers import SHOWN, cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
+from .._layers import SHOWN, chi2_layer_data, cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
@@ -42,17 +42,28 @@ UNITS = {"net counts": "counts", "counts per second (live time)": "counts/s"}
 def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: tuple[str, ...], tile_bytes: int,
          units: str = "counts") -> Generator[Progress, None, list]:
     """Stream the cube through each model; returns [(model name, notes, maps, clusters,
-    found), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
-    families the run found in the cube and added). A model compared with the first maps the
-    first one's lines."""
+    found, chi2), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
+    families the run found in the cube and added; chi2: the fit's (H, W) reduced chi-square
+    for a fit-based model, else None). A model compared with the first maps the first one's
+    lines."""
     out = []
     for i, mm in enumerate(models):
         if i == 0:
             maps = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes, units=units)
         else:
             maps = yield from iter_maps(cube, mm, lines=tuple(out[0][2]), tile_bytes=tile_bytes, units=units)
-        out.append((mm.name, mm.notes, maps, mm.labels, tuple(f.line for f in mm.found)))
+        out.append((mm.name, mm.notes, maps, mm.labels, tuple(f.line for f in mm.found), mm.reduced_chi2))
     return out
+
+
+def _chi2_note(chi2: np.ndarray, layer: str) -> str:
+    """'; the fit's reduced chi-square ...' for the toast: its median and the share of pixels
+    the fit explains poorly (above 3: a line or a shape the fit lacks)."""
+    c = chi2[np.isfinite(chi2)]
+    if not c.size:
+        return ""
+    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in "
+            f"{float((c > 3).mean()):.1%} of the pixels (layer {layer!r}, hidden)")
 
 
 class MapsWidget(QWidget):
@@ -91,7 +102,7 @@ class MapsWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.jobs = JobBar()
-        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("map",), what="maps",
+        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("map", "fit chi2"), what="maps",
                                     formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
                          ("device", self.device_combo), ("compare with", self.compare_combo),
@@ -167,7 +178,8 @@ class MapsWidget(QWidget):
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
         visible, hidden, details = [], [], []
-        for i, (model_name, notes, maps, clusters, _) in enumerate(results):
+        chi2_note = ""
+        for i, (model_name, notes, maps, clusters, _, chi2) in enumerate(results):
             details += [f"{model_name}: {note}" for note in notes]
             for ln, data in maps.items():
                 arr, kwargs, kind = map_layer_data(f"{ln} ({model_name})", data, line=ln,
@@ -179,6 +191,11 @@ class MapsWidget(QWidget):
                                {"name": f"clusters ({model_name})", "opacity": 0.4, "visible": False,
                                 "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}}, **where},
                                "labels"))
+            if chi2 is not None:  # how well the fit explains each pixel: read on its own, so hidden
+                data, kwargs, kind = chi2_layer_data(chi2, model_name, extra=kept)
+                hidden.append((data, {**kwargs, **where}, kind))
+                if i == 0:
+                    chi2_note = _chi2_note(chi2, kwargs["name"])
         visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
         per_s = units == "counts/s"
         self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts{' per s' * per_s}: "
@@ -190,7 +207,7 @@ class MapsWidget(QWidget):
             message += f" (standing in for {model}, which needs an energy calibration)"
         if found:
             message += f"; found in the cube and added: {', '.join(found)}"
-        message += f"; showing {', '.join(shown)}" + (f". {len(details)} notes in Details" if details else "")
+        message += f"; showing {', '.join(shown)}" + chi2_note + (f". {len(details)} notes in Details" if details else "")
         return Delivery(self.viewer, visible + hidden, message, details)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

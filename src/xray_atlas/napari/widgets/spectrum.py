@@ -158,6 +158,9 @@ class SpectrumInspector(QWidget):
         self.window_label = QLabel("")
         self.window_button = QPushButton("Paint window map")
         self.window_button.setEnabled(False)
+        self.fit_button = QPushButton("Fit inspector")
+        self.fit_button.setToolTip("how well the per-cluster fit explains this pixel or region: its families, "
+                                   "background, residual and reduced chi-square, in a dock of its own")
         # a cube read without one (PyMca's single-column .mca, a bare .npy) gets its
         # calibration here; the docks then read the calibrated cube
         self.offset_edit = QLineEdit()
@@ -197,7 +200,7 @@ class SpectrumInspector(QWidget):
         for w in (self.log_check, self.pin_button, self.clear_pins_button, self.sum_button):
             buttons.addWidget(w)
         win = QHBoxLayout()
-        for w in (self.window_check, self.window_label, self.window_button):
+        for w in (self.window_check, self.window_label, self.window_button, self.fit_button):
             win.addWidget(w)
         box = scroll_box(self, viewer=self.viewer)  # stacked docks stay on the screen: this one scrolls
         box.addLayout(grid)
@@ -223,6 +226,7 @@ class SpectrumInspector(QWidget):
         self.window_check.toggled.connect(self._on_window_toggled)
         self.window.sigRegionChanged.connect(self._on_window_changed)
         self.window_button.clicked.connect(self.paint_window_map)
+        self.fit_button.clicked.connect(self.open_fit_inspector)
         self.calibrate_button.clicked.connect(self._on_set_calibration)
         self.peaks_button.clicked.connect(self._on_fit_peaks)
         # Ranges are set explicitly after each change (see _rescale): pyqtgraph's lazy
@@ -589,6 +593,17 @@ class SpectrumInspector(QWidget):
             self.pixel_label.setText(f"region: {stats['n_pixels']} pixels")
 
         return self.jobs.start(cube.iter_region_stats(mask, tile_bytes=self.tile_bytes), what="region spectrum", on_done=done)
+
+    def open_fit_inspector(self) -> Any:
+        """Dock the Fit inspector (or bring it forward) on this cube and region, and hand it the
+        current pixel (:mod:`.fitview`); returns it."""
+        _, view = self.viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Fit inspector")
+        for mine, theirs in ((self.cube_combo, view.cube_combo), (self.region_combo, view.region_combo)):
+            if mine.currentText():
+                theirs.setCurrentText(mine.currentText())
+        if self.pixel_yx is not None:
+            view.show_pixel(*self.pixel_yx)
+        return view
 
     # -- markers --------------------------------------------------------------------------
     def selected_lines(self) -> list[str]:
