@@ -271,3 +271,20 @@ class ParamForm(QWidget):
             w.setValue(value)
         else:
             w.setText(str(value))
+
+
+class CubeChoice:
+    """For a dock with a ``cube_combo`` of cube layer names and a ``viewer``: the chosen cube
+    layer and its cube (None when the name is empty or the layer is gone)."""
+
+    @property
+    def cube_layer(self) -> Any:
+        name = self.cube_combo.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    @property
+    def cube(self) -> Any:
+        from .._layers import cube_of
+
+        layer = self.cube_layer
+        return cube_of(layer) if layer is not None else None

@@ -33,7 +33,7 @@ from ...spectrumfit import RESIDUAL, SpectrumFit, fit_cluster, fit_pixels, impli
 from .._layers import cube_of, is_cube_layer, xa_meta
 from .._notify import notify, notify_error
 from .._workers import JobBar
-from ._common import click_callback, layer_pixel, refill, scroll_box
+from ._common import CubeChoice, click_callback, layer_pixel, refill, scroll_box
 from .spectrum import _on_grid_of, count_range
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _family_pen(family: str, *, width: float = 1.2) -> Any:
     return pg.mkPen((r, g, b), width=width, style=style)
 
 
-class FitInspector(QWidget):
+class FitInspector(CubeChoice, QWidget):
     """Dock widget: the per-cluster fit of a pixel, region or cluster, taken apart.
 
     Parameters
@@ -173,16 +173,6 @@ class FitInspector(QWidget):
         self._refresh_layers()
 
     # -- layers -------------------------------------------------------------------------
-    @property
-    def cube_layer(self) -> Any:
-        name = self.cube_combo.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
-
-    @property
-    def cube(self) -> "SpectralCube | None":
-        layer = self.cube_layer
-        return cube_of(layer) if layer is not None else None
-
     def _refresh_layers(self, *_: Any) -> None:
         from napari.layers import Labels, Shapes
 

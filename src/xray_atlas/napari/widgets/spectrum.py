@@ -32,7 +32,7 @@ from ...physics.lines import FAMILIES, marker_lines, parse_line_family
 from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data
 from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
-from ._common import apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
+from ._common import CubeChoice, apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -80,7 +80,7 @@ def window_colours(background: tuple[int, int, int]) -> tuple[tuple[int, int, in
     return (30, 90, 200, 80), (20, 70, 170)
 
 
-class SpectrumInspector(QWidget):
+class SpectrumInspector(CubeChoice, QWidget):
     """Dock widget that plots spectra of the cube behind the selected cube layer.
 
     Parameters
@@ -309,16 +309,6 @@ class SpectrumInspector(QWidget):
         if current not in names:
             self._on_cube_changed()
         self._show_cluster_means()
-
-    @property
-    def cube_layer(self) -> Any:
-        name = self.cube_combo.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
-
-    @property
-    def cube(self) -> "SpectralCube | None":
-        layer = self.cube_layer
-        return cube_of(layer) if layer is not None else None
 
     def _on_cube_changed(self, *_: Any) -> None:
         """Show the new cube and nothing of the old one: its pixel, label, pins, region,
