@@ -30,7 +30,7 @@ from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...spectrumfit import RESIDUAL, SpectrumFit, fit_cluster, fit_pixels, implied_spectrum, iter_fit_region, \
     iter_prepared_fit, reduced_chi2
-from .._layers import cube_of, is_cube_layer, xa_meta
+from .._layers import is_cube_layer, xa_meta
 from .._notify import notify, notify_error
 from .._workers import JobBar
 from ._common import CubeChoice, click_callback, layer_pixel, refill, scroll_box
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import napari
 
     from ...clusterfit import ClusterFit
-    from ...cube import SpectralCube
 
 __all__ = ["FitInspector"]
 

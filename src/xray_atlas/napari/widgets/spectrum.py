@@ -29,15 +29,13 @@ from qtpy.QtWidgets import (
 from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, marker_lines, parse_line_family
-from .._layers import cube_of, grid_of, is_cube_layer, map_layer_data
+from .._layers import grid_of, is_cube_layer, map_layer_data
 from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
 from ._common import CubeChoice, apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
-
-    from ...cube import SpectralCube
 
 __all__ = ["SpectrumInspector"]
 
