@@ -288,3 +288,49 @@ class CubeChoice:
 
         layer = self.cube_layer
         return cube_of(layer) if layer is not None else None
+
+
+def shapes_on_grid(shapes: Any, base: Any) -> Any:
+    """``shapes`` with its vertices in ``base``'s data coordinates (the cube's pixels): a
+    Shapes layer drawn on a scaled cube may have pixel steps of its own (napari's "new shapes"
+    button takes the viewer's step, a script may give none)."""
+    import numpy as np
+    from napari.layers import Shapes
+
+    s1, t1 = np.asarray(shapes.scale[-2:], float), np.asarray(shapes.translate[-2:], float)
+    s2, t2 = np.asarray(base.scale[-2:], float), np.asarray(base.translate[-2:], float)
+    if np.allclose(s1, s2) and np.allclose(t1, t2):
+        return shapes
+    data = [(np.asarray(v, float)[:, -2:] * s1 + t1 - t2) / s2 for v in shapes.data]
+    return Shapes(data, shape_type=list(shapes.shape_type))
+
+
+def region_mask(viewer: Any, cube_layer: Any, name: str) -> Any:
+    """Boolean (H, W) mask of the cube behind ``cube_layer`` from the layer ``name``: a Shapes
+    layer (all its shapes, placed by their world position, :func:`shapes_on_grid`) or a Labels
+    layer of the cube's shape (its selected label).
+
+    Raises
+    ------
+    XrayAtlasError
+        No cube or no such layer; labels of another shape; a Shapes layer without shapes.
+    """
+    import numpy as np
+    from napari.layers import Labels
+
+    from ...errors import XrayAtlasError
+    from .._layers import cube_of
+
+    cube = cube_of(cube_layer) if cube_layer is not None else None
+    if cube is None or not name or name not in viewer.layers:
+        raise XrayAtlasError("choose a cube and a Shapes or Labels layer for the region")
+    layer = viewer.layers[name]
+    shape = (cube.height, cube.width)
+    if isinstance(layer, Labels):
+        data = np.asarray(layer.data)
+        if data.shape[-2:] != shape:
+            raise XrayAtlasError(f"labels layer {name!r} has shape {data.shape}, the cube is {shape}")
+        return data.reshape(shape) == layer.selected_label
+    if len(layer.data) == 0:
+        raise XrayAtlasError(f"shapes layer {name!r} holds no shape")
+    return np.asarray(shapes_on_grid(layer, cube_layer).to_labels(labels_shape=shape)) > 0

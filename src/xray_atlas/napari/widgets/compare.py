@@ -637,9 +637,9 @@ class CompareWidget(QWidget):
             return data.reshape(data.shape[-2:]) == layer.selected_label
         if len(layer.data) == 0:
             return np.zeros(shape, bool)
-        from .spectrum import _on_grid_of
+        from ._common import shapes_on_grid
 
-        return np.asarray(_on_grid_of(layer, self._pair[0]).to_labels(labels_shape=shape)) > 0
+        return np.asarray(shapes_on_grid(layer, self._pair[0]).to_labels(labels_shape=shape)) > 0
 
     def update_highlight(self) -> Any:
         """Draw the highlight layer's pixels over the histogram (cleared when there are none)."""

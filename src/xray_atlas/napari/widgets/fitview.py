@@ -33,8 +33,8 @@ from ...spectrumfit import RESIDUAL, SpectrumFit, fit_cluster, fit_pixels, impli
 from .._layers import is_cube_layer, xa_meta
 from .._notify import notify, notify_error
 from .._workers import JobBar
-from ._common import CubeChoice, click_callback, layer_pixel, refill, scroll_box
-from .spectrum import _on_grid_of, count_range
+from ._common import CubeChoice, region_mask, click_callback, layer_pixel, refill, scroll_box
+from .spectrum import count_range
 
 if TYPE_CHECKING:
     import napari
@@ -346,23 +346,7 @@ class FitInspector(CubeChoice, QWidget):
 
     def region_mask(self) -> np.ndarray:
         """Boolean (H, W) mask of the chosen Shapes layer (all shapes) or Labels layer (selected label)."""
-        from napari.layers import Labels
-
-        cube, name = self.cube, self.region_combo.currentText()
-        if cube is None or not name or name not in self.viewer.layers:
-            raise XrayAtlasError("choose a cube and a Shapes or Labels layer for the region")
-        layer = self.viewer.layers[name]
-        shape = (cube.height, cube.width)
-        if isinstance(layer, Labels):
-            data = np.asarray(layer.data)
-            if data.shape[-2:] != shape:
-                raise XrayAtlasError(f"labels layer {name!r} has shape {data.shape}, the cube is {shape}")
-            return data.reshape(shape) == layer.selected_label
-        if len(layer.data) == 0:
-            raise XrayAtlasError(f"shapes layer {name!r} holds no shape")
-        if self.cube_layer is not None:
-            layer = _on_grid_of(layer, self.cube_layer)
-        return np.asarray(layer.to_labels(labels_shape=shape)) > 0
+        return region_mask(self.viewer, self.cube_layer, self.region_combo.currentText())
 
     def fit_region(self) -> Any:
         """Fit the sum of the chosen region's pixels, on a worker."""

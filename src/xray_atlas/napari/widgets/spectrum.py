@@ -32,7 +32,7 @@ from ...physics.lines import FAMILIES, marker_lines, parse_line_family
 from .._layers import grid_of, is_cube_layer, map_layer_data
 from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
-from ._common import CubeChoice, apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
+from ._common import CubeChoice, region_mask, apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -540,25 +540,7 @@ class SpectrumInspector(CubeChoice, QWidget):
 
     def region_mask(self) -> np.ndarray:
         """Boolean (H, W) mask of the chosen Shapes layer (all shapes) or Labels layer (selected label)."""
-        cube = self.cube
-        name = self.region_combo.currentText()
-        if cube is None or not name or name not in self.viewer.layers:
-            raise XrayAtlasError("choose a cube and a Shapes or Labels layer for the region")
-        from napari.layers import Labels
-
-        layer = self.viewer.layers[name]
-        shape = (cube.height, cube.width)
-        if isinstance(layer, Labels):
-            data = np.asarray(layer.data)
-            if data.shape[-2:] != shape:
-                raise XrayAtlasError(f"labels layer {name!r} has shape {data.shape}, the cube is {shape}")
-            return data.reshape(shape) == layer.selected_label
-        if len(layer.data) == 0:
-            raise XrayAtlasError(f"shapes layer {name!r} holds no shape")
-        base = self.cube_layer
-        if base is not None:
-            layer = _on_grid_of(layer, base)
-        return np.asarray(layer.to_labels(labels_shape=shape)) > 0
+        return region_mask(self.viewer, self.cube_layer, self.region_combo.currentText())
 
     def compute_region(self) -> Any:
         """Mean ± std spectrum of the chosen region, on a worker."""
@@ -748,17 +730,3 @@ class SpectrumInspector(CubeChoice, QWidget):
         if event.key() == Qt.Key_Escape:
             self.jobs.cancel()
         super().keyPressEvent(event)
-
-
-def _on_grid_of(shapes: Any, base: Any) -> Any:
-    """``shapes`` with its vertices in ``base``'s data coordinates (the cube's pixels): a
-    Shapes layer drawn on a scaled cube may have pixel steps of its own (napari's "new shapes"
-    button takes the viewer's step, a script may give none)."""
-    from napari.layers import Shapes
-
-    s1, t1 = np.asarray(shapes.scale[-2:], float), np.asarray(shapes.translate[-2:], float)
-    s2, t2 = np.asarray(base.scale[-2:], float), np.asarray(base.translate[-2:], float)
-    if np.allclose(s1, s2) and np.allclose(t1, t2):
-        return shapes
-    data = [(np.asarray(v, float)[:, -2:] * s1 + t1 - t2) / s2 for v in shapes.data]
-    return Shapes(data, shape_type=list(shapes.shape_type))
