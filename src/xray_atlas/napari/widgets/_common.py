@@ -135,7 +135,7 @@ def refit_on_show(widget: QWidget, viewer: Any) -> None:
 
 
 #: How long after a dock is first shown a resize of it still refits the view.
-SETTLE_MS = 1000
+SETTLE_MS = 3000
 
 
 def form_dock(widget: QWidget, rows: list, *below: QWidget, viewer: Any = None) -> QFormLayout:
