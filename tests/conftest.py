@@ -25,15 +25,37 @@ if os.environ.get("XRAY_ATLAS_BLOCK_QT"):
     sys.meta_path.insert(0, _BlockQt())
     collect_ignore = ["napari"]
 
+#: Real measured files carried in the repository: PyMca's (MIT) spectra and our own bad file.
+DATA = Path(__file__).resolve().parent / "data"
+#: Where the Bruker files live (GPL-3.0, from rosettasciio's tests, not carried: see
+#: tests/data/NOTICE.md); tests that need them are skipped when the folder is absent.
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
+class RealFiles:
+    """``real_data / name``: the file from tests/data, else from ../shared/data/real, else the
+    test is skipped naming the file."""
+
+    def __truediv__(self, name: str) -> Path:
+        for folder in (DATA, REAL):
+            if (folder / name).is_file():
+                return folder / name
+        pytest.skip(f"{name} is in neither tests/data nor ../shared/data/real")
+
+    def iterdir(self) -> list[Path]:
+        """Every real data file there is (tests/data first), each name once."""
+        found: dict[str, Path] = {}
+        for folder in (DATA, REAL):
+            if folder.is_dir():
+                for path in sorted(folder.iterdir()):
+                    found.setdefault(path.name, path)
+        return list(found.values())
+
+
 @pytest.fixture(scope="session")
-def real_data() -> Path:
-    """The real measured files in ../shared/data/real (skipped when the folder is absent)."""
-    if not REAL.is_dir():
-        pytest.skip("../shared/data/real is not present")
-    return REAL
+def real_data() -> RealFiles:
+    """The real measured files (tests/data, and ../shared/data/real where present)."""
+    return RealFiles()
 
 
 @pytest.fixture()
