@@ -107,8 +107,8 @@ def main() -> None:
     captured = {}
     maps_delivery = maps._delivery
 
-    def keep(results_, base, model):  # keep the layer tuples for the baseline below
-        d = maps_delivery(results_, base, model)
+    def keep(*args):  # keep the layer tuples for the baseline below
+        d = maps_delivery(*args)
         captured["layers"] = list(d.layers)
         return d
 
