@@ -74,7 +74,7 @@ def test_fnn_has_no_activation_map_and_bad_models_are_refused(tmp_path):
     m = ImageModel(fnn, "fnn", ("a", "b"), 16, "standard")
     with pytest.raises(XrayAtlasError, match="no spatial feature maps"):
         activation_map(m, np.random.default_rng(0).random((16, 16)))
-    with pytest.raises(XrayAtlasError, match="neither a model file nor a known images model"):
+    with pytest.raises(XrayAtlasError, match="neither a model file nor a known name \\(image classification models: "):
         load_image_model(tmp_path / "none")
     from xray_atlas.models.catalogue import zoo_dir
 

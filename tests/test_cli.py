@@ -220,7 +220,7 @@ def test_probabilities_command(tmp_path, real_data):
     assert res.returncode == 0, res.stderr
     assert "note: resampled the cube's 4096 channels of 5.03 eV" in res.stderr
     assert read_results(tmp_path / "m.h5")["probabilities"]["Cu"][0, 0] > 0.9
-    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--model", "maps-default"), "'maps' task")
+    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--model", "maps-default"), "is a model for elemental maps, not element probabilities")
     assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--region", 2, "--labels",
                               tmp_path / "clusters.h5"), "exclude each other")
     assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--labels", cube), "no /labels dataset")
@@ -315,7 +315,7 @@ def test_classify_image_bad_input(tmp_path):
     assert_one_line_error(run("classify-image", good, bad, "--cam", tmp_path / "cams"), "b.png", "not a readable image")
     assert not (tmp_path / "cams").exists()  # nothing written when any input is bad
     assert_one_line_error(run("classify-image", tmp_path / "none.png"), "none.png", "no such file")
-    assert_one_line_error(run("classify-image", good, "--model", "elements-default"), "neither a model file")
+    assert_one_line_error(run("classify-image", good, "--model", "elements-default"), "is a model for element probabilities, not image classification")
     assert_one_line_error(run("classify-image", good, "--cam", tmp_path / "no" / "cams"), "parent does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()

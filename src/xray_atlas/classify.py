@@ -97,19 +97,14 @@ class ImageModel:
 def load_image_model(model: str | os.PathLike | None = None, *, device: str = "auto") -> ImageModel:
     """The image classifier ``model``: None (the shipped radiograph model), the name of a shipped
     or trained ``images`` model, or a model file/folder."""
-    from .devices import resolve_device
-    from .models.catalogue import find_model
-    from .models.files import load_model
+    from .models.catalogue import resolve_model
 
-    path = find_model(model, task="images", default=DEFAULT_IMAGE_MODEL)
-    module, card = load_model(path, device=str(resolve_device(device).type))
-    if card.task != "images":
-        raise XrayAtlasError(f"this model is for the {card.task!r} task, not image classification", path=path)
-    module.eval()
+    found = resolve_model(model, task="images", default=DEFAULT_IMAGE_MODEL, device=device)
+    module, card = found.module, found.card
     size = int(card.inputs.get("image_size", card.config.get("image_size", 64)))
     norm = str(card.inputs.get("normalisation", "standard"))
     norm = "open-beam" if norm.startswith("open-beam") else "standard"
-    return ImageModel(module, path.stem if path.suffix else path.name, tuple(card.outputs), size, norm, card)
+    return ImageModel(module, found.name, tuple(card.outputs), size, norm, card)
 
 
 def predict_images(images: Iterable[np.ndarray], model: ImageModel | str | None = None, *,

@@ -329,8 +329,6 @@ def load_predictor(model: str | None = None, *, span: int | None = None, device:
 
     A model trained for another span than the one asked for is refused.
     """
-    from .devices import resolve_device
-
     if span is not None and span not in SPANS:
         raise XrayAtlasError(f"span={span!r} must be one of {', '.join(map(str, SPANS))}")
     if model == "analytic":
@@ -339,24 +337,15 @@ def load_predictor(model: str | None = None, *, span: int | None = None, device:
         return Predictor("analytic", span)
     if model is None:
         model = default_model_name(span or 2)
-    from .models.catalogue import list_models
-    from .models.files import load_model
+    from .models.catalogue import resolve_model
 
-    named = {i.name: i.path for i in list_models("diffraction")}
-    path = named.get(str(model)) or Path(model)
-    if not path.exists():
-        raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known diffraction model "
-                             f"({', '.join(list(named) + list(DIFFRACTION_BASELINES))})")
-    dev = resolve_device(device)
-    module, card = load_model(path, device=str(dev.type) if dev.type != "cpu" else "cpu")
-    if card.task != "diffraction":
-        raise XrayAtlasError(f"this model is for the {card.task!r} task, not diffraction images", path=path)
+    found = resolve_model(model, task="diffraction", default=model, device=device, also=tuple(DIFFRACTION_BASELINES))
+    module, card, path = found.module, found.card, found.path
     trained_span = int(card.inputs.get("span", 0))
     if span is not None and trained_span != span:
         raise XrayAtlasError(f"this model was trained for span {trained_span} (D = {SPANS.get(trained_span)}), "
                              f"not span {span} (D = {SPANS[span]})", path=path)
-    module.eval()
-    return Predictor(path.stem if path.suffix else path.name, trained_span, module, card, str(dev))
+    return Predictor(found.name, trained_span, module, card, str(found.device))
 
 
 @dataclass

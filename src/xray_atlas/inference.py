@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
@@ -158,15 +157,6 @@ def searched_families(cube: SpectralCube, families: tuple[str, ...]) -> tuple[st
     return tuple(out)
 
 
-def _find(model: str) -> Path | None:
-    from .models.catalogue import list_models
-
-    for info in list_models("maps"):
-        if info.name == model:
-            return info.path
-    return None
-
-
 def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, device: str = "auto",
                    lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = ()) -> MapModel:
     """The map model ``model`` (None: the shipped default, :data:`DEFAULT_MAPS_MODEL`, or on a
@@ -183,7 +173,7 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     otherwise it is refused with a message naming both grids.
     """
     from .devices import resolve_device
-    from .models import load_model
+    from .models.catalogue import resolve_model
 
     dev = resolve_device(device)
     lines = check_lines(lines, cube) or None
@@ -202,24 +192,18 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         return MapModel(rebuild(chosen), str(model), chosen, cube.n_channels, None,
                         low_channels=_below_low(cube.energy), rebuild=rebuild)
     stand_in = model is None and not cube.calibrated
-    if model is None:
-        path = _find(UNCALIBRATED_MAPS_MODEL if stand_in else DEFAULT_MAPS_MODEL)
-        if path is None:
-            raise XrayAtlasError("no default map model is installed (models/zoo is empty); give --model lsq, or "
-                                 "train one with xray-atlas train maps")
-    else:
-        path = _find(str(model)) or Path(model)
-        if not path.exists():
-            known = map_model_names()
-            raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known name "
-                                 f"({', '.join(known['shipped'] + known['trained'] + known['baselines'])})")
-    module, card = load_model(path, device=str(dev.type) if dev.type != "cpu" else "cpu")
-    if card.task != "maps":
-        raise XrayAtlasError(f"this model is for the {card.task!r} task, not elemental maps", path=path)
+    try:
+        found = resolve_model(model, task="maps", default=UNCALIBRATED_MAPS_MODEL if stand_in else DEFAULT_MAPS_MODEL,
+                              device=device, also=BASELINES)
+    except XrayAtlasError as err:
+        if model is None:  # no zoo: say what works without one
+            raise XrayAtlasError(f"{err}; or give --model lsq") from None
+        raise
+    module, card, path = found.module, found.card, found.path
     out_lines = tuple(card.outputs)
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
-    mm = MapModel(module, path.stem if path.suffix else path.name, out_lines, n, None)
+    mm = MapModel(module, found.name, out_lines, n, None)
     beyond = [ln for ln in (*(lines or ()), *add_lines) if ln not in out_lines]
     if beyond and not cube.calibrated:
         raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {mm.name} "

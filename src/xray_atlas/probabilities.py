@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
@@ -95,27 +94,10 @@ def element_model_names() -> dict[str, list[str]]:
 def load_element_model(model: str | os.PathLike | None = None, *, device: str = "auto") -> ElementModel:
     """The element model ``model``: None (the shipped default), a name of
     :func:`element_model_names`, or a model file/folder of the ``elements`` task."""
-    from .devices import resolve_device
-    from .models import load_model
-    from .models.catalogue import list_models
+    from .models.catalogue import resolve_model
 
-    infos = list_models()
-    known = {i.name: i.path for i in infos if i.card.task == "elements"}
-    if model is None:
-        if DEFAULT_ELEMENTS_MODEL not in known:
-            raise XrayAtlasError("no default element model is installed (models/zoo); train one with "
-                                 "xray-atlas train elements")
-        path = known[DEFAULT_ELEMENTS_MODEL]
-    else:
-        other = {i.name: i.path for i in infos}
-        path = known.get(str(model)) or other.get(str(model)) or Path(model)
-        if not path.exists():
-            raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known name "
-                                 f"({', '.join(known) or 'none installed'})")
-    dev = resolve_device(device)
-    module, card = load_model(path, device=str(dev.type))
-    if card.task != "elements":
-        raise XrayAtlasError(f"this model is for the {card.task!r} task, not element probabilities", path=path)
+    found = resolve_model(model, task="elements", default=DEFAULT_ELEMENTS_MODEL, device=device)
+    module, card, path = found.module, found.card, found.path
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
     if off is None or gain is None:
@@ -123,7 +105,7 @@ def load_element_model(model: str | os.PathLike | None = None, *, device: str = 
     elements = tuple(card.outputs)
     thresholds = {el: float(card.thresholds.get(el, 0.5)) for el in elements}
     counts = card.inputs.get("counts") or [0, np.inf]
-    return ElementModel(module, path.stem if path.suffix else path.name, elements, thresholds,
+    return ElementModel(module, found.name, elements, thresholds,
                         float(off) + float(gain) * np.arange(n), float(counts[1]), card=card)
 
 

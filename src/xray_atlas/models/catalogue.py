@@ -14,11 +14,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import XrayAtlasError
 from .files import ModelCard, read_card
 
-__all__ = ["ModelInfo", "list_models", "find_model", "remember", "user_dir", "zoo_dir", "default_model_path"]
+__all__ = ["ModelInfo", "ResolvedModel", "list_models", "find_model", "resolve_model", "model_name", "remember", "user_dir",
+           "zoo_dir", "default_model_path", "TASK_WORDS"]
+
+#: Each task in a user's words, for messages.
+TASK_WORDS = {"maps": "elemental maps", "elements": "element probabilities", "diffraction": "diffraction images",
+              "images": "image classification"}
 
 
 @dataclass(frozen=True)
@@ -114,19 +120,59 @@ def list_models(task: str | None = None) -> list[ModelInfo]:
     return out
 
 
-def find_model(model: str | os.PathLike | None, *, task: str, default: str) -> Path:
+def model_name(path: str | os.PathLike) -> str:
+    """A model's name as the lists show it: a folder's name, a file's stem."""
+    path = Path(path)
+    return path.stem if path.suffix else path.name
+
+
+def find_model(model: str | os.PathLike | None, *, task: str, default: str, also: tuple[str, ...] = ()) -> Path:
     """The file of ``model`` for ``task``: None means ``default`` (a shipped or trained model's
-    name), else a model name of this task or any other model file or folder."""
-    named = {i.name: i.path for i in list_models(task)}
+    name), else a model name of this task or any model file or folder. ``also`` names what the
+    caller accepts besides files (baselines), for the message when nothing matches."""
+    infos = list_models()
+    named = {i.name: i.path for i in infos if i.card.task == task}
     if model is None:
         if default not in named:
-            raise XrayAtlasError(f"the default {task} model {default!r} is not installed (models/zoo); train one "
-                                 f"with xray-atlas train {task}")
+            raise XrayAtlasError(f"the default {TASK_WORDS.get(task, task)} model {default!r} is not installed "
+                                 f"(models/zoo); train one with xray-atlas train {task}")
         return named[default]
     path = named.get(str(model)) or Path(model)
     if not path.exists():
-        raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known {task} model "
-                             f"({', '.join(named) or 'none installed'})")
+        words = TASK_WORDS.get(task, task)
+        known = f"{words} models: {', '.join([*named, *also]) or 'none installed'}"
+        other = next((i for i in infos if i.name == str(model)), None)
+        if other is not None:
+            raise XrayAtlasError(f"model={str(model)!r} is a model for {TASK_WORDS.get(other.card.task, other.card.task)}, "
+                                 f"not {words} ({known})")
+        raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known name ({known})")
     from .._files import check_input
 
     return check_input(path, folder_ok=True)  # a FIFO would block the reader
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A loaded model: the module (eval mode, on ``device``), its card, its file and its name."""
+
+    module: Any
+    card: ModelCard
+    path: Path
+    name: str
+    device: Any
+
+
+def resolve_model(model: str | os.PathLike | None, *, task: str, default: str, device: str = "auto",
+                  also: tuple[str, ...] = ()) -> ResolvedModel:
+    """Find (:func:`find_model`) and load the model ``model`` of ``task``; refuse a model file
+    of another task. What is the task's own (channels, span, calibration) is checked by the
+    caller on the card."""
+    from ..devices import resolve_device
+    from .files import load_model
+
+    path = find_model(model, task=task, default=default, also=also)
+    dev = resolve_device(device)
+    module, card = load_model(path, device=str(dev.type))
+    if card.task != task:
+        raise XrayAtlasError(f"this model is for the {card.task!r} task, not {TASK_WORDS.get(task, task)}", path=path)
+    return ResolvedModel(module, card, path, model_name(path), dev)
