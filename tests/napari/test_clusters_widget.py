@@ -113,7 +113,8 @@ def merged_clusters(viewer, painting_file):
     return viewer.add_labels(data, **kwargs), painting
 
 
-def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_clusters, qtbot, click, idle):
+def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_clusters, qtbot, click, idle,
+                                                     tmp_path):
     from qtpy.QtCore import Qt
 
     from xray_atlas.napari.widgets._refine import REGION_LAYER
@@ -135,12 +136,21 @@ def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_c
     idle(qtbot, clusters)
     xa = layer.metadata["xray_atlas"]
     assert len(xa["sizes"]) == 8 and xa["noise_label"] == 9
+    assert clusters.summary.text().startswith("8 clusters")
     # region 1 (165 px) keeps label 2, region 2 (65 px) becomes the new label 8
     np.testing.assert_array_equal(layer.data == 2, painting.regions == 1)
     np.testing.assert_array_equal(layer.data == 8, painting.regions == 2)
     shown = inspector.cluster_spectra_shown()
     assert len(shown) == 8  # the inspector redrew the means at once
     np.testing.assert_allclose(shown[7], painting.counts[painting.regions == 2].mean(0), rtol=1e-4)
+    # the result file holds the refined clusters
+    from napari.plugins.io import save_layers
+
+    out = tmp_path / "refined.h5"
+    assert save_layers(str(out), [layer], plugin="napari-xray-atlas") == [str(out)]
+    r = read_results(out)
+    np.testing.assert_array_equal(r["labels"], layer.data - 1)  # no noise: 1..8 -> 0..7
+    np.testing.assert_allclose(r["cluster_spectra"][7], shown[7], rtol=1e-6)
 
     # merge clusters 4 and 5 (instant)
     for i in (3, 4):

@@ -243,7 +243,7 @@ def iter_split(labels: Any, spectra: Any, cube: SpectralCube, cluster: int, *, k
     pix = _pixel_cube(cube, mask, tile_bytes)
     check_features(pix, trim=trim, bin=bin, normalise=normalise, pca_components=pca_components, chosen=False)
     return _iter_split(lab, spec, cube, cluster, mask, pix, int(k), int(seed),
-                       dict(trim=trim, bin=bin, normalise=normalise, pca_components=pca_components),
+                       {"trim": trim, "bin": bin, "normalise": normalise, "pca_components": pca_components},
                        int(n_fit), tile_bytes)
 
 

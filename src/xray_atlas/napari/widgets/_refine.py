@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -73,6 +74,14 @@ def _layer_data(state: Refined) -> np.ndarray:
     return np.where(state.labels >= 0, state.labels + 1, state.n_clusters + 1).astype(np.int32)
 
 
+def _swatch(layer: Any, label: int) -> QIcon:
+    """A small square in the layer's colour of ``label``."""
+    rgba = np.asarray(layer.get_color(label), dtype=float) if hasattr(layer, "get_color") else np.ones(4)
+    pix = QPixmap(12, 12)
+    pix.fill(QColor(*(int(255 * c) for c in rgba[:3])))
+    return QIcon(pix)
+
+
 class RefineGroup(QGroupBox):
     """Split, merge, assign a painted region and undo, on a clusters Labels layer.
 
@@ -81,7 +90,14 @@ class RefineGroup(QGroupBox):
     viewer : napari.Viewer
     jobs : JobBar
         The dock's job bar: split and assign read the cube on its worker (progress, Cancel).
+
+    Signals
+    -------
+    changed(str)
+        After each change or undo, with a one-line summary of the clusters.
     """
+
+    changed = Signal(str)
 
     def __init__(self, viewer: Any, jobs: "JobBar", parent: QWidget | None = None):
         super().__init__("Refine", parent)
@@ -99,6 +115,7 @@ class RefineGroup(QGroupBox):
         self.k_spin.setRange(2, 20)
         self.k_spin.setValue(2)
         self.k_spin.setToolTip("parts to split the cluster into")
+        self.k_spin.setMaximumWidth(70)
         self.split_button = QPushButton("Split")
         self.merge_list = QListWidget()
         self.merge_list.setToolTip("tick the clusters to merge")
@@ -119,7 +136,7 @@ class RefineGroup(QGroupBox):
         form.addRow("clusters layer", self.layer_combo)
         split_row = QHBoxLayout()
         split_row.addWidget(self.cluster_combo, 1)
-        split_row.addWidget(QLabel("into k"))
+        split_row.addWidget(QLabel("k"))
         split_row.addWidget(self.k_spin)
         split_row.addWidget(self.split_button)
         form.addRow("split", split_row)
@@ -174,16 +191,18 @@ class RefineGroup(QGroupBox):
         items = [f"cluster {k + 1} ({int(n)} px)" for k, n in enumerate(sizes)]
         noise = int(np.sum(np.asarray(layer.data) == xa_meta(layer)["noise_label"])) if layer is not None else 0
         split_items = items + ([f"noise ({noise} px)"] if noise else [])
+        icons = [_swatch(layer, k + 1) for k in range(len(split_items))]
         index = self.cluster_combo.currentIndex()
         self.cluster_combo.clear()
-        self.cluster_combo.addItems(split_items)
+        for icon, text in zip(icons, split_items):
+            self.cluster_combo.addItem(icon, text)
         if 0 <= index < len(split_items):
             self.cluster_combo.setCurrentIndex(index)
         ticked = {i for i in range(self.merge_list.count())
                   if self.merge_list.item(i).checkState() == Qt.CheckState.Checked}
         self.merge_list.clear()
         for i, text in enumerate(items):
-            item = QListWidgetItem(text)
+            item = QListWidgetItem(icons[i], text)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if i in ticked else Qt.CheckState.Unchecked)
             self.merge_list.addItem(item)
@@ -253,6 +272,8 @@ class RefineGroup(QGroupBox):
         layer.data = _layer_data(state)
         layer.metadata = {**layer.metadata, "xray_atlas": xa}
         self._refresh_clusters()
+        noise = int((state.labels < 0).sum())
+        self.changed.emit(f"{state.n_clusters} clusters, sizes {state.sizes.tolist()}; {noise} noise pixels")
 
     def _apply(self, layer: Any, before: Refined, refined: Refined, note: str) -> None:
         history = self._histories.get(layer.unique_id)

@@ -90,6 +90,7 @@ class ClustersWidget(QWidget):
         box.addWidget(self.jobs.status)
         box.addWidget(self.summary)
         self.refine = RefineGroup(self.viewer, self.jobs)
+        self.refine.changed.connect(self.summary.setText)
         box.addWidget(self.refine)
         box.addWidget(self.export_row)
         box.addStretch(1)
