@@ -199,3 +199,25 @@ def test_refine_refusals_are_notified(viewer, clusters, merged_clusters, qtbot, 
     assert refine.split() is None
     assert any("too few to split into k=3" in m for m in errors())
     assert len(layer.metadata["xray_atlas"]["sizes"]) == 7  # nothing changed
+
+
+def test_refine_split_cancel_changes_nothing(viewer, clusters, qtbot, slow_cube, add_cube_layer, idle):
+    from xray_atlas.cluster import ClusterResult
+    from xray_atlas.napari.widgets.clusters import clusters_layer_data
+
+    counts = np.random.default_rng(0).poisson(3, (60, 8, 64)).astype("u2")
+    cube = slow_cube(counts=counts)  # 0.02 s a row
+    add_cube_layer(viewer, cube)
+    labels = np.zeros((60, 8), np.int32)
+    spectra = counts.reshape(-1, 64).mean(0, keepdims=True).astype(np.float32)
+    result = ClusterResult(labels, spectra, np.array([480]), "som",
+                           {"trim": 0, "bin": 1, "normalise": "sqrt-total", "pca_components": 5, "seed": 0})
+    data, kwargs, _ = clusters_layer_data(result, "clusters (som)", cube=cube)
+    layer = viewer.add_labels(data, **kwargs)
+    worker = clusters.refine.split()
+    assert worker is not None
+    worker.yielded.connect(lambda _: clusters.jobs.cancel_button.click())
+    idle(qtbot, clusters)
+    assert worker.abort_requested and clusters.jobs.status.text().endswith("cancelled")
+    np.testing.assert_array_equal(layer.data, data)
+    assert len(layer.metadata["xray_atlas"]["sizes"]) == 1 and not clusters.refine.undo_button.isEnabled()
