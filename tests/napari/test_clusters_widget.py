@@ -90,3 +90,134 @@ def test_cancel_adds_no_layer(viewer, clusters, qtbot, slow_cube, add_cube_layer
         pass
     assert worker.abort_requested and len(viewer.layers) == n
     assert clusters.jobs.status.text().endswith("cancelled")
+
+
+# -- the Refine group ----------------------------------------------------------------------
+
+@pytest.fixture
+def merged_clusters(viewer, painting_file):
+    """The painting's true regions as clusters, with regions 1 and 2 (two paints) merged into
+    cluster 1 (layer label 2), shown as the Clusters dock shows a run."""
+    from xray_atlas.cluster import FEATURE_PARAMETERS, ClusterResult, cluster_spectra
+    from xray_atlas.napari._layers import cube_of
+    from xray_atlas.napari.widgets.clusters import clusters_layer_data
+
+    path, painting = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    cube = cube_of(viewer.layers[0])
+    labels = np.where(painting.regions == 2, 1, np.where(painting.regions > 2, painting.regions - 1,
+                                                         painting.regions)).astype(np.int32)
+    spectra, sizes = cluster_spectra(cube, labels)
+    result = ClusterResult(labels, spectra, sizes, "som", {**FEATURE_PARAMETERS, "seed": 0})
+    data, kwargs, _ = clusters_layer_data(result, "clusters (som)", cube=cube)
+    return viewer.add_labels(data, **kwargs), painting
+
+
+def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_clusters, qtbot, click, idle,
+                                                     tmp_path):
+    from qtpy.QtCore import Qt
+
+    from xray_atlas.napari.widgets._refine import REGION_LAYER
+
+    layer, painting = merged_clusters
+    _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
+    refine = clusters.refine
+    assert refine.layer_combo.currentText() == "clusters (som)"
+    start = layer.data.copy()
+    start_spectra = layer.metadata["xray_atlas"]["cluster_spectra"].copy()
+    assert len(inspector.cluster_spectra_shown()) == 7
+    left = Qt.MouseButton.LeftButton
+
+    # pick the merged cluster with a click on the canvas (pixel 0, 0 is region 1), split it in 2
+    refine.cluster_combo.setCurrentIndex(0)
+    click(qtbot, viewer, layer, 0, 0)
+    assert refine.cluster_combo.currentIndex() == 1  # layer label 2 = cluster 2
+    qtbot.mouseClick(refine.split_button, left)
+    idle(qtbot, clusters)
+    xa = layer.metadata["xray_atlas"]
+    assert len(xa["sizes"]) == 8 and xa["noise_label"] == 9
+    assert clusters.summary.text().startswith("8 clusters")
+    # region 1 (165 px) keeps label 2, region 2 (65 px) becomes the new label 8
+    np.testing.assert_array_equal(layer.data == 2, painting.regions == 1)
+    np.testing.assert_array_equal(layer.data == 8, painting.regions == 2)
+    shown = inspector.cluster_spectra_shown()
+    assert len(shown) == 8  # the inspector redrew the means at once
+    np.testing.assert_allclose(shown[7], painting.counts[painting.regions == 2].mean(0), rtol=1e-4)
+    # the result file holds the refined clusters
+    from napari.plugins.io import save_layers
+
+    out = tmp_path / "refined.h5"
+    assert save_layers(str(out), [layer], plugin="napari-xray-atlas") == [str(out)]
+    r = read_results(out)
+    np.testing.assert_array_equal(r["labels"], layer.data - 1)  # no noise: 1..8 -> 0..7
+    np.testing.assert_allclose(r["cluster_spectra"][7], shown[7], rtol=1e-6)
+
+    # merge clusters 4 and 5 (instant)
+    for i in (3, 4):
+        refine.merge_list.item(i).setCheckState(Qt.CheckState.Checked)
+    qtbot.mouseClick(refine.merge_button, left)
+    assert len(layer.metadata["xray_atlas"]["sizes"]) == 7
+    np.testing.assert_array_equal(layer.data == 4, np.isin(painting.regions, [4, 5]))
+    assert len(inspector.cluster_spectra_shown()) == 7
+
+    # paint a one-pixel region with a real click of napari's brush and give it a new cluster
+    qtbot.mouseClick(refine.paint_button, left)
+    region = viewer.layers[REGION_LAYER]
+    assert region.mode == "paint"
+    region.brush_size = 1
+    click(qtbot, viewer, region, 10, 3)
+    assert np.argwhere(region.data > 0).tolist() == [[10, 3]]
+    refine.target_combo.setCurrentText("new cluster")
+    qtbot.mouseClick(refine.assign_button, left)
+    idle(qtbot, clusters)
+    assert len(layer.metadata["xray_atlas"]["sizes"]) == 8 and layer.data[10, 3] == 8
+    np.testing.assert_allclose(layer.metadata["xray_atlas"]["cluster_spectra"][7], painting.counts[10, 3], rtol=1e-5)
+    assert not region.data.any()  # cleared for the next region
+
+    # Undo three times restores the start, labels and spectra; then there is nothing to undo
+    for _ in range(3):
+        assert refine.undo_button.isEnabled()
+        qtbot.mouseClick(refine.undo_button, left)
+    np.testing.assert_array_equal(layer.data, start)
+    np.testing.assert_array_equal(layer.metadata["xray_atlas"]["cluster_spectra"], start_spectra)
+    assert len(inspector.cluster_spectra_shown()) == 7
+    assert not refine.undo_button.isEnabled()
+
+
+def test_refine_refusals_are_notified(viewer, clusters, merged_clusters, qtbot, errors):
+    from qtpy.QtCore import Qt
+
+    layer, _ = merged_clusters
+    refine = clusters.refine
+    refine.merge_list.item(0).setCheckState(Qt.CheckState.Checked)
+    qtbot.mouseClick(refine.merge_button, Qt.MouseButton.LeftButton)
+    assert any("tick two or more" in m for m in errors())
+    qtbot.mouseClick(refine.assign_button, Qt.MouseButton.LeftButton)
+    assert any("nothing painted" in m for m in errors())
+    refine.cluster_combo.setCurrentIndex(6)  # cluster 7: 2 pixels
+    refine.k_spin.setValue(3)
+    assert refine.split() is None
+    assert any("too few to split into k=3" in m for m in errors())
+    assert len(layer.metadata["xray_atlas"]["sizes"]) == 7  # nothing changed
+
+
+def test_refine_split_cancel_changes_nothing(viewer, clusters, qtbot, slow_cube, add_cube_layer, idle):
+    from xray_atlas.cluster import ClusterResult
+    from xray_atlas.napari.widgets.clusters import clusters_layer_data
+
+    counts = np.random.default_rng(0).poisson(3, (60, 8, 64)).astype("u2")
+    cube = slow_cube(counts=counts)  # 0.02 s a row
+    add_cube_layer(viewer, cube)
+    labels = np.zeros((60, 8), np.int32)
+    spectra = counts.reshape(-1, 64).mean(0, keepdims=True).astype(np.float32)
+    result = ClusterResult(labels, spectra, np.array([480]), "som",
+                           {"trim": 0, "bin": 1, "normalise": "sqrt-total", "pca_components": 5, "seed": 0})
+    data, kwargs, _ = clusters_layer_data(result, "clusters (som)", cube=cube)
+    layer = viewer.add_labels(data, **kwargs)
+    worker = clusters.refine.split()
+    assert worker is not None
+    worker.yielded.connect(lambda _: clusters.jobs.cancel_button.click())
+    idle(qtbot, clusters)
+    assert worker.abort_requested and clusters.jobs.status.text().endswith("cancelled")
+    np.testing.assert_array_equal(layer.data, data)
+    assert len(layer.metadata["xray_atlas"]["sizes"]) == 1 and not clusters.refine.undo_button.isEnabled()

@@ -30,6 +30,7 @@ from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import refill, scroll_box
 from ._export import ExportRow
+from ._refine import RefineGroup
 
 if TYPE_CHECKING:
     import napari
@@ -53,7 +54,8 @@ def clusters_layer_data(result: Any, name: str, *, cube: SpectralCube | None = N
 
 
 class ClustersWidget(QWidget):
-    """Dock widget: method, parameters, preview, run."""
+    """Dock widget: method, parameters, preview, run; then refine the clusters by hand
+    (:class:`._refine.RefineGroup`)."""
 
     def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
         super().__init__(parent)
@@ -87,6 +89,9 @@ class ClustersWidget(QWidget):
         box.addWidget(self.jobs)
         box.addWidget(self.jobs.status)
         box.addWidget(self.summary)
+        self.refine = RefineGroup(self.viewer, self.jobs)
+        self.refine.changed.connect(self.summary.setText)
+        box.addWidget(self.refine)
         box.addWidget(self.export_row)
         box.addStretch(1)
 
@@ -209,3 +214,8 @@ class ClustersWidget(QWidget):
         small = SpectralCube(np.asarray(cube.counts[::k, ::k, :]), energy=cube.energy if cube.calibrated else None,
                              name=f"{cube.name} preview")
         return self._start(small, name=f"clusters preview ({self.method_combo.currentText()})", scale=float(k))
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.jobs.cancel()
+        self.refine.disconnect_canvas()
+        super().closeEvent(event)

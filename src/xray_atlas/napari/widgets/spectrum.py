@@ -494,8 +494,9 @@ class SpectrumInspector(CubeChoice, QWidget):
         with layer.events.data.blocker():
             layer.border_color = colours
 
-    def _show_cluster_means(self) -> None:
-        """Plot the mean spectrum of every cluster of the newest clusters layer, in its colours."""
+    def _show_cluster_means(self, *_: Any) -> None:
+        """Plot the mean spectrum of every cluster of the newest clusters layer, in its colours;
+        again whenever its metadata change (the Clusters dock's Refine group rewrites them)."""
         for curve in self._cluster_curves:
             self.plot.removeItem(curve)
             self.legend.removeItem(curve)
@@ -504,6 +505,7 @@ class SpectrumInspector(CubeChoice, QWidget):
         cube = self.cube
         if not layers or cube is None:
             return
+        layers[-1].events.metadata.connect(self._show_cluster_means)  # once: napari ignores a repeat
         xa = layers[-1].metadata["xray_atlas"]
         spectra, sizes = xa["cluster_spectra"], xa["sizes"]
         if spectra.shape[1] != cube.n_channels:
