@@ -30,6 +30,7 @@ from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import refill, scroll_box
 from ._export import ExportRow
+from ._folder import FolderRow
 
 if TYPE_CHECKING:
     import napari
@@ -88,6 +89,7 @@ class ClustersWidget(QWidget):
         box.addWidget(self.jobs.status)
         box.addWidget(self.summary)
         box.addWidget(self.export_row)
+        box.addWidget(FolderRow(self, "cluster"))
         box.addStretch(1)
 
         self.method_combo.currentTextChanged.connect(self._build_form)
