@@ -678,10 +678,12 @@ def _row_of(fut: Any, cube: str, pending: dict) -> dict:
 # -- a batch beside a GUI --------------------------------------------------------------------
 
 def _batch_child(task: str, inputs: list, outdir: str, options: dict, scheduler: str, overwrite: bool, q: Any,
-                 cancel: Any) -> None:
+                 cancel: Any, nice: int = 0) -> None:
     """:func:`run_batch` in a spawned child process, its events on ``q``: ("message", text),
     ("cube", row, done, total, per minute), then ("report", BatchReport) or ("error", reason,
     path) or ("failed", text)."""
+    if nice and hasattr(os, "nice"):  # before the cluster starts: its worker processes inherit it
+        os.nice(nice)
     try:
         report = run_batch(task, inputs, outdir, options=options, scheduler=scheduler, overwrite=overwrite,
                            progress=lambda row, done, total, rate: q.put(("cube", row, done, total, rate)),
@@ -695,7 +697,7 @@ def _batch_child(task: str, inputs: list, outdir: str, options: dict, scheduler:
 
 def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
                options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
-               cancel: Any = None, poll_s: float = 0.1) -> Iterator[Any]:
+               cancel: Any = None, nice: int = 0, poll_s: float = 0.1) -> Iterator[Any]:
     """:func:`run_batch` in a spawned child process, as a generator for a GUI's worker thread:
     it yields :class:`~xray_atlas.cube.Progress` (cubes done of cubes to run; ``what`` says
     the rate or what is starting) and returns the :class:`BatchReport`.
@@ -718,6 +720,10 @@ def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.
     cancel : threading.Event, optional
         Set it to stop the batch (:func:`run_batch`'s ``cancel``): the generator then returns
         the report with the cubes not done marked ``cancelled``.
+    nice : int
+        Lower the scheduling priority of the child process and its local workers by this much
+        (POSIX ``nice``, 0 to 19), so that a GUI in this process gets the CPU it needs to
+        answer at once while the batch takes all the rest.
     poll_s : float
         How often the generator yields while it waits, so that a caller can look at its own
         state (a napari worker's abort) between two cubes.
@@ -730,6 +736,8 @@ def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.
     """
     if task not in TASKS:
         raise XrayAtlasError(f"task={task!r}; choose one of {', '.join(TASKS)}")
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise XrayAtlasError(f"nice={nice!r}; give a whole number from 0 to 19")
     options = _absolute_model(dict(options or {}))
     parse_scheduler(scheduler)
     cubes = find_cubes(inputs)
@@ -737,11 +745,11 @@ def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.
     if out.exists() and not out.is_dir():
         raise XrayAtlasError("OUTDIR must be a folder", path=out)
     total = sum(not j.skip for j in plan(task, cubes, out, options=options, overwrite=overwrite))
-    return _follow_child(task, cubes, out, options, scheduler, overwrite, total, cancel, poll_s)
+    return _follow_child(task, cubes, out, options, scheduler, overwrite, total, cancel, nice, poll_s)
 
 
 def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, scheduler: str, overwrite: bool, total: int,
-                  cancel: Any, poll_s: float) -> Iterator[Any]:
+                  cancel: Any, nice: int, poll_s: float) -> Iterator[Any]:
     import multiprocessing as mp
     import queue
 
@@ -751,7 +759,7 @@ def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, schedu
     ctx = mp.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()
     child = ctx.Process(target=_batch_child, args=(task, [str(c) for c in cubes], str(out), options, scheduler,
-                                                   overwrite, q, stop), daemon=False, name="xray-atlas-batch")
+                                                   overwrite, q, stop, nice), daemon=False, name="xray-atlas-batch")
     start_without_main(child)
     done, what = 0, "starting the workers"
     try:

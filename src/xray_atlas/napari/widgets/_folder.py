@@ -27,6 +27,9 @@ __all__ = ["FolderRow", "batch_options"]
 
 #: What the toast says a scan got, per task.
 _DONE = {"maps": "mapped", "probabilities": "given probability maps", "cluster": "clustered"}
+#: Scheduling priority the batch gives up (POSIX nice), as the Training dock's: napari's event
+#: loop, at 0, wins the CPU whenever it needs it, and the batch takes every idle cycle.
+NICE = 10
 #: The list's columns.
 COLUMNS = ("scan", "status", "result or error")
 
@@ -172,7 +175,7 @@ class FolderRow(QGroupBox):
             steps = iter_batch(self.task, [os.path.expanduser(inputs)], os.path.expanduser(outdir),
                                options=batch_options(self.dock, self.task),
                                scheduler=self.scheduler_edit.text().strip() or "local",
-                               overwrite=self.overwrite_check.isChecked(), cancel=cancel)
+                               overwrite=self.overwrite_check.isChecked(), cancel=cancel, nice=NICE)
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
