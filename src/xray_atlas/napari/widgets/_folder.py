@@ -255,7 +255,6 @@ class FolderRow(QGroupBox):
                 layers += result_layer_data(path)
             except XrayAtlasError as err:
                 notify_error(err, log=self.jobs)
-        if layers:
-            names = ", ".join(Path(p).name for p in paths)
-            self.jobs.deliver(Delivery(self.viewer, layers, f"Opened {names}", hide_cubes=self.task != "cluster"),
-                              what="opening results")
+        if layers:  # no toast of its own: the run's toast (failures) stays the one in view
+            self.jobs.log(f"opening {', '.join(paths)}")
+            self.jobs.deliver(Delivery(self.viewer, layers, hide_cubes=self.task != "cluster"), what="opening results")
