@@ -185,5 +185,6 @@ def test_refusals_before_any_work(viewer, plugin_dock, qtbot, errors, scans, tmp
     (tmp_path / "probs").mkdir()
     (tmp_path / "probs" / "a.h5").write_bytes(b"someone's file")
     assert row.run() is None and not dock.jobs.busy
-    assert "would be replaced" in errors()[-1]
+    assert "would be replaced: a.h5 (is not a readable result file); tick 'replace results made otherwise or older' " \
+        "to replace them, or choose another folder for the results" in errors()[-1]
     assert (tmp_path / "probs" / "a.h5").read_bytes() == b"someone's file"

@@ -177,6 +177,9 @@ class FolderRow(QGroupBox):
                                scheduler=self.scheduler_edit.text().strip() or "local",
                                overwrite=self.overwrite_check.isChecked(), cancel=cancel, nice=NICE)
         except XrayAtlasError as err:
+            if "give --overwrite" in err.reason:  # the command's words, said in this group's
+                err = XrayAtlasError(err.reason.replace("give --overwrite", f"tick '{self.overwrite_check.text()}'")
+                                     .replace("OUTDIR", "folder for the results"), path=err.path)
             notify_error(err, log=self.jobs)
             return None
         what = f"{self.task} over a folder"
