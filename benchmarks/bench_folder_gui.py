@@ -67,7 +67,8 @@ def main() -> None:
     options = {"model": args.model}
     scheduler = f"local:{args.workers}"
     figures: dict = {"machine": platform.node(), "cpus": os.cpu_count(), "scans": args.scans,
-                     "size": args.size, "model": args.model, "workers": args.workers, "child_nice": args.nice, "modes": {}}
+                     "size": args.size, "model": args.model, "workers": args.workers, "child_nice": args.nice,
+                     "modes": {}}
 
     for mode in args.modes.split(","):
         out = work / f"out-{mode}"
