@@ -165,7 +165,7 @@ def test_cancel_leaves_cancelled_rows(viewer, plugin_dock, qtbot, idle, errors, 
     assert_same_result(tmp_path / "clusters" / "a.h5", single.output)
 
 
-def test_refusals_before_any_work(viewer, plugin_dock, qtbot, errors, scans, tmp_path):
+def test_probabilities_refusals_before_any_work_and_a_region_run(viewer, plugin_dock, qtbot, errors, scans, tmp_path):
     dock = plugin_dock("Element probabilities")
     row = dock.findChild(FolderRow)
     assert row.run() is None
@@ -188,3 +188,14 @@ def test_refusals_before_any_work(viewer, plugin_dock, qtbot, errors, scans, tmp
     assert "would be replaced: a.h5 (is not a readable result file); tick 'replace results made otherwise or older' " \
         "to replace them, or choose another folder for the results" in errors()[-1]
     assert (tmp_path / "probs" / "a.h5").read_bytes() == b"someone's file"
+    # per 2 x 2 region with the default model: what `xray-atlas probabilities --region 2` writes
+    from xray_atlas.cubetasks import run_probabilities
+
+    row.output_edit.setText(str(tmp_path / "regions"))
+    dock.region_spin.setValue(2)
+    row.scheduler_edit.setText("local:1")
+    qtbot.mouseClick(row.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=300000)
+    assert [r[1] for r in rows(row)] == ["ok", "ok", "failed"]
+    single = run_probabilities(scans / "b.h5", tmp_path / "single-b.h5", region=2)
+    assert_same_result(tmp_path / "regions" / "b.h5", single.output)
