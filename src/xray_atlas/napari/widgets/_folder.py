@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import Qt
+from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                             QLineEdit, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -30,6 +31,8 @@ _DONE = {"maps": "mapped", "probabilities": "given probability maps", "cluster":
 #: Scheduling priority the batch gives up (POSIX nice), as the Training dock's: napari's event
 #: loop, at 0, wins the CPU whenever it needs it, and the batch takes every idle cycle.
 NICE = 10
+#: Statuses the list colours (napari's error red; grey for what did not run).
+_MARKED = {"failed": "#e35d6a", "cancelled": "#8a8f98"}
 #: The list's columns.
 COLUMNS = ("scan", "status", "result or error")
 
@@ -225,6 +228,8 @@ class FolderRow(QGroupBox):
             item = QTreeWidgetItem([Path(row["input"]).name, row["status"], shown])
             item.setToolTip(2, err or row.get("summary") or row.get("output") or "")
             item.setData(0, Qt.ItemDataRole.UserRole, row.get("output"))
+            if row["status"] in _MARKED:
+                item.setForeground(1, QBrush(QColor(_MARKED[row["status"]])))
             if row.get("output") is None:  # nothing to open
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.results.addTopLevelItem(item)
