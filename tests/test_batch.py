@@ -348,3 +348,55 @@ def test_rerun_skips_only_results_of_the_same_settings(cubes, tmp_path):
     assert "holds maps in counts" in why(units="counts/s")
     job = batch.plan("maps", cube, out, options={"model": "roi"}, overwrite=True)[0]
     assert not job.skip and job.reason == "replacing a result that was made with lsq, not roi"
+
+
+def test_cancel_stops_the_batch_and_returns_the_report(cubes, cluster, client, tmp_path):
+    # set before the batch: no cluster starts, nothing is submitted, every cube is cancelled
+    stop = threading.Event()
+    stop.set()
+    said = []
+    report = batch.run_batch("maps", [cubes], tmp_path / "before", options={"model": "roi"}, cancel=stop,
+                             on_message=said.append)
+    assert [r["status"] for r in report.rows] == ["cancelled"] * 4 and report.workers == 0
+    assert {r["status"] for r in report_rows(tmp_path / "before").values()} == {"cancelled"}
+    assert sorted(p.name for p in (tmp_path / "before").iterdir()) == ["batch-report.csv", "batch-report.json"]
+    assert said[-1] == "cancelled: 4 cube(s) not done"
+    # set by the first finished cube: the cubes not done then are cancelled, the report returned
+    stop.clear()
+    report = batch.run_batch("maps", [cubes], tmp_path / "during", options={"model": "roi"}, cancel=stop,
+                             scheduler=cluster.scheduler_address, progress=lambda *_: stop.set())
+    statuses = [r["status"] for r in report.rows]
+    assert sum(s != "cancelled" for s in statuses) >= 1 and set(statuses) <= {"ok", "failed", "cancelled"}
+    assert {k: r["status"] for k, r in report_rows(tmp_path / "during").items()} == \
+        {os.path.basename(r["input"]): r["status"] for r in report.rows}
+    assert all(r["output"] is None for r in report.rows if r["status"] == "cancelled")
+
+
+def test_iter_batch_runs_in_a_child_that_never_runs_main(cubes, tmp_path, monkeypatch):
+    """The docks' way (a child process holding the client and its local cluster), started from
+    a script without an ``if __name__ == "__main__"`` guard, as napari's examples and the
+    ``napari`` command's script are: neither the child nor its workers may run that script
+    again (it would import napari there, or open a viewer)."""
+    import sys
+    import types
+
+    from xray_atlas.cube import Progress, run_to_end
+
+    script = tmp_path / "script.py"
+    script.write_text(f"open({str(tmp_path / 'executions')!r}, 'a').write('x')\n")
+    main = types.ModuleType("__main__")  # what `python script.py` leaves in sys.modules
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with pytest.raises(XrayAtlasError, match="nice=20"):
+        batch.iter_batch("maps", [cubes], tmp_path / "out", nice=20)
+    with pytest.raises(XrayAtlasError, match="no such file"):  # checked by the call, before any process
+        batch.iter_batch("maps", [tmp_path / "none.h5"], tmp_path / "out")
+    seen: list[Progress] = []
+    report = run_to_end(batch.iter_batch("maps", [cubes / "a.h5", cubes / "bad.h5"], tmp_path / "out",
+                                         options={"model": "roi"}, scheduler="local:1", nice=5), seen.append)
+    assert sys.modules["__main__"] is main
+    assert not (tmp_path / "executions").exists()
+    assert [r["status"] for r in report.rows] == ["ok", "failed"]
+    assert (tmp_path / "out" / "a.h5").is_file() and report_rows(tmp_path / "out")["a.h5"]["status"] == "ok"
+    assert seen[0].done == 0 and seen[0].total == 2 and seen[-1].done == 2
+    assert any("cubes/min" in p.what for p in seen)

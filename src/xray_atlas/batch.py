@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterator, Sequence
 from .cubetasks import TASKS, ModelCache, run_task
 from .errors import XrayAtlasError
 
-__all__ = ["find_cubes", "plan", "Job", "run_batch", "BatchReport", "run_cube", "local_cluster", "parse_scheduler",
-           "model_loads", "REPORT_NAME", "STATUSES"]
+__all__ = ["find_cubes", "plan", "Job", "run_batch", "iter_batch", "BatchReport", "run_cube", "local_cluster",
+           "parse_scheduler", "model_loads", "REPORT_NAME", "STATUSES"]
 
 #: The report's file name in OUTDIR, without its suffix (``.json`` and ``.csv``).
 REPORT_NAME = "batch-report"
@@ -422,11 +422,15 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS
 
 
 @contextlib.contextmanager
-def local_cluster(n_workers: int | None = None) -> Iterator[Any]:
+def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> Iterator[Any]:
     """A ``distributed.LocalCluster`` for batches: ``n_workers`` processes (default: one per
     core the process may use) of one thread each, the cores shared out among them for
     torch's and BLAS's own threads, and a cube whose worker dies run once more elsewhere
-    (``allowed_failures=1``). The process environment is left as it was."""
+    (``allowed_failures=1``). The process environment is left as it was.
+
+    With ``processes=False`` the workers are threads of this process (no worker starts a
+    Python of its own; the cubes share this process's GIL, memory and model cache).
+    """
     import dask
     from dask.system import CPU_COUNT
     from distributed import LocalCluster
@@ -439,7 +443,7 @@ def local_cluster(n_workers: int | None = None) -> Iterator[Any]:
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in spawn_env.items()}):
             try:  # ":0": the scheduler's web server on a free port, so that two batches never clash
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
                                        dashboard_address=":0", scheduler_kwargs={"allowed_failures": 1})
             except Exception as err:  # noqa: BLE001 - dask raises RuntimeError and others
                 msg = " ".join(str(err).split()) or type(err).__name__
@@ -465,13 +469,13 @@ def _has_dashboard() -> bool:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str, n_jobs: int) -> Iterator[tuple[Any, str]]:
+def _client(scheduler: str, n_jobs: int, *, processes: bool = True) -> Iterator[tuple[Any, str]]:
     """(a distributed Client, a line saying what it runs on) for ``--scheduler``."""
     from distributed import Client
 
     kind, value = parse_scheduler(scheduler)
     if kind == "local":
-        with local_cluster(min(value or _cpu_count(), max(n_jobs, 1))) as cluster:
+        with local_cluster(min(value or _cpu_count(), max(n_jobs, 1)), processes=processes) as cluster:
             with Client(cluster) as client:
                 link = f", dashboard {client.dashboard_link}" if _has_dashboard() else ""
                 yield client, f"local cluster of {len(cluster.workers)} worker(s){link}"
@@ -510,7 +514,8 @@ def _absolute_model(options: dict) -> dict:
 def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
               options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
               progress: Callable[[dict, int, int, float], None] | None = None,
-              on_message: Callable[[str], None] | None = None) -> BatchReport:
+              on_message: Callable[[str], None] | None = None, cancel: Any = None,
+              processes: bool = True) -> BatchReport:
     """Run ``task`` on every cube ``inputs`` name, writing ``OUTDIR/<stem>.h5`` and the report.
 
     Parameters
@@ -534,6 +539,14 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         Called after each cube with (its row, cubes done, cubes to do, cubes per minute).
     on_message : callable, optional
         Called with lines worth showing: what runs where, how many are skipped.
+    cancel : threading.Event or multiprocessing.Event, optional
+        Set it (from another thread or process) to stop the batch: no further cube starts,
+        the cubes not done are marked ``cancelled`` and the report is returned as usual.
+        Seen within a quarter of a second. A cube already running on a local cluster's
+        worker process stops with the cluster; on a worker thread (``processes=False``) or a
+        remote worker it may still finish and write its complete result, which a rerun skips.
+    processes : bool
+        For a local scheduler: worker processes (True), or threads of this process.
 
     Returns
     -------
@@ -581,32 +594,53 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         report.seconds = time.perf_counter() - t0
         report.write()
         return report
-    from distributed import as_completed
+    from distributed import wait
+
+    def stopped() -> bool:
+        return cancel is not None and cancel.is_set()
 
     try:
-        with _client(scheduler, len(todo)) as (client, where):
-            report.workers = len(client.scheduler_info().get("workers", {}))
-            say(f"{len(todo)} cube(s) on a {where}")
+        with contextlib.ExitStack() as stack:
+            # a cancel while the cluster starts (seconds) submits nothing
+            client, where = (None, "") if stopped() else stack.enter_context(
+                _client(scheduler, len(todo), processes=processes))
+            if client is not None:
+                report.workers = len(client.scheduler_info().get("workers", {}))
+                say(f"{len(todo)} cube(s) on a {where}")
             t_run = time.perf_counter()
             tag = uuid.uuid4().hex[:8]
-            futures = [client.submit(run_cube, task, str(j.input), str(j.output), options, overwrite,
-                                     key=f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}", pure=False)
-                       for k, j in enumerate(todo)]
+            futures = [] if stopped() else [
+                client.submit(run_cube, task, str(j.input), str(j.output), options, overwrite,
+                              key=f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}", pure=False)
+                for k, j in enumerate(todo)]
             owner = {f.key: str(j.input) for f, j in zip(futures, todo)}
             done, written = 0, time.perf_counter()
-            for fut in as_completed(futures):
-                pending = report.rows[index[owner[fut.key]]]
-                row = _row_of(fut, owner[fut.key], pending)
-                row["notes"] = pending["notes"] + [n for n in row["notes"] if n not in pending["notes"]]
-                report.rows[index[owner[fut.key]]] = row
-                done += 1
-                report.run_seconds = time.perf_counter() - t_run
-                report.seconds = time.perf_counter() - t0
-                if time.perf_counter() - written >= 1.0:  # a thousand small cubes: not a thousand rewrites
-                    report.write()
-                    written = time.perf_counter()
-                if progress is not None:
-                    progress(row, done, len(todo), done / max(report.run_seconds, 1e-9) * 60.0)
+            remaining = list(futures)
+            if not futures:
+                say(f"cancelled: {len(todo)} cube(s) not done")
+            while remaining:
+                if stopped():
+                    client.cancel(remaining)  # nothing more starts; the rows stay pending: cancelled below
+                    say(f"cancelled: {len(remaining)} cube(s) not done")
+                    break
+                try:  # a short wait, so that a cancel is seen soon
+                    finished = wait(remaining, timeout=0.25, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    continue
+                remaining = [f for f in remaining if f not in finished]
+                for fut in (f for f in futures if f in finished):  # in the order of the inputs
+                    pending = report.rows[index[owner[fut.key]]]
+                    row = _row_of(fut, owner[fut.key], pending)
+                    row["notes"] = pending["notes"] + [n for n in row["notes"] if n not in pending["notes"]]
+                    report.rows[index[owner[fut.key]]] = row
+                    done += 1
+                    report.run_seconds = time.perf_counter() - t_run
+                    report.seconds = time.perf_counter() - t0
+                    if time.perf_counter() - written >= 1.0:  # a thousand small cubes: not a thousand rewrites
+                        report.write()
+                        written = time.perf_counter()
+                    if progress is not None:
+                        progress(row, done, len(todo), done / max(report.run_seconds, 1e-9) * 60.0)
     except BaseException:
         # closing the client released the cubes not done; one already running on a remote
         # worker may still finish and write its (complete) result, which a rerun then skips
@@ -616,6 +650,9 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         report.seconds = time.perf_counter() - t0
         report.write()
         raise
+    for row in report.rows:  # left by a cancel
+        if row["status"] == "pending":
+            row["status"] = "cancelled"
     report.seconds = time.perf_counter() - t0
     report.write()
     return report
@@ -636,3 +673,133 @@ def _row_of(fut: Any, cube: str, pending: dict) -> dict:
         msg = " ".join(str(err).split()) or type(err).__name__
         error = f"{cube}: {type(err).__name__}: {msg}"
     return {**pending, "status": "failed", "error": error, "output": None}
+
+
+# -- a batch beside a GUI --------------------------------------------------------------------
+
+def _batch_child(task: str, inputs: list, outdir: str, options: dict, scheduler: str, overwrite: bool, q: Any,
+                 cancel: Any, nice: int = 0) -> None:
+    """:func:`run_batch` in a spawned child process, its events on ``q``: ("message", text),
+    ("cube", row, done, total, per minute), then ("report", BatchReport) or ("error", reason,
+    path) or ("failed", text)."""
+    if nice and hasattr(os, "nice"):  # before the cluster starts: its worker processes inherit it
+        os.nice(nice)
+    try:
+        report = run_batch(task, inputs, outdir, options=options, scheduler=scheduler, overwrite=overwrite,
+                           progress=lambda row, done, total, rate: q.put(("cube", row, done, total, rate)),
+                           on_message=lambda text: q.put(("message", text)), cancel=cancel)
+        q.put(("report", report))
+    except XrayAtlasError as err:
+        q.put(("error", err.reason, err.path))
+    except BaseException as err:  # noqa: BLE001 - reported to the parent, not raised in a child nobody watches
+        q.put(("failed", f"{type(err).__name__}: {' '.join(str(err).split())}"))
+
+
+def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
+               options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
+               cancel: Any = None, nice: int = 0, poll_s: float = 0.1) -> Iterator[Any]:
+    """:func:`run_batch` in a spawned child process, as a generator for a GUI's worker thread:
+    it yields :class:`~xray_atlas.cube.Progress` (cubes done of cubes to run; ``what`` says
+    the rate or what is starting) and returns the :class:`BatchReport`.
+
+    The inputs, OUTDIR and existing results are checked by this call, before it returns the
+    generator (so a GUI refuses them in its own thread, before any work); the child process
+    starts with the generator's first step.
+
+    The child process holds the dask client, the scheduler and the local cluster; the local
+    cluster's workers are processes of its own. So the caller's process (napari's) imports
+    neither dask.distributed nor the models, its GIL stays free for its event loop, and the
+    children never run the caller's ``__main__`` again (a napari script or the ``napari``
+    command: they would import napari and Qt there; see :mod:`xray_atlas._processes`).
+
+    Parameters
+    ----------
+    task, inputs, outdir, options, scheduler, overwrite
+        As for :func:`run_batch`; the inputs and the outputs are checked here first (a bad
+        one raises before any process starts).
+    cancel : threading.Event, optional
+        Set it to stop the batch (:func:`run_batch`'s ``cancel``): the generator then returns
+        the report with the cubes not done marked ``cancelled``.
+    nice : int
+        Lower the scheduling priority of the child process and its local workers by this much
+        (POSIX ``nice``, 0 to 19), so that a GUI in this process gets the CPU it needs to
+        answer at once while the batch takes all the rest.
+    poll_s : float
+        How often the generator yields while it waits, so that a caller can look at its own
+        state (a napari worker's abort) between two cubes.
+
+    Raises
+    ------
+    XrayAtlasError
+        Bad inputs, OUTDIR or scheduler (by the call); the batch process ended without a
+        report (by the generator).
+    """
+    if task not in TASKS:
+        raise XrayAtlasError(f"task={task!r}; choose one of {', '.join(TASKS)}")
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise XrayAtlasError(f"nice={nice!r}; give a whole number from 0 to 19")
+    options = _absolute_model(dict(options or {}))
+    parse_scheduler(scheduler)
+    cubes = find_cubes(inputs)
+    out = Path(os.path.abspath(os.fspath(outdir)))
+    if out.exists() and not out.is_dir():
+        raise XrayAtlasError("OUTDIR must be a folder", path=out)
+    total = sum(not j.skip for j in plan(task, cubes, out, options=options, overwrite=overwrite))
+    return _follow_child(task, cubes, out, options, scheduler, overwrite, total, cancel, nice, poll_s)
+
+
+def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, scheduler: str, overwrite: bool, total: int,
+                  cancel: Any, nice: int, poll_s: float) -> Iterator[Any]:
+    import multiprocessing as mp
+    import queue
+
+    from ._processes import start_without_main
+    from .cube import Progress
+
+    ctx = mp.get_context("spawn")
+    q, stop = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_batch_child, args=(task, [str(c) for c in cubes], str(out), options, scheduler,
+                                                   overwrite, q, stop, nice), daemon=False, name="xray-atlas-batch")
+    start_without_main(child)
+    done, what = 0, "starting the workers"
+    try:
+        yield Progress(0, total, what)
+        while True:
+            if cancel is not None and cancel.is_set() and not stop.is_set():
+                stop.set()
+                what = "cancelling"
+            try:
+                ev = q.get(timeout=poll_s)
+            except queue.Empty:
+                if not child.is_alive():
+                    try:  # a last event may have come just before the end
+                        ev = q.get(timeout=poll_s)
+                    except queue.Empty:
+                        raise XrayAtlasError("the batch process ended without a report (exit code "
+                                             f"{child.exitcode}); see {out / (REPORT_NAME + '.json')}") from None
+                else:
+                    yield Progress(done, total, what)
+                    continue
+            kind = ev[0]
+            if kind == "cube":
+                _, _row, done, total, rate = ev
+                what = f"{rate:.3g} cubes/min" + ("; stopping the workers" if done == total else "")
+                yield Progress(done, total, what)
+            elif kind == "message":
+                if not stop.is_set():
+                    what = ev[1]
+                yield Progress(done, total, what)
+            elif kind == "report":
+                return ev[1]
+            elif kind == "error":
+                raise XrayAtlasError(ev[1], path=ev[2])
+            else:
+                raise XrayAtlasError(f"the batch failed: {ev[1]}")
+    finally:
+        if child.is_alive():  # the caller stopped early (closed, cancelled hard): stop the batch too
+            stop.set()
+            child.join(30)
+            if child.is_alive():
+                child.terminate()
+        child.join()
+        q.close()

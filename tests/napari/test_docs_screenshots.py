@@ -336,3 +336,33 @@ def test_fit_inspector_m6_screenshot(viewer, qtbot, tmp_path, click, real_data):
     view.log_check.setChecked(True)
     assert view.result.net_counts["Ca-K"] > 4e5
     _screenshot(viewer, qtbot, tmp_path, "fit-m6.png")
+
+
+def test_folder_run_screenshot(viewer, qtbot, tmp_path):
+    """The Elemental maps dock after a run over a folder of scans, one result opened (docs/batch.md)."""
+    from qtpy.QtCore import Qt
+
+    from xray_atlas.napari.widgets._folder import FolderRow
+    from xray_atlas.physics.painting import synthetic_painting
+
+    scans = tmp_path / "campaign"
+    scans.mkdir()
+    for seed in range(4):
+        synthetic_painting(40, 56, n_channels=2048, seed=seed).write(scans / f"panel-{seed + 1}.h5")
+    (scans / "panel-5.h5").write_bytes(b"a scan cut short by a full disk")
+    viewer.window.resize(1500, 1000)
+    _, maps = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Elemental maps")
+    row = maps.findChild(FolderRow)
+    maps.model_combo.setCurrentText("lsq")
+    row.input_edit.setText(str(scans))
+    row.output_edit.setText(str(tmp_path / "maps"))
+    row.scheduler_edit.setText("local:2")
+    assert row.run() is not None
+    qtbot.waitUntil(lambda: not maps.jobs.busy, timeout=300000)
+    assert [row.results.topLevelItem(i).text(1) for i in range(5)] == ["ok"] * 4 + ["failed"]
+    row.results.topLevelItem(1).setSelected(True)
+    qtbot.mouseClick(row.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not maps.jobs.busy, timeout=60000)
+    maps.scroll_area.ensureWidgetVisible(row.results)
+    viewer.reset_view()
+    _screenshot(viewer, qtbot, tmp_path, "folder-run.png", min_std=10)

@@ -140,6 +140,7 @@ class JobBar(QWidget):
         self.lines: list[str] = []
         self._dialog: QDialog | None = None
         self._feed: list | None = None  # layers still to add, while a delivery is going on
+        self._on_cancel: Callable[[], None] | None = None  # the running job's own way to stop
         # A dock closed with its viewer mid-job: stop the job and ignore its last signals.
         # The state lives outside the QObject, since PyQt drops slots of a dying object.
         self._state = _State()
@@ -227,9 +228,13 @@ class JobBar(QWidget):
         step()
 
     def start(self, steps: Generator[Progress, None, Any], *, what: str,
-              on_done: Callable[[Any], Delivery | None]) -> Any:
+              on_done: Callable[[Any], Delivery | None], on_cancel: Callable[[], None] | None = None) -> Any:
         """Run ``steps`` on a worker; call ``on_done(result)`` on the main thread when it ends
-        and deliver the :class:`Delivery` it returns, if any."""
+        and deliver the :class:`Delivery` it returns, if any.
+
+        With ``on_cancel``, Cancel calls it instead of stopping the worker: the job stops
+        itself and still returns a result (a batch over a folder returns its report, with
+        the scans not done marked cancelled), which ``on_done`` gets."""
         from napari.qt.threading import create_worker
 
         if self.busy:
@@ -237,6 +242,7 @@ class JobBar(QWidget):
             return None
         worker = create_worker(_drive, steps, _start_thread=False)
         self.worker = worker
+        self._on_cancel = on_cancel
         self.bar.setVisible(True)
         self.bar.setRange(0, 0)
         self.bar.setFormat(f"{what} %p%")
@@ -282,6 +288,8 @@ class JobBar(QWidget):
 
         def on_finished() -> None:
             state.worker = None
+            if state.alive:
+                self._on_cancel = None
             if state.alive and self._feed is None:
                 self._idle()
 
@@ -299,7 +307,11 @@ class JobBar(QWidget):
 
     def cancel(self) -> None:
         """Stop the job at its next tile, or stop adding its layers."""
-        if self.worker is not None:
+        if self.worker is not None and self._on_cancel is not None:
+            self._on_cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("cancelling: the work already started ends first")
+        elif self.worker is not None:
             self.worker.quit()
         elif self._feed is not None:
             self._feed = None  # the next step sees it and adds nothing more

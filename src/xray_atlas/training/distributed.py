@@ -359,7 +359,7 @@ def _store_on(sock: socket.socket, port: int) -> Any:
 def _start(mp: Any, args: tuple, n: int) -> Any:
     """Start the ranks, their sockets held to the loopback interface (the environment they
     inherit; this process's own is left as it was), without running the caller's main script
-    again in them (see :func:`~xray_atlas.training.run._start_without_main`)."""
+    again in them (see :func:`xray_atlas._processes.start_without_main`)."""
     loopback = _loopback_interface()
     saved = {var: os.environ.get(var) for var in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")}
     main = sys.modules["__main__"]

@@ -14,15 +14,14 @@ import math
 import os
 import queue
 import shutil
-import sys
 import tempfile
 import threading
 import time
-import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .._processes import start_without_main as _start_without_main
 from ..errors import XrayAtlasError
 from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, Preparing, StepEnd
 
@@ -485,23 +484,6 @@ def _child(config: dict, out: str, resume: bool, overwrite: bool, q: Any, cancel
     if nice and hasattr(os, "nice"):  # before torch starts its threads, which inherit it
         os.nice(nice)
     _execute(TrainConfig(**config), out, resume, overwrite, q, cancel)
-
-
-def _start_without_main(process: Any) -> None:
-    """Start a spawned ``process`` without running the parent's main script again in it.
-
-    multiprocessing's spawn re-runs the parent's ``__main__`` file in the child (as
-    ``__mp_main__``) so that functions defined there can be unpickled. The child here needs
-    only this module, and a script without an ``if __name__ == "__main__"`` guard (napari's own
-    examples: ``napari.Viewer()`` ... ``napari.run()``) would open a second viewer in it and
-    never train. Hiding ``__main__`` while the process starts leaves the child a bare one.
-    """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        process.start()
-    finally:
-        sys.modules["__main__"] = main
 
 
 class Run:

@@ -30,6 +30,7 @@ from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import refill, scroll_box
 from ._export import ExportRow
+from ._folder import FolderRow
 from ._refine import RefineGroup
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class ClustersWidget(QWidget):
         self.refine.changed.connect(self.summary.setText)
         box.addWidget(self.refine)
         box.addWidget(self.export_row)
+        box.addWidget(FolderRow(self, "cluster"))
         box.addStretch(1)
 
         self.method_combo.currentTextChanged.connect(self._build_form)

@@ -29,6 +29,7 @@ from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
 from ._export import ExportRow
+from ._folder import FolderRow
 
 if TYPE_CHECKING:
     import napari
@@ -107,7 +108,8 @@ class MapsWidget(QWidget):
         form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
                          ("device", self.device_combo), ("compare with", self.compare_combo),
                          ("units", self.units_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, viewer=self.viewer)
+                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row,
+                  FolderRow(self, "maps"), viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)

@@ -27,6 +27,7 @@ from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
 from ._export import ExportRow
+from ._folder import FolderRow
 
 if TYPE_CHECKING:
     import napari
@@ -87,7 +88,7 @@ class ProbabilitiesWidget(QWidget):
                          ("region k", self.region_spin), ("clusters", self.labels_combo),
                          ("elements", self.elements_edit), ("device", self.device_combo)],
                   self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, self.pixel_label,
-                  viewer=self.viewer)
+                  FolderRow(self, "probabilities"), viewer=self.viewer)
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentTextChanged.connect(self._forget_model)
         self.cube_combo.currentIndexChanged.connect(self._forget_pixel)
