@@ -33,7 +33,7 @@ class SmallCNN(nn.Module):
         Channels of the first conv block (the others have twice as many).
     """
 
-    def __init__(self, image_size: int, n_outputs: int, width: int) -> None:
+    def __init__(self, *, image_size: int, n_outputs: int, width: int) -> None:
         super().__init__()
         c, layers = 1, []
         for k in range(3):
@@ -58,7 +58,7 @@ class SmallCNN(nn.Module):
 def cfs_small(*, image_size: int, n_outputs: int, width: int):
     """Study 004's small CNN: three 3x3 conv + ReLU + 2x2 max-pool blocks, dense 128, linear
     output; Keras-default (Glorot) initialisation."""
-    return SmallCNN(image_size, n_outputs, width)
+    return SmallCNN(image_size=image_size, n_outputs=n_outputs, width=width)
 
 
 class ResidualBlock(nn.Module):
@@ -97,7 +97,7 @@ class LargeCNN(nn.Module):
         Residual blocks per stage.
     """
 
-    def __init__(self, n_outputs: int, width: int, blocks: tuple[int, ...]) -> None:
+    def __init__(self, *, n_outputs: int, width: int, blocks: tuple[int, ...]) -> None:
         super().__init__()
         layers: list = [nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
         c = width
@@ -124,7 +124,7 @@ def cfs_large(*, image_size: int, n_outputs: int, width: int, blocks: tuple[int,
     """Study 004's large CNN: a stride-2 stem, residual stages (two 3x3 conv + batch norm per
     block, skip connections, stride 2 between stages), He-normal initialisation, global
     average pool and a dense head."""
-    return LargeCNN(n_outputs, width, blocks)
+    return LargeCNN(n_outputs=n_outputs, width=width, blocks=blocks)
 
 
 class FourierCNN(nn.Module):
@@ -142,7 +142,7 @@ class FourierCNN(nn.Module):
         Side of the window of correlations around r = 0 that the skip and the MLP read.
     """
 
-    def __init__(self, image_size: int, n_outputs: int, width: int, window: int) -> None:
+    def __init__(self, *, image_size: int, n_outputs: int, width: int, window: int) -> None:
         super().__init__()
         self.image_size = image_size
         self.half = half = window // 2
@@ -189,4 +189,4 @@ def cfs_fourier(*, image_size: int, n_outputs: int, width: int, window: int):
     r = 0 normalised by r = 0; a linear skip from them to the outputs starts as the analytic
     inverse (each output reads its own offset); a small CNN on the log image sees what the
     inverse misses (noise, a log scale, masked pixels) and an MLP adds a correction."""
-    return FourierCNN(image_size, n_outputs, width, window)
+    return FourierCNN(image_size=image_size, n_outputs=n_outputs, width=width, window=window)

@@ -49,7 +49,7 @@ class ImageCNN(nn.Module):
         Channels of the first conv block (doubled at each of the four).
     """
 
-    def __init__(self, n_outputs: int, width: int) -> None:
+    def __init__(self, *, n_outputs: int, width: int) -> None:
         super().__init__()
         blocks, c = [], 1
         for k in range(4):
@@ -69,7 +69,7 @@ class ImageCNN(nn.Module):
 def image_cnn(*, image_size: int, n_outputs: int, width: int):
     """Four conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), global average pool,
     linear: a small CNN whose last conv block gives class-activation maps."""
-    return ImageCNN(n_outputs, width)
+    return ImageCNN(n_outputs=n_outputs, width=width)
 
 
 def import_torchvision():

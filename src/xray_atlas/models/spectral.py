@@ -192,7 +192,7 @@ class CNN1D(nn.Module):
         Dropout before the linear head.
     """
 
-    def __init__(self, n_channels: int, n_outputs: int, dropout: float) -> None:
+    def __init__(self, *, n_channels: int, n_outputs: int, dropout: float) -> None:
         super().__init__()
         convs = [nn.Conv1d(1, 64, 5, stride=2), nn.ReLU()]
         for _ in range(3):
@@ -213,7 +213,7 @@ class CNN1D(nn.Module):
 def cnn1d(*, n_channels: int, n_outputs: int, dropout: float, normalise: str):
     """1-D CNN of study 001: Conv1d(1->64, k5, s2), 3 x Conv1d(64->64, k3, s2),
     Conv1d(64->128, k3, s2), ReLU, max-pool(2, 2), dropout, flatten, linear."""
-    return _wrap(CNN1D(n_channels, n_outputs, dropout), normalise, n_channels)
+    return _wrap(CNN1D(n_channels=n_channels, n_outputs=n_outputs, dropout=dropout), normalise, n_channels)
 
 
 # -- models with the physics prior ---------------------------------------------------------------
@@ -247,7 +247,7 @@ class FCNPlus(nn.Module):
         Outputs k.
     """
 
-    def __init__(self, prior: torch.Tensor, hidden: tuple[int, ...], n_outputs: int) -> None:
+    def __init__(self, prior: torch.Tensor, *, hidden: tuple[int, ...], n_outputs: int) -> None:
         super().__init__()
         self.register_buffer("prior", prior)
         layers, width = [], prior.shape[1]
@@ -267,7 +267,7 @@ def fcn_plus(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int
     dot products with the spectrum) in front of the FCN."""
     lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
     w = torch.from_numpy(_unit_max(pure_matrix(lines, n_channels=n_channels, **instrument)))
-    return _wrap(FCNPlus(w, hidden, n_outputs), "total", n_channels)
+    return _wrap(FCNPlus(w, hidden=hidden, n_outputs=n_outputs), "total", n_channels)
 
 
 class CNN1DPlus(nn.Module):
@@ -284,7 +284,7 @@ class CNN1DPlus(nn.Module):
         Dropout before the linear head.
     """
 
-    def __init__(self, prior: torch.Tensor, n_outputs: int, dropout: float) -> None:
+    def __init__(self, prior: torch.Tensor, *, n_outputs: int, dropout: float) -> None:
         super().__init__()
         n_lines, n_channels = prior.shape
         self.register_buffer("prior", prior)
@@ -309,7 +309,7 @@ def cnn1d_plus(*, n_channels: int, n_outputs: int, lines: tuple, dropout: float,
     spectra (unit maximum) as l + 1 input channels of the 1-D CNN."""
     lines, instrument = _prior_config(n_channels, n_outputs, lines, instrument)
     w = torch.from_numpy(_unit_max(pure_matrix(lines, n_channels=n_channels, **instrument)).T.copy())  # (l, C)
-    return _wrap(CNN1DPlus(w, n_outputs, dropout), "total", n_channels)
+    return _wrap(CNN1DPlus(w, n_outputs=n_outputs, dropout=dropout), "total", n_channels)
 
 
 def _level_range(level: bool, level_range: tuple) -> tuple[float, float]:

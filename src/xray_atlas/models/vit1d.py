@@ -37,7 +37,7 @@ class ViT1D(nn.Module):
         Dropout on the tokens and in each MLP (not on the attention).
     """
 
-    def __init__(self, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int, depth: int,
+    def __init__(self, *, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int, depth: int,
                  mlp_ratio: int, dropout: float) -> None:
         super().__init__()
         tokens = n_channels // patch
@@ -78,4 +78,5 @@ def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int
         raise XrayAtlasError(f"n_channels={n_channels} must be a multiple of patch={patch}")
     if embed % heads:
         raise XrayAtlasError(f"embed={embed} must be a multiple of heads={heads}")
-    return ViT1D(n_channels, n_outputs, patch, embed, heads, depth, mlp_ratio, dropout)
+    return ViT1D(n_channels=n_channels, n_outputs=n_outputs, patch=patch, embed=embed, heads=heads, depth=depth,
+                 mlp_ratio=mlp_ratio, dropout=dropout)
