@@ -10,7 +10,8 @@ CORE = ["xray_atlas", "xray_atlas.cube", "xray_atlas.cli", "xray_atlas.io", "xra
         "xray_atlas.physics.generator", "xray_atlas.physics.reference", "xray_atlas.unmix", "xray_atlas.cluster",
         "xray_atlas.cluster.features", "xray_atlas.cluster.methods", "xray_atlas.devices", "xray_atlas.models",
         "xray_atlas.models.spectral", "xray_atlas.models.files", "xray_atlas.training", "xray_atlas.training.loop",
-        "xray_atlas.diffraction", "xray_atlas.physics.lattice", "xray_atlas.models.diffraction"]
+        "xray_atlas.diffraction", "xray_atlas.physics.lattice", "xray_atlas.models.diffraction",
+        "xray_atlas.models.elements", "xray_atlas.models.vit1d", "xray_atlas.models.images", "xray_atlas.models.prior"]
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -27,6 +28,18 @@ def test_core_imports_no_gui():
 def test_import_is_light():
     loaded = _loaded_after("import xray_atlas, xray_atlas.cli")
     assert not loaded & {"torch", "dask", "rsciio", "zarr", "h5py", "xraylib"}
+
+
+def test_cluster_fit_needs_no_torch():
+    # the model modules import torch at their top; the per-cluster fit shares only
+    # models.prior (numpy) with them, so preparing it loads no torch
+    code = ("from xray_atlas.physics.painting import synthetic_painting\n"
+            "from xray_atlas.cube import SpectralCube\n"
+            "from xray_atlas.clusterfit import ClusterFit\n"
+            "p = synthetic_painting(6, 6, seed=1, layout='random')\n"
+            "ClusterFit(SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev), ('Fe-K',))")
+    loaded = _loaded_after(code)
+    assert "xray_atlas" in loaded and "torch" not in loaded
 
 
 def test_thread_pools_sleep_between_calls():

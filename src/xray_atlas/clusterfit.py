@@ -266,8 +266,7 @@ class ClusterFit:
     def __init__(self, cube: SpectralCube, lines: tuple[str, ...], *, n_clusters: int = 12, min_counts: float = 5e5,
                  sample_pixels: int = 30_000, pileup_time_s: float | None = PILEUP_TIME_S,
                  tile_bytes: int = TILE_BYTES, seed: int = 0, omit: tuple[str, ...] = ()) -> None:
-        from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata
-        from .models.spectral import _lsq_operator
+        from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata, lsq_operator
         from .physics.lines import parse_line_family
         from .preprocess import LOW_KEV
 
@@ -298,8 +297,8 @@ class ClusterFit:
         # the k-means features: least-squares shares of all the basis families, whichever lines
         # are asked for, so that the clusters do not depend on them
         fams = self.basis.families
-        _, full, _ = _lsq_operator(fams, fams, c,
-                                   {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
+        _, full, _ = lsq_operator(fams, fams, c,
+                                  {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
         self._shares = full[:, :len(fams)].astype(np.float32)
         self._shares[~self.channels] = 0.0
         self._project = np.concatenate([self._shares, self.channels.astype(np.float32)[:, None]], axis=1)

@@ -213,7 +213,7 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     if stand_in:
         mm.notes.append(f"the default model {DEFAULT_MAPS_MODEL} fits the cube by clusters and needs its energy "
                         f"calibration, which this cube lacks: painted with {mm.name} instead")
-    if getattr(module, "cluster_fit", False) and not cube.calibrated:
+    if _cluster_fit(module) and not cube.calibrated:
         raise XrayAtlasError(f"model {mm.name!r} fits the cube by clusters of pixels and needs its energy "
                              "calibration; this cube has none (give it one first)", path=cube.path)
     seen = card.inputs.get("total_counts") or card.inputs.get("counts")  # paintings, cubes / random spectra
@@ -248,6 +248,16 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     if cube.energy[-1] < e_model[-1] - gain:
         mm.notes.append(f"the cube ends at {cube.energy[-1]:.2f} keV; the model's channels above read zero counts")
     return mm
+
+
+def _cluster_fit(module) -> bool:
+    """Whether a map model reads the per-cluster fit's inputs beside each pixel's counts
+    (None, the per-cluster fit alone, imports no torch)."""
+    if module is None:
+        return False
+    from .models.spectral import GuardedMapModel
+
+    return isinstance(module, GuardedMapModel) and module.cluster_fit
 
 
 def _below_low(energy: np.ndarray) -> int:
@@ -380,6 +390,8 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                      chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
     import torch
 
+    from .models.spectral import FitMLP, GuardedMapModel, SpatialPriorMLP, TotalScaled
+
     if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
         raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
     if not isinstance(shrink, bool):
@@ -403,7 +415,7 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
         model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's lines")
     model.found = ()
     model.reduced_chi2 = None
-    cluster_model = bool(getattr(module, "cluster_fit", False))
+    cluster_model = _cluster_fit(module)
     h, w = cube.height, cube.width
     n_tiles = -(-h // cube.tile_rows(tile_bytes))
     fitted = None  # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
@@ -441,8 +453,9 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
     out = np.zeros((h, w, len(want)), np.float32)
     dev = next(iter(module.buffers()), None)
     dev = dev.device if dev is not None else next(module.parameters()).device
-    size = int(getattr(module, "neighbourhood", 0))  # spatial models see a size x size block
-    guard = next((m.guard for m in module.modules() if hasattr(m, "guard_features")), None)
+    size = module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0  # spatial models see a size x size block
+    guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
+    keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
     unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
     # pixels far above the training's counts: the learnt correction was fitted where weak lines
     # are a few counts of noise, and it drifts from the physical limit as counts grow
@@ -481,7 +494,7 @@ def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_by
                 x = np.concatenate([x, extra[a:a + batch]], axis=1)
             res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
             if count and model.most_counts:  # the totals the model summed itself, when it keeps them
-                totals = getattr(module, "totals", None)
+                totals = module.totals if keeps_totals else None
                 count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
             if guard is not None and guard.fallback is not None:
                 unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]

@@ -102,3 +102,32 @@ def test_bad_models_and_files(tmp_path):
     (tmp_path / "evil" / "model.safetensors").write_bytes(b"")
     with pytest.raises(XrayAtlasError, match="evil"):
         load_model(tmp_path / "evil")
+
+
+def test_map_model_capabilities_are_declared():
+    """What inference and training read of a map model is declared by its class: the guarded
+    models (familiarity guard), the one model that takes the per-cluster fit's inputs (as
+    ``CLUSTER_FIT_MODELS`` names it for the training sources, before any model is built), and
+    the count level passed beside the shares with ``level``."""
+    from xray_atlas.models.spectral import CLUSTER_FIT_MODELS, FitMLP, GuardedMapModel, TotalScaled
+
+    small = {"n_channels": 512, "n_outputs": 5}
+    lines = {"lines": ("Ca-K", "Fe-K", "Cu-K", "Sr-K", "Pb-L"), "gain_kev": 0.04}
+    guarded, cluster = set(), set()
+    for name, entry in available("maps").items():
+        model, _ = build(name, **small, **(lines if "lines" in entry.defaults else {}))
+        inner = [m for m in model.modules() if isinstance(m, GuardedMapModel)]
+        if inner:
+            guarded.add(name)
+            assert len(inner) == 1 and inner[0].guard.fallback is None
+            if inner[0].cluster_fit:
+                cluster.add(name)
+                assert model is inner[0] and model.n_families == 44  # the prior's families
+    assert guarded == {"prior-mlp", "spatial-prior-mlp", "fit-mlp"}
+    assert cluster == set(CLUSTER_FIT_MODELS) == {"fit-mlp"} and isinstance(build("fit-mlp", **small, **lines)[0], FitMLP)
+    for level in (False, True):
+        model, _ = build("prior-mlp", **small, **lines, level=level)
+        assert isinstance(model, TotalScaled) and model.takes_total is level and model.net.takes_total is level
+        x = 100 * torch.rand(3, 512)
+        model(x)
+        torch.testing.assert_close(model.totals, x.sum(dim=1, keepdim=True))

@@ -6,16 +6,22 @@ classifier head is left to training when its class count differs).
 
 Inputs are (B, 1, S, S) images prepared by :func:`xray_atlas.classify.prepare_image`
 (per-image standardisation, or -ln of the open-beam ratio for radiographs).
+
+Imports torch (torchvision only when one of its models is built): the registry imports this
+module only when a model is built or listed.
 """
 
 from __future__ import annotations
 
 import sys
 
+import torch
+import torch.nn as nn
+
 from ..errors import XrayAtlasError
 from .registry import register
 
-__all__ = ["image_fnn", "image_cnn", "import_torchvision"]
+__all__ = ["image_fnn", "image_cnn", "import_torchvision", "ImageCNN"]
 
 
 # Study 000 Table 1: FNN with SGD, ReLU, lr 0.01, weight decay 0.001.
@@ -23,8 +29,6 @@ __all__ = ["image_fnn", "image_cnn", "import_torchvision"]
           image_size=64, n_outputs=2, hidden=(256, 64))
 def image_fnn(*, image_size: int, n_outputs: int, hidden: tuple[int, ...]):
     """Fully connected network on the flattened image (study 000's FNN)."""
-    import torch.nn as nn
-
     layers: list = [nn.Flatten()]
     width = image_size * image_size
     for h in hidden:
@@ -34,30 +38,38 @@ def image_fnn(*, image_size: int, n_outputs: int, hidden: tuple[int, ...]):
     return nn.Sequential(*layers)
 
 
+class ImageCNN(nn.Module):
+    """The small image CNN of :func:`image_cnn`.
+
+    Parameters
+    ----------
+    n_outputs : int
+        Classes k (logits).
+    width : int
+        Channels of the first conv block (doubled at each of the four).
+    """
+
+    def __init__(self, *, n_outputs: int, width: int) -> None:
+        super().__init__()
+        blocks, c = [], 1
+        for k in range(4):
+            w = width * 2**k
+            blocks += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(c, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, 1, S, S) -> features (B, 8w, S/16, S/16) -> pooled (B, 8w) -> logits (B, k)
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
 @register("image-cnn", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
           image_size=64, n_outputs=2, width=16)
 def image_cnn(*, image_size: int, n_outputs: int, width: int):
     """Four conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), global average pool,
     linear: a small CNN whose last conv block gives class-activation maps."""
-    import torch
-    import torch.nn as nn
-
-    class SmallCNN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            blocks, c = [], 1
-            for k in range(4):
-                w = width * 2**k
-                blocks += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2)]
-                c = w
-            self.features = nn.Sequential(*blocks)
-            self.head = nn.Linear(c, n_outputs)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            # x: (B, 1, S, S) -> features (B, 8w, S/16, S/16) -> pooled (B, 8w) -> logits (B, k)
-            return self.head(self.features(x).mean(dim=(2, 3)))
-
-    return SmallCNN()
+    return ImageCNN(n_outputs=n_outputs, width=width)
 
 
 def import_torchvision():
@@ -74,8 +86,6 @@ def import_torchvision():
     except RuntimeError as err:
         if "torchvision::" not in str(err):
             raise
-        import torch
-
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
         global _TV_LIB
@@ -92,8 +102,6 @@ _TV_LIB = None
 def _load_pretrained(model, path: str) -> None:
     """User-supplied pretrained weights into ``model``; tensors whose shape differs (the head
     for another class count) keep their fresh initialisation."""
-    import torch
-
     from .._files import check_input
 
     try:
@@ -132,8 +140,6 @@ def _load_pretrained(model, path: str) -> None:
 def _gray_first_conv(model, attr_path: str) -> None:
     """Replace the first convolution (``attr_path``, e.g. ``features.0.0``) by a one-channel
     one of the same geometry."""
-    import torch.nn as nn
-
     parent_path, _, name = attr_path.rpartition(".")
     parent = model.get_submodule(parent_path)
     conv = getattr(parent, name)  # nn.Sequential children are attributes named "0", "1", ...
@@ -144,8 +150,6 @@ def _gray_first_conv(model, attr_path: str) -> None:
 def _swap_activation(model, make) -> None:
     """Every ReLU and SiLU of ``model`` replaced by ``make()`` (study 000 Table 1 varies the
     activation)."""
-    import torch.nn as nn
-
     for name, child in model.named_children():
         if isinstance(child, (nn.ReLU, nn.SiLU)):
             setattr(model, name, make())
@@ -154,8 +158,6 @@ def _swap_activation(model, make) -> None:
 
 
 def _torchvision_model(arch: str, n_outputs: int, activation: str, weights: str):
-    import torch.nn as nn
-
     tv = import_torchvision()
     model = getattr(tv.models, arch)(weights=None, num_classes=n_outputs)
     if arch.startswith("resnet"):

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["instrument_for", "instrument_from_metadata", "pure_matrix", "background_basis", "INSTRUMENT_DEFAULTS", "PRIOR_FAMILIES"]
+__all__ = ["instrument_for", "instrument_from_metadata", "pure_matrix", "background_basis", "lsq_operator",
+           "INSTRUMENT_DEFAULTS", "PRIOR_FAMILIES"]
 
 #: The line families of the physics engine's 26 default elements (K, L and M where xraylib has
 #: lines in 1-40 keV, ``SpectrumGenerator().families``; a test keeps them in step), and Al-K and
@@ -89,3 +90,37 @@ def background_basis(n_channels: int, offset_kev: float, gain_kev: float, *, spa
     return (b / np.maximum(b.sum(0, keepdims=True), 1e-12)).astype(np.float32)
 
 
+def lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: dict,
+                 spacing_kev: float) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Linear least squares on pure spectra and a smooth background, as fixed matrices.
+
+    Parameters
+    ----------
+    lines : tuple of str
+        The line families whose net counts are wanted.
+    families : tuple of str
+        The families fitted beside them (``lines`` join them where missing).
+    n_channels : int
+        Channels of the spectra.
+    instrument : dict
+        The instrument parameters of :func:`pure_matrix`, with ``offset_kev`` and ``gain_kev``.
+    spacing_kev : float
+        Spacing of the :func:`background_basis` bumps.
+
+    Returns
+    -------
+    lines_operator : ndarray, (C, l) float32
+        M with net_l = x @ M for the ``lines``.
+    full : ndarray, (C, K) float32
+        The whole operator: the families' net counts, then the background's coefficients.
+    families : tuple of str
+        The family names, in the order of the first columns of ``full``.
+    """
+    fams = tuple(dict.fromkeys((*lines, *families)))
+    a = np.concatenate([pure_matrix(fams, n_channels=n_channels, **instrument),
+                        background_basis(n_channels, instrument["offset_kev"], instrument["gain_kev"],
+                                         spacing_kev=spacing_kev)], axis=1).astype(np.float64)
+    keep = np.abs(a).sum(0) > 0
+    pinv = np.zeros((a.shape[1], n_channels))
+    pinv[keep] = np.linalg.pinv(a[:, keep], rcond=1e-7)
+    return pinv[[fams.index(ln) for ln in lines]].T.astype(np.float32), pinv.T.astype(np.float32), fams

@@ -65,4 +65,6 @@ def build(name: str, **config: Any) -> tuple[Any, dict]:
 
 
 def _load_builtin() -> None:
-    from . import diffraction, images, spectral, vit1d  # noqa: F401 - they register their builders
+    # Imported here, not at the top: these modules import torch (and torchvision) at theirs,
+    # and listing or building a model is the first use of them.
+    from . import diffraction, elements, images, spectral, vit1d  # noqa: F401 - they register their builders

@@ -232,12 +232,12 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
 
 def _fit_familiarity(model: Any, source: Any, config: TrainConfig, n: int = 50_000) -> None:
     """A prior map model learns what its training inputs look like (about ``n`` of them) before
-    training, so that it can tell a spectrum unlike them (models.spectral._familiarity_guard)."""
+    training, so that it can tell a spectrum unlike them (models.spectral.FamiliarityGuard)."""
     import torch
 
-    from ..models.spectral import fit_familiarity
+    from ..models.spectral import GuardedMapModel, fit_familiarity
 
-    if not any(hasattr(m, "guard_features") for m in model.modules()):
+    if not any(isinstance(m, GuardedMapModel) for m in model.modules()):
         return
     xs, have = [], 0
     for x, _ in source.train_batches(0, max(config.batch_size, 1024), config.seed):
