@@ -36,7 +36,7 @@ SPLIT_TASKS = ("maps", "probabilities")
 #: A cube file at least this large (bytes on disk) is split automatically when the cluster has
 #: more than one worker: below it one worker's pass takes about a minute, and the preparation
 #: and the blocks' start-up (each opens the cube and borrows its model) are a larger share.
-SPLIT_BYTES = 2 * 2**30
+SPLIT_BYTES = 2**30
 #: Blocks per worker in the automatic split: more than one, so that a slow block (a busy
 #: worker, a slow part of the disk) does not leave the others idle at the end.
 BLOCKS_PER_WORKER = 4
