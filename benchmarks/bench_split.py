@@ -3,7 +3,7 @@ maps`` with :func:`xray_atlas.batch.run_batch` (issue 33: "one 100 GB cube uses 
 
 The cube: a simulated painting of 256 x 384 pixels x 4,096 channels, float32 counts (1.61 GB,
 1.5 GiB), made of four synthetic paintings of 64 rows (seeds 0-3) stacked, built into a
-temporary folder beside this file and deleted at the end. Its maps with the default model
+temporary folder in benchmarks/data/ and deleted at the end. Its maps with the default model
 (``maps-fit``), three ways, alternating each round:
 
 - ``local:1``: one worker (both cores for its torch and BLAS threads), the cube whole (the
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the cube and the results (printed folder)")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench_split_", dir=HERE))
+    (HERE / "data").mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="split_", dir=HERE / "data"))
     try:
         t0 = time.perf_counter()
         cube = make_cube(tmp / "painting.h5")
