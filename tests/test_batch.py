@@ -446,3 +446,34 @@ def test_split_cube_with_a_damaged_block_fails_whole(tmp_path, cubes, cluster, c
         assert sorted(q.name for q in out.iterdir()) == ["batch-report.csv", "batch-report.json"]
     # the whole cube, read by the single command, fails alike
     assert cli.main(["probabilities", str(cube), str(tmp_path / "one.h5")]) == 2
+
+
+def test_automatic_split_needs_a_large_cube_and_two_workers(cubes, tmp_path, monkeypatch):
+    from xray_atlas import rowblocks
+
+    # the automatic rule with its threshold lowered to this 0.7 MB cube (a 1 GiB cube is too
+    # large for a test): two local workers split it (the cluster is not cut to one worker for
+    # one cube), one worker does not
+    monkeypatch.setattr(rowblocks, "SPLIT_BYTES", (cubes / "a.h5").stat().st_size)
+    two = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "two", scheduler="local:2")
+    assert two.workers == 2 and two.rows[0]["status"] == "ok"
+    assert two.rows[0]["split"]["blocks"] == [[0, 12]]  # whole tiles: one 64 MB tile holds this cube
+    one = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "one", scheduler="local:1")
+    assert one.workers == 1 and one.rows[0]["status"] == "ok" and "split" not in one.rows[0]
+    monkeypatch.setattr(rowblocks, "SPLIT_BYTES", (cubes / "a.h5").stat().st_size + 1)
+    small = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "small", scheduler="local:2")
+    assert small.workers == 1 and "split" not in small.rows[0]  # no more workers than cubes, as before
+    assert_close_result(two.rows[0]["output"], one.rows[0]["output"])
+
+
+def test_block_rows():
+    from xray_atlas.rowblocks import block_rows
+
+    # automatic: 4 blocks per worker, rounded up to whole tiles of 10 rows
+    assert block_rows(256, tile_rows=10, split_rows=None, n_workers=2) == [(0, 40), (40, 80), (80, 120), (120, 160),
+                                                                           (160, 200), (200, 240), (240, 256)]
+    assert block_rows(12, tile_rows=100, split_rows=None, n_workers=2) == [(0, 12)]
+    assert block_rows(12, tile_rows=100, split_rows=5, n_workers=2) == [(0, 5), (5, 10), (10, 12)]
+    assert block_rows(12, tile_rows=100, split_rows=3, n_workers=2, region=2) == [(0, 4), (4, 8), (8, 12)]
+    with pytest.raises(XrayAtlasError, match="split_rows=0 must be a positive number of rows"):
+        block_rows(12, tile_rows=100, split_rows=0, n_workers=2)

@@ -15,6 +15,11 @@ the workers read the cubes and write the results themselves, so both must see th
   cluster this module starts).
 * Each worker process keeps the models it loaded (:class:`~xray_atlas.cubetasks.ModelCache`)
   for its next cubes.
+* A huge cube (``split_rows``; by default a file of :data:`~xray_atlas.rowblocks.SPLIT_BYTES`
+  or more on more than one worker) of ``maps`` or ``probabilities`` is cut into blocks of
+  rows: a task prepares it once, one task per block computes its rows, and a last task
+  assembles them and writes the one result file (:mod:`xray_atlas.rowblocks`); a failed
+  block fails the cube and nothing is written.
 """
 
 from __future__ import annotations
@@ -683,13 +688,16 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         return report
     from distributed import as_completed
 
+    split = _to_split(task, options, todo, split_rows)
     try:
-        with _client(scheduler, len(todo)) as (client, where):
+        # a local cluster has no more workers than tasks: a cube that may be split is many
+        with _client(scheduler, len(todo) + (_cpu_count() if split else 0)) as (client, where):
             report.workers = len(client.scheduler_info().get("workers", {}))
             say(f"{len(todo)} cube(s) on a {where}")
             t_run = time.perf_counter()
             tag = uuid.uuid4().hex[:8]
-            split = _to_split(task, options, todo, split_rows, report.workers)
+            if split_rows is None and report.workers < 2:  # automatic: one worker gains nothing
+                split = set()
             if split:
                 say(f"{len(split)} cube(s) split into blocks of rows, each block a task"
                     + ("" if split_rows else f" (cube files of {rowblocks.SPLIT_BYTES / 2**30:g} GiB or more)"))
@@ -756,14 +764,13 @@ def _cube_bytes(path: Path) -> int:
     return size
 
 
-def _to_split(task: str, options: dict, jobs: Sequence[Job], split_rows: int | None, n_workers: int) -> set[Path]:
-    """The cubes to run in blocks of rows (:func:`run_batch`'s ``split_rows``)."""
+def _to_split(task: str, options: dict, jobs: Sequence[Job], split_rows: int | None) -> set[Path]:
+    """The cubes to run in blocks of rows (:func:`run_batch`'s ``split_rows``; the automatic
+    choice is dropped again on a cluster of one worker)."""
     if split_rows == 0 or not rowblocks.splittable(task, options):
         return set()
     if split_rows is not None:
         return {j.input for j in jobs}
-    if n_workers < 2:
-        return set()
     return {j.input for j in jobs if _cube_bytes(j.input) >= rowblocks.SPLIT_BYTES}
 
 
