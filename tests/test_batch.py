@@ -451,7 +451,7 @@ def test_split_cube_with_a_damaged_block_fails_whole(tmp_path, cubes, cluster, c
 def test_automatic_split_needs_a_large_cube_and_two_workers(cubes, tmp_path, monkeypatch):
     from xray_atlas import rowblocks
 
-    # the automatic rule with its threshold lowered to this 0.7 MB cube (a 1 GiB cube is too
+    # the automatic rule with its threshold lowered to this 0.7 MB cube (a 2 GiB cube is too
     # large for a test): two local workers split it (the cluster is not cut to one worker for
     # one cube), one worker does not
     monkeypatch.setattr(rowblocks, "SPLIT_BYTES", (cubes / "a.h5").stat().st_size)

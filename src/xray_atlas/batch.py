@@ -464,13 +464,16 @@ def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool,
     n_rows = {b - a for a, b in prep.blocks}
     blocks_s = sum(b["seconds"] for b in blocks)
     split = (f"split into {len(prep.blocks)} blocks of {max(n_rows)} rows on {len({b['worker'] for b in blocks})} "
-             f"worker(s): {prepared['seconds']:.1f} s preparing (once, not split: the checks, the model and, for "
-             f"a model on the per-cluster fit, its clusters and spectra), {blocks_s:.1f} s in the blocks, {got['seconds']:.1f} s assembling and writing "
+             f"worker(s): {prepared['seconds']:.1f} s preparing (once, not split: {prep.load_seconds:.1f} s opening "
+             "the cube and getting the model, the rest the checks and, for a model on the per-cluster fit, its "
+             f"clusters and spectra from a sample of the cube), {blocks_s:.1f} s in the blocks, "
+             f"{got['seconds']:.1f} s assembling and writing "
              f"({(prepared['seconds'] + got['seconds']) / max(worker_s, 1e-9):.0%} of the worker time not split)")
     warned = [w for b in (prepared, *blocks, got) for w in b["warnings"]]
     row.update(status="ok", output=out, summary=done.summary,
                notes=list(done.notes) + [split] + list(dict.fromkeys(warned)))
     row["split"] = {"blocks": [list(b) for b in prep.blocks], "prepare_seconds": round(prepared["seconds"], 3),
+                    "load_seconds": round(prep.load_seconds, 3),
                     "block_seconds": [round(b["seconds"], 3) for b in blocks],
                     "write_seconds": round(got["seconds"], 3)}
     return row

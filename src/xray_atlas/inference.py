@@ -409,7 +409,8 @@ class RowMaps:
     chi2: np.ndarray | None = None  #: (n, W) float32 reduced chi-square of the fit
     totals: np.ndarray | None = None  #: (n * W,) float32 counts above the noise peak (models on the fit)
     hold: tuple | None = None  #: :meth:`FitHold.partial` of these rows
-    unfamiliar: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))  #: pixels partly / wholly on the guard
+    #: pixels partly / wholly given the least-squares value by the familiarity guard
+    unfamiliar: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
     n_bright: int = 0  #: pixels above three times the training's counts
     bright_totals: list = field(default_factory=list)  #: up to 1,000 of their totals per tile
 
@@ -486,7 +487,8 @@ class MapPass:
         model.reduced_chi2 = None
         cluster_model = bool(getattr(module, "cluster_fit", False))
         n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
-        fitted = None  # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
+        # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
+        fitted = None
         done_before = 0
         if module is None or cluster_model or look or beyond:
             from .clusterfit import ClusterFit

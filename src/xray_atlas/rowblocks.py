@@ -34,9 +34,11 @@ __all__ = ["SPLIT_TASKS", "SPLIT_BYTES", "splittable", "block_rows", "Prepared",
 #: The tasks whose cube can be split into blocks of rows.
 SPLIT_TASKS = ("maps", "probabilities")
 #: A cube file at least this large (bytes on disk) is split automatically when the cluster has
-#: more than one worker: below it one worker's pass takes about a minute, and the preparation
-#: and the blocks' start-up (each opens the cube and borrows its model) are a larger share.
-SPLIT_BYTES = 2**30
+#: more than one worker. ``maps-fit``'s preparation is fixed (a 30,000-pixel sample: ~6 s on
+#: one core) and its per-pixel pass ~3 s per GB on one core (docs/benchmarks.md, a 1.6 GB
+#: cube: 5.7 s and 4.9 s): below ~2 GB the preparation and a second worker's model loading
+#: (2-4 s) outweigh what the blocks share out.
+SPLIT_BYTES = 2 * 2**30
 #: Blocks per worker in the automatic split: more than one, so that a slow block (a busy
 #: worker, a slow part of the disk) does not leave the others idle at the end.
 BLOCKS_PER_WORKER = 4
@@ -91,6 +93,7 @@ class Prepared:
     state: Any = None  #: maps: the :class:`~xray_atlas.inference.MapPass`
     thresholds: dict = field(default_factory=dict)  #: probabilities: the element model's
     seconds: float = 0.0  #: the time :func:`prepare` took
+    load_seconds: float = 0.0  #: of which opening the cube and getting the model (loaded, or this process's)
 
 
 @contextlib.contextmanager
@@ -154,11 +157,13 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
             live_time_for(c, units=units)  # refused before the model loads
             with _map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
                             add_lines=tuple(o.get("add_lines") or ())) as mm:
+                t_load = time.perf_counter() - t0
                 loaded = list(mm.notes)
                 state = run_to_end(MapPass.iter_prepare(c, mm, lines=o.get("lines"),
                                                         add_lines=tuple(o.get("add_lines") or ()), units=units,
                                                         tile_bytes=tile_bytes))
-            out = Prepared(task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state)
+            out = Prepared(task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state,
+                           load_seconds=t_load)
             region = 1
         else:
             from .cubetasks import _element_model
@@ -166,11 +171,12 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
 
             region = int(o.get("region", 1))
             with _element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
+                t_load = time.perf_counter() - t0
                 steps = iter_probabilities(c, em, region=region, elements=o.get("elements"), tile_bytes=tile_bytes)
                 next(steps)  # its checks (options, the cube's range), before any counts are read
                 steps.close()
                 out = Prepared(task, c.height, c.width, [], em.name, list(em.notes), c.pixel_size_um,
-                               thresholds=dict(em.thresholds))
+                               thresholds=dict(em.thresholds), load_seconds=t_load)
         out.blocks = block_rows(c.height, tile_rows=c.tile_rows(tile_bytes), split_rows=split_rows,
                                 n_workers=n_workers, region=region)
     out.seconds = time.perf_counter() - t0
