@@ -400,3 +400,130 @@ def test_iter_batch_runs_in_a_child_that_never_runs_main(cubes, tmp_path, monkey
     assert (tmp_path / "out" / "a.h5").is_file() and report_rows(tmp_path / "out")["a.h5"]["status"] == "ok"
     assert seen[0].done == 0 and seen[0].total == 2 and seen[-1].done == 2
     assert any("cubes/min" in p.what for p in seen)
+# -- one cube in blocks of rows (--split-rows) ---------------------------------------------------
+
+def assert_close_result(a, b):
+    """Two result files hold the same datasets and root attributes, the float datasets equal to
+    1e-5 of each one's largest value: a block of rows runs the model and the per-cluster fit on
+    batches of other sizes than the whole cube's tile, and float32 sums over them differ in the
+    last bits (measured on these cubes: at most 6.5e-7 of a map's largest value, 2.2e-3 counts
+    of Cu-K's 3,778, with the default model maps-fit); integer datasets (cluster labels) equal."""
+    def contents(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        return out, attrs
+
+    (da, aa), (db, ab) = contents(a), contents(b)
+    assert sorted(da) == sorted(db) and da
+    for name in da:
+        x, y = np.asarray(da[name]), np.asarray(db[name])
+        assert x.shape == y.shape and x.dtype == y.dtype, name
+        if x.dtype.kind == "f":
+            scale = float(np.nanmax(np.abs(x))) if np.isfinite(x).any() else 0.0
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-5 * max(scale, 1e-12), equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    assert aa.keys() == ab.keys()
+    for k in aa:
+        assert np.all(aa[k] == ab[k]), k
+
+
+def test_split_cube_equals_single_command(cubes, cluster, client, tmp_path, capsys):
+    addr = ["--scheduler", cluster.scheduler_address]
+    a = cubes / "a.h5"  # 12 rows: blocks of 4 rows make three tasks
+    assert cli.main(["batch", "maps", str(a), str(tmp_path / "m"), "--split-rows", "4", *addr]) == 0
+    assert "1 cube(s) split into blocks of rows" in capsys.readouterr().err
+    row = report_rows(tmp_path / "m")["a.h5"]
+    assert row["status"] == "ok" and row["error"] is None and row["output"] == str(tmp_path / "m" / "a.h5")
+    assert row["split"]["blocks"] == [[0, 4], [4, 8], [8, 12]] and len(row["split"]["block_seconds"]) == 3
+    assert any(n.startswith("split into 3 blocks of 4 rows") for n in row["notes"])
+    n = worker_threads(client)
+    whole = single(tmp_path, "maps", a, threads=n)
+    assert_close_result(tmp_path / "m" / "a.h5", whole)
+    with h5py.File(whole, "r") as f:
+        assert "fit/reduced_chi2" in f and f.attrs["model"] == "maps-fit"  # the fit's global steps ran
+    # the single command's notes (the model's, the fit's, held, shrunk) come before the split's
+    single_notes = [line.split("note: ", 1)[1] for line in capsys.readouterr().err.splitlines() if "note: " in line]
+    assert row["notes"][:len(single_notes)] == single_notes and single_notes
+
+    # probabilities per pixel (blocks of 5 rows: 5, 5, 2) and per 2 x 2 region (3 rows rounded up to 4)
+    for opts, blocks in ((["--split-rows", "5"], [[0, 5], [5, 10], [10, 12]]),
+                         (["--split-rows", "3", "--region", "2"], [[0, 4], [4, 8], [8, 12]])):
+        out = tmp_path / f"p{len(opts)}"
+        assert cli.main(["batch", "probabilities", str(a), str(out), *opts, *addr]) == 0
+        row = report_rows(out)["a.h5"]
+        assert row["status"] == "ok" and row["split"]["blocks"] == blocks
+        (tmp_path / out.name).mkdir(exist_ok=True)  # the single command's result of these options, apart
+        assert_close_result(out / "a.h5", single(tmp_path / out.name, "probabilities", a, *opts[2:], threads=n))
+
+    # --split-rows 0 runs the cube whole, as without it (a tiny cube is never split automatically)
+    assert cli.main(["batch", "probabilities", str(a), str(tmp_path / "p0"), "--split-rows", "0", *addr]) == 0
+    assert "split" not in report_rows(tmp_path / "p0")["a.h5"]
+    with pytest.raises(SystemExit) as stop:  # argparse's refusal: exit status 2, one line
+        cli.main(["batch", "maps", str(a), str(tmp_path / "x"), "--split-rows", "-1", *addr])
+    assert stop.value.code == 2 and "--split-rows: give a number of rows >= 1" in capsys.readouterr().err
+
+
+def test_split_cube_with_a_damaged_block_fails_whole(tmp_path, cubes, cluster, client, capsys):
+    from xray_atlas.io.hdf5 import write_cube
+    from xray_atlas.physics.painting import synthetic_painting
+
+    # a gzip-compressed cube whose chunks of rows 8 to 11 are overwritten mid-file: the file
+    # opens, and only the block that reads those rows fails
+    p = synthetic_painting(12, 14, n_channels=2048, seed=4)
+    cube = write_cube(tmp_path / "damaged.h5", p.counts, energy_offset_kev=p.energy_offset_kev,
+                      energy_gain_kev=p.energy_gain_kev, chunk_pixels=4, compression="gzip")
+    with h5py.File(cube, "r") as f:
+        ds = f["spectra"]
+        spans = [(info.byte_offset, info.size) for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))
+                 if info.chunk_offset[0] >= 8]
+    assert spans
+    with open(cube, "r+b") as fh:
+        for offset, size in spans:
+            fh.seek(offset)
+            fh.write(b"\xff" * size)
+    addr = ["--scheduler", cluster.scheduler_address]
+    for command in (["probabilities"], ["maps", "--model", "lsq", "--lines", "Fe-K,Pb-L"]):
+        out = tmp_path / command[0]
+        assert cli.main(["batch", command[0], str(cube), str(out), *command[1:], "--split-rows", "4", *addr]) == 1
+        failed = [line for line in capsys.readouterr().err.splitlines() if "failed:" in line]
+        assert len(failed) == 1 and str(cube) in failed[0] and "(rows 8 to 11)" in failed[0]
+        row = report_rows(out)["damaged.h5"]
+        assert row["status"] == "failed" and row["output"] is None and "\n" not in row["error"]
+        # nothing half-written: no result, no temporary file beside the report
+        assert sorted(q.name for q in out.iterdir()) == ["batch-report.csv", "batch-report.json"]
+    # the whole cube, read by the single command, fails alike
+    assert cli.main(["probabilities", str(cube), str(tmp_path / "one.h5")]) == 2
+
+
+def test_automatic_split_needs_a_large_cube_and_two_workers(cubes, tmp_path, monkeypatch):
+    from xray_atlas import rowblocks
+
+    # the automatic rule with its threshold lowered to this 0.7 MB cube (a 2 GiB cube is too
+    # large for a test): two local workers split it (the cluster is not cut to one worker for
+    # one cube), one worker does not
+    monkeypatch.setattr(rowblocks, "SPLIT_BYTES", (cubes / "a.h5").stat().st_size)
+    two = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "two", scheduler="local:2")
+    assert two.workers == 2 and two.rows[0]["status"] == "ok"
+    assert two.rows[0]["split"]["blocks"] == [[0, 12]]  # whole tiles: one 64 MB tile holds this cube
+    one = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "one", scheduler="local:1")
+    assert one.workers == 1 and one.rows[0]["status"] == "ok" and "split" not in one.rows[0]
+    monkeypatch.setattr(rowblocks, "SPLIT_BYTES", (cubes / "a.h5").stat().st_size + 1)
+    small = batch.run_batch("probabilities", [cubes / "a.h5"], tmp_path / "small", scheduler="local:2")
+    assert small.workers == 1 and "split" not in small.rows[0]  # no more workers than cubes, as before
+    assert_close_result(two.rows[0]["output"], one.rows[0]["output"])
+
+
+def test_block_rows():
+    from xray_atlas.rowblocks import block_rows
+
+    # automatic: 4 blocks per worker, rounded up to whole tiles of 10 rows
+    assert block_rows(256, tile_rows=10, split_rows=None, n_workers=2) == [(0, 40), (40, 80), (80, 120), (120, 160),
+                                                                           (160, 200), (200, 240), (240, 256)]
+    assert block_rows(12, tile_rows=100, split_rows=None, n_workers=2) == [(0, 12)]
+    assert block_rows(12, tile_rows=100, split_rows=5, n_workers=2) == [(0, 5), (5, 10), (10, 12)]
+    assert block_rows(12, tile_rows=100, split_rows=3, n_workers=2, region=2) == [(0, 4), (4, 8), (8, 12)]
+    with pytest.raises(XrayAtlasError, match="split_rows=0 must be a positive number of rows"):
+        block_rows(12, tile_rows=100, split_rows=0, n_workers=2)

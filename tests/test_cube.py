@@ -83,6 +83,25 @@ def test_tiles_with_halo_cover_the_cube_once_with_their_neighbour_rows(small_cub
         np.testing.assert_array_equal(block, counts[top:min(rows.stop + 2, counts.shape[0])])
 
 
+def test_tiles_of_a_block_of_rows_start_at_it_and_read_their_halo_beyond_it(small_cube_h5):
+    path, counts = small_cube_h5
+    h = counts.shape[0]
+    block = slice(1, h - 1)  # a block of rows for one dask task (xray_atlas.rowblocks)
+    with read(path) as cube:
+        step = cube.tile_rows(2 * counts.shape[1] * counts.shape[2] * 2)
+        tiles = list(cube.iter_tiles_with_halo(1, tile_bytes=2 * counts.shape[1] * counts.shape[2] * 2, rows=block))
+        for bad in (slice(0, h + 1), slice(3, 3), slice(0, h, 2), (0, h)):
+            with pytest.raises(XrayAtlasError, match="rows="):
+                next(cube.iter_tiles(rows=bad))
+    assert [r.start for r, _, _ in tiles] == list(range(1, h - 1, step))
+    assert np.concatenate([np.arange(r.start, r.stop) for r, _, _ in tiles]).tolist() == list(range(1, h - 1))
+    first_rows, first, lead = tiles[0]
+    assert lead == 1  # the row above the block is read as the first tile's halo
+    np.testing.assert_array_equal(first, counts[0:first_rows.stop + 1])
+    last_rows, last, lead = tiles[-1]
+    np.testing.assert_array_equal(last[lead:], counts[last_rows.start:h])  # and the row below the block
+
+
 def test_every_other_tile_is_an_even_sample(small_cube_h5):
     path, counts = small_cube_h5
     with read(path) as cube:

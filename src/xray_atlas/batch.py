@@ -15,6 +15,11 @@ the workers read the cubes and write the results themselves, so both must see th
   cluster this module starts).
 * Each worker process keeps the models it loaded (:class:`~xray_atlas.cubetasks.ModelCache`)
   for its next cubes.
+* A huge cube (``split_rows``; by default a file of :data:`~xray_atlas.rowblocks.SPLIT_BYTES`
+  or more on more than one worker) of ``maps`` or ``probabilities`` is cut into blocks of
+  rows: a task prepares it once, one task per block computes its rows, and a last task
+  assembles them and writes the one result file (:mod:`xray_atlas.rowblocks`); a failed
+  block fails the cube and nothing is written.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from . import rowblocks
 from .cubetasks import TASKS, ModelCache, run_task
 from .errors import XrayAtlasError
 
-__all__ = ["find_cubes", "plan", "Job", "run_batch", "iter_batch", "BatchReport", "run_cube", "local_cluster",
-           "parse_scheduler", "model_loads", "REPORT_NAME", "STATUSES"]
+__all__ = ["find_cubes", "plan", "Job", "run_batch", "iter_batch", "BatchReport", "run_cube", "prepare_cube", "run_block",
+           "write_blocks", "local_cluster", "parse_scheduler", "model_loads", "REPORT_NAME", "STATUSES"]
 
 #: The report's file name in OUTDIR, without its suffix (``.json`` and ``.csv``).
 REPORT_NAME = "batch-report"
@@ -383,6 +389,96 @@ def run_cube(task: str, cube: str, out: str, options: dict, overwrite: bool) -> 
     return row
 
 
+def _caught(cube: str, fn: Callable[[], Any]) -> dict:
+    """Run ``fn`` on a worker: ``{"value", "error", "warnings", "seconds", "worker"}``, never
+    raising for the cube's own failure (as :func:`run_cube`)."""
+    import warnings
+
+    start = time.perf_counter()
+    got: dict[str, Any] = {"value": None, "error": None, "warnings": [], "worker": _worker_address()}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            got["value"] = fn()
+        got["warnings"] = list(dict.fromkeys("warning: " + " ".join(str(w.message).split()) for w in caught))
+    except XrayAtlasError as err:
+        got["error"] = str(err) if err.path is not None else f"{cube}: {err}"
+    except Exception as err:  # noqa: BLE001 - one cube's failure, whatever it is, is a row of the report
+        msg = " ".join(str(err).split()) or type(err).__name__
+        got["error"] = f"{cube}: {type(err).__name__}: {msg}"
+    got["seconds"] = time.perf_counter() - start
+    return got
+
+
+def prepare_cube(task: str, cube: str, options: dict, split_rows: int | None, n_workers: int) -> dict:
+    """A split cube's first task (:func:`xray_atlas.rowblocks.prepare`, with this process's
+    models), as :func:`_caught`'s dict."""
+    from . import rowblocks
+
+    return _caught(cube, lambda: rowblocks.prepare(task, cube, options, split_rows=split_rows, n_workers=n_workers,
+                                             models=_MODELS))
+
+
+def _blocks_of(prepared: dict) -> dict:
+    """What the client needs of a prepared cube: its blocks or its error (not the fit's state)."""
+    value = prepared["value"]
+    return {"blocks": value.blocks if value is not None else None, "error": prepared["error"]}
+
+
+def run_block(task: str, cube: str, options: dict, prepared: dict, rows: tuple[int, int]) -> dict:
+    """One block of rows of a split cube (:func:`xray_atlas.rowblocks.run_rows`), as
+    :func:`_caught`'s dict."""
+    from . import rowblocks
+
+    if prepared["value"] is None:  # never submitted so; a failed preparation fails the cube
+        return {"value": None, "error": prepared["error"], "warnings": [], "seconds": 0.0, "worker": None}
+    return _caught(cube, lambda: rowblocks.run_rows(task, cube, options, prepared["value"], rows, models=_MODELS))
+
+
+def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool, prepared: dict,
+                 *blocks: dict) -> dict:
+    """A split cube's last task: its report row. Every block ok: the result assembled and
+    written (:func:`xray_atlas.rowblocks.write`); a block failed: the cube fails with the first
+    failed block's error (by row) and nothing is written."""
+    from . import rowblocks
+
+    prep = prepared["value"]
+    row: dict[str, Any] = {"input": cube, "status": "failed", "error": None, "seconds": None, "output": None,
+                           "summary": None, "notes": [], "worker": _worker_address()}
+    worker_s = prepared["seconds"] + sum(b["seconds"] for b in blocks)
+    bad = next((b for b in blocks if b["error"] is not None), None)
+    if prep is None or bad is not None:
+        at = prep.blocks[blocks.index(bad)] if bad is not None else None
+        error = (bad or prepared)["error"]
+        row["error"] = error if at is None else f"{error} (rows {at[0]} to {at[1] - 1})"
+        row["seconds"] = round(worker_s, 3)
+        return row
+    got = _caught(cube, lambda: rowblocks.write(task, cube, out, options, prep, [b["value"] for b in blocks],
+                                          overwrite=overwrite))
+    worker_s += got["seconds"]
+    row["seconds"] = round(worker_s, 3)
+    if got["error"] is not None:
+        row["error"] = got["error"]
+        return row
+    done = got["value"]
+    n_rows = {b - a for a, b in prep.blocks}
+    blocks_s = sum(b["seconds"] for b in blocks)
+    split = (f"split into {len(prep.blocks)} blocks of {max(n_rows)} rows on {len({b['worker'] for b in blocks})} "
+             f"worker(s): {prepared['seconds']:.1f} s preparing (once, not split: {prep.load_seconds:.1f} s opening "
+             "the cube and getting the model, the rest the checks and, for a model on the per-cluster fit, its "
+             f"clusters and spectra from a sample of the cube), {blocks_s:.1f} s in the blocks, "
+             f"{got['seconds']:.1f} s assembling and writing "
+             f"({(prepared['seconds'] + got['seconds']) / max(worker_s, 1e-9):.0%} of the worker time not split)")
+    warned = [w for b in (prepared, *blocks, got) for w in b["warnings"]]
+    row.update(status="ok", output=out, summary=done.summary,
+               notes=list(done.notes) + [split] + list(dict.fromkeys(warned)))
+    row["split"] = {"blocks": [list(b) for b in prep.blocks], "prepare_seconds": round(prepared["seconds"], 3),
+                    "load_seconds": round(prep.load_seconds, 3),
+                    "block_seconds": [round(b["seconds"], 3) for b in blocks],
+                    "write_seconds": round(got["seconds"], 3)}
+    return row
+
+
 def _worker_address() -> str | None:
     try:
         from distributed import get_worker
@@ -513,6 +609,7 @@ def _absolute_model(options: dict) -> dict:
 
 def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
               options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
+              split_rows: int | None = None,
               progress: Callable[[dict, int, int, float], None] | None = None,
               on_message: Callable[[str], None] | None = None, cancel: Any = None,
               processes: bool = True) -> BatchReport:
@@ -535,6 +632,13 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     overwrite : bool
         Replace existing results that are not this run's complete and newer results (these
         are skipped either way); an input is never replaced.
+    split_rows : int, optional
+        Cut a cube into blocks of this many rows, each a task of its own, so that one cube
+        uses every worker (:mod:`xray_atlas.rowblocks`; maps, and probabilities per pixel or
+        region). None (the default): a cube file of at least
+        :data:`~xray_atlas.rowblocks.SPLIT_BYTES` on a cluster of more than one worker is cut
+        into :data:`~xray_atlas.rowblocks.BLOCKS_PER_WORKER` blocks per worker, each a whole
+        number of the single-cube pass's tiles; 0: never split.
     progress : callable, optional
         Called after each cube with (its row, cubes done, cubes to do, cubes per minute).
     on_message : callable, optional
@@ -566,6 +670,10 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     if task not in TASKS:
         raise XrayAtlasError(f"task={task!r}; choose one of {', '.join(TASKS)}")
     options = _absolute_model(dict(options or {}))
+    if split_rows is not None and not (isinstance(split_rows, int) and not isinstance(split_rows, bool)
+                                       and split_rows >= 0):
+        raise XrayAtlasError(f"split_rows={split_rows!r} must be a number of rows >= 1, 0 (never split) or None "
+                             "(automatic)")
     parse_scheduler(scheduler)  # a bad --scheduler is refused before anything is read or made
     cubes = find_cubes(inputs)
     out = Path(os.path.abspath(os.fspath(outdir)))
@@ -599,21 +707,36 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     def stopped() -> bool:
         return cancel is not None and cancel.is_set()
 
+    split = _to_split(task, options, todo, split_rows)
     try:
         with contextlib.ExitStack() as stack:
-            # a cancel while the cluster starts (seconds) submits nothing
+            # a cancel while the cluster starts (seconds) submits nothing; a local cluster has
+            # no more workers than tasks, and a cube that may be split is many tasks
             client, where = (None, "") if stopped() else stack.enter_context(
-                _client(scheduler, len(todo), processes=processes))
+                _client(scheduler, len(todo) + (_cpu_count() if split else 0), processes=processes))
             if client is not None:
                 report.workers = len(client.scheduler_info().get("workers", {}))
                 say(f"{len(todo)} cube(s) on a {where}")
             t_run = time.perf_counter()
             tag = uuid.uuid4().hex[:8]
-            futures = [] if stopped() else [
-                client.submit(run_cube, task, str(j.input), str(j.output), options, overwrite,
-                              key=f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}", pure=False)
-                for k, j in enumerate(todo)]
-            owner = {f.key: str(j.input) for f, j in zip(futures, todo)}
+            if split_rows is None and report.workers < 2:  # automatic: one worker gains nothing
+                split = set()
+            if split:
+                say(f"{len(split)} cube(s) split into blocks of rows, each block a task"
+                    + ("" if split_rows else f" (cube files of {rowblocks.SPLIT_BYTES / 2**30:g} GiB or more)"))
+            futures, owner, prepared = [], {}, {}
+            for k, j in enumerate([] if client is None else todo):
+                key = f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}"
+                if j.input in split:
+                    prep = client.submit(prepare_cube, task, str(j.input), options, split_rows or None,
+                                         max(report.workers, 1), key=key + "-prepare", pure=False)
+                    fut = client.submit(_blocks_of, prep, key=key + "-blocks", pure=False)
+                    prepared[fut.key] = (prep, j, key)
+                else:
+                    fut = client.submit(run_cube, task, str(j.input), str(j.output), options, overwrite, key=key,
+                                        pure=False)
+                futures.append(fut)
+                owner[fut.key] = str(j.input)
             done, written = 0, time.perf_counter()
             remaining = list(futures)
             if not futures:
@@ -628,7 +751,15 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
                 except TimeoutError:
                     continue
                 remaining = [f for f in remaining if f not in finished]
-                for fut in (f for f in futures if f in finished):  # in the order of the inputs
+                for fut in [f for f in futures if f in finished]:  # in the order of the inputs
+                    if fut.key in prepared:  # a split cube's blocks are known: its blocks and its writer
+                        prep, j, key = prepared.pop(fut.key)
+                        writer = _submit_blocks(client, fut, prep, task, j, key, options, overwrite)
+                        if writer is not None:
+                            owner[writer.key] = str(j.input)
+                            futures.append(writer)
+                            remaining.append(writer)
+                            continue
                     pending = report.rows[index[owner[fut.key]]]
                     row = _row_of(fut, owner[fut.key], pending)
                     row["notes"] = pending["notes"] + [n for n in row["notes"] if n not in pending["notes"]]
@@ -658,13 +789,56 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     return report
 
 
+def _cube_bytes(path: Path) -> int:
+    """A cube's size on disk: its file, a Zarr store's files, a ripple file's .raw."""
+    size = 0
+    with contextlib.suppress(OSError):
+        size = path.stat().st_size
+        if path.is_dir():
+            size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _dirs, files in os.walk(path)
+                       for name in files)
+        elif path.suffix.lower() == ".rpl":
+            size += max((p.stat().st_size for p in (path.with_suffix(".raw"), path.with_suffix(".RAW"))
+                         if p.exists()), default=0)
+    return size
+
+
+def _to_split(task: str, options: dict, jobs: Sequence[Job], split_rows: int | None) -> set[Path]:
+    """The cubes to run in blocks of rows (:func:`run_batch`'s ``split_rows``; the automatic
+    choice is dropped again on a cluster of one worker)."""
+    if split_rows == 0 or not rowblocks.splittable(task, options):
+        return set()
+    if split_rows is not None:
+        return {j.input for j in jobs}
+    return {j.input for j in jobs if _cube_bytes(j.input) >= rowblocks.SPLIT_BYTES}
+
+
+def _submit_blocks(client: Any, blocks: Any, prep: Any, task: str, job: Job, key: str, options: dict,
+                   overwrite: bool) -> Any:
+    """A prepared cube's block tasks and its writer (returned), or None when the preparation
+    failed (``blocks``'s result says why, and :func:`_row_of` reports it)."""
+    try:
+        plan_ = blocks.result()
+    except Exception:  # noqa: BLE001 - the preparing worker died twice: _row_of says so
+        return None
+    if plan_["blocks"] is None:
+        return None
+    parts = [client.submit(run_block, task, str(job.input), options, prep, tuple(rows),
+                           key=f"{key}-rows-{rows[0]}-{rows[1]}", pure=False) for rows in plan_["blocks"]]
+    return client.submit(write_blocks, task, str(job.input), str(job.output), options, overwrite, prep, *parts,
+                         key=key, pure=False)
+
+
 def _row_of(fut: Any, cube: str, pending: dict) -> dict:
     """A finished future's row; a task that erred (its workers died, or it could not even start
     there) fails its cube."""
     from distributed import KilledWorker
 
     try:
-        return fut.result()
+        got = fut.result()
+        if "blocks" in got:  # a split cube whose preparation failed
+            return {**pending, "status": "failed", "error": got["error"], "output": None}
+        return got
     except KilledWorker as err:
         last = getattr(getattr(err, "last_worker", None), "address", None)
         error = (f"{cube}: the workers running this cube died {err.allowed_failures + 1} times (out of memory, or "

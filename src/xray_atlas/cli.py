@@ -308,7 +308,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             print(f"xray-atlas batch: {head} failed: {row['error']}", file=sys.stderr, flush=True)
 
     report = run_batch(args.task, args.inputs, args.outdir, options=options, scheduler=args.scheduler,
-                       overwrite=args.overwrite, progress=progress,
+                       overwrite=args.overwrite, split_rows=getattr(args, "split_rows", None), progress=progress,
                        on_message=lambda text: print(f"xray-atlas batch: {text}", file=sys.stderr, flush=True))
     n_ok, n_failed, n_skipped = (report.count(s) for s in ("ok", "failed", "skipped"))
     ran = n_ok + n_failed
@@ -551,6 +551,16 @@ def _add_probabilities_options(p: argparse.ArgumentParser, *, labels: bool) -> N
     p.add_argument("--dataset", help="HDF5/Zarr dataset when the file holds several 3-D datasets")
 
 
+def _split_rows(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"give a number of rows >= 1, or 0 (never split), not {text!r}")
+    return n
+
+
 def _add_batch(sub) -> None:
     p = sub.add_parser("batch", help="run maps, probabilities or cluster on many cubes, in parallel on a dask cluster",
                        description="TASK INPUT [INPUT ...] OUTDIR: run TASK's single-cube command on every cube; "
@@ -573,6 +583,12 @@ def _add_batch(sub) -> None:
                        "tcp://host:8786: a running dask scheduler; FILE.json: its scheduler file. The workers read "
                        "the cubes and write the results at the same paths as here")
         add(q)
+        if task != "cluster":
+            q.add_argument("--split-rows", type=_split_rows, metavar="N",
+                           help="cut each cube into blocks of N rows, each block a task of its own, so that one huge "
+                           "cube uses every worker (0: never). Default: a cube file of 2 GiB or more on a cluster "
+                           "of more than one worker is cut into 4 blocks per worker. The result is the one file "
+                           "the single-cube command writes")
         q.add_argument("--overwrite", action="store_true", help="replace results in OUTDIR that are not complete "
                        "and newer than their cube (those are skipped either way); never an input")
         q.set_defaults(func=_cmd_batch)

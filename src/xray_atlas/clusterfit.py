@@ -319,6 +319,11 @@ class ClusterFit:
         self.cluster_spectra = np.zeros((0, c))
         self.cluster_net = np.zeros((0, len(self.basis.families)))
 
+    def __getstate__(self) -> dict:
+        # sent to another process (a block of rows on a dask worker) without its cube, an open
+        # file: the receiver sets ``cube`` to its own opening of the same cube
+        return {**self.__dict__, "cube": None}
+
     @property
     def lines(self) -> tuple[str, ...]:
         """The line families whose net counts :meth:`tile` returns; may be changed after
@@ -805,6 +810,19 @@ class FitHold:
         for i, a in enumerate((pred, tile.free, tile.errors ** 2)):
             self._sums[i, :member.shape[0]] += member @ a
         return pred
+
+    def partial(self) -> tuple[np.ndarray, int]:
+        """What :meth:`pixels` has summed so far (per cluster and line, and the values
+        clipped), for :meth:`add` in the process that assembles a cube's blocks of rows."""
+        return self._sums.copy(), self.n_pixel_values
+
+    def add(self, partial: tuple[np.ndarray, int]) -> None:
+        """Add another hold's :meth:`partial` (one block of rows' pixels of the same fit)."""
+        sums, n_values = partial
+        if np.shape(sums) != self._sums.shape:
+            raise XrayAtlasError(f"partial sums of shape {np.shape(sums)}; this hold's are {self._sums.shape}")
+        self._sums += sums
+        self.n_pixel_values += int(n_values)
 
     def clusters(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray) -> None:
         """Move the clusters' totals of ``out`` (N, lines), in place, into their bands

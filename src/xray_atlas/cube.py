@@ -405,24 +405,33 @@ class SpectralCube:
         return min(rows, self.height)
 
     def iter_tiles(self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
-                   every: int = 1) -> Iterator[tuple[slice, np.ndarray]]:
+                   every: int = 1, rows: slice | None = None) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(rows, block)`` over the cube; ``block`` is (rows, W, channels) in memory.
-        With ``every`` > 1 only every ``every``-th tile is read (an even sample of the cube)."""
-        for rows, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes, every=every):
-            yield rows, block
+        With ``every`` > 1 only every ``every``-th tile is read (an even sample of the cube).
+        ``rows`` (a slice of whole rows) limits the tiles to a block of the cube's rows, the
+        first tile starting at its first row."""
+        for r, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes, every=every, rows=rows):
+            yield r, block
 
     def iter_tiles_with_halo(self, halo: int, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
-                             every: int = 1) -> Iterator[tuple[slice, np.ndarray, int]]:
+                             every: int = 1, rows: slice | None = None) -> Iterator[tuple[slice, np.ndarray, int]]:
         """Yield ``(rows, block, lead)``: as :meth:`iter_tiles`, with up to ``halo`` more rows
-        read above and below (fewer at the cube's edges); ``block[lead:lead + len(rows)]``
-        are the tile's own rows."""
+        read above and below (fewer at the cube's edges, and read beyond the edges of
+        ``rows``); ``block[lead:lead + len(rows)]`` are the tile's own rows."""
         if halo < 0:
             raise XrayAtlasError(f"halo={halo} must be >= 0 rows")
         if not (isinstance(every, (int, np.integer)) and every >= 1):
             raise XrayAtlasError(f"every={every!r} must be a positive integer")
+        first, last = 0, self.height
+        if rows is not None:
+            if not (isinstance(rows, slice) and rows.step in (None, 1)
+                    and isinstance(rows.start, (int, np.integer)) and isinstance(rows.stop, (int, np.integer))
+                    and 0 <= rows.start < rows.stop <= self.height):
+                raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {self.height}")
+            first, last = int(rows.start), int(rows.stop)
         step = self.tile_rows(tile_bytes)
-        for r0 in range(0, self.height, step * every):
-            rows = slice(r0, min(r0 + step, self.height))
+        for r0 in range(first, last, step * every):
+            rows = slice(r0, min(r0 + step, last))
             read = slice(max(r0 - halo, 0), min(rows.stop + halo, self.height))
             block = self._read((read, slice(None), channels))
             self._check_values(block, read)

@@ -25,7 +25,7 @@ import numpy as np
 from .errors import XrayAtlasError
 
 __all__ = ["TASKS", "CubeResult", "ModelCache", "run_maps", "run_probabilities", "run_cluster", "run_task",
-           "read_labels"]
+           "read_labels", "write_maps", "write_probabilities"]
 
 #: The per-cube tasks, in the order of the command line.
 TASKS = ("maps", "probabilities", "cluster")
@@ -199,7 +199,6 @@ def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os
     from .cube import run_to_end
     from .inference import iter_maps, live_time_for
     from .io import read
-    from .io.results import write_results
 
     notes: list[str] = []
     note = _noter(notes, on_note)
@@ -214,19 +213,43 @@ def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os
             for text in mm.notes[before:]:  # what the run found (lines in the cube, pixels unlike the training data)
                 note(text)
         pixel_size = opened.pixel_size_um
-    found = [f.line for f in mm.found]
-    attrs = {"model": str(model or mm.name)}
+    return write_maps(out, cube, maps, model=model, name=mm.name, found=mm.found, units=units,
+                      pixel_size_um=pixel_size, reduced_chi2=mm.reduced_chi2, notes=notes, overwrite=overwrite)
+
+
+def write_maps(out: str | os.PathLike, cube: str | os.PathLike, maps: dict[str, np.ndarray], *,
+               model: str | os.PathLike | None, name: str, found: tuple = (), units: str = "counts",
+               pixel_size_um: float | None = None, reduced_chi2: np.ndarray | None = None,
+               notes: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> CubeResult:
+    """Write the maps of :func:`run_maps` (also those a batch assembles from blocks of rows,
+    :mod:`xray_atlas.rowblocks`) and say what they hold: one layout and one summary for both.
+
+    Parameters
+    ----------
+    model : str or path-like or None
+        The ``model`` option as given (the file's ``model`` attribute; None: ``name``).
+    name : str
+        The model's name (:attr:`~xray_atlas.inference.MapModel.name`).
+    found : tuple
+        The families the default set added (:attr:`~xray_atlas.inference.MapModel.found`).
+
+    The other parameters are :func:`run_maps`'s and :func:`xray_atlas.io.results.write_results`'s.
+    """
+    from .io.results import write_results
+
+    found = [f.line for f in found]
+    attrs = {"model": str(model or name)}
     if found:  # which of the maps the default set added because the cube holds them
         attrs["found_lines"] = ",".join(found)
     # a fit-based model (fit, maps-fit) also says how well its fit explains each pixel's counts
-    path = write_results(out, maps=maps, inputs=(cube,), overwrite=overwrite, units=units, pixel_size_um=pixel_size,
-                         attrs=attrs, reduced_chi2=mm.reduced_chi2)
+    path = write_results(out, maps=maps, inputs=(cube,), overwrite=overwrite, units=units, pixel_size_um=pixel_size_um,
+                         attrs=attrs, reduced_chi2=reduced_chi2)
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
-    summary = (f"{len(maps)} maps ({', '.join(maps)}) with {mm.name}; "
+    summary = (f"{len(maps)} maps ({', '.join(maps)}) with {name}; "
                + (f"found in the cube and added: {', '.join(found)}; " if found else "")
                + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if units == 'counts' else 3}g}"
                                           for k in strongest)
-               + f" mean {units}" + _chi2_summary(mm.reduced_chi2))
+               + f" mean {units}" + _chi2_summary(reduced_chi2))
     return CubeResult(path, summary, tuple(notes))
 
 
@@ -285,8 +308,7 @@ def run_probabilities(cube: str | os.PathLike, out: str | os.PathLike, *, model:
     """
     from .cube import run_to_end
     from .io import read
-    from .io.results import write_results
-    from .probabilities import iter_probabilities, present
+    from .probabilities import iter_probabilities
 
     if labels is not None and region != 1:
         raise XrayAtlasError("labels and region exclude each other")
@@ -300,15 +322,29 @@ def run_probabilities(cube: str | os.PathLike, out: str | os.PathLike, *, model:
         for text in em.notes:
             note(text)
         pixel_size = opened.pixel_size_um
-    where = "cluster" if table is not None else ("pixel" if region == 1 else f"{region} x {region} region")
+    return write_probabilities(out, cube, probs, model=model, name=em.name, thresholds=em.thresholds, region=region,
+                               labels=labels, pixel_size_um=pixel_size, notes=notes, overwrite=overwrite)
+
+
+def write_probabilities(out: str | os.PathLike, cube: str | os.PathLike, probs: dict[str, np.ndarray], *,
+                        model: str | os.PathLike | None, name: str, thresholds: dict[str, float], region: int = 1,
+                        labels: str | os.PathLike | None = None, pixel_size_um: float | None = None,
+                        notes: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> CubeResult:
+    """Write the maps of :func:`run_probabilities` (also those a batch assembles from blocks
+    of rows) and say what they hold; ``name`` and ``thresholds`` are the element model's,
+    the other parameters :func:`run_probabilities`'s."""
+    from .io.results import write_results
+    from .probabilities import present
+
+    where = "cluster" if labels is not None else ("pixel" if region == 1 else f"{region} x {region} region")
     inputs = (cube,) + ((labels,) if labels is not None else ())
-    path = write_results(out, probabilities=probs, inputs=inputs, overwrite=overwrite, pixel_size_um=pixel_size,
-                         attrs={"model": str(model or em.name), "region": region,
-                                "thresholds": json.dumps({el: em.thresholds[el] for el in probs})})
+    path = write_results(out, probabilities=probs, inputs=inputs, overwrite=overwrite, pixel_size_um=pixel_size_um,
+                         attrs={"model": str(model or name), "region": region,
+                                "thresholds": json.dumps({el: thresholds[el] for el in probs})})
     # elements called present in at least one pixel, with the share of pixels
-    share = {el: float((p >= em.thresholds[el]).mean()) for el, p in probs.items()}
+    share = {el: float((p >= thresholds[el]).mean()) for el, p in probs.items()}
     found = present({el: v for el, v in share.items() if v > 0}, {el: 0.0 for el in share})
-    summary = (f"{len(probs)} probability maps per {where} with {em.name}; present in some pixels: "
+    summary = (f"{len(probs)} probability maps per {where} with {name}; present in some pixels: "
                + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
     return CubeResult(path, summary, tuple(notes))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any, Generator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from .errors import XrayAtlasError
 
 __all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_MAPS_MODEL", "UNCALIBRATED_MAPS_MODEL",
            "map_model_names", "BASELINES", "MAP_UNITS", "in_units", "live_time_for", "parse_lines", "check_lines",
-           "searched_families", "NOT_SEARCHED"]
+           "searched_families", "NOT_SEARCHED", "MapPass", "RowMaps", "MapsDone"]
 
 #: The shipped default map model (file stem in ``models/zoo``).
 DEFAULT_MAPS_MODEL = "maps-fit"
@@ -375,219 +375,379 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
     leaves in ``model.reduced_chi2`` the (H, W) float32 reduced chi-square of the fit of every
     pixel (:func:`xray_atlas.spectrumfit.reduced_chi2`; NaN for a pixel without counts),
     computed in the same pass over the cube; for the other models, and without ``chi2``, it
-    is None."""
-    if not isinstance(chi2, bool):
-        raise XrayAtlasError(f"chi2={chi2!r} must be True or False")
-    live_time_for(cube, units=units)  # a refusal comes before the work, not after it
-    maps = yield from _iter_count_maps(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines,
-                                       add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink, chi2=chi2)
-    return in_units(maps, cube, units=units)
+    is None.
+
+    The work is that of :class:`MapPass`: its global steps once, every row of the cube in
+    one :meth:`MapPass.iter_rows`, then :meth:`MapPass.finish`."""
+    mp = yield from MapPass.iter_prepare(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines,
+                                         add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink,
+                                         units=units, chi2=chi2)
+    part = yield from mp.iter_rows(cube, model)
+    done = mp.finish(cube, [part])
+    if done.labels is not None:
+        model.labels = done.labels
+    model.reduced_chi2 = done.reduced_chi2
+    model.notes.extend(done.notes)
+    return done.maps
 
 
-def _iter_count_maps(cube: SpectralCube, model: MapModel, *, batch: int, tile_bytes: int,
-                     lines: tuple[str, ...] | None, add_lines: tuple[str, ...], find: bool,
-                     hold_se: float | None, shrink: bool,
-                     chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    import torch
+@dataclass
+class RowMaps:
+    """One block of rows' share of a map pass (:meth:`MapPass.iter_rows`): the block's values
+    and what the pass's global steps need of its pixels, arrays of its rows only (a few bytes
+    per pixel and line), so that a worker can send it to the process that assembles the cube."""
 
-    from .models.spectral import FitMLP, GuardedMapModel, SpatialPriorMLP, TotalScaled
+    rows: slice  #: the cube's rows these are
+    values: np.ndarray  #: (n, W, lines) float32 net counts before the global steps
+    labels: np.ndarray | None = None  #: (n, W) int64 clusters (the fit and the models on it)
+    chi2: np.ndarray | None = None  #: (n, W) float32 reduced chi-square of the fit
+    totals: np.ndarray | None = None  #: (n * W,) float32 counts above the noise peak (models on the fit)
+    hold: tuple | None = None  #: :meth:`FitHold.partial` of these rows
+    #: pixels partly / wholly given the least-squares value by the familiarity guard
+    unfamiliar: np.ndarray = field(default_factory=lambda: np.zeros(2, np.int64))
+    n_bright: int = 0  #: pixels above three times the training's counts
+    bright_totals: list = field(default_factory=list)  #: up to 1,000 of their totals per tile
 
-    if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
-        raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
-    if not isinstance(shrink, bool):
-        raise XrayAtlasError(f"shrink={shrink!r} must be True or False")
-    if not isinstance(find, bool):
-        raise XrayAtlasError(f"find={find!r} must be True or False")
 
-    lines = check_lines(lines, cube) or None
-    add_lines = check_lines(add_lines, cube)
-    want = tuple(dict.fromkeys((*(lines or model.lines), *add_lines)))
-    module = model.module
-    fixed = module is not None and model.rebuild is None  # a learnt model: its outputs are what they are
-    beyond = [ln for ln in want if ln not in model.lines] if fixed else []
-    if beyond and not cube.calibrated:
-        raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {model.name} "
-                             f"({', '.join(model.lines)}); lines beyond a model's outputs come from the per-cluster "
-                             "fit, which needs the cube's energy calibration", path=cube.path)
-    look = find and lines is None
-    if look and not cube.calibrated:
-        look = False
-        model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's lines")
-    model.found = ()
-    model.reduced_chi2 = None
-    cluster_model = _cluster_fit(module)
-    h, w = cube.height, cube.width
-    n_tiles = -(-h // cube.tile_rows(tile_bytes))
-    fitted = None  # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
-    done_before = 0
-    if module is None or cluster_model or look or beyond:
-        from .clusterfit import ClusterFit
+class MapsDone(NamedTuple):
+    """What :meth:`MapPass.finish` gives: what :func:`iter_maps` returns and leaves on the model."""
 
-        fitted = ClusterFit(cube, want, tile_bytes=tile_bytes)
-        done_before = fitted.n_steps
-        yield Progress(0, done_before + n_tiles, "maps")
-        for p in fitted.iter_prepare(means=cluster_model):
-            yield Progress(p.done, done_before + n_tiles, "maps")
-        if look:
-            found = _found(fitted, cube, want, model.notes)
-            model.found = tuple(found)
-            want = want + tuple(f.line for f in found)
-            fitted.lines = want
-            if fixed:
-                beyond = [ln for ln in want if ln not in model.lines]
-        if module is None or cluster_model:
-            model.notes.append(fitted.note())
-        if beyond:
-            model.notes.append(f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs of "
-                               f"{model.name}: from the per-cluster fit" + (", held and shrunk as its own lines"
-                                                                            if cluster_model else " (--model fit)"))
-    if module is None:  # the per-cluster fit alone
-        return (yield from _fit_tiles(cube, fitted, model, done_before, n_tiles, chi2=chi2))
-    if model.rebuild is not None and want != model.lines:  # a baseline, built for the lines found too
-        module = model.rebuild(want)
-    out_lines = model.lines if fixed else want
-    mine = [i for i, ln in enumerate(want) if ln in out_lines]  # columns the model gives
-    cols = [out_lines.index(want[i]) for i in mine]
-    from_fit = [i for i, ln in enumerate(want) if ln not in out_lines]  # columns the fit gives
+    maps: dict  #: line -> (H, W) float32 in the pass's units
+    labels: np.ndarray | None  #: (H, W) clusters of the per-cluster fit (None: a model without it)
+    reduced_chi2: np.ndarray | None  #: (H, W) float32 (:attr:`MapModel.reduced_chi2`)
+    notes: list  #: the notes of the global steps after the pixels (held, shrunk, unfamiliar, bright)
 
-    out = np.zeros((h, w, len(want)), np.float32)
-    dev = next(iter(module.buffers()), None)
-    dev = dev.device if dev is not None else next(module.parameters()).device
-    size = module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0  # spatial models see a size x size block
-    guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
-    keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
-    unfamiliar = np.zeros(2, np.int64)  # pixels partly / wholly given the least-squares value
-    # pixels far above the training's counts: the learnt correction was fitted where weak lines
-    # are a few counts of noise, and it drifts from the physical limit as counts grow
-    bright = 3.0 * model.most_counts if model.most_counts else np.inf
-    n_bright, bright_totals = 0, []
-    total = done_before + n_tiles
-    hold = None
-    if fitted is None:
-        yield Progress(0, total, "maps")
-    if cluster_model:
-        from .clusterfit import FitHold
 
-        model.labels = np.full((h, w), -1, np.int64)
-        hold = FitHold(fitted, n_se=hold_se) if hold_se is not None else None
-        pixel_totals = np.zeros(h * w, np.float32)
-        good = np.full((h, w), np.nan, np.float32) if chi2 else None  # the fit's goodness, in the same pass
+class MapPass:
+    """:func:`iter_maps` in three steps, so that its per-pixel step can run on blocks of rows
+    in other processes (``xray-atlas batch --split-rows``, :mod:`xray_atlas.rowblocks`):
 
-    def count_bright(totals: np.ndarray) -> None:
-        nonlocal n_bright
-        hit = totals > bright
-        if hit.any():
-            n_bright += int(hit.sum())
-            bright_totals.append(totals[hit][:1000])
+    1. :meth:`iter_prepare`, once per cube: the lines, the per-cluster fit's clusters and
+       spectra (from a sample of the cube), the families found in it;
+    2. :meth:`iter_rows`, on any block of rows, in any process that has the model loaded for
+       the cube (each pixel's values depend on its own spectrum, and for a spatial model on
+       its neighbours', which the block reads beyond its edges);
+    3. :meth:`finish`, once: the blocks assembled, each cluster's totals held to the fit,
+       pixels shrunk towards their cluster's mean, the maps put in their units.
 
-    def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False,
-            extra: np.ndarray | None = None) -> np.ndarray:
-        # module_fn over batches of rows; spectra are first put on the model's channel grid,
-        # and rows of ``extra`` (the cluster fit's inputs) go after them
-        res = np.empty((flat.shape[0], width), np.float32)
-        for a in range(0, flat.shape[0], batch):
-            x = flat[a:a + batch]
-            if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
-                x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
-            counts = x
-            if extra is not None:
-                x = np.concatenate([x, extra[a:a + batch]], axis=1)
-            res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
-            if count and model.most_counts:  # the totals the model summed itself, when it keeps them
-                totals = module.totals if keeps_totals else None
-                count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
-            if guard is not None and guard.fallback is not None:
-                unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
-                guard.fallback = None
-        return res
+    A MapPass holds no model module and pickles without its cube (the per-cluster fit drops
+    its open file when pickled): :meth:`iter_rows` takes the cube and the model of the
+    process it runs in. Made by :meth:`iter_prepare` only.
 
-    def assemble(pred: np.ndarray, got) -> np.ndarray:
-        # the model's columns and, beside them, the fit's for the lines beyond its outputs
-        if not from_fit:
-            return pred
-        both = np.empty((pred.shape[0], len(want)), np.float32)
-        both[:, mine] = pred
-        both[:, from_fit] = got.values[:, from_fit]
-        return both
+    Attributes
+    ----------
+    lines : tuple of str
+        The lines mapped, in order (the default set's found families included).
+    found : tuple
+        The families the default set added (:attr:`MapModel.found`).
+    notes : list of str
+        The notes :meth:`iter_prepare` added to the model (also on the model it was given).
+    """
 
-    with torch.inference_mode():
-        if not size:
-            c = cube.n_channels
-            whole = None  # one buffer for every tile: a fresh one a tile cost its page faults
-            for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-                flat = block.reshape(-1, c)
-                got = None
-                if not cluster_model:
-                    pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True)
-                    if from_fit:
-                        got = fitted.tile(flat)
-                elif model.energy is None:
-                    # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
-                    # then the cluster fit of those very counts, without further copies
-                    if whole is None or whole.shape[0] < flat.shape[0]:
-                        whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
-                    buf = whole[:flat.shape[0]]
-                    _cast_into(buf[:, :c], flat)
-                    buf[:, :model.low_channels] = 0.0
-                    got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
-                    buf[:, c:] = got.inputs
-                    pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
-                else:  # a model on another channel grid: the counts resampled, the fit on the cube's
-                    got = fitted.tile(flat, inputs=True, errors=hold is not None, chi2=chi2)
-                    pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
-                pred = assemble(pred, got)
-                if cluster_model:
-                    model.labels[rows] = got.labels.reshape(-1, w)
-                    if good is not None:
-                        good[rows] = got.chi2.reshape(-1, w)
-                    pixel_totals[rows.start * w:rows.stop * w] = got.totals
-                    if hold is not None:
-                        pred = hold.pixels(pred, got)
-                out[rows] = pred.reshape(block.shape[0], w, len(want))
-                yield Progress(done_before + k + 1, total, "maps")
+    @classmethod
+    def iter_prepare(cls, cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
+                     lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
+                     hold_se: float | None = HOLD_SE, shrink: bool = True, units: str = "counts",
+                     chi2: bool = True) -> Generator[Progress, None, "MapPass"]:
+        """The global steps before the pixels (options of :func:`iter_maps`): yields
+        :class:`Progress`, returns the MapPass."""
+        if not isinstance(chi2, bool):
+            raise XrayAtlasError(f"chi2={chi2!r} must be True or False")
+        live_time_for(cube, units=units)  # a refusal comes before the work, not after it
+        if hold_se is not None and not (isinstance(hold_se, (int, float)) and np.isfinite(hold_se) and hold_se > 0):
+            raise XrayAtlasError(f"hold_se={hold_se!r} must be a positive number of standard errors or None")
+        if not isinstance(shrink, bool):
+            raise XrayAtlasError(f"shrink={shrink!r} must be True or False")
+        if not isinstance(find, bool):
+            raise XrayAtlasError(f"find={find!r} must be True or False")
+
+        lines = check_lines(lines, cube) or None
+        add_lines = check_lines(add_lines, cube)
+        want = tuple(dict.fromkeys((*(lines or model.lines), *add_lines)))
+        module = model.module
+        fixed = module is not None and model.rebuild is None  # a learnt model: its outputs are what they are
+        beyond = [ln for ln in want if ln not in model.lines] if fixed else []
+        if beyond and not cube.calibrated:
+            raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {model.name} "
+                                 f"({', '.join(model.lines)}); lines beyond a model's outputs come from the "
+                                 "per-cluster fit, which needs the cube's energy calibration", path=cube.path)
+        first_note = len(model.notes)
+        look = find and lines is None
+        if look and not cube.calibrated:
+            look = False
+            model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's "
+                               "lines")
+        model.found = ()
+        model.reduced_chi2 = None
+        cluster_model = _cluster_fit(module)
+        n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
+        # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
+        fitted = None
+        done_before = 0
+        if module is None or cluster_model or look or beyond:
+            from .clusterfit import ClusterFit
+
+            fitted = ClusterFit(cube, want, tile_bytes=tile_bytes)
+            done_before = fitted.n_steps
+            yield Progress(0, done_before + n_tiles, "maps")
+            for p in fitted.iter_prepare(means=cluster_model):
+                yield Progress(p.done, done_before + n_tiles, "maps")
+            if look:
+                found = _found(fitted, cube, want, model.notes)
+                model.found = tuple(found)
+                want = want + tuple(f.line for f in found)
+                fitted.lines = want
+                if fixed:
+                    beyond = [ln for ln in want if ln not in model.lines]
+            if module is None or cluster_model:
+                model.notes.append(fitted.note())
+            if beyond:
+                model.notes.append(f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs "
+                                   f"of {model.name}: from the per-cluster fit"
+                                   + (", held and shrunk as its own lines" if cluster_model else " (--model fit)"))
         else:
-            from .models.spectral import neighbourhood_mean
+            yield Progress(0, n_tiles, "maps")
+        self = cls.__new__(cls)
+        self.lines, self.found, self.notes = want, model.found, list(model.notes[first_note:])
+        self.height, self.width, self.calibrated = cube.height, cube.width, cube.calibrated
+        self._fitted, self._fit_only, self._cluster_model = fitted, module is None, cluster_model
+        out_lines = model.lines if fixed else want
+        self._out_lines = out_lines
+        self._mine = [i for i, ln in enumerate(want) if ln in out_lines]  # columns the model gives
+        self._cols = [out_lines.index(want[i]) for i in self._mine]
+        self._from_fit = [i for i, ln in enumerate(want) if ln not in out_lines]  # columns the fit gives
+        self._batch, self._tile_bytes, self._done_before = batch, tile_bytes, done_before
+        self._hold_se, self._shrink, self._chi2, self.units = hold_se, shrink, chi2, units
+        self._most_counts = model.most_counts
+        return self
 
-            # the block mean of the model's features (linear in the counts) is the features of
-            # the block's mean spectrum: the same input as in training, at a twentieth the work
-            for k, (rows, block, lead) in enumerate(cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes)):
-                feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
-                feats = feats.reshape(block.shape[0], w, -1)
-                n = rows.stop - rows.start
-                near = neighbourhood_mean(feats, size)[lead:lead + n].reshape(n * w, -1)
-                own = feats[lead:lead + n].reshape(n * w, -1)
-                if model.most_counts:
-                    count_bright(own[:, -1])  # the features' last column is the total
-                pred = run(lambda x: module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
-                           len(cols), spectra=False)
-                got = fitted.tile(block[lead:lead + n]) if from_fit else None
-                out[rows] = assemble(pred, got).reshape(n, w, len(want))
+    def iter_rows(self, cube: SpectralCube, model: MapModel, rows: slice | None = None
+                  ) -> Generator[Progress, None, RowMaps]:
+        """The per-pixel step on the cube's ``rows`` (None: all), tile by tile: yields
+        :class:`Progress`, returns the block's :class:`RowMaps`. ``cube`` and ``model`` are
+        the cube the pass was prepared on and its model, loaded in this process."""
+        import copy
+
+        import torch
+
+        h, w = self.height, self.width
+        if (cube.height, cube.width) != (h, w):
+            raise XrayAtlasError(f"the cube is {cube.height} x {cube.width} pixels and this map pass was prepared for "
+                                 f"{h} x {w}", path=cube.path)
+        rows = slice(0, h) if rows is None else rows
+        if not (isinstance(rows, slice) and rows.step in (None, 1) and isinstance(rows.start, (int, np.integer))
+                and isinstance(rows.stop, (int, np.integer)) and 0 <= rows.start < rows.stop <= h):
+            raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
+        r0, n = int(rows.start), int(rows.stop) - int(rows.start)
+        rows = slice(r0, r0 + n)
+        tile_bytes, batch, chi2 = self._tile_bytes, self._batch, self._chi2
+        fitted = None
+        if self._fitted is not None:  # a shallow copy on this process's cube (the fit reads its channel count)
+            fitted = copy.copy(self._fitted)
+            fitted.cube = cube
+        want, done_before = self.lines, self._done_before
+        total = done_before + -(-n // cube.tile_rows(tile_bytes))
+        part = RowMaps(rows, np.zeros((n, w, len(want)), np.float32))
+
+        if self._fit_only:  # the per-cluster fit alone (the fit baseline)
+            flat = part.values.reshape(n * w, -1)
+            labels = np.full(n * w, -1, np.int64)
+            good = np.full(n * w, np.nan, np.float32) if chi2 else None
+            for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes, rows=rows)):
+                sl = slice((t.start - r0) * w, (t.stop - r0) * w)
+                got = fitted.tile(block, chi2=chi2)
+                flat[sl], labels[sl] = got.values, got.labels
+                if good is not None:
+                    good[sl] = got.chi2
                 yield Progress(done_before + k + 1, total, "maps")
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    if hold is not None:
-        hold.clusters(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals)
-        model.notes.append(hold.note(out.size))
-    if cluster_model:
-        model.reduced_chi2 = good
-    if cluster_model and shrink:
-        n_shrunk = fitted.shrink(out.reshape(h * w, -1), model.labels.ravel(), pixel_totals, shape=(h, w),
-                                 size=SHRINK_SIZE)
-        where = f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block" if SHRINK_SIZE else "their cluster"
-        model.notes.append(f"values shrunk towards the mean of {where} by the share of the cluster's spread that is "
-                           f"noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
-    # models on the per-cluster fit are held to it; the others are not, and maps-fit is
-    advice = ("compare with --model fit" if cluster_model else "compare with --model maps-fit or fit"
-              if cube.calibrated else "give the cube its energy calibration and compare with --model maps-fit or fit")
-    if unfamiliar[0]:
-        model.notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
-                           f"on; their maps lean on the {'per-cluster' if cluster_model else 'least-squares'} "
-                           f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}")
-    if n_bright:
-        model.notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
-                           f"training pixels (median {np.median(np.concatenate(bright_totals)):,.0f} against at most "
-                           f"{model.most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
-                           f"{advice}")
-    return {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
+            part.labels = labels.reshape(n, w)
+            part.chi2 = None if good is None else good.reshape(n, w)
+            return part
+
+        module = model.module
+        if model.rebuild is not None and want != model.lines:  # a baseline, built for the lines found too
+            module = model.rebuild(want)
+        cluster_model, mine, cols, from_fit = self._cluster_model, self._mine, self._cols, self._from_fit
+        out = part.values
+        dev = next(iter(module.buffers()), None)
+        dev = dev.device if dev is not None else next(module.parameters()).device
+        from .models.spectral import FitMLP, GuardedMapModel, SpatialPriorMLP, TotalScaled
+
+        size = module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0  # spatial models see a size x size block
+        guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
+        keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
+        unfamiliar = part.unfamiliar  # pixels partly / wholly given the least-squares value
+        # pixels far above the training's counts: the learnt correction was fitted where weak lines
+        # are a few counts of noise, and it drifts from the physical limit as counts grow
+        bright = 3.0 * self._most_counts if self._most_counts else np.inf
+        hold = None
+        if cluster_model:
+            from .clusterfit import FitHold
+
+            part.labels = np.full((n, w), -1, np.int64)
+            hold = FitHold(fitted, n_se=self._hold_se) if self._hold_se is not None else None
+            part.totals = np.zeros(n * w, np.float32)
+            part.chi2 = np.full((n, w), np.nan, np.float32) if chi2 else None  # the fit's goodness, in the same pass
+
+        def count_bright(totals: np.ndarray) -> None:
+            hit = totals > bright
+            if hit.any():
+                part.n_bright += int(hit.sum())
+                part.bright_totals.append(totals[hit][:1000])
+
+        def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False,
+                extra: np.ndarray | None = None) -> np.ndarray:
+            # module_fn over batches of rows; spectra are first put on the model's channel grid,
+            # and rows of ``extra`` (the cluster fit's inputs) go after them
+            res = np.empty((flat.shape[0], width), np.float32)
+            for a in range(0, flat.shape[0], batch):
+                x = flat[a:a + batch]
+                if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
+                    x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
+                counts = x
+                if extra is not None:
+                    x = np.concatenate([x, extra[a:a + batch]], axis=1)
+                res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
+                if count and self._most_counts:  # the totals the model summed itself, when it keeps them
+                    totals = module.totals if keeps_totals else None
+                    count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
+                if guard is not None and guard.fallback is not None:
+                    unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
+                    guard.fallback = None
+            return res
+
+        def assemble(pred: np.ndarray, got) -> np.ndarray:
+            # the model's columns and, beside them, the fit's for the lines beyond its outputs
+            if not from_fit:
+                return pred
+            both = np.empty((pred.shape[0], len(want)), np.float32)
+            both[:, mine] = pred
+            both[:, from_fit] = got.values[:, from_fit]
+            return both
+
+        with torch.inference_mode():
+            if not size:
+                c = cube.n_channels
+                whole = None  # one buffer for every tile: a fresh one a tile cost its page faults
+                for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes, rows=rows)):
+                    local = slice(t.start - r0, t.stop - r0)
+                    flat = block.reshape(-1, c)
+                    got = None
+                    if not cluster_model:
+                        pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True)
+                        if from_fit:
+                            got = fitted.tile(flat)
+                    elif model.energy is None:
+                        # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
+                        # then the cluster fit of those very counts, without further copies
+                        if whole is None or whole.shape[0] < flat.shape[0]:
+                            whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
+                        buf = whole[:flat.shape[0]]
+                        _cast_into(buf[:, :c], flat)
+                        buf[:, :model.low_channels] = 0.0
+                        got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
+                        buf[:, c:] = got.inputs
+                        pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
+                    else:  # a model on another channel grid: the counts resampled, the fit on the cube's
+                        got = fitted.tile(flat, inputs=True, errors=hold is not None, chi2=chi2)
+                        pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
+                    pred = assemble(pred, got)
+                    if cluster_model:
+                        part.labels[local] = got.labels.reshape(-1, w)
+                        if part.chi2 is not None:
+                            part.chi2[local] = got.chi2.reshape(-1, w)
+                        part.totals[local.start * w:local.stop * w] = got.totals
+                        if hold is not None:
+                            pred = hold.pixels(pred, got)
+                    out[local] = pred.reshape(block.shape[0], w, len(want))
+                    yield Progress(done_before + k + 1, total, "maps")
+            else:
+                from .models.spectral import neighbourhood_mean
+
+                # the block mean of the model's features (linear in the counts) is the features of
+                # the block's mean spectrum: the same input as in training, at a twentieth the work
+                for k, (t, block, lead) in enumerate(cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes,
+                                                                               rows=rows)):
+                    feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
+                    feats = feats.reshape(block.shape[0], w, -1)
+                    m = t.stop - t.start
+                    near = neighbourhood_mean(feats, size)[lead:lead + m].reshape(m * w, -1)
+                    own = feats[lead:lead + m].reshape(m * w, -1)
+                    if self._most_counts:
+                        count_bright(own[:, -1])  # the features' last column is the total
+                    pred = run(lambda x: module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
+                               len(cols), spectra=False)
+                    got = fitted.tile(block[lead:lead + m]) if from_fit else None
+                    out[t.start - r0:t.stop - r0] = assemble(pred, got).reshape(m, w, len(want))
+                    yield Progress(done_before + k + 1, total, "maps")
+        if hold is not None:
+            part.hold = hold.partial()
+        return part
+
+    def finish(self, cube: SpectralCube, parts: Sequence[RowMaps]) -> MapsDone:
+        """The global steps after the pixels, on ``parts`` that cover every row of the cube
+        once (in any order): the maps in the pass's units, the clusters and the fit's
+        reduced chi-square, and the notes of these steps."""
+        h, w = self.height, self.width
+        parts = sorted(parts, key=lambda p: p.rows.start)
+        at = 0
+        for p in parts:
+            if p.rows.start != at or p.values.shape != (p.rows.stop - p.rows.start, w, len(self.lines)):
+                raise XrayAtlasError(f"the blocks of rows do not tile the cube's {h} rows once (rows {p.rows.start} to "
+                                     f"{p.rows.stop} after row {at})")
+            at = p.rows.stop
+        if at != h:
+            raise XrayAtlasError(f"the blocks of rows end at row {at}; the cube has {h}")
+        labelled = self._fit_only or self._cluster_model
+        one = len(parts) == 1
+        out = parts[0].values if one else np.concatenate([p.values for p in parts])
+        labels = (parts[0].labels if one else np.concatenate([p.labels for p in parts])) if labelled else None
+        good = None
+        if labelled and self._chi2:
+            good = parts[0].chi2 if one else np.concatenate([p.chi2 for p in parts])
+        notes: list[str] = []
+        want = self.lines
+        if self._fit_only:
+            return MapsDone(in_units({ln: np.ascontiguousarray(out[..., i]) for i, ln in enumerate(want)}, cube,
+                                     units=self.units), labels, good, notes)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        fitted = self._fitted
+        if self._cluster_model:
+            pixel_totals = parts[0].totals if one else np.concatenate([p.totals for p in parts])
+            if self._hold_se is not None:
+                from .clusterfit import FitHold
+
+                hold = FitHold(fitted, n_se=self._hold_se)
+                for p in parts:
+                    hold.add(p.hold)
+                hold.clusters(out.reshape(h * w, -1), labels.ravel(), pixel_totals)
+                notes.append(hold.note(out.size))
+            if self._shrink:
+                n_shrunk = fitted.shrink(out.reshape(h * w, -1), labels.ravel(), pixel_totals, shape=(h, w),
+                                         size=SHRINK_SIZE)
+                where = (f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block" if SHRINK_SIZE
+                         else "their cluster")
+                notes.append(f"values shrunk towards the mean of {where} by the share of the cluster's spread that "
+                             f"is noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
+        # models on the per-cluster fit are held to it; the others are not, and maps-fit is
+        cluster_model = self._cluster_model
+        advice = ("compare with --model fit" if cluster_model else "compare with --model maps-fit or fit"
+                  if self.calibrated else "give the cube its energy calibration and compare with --model maps-fit "
+                  "or fit")
+        unfamiliar = np.sum([p.unfamiliar for p in parts], axis=0)
+        n_bright = sum(p.n_bright for p in parts)
+        if unfamiliar[0]:
+            notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
+                         f"on; their maps lean on the {'per-cluster' if cluster_model else 'least-squares'} "
+                         f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}")
+        if n_bright:
+            bright_totals = np.concatenate([t for p in parts for t in p.bright_totals])
+            notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
+                         f"training pixels (median {np.median(bright_totals):,.0f} against at most "
+                         f"{self._most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
+                         f"{advice}")
+        maps = {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
+        return MapsDone(in_units(maps, cube, units=self.units), labels, good if cluster_model else None, notes)
 
 
 def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> list:
@@ -610,25 +770,6 @@ def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> li
     if found:
         notes.append("found in the cube and mapped beside the default lines: " + ", ".join(map(str, found)))
     return found
-
-
-def _fit_tiles(cube: SpectralCube, fitted, model: MapModel, done_before: int,
-               n_tiles: int, *, chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    """Every tile through the prepared per-cluster fit (the ``fit`` baseline)."""
-    h, w = cube.height, cube.width
-    out = np.zeros((h * w, len(fitted.lines)), np.float32)
-    labels = np.full(h * w, -1, np.int64)
-    good = np.full(h * w, np.nan, np.float32) if chi2 else None
-    for k, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=fitted.tile_bytes)):
-        sl = slice(rows.start * w, rows.stop * w)
-        got = fitted.tile(block, chi2=chi2)
-        out[sl], labels[sl] = got.values, got.labels
-        if good is not None:
-            good[sl] = got.chi2
-        yield Progress(done_before + k + 1, done_before + n_tiles, "maps")
-    model.labels = labels.reshape(h, w)
-    model.reduced_chi2 = None if good is None else good.reshape(h, w)
-    return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(fitted.lines)}
 
 
 def _cast_into(dst: np.ndarray, src: np.ndarray) -> None:

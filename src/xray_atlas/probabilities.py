@@ -132,8 +132,8 @@ def check_cube(cube: SpectralCube, model: ElementModel) -> list[str]:
 
 
 def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int = 1, labels: np.ndarray | None = None,
-                       elements: tuple[str, ...] | None = None, tile_bytes: int = TILE_BYTES
-                       ) -> Generator[Progress, None, dict[str, np.ndarray]]:
+                       elements: tuple[str, ...] | None = None, tile_bytes: int = TILE_BYTES,
+                       rows: slice | None = None) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` per tile and returns
     element -> (H, W) float32 probability.
 
@@ -146,6 +146,11 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
         labelled -1 (noise) get probability 0. Excludes ``region``.
     elements : tuple of str, optional
         A subset of the model's elements.
+    rows : slice, optional
+        Only this block of the cube's rows (its maps are (rows, W)): a pixel's or a region's
+        probability depends on its own spectra only, so blocks computed apart (on dask
+        workers, :mod:`xray_atlas.rowblocks`) make the whole cube's maps. With ``region``,
+        the block starts and ends at multiples of it (or at the cube's end); not with ``labels``.
     """
     want = tuple(elements or model.elements)
     missing = [el for el in want if el not in model.elements]
@@ -157,29 +162,40 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
                              f"{cube.height} x {cube.width} pixels)")
     cols = [model.elements.index(el) for el in want]
     h, w = cube.height, cube.width
+    first, last = 0, h
+    if rows is not None:
+        if not (isinstance(rows, slice) and rows.step in (None, 1) and isinstance(rows.start, (int, np.integer))
+                and isinstance(rows.stop, (int, np.integer)) and 0 <= rows.start < rows.stop <= h):
+            raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
+        if labels is not None:
+            raise XrayAtlasError("rows: a cluster's probability needs all its pixels; give no rows with labels")
+        if rows.start % region or (rows.stop % region and rows.stop != h):
+            raise XrayAtlasError(f"rows={rows!r} must start and end at multiples of region={region} (or end at the "
+                                 f"cube's last row, {h})")
+        first, last = int(rows.start), int(rows.stop)
     model.notes.extend(n for n in check_cube(cube, model) if n not in model.notes)
     if labels is not None:
         return (yield from _iter_labels(cube, model, np.asarray(labels), want, cols, tile_bytes))
-    out = np.zeros((h, w, len(want)), np.float32)
+    out = np.zeros((last - first, w, len(want)), np.float32)
     step = cube.tile_rows(tile_bytes)
     step = max(region, step // region * region)  # whole blocks in each tile
-    total = -(-h // step)
+    total = -(-(last - first) // step)
     yield Progress(0, total, "probabilities")
-    for k, r0 in enumerate(range(0, h, step)):
-        rows = slice(r0, min(r0 + step, h))
+    for k, r0 in enumerate(range(first, last, step)):
+        rows = slice(r0, min(r0 + step, last))
         block = cube._read((rows, slice(None), slice(None)))
         cube._check_values(block, rows)
         n_r = block.shape[0]
         if region == 1:
             p = model(block.reshape(-1, cube.n_channels), cube.energy)[:, cols]
-            out[rows] = p.reshape(n_r, w, len(want))
+            out[rows.start - first:rows.stop - first] = p.reshape(n_r, w, len(want))
         else:
             by, bx = -(-n_r // region), -(-w // region)
             pad = np.zeros((by * region, bx * region, cube.n_channels), np.float32)
             pad[:n_r, :w] = block
             sums = pad.reshape(by, region, bx, region, -1).sum(axis=(1, 3)).reshape(-1, cube.n_channels)
             p = model(sums, cube.energy)[:, cols].reshape(by, bx, len(want))
-            out[rows] = np.repeat(np.repeat(p, region, 0), region, 1)[:n_r, :w]
+            out[rows.start - first:rows.stop - first] = np.repeat(np.repeat(p, region, 0), region, 1)[:n_r, :w]
         yield Progress(k + 1, total, "probabilities")
     return {el: np.ascontiguousarray(out[..., j]) for j, el in enumerate(want)}
 
