@@ -250,7 +250,7 @@ def test_diffraction_command(tmp_path):
     res = run("diffraction", paths[0], out, "--model", "analytic", "--seed", 1)  # span from the image's metadata
     assert res.returncode == 0, res.stderr
     assert "span 2" in res.stdout and "image R^2" in res.stdout
-    with h5py.File(out) as f:  # CONTRACTS.md section 3
+    with h5py.File(out) as f:  # docs/dev/contracts.md section 3
         np.testing.assert_allclose(f["encoding"][()], made.encoding[0], atol=0.05)
         assert f["lattice"].dtype == np.uint8 and f["reconstruction"].shape == (24, 24)
         assert f.attrs["model"] == "analytic"

@@ -1,4 +1,4 @@
-"""Rules 1 and 2 of ARCHITECTURE.md: the core never imports Qt/napari; heavy imports are lazy."""
+"""Rules 1 and 2 of docs/dev/architecture.md: the core never imports Qt/napari; heavy imports are lazy."""
 
 import subprocess
 import sys

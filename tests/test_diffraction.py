@@ -97,7 +97,7 @@ def test_reconstruction_and_result_file(clean, tmp_path):
     assert rec.residual.shape == images[0].shape
     out = tmp_path / "r.h5"
     write_reconstruction(out, rec)
-    with h5py.File(out) as f:  # CONTRACTS.md section 3
+    with h5py.File(out) as f:  # docs/dev/contracts.md section 3
         assert f["encoding"].shape == (3,) and f["encoding"].dtype == np.float32
         assert f["lattice"].dtype == np.uint8 and f["lattice"].shape == (96, 96)
         assert f["reconstruction"].dtype == np.float32 and f["reconstruction"].ndim == 2

@@ -4,7 +4,7 @@ image models, class probabilities, and class activation maps.
 The preparation is the one the training sources apply (``normalisation`` in the model card):
 ``"standard"`` scales each image to zero mean and unit variance; ``"open-beam"`` turns a
 radiograph into -ln(I / I0) with I0 its open beam, which removes the unknown scale of the file
-(CONTRACTS.md section 6) but keeps the attenuation a classifier needs to tell alloys apart.
+(docs/dev/contracts.md section 6) but keeps the attenuation a classifier needs to tell alloys apart.
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def check_domain(model: ImageModel, image: np.ndarray, *, metadata: dict | None 
 
 def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
                    cam_dir: str | os.PathLike | None = None) -> Iterator[dict]:
-    """For each image file: ``{"path", "class", "probabilities"}`` (CONTRACTS.md section 4),
+    """For each image file: ``{"path", "class", "probabilities"}`` (docs/dev/contracts.md section 4),
     ``"in_domain"`` (:func:`check_domain`: true, false, or null when the card records nothing
     to compare with) and, unless true, ``"domain_note"`` saying why; with ``cam_dir``, also its
     activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map over the image's own size),

@@ -30,7 +30,7 @@ TILE_BYTES = 64 * 2**20
 MAX_COUNTS = 1e12
 #: Metadata that hold a time per pixel: one number, or an (H, W) array.
 PER_PIXEL = ("live_time_s", "real_time_s")
-#: What elemental maps of a cube hold (result files' root attribute ``units``, CONTRACTS.md
+#: What elemental maps of a cube hold (result files' root attribute ``units``, docs/dev/contracts.md
 #: section 3): net counts, or net counts per second of each pixel's live time.
 MAP_UNITS = ("counts", "counts/s")
 
@@ -122,7 +122,7 @@ class SpectralCube:
     offset_kev, gain_kev : float, optional
         Linear calibration ``E[i] = offset + gain * i``.
     metadata : dict, optional
-        Acquisition metadata in the names of CONTRACTS.md section 2: ``pixel_size_um`` (µm),
+        Acquisition metadata in the names of docs/dev/contracts.md section 2: ``pixel_size_um`` (µm),
         ``live_time_s`` and ``real_time_s`` (seconds per pixel: a number, or an (H, W) array
         when the file records each pixel's), ``tube_kv``, ``title`` ... (docs/formats.md lists
         what each reader takes).

@@ -4,7 +4,7 @@ A predictor (a trained network, or the analytic inverse of :func:`analytic_encod
 the encoding from an image; :func:`reconstruct` then steers a Monte Carlo lattice to that
 encoding, simulates its diffraction image and scores it against the input (R^2 of the
 mean-normalised images). Experimental images go through optional preparation steps first
-(:data:`PREPARATION_STEPS`). CONTRACTS.md section 5 fixes the encoding and the image.
+(:data:`PREPARATION_STEPS`). docs/dev/contracts.md section 5 fixes the encoding and the image.
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def load_predictor(model: str | None = None, *, span: int | None = None, device:
 
 @dataclass
 class Reconstruction:
-    """The result of :func:`reconstruct` (CONTRACTS.md section 3 plus what the dock shows)."""
+    """The result of :func:`reconstruct` (docs/dev/contracts.md section 3 plus what the dock shows)."""
 
     encoding: np.ndarray  # (D,) predicted
     lattice: np.ndarray  # (N, N) uint8
@@ -404,7 +404,7 @@ def iter_reconstruct(image, predictor: Predictor, *, lattice_size: int | None = 
 
 
 def write_reconstruction(path, rec: Reconstruction, *, overwrite: bool = True) -> None:
-    """Result file of CONTRACTS.md section 3: /encoding, /lattice, /reconstruction; root
+    """Result file of docs/dev/contracts.md section 3: /encoding, /lattice, /reconstruction; root
     attrs ``model``, ``span``, ``image_r2``; /measured_encoding beside. An existing file is
     replaced only with ``overwrite``."""
     from .io.results import atomic_h5

@@ -1,6 +1,6 @@
 """Result files out of xray-atlas: TIFF images, figures, an overview sheet and spectra tables.
 
-A result file (CONTRACTS.md section 3) is HDF5, which image viewers, GIS and spreadsheets
+A result file (docs/dev/contracts.md section 3) is HDF5, which image viewers, GIS and spreadsheets
 do not open. :func:`export_result` writes what they do open, into a folder:
 
 * ``tiff``: one float32 TIFF per map or probability, ``<line or symbol>.tif``, holding exactly
@@ -167,7 +167,7 @@ def _pixel_size(value: Any) -> float | None:
 
 
 def read_result(path: str | os.PathLike) -> ResultSet:
-    """Read what can be exported from a result file (CONTRACTS.md section 3).
+    """Read what can be exported from a result file (docs/dev/contracts.md section 3).
 
     Reads ``/maps``, ``/probabilities``, ``/labels``, ``/cluster_spectra``, ``/region_spectra``,
     ``/fit/reduced_chi2``, ``/energy`` (or the root attrs ``energy_offset_kev``/``energy_gain_kev``) and the root attrs

@@ -1,4 +1,4 @@
-"""Image datasets on disk for classification (CONTRACTS.md section 6): building the ImageFolder
+"""Image datasets on disk for classification (docs/dev/contracts.md section 6): building the ImageFolder
 layout ``root/{train,val,test}/<class>/<image>`` from one folder per class, study 002's
 quadrant crops and its split (every 3rd image to test, every 6th of the rest to validation),
 and duplicate detection across the splits.
@@ -129,7 +129,7 @@ def build_image_folder(source: str | os.PathLike, out: str | os.PathLike, *, spl
     Parameters
     ----------
     source : path
-        One folder per class holding its images (any format of CONTRACTS.md section 6).
+        One folder per class holding its images (any format of docs/dev/contracts.md section 6).
     out : path
         A new or empty folder.
     split_quadrants : bool

@@ -7,7 +7,7 @@ path), a baseline built for the cube's own calibration (``lsq``, ``roi``), or th
 fit (``fit``, :mod:`xray_atlas.clusterfit`), fitted to the cube itself.
 
 Which lines are mapped: by default the model's (for the shipped models and the baselines the
-twelve of CONTRACTS.md section 1) and every K or L family the per-cluster fit and the element
+twelve of docs/dev/contracts.md section 1) and every K or L family the per-cluster fit and the element
 model find in the cube (:func:`xray_atlas.probabilities.found_families`); a user may name any
 family xraylib knows with a line in the cube's range, instead or in addition
 (:func:`parse_lines`). A learnt model gives the lines beyond its outputs from the per-cluster

@@ -142,7 +142,7 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
     region : int
         1: every pixel; k > 1: the summed spectrum of each k x k block (edge blocks smaller).
     labels : (H, W) int array, optional
-        Cluster labels (CONTRACTS.md section 3): the summed spectrum of each label; pixels
+        Cluster labels (docs/dev/contracts.md section 3): the summed spectrum of each label; pixels
         labelled -1 (noise) get probability 0. Excludes ``region``.
     elements : tuple of str, optional
         A subset of the model's elements.

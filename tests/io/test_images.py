@@ -1,4 +1,4 @@
-"""Reading 2-D images (CONTRACTS.md section 6), and bad image files."""
+"""Reading 2-D images (docs/dev/contracts.md section 6), and bad image files."""
 
 import h5py
 import numpy as np

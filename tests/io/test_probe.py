@@ -27,7 +27,7 @@ def test_probe_hdf5(tmp_path):
     assert [probe(tmp_path / n) for n in ("maps.h5", "probs.h5", "labels.h5")] == ["results"] * 3
     write_results(tmp_path / "lattice.h5", encoding=np.zeros(3), lattice=np.ones((8, 8)))
     assert probe(tmp_path / "lattice.h5") is None  # a diffraction result: no map layers in it
-    assert probe(h5("scan.h5", image=np.ones((16, 16)))) == "image"  # CONTRACTS 6: a 2-D /image
+    assert probe(h5("scan.h5", image=np.ones((16, 16)))) == "image"  # docs/dev/contracts.md section 6: a 2-D /image
     assert probe(h5("rgb.h5", image=np.ones((16, 16, 3)))) == "cube"  # one 3-D dataset reads as a cube
     (tmp_path / "empty.h5").write_bytes(b"")
     (tmp_path / "junk.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)

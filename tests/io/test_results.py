@@ -58,7 +58,7 @@ def test_atomic_h5_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def test_units_and_pixel_size_are_root_attributes(tmp_path):
-    # CONTRACTS.md section 3: maps carry `units` (counts by default); every result the pixel size when known
+    # docs/dev/contracts.md section 3: maps carry `units` (counts by default); every result the pixel size when known
     write_results(tmp_path / "c.h5", maps={"Fe-K": np.ones((2, 3))}, pixel_size_um=50)
     r = read_results(tmp_path / "c.h5")
     assert r["attrs"]["units"] == "counts" and r["attrs"]["pixel_size_um"] == 50.0

@@ -1,4 +1,4 @@
-"""Every registered model: forward shape, backward, save/load round trip (ARCHITECTURE rule 5)."""
+"""Every registered model: forward shape, backward, save/load round trip (docs/dev/architecture.md rule 5)."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Lattices, their CFS encoding and diffraction images (CONTRACTS.md section 5)."""
+"""Lattices, their CFS encoding and diffraction images (docs/dev/contracts.md section 5)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from xray_atlas.physics.lattice import (analytic_encoding, correlations, diffrac
 
 
 def test_offsets_follow_the_contract_order():
-    assert offsets(2) == [(1, 0), (0, 1), (1, 1)]  # CONTRACTS.md: S = 2 gives (1,0), (0,1), (1,1)
+    assert offsets(2) == [(1, 0), (0, 1), (1, 1)]  # docs/dev/contracts.md: S = 2 gives (1,0), (0,1), (1,1)
     assert len(offsets(3)) == 8 and len(offsets(4)) == 15
     assert offsets(3)[:3] == [(1, 0), (2, 0), (0, 1)]  # dy outer, dx inner
 

@@ -32,7 +32,7 @@ def test_thin_plate_follows_beer_lambert_and_thick_ones_harden_the_beam():
 
 
 def test_one_voltage_confuses_thickness_with_alloy_two_voltages_do_not():
-    # SEEDS.md study 000: a 2017 plate of thickness t transmits about like a 1050 plate of 1.31 t
+    # docs/dev/glossary.md study 000: a 2017 plate of thickness t transmits about like a 1050 plate of 1.31 t
     a, b = alloy("Al1050"), alloy("Al2017")
     ratio = -np.log(transmission(b, np.array([1.0]))) / -np.log(transmission(a, np.array([1.0])))
     assert 1.2 < float(ratio[0]) < 1.45

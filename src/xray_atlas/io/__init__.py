@@ -4,7 +4,7 @@ One entry point, :func:`read`, picks the reader from the file name. Each format 
 has a module of its own: :mod:`.hdf5`, :mod:`.arrays` (``.npy`` and Zarr), :mod:`.bruker`
 (``.bcf``/``.spx`` through rosettasciio), :mod:`.ripple` (``.rpl`` + ``.raw`` through rosettasciio),
 :mod:`.pymca` (``.mca``/``.spe``). Every reader puts what the file states about the scan into
-the cube's ``metadata`` under the names of CONTRACTS.md section 2 (``pixel_size_um``,
+the cube's ``metadata`` under the names of docs/dev/contracts.md section 2 (``pixel_size_um``,
 ``live_time_s``, ``tube_kv`` ...; see :mod:`._metadata`).
 """
 
@@ -78,7 +78,7 @@ def can_read(path: str | os.PathLike) -> bool:
     return Path(os.fspath(path)).suffix.lower() in READERS
 
 
-#: Result-file groups/datasets (CONTRACTS.md section 3) that open as layers.
+#: Result-file groups/datasets (docs/dev/contracts.md section 3) that open as layers.
 RESULT_KEYS = ("maps", "probabilities", "labels")
 
 
@@ -90,9 +90,9 @@ def probe(path: str | os.PathLike) -> str | None:
     {"cube", "results", "image"} or None
         ``"cube"``: :func:`read` can open it (HDF5 with ``/spectra`` or a single 3-D numeric
         dataset, a 3-D numeric ``.npy``, a Zarr array or group of that layout, or a Bruker,
-        ripple or PyMca file by its name); ``"results"``: an HDF5 result file of CONTRACTS.md section 3
+        ripple or PyMca file by its name); ``"results"``: an HDF5 result file of docs/dev/contracts.md section 3
         (``/maps``, ``/probabilities`` or ``/labels``, 2-D); ``"image"``: an HDF5 2-D image
-        (``/image``, CONTRACTS.md section 6, e.g. a diffraction image with its ``span``);
+        (``/image``, docs/dev/contracts.md section 6, e.g. a diffraction image with its ``span``);
         None: none of these (or unreadable). Never raises.
     """
     p = Path(os.fspath(path))

@@ -1,4 +1,4 @@
-"""Acquisition metadata in the names of CONTRACTS.md section 2, from what each format states.
+"""Acquisition metadata in the names of docs/dev/contracts.md section 2, from what each format states.
 
 Files and rosettasciio give lengths in µm, mm or nm and energies in eV or keV; a cube's
 ``metadata`` holds ``pixel_size_um`` (µm, the step between columns; ``pixel_size_y_um`` too

@@ -37,7 +37,7 @@ def npy_reason(err: BaseException) -> str:
 
 def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> SpectralCube:
     """Open a Zarr array, or a Zarr group laid out like the HDF5 cube (``spectra``, ``energy``;
-    the root attributes of CONTRACTS.md section 2 as attributes of the group, or of the array,
+    the root attributes of docs/dev/contracts.md section 2 as attributes of the group, or of the array,
     and ``live_time_s`` per pixel as an attribute or an (H, W) array of the group)."""
     import zarr
 

@@ -1,4 +1,4 @@
-"""HDF5 spectral cubes: the layout of CONTRACTS.md section 2, or any file with one 3-D dataset."""
+"""HDF5 spectral cubes: the layout of docs/dev/contracts.md section 2, or any file with one 3-D dataset."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
 
     Calibration comes from ``/energy`` if present, else from the ``energy_offset_kev`` /
     ``energy_gain_kev`` attributes of the dataset (or of the file root). Without either
-    the cube opens uncalibrated. Root attributes of CONTRACTS.md section 2 go into the
+    the cube opens uncalibrated. Root attributes of docs/dev/contracts.md section 2 go into the
     metadata; ``live_time_s`` (and ``real_time_s``) may also be an (H, W) root dataset of
     seconds per pixel, which stays on disk.
     """
@@ -153,7 +153,7 @@ def write_cube(
     extra: dict[str, np.ndarray] | None = None,
     overwrite: bool = True,
 ) -> Path:
-    """Write a cube in the layout of CONTRACTS.md section 2, atomically.
+    """Write a cube in the layout of docs/dev/contracts.md section 2, atomically.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Reading 2-D grayscale images (CONTRACTS.md section 6): TIFF, PNG, JPEG, BMP via Pillow;
+"""Reading 2-D grayscale images (docs/dev/contracts.md section 6): TIFF, PNG, JPEG, BMP via Pillow;
 ``.npy``; HDF5 ``/image``. RGB is converted to luminance."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Result files (CONTRACTS.md section 3), written atomically.
+"""Result files (docs/dev/contracts.md section 3), written atomically.
 
 A result is written to a temporary file in the destination folder and renamed over the
 destination only when complete, so a cancelled or failed run never leaves a half-written
@@ -64,7 +64,7 @@ def write_results(
     inputs: tuple[str | os.PathLike, ...] = (),
     overwrite: bool = True,
 ) -> Path:
-    """Write a result file in the layout of CONTRACTS.md section 3.
+    """Write a result file in the layout of docs/dev/contracts.md section 3.
 
     Parameters
     ----------
@@ -84,7 +84,7 @@ def write_results(
     region_spectra : dict, optional
         Name -> (C,) spectrum of a region or pinned pixel, ``/region_spectra/<name>``.
     encoding, lattice, reconstruction : array, optional
-        Diffraction results (section 3 of the contracts).
+        Diffraction results (docs/dev/contracts.md section 3).
     reduced_chi2 : (H, W) array, optional
         The fit's reduced chi-square of each pixel, ``/fit/reduced_chi2`` float32 (a fit-based
         map model's goodness of fit, :func:`xray_atlas.spectrumfit.reduced_chi2`); NaN where it

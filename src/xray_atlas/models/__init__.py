@@ -2,7 +2,7 @@
 
 Every model is built by name from a registered builder with a default configuration, so a
 model file needs no pickled code: its card names the builder and its configuration, and the
-weights are plain tensors (CONTRACTS.md section 7).
+weights are plain tensors (docs/dev/contracts.md section 7).
 """
 
 from __future__ import annotations

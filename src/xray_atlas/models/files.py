@@ -20,7 +20,7 @@ __all__ = ["ModelCard", "save_model", "load_model", "read_card", "check_card"]
 
 @dataclass
 class ModelCard:
-    """What a model file says about its model (CONTRACTS.md section 7)."""
+    """What a model file says about its model (docs/dev/contracts.md section 7)."""
 
     architecture: str
     config: dict

@@ -1,5 +1,5 @@
 """napari reader: spectral cubes become a total-counts image with the cube attached; result
-files (CONTRACTS.md section 3) become map and probability images and a cluster labels layer.
+files (docs/dev/contracts.md section 3) become map and probability images and a cluster labels layer.
 
 The reader never raises. It claims a file only when a look at its headers shows a cube or a
 result file (:func:`xray_atlas.io.probe`; no data is read); other files get ``None``, except

@@ -1,4 +1,4 @@
-"""napari writers: map, probability and label layers into the result files of CONTRACTS.md 3,
+"""napari writers: map, probability and label layers into the result files of docs/dev/contracts.md section 3,
 and out of xray-atlas as the export formats (:mod:`xray_atlas.export`).
 
 napari picks a writer by the file name's extension and the layers' types (npe2):

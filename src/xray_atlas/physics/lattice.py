@@ -1,5 +1,5 @@
 """Binary lattices, their correlation (CFS) encoding and their diffuse-scattering images
-(CONTRACTS.md section 5; study 004).
+(docs/dev/contracts.md section 5; study 004).
 
 A lattice is an N x N periodic occupancy ``x[y, x]`` in {0, 1}. Its encoding is the vector of
 pair-correlation coefficients ``a(dx, dy) = (<x_i x_(i+r)> - m^2) / (m (1 - m))`` over the
@@ -181,7 +181,7 @@ class LatticeBatch:
     Attributes
     ----------
     lattices : (B, N, N) uint8
-    encoding : (B, D) float64, measured on each lattice (the label, CONTRACTS.md section 5)
+    encoding : (B, D) float64, measured on each lattice (the label, docs/dev/contracts.md section 5)
     target : (B, D) float64 or None, the targets of the feedback
     couplings : (B, D) float64, the final pair couplings
     converged : (B,) bool, every coefficient within the tolerance of its target (all True

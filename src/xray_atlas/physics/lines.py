@@ -31,7 +31,7 @@ __all__ = [
 
 FAMILIES = ("K", "L", "M")
 
-#: The twelve line families of the MA-XRF study (CONTRACTS.md section 1).
+#: The twelve line families of the MA-XRF study (docs/dev/contracts.md section 1).
 DEFAULT_MAP_LINES = ("S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L", "Pb-L")
 
 #: Lines softer than this are absorbed in air and in the detector window of MA-XRF scanners:

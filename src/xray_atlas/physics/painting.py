@@ -71,7 +71,7 @@ class Painting:
         return self.energy_offset_kev + self.energy_gain_kev * np.arange(self.counts.shape[2])
 
     def write(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
-        """Write the cube (CONTRACTS.md section 2) with ``/maps``, ``/regions`` and ``region_names``
+        """Write the cube (docs/dev/contracts.md section 2) with ``/maps``, ``/regions`` and ``region_names``
         (an existing file is replaced only with ``overwrite``)."""
         from ..io.hdf5 import write_cube
 

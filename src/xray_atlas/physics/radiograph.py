@@ -5,7 +5,7 @@ open beam of a tungsten tube at 50 kV: the tube spectrum from SpekPy, Beer-Lambe
 per energy with xraylib cross sections, a CsI scintillator that absorbs and weighs each photon
 by its energy, quantum noise, a detector blur, an uneven open beam and a dark offset when the
 image is not flat-fielded, and an arbitrary output scale (float, 16 or 8 bit), as
-CONTRACTS.md section 6 describes real radiographs.
+docs/dev/contracts.md section 6 describes real radiographs.
 
 The physics a classifier must live with: at one tube voltage a 2017 plate of thickness t
 attenuates about like a 1050 plate of ~1.3 t (Cu raises mu/rho), so a single image of a plate
@@ -30,7 +30,7 @@ from .tube import Tube, tube_spectrum
 __all__ = ["ALLOYS", "DEFAULT_FILTERS", "alloy", "RadiographConfig", "Radiograph", "radiograph", "radiographs", "transmission",
            "open_beam_log"]
 
-#: Class names (CONTRACTS.md section 6).
+#: Class names (docs/dev/contracts.md section 6).
 ALLOYS = ("Al1050", "Al2017")
 
 # Composition limits in wt % (Aluminum Association registration: 1050 >= 99.50 Al, Si <= 0.25,

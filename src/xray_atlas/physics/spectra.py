@@ -17,7 +17,7 @@ form of de Boer, X-Ray Spectrom. 19, 145, 1990):
 
 Secondary fluorescence (Cr in steel excited by Fe and Ni lines) is included within each
 layer, not across layers. Not modelled: tertiary fluorescence, diffraction peaks of crystalline grains, surface roughness, the tube's focal spot and
-polycapillary transmission. ``net`` counts follow CONTRACTS.md: full-energy peaks only.
+polycapillary transmission. ``net`` counts follow docs/dev/contracts.md: full-energy peaks only.
 """
 
 from __future__ import annotations

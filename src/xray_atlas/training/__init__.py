@@ -1,5 +1,5 @@
 """Training: one loop for every task (it knows nothing of tasks or GUIs and reports through
-``on_*`` callbacks carrying typed events, ARCHITECTURE.md rule 4), the tasks' table, data
+``on_*`` callbacks carrying typed events, docs/dev/architecture.md rule 4), the tasks' table, data
 sources, losses, checkpoints, and runs in the background."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The training loop: seeding, device, optional mixed precision, gradient clipping, early
 stopping, best-checkpoint and resume-state hooks, cancellation between batches, typed events.
 
-It knows nothing of tasks, data sets or GUIs (ARCHITECTURE.md rule 4): batches come from
+It knows nothing of tasks, data sets or GUIs (docs/dev/architecture.md rule 4): batches come from
 callables, results leave through ``on_*`` callbacks and hooks.
 """
 

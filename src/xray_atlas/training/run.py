@@ -2,7 +2,7 @@
 model file; in this thread, on a background thread, or in a child process.
 
 Files of a run whose model is ``OUT``: the best model so far (``OUT``, a folder or a
-``.safetensors`` file, CONTRACTS.md section 7), the state to resume from after the last
+``.safetensors`` file, docs/dev/contracts.md section 7), the state to resume from after the last
 complete epoch, and a CSV log: ``OUT/resume.safetensors`` and ``OUT/training.csv`` for a
 folder, ``OUT.resume`` and ``OUT.csv`` beside a single file. Each write is atomic, so a
 cancelled, failed or killed run leaves the last good model and state loadable.

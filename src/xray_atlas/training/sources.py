@@ -669,7 +669,7 @@ class _ImageSource(DataSource):
 
 
 class ImageFolder(_ImageSource):
-    """Images in the layout ``root/{train,val,test}/<class>/<image>`` (CONTRACTS.md section 6),
+    """Images in the layout ``root/{train,val,test}/<class>/<image>`` (docs/dev/contracts.md section 6),
     resized to ``size`` x ``size`` and normalised per image (``standard``: zero mean, unit std;
     ``open-beam``: -ln(I / I0) of radiographs, whose absolute scale is unknown)."""
 

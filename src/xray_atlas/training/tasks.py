@@ -1,6 +1,6 @@
 """Training tasks: each is a registration of its data sources, losses, metrics and default
 hyper-parameters; models come from the model registry by task name. The dock and the
-``train`` command read this table, so a new task appears in both (ARCHITECTURE.md rule 7).
+``train`` command read this table, so a new task appears in both (docs/dev/architecture.md rule 7).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .sources import (CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, S
 
 __all__ = ["Task", "TASKS", "register_task", "get_task", "CONTRACT_TASKS"]
 
-#: The task names of CONTRACTS.md section 4 (some land with later issues).
+#: The task names of docs/dev/contracts.md section 4, all registered below.
 CONTRACT_TASKS = ("maps", "elements", "diffraction", "images")
 
 
@@ -75,9 +75,7 @@ def register_task(task: Task) -> Task:
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        later = [t for t in CONTRACT_TASKS if t not in TASKS]
-        extra = " (it lands with its own issue)" if name in later else ""
-        raise XrayAtlasError(f"task={name!r} is not available{extra}; choose one of {', '.join(TASKS)}")
+        raise XrayAtlasError(f"task={name!r} is not available; choose one of {', '.join(TASKS)}")
     return TASKS[name]
 
 
