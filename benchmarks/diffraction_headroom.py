@@ -31,12 +31,12 @@ REACH = 7
 def correlation_features(images: np.ndarray) -> np.ndarray:
     """(B, (2 REACH + 1)^2 + 1): lot-corrected pair correlations around r = 0 and the
     zero-frequency share of the image."""
-    from xray_atlas.physics.lattice import _pair_correlations
+    from xray_atlas.physics.lattice import pair_correlations
 
     L = images.shape[-1]
     offs = [(dx, dy) for dy in range(-REACH, REACH + 1) for dx in range(-REACH, REACH + 1)]
     share = images[:, L // 2, L // 2] / images.sum(axis=(1, 2))
-    return np.column_stack([_pair_correlations(images, offs), share])
+    return np.column_stack([pair_correlations(images, offs), share])
 
 
 def main() -> None:

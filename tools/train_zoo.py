@@ -93,12 +93,12 @@ def _shipped_maps_source(spatial: bool, purpose: str):
     card's settings and seed (so what is measured on it is the run's own data)."""
     from xray_atlas.models import load_model
     from xray_atlas.training import make_config
-    from xray_atlas.training.run import _prepare
+    from xray_atlas.training.run import prepare_run
 
     path = ZOO / f"{'maps-spatial' if spatial else 'maps-default'}.safetensors"
     model, card = load_model(path)
     config = make_config(card.task, **{k: v for k, v in card.training.items() if k != "task"})
-    _, source = _prepare(config, Path(tempfile.mkdtemp(prefix=f"zoo-{purpose}-")) / "m.safetensors", resume=False,
+    _, source = prepare_run(config, Path(tempfile.mkdtemp(prefix=f"zoo-{purpose}-")) / "m.safetensors", resume=False,
                          overwrite=True)
     source.prepare(config.seed)
     return path, model, card, source, config
@@ -108,10 +108,10 @@ def fit_maps_guard(spatial: bool) -> Path:
     """Fit the familiarity guard of a shipped map model on its own training data, as the
     training engine does before every run (for model files trained before it had one)."""
     from xray_atlas.models import save_model
-    from xray_atlas.training.run import _fit_familiarity
+    from xray_atlas.training.run import fit_guard_on_source
 
     path, model, card, source, config = _shipped_maps_source(spatial, "guard")
-    _fit_familiarity(model, source, config)
+    fit_guard_on_source(model, source, config)
     save_model(path, model, card)
     print(f"{path.stem}: familiarity guard fitted, limits {model.state_dict()[[k for k in model.state_dict() if k.endswith('guard.limits')][0]].tolist()}")
     return path

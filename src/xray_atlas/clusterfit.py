@@ -58,12 +58,12 @@ def family_groups(family: str, instrument, *, gap_kev: float = 0.3) -> list[tupl
     thin-sample ratios), for ``instrument`` (a :class:`~xray_atlas.physics.spectra.Instrument`).
     Empty if the tube excites none."""
     from .physics.lines import atomic_number, parse_line_family
-    from .physics.spectra import _line_cross_sections
+    from .physics.spectra import line_cross_sections
 
     sym, fam = parse_line_family(family)
     e0, flux = instrument.excitation(de=0.1)
     rows = sorted((e, float(np.sum(flux * tau)))
-                  for f, _, e, tau in _line_cross_sections(atomic_number(sym), tuple(np.round(e0, 6))) if f == fam)
+                  for f, _, e, tau in line_cross_sections(atomic_number(sym), tuple(np.round(e0, 6))) if f == fam)
     if not rows:
         return []
     det = instrument.detector
@@ -185,7 +185,7 @@ def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray,
     return shapes, bg / max(float(bg.sum()), 1e-12)
 
 
-def _nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8, free: list | None = None) -> np.ndarray:
+def nonneg_solve(gram: np.ndarray, rhs: np.ndarray, *, rounds: int = 8, free: list | None = None) -> np.ndarray:
     """Least squares from normal equations (gram (K, K), rhs (N, K)) with negative
     coefficients dropped and the rest re-solved until none is negative (an active-set
     descent; each round solves the pixels that still have negatives at once, their dropped
@@ -504,7 +504,7 @@ class ClusterFit:
             else:  # the products with the channels where every f < 1 come with the fit's own, in one pass
                 both = xs @ self._chi_ops[j][0]
                 xa, quiet = both[:, :aw.shape[1]], both[:, aw.shape[1]:]
-            sol = _nonneg_solve(gram, xa.astype(np.float64), free=got if free is not None else None)
+            sol = nonneg_solve(gram, xa.astype(np.float64), free=got if free is not None else None)
             if chi2 is not None:
                 with _one_blas_thread():
                     chi2[sel] = self._chi2(xs, sol, j, quiet)

@@ -93,7 +93,7 @@ def auto_limits(values: np.ndarray, *, percentiles: Sequence[float] = AUTO_PERCE
     percentiles : (float, float)
         Low and high percentile, 0 <= low < high <= 100; (1, 99) by default.
     """
-    lo_p, hi_p = _check_percentiles(percentiles)
+    lo_p, hi_p = check_percentiles(percentiles)
     finite = _finite(values)
     if not finite.size:
         return 0.0, 1.0
@@ -103,7 +103,7 @@ def auto_limits(values: np.ndarray, *, percentiles: Sequence[float] = AUTO_PERCE
     return lo, hi
 
 
-def _check_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:
+def check_percentiles(percentiles: Sequence[float]) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in percentiles)
     except (TypeError, ValueError):

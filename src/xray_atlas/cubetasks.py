@@ -98,7 +98,7 @@ class ModelCache:
                 self._free.popitem(last=False)
 
 
-def _calibrated(cube, offset_kev: float | None, gain_kev: float | None):
+def calibrated_cube(cube, offset_kev: float | None, gain_kev: float | None):
     """The cube with the calibration ``offset_kev``/``gain_kev`` if given (the file is not touched)."""
     if (offset_kev is None) != (gain_kev is None):
         raise XrayAtlasError("offset_kev and gain_kev go together")
@@ -116,7 +116,7 @@ def _noter(notes: list[str], on_note: Callable[[str], None] | None) -> Callable[
 
 
 @contextlib.contextmanager
-def _map_model(models: ModelCache | None, model, cube, *, device: str, lines: tuple[str, ...] | None,
+def cached_map_model(models: ModelCache | None, model, cube, *, device: str, lines: tuple[str, ...] | None,
                add_lines: tuple[str, ...]):
     """The map model for ``cube``: loaded, or lent by ``models``; either way a copy whose notes,
     cluster labels and found lines are this cube's own."""
@@ -143,7 +143,7 @@ def _map_model(models: ModelCache | None, model, cube, *, device: str, lines: tu
 
 
 @contextlib.contextmanager
-def _element_model(models: ModelCache | None, model, *, device: str):
+def cached_element_model(models: ModelCache | None, model, *, device: str):
     from .probabilities import load_element_model
 
     def load():
@@ -203,9 +203,9 @@ def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os
     notes: list[str] = []
     note = _noter(notes, on_note)
     with read(cube, dataset=dataset) as opened:
-        opened = _calibrated(opened, offset_kev, gain_kev)
+        opened = calibrated_cube(opened, offset_kev, gain_kev)
         live_time_for(opened, units=units)  # refused before the model loads
-        with _map_model(models, model, opened, device=device, lines=lines, add_lines=add_lines) as mm:
+        with cached_map_model(models, model, opened, device=device, lines=lines, add_lines=add_lines) as mm:
             for text in mm.notes:
                 note(text)
             before = len(mm.notes)
@@ -315,9 +315,9 @@ def run_probabilities(cube: str | os.PathLike, out: str | os.PathLike, *, model:
     notes: list[str] = []
     note = _noter(notes, on_note)
     with read(cube, dataset=dataset) as opened:
-        opened = _calibrated(opened, offset_kev, gain_kev)
+        opened = calibrated_cube(opened, offset_kev, gain_kev)
         table = read_labels(labels, (opened.height, opened.width)) if labels is not None else None
-        with _element_model(models, model, device=device) as em:
+        with cached_element_model(models, model, device=device) as em:
             probs = run_to_end(iter_probabilities(opened, em, region=region, labels=table, elements=elements))
         for text in em.notes:
             note(text)

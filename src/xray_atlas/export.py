@@ -455,9 +455,9 @@ def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike
         result = _replace(result, pixel_size_um=size)
     plan = _plan(result, format, lines)
     if any(what == "rgb" for _, what, _ in plan):
-        from .compare import _check_percentiles
+        from .compare import check_percentiles
 
-        percentiles = _check_percentiles(percentiles)
+        percentiles = check_percentiles(percentiles)
     folder = Path(os.fspath(folder))
     make = _prepare_folder(folder)
     inputs = (result.path,) if result.path is not None else ()

@@ -98,11 +98,11 @@ class Prepared:
 
 @contextlib.contextmanager
 def _opened(cube: str | os.PathLike, options: dict) -> Iterator[Any]:
-    from .cubetasks import _calibrated
+    from .cubetasks import calibrated_cube
     from .io import read
 
     with read(cube, dataset=options.get("dataset")) as opened:
-        yield _calibrated(opened, options.get("offset_kev"), options.get("gain_kev"))
+        yield calibrated_cube(opened, options.get("offset_kev"), options.get("gain_kev"))
 
 
 def _check(task: str, options: dict) -> None:
@@ -150,12 +150,12 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
     o = options
     with _opened(cube, o) as c:
         if task == "maps":
-            from .cubetasks import _map_model
+            from .cubetasks import cached_map_model
             from .inference import MapPass, live_time_for
 
             units = o.get("units", "counts")
             live_time_for(c, units=units)  # refused before the model loads
-            with _map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
+            with cached_map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
                             add_lines=tuple(o.get("add_lines") or ())) as mm:
                 t_load = time.perf_counter() - t0
                 loaded = list(mm.notes)
@@ -166,11 +166,11 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
                            load_seconds=t_load)
             region = 1
         else:
-            from .cubetasks import _element_model
+            from .cubetasks import cached_element_model
             from .probabilities import iter_probabilities
 
             region = int(o.get("region", 1))
-            with _element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
+            with cached_element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
                 t_load = time.perf_counter() - t0
                 steps = iter_probabilities(c, em, region=region, elements=o.get("elements"), tile_bytes=tile_bytes)
                 next(steps)  # its checks (options, the cube's range), before any counts are read
@@ -198,15 +198,15 @@ def run_rows(task: str, cube: str | os.PathLike, options: dict, prepared: Prepar
             raise XrayAtlasError(f"the cube is now {c.height} x {c.width} pixels; it was {prepared.height} x "
                                  f"{prepared.width} when the batch began", path=cube)
         if task == "maps":
-            from .cubetasks import _map_model
+            from .cubetasks import cached_map_model
 
-            with _map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
+            with cached_map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
                             add_lines=tuple(o.get("add_lines") or ())) as mm:
                 return run_to_end(prepared.state.iter_rows(c, mm, block))
-        from .cubetasks import _element_model
+        from .cubetasks import cached_element_model
         from .probabilities import iter_probabilities
 
-        with _element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
+        with cached_element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
             return run_to_end(iter_probabilities(c, em, region=int(o.get("region", 1)), elements=o.get("elements"),
                                                  tile_bytes=tile_bytes, rows=block))
 

@@ -140,7 +140,7 @@ def _parts(fit: "ClusterFit", x: np.ndarray, lab: np.ndarray, totals: np.ndarray
     each pixel's fit lifts a family absent from the cluster a little above zero in about half
     its pixels, and those bits would add up over a region's thousands of pixels. One solve per
     cluster, too, instead of one per pixel. For one pixel it is the maps' own fit."""
-    from .clusterfit import _nonneg_solve
+    from .clusterfit import nonneg_solve
 
     c = fit.cube.n_channels
     fams = fit.basis.families
@@ -159,7 +159,7 @@ def _parts(fit: "ClusterFit", x: np.ndarray, lab: np.ndarray, totals: np.ndarray
             share = float(np.sum(fit._lost(t)[:, 0] * t) / max(t.sum(), 1e-12)) if fit.pileup else 1.0
         aw, gram, names = fit._ops[j]
         a = fit._shapes[j].astype(np.float64)
-        sol = _nonneg_solve(gram, (total @ aw)[None])[0]  # (names + 1,)
+        sol = nonneg_solve(gram, (total @ aw)[None])[0]  # (names + 1,)
         n_par += int(np.count_nonzero(sol > 0))
         used.add(int(j))
         for i, f in enumerate(names):

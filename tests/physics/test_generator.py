@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import poisson
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator, _poisson
+from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator, poisson as draw_poisson
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_peaks_sit_at_the_drifted_calibration():
 @pytest.mark.parametrize("lam", [0.05, 0.2, 0.7, 1.9, 2.5, 5.0, 10.0, 40.0])
 def test_poisson_draws_match_the_distribution(lam):
     rng = np.random.default_rng(1)
-    x = _poisson(np.full(400_000, lam, np.float32), rng).astype(int)
+    x = draw_poisson(np.full(400_000, lam, np.float32), rng).astype(int)
     k = np.arange(0, int(lam + 12 * np.sqrt(lam) + 10))
     tv = 0.5 * np.abs(np.bincount(x, minlength=k.size)[: k.size] / x.size - poisson.pmf(k, lam)).sum()
     # exact below 2 (sampling noise only), Cornish-Fisher above: within 0.6 % total variation

@@ -32,7 +32,7 @@ from ..errors import XrayAtlasError
 from .lines import atomic_number, symbol
 from .materials import PIGMENTS
 from .detector import Detector
-from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, _line_cross_sections, simulate
+from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, line_cross_sections, simulate
 
 __all__ = ["SpectrumGenerator", "MixedGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "PROBABILITY_ELEMENTS",
            "UNLISTED_ELEMENTS", "Batch", "varied_instruments"]
@@ -407,7 +407,7 @@ class SpectrumGenerator:
         np.maximum(expected, 0, out=expected)
         if np.isfinite(cutoff).any():
             expected[offset[:, None] + gain[:, None] * np.arange(c)[None, :] > cutoff[:, None]] = 0
-        out.spectra[rows_out] = _poisson(expected, rng) if noise else expected
+        out.spectra[rows_out] = poisson(expected, rng) if noise else expected
         if out.expected is not None:
             out.expected[rows_out] = expected
         out.net[rows_out] = net
@@ -533,7 +533,7 @@ def _normal_table() -> np.ndarray:
     return ndtri((np.arange(1 << 16) + 0.5) / (1 << 16)).astype(np.float32)
 
 
-def _poisson(expected: np.ndarray, rng: np.random.Generator, *, split: float = 2.0) -> np.ndarray:
+def poisson(expected: np.ndarray, rng: np.random.Generator, *, split: float = 2.0) -> np.ndarray:
     """Poisson counts of float32 expectations, fast.
 
     Below ``split`` expected counts: exact inversion, vectorised over a fixed number of terms
@@ -595,7 +595,7 @@ def _templates(elements: tuple[str, ...], instrument: Instrument, escape: bool) 
     groups = []  # (element index, family name, line energies, net yields, yields per beam energy)
     for i, sym in enumerate(elements):
         z = atomic_number(sym)
-        rows = [(fam, e, tau) for fam, _, e, tau in _line_cross_sections(z, grid) if e_lo <= e <= e_hi]
+        rows = [(fam, e, tau) for fam, _, e, tau in line_cross_sections(z, grid) if e_lo <= e <= e_hi]
         if not rows:
             raise XrayAtlasError(f"elements: {sym} has no line in {e_lo:.1f}-{e_hi:.1f} keV excited by the tube")
         e = np.array([r[1] for r in rows])

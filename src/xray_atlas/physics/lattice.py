@@ -155,11 +155,11 @@ def analytic_encoding(image, span: int, *, window: str = "lot") -> np.ndarray:
         raise XrayAtlasError(f"image: expected a square 2-D image, got shape {np.shape(image)}")
     if window not in ("lot", "periodic"):
         raise XrayAtlasError(f"window={window!r}; choose lot or periodic")
-    a = _pair_correlations(img, offsets(span), window=window)
+    a = pair_correlations(img, offsets(span), window=window)
     return a[0] if one else a
 
 
-def _pair_correlations(img: np.ndarray, offs, *, window: str = "lot") -> np.ndarray:
+def pair_correlations(img: np.ndarray, offs, *, window: str = "lot") -> np.ndarray:
     """(B, len(offs)) correlations of (B, L, L) images at offsets (dx, dy), normalised by r = 0
     (and by the share of pairs inside a lot for ``window="lot"``); 0 where the image is empty."""
     L = img.shape[-1]

@@ -66,7 +66,7 @@ def _xrl():
 
 
 @lru_cache(maxsize=None)
-def _line_macros() -> tuple[tuple[str, str, int], ...]:
+def line_macros() -> tuple[tuple[str, str, int], ...]:
     """(IUPAC name, initial shell, xraylib macro value) of every single line."""
     xrl = _xrl()
     out = []
@@ -119,7 +119,7 @@ def parse_line_family(name: str, *, parameter: str = "line") -> tuple[str, str]:
 def _family_lines(z: int, family: str, excitation_kev: float, min_relative: float) -> tuple[Line, ...]:
     xrl = _xrl()
     lines = []
-    for iupac, shell, macro in _line_macros():
+    for iupac, shell, macro in line_macros():
         if not shell.startswith(family):
             continue
         try:

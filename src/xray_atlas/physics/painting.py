@@ -279,7 +279,7 @@ def paint(
         Scan step, written as the file's ``pixel_size_um``; 500 um is a macro-XRF scan of a
         whole painting (the M6's spot is about 100 um, its steps 100-1000 um).
     """
-    from .generator import _poisson
+    from .generator import poisson
 
     reg = np.asarray(regions_map)
     if reg.ndim != 2 or reg.dtype.kind not in "iu":
@@ -330,7 +330,7 @@ def paint(
     flat = expected.reshape(-1, c)
     counts = np.empty(flat.shape, np.float32)
     for a in range(0, flat.shape[0], 256):  # cache-sized blocks: 4x faster than one big draw
-        counts[a:a + 256] = _poisson(flat[a:a + 256], rng)
+        counts[a:a + 256] = poisson(flat[a:a + 256], rng)
     counts = counts.reshape(expected.shape)
     if counts.max() > np.iinfo(np.uint16).max:
         raise XrayAtlasError("counts exceed uint16; lower the dwell time")

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 from .detector import Detector
-from .lines import _line_macros, symbol
+from .lines import line_macros, symbol
 from .materials import AIR, Material, mass_attenuation
 from .tube import Tube, tube_spectrum
 
@@ -179,13 +179,13 @@ class Simulation:
 
 
 @lru_cache(maxsize=2048)
-def _line_cross_sections(z: int, grid: tuple[float, ...]) -> tuple[tuple[str, str, float, np.ndarray], ...]:
+def line_cross_sections(z: int, grid: tuple[float, ...]) -> tuple[tuple[str, str, float, np.ndarray], ...]:
     """(family, IUPAC, energy, tau(E0) in cm^2/g) of every line of element z on the grid."""
     import xraylib
 
     e0 = np.asarray(grid)
     out = []
-    for iupac, shell, macro in _line_macros():
+    for iupac, shell, macro in line_macros():
         try:
             energy = xraylib.LineEnergy(z, macro)
         except ValueError:
@@ -271,7 +271,7 @@ def simulate(
         for z, w in lay.material.fractions:
             if z < MIN_Z:
                 continue
-            for fam, iupac, energy, tau in _line_cross_sections(z, grid):
+            for fam, iupac, energy, tau in line_cross_sections(z, grid):
                 mu_out = [float(mass_attenuation(l.material, np.array([energy]))[0]) for l in stack]
                 inten = float(np.sum(photons * w * tau / s_in * depth_factor(i, energy, mu_out)))
                 if secondary and lay.material is not AIR:
@@ -353,7 +353,7 @@ def _secondary_sources(material: Material, grid: tuple[float, ...]) -> tuple[np.
     for z_j, w_j in material.fractions:
         if z_j < MIN_Z:
             continue
-        for _, _, e_j, tau_j in _line_cross_sections(z_j, grid):
+        for _, _, e_j, tau_j in line_cross_sections(z_j, grid):
             energies.append(e_j)
             prod.append(w_j * tau_j)
     if not energies:
@@ -417,7 +417,7 @@ def _pure(line: str, detector: Detector, instrument: Instrument) -> np.ndarray:
     z = atomic_number(sym)
     e0, flux = instrument.excitation(de=0.1)
     grid = tuple(np.round(e0, 6))
-    rows = [(e, float(np.sum(flux * tau))) for f, _, e, tau in _line_cross_sections(z, grid) if f == fam]
+    rows = [(e, float(np.sum(flux * tau))) for f, _, e, tau in line_cross_sections(z, grid) if f == fam]
     if not rows:
         raise XrayAtlasError(f"line={line!r}: the excitation ({e0.max():g} keV at most) excites no {fam} lines of {sym}")
     e = np.array([r[0] for r in rows])

@@ -202,7 +202,7 @@ def _check_space(folder: Path, n_params: int) -> None:
                              path=folder)
 
 
-def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> tuple[Any, Any]:
+def prepare_run(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> tuple[Any, Any]:
     """Checks that need no data: settings, data source inputs, output path. Returns (task, source)."""
     from .tasks import get_task
 
@@ -230,7 +230,7 @@ def _prepare(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -
     return task, source
 
 
-def _fit_familiarity(model: Any, source: Any, config: TrainConfig, n: int = 50_000) -> None:
+def fit_guard_on_source(model: Any, source: Any, config: TrainConfig, n: int = 50_000) -> None:
     """A prior map model learns what its training inputs look like (about ``n`` of them) before
     training, so that it can tell a spectrum unlike them (models.spectral.FamiliarityGuard)."""
     import torch
@@ -250,7 +250,7 @@ def _fit_familiarity(model: Any, source: Any, config: TrainConfig, n: int = 50_0
 
 def check_run(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
     """Everything that can be refused before a run starts (settings, inputs, output path)."""
-    _prepare(config, Path(out), resume=resume, overwrite=overwrite)
+    prepare_run(config, Path(out), resume=resume, overwrite=overwrite)
 
 
 @dataclass
@@ -341,7 +341,7 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
     state = None
     failed = None
     try:  # every rank checks; all refuse alike (agree) before rank 0 touches a file
-        task, source = _prepare(config, out, resume=resume, overwrite=overwrite)
+        task, source = prepare_run(config, out, resume=resume, overwrite=overwrite)
         if config.batch_size < world:
             raise XrayAtlasError(f"batch_size={config.batch_size} is smaller than the {world} training processes, "
                                  "which each take a share of every batch")
@@ -374,7 +374,7 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
         accepts = available(config.task)[config.model].defaults
         fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
         model, full = build(config.model, **{**config.model_params, **fixed})
-        _fit_familiarity(model, source, config)
+        fit_guard_on_source(model, source, config)
         n_params = sum(p.numel() for p in model.parameters())
         _check_space(out.parent, n_params)
         if ranks is not None and not len(source.train_batches(1, config.batch_size, config.seed, rank=rank,
