@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.preprocess import crop, extrapolate_edges, prepare, resample, resample_float32, smooth
+from xray_atlas.preprocess import (
+    crop,
+    extrapolate_edges,
+    prepare,
+    resample,
+    resample_float32,
+    smooth,
+)
 
 E = 0.01 * np.arange(2048)  # 0-20.47 keV
 

@@ -9,7 +9,7 @@ from xray_atlas import SpectralCube, XrayAtlasError
 from xray_atlas.cluster import cluster_cube
 
 #: A small SOM, so that a run takes a second or two; trim and bin keep 60 feature bins of 256 channels.
-SMALL_SOM = dict(rows=2, cols=2, epochs=1, n_fit=2000, n_clusters=None, trim=8, bin=4)
+SMALL_SOM = {"rows": 2, "cols": 2, "epochs": 1, "n_fit": 2000, "n_clusters": None, "trim": 8, "bin": 4}
 
 
 def three_paints(h: int, w: int, *, c: int = 256, seed: int = 0) -> SpectralCube:

@@ -22,14 +22,22 @@ import numpy as np
 from ..cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from ..errors import XrayAtlasError
 from .features import NORMALISATIONS, Features, check_features, iter_features
-from .methods import Assigner, check_som, check_umap_hdbscan, som, som_sample, umap_hdbscan, umap_hdbscan_sample
+from .methods import (
+    Assigner,
+    check_som,
+    check_umap_hdbscan,
+    som,
+    som_sample,
+    umap_hdbscan,
+    umap_hdbscan_sample,
+)
 
 __all__ = ["METHODS", "ClusterResult", "iter_cluster", "cluster_cube", "method_parameters", "cluster_spectra",
            "NORMALISATIONS"]
 
 #: Method name -> function(features, **params) yielding Progress and returning an
 #: :class:`~xray_atlas.cluster.methods.Assigner` (labels of any tile's features).
-METHODS: dict[str, Callable[..., Generator[Progress, None, tuple[np.ndarray, dict]]]] = {
+METHODS: dict[str, Callable[..., Generator[Progress, None, Assigner]]] = {
     "umap-hdbscan": umap_hdbscan,
     "som": som,
 }

@@ -123,8 +123,8 @@ def umap_hdbscan(
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
     n_pix = features.n_pixels
-    kw = dict(n_fit=n_fit, n_neighbors=n_neighbors, min_dist=min_dist, n_components=n_components,
-              min_samples=min_samples, min_cluster_size=min_cluster_size, assign_neighbors=assign_neighbors)
+    kw = {"n_fit": n_fit, "n_neighbors": n_neighbors, "min_dist": min_dist, "n_components": n_components,
+          "min_samples": min_samples, "min_cluster_size": min_cluster_size, "assign_neighbors": assign_neighbors}
     m, mcs = check_umap_hdbscan(n_pix, **kw)
     idx = umap_hdbscan_sample(n_pix, seed=seed, **kw)
     x = features.take(idx)
