@@ -117,6 +117,15 @@ def test_shrink_to_the_clusters_smooths_the_noise_and_keeps_a_step(zinc_painting
     fit.shrink(raised, got.labels, got.totals)
     assert raised[pix[::2], 4].mean() - raised[pix[1::2], 4].mean() > 0.95 * step
     hw = p.counts.shape[:2]
+    # bands of rows (bounded memory on a large cube) give the values of the whole cube at once:
+    # one row per band for the block means (each band reads the unshrunk row above it)
+    for kw, ref in (({}, whole), ({"shape": hw, "size": 3}, local), ({"shape": hw, "size": 5}, None)):
+        one, banded = raw.copy(), raw.copy()
+        fit.shrink(one, got.labels, got.totals, band_pixels=10**9, **kw)
+        fit.shrink(banded, got.labels, got.totals, band_pixels=1, **kw)
+        np.testing.assert_allclose(banded, one, rtol=1e-5, atol=1e-3)
+        if ref is not None:
+            np.testing.assert_array_equal(one, ref)
     for kw, match in (({"size": 2, "shape": hw}, "size="), ({"size": 0, "shape": hw}, "size="), ({"size": 3}, "shape="),
                       ({"size": 3, "shape": (5, 5)}, "shape=")):
         with pytest.raises(XrayAtlasError, match=match):

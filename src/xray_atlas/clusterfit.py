@@ -652,7 +652,7 @@ class ClusterFit:
         return self._var[:, cols].astype(np.float32)[lab] * scale[:, None]
 
     def shrink(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray, *, shape: tuple[int, int] | None = None,
-               size: int | None = None) -> int:
+               size: int | None = None, band_pixels: int = 65536) -> int:
         """Shrink each pixel's values ``out`` (N, lines) of :attr:`lines`, in place, towards
         its cluster's mean by the share of the cluster's spread that is noise (empirical Bayes,
         the James-Stein estimator with each pixel's own Poisson variance): a pixel keeps
@@ -662,53 +662,90 @@ class ClusterFit:
         that mixes unlike pixels keeps them. A cluster's total is kept (but for values that
         would fall below zero). ``labels`` (N,) are the pixels' clusters (-1: none, left
         alone), ``totals`` (N,) their counts. Returns the number of (cluster, line) pairs
-        shrunk."""
+        shrunk.
+
+        Memory: bands of about ``band_pixels`` pixels are worked on at a time (two passes:
+        each cluster's spread, then the shrinking), so that the temporaries do not grow with
+        the cube; a band's 3 x 3 block means read the unshrunk values of the rows around it."""
         if size is not None:
             if not (isinstance(size, (int, np.integer)) and size >= 1 and size % 2):
                 raise XrayAtlasError(f"size={size!r} must be a positive odd number of pixels or None")
             if shape is None or int(np.prod(shape)) != len(labels):
                 raise XrayAtlasError(f"shape={shape!r} must be the (H, W) of the {len(labels)} pixels when size is given")
-        lit = np.flatnonzero(labels >= 0)
-        if self.k == 0 or lit.size == 0:
+        labels = np.asarray(labels)
+        if self.k == 0 or not np.any(labels >= 0):
             return 0
-        lab, v = labels[lit], out[lit]
-        member = self._members(lab)  # (k, N): per-cluster sums as one product
-        n = member.sum(axis=1, dtype=np.float64)
+        h, w_ = (int(shape[0]), int(shape[1])) if size is not None else (len(labels), 1)
+        r = size // 2 if size is not None else 0
+        step = max(1, r, int(band_pixels) // w_)  # a band at least as high as the halo it leaves for the next
+        bands = [(r0, min(r0 + step, h)) for r0 in range(0, h, step)]
         cols = [self.basis.families.index(ln) for ln in self.lines]
-        noise = self._variance(lab, totals[lit], cols)  # (N, lines) each value's variance
+        n_lines = out.shape[1]
+        lit_all = labels >= 0
+        n = np.bincount(labels[lit_all], minlength=self.k).astype(np.float64)[:self.k]
 
-        def mean(a: np.ndarray) -> np.ndarray:  # (N, lines) -> (k, lines) per-cluster means
-            return (member @ a).astype(np.float64) / np.maximum(n, 1)[:, None]
+        def sums(a: np.ndarray, lab: np.ndarray) -> np.ndarray:  # (m, lines) -> (k, lines) per-cluster sums
+            return (self._members(lab) @ a).astype(np.float64)
 
-        if size is None:
-            centre = mean(v).astype(np.float32)[lab]
-            extra = 0.0
-        else:  # the mean of the pixel's own cluster within a size x size block around it
-            h, w_ = shape
-            r = size // 2
-            inner = np.zeros((h * w_, v.shape[1]), np.float32)
-            inner[lit] = v
-            own = labels.reshape(h, w_)
-            full = np.pad(inner.reshape(h, w_, -1), ((r, r), (r, r), (0, 0)))
-            lab2 = np.pad(own, r, constant_values=-1)  # beyond the edge: no cluster
-            acc = np.zeros((h, w_, v.shape[1]), np.float32)
-            cnt = np.zeros((h, w_), np.float32)
+        cluster_mean = None
+        if size is None:  # the centre is the cluster's mean
+            acc = np.zeros((self.k, n_lines))
+            for r0, r1 in bands:
+                sel = r0 + np.flatnonzero(lit_all[r0:r1])
+                acc += sums(out[sel], labels[sel])
+            cluster_mean = (acc / np.maximum(n, 1)[:, None]).astype(np.float32)
+
+        def band(r0: int, r1: int, above: np.ndarray | None):
+            # the lit pixels of rows r0-r1: flat indices, clusters, values, variances, centres,
+            # the pixel's own share of its centre; ``above``: the unshrunk rows above r0
+            sel = r0 * w_ + np.flatnonzero(lit_all[r0 * w_:r1 * w_])
+            lab, v = labels[sel], out[sel]
+            noise = self._variance(lab, totals[sel], cols)
+            if size is None:
+                return sel, lab, v, noise, cluster_mean[lab], 0.0
+            lo, hi = max(r0 - r, 0), min(r1 + r, h)
+            vals = np.array(out[lo * w_:hi * w_], np.float32).reshape(hi - lo, w_, n_lines)
+            if above is not None and r0 > lo:
+                vals[:r0 - lo] = above[above.shape[0] - (r0 - lo):]
+            labs = labels[lo * w_:hi * w_].reshape(hi - lo, w_)
+            vals[labs < 0] = 0.0
+            full = np.pad(vals, ((r, r), (r, r), (0, 0)))
+            lab2 = np.pad(labs, r, constant_values=-1)  # beyond the edge: no cluster
+            m, s0 = r1 - r0, r0 - lo
+            own = labs[s0:s0 + m]
+            acc = np.zeros((m, w_, n_lines), np.float32)
+            cnt = np.zeros((m, w_), np.float32)
             for dy in range(size):  # one shifted view per offset: the cost does not grow with k
                 for dx in range(size):
-                    same = (lab2[dy:dy + h, dx:dx + w_] == own).astype(np.float32)
+                    same = (lab2[s0 + dy:s0 + dy + m, dx:dx + w_] == own).astype(np.float32)
                     cnt += same
-                    acc += full[dy:dy + h, dx:dx + w_] * same[..., None]
-            cnt = cnt.reshape(-1)[lit]
-            centre = acc.reshape(-1, v.shape[1])[lit] / cnt[:, None]
-            extra = (1.0 / cnt)[:, None]  # the pixel's own share of the centre: its noise is in both
-        d = v - centre
-        tau2 = np.maximum(mean(d * d) - mean(noise * (1.0 - extra)), 0.0)
+                    acc += full[s0 + dy:s0 + dy + m, dx:dx + w_] * same[..., None]
+            ok = own.reshape(-1) >= 0
+            cnt = cnt.reshape(-1)[ok]
+            centre = acc.reshape(-1, n_lines)[ok] / cnt[:, None]
+            return sel, lab, v, noise, centre, (1.0 / cnt)[:, None]
+
+        spread, noise_sum, noise_own = (np.zeros((self.k, n_lines)) for _ in range(3))
+        for r0, r1 in bands:
+            sel, lab, v, noise, centre, extra = band(r0, r1, None)  # nothing shrunk yet
+            d = v - centre
+            spread += sums(d * d, lab)
+            noise_sum += sums(noise, lab)
+            noise_own += sums(noise * (1.0 - extra), lab)
+        nn = np.maximum(n, 1)[:, None]
+        tau2 = np.maximum(spread / nn - noise_own / nn, 0.0)
         tau2[n < 3] = np.inf  # too few pixels to tell spread from noise: left as they are
-        t2 = tau2.astype(np.float32)[lab]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(np.isinf(t2) | (noise <= 0), 1.0, t2 / (t2 + noise))  # noise 0: a family left out of the fit
-        out[lit] = np.maximum(centre + w * d, 0.0)
-        return int(np.count_nonzero(np.isfinite(tau2) & (mean(noise) > 0)))
+        above = None
+        for r0, r1 in bands:
+            sel, lab, v, noise, centre, _ = band(r0, r1, above)
+            if r:  # the next band's block means read these rows as they were
+                above = np.array(out[max(r1 - r, 0) * w_:r1 * w_], np.float32).reshape(-1, w_, n_lines)
+            d = v - centre
+            t2 = tau2.astype(np.float32)[lab]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = np.where(np.isinf(t2) | (noise <= 0), 1.0, t2 / (t2 + noise))  # noise 0: a family left out
+            out[sel] = np.maximum(centre + w * d, 0.0)
+        return int(np.count_nonzero(np.isfinite(tau2) & (noise_sum / nn > 0)))
 
     def _lost(self, totals: np.ndarray) -> np.ndarray:
         # (N,) -> (N, 1) share of the peaks' events kept: a fraction rate x tau of the events pair
@@ -841,7 +878,9 @@ class FitHold:
         if not lit.any() or not np.any(excess):
             return
         per_count = (excess / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
-        out[lit] = np.maximum(out[lit] - per_count[labels[lit]] * totals[lit, None], 0.0)
+        for a in range(0, len(labels), 65536):  # blocks of pixels: temporaries that do not grow with the cube
+            sel = a + np.flatnonzero(lit[a:a + 65536])
+            out[sel] = np.maximum(out[sel] - per_count[labels[sel]] * totals[sel, None], 0.0)
 
     def note(self, n_values: int) -> str:
         return (f"learnt values held within {self.n_se:g} standard errors of the per-cluster fit: "

@@ -65,10 +65,10 @@ class MapModel:
         (the cumulative counts are interpolated at the model's channel edges), with the
         channels of the detector's noise peak (below ``preprocess.LOW_KEV``) set to zero.
         ``owned``: ``block`` is a float32 copy the caller gives up, zeroed in place."""
-        from .preprocess import resample
+        from .preprocess import resample_float32
 
         if self.energy is not None:
-            block, owned = resample(block, cube_energy, self.energy).astype(np.float32), True
+            block, owned = resample_float32(block, cube_energy, self.energy), True
         if self.low_channels:
             block = block if owned else np.array(block, dtype=np.float32)
             block[:, :self.low_channels] = 0

@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["calibrate", "calibrate_to_peaks", "line_energy", "crop", "mask_edges", "extrapolate_edges", "resample", "smooth", "prepare", "channel_edges",
+__all__ = ["calibrate", "calibrate_to_peaks", "line_energy", "crop", "mask_edges", "extrapolate_edges", "resample", "resample_float32", "smooth", "prepare", "channel_edges",
            "LOW_KEV"]
 
 #: Below this energy a real detector records its noise peak (a quarter of the counts of the
@@ -161,6 +161,27 @@ def resample(spectra, energy, new_energy) -> np.ndarray:
     frac = np.clip((dst - src[pos]) / (src[pos + 1] - src[pos]), 0.0, 1.0)
     at = cum[:, pos] * (1 - frac) + cum[:, pos + 1] * frac
     out = np.diff(at, axis=1)
+    return out[0] if one else out
+
+
+#: Spectra resampled at once by :func:`resample_float32`: its float64 temporaries (about five
+#: of spectra x new channels) then stay near 200 MB at 4,096 channels, whatever the batch.
+RESAMPLE_ROWS = 1024
+
+
+def resample_float32(spectra, energy, new_energy, *, rows: int = RESAMPLE_ROWS) -> np.ndarray:
+    """:func:`resample` of (N, C) spectra into a float32 (N, C_new) array, ``rows`` spectra at
+    a time: the same values, with the float64 temporaries of ``rows`` spectra instead of N
+    (a batch of 8,192 spectra put on a 4,096-channel grid at once took 1.3 GB of them)."""
+    y = np.asarray(spectra)  # converted to float64 a chunk at a time, by resample
+    if y.ndim not in (1, 2):
+        raise XrayAtlasError(f"spectra: expected (C,) or (N, C), got shape {y.shape}")
+    one, y = y.ndim == 1, np.atleast_2d(y)
+    if not (isinstance(rows, (int, np.integer)) and rows >= 1):
+        raise XrayAtlasError(f"rows={rows!r} must be a positive integer")
+    out = np.empty((y.shape[0], np.asarray(new_energy).shape[0]), np.float32)
+    for a in range(0, y.shape[0], rows):
+        out[a:a + rows] = resample(y[a:a + rows], energy, new_energy)
     return out[0] if one else out
 
 

@@ -50,7 +50,7 @@ class ElementModel:
     def prepare(self, spectra: np.ndarray, energy: np.ndarray) -> np.ndarray:
         """(N, C) counts on ``energy`` -> (N, C_model) float32 counts on the model's grid,
         channels below :data:`LOW_KEV` masked."""
-        from .preprocess import mask_edges, resample
+        from .preprocess import mask_edges, resample_float32
 
         y = np.asarray(spectra)
         if y.shape[1] == self.energy.size and np.allclose(energy, self.energy, atol=1e-6):
@@ -59,7 +59,7 @@ class ElementModel:
         keep = energy >= LOW_KEV
         if keep.sum() < 2:
             raise XrayAtlasError(f"the spectra end at {energy[-1]:.2f} keV, below {LOW_KEV} keV")
-        return resample(y[:, keep], energy[keep], self.energy).astype(np.float32)
+        return resample_float32(y[:, keep], energy[keep], self.energy)
 
     def __call__(self, spectra: np.ndarray, energy: np.ndarray, *, batch: int | None = None) -> np.ndarray:
         """(N, C) counts -> (N, E) probabilities (float32), ``batch`` spectra at a time

@@ -49,8 +49,9 @@ def test_som_codebook_spectra(cube):
     # each node's codebook spectrum resembles the normalised mean of its pixels (Pearson > 0.9)
     node = result.info["node_of_pixel"]
     feats = result.info["features"]
+    values = feats.of(cube.counts)  # every pixel's features, computed here (the clustering keeps a sample's)
     for k in np.unique(node)[:3]:
-        mean = feats.pca.inverse_transform(feats.values[node == k]).mean(axis=0)
+        mean = feats.pca.inverse_transform(values[node == k]).mean(axis=0)
         assert np.corrcoef(mean, books[k])[0, 1] > 0.9
 
 
@@ -60,10 +61,18 @@ def test_same_seed_same_labels(cube):
     np.testing.assert_array_equal(a.labels, b.labels)
 
 
-def test_features_trim_and_bin(cube):
-    f = run_to_end(iter_features(cube, trim=100, bin=8, pca_components=5))
+def test_features_trim_and_bin(cube, painting):
+    f = run_to_end(iter_features(cube, trim=100, bin=8, pca_components=5, n_fit=500, keep=np.array([7, 3000])))
     assert f.channels == slice(100, 100 + (4096 - 200) // 8 * 8)
-    assert f.values.shape == (48 * 64, 5)
+    assert f.sample.shape == (f.index.size, 5) and 500 <= f.index.size <= 502 and {7, 3000} <= set(f.index)
+    # the sample's features are those of the same pixels computed tile by tile
+    flat = painting.counts.reshape(-1, 4096)
+    np.testing.assert_allclose(f.take(np.array([3000, 7])), f.of(flat[[3000, 7]]), rtol=1e-5, atol=1e-6)
+    binned = flat[7, 100:100 + 487 * 8].astype(np.float64).reshape(487, 8).sum(axis=1)
+    np.testing.assert_allclose(f.binned(flat[7]), np.sqrt(binned / binned.sum())[None], rtol=1e-5)  # sqrt-total
+    np.testing.assert_allclose(f.totals, flat.sum(axis=1))
+    with pytest.raises(XrayAtlasError, match="outside the features' sample"):
+        f.take(np.array([int(np.setdiff1d(np.arange(48 * 64), f.index)[0])]))
 
 
 def test_parameters_table():

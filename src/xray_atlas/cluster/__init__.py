@@ -3,6 +3,12 @@
 One table, :data:`METHODS`, maps a name to its function and its parameters; the command
 line (``xray-atlas cluster --method``) and the napari dock both read it, so a new method
 appears in both.
+
+Memory is bounded whatever the cube's size (issues 31 and 33): a first pass over the cube's
+tiles keeps the features of the pixels the PCA and the method fit on (drawn with the seed
+before any counts are read) and every pixel's total; the method fits on those alone; a
+second pass computes each tile's features, labels its pixels and sums their spectra. Only
+per-pixel scalars (totals, labels) grow with the cube (docs/dev/memory.md).
 """
 
 from __future__ import annotations
@@ -16,19 +22,35 @@ import numpy as np
 from ..cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from ..errors import XrayAtlasError
 from .features import NORMALISATIONS, Features, check_features, iter_features
-from .methods import check_som, check_umap_hdbscan, som, umap_hdbscan
+from .methods import (
+    Assigner,
+    check_som,
+    check_umap_hdbscan,
+    som,
+    som_sample,
+    umap_hdbscan,
+    umap_hdbscan_sample,
+)
 
 __all__ = ["METHODS", "ClusterResult", "iter_cluster", "cluster_cube", "method_parameters", "cluster_spectra",
            "NORMALISATIONS"]
 
-#: Method name -> function(features, **params) yielding Progress and returning (labels, info).
-METHODS: dict[str, Callable[..., Generator[Progress, None, tuple[np.ndarray, dict]]]] = {
+#: Method name -> function(features, **params) yielding Progress and returning an
+#: :class:`~xray_atlas.cluster.methods.Assigner` (labels of any tile's features).
+METHODS: dict[str, Callable[..., Generator[Progress, None, Assigner]]] = {
     "umap-hdbscan": umap_hdbscan,
     "som": som,
 }
 
 #: Method name -> its parameter check (run before any work, so bad input fails at once).
 CHECKS: dict[str, Callable[..., Any]] = {"umap-hdbscan": check_umap_hdbscan, "som": check_som}
+
+#: Method name -> function(n_pixels, seed=, **params) giving the pixels (flat indices) it fits
+#: on, whose features the first pass keeps.
+SAMPLES: dict[str, Callable[..., Any]] = {
+    "umap-hdbscan": umap_hdbscan_sample,
+    "som": lambda n_pix, **kw: np.concatenate(som_sample(n_pix, **kw)),
+}
 
 #: Parameters of the feature step, shared by every method.
 FEATURE_PARAMETERS = {"trim": 100, "bin": 8, "normalise": "sqrt-total", "pca_components": 20}
@@ -91,9 +113,12 @@ def cluster_spectra(cube: SpectralCube, labels: np.ndarray) -> tuple[np.ndarray,
     return run_to_end(iter_cluster_spectra(cube, labels))
 
 
-def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0,
+def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES,
                  **params: Any) -> Generator[Progress, None, ClusterResult]:
-    """Cluster every pixel: features (one pass), the method, mean spectra (second pass).
+    """Cluster every pixel in two passes over the cube's tiles (``tile_bytes`` at a time):
+    the features of a sample and every pixel's total, then, after the method's fit on the
+    sample, each tile's labels and spectra. Memory holds a tile, the sample and a few
+    numbers per pixel, never the pixels' spectra or features.
 
     Parameters are checked here, before the generator starts, so that bad input fails at
     once (in the command line, and in napari before a worker is started).
@@ -103,26 +128,65 @@ def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int 
     if unknown:
         raise XrayAtlasError(f"unknown parameter(s) for method {method!r}: {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(defaults))}")
+    if not (isinstance(tile_bytes, (int, np.integer)) and tile_bytes >= 1):
+        raise XrayAtlasError(f"tile_bytes={tile_bytes!r} must be a positive number of bytes")
     params = dict(params)
     chosen = "pca_components" in params
     feat_kw = {k: params.pop(k, FEATURE_PARAMETERS[k]) for k in FEATURE_PARAMETERS}
     check_features(cube, **feat_kw, chosen=chosen)
     CHECKS[method](cube.height * cube.width, **params)
-    return _iter_cluster(cube, method, seed, feat_kw, params)
+    return _iter_cluster(cube, method, seed, feat_kw, params, int(tile_bytes))
 
 
-def _iter_cluster(cube: SpectralCube, method: str, seed: int, feat_kw: dict,
-                  params: dict) -> Generator[Progress, None, ClusterResult]:
-    feats: Features = yield from iter_features(cube, seed=seed, **feat_kw)
-    labels, info = yield from METHODS[method](feats, seed=seed, **params)
+def _iter_cluster(cube: SpectralCube, method: str, seed: int, feat_kw: dict, params: dict,
+                  tile_bytes: int) -> Generator[Progress, None, ClusterResult]:
+    n_pix = cube.height * cube.width
+    keep = SAMPLES[method](n_pix, seed=seed, **params)
+    feats: Features = yield from iter_features(cube, seed=seed, keep=keep, tile_bytes=tile_bytes, **feat_kw)
+    fitted: Assigner = yield from METHODS[method](feats, seed=seed, **params)
+    ids, sums, sizes = yield from _iter_assign(cube, feats, fitted, tile_bytes)
+    lut, info = fitted.finish(ids)
+    labels = np.where(ids >= 0, lut[np.maximum(ids, 0)] if lut.size else -1, -1).astype(np.int32)
+    del ids
     labels = labels.reshape(cube.height, cube.width)
+    # each label's spectra are the sums over the ids it joins (a SOM's nodes), added in float64
+    k = int(lut.max()) + 1 if lut.size and lut.max() >= 0 else 0
+    spectra = np.zeros((k, cube.n_channels))
+    counts = np.zeros(k, np.int64)
+    for i in np.flatnonzero(lut >= 0):
+        spectra[lut[i]] += sums[i]
+        counts[lut[i]] += sizes[i]
+    spectra = (spectra / np.maximum(counts, 1)[:, None]).astype(np.float32)
     if "codebook" in info:  # SOM nodes back in spectral space: binned, normalised spectra
         info["codebook_spectra"] = feats.pca.inverse_transform(info["codebook"]).astype(np.float32)
         ch = feats.channels
         info["codebook_energy_kev"] = cube.energy[ch].reshape(-1, feats.bin).mean(axis=1)
-    spectra, sizes = yield from iter_cluster_spectra(cube, labels)
-    return ClusterResult(labels, spectra, sizes, method, {**feat_kw, **params, "seed": seed},
+    return ClusterResult(labels, spectra, counts, method, {**feat_kw, **params, "seed": seed},
                          {**info, "features": feats})
+
+
+def _iter_assign(cube: SpectralCube, feats: Features, fitted: Assigner,
+                 tile_bytes: int) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Second pass: every tile's features and ids, and the summed spectrum and size of each id."""
+    n = fitted.n_ids
+    ids = np.empty(cube.height * cube.width, np.int32)
+    sums = np.zeros((n, cube.n_channels))
+    sizes = np.zeros(n, np.int64)
+    n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
+    for i, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
+        a, b = rows.start * cube.width, rows.stop * cube.width
+        flat = block.reshape(-1, cube.n_channels)
+        tid = fitted.assign(feats.of(flat))
+        ids[a:b] = tid
+        ok = tid >= 0
+        if n and ok.any():
+            m = int(ok.sum())
+            onehot = np.zeros((n, m), np.float32)
+            onehot[tid[ok], np.arange(m)] = 1.0
+            sums += onehot @ flat[ok].astype(np.float32)
+            sizes += np.bincount(tid[ok], minlength=n)
+        yield Progress(i + 1, n_tiles, "assign")
+    return ids, sums, sizes
 
 
 def cluster_cube(cube: SpectralCube, method: str = "umap-hdbscan", **params: Any) -> ClusterResult:

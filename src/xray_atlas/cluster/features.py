@@ -24,15 +24,52 @@ NORMALISATIONS = ("sqrt-total", "total", "sqrt", "anscombe", "none")
 
 @dataclass
 class Features:
-    """Per-pixel features (P, pca_components), the PCA that made them, and what was kept."""
+    """The feature map of a cube (trim, bin, normalise, PCA) and the features of its sample.
 
-    values: np.ndarray
+    Memory does not grow with the pixels times the features: only the sampled pixels'
+    features are held (``sample``, rows in the order of the sorted pixel indices
+    ``index``), with every pixel's total counts (8 bytes a pixel); every other pixel's
+    features are computed tile by tile when needed (:meth:`of`).
+    """
+
+    index: np.ndarray
+    sample: np.ndarray
     shape: tuple[int, int]
     pca: Any
     channels: slice
     bin: int
     normalise: str
     totals: np.ndarray
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.shape[0] * self.shape[1])
+
+    def take(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, pca_components) features of ``pixels`` (flat indices), all of them sampled."""
+        pixels = np.asarray(pixels)
+        at = np.searchsorted(self.index, pixels)
+        if pixels.size and (at.max() >= self.index.size or np.any(self.index[at] != pixels)):
+            raise XrayAtlasError("pixels outside the features' sample: they are computed by tiles (Features.of)")
+        return self.sample[at]
+
+    def binned(self, block: np.ndarray) -> np.ndarray:
+        """(..., C) counts -> (N, bins) float32 binned and normalised spectra."""
+        return _binned(np.asarray(block).reshape(-1, np.asarray(block).shape[-1]), self.channels, self.bin,
+                       self.normalise)
+
+    def of(self, block: np.ndarray) -> np.ndarray:
+        """(..., C) counts of any pixels (a tile) -> (N, pca_components) float32 features."""
+        return self.pca.transform(self.binned(block)).astype(np.float32)
+
+
+def _binned(flat: np.ndarray, channels: slice, bin: int, how: str) -> np.ndarray:
+    # (N, C) counts -> (N, bins) float32: bin and normalise in float32 and in place, so that
+    # memory stays one tile
+    n_bins = (channels.stop - channels.start) // bin
+    x = flat[:, channels].astype(np.float32).reshape(-1, n_bins, bin).sum(axis=2)
+    _normalise(x, how)
+    return x
 
 
 def _normalise(x: np.ndarray, how: str) -> None:
@@ -74,9 +111,14 @@ def iter_features(
     pca_components: int = 20,
     n_fit: int = 20000,
     seed: int = 0,
+    keep: np.ndarray | None = None,
     tile_bytes: int = TILE_BYTES,
 ) -> Generator[Progress, None, Features]:
-    """Stream the cube once into binned, normalised spectra, then reduce them by PCA.
+    """Stream the cube once, keeping the binned, normalised spectra of a sample of pixels
+    and every pixel's total; fit the PCA on the sample.
+
+    Memory holds one tile and the sample (``n_fit`` and ``keep`` pixels), never the
+    features of every pixel: those are computed tile by tile (:meth:`Features.of`).
 
     Parameters
     ----------
@@ -90,8 +132,13 @@ def iter_features(
     pca_components : int
         PCA dimensions kept.
     n_fit : int
-        Pixels the PCA is fitted on (a random subsample).
+        Pixels the PCA is fitted on (a random subsample, drawn with ``seed``).
     seed : int
+    keep : array of int, optional
+        Further pixels (flat indices) whose features the result holds, e.g. those a
+        clustering method fits on (:meth:`Features.take`).
+    tile_bytes : int
+        Bytes of spectra read at once.
     """
     from sklearn.decomposition import PCA
 
@@ -100,7 +147,12 @@ def iter_features(
     n_pix = cube.height * cube.width
     n_bins = (c - 2 * trim) // bin
     channels = slice(trim, trim + n_bins * bin)
-    binned = np.empty((n_pix, n_bins), np.float32)
+    rng = np.random.default_rng(seed)
+    fit_idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
+    index = np.union1d(fit_idx, np.asarray(keep if keep is not None else [], dtype=np.int64)).astype(np.int64)
+    if index.size and (index[0] < 0 or index[-1] >= n_pix):
+        raise XrayAtlasError(f"keep: pixel indices must lie in 0-{n_pix - 1}")
+    sample = np.empty((index.size, n_bins), np.float32)
     totals = np.empty(n_pix, np.float64)
     step = cube.tile_rows(tile_bytes)
     n_tiles = -(-cube.height // step)
@@ -108,25 +160,22 @@ def iter_features(
         a, b = rows.start * cube.width, rows.stop * cube.width
         flat = block.reshape(-1, c)
         totals[a:b] = flat.sum(axis=1, dtype=np.float64)
-        # bin and normalise tile by tile, in float32 and in place: memory stays one tile
-        # plus the (pixels x bins) result
-        tile = flat[:, channels].astype(np.float32).reshape(-1, n_bins, bin).sum(axis=2)
-        _normalise(tile, normalise)
-        binned[a:b] = tile
+        lo, hi = np.searchsorted(index, [a, b])
+        if hi > lo:  # only the sampled pixels' spectra are binned and kept
+            sample[lo:hi] = _binned(flat[index[lo:hi] - a], channels, bin, normalise)
         yield Progress(i + 1, n_tiles + 1, "features")
     if not np.any(totals > 0):
         raise XrayAtlasError("the cube holds no counts: nothing to cluster", path=cube.path)
     k = int(min(pca_components, n_bins, n_pix))
-    rng = np.random.default_rng(seed)
-    fit_idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
-    sample = binned[fit_idx]
-    if np.allclose(sample, sample[:1]):
+    fit = sample[np.searchsorted(index, fit_idx)]
+    if np.allclose(fit, fit[:1]):
         raise XrayAtlasError("all spectra are identical after normalisation: nothing to cluster", path=cube.path)
-    pca = PCA(n_components=min(k, sample.shape[0]), svd_solver="randomized" if k < min(sample.shape) // 2 else "full",
+    pca = PCA(n_components=min(k, fit.shape[0]), svd_solver="randomized" if k < min(fit.shape) // 2 else "full",
               random_state=seed)
-    pca.fit(sample)
-    values = np.empty((n_pix, pca.n_components_), np.float32)
-    for a in range(0, n_pix, 65536):
-        values[a:a + 65536] = pca.transform(binned[a:a + 65536])
+    pca.fit(fit)
+    del fit
+    values = np.empty((index.size, pca.n_components_), np.float32)
+    for a in range(0, index.size, 65536):
+        values[a:a + 65536] = pca.transform(sample[a:a + 65536])
     yield Progress(n_tiles + 1, n_tiles + 1, "features")
-    return Features(values, (cube.height, cube.width), pca, channels, bin, normalise, totals)
+    return Features(index, values, (cube.height, cube.width), pca, channels, bin, normalise, totals)

@@ -1,12 +1,16 @@
 """Clustering methods on spectral features: UMAP + HDBSCAN, and a self-organising map.
 
 Both fit on a subsample and then label every pixel, so time and memory grow with the
-subsample, not with the cube.
+subsample, not with the cube. Each method comes in two parts: which pixels it fits on
+(``*_sample``, drawn with the seed before any counts are read, so that the features pass
+keeps just those), and the fit, which returns an :class:`Assigner`: the labels of any tile's
+features, and, once every pixel has its label, the final numbering
+(:func:`xray_atlas.cluster.iter_cluster` streams the cube through it).
 """
 
 from __future__ import annotations
 
-from typing import Generator
+from typing import Callable, Generator
 
 import numpy as np
 
@@ -14,7 +18,30 @@ from ..cube import Progress
 from ..errors import XrayAtlasError
 from .features import Features
 
-__all__ = ["umap_hdbscan", "som", "check_umap_hdbscan", "check_som"]
+__all__ = ["umap_hdbscan", "som", "check_umap_hdbscan", "check_som", "umap_hdbscan_sample", "som_sample", "Assigner"]
+
+
+class Assigner:
+    """A fitted method: labels tile by tile, then the final numbering.
+
+    :meth:`assign` gives each pixel of a tile an id (>= 0; -1 for noise); :meth:`finish`,
+    given the ids of every pixel, returns the label of each id (-1 for noise) and the
+    method's details. Ids are what the method assigns directly (a SOM's nodes, an
+    HDBSCAN cluster), so that sums over ids made while streaming give each label's sums.
+    """
+
+    def __init__(self, assign: Callable[[np.ndarray], np.ndarray],
+                 finish: Callable[[np.ndarray], tuple[np.ndarray, dict]], n_ids: int) -> None:
+        self._assign, self._finish, self.n_ids = assign, finish, int(n_ids)
+
+    def assign(self, values: np.ndarray) -> np.ndarray:
+        """(N, D) features -> (N,) int32 ids in [-1, n_ids)."""
+        return np.asarray(self._assign(values)).astype(np.int32)
+
+    def finish(self, ids: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Every pixel's id (P,) -> label of each id (n_ids,) int32 (-1: noise), details."""
+        lut, info = self._finish(ids)
+        return np.asarray(lut, np.int32), info
 
 
 def _check_int(name: str, value: object, lo: int) -> int:
@@ -53,6 +80,12 @@ def check_umap_hdbscan(n_pix: int, *, n_fit: int = 5000, n_neighbors: int = 30, 
     return m, mcs
 
 
+def umap_hdbscan_sample(n_pix: int, *, seed: int = 0, **params) -> np.ndarray:
+    """The pixels :func:`umap_hdbscan` embeds (flat indices), drawn with ``seed``."""
+    m, _ = check_umap_hdbscan(n_pix, **params)
+    return np.sort(np.random.default_rng(seed).choice(n_pix, size=m, replace=False))
+
+
 def umap_hdbscan(
     features: Features,
     *,
@@ -81,7 +114,7 @@ def umap_hdbscan(
         Every pixel takes the majority label of this many nearest subsample pixels in PCA
         space (noise counts as a label of its own).
 
-    Yields Progress; returns (labels (P,) int32 with -1 for noise, info dict).
+    Yields Progress; returns an :class:`Assigner` (ids: HDBSCAN's clusters, -1 for noise).
     """
     import warnings
 
@@ -89,26 +122,26 @@ def umap_hdbscan(
     import umap
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-    n_pix = features.values.shape[0]
-    m, mcs = check_umap_hdbscan(n_pix, n_fit=n_fit, n_neighbors=n_neighbors, min_dist=min_dist,
-                                n_components=n_components, min_samples=min_samples,
-                                min_cluster_size=min_cluster_size, assign_neighbors=assign_neighbors)
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(n_pix, size=m, replace=False))
-    x = features.values[idx]
-    yield Progress(1, 4, "umap")
+    n_pix = features.n_pixels
+    kw = {"n_fit": n_fit, "n_neighbors": n_neighbors, "min_dist": min_dist, "n_components": n_components,
+          "min_samples": min_samples, "min_cluster_size": min_cluster_size, "assign_neighbors": assign_neighbors}
+    m, mcs = check_umap_hdbscan(n_pix, **kw)
+    idx = umap_hdbscan_sample(n_pix, seed=seed, **kw)
+    x = features.take(idx)
+    yield Progress(1, 3, "umap")
     # exact neighbours from scikit-learn: UMAP then skips pynndescent and its long first compile
     dist, ind = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by random_state"
         emb = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, n_components=n_components, n_epochs=200,
                         random_state=seed, precomputed_knn=(ind, dist, None)).fit_transform(x)
-    yield Progress(2, 4, "hdbscan")
+    yield Progress(2, 3, "hdbscan")
     sub = hdbscan.HDBSCAN(min_samples=min_samples, min_cluster_size=mcs).fit_predict(emb).astype(np.int32)
-    yield Progress(3, 4, "assign")
-    labels = KNeighborsClassifier(n_neighbors=min(assign_neighbors, m)).fit(x, sub).predict(features.values)
-    yield Progress(4, 4, "assign")
-    return labels.astype(np.int32), {"fit_pixels": idx, "embedding": emb, "min_cluster_size": mcs}
+    knn = KNeighborsClassifier(n_neighbors=min(assign_neighbors, m)).fit(x, sub)
+    yield Progress(3, 3, "hdbscan")
+    k = int(sub.max()) + 1
+    info = {"fit_pixels": idx, "embedding": emb, "min_cluster_size": mcs}
+    return Assigner(knn.predict, lambda ids: (np.arange(k), info), k)
 
 
 def check_som(n_pix: int, *, rows: int = 8, cols: int = 8, epochs: int = 10, batch_size: int = 4096,
@@ -147,9 +180,10 @@ def _n_clusters(value: int | str | None, n_nodes: int) -> int | str | None:
     return k
 
 
-def _join_nodes(x: np.ndarray, codebook: np.ndarray, node_of: np.ndarray, used: np.ndarray,
-                n_clusters: int | str, rng: np.random.Generator) -> np.ndarray:
-    """Ward clustering of the used nodes' codebooks; 'auto' picks the count by silhouette."""
+def _join_nodes(x_sub: np.ndarray, codebook: np.ndarray, node_sub: np.ndarray, used: np.ndarray,
+                n_clusters: int | str) -> np.ndarray:
+    """Ward clustering of the used nodes' codebooks; 'auto' picks the count by the silhouette
+    of the pixels ``x_sub`` (features) whose nodes are ``node_sub``."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from sklearn.metrics import silhouette_score
 
@@ -162,14 +196,13 @@ def _join_nodes(x: np.ndarray, codebook: np.ndarray, node_of: np.ndarray, used: 
         return lab
 
     if n_clusters == "auto":
-        sub = rng.choice(x.shape[0], size=min(3000, x.shape[0]), replace=False)
         best = None
         for k in range(2, min(15, used.size) + 1):
             lab = labels_for(k)
-            pix = lab[node_of[sub]]
+            pix = lab[node_sub]
             if np.unique(pix).size < 2:
                 continue
-            score = silhouette_score(x[sub], pix)
+            score = silhouette_score(x_sub, pix)
             if best is None or score > best[0]:
                 best = (score, lab)
         out = best[1] if best is not None else labels_for(1)
@@ -193,6 +226,18 @@ def _kmeanspp(x, k: int, gen):
         centres.append(x[nxt])
         d2 = torch.minimum(d2, ((x - x[nxt]) ** 2).sum(dim=1))
     return torch.stack(centres).clone()
+
+
+#: Pixels whose silhouette picks the SOM's number of clusters (``n_clusters="auto"``).
+SILHOUETTE_PIXELS = 3000
+
+
+def som_sample(n_pix: int, *, seed: int = 0, n_fit: int = 50000, **params) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels :func:`som` trains on and those whose silhouette picks its number of
+    clusters (flat indices), drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
+    return idx, rng.choice(n_pix, size=min(SILHOUETTE_PIXELS, n_pix), replace=False)
 
 
 def som(
@@ -241,15 +286,14 @@ def som(
 
     from ..devices import resolve_device
 
-    n_pix = features.values.shape[0]
+    n_pix = features.n_pixels
     n_clusters = check_som(n_pix, rows=rows, cols=cols, epochs=epochs, batch_size=batch_size, lr=lr, sigma=sigma,
                            n_fit=n_fit, n_clusters=n_clusters, device=device)
     n_nodes = rows * cols
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
-    x = torch.from_numpy(features.values[idx]).to(dev)
+    idx, sub = som_sample(n_pix, seed=seed, n_fit=n_fit)
+    x = torch.from_numpy(features.take(idx)).to(dev)
     grid = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"), -1).reshape(-1, 2)
     grid_d2 = torch.cdist(grid.float(), grid.float()).pow(2).to(dev)  # (nodes, nodes)
     w = _kmeanspp(x, n_nodes, gen)  # codebook (nodes, D), spread over the data
@@ -273,22 +317,31 @@ def som(
             step += 1
         yield Progress(epoch + 1, epochs + 1, "som")
     codebook = w.cpu().numpy()
-    node_of = np.empty(n_pix, np.int64)
     wt = torch.from_numpy(codebook).to(dev)
-    for a in range(0, n_pix, 65536):
-        xb = torch.from_numpy(features.values[a:a + 65536]).to(dev)
-        node_of[a:a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
-    cluster_of_node = np.arange(n_nodes)
-    used = np.unique(node_of)
-    if n_clusters is not None and used.size > 1:
-        cluster_of_node = _join_nodes(features.values, codebook, node_of, used, n_clusters, rng)
-    labels = cluster_of_node[node_of]
-    # renumber by size, largest first, skipping nodes no pixel chose
-    used, counts = np.unique(labels, return_counts=True)
-    order = used[np.argsort(-counts)]
-    remap = np.full(max(labels.max(), cluster_of_node.max()) + 1, -1)
-    remap[order] = np.arange(order.size)
+
+    def nearest(values: np.ndarray) -> np.ndarray:
+        out = np.empty(values.shape[0], np.int32)
+        for a in range(0, values.shape[0], 65536):
+            xb = torch.from_numpy(np.ascontiguousarray(values[a:a + 65536])).to(dev)
+            out[a:a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
+        return out
+
+    def finish(node_of: np.ndarray) -> tuple[np.ndarray, dict]:
+        cluster_of_node = np.arange(n_nodes)
+        used = np.unique(node_of)
+        if n_clusters is not None and used.size > 1:
+            cluster_of_node = _join_nodes(features.take(sub), codebook, node_of[sub], used, n_clusters)
+        # renumber by size, largest first, skipping nodes no pixel chose
+        per_node = np.bincount(node_of, minlength=n_nodes)
+        chosen = per_node > 0
+        counts = np.bincount(cluster_of_node[chosen], weights=per_node[chosen],
+                             minlength=max(cluster_of_node.max(), 0) + 1).astype(np.int64)
+        kept = np.flatnonzero(counts > 0)
+        order = kept[np.argsort(-counts[kept])]
+        remap = np.full(max(cluster_of_node.max(), 0) + 1, -1)
+        remap[order] = np.arange(order.size)
+        node_cluster = np.where(cluster_of_node >= 0, remap[np.maximum(cluster_of_node, 0)], -1)
+        return node_cluster, {"codebook": codebook, "node_of_pixel": node_of, "cluster_of_node": node_cluster}
+
     yield Progress(epochs + 1, epochs + 1, "som")
-    node_cluster = np.where(cluster_of_node >= 0, remap[np.maximum(cluster_of_node, 0)], -1)
-    return remap[labels].astype(np.int32), {"codebook": codebook, "node_of_pixel": node_of,
-                                            "cluster_of_node": node_cluster}
+    return Assigner(nearest, finish, n_nodes)
