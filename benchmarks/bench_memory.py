@@ -2,7 +2,7 @@
 
 Issues 31 and 33: whatever the cube's size, each of these commands stays under about 2 GB
 of resident memory. The script writes (once) a 1024 x 1024 x 2048 uint16 HDF5 cube in the
-project's layout (CONTRACTS.md section 2; 4.29 GB), then runs each command in a fresh
+project's layout (docs/dev/contracts.md section 2; 4.29 GB), then runs each command in a fresh
 process through the command line and prints its peak resident memory (the child's
 ``ru_maxrss``), wall time and spectra per second:
 
@@ -50,7 +50,7 @@ def make_cube(path: Path) -> None:
     import numpy as np
 
     from xray_atlas.io.results import atomic_h5
-    from xray_atlas.physics.generator import _poisson
+    from xray_atlas.physics.generator import poisson
     from xray_atlas.physics.painting import paint, painting_instrument, shapes_layout
 
     if path.exists():
@@ -75,7 +75,7 @@ def make_cube(path: Path) -> None:
                 rng = np.random.default_rng(1000 + REPEAT * i + j)
                 block = np.empty(expected.shape, np.uint16)
                 for a in range(0, expected.shape[0], 256):
-                    block[a:a + 256] = _poisson(expected[a:a + 256], rng)
+                    block[a:a + 256] = poisson(expected[a:a + 256], rng)
                 ds[i * BLOCK:(i + 1) * BLOCK, j * BLOCK:(j + 1) * BLOCK] = block.reshape(BLOCK, BLOCK, CHANNELS)
             print(f"  wrote rows {i * BLOCK}-{(i + 1) * BLOCK} ({time.perf_counter() - t:.0f} s)", flush=True)
     print(f"cube {path}: {path.stat().st_size / 1e9:.2f} GB on disk, {time.perf_counter() - t:.0f} s to write",
