@@ -51,8 +51,13 @@ def batch_run(n_workers: int, cubes: list[Path], out: Path) -> dict:
     report = run_batch("maps", cubes, out, scheduler=f"local:{n_workers}")
     wall = time.perf_counter() - t0
     assert report.count("ok") == len(cubes), [r["error"] for r in report.rows if r["error"]]
-    return {"workers": n_workers, "cubes_per_min": len(cubes) / report.run_seconds * 60, "run_s": report.run_seconds,
-            "wall_s": wall, "cube_s": [r["seconds"] for r in report.rows]}
+    return {
+        "workers": n_workers,
+        "cubes_per_min": len(cubes) / report.run_seconds * 60,
+        "run_s": report.run_seconds,
+        "wall_s": wall,
+        "cube_s": [r["seconds"] for r in report.rows],
+    }
 
 
 def loop_run(cubes: list[Path], out: Path) -> dict:
@@ -79,16 +84,23 @@ def main() -> None:
             for n in (1, 2):
                 res = batch_run(n, cubes, Path(tmp) / f"out_{n}_{r}")
                 results[n].append(res)
-                print(f"round {r + 1}: local:{n}: {res['cubes_per_min']:.1f} cubes/min ({res['run_s']:.1f} s for "
-                      f"{len(cubes)} cubes, wall {res['wall_s']:.1f} s with the cluster's start); per cube "
-                      f"{min(res['cube_s']):.2f}-{max(res['cube_s']):.2f} s", flush=True)
+                print(
+                    f"round {r + 1}: local:{n}: {res['cubes_per_min']:.1f} cubes/min ({res['run_s']:.1f} s for "
+                    f"{len(cubes)} cubes, wall {res['wall_s']:.1f} s with the cluster's start); per cube "
+                    f"{min(res['cube_s']):.2f}-{max(res['cube_s']):.2f} s",
+                    flush=True,
+                )
         if not args.no_loop:
             loop = loop_run(cubes, Path(tmp) / "loop")
-            print(f"loop of xray-atlas maps: {loop['cubes_per_min']:.1f} cubes/min ({loop['wall_s']:.1f} s)", flush=True)
+            print(
+                f"loop of xray-atlas maps: {loop['cubes_per_min']:.1f} cubes/min ({loop['wall_s']:.1f} s)", flush=True
+            )
     best = {n: max(r["cubes_per_min"] for r in rs) for n, rs in results.items()}
     ratios = [b["cubes_per_min"] / a["cubes_per_min"] for a, b in zip(results[1], results[2])]
-    print(f"throughput 2 workers / 1 worker: {', '.join(f'{x:.2f}' for x in ratios)} per round "
-          f"(best of each: {best[2] / best[1]:.2f})")
+    print(
+        f"throughput 2 workers / 1 worker: {', '.join(f'{x:.2f}' for x in ratios)} per round "
+        f"(best of each: {best[2] / best[1]:.2f})"
+    )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -74,12 +74,21 @@ def child(kind: str, path: str) -> dict:
         labels = np.array([som.winner(v)[0] * 3 + som.winner(v)[1] for v in x[::50]])
         truth = truth[::50]
         total = time.perf_counter() - t
-        return {"seconds": total + 9 * epoch, "one_epoch_s": epoch, "peak_mb": peak_mb(),
-                "ari": float(adjusted_rand_score(truth, labels)), "extrapolated": True}
+        return {
+            "seconds": total + 9 * epoch,
+            "one_epoch_s": epoch,
+            "peak_mb": peak_mb(),
+            "ari": float(adjusted_rand_score(truth, labels)),
+            "extrapolated": True,
+        }
     else:
         raise ValueError(kind)
-    return {"seconds": time.perf_counter() - t, "peak_mb": peak_mb(),
-            "ari": float(adjusted_rand_score(truth, labels)), "n_clusters": int(len(set(labels.tolist())))}
+    return {
+        "seconds": time.perf_counter() - t,
+        "peak_mb": peak_mb(),
+        "ari": float(adjusted_rand_score(truth, labels)),
+        "n_clusters": int(len(set(labels.tolist()))),
+    }
 
 
 def main() -> None:
@@ -99,13 +108,16 @@ def main() -> None:
         t = time.perf_counter()
         synthetic_painting(H, W, seed=3).write(path)
         print(f"generated {path.name} in {time.perf_counter() - t:.0f} s")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"cube {path.name} ({path.stat().st_size / 1e9:.2f} GB)")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"cube {path.name} ({path.stat().st_size / 1e9:.2f} GB)"
+    )
     kinds = ["umap-hdbscan", "som", "som-3x3"] + ([] if args.skip_study else ["study-umap", "minisom"])
     results = {}
     for kind in kinds:
-        out = subprocess.run([sys.executable, __file__, "--child", kind, "--path", str(path)],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--path", str(path)], capture_output=True, text=True
+        )
         if out.returncode != 0:
             print(f"{kind}: failed: {out.stderr.strip().splitlines()[-1] if out.stderr else out.returncode}")
             continue
@@ -114,13 +126,17 @@ def main() -> None:
         extra = f" (one epoch {r['one_epoch_s']:.0f} s x 10)" if r.get("extrapolated") else ""
         print(f"{kind:13s} {r['seconds']:8.1f} s{extra}  peak {r['peak_mb']:7.0f} MB  ARI {r['ari']:.3f}")
     if "study-umap" in results and "umap-hdbscan" in results:
-        print(f"ratio study UMAP / xray-atlas umap-hdbscan: "
-              f"{results['study-umap']['seconds'] / results['umap-hdbscan']['seconds']:.1f} x time, "
-              f"{results['study-umap']['peak_mb'] / results['umap-hdbscan']['peak_mb']:.1f} x memory")
+        print(
+            f"ratio study UMAP / xray-atlas umap-hdbscan: "
+            f"{results['study-umap']['seconds'] / results['umap-hdbscan']['seconds']:.1f} x time, "
+            f"{results['study-umap']['peak_mb'] / results['umap-hdbscan']['peak_mb']:.1f} x memory"
+        )
     if "minisom" in results and "som-3x3" in results:
-        print(f"ratio minisom / xray-atlas som 3 x 3: "
-              f"{results['minisom']['seconds'] / results['som-3x3']['seconds']:.1f} x time, "
-              f"{results['minisom']['peak_mb'] / results['som-3x3']['peak_mb']:.1f} x memory")
+        print(
+            f"ratio minisom / xray-atlas som 3 x 3: "
+            f"{results['minisom']['seconds'] / results['som-3x3']['seconds']:.1f} x time, "
+            f"{results['minisom']['peak_mb'] / results['som-3x3']['peak_mb']:.1f} x memory"
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def core(maps: dict[str, np.ndarray]) -> None:
     xr = (float(x.min()), float(x.max()))
     yr = (float(y.min()), float(y.max()))
     angle = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    lasso = np.column_stack([np.mean(xr) + 0.3 * np.ptp(xr) * np.cos(angle),
-                             np.mean(yr) + 0.3 * np.ptp(yr) * np.sin(angle)])
+    lasso = np.column_stack(
+        [np.mean(xr) + 0.3 * np.ptp(xr) * np.cos(angle), np.mean(yr) + 0.3 * np.ptp(yr) * np.sin(angle)]
+    )
     rows = [
         ("histogram2d, 256 x 256 cells", lambda: histogram2d(x, y, bins=256)),
         ("numpy.histogram2d, same cells", lambda: np.histogram2d(x.ravel(), y.ravel(), bins=256, range=[xr, yr])),
@@ -133,7 +134,7 @@ def gui(maps: dict[str, np.ndarray]) -> None:
             app.processEvents()
         r, c = rng.integers(0, labels.shape[0] - 40), rng.integers(0, labels.shape[1] - 40)
         data = np.zeros_like(labels)
-        data[r:r + 40, c:c + 40] = 1
+        data[r : r + 40, c : c + 40] = 1
         t0 = time.perf_counter()
         layer.data = data  # the timer that gathers paint strokes (30 ms) is part of what a user waits
         highlight.append(until_painted(t0))
@@ -144,8 +145,14 @@ def gui(maps: dict[str, np.ndarray]) -> None:
             app.processEvents()
         x0 = float(rng.uniform(h.x_edges[0], h.x_edges[-1] * 0.6))
         y0 = float(rng.uniform(h.y_edges[0], h.y_edges[-1] * 0.6))
-        corners = np.array([[x0, y0], [x0 + np.ptp(h.x_edges) / 3, y0], [x0 + np.ptp(h.x_edges) / 3,
-                            y0 + np.ptp(h.y_edges) / 3], [x0, y0 + np.ptp(h.y_edges) / 3]])
+        corners = np.array(
+            [
+                [x0, y0],
+                [x0 + np.ptp(h.x_edges) / 3, y0],
+                [x0 + np.ptp(h.x_edges) / 3, y0 + np.ptp(h.y_edges) / 3],
+                [x0, y0 + np.ptp(h.y_edges) / 3],
+            ]
+        )
         t0 = time.perf_counter()
         dock.box.sigDrawn.emit(corners, "rectangle")
         selection.append(1e3 * (time.perf_counter() - t0))
@@ -166,8 +173,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, nargs=2, default=(426, 427), metavar=("H", "W"))
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
-          f"numpy {np.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, numpy {np.__version__}")
     t0 = time.perf_counter()
     maps = _maps(*args.size)
     print(f"maps of a {args.size[0]} x {args.size[1]} painting in {time.perf_counter() - t0:.1f} s")

@@ -34,12 +34,26 @@ def _config(task: str, epochs: int):
     from xray_atlas.training import make_config
 
     if task == "spectra":
-        return make_config("maps", epochs=epochs, device="cpu", batch_size=256, patience=0,
-                           source_params={"n_train": 8192, "n_val": 1024})
+        return make_config(
+            "maps",
+            epochs=epochs,
+            device="cpu",
+            batch_size=256,
+            patience=0,
+            source_params={"n_train": 8192, "n_val": 1024},
+        )
     if task == "images":
-        return make_config("images", source="synthetic-micrographs", model="image-cnn", epochs=epochs, device="cpu",
-                           batch_size=64, patience=0, schedule="constant",
-                           source_params={"n_images": 1600, "frame": 64, "size": 64})
+        return make_config(
+            "images",
+            source="synthetic-micrographs",
+            model="image-cnn",
+            epochs=epochs,
+            device="cpu",
+            batch_size=64,
+            patience=0,
+            schedule="constant",
+            source_params={"n_images": 1600, "frame": 64, "size": 64},
+        )
     raise SystemExit(f"unknown task {task!r}")
 
 
@@ -76,8 +90,10 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
+    )
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     all_threads = torch.get_num_threads()
     variants = ((1, all_threads), (1, 1), (args.processes, max(1, all_threads // args.processes)))
@@ -89,8 +105,11 @@ def main() -> None:
                 for n, threads in variants:
                     v = one_run(task, n, threads, args.epochs, Path(tmp))
                     results.setdefault((task, n, threads), []).append(v)
-                    print(f"{task} run {r + 1}: {names[(n, threads)]}: {v:,.0f} samples/s "
-                          f"(load {os.getloadavg()[0]:.2f})", flush=True)
+                    print(
+                        f"{task} run {r + 1}: {names[(n, threads)]}: {v:,.0f} samples/s "
+                        f"(load {os.getloadavg()[0]:.2f})",
+                        flush=True,
+                    )
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("\n| task | " + " | ".join(names[v] for v in variants) + " | ratio N procs / 1 proc |")
     print("| --- |" + " --- |" * (len(variants) + 1))

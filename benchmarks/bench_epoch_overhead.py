@@ -45,9 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     from xray_atlas.training import make_config, train
     from xray_atlas.training.sources import SyntheticSpectra
 
-    cfg = make_config("elements", model="spectral-cnn", loss="bce", epochs=args.epochs, seed=ELEMENTS_SEED,
-                      device="cpu", batch_size=256, schedule="cosine",
-                      source_params={**ELEMENTS_SOURCE, "n_train": args.per_epoch, "n_val": 32768})
+    cfg = make_config(
+        "elements",
+        model="spectral-cnn",
+        loss="bce",
+        epochs=args.epochs,
+        seed=ELEMENTS_SEED,
+        device="cpu",
+        batch_size=256,
+        schedule="cosine",
+        source_params={**ELEMENTS_SOURCE, "n_train": args.per_epoch, "n_val": 32768},
+    )
     ends: list[tuple[float, float, bool]] = []
 
     class Clock:
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"epoch's own time (median): {epoch:.2f} s")
     print(f"between epochs after an improving one (median of {len(between)}): {now:.2f} s")
     print(f"baseline, the former second validation pass + threshold search: {second:.2f} s")
-    print(f"between epochs, former / now: {(now + second) / now:.1f}x; "
-          f"share of an epoch of {args.per_epoch:,}: {second / (epoch + now + second):.0%}")
+    print(
+        f"between epochs, former / now: {(now + second) / now:.1f}x; "
+        f"share of an epoch of {args.per_epoch:,}: {second / (epoch + now + second):.0%}"
+    )
     return 0
 
 

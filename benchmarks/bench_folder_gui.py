@@ -66,21 +66,39 @@ def main() -> None:
     viewer.window.resize(1200, 800)
     options = {"model": args.model}
     scheduler = f"local:{args.workers}"
-    figures: dict = {"machine": platform.node(), "cpus": os.cpu_count(), "scans": args.scans,
-                     "size": args.size, "model": args.model, "workers": args.workers, "child_nice": args.nice,
-                     "modes": {}}
+    figures: dict = {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "scans": args.scans,
+        "size": args.size,
+        "model": args.model,
+        "workers": args.workers,
+        "child_nice": args.nice,
+        "modes": {},
+    }
 
     for mode in args.modes.split(","):
         out = work / f"out-{mode}"
         if mode == "idle":
             worker = create_worker(time.sleep, 20.0, _start_thread=False)
         elif mode == "child":
-            worker = create_worker(lambda: (yield from iter_batch("maps", [scans], out, options=options,
-                                                                  scheduler=scheduler, nice=args.nice)),
-                                   _start_thread=False)
+            worker = create_worker(
+                lambda: (
+                    yield from iter_batch("maps", [scans], out, options=options, scheduler=scheduler, nice=args.nice)
+                ),
+                _start_thread=False,
+            )
         else:
-            worker = create_worker(run_batch, "maps", [scans], out, options=options, scheduler=scheduler,
-                                   processes=mode == "processes", _start_thread=False)
+            worker = create_worker(
+                run_batch,
+                "maps",
+                [scans],
+                out,
+                options=options,
+                scheduler=scheduler,
+                processes=mode == "processes",
+                _start_thread=False,
+            )
         result: dict = {}
         worker.returned.connect(lambda report, r=result: r.setdefault("report", report))
         worker.finished.connect(lambda r=result: r.setdefault("finished", True))
@@ -111,9 +129,12 @@ def main() -> None:
             print(mode, figures["modes"][mode], flush=True)
             continue
         figures["modes"][mode] = {
-            "longest_gap_ms": gaps["longest"], "wall_s": round(wall, 2),
-            "ok": report.count("ok") if report else None, "error": result.get("error"),
-            "cubes_per_min": round(report.count("ok") / max(report.run_seconds, 1e-9) * 60, 1) if report else None}
+            "longest_gap_ms": gaps["longest"],
+            "wall_s": round(wall, 2),
+            "ok": report.count("ok") if report else None,
+            "error": result.get("error"),
+            "cubes_per_min": round(report.count("ok") / max(report.run_seconds, 1e-9) * 60, 1) if report else None,
+        }
         print(mode, figures["modes"][mode], flush=True)
     viewer.close()
     print(json.dumps(figures, indent=1))

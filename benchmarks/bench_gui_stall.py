@@ -81,8 +81,13 @@ def main() -> None:
             return self.worst
 
     def job_phase(dock):
-        return lambda: ("compute" if dock.jobs.worker is not None and dock.jobs._feed is None
-                        else "arrival" if dock.jobs.busy else "idle")
+        return lambda: (
+            "compute"
+            if dock.jobs.worker is not None and dock.jobs._feed is None
+            else "arrival"
+            if dock.jobs.busy
+            else "idle"
+        )
 
     results: dict[str, dict] = {}
 
@@ -99,8 +104,11 @@ def main() -> None:
             app.processEvents()
         worst = ticks.stop()
         worst.pop("idle", None)
-        results[name] = {"seconds": round(time.perf_counter() - t0, 1), **{f"{k}_stall_ms": v for k, v in worst.items()},
-                         "layers": len(viewer.layers)}
+        results[name] = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            **{f"{k}_stall_ms": v for k, v in worst.items()},
+            "layers": len(viewer.layers),
+        }
         print(f"{name:22s} {results[name]}", flush=True)
 
     maps = docks["Elemental maps"]
@@ -142,10 +150,15 @@ def main() -> None:
         app.processEvents()
     base = ticks.stop().get("baseline", 0)
     ratio = results["Elemental maps"]["arrival_stall_ms"] / max(base, 1)
-    results["baseline: maps layers in one turn"] = {"stall_ms": base, "layers": len(layers),
-                                                    "arrival_over_baseline": round(ratio, 3)}
-    print(f"baseline (maps layers added in one turn): {base} ms for {len(layers)} layers; "
-          f"arrival stall / baseline = {ratio:.3f}")
+    results["baseline: maps layers in one turn"] = {
+        "stall_ms": base,
+        "layers": len(layers),
+        "arrival_over_baseline": round(ratio, 3),
+    }
+    print(
+        f"baseline (maps layers added in one turn): {base} ms for {len(layers)} layers; "
+        f"arrival stall / baseline = {ratio:.3f}"
+    )
     # floor: napari's own stall for one image layer added to a fresh, empty viewer
     import napari
 
@@ -166,8 +179,11 @@ def main() -> None:
     bare.close()
     results["floor: one layer into an empty viewer"] = {"stall_ms": floor, "median_ms": float(np.median(floor))}
     print(f"floor (napari, one 96 x 128 layer into an empty viewer): {floor} ms")
-    info = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
-            "python": platform.python_version(), "results": results}
+    info = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "results": results,
+    }
     if args.json:
         with open(args.json, "w") as f:
             json.dump(info, f, indent=2)

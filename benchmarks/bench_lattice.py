@@ -22,8 +22,10 @@ from xray_atlas.physics.lattice import random_couplings, simulate_lattices
 
 def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}"
+    )
     for span, n in ((2, 256), (3, 256), (4, 256)):
         src = simulate_lattices(span=span, couplings=random_couplings(span, n, 1), size=96, sweeps=200, rng=2)
         t = time.perf_counter()
@@ -35,9 +37,11 @@ def main() -> None:
         single = [simulate_lattices(span=span, target=src.encoding[i], size=96, rng=4 + i) for i in range(8)]
         dt1 = time.perf_counter() - t
         rate1 = sum(int(s.converged[0]) for s in single) / dt1 * 60
-        print(f"span {span}: {n} targets in {dt:.1f} s, {ok.mean():.1%} within 0.03 "
-              f"(median error {np.median(out.error):.4f}, max of converged {out.error[ok].max():.4f}); "
-              f"{rate:.0f} lattices/min batched vs {rate1:.0f}/min one at a time ({rate / max(rate1, 1e-9):.1f}x)")
+        print(
+            f"span {span}: {n} targets in {dt:.1f} s, {ok.mean():.1%} within 0.03 "
+            f"(median error {np.median(out.error):.4f}, max of converged {out.error[ok].max():.4f}); "
+            f"{rate:.0f} lattices/min batched vs {rate1:.0f}/min one at a time ({rate / max(rate1, 1e-9):.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,20 @@ HERE = Path(__file__).resolve().parent
 CUBE = HERE / "data" / "cube_564x428x4096.h5"
 STEEL_CFG = HERE.parents[1] / "shared" / "data" / "real" / "Steel.cfg"
 XA_KINDS = ("default", "maps-default", "spatial", "lsq", "fit")
-ELEMENTS = {"S": "K", "K": "K", "Ca": "K", "Cr": "K", "Mn": "K", "Fe": "K", "Cu": "K", "Zn": "K", "Sr": "K",
-            "Au": "L", "Hg": "L", "Pb": "L"}
+ELEMENTS = {
+    "S": "K",
+    "K": "K",
+    "Ca": "K",
+    "Cr": "K",
+    "Mn": "K",
+    "Fe": "K",
+    "Cu": "K",
+    "Zn": "K",
+    "Sr": "K",
+    "Au": "L",
+    "Hg": "L",
+    "Pb": "L",
+}
 
 
 def child(kind: str, out: str) -> dict:
@@ -50,8 +62,13 @@ def child(kind: str, out: str) -> dict:
     import numpy as np
 
     if kind in XA_KINDS:
-        model = {"default": [], "maps-default": ["--model", "maps-default"], "spatial": ["--model", "maps-spatial"],
-                 "lsq": ["--model", "lsq"], "fit": ["--model", "fit"]}[kind]
+        model = {
+            "default": [],
+            "maps-default": ["--model", "maps-default"],
+            "spatial": ["--model", "maps-spatial"],
+            "lsq": ["--model", "lsq"],
+            "fit": ["--model", "fit"],
+        }[kind]
         args = ["maps", str(CUBE), out, "--device", "cpu"] + model
         assert main(args) == 0
         with h5py.File(CUBE) as f:
@@ -70,7 +87,7 @@ def child(kind: str, out: str) -> dict:
         t0 = time.perf_counter()
         with torch.inference_mode():
             for a in range(0, len(block), 1024):
-                model(torch.from_numpy(block[a:a + 1024]))
+                model(torch.from_numpy(block[a : a + 1024]))
         return {"seconds": time.perf_counter() - t0, "spectra": len(block)}
     if kind == "pymca":
         from PyMca5.PyMcaIO import ConfigDict
@@ -78,7 +95,7 @@ def child(kind: str, out: str) -> dict:
 
         cfg = ConfigDict.ConfigDict()
         cfg.read(str(STEEL_CFG))
-        cfg["peaks"] = {el: fam for el, fam in ELEMENTS.items()}
+        cfg["peaks"] = dict(ELEMENTS)
         cfg["fit"]["xmin"], cfg["fit"]["xmax"] = 100, 2500
         cfg["fit"]["stripflag"], cfg["fit"]["stripalgorithm"], cfg["fit"]["snipwidth"] = 1, 1, 30
         energy = list(cfg["fit"]["energy"])
@@ -96,15 +113,20 @@ def child(kind: str, out: str) -> dict:
         result = fit.fitMultipleSpectra(y=data, weight=0, refit=1, concentrations=0)
         seconds = time.perf_counter() - t0
         names = [str(n) for n in result["names"]] if "names" in result else []
-        return {"seconds": seconds, "fit_seconds": time.perf_counter() - t1, "spectra": data.shape[0] * data.shape[1],
-                "outputs": names[:20]}
+        return {
+            "seconds": seconds,
+            "fit_seconds": time.perf_counter() - t1,
+            "spectra": data.shape[0] * data.shape[1],
+            "outputs": names[:20],
+        }
     raise ValueError(kind)
 
 
 def run(kind: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        res = subprocess.run([sys.executable, __file__, "--child", kind, str(Path(tmp) / "maps.h5")],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "--child", kind, str(Path(tmp) / "maps.h5")], capture_output=True, text=True
+        )
         if res.returncode:
             return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
         return json.loads(res.stdout.strip().splitlines()[-1])
@@ -116,8 +138,10 @@ def main() -> None:
         return
     if not CUBE.exists():
         sys.exit(f"{CUBE} is missing: run benchmarks/bench_open_and_click.py first")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; cube {CUBE.name} "
-          f"({CUBE.stat().st_size / 1e9:.2f} GB)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; cube {CUBE.name} "
+        f"({CUBE.stat().st_size / 1e9:.2f} GB)"
+    )
     with open(CUBE, "rb") as f:  # warm the page cache once, for every run alike
         while f.read(1 << 26):
             pass
@@ -132,8 +156,10 @@ def main() -> None:
             continue
         rate = r["spectra"] / r["seconds"]
         extra = f" (fit alone {r['spectra'] / r['fit_seconds']:,.0f}/s)" if "fit_seconds" in r else ""
-        print(f"{k:<8} {r['spectra']:>7} spectra in {r['seconds']:7.2f} s: {rate:>9,.0f} spectra/s{extra}; "
-              f"default model is {base / rate:5.2f}x")
+        print(
+            f"{k:<8} {r['spectra']:>7} spectra in {r['seconds']:7.2f} s: {rate:>9,.0f} spectra/s{extra}; "
+            f"default model is {base / rate:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

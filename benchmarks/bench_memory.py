@@ -75,18 +75,18 @@ def make_cube(path: Path) -> None:
                 rng = np.random.default_rng(1000 + REPEAT * i + j)
                 block = np.empty(expected.shape, np.uint16)
                 for a in range(0, expected.shape[0], 256):
-                    block[a:a + 256] = poisson(expected[a:a + 256], rng)
-                ds[i * BLOCK:(i + 1) * BLOCK, j * BLOCK:(j + 1) * BLOCK] = block.reshape(BLOCK, BLOCK, CHANNELS)
+                    block[a : a + 256] = poisson(expected[a : a + 256], rng)
+                ds[i * BLOCK : (i + 1) * BLOCK, j * BLOCK : (j + 1) * BLOCK] = block.reshape(BLOCK, BLOCK, CHANNELS)
             print(f"  wrote rows {i * BLOCK}-{(i + 1) * BLOCK} ({time.perf_counter() - t:.0f} s)", flush=True)
-    print(f"cube {path}: {path.stat().st_size / 1e9:.2f} GB on disk, {time.perf_counter() - t:.0f} s to write",
-          flush=True)
+    print(
+        f"cube {path}: {path.stat().st_size / 1e9:.2f} GB on disk, {time.perf_counter() - t:.0f} s to write", flush=True
+    )
 
 
 def run(name: str, cube: Path, folder: Path, src: Path = SRC) -> dict:
     """One command in a fresh process; its peak resident memory from ``os.wait4`` (ru_maxrss, as RUSAGE_CHILDREN gives it)."""
     out = folder / f"{name}.h5"
-    cmd = [sys.executable, "-m", "xray_atlas.cli", *RUNS[name][:1], str(cube), str(out), *RUNS[name][1:],
-           "--overwrite"]
+    cmd = [sys.executable, "-m", "xray_atlas.cli", *RUNS[name][:1], str(cube), str(out), *RUNS[name][1:], "--overwrite"]
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -94,8 +94,15 @@ def run(name: str, cube: Path, folder: Path, src: Path = SRC) -> dict:
     wall = time.perf_counter() - t
     text = proc.stdout.read()
     rc = os.waitstatus_to_exitcode(status)
-    return {"name": name, "command": " ".join(["xray-atlas", *cmd[3:]]), "rc": rc, "wall_s": wall,
-            "peak_mb": usage.ru_maxrss / 1024, "spectra_per_s": H * W / wall, "output": text.strip()[-2000:]}
+    return {
+        "name": name,
+        "command": " ".join(["xray-atlas", *cmd[3:]]),
+        "rc": rc,
+        "wall_s": wall,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "spectra_per_s": H * W / wall,
+        "output": text.strip()[-2000:],
+    }
 
 
 def main() -> None:
@@ -104,28 +111,40 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=list(RUNS), default=list(RUNS))
     ap.add_argument("--cube-only", action="store_true", help="write the cube and stop")
     ap.add_argument("--delete", action="store_true", help="remove the folder (cube and results) afterwards")
-    ap.add_argument("--src", type=Path, default=SRC, help="the xray_atlas source tree the commands run (default: "
-                    "this checkout's; another, e.g. a copy of an older commit's, for a before-and-after)")
+    ap.add_argument(
+        "--src",
+        type=Path,
+        default=SRC,
+        help="the xray_atlas source tree the commands run (default: "
+        "this checkout's; another, e.g. a copy of an older commit's, for a before-and-after)",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(SRC))
     folder = Path(args.folder)
     cube = folder / "cube-1024x1024x2048.h5"
     make_cube(cube)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_version()}; "
-          f"cube {cube.stat().st_size / 1e9:.2f} GB ({H} x {W} x {CHANNELS} uint16)", flush=True)
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, {platform.python_version()}; "
+        f"cube {cube.stat().st_size / 1e9:.2f} GB ({H} x {W} x {CHANNELS} uint16)",
+        flush=True,
+    )
     if args.cube_only:
         return
     rows = []
     for name in args.only:
         r = run(name, cube, folder, args.src)
         rows.append(r)
-        print(f"{name}: rc {r['rc']}, peak {r['peak_mb']:.0f} MB, {r['wall_s']:.0f} s, "
-              f"{r['spectra_per_s']:,.0f} spectra/s\n  {r['command']}\n  " + r["output"].replace("\n", "\n  "),
-              flush=True)
+        print(
+            f"{name}: rc {r['rc']}, peak {r['peak_mb']:.0f} MB, {r['wall_s']:.0f} s, "
+            f"{r['spectra_per_s']:,.0f} spectra/s\n  {r['command']}\n  " + r["output"].replace("\n", "\n  "),
+            flush=True,
+        )
     print("\n| run | peak resident memory | wall | spectra/s |\n| --- | --- | --- | --- |")
     for r in rows:
-        print(f"| `{r['command']}` | {r['peak_mb']:.0f} MB | {r['wall_s']:.0f} s | {r['spectra_per_s']:,.0f} |"
-              + ("" if r["rc"] == 0 else f" (exit {r['rc']})"))
+        print(
+            f"| `{r['command']}` | {r['peak_mb']:.0f} MB | {r['wall_s']:.0f} s | {r['spectra_per_s']:,.0f} |"
+            + ("" if r["rc"] == 0 else f" (exit {r['rc']})")
+        )
     if args.delete:
         shutil.rmtree(folder)
         print(f"removed {folder}")

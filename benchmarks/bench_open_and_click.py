@@ -51,7 +51,7 @@ def make_cube(path: Path, height: int, width: int) -> None:
         ds.attrs.update(energy_offset_kev=0.0, energy_gain_kev=0.01)
         for r in range(0, height, 32):
             n = min(32, height - r)
-            ds[r:r + n] = np.roll(block, r, axis=1)[:n]
+            ds[r : r + n] = np.roll(block, r, axis=1)[:n]
     os.replace(tmp, path)
 
 
@@ -83,7 +83,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.rss())
             time.sleep(0.005)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._t.start()
         return self
 
@@ -182,8 +182,9 @@ def child_plugin(path: str, clicks: int, cold: bool) -> dict:
         QApplication.processEvents()
         canvas_watch.painted = False
         t = time.perf_counter()
-        QTest.mouseClick(native, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                         QPoint(int(round(cx)), int(round(cy))))
+        QTest.mouseClick(
+            native, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(int(round(cx)), int(round(cy)))
+        )
         deadline = t + 0.2
         while not canvas_watch.painted and time.perf_counter() < deadline:
             QApplication.processEvents()
@@ -210,8 +211,12 @@ def child_plugin(path: str, clicks: int, cold: bool) -> dict:
 
 def run_child(kind: str, path: Path, clicks: int, cold: bool = False) -> dict:
     extra = ["--cold"] if cold else []
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--path", str(path), "--clicks", str(clicks), *extra],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--path", str(path), "--clicks", str(clicks), *extra],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -232,7 +237,9 @@ def main() -> None:
     path = HERE / "data" / f"cube_{args.height}x{args.width}x4096.h5"
     make_cube(path, args.height, args.width)
     size_gb = path.stat().st_size / 1e9
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"cube: {path.name}, {size_gb:.2f} GB, chunks (8, 8, 4096), uint16")
     for cache in ("cold", "warm"):
         if cache == "cold" and not drop_caches():
@@ -245,13 +252,19 @@ def main() -> None:
         assert abs(base["checksum"] - plug["checksum"]) < 1e-6 * base["checksum"], (base, plug)
         print(f"[{cache} page cache]")
         print(f"  numpy read+sum        {base['seconds']:7.2f} s   peak added {base['peak_added_mb']:7.0f} MB")
-        print(f"  xray-atlas open       {plug['seconds']:7.2f} s   peak added {plug['peak_added_mb']:7.0f} MB"
-              f"   (layer on screen after {plug['layer_shown_s']:.2f} s)")
-        print(f"  ratio plugin / numpy  {plug['seconds'] / base['seconds']:7.2f} x time, "
-              f"{plug['peak_added_mb'] / max(base['peak_added_mb'], 1):.2f} x memory")
+        print(
+            f"  xray-atlas open       {plug['seconds']:7.2f} s   peak added {plug['peak_added_mb']:7.0f} MB"
+            f"   (layer on screen after {plug['layer_shown_s']:.2f} s)"
+        )
+        print(
+            f"  ratio plugin / numpy  {plug['seconds'] / base['seconds']:7.2f} x time, "
+            f"{plug['peak_added_mb'] / max(base['peak_added_mb'], 1):.2f} x memory"
+        )
         print(f"  click -> spectrum set median {plug['ready_median_ms']:.1f} ms, p95 {plug['ready_p95_ms']:.1f} ms")
-        print(f"  click -> plot painted median {plug['click_median_ms']:.1f} ms, p95 {plug['click_p95_ms']:.1f} ms, "
-              f"max {plug['click_max_ms']:.1f} ms over {plug['clicks']} clicks ({plug['missed_clicks']} off-target)")
+        print(
+            f"  click -> plot painted median {plug['click_median_ms']:.1f} ms, p95 {plug['click_p95_ms']:.1f} ms, "
+            f"max {plug['click_max_ms']:.1f} ms over {plug['clicks']} clicks ({plug['missed_clicks']} off-target)"
+        )
         print(f"  control: napari alone, click -> canvas repainted median {plug['napari_click_median_ms']:.1f} ms")
 
 

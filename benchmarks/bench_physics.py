@@ -33,8 +33,10 @@ def main() -> None:
     from xray_atlas.physics.generator import SpectrumGenerator
     from xray_atlas.physics.painting import synthetic_painting
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"numpy {np.__version__}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}"
+    )
     t = time.perf_counter()
     gen = SpectrumGenerator()
     gen(64, 0)
@@ -43,12 +45,15 @@ def main() -> None:
         dt = best(lambda: gen(n, 1, workers=workers))
         print(f"random spectra, batch {n}, {workers} process(es): {n / dt:8.0f} spectra/s ({dt:.2f} s)")
     # cold: a fresh process, nothing cached
-    code = ("import time; t = time.perf_counter(); from xray_atlas.physics.painting import synthetic_painting; "
-            "synthetic_painting(128, 128); print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); from xray_atlas.physics.painting import synthetic_painting; "
+        "synthetic_painting(128, 128); print(time.perf_counter() - t)"
+    )
     cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     warm = best(lambda: synthetic_painting(128, 128, seed=1))
-    print(f"128 x 128 x 4096 painting: {cold:.1f} s in a fresh process (imports and caches included), "
-          f"{warm:.1f} s warm")
+    print(
+        f"128 x 128 x 4096 painting: {cold:.1f} s in a fresh process (imports and caches included), {warm:.1f} s warm"
+    )
 
 
 if __name__ == "__main__":

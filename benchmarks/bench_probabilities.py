@@ -57,7 +57,7 @@ def child(kind: str, out: str) -> dict:
     x = em.prepare(block, em.energy)
     with torch.inference_mode():
         for a in range(0, len(x), 512):
-            torch.sigmoid(ref(torch.from_numpy(x[a:a + 512])))
+            torch.sigmoid(ref(torch.from_numpy(x[a : a + 512])))
     return {"seconds": time.perf_counter() - t0, "spectra": len(x)}
 
 
@@ -70,15 +70,23 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("pixel", "pixel", "region", "vit1d"):  # the first pixel run warms the page cache
-            res = subprocess.run([sys.executable, __file__, "--child", kind, str(Path(tmp) / f"{kind}.h5")],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", kind, str(Path(tmp) / f"{kind}.h5")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows[kind] = json.loads(res.stdout.strip().splitlines()[-1])
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{os.environ.get('OMP_NUM_THREADS', 'default')}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{os.environ.get('OMP_NUM_THREADS', 'default')}"
+    )
     for kind, r in rows.items():
         rate = r["spectra"] / r["seconds"]
         print(f"{kind:<8} {r['spectra']:>8} spectra {r['seconds']:8.1f} s {rate:10.0f} spectra/s")
-    ratio = (rows["pixel"]["spectra"] / rows["pixel"]["seconds"]) / (rows["vit1d"]["spectra"] / rows["vit1d"]["seconds"])
+    ratio = (rows["pixel"]["spectra"] / rows["pixel"]["seconds"]) / (
+        rows["vit1d"]["spectra"] / rows["vit1d"]["seconds"]
+    )
     est = rows["pixel"]["spectra"] / (rows["vit1d"]["spectra"] / rows["vit1d"]["seconds"])
     print(f"shipped per pixel / reference ViT: {ratio:.1f}x (the reference would take {est / 60:.1f} min per pixel)")
 

@@ -52,11 +52,12 @@ def make_cube(path: Path) -> Path:
     from xray_atlas.physics.painting import synthetic_painting
 
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset("spectra", shape=(STRIPES * STRIPE_ROWS, WIDTH, CHANNELS), dtype=np.float32,
-                              chunks=(8, 8, CHANNELS))
+        ds = f.create_dataset(
+            "spectra", shape=(STRIPES * STRIPE_ROWS, WIDTH, CHANNELS), dtype=np.float32, chunks=(8, 8, CHANNELS)
+        )
         for k in range(STRIPES):
             p = synthetic_painting(STRIPE_ROWS, WIDTH, seed=k, n_channels=CHANNELS)
-            ds[k * STRIPE_ROWS:(k + 1) * STRIPE_ROWS] = p.counts.astype(np.float32)
+            ds[k * STRIPE_ROWS : (k + 1) * STRIPE_ROWS] = p.counts.astype(np.float32)
             if k == 0:
                 ds.attrs["energy_offset_kev"] = float(p.energy_offset_kev)
                 ds.attrs["energy_gain_kev"] = float(p.energy_gain_kev)
@@ -103,8 +104,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the cube and the results (printed folder)")
-    parser.add_argument("--task", choices=("maps", "probabilities"), default="maps",
-                        help="probabilities (elements-default per pixel): a task without global steps")
+    parser.add_argument(
+        "--task",
+        choices=("maps", "probabilities"),
+        default="maps",
+        help="probabilities (elements-default per pixel): a task without global steps",
+    )
     args = parser.parse_args()
     (HERE / "data").mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="split_", dir=HERE / "data"))
@@ -113,8 +118,11 @@ def main() -> None:
         cube = make_cube(tmp / "painting.h5")
         n_pixels = STRIPES * STRIPE_ROWS * WIDTH
         print(f"machine: {platform.platform()}, {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
-        print(f"cube {STRIPES * STRIPE_ROWS} x {WIDTH} x {CHANNELS} float32, {cube.stat().st_size / 1e9:.2f} GB, "
-              f"built in {time.perf_counter() - t0:.0f} s; {args.task}, default model", flush=True)
+        print(
+            f"cube {STRIPES * STRIPE_ROWS} x {WIDTH} x {CHANNELS} float32, {cube.stat().st_size / 1e9:.2f} GB, "
+            f"built in {time.perf_counter() - t0:.0f} s; {args.task}, default model",
+            flush=True,
+        )
         runs = (("local:1", 1, None), ("local:2 whole", 2, 0), ("local:2 split", 2, 32))
         results: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
         for r in range(args.rounds):
@@ -126,25 +134,37 @@ def main() -> None:
                     s = res["row"]["split"]
                     blocks = s["block_seconds"]
                     not_split = s["prepare_seconds"] + s["write_seconds"]
-                    extra = (f"; {len(blocks)} blocks of {s['blocks'][0][1] - s['blocks'][0][0]} rows, "
-                             f"{min(blocks):.1f}-{max(blocks):.1f} s each, prepare {s['prepare_seconds']:.1f} s "
-                             f"({s['load_seconds']:.1f} s of it getting the model), "
-                             f"assemble+write {s['write_seconds']:.1f} s (not split: {not_split:.1f} s, "
-                             f"{not_split / res['run_s']:.0%} of the run)")
-                print(f"round {r + 1}: {name}: {res['run_s']:.1f} s, {n_pixels / res['run_s']:,.0f} spectra/s "
-                      f"(wall {res['wall_s']:.1f} s with the cluster's start){extra}; load {os.getloadavg()[0]:.1f}",
-                      flush=True)
+                    extra = (
+                        f"; {len(blocks)} blocks of {s['blocks'][0][1] - s['blocks'][0][0]} rows, "
+                        f"{min(blocks):.1f}-{max(blocks):.1f} s each, prepare {s['prepare_seconds']:.1f} s "
+                        f"({s['load_seconds']:.1f} s of it getting the model), "
+                        f"assemble+write {s['write_seconds']:.1f} s (not split: {not_split:.1f} s, "
+                        f"{not_split / res['run_s']:.0%} of the run)"
+                    )
+                print(
+                    f"round {r + 1}: {name}: {res['run_s']:.1f} s, {n_pixels / res['run_s']:,.0f} spectra/s "
+                    f"(wall {res['wall_s']:.1f} s with the cluster's start){extra}; load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
         one = [x["run_s"] for x in results["local:1"]]
         for name in ("local:2 whole", "local:2 split"):
             ratios = [a / b["run_s"] for a, b in zip(one, results[name])]
-            print(f"throughput {name} / local:1: {', '.join(f'{x:.2f}' for x in ratios)} per round "
-                  f"(best of each: {min(one) / min(x['run_s'] for x in results[name]):.2f})", flush=True)
+            print(
+                f"throughput {name} / local:1: {', '.join(f'{x:.2f}' for x in ratios)} per round "
+                f"(best of each: {min(one) / min(x['run_s'] for x in results[name]):.2f})",
+                flush=True,
+            )
         split = tmp / "out_local2_split_0" / "painting.h5"
-        for name, whole in (("local:2 whole (one thread a worker, as the split's)", "out_local2_whole_0"),
-                            ("local:1 (two threads)", "out_local1_0")):
+        for name, whole in (
+            ("local:2 whole (one thread a worker, as the split's)", "out_local2_whole_0"),
+            ("local:1 (two threads)", "out_local1_0"),
+        ):
             d, moved = compare(tmp / whole / "painting.h5", split)
-            print(f"split against {name}: largest map difference {d:.2e} of the map's largest value, "
-                  f"{moved} pixel(s) with a map more than 1e-3 of its largest value apart", flush=True)
+            print(
+                f"split against {name}: largest map difference {d:.2e} of the map's largest value, "
+                f"{moved} pixel(s) with a map more than 1e-3 of its largest value apart",
+                flush=True,
+            )
         print(f"load average after: {os.getloadavg()}")
     finally:
         if args.keep:

@@ -139,16 +139,22 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-training-"))
     os.environ.setdefault("XRAY_ATLAS_HOME", str(tmp / "home"))
     try:
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-              f"{torch.get_num_threads()} torch threads")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} torch threads"
+        )
         adam = fused_adam()
-        print(f"Adam step, FCN, batch 256: default {adam['default']:,.0f} spectra/s, fused {adam['fused']:,.0f} "
-              f"spectra/s ({adam['fused'] / adam['default']:.2f}x)")
+        print(
+            f"Adam step, FCN, batch 256: default {adam['default']:,.0f} spectra/s, fused {adam['fused']:,.0f} "
+            f"spectra/s ({adam['fused'] / adam['default']:.2f}x)"
+        )
         base = headless(tmp)
         print(f"headless train(): {base:,.0f} spectra/s")
         r = in_napari(tmp)
         for mode in ("process", "thread"):
-            print(f"dock, {mode}: {r[f'{mode}_throughput']:,.0f} spectra/s ({r[f'{mode}_throughput'] / base:.2f}x headless)")
+            print(
+                f"dock, {mode}: {r[f'{mode}_throughput']:,.0f} spectra/s ({r[f'{mode}_throughput'] / base:.2f}x headless)"
+            )
         print("event-loop latency (ms):        p50     p99     max   samples")
         for k in ("idle", "process", "thread"):
             g = r[k]

@@ -56,8 +56,10 @@ def main() -> None:
     def ridge():
         return RidgeCV(alphas=np.logspace(-6, 2, 17))
 
-    print("| span | analytic inverse | ridge on its D coefficients (CV / cache) | ridge on 225 correlations "
-          "(CV / cache) | boosted residual (CV) |")
+    print(
+        "| span | analytic inverse | ridge on its D coefficients (CV / cache) | ridge on 225 correlations "
+        "(CV / cache) | boosted residual (CV) |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for span in map(int, args.spans.split(",")):
         data = evaluation_set(span, args.n, size=96, lot=48, n_lots=64, seed=SEED + 100 + span)
@@ -66,8 +68,12 @@ def main() -> None:
         a, f = analytic_encoding(x, span), correlation_features(x)
         cv_a = r2_score(cross_val_predict(ridge(), a, y, cv=5), y)
         cv_f = r2_score(cross_val_predict(ridge(), f, y, cv=5), y)
-        res = np.column_stack([cross_val_predict(HistGradientBoostingRegressor(max_iter=200), f, y[:, k] - a[:, k],
-                                                 cv=5) for k in range(y.shape[1])])
+        res = np.column_stack(
+            [
+                cross_val_predict(HistGradientBoostingRegressor(max_iter=200), f, y[:, k] - a[:, k], cv=5)
+                for k in range(y.shape[1])
+            ]
+        )
         cache = ROOT / "out" / "diffraction" / f"span{span}.h5"
         ca = cf = "-"
         if cache.exists():
@@ -75,8 +81,10 @@ def main() -> None:
             xt = degrade(tr["images"], np.random.default_rng(0), counts=100.0)
             ca = f"{r2_score(ridge().fit(analytic_encoding(xt, span), tr['encoding']).predict(a), y):.5f}"
             cf = f"{r2_score(ridge().fit(correlation_features(xt), tr['encoding']).predict(f), y):.5f}"
-        print(f"| {span} | {r2_score(a, y):.5f} | {cv_a:.5f} / {ca} | {cv_f:.5f} / {cf} | "
-              f"{r2_score(a + res, y):.5f} |", flush=True)
+        print(
+            f"| {span} | {r2_score(a, y):.5f} | {cv_a:.5f} / {ca} | {cv_f:.5f} / {cf} | {r2_score(a + res, y):.5f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ def main(argv=None) -> int:
     model = load_element_model(args.model, device="cpu")
     card = model.card
     if card.training_data.get("source") != SyntheticSpectra.name:
-        print(f"model {model.name} was trained on {card.training_data.get('source')!r}, not on "
-              f"{SyntheticSpectra.name!r}: no further validation sets can be drawn for it")
+        print(
+            f"model {model.name} was trained on {card.training_data.get('source')!r}, not on "
+            f"{SyntheticSpectra.name!r}: no further validation sets can be drawn for it"
+        )
         return 2
     params = {k: v for k, v in card.training_data.items() if k != "source"}
     params["elements"] = ", ".join(params["elements"])
@@ -48,15 +50,20 @@ def main(argv=None) -> int:
     sets = [draw(i) for i in range(args.draws)]
     each = np.array([[best_thresholds(p, y, els)[e] for e in els] for p, y in sets])
     pooled = best_thresholds(np.concatenate([p for p, _ in sets]), np.concatenate([y for _, y in sets]), els)
-    print(f"model {model.name}: thresholds picked on {card.training_data['n_val']} validation spectra; "
-          f"{args.draws} further draws of {args.n}")
+    print(
+        f"model {model.name}: thresholds picked on {card.training_data['n_val']} validation spectra; "
+        f"{args.draws} further draws of {args.n}"
+    )
     print("| element | model | draws: min-max | sd | pooled |")
     print("| --- | --- | --- | --- | --- |")
     for j, e in enumerate(els):
-        print(f"| {e} | {model.thresholds[e]:.2f} | {each[:, j].min():.2f}-{each[:, j].max():.2f} | "
-              f"{each[:, j].std():.3f} | {pooled[e]:.2f} |")
-    print(f"sd over the draws: median {np.median(each.std(0)):.3f}, range {each.std(0).min():.3f}-"
-          f"{each.std(0).max():.3f}")
+        print(
+            f"| {e} | {model.thresholds[e]:.2f} | {each[:, j].min():.2f}-{each[:, j].max():.2f} | "
+            f"{each[:, j].std():.3f} | {pooled[e]:.2f} |"
+        )
+    print(
+        f"sd over the draws: median {np.median(each.std(0)):.3f}, range {each.std(0).min():.3f}-{each.std(0).max():.3f}"
+    )
 
     p, y = draw(args.draws)  # an independent test draw
 
@@ -64,9 +71,11 @@ def main(argv=None) -> int:
         return float(np.mean([f1_at(p[:, j], y[:, j], t[j]) for j in range(len(els))]))
 
     f1 = [macro_f1(t) for t in each]
-    print(f"macro F1 on a further {args.n}: model's thresholds "
-          f"{macro_f1(np.array([model.thresholds[e] for e in els])):.4f}; pooled "
-          f"{macro_f1(np.array([pooled[e] for e in els])):.4f}; one draw's {min(f1):.4f}-{max(f1):.4f}")
+    print(
+        f"macro F1 on a further {args.n}: model's thresholds "
+        f"{macro_f1(np.array([model.thresholds[e] for e in els])):.4f}; pooled "
+        f"{macro_f1(np.array([pooled[e] for e in els])):.4f}; one draw's {min(f1):.4f}-{max(f1):.4f}"
+    )
     return 0
 
 

@@ -48,9 +48,18 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="vit-vs-cnn-"))
     rows = []
     for arch in ("spectral-cnn", "vit1d"):
-        config = make_config("elements", model=arch, loss="bce", epochs=args.epochs, patience=args.epochs,
-                             seed=ELEMENTS_SEED, device=args.device, batch_size=256, schedule="cosine",
-                             source_params={**ELEMENTS_SOURCE, "n_train": args.per_epoch, "n_val": 4096})
+        config = make_config(
+            "elements",
+            model=arch,
+            loss="bce",
+            epochs=args.epochs,
+            patience=args.epochs,
+            seed=ELEMENTS_SEED,
+            device=args.device,
+            batch_size=256,
+            schedule="cosine",
+            source_params={**ELEMENTS_SOURCE, "n_train": args.per_epoch, "n_val": 4096},
+        )
         t = time.perf_counter()
         print(f"training {arch} in {tmp}", flush=True)
         train(config, tmp / f"{arch}.safetensors", callbacks=[TerminalProgress()], remember=False)
@@ -69,16 +78,30 @@ def main(argv=None) -> int:
         m6_found = [e for e in strong if m6[e] >= model.thresholds[e]]
         m6_extra = [e for e in present(m6, model.thresholds) if e not in strong]
         mca_found = [e for e in MCA_STRONG if real["mca"][e] >= model.thresholds[e]]
-        rows.append((arch, took, np.nanmean(list(auc.values())), min(auc.values()), allk, nine,
-                     f"{len(m6_found)} of {len(strong)}" + (f" (+{', '.join(m6_extra)})" if m6_extra else ""),
-                     f"{len(mca_found)} of {len(MCA_STRONG)}", m6["As"]))
+        rows.append(
+            (
+                arch,
+                took,
+                np.nanmean(list(auc.values())),
+                min(auc.values()),
+                allk,
+                nine,
+                f"{len(m6_found)} of {len(strong)}" + (f" (+{', '.join(m6_extra)})" if m6_extra else ""),
+                f"{len(mca_found)} of {len(MCA_STRONG)}",
+                m6["As"],
+            )
+        )
     print(f"{args.epochs} epochs x {args.per_epoch} spectra each, 2,700 held-out single-pixel spectra")
-    print("| model | training (s) | mean AUC | lowest AUC | precision / recall (all) | precision / recall "
-          "(9 elements) | M6 found | mca strong found | M6 P(As) |")
+    print(
+        "| model | training (s) | mean AUC | lowest AUC | precision / recall (all) | precision / recall "
+        "(9 elements) | M6 found | mca strong found | M6 P(As) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for arch, took, mauc, lo, a, n, m6s, mcas, p_as in rows:
-        print(f"| {arch} | {took:.0f} | {mauc:.4f} | {lo:.3f} | {a['precision']:.3f} / {a['recall']:.3f} | "
-              f"{n['precision']:.3f} / {n['recall']:.3f} | {m6s} | {mcas} | {p_as:.2f} |")
+        print(
+            f"| {arch} | {took:.0f} | {mauc:.4f} | {lo:.3f} | {a['precision']:.3f} / {a['recall']:.3f} | "
+            f"{n['precision']:.3f} / {n['recall']:.3f} | {m6s} | {mcas} | {p_as:.2f} |"
+        )
     return 0
 
 

@@ -39,9 +39,15 @@ def train_study(span: int, model: str, epochs: int) -> Path:
     if out.exists():
         return out
     MODELS.mkdir(parents=True, exist_ok=True)
-    config = make_config("diffraction", model=model, epochs=epochs, patience=0, seed=SEED, device="cpu",
-                         source_params={"span": span, "n_images": 8000,
-                                        "cache": str(ROOT / "out" / "diffraction" / f"span{span}.h5")})
+    config = make_config(
+        "diffraction",
+        model=model,
+        epochs=epochs,
+        patience=0,
+        seed=SEED,
+        device="cpu",
+        source_params={"span": span, "n_images": 8000, "cache": str(ROOT / "out" / "diffraction" / f"span{span}.h5")},
+    )
     t = time.perf_counter()
     train(config, out, overwrite=True)
     print(f"  trained {model} span {span}: {epochs} epochs in {time.perf_counter() - t:.0f} s")
@@ -62,23 +68,30 @@ def main() -> None:
     for span in map(int, args.spans.split(",")):
         preds = {"xray-atlas Fourier CNN (shipped)": load_predictor(f"diffraction-span{span}", span=span, device="cpu")}
         for model in ("cfs-small", "cfs-large"):
-            preds[f"study {model}"] = load_predictor(str(train_study(span, model, args.epochs)), span=span,
-                                                     device="cpu")
+            preds[f"study {model}"] = load_predictor(
+                str(train_study(span, model, args.epochs)), span=span, device="cpu"
+            )
         preds["analytic inverse"] = load_predictor("analytic", span=span)
         t = time.perf_counter()
         data = evaluation_set(span, args.n, size=args.size, lot=args.lot, n_lots=args.lots, seed=SEED + 100 + span)
-        print(f"\nspan {span} (D = {span * span - 1}): {args.n} held-out {args.lot} x {args.lot} images of "
-              f"{args.size} x {args.size} lattices ({args.lots} lots), "
-              f"{int(data['converged'].sum())} lattices within 0.03 of their targets ({time.perf_counter() - t:.0f} s)")
+        print(
+            f"\nspan {span} (D = {span * span - 1}): {args.n} held-out {args.lot} x {args.lot} images of "
+            f"{args.size} x {args.size} lattices ({args.lots} lots), "
+            f"{int(data['converged'].sum())} lattices within 0.03 of their targets ({time.perf_counter() - t:.0f} s)"
+        )
         print("| condition | predictor | R^2 (measured) | R^2 (target) | MAE |")
         print("| --- | --- | --- | --- | --- |")
         for r in score_predictors(preds, data):
-            print(f"| {r['condition']} | {r['predictor']} | {r['r2_measured']:.4f} | {r['r2_target']:.4f} | "
-                  f"{r['mae']:.4f} |")
+            print(
+                f"| {r['condition']} | {r['predictor']} | {r['r2_measured']:.4f} | {r['r2_target']:.4f} | "
+                f"{r['mae']:.4f} |"
+            )
         rep = reproducibility(data["images"][0], data["target"][0], span, n=64, seed=SEED)
         q = np.percentile(rep["image_r2"], [5, 50, 95])
-        print(f"reproducibility (one target, 64 re-simulations): image R^2 median {q[1]:.3f} "
-              f"(5-95 %: {q[0]:.3f}-{q[2]:.3f}), encoding within 0.03: {rep['converged'].mean():.0%}")
+        print(
+            f"reproducibility (one target, 64 re-simulations): image R^2 median {q[1]:.3f} "
+            f"(5-95 %: {q[0]:.3f}-{q[2]:.3f}), encoding within 0.03: {rep['converged'].mean():.0%}"
+        )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def held_out(model, *, per_count: int = 1000, instruments=None, seed: int = SEED
     insts = instruments or varied_instruments()
     xs, ys, ks = [], [], []
     for k in range(1, 10):
-        gen = MixedGenerator(GeneratorConfig(elements=model.elements, n_elements=(k, k), counts=(1e3, 3e4),
-                                             thickness=thickness), insts)
+        gen = MixedGenerator(
+            GeneratorConfig(elements=model.elements, n_elements=(k, k), counts=(1e3, 3e4), thickness=thickness), insts
+        )
         b = gen(per_count, [seed, k])
         xs.append(b.spectra)
         ys.append(b.detectable)
@@ -63,8 +64,9 @@ def lead_without_copper(model, n: int = 2000):
     from xray_atlas.physics.generator import GeneratorConfig, MixedGenerator, varied_instruments
 
     others = tuple(e for e in model.elements if e not in ("Cu", "Pb"))
-    gen = MixedGenerator(GeneratorConfig(elements=("Pb",) + others, n_elements=(1, 3), counts=(1e4, 1e6)),
-                         varied_instruments())
+    gen = MixedGenerator(
+        GeneratorConfig(elements=("Pb",) + others, n_elements=(1, 3), counts=(1e4, 1e6)), varied_instruments()
+    )
     rng = np.random.default_rng(SEED + 1)
     b = gen(4 * n, rng)
     lead = b.detectable[:, 0] & (b.net[:, list(gen.families).index("Pb-L")] > 0.5 * b.net.sum(1))
@@ -79,19 +81,24 @@ def unlisted_calls(model, n: int = 20000) -> tuple[tuple, dict]:
     from xray_atlas.physics.generator import UNLISTED_ELEMENTS, GeneratorConfig, MixedGenerator, varied_instruments
 
     els, extra = model.elements, UNLISTED_ELEMENTS
-    gen = MixedGenerator(GeneratorConfig(elements=extra + els, n_elements=(2, 7), counts=(1e3, 1e6)),
-                         varied_instruments())
+    gen = MixedGenerator(
+        GeneratorConfig(elements=extra + els, n_elements=(2, 7), counts=(1e3, 1e6)), varied_instruments()
+    )
     b = gen(n, SEED + 5)
     thr = np.array([model.thresholds[e] for e in els])
-    y = b.detectable[:, len(extra):]
+    y = b.detectable[:, len(extra) :]
     called = model(b.spectra, model.energy) >= thr
     false = called & ~y
     alone = b.presence[:, : len(extra)].sum(1) == 1
 
     def row(r: np.ndarray) -> tuple:
         top = np.argsort(false[r].sum(0))[::-1][:3]
-        return (false[r].sum(1).mean(), (called & y)[r].sum() / max(y[r].sum(), 1),
-                [(els[j], false[r][:, j].mean()) for j in top], int(r.sum()))
+        return (
+            false[r].sum(1).mean(),
+            (called & y)[r].sum() / max(y[r].sum(), 1),
+            [(els[j], false[r][:, j].mean()) for j in top],
+            int(r.sum()),
+        )
 
     none = ~b.presence[:, : len(extra)].any(1)
     return row(none), {e: row(alone & b.detectable[:, j]) for j, e in enumerate(extra)}
@@ -146,7 +153,7 @@ def m6_arsenic_evidence(sample: tuple) -> dict:
     y = measured.astype(float)[band]
     w = 1 / np.sqrt(np.maximum(y, 1))
     pinv = np.linalg.pinv(a * w[:, None])
-    est, se = pinv @ (y * w), np.sqrt((pinv ** 2).sum(1))
+    est, se = pinv @ (y * w), np.sqrt((pinv**2).sum(1))
     ideal = pinv @ (sim.expected[band] * w)
     return {f: (est[i], est[i] / se[i], ideal[i]) for i, f in enumerate(fams)}
 
@@ -159,8 +166,9 @@ def m6_simulated_arsenic(model, sample: tuple, draws: int = 32) -> tuple[float, 
     sim = sample[0]
     rng = np.random.default_rng(SEED + 4)
     clean = spectrum_probabilities(sim.expected.astype(float), sim.energy, model)["As"]
-    drawn = [spectrum_probabilities(rng.poisson(sim.expected).astype(float), sim.energy, model)["As"]
-             for _ in range(draws)]
+    drawn = [
+        spectrum_probabilities(rng.poisson(sim.expected).astype(float), sim.energy, model)["As"] for _ in range(draws)
+    ]
     return clean, np.array(drawn)
 
 
@@ -179,8 +187,10 @@ def main(argv=None) -> int:
     p = model(x, model.energy)
     auc = per_label_auc(p, y, els)
     print(f"model {model.name}: {len(x)} held-out spectra, 1e3-3e4 counts, 1-9 elements, five instruments")
-    print(f"mean AUC {np.nanmean(list(auc.values())):.4f}; lowest: "
-          + ", ".join(f"{e} {auc[e]:.3f}" for e in sorted(auc, key=auc.get)[:6]))
+    print(
+        f"mean AUC {np.nanmean(list(auc.values())):.4f}; lowest: "
+        + ", ".join(f"{e} {auc[e]:.3f}" for e in sorted(auc, key=auc.get)[:6])
+    )
     print("confusable: " + ", ".join(f"{e} {auc[e]:.4f}" for e in ("Ca", "K", "Sn", "Sb")))
     print("| elements | accuracy | precision | recall | F1 | precision (0.5) | recall (0.5) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -189,64 +199,98 @@ def main(argv=None) -> int:
         m = k == n
         a, b = detection_scores(p[m], y[m], thr), detection_scores(p[m], y[m])
         by_count.append(a)
-        print(f"| {n} | {a['accuracy']:.4f} | {a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | "
-              f"{b['precision']:.4f} | {b['recall']:.4f} |")
+        print(
+            f"| {n} | {a['accuracy']:.4f} | {a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | "
+            f"{b['precision']:.4f} | {b['recall']:.4f} |"
+        )
     rel = reliability(p, y, bins=10)
-    print(f"calibration, all elements pooled: expected calibration error {rel['ece']:.4f}; "
-          "P bin: mean P -> share present (values)")
-    print("  " + ", ".join(f"{a:.1f}-{b:.1f}: {m:.3f} -> {o:.3f} ({c})" for a, b, m, o, c in
-                           zip(rel["edges"], rel["edges"][1:], rel["predicted"], rel["observed"], rel["count"]) if c))
-    print("  per element, ECE: " + ", ".join(
-        f"{e} {reliability(p[:, j], y[:, j])['ece']:.4f}" for j, e in enumerate(els)))
+    print(
+        f"calibration, all elements pooled: expected calibration error {rel['ece']:.4f}; "
+        "P bin: mean P -> share present (values)"
+    )
+    print(
+        "  "
+        + ", ".join(
+            f"{a:.1f}-{b:.1f}: {m:.3f} -> {o:.3f} ({c})"
+            for a, b, m, o, c in zip(rel["edges"], rel["edges"][1:], rel["predicted"], rel["observed"], rel["count"])
+            if c
+        )
+    )
+    print(
+        "  per element, ECE: " + ", ".join(f"{e} {reliability(p[:, j], y[:, j])['ece']:.4f}" for j, e in enumerate(els))
+    )
     lead = lead_without_copper(model)
     pc = model(lead, model.energy)[:, els.index("Cu")]
-    print(f"Cu called on {int((pc >= model.thresholds['Cu']).sum())} of {len(lead)} lead-rich spectra without copper "
-          f"(median P(Cu) {np.median(pc):.4f})")
+    print(
+        f"Cu called on {int((pc >= model.thresholds['Cu']).sum())} of {len(lead)} lead-rich spectra without copper "
+        f"(median P(Cu) {np.median(pc):.4f})"
+    )
 
     def summary(what: str, **held) -> tuple[np.ndarray, np.ndarray]:
         """Score 300 held-out spectra per element count; print mean AUC, precision, recall."""
         xs, ys, _ = held_out(model, per_count=300, **held)
         ps = model(xs, model.energy)
         d = detection_scores(ps, ys, thr)
-        print(f"{what}: mean AUC {np.nanmean(list(per_label_auc(ps, ys, els).values())):.4f}, precision "
-              f"{d['precision']:.4f}, recall {d['recall']:.4f}", end="")
+        print(
+            f"{what}: mean AUC {np.nanmean(list(per_label_auc(ps, ys, els).values())):.4f}, precision "
+            f"{d['precision']:.4f}, recall {d['recall']:.4f}",
+            end="",
+        )
         return ps, ys
 
     w30 = Instrument(tube=Tube(anode="W", kv=30.0), detector=Detector(fwhm_mnka_ev=135.0))
     summary("held-out instrument (W 30 kV, 135 eV)", instruments=(w30,), seed=SEED + 2)
     print()
-    pt, yt = summary("thick and thin layers (1 mg/cm^2 to 1 g/cm^2 of a paint matrix, self-absorbed)",
-                     seed=SEED + 3, thickness=(1e-3, 1.0))
+    pt, yt = summary(
+        "thick and thin layers (1 mg/cm^2 to 1 g/cm^2 of a paint matrix, self-absorbed)",
+        seed=SEED + 3,
+        thickness=(1e-3, 1.0),
+    )
     lead = yt[:, els.index("Pb")]
     print(f"; As where Pb is seen: AUC {per_label_auc(pt[lead], yt[lead], els)['As']:.4f} ({int(lead.sum())} spectra)")
 
     base, per = unlisted_calls(model)
-    print(f"elements outside the model's list (held-out, 2-7 elements, 1e3-1e6 counts): without them "
-          f"{base[0]:.3f} false calls per spectrum ({base[3]} spectra, recall {base[1]:.3f}); with one of them seen:")
-    print("  " + "; ".join(f"{e} {r[0]:.2f} ({', '.join(f'{x} {v:.2f}' for x, v in r[2][:2])})"
-                          for e, r in per.items()))
+    print(
+        f"elements outside the model's list (held-out, 2-7 elements, 1e3-1e6 counts): without them "
+        f"{base[0]:.3f} false calls per spectrum ({base[3]} spectra, recall {base[1]:.3f}); with one of them seen:"
+    )
+    print(
+        "  " + "; ".join(f"{e} {r[0]:.2f} ({', '.join(f'{x} {v:.2f}' for x, v in r[2][:2])})" for e, r in per.items())
+    )
     real = real_spectra(model)
     sample = m6_sample()
     probs, net = real["m6"]
     strong = [e for e, v in net.items() if v >= 500 and e in els]
-    print("M6 Jetstream (Bruker fit >= 500 net counts): " + ", ".join(
-        f"{e} {net[e]:.0f} -> {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in strong))
-    print("  an ideal fit of the real spectrum over 9-15 keV with Bruker's families there (net counts, z; "
-          "the same fit of the noise-free simulation): " + ", ".join(
-              f"{f} {c:.0f} ({z:.1f}; sim {s:.0f})" for f, (c, z, s) in m6_arsenic_evidence(sample).items()))
+    print(
+        "M6 Jetstream (Bruker fit >= 500 net counts): "
+        + ", ".join(
+            f"{e} {net[e]:.0f} -> {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in strong
+        )
+    )
+    print(
+        "  an ideal fit of the real spectrum over 9-15 keV with Bruker's families there (net counts, z; "
+        "the same fit of the noise-free simulation): "
+        + ", ".join(f"{f} {c:.0f} ({z:.1f}; sim {s:.0f})" for f, (c, z, s) in m6_arsenic_evidence(sample).items())
+    )
     clean, drawn = m6_simulated_arsenic(model, sample)
-    print(f"  our simulation of the sample with Bruker's amounts: P(As) {clean:.2f} noise-free; {len(drawn)} Poisson "
-          f"draws {drawn.min():.2f}-{drawn.max():.2f} (median {np.median(drawn):.2f}), As called in "
-          f"{int((drawn >= model.thresholds['As']).sum())}")
+    print(
+        f"  our simulation of the sample with Bruker's amounts: P(As) {clean:.2f} noise-free; {len(drawn)} Poisson "
+        f"draws {drawn.min():.2f}-{drawn.max():.2f} (median {np.median(drawn):.2f}), As called in "
+        f"{int((drawn >= model.thresholds['As']).sum())}"
+    )
     extra = [e for e in present(probs, model.thresholds) if e not in strong]
-    print("  also called present: " + (", ".join(f"{e} {probs[e]:.3f} (Bruker {net.get(e, 0):.0f})" for e in extra)
-                                       or "none"))
+    print(
+        "  also called present: "
+        + (", ".join(f"{e} {probs[e]:.3f} (Bruker {net.get(e, 0):.0f})" for e in extra) or "none")
+    )
+
     def calls(probs: dict, names, listed) -> tuple[str, str]:
         """'El P' for ``names`` (MISSED below the threshold); those called outside ``listed``."""
         found = ", ".join(f"{e} {probs[e]:.3f}{'' if probs[e] >= model.thresholds[e] else ' MISSED'}" for e in names)
         extra = [e for e in present(probs, model.thresholds) if e not in listed]
-        return found, "  called present outside the fit list: " + (", ".join(f"{e} {probs[e]:.3f}" for e in extra)
-                                                                   or "none")
+        return found, "  called present outside the fit list: " + (
+            ", ".join(f"{e} {probs[e]:.3f}" for e in extra) or "none"
+        )
 
     mp = real["mca"]
     found, outside = calls(mp, MCA_STRONG, MCA_FIT)
@@ -301,8 +345,10 @@ def main(argv=None) -> int:
     ax.legend()
     fig.tight_layout()
     fig.savefig(IMAGES / "elements-reliability.png", dpi=90)
-    print(f"wrote {IMAGES / 'elements-roc.png'}, {IMAGES / 'elements-by-count.png'} and "
-          f"{IMAGES / 'elements-reliability.png'}")
+    print(
+        f"wrote {IMAGES / 'elements-roc.png'}, {IMAGES / 'elements-by-count.png'} and "
+        f"{IMAGES / 'elements-reliability.png'}"
+    )
     return 0
 
 

@@ -28,12 +28,22 @@ N_TRAIN = 2000
 TEST_SEED = 999
 
 
-def _train(model: str, source: str, params: dict, *, epochs: int = EPOCHS, loss: str | None = None, seed: int = 1,
-           out: Path) -> float:
+def _train(
+    model: str, source: str, params: dict, *, epochs: int = EPOCHS, loss: str | None = None, seed: int = 1, out: Path
+) -> float:
     from xray_atlas.training.run import make_config, train
 
-    cfg = make_config("images", model=model, source=source, source_params=params, epochs=epochs, seed=seed,
-                      device="cpu", patience=0, **({"loss": loss} if loss else {}))
+    cfg = make_config(
+        "images",
+        model=model,
+        source=source,
+        source_params=params,
+        epochs=epochs,
+        seed=seed,
+        device="cpu",
+        patience=0,
+        **({"loss": loss} if loss else {}),
+    )
     t = time.perf_counter()
     train(cfg, out, overwrite=True, remember=False)
     return time.perf_counter() - t
@@ -52,11 +62,14 @@ def _test(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[dict, flo
 
 def radiographs(models: list[str]) -> None:
     from xray_atlas.models.registry import available
-    from xray_atlas.physics.radiograph import RadiographConfig, radiographs as make
+    from xray_atlas.physics.radiograph import RadiographConfig
+    from xray_atlas.physics.radiograph import radiographs as make
 
     models = models or list(available("images"))
-    tests = {kind: make(500, config=RadiographConfig(kind=kind), seed=TEST_SEED + i)[:2]
-             for i, kind in enumerate(("plate", "wedge"))}
+    tests = {
+        kind: make(500, config=RadiographConfig(kind=kind), seed=TEST_SEED + i)[:2]
+        for i, kind in enumerate(("plate", "wedge"))
+    }
     print(f"{N_TRAIN} training radiographs (20 % validation), {EPOCHS} epochs, 500 test plates, 500 test wedges\n")
     print("| model | plates acc | wedges acc | AP Al1050 / Al2017 (plates) | AUC (wedges) | train s | images/s |")
     print("|---|---|---|---|---|---|---|")
@@ -66,8 +79,11 @@ def radiographs(models: list[str]) -> None:
             secs = _train(name, "synthetic-radiographs", {"n_images": N_TRAIN, "kind": "both"}, out=out)
             sp, rate = _test(out, *tests["plate"])
             sw, _ = _test(out, *tests["wedge"])
-            print(f"| {name} | {sp['accuracy']:.3f} | {sw['accuracy']:.3f} | {sp['ap']['Al1050']:.3f} / "
-                  f"{sp['ap']['Al2017']:.3f} | {sw['mean_auc']:.3f} | {secs:.0f} | {rate:.0f} |", flush=True)
+            print(
+                f"| {name} | {sp['accuracy']:.3f} | {sw['accuracy']:.3f} | {sp['ap']['Al1050']:.3f} / "
+                f"{sp['ap']['Al2017']:.3f} | {sw['mean_auc']:.3f} | {secs:.0f} | {rate:.0f} |",
+                flush=True,
+            )
 
 
 def micrographs(models: list[str]) -> None:
@@ -82,12 +98,24 @@ def micrographs(models: list[str]) -> None:
             out = Path(tmp) / name
             secs = _train(name, "synthetic-micrographs", {"n_images": 1600}, out=out)
             s, rate = _test(out, x, y)
-            print(f"| {name} | {s['accuracy']:.3f} | {s['mean_ap']:.3f} | {s['mean_auc']:.3f} | {secs:.0f} | "
-                  f"{rate:.0f} |", flush=True)
+            print(
+                f"| {name} | {s['accuracy']:.3f} | {s['mean_ap']:.3f} | {s['mean_auc']:.3f} | {secs:.0f} | "
+                f"{rate:.0f} |",
+                flush=True,
+            )
 
 
-def _imbalance_rows(name: str, source: str, params: dict, test: tuple[np.ndarray, np.ndarray], minority: str, *,
-                    epochs: int, beta: float = 0.9999, seeds: tuple[int, ...] = (1, 2, 3)) -> None:
+def _imbalance_rows(
+    name: str,
+    source: str,
+    params: dict,
+    test: tuple[np.ndarray, np.ndarray],
+    minority: str,
+    *,
+    epochs: int,
+    beta: float = 0.9999,
+    seeds: tuple[int, ...] = (1, 2, 3),
+) -> None:
     print(f"| loss | class balance beta | {minority} AP (mean +- sd) | {minority} recall | accuracy |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +130,11 @@ def _imbalance_rows(name: str, source: str, params: dict, test: tuple[np.ndarray
                 aps.append(s["ap"][minority])
                 recs.append(c[k, k] / c[k].sum())
                 accs.append(s["accuracy"])
-            print(f"| {loss} | {b:g} | {np.mean(aps):.3f} +- {np.std(aps):.3f} | {np.mean(recs):.3f} | "
-                  f"{np.mean(accs):.3f} |", flush=True)
+            print(
+                f"| {loss} | {b:g} | {np.mean(aps):.3f} +- {np.std(aps):.3f} | {np.mean(recs):.3f} | "
+                f"{np.mean(accs):.3f} |",
+                flush=True,
+            )
 
 
 def imbalance_micrographs(models: list[str]) -> None:
@@ -111,25 +142,47 @@ def imbalance_micrographs(models: list[str]) -> None:
 
     test = make(800, seed=TEST_SEED)
     name = (models or ["image-cnn"])[0]
-    print(f"{name}; 3,200 training micrographs (20 % validation, 12 epochs) with core-shell, the class most "
-          "confused with others, at 1:20 (17-20 images against about 450 per other class); balanced test "
-          "set of 800 images; seeds 1-3\n")
-    _imbalance_rows(name, "synthetic-micrographs", {"n_images": 3200, "minority": "core-shell",
-                                                    "minority_ratio": 0.05}, test, "core-shell", epochs=EPOCHS)
+    print(
+        f"{name}; 3,200 training micrographs (20 % validation, 12 epochs) with core-shell, the class most "
+        "confused with others, at 1:20 (17-20 images against about 450 per other class); balanced test "
+        "set of 800 images; seeds 1-3\n"
+    )
+    _imbalance_rows(
+        name,
+        "synthetic-micrographs",
+        {"n_images": 3200, "minority": "core-shell", "minority_ratio": 0.05},
+        test,
+        "core-shell",
+        epochs=EPOCHS,
+    )
 
 
 def imbalance(models: list[str]) -> None:
-    from xray_atlas.physics.radiograph import RadiographConfig, radiographs as make
+    from xray_atlas.physics.radiograph import RadiographConfig
+    from xray_atlas.physics.radiograph import radiographs as make
 
     test = make(600, config=RadiographConfig(kind="plate", size=64), seed=TEST_SEED)[:2]
     name = (models or ["image-cnn"])[0]
-    print(f"{name}; 6,000 training plates (64-pixel frames read at 32, 15 epochs) with Al 2017 at 1:20 "
-          "(share 0.048); balanced test set of 600 plates; 3 seeds\n")
-    _imbalance_rows(name, "synthetic-radiographs", {"n_images": 6000, "kind": "plate", "frame": 64, "size": 32,
-                                                    "al2017_share": 1 / 21}, test, "Al2017", epochs=15, beta=0.999)
+    print(
+        f"{name}; 6,000 training plates (64-pixel frames read at 32, 15 epochs) with Al 2017 at 1:20 "
+        "(share 0.048); balanced test set of 600 plates; 3 seeds\n"
+    )
+    _imbalance_rows(
+        name,
+        "synthetic-radiographs",
+        {"n_images": 6000, "kind": "plate", "frame": 64, "size": 32, "al2017_share": 1 / 21},
+        test,
+        "Al2017",
+        epochs=15,
+        beta=0.999,
+    )
 
 
 if __name__ == "__main__":
     part, names = (sys.argv[1] if len(sys.argv) > 1 else "radiographs"), sys.argv[2:]
-    {"radiographs": radiographs, "micrographs": micrographs, "imbalance": imbalance,
-     "imbalance-micrographs": imbalance_micrographs}[part](names)
+    {
+        "radiographs": radiographs,
+        "micrographs": micrographs,
+        "imbalance": imbalance,
+        "imbalance-micrographs": imbalance_micrographs,
+    }[part](names)

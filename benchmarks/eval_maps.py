@@ -43,9 +43,17 @@ def train_study_models() -> None:
         out = MODELS / f"{name}.safetensors"
         if out.exists():
             continue
-        cfg = make_config("maps", model=name, source="synthetic-paintings", loss="l2", epochs=epochs,
-                          patience=0, device="auto", batch_size=256,
-                          source_params={"n_paintings": n_paintings, "height": 48, "width": 64})
+        cfg = make_config(
+            "maps",
+            model=name,
+            source="synthetic-paintings",
+            loss="l2",
+            epochs=epochs,
+            patience=0,
+            device="auto",
+            batch_size=256,
+            source_params={"n_paintings": n_paintings, "height": 48, "width": 64},
+        )
         t = time.perf_counter()
         train(cfg, out, callbacks=[TerminalProgress()])
         print(f"{name}: trained in {time.perf_counter() - t:.0f} s")
@@ -63,8 +71,12 @@ def _paintings(washes: bool, dwell_ms: float = 20.0, seeds=SEEDS):
     for k, seed in enumerate(WASH_SEEDS):
         reg, regions = random_layout(48, 64, seed=seed, wash_share=0.5)
         ground = ("chalk ground", "gypsum ground", "bone black")[k % 3]
-        yield seed, paint(reg, regions, instrument=painting_instrument(dwell_ms=dwell_ms), seed=seed, ground=ground,
-                          truth=True)
+        yield (
+            seed,
+            paint(
+                reg, regions, instrument=painting_instrument(dwell_ms=dwell_ms), seed=seed, ground=ground, truth=True
+            ),
+        )
 
 
 def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
@@ -75,19 +87,26 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
     from xray_atlas.models.catalogue import zoo_dir
     from xray_atlas.physics.lines import DEFAULT_MAP_LINES
 
-    models = {"FCN (study 001)": MODELS / "fcn.safetensors", "FCN+ (study 001)": MODELS / "fcn+.safetensors",
-              "1DCNN (study 001)": MODELS / "cnn1d.safetensors", "1DCNN+ (study 001)": MODELS / "cnn1d+.safetensors",
-              "prior MLP (xray-atlas, `maps-default`, shipped)": zoo_dir() / "maps-default.safetensors",
-              "spatial prior MLP, 5 x 5 (xray-atlas, shipped)": zoo_dir() / "maps-spatial.safetensors",
-              "MLP on the per-cluster fit (xray-atlas, `maps-fit`, shipped default)": zoo_dir() / "maps-fit.safetensors",
-              "`maps-fit` not shrunk to its clusters (`shrink=False`)": zoo_dir() / "maps-fit.safetensors",
-              "least squares (baseline)": "lsq", "window sums (baseline)": "roi",
-              "per-cluster fit (baseline, `fit`)": "fit"}
+    models = {
+        "FCN (study 001)": MODELS / "fcn.safetensors",
+        "FCN+ (study 001)": MODELS / "fcn+.safetensors",
+        "1DCNN (study 001)": MODELS / "cnn1d.safetensors",
+        "1DCNN+ (study 001)": MODELS / "cnn1d+.safetensors",
+        "prior MLP (xray-atlas, `maps-default`, shipped)": zoo_dir() / "maps-default.safetensors",
+        "spatial prior MLP, 5 x 5 (xray-atlas, shipped)": zoo_dir() / "maps-spatial.safetensors",
+        "MLP on the per-cluster fit (xray-atlas, `maps-fit`, shipped default)": zoo_dir() / "maps-fit.safetensors",
+        "`maps-fit` not shrunk to its clusters (`shrink=False`)": zoo_dir() / "maps-fit.safetensors",
+        "least squares (baseline)": "lsq",
+        "window sums (baseline)": "roi",
+        "per-cluster fit (baseline, `fit`)": "fit",
+    }
     rows: dict = {k: [] for k in [*models, "limit: Poisson NNLS with true spectra"]}
     per_line: dict = {}
     for seed, p in _paintings(washes, dwell_ms, seeds):
         # the scan's metadata (live time for the per-cluster fit's pile-up correction)
-        cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
+        cube = SpectralCube(
+            p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs)
+        )
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
         lim = map_scores(limit_fit(p, lines), p.maps, lines)
         rows["limit: Poisson NNLS with true spectra"].append(lim["mean"])
@@ -100,8 +119,10 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
             for ln in lines:
                 per_line.setdefault(label, []).append((s[ln]["mae"] / lim[ln]["mae"], ln, seed))
         print(f"painting {seed}{' (' + p.attrs['ground'] + ')' if washes else ''}: lines {', '.join(lines)}")
-    print("\n| model | MAE | MAE / limit | SSIM | Pearson | slope | abs z 0-1 | 1-2 | 2-3 | > 3 | worst line MAE / limit "
-          "| lines within 1.1 x limit |")
+    print(
+        "\n| model | MAE | MAE / limit | SSIM | Pearson | slope | abs z 0-1 | 1-2 | 2-3 | > 3 | worst line MAE / limit "
+        "| lines within 1.1 x limit |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     lim_mae = np.mean([r["mae"] for r in rows["limit: Poisson NNLS with true spectra"]])
     for label, rs in rows.items():
@@ -110,14 +131,18 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
         m = {k: float(np.mean([r[k] for r in rs])) for k in ("mae", "ssim", "pearson", "slope")}
         z = np.mean([r["z"] for r in rs], axis=0) * 100
         r = np.array([v[0] for v in per_line.get(label, [(1.0,)])])
-        print(f"| {label} | {m['mae']:.2f} | {m['mae'] / lim_mae:.2f} | {m['ssim']:.3f} | {m['pearson']:.3f} | "
-              f"{m['slope']:.3f} | {z[0]:.1f} % | {z[1]:.1f} % | {z[2]:.1f} % | {z[3]:.1f} % | {r.max():.2f} | "
-              f"{(r <= 1.1).sum()} of {r.size} |")
+        print(
+            f"| {label} | {m['mae']:.2f} | {m['mae'] / lim_mae:.2f} | {m['ssim']:.3f} | {m['pearson']:.3f} | "
+            f"{m['slope']:.3f} | {z[0]:.1f} % | {z[1]:.1f} % | {z[2]:.1f} % | {z[3]:.1f} % | {r.max():.2f} | "
+            f"{(r <= 1.1).sum()} of {r.size} |"
+        )
     print("\neach line's MAE / limit averaged; the lines above 1.1 x:")
     for label, got in per_line.items():
         over = sorted((v for v in got if v[0] > 1.1), reverse=True)
-        print(f"- {label}: {np.mean([v[0] for v in got]):.2f}; "
-              + (", ".join(f"{ln} {seed} {r:.2f}" for r, ln, seed in over) or "none"))
+        print(
+            f"- {label}: {np.mean([v[0] for v in got]):.2f}; "
+            + (", ".join(f"{ln} {seed} {r:.2f}" for r, ln, seed in over) or "none")
+        )
 
 
 def main() -> None:

@@ -65,9 +65,13 @@ def six_painting(size: int = 32, seed: int = 3):
 
 #: Rules scored beside the default one: (name, with the element model, min_share, tube_share),
 #: all at z >= FOUND_Z.
-VARIANTS = (("fit z >= 3 alone", False, 0.0, 0.0), ("z and share >= 0.1 %", False, 1e-3, 1e-3),
-            ("z and element model", True, 0.0, 0.0), ("z, share and element model", True, 1e-3, 1e-3),
-            ("the rule (and 1 % on the tube's lines)", True, 1e-3, 1e-2))
+VARIANTS = (
+    ("fit z >= 3 alone", False, 0.0, 0.0),
+    ("z and share >= 0.1 %", False, 1e-3, 1e-3),
+    ("z and element model", True, 0.0, 0.0),
+    ("z, share and element model", True, 1e-3, 1e-3),
+    ("the rule (and 1 % on the tube's lines)", True, 1e-3, 1e-2),
+)
 
 
 def _kind(painting, line: str) -> str:
@@ -86,19 +90,32 @@ def variants(painting, tally: dict) -> None:
     from xray_atlas.physics.lines import DEFAULT_MAP_LINES
     from xray_atlas.probabilities import FOUND_Z, found_families, load_element_model, on_tube_lines
 
-    cube = SpectralCube(painting.counts, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev,
-                        metadata=painting.attrs)
+    cube = SpectralCube(
+        painting.counts,
+        offset_kev=painting.energy_offset_kev,
+        gain_kev=painting.energy_gain_kev,
+        metadata=painting.attrs,
+    )
     fit = ClusterFit(cube, DEFAULT_MAP_LINES)
     run_to_end(fit.iter_prepare())
     cands = tuple(f for f in searched_families(cube, fit.basis.families) if f not in DEFAULT_MAP_LINES)
-    inst = instrument_for(n_channels=cube.n_channels, **{**INSTRUMENT_DEFAULTS, "offset_kev": painting.energy_offset_kev,
-                                                         "gain_kev": painting.energy_gain_kev})
+    inst = instrument_for(
+        n_channels=cube.n_channels,
+        **{**INSTRUMENT_DEFAULTS, "offset_kev": painting.energy_offset_kev, "gain_kev": painting.energy_gain_kev},
+    )
     tube = on_tube_lines(cands, inst)
     em = load_element_model(None, device="cpu")
     there = {ln for ln in cands if painting.maps.get(ln, np.zeros(1)).max() >= 5}
     for name, use_em, share, tube_share in VARIANTS:
-        got = found_families(fit, cands, element_model=em if use_em else None, on_tube=tube, z=FOUND_Z,
-                             min_share=share, tube_share=tube_share)
+        got = found_families(
+            fit,
+            cands,
+            element_model=em if use_em else None,
+            on_tube=tube,
+            z=FOUND_Z,
+            min_share=share,
+            tube_share=tube_share,
+        )
         t = tally.setdefault(name, {"there": 0, "trace": 0, "false": 0, "missed": 0, "which": []})
         for f in got:
             kind = _kind(painting, f.line)
@@ -112,8 +129,12 @@ def score(name: str, painting) -> dict:
     from xray_atlas.cube import SpectralCube
     from xray_atlas.inference import predict_maps, searched_families
 
-    cube = SpectralCube(painting.counts, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev,
-                        metadata=painting.attrs)
+    cube = SpectralCube(
+        painting.counts,
+        offset_kev=painting.energy_offset_kev,
+        gain_kev=painting.energy_gain_kev,
+        metadata=painting.attrs,
+    )
     t = time.perf_counter()
     maps, mm = predict_maps(cube, None, device="cpu")
     seconds = time.perf_counter() - t
@@ -129,8 +150,7 @@ def score(name: str, painting) -> dict:
     for ln, true in painting.maps.items():
         if ln in searched and ln not in maps and true.max() >= 5:
             rows["missed"].append((ln, float(true.max())))
-    print(f"\n{name} ({painting.counts.shape[0]} x {painting.counts.shape[1]}, {seconds:.1f} s): "
-          f"{len(maps)} lines")
+    print(f"\n{name} ({painting.counts.shape[0]} x {painting.counts.shape[1]}, {seconds:.1f} s): {len(maps)} lines")
     for kind in ("there", "trace", "false"):
         for f, r in rows[kind]:
             true = painting.maps.get(f.line)
@@ -142,10 +162,13 @@ def score(name: str, painting) -> dict:
 
 
 def main(quick: bool = False) -> None:
-    from xray_atlas.physics.painting import random_layout, paint, synthetic_painting
+    from xray_atlas.physics.painting import paint, random_layout, synthetic_painting
 
-    paintings = [("As-Co-Ti-Ba-Sn-Sb 32", lambda: six_painting(32)), ("As-Co-Ti-Ba-Sn-Sb 64", lambda: six_painting(64)),
-                 ("demo painting", lambda: synthetic_painting(96, 128, seed=0))]
+    paintings = [
+        ("As-Co-Ti-Ba-Sn-Sb 32", lambda: six_painting(32)),
+        ("As-Co-Ti-Ba-Sn-Sb 64", lambda: six_painting(64)),
+        ("demo painting", lambda: synthetic_painting(96, 128, seed=0)),
+    ]
     seeds = range(7001, 7003) if quick else range(7001, 7021)
     paintings += [(f"random {s}", lambda s=s: synthetic_painting(48, 64, seed=s, layout="random")) for s in seeds]
 
@@ -163,8 +186,10 @@ def main(quick: bool = False) -> None:
         for k in total:
             total[k] += len(rows[k])
         variants(painting, tally)
-    print(f"\n{len(paintings)} paintings: added {total['there']} families that are there, {total['trace']} traces "
-          f"(under one count a pixel), {total['false']} absent (false additions); missed {total['missed']}")
+    print(
+        f"\n{len(paintings)} paintings: added {total['there']} families that are there, {total['trace']} traces "
+        f"(under one count a pixel), {total['false']} absent (false additions); missed {total['missed']}"
+    )
     print("\n| rule | added, there | traces | absent (false) | missed |\n| --- | --- | --- | --- | --- |")
     for name, t in tally.items():
         print(f"| {name} | {t['there']} | {t['trace']} | {t['false']} | {t['missed']} |")
@@ -179,12 +204,18 @@ def real() -> None:
     from xray_atlas.io import read
 
     print()
-    for name in ("bruker_m6_jetstream_file_example.spx", "Steel.spe", "bcf_v2_50x50px.bcf",
-                 "30x30_instructively_packed_16bit_compressed.bcf"):
+    for name in (
+        "bruker_m6_jetstream_file_example.spx",
+        "Steel.spe",
+        "bcf_v2_50x50px.bcf",
+        "30x30_instructively_packed_16bit_compressed.bcf",
+    ):
         with read(REAL / name) as cube:
             maps, mm = predict_maps(cube, None, device="cpu")
-        print(f"{name}: " + ("; ".join(f"{f}, {float(maps[f.line].sum()):,.0f} net counts" for f in mm.found)
-                             or "nothing added"))
+        print(
+            f"{name}: "
+            + ("; ".join(f"{f}, {float(maps[f.line].sum()):,.0f} net counts" for f in mm.found) or "nothing added")
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def fit_chi2(cube, omit=()) -> tuple[np.ndarray, object]:
     out = np.full(cube.height * cube.width, np.nan, np.float32)
     w = cube.width
     for rows, block in cube.iter_tiles():
-        out[rows.start * w:rows.stop * w] = fit.tile(block, chi2=True).chi2
+        out[rows.start * w : rows.stop * w] = fit.tile(block, chi2=True).chi2
     return out.reshape(cube.height, cube.width), fit
 
 
@@ -55,8 +55,11 @@ def excess_bands(cube, fit, mask: np.ndarray, *, every: int = 3) -> list[tuple[f
         chi[c] += ((sf.measured - sf.fitted) ** 2 / np.maximum(sf.fitted, 1.0))[c]
         exp[c] += np.minimum(sf.fitted, 1.0)[c]
     band = np.floor(cube.energy).astype(int)
-    return [(float(b), float(chi[band == b].sum()), float(exp[band == b].sum())) for b in np.unique(band)
-            if exp[band == b].sum() > 0]
+    return [
+        (float(b), float(chi[band == b].sum()), float(exp[band == b].sum()))
+        for b in np.unique(band)
+        if exp[band == b].sum() > 0
+    ]
 
 
 def main(argv: list[str]) -> None:
@@ -84,8 +87,10 @@ def main(argv: list[str]) -> None:
         print(f"   {name:42s} {a[name]:7.3f} {b[name]:8.3f}")
     robe = regions == names.index("vermilion robe")
     outside = ~np.isin(regions, [names.index("vermilion robe"), names.index("zinc white retouching")])
-    print(f"   without Hg-L: vermilion robe {np.nanmedian(lacking[robe]):.2f}, outside the two vermilion regions "
-          f"{np.nanmedian(lacking[outside]):.2f} ({np.nanmedian(lacking[robe]) / np.nanmedian(lacking[outside]):.1f} x)")
+    print(
+        f"   without Hg-L: vermilion robe {np.nanmedian(lacking[robe]):.2f}, outside the two vermilion regions "
+        f"{np.nanmedian(lacking[outside]):.2f} ({np.nanmedian(lacking[robe]) / np.nanmedian(lacking[outside]):.1f} x)"
+    )
 
     print("2. where the excess above 1 lies (every third pixel of the region; bands holding >= 10 % of it)")
     for name in ("azurite sky", "zinc white retouching", "vermilion robe", "malachite and lead-tin yellow sleeve"):
@@ -95,19 +100,25 @@ def main(argv: list[str]) -> None:
         print(f"   {name}: chi-square / expectation {chi / exp:.3f}")
         for lo, c, e in rows:
             if c - e >= 0.1 * excess:
-                print(f"      {lo:4.0f}-{lo + 1:.0f} keV: {c / e:6.2f} x its expectation, {100 * (c - e) / excess:3.0f} % "
-                      "of the excess")
+                print(
+                    f"      {lo:4.0f}-{lo + 1:.0f} keV: {c / e:6.2f} x its expectation, {100 * (c - e) / excess:3.0f} % "
+                    "of the excess"
+                )
 
     print("3. the demo layout at 48 x 64, with and without pile-up in the simulation")
     reg, regs = shapes_layout(48, 64, seed=0)
     inst = painting_instrument()
-    for label, instrument in (("with pile-up", inst),
-                              ("without", replace(inst, detector=replace(inst.detector, pileup_time_s=0.0)))):
+    for label, instrument in (
+        ("with pile-up", inst),
+        ("without", replace(inst, detector=replace(inst.detector, pileup_time_s=0.0))),
+    ):
         p = paint(reg, regs, instrument=instrument, seed=0)
         c = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
         chi, _ = fit_chi2(c)
-        print(f"   {label}: median {np.nanmedian(chi):.3f}; per region "
-              + ", ".join(f"{k} {v:.2f}" for k, v in region_medians(chi, p.regions, p.region_names).items()))
+        print(
+            f"   {label}: median {np.nanmedian(chi):.3f}; per region "
+            + ", ".join(f"{k} {v:.2f}" for k, v in region_medians(chi, p.regions, p.region_names).items())
+        )
 
     print(f"4. the time it adds on the demo painting, {runs} runs each way, alternating (wall and CPU seconds)")
     from threadpoolctl import threadpool_limits
@@ -137,9 +148,13 @@ def report(what: str, times: dict) -> None:
     for k, label in ((0, "wall"), (1, "CPU")):
         off = float(np.median([t[k] for t in times[False]]))
         on = float(np.median([t[k] for t in times[True]]))
-        print(f"{what}, {label}: without the chi-square {off:.2f} s, with it {on:.2f} s: {on - off:+.2f} s "
-              f"({100 * (on - off) / off:+.1f} %); runs without " + ", ".join(f"{t[k]:.2f}" for t in times[False])
-              + "; with " + ", ".join(f"{t[k]:.2f}" for t in times[True]))
+        print(
+            f"{what}, {label}: without the chi-square {off:.2f} s, with it {on:.2f} s: {on - off:+.2f} s "
+            f"({100 * (on - off) / off:+.1f} %); runs without "
+            + ", ".join(f"{t[k]:.2f}" for t in times[False])
+            + "; with "
+            + ", ".join(f"{t[k]:.2f}" for t in times[True])
+        )
 
 
 if __name__ == "__main__":

@@ -29,11 +29,17 @@ def _table(reference: dict, got: dict, names: list[str], lines, title: str) -> N
     print("| line | reference | " + " | ".join(names) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in names) + " |")
     for ln in lines:
-        print(f"| {ln} | {reference.get(ln, 0):,.0f} | " + " | ".join(f"{got[n].get(ln, float('nan')):,.0f}" for n in names) + " |")
+        print(
+            f"| {ln} | {reference.get(ln, 0):,.0f} | "
+            + " | ".join(f"{got[n].get(ln, float('nan')):,.0f}" for n in names)
+            + " |"
+        )
     strong = [ln for ln in lines if reference.get(ln, 0) >= 500]
     for n in names:
         err = [abs(got[n][ln] - reference[ln]) / reference[ln] for ln in strong]
-        print(f"{n}: median relative error over the lines with >= 500 counts ({', '.join(strong)}): {np.median(err):.2f}")
+        print(
+            f"{n}: median relative error over the lines with >= 500 counts ({', '.join(strong)}): {np.median(err):.2f}"
+        )
 
 
 def main(models: list[str]) -> None:
@@ -62,8 +68,13 @@ def main(models: list[str]) -> None:
     for m, n in zip(models, names):
         maps = predict_maps(cube, m, device="cpu")[0]
         got[n] = {ln: float(np.asarray(v).mean()) * scale for ln, v in maps.items()}
-    _table(sim.net, got, names, DEFAULT_MAP_LINES,
-           f"The same sample simulated by the physics engine, 64 pixels of {PIXEL_COUNTS:,.0f} counts, against its truth")
+    _table(
+        sim.net,
+        got,
+        names,
+        DEFAULT_MAP_LINES,
+        f"The same sample simulated by the physics engine, 64 pixels of {PIXEL_COUNTS:,.0f} counts, against its truth",
+    )
 
 
 if __name__ == "__main__":

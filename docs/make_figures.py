@@ -41,8 +41,13 @@ def steel() -> None:
     fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.semilogy(det.energy, np.maximum(meas, 0.5), lw=0.7, label="measured: NIST SRM 1155 (Steel.spe)")
     ax.semilogy(det.energy, np.maximum(sim.expected * scale, 0.5), lw=0.9, label="simulated, scaled to Fe K")
-    ax.set(xlim=(1, 24), ylim=(0.5, None), xlabel="energy (keV)", ylabel="counts per channel",
-           title="Stainless steel, 16 keV excitation (instrument of Steel.cfg)")
+    ax.set(
+        xlim=(1, 24),
+        ylim=(0.5, None),
+        xlabel="energy (keV)",
+        ylabel="counts per channel",
+        title="Stainless steel, 16 keV excitation (instrument of Steel.cfg)",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(OUT / "physics-steel.png", dpi=90)

@@ -66,8 +66,15 @@ def small_cube_h5(tmp_path):
     rng = np.random.default_rng(1)
     counts = rng.poisson(3.0, size=(23, 17, 64)).astype(np.uint16)
     path = tmp_path / "cube.h5"
-    write_cube(path, counts, energy_offset_kev=-0.5, energy_gain_kev=0.02,
-               maps={"Fe-K": counts.sum(-1).astype(np.float32)}, attrs={"title": "test"}, chunk_pixels=4)
+    write_cube(
+        path,
+        counts,
+        energy_offset_kev=-0.5,
+        energy_gain_kev=0.02,
+        maps={"Fe-K": counts.sum(-1).astype(np.float32)},
+        attrs={"title": "test"},
+        chunk_pixels=4,
+    )
     return path, counts
 
 

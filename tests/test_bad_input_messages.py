@@ -42,11 +42,17 @@ def test_a_card_that_disagrees_with_its_network_is_refused_at_load(tmp_path):
     model, cfg = build("prior-mlp", n_channels=256, gain_kev=0.08, hidden=(4,))
     lines = list(cfg["lines"])
     inputs = {"n_channels": 256, "energy_offset_kev": 0.0, "energy_gain_kev": 0.08}
-    save_model(tmp_path / "three.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=lines[:3],
-                                                                inputs=inputs))
-    save_model(tmp_path / "wide.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=lines,
-                                                               inputs={**inputs, "n_channels": 512}))
-    with pytest.raises(XrayAtlasError, match=f"three.safetensors: the card lists 3 outputs but the network has {len(lines)}"):
+    save_model(
+        tmp_path / "three.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=lines[:3], inputs=inputs)
+    )
+    save_model(
+        tmp_path / "wide.safetensors",
+        model,
+        ModelCard("prior-mlp", cfg, "maps", outputs=lines, inputs={**inputs, "n_channels": 512}),
+    )
+    with pytest.raises(
+        XrayAtlasError, match=f"three.safetensors: the card lists 3 outputs but the network has {len(lines)}"
+    ):
         load_model(tmp_path / "three.safetensors")
     with pytest.raises(XrayAtlasError, match="wide.safetensors: the card's inputs say n_channels=512"):
         load_model(tmp_path / "wide.safetensors")

@@ -54,6 +54,7 @@ def client(cluster):
 
 def assert_same_result(a, b):
     """Two result files hold the same datasets, values and root attributes."""
+
     def contents(path):
         out = {}
         with h5py.File(path, "r") as f:
@@ -175,8 +176,10 @@ def test_maps_equal_single_command_failures_and_reruns(cubes, cluster, client, t
     assert rows["bad.h5"]["output"] is None and not (out / "bad.h5").exists()
     assert all(r["seconds"] > 0 for r in rows.values())
     for name in "abc":
-        assert_same_result(out / f"{name}.h5", single(tmp_path, "maps", cubes / f"{name}.h5", "--model", "roi",
-                                                           threads=worker_threads(client)))
+        assert_same_result(
+            out / f"{name}.h5",
+            single(tmp_path, "maps", cubes / f"{name}.h5", "--model", "roi", threads=worker_threads(client)),
+        )
     stamps = {n: (out / f"{n}.h5").stat().st_mtime_ns for n in "abc"}
 
     # a rerun skips the finished cubes (not rewritten) and tries the failed one again
@@ -193,8 +196,12 @@ def test_maps_equal_single_command_failures_and_reruns(cubes, cluster, client, t
     assert "b.h5 (is older than its cube); give --overwrite" in capsys.readouterr().err
     assert cli.main(["batch", "maps", *ok, str(out), "--model", "lsq", "--scheduler", cluster.scheduler_address]) == 2
     assert "a.h5 (was made with roi, not lsq)" in capsys.readouterr().err
-    assert cli.main(["batch", "maps", *ok, str(out), "--model", "roi", "--overwrite",
-                     "--scheduler", cluster.scheduler_address]) == 0
+    assert (
+        cli.main(
+            ["batch", "maps", *ok, str(out), "--model", "roi", "--overwrite", "--scheduler", cluster.scheduler_address]
+        )
+        == 0
+    )
     rows = report_rows(out)
     assert [rows[f"{n}.h5"]["status"] for n in "abc"] == ["skipped", "ok", "skipped"]
     assert "replacing a result that is older than its cube" in rows["b.h5"]["notes"]
@@ -218,8 +225,9 @@ def test_default_model_loaded_once_per_worker(cubes, cluster, client, tmp_path):
     assert sum(loads.values()) == len(used) and all(loads[w] == 1 for w in used)
     # the reused model gives what a fresh one gives, cube after cube
     for k in (0, 4, 5):
-        assert_same_result(out / f"scan{k}.h5", single(tmp_path, "maps", folder / f"scan{k}.h5",
-                                                          threads=worker_threads(client)))
+        assert_same_result(
+            out / f"scan{k}.h5", single(tmp_path, "maps", folder / f"scan{k}.h5", threads=worker_threads(client))
+        )
     assert any("maps-fit" in (r["summary"] or "") for r in rows.values())
 
 
@@ -232,8 +240,9 @@ def test_probabilities_and_cluster_equal_single_command(cubes, cluster, client, 
     n = worker_threads(client)
     for name in ("a", "c"):
         cube = cubes / f"{name}.h5"
-        assert_same_result(tmp_path / "p" / f"{name}.h5", single(tmp_path, "probabilities", cube, "--region", "2",
-                                                                 threads=n))
+        assert_same_result(
+            tmp_path / "p" / f"{name}.h5", single(tmp_path, "probabilities", cube, "--region", "2", threads=n)
+        )
         assert_same_result(tmp_path / "k" / f"{name}.h5", single(tmp_path, "cluster", cube, *som, threads=n))
     # a rerun with other method options is refused, not skipped
     assert cli.main(["batch", "cluster", *two, str(tmp_path / "k"), *som[:-1], "4", *addr]) == 2
@@ -241,8 +250,7 @@ def test_probabilities_and_cluster_equal_single_command(cubes, cluster, client, 
 
 def test_local_scheduler_leaves_environment(cubes, tmp_path):
     before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}
-    report = batch.run_batch("maps", [cubes / "a.h5"], tmp_path / "out", options={"model": "lsq"},
-                             scheduler="local:1")
+    report = batch.run_batch("maps", [cubes / "a.h5"], tmp_path / "out", options={"model": "lsq"}, scheduler="local:1")
     assert report.workers == 1 and [r["status"] for r in report.rows] == ["ok"]
     assert {k: os.environ.get(k) for k in before} == before
     assert_same_result(tmp_path / "out" / "a.h5", single(tmp_path, "maps", cubes / "a.h5", "--model", "lsq"))
@@ -270,8 +278,13 @@ def test_killed_worker_retried_once(cubes, cluster, client, tmp_path):
     som = ["--method", "som", "--param", "rows=2", "--param", "cols=2", "--param", "epochs=30000"]
     out = tmp_path / "out"
     status = {}
-    run = threading.Thread(target=lambda: status.update(rc=cli.main(
-        ["batch", "cluster", str(cubes / "a.h5"), str(out), *som, "--scheduler", cluster.scheduler_address])))
+    run = threading.Thread(
+        target=lambda: status.update(
+            rc=cli.main(
+                ["batch", "cluster", str(cubes / "a.h5"), str(out), *som, "--scheduler", cluster.scheduler_address]
+            )
+        )
+    )
     run.start()
     killed = _processing(client, "cluster-a-")
     _kill(client, killed)
@@ -284,8 +297,13 @@ def test_killed_worker_retried_once(cubes, cluster, client, tmp_path):
     # killed a second time: the cube fails, the batch reports it and exits 1
     client.wait_for_workers(2, timeout=60)
     out = tmp_path / "twice"
-    run = threading.Thread(target=lambda: status.update(rc=cli.main(
-        ["batch", "cluster", str(cubes / "c.h5"), str(out), *som, "--scheduler", cluster.scheduler_address])))
+    run = threading.Thread(
+        target=lambda: status.update(
+            rc=cli.main(
+                ["batch", "cluster", str(cubes / "c.h5"), str(out), *som, "--scheduler", cluster.scheduler_address]
+            )
+        )
+    )
     run.start()
     first = _processing(client, "cluster-c-")
     _kill(client, first)
@@ -355,20 +373,29 @@ def test_cancel_stops_the_batch_and_returns_the_report(cubes, cluster, client, t
     stop = threading.Event()
     stop.set()
     said = []
-    report = batch.run_batch("maps", [cubes], tmp_path / "before", options={"model": "roi"}, cancel=stop,
-                             on_message=said.append)
+    report = batch.run_batch(
+        "maps", [cubes], tmp_path / "before", options={"model": "roi"}, cancel=stop, on_message=said.append
+    )
     assert [r["status"] for r in report.rows] == ["cancelled"] * 4 and report.workers == 0
     assert {r["status"] for r in report_rows(tmp_path / "before").values()} == {"cancelled"}
     assert sorted(p.name for p in (tmp_path / "before").iterdir()) == ["batch-report.csv", "batch-report.json"]
     assert said[-1] == "cancelled: 4 cube(s) not done"
     # set by the first finished cube: the cubes not done then are cancelled, the report returned
     stop.clear()
-    report = batch.run_batch("maps", [cubes], tmp_path / "during", options={"model": "roi"}, cancel=stop,
-                             scheduler=cluster.scheduler_address, progress=lambda *_: stop.set())
+    report = batch.run_batch(
+        "maps",
+        [cubes],
+        tmp_path / "during",
+        options={"model": "roi"},
+        cancel=stop,
+        scheduler=cluster.scheduler_address,
+        progress=lambda *_: stop.set(),
+    )
     statuses = [r["status"] for r in report.rows]
     assert sum(s != "cancelled" for s in statuses) >= 1 and set(statuses) <= {"ok", "failed", "cancelled"}
-    assert {k: r["status"] for k, r in report_rows(tmp_path / "during").items()} == \
-        {os.path.basename(r["input"]): r["status"] for r in report.rows}
+    assert {k: r["status"] for k, r in report_rows(tmp_path / "during").items()} == {
+        os.path.basename(r["input"]): r["status"] for r in report.rows
+    }
     assert all(r["output"] is None for r in report.rows if r["status"] == "cancelled")
 
 
@@ -392,15 +419,27 @@ def test_iter_batch_runs_in_a_child_that_never_runs_main(cubes, tmp_path, monkey
     with pytest.raises(XrayAtlasError, match="no such file"):  # checked by the call, before any process
         batch.iter_batch("maps", [tmp_path / "none.h5"], tmp_path / "out")
     seen: list[Progress] = []
-    report = run_to_end(batch.iter_batch("maps", [cubes / "a.h5", cubes / "bad.h5"], tmp_path / "out",
-                                         options={"model": "roi"}, scheduler="local:1", nice=5), seen.append)
+    report = run_to_end(
+        batch.iter_batch(
+            "maps",
+            [cubes / "a.h5", cubes / "bad.h5"],
+            tmp_path / "out",
+            options={"model": "roi"},
+            scheduler="local:1",
+            nice=5,
+        ),
+        seen.append,
+    )
     assert sys.modules["__main__"] is main
     assert not (tmp_path / "executions").exists()
     assert [r["status"] for r in report.rows] == ["ok", "failed"]
     assert (tmp_path / "out" / "a.h5").is_file() and report_rows(tmp_path / "out")["a.h5"]["status"] == "ok"
     assert seen[0].done == 0 and seen[0].total == 2 and seen[-1].done == 2
     assert any("cubes/min" in p.what for p in seen)
+
+
 # -- one cube in blocks of rows (--split-rows) ---------------------------------------------------
+
 
 def assert_close_result(a, b):
     """Two result files hold the same datasets and root attributes, the float datasets equal to
@@ -408,6 +447,7 @@ def assert_close_result(a, b):
     batches of other sizes than the whole cube's tile, and float32 sums over them differ in the
     last bits (measured on these cubes: at most 6.5e-7 of a map's largest value, 2.2e-3 counts
     of Cu-K's 3,778, with the default model maps-fit); integer datasets (cluster labels) equal."""
+
     def contents(path):
         out = {}
         with h5py.File(path, "r") as f:
@@ -446,11 +486,13 @@ def test_split_cube_equals_single_command(cubes, cluster, client, tmp_path, caps
         assert "fit/reduced_chi2" in f and f.attrs["model"] == "maps-fit"  # the fit's global steps ran
     # the single command's notes (the model's, the fit's, held, shrunk) come before the split's
     single_notes = [line.split("note: ", 1)[1] for line in capsys.readouterr().err.splitlines() if "note: " in line]
-    assert row["notes"][:len(single_notes)] == single_notes and single_notes
+    assert row["notes"][: len(single_notes)] == single_notes and single_notes
 
     # probabilities per pixel (blocks of 5 rows: 5, 5, 2) and per 2 x 2 region (3 rows rounded up to 4)
-    for opts, blocks in ((["--split-rows", "5"], [[0, 5], [5, 10], [10, 12]]),
-                         (["--split-rows", "3", "--region", "2"], [[0, 4], [4, 8], [8, 12]])):
+    for opts, blocks in (
+        (["--split-rows", "5"], [[0, 5], [5, 10], [10, 12]]),
+        (["--split-rows", "3", "--region", "2"], [[0, 4], [4, 8], [8, 12]]),
+    ):
         out = tmp_path / f"p{len(opts)}"
         assert cli.main(["batch", "probabilities", str(a), str(out), *opts, *addr]) == 0
         row = report_rows(out)["a.h5"]
@@ -473,12 +515,21 @@ def test_split_cube_with_a_damaged_block_fails_whole(tmp_path, cubes, cluster, c
     # a gzip-compressed cube whose chunks of rows 8 to 11 are overwritten mid-file: the file
     # opens, and only the block that reads those rows fails
     p = synthetic_painting(12, 14, n_channels=2048, seed=4)
-    cube = write_cube(tmp_path / "damaged.h5", p.counts, energy_offset_kev=p.energy_offset_kev,
-                      energy_gain_kev=p.energy_gain_kev, chunk_pixels=4, compression="gzip")
+    cube = write_cube(
+        tmp_path / "damaged.h5",
+        p.counts,
+        energy_offset_kev=p.energy_offset_kev,
+        energy_gain_kev=p.energy_gain_kev,
+        chunk_pixels=4,
+        compression="gzip",
+    )
     with h5py.File(cube, "r") as f:
         ds = f["spectra"]
-        spans = [(info.byte_offset, info.size) for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))
-                 if info.chunk_offset[0] >= 8]
+        spans = [
+            (info.byte_offset, info.size)
+            for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))
+            if info.chunk_offset[0] >= 8
+        ]
     assert spans
     with open(cube, "r+b") as fh:
         for offset, size in spans:
@@ -520,8 +571,15 @@ def test_block_rows():
     from xray_atlas.rowblocks import block_rows
 
     # automatic: 4 blocks per worker, rounded up to whole tiles of 10 rows
-    assert block_rows(256, tile_rows=10, split_rows=None, n_workers=2) == [(0, 40), (40, 80), (80, 120), (120, 160),
-                                                                           (160, 200), (200, 240), (240, 256)]
+    assert block_rows(256, tile_rows=10, split_rows=None, n_workers=2) == [
+        (0, 40),
+        (40, 80),
+        (80, 120),
+        (120, 160),
+        (160, 200),
+        (200, 240),
+        (240, 256),
+    ]
     assert block_rows(12, tile_rows=100, split_rows=None, n_workers=2) == [(0, 12)]
     assert block_rows(12, tile_rows=100, split_rows=5, n_workers=2) == [(0, 5), (5, 10), (10, 12)]
     assert block_rows(12, tile_rows=100, split_rows=3, n_workers=2, region=2) == [(0, 4), (4, 8), (8, 12)]

@@ -32,8 +32,7 @@ def test_arrays_are_computed_once_then_read(cache_home):
 def test_another_key_or_a_broken_file_computes_again(cache_home):
     cached_arrays("demo", ("x", 1), lambda: {"a": np.zeros(3)})
     assert cached_arrays("demo", ("x", 2), lambda: {"a": np.ones(3)})["a"].sum() == 3
-    (path,) = [p for p in (cache_dir() / "demo").glob("*.npz")
-               if np.load(p)["a"].sum() == 0]
+    (path,) = [p for p in (cache_dir() / "demo").glob("*.npz") if np.load(p)["a"].sum() == 0]
     path.write_bytes(b"not an npz")
     assert cached_arrays("demo", ("x", 1), lambda: {"a": np.full(3, 2.0)})["a"].sum() == 6
     assert np.load(path)["a"].sum() == 6  # replaced

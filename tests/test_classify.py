@@ -19,8 +19,15 @@ def plates_model(tmp_path_factory):
     # 3,000 small radiographs, 15 epochs (~30 s on 2 cores): the network first has to find
     # detectors for the -ln T levels, which takes ~1,000 steps (fewer stalled at 60-75 %)
     out = tmp_path_factory.mktemp("img") / "plates"
-    cfg = make_config("images", model="image-cnn", source="synthetic-radiographs", epochs=15, seed=3, device="cpu",
-                      source_params={"n_images": 3000, "kind": "plate", "frame": 64, "size": 32})
+    cfg = make_config(
+        "images",
+        model="image-cnn",
+        source="synthetic-radiographs",
+        epochs=15,
+        seed=3,
+        device="cpu",
+        source_params={"n_images": 3000, "kind": "plate", "frame": 64, "size": 32},
+    )
     train(cfg, out)
     return load_image_model(out, device="cpu")
 
@@ -104,8 +111,8 @@ def _samples():
     """The images of the napari samples 'radiographs' and 'micrographs' (same code, no Qt)."""
     from xray_atlas.napari._sample_data import micrograph_sample, radiograph_sample
 
-    (radio, _, _), = radiograph_sample()
-    (micro, meta, _), = micrograph_sample()
+    ((radio, _, _),) = radiograph_sample()
+    ((micro, meta, _),) = micrograph_sample()
     return radio, micro, meta["metadata"]
 
 
@@ -137,8 +144,9 @@ def test_domain_check_uses_the_image_metadata_and_says_when_it_cannot_tell():
     assert check.inside is False
     assert "its metadata names spheres-small, spheres-large, rods, cubes, ..." in check.message
     assert check_domain(model, radio[0], metadata={"class": "Al2017"}).inside is True
-    blind = replace(model, card=replace(model.card, inputs={k: v for k, v in model.card.inputs.items()
-                                                            if k != "domain"}))
+    blind = replace(
+        model, card=replace(model.card, inputs={k: v for k, v in model.card.inputs.items() if k != "domain"})
+    )
     unknown = check_domain(blind, micro[0])
     assert unknown.inside is None and "records no statistics" in unknown.message
     # the statistics themselves: a stack gives one value per image, equal to the single-image ones

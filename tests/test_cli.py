@@ -91,8 +91,19 @@ def test_bad_inputs_give_one_line(tmp_path, real_data):
 def test_cluster_command(tmp_path):
     out = tmp_path / "p.h5"
     assert run("simulate", "painting", out, "--height", 24, "--width", 32, "--seed", 2).returncode == 0
-    res = run("cluster", out, tmp_path / "c.h5", "--method", "som", "--param", "rows=4", "--param", "epochs=5",
-              "--param", "n_clusters=auto")
+    res = run(
+        "cluster",
+        out,
+        tmp_path / "c.h5",
+        "--method",
+        "som",
+        "--param",
+        "rows=4",
+        "--param",
+        "epochs=5",
+        "--param",
+        "n_clusters=auto",
+    )
     assert res.returncode == 0, res.stderr
     with h5py.File(tmp_path / "c.h5") as f:
         labels = f["labels"][()]
@@ -110,8 +121,20 @@ def test_train_command_resume_and_bad_input(tmp_path):
     from xray_atlas.models.catalogue import list_models
 
     out = tmp_path / "maps.safetensors"
-    small = ["--param", "n_train=256", "--param", "n_val=64", "--param", "n_channels=512", "--param", "gain_kev=0.04",
-             "--model-param", "hidden=32", "--device", "cpu"]
+    small = [
+        "--param",
+        "n_train=256",
+        "--param",
+        "n_val=64",
+        "--param",
+        "n_channels=512",
+        "--param",
+        "gain_kev=0.04",
+        "--model-param",
+        "hidden=32",
+        "--device",
+        "cpu",
+    ]
     res = run("train", "maps", out, "--epochs", 2, "--seed", 5, *small)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"wrote {out}: done after 2 epochs") and "pearson" in res.stdout
@@ -126,8 +149,7 @@ def test_train_command_resume_and_bad_input(tmp_path):
     assert_one_line_error(run("train", "maps", out, *small), "a model exists here", "--overwrite")
     assert_one_line_error(run("train", "maps", tmp_path / "x", "--lr", "-1"), "lr=-1.0 is out of range")
     assert_one_line_error(run("train", "maps", tmp_path / "x", "--param", "tube_kv=500"), "tube_kv='500'")
-    assert_one_line_error(run("train", "images", tmp_path / "x", "--param", f"root={tmp_path}"),
-                          "not an image dataset")
+    assert_one_line_error(run("train", "images", tmp_path / "x", "--param", f"root={tmp_path}"), "not an image dataset")
     assert_one_line_error(run("train", "diffraction", tmp_path / "x", "--param", "span=5"), "span='5'", "[2, 4]")
     assert_one_line_error(run("train", "maps", tmp_path / "no" / "x"), "output folder does not exist")
     assert out.read_bytes() == before and not (tmp_path / "x").exists()
@@ -149,8 +171,20 @@ def test_maps_command(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"wrote {out}: 12 maps") and "maps-fit" in res.stdout
     r = read_results(out)
-    assert set(r["maps"]) == {"S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K", "Sr-K", "Au-L", "Hg-L",
-                              "Pb-L"}
+    assert set(r["maps"]) == {
+        "S-K",
+        "K-K",
+        "Ca-K",
+        "Cr-K",
+        "Mn-K",
+        "Fe-K",
+        "Cu-K",
+        "Zn-K",
+        "Sr-K",
+        "Au-L",
+        "Hg-L",
+        "Pb-L",
+    }
     assert r["attrs"]["model"] == "maps-fit" and r["maps"]["Pb-L"].shape == (10, 12)
     res = run("maps", cube, tmp_path / "lsq.h5", "--model", "lsq", "--lines", "Pb-L,Hg-L")
     assert res.returncode == 0 and set(read_results(tmp_path / "lsq.h5")["maps"]) == {"Pb-L", "Hg-L"}
@@ -201,7 +235,7 @@ def test_probabilities_command(tmp_path, real_data):
     r = read_results(out)
     assert {"Pb", "Hg", "Cu", "Fe", "Ca", "Rh", "Sn", "Sb"} <= set(r["probabilities"])
     assert r["attrs"]["model"] == "elements-default" and r["probabilities"]["Pb"].shape == (12, 10)
-    assert all(0 <= p.min() and p.max() <= 1 for p in r["probabilities"].values())
+    assert all(p.min() >= 0 and p.max() <= 1 for p in r["probabilities"].values())
     assert set(json.loads(r["attrs"]["thresholds"])) == set(r["probabilities"])
     # per region and per cluster (the labels of xray-atlas cluster's result file)
     res = run("probabilities", cube, tmp_path / "r.h5", "--region", 4, "--elements", "Pb,Fe")
@@ -220,9 +254,14 @@ def test_probabilities_command(tmp_path, real_data):
     assert res.returncode == 0, res.stderr
     assert "note: resampled the cube's 4096 channels of 5.03 eV" in res.stderr
     assert read_results(tmp_path / "m.h5")["probabilities"]["Cu"][0, 0] > 0.9
-    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--model", "maps-default"), "is a model for elemental maps, not element probabilities")
-    assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--region", 2, "--labels",
-                              tmp_path / "clusters.h5"), "exclude each other")
+    assert_one_line_error(
+        run("probabilities", cube, tmp_path / "x.h5", "--model", "maps-default"),
+        "is a model for elemental maps, not element probabilities",
+    )
+    assert_one_line_error(
+        run("probabilities", cube, tmp_path / "x.h5", "--region", 2, "--labels", tmp_path / "clusters.h5"),
+        "exclude each other",
+    )
     assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--labels", cube), "no /labels dataset")
     assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--gain-kev", "0.01"), "go together")
     assert_one_line_error(run("probabilities", cube, tmp_path / "x.h5", "--elements", "Pb,U"), "U not among")
@@ -273,12 +312,15 @@ def test_diffraction_bad_input(tmp_path):
     assert_one_line_error(run("diffraction", tmp_path / "rect.npy", tmp_path / "o.h5"), "square")
     assert_one_line_error(run("diffraction", tmp_path / "tiny.npy", tmp_path / "o.h5"), "too small")
     assert_one_line_error(run("diffraction", tmp_path / "nan.npy", tmp_path / "o.h5"), "NaN")
-    assert_one_line_error(run("diffraction", paths[0], tmp_path / "o.h5", "--model", "diffraction-span2",
-                              "--span", "3"), "trained for span 2")
+    assert_one_line_error(
+        run("diffraction", paths[0], tmp_path / "o.h5", "--model", "diffraction-span2", "--span", "3"),
+        "trained for span 2",
+    )
     assert_one_line_error(run("diffraction", paths[0], paths[0], tmp_path / "o.h5"), "existing folder")
     np.save(tmp_path / "plain.npy", h5py.File(paths[0])["image"][()])  # no span in an .npy
-    assert_one_line_error(run("diffraction", tmp_path / "plain.npy", tmp_path / "o.h5", "--model", "analytic"),
-                          "needs the span")
+    assert_one_line_error(
+        run("diffraction", tmp_path / "plain.npy", tmp_path / "o.h5", "--model", "analytic"), "needs the span"
+    )
     res = run("diffraction", tmp_path / "plain.npy", tmp_path / "p.h5")
     assert res.returncode == 0 and "using span 2" in res.stderr and (tmp_path / "p.h5").exists()
     assert not (tmp_path / "o.h5").exists()
@@ -303,8 +345,9 @@ def test_simulate_radiographs_then_classify_with_maps(tmp_path):
     # every file sits in its true class's folder; the shipped model reads them all right
     assert all(r["class"] == os.path.basename(os.path.dirname(r["path"])) for r in rows)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in rows)
-    assert sorted(p.name for p in cams.iterdir()) == sorted(f"{os.path.splitext(os.path.basename(r['path']))[0]}.png"
-                                                             for r in rows)
+    assert sorted(p.name for p in cams.iterdir()) == sorted(
+        f"{os.path.splitext(os.path.basename(r['path']))[0]}.png" for r in rows
+    )
 
 
 def test_classify_image_bad_input(tmp_path):
@@ -315,7 +358,10 @@ def test_classify_image_bad_input(tmp_path):
     assert_one_line_error(run("classify-image", good, bad, "--cam", tmp_path / "cams"), "b.png", "not a readable image")
     assert not (tmp_path / "cams").exists()  # nothing written when any input is bad
     assert_one_line_error(run("classify-image", tmp_path / "none.png"), "none.png", "no such file")
-    assert_one_line_error(run("classify-image", good, "--model", "elements-default"), "is a model for element probabilities, not image classification")
+    assert_one_line_error(
+        run("classify-image", good, "--model", "elements-default"),
+        "is a model for element probabilities, not image classification",
+    )
     assert_one_line_error(run("classify-image", good, "--cam", tmp_path / "no" / "cams"), "parent does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -329,12 +375,22 @@ def _ripple_scan(folder, *, live=0.02):
 
     data = np.random.default_rng(3).poisson(5, (6, 8, 128)).astype("u2")
     eds = {"live_time": live} if live else {}
-    file_writer(str(folder / "scan.rpl"), {
-        "data": data, "metadata": {"General": {"title": "scan"}, "Signal": {"signal_type": "EDS_SEM"},
-                                   "Acquisition_instrument": {"SEM": {"beam_energy": 40.0, "Detector": {"EDS": eds}}}},
-        "axes": [{"name": "height", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
-                 {"name": "width", "size": 8, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
-                 {"name": "Energy", "size": 128, "scale": 0.16, "offset": -0.5, "units": "keV", "navigate": False}]})
+    file_writer(
+        str(folder / "scan.rpl"),
+        {
+            "data": data,
+            "metadata": {
+                "General": {"title": "scan"},
+                "Signal": {"signal_type": "EDS_SEM"},
+                "Acquisition_instrument": {"SEM": {"beam_energy": 40.0, "Detector": {"EDS": eds}}},
+            },
+            "axes": [
+                {"name": "height", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                {"name": "width", "size": 8, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                {"name": "Energy", "size": 128, "scale": 0.16, "offset": -0.5, "units": "keV", "navigate": False},
+            ],
+        },
+    )
     return folder / "scan.rpl", data
 
 
@@ -349,8 +405,13 @@ def test_info_prints_pixel_size_live_time_and_beam_energy(tmp_path):
     assert info["pixel_size_um"] == 50.0 and info["scan_size_mm"] == pytest.approx([0.3, 0.4])  # 6 x 8 pixels of 50 µm
     assert info["live_time_s"] == 0.02 and info["tube_kv"] == 40.0
     live = np.linspace(0.01, 0.03, 12).reshape(3, 4)
-    write_cube(tmp_path / "lt.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               extra={"live_time_s": live})
+    write_cube(
+        tmp_path / "lt.h5",
+        np.ones((3, 4, 16), "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        extra={"live_time_s": live},
+    )
     info = json.loads(run("info", tmp_path / "lt.h5").stdout)
     assert info["live_time_s"] == {"per_pixel": [3, 4], "min": 0.01, "median": pytest.approx(0.02), "max": 0.03}
     assert info["pixel_size_um"] is None and info["scan_size_mm"] is None and info["tube_kv"] is None
@@ -368,8 +429,14 @@ def test_maps_in_counts_per_second_and_the_pixel_size_in_results(tmp_path):
     p = synthetic_painting(5, 6, seed=1, n_channels=1024)
     live = np.linspace(0.015, 0.025, 30).reshape(5, 6)  # a known live time per pixel
     cube = tmp_path / "live.h5"
-    write_cube(cube, p.counts, energy_offset_kev=p.energy_offset_kev, energy_gain_kev=p.energy_gain_kev,
-               extra={"live_time_s": live}, attrs={"pixel_size_um": 80.0})
+    write_cube(
+        cube,
+        p.counts,
+        energy_offset_kev=p.energy_offset_kev,
+        energy_gain_kev=p.energy_gain_kev,
+        extra={"live_time_s": live},
+        attrs={"pixel_size_um": 80.0},
+    )
     for units in ("counts", "counts/s"):
         res = run("maps", cube, tmp_path / f"{units.replace('/', '_')}.h5", "--model", "lsq", "--units", units)
         assert res.returncode == 0, res.stderr
@@ -381,11 +448,25 @@ def test_maps_in_counts_per_second_and_the_pixel_size_in_results(tmp_path):
         np.testing.assert_array_equal(per_s["maps"][line], (m / live).astype(np.float32))
     # no live time in the file: refused before any work, no output
     rpl, _ = _ripple_scan(tmp_path, live=None)
-    assert_one_line_error(run("maps", rpl, tmp_path / "x.h5", "--model", "lsq", "--units", "counts/s"),
-                          "scan.rpl", "maps in counts/s need each pixel's live time")
+    assert_one_line_error(
+        run("maps", rpl, tmp_path / "x.h5", "--model", "lsq", "--units", "counts/s"),
+        "scan.rpl",
+        "maps in counts/s need each pixel's live time",
+    )
     assert_one_line_error(run("maps", rpl, tmp_path / "x.h5", "--units", "cps"), "invalid choice")
     assert not (tmp_path / "x.h5").exists()
-    res = run("cluster", rpl, tmp_path / "c.h5", "--method", "som", "--param", "rows=2", "--param", "epochs=2",
-              "--param", "trim=0")
+    res = run(
+        "cluster",
+        rpl,
+        tmp_path / "c.h5",
+        "--method",
+        "som",
+        "--param",
+        "rows=2",
+        "--param",
+        "epochs=2",
+        "--param",
+        "trim=0",
+    )
     assert res.returncode == 0, res.stderr
     assert read_results(tmp_path / "c.h5")["attrs"]["pixel_size_um"] == 50.0

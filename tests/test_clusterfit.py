@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.clusterfit import (HOLD_SE, ClusterFit, FitHold, _Basis, family_groups, fit_family_shapes,
-                                   iter_cluster_fit_maps)
+from xray_atlas.clusterfit import (
+    HOLD_SE,
+    ClusterFit,
+    FitHold,
+    _Basis,
+    family_groups,
+    fit_family_shapes,
+    iter_cluster_fit_maps,
+)
 from xray_atlas.cube import SpectralCube, run_to_end
 from xray_atlas.evaluation import limit_fit
 from xray_atlas.inference import predict_maps
@@ -40,8 +47,9 @@ def test_a_buried_layer_gets_its_own_line_ratios(instrument):
     # zinc white over vermilion: Zn's K edge (9.66 keV) absorbs Hg La (9.99 keV) far more than
     # Hg Ll (8.72 keV); the engine's own family spectrum of that stack is the reference
     inst = painting_instrument(n_channels=N, gain_kev=GAIN, dwell_ms=2000.0)
-    sim = simulate([Layer(pigment("zinc white"), 40.0), Layer(pigment("vermilion"), 25.0), Layer(pigment("lead white"))],
-                   inst)
+    sim = simulate(
+        [Layer(pigment("zinc white"), 40.0), Layer(pigment("vermilion"), 25.0), Layer(pigment("lead white"))], inst
+    )
     true = sim.family_spectrum("Hg-L", inst.detector)
     basis = _Basis(N, 0.0, GAIN, {})
     shapes, bg = fit_family_shapes(sim.expected, basis, sim.energy >= 0.9)
@@ -63,10 +71,12 @@ def zinc_painting():
     reg = np.zeros((24, 32), np.int32)
     reg[:, 16:] = 1
     reg[12:, :] += 2
-    regions = [Region("zinc white over vermilion", (("zinc white", 40.0), ("vermilion", 25.0), ("lead white", 30.0))),
-               Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
-               Region("yellow ochre", (("yellow ochre", 50.0), ("lead white", 30.0))),
-               Region("emerald green over zinc white", (("emerald green", 20.0), ("zinc white", 30.0)))]
+    regions = [
+        Region("zinc white over vermilion", (("zinc white", 40.0), ("vermilion", 25.0), ("lead white", 30.0))),
+        Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
+        Region("yellow ochre", (("yellow ochre", 50.0), ("lead white", 30.0))),
+        Region("emerald green over zinc white", (("emerald green", 20.0), ("zinc white", 30.0))),
+    ]
     return paint(reg, regions, instrument=painting_instrument(n_channels=N, gain_kev=GAIN), seed=5, truth=True)
 
 
@@ -126,8 +136,12 @@ def test_shrink_to_the_clusters_smooths_the_noise_and_keeps_a_step(zinc_painting
         np.testing.assert_allclose(banded, one, rtol=1e-5, atol=1e-3)
         if ref is not None:
             np.testing.assert_array_equal(one, ref)
-    for kw, match in (({"size": 2, "shape": hw}, "size="), ({"size": 0, "shape": hw}, "size="), ({"size": 3}, "shape="),
-                      ({"size": 3, "shape": (5, 5)}, "shape=")):
+    for kw, match in (
+        ({"size": 2, "shape": hw}, "size="),
+        ({"size": 0, "shape": hw}, "size="),
+        ({"size": 3}, "shape="),
+        ({"size": 3, "shape": (5, 5)}, "shape="),
+    ):
         with pytest.raises(XrayAtlasError, match=match):
             fit.shrink(raw.copy(), got.labels, got.totals, **kw)
 
@@ -153,8 +167,9 @@ def test_pileup_correction_follows_the_live_time(zinc_painting):
     p = zinc_painting
     lines = ("Zn-K",)
     plain = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
-    timed = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev,
-                         metadata={"live_time_s": 0.02})
+    timed = SpectralCube(
+        p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata={"live_time_s": 0.02}
+    )
     notes: list = []
     a = run_to_end(iter_cluster_fit_maps(plain, lines, notes=notes))["Zn-K"]
     b = run_to_end(iter_cluster_fit_maps(timed, lines))["Zn-K"]
@@ -216,7 +231,7 @@ def test_standard_errors_follow_the_scatter_of_poisson_draws(instrument):
     run_to_end(fit.iter_prepare(means=True))
     got = fit.tile(cube.counts, inputs=True, errors=True)
     assert fit.k == 1 and got.free.shape == got.errors.shape == (600, 3)
-    scatter, claimed = got.free.std(axis=0), np.sqrt((got.errors ** 2).mean(axis=0))
+    scatter, claimed = got.free.std(axis=0), np.sqrt((got.errors**2).mean(axis=0))
     np.testing.assert_allclose(claimed, scatter, rtol=0.12)  # measured: within 4 %
     assert claimed[0] > 3 and np.all(got.errors >= 0)
     # the unconstrained values are unbiased around the non-negative ones' mean for strong lines
@@ -232,7 +247,7 @@ def test_hold_keeps_a_learnt_model_within_the_fits_errors(zinc_painting):
     run_to_end(fit.iter_prepare(means=True))
     got = fit.tile(cube.counts, inputs=True, errors=True)
     member = fit._members(got.labels)
-    band = HOLD_SE * np.sqrt(member @ got.errors ** 2 + (fit.shape_errors * (member @ got.totals)[:, None]) ** 2)
+    band = HOLD_SE * np.sqrt(member @ got.errors**2 + (fit.shape_errors * (member @ got.totals)[:, None]) ** 2)
     for pred in (np.zeros_like(got.values), got.values + 10 * got.errors):
         hold = FitHold(fit)
         out = hold.pixels(pred, got)
@@ -255,8 +270,10 @@ def test_shape_errors_grow_beside_a_strong_peak(instrument, monkeypatch):
 
     inst = painting_instrument(n_channels=N, gain_kev=GAIN)
     out = {}
-    for name, stack in (("vermilion", [Layer(pigment("vermilion"), 20.0), Layer(pigment("lead white"))]),
-                        ("chalk", [Layer(pigment("chalk ground"))])):
+    for name, stack in (
+        ("vermilion", [Layer(pigment("vermilion"), 20.0), Layer(pigment("lead white"))]),
+        ("chalk", [Layer(pigment("chalk ground"))]),
+    ):
         sim = simulate(stack, inst)
         spectrum = sim.expected + pure_spectrum("Zn-K", instrument=instrument) * 2e-3 * sim.expected.sum()
         cube = _poisson_cube(spectrum * (2000.0 / spectrum.sum()), sim.energy)
@@ -276,8 +293,12 @@ def test_evidence_of_each_family_and_families_beyond_the_prior():
     inst = painting_instrument(n_channels=N, gain_kev=GAIN)
     reg = np.zeros((10, 12), np.int32)
     reg[:, 6:] = 1
-    p = paint(reg, [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),))],
-              instrument=inst, seed=4)
+    p = paint(
+        reg,
+        [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),))],
+        instrument=inst,
+        seed=4,
+    )
     cube = SpectralCube(p.counts, offset_kev=0.0, gain_kev=GAIN)
     # W-L: none of the prior's 44 families, fitted beside them
     fit = ClusterFit(cube, ("Pb-L", "W-L"), n_clusters=2, min_counts=1e4)

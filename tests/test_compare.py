@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 
 from xray_atlas.cli import main
-from xray_atlas.compare import (AUTO_PERCENTILES, auto_limits, correlation, histogram2d, pixels_in_polygon,
-                                pixels_in_rectangle, rgb_composite)
+from xray_atlas.compare import (
+    AUTO_PERCENTILES,
+    auto_limits,
+    correlation,
+    histogram2d,
+    pixels_in_polygon,
+    pixels_in_rectangle,
+    rgb_composite,
+)
 from xray_atlas.errors import XrayAtlasError
 from xray_atlas.export import export_result, output_names, read_result, write_rgb
 from xray_atlas.io.results import write_results
@@ -21,6 +28,7 @@ RNG = np.random.default_rng(29)
 
 
 # -- RGB composite ------------------------------------------------------------------------------
+
 
 def test_channels_run_linearly_from_low_to_high_limit():
     ramp = np.arange(0, 101, dtype=np.float32).reshape(1, 101)  # 0, 1, ..., 100
@@ -78,6 +86,7 @@ def test_composite_refuses_bad_input_naming_the_parameter():
 
 
 # -- 2-D histogram ----------------------------------------------------------------------------
+
 
 def test_perfectly_correlated_maps_put_every_count_on_the_diagonal():
     k = RNG.integers(0, 64, (50, 40))
@@ -140,6 +149,7 @@ def test_histogram_refuses_bad_input():
 
 # -- selection in value space -------------------------------------------------------------------
 
+
 def test_a_rectangle_selects_exactly_the_pixels_whose_values_lie_in_it():
     x = np.round(RNG.uniform(0, 10, (40, 50)), 1)  # values on the rectangle's edges too
     y = np.round(RNG.uniform(0, 10, (40, 50)), 1)
@@ -176,19 +186,24 @@ def test_correlation_coefficient():
 
 
 def test_the_core_module_imports_no_gui_and_no_plotting():
-    code = ("import sys, xray_atlas.compare; "
-            "print(' '.join(m for m in ('matplotlib', 'napari', 'qtpy', 'pyqtgraph') if m in sys.modules))")
+    code = (
+        "import sys, xray_atlas.compare; "
+        "print(' '.join(m for m in ('matplotlib', 'napari', 'qtpy', 'pyqtgraph') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == []
 
 
 # -- export -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def maps_file(tmp_path):
-    maps = {"Pb-L": RNG.gamma(2.0, 300.0, (12, 16)).astype(np.float32),
-            "Hg-L": RNG.gamma(1.0, 50.0, (12, 16)).astype(np.float32),
-            "Cu-K": RNG.gamma(3.0, 10.0, (12, 16)).astype(np.float32)}
+    maps = {
+        "Pb-L": RNG.gamma(2.0, 300.0, (12, 16)).astype(np.float32),
+        "Hg-L": RNG.gamma(1.0, 50.0, (12, 16)).astype(np.float32),
+        "Cu-K": RNG.gamma(3.0, 10.0, (12, 16)).astype(np.float32),
+    }
     path = tmp_path / "maps.h5"
     write_results(path, maps=maps, attrs={"model": "roi", "pixel_size_um": 500.0})
     return path, maps
@@ -231,8 +246,12 @@ def test_rgb_export_writes_the_composite_as_png_and_tiff(maps_file, tmp_path):
 
 def test_rgb_export_refuses_what_it_cannot_make(maps_file, tmp_path):
     path, _ = maps_file
-    for lines, match in ((None, "exactly three"), (["Pb-L", "Hg-L"], "exactly three"),
-                         (["Pb-L", "Xx-K", "Cu-K"], "Xx-K not in the result"), (["none"] * 3, "all three")):
+    for lines, match in (
+        (None, "exactly three"),
+        (["Pb-L", "Hg-L"], "exactly three"),
+        (["Pb-L", "Xx-K", "Cu-K"], "Xx-K not in the result"),
+        (["none"] * 3, "all three"),
+    ):
         with pytest.raises(XrayAtlasError, match=match):
             export_result(path, tmp_path / "never", format="rgb", lines=lines)
     with pytest.raises(XrayAtlasError, match="percentiles"):
@@ -247,8 +266,10 @@ def test_rgb_export_refuses_what_it_cannot_make(maps_file, tmp_path):
 def test_rgb_export_command(maps_file, tmp_path, capsys):
     path, _ = maps_file
     out = tmp_path / "out"
-    assert main(["export", str(path), str(out), "--format", "rgb", "--lines", "Pb-L,Hg-L,Cu-K",
-                 "--percentiles", "5,95"]) == 0
+    assert (
+        main(["export", str(path), str(out), "--format", "rgb", "--lines", "Pb-L,Hg-L,Cu-K", "--percentiles", "5,95"])
+        == 0
+    )
     captured = capsys.readouterr()
     assert "wrote 2 files" in captured.out and "rgb_Pb-L_Hg-L_Cu-K.png" in captured.out
     from PIL import Image
@@ -264,9 +285,11 @@ def test_rgb_export_command(maps_file, tmp_path, capsys):
 
     assert "--lines" in error(["export", str(path), str(out / "b"), "--format", "rgb", "--lines", "Pb-L"])
     assert "--lines" in error(["export", str(path), str(out / "b"), "--format", "rgb"])
-    assert "--percentiles" in error(["export", str(path), str(out / "b"), "--format", "rgb", "--lines",
-                                     "Pb-L,Hg-L,Cu-K", "--percentiles", "99,1"])
-    assert "--percentiles" in error(["export", str(path), str(out / "b"), "--format", "rgb", "--lines",
-                                     "Pb-L,Hg-L,Cu-K", "--percentiles", "a,b"])
+    assert "--percentiles" in error(
+        ["export", str(path), str(out / "b"), "--format", "rgb", "--lines", "Pb-L,Hg-L,Cu-K", "--percentiles", "99,1"]
+    )
+    assert "--percentiles" in error(
+        ["export", str(path), str(out / "b"), "--format", "rgb", "--lines", "Pb-L,Hg-L,Cu-K", "--percentiles", "a,b"]
+    )
     assert "with --format rgb" in error(["export", str(path), str(out / "b"), "--percentiles", "1,99"])
     assert not (out / "b").exists()

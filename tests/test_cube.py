@@ -12,7 +12,9 @@ def _backends(tmp_path, counts):
     import zarr
 
     np.save(tmp_path / "c.npy", counts)
-    z = zarr.open(str(tmp_path / "c.zarr"), mode="w", shape=counts.shape, chunks=(4, 4, counts.shape[2]), dtype=counts.dtype)
+    z = zarr.open(
+        str(tmp_path / "c.zarr"), mode="w", shape=counts.shape, chunks=(4, 4, counts.shape[2]), dtype=counts.dtype
+    )
     z[:] = counts
     return {
         "memmap": np.load(tmp_path / "c.npy", mmap_mode="r"),
@@ -62,7 +64,9 @@ def test_progress_is_reported_per_tile_and_out_is_filled(small_cube_h5):
     out = np.zeros(counts.shape[:2], np.float32)
     with read(path) as cube:
         rows = cube.tile_rows(4 * counts.shape[1] * counts.shape[2] * 2)
-        result = run_to_end(cube.iter_total_counts(out=out, tile_bytes=4 * counts.shape[1] * counts.shape[2] * 2), seen.append)
+        result = run_to_end(
+            cube.iter_total_counts(out=out, tile_bytes=4 * counts.shape[1] * counts.shape[2] * 2), seen.append
+        )
     assert rows == 4  # chunk height 4 (write_cube chunk_pixels=4)
     assert result is out
     assert [p.done for p in seen] == list(range(1, 7))  # ceil(23 / 4) tiles
@@ -80,7 +84,7 @@ def test_tiles_with_halo_cover_the_cube_once_with_their_neighbour_rows(small_cub
     for rows, block, lead in tiles:
         top = max(rows.start - 2, 0)
         assert lead == rows.start - top  # 0 at the top edge, 2 inside
-        np.testing.assert_array_equal(block, counts[top:min(rows.stop + 2, counts.shape[0])])
+        np.testing.assert_array_equal(block, counts[top : min(rows.stop + 2, counts.shape[0])])
 
 
 def test_tiles_of_a_block_of_rows_start_at_it_and_read_their_halo_beyond_it(small_cube_h5):
@@ -97,9 +101,9 @@ def test_tiles_of_a_block_of_rows_start_at_it_and_read_their_halo_beyond_it(smal
     assert np.concatenate([np.arange(r.start, r.stop) for r, _, _ in tiles]).tolist() == list(range(1, h - 1))
     first_rows, first, lead = tiles[0]
     assert lead == 1  # the row above the block is read as the first tile's halo
-    np.testing.assert_array_equal(first, counts[0:first_rows.stop + 1])
+    np.testing.assert_array_equal(first, counts[0 : first_rows.stop + 1])
     last_rows, last, lead = tiles[-1]
-    np.testing.assert_array_equal(last[lead:], counts[last_rows.start:h])  # and the row below the block
+    np.testing.assert_array_equal(last[lead:], counts[last_rows.start : h])  # and the row below the block
 
 
 def test_every_other_tile_is_an_even_sample(small_cube_h5):
@@ -217,6 +221,9 @@ def test_pixel_size_and_live_time_from_metadata():
     bare = SpectralCube(counts)
     assert bare.live_time_s is None and bare.live_time_map() is None and bare.pixel_size_um is None
     assert SpectralCube(counts, metadata={"pixel_size_um": -1}).pixel_size_um is None  # not a size
-    with pytest.raises(XrayAtlasError, match=r"live_time_s has shape \(4, 3\); expected one number or the pixels' "
-                                             r"\(3, 4\)"):
+    with pytest.raises(
+        XrayAtlasError,
+        match=r"live_time_s has shape \(4, 3\); expected one number or the pixels' "
+        r"\(3, 4\)",
+    ):
         SpectralCube(counts, metadata={"live_time_s": np.ones((4, 3))})

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.diffraction import (Predictor, check_image, degrade, load_predictor, model_input, prepare_image,
-                                    reconstruct, write_reconstruction)
+from xray_atlas.diffraction import (
+    Predictor,
+    check_image,
+    degrade,
+    load_predictor,
+    model_input,
+    prepare_image,
+    reconstruct,
+    write_reconstruction,
+)
 from xray_atlas.metrics import r2_score
 from xray_atlas.physics.lattice import diffraction_image, random_couplings, simulate_lattices
 
@@ -18,14 +26,17 @@ def clean():
     return made, diffraction_image(made.lattices, lot=24, n_lots=16, rng=13)
 
 
-@pytest.mark.parametrize("image, match", [
-    (np.ones((20, 24)), "square"),
-    (np.ones((8, 8)), "too small"),
-    (np.ones((4, 4, 4)), "2-D"),
-    (np.where(np.eye(20) > 0, np.nan, 1.0), "NaN"),
-    (-np.ones((20, 20)), "negative"),
-    (np.zeros((20, 20)), "all zero"),
-])
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.ones((20, 24)), "square"),
+        (np.ones((8, 8)), "too small"),
+        (np.ones((4, 4, 4)), "2-D"),
+        (np.where(np.eye(20) > 0, np.nan, 1.0), "NaN"),
+        (-np.ones((20, 20)), "negative"),
+        (np.zeros((20, 20)), "all zero"),
+    ],
+)
 def test_bad_images_get_one_line_errors(image, match):
     with pytest.raises(XrayAtlasError, match=match) as err:
         check_image(image)
@@ -65,7 +76,7 @@ def test_preparation_steps_and_their_stages():
     assert abs(filled[14:18, 14:18].mean() - img.mean()) < 0.3
     flat = prepare_image(img + 10.0, tophat=3)[0]
     assert flat.mean() < 1.0  # the top-hat takes away the smooth level
-    matched = prepare_image(img ** 3, match=img)[0]
+    matched = prepare_image(img**3, match=img)[0]
     assert abs(np.median(matched) - np.median(img / img.mean())) < 0.02
     _, stages = prepare_image(img, mask=np.zeros((32, 32), bool))
     assert [s for s, _ in stages] == ["input"]  # nothing masked: no inpainting step

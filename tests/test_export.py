@@ -15,8 +15,15 @@ import pytest
 
 from xray_atlas.cli import main
 from xray_atlas.errors import XrayAtlasError
-from xray_atlas.export import (ResultSet, export_result, iter_export, output_names, read_result, scale_bar_length,
-                               value_label)
+from xray_atlas.export import (
+    ResultSet,
+    export_result,
+    iter_export,
+    output_names,
+    read_result,
+    scale_bar_length,
+    value_label,
+)
 from xray_atlas.io.results import write_results
 
 RNG = np.random.default_rng(7)
@@ -44,9 +51,14 @@ def clusters_file(tmp_path):
     spectra = RNG.gamma(1.5, 2.0, (3, C)).astype(np.float32)
     energy = -0.02 + 0.01 * np.arange(C)
     path = tmp_path / "clusters.h5"
-    write_results(path, labels=labels, cluster_spectra=spectra, energy=energy,
-                  region_spectra={"robe": spectra[0] * 2, "sky": spectra[2] + 1},
-                  attrs={"model": "som"})
+    write_results(
+        path,
+        labels=labels,
+        cluster_spectra=spectra,
+        energy=energy,
+        region_spectra={"robe": spectra[0] * 2, "sky": spectra[2] + 1},
+        attrs={"model": "som"},
+    )
     return path, labels, spectra, energy
 
 
@@ -55,6 +67,7 @@ def _files(folder):
 
 
 # -- tiff ------------------------------------------------------------------------------------
+
 
 def test_tiff_holds_the_stored_values_and_the_pixel_size(maps_file, tmp_path):
     import tifffile
@@ -133,6 +146,7 @@ def test_one_map_by_name_as_tiff_or_figure(maps_file, tmp_path):
 
 # -- csv -------------------------------------------------------------------------------------
 
+
 def _read_csv(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
@@ -173,8 +187,10 @@ def test_cluster_command_stores_the_energy_axis(small_cube_h5, tmp_path, capsys)
 
     cube_path, _ = small_cube_h5
     out = tmp_path / "c.h5"
-    small = [f"--param={p}" for p in ("trim=0", "bin=1", "pca_components=4", "rows=2", "cols=2", "n_clusters=2",
-                                        "device=cpu")]
+    small = [
+        f"--param={p}"
+        for p in ("trim=0", "bin=1", "pca_components=4", "rows=2", "cols=2", "n_clusters=2", "device=cpu")
+    ]
     assert main(["cluster", str(cube_path), str(out), "--method", "som", *small]) == 0, capsys.readouterr().err
     with h5py.File(out) as f, read(cube_path) as cube:
         assert f["energy"].shape == (cube.n_channels,) == (f["cluster_spectra"].shape[1],)
@@ -193,6 +209,7 @@ def test_energy_must_match_the_spectra(tmp_path):
 
 
 # -- figures -------------------------------------------------------------------------------
+
 
 def test_scale_bar_lengths():
     # 1, 2 or 5 times a power of ten, at most a fifth of the width
@@ -268,28 +285,35 @@ def test_overview_sheet_is_one_readable_page(maps_file, tmp_path):
     # nothing overlaps: every panel's title, image and colour bar (with its ticks and label) keep
     # to their own box, inside the page, below the header
     result = read_result(path)
-    many = ResultSet(maps={f"{s}-K": _maps()["Fe-K"] for s in ("S", "K", "Ca", "Cr", "Mn", "Fe", "Cu", "Zn")},
-                     probabilities={"Pb": RNG.random((H, W))}, labels=np.zeros((H, W), int), model="m",
-                     source="a-long-file-name-of-a-painting.h5", pixel_size_um=50.0)
+    many = ResultSet(
+        maps={f"{s}-K": _maps()["Fe-K"] for s in ("S", "K", "Ca", "Cr", "Mn", "Fe", "Cu", "Zn")},
+        probabilities={"Pb": RNG.random((H, W))},
+        labels=np.zeros((H, W), int),
+        model="m",
+        source="a-long-file-name-of-a-painting.h5",
+        pixel_size_um=50.0,
+    )
     for res in (result, many):
         fig = _sheet_figure(res, res.images, res.labels is not None)
         renderer = FigureCanvasAgg(fig).get_renderer()
         page = fig.bbox
         boxes = []
         for image_ax, bar_ax in zip(fig.axes[::2], fig.axes[1::2]):
-            box = image_ax.get_tightbbox(renderer).union([image_ax.get_tightbbox(renderer),
-                                                          bar_ax.get_tightbbox(renderer)])
+            box = image_ax.get_tightbbox(renderer).union(
+                [image_ax.get_tightbbox(renderer), bar_ax.get_tightbbox(renderer)]
+            )
             assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
             boxes.append(box)
         header = fig.texts[0].get_window_extent(renderer)
         for i, a in enumerate(boxes):
             assert not a.overlaps(header)
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 assert not a.overlaps(b)
         assert len(boxes) == len(res.images) + (res.labels is not None)
 
 
 # -- the rules of every output ---------------------------------------------------------------
+
 
 def test_existing_files_are_never_replaced_without_overwrite(maps_file, tmp_path):
     path, maps = maps_file
@@ -354,6 +378,7 @@ def test_output_names_are_known_before_writing(maps_file, clusters_file):
 
 # -- bad input: one line naming the file or parameter, exit 2, nothing written -----------------
 
+
 def _error(capsys, argv):
     try:
         status = main(argv)
@@ -398,14 +423,20 @@ def test_export_command(maps_file, tmp_path, capsys):
     assert captured.err == ""  # the file states its pixel size: no note
     # the console script, as a user runs it: a clash is one line and exit 2
     exe = os.path.join(os.path.dirname(sys.executable), "xray-atlas")
-    res = subprocess.run([exe, "export", str(path), str(tmp_path / "out"), "--format", "png", "--lines", "Fe-K"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "export", str(path), str(tmp_path / "out"), "--format", "png", "--lines", "Fe-K"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and res.stdout == "" and len(res.stderr.strip().splitlines()) == 1
     assert "Fe-K.png" in res.stderr and "--overwrite" in res.stderr
 
 
 def test_the_core_module_imports_no_gui_and_no_plotting(tmp_path):
-    code = ("import sys, xray_atlas.export, xray_atlas.colours; "
-            "print(' '.join(m for m in ('matplotlib', 'tifffile', 'napari', 'qtpy', 'h5py') if m in sys.modules))")
+    code = (
+        "import sys, xray_atlas.export, xray_atlas.colours; "
+        "print(' '.join(m for m in ('matplotlib', 'tifffile', 'napari', 'qtpy', 'h5py') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == []

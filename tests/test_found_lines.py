@@ -14,15 +14,17 @@ from xray_atlas.physics.painting import Region, paint, synthetic_painting
 
 #: Arsenic, cobalt, titanium, barium, tin and antimony pigments beside vermilion on lead white:
 #: orpiment, realgar, smalt, titanium white, lithopone, lead-tin yellow, Naples yellow.
-SIX = [Region("lead white priming", (("lead white", 30.0),)),
-       Region("orpiment", (("orpiment", 20.0), ("lead white", 30.0))),
-       Region("realgar", (("realgar", 15.0), ("lead white", 30.0))),
-       Region("smalt", (("smalt", 30.0), ("lead white", 30.0))),
-       Region("titanium white", (("titanium white", 20.0),)),
-       Region("lithopone", (("lithopone", 20.0),)),
-       Region("lead-tin yellow", (("lead-tin yellow", 15.0),)),
-       Region("naples yellow", (("naples yellow", 15.0),)),
-       Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0)))]
+SIX = [
+    Region("lead white priming", (("lead white", 30.0),)),
+    Region("orpiment", (("orpiment", 20.0), ("lead white", 30.0))),
+    Region("realgar", (("realgar", 15.0), ("lead white", 30.0))),
+    Region("smalt", (("smalt", 30.0), ("lead white", 30.0))),
+    Region("titanium white", (("titanium white", 20.0),)),
+    Region("lithopone", (("lithopone", 20.0),)),
+    Region("lead-tin yellow", (("lead-tin yellow", 15.0),)),
+    Region("naples yellow", (("naples yellow", 15.0),)),
+    Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
+]
 ADDED = ("As-K", "Co-K", "Ti-K", "Ba-L", "Sn-L", "Sb-L")  # Ba K, Sn K, Sb K: barely excited through the optic
 
 
@@ -137,13 +139,17 @@ def test_command_line_adds_and_records_the_lines(tmp_path):
     reg = np.zeros((12, 12), np.int32)
     reg[:6] = 1
     reg[:, 8:] = 2
-    regions = [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),)),
-               Region("moly", ((moly, 10.0),))]
+    regions = [
+        Region("lead white", (("lead white", 30.0),)),
+        Region("orpiment", (("orpiment", 20.0),)),
+        Region("moly", ((moly, 10.0),)),
+    ]
     cube = tmp_path / "p.h5"
     paint(reg, regions, seed=2).write(cube)
     out = tmp_path / "maps.h5"
-    res = subprocess.run([exe, "maps", cube, out, "--model", "fit", "--lines", "+Mo-K"], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [exe, "maps", cube, out, "--model", "fit", "--lines", "+Mo-K"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     r = read_results(out)
     found = r["attrs"]["found_lines"].split(",")
@@ -152,8 +158,9 @@ def test_command_line_adds_and_records_the_lines(tmp_path):
     assert set(r["maps"]) == set(DEFAULT_MAP_LINES) | set(found) | {"Mo-K"}
     assert f"found in the cube and added: {', '.join(found)}" in res.stdout
     assert "found in the cube and mapped beside the default lines: As-K (z " in res.stderr
-    bad = subprocess.run([exe, "maps", cube, tmp_path / "x.h5", "--lines", "+U-K"], capture_output=True, text=True,
-                         timeout=120)
+    bad = subprocess.run(
+        [exe, "maps", cube, tmp_path / "x.h5", "--lines", "+U-K"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "U-K has no line within this cube's 0.90-40.95 keV that a 50 kV tube excites" in bad.stderr
     assert not (tmp_path / "x.h5").exists()

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.imagesets import (build_image_folder, find_duplicates, image_hash, quadrants, study_split,
-                                  write_classes, write_image)
+from xray_atlas.imagesets import (
+    build_image_folder,
+    find_duplicates,
+    image_hash,
+    quadrants,
+    study_split,
+    write_classes,
+    write_image,
+)
 from xray_atlas.io.images import read_image
 
 

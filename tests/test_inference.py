@@ -7,9 +7,9 @@ import torch
 from xray_atlas import XrayAtlasError
 from xray_atlas.cube import SpectralCube, run_to_end
 from xray_atlas.evaluation import limit_fit
-from xray_atlas.metrics import map_scores
 from xray_atlas.inference import iter_maps, load_map_model, predict_maps
 from xray_atlas.io import read
+from xray_atlas.metrics import map_scores
 from xray_atlas.models import ModelCard, build, save_model
 from xray_atlas.models.prior import PRIOR_FAMILIES
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
@@ -46,8 +46,10 @@ def test_streaming_gives_the_same_maps_in_small_tiles(painting_cube):
     model = load_map_model("lsq", painting_cube, device="cpu")
     whole = run_to_end(iter_maps(painting_cube, model))
     progress = []
-    tiled = run_to_end(iter_maps(painting_cube, model, tile_bytes=32 * 2048 * 2 * 3, batch=50),  # 3 rows per tile
-                       progress.append)
+    tiled = run_to_end(
+        iter_maps(painting_cube, model, tile_bytes=32 * 2048 * 2 * 3, batch=50),  # 3 rows per tile
+        progress.append,
+    )
     assert progress[-1].done == progress[-1].total >= 3  # tiles of whole chunk rows
     for ln in whole:
         np.testing.assert_allclose(tiled[ln], whole[ln], rtol=1e-5, atol=1e-3)
@@ -61,8 +63,13 @@ def test_empty_pixels_give_zeros_not_nan(tmp_path):
         maps, _ = predict_maps(cube, name, device="cpu")
         assert all(np.isfinite(m).all() and m[1:].max() == 0 for m in maps.values())
     model, cfg = build("prior-mlp", n_channels=1024, gain_kev=0.02)
-    card = ModelCard("prior-mlp", cfg, "maps", inputs={"n_channels": 1024, "energy_offset_kev": 0.0,
-                                                       "energy_gain_kev": 0.02}, outputs=list(DEFAULT_MAP_LINES))
+    card = ModelCard(
+        "prior-mlp",
+        cfg,
+        "maps",
+        inputs={"n_channels": 1024, "energy_offset_kev": 0.0, "energy_gain_kev": 0.02},
+        outputs=list(DEFAULT_MAP_LINES),
+    )
     save_model(tmp_path / "m.safetensors", model, card)
     maps, _ = predict_maps(cube, tmp_path / "m.safetensors", device="cpu")
     assert all(np.isfinite(m).all() and m[1:].max() == 0 for m in maps.values())
@@ -70,8 +77,13 @@ def test_empty_pixels_give_zeros_not_nan(tmp_path):
 
 def test_model_grid_resampled_when_safe_refused_otherwise(tmp_path, painting_cube):
     model, cfg = build("fcn", n_channels=1024, hidden=(8,))
-    card = ModelCard("fcn", cfg, "maps", inputs={"n_channels": 1024, "energy_offset_kev": 0.0,
-                                                 "energy_gain_kev": 0.04}, outputs=list(DEFAULT_MAP_LINES))
+    card = ModelCard(
+        "fcn",
+        cfg,
+        "maps",
+        inputs={"n_channels": 1024, "energy_offset_kev": 0.0, "energy_gain_kev": 0.04},
+        outputs=list(DEFAULT_MAP_LINES),
+    )
     save_model(tmp_path / "m", model, card)
     mm = load_map_model(tmp_path / "m", painting_cube, device="cpu")  # cube: 2048 x 10 eV
     assert mm.energy is not None and "resampled the cube's 2048 channels of 10.00 eV" in mm.notes[0]
@@ -101,8 +113,13 @@ def _spatial_model(*, gain, n_channels=2048, seed=0):
     model, cfg = build("spatial-prior-mlp", n_channels=n_channels, gain_kev=gain, hidden=(16,))
     torch.manual_seed(seed)
     torch.nn.init.normal_(model.mlp[-1].weight, std=0.5)
-    card = ModelCard("spatial-prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
-                     inputs={"n_channels": n_channels, "energy_offset_kev": 0.0, "energy_gain_kev": gain})
+    card = ModelCard(
+        "spatial-prior-mlp",
+        cfg,
+        "maps",
+        outputs=list(DEFAULT_MAP_LINES),
+        inputs={"n_channels": n_channels, "energy_offset_kev": 0.0, "energy_gain_kev": gain},
+    )
     return model.eval(), card
 
 
@@ -133,7 +150,10 @@ def test_spatial_model_streams_the_block_means_it_was_trained_on(painting, paint
         cube = SpectralCube(c, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev)
         got[name] = run_to_end(iter_maps(cube, load_map_model(tmp_path / "s.safetensors", cube, device="cpu")))
     np.testing.assert_array_equal(near, kept)
-    diff = lambda name: max(abs(got[name][ln][10, 10] - streamed[ln][10, 10]) for ln in DEFAULT_MAP_LINES)
+
+    def diff(name):
+        return max(abs(got[name][ln][10, 10] - streamed[ln][10, 10]) for ln in DEFAULT_MAP_LINES)
+
     assert diff("near") > 1e-3 and diff("far") < 1e-3
 
 
@@ -153,15 +173,22 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     model, cfg = build("fit-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,))
     torch.manual_seed(0)
     torch.nn.init.normal_(model.mlp[-1].weight, std=0.5)  # a fresh one returns the fit itself
-    card = ModelCard("fit-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
-                     inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev})
+    card = ModelCard(
+        "fit-mlp",
+        cfg,
+        "maps",
+        outputs=list(DEFAULT_MAP_LINES),
+        inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev},
+    )
     save_model(tmp_path / "f.safetensors", model.eval(), card)
     mm = load_map_model(tmp_path / "f.safetensors", painting_cube, device="cpu")
     progress = []
     # not held to the fit's errors here (this random correction is far outside them) nor shrunk
     # to the clusters: the model's own values, streamed
-    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, hold_se=None,
-                                    shrink=False), progress.append)
+    streamed = run_to_end(
+        iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, hold_se=None, shrink=False),
+        progress.append,
+    )
     # three passes of the fit, then one of the model, tile by tile
     n_tiles = -(-24 // painting_cube.tile_rows(32 * 2048 * 2 * 3))
     assert n_tiles >= 2 and [p.done for p in progress] == list(range(4 * n_tiles + 1))
@@ -216,13 +243,16 @@ def test_default_model_and_its_stand_in_without_calibration(painting, painting_c
     bright = SpectralCube(np.full((2, 3, 4096), 100.0, np.float32))
     mm = load_map_model(None, bright, device="cpu")
     run_to_end(iter_maps(bright, mm))
-    assert any("three times the counts" in n and n.endswith("give the cube its energy calibration and compare with "
-                                                           "--model maps-fit or fit") for n in mm.notes), mm.notes
+    assert any(
+        "three times the counts" in n
+        and n.endswith("give the cube its energy calibration and compare with --model maps-fit or fit")
+        for n in mm.notes
+    ), mm.notes
 
 
 def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     from xray_atlas.models import load_model
     from xray_atlas.models.spectral import fit_familiarity
@@ -255,8 +285,17 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     assert torch.all(model.net.guard.fallback == 1)
     torch.testing.assert_close(guarded, lsq_only)
     # streamed over a cube, the share of such pixels is reported
-    save_model(tmp_path / "g.safetensors", model, ModelCard("prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
-               inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev}))
+    save_model(
+        tmp_path / "g.safetensors",
+        model,
+        ModelCard(
+            "prior-mlp",
+            cfg,
+            "maps",
+            outputs=list(DEFAULT_MAP_LINES),
+            inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev},
+        ),
+    )
     mixed = painting.counts.astype(np.float32).copy()
     mixed[:6] = odd[0].numpy()  # a quarter of the rows
     cube = SpectralCube(mixed, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
@@ -264,8 +303,13 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     run_to_end(iter_maps(cube, mm))
     assert any(n.startswith(("25.", "26.")) and "unlike the spectra the model was trained on" in n for n in mm.notes)
     # a model file from before the guard loads with it off
-    card = ModelCard("prior-mlp", cfg, "maps", outputs=list(DEFAULT_MAP_LINES),
-                     inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev})
+    card = ModelCard(
+        "prior-mlp",
+        cfg,
+        "maps",
+        outputs=list(DEFAULT_MAP_LINES),
+        inputs={"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev},
+    )
     save_model(tmp_path / "m.safetensors", model, card)
     with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
         meta = f.metadata()
@@ -282,8 +326,17 @@ def test_pixels_far_above_the_training_counts_are_reported(painting, tmp_path, n
     totals = painting.counts.reshape(-1, 2048).sum(1, dtype=np.float64)
     inputs = {"n_channels": 2048, "energy_offset_kev": 0.0, "energy_gain_kev": painting.energy_gain_kev}
     lines = list(DEFAULT_MAP_LINES)
-    save_model(tmp_path / "m.safetensors", model, ModelCard(name, cfg, "maps", outputs=lines, inputs={
-        **inputs, "total_counts": [float(totals.min()), float(np.percentile(totals, 99.9))]}))
+    save_model(
+        tmp_path / "m.safetensors",
+        model,
+        ModelCard(
+            name,
+            cfg,
+            "maps",
+            outputs=lines,
+            inputs={**inputs, "total_counts": [float(totals.min()), float(np.percentile(totals, 99.9))]},
+        ),
+    )
     save_model(tmp_path / "old.safetensors", model, ModelCard(name, cfg, "maps", outputs=lines, inputs=inputs))
     counts = painting.counts.astype(np.float32)
     own = SpectralCube(counts, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
@@ -303,13 +356,19 @@ def test_pixels_far_above_the_training_counts_are_reported(painting, tmp_path, n
     run_to_end(iter_maps(cube, mm))
     (note,) = [n for n in mm.notes if "counts of the model's training pixels" in n]
     assert note.startswith("25.0% of the pixels")
-    read = long[:6, :, mm.low_channels:].sum(-1, dtype=np.float64)  # the noise-peak channels read as zero
+    read = long[:6, :, mm.low_channels :].sum(-1, dtype=np.float64)  # the noise-peak channels read as zero
     assert f"median {np.median(read):,.0f} against at most {np.percentile(totals, 99.9):,.0f}" in note
 
 
 def test_prior_mlp_level_input_is_held_within_its_range(painting):
-    model, _ = build("prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,), level=True,
-                     level_range=(2.0, 4.0))
+    model, _ = build(
+        "prior-mlp",
+        n_channels=2048,
+        gain_kev=painting.energy_gain_kev,
+        hidden=(16,),
+        level=True,
+        level_range=(2.0, 4.0),
+    )
     x = torch.from_numpy(painting.counts.reshape(-1, 2048)[:64].astype(np.float32))
     assert float(x.sum(dim=1).min()) > 100.0  # 10 x these counts lie above 10^4
     model.eval()
@@ -322,8 +381,14 @@ def test_prior_mlp_level_input_is_held_within_its_range(painting):
         assert (model(10 * x) - 10 * model(x)).abs().max() > 1.0
         torch.testing.assert_close(model(1000 * x), 10 * model(100 * x), rtol=1e-4, atol=1e-2)
     # the spatial model takes the pixel's level the same way
-    spatial, _ = build("spatial-prior-mlp", n_channels=2048, gain_kev=painting.energy_gain_kev, hidden=(16,),
-                       level=True, level_range=(2.0, 4.0))
+    spatial, _ = build(
+        "spatial-prior-mlp",
+        n_channels=2048,
+        gain_kev=painting.energy_gain_kev,
+        hidden=(16,),
+        level=True,
+        level_range=(2.0, 4.0),
+    )
     spatial.eval()
     pair = torch.stack([x, x.roll(1, dims=0)], dim=1)
     with torch.no_grad():

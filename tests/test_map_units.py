@@ -19,8 +19,14 @@ def cube_with_live_times(tmp_path_factory):
     p = synthetic_painting(6, 5, seed=3, n_channels=1024, dwell_ms=20.0)
     live = np.linspace(0.010, 0.021, 30).reshape(6, 5)
     path = tmp_path_factory.mktemp("units") / "live.h5"
-    write_cube(path, p.counts, energy_offset_kev=p.energy_offset_kev, energy_gain_kev=p.energy_gain_kev,
-               extra={"live_time_s": live}, attrs={"pixel_size_um": 200.0})
+    write_cube(
+        path,
+        p.counts,
+        energy_offset_kev=p.energy_offset_kev,
+        energy_gain_kev=p.energy_gain_kev,
+        extra={"live_time_s": live},
+        attrs={"pixel_size_um": 200.0},
+    )
     return path, live
 
 
@@ -43,8 +49,13 @@ def test_counts_per_second_are_counts_over_each_pixel_s_live_time(cube_with_live
 
 
 def test_one_live_time_for_every_pixel(tmp_path):
-    write_cube(tmp_path / "one.h5", np.full((2, 3, 16), 4, "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               attrs={"live_time_s": 0.25})
+    write_cube(
+        tmp_path / "one.h5",
+        np.full((2, 3, 16), 4, "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        attrs={"live_time_s": 0.25},
+    )
     with read(tmp_path / "one.h5") as cube:
         out = in_units({"Fe-K": np.full((2, 3), 10.0, np.float32)}, cube, units="counts/s")
     np.testing.assert_array_equal(out["Fe-K"], np.full((2, 3), 40.0, np.float32))
@@ -54,8 +65,11 @@ def test_counts_per_second_refused_without_live_time_before_any_work(tmp_path):
     write_cube(tmp_path / "nolive.h5", np.full((2, 3, 256), 4, "u2"), energy_offset_kev=0.0, energy_gain_kev=0.08)
     with read(tmp_path / "nolive.h5") as cube:
         steps = iter_maps(cube, load_map_model("lsq", cube, device="cpu"), units="counts/s")
-        with pytest.raises(XrayAtlasError, match=r"nolive.h5: maps in counts/s need each pixel's live time and the "
-                                                 r"file states none"):
+        with pytest.raises(
+            XrayAtlasError,
+            match=r"nolive.h5: maps in counts/s need each pixel's live time and the "
+            r"file states none",
+        ):
             next(steps)  # the first step: no tile was read
         with pytest.raises(XrayAtlasError, match="nolive.h5: maps in counts/s"):
             predict_maps(cube, "lsq", device="cpu", units="counts/s")
@@ -67,8 +81,13 @@ def test_counts_per_second_refused_without_live_time_before_any_work(tmp_path):
 def test_a_pixel_without_live_time_is_named(tmp_path):
     live = np.full((2, 3), 0.02)
     live[1, 2] = 0.0  # a pixel the scanner skipped
-    write_cube(tmp_path / "gap.h5", np.full((2, 3, 16), 4, "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               extra={"live_time_s": live})
+    write_cube(
+        tmp_path / "gap.h5",
+        np.full((2, 3, 16), 4, "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        extra={"live_time_s": live},
+    )
     with read(tmp_path / "gap.h5") as cube:
         with pytest.raises(XrayAtlasError, match=r"gap.h5: .*pixel \(y=1, x=2\) has 0.0 s \(1 pixels without"):
             in_units({"Fe-K": np.ones((2, 3))}, cube, units="counts/s")

@@ -72,8 +72,22 @@ def test_train_keeps_the_users_csv_and_resume_files(tmp_path):
     mine = {tmp_path / "m.csv": b"sample,Pb\n1,2\n", tmp_path / "m.resume": b"my notes"}
     for p, data in mine.items():
         p.write_bytes(data)
-    small = ["--param", "n_train=64", "--param", "n_val=32", "--param", "n_channels=256", "--param", "gain_kev=0.08",
-             "--model-param", "hidden=8", "--device", "cpu", "--epochs", "1"]
+    small = [
+        "--param",
+        "n_train=64",
+        "--param",
+        "n_val=32",
+        "--param",
+        "n_channels=256",
+        "--param",
+        "gain_kev=0.08",
+        "--model-param",
+        "hidden=8",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+    ]
     for extra in ((), ("--overwrite",)):
         assert_one_line_error(run("train", "maps", out, *small, *extra), "not written by a training run")
     assert {p: p.read_bytes() for p in mine} == mine and not out.exists()
@@ -107,12 +121,16 @@ def test_results_are_refused_unless_overwrite_and_never_when_read_only(tmp_path)
 
 def test_written_files_honour_the_umask(tmp_path):
     def run_umask(mask, *args):
-        return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=120,
-                              preexec_fn=lambda: os.umask(mask))
+        return subprocess.run(
+            [EXE, *map(str, args)], capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.umask(mask)
+        )
 
     for mask in (0o022, 0o002, 0o077):
         cube = tmp_path / f"p{mask:o}.h5"
-        assert run_umask(mask, "simulate", "painting", cube, "--height", 4, "--width", 4, "--channels", 256).returncode == 0
+        assert (
+            run_umask(mask, "simulate", "painting", cube, "--height", 4, "--width", 4, "--channels", 256).returncode
+            == 0
+        )
         assert _mode(cube) == 0o666 & ~mask
         out = tmp_path / f"m{mask:o}.h5"
         assert run_umask(mask, "maps", cube, out, "--model", "roi").returncode == 0

@@ -99,8 +99,12 @@ def test_line_energies_and_calibration_to_named_peaks():
     offset, gain = -0.492773, 0.00502883  # PyMca's XrfTest.cfg
     peaks = ", ".join(f"{(line_energy(n) - offset) / gain:.3f} {n}" for n in ("Fe Ka", "Sr Ka", "Pb Lb"))
     assert calibrate_to_peaks(peaks) == pytest.approx((offset, gain), rel=1e-5)
-    for bad, message in (("1696 Cu Ka", "give two or more"), ("x Cu Ka, 2 Zn Ka", "must start with a channel"),
-                         ("1696 Cu, 2912 Sr Ka", "element and a line group"), ("1696 Cu Kz, 2912 Sr Ka", "no Kz")):
+    for bad, message in (
+        ("1696 Cu Ka", "give two or more"),
+        ("x Cu Ka, 2 Zn Ka", "must start with a channel"),
+        ("1696 Cu, 2912 Sr Ka", "element and a line group"),
+        ("1696 Cu Kz, 2912 Sr Ka", "no Kz"),
+    ):
         with pytest.raises(XrayAtlasError, match=message):
             calibrate_to_peaks(bad)
 
@@ -115,7 +119,7 @@ def test_calibrate_recovers_a_linear_axis_from_peaks(real_data):
     with read(real_data / "XRFSpectrum.mca") as cube:
         s = cube.pixel(0, 0).astype(float)
     lines = {6.404: 1372, 8.048: 1697, 14.165: 2914}  # keV -> a rough channel, +/- 25
-    peaks = [a - 25 + int(np.argmax(s[a - 25:a + 26])) for a in lines.values()]
+    peaks = [a - 25 + int(np.argmax(s[a - 25 : a + 26])) for a in lines.values()]
     offset, gain = calibrate(peaks, list(lines))
     assert offset == pytest.approx(-0.492773, abs=0.01) and gain == pytest.approx(0.00502883, rel=2e-3)
     with pytest.raises(XrayAtlasError, match="two or more pairs"):

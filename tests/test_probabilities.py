@@ -7,8 +7,14 @@ import pytest
 
 from xray_atlas import XrayAtlasError
 from xray_atlas.cube import SpectralCube, run_to_end
-from xray_atlas.probabilities import (LOW_KEV, iter_probabilities, load_element_model, predict_probabilities, present,
-                                      spectrum_probabilities)
+from xray_atlas.probabilities import (
+    LOW_KEV,
+    iter_probabilities,
+    load_element_model,
+    predict_probabilities,
+    present,
+    spectrum_probabilities,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def test_pixels_regions_and_clusters(model, cube):
     h, w = cube.height, cube.width
     pix = run_to_end(iter_probabilities(cube, model))
     assert set(pix) == set(model.elements)
-    assert all(p.shape == (h, w) and p.dtype == np.float32 and 0 <= p.min() and p.max() <= 1 for p in pix.values())
+    assert all(p.shape == (h, w) and p.dtype == np.float32 and p.min() >= 0 and p.max() <= 1 for p in pix.values())
     # one pixel through the stream equals the model on that spectrum alone
     one = spectrum_probabilities(cube.pixel(5, 7), cube.energy, model)
     assert one["Ca"] == pytest.approx(float(pix["Ca"][5, 7]), abs=1e-5)
@@ -57,15 +63,15 @@ def test_pixels_regions_and_clusters(model, cube):
     reg = run_to_end(iter_probabilities(cube, model, region=k, elements=("Pb", "Ca"), tile_bytes=1 << 16))
     assert set(reg) == {"Pb", "Ca"}
     counts = np.asarray(cube.counts, dtype=np.float64)
-    for (by, bx) in ((0, 0), (4, 6)):  # a whole block and the bottom-right partial one
-        block = counts[by * k:(by + 1) * k, bx * k:(bx + 1) * k]
+    for by, bx in ((0, 0), (4, 6)):  # a whole block and the bottom-right partial one
+        block = counts[by * k : (by + 1) * k, bx * k : (bx + 1) * k]
         expect = model(block.sum(axis=(0, 1))[None, :], cube.energy)[0, model.elements.index("Pb")]
-        got = reg["Pb"][by * k:(by + 1) * k, bx * k:(bx + 1) * k]
+        got = reg["Pb"][by * k : (by + 1) * k, bx * k : (bx + 1) * k]
         assert np.all(got == got.flat[0]) and got.flat[0] == pytest.approx(expect, abs=1e-5)
 
     labels = np.full((h, w), -1, np.int64)
     labels[:, : w // 2] = 3
-    labels[: h // 2, w // 2:] = 8
+    labels[: h // 2, w // 2 :] = 8
     clu = run_to_end(iter_probabilities(cube, model, labels=labels, tile_bytes=1 << 16))
     assert np.all(clu["Fe"][labels < 0] == 0)
     for lab in (3, 8):
@@ -104,7 +110,9 @@ def test_count_level_beyond_training_is_scaled_down(model):
     # a cluster sum of 1e9 counts: the same call as the spectrum at the training maximum
     from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator
 
-    b = SpectrumGenerator(GeneratorConfig(elements=("Fe", "Pb", "Ca"), n_elements=(1, 3), counts=(1e6, 1e6)))(4, 1, noise=False)
+    b = SpectrumGenerator(GeneratorConfig(elements=("Fe", "Pb", "Ca"), n_elements=(1, 3), counts=(1e6, 1e6)))(
+        4, 1, noise=False
+    )
     big = model(b.spectra * 1e3, model.energy)
     at_max = model(b.spectra * (model.max_counts / b.spectra.sum(1, keepdims=True)), model.energy)
     np.testing.assert_allclose(big, at_max, atol=1e-3)  # float32 sums of 4096 channels

@@ -13,8 +13,15 @@ from xray_atlas.inference import iter_maps, load_map_model
 from xray_atlas.io.results import read_results, write_results
 from xray_atlas.models.prior import background_basis
 from xray_atlas.physics.painting import Region, paint, painting_instrument
-from xray_atlas.spectrumfit import (fit_cluster, fit_pixels, fit_region, implied_spectrum, prepared_fit,
-                                    reduced_chi2, residual)
+from xray_atlas.spectrumfit import (
+    fit_cluster,
+    fit_pixels,
+    fit_region,
+    implied_spectrum,
+    prepared_fit,
+    reduced_chi2,
+    residual,
+)
 
 N = 2048
 GAIN = 0.02
@@ -100,8 +107,9 @@ def test_the_fit_of_known_pure_spectra_recovers_them_and_its_residual_is_poisson
     # (one value over ~1,000 effective degrees of freedom: its own spread is about 0.05)
     assert 0.8 < whole.reduced_chi2 < 1.2
     # the pixels' residuals where the fit expects >= 5 counts: mean 0, std 1 (measured -0.009, 0.988)
-    res = np.concatenate([fit_pixels(fit, flat[i]).residual[fit_pixels(fit, flat[i]).fitted >= 5]
-                          for i in range(0, flat.shape[0], 37)])
+    res = np.concatenate(
+        [fit_pixels(fit, flat[i]).residual[fit_pixels(fit, flat[i]).fitted >= 5] for i in range(0, flat.shape[0], 37)]
+    )
     assert res.size > 1000 and abs(res.mean()) < 0.05 and abs(res.std() - 1.0) < 0.05
     # below the first fitted channel the fit draws nothing
     assert not whole.fitted[~whole.channels].any()
@@ -118,15 +126,17 @@ def test_bright_pixels_get_the_same_chi2_by_every_path(known_cube):
     got = fit.tile(np.concatenate([flat[:5], bright]), chi2=True).chi2
     direct = [fit_pixels(fit, row).reduced_chi2 for row in np.concatenate([flat[:5], bright])]
     np.testing.assert_allclose(got, direct, rtol=1e-4)
-    assert (np.einsum("ij,ij->i", bright, bright) > 2 ** 24).all()
+    assert (np.einsum("ij,ij->i", bright, bright) > 2**24).all()
     # a cube of such pixels: its clusters' own split, the float64 sum of squares
-    hot = SpectralCube(rng.poisson(expected[:36] * 40.0).astype(np.float32).reshape(6, 6, N), offset_kev=0.0,
-                       gain_kev=GAIN)
+    hot = SpectralCube(
+        rng.poisson(expected[:36] * 40.0).astype(np.float32).reshape(6, 6, N), offset_kev=0.0, gain_kev=GAIN
+    )
     hfit = ClusterFit(hot, ("Fe-K",), n_clusters=1, pileup_time_s=None)
     run_to_end(hfit.iter_prepare())
     rows = np.asarray(hot.counts).reshape(-1, N)
-    np.testing.assert_allclose(hfit.tile(rows, chi2=True).chi2, [fit_pixels(hfit, r).reduced_chi2 for r in rows],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        hfit.tile(rows, chi2=True).chi2, [fit_pixels(hfit, r).reduced_chi2 for r in rows], rtol=1e-4
+    )
 
 
 def test_region_cluster_and_implied_spectra(known_cube):
@@ -163,9 +173,11 @@ def vermilion_painting():
     reg = np.zeros((24, 32), np.int32)
     reg[:, 11:22] = 1
     reg[:, 22:] = 2
-    regions = [Region("lead white", (("lead white", 30.0),)),
-               Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
-               Region("yellow ochre", (("yellow ochre", 50.0), ("lead white", 30.0)))]
+    regions = [
+        Region("lead white", (("lead white", 30.0),)),
+        Region("vermilion", (("vermilion", 25.0), ("lead white", 30.0))),
+        Region("yellow ochre", (("yellow ochre", 50.0), ("lead white", 30.0))),
+    ]
     return paint(reg, regions, instrument=painting_instrument(n_channels=N, gain_kev=GAIN), seed=3)
 
 
@@ -222,8 +234,12 @@ def test_maps_of_fit_based_models_carry_their_chi2(vermilion_painting, tmp_path)
         assert f["fit/reduced_chi2"].dtype == np.float32
     back = read_results(out)["fit"]["reduced_chi2"]
     np.testing.assert_array_equal(back, chi)
-    for bad, match in ((np.ones((3, 3)), "shape"), (np.ones(5), "2-D"), (np.full((24, 32), np.inf), "infinite"),
-                       (-np.ones((24, 32)), "negative")):
+    for bad, match in (
+        (np.ones((3, 3)), "shape"),
+        (np.ones(5), "2-D"),
+        (np.full((24, 32), np.inf), "infinite"),
+        (-np.ones((24, 32)), "negative"),
+    ):
         with pytest.raises(XrayAtlasError, match=match):
             write_results(tmp_path / "bad.h5", maps=maps, reduced_chi2=bad)
     assert not (tmp_path / "bad.h5").exists()

@@ -9,7 +9,7 @@ from xray_atlas.unmix import fit_net_counts, snip_background
 
 def test_snip_recovers_a_smooth_continuum():
     x = np.arange(2048)
-    continuum = 50 * np.exp(-((x - 900) / 600.0) ** 2) + 5
+    continuum = 50 * np.exp(-(((x - 900) / 600.0) ** 2)) + 5
     peaks = 2000 * np.exp(-0.5 * ((x - 640) / 6.0) ** 2) + 800 * np.exp(-0.5 * ((x - 1050) / 8.0) ** 2)
     bg = snip_background(continuum + peaks, width=30)
     inner = slice(100, 1900)

@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     source = kind("images", **params)
     source.prepare(args.seed)
     x = np.concatenate([source._train[0], source._val[0]])
-    card.inputs["domain"] = {**domain_ranges(x), "made_by": "tools/add_image_domain.py",
-                             "seed": args.seed, "source": kind.name}
+    card.inputs["domain"] = {
+        **domain_ranges(x),
+        "made_by": "tools/add_image_domain.py",
+        "seed": args.seed,
+        "source": kind.name,
+    }
 
     text = card.to_json()
     if path.is_dir():

@@ -68,8 +68,9 @@ def targets(root: Path) -> list[Path]:
     for folder in FOLDERS:
         for dirpath, dirnames, filenames in os.walk(root / folder):
             rel = Path(dirpath).relative_to(root).as_posix()
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith(".")
-                                 and f"{rel}/{d}" not in SKIP)
+            dirnames[:] = sorted(
+                d for d in dirnames if d != "__pycache__" and not d.startswith(".") and f"{rel}/{d}" not in SKIP
+            )
             found += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(SUFFIXES)]
     found += [root / f for f in FILES if (root / f).is_file()]
     # never the script itself: its docstring describes the citations it rewrites
@@ -115,9 +116,14 @@ def _inside_link_target(line: str, start: int) -> bool:
 
 def rewrite_line(line: str, *, markdown: bool, in_fence: bool, path: Path, root: Path, open_ticks: int = 0) -> str:
     """The line with every citation rewritten (links in Markdown prose)."""
+
     def repl(m: re.Match) -> str:
-        plain = (not markdown or in_fence or _in_code_span(line, m.start(), open_ticks)
-                 or _inside_link_target(line, m.start()))
+        plain = (
+            not markdown
+            or in_fence
+            or _in_code_span(line, m.start(), open_ticks)
+            or _inside_link_target(line, m.start())
+        )
         return _plain(m) if plain else _link(m, path, root)
 
     return CITATION.sub(repl, line)

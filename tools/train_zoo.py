@@ -71,12 +71,19 @@ def train_maps(quick: bool, *, spatial: bool = False, fit: bool = False) -> Path
     source = {**source, "n_paintings": 12} if quick else source
     model = "spatial-prior-mlp" if spatial else "fit-mlp" if fit else "prior-mlp"
     config = make_config(
-        "maps", model=model, source="synthetic-paintings",
+        "maps",
+        model=model,
+        source="synthetic-paintings",
         loss="l1" if fit else "adaptive-l1",
         epochs=(12 if quick else 30) if fit else (12 if quick else 40) if spatial else (12 if quick else 60),
-        patience=0 if fit else 10, seed=20261122, device="auto", batch_size=256, schedule="cosine",
+        patience=0 if fit else 10,
+        seed=20261122,
+        device="auto",
+        batch_size=256,
+        schedule="cosine",
         model_params={"hidden": (256, 256) if fit else (512, 512)},
-        source_params=source)
+        source_params=source,
+    )
     tmp = Path(tempfile.mkdtemp(prefix="zoo-maps-"))
     t = time.perf_counter()
     outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()], remember=False)
@@ -98,8 +105,9 @@ def _shipped_maps_source(spatial: bool, purpose: str):
     path = ZOO / f"{'maps-spatial' if spatial else 'maps-default'}.safetensors"
     model, card = load_model(path)
     config = make_config(card.task, **{k: v for k, v in card.training.items() if k != "task"})
-    _, source = prepare_run(config, Path(tempfile.mkdtemp(prefix=f"zoo-{purpose}-")) / "m.safetensors", resume=False,
-                         overwrite=True)
+    _, source = prepare_run(
+        config, Path(tempfile.mkdtemp(prefix=f"zoo-{purpose}-")) / "m.safetensors", resume=False, overwrite=True
+    )
     source.prepare(config.seed)
     return path, model, card, source, config
 
@@ -113,7 +121,9 @@ def fit_maps_guard(spatial: bool) -> Path:
     path, model, card, source, config = _shipped_maps_source(spatial, "guard")
     fit_guard_on_source(model, source, config)
     save_model(path, model, card)
-    print(f"{path.stem}: familiarity guard fitted, limits {model.state_dict()[[k for k in model.state_dict() if k.endswith('guard.limits')][0]].tolist()}")
+    print(
+        f"{path.stem}: familiarity guard fitted, limits {model.state_dict()[[k for k in model.state_dict() if k.endswith('guard.limits')][0]].tolist()}"
+    )
     return path
 
 
@@ -141,11 +151,15 @@ def score_maps(path: Path, seeds=(9001, 9002, 9003)) -> None:
 
     for seed in seeds:
         p = synthetic_painting(48, 64, seed=seed, layout="random", truth=True)
-        cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
+        cube = SpectralCube(
+            p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs)
+        )
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
-        rows = {"shipped": map_scores(predict_maps(cube, path, device="cpu")[0], p.maps, lines),
-                "lsq": map_scores(predict_maps(cube, "lsq", device="cpu")[0], p.maps, lines),
-                "limit": map_scores(limit_fit(p, lines), p.maps, lines)}
+        rows = {
+            "shipped": map_scores(predict_maps(cube, path, device="cpu")[0], p.maps, lines),
+            "lsq": map_scores(predict_maps(cube, "lsq", device="cpu")[0], p.maps, lines),
+            "limit": map_scores(limit_fit(p, lines), p.maps, lines),
+        }
         print(score_table(rows, lines, caption=f"painting seed {seed}: {', '.join(lines)}"))
         for ln in lines:
             r = rows["shipped"][ln]["mae"] / rows["limit"][ln]["mae"]
@@ -157,20 +171,36 @@ ELEMENTS_SEED = 20261122
 #: Element model training data: counts from a single short-dwell pixel to a summed cluster.
 #: A third of the spectra also hold one or two elements outside the model's list, whose lines it
 #: must not read as its own (an 8-epoch A/B cut the false calls next to Zr, Mo, Br, Pt... 2-8x).
-ELEMENTS_SOURCE = {"instruments": "varied", "counts_min": 300.0, "counts_max": 3e7, "cutoff_share": 0.15,
-                   "burial": 20.0, "pair_share": 0.3, "max_elements": 9, "unlisted": ",".join(UNLISTED_ELEMENTS),
-                   "unlisted_share": 0.3}
+ELEMENTS_SOURCE = {
+    "instruments": "varied",
+    "counts_min": 300.0,
+    "counts_max": 3e7,
+    "cutoff_share": 0.15,
+    "burial": 20.0,
+    "pair_share": 0.3,
+    "max_elements": 9,
+    "unlisted": ",".join(UNLISTED_ELEMENTS),
+    "unlisted_share": 0.3,
+}
 
 
 def train_elements(quick: bool) -> Path:
     from xray_atlas.training import TerminalProgress, make_config, train
 
     config = make_config(
-        "elements", model="spectral-cnn", loss="bce", epochs=4 if quick else 40, patience=10, seed=ELEMENTS_SEED,
-        device="auto", batch_size=256, schedule="cosine",
+        "elements",
+        model="spectral-cnn",
+        loss="bce",
+        epochs=4 if quick else 40,
+        patience=10,
+        seed=ELEMENTS_SEED,
+        device="auto",
+        batch_size=256,
+        schedule="cosine",
         # the decision thresholds are picked on the validation spectra: on 4,096 the best-F1
         # threshold of one element wanders by 0.03-0.14 (sd) from one draw to the next
-        source_params={**ELEMENTS_SOURCE, "n_train": 8192 if quick else 32768, "n_val": 4096 if quick else 32768})
+        source_params={**ELEMENTS_SOURCE, "n_train": 8192 if quick else 32768, "n_val": 4096 if quick else 32768},
+    )
     tmp = Path(tempfile.mkdtemp(prefix="zoo-elements-"))
     t = time.perf_counter()
     outcome = train(config, tmp / "elements-default.safetensors", callbacks=[TerminalProgress()], remember=False)
@@ -189,11 +219,19 @@ def train_images(quick: bool) -> Path:
     from xray_atlas.training import TerminalProgress, make_config, train
 
     config = make_config(
-        "images", model="image-cnn", source="synthetic-radiographs", loss="cross-entropy",
-        epochs=4 if quick else 30, patience=10, seed=IMAGES_SEED, device="auto", schedule="cosine",
+        "images",
+        model="image-cnn",
+        source="synthetic-radiographs",
+        loss="cross-entropy",
+        epochs=4 if quick else 30,
+        patience=10,
+        seed=IMAGES_SEED,
+        device="auto",
+        schedule="cosine",
         # a +-2 kV, +-0.25 mm Al spread per image was tried: it made the model less tolerant of
         # other instruments, not more (docs/images.md), so the nominal beam is used
-        source_params={"n_images": 1000 if quick else 6000, "kind": "both", "frame": 128, "size": 64})
+        source_params={"n_images": 1000 if quick else 6000, "kind": "both", "frame": 128, "size": 64},
+    )
     tmp = Path(tempfile.mkdtemp(prefix="zoo-images-"))
     t = time.perf_counter()
     outcome = train(config, tmp / "radiograph-default.safetensors", callbacks=[TerminalProgress()], remember=False)
@@ -226,11 +264,20 @@ def train_diffraction(span: int, quick: bool) -> Path:
     cache = ROOT / "out" / "diffraction"
     cache.mkdir(parents=True, exist_ok=True)
     config = make_config(
-        "diffraction", model="cfs-fourier", epochs=4 if quick else DIFFRACTION_EPOCHS[span], patience=8,
+        "diffraction",
+        model="cfs-fourier",
+        epochs=4 if quick else DIFFRACTION_EPOCHS[span],
+        patience=8,
         seed=DIFFRACTION_SEED,
-        device="auto", batch_size=64, schedule="cosine",
-        source_params={"span": span, "n_images": 1000 if quick else 8000,
-                       "cache": str(cache / f"span{span}{'-quick' if quick else ''}.h5")})
+        device="auto",
+        batch_size=64,
+        schedule="cosine",
+        source_params={
+            "span": span,
+            "n_images": 1000 if quick else 8000,
+            "cache": str(cache / f"span{span}{'-quick' if quick else ''}.h5"),
+        },
+    )
     tmp = Path(tempfile.mkdtemp(prefix="zoo-diffraction-"))
     name = f"diffraction-span{span}"
     t = time.perf_counter()
@@ -248,12 +295,19 @@ def score_diffraction(span: int, n: int = 300) -> None:
 
     # the study's high-resolution images: 96 x 96 lattices, 64 lots of 48 x 48
     data = evaluation_set(span, n, size=96, lot=48, n_lots=64, seed=DIFFRACTION_SEED + 100 + span)
-    rows = score_predictors({"network": load_predictor(f"diffraction-span{span}", span=span, device="cpu"),
-                             "analytic": load_predictor("analytic", span=span)}, data)
+    rows = score_predictors(
+        {
+            "network": load_predictor(f"diffraction-span{span}", span=span, device="cpu"),
+            "analytic": load_predictor("analytic", span=span),
+        },
+        data,
+    )
     print(f"span {span}, {n} held-out images ({int(data['converged'].sum())} lattices within 0.03 of target)")
     for r in rows:
-        print(f"  {r['condition']:<16} {r['predictor']:<22} R2 measured {r['r2_measured']:.4f}  "
-              f"R2 target {r['r2_target']:.4f}  MAE {r['mae']:.4f}")
+        print(
+            f"  {r['condition']:<16} {r['predictor']:<22} R2 measured {r['r2_measured']:.4f}  "
+            f"R2 target {r['r2_target']:.4f}  MAE {r['mae']:.4f}"
+        )
 
 
 def main(argv=None) -> int:
@@ -262,8 +316,11 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--score-only", action="store_true")
     parser.add_argument("--fit-guard", action="store_true", help="maps: fit the shipped model's familiarity guard only")
-    parser.add_argument("--fit-counts", action="store_true",
-                        help="maps: write the training pixels' range of counts into the shipped model's card only")
+    parser.add_argument(
+        "--fit-counts",
+        action="store_true",
+        help="maps: write the training pixels' range of counts into the shipped model's card only",
+    )
     parser.add_argument("--span", type=int, choices=(2, 3, 4), action="append", help="diffraction: span(s) to train")
     args = parser.parse_args(argv)
     if args.what == "elements":

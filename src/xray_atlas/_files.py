@@ -18,12 +18,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import XrayAtlasError
 
-__all__ = ["check_input", "check_destination", "writable", "atomic_file", "atomic_folder", "file_mode", "same_file", "NAME_MAX"]
+__all__ = [
+    "check_input",
+    "check_destination",
+    "writable",
+    "atomic_file",
+    "atomic_folder",
+    "file_mode",
+    "same_file",
+    "NAME_MAX",
+]
 
 #: Longest file name most file systems take (bytes).
 NAME_MAX = 255
@@ -76,8 +85,9 @@ def check_input(path: str | os.PathLike, *, folder_ok: bool = False) -> Path:
         if not folder_ok:
             raise XrayAtlasError("is a folder, not a file", path=path)
     elif not path.is_file():
-        raise XrayAtlasError("is not a regular file (a pipe, socket or device); copy the data to a file first",
-                             path=path)
+        raise XrayAtlasError(
+            "is not a regular file (a pipe, socket or device); copy the data to a file first", path=path
+        )
     if not os.access(path, os.R_OK):
         raise XrayAtlasError("file is not readable (permission denied)", path=path)
     return path
@@ -115,8 +125,9 @@ def check_destination(
     if not writable(folder):
         raise XrayAtlasError("output folder is not writable", path=folder)
     if len(os.fsencode(path.name)) > NAME_MAX:
-        raise XrayAtlasError(f"output file name is too long ({len(os.fsencode(path.name))} bytes; at most {NAME_MAX})",
-                             path=path)
+        raise XrayAtlasError(
+            f"output file name is too long ({len(os.fsencode(path.name))} bytes; at most {NAME_MAX})", path=path
+        )
     if path.is_dir() and not folder_ok:
         raise XrayAtlasError("output path is a folder", path=path)
     for src in inputs:

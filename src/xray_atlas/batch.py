@@ -32,17 +32,33 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from . import rowblocks
 from .cubetasks import TASKS, ModelCache, run_task
 from .errors import XrayAtlasError
 
-__all__ = ["find_cubes", "plan", "Job", "run_batch", "iter_batch", "BatchReport", "run_cube", "prepare_cube", "run_block",
-           "write_blocks", "local_cluster", "parse_scheduler", "model_loads", "REPORT_NAME", "STATUSES"]
+__all__ = [
+    "find_cubes",
+    "plan",
+    "Job",
+    "run_batch",
+    "iter_batch",
+    "BatchReport",
+    "run_cube",
+    "prepare_cube",
+    "run_block",
+    "write_blocks",
+    "local_cluster",
+    "parse_scheduler",
+    "model_loads",
+    "REPORT_NAME",
+    "STATUSES",
+]
 
 #: The report's file name in OUTDIR, without its suffix (``.json`` and ``.csv``).
 REPORT_NAME = "batch-report"
@@ -64,6 +80,7 @@ def model_loads() -> int:
 
 
 # -- finding the cubes ---------------------------------------------------------------------
+
 
 def _candidate(path: Path) -> bool:
     """A folder or glob entry worth a look: a cube file name, not hidden, not a result or image."""
@@ -110,8 +127,11 @@ def find_cubes(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         if path.is_dir() and path.suffix.lower() != ".zarr":
             entries = sorted(p for p in path.iterdir() if _candidate(p))
             if not entries:
-                raise XrayAtlasError("no cubes in this folder (subfolders are not searched: give a glob such as "
-                                     f"'{path / '**' / '*.h5'}')", path=path)
+                raise XrayAtlasError(
+                    "no cubes in this folder (subfolders are not searched: give a glob such as "
+                    f"'{path / '**' / '*.h5'}')",
+                    path=path,
+                )
             found += entries
         elif path.exists():
             found.append(path)
@@ -134,6 +154,7 @@ def find_cubes(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 # -- planning the outputs ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Job:
@@ -221,8 +242,9 @@ def _why_not_done(task: str, out: Path, cube: Path, options: dict) -> str | None
     return None
 
 
-def plan(task: str, cubes: Sequence[Path], outdir: str | os.PathLike, *, options: dict | None = None,
-         overwrite: bool = False) -> list[Job]:
+def plan(
+    task: str, cubes: Sequence[Path], outdir: str | os.PathLike, *, options: dict | None = None, overwrite: bool = False
+) -> list[Job]:
     """Each cube's result file ``OUTDIR/<stem>.h5``, checked before any work.
 
     A result that exists is skipped when complete and newer than its cube
@@ -246,9 +268,11 @@ def plan(task: str, cubes: Sequence[Path], outdir: str | os.PathLike, *, options
         # case-folded: on a case-insensitive file system Scan.h5 and scan.h5 are one file
         other = by_name.setdefault(f"{cube.stem}.h5".casefold(), cube)
         if other != cube:
-            raise XrayAtlasError(f"two cubes share the file stem {cube.stem!r}, and their results would both be "
-                                 f"{outdir / (cube.stem + '.h5')}: {other} and {cube}; rename one, or run them into "
-                                 "different OUTDIRs")
+            raise XrayAtlasError(
+                f"two cubes share the file stem {cube.stem!r}, and their results would both be "
+                f"{outdir / (cube.stem + '.h5')}: {other} and {cube}; rename one, or run them into "
+                "different OUTDIRs"
+            )
     inputs = set()
     for cube in cubes:
         with contextlib.suppress(OSError):
@@ -274,12 +298,16 @@ def plan(task: str, cubes: Sequence[Path], outdir: str | os.PathLike, *, options
             refused.append(f"{out.name} ({why})")
     if refused:
         shown = "; ".join(refused[:3]) + (f"; and {len(refused) - 3} more" if len(refused) > 3 else "")
-        raise XrayAtlasError(f"{len(refused)} result(s) exist here and would be replaced: {shown}; give --overwrite "
-                             "to replace them, or choose another OUTDIR", path=outdir)
+        raise XrayAtlasError(
+            f"{len(refused)} result(s) exist here and would be replaced: {shown}; give --overwrite "
+            "to replace them, or choose another OUTDIR",
+            path=outdir,
+        )
     return jobs
 
 
 # -- the report ----------------------------------------------------------------------------
+
 
 @dataclass
 class BatchReport:
@@ -316,11 +344,19 @@ class BatchReport:
         return self.outdir / f"{REPORT_NAME}.json", self.outdir / f"{REPORT_NAME}.csv"
 
     def as_json(self) -> dict:
-        return {"task": self.task, "outdir": str(self.outdir), "scheduler": self.scheduler,
-                "options": json.loads(json.dumps(self.options, default=str)), "started": self.started,
-                "workers": self.workers, "seconds": round(self.seconds, 3), "run_seconds": round(self.run_seconds, 3),
-                "counts": {s: self.count(s) for s in STATUSES if self.count(s)}, "notes": self.notes,
-                "cubes": self.rows}
+        return {
+            "task": self.task,
+            "outdir": str(self.outdir),
+            "scheduler": self.scheduler,
+            "options": json.loads(json.dumps(self.options, default=str)),
+            "started": self.started,
+            "workers": self.workers,
+            "seconds": round(self.seconds, 3),
+            "run_seconds": round(self.run_seconds, 3),
+            "counts": {s: self.count(s) for s in STATUSES if self.count(s)},
+            "notes": self.notes,
+            "cubes": self.rows,
+        }
 
     def write(self) -> None:
         """Write both report files, each atomically (a reader never sees half of one)."""
@@ -334,8 +370,12 @@ class BatchReport:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(_CSV_COLUMNS)
         for r in self.rows:
-            writer.writerow(["; ".join(r.get("notes") or []) if c == "notes" else "" if r.get(c) is None else r[c]
-                             for c in _CSV_COLUMNS])
+            writer.writerow(
+                [
+                    "; ".join(r.get("notes") or []) if c == "notes" else "" if r.get(c) is None else r[c]
+                    for c in _CSV_COLUMNS
+                ]
+            )
         with atomic_file(path_csv, what="batch report") as tmp:
             with open(tmp, "w", encoding="utf-8", newline="") as fh:
                 fh.write(buf.getvalue())
@@ -354,11 +394,13 @@ def _check_report(outdir: Path, cubes: Sequence[Path]) -> None:
         except (OSError, ValueError, TypeError):
             ours = False
         if not ours:
-            raise XrayAtlasError("exists and is not a batch report; it is not replaced (move it, or choose another "
-                                 "OUTDIR)", path=path)
+            raise XrayAtlasError(
+                "exists and is not a batch report; it is not replaced (move it, or choose another OUTDIR)", path=path
+            )
 
 
 # -- the workers' side ---------------------------------------------------------------------
+
 
 def run_cube(task: str, cube: str, out: str, options: dict, overwrite: bool) -> dict:
     """One cube on a worker: :func:`xray_atlas.cubetasks.run_task` with this process's models.
@@ -369,15 +411,28 @@ def run_cube(task: str, cube: str, out: str, options: dict, overwrite: bool) -> 
     import warnings
 
     start = time.perf_counter()
-    row: dict[str, Any] = {"input": cube, "status": "failed", "error": None, "seconds": None, "output": out,
-                           "summary": None, "notes": [], "worker": _worker_address()}
+    row: dict[str, Any] = {
+        "input": cube,
+        "status": "failed",
+        "error": None,
+        "seconds": None,
+        "output": out,
+        "summary": None,
+        "notes": [],
+        "worker": _worker_address(),
+    }
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
-            done = run_task(task, cube, out, models=None if task == "cluster" else _MODELS, overwrite=overwrite,
-                            **options)
-        row.update(status="ok", summary=done.summary, notes=list(done.notes) + list(dict.fromkeys(
-            "warning: " + " ".join(str(w.message).split()) for w in caught)))
+            done = run_task(
+                task, cube, out, models=None if task == "cluster" else _MODELS, overwrite=overwrite, **options
+            )
+        row.update(
+            status="ok",
+            summary=done.summary,
+            notes=list(done.notes)
+            + list(dict.fromkeys("warning: " + " ".join(str(w.message).split()) for w in caught)),
+        )
     except XrayAtlasError as err:
         row["error"] = str(err) if err.path is not None else f"{cube}: {err}"
     except Exception as err:  # noqa: BLE001 - one cube's failure, whatever it is, is a row of the report
@@ -415,8 +470,9 @@ def prepare_cube(task: str, cube: str, options: dict, split_rows: int | None, n_
     models), as :func:`_caught`'s dict."""
     from . import rowblocks
 
-    return _caught(cube, lambda: rowblocks.prepare(task, cube, options, split_rows=split_rows, n_workers=n_workers,
-                                             models=_MODELS))
+    return _caught(
+        cube, lambda: rowblocks.prepare(task, cube, options, split_rows=split_rows, n_workers=n_workers, models=_MODELS)
+    )
 
 
 def _blocks_of(prepared: dict) -> dict:
@@ -435,16 +491,23 @@ def run_block(task: str, cube: str, options: dict, prepared: dict, rows: tuple[i
     return _caught(cube, lambda: rowblocks.run_rows(task, cube, options, prepared["value"], rows, models=_MODELS))
 
 
-def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool, prepared: dict,
-                 *blocks: dict) -> dict:
+def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool, prepared: dict, *blocks: dict) -> dict:
     """A split cube's last task: its report row. Every block ok: the result assembled and
     written (:func:`xray_atlas.rowblocks.write`); a block failed: the cube fails with the first
     failed block's error (by row) and nothing is written."""
     from . import rowblocks
 
     prep = prepared["value"]
-    row: dict[str, Any] = {"input": cube, "status": "failed", "error": None, "seconds": None, "output": None,
-                           "summary": None, "notes": [], "worker": _worker_address()}
+    row: dict[str, Any] = {
+        "input": cube,
+        "status": "failed",
+        "error": None,
+        "seconds": None,
+        "output": None,
+        "summary": None,
+        "notes": [],
+        "worker": _worker_address(),
+    }
     worker_s = prepared["seconds"] + sum(b["seconds"] for b in blocks)
     bad = next((b for b in blocks if b["error"] is not None), None)
     if prep is None or bad is not None:
@@ -453,8 +516,9 @@ def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool,
         row["error"] = error if at is None else f"{error} (rows {at[0]} to {at[1] - 1})"
         row["seconds"] = round(worker_s, 3)
         return row
-    got = _caught(cube, lambda: rowblocks.write(task, cube, out, options, prep, [b["value"] for b in blocks],
-                                          overwrite=overwrite))
+    got = _caught(
+        cube, lambda: rowblocks.write(task, cube, out, options, prep, [b["value"] for b in blocks], overwrite=overwrite)
+    )
     worker_s += got["seconds"]
     row["seconds"] = round(worker_s, 3)
     if got["error"] is not None:
@@ -463,19 +527,25 @@ def write_blocks(task: str, cube: str, out: str, options: dict, overwrite: bool,
     done = got["value"]
     n_rows = {b - a for a, b in prep.blocks}
     blocks_s = sum(b["seconds"] for b in blocks)
-    split = (f"split into {len(prep.blocks)} blocks of {max(n_rows)} rows on {len({b['worker'] for b in blocks})} "
-             f"worker(s): {prepared['seconds']:.1f} s preparing (once, not split: {prep.load_seconds:.1f} s opening "
-             "the cube and getting the model, the rest the checks and, for a model on the per-cluster fit, its "
-             f"clusters and spectra from a sample of the cube), {blocks_s:.1f} s in the blocks, "
-             f"{got['seconds']:.1f} s assembling and writing "
-             f"({(prepared['seconds'] + got['seconds']) / max(worker_s, 1e-9):.0%} of the worker time not split)")
+    split = (
+        f"split into {len(prep.blocks)} blocks of {max(n_rows)} rows on {len({b['worker'] for b in blocks})} "
+        f"worker(s): {prepared['seconds']:.1f} s preparing (once, not split: {prep.load_seconds:.1f} s opening "
+        "the cube and getting the model, the rest the checks and, for a model on the per-cluster fit, its "
+        f"clusters and spectra from a sample of the cube), {blocks_s:.1f} s in the blocks, "
+        f"{got['seconds']:.1f} s assembling and writing "
+        f"({(prepared['seconds'] + got['seconds']) / max(worker_s, 1e-9):.0%} of the worker time not split)"
+    )
     warned = [w for b in (prepared, *blocks, got) for w in b["warnings"]]
-    row.update(status="ok", output=out, summary=done.summary,
-               notes=list(done.notes) + [split] + list(dict.fromkeys(warned)))
-    row["split"] = {"blocks": [list(b) for b in prep.blocks], "prepare_seconds": round(prepared["seconds"], 3),
-                    "load_seconds": round(prep.load_seconds, 3),
-                    "block_seconds": [round(b["seconds"], 3) for b in blocks],
-                    "write_seconds": round(got["seconds"], 3)}
+    row.update(
+        status="ok", output=out, summary=done.summary, notes=list(done.notes) + [split] + list(dict.fromkeys(warned))
+    )
+    row["split"] = {
+        "blocks": [list(b) for b in prep.blocks],
+        "prepare_seconds": round(prepared["seconds"], 3),
+        "load_seconds": round(prep.load_seconds, 3),
+        "block_seconds": [round(b["seconds"], 3) for b in blocks],
+        "write_seconds": round(got["seconds"], 3),
+    }
     return row
 
 
@@ -490,6 +560,7 @@ def _worker_address() -> str | None:
 
 # -- the cluster ---------------------------------------------------------------------------
 
+
 def parse_scheduler(text: str) -> tuple[str, Any]:
     """``--scheduler`` -> ``("local", n_workers or None)``, ``("file", path)`` (a scheduler
     file of ``dask scheduler --scheduler-file``) or ``("address", "tcp://host:port")``."""
@@ -498,7 +569,7 @@ def parse_scheduler(text: str) -> tuple[str, Any]:
         return "local", None
     if text.startswith("local:"):
         try:
-            n = int(text[len("local:"):])
+            n = int(text[len("local:") :])
         except ValueError:
             n = 0
         if n < 1:
@@ -510,8 +581,9 @@ def parse_scheduler(text: str) -> tuple[str, Any]:
         return "file", os.path.abspath(text)
     if "://" in text or ":" in text:
         return "address", text
-    raise XrayAtlasError(f"--scheduler {text}: give local, local:N, a scheduler address (tcp://host:8786) or a "
-                         "scheduler file (.json)")
+    raise XrayAtlasError(
+        f"--scheduler {text}: give local, local:N, a scheduler address (tcp://host:8786) or a scheduler file (.json)"
+    )
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -539,12 +611,19 @@ def local_cluster(n_workers: int | None = None, *, processes: bool = True) -> It
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in spawn_env.items()}):
             try:  # ":0": the scheduler's web server on a free port, so that two batches never clash
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                                       dashboard_address=":0", scheduler_kwargs={"allowed_failures": 1})
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"allowed_failures": 1},
+                )
             except Exception as err:  # noqa: BLE001 - dask raises RuntimeError and others
                 msg = " ".join(str(err).split()) or type(err).__name__
-                raise XrayAtlasError(f"could not start a local dask cluster ({msg}); a Python script that runs a "
-                                     "batch must do so under if __name__ == '__main__':") from None
+                raise XrayAtlasError(
+                    f"could not start a local dask cluster ({msg}); a Python script that runs a "
+                    "batch must do so under if __name__ == '__main__':"
+                ) from None
         try:
             yield cluster
         finally:
@@ -579,12 +658,16 @@ def _client(scheduler: str, n_jobs: int, *, processes: bool = True) -> Iterator[
     try:
         client = Client(scheduler_file=value, timeout=30) if kind == "file" else Client(value, timeout=30)
     except (OSError, TimeoutError) as err:
-        raise XrayAtlasError(f"--scheduler {scheduler}: cannot reach the scheduler ({' '.join(str(err).split())})") \
-            from None
+        raise XrayAtlasError(
+            f"--scheduler {scheduler}: cannot reach the scheduler ({' '.join(str(err).split())})"
+        ) from None
     with client:
         n = len(client.scheduler_info().get("workers", {}))
-        yield client, f"scheduler {client.scheduler.address} with {n} worker(s)" + (
-            " (the cubes wait for workers to join)" if n == 0 else "")
+        yield (
+            client,
+            f"scheduler {client.scheduler.address} with {n} worker(s)"
+            + (" (the cubes wait for workers to join)" if n == 0 else ""),
+        )
 
 
 def _cpu_count() -> int:
@@ -594,6 +677,7 @@ def _cpu_count() -> int:
 
 
 # -- the batch -------------------------------------------------------------------------------
+
 
 def _absolute_model(options: dict) -> dict:
     """A model given as a path the client sees is passed to the workers as an absolute path
@@ -607,12 +691,20 @@ def _absolute_model(options: dict) -> dict:
     return options
 
 
-def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
-              options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
-              split_rows: int | None = None,
-              progress: Callable[[dict, int, int, float], None] | None = None,
-              on_message: Callable[[str], None] | None = None, cancel: Any = None,
-              processes: bool = True) -> BatchReport:
+def run_batch(
+    task: str,
+    inputs: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    options: dict | None = None,
+    scheduler: str = "local",
+    overwrite: bool = False,
+    split_rows: int | None = None,
+    progress: Callable[[dict, int, int, float], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    cancel: Any = None,
+    processes: bool = True,
+) -> BatchReport:
     """Run ``task`` on every cube ``inputs`` name, writing ``OUTDIR/<stem>.h5`` and the report.
 
     Parameters
@@ -670,10 +762,12 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
     if task not in TASKS:
         raise XrayAtlasError(f"task={task!r}; choose one of {', '.join(TASKS)}")
     options = _absolute_model(dict(options or {}))
-    if split_rows is not None and not (isinstance(split_rows, int) and not isinstance(split_rows, bool)
-                                       and split_rows >= 0):
-        raise XrayAtlasError(f"split_rows={split_rows!r} must be a number of rows >= 1, 0 (never split) or None "
-                             "(automatic)")
+    if split_rows is not None and not (
+        isinstance(split_rows, int) and not isinstance(split_rows, bool) and split_rows >= 0
+    ):
+        raise XrayAtlasError(
+            f"split_rows={split_rows!r} must be a number of rows >= 1, 0 (never split) or None (automatic)"
+        )
     parse_scheduler(scheduler)  # a bad --scheduler is refused before anything is read or made
     cubes = find_cubes(inputs)
     out = Path(os.path.abspath(os.fspath(outdir)))
@@ -689,10 +783,26 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
             raise XrayAtlasError(f"cannot make OUTDIR ({err.strerror or err})", path=out) from None
     _check_report(out, cubes)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    report = BatchReport(task, out, scheduler, options, started=started,
-                         rows=[{"input": str(j.input), "status": "skipped" if j.skip else "pending", "error": None,
-                                "seconds": None, "output": str(j.output) if j.skip else None, "summary": None,
-                                "notes": [j.reason] if j.reason else [], "worker": None} for j in jobs])
+    report = BatchReport(
+        task,
+        out,
+        scheduler,
+        options,
+        started=started,
+        rows=[
+            {
+                "input": str(j.input),
+                "status": "skipped" if j.skip else "pending",
+                "error": None,
+                "seconds": None,
+                "output": str(j.output) if j.skip else None,
+                "summary": None,
+                "notes": [j.reason] if j.reason else [],
+                "worker": None,
+            }
+            for j in jobs
+        ],
+    )
     index = {str(j.input): i for i, j in enumerate(jobs)}
     todo = [j for j in jobs if not j.skip]
     if len(todo) < len(jobs):
@@ -712,8 +822,13 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
         with contextlib.ExitStack() as stack:
             # a cancel while the cluster starts (seconds) submits nothing; a local cluster has
             # no more workers than tasks, and a cube that may be split is many tasks
-            client, where = (None, "") if stopped() else stack.enter_context(
-                _client(scheduler, len(todo) + (_cpu_count() if split else 0), processes=processes))
+            client, where = (
+                (None, "")
+                if stopped()
+                else stack.enter_context(
+                    _client(scheduler, len(todo) + (_cpu_count() if split else 0), processes=processes)
+                )
+            )
             if client is not None:
                 report.workers = len(client.scheduler_info().get("workers", {}))
                 say(f"{len(todo)} cube(s) on a {where}")
@@ -722,19 +837,30 @@ def run_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.P
             if split_rows is None and report.workers < 2:  # automatic: one worker gains nothing
                 split = set()
             if split:
-                say(f"{len(split)} cube(s) split into blocks of rows, each block a task"
-                    + ("" if split_rows else f" (cube files of {rowblocks.SPLIT_BYTES / 2**30:g} GiB or more)"))
+                say(
+                    f"{len(split)} cube(s) split into blocks of rows, each block a task"
+                    + ("" if split_rows else f" (cube files of {rowblocks.SPLIT_BYTES / 2**30:g} GiB or more)")
+                )
             futures, owner, prepared = [], {}, {}
             for k, j in enumerate([] if client is None else todo):
                 key = f"xray-atlas-{task}-{j.input.stem}-{tag}-{k}"
                 if j.input in split:
-                    prep = client.submit(prepare_cube, task, str(j.input), options, split_rows or None,
-                                         max(report.workers, 1), key=key + "-prepare", pure=False)
+                    prep = client.submit(
+                        prepare_cube,
+                        task,
+                        str(j.input),
+                        options,
+                        split_rows or None,
+                        max(report.workers, 1),
+                        key=key + "-prepare",
+                        pure=False,
+                    )
                     fut = client.submit(_blocks_of, prep, key=key + "-blocks", pure=False)
                     prepared[fut.key] = (prep, j, key)
                 else:
-                    fut = client.submit(run_cube, task, str(j.input), str(j.output), options, overwrite, key=key,
-                                        pure=False)
+                    fut = client.submit(
+                        run_cube, task, str(j.input), str(j.output), options, overwrite, key=key, pure=False
+                    )
                 futures.append(fut)
                 owner[fut.key] = str(j.input)
             done, written = 0, time.perf_counter()
@@ -795,11 +921,14 @@ def _cube_bytes(path: Path) -> int:
     with contextlib.suppress(OSError):
         size = path.stat().st_size
         if path.is_dir():
-            size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _dirs, files in os.walk(path)
-                       for name in files)
+            size = sum(
+                os.path.getsize(os.path.join(folder, name)) for folder, _dirs, files in os.walk(path) for name in files
+            )
         elif path.suffix.lower() == ".rpl":
-            size += max((p.stat().st_size for p in (path.with_suffix(".raw"), path.with_suffix(".RAW"))
-                         if p.exists()), default=0)
+            size += max(
+                (p.stat().st_size for p in (path.with_suffix(".raw"), path.with_suffix(".RAW")) if p.exists()),
+                default=0,
+            )
     return size
 
 
@@ -813,8 +942,9 @@ def _to_split(task: str, options: dict, jobs: Sequence[Job], split_rows: int | N
     return {j.input for j in jobs if _cube_bytes(j.input) >= rowblocks.SPLIT_BYTES}
 
 
-def _submit_blocks(client: Any, blocks: Any, prep: Any, task: str, job: Job, key: str, options: dict,
-                   overwrite: bool) -> Any:
+def _submit_blocks(
+    client: Any, blocks: Any, prep: Any, task: str, job: Job, key: str, options: dict, overwrite: bool
+) -> Any:
     """A prepared cube's block tasks and its writer (returned), or None when the preparation
     failed (``blocks``'s result says why, and :func:`_row_of` reports it)."""
     try:
@@ -823,10 +953,22 @@ def _submit_blocks(client: Any, blocks: Any, prep: Any, task: str, job: Job, key
         return None
     if plan_["blocks"] is None:
         return None
-    parts = [client.submit(run_block, task, str(job.input), options, prep, tuple(rows),
-                           key=f"{key}-rows-{rows[0]}-{rows[1]}", pure=False) for rows in plan_["blocks"]]
-    return client.submit(write_blocks, task, str(job.input), str(job.output), options, overwrite, prep, *parts,
-                         key=key, pure=False)
+    parts = [
+        client.submit(
+            run_block,
+            task,
+            str(job.input),
+            options,
+            prep,
+            tuple(rows),
+            key=f"{key}-rows-{rows[0]}-{rows[1]}",
+            pure=False,
+        )
+        for rows in plan_["blocks"]
+    ]
+    return client.submit(
+        write_blocks, task, str(job.input), str(job.output), options, overwrite, prep, *parts, key=key, pure=False
+    )
 
 
 def _row_of(fut: Any, cube: str, pending: dict) -> dict:
@@ -841,8 +983,10 @@ def _row_of(fut: Any, cube: str, pending: dict) -> dict:
         return got
     except KilledWorker as err:
         last = getattr(getattr(err, "last_worker", None), "address", None)
-        error = (f"{cube}: the workers running this cube died {err.allowed_failures + 1} times (out of memory, or "
-                 f"killed){'; last on ' + last if last else ''}")
+        error = (
+            f"{cube}: the workers running this cube died {err.allowed_failures + 1} times (out of memory, or "
+            f"killed){'; last on ' + last if last else ''}"
+        )
     except Exception as err:  # noqa: BLE001 - e.g. xray_atlas missing on a worker
         msg = " ".join(str(err).split()) or type(err).__name__
         error = f"{cube}: {type(err).__name__}: {msg}"
@@ -851,17 +995,35 @@ def _row_of(fut: Any, cube: str, pending: dict) -> dict:
 
 # -- a batch beside a GUI --------------------------------------------------------------------
 
-def _batch_child(task: str, inputs: list, outdir: str, options: dict, scheduler: str, overwrite: bool, q: Any,
-                 cancel: Any, nice: int = 0) -> None:
+
+def _batch_child(
+    task: str,
+    inputs: list,
+    outdir: str,
+    options: dict,
+    scheduler: str,
+    overwrite: bool,
+    q: Any,
+    cancel: Any,
+    nice: int = 0,
+) -> None:
     """:func:`run_batch` in a spawned child process, its events on ``q``: ("message", text),
     ("cube", row, done, total, per minute), then ("report", BatchReport) or ("error", reason,
     path) or ("failed", text)."""
     if nice and hasattr(os, "nice"):  # before the cluster starts: its worker processes inherit it
         os.nice(nice)
     try:
-        report = run_batch(task, inputs, outdir, options=options, scheduler=scheduler, overwrite=overwrite,
-                           progress=lambda row, done, total, rate: q.put(("cube", row, done, total, rate)),
-                           on_message=lambda text: q.put(("message", text)), cancel=cancel)
+        report = run_batch(
+            task,
+            inputs,
+            outdir,
+            options=options,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=lambda row, done, total, rate: q.put(("cube", row, done, total, rate)),
+            on_message=lambda text: q.put(("message", text)),
+            cancel=cancel,
+        )
         q.put(("report", report))
     except XrayAtlasError as err:
         q.put(("error", err.reason, err.path))
@@ -869,9 +1031,18 @@ def _batch_child(task: str, inputs: list, outdir: str, options: dict, scheduler:
         q.put(("failed", f"{type(err).__name__}: {' '.join(str(err).split())}"))
 
 
-def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike, *,
-               options: dict | None = None, scheduler: str = "local", overwrite: bool = False,
-               cancel: Any = None, nice: int = 0, poll_s: float = 0.1) -> Iterator[Any]:
+def iter_batch(
+    task: str,
+    inputs: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    options: dict | None = None,
+    scheduler: str = "local",
+    overwrite: bool = False,
+    cancel: Any = None,
+    nice: int = 0,
+    poll_s: float = 0.1,
+) -> Iterator[Any]:
     """:func:`run_batch` in a spawned child process, as a generator for a GUI's worker thread:
     it yields :class:`~xray_atlas.cube.Progress` (cubes done of cubes to run; ``what`` says
     the rate or what is starting) and returns the :class:`BatchReport`.
@@ -922,8 +1093,18 @@ def iter_batch(task: str, inputs: Sequence[str | os.PathLike], outdir: str | os.
     return _follow_child(task, cubes, out, options, scheduler, overwrite, total, cancel, nice, poll_s)
 
 
-def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, scheduler: str, overwrite: bool, total: int,
-                  cancel: Any, nice: int, poll_s: float) -> Iterator[Any]:
+def _follow_child(
+    task: str,
+    cubes: list[Path],
+    out: Path,
+    options: dict,
+    scheduler: str,
+    overwrite: bool,
+    total: int,
+    cancel: Any,
+    nice: int,
+    poll_s: float,
+) -> Iterator[Any]:
     import multiprocessing as mp
     import queue
 
@@ -932,8 +1113,12 @@ def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, schedu
 
     ctx = mp.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=_batch_child, args=(task, [str(c) for c in cubes], str(out), options, scheduler,
-                                                   overwrite, q, stop, nice), daemon=False, name="xray-atlas-batch")
+    child = ctx.Process(
+        target=_batch_child,
+        args=(task, [str(c) for c in cubes], str(out), options, scheduler, overwrite, q, stop, nice),
+        daemon=False,
+        name="xray-atlas-batch",
+    )
     start_without_main(child)
     done, what = 0, "starting the workers"
     try:
@@ -949,8 +1134,10 @@ def _follow_child(task: str, cubes: list[Path], out: Path, options: dict, schedu
                     try:  # a last event may have come just before the end
                         ev = q.get(timeout=poll_s)
                     except queue.Empty:
-                        raise XrayAtlasError("the batch process ended without a report (exit code "
-                                             f"{child.exitcode}); see {out / (REPORT_NAME + '.json')}") from None
+                        raise XrayAtlasError(
+                            "the batch process ended without a report (exit code "
+                            f"{child.exitcode}); see {out / (REPORT_NAME + '.json')}"
+                        ) from None
                 else:
                     yield Progress(done, total, what)
                     continue

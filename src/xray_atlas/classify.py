@@ -10,17 +10,30 @@ radiograph into -ln(I / I0) with I0 its open beam, which removes the unknown sca
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["NORMALISATIONS", "DEFAULT_IMAGE_MODEL", "prepare_image", "ImageModel", "load_image_model",
-           "predict_images", "activation_map", "classify_files", "DOMAIN_STATISTICS", "image_statistics",
-           "domain_ranges", "DomainCheck", "check_domain"]
+__all__ = [
+    "NORMALISATIONS",
+    "DEFAULT_IMAGE_MODEL",
+    "prepare_image",
+    "ImageModel",
+    "load_image_model",
+    "predict_images",
+    "activation_map",
+    "classify_files",
+    "DOMAIN_STATISTICS",
+    "image_statistics",
+    "domain_ranges",
+    "DomainCheck",
+    "check_domain",
+]
 
 NORMALISATIONS = ("standard", "open-beam")
 #: The shipped radiograph classifier (classes Al1050, Al2017).
@@ -89,7 +102,7 @@ class ImageModel:
         out = []
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
-                logits = self.module(torch.from_numpy(x[i:i + batch_size]).to(self.device))
+                logits = self.module(torch.from_numpy(x[i : i + batch_size]).to(self.device))
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out)
 
@@ -107,8 +120,9 @@ def load_image_model(model: str | os.PathLike | None = None, *, device: str = "a
     return ImageModel(module, found.name, tuple(card.outputs), size, norm, card)
 
 
-def predict_images(images: Iterable[np.ndarray], model: ImageModel | str | None = None, *,
-                   device: str = "auto") -> list[dict[str, float]]:
+def predict_images(
+    images: Iterable[np.ndarray], model: ImageModel | str | None = None, *, device: str = "auto"
+) -> list[dict[str, float]]:
     """Class -> probability for each image."""
     m = model if isinstance(model, ImageModel) else load_image_model(model, device=device)
     probs = m(list(images))
@@ -137,8 +151,11 @@ def activation_map(model: ImageModel, image: np.ndarray, *, class_index: int | N
 
     # every layer (not containers) but the pooling ones, whose coarser output would only blur the map
     pools = (torch.nn.MaxPool2d, torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d, torch.nn.AdaptiveMaxPool2d)
-    handles = [m.register_forward_hook(keep) for m in model.module.modules()
-               if not any(True for _ in m.children()) and not isinstance(m, pools)]
+    handles = [
+        m.register_forward_hook(keep)
+        for m in model.module.modules()
+        if not any(True for _ in m.children()) and not isinstance(m, pools)
+    ]
     try:
         x = torch.from_numpy(model.prepare([image])).to(model.device)
         with torch.enable_grad():
@@ -147,8 +164,10 @@ def activation_map(model: ImageModel, image: np.ndarray, *, class_index: int | N
             if not 0 <= k < logits.shape[1]:
                 raise XrayAtlasError(f"class_index={class_index} is out of range 0-{logits.shape[1] - 1}")
             if not maps:
-                raise XrayAtlasError("this model has no spatial feature maps, so it has no activation map "
-                                     "(a fully connected network looks at pixels, not feature maps)")
+                raise XrayAtlasError(
+                    "this model has no spatial feature maps, so it has no activation map "
+                    "(a fully connected network looks at pixels, not feature maps)"
+                )
             model.module.zero_grad(set_to_none=True)
             torch.log_softmax(logits, dim=1)[0, k].backward()
     finally:
@@ -210,7 +229,7 @@ def domain_ranges(prepared: np.ndarray) -> dict:
         raise XrayAtlasError(f"domain_ranges needs at least 2 training images, got {len(x)}")
     stats = {}
     for start in range(0, len(x), 4096):  # bounded memory for large training sets
-        for k, v in image_statistics(x[start:start + 4096]).items():
+        for k, v in image_statistics(x[start : start + 4096]).items():
             stats.setdefault(k, []).append(np.asarray(v))
     ranges = {k: [float(q) for q in np.percentile(np.concatenate(v), DOMAIN_QUANTILES)] for k, v in stats.items()}
     return {"statistics": ranges, "quantiles": list(DOMAIN_QUANTILES), "n_images": int(len(x))}
@@ -233,12 +252,17 @@ class DomainCheck:
     def message(self) -> str:
         """One line for the user ('' when the image is inside the domain)."""
         if self.inside is None:
-            return (f"{self.model}'s card records no statistics of its training images: "
-                    "cannot tell whether this image is like them")
+            return (
+                f"{self.model}'s card records no statistics of its training images: "
+                "cannot tell whether this image is like them"
+            )
         if self.inside:
             return ""
-        return (f"outside what {self.model} was trained on ({self.trained_on}): " + "; ".join(self.reasons)
-                + ". Its answer is not to be trusted")
+        return (
+            f"outside what {self.model} was trained on ({self.trained_on}): "
+            + "; ".join(self.reasons)
+            + ". Its answer is not to be trusted"
+        )
 
 
 def check_domain(model: ImageModel, image: np.ndarray, *, metadata: dict | None = None) -> DomainCheck:
@@ -259,8 +283,7 @@ def check_domain(model: ImageModel, image: np.ndarray, *, metadata: dict | None 
         named = [named]
     if isinstance(named, (list, tuple)) and named and not set(map(str, named)) & set(model.classes):
         shown = ", ".join(map(str, list(dict.fromkeys(named))[:4])) + (", ..." if len(set(named)) > 4 else "")
-        check.reasons.append(f"its metadata names {shown}, none of the model's classes "
-                             f"({', '.join(model.classes)})")
+        check.reasons.append(f"its metadata names {shown}, none of the model's classes ({', '.join(model.classes)})")
     domain = (getattr(card, "inputs", {}) or {}).get("domain")
     if not isinstance(domain, dict) or not domain.get("statistics"):
         if not check.reasons:
@@ -278,8 +301,9 @@ def check_domain(model: ImageModel, image: np.ndarray, *, metadata: dict | None 
     return check
 
 
-def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
-                   cam_dir: str | os.PathLike | None = None) -> Iterator[dict]:
+def classify_files(
+    paths: Iterable[str | os.PathLike], model: ImageModel, *, cam_dir: str | os.PathLike | None = None
+) -> Iterator[dict]:
     """For each image file: ``{"path", "class", "probabilities"}`` (docs/dev/contracts.md section 4),
     ``"in_domain"`` (:func:`check_domain`: true, false, or null when the card records nothing
     to compare with) and, unless true, ``"domain_note"`` saying why; with ``cam_dir``, also its
@@ -305,4 +329,3 @@ def classify_files(paths: Iterable[str | os.PathLike], model: ImageModel, *,
                 raise XrayAtlasError("its activation map would replace it; choose another cam_dir", path=p)
             row["cam"] = str(write_image(target, png))
         yield row
-

@@ -22,15 +22,25 @@ A learnt model that corrects the fit (``maps-fit``) is held within the fit's sta
 
 from __future__ import annotations
 
-from typing import Generator, NamedTuple
+from collections.abc import Generator
+from typing import NamedTuple
 
 import numpy as np
 
 from .cube import TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
-__all__ = ["ClusterFit", "FitHold", "HOLD_SE", "TileFit", "family_groups", "fit_family_shapes", "iter_cluster_fit_maps", "iter_cluster_fit_inputs",
-           "PILEUP_TIME_S"]
+__all__ = [
+    "ClusterFit",
+    "FitHold",
+    "HOLD_SE",
+    "TileFit",
+    "family_groups",
+    "fit_family_shapes",
+    "iter_cluster_fit_maps",
+    "iter_cluster_fit_inputs",
+    "PILEUP_TIME_S",
+]
 
 #: Pulse-pair resolving time (s) assumed for the pile-up correction: the physics engine's
 #: detector (:class:`xray_atlas.physics.detector.Detector`), typical of SDD pile-up rejectors.
@@ -51,7 +61,6 @@ DRIFT_WIDTH = 0.1
 PEAK_HEADROOM = 4.0
 
 
-
 def family_groups(family: str, instrument, *, gap_kev: float = 0.3) -> list[tuple[np.ndarray, float]]:
     """(spectrum (C,) of one net count, share of the family's net counts in a thin sample) of
     each group of ``family``'s lines (lines closer than ``gap_kev`` share a group, with their
@@ -62,8 +71,11 @@ def family_groups(family: str, instrument, *, gap_kev: float = 0.3) -> list[tupl
 
     sym, fam = parse_line_family(family)
     e0, flux = instrument.excitation(de=0.1)
-    rows = sorted((e, float(np.sum(flux * tau)))
-                  for f, _, e, tau in line_cross_sections(atomic_number(sym), tuple(np.round(e0, 6))) if f == fam)
+    rows = sorted(
+        (e, float(np.sum(flux * tau)))
+        for f, _, e, tau in line_cross_sections(atomic_number(sym), tuple(np.round(e0, 6)))
+        if f == fam
+    )
     if not rows:
         return []
     det = instrument.detector
@@ -83,8 +95,15 @@ class _Basis:
     """The thin family spectra, their line groups and the background bumps of one instrument,
     for the prior families and any ``extra`` ones (families of any element xraylib knows)."""
 
-    def __init__(self, n_channels: int, offset_kev: float, gain_kev: float, instrument: dict,
-                 extra: tuple[str, ...] = (), omit: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        n_channels: int,
+        offset_kev: float,
+        gain_kev: float,
+        instrument: dict,
+        extra: tuple[str, ...] = (),
+        omit: tuple[str, ...] = (),
+    ) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, background_basis, instrument_for, pure_matrix
 
         instrument = {**INSTRUMENT_DEFAULTS, **instrument, "offset_kev": offset_kev, "gain_kev": gain_kev}
@@ -107,10 +126,17 @@ class _Basis:
         self.sigma_channels = inst.detector.sigma_kev(np.maximum(e, 0.1)) / gain_kev  # peak width, in channels
 
 
-def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray, *,
-                      min_share: float = 1e-3, trace_share: float = 3e-4, ratio_sd: float = 0.3,
-                      errors: dict | None = None,
-                      amounts: dict | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def fit_family_shapes(
+    spectrum: np.ndarray,
+    basis: _Basis,
+    channels: np.ndarray,
+    *,
+    min_share: float = 1e-3,
+    trace_share: float = 3e-4,
+    ratio_sd: float = 0.3,
+    errors: dict | None = None,
+    amounts: dict | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The family spectra (own line ratios, one net count each) and the background shape
     (unit sum) of a summed ``spectrum`` (C,), fitted on the boolean ``channels``; ``errors``,
     if given, receives each family's standard error of its net counts in this fit, the line
@@ -181,7 +207,7 @@ def fit_family_shapes(spectrum: np.ndarray, basis: _Basis, channels: np.ndarray,
         for f in shapes:
             m = np.flatnonzero(owner == f)
             errors[f] = float(np.sqrt(max(cov[np.ix_(m, m)].sum(), 0.0)))
-    bg = basis.background @ sol[k + len(others):]
+    bg = basis.background @ sol[k + len(others) :]
     return shapes, bg / max(float(bg.sum()), 1e-12)
 
 
@@ -263,16 +289,27 @@ class ClusterFit:
         and in its reduced chi-square, :attr:`TileFit.chi2`); none of ``lines``.
     """
 
-    def __init__(self, cube: SpectralCube, lines: tuple[str, ...], *, n_clusters: int = 12, min_counts: float = 5e5,
-                 sample_pixels: int = 30_000, pileup_time_s: float | None = PILEUP_TIME_S,
-                 tile_bytes: int = TILE_BYTES, seed: int = 0, omit: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        cube: SpectralCube,
+        lines: tuple[str, ...],
+        *,
+        n_clusters: int = 12,
+        min_counts: float = 5e5,
+        sample_pixels: int = 30_000,
+        pileup_time_s: float | None = PILEUP_TIME_S,
+        tile_bytes: int = TILE_BYTES,
+        seed: int = 0,
+        omit: tuple[str, ...] = (),
+    ) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata, lsq_operator
         from .physics.lines import parse_line_family
         from .preprocess import LOW_KEV
 
         if not cube.calibrated:
-            raise XrayAtlasError("the per-cluster fit needs an energy calibration and this cube has none",
-                                 path=cube.path)
+            raise XrayAtlasError(
+                "the per-cluster fit needs an energy calibration and this cube has none", path=cube.path
+            )
         if not (isinstance(n_clusters, (int, np.integer)) and n_clusters >= 1):
             raise XrayAtlasError(f"n_clusters={n_clusters!r} must be a positive integer")
         lines = tuple("-".join(parse_line_family(ln, parameter="lines")) for ln in lines)
@@ -291,15 +328,17 @@ class ClusterFit:
         self.channels = e >= LOW_KEV  # the detector's noise peak lies below (preprocess.LOW_KEV)
         # families beyond the prior's join the fit of every cluster, so that they are fitted
         # beside their neighbours' lines instead of being read into them
-        self.basis = _Basis(c, float(e[0]), gain, inst, extra=tuple(ln for ln in lines if ln not in PRIOR_FAMILIES),
-                            omit=omit)
+        self.basis = _Basis(
+            c, float(e[0]), gain, inst, extra=tuple(ln for ln in lines if ln not in PRIOR_FAMILIES), omit=omit
+        )
         self.lines = lines
         # the k-means features: least-squares shares of all the basis families, whichever lines
         # are asked for, so that the clusters do not depend on them
         fams = self.basis.families
-        _, full, _ = lsq_operator(fams, fams, c,
-                                  {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75)
-        self._shares = full[:, :len(fams)].astype(np.float32)
+        _, full, _ = lsq_operator(
+            fams, fams, c, {**INSTRUMENT_DEFAULTS, **inst, "offset_kev": float(e[0]), "gain_kev": gain}, 0.75
+        )
+        self._shares = full[:, : len(fams)].astype(np.float32)
         self._shares[~self.channels] = 0.0
         self._project = np.concatenate([self._shares, self.channels.astype(np.float32)[:, None]], axis=1)
         self.n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
@@ -335,8 +374,9 @@ class ClusterFit:
     def lines(self, lines: tuple[str, ...]) -> None:
         unknown = [ln for ln in lines if ln not in self.basis.families]
         if unknown:
-            raise XrayAtlasError(f"lines: {', '.join(unknown)} not among this fit's families (give them when the fit "
-                                 "is made)")
+            raise XrayAtlasError(
+                f"lines: {', '.join(unknown)} not among this fit's families (give them when the fit is made)"
+            )
         self._lines = tuple(lines)
 
     @property
@@ -352,7 +392,7 @@ class ClusterFit:
         return np.sqrt(np.maximum(both[:, :-1], 0.0) / np.maximum(totals[:, None], 1.0)), totals
 
     def _sampled(self):
-        for k, (rows, block) in enumerate(self.cube.iter_tiles(tile_bytes=self._stripe_bytes, every=self.every)):
+        for k, (_rows, block) in enumerate(self.cube.iter_tiles(tile_bytes=self._stripe_bytes, every=self.every)):
             yield k, block.reshape(-1, self.cube.n_channels).astype(np.float32)
 
     def iter_prepare(self, *, means: bool = False) -> Generator[Progress, None, None]:
@@ -380,8 +420,9 @@ class ClusterFit:
             rng = np.random.default_rng(self.seed)
             idx = np.flatnonzero(lit)
             sample = idx if idx.size <= 50_000 else rng.choice(idx, 50_000, replace=False)
-            self._km = KMeans(n_clusters=min(k, np.unique(feats[sample], axis=0).shape[0]), n_init=3,
-                              random_state=self.seed).fit(feats[sample])
+            self._km = KMeans(
+                n_clusters=min(k, np.unique(feats[sample], axis=0).shape[0]), n_init=3, random_state=self.seed
+            ).fit(feats[sample])
         self.k = 0 if self._km is None else int(self._km.n_clusters)
         # the sampled pixels' clusters, kept for the next passes over the same tiles
         labels = np.full(len(totals), -1, np.int64)
@@ -392,7 +433,7 @@ class ClusterFit:
         def sampled_labelled():
             at = 0
             for _, x in self._sampled():
-                yield x, labels[at:at + len(x)], totals[at:at + len(x)]
+                yield x, labels[at : at + len(x)], totals[at : at + len(x)]
                 at += len(x)
 
         c = self.cube.n_channels
@@ -436,14 +477,16 @@ class ClusterFit:
             big = full.T @ (full * wgt[:, None])
             big += np.eye(big.shape[0]) * 1e-9 * np.trace(big)
             var = np.empty(len(self.basis.families))
-            var[[self.basis.families.index(f) for f in names]] = np.diag(np.linalg.inv(gram))[:len(names)]
-            var[missing] = np.diag(np.linalg.inv(big))[len(names) + 1:]
+            var[[self.basis.families.index(f) for f in names]] = np.diag(np.linalg.inv(gram))[: len(names)]
+            var[missing] = np.diag(np.linalg.inv(big))[len(names) + 1 :]
             self._var[j] = np.maximum(var, 0.0)
             self._mean_total[j] = float(sums[j].sum()) / max(counts[j], 1.0)
             drift = self._drift_errors(a, aw, gram, sums[j])
             for f, e in shape_errors.items():
                 i = names.index(f)
-                self._shape_error[j, self.basis.families.index(f)] = np.hypot(e, drift[i]) / max(float(sums[j].sum()), 1.0)
+                self._shape_error[j, self.basis.families.index(f)] = np.hypot(e, drift[i]) / max(
+                    float(sums[j].sum()), 1.0
+                )
 
         if means:
             from .models.prior import PRIOR_FAMILIES
@@ -486,8 +529,16 @@ class ClusterFit:
             lab[lit] = self._km.predict(f[lit])
         return lab, t
 
-    def _fit(self, x: np.ndarray, lab: np.ndarray, totals: np.ndarray, lines, *, free: np.ndarray | None = None,
-             chi2: np.ndarray | None = None) -> np.ndarray:
+    def _fit(
+        self,
+        x: np.ndarray,
+        lab: np.ndarray,
+        totals: np.ndarray,
+        lines,
+        *,
+        free: np.ndarray | None = None,
+        chi2: np.ndarray | None = None,
+    ) -> np.ndarray:
         # (N, C) float32 counts, their clusters and totals -> (N, len(lines)) net counts; ``free``
         # (N, len(lines)) receives the unconstrained least-squares values, ``chi2`` (N,) each
         # pixel's reduced chi-square (NaN for a pixel without counts)
@@ -503,7 +554,7 @@ class ClusterFit:
                 xa = xs @ aw
             else:  # the products with the channels where every f < 1 come with the fit's own, in one pass
                 both = xs @ self._chi_ops[j][0]
-                xa, quiet = both[:, :aw.shape[1]], both[:, aw.shape[1]:]
+                xa, quiet = both[:, : aw.shape[1]], both[:, aw.shape[1] :]
             sol = nonneg_solve(gram, xa.astype(np.float64), free=got if free is not None else None)
             if chi2 is not None:
                 with _one_blas_thread():
@@ -520,7 +571,7 @@ class ClusterFit:
                 free /= lost
         return out
 
-    def tile(self, block: np.ndarray, *, inputs: bool = False, errors: bool = False, chi2: bool = False) -> "TileFit":
+    def tile(self, block: np.ndarray, *, inputs: bool = False, errors: bool = False, chi2: bool = False) -> TileFit:
         """Fit the pixels of a tile (..., C) (:class:`TileFit`); with ``inputs``, also the
         inputs of the ``fit-mlp`` model, with ``errors`` the unconstrained values and the
         standard errors that :class:`FitHold` needs, with ``chi2`` each pixel's reduced
@@ -538,7 +589,7 @@ class ClusterFit:
         allfit = self._fit(x, lab, totals, fams, free=free, chi2=good)
         extra = None
         if inputs:  # the prior families only, in their order: what the fit-mlp model reads
-            prior = allfit[:, :len(PRIOR_FAMILIES)]
+            prior = allfit[:, : len(PRIOR_FAMILIES)]
             cluster = np.zeros_like(prior)
             lit = lab >= 0
             cluster[lit] = self.cluster_fits[lab[lit]] * totals[lit, None]
@@ -550,8 +601,7 @@ class ClusterFit:
         se[lit] = np.sqrt(self._variance(lab[lit], totals[lit], cols))
         return TileFit(allfit[:, cols], lab, totals, extra, free[:, cols], se, good)
 
-    def _chi2_split(self, a: np.ndarray, aw: np.ndarray, gram: np.ndarray, total: np.ndarray,
-                    n_pixels: float) -> tuple:
+    def _chi2_split(self, a: np.ndarray, aw: np.ndarray, gram: np.ndarray, total: np.ndarray, n_pixels: float) -> tuple:
         # which channels a pixel of this cluster can lift to one expected count ("peak": its mean
         # pixel's fitted spectrum times PEAK_HEADROOM), and on the others ("quiet") the design
         # and its products: (aw beside a on the quiet channels (C, 2 m) float32, a on the peak
@@ -561,10 +611,9 @@ class ClusterFit:
         peak = self.channels & (a @ mean * PEAK_HEADROOM >= 1.0)
         quiet = np.where((self.channels & ~peak)[:, None], a, 0.0)
         both = np.ascontiguousarray(np.concatenate([aw, quiet], axis=1), dtype=np.float32)
-        q64 = both[:, aw.shape[1]:].astype(np.float64)
+        q64 = both[:, aw.shape[1] :].astype(np.float64)
         a_peak = a[peak].astype(np.float32)
-        return (both, a_peak, np.flatnonzero(peak), q64.sum(axis=0), q64.T @ q64,
-                a_peak.sum(axis=0, dtype=np.float64))
+        return (both, a_peak, np.flatnonzero(peak), q64.sum(axis=0), q64.T @ q64, a_peak.sum(axis=0, dtype=np.float64))
 
     def _chi2(self, x: np.ndarray, sol: np.ndarray, j: int, xq: np.ndarray) -> np.ndarray:
         # (n, C) counts of pixels of cluster j, their non-negative amplitudes (n, m) and the
@@ -587,10 +636,10 @@ class ClusterFit:
             return self._chi2_direct(x, sol, j)
         chi = np.zeros(x.shape[0])
         expect = s64 @ colsum - np.count_nonzero(sol > 0, axis=1)
-        x2 = np.einsum("ij,ij->i", x[:, self._first:], x[:, self._first:]).astype(np.float64)  # every fitted channel
+        x2 = np.einsum("ij,ij->i", x[:, self._first :], x[:, self._first :]).astype(np.float64)  # every fitted channel
         # a float32 sum of squares is exact for whole counts while it stays under 2^24; above it
         # (a bright pixel) the quiet channels' sum is taken in float64
-        big = np.flatnonzero(x2 >= 2.0 ** 24)
+        big = np.flatnonzero(x2 >= 2.0**24)
         if peak.size:
             xp = np.take(x, peak, axis=1)  # 3.5 times faster than x[:, peak]
             f = sol.astype(np.float32) @ a_peak.T
@@ -651,8 +700,16 @@ class ClusterFit:
         scale = t / self._mean_total.astype(np.float32)[lab] / self._lost(t)[:, 0] ** 2
         return self._var[:, cols].astype(np.float32)[lab] * scale[:, None]
 
-    def shrink(self, out: np.ndarray, labels: np.ndarray, totals: np.ndarray, *, shape: tuple[int, int] | None = None,
-               size: int | None = None, band_pixels: int = 65536) -> int:
+    def shrink(
+        self,
+        out: np.ndarray,
+        labels: np.ndarray,
+        totals: np.ndarray,
+        *,
+        shape: tuple[int, int] | None = None,
+        size: int | None = None,
+        band_pixels: int = 65536,
+    ) -> int:
         """Shrink each pixel's values ``out`` (N, lines) of :attr:`lines`, in place, towards
         its cluster's mean by the share of the cluster's spread that is noise (empirical Bayes,
         the James-Stein estimator with each pixel's own Poisson variance): a pixel keeps
@@ -671,7 +728,9 @@ class ClusterFit:
             if not (isinstance(size, (int, np.integer)) and size >= 1 and size % 2):
                 raise XrayAtlasError(f"size={size!r} must be a positive odd number of pixels or None")
             if shape is None or int(np.prod(shape)) != len(labels):
-                raise XrayAtlasError(f"shape={shape!r} must be the (H, W) of the {len(labels)} pixels when size is given")
+                raise XrayAtlasError(
+                    f"shape={shape!r} must be the (H, W) of the {len(labels)} pixels when size is given"
+                )
         labels = np.asarray(labels)
         if self.k == 0 or not np.any(labels >= 0):
             return 0
@@ -682,7 +741,7 @@ class ClusterFit:
         cols = [self.basis.families.index(ln) for ln in self.lines]
         n_lines = out.shape[1]
         lit_all = labels >= 0
-        n = np.bincount(labels[lit_all], minlength=self.k).astype(np.float64)[:self.k]
+        n = np.bincount(labels[lit_all], minlength=self.k).astype(np.float64)[: self.k]
 
         def sums(a: np.ndarray, lab: np.ndarray) -> np.ndarray:  # (m, lines) -> (k, lines) per-cluster sums
             return (self._members(lab) @ a).astype(np.float64)
@@ -698,28 +757,28 @@ class ClusterFit:
         def band(r0: int, r1: int, above: np.ndarray | None):
             # the lit pixels of rows r0-r1: flat indices, clusters, values, variances, centres,
             # the pixel's own share of its centre; ``above``: the unshrunk rows above r0
-            sel = r0 * w_ + np.flatnonzero(lit_all[r0 * w_:r1 * w_])
+            sel = r0 * w_ + np.flatnonzero(lit_all[r0 * w_ : r1 * w_])
             lab, v = labels[sel], out[sel]
             noise = self._variance(lab, totals[sel], cols)
             if size is None:
                 return sel, lab, v, noise, cluster_mean[lab], 0.0
             lo, hi = max(r0 - r, 0), min(r1 + r, h)
-            vals = np.array(out[lo * w_:hi * w_], np.float32).reshape(hi - lo, w_, n_lines)
+            vals = np.array(out[lo * w_ : hi * w_], np.float32).reshape(hi - lo, w_, n_lines)
             if above is not None and r0 > lo:
-                vals[:r0 - lo] = above[above.shape[0] - (r0 - lo):]
-            labs = labels[lo * w_:hi * w_].reshape(hi - lo, w_)
+                vals[: r0 - lo] = above[above.shape[0] - (r0 - lo) :]
+            labs = labels[lo * w_ : hi * w_].reshape(hi - lo, w_)
             vals[labs < 0] = 0.0
             full = np.pad(vals, ((r, r), (r, r), (0, 0)))
             lab2 = np.pad(labs, r, constant_values=-1)  # beyond the edge: no cluster
             m, s0 = r1 - r0, r0 - lo
-            own = labs[s0:s0 + m]
+            own = labs[s0 : s0 + m]
             acc = np.zeros((m, w_, n_lines), np.float32)
             cnt = np.zeros((m, w_), np.float32)
             for dy in range(size):  # one shifted view per offset: the cost does not grow with k
                 for dx in range(size):
-                    same = (lab2[s0 + dy:s0 + dy + m, dx:dx + w_] == own).astype(np.float32)
+                    same = (lab2[s0 + dy : s0 + dy + m, dx : dx + w_] == own).astype(np.float32)
                     cnt += same
-                    acc += full[s0 + dy:s0 + dy + m, dx:dx + w_] * same[..., None]
+                    acc += full[s0 + dy : s0 + dy + m, dx : dx + w_] * same[..., None]
             ok = own.reshape(-1) >= 0
             cnt = cnt.reshape(-1)[ok]
             centre = acc.reshape(-1, n_lines)[ok] / cnt[:, None]
@@ -739,7 +798,7 @@ class ClusterFit:
         for r0, r1 in bands:
             sel, lab, v, noise, centre, _ = band(r0, r1, above)
             if r:  # the next band's block means read these rows as they were
-                above = np.array(out[max(r1 - r, 0) * w_:r1 * w_], np.float32).reshape(-1, w_, n_lines)
+                above = np.array(out[max(r1 - r, 0) * w_ : r1 * w_], np.float32).reshape(-1, w_, n_lines)
             d = v - centre
             t2 = tau2.astype(np.float32)[lab]
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -753,12 +812,14 @@ class ClusterFit:
         return (1.0 - 2.0 * np.minimum(totals * self.pileup, 0.25))[:, None].astype(np.float32)
 
     def note(self) -> str:
-        return (f"per-cluster fit: {self.k} clusters of similar pixels, each with its own line ratios and background"
-                + ("; net counts corrected for pile-up" if self.pileup else ""))
+        return f"per-cluster fit: {self.k} clusters of similar pixels, each with its own line ratios and background" + (
+            "; net counts corrected for pile-up" if self.pileup else ""
+        )
 
 
-def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, notes: list | None,
-                   labels_out: list | None) -> Generator[Progress, None, np.ndarray]:
+def _iter_fit_cube(
+    fit: ClusterFit, *, inputs: bool, notes: list | None, labels_out: list | None
+) -> Generator[Progress, None, np.ndarray]:
     # prepare ``fit``, then fit every tile (of its tile_bytes) of its cube: yields Progress per
     # tile read and returns (H * W, lines) net counts, or with ``inputs`` the (H * W, 2 K)
     # inputs of the fit-mlp model
@@ -782,9 +843,15 @@ def _iter_fit_cube(fit: ClusterFit, *, inputs: bool, notes: list | None,
     return out
 
 
-def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_bytes: int = TILE_BYTES,
-                          notes: list | None = None, labels_out: list | None = None,
-                          **kw) -> Generator[Progress, None, dict[str, np.ndarray]]:
+def iter_cluster_fit_maps(
+    cube: SpectralCube,
+    lines: tuple[str, ...],
+    *,
+    tile_bytes: int = TILE_BYTES,
+    notes: list | None = None,
+    labels_out: list | None = None,
+    **kw,
+) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Net counts of ``lines`` for every pixel of a calibrated ``cube`` by the per-cluster fit
     (module docstring; options of :class:`ClusterFit`). Yields :class:`Progress` per tile
     read and returns line -> (H, W) float32.
@@ -802,8 +869,9 @@ def iter_cluster_fit_maps(cube: SpectralCube, lines: tuple[str, ...], *, tile_by
     return {ln: np.ascontiguousarray(out[:, i].reshape(h, w)) for i, ln in enumerate(lines)}
 
 
-def iter_cluster_fit_inputs(cube: SpectralCube, *, tile_bytes: int = TILE_BYTES, notes: list | None = None,
-                            labels_out: list | None = None, **kw) -> Generator[Progress, None, np.ndarray]:
+def iter_cluster_fit_inputs(
+    cube: SpectralCube, *, tile_bytes: int = TILE_BYTES, notes: list | None = None, labels_out: list | None = None, **kw
+) -> Generator[Progress, None, np.ndarray]:
     """What the ``fit-mlp`` map model reads beside each pixel's counts, for the whole cube:
     (H * W, 2 K) float32 (:meth:`ClusterFit.tile` with ``inputs``). Options as
     :func:`iter_cluster_fit_maps`."""
@@ -844,8 +912,8 @@ class FitHold:
         self.n_pixel_values += int(((pred < lo) | (pred > hi)).sum())
         pred = np.clip(pred, lo, hi)
         member = self._fit._members(tile.labels)
-        for i, a in enumerate((pred, tile.free, tile.errors ** 2)):
-            self._sums[i, :member.shape[0]] += member @ a
+        for i, a in enumerate((pred, tile.free, tile.errors**2)):
+            self._sums[i, : member.shape[0]] += member @ a
         return pred
 
     def partial(self) -> tuple[np.ndarray, int]:
@@ -871,18 +939,20 @@ class FitHold:
         counts = np.bincount(labels[lit], weights=totals[lit], minlength=held.shape[0])
         # the pixels' Poisson errors, and the error of the cluster's line shapes themselves,
         # which moves all its pixels together (scaled from the sample the shapes were fitted on)
-        shape = self._fit.shape_errors[:held.shape[0]] * counts[:, None]
+        shape = self._fit.shape_errors[: held.shape[0]] * counts[:, None]
         d = held - free
-        excess = np.sign(d) * np.maximum(np.abs(d) - self.n_se * np.sqrt(var + shape ** 2), 0.0)  # (k, lines)
+        excess = np.sign(d) * np.maximum(np.abs(d) - self.n_se * np.sqrt(var + shape**2), 0.0)  # (k, lines)
         self.n_clusters_moved = int((excess != 0).any(axis=1).sum())
         if not lit.any() or not np.any(excess):
             return
         per_count = (excess / np.maximum(counts, 1.0)[:, None]).astype(np.float32)
         for a in range(0, len(labels), 65536):  # blocks of pixels: temporaries that do not grow with the cube
-            sel = a + np.flatnonzero(lit[a:a + 65536])
+            sel = a + np.flatnonzero(lit[a : a + 65536])
             out[sel] = np.maximum(out[sel] - per_count[labels[sel]] * totals[sel, None], 0.0)
 
     def note(self, n_values: int) -> str:
-        return (f"learnt values held within {self.n_se:g} standard errors of the per-cluster fit: "
-                f"{self.n_pixel_values / max(n_values, 1):.1%} of the pixel values clipped, "
-                f"{self.n_clusters_moved} cluster(s) moved")
+        return (
+            f"learnt values held within {self.n_se:g} standard errors of the per-cluster fit: "
+            f"{self.n_pixel_values / max(n_values, 1):.1%} of the pixel values clipped, "
+            f"{self.n_clusters_moved} cluster(s) moved"
+        )

@@ -24,15 +24,25 @@ no Qt, no files. Writing a composite is :func:`xray_atlas.export.write_rgb`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["AUTO_PERCENTILES", "Composite", "Histogram2D", "auto_limits", "rgb_composite", "histogram2d",
-           "pixels_in_rectangle", "pixels_in_polygon", "correlation", "CHANNELS"]
+__all__ = [
+    "AUTO_PERCENTILES",
+    "Composite",
+    "Histogram2D",
+    "auto_limits",
+    "rgb_composite",
+    "histogram2d",
+    "pixels_in_rectangle",
+    "pixels_in_polygon",
+    "correlation",
+    "CHANNELS",
+]
 
 #: Percentiles of a map's finite values that "auto" limits take as a channel's low and high.
 AUTO_PERCENTILES = (1.0, 99.0)
@@ -128,9 +138,14 @@ def _check_limits(name: str, limits: Sequence[float]) -> tuple[float, float]:
     return _low_high(limits, f"limits: the {name} channel's")
 
 
-def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.ndarray | None, *,
-                  limits: str | Sequence = "auto",
-                  percentiles: Sequence[float] = AUTO_PERCENTILES) -> Composite:
+def rgb_composite(
+    red: np.ndarray | None,
+    green: np.ndarray | None,
+    blue: np.ndarray | None,
+    *,
+    limits: str | Sequence = "auto",
+    percentiles: Sequence[float] = AUTO_PERCENTILES,
+) -> Composite:
     """Three maps as one RGB picture.
 
     Each channel is ``(value - low) / (high - low)`` clipped to [0, 1] and scaled to 0-255
@@ -157,8 +172,10 @@ def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.nda
         raise XrayAtlasError("red, green, blue: give at least one map")
     shapes = {a.shape for _, a in given}
     if len(shapes) > 1 or given[0][1].ndim != 2:
-        raise XrayAtlasError("red, green, blue: the maps must be 2-D and of one shape, got "
-                             + ", ".join(f"{n} {a.shape}" for n, a in given))
+        raise XrayAtlasError(
+            "red, green, blue: the maps must be 2-D and of one shape, got "
+            + ", ".join(f"{n} {a.shape}" for n, a in given)
+        )
     if isinstance(limits, str) or limits is None:
         if limits not in ("auto", None):
             raise XrayAtlasError(f"limits={limits!r}: give 'auto' or three (low, high) pairs")
@@ -166,8 +183,9 @@ def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.nda
     else:
         per = list(limits)
         if len(per) != 3:
-            raise XrayAtlasError(f"limits: give one (low, high) pair or 'auto' for each of red, green, blue; "
-                                 f"got {len(per)}")
+            raise XrayAtlasError(
+                f"limits: give one (low, high) pair or 'auto' for each of red, green, blue; got {len(per)}"
+            )
     shape = given[0][1].shape
     rgb = np.zeros((*shape, 3), np.uint8)
     used: list[tuple[float, float] | None] = []
@@ -178,8 +196,7 @@ def rgb_composite(red: np.ndarray | None, green: np.ndarray | None, blue: np.nda
         arr = np.asarray(m)
         if arr.dtype.kind not in "fiub":
             raise XrayAtlasError(f"{name}: a map must be numeric, got {arr.dtype}")
-        lo, hi = auto_limits(arr, percentiles=percentiles) if lim is None or lim == "auto" else \
-            _check_limits(name, lim)
+        lo, hi = auto_limits(arr, percentiles=percentiles) if lim is None or lim == "auto" else _check_limits(name, lim)
         scaled = (arr.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
         np.clip(scaled, 0.0, 255.0, out=scaled)
         scaled[~np.isfinite(scaled)] = 0.0
@@ -222,8 +239,15 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def histogram2d(x: np.ndarray, y: np.ndarray, *, bins: int = 256, x_range: Sequence[float] | None = None,
-                y_range: Sequence[float] | None = None, mask: np.ndarray | None = None) -> Histogram2D:
+def histogram2d(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    bins: int = 256,
+    x_range: Sequence[float] | None = None,
+    y_range: Sequence[float] | None = None,
+    mask: np.ndarray | None = None,
+) -> Histogram2D:
     """The 2-D histogram of two maps' values over their pixels.
 
     Counts as :func:`numpy.histogram2d` with ``bins`` and ``range`` (same cells, same edges),

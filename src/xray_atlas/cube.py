@@ -14,8 +14,9 @@ without moving any computation out of the core.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -71,9 +72,7 @@ def check_energy(energy: np.ndarray, n_channels: int, source: str) -> np.ndarray
     """Check an energy axis in keV: (C,), finite, strictly increasing; return it as float64."""
     energy = np.asarray(energy, dtype=np.float64)
     if energy.ndim != 1 or energy.shape[0] != n_channels:
-        raise XrayAtlasError(
-            f"{source} has shape {energy.shape}, expected ({n_channels},) to match the channel axis"
-        )
+        raise XrayAtlasError(f"{source} has shape {energy.shape}, expected ({n_channels},) to match the channel axis")
     if not np.all(np.isfinite(energy)):
         raise XrayAtlasError(f"{source} contains non-finite values")
     if n_channels > 1 and not np.all(np.diff(energy) > 0):
@@ -165,7 +164,9 @@ class SpectralCube:
         if dtype.kind not in "uif":
             raise XrayAtlasError(f"counts have dtype {dtype}; expected integer or float counts", path=self.path)
         if min(shape) < 1 or shape[2] < 2:
-            raise XrayAtlasError(f"counts have shape {shape}; need at least 1 x 1 pixels and 2 channels", path=self.path)
+            raise XrayAtlasError(
+                f"counts have shape {shape}; need at least 1 x 1 pixels and 2 channels", path=self.path
+            )
         self._counts = counts
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.dtype = dtype
@@ -191,8 +192,10 @@ class SpectralCube:
         for key in PER_PIXEL:
             value = self.metadata.get(key)
             if value is not None and np.ndim(value) >= 2 and tuple(np.shape(value)) != shape[:2]:
-                raise XrayAtlasError(f"{key} has shape {tuple(np.shape(value))}; expected one number or the "
-                                     f"pixels' {shape[:2]}", path=self.path)
+                raise XrayAtlasError(
+                    f"{key} has shape {tuple(np.shape(value))}; expected one number or the pixels' {shape[:2]}",
+                    path=self.path,
+                )
         self.reference_maps = dict(reference_maps or {})
         self.name = name or (os.path.basename(self.path) if self.path else "cube")
         self._closer = closer
@@ -283,9 +286,7 @@ class SpectralCube:
             raise XrayAtlasError(f"could not read the live time per pixel ({reason})", path=self.path) from None
 
     def __repr__(self) -> str:
-        cal = (
-            f"{self._energy[0]:.3f}-{self._energy[-1]:.3f} keV" if self.calibrated else "uncalibrated"
-        )
+        cal = f"{self._energy[0]:.3f}-{self._energy[-1]:.3f} keV" if self.calibrated else "uncalibrated"
         return f"SpectralCube({self.name!r}, shape={self.shape}, dtype={self.dtype}, {cal})"
 
     def close(self) -> None:
@@ -294,13 +295,13 @@ class SpectralCube:
             self._closer()
             self._closer = None
 
-    def __enter__(self) -> "SpectralCube":
+    def __enter__(self) -> SpectralCube:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def with_calibration(self, *, offset_kev: float, gain_kev: float) -> "SpectralCube":
+    def with_calibration(self, *, offset_kev: float, gain_kev: float) -> SpectralCube:
         """The same counts with a new linear energy calibration (the file is not touched)."""
         return SpectralCube(
             self._counts,
@@ -371,8 +372,9 @@ class SpectralCube:
         except (OSError, KeyError, RuntimeError) as err:
             # h5py raises OSError/KeyError for damaged chunks, zarr and dask their own
             reason = " ".join(str(err).split())[:200] or type(err).__name__
-            raise XrayAtlasError(f"could not read counts ({reason}); truncated or corrupt file?",
-                                 path=self.path) from None
+            raise XrayAtlasError(
+                f"could not read counts ({reason}); truncated or corrupt file?", path=self.path
+            ) from None
 
     def pixel(self, y: int, x: int) -> np.ndarray:
         """The spectrum (C,) of pixel (y, x), read alone from disk."""
@@ -404,8 +406,9 @@ class SpectralCube:
             rows = max(chunk_rows, (rows // chunk_rows) * chunk_rows)
         return min(rows, self.height)
 
-    def iter_tiles(self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
-                   every: int = 1, rows: slice | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+    def iter_tiles(
+        self, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES, every: int = 1, rows: slice | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(rows, block)`` over the cube; ``block`` is (rows, W, channels) in memory.
         With ``every`` > 1 only every ``every``-th tile is read (an even sample of the cube).
         ``rows`` (a slice of whole rows) limits the tiles to a block of the cube's rows, the
@@ -413,8 +416,15 @@ class SpectralCube:
         for r, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes, every=every, rows=rows):
             yield r, block
 
-    def iter_tiles_with_halo(self, halo: int, channels: slice = slice(None), *, tile_bytes: int = TILE_BYTES,
-                             every: int = 1, rows: slice | None = None) -> Iterator[tuple[slice, np.ndarray, int]]:
+    def iter_tiles_with_halo(
+        self,
+        halo: int,
+        channels: slice = slice(None),
+        *,
+        tile_bytes: int = TILE_BYTES,
+        every: int = 1,
+        rows: slice | None = None,
+    ) -> Iterator[tuple[slice, np.ndarray, int]]:
         """Yield ``(rows, block, lead)``: as :meth:`iter_tiles`, with up to ``halo`` more rows
         read above and below (fewer at the cube's edges, and read beyond the edges of
         ``rows``); ``block[lead:lead + len(rows)]`` are the tile's own rows."""
@@ -424,9 +434,13 @@ class SpectralCube:
             raise XrayAtlasError(f"every={every!r} must be a positive integer")
         first, last = 0, self.height
         if rows is not None:
-            if not (isinstance(rows, slice) and rows.step in (None, 1)
-                    and isinstance(rows.start, (int, np.integer)) and isinstance(rows.stop, (int, np.integer))
-                    and 0 <= rows.start < rows.stop <= self.height):
+            if not (
+                isinstance(rows, slice)
+                and rows.step in (None, 1)
+                and isinstance(rows.start, (int, np.integer))
+                and isinstance(rows.stop, (int, np.integer))
+                and 0 <= rows.start < rows.stop <= self.height
+            ):
                 raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {self.height}")
             first, last = int(rows.start), int(rows.stop)
         step = self.tile_rows(tile_bytes)
@@ -496,7 +510,9 @@ class SpectralCube:
         """(H, W) total counts of each pixel (float32), streamed over tiles."""
         return run_to_end(self.iter_total_counts(**kwargs))
 
-    def iter_window_sum(self, e_min_kev: float, e_max_kev: float, **kwargs: Any) -> Generator[Progress, None, np.ndarray]:
+    def iter_window_sum(
+        self, e_min_kev: float, e_max_kev: float, **kwargs: Any
+    ) -> Generator[Progress, None, np.ndarray]:
         """Counts per pixel summed over an energy window, reading only its channels."""
         channels = self.channel_slice(e_min_kev, e_max_kev)
         return self.iter_pixel_map(_sum_last, channels=channels, what="window sum", **kwargs)

@@ -16,16 +16,27 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterator
+from typing import Any
 
 import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["TASKS", "CubeResult", "ModelCache", "run_maps", "run_probabilities", "run_cluster", "run_task",
-           "read_labels", "write_maps", "write_probabilities"]
+__all__ = [
+    "TASKS",
+    "CubeResult",
+    "ModelCache",
+    "run_maps",
+    "run_probabilities",
+    "run_cluster",
+    "run_task",
+    "read_labels",
+    "write_maps",
+    "write_probabilities",
+]
 
 #: The per-cube tasks, in the order of the command line.
 TASKS = ("maps", "probabilities", "cluster")
@@ -112,12 +123,14 @@ def _noter(notes: list[str], on_note: Callable[[str], None] | None) -> Callable[
         notes.append(text)
         if on_note is not None:
             on_note(text)
+
     return note
 
 
 @contextlib.contextmanager
-def cached_map_model(models: ModelCache | None, model, cube, *, device: str, lines: tuple[str, ...] | None,
-               add_lines: tuple[str, ...]):
+def cached_map_model(
+    models: ModelCache | None, model, cube, *, device: str, lines: tuple[str, ...] | None, add_lines: tuple[str, ...]
+):
     """The map model for ``cube``: loaded, or lent by ``models``; either way a copy whose notes,
     cluster labels and found lines are this cube's own."""
     from .inference import BASELINES, load_map_model
@@ -129,15 +142,25 @@ def cached_map_model(models: ModelCache | None, model, cube, *, device: str, lin
         yield load()
         return
     energy = np.ascontiguousarray(cube.energy, dtype=np.float64) if cube.calibrated else None
-    grid = (cube.n_channels, cube.calibrated,
-            hashlib.sha256(energy.tobytes()).hexdigest() if energy is not None else None)
+    grid = (
+        cube.n_channels,
+        cube.calibrated,
+        hashlib.sha256(energy.tobytes()).hexdigest() if energy is not None else None,
+    )
     instrument = None
     if model in BASELINES:  # built for the instrument the cube's metadata states
         from .models.prior import instrument_from_metadata
 
         instrument = repr(sorted(instrument_from_metadata(cube.metadata).items()))
-    key = ("maps", None if model is None else str(model), device, None if lines is None else tuple(lines),
-           tuple(add_lines), grid, instrument)
+    key = (
+        "maps",
+        None if model is None else str(model),
+        device,
+        None if lines is None else tuple(lines),
+        tuple(add_lines),
+        grid,
+        instrument,
+    )
     with models.lend(key, load) as kept:
         yield dataclasses.replace(kept, notes=list(kept.notes), labels=None, found=())
 
@@ -156,12 +179,22 @@ def cached_element_model(models: ModelCache | None, model, *, device: str):
         yield dataclasses.replace(kept, notes=list(kept.notes))
 
 
-def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
-             device: str = "auto", lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (),
-             units: str = "counts",
-             offset_kev: float | None = None, gain_kev: float | None = None, dataset: str | None = None,
-             overwrite: bool = False, models: ModelCache | None = None,
-             on_note: Callable[[str], None] | None = None) -> CubeResult:
+def run_maps(
+    cube: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    device: str = "auto",
+    lines: tuple[str, ...] | None = None,
+    add_lines: tuple[str, ...] = (),
+    units: str = "counts",
+    offset_kev: float | None = None,
+    gain_kev: float | None = None,
+    dataset: str | None = None,
+    overwrite: bool = False,
+    models: ModelCache | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> CubeResult:
     """Elemental maps of the cube file ``cube`` written to the result file ``out``
     (``xray-atlas maps``; :func:`xray_atlas.inference.iter_maps`).
 
@@ -213,14 +246,35 @@ def run_maps(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os
             for text in mm.notes[before:]:  # what the run found (lines in the cube, pixels unlike the training data)
                 note(text)
         pixel_size = opened.pixel_size_um
-    return write_maps(out, cube, maps, model=model, name=mm.name, found=mm.found, units=units,
-                      pixel_size_um=pixel_size, reduced_chi2=mm.reduced_chi2, notes=notes, overwrite=overwrite)
+    return write_maps(
+        out,
+        cube,
+        maps,
+        model=model,
+        name=mm.name,
+        found=mm.found,
+        units=units,
+        pixel_size_um=pixel_size,
+        reduced_chi2=mm.reduced_chi2,
+        notes=notes,
+        overwrite=overwrite,
+    )
 
 
-def write_maps(out: str | os.PathLike, cube: str | os.PathLike, maps: dict[str, np.ndarray], *,
-               model: str | os.PathLike | None, name: str, found: tuple = (), units: str = "counts",
-               pixel_size_um: float | None = None, reduced_chi2: np.ndarray | None = None,
-               notes: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> CubeResult:
+def write_maps(
+    out: str | os.PathLike,
+    cube: str | os.PathLike,
+    maps: dict[str, np.ndarray],
+    *,
+    model: str | os.PathLike | None,
+    name: str,
+    found: tuple = (),
+    units: str = "counts",
+    pixel_size_um: float | None = None,
+    reduced_chi2: np.ndarray | None = None,
+    notes: list[str] | tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> CubeResult:
     """Write the maps of :func:`run_maps` (also those a batch assembles from blocks of rows,
     :mod:`xray_atlas.rowblocks`) and say what they hold: one layout and one summary for both.
 
@@ -242,14 +296,25 @@ def write_maps(out: str | os.PathLike, cube: str | os.PathLike, maps: dict[str, 
     if found:  # which of the maps the default set added because the cube holds them
         attrs["found_lines"] = ",".join(found)
     # a fit-based model (fit, maps-fit) also says how well its fit explains each pixel's counts
-    path = write_results(out, maps=maps, inputs=(cube,), overwrite=overwrite, units=units, pixel_size_um=pixel_size_um,
-                         attrs=attrs, reduced_chi2=reduced_chi2)
+    path = write_results(
+        out,
+        maps=maps,
+        inputs=(cube,),
+        overwrite=overwrite,
+        units=units,
+        pixel_size_um=pixel_size_um,
+        attrs=attrs,
+        reduced_chi2=reduced_chi2,
+    )
     strongest = sorted(maps, key=lambda k: -float(maps[k].sum()))[:4]
-    summary = (f"{len(maps)} maps ({', '.join(maps)}) with {name}; "
-               + (f"found in the cube and added: {', '.join(found)}; " if found else "")
-               + "strongest " + ", ".join(f"{k} {float(maps[k].mean()):.{0 if units == 'counts' else 3}g}"
-                                          for k in strongest)
-               + f" mean {units}" + _chi2_summary(reduced_chi2))
+    summary = (
+        f"{len(maps)} maps ({', '.join(maps)}) with {name}; "
+        + (f"found in the cube and added: {', '.join(found)}; " if found else "")
+        + "strongest "
+        + ", ".join(f"{k} {float(maps[k].mean()):.{0 if units == 'counts' else 3}g}" for k in strongest)
+        + f" mean {units}"
+        + _chi2_summary(reduced_chi2)
+    )
     return CubeResult(path, summary, tuple(notes))
 
 
@@ -259,8 +324,10 @@ def _chi2_summary(chi2: np.ndarray | None) -> str:
     if chi2 is None or not np.isfinite(chi2).any():
         return ""
     c = chi2[np.isfinite(chi2)]
-    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in {float((c > 3).mean()):.1%} "
-            "of the pixels (/fit/reduced_chi2)")
+    return (
+        f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in {float((c > 3).mean()):.1%} "
+        "of the pixels (/fit/reduced_chi2)"
+    )
 
 
 def read_labels(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
@@ -276,17 +343,31 @@ def read_labels(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     except OSError as err:
         raise XrayAtlasError(f"not a readable HDF5 file ({err})", path=path) from None
     if labels.shape != shape:
-        raise XrayAtlasError(f"/labels is {labels.shape[0]} x {labels.shape[1]} and the cube {shape[0]} x {shape[1]}"
-                             if labels.ndim == 2 else f"/labels has shape {labels.shape}", path=path)
+        raise XrayAtlasError(
+            f"/labels is {labels.shape[0]} x {labels.shape[1]} and the cube {shape[0]} x {shape[1]}"
+            if labels.ndim == 2
+            else f"/labels has shape {labels.shape}",
+            path=path,
+        )
     return labels
 
 
-def run_probabilities(cube: str | os.PathLike, out: str | os.PathLike, *, model: str | os.PathLike | None = None,
-                      device: str = "auto", region: int = 1, labels: str | os.PathLike | None = None,
-                      elements: tuple[str, ...] | None = None, offset_kev: float | None = None,
-                      gain_kev: float | None = None, dataset: str | None = None, overwrite: bool = False,
-                      models: ModelCache | None = None,
-                      on_note: Callable[[str], None] | None = None) -> CubeResult:
+def run_probabilities(
+    cube: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    device: str = "auto",
+    region: int = 1,
+    labels: str | os.PathLike | None = None,
+    elements: tuple[str, ...] | None = None,
+    offset_kev: float | None = None,
+    gain_kev: float | None = None,
+    dataset: str | None = None,
+    overwrite: bool = False,
+    models: ModelCache | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> CubeResult:
     """Element probability maps of the cube file ``cube`` written to ``out``
     (``xray-atlas probabilities``; :func:`xray_atlas.probabilities.iter_probabilities`).
 
@@ -322,14 +403,35 @@ def run_probabilities(cube: str | os.PathLike, out: str | os.PathLike, *, model:
         for text in em.notes:
             note(text)
         pixel_size = opened.pixel_size_um
-    return write_probabilities(out, cube, probs, model=model, name=em.name, thresholds=em.thresholds, region=region,
-                               labels=labels, pixel_size_um=pixel_size, notes=notes, overwrite=overwrite)
+    return write_probabilities(
+        out,
+        cube,
+        probs,
+        model=model,
+        name=em.name,
+        thresholds=em.thresholds,
+        region=region,
+        labels=labels,
+        pixel_size_um=pixel_size,
+        notes=notes,
+        overwrite=overwrite,
+    )
 
 
-def write_probabilities(out: str | os.PathLike, cube: str | os.PathLike, probs: dict[str, np.ndarray], *,
-                        model: str | os.PathLike | None, name: str, thresholds: dict[str, float], region: int = 1,
-                        labels: str | os.PathLike | None = None, pixel_size_um: float | None = None,
-                        notes: list[str] | tuple[str, ...] = (), overwrite: bool = False) -> CubeResult:
+def write_probabilities(
+    out: str | os.PathLike,
+    cube: str | os.PathLike,
+    probs: dict[str, np.ndarray],
+    *,
+    model: str | os.PathLike | None,
+    name: str,
+    thresholds: dict[str, float],
+    region: int = 1,
+    labels: str | os.PathLike | None = None,
+    pixel_size_um: float | None = None,
+    notes: list[str] | tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> CubeResult:
     """Write the maps of :func:`run_probabilities` (also those a batch assembles from blocks
     of rows) and say what they hold; ``name`` and ``thresholds`` are the element model's,
     the other parameters :func:`run_probabilities`'s."""
@@ -338,20 +440,38 @@ def write_probabilities(out: str | os.PathLike, cube: str | os.PathLike, probs: 
 
     where = "cluster" if labels is not None else ("pixel" if region == 1 else f"{region} x {region} region")
     inputs = (cube,) + ((labels,) if labels is not None else ())
-    path = write_results(out, probabilities=probs, inputs=inputs, overwrite=overwrite, pixel_size_um=pixel_size_um,
-                         attrs={"model": str(model or name), "region": region,
-                                "thresholds": json.dumps({el: thresholds[el] for el in probs})})
+    path = write_results(
+        out,
+        probabilities=probs,
+        inputs=inputs,
+        overwrite=overwrite,
+        pixel_size_um=pixel_size_um,
+        attrs={
+            "model": str(model or name),
+            "region": region,
+            "thresholds": json.dumps({el: thresholds[el] for el in probs}),
+        },
+    )
     # elements called present in at least one pixel, with the share of pixels
     share = {el: float((p >= thresholds[el]).mean()) for el, p in probs.items()}
-    found = present({el: v for el, v in share.items() if v > 0}, {el: 0.0 for el in share})
-    summary = (f"{len(probs)} probability maps per {where} with {name}; present in some pixels: "
-               + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
+    found = present({el: v for el, v in share.items() if v > 0}, dict.fromkeys(share, 0.0))
+    summary = f"{len(probs)} probability maps per {where} with {name}; present in some pixels: " + (
+        ", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"
+    )
     return CubeResult(path, summary, tuple(notes))
 
 
-def run_cluster(cube: str | os.PathLike, out: str | os.PathLike, *, method: str, params: dict[str, Any] | None = None,
-                seed: int = 0, dataset: str | None = None, overwrite: bool = False,
-                on_note: Callable[[str], None] | None = None) -> CubeResult:
+def run_cluster(
+    cube: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    method: str,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    dataset: str | None = None,
+    overwrite: bool = False,
+    on_note: Callable[[str], None] | None = None,
+) -> CubeResult:
     """Clusters of the cube file ``cube``'s pixels written to ``out`` (``xray-atlas cluster``;
     :func:`xray_atlas.cluster.cluster_cube`): labels and each cluster's mean spectrum.
 
@@ -377,16 +497,23 @@ def run_cluster(cube: str | os.PathLike, out: str | os.PathLike, *, method: str,
 
     with read(cube, dataset=dataset) as opened:
         result = cluster_cube(opened, method, seed=seed, **(params or {}))
-        path = write_results(out, labels=result.labels, cluster_spectra=result.spectra, inputs=(cube,),
-                             energy=opened.energy if opened.calibrated else None, overwrite=overwrite,
-                             pixel_size_um=opened.pixel_size_um,
-                             attrs={"model": method, "parameters": json.dumps(result.params, default=str)})
+        path = write_results(
+            out,
+            labels=result.labels,
+            cluster_spectra=result.spectra,
+            inputs=(cube,),
+            energy=opened.energy if opened.calibrated else None,
+            overwrite=overwrite,
+            pixel_size_um=opened.pixel_size_um,
+            attrs={"model": method, "parameters": json.dumps(result.params, default=str)},
+        )
     noise = int((result.labels < 0).sum())
     return CubeResult(path, f"{result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
 
 
-def run_task(task: str, cube: str | os.PathLike, out: str | os.PathLike, *, models: ModelCache | None = None,
-             **options: Any) -> CubeResult:
+def run_task(
+    task: str, cube: str | os.PathLike, out: str | os.PathLike, *, models: ModelCache | None = None, **options: Any
+) -> CubeResult:
     """Run ``task`` (one of :data:`TASKS`) on one cube: :func:`run_maps`,
     :func:`run_probabilities` or :func:`run_cluster` with ``options``."""
     if task == "maps":

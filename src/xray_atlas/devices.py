@@ -50,5 +50,7 @@ def check_memory(need: float, what: str) -> None:
     (rather than fail with MemoryError, or swap, after minutes); ``what`` names the parameters."""
     have = memory_bytes()
     if have and need > have / 2:
-        raise XrayAtlasError(f"{what} needs about {need / 1e9:.3g} GB of memory; this machine has "
-                             f"{have / 1e9:.3g} GB (at most half of it is used); make it smaller")
+        raise XrayAtlasError(
+            f"{what} needs about {need / 1e9:.3g} GB of memory; this machine has "
+            f"{have / 1e9:.3g} GB (at most half of it is used); make it smaller"
+        )

@@ -17,13 +17,38 @@ import numpy as np
 
 from .errors import XrayAtlasError
 from .metrics import mae, r2_score
-from .physics.lattice import (SPANS, analytic_encoding, diffraction_image, iter_lattices, random_couplings,
-                              simulate_lattices)
+from .physics.lattice import (
+    SPANS,
+    analytic_encoding,
+    diffraction_image,
+    iter_lattices,
+    random_couplings,
+    simulate_lattices,
+)
 
-__all__ = ["MODEL_SIZE", "check_image", "image_span", "metadata_span", "model_input", "degrade", "PREPARATION_STEPS",
-           "prepare_image", "reference_image", "Predictor", "load_predictor", "default_model_name", "Reconstruction",
-           "reconstruct", "iter_reconstruct", "write_reconstruction", "DIFFRACTION_BASELINES", "CONDITIONS",
-           "evaluation_set", "score_predictors", "reproducibility"]
+__all__ = [
+    "MODEL_SIZE",
+    "check_image",
+    "image_span",
+    "metadata_span",
+    "model_input",
+    "degrade",
+    "PREPARATION_STEPS",
+    "prepare_image",
+    "reference_image",
+    "Predictor",
+    "load_predictor",
+    "default_model_name",
+    "Reconstruction",
+    "reconstruct",
+    "iter_reconstruct",
+    "write_reconstruction",
+    "DIFFRACTION_BASELINES",
+    "CONDITIONS",
+    "evaluation_set",
+    "score_predictors",
+    "reproducibility",
+]
 
 #: Side of the image the networks see (the study's 64 x 64).
 MODEL_SIZE = 64
@@ -50,8 +75,9 @@ def image_span(path) -> int | None:
                     try:
                         span = int(np.asarray(obj.attrs["span"]).reshape(-1)[0])
                     except (TypeError, ValueError, IndexError):
-                        raise XrayAtlasError(f"its span attribute is {obj.attrs['span']!r}, not 2, 3 or 4",
-                                             path=path) from None
+                        raise XrayAtlasError(
+                            f"its span attribute is {obj.attrs['span']!r}, not 2, 3 or 4", path=path
+                        ) from None
                     if span not in SPANS:
                         raise XrayAtlasError(f"its span attribute is {span}, not 2, 3 or 4", path=path)
                     return span
@@ -96,8 +122,10 @@ def check_image(image, *, name: str = "image") -> np.ndarray:
         raise XrayAtlasError(f"{name}: pixels must be real numbers, got {a.dtype}")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise XrayAtlasError(f"{name}: {int((~np.isfinite(a)).sum())} pixels are NaN or infinite; "
-                             "mask them and inpaint (prepare_image(..., mask=...)) first")
+        raise XrayAtlasError(
+            f"{name}: {int((~np.isfinite(a)).sum())} pixels are NaN or infinite; "
+            "mask them and inpaint (prepare_image(..., mask=...)) first"
+        )
     if a.min() < 0:
         raise XrayAtlasError(f"{name}: negative intensities (min {a.min():.3g}); a diffraction image is >= 0")
     if a.max() <= 0:
@@ -120,8 +148,8 @@ def model_input(images, size: int = MODEL_SIZE) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     x = x[None] if x.ndim == 2 else x
     L = x.shape[-1]
-    if L != size:
-        if L > size:
+    if size != L:
+        if size < L:
             w = int(round(L / size))
             if w > 1:
                 x = uniform_filter1d(uniform_filter1d(x, w, axis=1, mode="wrap"), w, axis=2, mode="wrap")
@@ -229,13 +257,22 @@ def check_tophat(tophat: int, shape: tuple[int, ...]) -> None:
     costs memory and time: the structuring element grows with the radius squared)."""
     top = min(shape[:2]) // 2
     if not 0 <= tophat <= top:
-        raise XrayAtlasError(f"tophat={tophat} must lie in [0, {top}] (half the side of the "
-                             f"{shape[0]} x {shape[1]} image)")
+        raise XrayAtlasError(
+            f"tophat={tophat} must lie in [0, {top}] (half the side of the {shape[0]} x {shape[1]} image)"
+        )
 
 
-def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, tophat: int = 0, match=None,
-                  normalise: bool = False,
-                  rescale: int | None = None) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+def prepare_image(
+    image,
+    *,
+    unlog: bool = False,
+    log: bool = False,
+    mask=None,
+    tophat: int = 0,
+    match=None,
+    normalise: bool = False,
+    rescale: int | None = None,
+) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """Apply the chosen preparation steps; returns the image and every stage, for display.
 
     Parameters
@@ -268,8 +305,15 @@ def prepare_image(image, *, unlog: bool = False, log: bool = False, mask=None, t
         if mask.all():
             raise XrayAtlasError("mask: every pixel is masked; nothing to inpaint from")
         mask = mask if mask.any() else None
-    args = {"unlog": unlog or None, "log": log or None, "inpaint": mask, "tophat": tophat or None, "match": match,
-            "normalise": normalise or None, "rescale": rescale}
+    args = {
+        "unlog": unlog or None,
+        "log": log or None,
+        "inpaint": mask,
+        "tophat": tophat or None,
+        "match": match,
+        "normalise": normalise or None,
+        "rescale": rescale,
+    }
     stages = [("input", a)]
     for name, (_, fn) in PREPARATION_STEPS.items():
         if args[name] is None:
@@ -317,7 +361,7 @@ class Predictor:
             rows = []
             with torch.no_grad():
                 for a in range(0, len(imgs), batch_size):
-                    xb = torch.from_numpy(np.concatenate([model_input(i, size) for i in imgs[a:a + batch_size]]))
+                    xb = torch.from_numpy(np.concatenate([model_input(i, size) for i in imgs[a : a + batch_size]]))
                     rows.append(self.module(xb.to(self.device)).float().cpu().numpy())
             out = np.concatenate(rows).astype(np.float64)
         return out[0] if one else out
@@ -343,8 +387,11 @@ def load_predictor(model: str | None = None, *, span: int | None = None, device:
     module, card, path = found.module, found.card, found.path
     trained_span = int(card.inputs.get("span", 0))
     if span is not None and trained_span != span:
-        raise XrayAtlasError(f"this model was trained for span {trained_span} (D = {SPANS.get(trained_span)}), "
-                             f"not span {span} (D = {SPANS[span]})", path=path)
+        raise XrayAtlasError(
+            f"this model was trained for span {trained_span} (D = {SPANS.get(trained_span)}), "
+            f"not span {span} (D = {SPANS[span]})",
+            path=path,
+        )
     return Predictor(found.name, trained_span, module, card, str(found.device))
 
 
@@ -365,8 +412,9 @@ class Reconstruction:
     @property
     def residual(self) -> np.ndarray:
         """Input (normalised) minus the reconstruction (normalised): both have mean 1."""
-        return (self.stages[-1][1] / self.stages[-1][1].mean() - self.reconstruction / self.reconstruction.mean()
-                ).astype(np.float32)
+        return (
+            self.stages[-1][1] / self.stages[-1][1].mean() - self.reconstruction / self.reconstruction.mean()
+        ).astype(np.float32)
 
 
 def reconstruct(image, predictor: Predictor, **kwargs) -> Reconstruction:
@@ -377,8 +425,16 @@ def reconstruct(image, predictor: Predictor, **kwargs) -> Reconstruction:
     return run_to_end(iter_reconstruct(image, predictor, **kwargs))
 
 
-def iter_reconstruct(image, predictor: Predictor, *, lattice_size: int | None = None, n_lots: int = 64,
-                     seed: int = 0, max_sweeps: int = 1500, stages: list | None = None):
+def iter_reconstruct(
+    image,
+    predictor: Predictor,
+    *,
+    lattice_size: int | None = None,
+    n_lots: int = 64,
+    seed: int = 0,
+    max_sweeps: int = 1500,
+    stages: list | None = None,
+):
     """Generator form of :func:`reconstruct` (yields Monte Carlo progress, returns the
     :class:`Reconstruction`).
 
@@ -393,14 +449,22 @@ def iter_reconstruct(image, predictor: Predictor, *, lattice_size: int | None = 
     if n < L:
         raise XrayAtlasError(f"lattice_size={n} must be at least the image side {L}")
     # a prediction can leave the realisable range a little: the Monte Carlo then stops at its cap
-    batch = yield from iter_lattices(span=predictor.span, target=np.clip(enc, -0.99, 0.99), size=n, rng=seed,
-                                     max_sweeps=max_sweeps)
+    batch = yield from iter_lattices(
+        span=predictor.span, target=np.clip(enc, -0.99, 0.99), size=n, rng=seed, max_sweeps=max_sweeps
+    )
     sim = diffraction_image(batch.lattices[0], lot=L, n_lots=n_lots, rng=seed)
     sim = sim / sim.mean() * img.mean()
-    return Reconstruction(enc.astype(np.float32), batch.lattices[0], sim.astype(np.float32),
-                          batch.encoding[0].astype(np.float32), bool(batch.converged[0]),
-                          r2_score(sim.ravel() / sim.mean(), img.ravel() / img.mean()), predictor.span,
-                          predictor.name, list(stages or [("input", img)]))
+    return Reconstruction(
+        enc.astype(np.float32),
+        batch.lattices[0],
+        sim.astype(np.float32),
+        batch.encoding[0].astype(np.float32),
+        bool(batch.converged[0]),
+        r2_score(sim.ravel() / sim.mean(), img.ravel() / img.mean()),
+        predictor.span,
+        predictor.name,
+        list(stages or [("input", img)]),
+    )
 
 
 def write_reconstruction(path, rec: Reconstruction, *, overwrite: bool = True) -> None:
@@ -438,8 +502,7 @@ def evaluation_set(span: int, n: int, *, size: int = 64, lot: int = 32, n_lots: 
     source = simulate_lattices(span=span, couplings=random_couplings(span, n, rng), size=size, sweeps=150, rng=rng)
     steered = simulate_lattices(span=span, target=source.encoding, size=size, rng=rng)
     images = diffraction_image(steered.lattices, lot=lot, n_lots=n_lots, rng=rng).reshape(n, lot, lot)
-    return {"images": images, "measured": steered.encoding, "target": steered.target,
-            "converged": steered.converged}
+    return {"images": images, "measured": steered.encoding, "target": steered.target, "converged": steered.converged}
 
 
 def score_predictors(predictors: dict, data: dict, *, seed: int = 0, conditions: dict | None = None) -> list[dict]:
@@ -461,15 +524,21 @@ def score_predictors(predictors: dict, data: dict, *, seed: int = 0, conditions:
                 if tag and pred.module is not None:
                     continue  # networks read the images as recorded
                 est = pred.predict(x)
-                rows.append({"condition": cond, "predictor": name + tag,
-                             "r2_measured": r2_score(est, data["measured"]),
-                             "r2_target": r2_score(est, data["target"]),
-                             "mae": float(np.mean(mae(est, data["measured"])))})
+                rows.append(
+                    {
+                        "condition": cond,
+                        "predictor": name + tag,
+                        "r2_measured": r2_score(est, data["measured"]),
+                        "r2_target": r2_score(est, data["target"]),
+                        "mae": float(np.mean(mae(est, data["measured"]))),
+                    }
+                )
     return rows
 
 
-def reproducibility(image, encoding, span: int, *, n: int = 64, size: int | None = None, n_lots: int = 32,
-                    seed: int = 0) -> dict:
+def reproducibility(
+    image, encoding, span: int, *, n: int = 64, size: int | None = None, n_lots: int = 32, seed: int = 0
+) -> dict:
     """Study 004's reproducibility analysis: steer ``n`` fresh lattices to one ``encoding``,
     image each like ``image`` (same lot size) and score them against it. The spread of the
     image R^2 is the floor that no predictor can beat: two lattices with the same encoding do

@@ -10,6 +10,7 @@ from .errors import XrayAtlasError
 
 __all__ = ["limit_fit"]
 
+
 def limit_fit(painting, lines) -> dict:
     """Poisson-weighted NNLS of every pixel of a synthetic painting made with ``truth=True``,
     knowing what the simulator knows: each region's family spectra (its own line ratios), the

@@ -42,9 +42,10 @@ import contextlib
 import math
 import os
 import re
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,8 +56,22 @@ from .errors import XrayAtlasError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["FORMATS", "ResultSet", "Exported", "read_result", "output_names", "iter_export", "export_result",
-           "write_tiff", "write_map", "write_rgb", "rgb_description", "write_spectra_table", "value_label", "scale_bar_length"]
+__all__ = [
+    "FORMATS",
+    "ResultSet",
+    "Exported",
+    "read_result",
+    "output_names",
+    "iter_export",
+    "export_result",
+    "write_tiff",
+    "write_map",
+    "write_rgb",
+    "rgb_description",
+    "write_spectra_table",
+    "value_label",
+    "scale_bar_length",
+]
 
 #: Export formats: what each writes is in the module's docstring.
 FORMATS = ("tiff", "png", "sheet", "csv", "rgb")
@@ -137,8 +152,9 @@ class ResultSet:
     @property
     def images(self) -> list[tuple[str, str, np.ndarray]]:
         """(kind, name, array) of every map, then every probability, each by atomic number."""
-        return ([("map", k, self.maps[k]) for k in sorted(self.maps, key=_by_element)]
-                + [("probability", k, self.probabilities[k]) for k in sorted(self.probabilities, key=_by_element)])
+        return [("map", k, self.maps[k]) for k in sorted(self.maps, key=_by_element)] + [
+            ("probability", k, self.probabilities[k]) for k in sorted(self.probabilities, key=_by_element)
+        ]
 
     def has_spectra(self) -> bool:
         return self.cluster_spectra is not None or bool(self.region_spectra)
@@ -190,8 +206,11 @@ def read_result(path: str | os.PathLike) -> ResultSet:
         raise XrayAtlasError("not a readable HDF5 result file", path=path) from None
     with f:
         if isinstance(f.get("spectra"), h5py.Dataset) and f["spectra"].ndim == 3:
-            raise XrayAtlasError("is a spectral cube, not a result file: run xray-atlas maps, probabilities or "
-                                 "cluster on it, then export their result", path=path)
+            raise XrayAtlasError(
+                "is a spectral cube, not a result file: run xray-atlas maps, probabilities or "
+                "cluster on it, then export their result",
+                path=path,
+            )
 
         def group(name: str, ndim: int) -> dict[str, np.ndarray]:
             g = f.get(name)
@@ -203,8 +222,9 @@ def read_result(path: str | os.PathLike) -> ResultSet:
                     continue
                 arr = np.asarray(ds[()])
                 if arr.ndim != ndim or arr.dtype.kind not in "fiu":
-                    raise XrayAtlasError(f"/{name}/{key} must be a {ndim}-D numeric dataset, got {arr.dtype} "
-                                         f"{arr.shape}", path=path)
+                    raise XrayAtlasError(
+                        f"/{name}/{key} must be a {ndim}-D numeric dataset, got {arr.dtype} {arr.shape}", path=path
+                    )
                 out[key] = arr
             return out
 
@@ -214,8 +234,11 @@ def read_result(path: str | os.PathLike) -> ResultSet:
                 return None
             arr = np.asarray(ds[()])
             if arr.ndim != ndim or arr.dtype.kind not in kinds:
-                raise XrayAtlasError(f"/{name} must be a {ndim}-D {'integer' if kinds == 'iu' else 'numeric'} "
-                                     f"dataset, got {arr.dtype} {arr.shape}", path=path)
+                raise XrayAtlasError(
+                    f"/{name} must be a {ndim}-D {'integer' if kinds == 'iu' else 'numeric'} "
+                    f"dataset, got {arr.dtype} {arr.shape}",
+                    path=path,
+                )
             return arr
 
         maps, probs = group("maps", 2), group("probabilities", 2)
@@ -233,8 +256,11 @@ def read_result(path: str | os.PathLike) -> ResultSet:
     if any(0 in s for s in shapes):
         raise XrayAtlasError("its maps are empty (0 pixels)", path=path)
     if not (maps or probs or labels is not None or cluster_spectra is not None or regions):
-        raise XrayAtlasError("holds no maps, probabilities, clusters or spectra to export (a result file of "
-                             "xray-atlas maps, probabilities or cluster holds them)", path=path)
+        raise XrayAtlasError(
+            "holds no maps, probabilities, clusters or spectra to export (a result file of "
+            "xray-atlas maps, probabilities or cluster holds them)",
+            path=path,
+        )
     spectra = ([cluster_spectra] if cluster_spectra is not None else []) + list(regions.values())
     channels = {s.shape[-1] for s in spectra}
     if len(channels) > 1:
@@ -245,9 +271,20 @@ def read_result(path: str | os.PathLike) -> ResultSet:
     elif energy is not None and channels and energy.shape[0] not in channels:
         raise XrayAtlasError(f"/energy has {energy.shape[0]} channels and the spectra {channels.pop()}", path=path)
     units = _text(attrs["units"]) if "units" in attrs else None
-    return ResultSet(maps=maps, probabilities=probs, labels=labels, cluster_spectra=cluster_spectra,
-                     region_spectra=regions, energy=energy, model=_text(attrs.get("model", "")), source=path.name,
-                     units=units, pixel_size_um=_pixel_size(attrs.get("pixel_size_um")), path=path, reduced_chi2=chi2)
+    return ResultSet(
+        maps=maps,
+        probabilities=probs,
+        labels=labels,
+        cluster_spectra=cluster_spectra,
+        region_spectra=regions,
+        energy=energy,
+        model=_text(attrs.get("model", "")),
+        source=path.name,
+        units=units,
+        pixel_size_um=_pixel_size(attrs.get("pixel_size_um")),
+        path=path,
+        reduced_chi2=chi2,
+    )
 
 
 def value_label(kind: str, units: str | None = None) -> str:
@@ -292,8 +329,7 @@ def _select(result: ResultSet, lines: Sequence[str] | None) -> list[tuple[str, s
             chosen += [h for h in hits if h not in chosen]
     if unknown:
         held = ", ".join(name for _, name, _ in images) or "no maps or probabilities"
-        raise XrayAtlasError(f"lines: {', '.join(unknown)} not in the result (it holds {held})",
-                             path=result.path)
+        raise XrayAtlasError(f"lines: {', '.join(unknown)} not in the result (it holds {held})", path=result.path)
     return chosen
 
 
@@ -328,15 +364,21 @@ def _plan_one(result: ResultSet, format: str, lines: Sequence[str] | None) -> li
         if result.region_spectra:
             plan.append(("region_spectra.csv", "region spectra", None))
         if not plan:
-            raise XrayAtlasError("nothing to export as csv: the result holds no spectra (cluster means or regions); "
-                                 "choose tiff, png or sheet for its maps", path=result.path)
+            raise XrayAtlasError(
+                "nothing to export as csv: the result holds no spectra (cluster means or regions); "
+                "choose tiff, png or sheet for its maps",
+                path=result.path,
+            )
         return plan
     images = _select(result, lines)
     clusters = result.labels is not None and lines is None
     chi2 = format == "tiff" and result.reduced_chi2 is not None and lines is None
     if not images and not clusters and not chi2:
-        raise XrayAtlasError(f"nothing to export as {format}: the result holds no maps, probabilities or clusters; "
-                             "choose csv for its spectra", path=result.path)
+        raise XrayAtlasError(
+            f"nothing to export as {format}: the result holds no maps, probabilities or clusters; "
+            "choose csv for its spectra",
+            path=result.path,
+        )
     suffix = {"tiff": ".tif", "png": ".png"}.get(format)
     plan = []
     if suffix:
@@ -355,11 +397,12 @@ _NO_CHANNEL = ("none", "-", "")
 
 def _rgb_channels(result: ResultSet, lines: Sequence[str] | None) -> list[tuple[str, str, np.ndarray] | None]:
     """The (kind, name, array) of the red, green and blue maps; None for a black channel."""
-    hint = "give three maps or probabilities, red, green and blue, e.g. Pb-L,Hg-L,Cu-K ('none' leaves a " \
-        "channel black)"
+    hint = "give three maps or probabilities, red, green and blue, e.g. Pb-L,Hg-L,Cu-K ('none' leaves a channel black)"
     if lines is None or len(lines) != 3:
-        raise XrayAtlasError(f"lines: the rgb format takes exactly three: {hint}; got "
-                             f"{'none' if lines is None else len(lines)}", path=result.path)
+        raise XrayAtlasError(
+            f"lines: the rgb format takes exactly three: {hint}; got {'none' if lines is None else len(lines)}",
+            path=result.path,
+        )
     by_name: dict[str, tuple[str, str, np.ndarray]] = {}
     for item in result.images:
         by_name.setdefault(item[1].lower(), item)
@@ -381,8 +424,9 @@ def _rgb_channels(result: ResultSet, lines: Sequence[str] | None) -> list[tuple[
     return out
 
 
-def output_names(result: ResultSet, *, format: str | Sequence[str] = "tiff",
-                 lines: Sequence[str] | None = None) -> list[str]:
+def output_names(
+    result: ResultSet, *, format: str | Sequence[str] = "tiff", lines: Sequence[str] | None = None
+) -> list[str]:
     """The names of the files :func:`export_result` would write (to ask before replacing them)."""
     return [name for name, _, _ in _plan(result, format, lines)]
 
@@ -409,11 +453,16 @@ def _prepare_folder(folder: Path) -> list[Path]:
     return missing
 
 
-def iter_export(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *,
-                format: str | Sequence[str] = "tiff",
-                lines: Sequence[str] | None = None, overwrite: bool = False,
-                pixel_size_um: float | None = None,
-                percentiles: Sequence[float] = (1.0, 99.0)) -> Generator[Progress, None, Exported]:
+def iter_export(
+    result: ResultSet | str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    format: str | Sequence[str] = "tiff",
+    lines: Sequence[str] | None = None,
+    overwrite: bool = False,
+    pixel_size_um: float | None = None,
+    percentiles: Sequence[float] = (1.0, 99.0),
+) -> Generator[Progress, None, Exported]:
     """Export a result into ``folder``, one :class:`~xray_atlas.cube.Progress` per file.
 
     Everything that can be refused is refused here, before the generator starts and before
@@ -473,8 +522,16 @@ def _replace(result: ResultSet, **changes: Any) -> ResultSet:
     return replace(result, **changes)
 
 
-def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], inputs: tuple,
-         overwrite: bool, percentiles: Sequence[float] = (1.0, 99.0)) -> Generator[Progress, None, Exported]:
+def _run(
+    result: ResultSet,
+    folder: Path,
+    plan: list,
+    *,
+    make: list[Path],
+    inputs: tuple,
+    overwrite: bool,
+    percentiles: Sequence[float] = (1.0, 99.0),
+) -> Generator[Progress, None, Exported]:
     from ._files import check_destination
 
     made: list[Path] = []
@@ -485,11 +542,13 @@ def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], input
     notes = []
     spectra = {"cluster spectra", "region spectra"}
     if result.pixel_size_um is None and any(what not in spectra for _, what, _ in plan):
-        notes.append("the result does not state its pixel size: the figures have no scale bar and the TIFFs "
-                     "no resolution")
+        notes.append(
+            "the result does not state its pixel size: the figures have no scale bar and the TIFFs no resolution"
+        )
     if result.energy is None and any(what in spectra for _, what, _ in plan):
-        notes.append("the result has no energy axis (/energy): the spectra tables have a channel column instead "
-                     "of energy_kev")
+        notes.append(
+            "the result has no energy axis (/energy): the spectra tables have a channel column instead of energy_kev"
+        )
     done: list[Path] = []
     try:
         for i, (name, what, item) in enumerate(plan):
@@ -511,16 +570,32 @@ def _run(result: ResultSet, folder: Path, plan: list, *, make: list[Path], input
     return Exported(folder, done, notes)
 
 
-def export_result(result: ResultSet | str | os.PathLike, folder: str | os.PathLike, *,
-                  format: str | Sequence[str] = "tiff",
-                  lines: Sequence[str] | None = None, overwrite: bool = False,
-                  pixel_size_um: float | None = None, percentiles: Sequence[float] = (1.0, 99.0)) -> Exported:
+def export_result(
+    result: ResultSet | str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    format: str | Sequence[str] = "tiff",
+    lines: Sequence[str] | None = None,
+    overwrite: bool = False,
+    pixel_size_um: float | None = None,
+    percentiles: Sequence[float] = (1.0, 99.0),
+) -> Exported:
     """Export a result into ``folder``; see :func:`iter_export` for the parameters."""
-    return run_to_end(iter_export(result, folder, format=format, lines=lines, overwrite=overwrite,
-                                  pixel_size_um=pixel_size_um, percentiles=percentiles))
+    return run_to_end(
+        iter_export(
+            result,
+            folder,
+            format=format,
+            lines=lines,
+            overwrite=overwrite,
+            pixel_size_um=pixel_size_um,
+            percentiles=percentiles,
+        )
+    )
 
 
 # -- writers ------------------------------------------------------------------------------------
+
 
 def _write(path: Path, what: str, item: Any, result: ResultSet, *, percentiles: Sequence[float] = (1.0, 99.0)) -> None:
     if what == "rgb":
@@ -546,14 +621,20 @@ def _write_composite(path: Path, channels: list, result: ResultSet, percentiles:
 
     names = [c[1] if c else None for c in channels]
     composite = rgb_composite(*(c[2] if c else None for c in channels), percentiles=percentiles)
-    text = rgb_description(names, composite.limits, units=value_label("map", result.units),
-                           kinds=[c[0] if c else None for c in channels], model=result.model, source=result.source,
-                           pixel_size_um=result.pixel_size_um, percentiles=percentiles)
+    text = rgb_description(
+        names,
+        composite.limits,
+        units=value_label("map", result.units),
+        kinds=[c[0] if c else None for c in channels],
+        model=result.model,
+        source=result.source,
+        pixel_size_um=result.pixel_size_um,
+        percentiles=percentiles,
+    )
     write_rgb(path, composite.rgb, pixel_size_um=result.pixel_size_um, description=text, overwrite=True)
 
 
-def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = None, *,
-              overwrite: bool = False) -> Path:
+def write_map(path: str | os.PathLike, result: ResultSet, name: str | None = None, *, overwrite: bool = False) -> Path:
     """Write one map of ``result``: its values as a TIFF (``.tif``, ``.tiff``; float32 maps,
     int32 clusters, the pixel size in the tags) or its figure (``.png``, ``.pdf``, ``.svg``).
 
@@ -597,16 +678,20 @@ def _write_map(path: Path, result: ResultSet, kind: str, name: str, arr: np.ndar
     fmt = path.suffix.lower().lstrip(".")
     if fmt in ("tif", "tiff"):
         data = _cluster_image(arr) if kind == "clusters" else np.asarray(arr, dtype=np.float32)
-        write_tiff(path, data, pixel_size_um=result.pixel_size_um, description=_description(result, kind, name),
-                   overwrite=True)
+        write_tiff(
+            path, data, pixel_size_um=result.pixel_size_um, description=_description(result, kind, name), overwrite=True
+        )
     else:
         _save(_map_figure(result, kind, name, np.asarray(arr)), path, fmt, tight=0.08)
 
 
 def _description(result: ResultSet, kind: str, name: str) -> str:
-    what = {"map": value_label("map", result.units), "probability": "probability",
-            "clusters": "cluster k = k, 0 = noise",
-            "chi2": "the fit's reduced chi-square, about 1 within Poisson noise, NaN not defined"}[kind]
+    what = {
+        "map": value_label("map", result.units),
+        "probability": "probability",
+        "clusters": "cluster k = k, 0 = noise",
+        "chi2": "the fit's reduced chi-square, about 1 within Poisson noise, NaN not defined",
+    }[kind]
     text = f"xray-atlas {kind} {name} ({what})"
     if result.model:
         text += f"; model {result.model}"
@@ -623,8 +708,14 @@ def _cluster_image(labels: np.ndarray) -> np.ndarray:
     return np.where(lab >= 0, lab + 1, 0).astype(np.int32)
 
 
-def write_tiff(path: str | os.PathLike, image: np.ndarray, *, pixel_size_um: float | None = None,
-               description: str = "", overwrite: bool = False) -> Path:
+def write_tiff(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    *,
+    pixel_size_um: float | None = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> Path:
     """Write one 2-D image as a TIFF of its own dtype (float32 maps are stored bit for bit).
 
     With ``pixel_size_um`` the pixel size goes into the baseline resolution tags (XResolution,
@@ -641,8 +732,15 @@ def write_tiff(path: str | os.PathLike, image: np.ndarray, *, pixel_size_um: flo
         raise XrayAtlasError(f"a TIFF map must be 2-D, got shape {arr.shape}", path=path)
     path = check_destination(path, overwrite=overwrite)
     with atomic_file(path, suffix=".tif", what="TIFF") as tmp:
-        tifffile.imwrite(tmp, arr, photometric="minisblack", description=description or None, metadata=None,
-                         software="xray-atlas", **_tiff_resolution(pixel_size_um))
+        tifffile.imwrite(
+            tmp,
+            arr,
+            photometric="minisblack",
+            description=description or None,
+            metadata=None,
+            software="xray-atlas",
+            **_tiff_resolution(pixel_size_um),
+        )
     return path
 
 
@@ -655,12 +753,21 @@ def _tiff_resolution(pixel_size_um: float | None) -> dict[str, Any]:
         return {}
     per_cm = 1e4 / size
     mm = size / 1000.0
-    return dict(resolution=(per_cm, per_cm), resolutionunit=tifffile.RESUNIT.CENTIMETER,
-                extratags=[(33550, "d", 3, (mm, mm, 0.0), True), (33922, "d", 6, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), True)])
+    return dict(
+        resolution=(per_cm, per_cm),
+        resolutionunit=tifffile.RESUNIT.CENTIMETER,
+        extratags=[(33550, "d", 3, (mm, mm, 0.0), True), (33922, "d", 6, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), True)],
+    )
 
 
-def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, pixel_size_um: float | None = None,
-              description: str = "", overwrite: bool = False) -> Path:
+def write_rgb(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    *,
+    pixel_size_um: float | None = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> Path:
     """Write an RGB composite (:func:`xray_atlas.compare.rgb_composite`) as an 8-bit RGB PNG or
     TIFF, one image pixel per map pixel.
 
@@ -705,15 +812,29 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, pixel_size_um: float 
         import tifffile
 
         with atomic_file(path, suffix=".tif", what="TIFF") as tmp:
-            tifffile.imwrite(tmp, arr, photometric="rgb", description=text or None, metadata=None,
-                             software="xray-atlas", **_tiff_resolution(pixel_size_um))
+            tifffile.imwrite(
+                tmp,
+                arr,
+                photometric="rgb",
+                description=text or None,
+                metadata=None,
+                software="xray-atlas",
+                **_tiff_resolution(pixel_size_um),
+            )
     return path
 
 
-def rgb_description(names: Sequence[str | None], limits: Sequence[tuple[float, float] | None], *,
-                    units: str = "net counts", kinds: Sequence[str | None] | None = None, model: str = "",
-                    source: str = "", pixel_size_um: float | None = None,
-                    percentiles: Sequence[float] | None = None) -> str:
+def rgb_description(
+    names: Sequence[str | None],
+    limits: Sequence[tuple[float, float] | None],
+    *,
+    units: str = "net counts",
+    kinds: Sequence[str | None] | None = None,
+    model: str = "",
+    source: str = "",
+    pixel_size_um: float | None = None,
+    percentiles: Sequence[float] | None = None,
+) -> str:
     """What a composite file says about itself: each channel's map and limits, the model, the
     source and the pixel size (the PNG's Description, the TIFF's ImageDescription)."""
     parts = []
@@ -735,8 +856,9 @@ def rgb_description(names: Sequence[str | None], limits: Sequence[tuple[float, f
     return text
 
 
-def write_spectra_table(path: str | os.PathLike, result: ResultSet, *, which: str = "clusters",
-                        overwrite: bool = False) -> Path:
+def write_spectra_table(
+    path: str | os.PathLike, result: ResultSet, *, which: str = "clusters", overwrite: bool = False
+) -> Path:
     """Write the cluster means (``which="clusters"``) or the region spectra (``"regions"``) as
     CSV: an ``energy_kev`` column (``channel`` without an energy axis), then one column per
     spectrum (``cluster 1`` ... ``cluster K``, numbered as napari shows them, or the regions'
@@ -757,8 +879,10 @@ def write_spectra_table(path: str | os.PathLike, result: ResultSet, *, which: st
     else:
         raise XrayAtlasError(f"which={which!r}: choose 'clusters' or 'regions'")
     if result.energy is not None and np.asarray(result.energy).shape[0] != spectra.shape[1]:
-        raise XrayAtlasError(f"the energy axis has {np.asarray(result.energy).shape[0]} channels and the spectra "
-                             f"{spectra.shape[1]}", path=result.path)
+        raise XrayAtlasError(
+            f"the energy axis has {np.asarray(result.energy).shape[0]} channels and the spectra {spectra.shape[1]}",
+            path=result.path,
+        )
     path = check_destination(path, overwrite=overwrite)
     _write_csv(path, result.energy, names, spectra)
     return path
@@ -775,8 +899,11 @@ def _write_csv(path: Path, energy: np.ndarray | None, names: list[str], spectra:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["energy_kev" if energy is not None else "channel", *names])
-            axis = [f"{e:.6f}" for e in np.asarray(energy, dtype=np.float64)] if energy is not None else \
-                [str(i) for i in range(n)]
+            axis = (
+                [f"{e:.6f}" for e in np.asarray(energy, dtype=np.float64)]
+                if energy is not None
+                else [str(i) for i in range(n)]
+            )
             # %.9g: every float32 value reads back to the same float32
             for i in range(n):
                 w.writerow([axis[i], *(f"{v:.9g}" for v in spectra[:, i])])
@@ -784,15 +911,21 @@ def _write_csv(path: Path, energy: np.ndarray | None, names: list[str], spectra:
 
 # -- figures ------------------------------------------------------------------------------------
 
-def _save(fig: "Figure", path: Path, fmt: str, *, tight: float | None = None) -> None:
+
+def _save(fig: Figure, path: Path, fmt: str, *, tight: float | None = None) -> None:
     """Render ``fig`` atomically; ``tight``: trim the figure to its drawing plus this margin
     (inches), for a single map (a sheet keeps its page size)."""
     from ._files import atomic_file
 
     meta = {"Software": "xray-atlas"} if fmt == "png" else {"Creator": "xray-atlas", "CreationDate": None}
     with atomic_file(path, suffix=f".{fmt}", what="figure") as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150 if fmt == "png" else 200, metadata=meta,
-                    **({} if tight is None else {"bbox_inches": "tight", "pad_inches": tight}))
+        fig.savefig(
+            tmp,
+            format=fmt,
+            dpi=150 if fmt == "png" else 200,
+            metadata=meta,
+            **({} if tight is None else {"bbox_inches": "tight", "pad_inches": tight}),
+        )
 
 
 def _colormap(name: str) -> Any:
@@ -816,12 +949,26 @@ def _limits(kind: str, arr: np.ndarray) -> tuple[float, float, str]:
     if high <= low:
         high = float(finite.max()) if finite.max() > low else low + 1.0
     below, above = bool(finite.min() < low), bool(finite.max() > high)
-    return low, high, {(False, False): "neither", (True, False): "min", (False, True): "max",
-                       (True, True): "both"}[(below, above)]
+    return (
+        low,
+        high,
+        {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(below, above)],
+    )
 
 
-def _panel(fig: "Figure", x: float, y: float, iw: float, ih: float, result: ResultSet, kind: str, name: str,
-           arr: np.ndarray, *, small: bool) -> Any:
+def _panel(
+    fig: Figure,
+    x: float,
+    y: float,
+    iw: float,
+    ih: float,
+    result: ResultSet,
+    kind: str,
+    name: str,
+    arr: np.ndarray,
+    *,
+    small: bool,
+) -> Any:
     """One map with its image's lower left corner at (x, y) inches, ``iw`` x ``ih`` inches: its
     colours, a colour bar as tall as the image beside it, a scale bar, no ticks (pixels mean
     nothing). Places are computed, not left to a layout engine, so that nothing overlaps and
@@ -870,9 +1017,19 @@ def _scale_bar(ax: Any, pixel_size_um: float, shape: tuple, *, fontsize: float) 
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     length_um, label = scale_bar_length(pixel_size_um, shape[1])
-    bar = AnchoredSizeBar(ax.transData, length_um / pixel_size_um, label, "lower right", pad=0.3, sep=2,
-                          color="white", frameon=True, size_vertical=max(shape[0] / 80, 0.6),
-                          fontproperties=FontProperties(size=fontsize), label_top=True)
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length_um / pixel_size_um,
+        label,
+        "lower right",
+        pad=0.3,
+        sep=2,
+        color="white",
+        frameon=True,
+        size_vertical=max(shape[0] / 80, 0.6),
+        fontproperties=FontProperties(size=fontsize),
+        label_top=True,
+    )
     bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
 
@@ -888,7 +1045,7 @@ def _subtitle(result: ResultSet) -> str:
     return "  \u00b7  ".join(t for t in (f"model {result.model}" if result.model else "", result.source) if t)
 
 
-def _map_figure(result: ResultSet, kind: str, name: str, arr: np.ndarray) -> "Figure":
+def _map_figure(result: ResultSet, kind: str, name: str, arr: np.ndarray) -> Figure:
     from matplotlib.figure import Figure
 
     arr = np.asarray(arr)
@@ -918,7 +1075,7 @@ def _grid(n: int, aspect: float) -> tuple[tuple[float, float], int, int, float]:
     return best
 
 
-def _sheet_figure(result: ResultSet, images: list[tuple[str, str, np.ndarray]], clusters: bool) -> "Figure":
+def _sheet_figure(result: ResultSet, images: list[tuple[str, str, np.ndarray]], clusters: bool) -> Figure:
     from matplotlib.figure import Figure
 
     panels = list(images) + ([("clusters", "clusters", result.labels)] if clusters else [])
@@ -933,9 +1090,16 @@ def _sheet_figure(result: ResultSet, images: list[tuple[str, str, np.ndarray]], 
     if "probability" in kinds:
         units.append("probabilities 0 to 1")
     size = f"pixel {result.pixel_size_um:g} \u00b5m" if result.pixel_size_um else "pixel size unknown"
-    head = "  \u00b7  ".join(t for t in (result.source or "xray-atlas result",
-                                         f"model {result.model}" if result.model else "", "; ".join(units),
-                                         f"{w} \u00d7 {h} pixels, {size}") if t)
+    head = "  \u00b7  ".join(
+        t
+        for t in (
+            result.source or "xray-atlas result",
+            f"model {result.model}" if result.model else "",
+            "; ".join(units),
+            f"{w} \u00d7 {h} pixels, {size}",
+        )
+        if t
+    )
     fig.text(0.5, 1 - (_MARGIN_IN + 0.2) / page[1], head, ha="center", va="center", fontsize=10, fontweight="bold")
     # the grid of cells, centred on the page below the header
     cw, ch = iw + _RIGHT_SMALL_IN + _GAP_IN, ih + _TITLE_SMALL_IN + _GAP_IN
@@ -943,7 +1107,8 @@ def _sheet_figure(result: ResultSet, images: list[tuple[str, str, np.ndarray]], 
     top = page[1] - _MARGIN_IN - _HEADER_IN - ((page[1] - 2 * _MARGIN_IN - _HEADER_IN) - rows * ch) / 2
     for i, (kind, name, arr) in enumerate(panels):
         r, c = divmod(i, cols)
-        ax = _panel(fig, x0 + c * cw, top - (r + 1) * ch + _GAP_IN / 2, iw, ih, result, kind, name, np.asarray(arr),
-                    small=True)
+        ax = _panel(
+            fig, x0 + c * cw, top - (r + 1) * ch + _GAP_IN / 2, iw, ih, result, kind, name, np.asarray(arr), small=True
+        )
         ax.set_title(_title(kind, name, arr), fontsize=9, fontweight="bold", loc="left", pad=3)
     return fig

@@ -13,16 +13,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["SPLITS", "quadrants", "study_split", "image_hash", "Duplicate", "find_duplicates", "build_image_folder",
-           "write_image", "write_classes"]
+__all__ = [
+    "SPLITS",
+    "quadrants",
+    "study_split",
+    "image_hash",
+    "Duplicate",
+    "find_duplicates",
+    "build_image_folder",
+    "write_image",
+    "write_classes",
+]
 
 SPLITS = ("train", "val", "test")
 
@@ -73,7 +82,9 @@ class Duplicate:
     identical: bool  # same pixels
 
 
-def find_duplicates(root: str | os.PathLike, *, max_distance: int = 3, across_splits_only: bool = True) -> list[Duplicate]:
+def find_duplicates(
+    root: str | os.PathLike, *, max_distance: int = 3, across_splits_only: bool = True
+) -> list[Duplicate]:
     """Pairs of images in an ImageFolder dataset whose difference hashes differ in at most
     ``max_distance`` of 64 bits; by default only pairs in different splits (the ones that
     leak test images into training)."""
@@ -81,8 +92,13 @@ def find_duplicates(root: str | os.PathLike, *, max_distance: int = 3, across_sp
     from .training.sources import IMAGE_SUFFIXES
 
     root = Path(root)
-    files = sorted(p for s in SPLITS if (root / s).is_dir() for p in (root / s).rglob("*")
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p
+        for s in SPLITS
+        if (root / s).is_dir()
+        for p in (root / s).rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise XrayAtlasError("no images under train/, val/ or test/", path=root)
     hashes, digests = [], []
@@ -94,10 +110,10 @@ def find_duplicates(root: str | os.PathLike, *, max_distance: int = 3, across_sp
     h = np.array(hashes, dtype=np.uint64)
     out = []
     for i in range(len(files) - 1):  # one vectorised row of the distance matrix at a time
-        dist = np.unpackbits((h[i + 1:] ^ h[i]).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
+        dist = np.unpackbits((h[i + 1 :] ^ h[i]).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
         hit = dist <= max_distance
         if across_splits_only:
-            hit &= split[i + 1:] != split[i]
+            hit &= split[i + 1 :] != split[i]
         for j in np.flatnonzero(hit) + i + 1:
             out.append(Duplicate(files[i], files[j], int(dist[j - i - 1]), digests[i] == digests[j]))
     return out
@@ -122,8 +138,9 @@ def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
     return path
 
 
-def build_image_folder(source: str | os.PathLike, out: str | os.PathLike, *, split_quadrants: bool = True,
-                       by: str = "image") -> dict[str, dict[str, int]]:
+def build_image_folder(
+    source: str | os.PathLike, out: str | os.PathLike, *, split_quadrants: bool = True, by: str = "image"
+) -> dict[str, dict[str, int]]:
     """Build ``out/{train,val,test}/<class>/`` from ``source/<class>/<images>``.
 
     Parameters
@@ -156,7 +173,7 @@ def build_image_folder(source: str | os.PathLike, out: str | os.PathLike, *, spl
         raise XrayAtlasError("expected one folder per class (at least two) holding its images", path=source)
     if out.exists() and any(out.iterdir()):
         raise XrayAtlasError("the output folder is not empty", path=out)
-    counts = {s: {c: 0 for c in classes} for s in SPLITS}
+    counts = {s: dict.fromkeys(classes, 0) for s in SPLITS}
     plan: list[tuple[str, str, np.ndarray, str]] = []
     for c in classes:
         files = sorted(p for p in (source / c).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -196,8 +213,9 @@ def _read_raw(path: Path, read_image) -> np.ndarray:
     return read_image(path)
 
 
-def write_classes(root: str | os.PathLike, images: Iterable[np.ndarray], labels: Iterable[int],
-                  classes: tuple[str, ...]) -> Path:
+def write_classes(
+    root: str | os.PathLike, images: Iterable[np.ndarray], labels: Iterable[int], classes: tuple[str, ...]
+) -> Path:
     """Write images into ``root/<class>/<index>`` (the input of :func:`build_image_folder`)."""
     root = Path(root)
     for c in classes:

@@ -17,8 +17,9 @@ fit.
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,9 +27,26 @@ from .clusterfit import HOLD_SE
 from .cube import MAP_UNITS, TILE_BYTES, Progress, SpectralCube
 from .errors import XrayAtlasError
 
-__all__ = ["MapModel", "load_map_model", "iter_maps", "predict_maps", "DEFAULT_MAPS_MODEL", "UNCALIBRATED_MAPS_MODEL",
-           "map_model_names", "BASELINES", "MAP_UNITS", "in_units", "live_time_for", "parse_lines", "check_lines",
-           "searched_families", "NOT_SEARCHED", "MapPass", "RowMaps", "MapsDone"]
+__all__ = [
+    "MapModel",
+    "load_map_model",
+    "iter_maps",
+    "predict_maps",
+    "DEFAULT_MAPS_MODEL",
+    "UNCALIBRATED_MAPS_MODEL",
+    "map_model_names",
+    "BASELINES",
+    "MAP_UNITS",
+    "in_units",
+    "live_time_for",
+    "parse_lines",
+    "check_lines",
+    "searched_families",
+    "NOT_SEARCHED",
+    "MapPass",
+    "RowMaps",
+    "MapsDone",
+]
 
 #: The shipped default map model (file stem in ``models/zoo``).
 DEFAULT_MAPS_MODEL = "maps-fit"
@@ -71,7 +89,7 @@ class MapModel:
             block, owned = resample_float32(block, cube_energy, self.energy), True
         if self.low_channels:
             block = block if owned else np.array(block, dtype=np.float32)
-            block[:, :self.low_channels] = 0
+            block[:, : self.low_channels] = 0
         return block
 
 
@@ -80,8 +98,11 @@ def map_model_names() -> dict[str, list[str]]:
     from .models.catalogue import list_models
 
     infos = list_models("maps")
-    return {"shipped": [i.name for i in infos if i.shipped], "trained": [i.name for i in infos if not i.shipped],
-            "baselines": list(BASELINES)}
+    return {
+        "shipped": [i.name for i in infos if i.shipped],
+        "trained": [i.name for i in infos if not i.shipped],
+        "baselines": list(BASELINES),
+    }
 
 
 def parse_lines(text: str | None) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
@@ -96,8 +117,9 @@ def parse_lines(text: str | None) -> tuple[tuple[str, ...] | None, tuple[str, ..
         return None, ()
     adding = items[0].startswith("+")
     if not adding and any(t.startswith("+") for t in items):
-        raise XrayAtlasError(f"lines={text!r}: start the list with + to add to the default set, or give no + to "
-                             "map only the lines named")
+        raise XrayAtlasError(
+            f"lines={text!r}: start the list with + to add to the default set, or give no + to map only the lines named"
+        )
     names = []
     for t in items:
         name = t.lstrip("+")
@@ -128,8 +150,11 @@ def check_lines(lines, cube: SpectralCube) -> tuple[str, ...]:
     for ln in lines or ():
         if cube.calibrated:
             e = cube.energy
-            out.append(check_in_range(ln, lo_kev=max(float(e[0]), LOW_KEV), hi_kev=float(e[-1]),
-                                      excitation_kev=_excitation_kev(cube)))
+            out.append(
+                check_in_range(
+                    ln, lo_kev=max(float(e[0]), LOW_KEV), hi_kev=float(e[-1]), excitation_kev=_excitation_kev(cube)
+                )
+            )
         else:
             out.append("-".join(parse_line_family(ln, parameter="lines")))
     return tuple(dict.fromkeys(out))
@@ -157,8 +182,14 @@ def searched_families(cube: SpectralCube, families: tuple[str, ...]) -> tuple[st
     return tuple(out)
 
 
-def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, device: str = "auto",
-                   lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = ()) -> MapModel:
+def load_map_model(
+    model: str | os.PathLike | None,
+    cube: SpectralCube,
+    *,
+    device: str = "auto",
+    lines: tuple[str, ...] | None = None,
+    add_lines: tuple[str, ...] = (),
+) -> MapModel:
     """The map model ``model`` (None: the shipped default, :data:`DEFAULT_MAPS_MODEL`, or on a
     cube without an energy calibration :data:`UNCALIBRATED_MAPS_MODEL`, with a note; a name of
     :func:`map_model_names`; or a model file/folder) made ready for ``cube``.
@@ -180,8 +211,7 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     add_lines = check_lines(add_lines, cube)
     if model in BASELINES:
         if not cube.calibrated:
-            raise XrayAtlasError(f"model={model!r} needs an energy calibration and this cube has none",
-                                 path=cube.path)
+            raise XrayAtlasError(f"model={model!r} needs an energy calibration and this cube has none", path=cube.path)
         chosen = tuple(dict.fromkeys((*(lines or _default_lines()), *add_lines)))
         if model == "fit":  # no fixed operator: fitted to the cube itself (xray_atlas.clusterfit)
             return MapModel(None, "fit", chosen, cube.n_channels, None, low_channels=_below_low(cube.energy))
@@ -189,12 +219,24 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
         def rebuild(for_lines: tuple[str, ...]):
             return _baseline(str(model), cube, for_lines).to(dev).eval()
 
-        return MapModel(rebuild(chosen), str(model), chosen, cube.n_channels, None,
-                        low_channels=_below_low(cube.energy), rebuild=rebuild)
+        return MapModel(
+            rebuild(chosen),
+            str(model),
+            chosen,
+            cube.n_channels,
+            None,
+            low_channels=_below_low(cube.energy),
+            rebuild=rebuild,
+        )
     stand_in = model is None and not cube.calibrated
     try:
-        found = resolve_model(model, task="maps", default=UNCALIBRATED_MAPS_MODEL if stand_in else DEFAULT_MAPS_MODEL,
-                              device=device, also=BASELINES)
+        found = resolve_model(
+            model,
+            task="maps",
+            default=UNCALIBRATED_MAPS_MODEL if stand_in else DEFAULT_MAPS_MODEL,
+            device=device,
+            also=BASELINES,
+        )
     except XrayAtlasError as err:
         if model is None:  # no zoo: say what works without one
             raise XrayAtlasError(f"{err}; or give --model lsq") from None
@@ -206,45 +248,72 @@ def load_map_model(model: str | os.PathLike | None, cube: SpectralCube, *, devic
     mm = MapModel(module, found.name, out_lines, n, None)
     beyond = [ln for ln in (*(lines or ()), *add_lines) if ln not in out_lines]
     if beyond and not cube.calibrated:
-        raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {mm.name} "
-                             f"({', '.join(out_lines)}); lines beyond a model's outputs come from the per-cluster "
-                             "fit, which needs the cube's energy calibration (give it one, e.g. --offset-kev and "
-                             "--gain-kev)", path=cube.path)
+        raise XrayAtlasError(
+            f"lines: {', '.join(beyond)} not among the outputs of {mm.name} "
+            f"({', '.join(out_lines)}); lines beyond a model's outputs come from the per-cluster "
+            "fit, which needs the cube's energy calibration (give it one, e.g. --offset-kev and "
+            "--gain-kev)",
+            path=cube.path,
+        )
     if stand_in:
-        mm.notes.append(f"the default model {DEFAULT_MAPS_MODEL} fits the cube by clusters and needs its energy "
-                        f"calibration, which this cube lacks: painted with {mm.name} instead")
+        mm.notes.append(
+            f"the default model {DEFAULT_MAPS_MODEL} fits the cube by clusters and needs its energy "
+            f"calibration, which this cube lacks: painted with {mm.name} instead"
+        )
     if _cluster_fit(module) and not cube.calibrated:
-        raise XrayAtlasError(f"model {mm.name!r} fits the cube by clusters of pixels and needs its energy "
-                             "calibration; this cube has none (give it one first)", path=cube.path)
+        raise XrayAtlasError(
+            f"model {mm.name!r} fits the cube by clusters of pixels and needs its energy "
+            "calibration; this cube has none (give it one first)",
+            path=cube.path,
+        )
     seen = card.inputs.get("total_counts") or card.inputs.get("counts")  # paintings, cubes / random spectra
     if isinstance(seen, (list, tuple)) and len(seen) == 2:
         mm.most_counts = float(seen[1])
-    same_grid = n == cube.n_channels and (off is None or not cube.calibrated or (
-        abs(float(cube.energy[0]) - off) < 0.25 * gain and abs(float(cube.energy[1] - cube.energy[0]) - gain) < 1e-3 * gain))
+    same_grid = n == cube.n_channels and (
+        off is None
+        or not cube.calibrated
+        or (
+            abs(float(cube.energy[0]) - off) < 0.25 * gain
+            and abs(float(cube.energy[1] - cube.energy[0]) - gain) < 1e-3 * gain
+        )
+    )
     if same_grid:
         if off is not None and not cube.calibrated:
-            mm.notes.append(f"the cube has no energy calibration; assuming the model's ({off:g} keV + {gain:g} keV "
-                            "per channel): if the detector's differs, give the cube its own calibration first")
+            mm.notes.append(
+                f"the cube has no energy calibration; assuming the model's ({off:g} keV + {gain:g} keV "
+                "per channel): if the detector's differs, give the cube its own calibration first"
+            )
         if cube.calibrated or off is not None:
             mm.low_channels = _below_low(cube.energy if cube.calibrated else off + gain * np.arange(n))
         return mm
     if off is None or gain is None:
-        raise XrayAtlasError(f"the model expects {n} channels and the cube has {cube.n_channels}; the model file "
-                             "states no energy calibration to resample with", path=path)
+        raise XrayAtlasError(
+            f"the model expects {n} channels and the cube has {cube.n_channels}; the model file "
+            "states no energy calibration to resample with",
+            path=path,
+        )
     if not cube.calibrated:
-        raise XrayAtlasError(f"the model expects {n} channels at {gain:g} keV from {off:g} keV and the cube has "
-                             f"{cube.n_channels} uncalibrated channels: calibrate the cube", path=cube.path)
+        raise XrayAtlasError(
+            f"the model expects {n} channels at {gain:g} keV from {off:g} keV and the cube has "
+            f"{cube.n_channels} uncalibrated channels: calibrate the cube",
+            path=cube.path,
+        )
     e_model = off + gain * np.arange(n)
     # safe when the cube covers the model's lines (their strongest line + 1 keV, for the peaks'
     # tails and the neighbours that overlap them); model channels outside the cube read zero
     need_lo, need_hi = max(e_model[0], 0.8), _top_line_kev(out_lines) + 1.0
     if cube.energy[0] > need_lo or cube.energy[-1] < need_hi:
-        raise XrayAtlasError(f"the cube covers {cube.energy[0]:.2f}-{cube.energy[-1]:.2f} keV but the model's lines "
-                             f"need {need_lo:.2f}-{need_hi:.2f} keV; refusing to guess", path=cube.path)
+        raise XrayAtlasError(
+            f"the cube covers {cube.energy[0]:.2f}-{cube.energy[-1]:.2f} keV but the model's lines "
+            f"need {need_lo:.2f}-{need_hi:.2f} keV; refusing to guess",
+            path=cube.path,
+        )
     mm.energy = e_model
     mm.low_channels = _below_low(e_model)
-    mm.notes.append(f"resampled the cube's {cube.n_channels} channels of {float(cube.energy[1] - cube.energy[0]) * 1000:.2f} eV "
-                    f"to the model's {n} channels of {gain * 1000:.2f} eV")
+    mm.notes.append(
+        f"resampled the cube's {cube.n_channels} channels of {float(cube.energy[1] - cube.energy[0]) * 1000:.2f} eV "
+        f"to the model's {n} channels of {gain * 1000:.2f} eV"
+    )
     if cube.energy[-1] < e_model[-1] - gain:
         mm.notes.append(f"the cube ends at {cube.energy[-1]:.2f} keV; the model's channels above read zero counts")
     return mm
@@ -287,8 +356,15 @@ def _baseline(name: str, cube: SpectralCube, lines: tuple[str, ...]):
     from .models.prior import instrument_from_metadata
 
     gain = float(cube.energy[1] - cube.energy[0])
-    module, _ = build(name, n_channels=cube.n_channels, n_outputs=len(lines), lines=tuple(lines),
-                      offset_kev=float(cube.energy[0]), gain_kev=gain, **instrument_from_metadata(cube.metadata))
+    module, _ = build(
+        name,
+        n_channels=cube.n_channels,
+        n_outputs=len(lines),
+        lines=tuple(lines),
+        offset_kev=float(cube.energy[0]),
+        gain_kev=gain,
+        **instrument_from_metadata(cube.metadata),
+    )
     return module
 
 
@@ -318,14 +394,18 @@ def live_time_for(cube: SpectralCube, *, units: str) -> np.ndarray | None:
         return None
     live = cube.live_time_map()
     if live is None:
-        raise XrayAtlasError("maps in counts/s need each pixel's live time and the file states none (live_time_s); "
-                             "make them in counts", path=cube.path)
+        raise XrayAtlasError(
+            "maps in counts/s need each pixel's live time and the file states none (live_time_s); make them in counts",
+            path=cube.path,
+        )
     bad = ~(np.isfinite(live) & (live > 0))
     if bad.any():
         y, x = np.argwhere(bad)[0]
-        raise XrayAtlasError(f"maps in counts/s need each pixel's live time; pixel (y={y}, x={x}) has {live[y, x]} s "
-                             f"({int(bad.sum())} pixels without a positive live time); make them in counts",
-                             path=cube.path)
+        raise XrayAtlasError(
+            f"maps in counts/s need each pixel's live time; pixel (y={y}, x={x}) has {live[y, x]} s "
+            f"({int(bad.sum())} pixels without a positive live time); make them in counts",
+            path=cube.path,
+        )
     return live
 
 
@@ -349,10 +429,20 @@ def in_units(maps: dict[str, np.ndarray], cube: SpectralCube, *, units: str = "c
     return out
 
 
-def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-              lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
-              hold_se: float | None = HOLD_SE, shrink: bool = True, units: str = "counts",
-              chi2: bool = True) -> Generator[Progress, None, dict[str, np.ndarray]]:
+def iter_maps(
+    cube: SpectralCube,
+    model: MapModel,
+    *,
+    batch: int = 8192,
+    tile_bytes: int = TILE_BYTES,
+    lines: tuple[str, ...] | None = None,
+    add_lines: tuple[str, ...] = (),
+    find: bool = True,
+    hold_se: float | None = HOLD_SE,
+    shrink: bool = True,
+    units: str = "counts",
+    chi2: bool = True,
+) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
     line -> (H, W) float32 net counts, or with ``units="counts/s"`` net counts per second of
     each pixel's live time (:func:`in_units`; refused before any work when the cube states no
@@ -379,9 +469,19 @@ def iter_maps(cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_by
 
     The work is that of :class:`MapPass`: its global steps once, every row of the cube in
     one :meth:`MapPass.iter_rows`, then :meth:`MapPass.finish`."""
-    mp = yield from MapPass.iter_prepare(cube, model, batch=batch, tile_bytes=tile_bytes, lines=lines,
-                                         add_lines=add_lines, find=find, hold_se=hold_se, shrink=shrink,
-                                         units=units, chi2=chi2)
+    mp = yield from MapPass.iter_prepare(
+        cube,
+        model,
+        batch=batch,
+        tile_bytes=tile_bytes,
+        lines=lines,
+        add_lines=add_lines,
+        find=find,
+        hold_se=hold_se,
+        shrink=shrink,
+        units=units,
+        chi2=chi2,
+    )
     part = yield from mp.iter_rows(cube, model)
     done = mp.finish(cube, [part])
     if done.labels is not None:
@@ -445,10 +545,21 @@ class MapPass:
     """
 
     @classmethod
-    def iter_prepare(cls, cube: SpectralCube, model: MapModel, *, batch: int = 8192, tile_bytes: int = TILE_BYTES,
-                     lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (), find: bool = True,
-                     hold_se: float | None = HOLD_SE, shrink: bool = True, units: str = "counts",
-                     chi2: bool = True) -> Generator[Progress, None, "MapPass"]:
+    def iter_prepare(
+        cls,
+        cube: SpectralCube,
+        model: MapModel,
+        *,
+        batch: int = 8192,
+        tile_bytes: int = TILE_BYTES,
+        lines: tuple[str, ...] | None = None,
+        add_lines: tuple[str, ...] = (),
+        find: bool = True,
+        hold_se: float | None = HOLD_SE,
+        shrink: bool = True,
+        units: str = "counts",
+        chi2: bool = True,
+    ) -> Generator[Progress, None, MapPass]:
         """The global steps before the pixels (options of :func:`iter_maps`): yields
         :class:`Progress`, returns the MapPass."""
         if not isinstance(chi2, bool):
@@ -468,15 +579,19 @@ class MapPass:
         fixed = module is not None and model.rebuild is None  # a learnt model: its outputs are what they are
         beyond = [ln for ln in want if ln not in model.lines] if fixed else []
         if beyond and not cube.calibrated:
-            raise XrayAtlasError(f"lines: {', '.join(beyond)} not among the outputs of {model.name} "
-                                 f"({', '.join(model.lines)}); lines beyond a model's outputs come from the "
-                                 "per-cluster fit, which needs the cube's energy calibration", path=cube.path)
+            raise XrayAtlasError(
+                f"lines: {', '.join(beyond)} not among the outputs of {model.name} "
+                f"({', '.join(model.lines)}); lines beyond a model's outputs come from the "
+                "per-cluster fit, which needs the cube's energy calibration",
+                path=cube.path,
+            )
         first_note = len(model.notes)
         look = find and lines is None
         if look and not cube.calibrated:
             look = False
-            model.notes.append("the cube has no energy calibration: no families were looked for beyond the model's "
-                               "lines")
+            model.notes.append(
+                "the cube has no energy calibration: no families were looked for beyond the model's lines"
+            )
         model.found = ()
         model.reduced_chi2 = None
         cluster_model = _cluster_fit(module)
@@ -502,9 +617,11 @@ class MapPass:
             if module is None or cluster_model:
                 model.notes.append(fitted.note())
             if beyond:
-                model.notes.append(f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs "
-                                   f"of {model.name}: from the per-cluster fit"
-                                   + (", held and shrunk as its own lines" if cluster_model else " (--model fit)"))
+                model.notes.append(
+                    f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs "
+                    f"of {model.name}: from the per-cluster fit"
+                    + (", held and shrunk as its own lines" if cluster_model else " (--model fit)")
+                )
         else:
             yield Progress(0, n_tiles, "maps")
         self = cls.__new__(cls)
@@ -521,8 +638,9 @@ class MapPass:
         self._most_counts = model.most_counts
         return self
 
-    def iter_rows(self, cube: SpectralCube, model: MapModel, rows: slice | None = None
-                  ) -> Generator[Progress, None, RowMaps]:
+    def iter_rows(
+        self, cube: SpectralCube, model: MapModel, rows: slice | None = None
+    ) -> Generator[Progress, None, RowMaps]:
         """The per-pixel step on the cube's ``rows`` (None: all), tile by tile: yields
         :class:`Progress`, returns the block's :class:`RowMaps`. ``cube`` and ``model`` are
         the cube the pass was prepared on and its model, loaded in this process."""
@@ -532,11 +650,18 @@ class MapPass:
 
         h, w = self.height, self.width
         if (cube.height, cube.width) != (h, w):
-            raise XrayAtlasError(f"the cube is {cube.height} x {cube.width} pixels and this map pass was prepared for "
-                                 f"{h} x {w}", path=cube.path)
+            raise XrayAtlasError(
+                f"the cube is {cube.height} x {cube.width} pixels and this map pass was prepared for {h} x {w}",
+                path=cube.path,
+            )
         rows = slice(0, h) if rows is None else rows
-        if not (isinstance(rows, slice) and rows.step in (None, 1) and isinstance(rows.start, (int, np.integer))
-                and isinstance(rows.stop, (int, np.integer)) and 0 <= rows.start < rows.stop <= h):
+        if not (
+            isinstance(rows, slice)
+            and rows.step in (None, 1)
+            and isinstance(rows.start, (int, np.integer))
+            and isinstance(rows.stop, (int, np.integer))
+            and 0 <= rows.start < rows.stop <= h
+        ):
             raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
         r0, n = int(rows.start), int(rows.stop) - int(rows.start)
         rows = slice(r0, r0 + n)
@@ -573,7 +698,9 @@ class MapPass:
         dev = dev.device if dev is not None else next(module.parameters()).device
         from .models.spectral import FitMLP, GuardedMapModel, SpatialPriorMLP, TotalScaled
 
-        size = module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0  # spatial models see a size x size block
+        size = (
+            module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0
+        )  # spatial models see a size x size block
         guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
         keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
         unfamiliar = part.unfamiliar  # pixels partly / wholly given the least-squares value
@@ -595,19 +722,28 @@ class MapPass:
                 part.n_bright += int(hit.sum())
                 part.bright_totals.append(totals[hit][:1000])
 
-        def run(module_fn, flat: np.ndarray, width: int, *, spectra: bool = True, count: bool = False,
-                extra: np.ndarray | None = None) -> np.ndarray:
+        def run(
+            module_fn,
+            flat: np.ndarray,
+            width: int,
+            *,
+            spectra: bool = True,
+            count: bool = False,
+            extra: np.ndarray | None = None,
+        ) -> np.ndarray:
             # module_fn over batches of rows; spectra are first put on the model's channel grid,
             # and rows of ``extra`` (the cluster fit's inputs) go after them
             res = np.empty((flat.shape[0], width), np.float32)
             for a in range(0, flat.shape[0], batch):
-                x = flat[a:a + batch]
+                x = flat[a : a + batch]
                 if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
                     x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
                 counts = x
                 if extra is not None:
-                    x = np.concatenate([x, extra[a:a + batch]], axis=1)
-                res[a:a + batch] = module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
+                    x = np.concatenate([x, extra[a : a + batch]], axis=1)
+                res[a : a + batch] = (
+                    module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
+                )
                 if count and self._most_counts:  # the totals the model summed itself, when it keeps them
                     totals = module.totals if keeps_totals else None
                     count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
@@ -642,9 +778,9 @@ class MapPass:
                         # then the cluster fit of those very counts, without further copies
                         if whole is None or whole.shape[0] < flat.shape[0]:
                             whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
-                        buf = whole[:flat.shape[0]]
+                        buf = whole[: flat.shape[0]]
                         _cast_into(buf[:, :c], flat)
-                        buf[:, :model.low_channels] = 0.0
+                        buf[:, : model.low_channels] = 0.0
                         got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
                         buf[:, c:] = got.inputs
                         pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
@@ -656,7 +792,7 @@ class MapPass:
                         part.labels[local] = got.labels.reshape(-1, w)
                         if part.chi2 is not None:
                             part.chi2[local] = got.chi2.reshape(-1, w)
-                        part.totals[local.start * w:local.stop * w] = got.totals
+                        part.totals[local.start * w : local.stop * w] = got.totals
                         if hold is not None:
                             pred = hold.pixels(pred, got)
                     out[local] = pred.reshape(block.shape[0], w, len(want))
@@ -666,19 +802,24 @@ class MapPass:
 
                 # the block mean of the model's features (linear in the counts) is the features of
                 # the block's mean spectrum: the same input as in training, at a twentieth the work
-                for k, (t, block, lead) in enumerate(cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes,
-                                                                               rows=rows)):
+                for k, (t, block, lead) in enumerate(
+                    cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes, rows=rows)
+                ):
                     feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
                     feats = feats.reshape(block.shape[0], w, -1)
                     m = t.stop - t.start
-                    near = neighbourhood_mean(feats, size)[lead:lead + m].reshape(m * w, -1)
-                    own = feats[lead:lead + m].reshape(m * w, -1)
+                    near = neighbourhood_mean(feats, size)[lead : lead + m].reshape(m * w, -1)
+                    own = feats[lead : lead + m].reshape(m * w, -1)
                     if self._most_counts:
                         count_bright(own[:, -1])  # the features' last column is the total
-                    pred = run(lambda x: module.head(x[:, 0], x[:, 1])[:, cols], np.stack([own, near], axis=1),
-                               len(cols), spectra=False)
-                    got = fitted.tile(block[lead:lead + m]) if from_fit else None
-                    out[t.start - r0:t.stop - r0] = assemble(pred, got).reshape(m, w, len(want))
+                    pred = run(
+                        lambda x: module.head(x[:, 0], x[:, 1])[:, cols],
+                        np.stack([own, near], axis=1),
+                        len(cols),
+                        spectra=False,
+                    )
+                    got = fitted.tile(block[lead : lead + m]) if from_fit else None
+                    out[t.start - r0 : t.stop - r0] = assemble(pred, got).reshape(m, w, len(want))
                     yield Progress(done_before + k + 1, total, "maps")
         if hold is not None:
             part.hold = hold.partial()
@@ -693,8 +834,10 @@ class MapPass:
         at = 0
         for p in parts:
             if p.rows.start != at or p.values.shape != (p.rows.stop - p.rows.start, w, len(self.lines)):
-                raise XrayAtlasError(f"the blocks of rows do not tile the cube's {h} rows once (rows {p.rows.start} to "
-                                     f"{p.rows.stop} after row {at})")
+                raise XrayAtlasError(
+                    f"the blocks of rows do not tile the cube's {h} rows once (rows {p.rows.start} to "
+                    f"{p.rows.stop} after row {at})"
+                )
             at = p.rows.stop
         if at != h:
             raise XrayAtlasError(f"the blocks of rows end at row {at}; the cube has {h}")
@@ -708,8 +851,12 @@ class MapPass:
         notes: list[str] = []
         want = self.lines
         if self._fit_only:
-            return MapsDone(in_units({ln: np.ascontiguousarray(out[..., i]) for i, ln in enumerate(want)}, cube,
-                                     units=self.units), labels, good, notes)
+            return MapsDone(
+                in_units({ln: np.ascontiguousarray(out[..., i]) for i, ln in enumerate(want)}, cube, units=self.units),
+                labels,
+                good,
+                notes,
+            )
         np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         fitted = self._fitted
         if self._cluster_model:
@@ -723,29 +870,43 @@ class MapPass:
                 hold.clusters(out.reshape(h * w, -1), labels.ravel(), pixel_totals)
                 notes.append(hold.note(out.size))
             if self._shrink:
-                n_shrunk = fitted.shrink(out.reshape(h * w, -1), labels.ravel(), pixel_totals, shape=(h, w),
-                                         size=SHRINK_SIZE)
-                where = (f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block" if SHRINK_SIZE
-                         else "their cluster")
-                notes.append(f"values shrunk towards the mean of {where} by the share of the cluster's spread that "
-                             f"is noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines")
+                n_shrunk = fitted.shrink(
+                    out.reshape(h * w, -1), labels.ravel(), pixel_totals, shape=(h, w), size=SHRINK_SIZE
+                )
+                where = (
+                    f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block"
+                    if SHRINK_SIZE
+                    else "their cluster"
+                )
+                notes.append(
+                    f"values shrunk towards the mean of {where} by the share of the cluster's spread that "
+                    f"is noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines"
+                )
         # models on the per-cluster fit are held to it; the others are not, and maps-fit is
         cluster_model = self._cluster_model
-        advice = ("compare with --model fit" if cluster_model else "compare with --model maps-fit or fit"
-                  if self.calibrated else "give the cube its energy calibration and compare with --model maps-fit "
-                  "or fit")
+        advice = (
+            "compare with --model fit"
+            if cluster_model
+            else "compare with --model maps-fit or fit"
+            if self.calibrated
+            else "give the cube its energy calibration and compare with --model maps-fit or fit"
+        )
         unfamiliar = np.sum([p.unfamiliar for p in parts], axis=0)
         n_bright = sum(p.n_bright for p in parts)
         if unfamiliar[0]:
-            notes.append(f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
-                         f"on; their maps lean on the {'per-cluster' if cluster_model else 'least-squares'} "
-                         f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}")
+            notes.append(
+                f"{unfamiliar[0] / (h * w):.1%} of the pixels are unlike the spectra the model was trained "
+                f"on; their maps lean on the {'per-cluster' if cluster_model else 'least-squares'} "
+                f"fit ({unfamiliar[1] / (h * w):.1%} wholly): {advice}"
+            )
         if n_bright:
             bright_totals = np.concatenate([t for p in parts for t in p.bright_totals])
-            notes.append(f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
-                         f"training pixels (median {np.median(bright_totals):,.0f} against at most "
-                         f"{self._most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
-                         f"{advice}")
+            notes.append(
+                f"{n_bright / (h * w):.1%} of the pixels hold over three times the counts of the model's "
+                f"training pixels (median {np.median(bright_totals):,.0f} against at most "
+                f"{self._most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
+                f"{advice}"
+            )
         maps = {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
         return MapsDone(in_units(maps, cube, units=self.units), labels, good if cluster_model else None, notes)
 
@@ -758,9 +919,15 @@ def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> li
 
     candidates = tuple(f for f in searched_families(cube, fitted.basis.families) if f not in want)
     e = cube.energy
-    inst = instrument_for(n_channels=cube.n_channels, **{
-        **INSTRUMENT_DEFAULTS, **instrument_from_metadata(cube.metadata), "offset_kev": float(e[0]),
-        "gain_kev": float(e[1] - e[0])})
+    inst = instrument_for(
+        n_channels=cube.n_channels,
+        **{
+            **INSTRUMENT_DEFAULTS,
+            **instrument_from_metadata(cube.metadata),
+            "offset_kev": float(e[0]),
+            "gain_kev": float(e[1] - e[0]),
+        },
+    )
     try:
         em = load_element_model(None, device="cpu")
     except XrayAtlasError as err:  # no element model installed: the fit alone decides
@@ -783,9 +950,15 @@ def _cast_into(dst: np.ndarray, src: np.ndarray) -> None:
         dst[...] = src
 
 
-def predict_maps(cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto",
-                 lines: tuple[str, ...] | None = None, add_lines: tuple[str, ...] = (),
-                 **kw: Any) -> tuple[dict[str, np.ndarray], MapModel]:
+def predict_maps(
+    cube: SpectralCube,
+    model: str | os.PathLike | None = None,
+    *,
+    device: str = "auto",
+    lines: tuple[str, ...] | None = None,
+    add_lines: tuple[str, ...] = (),
+    **kw: Any,
+) -> tuple[dict[str, np.ndarray], MapModel]:
     """Blocking :func:`iter_maps` with model loading: (maps, the model used). ``kw`` go to
     :func:`iter_maps` (``units="counts/s"`` for counts per second of live time)."""
     from .cube import run_to_end

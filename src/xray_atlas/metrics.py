@@ -10,9 +10,27 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["mae", "pearson", "slope_through_origin", "r2_score", "mean_auc", "per_label_auc", "best_thresholds",
-           "detection_scores", "reliability", "f1_at", "accuracy", "classification_scores", "regression_summary",
-           "encoding_summary", "multilabel_summary", "multiclass_summary", "map_scores", "score_table", "Z_BINS"]
+__all__ = [
+    "mae",
+    "pearson",
+    "slope_through_origin",
+    "r2_score",
+    "mean_auc",
+    "per_label_auc",
+    "best_thresholds",
+    "detection_scores",
+    "reliability",
+    "f1_at",
+    "accuracy",
+    "classification_scores",
+    "regression_summary",
+    "encoding_summary",
+    "multilabel_summary",
+    "multiclass_summary",
+    "map_scores",
+    "score_table",
+    "Z_BINS",
+]
 
 
 def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +98,10 @@ def per_label_auc(scores, labels, names) -> dict:
     from sklearn.metrics import roc_auc_score
 
     s, y = np.asarray(scores, float), np.asarray(labels).astype(bool)
-    return {n: float(roc_auc_score(y[:, j], s[:, j])) if 0 < y[:, j].sum() < len(y) else float("nan")
-            for j, n in enumerate(names)}
+    return {
+        n: float(roc_auc_score(y[:, j], s[:, j])) if 0 < y[:, j].sum() < len(y) else float("nan")
+        for j, n in enumerate(names)
+    }
 
 
 def best_thresholds(probabilities, labels, names, *, floor: float = 0.05) -> dict:
@@ -110,8 +130,12 @@ def detection_scores(probabilities, labels, thresholds=None) -> dict:
     hit = p >= t
     tp, fp, fn = (hit & y).sum(), (hit & ~y).sum(), (~hit & y).sum()
     prec, rec = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    return {"accuracy": float((hit == y).mean()), "precision": float(prec), "recall": float(rec),
-            "f1": float(2 * tp / max(2 * tp + fp + fn, 1))}
+    return {
+        "accuracy": float((hit == y).mean()),
+        "precision": float(prec),
+        "recall": float(rec),
+        "f1": float(2 * tp / max(2 * tp + fp + fn, 1)),
+    }
 
 
 def reliability(probabilities, labels, *, bins: int = 10) -> dict:
@@ -154,8 +178,11 @@ def regression_summary(pred, target, *, min_mean: float = 1.0) -> dict:
     t = np.asarray(target, dtype=np.float64)
     used = t.mean(axis=0) >= min_mean
     p = np.asarray(pred, dtype=np.float64)
-    return {"mae": float(np.mean(mae(p, t))), "pearson": _nanmean(pearson(p[:, used], t[:, used])),
-            "slope": _nanmean(slope_through_origin(p[:, used], t[:, used]))}
+    return {
+        "mae": float(np.mean(mae(p, t))),
+        "pearson": _nanmean(pearson(p[:, used], t[:, used])),
+        "slope": _nanmean(slope_through_origin(p[:, used], t[:, used])),
+    }
 
 
 def encoding_summary(pred, target) -> dict:
@@ -165,8 +192,11 @@ def encoding_summary(pred, target) -> dict:
 
 def multilabel_summary(logits, labels) -> dict:
     prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, float)))
-    return {"auc": mean_auc(prob, labels), "f1": f1_at(prob, labels),
-            "accuracy": float(((prob >= 0.5) == np.asarray(labels).astype(bool)).mean())}
+    return {
+        "auc": mean_auc(prob, labels),
+        "f1": f1_at(prob, labels),
+        "accuracy": float(((prob >= 0.5) == np.asarray(labels).astype(bool)).mean()),
+    }
 
 
 def classification_scores(probs, classes, names) -> dict:
@@ -195,9 +225,14 @@ def classification_scores(probs, classes, names) -> dict:
         ok = 0 < hit.sum() < len(y)
         ap[name] = float(average_precision_score(hit, p[:, j])) if ok else float("nan")
         auc[name] = float(roc_auc_score(hit, p[:, j])) if ok else float("nan")
-    return {"accuracy": accuracy(p, y), "ap": ap, "auc": auc,
-            "mean_ap": _nanmean(np.array(list(ap.values()))), "mean_auc": _nanmean(np.array(list(auc.values()))),
-            "confusion": confusion_matrix(y, p.argmax(1), labels=list(range(k))).tolist()}
+    return {
+        "accuracy": accuracy(p, y),
+        "ap": ap,
+        "auc": auc,
+        "mean_ap": _nanmean(np.array(list(ap.values()))),
+        "mean_auc": _nanmean(np.array(list(auc.values()))),
+        "confusion": confusion_matrix(y, p.argmax(1), labels=list(range(k))).tolist(),
+    }
 
 
 def multiclass_summary(logits, classes) -> dict:
@@ -234,10 +269,13 @@ def map_scores(pred: dict, true: dict, lines, *, min_max: float = 50.0) -> dict:
         tc, pc = t - t.mean(), p - p.mean()
         den = np.sqrt((tc**2).sum() * (pc**2).sum())
         edges = np.histogram(z, bins=[0, *Z_BINS, np.inf])[0] / z.size
-        out[ln] = {"mae": float(np.abs(p - t).mean()), "ssim": _ssim(p, t, float(t.max())),
-                   "pearson": float((tc * pc).sum() / den) if den > 0 else float("nan"),
-                   "slope": float((p * t).sum() / (t**2).sum()),
-                   "z": [float(v) for v in edges]}
+        out[ln] = {
+            "mae": float(np.abs(p - t).mean()),
+            "ssim": _ssim(p, t, float(t.max())),
+            "pearson": float((tc * pc).sum() / den) if den > 0 else float("nan"),
+            "slope": float((p * t).sum() / (t**2).sum()),
+            "z": [float(v) for v in edges],
+        }
     if out:
         keys = ("mae", "ssim", "pearson", "slope")
         out["mean"] = {k: float(np.nanmean([v[k] for v in out.values()])) for k in keys}
@@ -247,12 +285,16 @@ def map_scores(pred: dict, true: dict, lines, *, min_max: float = 50.0) -> dict:
 
 def score_table(rows: dict, lines, *, caption: str = "") -> str:
     """Markdown table: one row per model with the means over lines and the |z| bins."""
-    head = ("| model | MAE | SSIM | Pearson | slope | abs z 0-1 | 1-2 | 2-3 | > 3 |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+    head = (
+        "| model | MAE | SSIM | Pearson | slope | abs z 0-1 | 1-2 | 2-3 | > 3 |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
     body = ""
     for name, s in rows.items():
         m = s["mean"]
         z = m["z"]
-        body += (f"| {name} | {m['mae']:.2f} | {m['ssim']:.3f} | {m['pearson']:.3f} | {m['slope']:.3f} | "
-                 f"{100 * z[0]:.1f} % | {100 * z[1]:.1f} % | {100 * z[2]:.1f} % | {100 * z[3]:.1f} % |\n")
+        body += (
+            f"| {name} | {m['mae']:.2f} | {m['ssim']:.3f} | {m['pearson']:.3f} | {m['slope']:.3f} | "
+            f"{100 * z[0]:.1f} % | {100 * z[1]:.1f} % | {100 * z[2]:.1f} % | {100 * z[3]:.1f} % |\n"
+        )
     return (caption + "\n\n" if caption else "") + head + body

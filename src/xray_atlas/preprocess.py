@@ -11,8 +11,20 @@ import numpy as np
 
 from .errors import XrayAtlasError
 
-__all__ = ["calibrate", "calibrate_to_peaks", "line_energy", "crop", "mask_edges", "extrapolate_edges", "resample", "resample_float32", "smooth", "prepare", "channel_edges",
-           "LOW_KEV"]
+__all__ = [
+    "calibrate",
+    "calibrate_to_peaks",
+    "line_energy",
+    "crop",
+    "mask_edges",
+    "extrapolate_edges",
+    "resample",
+    "resample_float32",
+    "smooth",
+    "prepare",
+    "channel_edges",
+    "LOW_KEV",
+]
 
 #: Below this energy a real detector records its noise peak (a quarter of the counts of the
 #: M6 Jetstream spectrum in ../shared/data/real), which no simulated spectrum has; the models
@@ -127,8 +139,10 @@ def extrapolate_edges(spectra, energy, *, edge_kev: float = 1.0, fit_kev: float 
     if edge_kev < 0 or fit_kev <= 0:
         raise XrayAtlasError(f"edge_kev={edge_kev} must be >= 0 and fit_kev={fit_kev} > 0")
     out = y.copy()
-    for edge, fit in (((e < e[0] + edge_kev), (e >= e[0] + edge_kev) & (e < e[0] + edge_kev + fit_kev)),
-                      ((e > e[-1] - edge_kev), (e <= e[-1] - edge_kev) & (e > e[-1] - edge_kev - fit_kev))):
+    for edge, fit in (
+        ((e < e[0] + edge_kev), (e >= e[0] + edge_kev) & (e < e[0] + edge_kev + fit_kev)),
+        ((e > e[-1] - edge_kev), (e <= e[-1] - edge_kev) & (e > e[-1] - edge_kev - fit_kev)),
+    ):
         if not edge.any():
             continue
         if fit.sum() < 2:
@@ -181,7 +195,7 @@ def resample_float32(spectra, energy, new_energy, *, rows: int = RESAMPLE_ROWS) 
         raise XrayAtlasError(f"rows={rows!r} must be a positive integer")
     out = np.empty((y.shape[0], np.asarray(new_energy).shape[0]), np.float32)
     for a in range(0, y.shape[0], rows):
-        out[a:a + rows] = resample(y[a:a + rows], energy, new_energy)
+        out[a : a + rows] = resample(y[a : a + rows], energy, new_energy)
     return out[0] if one else out
 
 
@@ -198,8 +212,16 @@ def smooth(spectra, *, window: int = 11, order: int = 3) -> np.ndarray:
     return out[0] if one else out
 
 
-def prepare(spectra, energy, new_energy, *, lo_kev: float | None = None, hi_kev: float | None = None,
-            edge_kev: float = 0.0, smooth_window: int = 0) -> np.ndarray:
+def prepare(
+    spectra,
+    energy,
+    new_energy,
+    *,
+    lo_kev: float | None = None,
+    hi_kev: float | None = None,
+    edge_kev: float = 0.0,
+    smooth_window: int = 0,
+) -> np.ndarray:
     """Study 003's chain for a model's grid ``new_energy``: crop to ``lo_kev``-``hi_kev`` (default:
     the model's range), extrapolate ``edge_kev`` at both ends, resample, and smooth with a
     Savitzky-Golay window of ``smooth_window`` channels (0: none)."""

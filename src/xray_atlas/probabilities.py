@@ -13,8 +13,9 @@ decision thresholds chosen on validation data (:func:`xray_atlas.metrics.best_th
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,24 @@ from .cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from .errors import XrayAtlasError
 from .preprocess import LOW_KEV  # masked below (noise peak); the lightest class line, P Ka, is at 2.01 keV
 
-__all__ = ["ElementModel", "load_element_model", "iter_probabilities", "predict_probabilities",
-           "spectrum_probabilities", "present", "check_cube", "element_model_names", "DEFAULT_ELEMENTS_MODEL", "LOW_KEV",
-           "Found", "found_families", "on_tube_lines", "FOUND_Z", "FOUND_SHARE", "TUBE_SHARE"]
+__all__ = [
+    "ElementModel",
+    "load_element_model",
+    "iter_probabilities",
+    "predict_probabilities",
+    "spectrum_probabilities",
+    "present",
+    "check_cube",
+    "element_model_names",
+    "DEFAULT_ELEMENTS_MODEL",
+    "LOW_KEV",
+    "Found",
+    "found_families",
+    "on_tube_lines",
+    "FOUND_Z",
+    "FOUND_SHARE",
+    "TUBE_SHARE",
+]
 
 #: The shipped default element-probability model (file stem in ``models/zoo``).
 DEFAULT_ELEMENTS_MODEL = "elements-default"
@@ -78,8 +94,8 @@ class ElementModel:
         out = np.empty((x.shape[0], len(self.elements)), np.float32)
         with torch.inference_mode():
             for a in range(0, x.shape[0], batch):
-                logits = self.module(torch.from_numpy(np.ascontiguousarray(x[a:a + batch])).to(self.device))
-                out[a:a + batch] = torch.sigmoid(logits.float()).cpu().numpy()
+                logits = self.module(torch.from_numpy(np.ascontiguousarray(x[a : a + batch])).to(self.device))
+                out[a : a + batch] = torch.sigmoid(logits.float()).cpu().numpy()
         return out
 
 
@@ -105,35 +121,48 @@ def load_element_model(model: str | os.PathLike | None = None, *, device: str = 
     elements = tuple(card.outputs)
     thresholds = {el: float(card.thresholds.get(el, 0.5)) for el in elements}
     counts = card.inputs.get("counts") or [0, np.inf]
-    return ElementModel(module, found.name, elements, thresholds,
-                        float(off) + float(gain) * np.arange(n), float(counts[1]), card=card)
+    return ElementModel(
+        module, found.name, elements, thresholds, float(off) + float(gain) * np.arange(n), float(counts[1]), card=card
+    )
 
 
 def check_cube(cube: SpectralCube, model: ElementModel) -> list[str]:
     """Refuse a cube the model cannot read (no calibration, too short a range); return notes
     on what is done to it (resampling) or what it lacks."""
     if not cube.calibrated:
-        raise XrayAtlasError("the cube has no energy calibration; element probabilities need one (--offset-kev and "
-                             "--gain-kev on the command line, the Spectrum inspector's energy row in napari)",
-                             path=cube.path)
+        raise XrayAtlasError(
+            "the cube has no energy calibration; element probabilities need one (--offset-kev and "
+            "--gain-kev on the command line, the Spectrum inspector's energy row in napari)",
+            path=cube.path,
+        )
     notes = []
     e = cube.energy
     if e[-1] < 10.0:
-        raise XrayAtlasError(f"the cube ends at {e[-1]:.2f} keV; element probabilities need spectra to at least "
-                             "10 keV", path=cube.path)
+        raise XrayAtlasError(
+            f"the cube ends at {e[-1]:.2f} keV; element probabilities need spectra to at least 10 keV", path=cube.path
+        )
     if e[-1] < model.energy[-1] - 1.0:
         notes.append(f"the cube ends at {e[-1]:.2f} keV; elements whose lines all lie above cannot be seen")
     step = float(e[1] - e[0])
     gain = float(model.energy[1] - model.energy[0])
     if abs(step - gain) > 1e-3 * gain or abs(e[0] - model.energy[0]) > 0.25 * gain:
-        notes.append(f"resampled the cube's {cube.n_channels} channels of {step * 1000:.2f} eV from {e[0]:.3f} keV "
-                     f"to the model's {model.energy.size} channels of {gain * 1000:.2f} eV")
+        notes.append(
+            f"resampled the cube's {cube.n_channels} channels of {step * 1000:.2f} eV from {e[0]:.3f} keV "
+            f"to the model's {model.energy.size} channels of {gain * 1000:.2f} eV"
+        )
     return notes
 
 
-def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int = 1, labels: np.ndarray | None = None,
-                       elements: tuple[str, ...] | None = None, tile_bytes: int = TILE_BYTES,
-                       rows: slice | None = None) -> Generator[Progress, None, dict[str, np.ndarray]]:
+def iter_probabilities(
+    cube: SpectralCube,
+    model: ElementModel,
+    *,
+    region: int = 1,
+    labels: np.ndarray | None = None,
+    elements: tuple[str, ...] | None = None,
+    tile_bytes: int = TILE_BYTES,
+    rows: slice | None = None,
+) -> Generator[Progress, None, dict[str, np.ndarray]]:
     """Stream ``cube`` through ``model``: yields :class:`Progress` per tile and returns
     element -> (H, W) float32 probability.
 
@@ -158,20 +187,28 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
         raise XrayAtlasError(f"elements: {', '.join(missing)} not among this model's ({', '.join(model.elements)})")
     top = max(cube.height, cube.width)  # a larger block only pads the cube with zeros (memory grows as region^2)
     if not isinstance(region, (int, np.integer)) or not 1 <= region <= top:
-        raise XrayAtlasError(f"region={region!r} must be a positive integer, at most {top} (the cube is "
-                             f"{cube.height} x {cube.width} pixels)")
+        raise XrayAtlasError(
+            f"region={region!r} must be a positive integer, at most {top} (the cube is "
+            f"{cube.height} x {cube.width} pixels)"
+        )
     cols = [model.elements.index(el) for el in want]
     h, w = cube.height, cube.width
     first, last = 0, h
     if rows is not None:
-        if not (isinstance(rows, slice) and rows.step in (None, 1) and isinstance(rows.start, (int, np.integer))
-                and isinstance(rows.stop, (int, np.integer)) and 0 <= rows.start < rows.stop <= h):
+        if not (
+            isinstance(rows, slice)
+            and rows.step in (None, 1)
+            and isinstance(rows.start, (int, np.integer))
+            and isinstance(rows.stop, (int, np.integer))
+            and 0 <= rows.start < rows.stop <= h
+        ):
             raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
         if labels is not None:
             raise XrayAtlasError("rows: a cluster's probability needs all its pixels; give no rows with labels")
         if rows.start % region or (rows.stop % region and rows.stop != h):
-            raise XrayAtlasError(f"rows={rows!r} must start and end at multiples of region={region} (or end at the "
-                                 f"cube's last row, {h})")
+            raise XrayAtlasError(
+                f"rows={rows!r} must start and end at multiples of region={region} (or end at the cube's last row, {h})"
+            )
         first, last = int(rows.start), int(rows.stop)
     model.notes.extend(n for n in check_cube(cube, model) if n not in model.notes)
     if labels is not None:
@@ -188,20 +225,21 @@ def iter_probabilities(cube: SpectralCube, model: ElementModel, *, region: int =
         n_r = block.shape[0]
         if region == 1:
             p = model(block.reshape(-1, cube.n_channels), cube.energy)[:, cols]
-            out[rows.start - first:rows.stop - first] = p.reshape(n_r, w, len(want))
+            out[rows.start - first : rows.stop - first] = p.reshape(n_r, w, len(want))
         else:
             by, bx = -(-n_r // region), -(-w // region)
             pad = np.zeros((by * region, bx * region, cube.n_channels), np.float32)
             pad[:n_r, :w] = block
             sums = pad.reshape(by, region, bx, region, -1).sum(axis=(1, 3)).reshape(-1, cube.n_channels)
             p = model(sums, cube.energy)[:, cols].reshape(by, bx, len(want))
-            out[rows.start - first:rows.stop - first] = np.repeat(np.repeat(p, region, 0), region, 1)[:n_r, :w]
+            out[rows.start - first : rows.stop - first] = np.repeat(np.repeat(p, region, 0), region, 1)[:n_r, :w]
         yield Progress(k + 1, total, "probabilities")
     return {el: np.ascontiguousarray(out[..., j]) for j, el in enumerate(want)}
 
 
-def _iter_labels(cube: SpectralCube, model: ElementModel, labels: np.ndarray, want: tuple[str, ...], cols: list[int],
-                 tile_bytes: int) -> Generator[Progress, None, dict[str, np.ndarray]]:
+def _iter_labels(
+    cube: SpectralCube, model: ElementModel, labels: np.ndarray, want: tuple[str, ...], cols: list[int], tile_bytes: int
+) -> Generator[Progress, None, dict[str, np.ndarray]]:
     h, w = cube.height, cube.width
     if labels.shape != (h, w):
         raise XrayAtlasError(f"labels: shape {labels.shape}, the cube is {h} x {w}")
@@ -225,15 +263,17 @@ def _iter_labels(cube: SpectralCube, model: ElementModel, labels: np.ndarray, wa
     return {el: np.ascontiguousarray(out[..., j]) for j, el in enumerate(want)}
 
 
-def predict_probabilities(cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto",
-                          **kw: Any) -> tuple[dict[str, np.ndarray], ElementModel]:
+def predict_probabilities(
+    cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto", **kw: Any
+) -> tuple[dict[str, np.ndarray], ElementModel]:
     """Blocking :func:`iter_probabilities` with model loading: (maps, the model used)."""
     em = load_element_model(model, device=device)
     return run_to_end(iter_probabilities(cube, em, **kw)), em
 
 
-def spectrum_probabilities(spectrum: np.ndarray, energy: np.ndarray, model: ElementModel | str | None = None
-                           ) -> dict[str, float]:
+def spectrum_probabilities(
+    spectrum: np.ndarray, energy: np.ndarray, model: ElementModel | str | None = None
+) -> dict[str, float]:
     """Element -> probability for one spectrum (C,) on ``energy`` (keV)."""
     em = model if isinstance(model, ElementModel) else load_element_model(model, device="cpu")
     s = np.asarray(spectrum, dtype=np.float64)
@@ -313,9 +353,16 @@ def on_tube_lines(families, instrument) -> tuple[str, ...]:
     return tuple(out)
 
 
-def found_families(fit: Any, families: tuple[str, ...], *, element_model: "ElementModel | None" = None,
-                   on_tube: tuple[str, ...] = (), z: float = FOUND_Z, min_share: float = FOUND_SHARE,
-                   tube_share: float = TUBE_SHARE) -> list[Found]:
+def found_families(
+    fit: Any,
+    families: tuple[str, ...],
+    *,
+    element_model: ElementModel | None = None,
+    on_tube: tuple[str, ...] = (),
+    z: float = FOUND_Z,
+    min_share: float = FOUND_SHARE,
+    tube_share: float = TUBE_SHARE,
+) -> list[Found]:
     """The ``families`` (of the fit's ``basis.families``) that a prepared per-cluster fit
     (:class:`~xray_atlas.clusterfit.ClusterFit`, after ``iter_prepare``) finds in its cube, by
     the rule of :data:`FOUND_Z`: significant at ``z`` standard errors, at least ``min_share``

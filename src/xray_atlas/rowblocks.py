@@ -23,8 +23,9 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .cube import TILE_BYTES
 from .errors import XrayAtlasError
@@ -49,8 +50,9 @@ def splittable(task: str, options: dict) -> bool:
     return task == "maps" or (task == "probabilities" and options.get("labels") is None)
 
 
-def block_rows(height: int, *, tile_rows: int, split_rows: int | None, n_workers: int, region: int = 1
-               ) -> list[tuple[int, int]]:
+def block_rows(
+    height: int, *, tile_rows: int, split_rows: int | None, n_workers: int, region: int = 1
+) -> list[tuple[int, int]]:
     """The blocks ``[(first row, end row), ...]`` that cover ``height`` rows.
 
     Parameters
@@ -110,15 +112,25 @@ def _check(task: str, options: dict) -> None:
         raise XrayAtlasError(f"task={task!r} cannot be split into blocks of rows; only {', '.join(SPLIT_TASKS)}")
     if not splittable(task, options):
         raise XrayAtlasError("probabilities by cluster labels cannot be split into blocks of rows")
-    known = {"maps": {"model", "device", "lines", "add_lines", "units", "offset_kev", "gain_kev", "dataset"},
-             "probabilities": {"model", "device", "region", "labels", "elements", "offset_kev", "gain_kev", "dataset"}}
+    known = {
+        "maps": {"model", "device", "lines", "add_lines", "units", "offset_kev", "gain_kev", "dataset"},
+        "probabilities": {"model", "device", "region", "labels", "elements", "offset_kev", "gain_kev", "dataset"},
+    }
     unknown = sorted(set(options) - known[task])
     if unknown:
         raise XrayAtlasError(f"options {', '.join(unknown)} are not options of {task}")
 
 
-def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: int | None = None, n_workers: int = 1,
-            models=None, tile_bytes: int = TILE_BYTES) -> Prepared:
+def prepare(
+    task: str,
+    cube: str | os.PathLike,
+    options: dict,
+    *,
+    split_rows: int | None = None,
+    n_workers: int = 1,
+    models=None,
+    tile_bytes: int = TILE_BYTES,
+) -> Prepared:
     """Step 1: check, load, run the steps that cannot be split, cut the rows into blocks.
 
     Parameters
@@ -155,15 +167,29 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
 
             units = o.get("units", "counts")
             live_time_for(c, units=units)  # refused before the model loads
-            with cached_map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
-                            add_lines=tuple(o.get("add_lines") or ())) as mm:
+            with cached_map_model(
+                models,
+                o.get("model"),
+                c,
+                device=o.get("device", "auto"),
+                lines=o.get("lines"),
+                add_lines=tuple(o.get("add_lines") or ()),
+            ) as mm:
                 t_load = time.perf_counter() - t0
                 loaded = list(mm.notes)
-                state = run_to_end(MapPass.iter_prepare(c, mm, lines=o.get("lines"),
-                                                        add_lines=tuple(o.get("add_lines") or ()), units=units,
-                                                        tile_bytes=tile_bytes))
-            out = Prepared(task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state,
-                           load_seconds=t_load)
+                state = run_to_end(
+                    MapPass.iter_prepare(
+                        c,
+                        mm,
+                        lines=o.get("lines"),
+                        add_lines=tuple(o.get("add_lines") or ()),
+                        units=units,
+                        tile_bytes=tile_bytes,
+                    )
+                )
+            out = Prepared(
+                task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state, load_seconds=t_load
+            )
             region = 1
         else:
             from .cubetasks import cached_element_model
@@ -175,16 +201,34 @@ def prepare(task: str, cube: str | os.PathLike, options: dict, *, split_rows: in
                 steps = iter_probabilities(c, em, region=region, elements=o.get("elements"), tile_bytes=tile_bytes)
                 next(steps)  # its checks (options, the cube's range), before any counts are read
                 steps.close()
-                out = Prepared(task, c.height, c.width, [], em.name, list(em.notes), c.pixel_size_um,
-                               thresholds=dict(em.thresholds), load_seconds=t_load)
-        out.blocks = block_rows(c.height, tile_rows=c.tile_rows(tile_bytes), split_rows=split_rows,
-                                n_workers=n_workers, region=region)
+                out = Prepared(
+                    task,
+                    c.height,
+                    c.width,
+                    [],
+                    em.name,
+                    list(em.notes),
+                    c.pixel_size_um,
+                    thresholds=dict(em.thresholds),
+                    load_seconds=t_load,
+                )
+        out.blocks = block_rows(
+            c.height, tile_rows=c.tile_rows(tile_bytes), split_rows=split_rows, n_workers=n_workers, region=region
+        )
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def run_rows(task: str, cube: str | os.PathLike, options: dict, prepared: Prepared, rows: tuple[int, int], *,
-             models=None, tile_bytes: int = TILE_BYTES) -> Any:
+def run_rows(
+    task: str,
+    cube: str | os.PathLike,
+    options: dict,
+    prepared: Prepared,
+    rows: tuple[int, int],
+    *,
+    models=None,
+    tile_bytes: int = TILE_BYTES,
+) -> Any:
     """Step 2: the per-pixel work on ``rows`` (first, end) of one cube: a
     :class:`~xray_atlas.inference.RowMaps` for maps, element -> (rows, W) float32 for
     probabilities. ``options`` and ``models`` as :func:`prepare`'s."""
@@ -195,24 +239,44 @@ def run_rows(task: str, cube: str | os.PathLike, options: dict, prepared: Prepar
     block = slice(int(rows[0]), int(rows[1]))
     with _opened(cube, o) as c:
         if (c.height, c.width) != (prepared.height, prepared.width):
-            raise XrayAtlasError(f"the cube is now {c.height} x {c.width} pixels; it was {prepared.height} x "
-                                 f"{prepared.width} when the batch began", path=cube)
+            raise XrayAtlasError(
+                f"the cube is now {c.height} x {c.width} pixels; it was {prepared.height} x "
+                f"{prepared.width} when the batch began",
+                path=cube,
+            )
         if task == "maps":
             from .cubetasks import cached_map_model
 
-            with cached_map_model(models, o.get("model"), c, device=o.get("device", "auto"), lines=o.get("lines"),
-                            add_lines=tuple(o.get("add_lines") or ())) as mm:
+            with cached_map_model(
+                models,
+                o.get("model"),
+                c,
+                device=o.get("device", "auto"),
+                lines=o.get("lines"),
+                add_lines=tuple(o.get("add_lines") or ()),
+            ) as mm:
                 return run_to_end(prepared.state.iter_rows(c, mm, block))
         from .cubetasks import cached_element_model
         from .probabilities import iter_probabilities
 
         with cached_element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
-            return run_to_end(iter_probabilities(c, em, region=int(o.get("region", 1)), elements=o.get("elements"),
-                                                 tile_bytes=tile_bytes, rows=block))
+            return run_to_end(
+                iter_probabilities(
+                    c, em, region=int(o.get("region", 1)), elements=o.get("elements"), tile_bytes=tile_bytes, rows=block
+                )
+            )
 
 
-def write(task: str, cube: str | os.PathLike, out: str | os.PathLike, options: dict, prepared: Prepared,
-          parts: Sequence[Any], *, overwrite: bool = False):
+def write(
+    task: str,
+    cube: str | os.PathLike,
+    out: str | os.PathLike,
+    options: dict,
+    prepared: Prepared,
+    parts: Sequence[Any],
+    *,
+    overwrite: bool = False,
+):
     """Step 3: assemble the blocks' ``parts`` (those of every block of ``prepared``, in its
     order), run the global steps after the pixels and write ``out`` (atomically, replaced only
     with ``overwrite``): a :class:`~xray_atlas.cubetasks.CubeResult` as the single-cube
@@ -229,14 +293,35 @@ def write(task: str, cube: str | os.PathLike, out: str | os.PathLike, options: d
         state = prepared.state
         with _opened(cube, o) as c:
             done = state.finish(c, parts)
-        return write_maps(out, cube, done.maps, model=o.get("model"), name=prepared.name, found=state.found,
-                          units=o.get("units", "counts"), pixel_size_um=prepared.pixel_size_um,
-                          reduced_chi2=done.reduced_chi2, notes=prepared.notes + done.notes, overwrite=overwrite)
+        return write_maps(
+            out,
+            cube,
+            done.maps,
+            model=o.get("model"),
+            name=prepared.name,
+            found=state.found,
+            units=o.get("units", "counts"),
+            pixel_size_um=prepared.pixel_size_um,
+            reduced_chi2=done.reduced_chi2,
+            notes=prepared.notes + done.notes,
+            overwrite=overwrite,
+        )
     probs = {el: np.ascontiguousarray(np.concatenate([p[el] for p in parts])) for el in parts[0]}
     shape = next(iter(probs.values())).shape
     if shape != (prepared.height, prepared.width):
-        raise XrayAtlasError(f"the blocks of rows make {shape[0]} x {shape[1]} maps; the cube has "
-                             f"{prepared.height} x {prepared.width} pixels")
-    return write_probabilities(out, cube, probs, model=o.get("model"), name=prepared.name,
-                               thresholds=prepared.thresholds, region=int(o.get("region", 1)),
-                               pixel_size_um=prepared.pixel_size_um, notes=prepared.notes, overwrite=overwrite)
+        raise XrayAtlasError(
+            f"the blocks of rows make {shape[0]} x {shape[1]} maps; the cube has "
+            f"{prepared.height} x {prepared.width} pixels"
+        )
+    return write_probabilities(
+        out,
+        cube,
+        probs,
+        model=o.get("model"),
+        name=prepared.name,
+        thresholds=prepared.thresholds,
+        region=int(o.get("region", 1)),
+        pixel_size_um=prepared.pixel_size_um,
+        notes=prepared.notes,
+        overwrite=overwrite,
+    )

@@ -19,8 +19,9 @@ that fit's parts for one pixel, the sum of a region's pixels or a cluster's summ
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,8 +32,19 @@ if TYPE_CHECKING:
     from .clusterfit import ClusterFit
     from .cube import SpectralCube
 
-__all__ = ["SpectrumFit", "residual", "reduced_chi2", "fit_pixels", "fit_region", "iter_fit_region", "fit_cluster",
-           "implied_spectrum", "prepared_fit", "iter_prepared_fit", "RESIDUAL"]
+__all__ = [
+    "SpectrumFit",
+    "residual",
+    "reduced_chi2",
+    "fit_pixels",
+    "fit_region",
+    "iter_fit_region",
+    "fit_cluster",
+    "implied_spectrum",
+    "prepared_fit",
+    "iter_prepared_fit",
+    "RESIDUAL",
+]
 
 #: What :func:`residual` and :attr:`SpectrumFit.residual` hold, in words (for plots and docs).
 RESIDUAL = "(measured - fitted) / sqrt(max(fitted, 1))"
@@ -121,13 +133,14 @@ class SpectrumFit:
         return float(reduced_chi2(self.measured[c], self.fitted[c], n_parameters=self.n_parameters))
 
 
-def _check_prepared(fit: "ClusterFit") -> None:
+def _check_prepared(fit: ClusterFit) -> None:
     if not getattr(fit, "_ops", None) and fit.k == 0:
         raise XrayAtlasError("the fit has no clusters: prepare it first (iter_prepare), on a cube with counts")
 
 
-def _parts(fit: "ClusterFit", x: np.ndarray, lab: np.ndarray, totals: np.ndarray,
-           kept: float | None = None) -> tuple[dict, np.ndarray, np.ndarray, int, set]:
+def _parts(
+    fit: ClusterFit, x: np.ndarray, lab: np.ndarray, totals: np.ndarray, kept: float | None = None
+) -> tuple[dict, np.ndarray, np.ndarray, int, set]:
     """The fit of the pixels ``x`` (N, C) summed: the pixels of each cluster (``lab``) summed
     and fitted with that cluster's family spectra and background, the clusters' fits added:
     (family -> (C,) contribution, (C,) background, (F,) net counts per family (in
@@ -173,8 +186,17 @@ def _parts(fit: "ClusterFit", x: np.ndarray, lab: np.ndarray, totals: np.ndarray
     return parts, bg, net, n_par, used
 
 
-def _assemble(fit: "ClusterFit", measured: np.ndarray, parts: dict, bg: np.ndarray, net: np.ndarray, n_par: int,
-              used: set, what: str, n_pixels: int) -> SpectrumFit:
+def _assemble(
+    fit: ClusterFit,
+    measured: np.ndarray,
+    parts: dict,
+    bg: np.ndarray,
+    net: np.ndarray,
+    n_par: int,
+    used: set,
+    what: str,
+    n_pixels: int,
+) -> SpectrumFit:
     fams = fit.basis.families
     order = sorted(parts, key=lambda f: -net[fams.index(f)])
     fitted = bg + sum((parts[f] for f in order), np.zeros_like(bg))
@@ -183,13 +205,23 @@ def _assemble(fit: "ClusterFit", measured: np.ndarray, parts: dict, bg: np.ndarr
         from .preprocess import LOW_KEV
 
         notes.append(f"{what} holds no counts from {LOW_KEV:g} keV up: nothing to fit")
-    return SpectrumFit(energy=np.asarray(fit.cube.energy, np.float64), measured=np.asarray(measured, np.float64),
-                       fitted=fitted, background=bg, families={f: parts[f] for f in order},
-                       net_counts={f: float(net[fams.index(f)]) for f in order}, channels=fit.channels.copy(),
-                       n_parameters=n_par, what=what, n_pixels=n_pixels, clusters=tuple(sorted(used)), notes=notes)
+    return SpectrumFit(
+        energy=np.asarray(fit.cube.energy, np.float64),
+        measured=np.asarray(measured, np.float64),
+        fitted=fitted,
+        background=bg,
+        families={f: parts[f] for f in order},
+        net_counts={f: float(net[fams.index(f)]) for f in order},
+        channels=fit.channels.copy(),
+        n_parameters=n_par,
+        what=what,
+        n_pixels=n_pixels,
+        clusters=tuple(sorted(used)),
+        notes=notes,
+    )
 
 
-def fit_pixels(fit: "ClusterFit", spectra: np.ndarray, *, what: str = "") -> SpectrumFit:
+def fit_pixels(fit: ClusterFit, spectra: np.ndarray, *, what: str = "") -> SpectrumFit:
     """The per-cluster fit of the sum of ``spectra`` (N, C) or of one spectrum (C,): the
     spectra of each cluster summed and fitted with that cluster's family spectra and
     background (:func:`_parts`; one spectrum: exactly the maps' fit of it), the clusters'
@@ -200,16 +232,27 @@ def fit_pixels(fit: "ClusterFit", spectra: np.ndarray, *, what: str = "") -> Spe
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != fit.cube.n_channels:
-        raise XrayAtlasError(f"spectra must be (N, {fit.cube.n_channels}) counts of the fit's cube, got shape "
-                             f"{np.shape(spectra)}")
+        raise XrayAtlasError(
+            f"spectra must be (N, {fit.cube.n_channels}) counts of the fit's cube, got shape {np.shape(spectra)}"
+        )
     lab, totals = fit._labels(x)
     parts, bg, net, n_par, used = _parts(fit, x, lab, totals)
-    return _assemble(fit, x.sum(axis=0, dtype=np.float64), parts, bg, net, n_par, used,
-                     what or (f"{x.shape[0]} pixels" if x.shape[0] > 1 else "pixel"), x.shape[0])
+    return _assemble(
+        fit,
+        x.sum(axis=0, dtype=np.float64),
+        parts,
+        bg,
+        net,
+        n_par,
+        used,
+        what or (f"{x.shape[0]} pixels" if x.shape[0] > 1 else "pixel"),
+        x.shape[0],
+    )
 
 
-def iter_fit_region(fit: "ClusterFit", mask: np.ndarray, *, tile_bytes: int = TILE_BYTES,
-                    what: str = "") -> Generator[Progress, None, SpectrumFit]:
+def iter_fit_region(
+    fit: ClusterFit, mask: np.ndarray, *, tile_bytes: int = TILE_BYTES, what: str = ""
+) -> Generator[Progress, None, SpectrumFit]:
     """The per-cluster fit of the sum of the pixels where ``mask`` (H, W) is True, streamed
     tile by tile (only tiles with masked pixels are read): yields :class:`Progress`, returns
     a :class:`SpectrumFit` (:func:`fit_pixels`)."""
@@ -254,14 +297,14 @@ def iter_fit_region(fit: "ClusterFit", mask: np.ndarray, *, tile_bytes: int = TI
     return _assemble(fit, measured, parts, bg, net, n_par, used, what or f"region of {n} pixels", n)
 
 
-def fit_region(fit: "ClusterFit", mask: np.ndarray, **kw) -> SpectrumFit:
+def fit_region(fit: ClusterFit, mask: np.ndarray, **kw) -> SpectrumFit:
     """Blocking :func:`iter_fit_region`."""
     from .cube import run_to_end
 
     return run_to_end(iter_fit_region(fit, mask, **kw))
 
 
-def fit_cluster(fit: "ClusterFit", cluster: int) -> SpectrumFit:
+def fit_cluster(fit: ClusterFit, cluster: int) -> SpectrumFit:
     """The fit of cluster ``cluster``'s summed spectrum (its sampled pixels, from which its
     family spectra and background were fitted) with its own family spectra and background."""
     _check_prepared(fit)
@@ -289,8 +332,9 @@ def implied_spectrum(result: SpectrumFit, net_counts: dict[str, float]) -> np.nd
     return out
 
 
-def iter_prepared_fit(cube: "SpectralCube", *, lines: tuple[str, ...] = (), omit: tuple[str, ...] = (),
-                      tile_bytes: int = TILE_BYTES) -> Generator[Progress, None, "ClusterFit"]:
+def iter_prepared_fit(
+    cube: SpectralCube, *, lines: tuple[str, ...] = (), omit: tuple[str, ...] = (), tile_bytes: int = TILE_BYTES
+) -> Generator[Progress, None, ClusterFit]:
     """A :class:`~xray_atlas.clusterfit.ClusterFit` of ``cube`` with its clusters learnt
     (the per-cluster fit of ``xray-atlas maps`` with the same defaults), yielding
     :class:`Progress`; ``lines`` beyond the 44 prior families join the fit, ``omit`` leave it."""
@@ -302,7 +346,7 @@ def iter_prepared_fit(cube: "SpectralCube", *, lines: tuple[str, ...] = (), omit
     return fit
 
 
-def prepared_fit(cube: "SpectralCube", **kw) -> "ClusterFit":
+def prepared_fit(cube: SpectralCube, **kw) -> ClusterFit:
     """Blocking :func:`iter_prepared_fit`."""
     from .cube import run_to_end
 

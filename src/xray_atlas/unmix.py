@@ -30,8 +30,8 @@ def snip_background(spectrum: np.ndarray, *, width: int = 30, iterations: int | 
     v = np.log(np.log(np.sqrt(np.maximum(y, 0) + 1) + 1) + 1)
     n = y.shape[1]
     for p in range(min(width, (n - 1) // 2), 0, -1):
-        mid = 0.5 * (v[:, : n - 2 * p] + v[:, 2 * p:])
-        v[:, p: n - p] = np.minimum(v[:, p: n - p], mid)
+        mid = 0.5 * (v[:, : n - 2 * p] + v[:, 2 * p :])
+        v[:, p : n - p] = np.minimum(v[:, p : n - p], mid)
     out = (np.exp(np.exp(v) - 1) - 1) ** 2 - 1
     out = np.maximum(out, 0)
     return out[0] if squeeze else out

@@ -126,16 +126,32 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
         case.setup(folder)
     holder = None
     if case.holder:
-        holder = subprocess.Popen([sys.executable, "-c", case.holder], cwd=folder, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True, env=_env(corpus), start_new_session=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", case.holder],
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=_env(corpus),
+            start_new_session=True,
+        )
         holder.stdout.readline()  # "ready": the file is open
     marker = corpus / "PICKLE_RAN"
     named = _named(case, corpus)
-    before = {**{f"corpus/{k}": v for k, v in snapshot(corpus, named).items()},
-              **{f"case/{k}": v for k, v in snapshot(folder).items()}}
+    before = {
+        **{f"corpus/{k}": v for k, v in snapshot(corpus, named).items()},
+        **{f"case/{k}": v for k, v in snapshot(folder).items()},
+    }
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "xray_atlas.cli", *case.argv], cwd=folder, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(corpus), start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xray_atlas.cli", *case.argv],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(corpus),
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=case.timeout)
         rc = proc.returncode
@@ -144,8 +160,10 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
         out, err = proc.communicate()
         rc = None
     seconds = time.monotonic() - t0
-    after = {**{f"corpus/{k}": v for k, v in snapshot(corpus, named).items()},
-             **{f"case/{k}": v for k, v in snapshot(folder).items()}}
+    after = {
+        **{f"corpus/{k}": v for k, v in snapshot(corpus, named).items()},
+        **{f"case/{k}": v for k, v in snapshot(folder).items()},
+    }
     if holder is not None:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait()
@@ -157,8 +175,13 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
         marker.unlink()
     lines = err.strip().splitlines()
     # progress and notes may come before an error (train prints its data preparation)
-    talk = [ln for ln in lines[:-1] if not ln.startswith(("preparing", "epoch ", "xray-atlas train: note",
-                                                           "xray-atlas maps: note", "xray-atlas probabilities: note"))]
+    talk = [
+        ln
+        for ln in lines[:-1]
+        if not ln.startswith(
+            ("preparing", "epoch ", "xray-atlas train: note", "xray-atlas maps: note", "xray-atlas probabilities: note")
+        )
+    ]
     if rc is None:
         outcome, detail = "hang", f"killed after {case.timeout:.0f} s"
     elif lost:
@@ -187,8 +210,7 @@ def run_case(case: Case, corpus: Path, folder: Path) -> Result:
     return Result(case, outcome, rc, err, seconds, detail)
 
 
-def run_sweep(selected: list[Case], corpus: Path, work: Path, *, jobs: int = 2,
-              progress=None) -> list[Result]:
+def run_sweep(selected: list[Case], corpus: Path, work: Path, *, jobs: int = 2, progress=None) -> list[Result]:
     """Run ``selected`` cases (each in ``work/<n>``), ``jobs`` at a time; cases that hold a
     lock run alone, after the others."""
     plain = [(i, c) for i, c in enumerate(selected) if not c.holder]
@@ -233,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="xray-atlas-badinput."))
     try:
         corpus = build_corpus(root)
-        selected = [c for c in cases(corpus) if (not args.fast or c.fast)
-                    and (not args.pattern or args.pattern in c.name)]
+        selected = [
+            c for c in cases(corpus) if (not args.fast or c.fast) and (not args.pattern or args.pattern in c.name)
+        ]
         print(f"{len(selected)} cases", file=sys.stderr)
 
         def progress(r: Result) -> None:
@@ -254,10 +277,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.outcome:14s} {r.case.name}: {r.detail[:300]}")
     print(json.dumps({"cases": len(results), **totals(results)}))
     if args.json:
-        Path(args.json).write_text(json.dumps([{"name": r.case.name, "group": r.case.group, "expect": r.case.expect,
-                                                "outcome": r.outcome, "returncode": r.returncode,
-                                                "seconds": round(r.seconds, 2), "detail": r.detail}
-                                               for r in results], indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                [
+                    {
+                        "name": r.case.name,
+                        "group": r.case.group,
+                        "expect": r.case.expect,
+                        "outcome": r.outcome,
+                        "returncode": r.returncode,
+                        "seconds": round(r.seconds, 2),
+                        "detail": r.detail,
+                    }
+                    for r in results
+                ],
+                indent=1,
+            )
+        )
     return 1 if failed else 0
 
 

@@ -20,6 +20,10 @@ def test_fast_subset_has_no_data_loss_hang_internal_error_or_accepted_bad_input(
     assert not failed, "\n".join(failed)
     # the subset covers the outcomes that mattered: the two data-loss cases, a hang, a pickle
     names = {r.case.name for r in results}
-    assert {"classify-image FOLDER --cam FOLDER", "train beside the user's .csv and .resume", "maps fifo.h5",
-            "maps --model evil.pt"} <= names
+    assert {
+        "classify-image FOLDER --cam FOLDER",
+        "train beside the user's .csv and .resume",
+        "maps fifo.h5",
+        "maps --model evil.pt",
+    } <= names
     assert {r.outcome for r in results} == {"clean-error", "ok"}

@@ -6,8 +6,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from xray_atlas import SpectralCube, XrayAtlasError
 from xray_atlas.cluster import METHODS, cluster_cube, cluster_spectra, method_parameters
-from xray_atlas.cube import run_to_end
 from xray_atlas.cluster.features import iter_features
+from xray_atlas.cube import run_to_end
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_features_trim_and_bin(cube, painting):
     # the sample's features are those of the same pixels computed tile by tile
     flat = painting.counts.reshape(-1, 4096)
     np.testing.assert_allclose(f.take(np.array([3000, 7])), f.of(flat[[3000, 7]]), rtol=1e-5, atol=1e-6)
-    binned = flat[7, 100:100 + 487 * 8].astype(np.float64).reshape(487, 8).sum(axis=1)
+    binned = flat[7, 100 : 100 + 487 * 8].astype(np.float64).reshape(487, 8).sum(axis=1)
     np.testing.assert_allclose(f.binned(flat[7]), np.sqrt(binned / binned.sum())[None], rtol=1e-5)  # sqrt-total
     np.testing.assert_allclose(f.totals, flat.sum(axis=1))
     with pytest.raises(XrayAtlasError, match="outside the features' sample"):
@@ -83,20 +83,23 @@ def test_parameters_table():
     assert method_parameters("umap-hdbscan")["n_neighbors"] == 30  # study 003
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"method": "kmeans"}, "method='kmeans'"),
-    ({"method": "som", "rows": 100, "cols": 100}, "10000 nodes but only 3072 pixels"),
-    ({"method": "som", "n_clusters": 100}, "n_clusters=100 must lie in 1-64"),
-    ({"method": "som", "n_clusters": "many"}, "n_clusters='many'"),
-    ({"method": "som", "rows": 0}, "rows=0"),
-    ({"method": "umap-hdbscan", "n_neighbors": 1}, "n_neighbors=1"),
-    ({"method": "umap-hdbscan", "min_cluster_size": 10**6}, "min_cluster_size"),
-    ({"method": "umap-hdbscan", "min_dist": 2.0}, "min_dist=2.0"),
-    ({"method": "som", "normalise": "log"}, "normalise='log'"),
-    ({"method": "som", "trim": 3000}, "trim=3000"),
-    ({"method": "som", "colour": 1}, "unknown parameter"),
-    ({"method": "som", "device": "tpu"}, "device='tpu'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "kmeans"}, "method='kmeans'"),
+        ({"method": "som", "rows": 100, "cols": 100}, "10000 nodes but only 3072 pixels"),
+        ({"method": "som", "n_clusters": 100}, "n_clusters=100 must lie in 1-64"),
+        ({"method": "som", "n_clusters": "many"}, "n_clusters='many'"),
+        ({"method": "som", "rows": 0}, "rows=0"),
+        ({"method": "umap-hdbscan", "n_neighbors": 1}, "n_neighbors=1"),
+        ({"method": "umap-hdbscan", "min_cluster_size": 10**6}, "min_cluster_size"),
+        ({"method": "umap-hdbscan", "min_dist": 2.0}, "min_dist=2.0"),
+        ({"method": "som", "normalise": "log"}, "normalise='log'"),
+        ({"method": "som", "trim": 3000}, "trim=3000"),
+        ({"method": "som", "colour": 1}, "unknown parameter"),
+        ({"method": "som", "device": "tpu"}, "device='tpu'"),
+    ],
+)
 def test_bad_parameters(cube, kwargs, match):
     with pytest.raises(XrayAtlasError, match=match):
         cluster_cube(cube, **kwargs)

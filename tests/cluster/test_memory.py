@@ -58,14 +58,17 @@ def test_tiles_do_not_change_the_labels_or_spectra():
         np.testing.assert_allclose(one.spectra[k], counts[one.labels == k].mean(axis=0), rtol=1e-5)
 
 
-@pytest.mark.parametrize("method, sizes", [
-    # cluster sizes of tests/cluster/test_cluster.py's 48 x 64 painting (seed 11) by the
-    # in-memory clustering of commit b3fe581 (all pixels' features held), default settings;
-    # this branch's labels equal that commit's pixel for pixel (ARI 1.0), there and on the
-    # 96 x 128 demo painting
-    ("som", [1127, 783, 542, 500, 100, 20]),
-    ("umap-hdbscan", [1127, 120, 542, 50, 783, 450]),
-])
+@pytest.mark.parametrize(
+    "method, sizes",
+    [
+        # cluster sizes of tests/cluster/test_cluster.py's 48 x 64 painting (seed 11) by the
+        # in-memory clustering of commit b3fe581 (all pixels' features held), default settings;
+        # this branch's labels equal that commit's pixel for pixel (ARI 1.0), there and on the
+        # 96 x 128 demo painting
+        ("som", [1127, 783, 542, 500, 100, 20]),
+        ("umap-hdbscan", [1127, 120, 542, 50, 783, 450]),
+    ],
+)
 def test_sizes_equal_the_in_memory_clustering(method, sizes):
     from xray_atlas.physics.painting import synthetic_painting
 

@@ -135,22 +135,25 @@ def test_undo_restores_each_step(start, cube):
         hist.labels[0, 0] = 5
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda l, s, c: merge(l, s, [1]), "two or more"),
-    (lambda l, s, c: merge(l, s, [1, 9]), "clusters=9 must be a cluster 0..7"),
-    (lambda l, s, c: merge(l, s, [-1, 2]), "clusters=-1"),
-    (lambda l, s, c: split(l, s, c, 8, k=2), "cluster=8 must be -1"),
-    (lambda l, s, c: split(l, s, c, 1, k=1), "k=1 must be"),
-    (lambda l, s, c: split(l, s, c, 7, k=3), "holds 2 pixels: too few to split into k=3"),
-    (lambda l, s, c: split(l[:5], s, c, 1, k=2), "labels are 5 x 24, the cube 20 x 24"),
-    (lambda l, s, c: split(l, s[:, :10], c, 1, k=2), "spectra have 10 channels"),
-    (lambda l, s, c: split(l, s[:3], c, 1, k=2), "labels hold 0..7"),
-    (lambda l, s, c: reassign(l, s, c, np.zeros((3, 3), bool), 1), "mask has shape"),
-    (lambda l, s, c: reassign(l, s, c, np.zeros(l.shape, bool), 1), "mask selects no pixel"),
-    (lambda l, s, c: reassign(l, s, c, l == 1, 1), "only pixels already in cluster 1"),
-    (lambda l, s, c: reassign(l, s, c, l == 1, 12), "cluster=12"),
-    (lambda l, s, c: Refinement(l, s, depth=0), "depth=0"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda l, s, c: merge(l, s, [1]), "two or more"),
+        (lambda l, s, c: merge(l, s, [1, 9]), "clusters=9 must be a cluster 0..7"),
+        (lambda l, s, c: merge(l, s, [-1, 2]), "clusters=-1"),
+        (lambda l, s, c: split(l, s, c, 8, k=2), "cluster=8 must be -1"),
+        (lambda l, s, c: split(l, s, c, 1, k=1), "k=1 must be"),
+        (lambda l, s, c: split(l, s, c, 7, k=3), "holds 2 pixels: too few to split into k=3"),
+        (lambda l, s, c: split(l[:5], s, c, 1, k=2), "labels are 5 x 24, the cube 20 x 24"),
+        (lambda l, s, c: split(l, s[:, :10], c, 1, k=2), "spectra have 10 channels"),
+        (lambda l, s, c: split(l, s[:3], c, 1, k=2), "labels hold 0..7"),
+        (lambda l, s, c: reassign(l, s, c, np.zeros((3, 3), bool), 1), "mask has shape"),
+        (lambda l, s, c: reassign(l, s, c, np.zeros(l.shape, bool), 1), "mask selects no pixel"),
+        (lambda l, s, c: reassign(l, s, c, l == 1, 1), "only pixels already in cluster 1"),
+        (lambda l, s, c: reassign(l, s, c, l == 1, 12), "cluster=12"),
+        (lambda l, s, c: Refinement(l, s, depth=0), "depth=0"),
+    ],
+)
 def test_bad_input_names_the_parameter(start, cube, call, match):
     labels, spectra = start
     with pytest.raises(XrayAtlasError, match=match):

@@ -92,10 +92,9 @@ def test_empty_and_truncated_files(tmp_path, small_cube_h5):
         cut = tmp_path / "cut.h5"
         cut.write_bytes(data[: int(len(data) * fraction)])
         # a truncated file may open; streaming it must then fail with a clear message
-        with pytest.raises(XrayAtlasError, match=r"cut.h5: (not a readable HDF5 file|could not read counts)") as info:
+        with pytest.raises(XrayAtlasError, match=r"cut.h5: (not a readable HDF5 file|could not read counts)"):
             with read(cut) as cube:
                 cube.total_counts()
-
 
 
 def test_corrupt_chunk_fails_while_streaming(tmp_path):
@@ -106,7 +105,7 @@ def test_corrupt_chunk_fails_while_streaming(tmp_path):
     write_cube(path, counts, energy_offset_kev=0, energy_gain_kev=0.01, compression="gzip")
     data = bytearray(path.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 4096] = bytes(4096)  # zero one stretch of compressed chunk data
+    data[mid : mid + 4096] = bytes(4096)  # zero one stretch of compressed chunk data
     path.write_bytes(bytes(data))
     with read(path) as cube:  # the file still opens: the damage is inside a chunk
         with pytest.raises(XrayAtlasError, match="gz.h5: could not read counts .*truncated or corrupt"):
@@ -151,30 +150,54 @@ def test_scan_metadata_and_live_time_per_pixel(tmp_path):
     from xray_atlas.io.hdf5 import write_cube
 
     live = np.linspace(0.010, 0.021, 12).reshape(3, 4)
-    write_cube(tmp_path / "lt.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               attrs={"pixel_size_um": 100.0, "tube_kv": 50.0}, extra={"live_time_s": live})
+    write_cube(
+        tmp_path / "lt.h5",
+        np.ones((3, 4, 16), "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        attrs={"pixel_size_um": 100.0, "tube_kv": 50.0},
+        extra={"live_time_s": live},
+    )
     with read(tmp_path / "lt.h5") as cube:
         assert cube.pixel_size_um == 100.0 and cube.metadata["tube_kv"] == 50.0
         assert isinstance(cube.live_time_s, h5py.Dataset)  # per pixel, left on disk
         np.testing.assert_array_equal(cube.live_time_map(), live)
-    write_cube(tmp_path / "one.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               attrs={"live_time_s": 0.02})
+    write_cube(
+        tmp_path / "one.h5",
+        np.ones((3, 4, 16), "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        attrs={"live_time_s": 0.02},
+    )
     with read(tmp_path / "one.h5") as cube:
         assert cube.live_time_s == 0.02
 
 
-@pytest.mark.parametrize("attrs, extra, match", [
-    ({"pixel_size_um": "50 um"}, {}, r"attribute 'pixel_size_um' = '50 um' is not a number \(µm\)"),
-    ({"pixel_size_um": 0.0}, {}, r"attribute 'pixel_size_um' = 0.0 must be a finite number > 0 \(µm\)"),
-    ({"live_time_s": -1.0}, {}, r"attribute 'live_time_s' = -1.0 must be a finite number > 0 \(s\)"),
-    ({}, {"live_time_s": np.ones((4, 3))}, r"dataset 'live_time_s' has shape \(4, 3\); expected one number or the "
-                                           r"pixels' \(3, 4\)"),
-    ({"live_time_s": 0.02}, {"live_time_s": np.ones((3, 4))}, "live_time_s is both an attribute and a dataset"),
-])
+@pytest.mark.parametrize(
+    "attrs, extra, match",
+    [
+        ({"pixel_size_um": "50 um"}, {}, r"attribute 'pixel_size_um' = '50 um' is not a number \(µm\)"),
+        ({"pixel_size_um": 0.0}, {}, r"attribute 'pixel_size_um' = 0.0 must be a finite number > 0 \(µm\)"),
+        ({"live_time_s": -1.0}, {}, r"attribute 'live_time_s' = -1.0 must be a finite number > 0 \(s\)"),
+        (
+            {},
+            {"live_time_s": np.ones((4, 3))},
+            r"dataset 'live_time_s' has shape \(4, 3\); expected one number or the "
+            r"pixels' \(3, 4\)",
+        ),
+        ({"live_time_s": 0.02}, {"live_time_s": np.ones((3, 4))}, "live_time_s is both an attribute and a dataset"),
+    ],
+)
 def test_bad_scan_metadata_is_named(tmp_path, attrs, extra, match):
     from xray_atlas.io.hdf5 import write_cube
 
-    write_cube(tmp_path / "bad.h5", np.ones((3, 4, 16), "u2"), energy_offset_kev=0.0, energy_gain_kev=0.01,
-               attrs=attrs, extra=extra)
+    write_cube(
+        tmp_path / "bad.h5",
+        np.ones((3, 4, 16), "u2"),
+        energy_offset_kev=0.0,
+        energy_gain_kev=0.01,
+        attrs=attrs,
+        extra=extra,
+    )
     with pytest.raises(XrayAtlasError, match="bad.h5: " + match):
         read(tmp_path / "bad.h5")

@@ -29,7 +29,12 @@ def test_bad_images_name_the_file(tmp_path):
     np.save(tmp_path / "nan.npy", np.full((4, 4), np.nan))
     with h5py.File(tmp_path / "noimage.h5", "w") as f:
         f["spectra"] = np.zeros((2, 2))
-    for name, match in (("junk.png", "not a readable image"), ("cube.npy", "expected a 2-D image"),
-                        ("nan.npy", "the image has NaN"), ("noimage.h5", "no /image dataset"), ("missing.png", "no such file")):
+    for name, match in (
+        ("junk.png", "not a readable image"),
+        ("cube.npy", "expected a 2-D image"),
+        ("nan.npy", "the image has NaN"),
+        ("noimage.h5", "no /image dataset"),
+        ("missing.png", "no such file"),
+    ):
         with pytest.raises(XrayAtlasError, match=f"{name}: {match}"):
             read_image(tmp_path / name)

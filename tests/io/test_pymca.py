@@ -28,14 +28,17 @@ def test_spe_with_energy_fit(tmp_path):
         assert cube.energy[2] == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("suffix, text, match", [
-    (".mca", "# only comments\n", "no spectrum data"),
-    (".mca", "1\n2\nabc\n", "line 3: non-numeric"),
-    (".mca", "1 2\n3\n", "columns"),
-    (".spe", "$DATA:\n0 9\n1 2 3\n", "announces channels 0-9 but holds 3"),
-    (".spe", "$SPEC_ID:\n", "no \\$DATA"),
-    (".mca", "5\n", "need at least 2"),
-])
+@pytest.mark.parametrize(
+    "suffix, text, match",
+    [
+        (".mca", "# only comments\n", "no spectrum data"),
+        (".mca", "1\n2\nabc\n", "line 3: non-numeric"),
+        (".mca", "1 2\n3\n", "columns"),
+        (".spe", "$DATA:\n0 9\n1 2 3\n", "announces channels 0-9 but holds 3"),
+        (".spe", "$SPEC_ID:\n", "no \\$DATA"),
+        (".mca", "5\n", "need at least 2"),
+    ],
+)
 def test_bad_text_spectra(tmp_path, suffix, text, match):
     p = tmp_path / f"bad{suffix}"
     p.write_text(text)

@@ -19,10 +19,13 @@ def test_bruker_spx_m6_jetstream(real_data):
         assert spectrum.sum() > 1e5
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("30x30_instructively_packed_16bit_compressed.bcf", (30, 30, 2048)),
-    ("bcf_v2_50x50px.bcf", (50, 50, 2048)),
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("30x30_instructively_packed_16bit_compressed.bcf", (30, 30, 2048)),
+        ("bcf_v2_50x50px.bcf", (50, 50, 2048)),
+    ],
+)
 def test_bruker_bcf_cubes_are_lazy(real_data, name, shape):
     import dask.array as da
 
@@ -45,7 +48,7 @@ def test_pymca_spe_takes_calibration_from_cfg(real_data):
         s = cube.pixel(0, 0)
         assert s[:8].tolist() == [0, 9, 5, 5, 5, 8, 8, 7]  # first $DATA: row of Steel.spe
         fe_ka = int(round(cube.channel_of(6.404)))  # Fe Ka (xraylib) must be a strong peak
-        assert s[fe_ka - 3: fe_ka + 4].max() > 20 * np.median(s)
+        assert s[fe_ka - 3 : fe_ka + 4].max() > 20 * np.median(s)
 
 
 def test_pymca_mca_single_column_is_uncalibrated(real_data):

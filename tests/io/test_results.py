@@ -7,9 +7,14 @@ from xray_atlas.io.results import atomic_h5, read_results, write_results
 
 def test_write_and_read_back_all_kinds(tmp_path):
     maps = {"Fe-K": np.full((3, 4), 2.5), "Pb-L": np.arange(12.0).reshape(3, 4)}
-    out = write_results(tmp_path / "r.h5", maps=maps, probabilities={"Fe": np.full((3, 4), 0.5)},
-                        labels=np.array([[-1, 0, 1, 1]] * 3), cluster_spectra=np.ones((2, 16)),
-                        attrs={"model": "test-model"})
+    out = write_results(
+        tmp_path / "r.h5",
+        maps=maps,
+        probabilities={"Fe": np.full((3, 4), 0.5)},
+        labels=np.array([[-1, 0, 1, 1]] * 3),
+        cluster_spectra=np.ones((2, 16)),
+        attrs={"model": "test-model"},
+    )
     r = read_results(out)
     assert r["attrs"]["model"] == "test-model"
     assert r["maps"]["Pb-L"].dtype == np.float32

@@ -11,19 +11,35 @@ from xray_atlas import XrayAtlasError
 from xray_atlas.io import probe, read
 
 
-def _signal(data, *, energy=(0.01, -0.95, "keV"), pixel=(50.0, "µm"), pixel_y=None, live=0.02, kv=50.0,
-            fwhm=145.0, title="panel"):
+def _signal(
+    data,
+    *,
+    energy=(0.01, -0.95, "keV"),
+    pixel=(50.0, "µm"),
+    pixel_y=None,
+    live=0.02,
+    kv=50.0,
+    fwhm=145.0,
+    title="panel",
+):
     """rosettasciio's signal dictionary of an (H, W, C) spectrum image (EDS_SEM metadata)."""
     h, w, c = data.shape
     py = pixel_y or pixel
-    axes = [{"name": "height", "size": h, "scale": py[0], "offset": 0.0, "units": py[1], "navigate": True},
-            {"name": "width", "size": w, "scale": pixel[0], "offset": 0.0, "units": pixel[1], "navigate": True},
-            {"name": "Energy", "size": c, "scale": energy[0], "offset": energy[1], "units": energy[2],
-             "navigate": False}]
+    axes = [
+        {"name": "height", "size": h, "scale": py[0], "offset": 0.0, "units": py[1], "navigate": True},
+        {"name": "width", "size": w, "scale": pixel[0], "offset": 0.0, "units": pixel[1], "navigate": True},
+        {"name": "Energy", "size": c, "scale": energy[0], "offset": energy[1], "units": energy[2], "navigate": False},
+    ]
     eds = {"live_time": live, "energy_resolution_MnKa": fwhm}
-    return {"data": data, "axes": axes,
-            "metadata": {"General": {"title": title}, "Signal": {"signal_type": "EDS_SEM"},
-                         "Acquisition_instrument": {"SEM": {"beam_energy": kv, "Detector": {"EDS": eds}}}}}
+    return {
+        "data": data,
+        "axes": axes,
+        "metadata": {
+            "General": {"title": title},
+            "Signal": {"signal_type": "EDS_SEM"},
+            "Acquisition_instrument": {"SEM": {"beam_energy": kv, "Detector": {"EDS": eds}}},
+        },
+    }
 
 
 def _counts(shape, dtype="u2", seed=0):
@@ -64,10 +80,15 @@ def test_energy_in_ev_and_pixels_in_mm(tmp_path):
 def test_record_by_image_and_a_single_row(tmp_path):
     # record-by image: one plane per channel (a Signal2D stack written by rosettasciio)
     planes = _counts((16, 3, 4))
-    sig = {"data": planes, "metadata": {"General": {"title": "stack"}, "Signal": {"signal_type": ""}},
-           "axes": [{"name": "Energy", "size": 16, "scale": 0.02, "offset": 0.5, "units": "keV", "navigate": True},
-                    {"name": "height", "size": 3, "scale": 1.0, "offset": 0.0, "units": "µm", "navigate": False},
-                    {"name": "width", "size": 4, "scale": 1.0, "offset": 0.0, "units": "µm", "navigate": False}]}
+    sig = {
+        "data": planes,
+        "metadata": {"General": {"title": "stack"}, "Signal": {"signal_type": ""}},
+        "axes": [
+            {"name": "Energy", "size": 16, "scale": 0.02, "offset": 0.5, "units": "keV", "navigate": True},
+            {"name": "height", "size": 3, "scale": 1.0, "offset": 0.0, "units": "µm", "navigate": False},
+            {"name": "width", "size": 4, "scale": 1.0, "offset": 0.0, "units": "µm", "navigate": False},
+        ],
+    }
     file_writer(str(tmp_path / "stack.rpl"), sig)
     assert "record-by\timage" in (tmp_path / "stack.rpl").read_text(encoding="latin-1")
     with read(tmp_path / "stack.rpl") as cube:
@@ -89,8 +110,10 @@ def _hand_written(tmp_path, header, data, *, name="scan"):
     return tmp_path / f"{name}.rpl"
 
 
-LISPIX = ("key\tvalue\nwidth\t4\nheight\t3\ndepth\t32\noffset\t{offset}\ndata-Length\t2\ndata-type\tunsigned\n"
-          "byte-order\t{order}\nrecord-by\tvector\nev-per-chan\t10\n")
+LISPIX = (
+    "key\tvalue\nwidth\t4\nheight\t3\ndepth\t32\noffset\t{offset}\ndata-Length\t2\ndata-type\tunsigned\n"
+    "byte-order\t{order}\nrecord-by\tvector\nev-per-chan\t10\n"
+)
 
 
 def test_lispix_header_as_bruker_writes_it(tmp_path):
@@ -110,9 +133,12 @@ def test_lispix_header_as_bruker_writes_it(tmp_path):
 def test_opens_lazily_a_cube_larger_than_what_it_reads(tmp_path):
     # a 2 GiB sparse .raw (no disk used): opening it and reading one pixel allocate kilobytes
     h, w, c = 512, 512, 4096
-    (tmp_path / "big.rpl").write_text(LISPIX.replace("width\t4\nheight\t3\ndepth\t32", f"width\t{w}\nheight\t{h}\n"
-                                                     f"depth\t{c}").format(offset=0, order="little-endian"),
-                                      encoding="latin-1")
+    (tmp_path / "big.rpl").write_text(
+        LISPIX.replace("width\t4\nheight\t3\ndepth\t32", f"width\t{w}\nheight\t{h}\ndepth\t{c}").format(
+            offset=0, order="little-endian"
+        ),
+        encoding="latin-1",
+    )
     with open(tmp_path / "big.raw", "wb") as f:
         f.truncate(h * w * c * 2)
         f.seek(((300 * w + 200) * c + 7) * 2)
@@ -132,18 +158,35 @@ def test_opens_lazily_a_cube_larger_than_what_it_reads(tmp_path):
     assert peak < 4 * 2**20, peak  # 0.14 MiB measured; one tile of rows would be 64 MiB, the cube 2 GiB
 
 
-@pytest.mark.parametrize("header, raw_bytes, match", [
-    (LISPIX.format(offset=0, order="little-endian"), 3 * 4 * 32 * 2 - 10,
-     r"bad.rpl: the header announces 3 x 4 pixels x 32 channels of 2 bytes \(768 bytes .*bad.raw holds 758 bytes"),
-    (LISPIX.format(offset=0, order="little-endian"), 3 * 4 * 32 * 4, r"bad.rpl: .*holds 1536 bytes"),
-    (LISPIX.format(offset=0, order="little-endian").replace("depth\t32\n", ""), 768,
-     r"bad.rpl: not a readable ripple header \(the header lacks the key 'depth'\)"),
-    (LISPIX.format(offset=0, order="little-endian").replace("width\t4", "width\tfour"), 768,
-     r"bad.rpl: not a readable ripple header \(invalid literal"),
-    ("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00garbage\n", 768, r"bad.rpl: not a readable ripple header"),
-    (LISPIX.format(offset=0, order="little-endian").replace("record-by\tvector", "record-by\tdont-care")
-     .replace("depth\t32", "depth\t1"), 24, r"bad.rpl: the header says record-by 'dont-care': one image"),
-])
+@pytest.mark.parametrize(
+    "header, raw_bytes, match",
+    [
+        (
+            LISPIX.format(offset=0, order="little-endian"),
+            3 * 4 * 32 * 2 - 10,
+            r"bad.rpl: the header announces 3 x 4 pixels x 32 channels of 2 bytes \(768 bytes .*bad.raw holds 758 bytes",
+        ),
+        (LISPIX.format(offset=0, order="little-endian"), 3 * 4 * 32 * 4, r"bad.rpl: .*holds 1536 bytes"),
+        (
+            LISPIX.format(offset=0, order="little-endian").replace("depth\t32\n", ""),
+            768,
+            r"bad.rpl: not a readable ripple header \(the header lacks the key 'depth'\)",
+        ),
+        (
+            LISPIX.format(offset=0, order="little-endian").replace("width\t4", "width\tfour"),
+            768,
+            r"bad.rpl: not a readable ripple header \(invalid literal",
+        ),
+        ("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00garbage\n", 768, r"bad.rpl: not a readable ripple header"),
+        (
+            LISPIX.format(offset=0, order="little-endian")
+            .replace("record-by\tvector", "record-by\tdont-care")
+            .replace("depth\t32", "depth\t1"),
+            24,
+            r"bad.rpl: the header says record-by 'dont-care': one image",
+        ),
+    ],
+)
 def test_bad_ripple_files(tmp_path, header, raw_bytes, match):
     (tmp_path / "bad.rpl").write_text(header, encoding="latin-1")
     (tmp_path / "bad.raw").write_bytes(b"\1" * raw_bytes)

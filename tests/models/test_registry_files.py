@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -80,8 +79,9 @@ def test_vit_dropout_where_study_003_puts_it():
     x = 100 * torch.rand(2, 256)
     assert not torch.equal(model(x), model(x))
     # the parameters are those of torch's TransformerEncoder, so files trained before still load
-    ref = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(16, 8, 64, batch_first=True, norm_first=True),
-                                      6, enable_nested_tensor=False)
+    ref = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(16, 8, 64, batch_first=True, norm_first=True), 6, enable_nested_tensor=False
+    )
     assert model.blocks.state_dict().keys() == ref.state_dict().keys()
 
 
@@ -97,8 +97,9 @@ def test_bad_models_and_files(tmp_path):
         load_model(tmp_path)
     # a card naming an unknown architecture is refused, never executed
     (tmp_path / "evil").mkdir()
-    (tmp_path / "evil" / "card.json").write_text(json.dumps({"architecture": "os.system", "config": {},
-                                                             "task": "maps"}))
+    (tmp_path / "evil" / "card.json").write_text(
+        json.dumps({"architecture": "os.system", "config": {}, "task": "maps"})
+    )
     (tmp_path / "evil" / "model.safetensors").write_bytes(b"")
     with pytest.raises(XrayAtlasError, match="evil"):
         load_model(tmp_path / "evil")
@@ -124,7 +125,9 @@ def test_map_model_capabilities_are_declared():
                 cluster.add(name)
                 assert model is inner[0] and model.n_families == 44  # the prior's families
     assert guarded == {"prior-mlp", "spatial-prior-mlp", "fit-mlp"}
-    assert cluster == set(CLUSTER_FIT_MODELS) == {"fit-mlp"} and isinstance(build("fit-mlp", **small, **lines)[0], FitMLP)
+    assert cluster == set(CLUSTER_FIT_MODELS) == {"fit-mlp"} and isinstance(
+        build("fit-mlp", **small, **lines)[0], FitMLP
+    )
     for level in (False, True):
         model, _ = build("prior-mlp", **small, **lines, level=level)
         assert isinstance(model, TotalScaled) and model.takes_total is level and model.net.takes_total is level

@@ -8,8 +8,8 @@ import pytest
 
 from xray_atlas.cube import SpectralCube
 from xray_atlas.evaluation import limit_fit
-from xray_atlas.metrics import map_scores
 from xray_atlas.inference import DEFAULT_MAPS_MODEL, UNCALIBRATED_MAPS_MODEL, predict_maps
+from xray_atlas.metrics import map_scores
 from xray_atlas.models import load_model
 from xray_atlas.models.catalogue import list_models, zoo_dir
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
@@ -28,7 +28,10 @@ def test_shipped_model_file_and_card():
     assert card.training_data["source"] == "synthetic-paintings"
     assert (card.training_data["n_paintings"], card.training_data["stride"]) == (500, 2)
     assert {k: card.inputs[k] for k in ("n_channels", "energy_offset_kev", "energy_gain_kev")} == {
-        "n_channels": 4096, "energy_offset_kev": 0.0, "energy_gain_kev": 0.01}
+        "n_channels": 4096,
+        "energy_offset_kev": 0.0,
+        "energy_gain_kev": 0.01,
+    }
     lo, hi = card.inputs["total_counts"]  # the training pixels' (5-40 ms dwell), 0.1th-99.9th percentile
     assert 100 < lo < 1000 < 3000 < hi < 30000
     assert sorted(m.path for m in list_models("maps") if m.shipped) == sorted([PATH, SPATIAL, FIT])
@@ -49,12 +52,22 @@ def scores():
         spatial, _ = predict_maps(cube, "maps-spatial", device="cpu")
         lsq, _ = predict_maps(cube, "lsq", device="cpu")
         # the scan's live time: the per-cluster fit corrects for pile-up with it
-        timed = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev,
-                             metadata={"live_time_s": p.attrs["live_time_s"]})
+        timed = SpectralCube(
+            p.counts,
+            offset_kev=p.energy_offset_kev,
+            gain_kev=p.energy_gain_kev,
+            metadata={"live_time_s": p.attrs["live_time_s"]},
+        )
         fit, _ = predict_maps(timed, "maps-fit", device="cpu")
         limit = map_scores(limit_fit(p, lines), p.maps, lines)
-        out.append((map_scores(shipped, p.maps, lines)["mean"], map_scores(lsq, p.maps, lines)["mean"],
-                    limit["mean"], map_scores(spatial, p.maps, lines)["mean"]))
+        out.append(
+            (
+                map_scores(shipped, p.maps, lines)["mean"],
+                map_scores(lsq, p.maps, lines)["mean"],
+                limit["mean"],
+                map_scores(spatial, p.maps, lines)["mean"],
+            )
+        )
         FIT_SCORES.append((map_scores(fit, p.maps, lines), limit, lines))
     return out
 
@@ -99,13 +112,16 @@ def test_shipped_models_say_when_pixels_hold_far_more_counts_than_they_saw(model
     from xray_atlas.io import read
 
     p = synthetic_painting(16, 24, seed=4245, layout="random", truth=True)
-    _, mm = predict_maps(SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev), model,
-                         device="cpu")
+    _, mm = predict_maps(
+        SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev), model, device="cpu"
+    )
     assert not any("counts of the model's training pixels" in n for n in mm.notes)
     with read(real_data / "bruker_m6_jetstream_file_example.spx") as cube:
         _, mm = predict_maps(cube, model, device="cpu")
-    assert any(n.startswith("100.0% of the pixels hold over three times the counts") and "--model maps-fit" in n
-               for n in mm.notes), mm.notes
+    assert any(
+        n.startswith("100.0% of the pixels hold over three times the counts") and "--model maps-fit" in n
+        for n in mm.notes
+    ), mm.notes
 
 
 def test_shipped_fit_model_against_the_limit_line_by_line(scores):
@@ -129,8 +145,19 @@ def _bone_cube():
     from xray_atlas.physics.painting import painting_instrument
     from xray_atlas.physics.spectra import Layer, simulate
 
-    fractions = {"Ca": 0.36, "P": 0.17, "O": 0.42, "H": 0.005, "C": 0.03, "K": 0.004, "Fe": 0.0015, "Zn": 0.0012,
-                 "Sr": 0.002, "Hg": 0.0008, "Pb": 0.001}
+    fractions = {
+        "Ca": 0.36,
+        "P": 0.17,
+        "O": 0.42,
+        "H": 0.005,
+        "C": 0.03,
+        "K": 0.004,
+        "Fe": 0.0015,
+        "Zn": 0.0012,
+        "Sr": 0.002,
+        "Hg": 0.0008,
+        "Pb": 0.001,
+    }
     sim = simulate([Layer(compound(fractions, density=2.0, name="bone"))], painting_instrument(), pileup=True)
     scale = 1500.0 / sim.expected.sum()
     counts = np.random.default_rng(0).poisson(np.broadcast_to(sim.expected * scale, (8, 8, sim.expected.size)))

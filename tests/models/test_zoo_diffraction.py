@@ -27,8 +27,10 @@ def test_shipped_model_card(span):
 def test_shipped_model_accuracy_on_fresh_images(span):
     # the study's high-resolution images (96 x 96 lattices, 64 lots of 48 x 48); training used 64/32/32
     data = evaluation_set(span, 48, size=96, lot=48, n_lots=64, seed=777 + span)
-    preds = {"net": load_predictor(f"diffraction-span{span}", span=span, device="cpu"),
-             "analytic": load_predictor("analytic", span=span)}
+    preds = {
+        "net": load_predictor(f"diffraction-span{span}", span=span, device="cpu"),
+        "analytic": load_predictor("analytic", span=span),
+    }
     rows = {(r["condition"], r["predictor"]): r for r in score_predictors(preds, data, seed=5)}
     assert rows["clean", "net"]["r2_measured"] >= 0.99
     assert rows["poisson-100", "net"]["r2_measured"] >= 0.985
@@ -49,9 +51,24 @@ def test_image_size_and_scale_do_not_change_the_prediction():
 def test_small_model_trained_here_reaches_r2_095(tmp_path):
     from xray_atlas.training import make_config, train
 
-    config = make_config("diffraction", model="cfs-fourier", epochs=6, seed=3, device="cpu", batch_size=32,
-                         source_params={"span": 2, "n_images": 640, "size": 32, "lot": 16, "n_lots": 16,
-                                        "sweeps": 60, "noise_fraction": 0.0, "degrade_fraction": 0.0})
+    config = make_config(
+        "diffraction",
+        model="cfs-fourier",
+        epochs=6,
+        seed=3,
+        device="cpu",
+        batch_size=32,
+        source_params={
+            "span": 2,
+            "n_images": 640,
+            "size": 32,
+            "lot": 16,
+            "n_lots": 16,
+            "sweeps": 60,
+            "noise_fraction": 0.0,
+            "degrade_fraction": 0.0,
+        },
+    )
     outcome = train(config, tmp_path / "m.safetensors")
     assert outcome.result.history[-1].metrics["r2"] >= 0.95
     fresh = evaluation_set(2, 48, size=32, lot=16, n_lots=16, seed=99)

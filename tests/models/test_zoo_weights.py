@@ -17,9 +17,16 @@ ZOO = sorted(zoo_dir().glob("*.safetensors"))
 
 def test_the_zoo_is_there():
     # the maps, elements, diffraction and radiograph models of tools/train_zoo.py
-    assert {p.stem for p in ZOO} >= {"maps-default", "maps-fit", "maps-spatial", "elements-default",
-                                     "diffraction-span2", "diffraction-span3", "diffraction-span4",
-                                     "radiograph-default"}
+    assert {p.stem for p in ZOO} >= {
+        "maps-default",
+        "maps-fit",
+        "maps-spatial",
+        "elements-default",
+        "diffraction-span2",
+        "diffraction-span3",
+        "diffraction-span4",
+        "radiograph-default",
+    }
 
 
 @pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])

@@ -91,7 +91,9 @@ def errors():
     start = len(notification_manager.records)
 
     def collect() -> list[str]:
-        return [str(n.message) for n in notification_manager.records[start:] if n.severity == NotificationSeverity.ERROR]
+        return [
+            str(n.message) for n in notification_manager.records[start:] if n.severity == NotificationSeverity.ERROR
+        ]
 
     return collect
 
@@ -123,8 +125,11 @@ def _slow_cube(shape=(100, 8, 64), *, seconds_per_row: float = 0.02, name: str =
         time.sleep(seconds_per_row)
         return block
 
-    data = da.ones(shape, dtype=np.uint16, chunks=(1,) + shape[1:]) if counts is None else \
-        da.from_array(counts, chunks=(1,) + counts.shape[1:])
+    data = (
+        da.ones(shape, dtype=np.uint16, chunks=(1,) + shape[1:])
+        if counts is None
+        else da.from_array(counts, chunks=(1,) + counts.shape[1:])
+    )
     return SpectralCube(data.map_blocks(slow), offset_kev=0.0, gain_kev=0.04, name=name)
 
 

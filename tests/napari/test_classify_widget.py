@@ -73,8 +73,9 @@ def test_micrographs_are_flagged_outside_the_radiograph_model(viewer, dock, qtbo
     assert "8 of 8 images are outside what radiograph-default was trained on" in text
     column = [dock.table.item(r, 1).text() for r in range(8)]
     assert column == ["NO: outside"] * 8
-    warnings = [str(n.message) for n in notification_manager.records[start:]
-                if n.severity == NotificationSeverity.WARNING]
+    warnings = [
+        str(n.message) for n in notification_manager.records[start:] if n.severity == NotificationSeverity.WARNING
+    ]
     assert any("outside what radiograph-default" in w for w in warnings)
     # the radiograph sample, with the same dock, is inside
     viewer.open_sample("napari-xray-atlas", "radiographs")

@@ -94,6 +94,7 @@ def test_cancel_adds_no_layer(viewer, clusters, qtbot, slow_cube, add_cube_layer
 
 # -- the Refine group ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def merged_clusters(viewer, painting_file):
     """The painting's true regions as clusters, with regions 1 and 2 (two paints) merged into
@@ -105,16 +106,16 @@ def merged_clusters(viewer, painting_file):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     cube = cube_of(viewer.layers[0])
-    labels = np.where(painting.regions == 2, 1, np.where(painting.regions > 2, painting.regions - 1,
-                                                         painting.regions)).astype(np.int32)
+    labels = np.where(
+        painting.regions == 2, 1, np.where(painting.regions > 2, painting.regions - 1, painting.regions)
+    ).astype(np.int32)
     spectra, sizes = cluster_spectra(cube, labels)
     result = ClusterResult(labels, spectra, sizes, "som", {**FEATURE_PARAMETERS, "seed": 0})
     data, kwargs, _ = clusters_layer_data(result, "clusters (som)", cube=cube)
     return viewer.add_labels(data, **kwargs), painting
 
 
-def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_clusters, qtbot, click, idle,
-                                                     tmp_path):
+def test_refine_split_merge_assign_and_undo_by_clicks(viewer, clusters, merged_clusters, qtbot, click, idle, tmp_path):
     from qtpy.QtCore import Qt
 
     from xray_atlas.napari.widgets._refine import REGION_LAYER
@@ -210,8 +211,13 @@ def test_refine_split_cancel_changes_nothing(viewer, clusters, qtbot, slow_cube,
     add_cube_layer(viewer, cube)
     labels = np.zeros((60, 8), np.int32)
     spectra = counts.reshape(-1, 64).mean(0, keepdims=True).astype(np.float32)
-    result = ClusterResult(labels, spectra, np.array([480]), "som",
-                           {"trim": 0, "bin": 1, "normalise": "sqrt-total", "pca_components": 5, "seed": 0})
+    result = ClusterResult(
+        labels,
+        spectra,
+        np.array([480]),
+        "som",
+        {"trim": 0, "bin": 1, "normalise": "sqrt-total", "pca_components": 5, "seed": 0},
+    )
     data, kwargs, _ = clusters_layer_data(result, "clusters (som)", cube=cube)
     layer = viewer.add_labels(data, **kwargs)
     worker = clusters.refine.split()

@@ -27,8 +27,9 @@ def maps(viewer, small_painting):
     out = {}
     for line in LINES:
         data = rng.poisson(small_painting.maps[line]).astype(np.float32)
-        arr, kwargs, _ = map_layer_data(f"{line} (roi)", data, line=line,
-                                        extra={"model": "roi", "pixel_size_um": 500.0, "source": "painting"})
+        arr, kwargs, _ = map_layer_data(
+            f"{line} (roi)", data, line=line, extra={"model": "roi", "pixel_size_um": 500.0, "source": "painting"}
+        )
         viewer.add_image(arr, **kwargs, **GRID)
         out[f"{line} (roi)"] = arr
     return out
@@ -76,15 +77,19 @@ def test_defaults_are_the_strongest_maps(dock, maps):
     assert dock.histogram is not None  # drawn as soon as the dock opens
 
 
-def test_layers_arriving_one_by_one_fill_the_channels_and_a_users_none_stays(viewer, plugin_dock, small_painting,
-                                                                           qtbot):
+def test_layers_arriving_one_by_one_fill_the_channels_and_a_users_none_stays(
+    viewer, plugin_dock, small_painting, qtbot
+):
     dock = plugin_dock("Compare maps")
     assert dock.histogram is None and dock.hint.isVisible()
     for line in ("Cu-K", "Pb-L", "Fe-K", "Hg-L"):  # as a maps run delivers them, one per turn
         arr, kwargs, _ = map_layer_data(f"{line} (roi)", small_painting.maps[line], line=line)
         viewer.add_image(arr, **kwargs, **GRID)
-    assert [dock.channel_combos[c].currentText() for c in ("red", "green", "blue")] == \
-        ["Cu-K (roi)", "Pb-L (roi)", "Fe-K (roi)"]
+    assert [dock.channel_combos[c].currentText() for c in ("red", "green", "blue")] == [
+        "Cu-K (roi)",
+        "Pb-L (roi)",
+        "Fe-K (roi)",
+    ]
     assert [dock.x_combo.currentText(), dock.y_combo.currentText()] == ["Cu-K (roi)", "Pb-L (roi)"]
     assert dock.histogram is not None and not dock.hint.isVisible()
     # the user leaves blue black (Home: the first item, none, as from the keyboard)
@@ -97,8 +102,9 @@ def test_layers_arriving_one_by_one_fill_the_channels_and_a_users_none_stays(vie
     assert blue.currentText() == "none"
 
 
-def test_rgb_composite_is_a_layer_on_the_maps_grid_and_exports(viewer, dock, maps, qtbot, idle, errors, tmp_path,
-                                                               monkeypatch):
+def test_rgb_composite_is_a_layer_on_the_maps_grid_and_exports(
+    viewer, dock, maps, qtbot, idle, errors, tmp_path, monkeypatch
+):
     from PIL import Image
 
     for ch, line in zip(("red", "green", "blue"), ("Pb-L", "Hg-L", "Cu-K")):
@@ -172,15 +178,17 @@ def test_correlation_plot_and_a_rectangle_drawn_on_it(viewer, dock, maps, qtbot,
     # the selection is highlighted on the plot: the overlay covers exactly its cells
     assert dock.highlight_combo.currentText() == "plot selection"
     overlay = dock.overlay.image
-    part = histogram2d(x, y, bins=h.counts.shape[0], mask=expected, x_range=h.x_edges[[0, -1]],
-                       y_range=h.y_edges[[0, -1]])
+    part = histogram2d(
+        x, y, bins=h.counts.shape[0], mask=expected, x_range=h.x_edges[[0, -1]], y_range=h.y_edges[[0, -1]]
+    )
     assert np.array_equal(overlay[..., 3] > 0, part.counts > 0)
     # ... drawn over the histogram's cells in value space (not at the origin), in the orange of
     # the selection layer on the painting
     for item in (dock.image, dock.overlay):
         shown = item.mapRectToView(item.boundingRect())
         assert (shown.left(), shown.top(), shown.width(), shown.height()) == pytest.approx(
-            (h.x_edges[0], h.y_edges[0], np.ptp(h.x_edges), np.ptp(h.y_edges)))
+            (h.x_edges[0], h.y_edges[0], np.ptp(h.x_edges), np.ptp(h.y_edges))
+        )
     orange = overlay[part.counts > 0][0, :3]
     assert np.allclose(layer.colormap.map(np.array([1]))[0, :3], orange / 255, atol=0.01)
     # dragging the rectangle moves the selection with it
@@ -243,10 +251,13 @@ def test_a_painted_region_and_a_shapes_region_are_highlighted(viewer, dock, maps
     assert mask[11:16, 5:12].all() and not mask[:9].any() and not mask[:, 13:].any()
     assert np.array_equal(dock.overlay.image[..., 3] > 0, histogram2d(x, y, mask=mask, **ranges).counts > 0)
     shapes.data = [corners - [4.0, 0.0]]  # moved up 8 rows
-    qtbot.waitUntil(lambda: dock.highlight_mask() is not None and dock.highlight_mask()[3:8, 5:12].all(),
-                    timeout=5000)
-    qtbot.waitUntil(lambda: np.array_equal(dock.overlay.image[..., 3] > 0, histogram2d(
-        x, y, mask=dock.highlight_mask(), **ranges).counts > 0), timeout=5000)
+    qtbot.waitUntil(lambda: dock.highlight_mask() is not None and dock.highlight_mask()[3:8, 5:12].all(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: np.array_equal(
+            dock.overlay.image[..., 3] > 0, histogram2d(x, y, mask=dock.highlight_mask(), **ranges).counts > 0
+        ),
+        timeout=5000,
+    )
     assert errors() == []
 
 
@@ -258,8 +269,13 @@ def test_large_maps_are_computed_on_worker_threads(viewer, dock, maps, qtbot, er
     x, y = maps["Pb-L (roi)"], maps["Cu-K (roi)"]
     assert [lyr.name for lyr in dock._pair] == ["Pb-L (roi)", "Cu-K (roi)"]
     assert np.array_equal(dock.histogram.counts, histogram2d(x, y, bins=dock.histogram.counts.shape[0]).counts)
-    _drag(dock, [(float(np.percentile(x, 30)), float(np.percentile(y, 30))),
-                 (float(np.percentile(x, 90)), float(np.percentile(y, 90)))])
+    _drag(
+        dock,
+        [
+            (float(np.percentile(x, 30)), float(np.percentile(y, 30))),
+            (float(np.percentile(x, 90)), float(np.percentile(y, 90))),
+        ],
+    )
     qtbot.waitUntil(lambda: "plot selection" in viewer.layers and not dock.computing, timeout=20000)
     kind, corners = dock.roi_region()
     expected = pixels_in_rectangle(x, y, corners[:, 0], corners[:, 1])

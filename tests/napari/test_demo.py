@@ -30,8 +30,9 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         maps = next(w for w in viewer.window._dock_widgets.values() if w.widget().__class__.__name__ == "MapsWidget")
         assert maps.widget().model_combo.currentText() == "maps-fit"
         assert maps.widget().cube_combo.currentText() == "Synthetic painting counts"
-        probs = next(w for w in viewer.window._dock_widgets.values()
-                     if w.widget().__class__.__name__ == "ProbabilitiesWidget")
+        probs = next(
+            w for w in viewer.window._dock_widgets.values() if w.widget().__class__.__name__ == "ProbabilitiesWidget"
+        )
         assert probs.widget().model_combo.currentText() == "elements-default"
         assert probs.widget().cube_combo.currentText() == "Synthetic painting counts"
     finally:

@@ -138,7 +138,7 @@ def test_encoding_values_do_not_overlap(viewer, dock, qtbot, span):
         rects, view = _label_rects(dock)
         box = view.sceneBoundingRect()
         inside = all(box.contains(r) for r in rects)  # every value inside the plot, none cut off
-        return inside and all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+        return inside and all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
 
     qtbot.waitUntil(readable, timeout=5000)
     assert len(dock._labels) == span * span

@@ -7,9 +7,15 @@ import pytest
 from qtpy.QtWidgets import QApplication
 
 MAIN_BUTTON = {
-    "Spectrum inspector": "sum_button", "Clusters": "run_button", "Elemental maps": "run_button",
-    "Element probabilities": "run_button", "Training": "start_button", "Diffraction": "run_button",
-    "Classify image": "run_button", "Compare maps": "rgb_button", "Fit inspector": "region_button",
+    "Spectrum inspector": "sum_button",
+    "Clusters": "run_button",
+    "Elemental maps": "run_button",
+    "Element probabilities": "run_button",
+    "Training": "start_button",
+    "Diffraction": "run_button",
+    "Classify image": "run_button",
+    "Compare maps": "rgb_button",
+    "Fit inspector": "region_button",
 }
 
 

@@ -212,8 +212,13 @@ def test_compare_screenshot(viewer, qtbot, tmp_path):
     y = np.asarray(viewer.layers["Hg-L (roi)"].data)
     # a lasso (real mouse moves, at a hand's pace) round the mercury-rich, lead-poor pixels
     hx, hy = float(np.ptp(x)), float(np.ptp(y))
-    path = [(0.02 * hx, 0.45 * hy), (0.35 * hx, 0.45 * hy), (0.35 * hx, 1.02 * hy), (0.02 * hx, 1.02 * hy),
-            (0.02 * hx, 0.46 * hy)]
+    path = [
+        (0.02 * hx, 0.45 * hy),
+        (0.35 * hx, 0.45 * hy),
+        (0.35 * hx, 1.02 * hy),
+        (0.02 * hx, 1.02 * hy),
+        (0.02 * hx, 0.46 * hy),
+    ]
     dock.scroll_area.ensureWidgetVisible(dock.plot)
     vp = dock.plot.viewport()
 
@@ -271,9 +276,15 @@ def test_fit_inspector_screenshot(viewer, qtbot, tmp_path, click):
     for lyr in viewer.layers:
         lyr.visible = lyr.name in shown
     y, x, _, _ = _vermilion_pixel(path)
-    viewer.add_shapes([np.array([[y - 5, x - 6], [y - 5, x + 6], [y + 5, x + 6], [y + 5, x - 6]])],
-                      shape_type="rectangle", name="robe", edge_color="white", face_color="transparent",
-                      edge_width=0.6, **grid_of(layer))
+    viewer.add_shapes(
+        [np.array([[y - 5, x - 6], [y - 5, x + 6], [y + 5, x + 6], [y + 5, x - 6]])],
+        shape_type="rectangle",
+        name="robe",
+        edge_color="white",
+        face_color="transparent",
+        edge_width=0.6,
+        **grid_of(layer),
+    )
     view = _fit_dock(viewer, qtbot)
     view.compare_combo.setCurrentText("maps-fit")
     view.region_combo.setCurrentText("robe")
@@ -307,7 +318,7 @@ def test_fit_without_a_line_screenshot(viewer, qtbot, tmp_path, click):
     w = cube.width
     chi = np.full(cube.height * w, np.nan, np.float32)
     for rows, block in cube.iter_tiles():
-        chi[rows.start * w:rows.stop * w] = fit.tile(block, chi2=True).chi2
+        chi[rows.start * w : rows.stop * w] = fit.tile(block, chi2=True).chi2
     chi = chi.reshape(cube.height, w)
     y, x, regions, names = _vermilion_pixel(path)
     robe = regions == names.index("vermilion robe")

@@ -50,8 +50,9 @@ def _click_export(qtbot, dock, fmt):
     qtbot.mouseClick(dock.export_row.button, Qt.MouseButton.LeftButton)
 
 
-def test_maps_dock_exports_its_maps(viewer, plugin_dock, qtbot, painting_file, tmp_path, idle, errors, infos,
-                                    folder_answer, monkeypatch):
+def test_maps_dock_exports_its_maps(
+    viewer, plugin_dock, qtbot, painting_file, tmp_path, idle, errors, infos, folder_answer, monkeypatch
+):
     import tifffile
 
     path, _ = painting_file
@@ -81,8 +82,12 @@ def test_maps_dock_exports_its_maps(viewer, plugin_dock, qtbot, painting_file, t
     # the sheet into the same folder: new files only
     _click_export(qtbot, maps, "overview sheet (PNG, PDF)")
     idle(qtbot, maps)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Hg-L.tif", "Pb-L.tif", "overview.pdf",
-                                                                    "overview.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "Hg-L.tif",
+        "Pb-L.tif",
+        "overview.pdf",
+        "overview.png",
+    ]
     # TIFFs again: the files exist, so the dock asks; No keeps them, Yes replaces them
     before = (tmp_path / "out" / "Pb-L.tif").stat().st_mtime_ns
     questions = []
@@ -91,6 +96,7 @@ def test_maps_dock_exports_its_maps(viewer, plugin_dock, qtbot, painting_file, t
         def question(parent, title, text, *rest):
             questions.append(text)
             return answer
+
         monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
 
     say(QMessageBox.StandardButton.No)
@@ -105,8 +111,9 @@ def test_maps_dock_exports_its_maps(viewer, plugin_dock, qtbot, painting_file, t
     assert np.array_equal(tifffile.imread(tmp_path / "out" / "Pb-L.tif"), viewer.layers["Pb-L (lsq)"].data)
 
 
-def test_probabilities_dock_exports_an_opened_result(viewer, plugin_dock, qtbot, tmp_path, idle, errors, infos,
-                                                     folder_answer):
+def test_probabilities_dock_exports_an_opened_result(
+    viewer, plugin_dock, qtbot, tmp_path, idle, errors, infos, folder_answer
+):
     from PIL import Image
 
     rng = np.random.default_rng(4)
@@ -129,8 +136,9 @@ def test_probabilities_dock_exports_an_opened_result(viewer, plugin_dock, qtbot,
     assert not dock.jobs.busy and not list(out.glob("*.tif"))
 
 
-def test_clusters_dock_exports_the_mean_spectra_with_energy(viewer, plugin_dock, qtbot, painting_file, tmp_path,
-                                                            idle, errors, folder_answer):
+def test_clusters_dock_exports_the_mean_spectra_with_energy(
+    viewer, plugin_dock, qtbot, painting_file, tmp_path, idle, errors, folder_answer
+):
     from xray_atlas.io import read
 
     path, _ = painting_file

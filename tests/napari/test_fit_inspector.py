@@ -69,8 +69,11 @@ def test_a_clicked_pixel_is_fitted_and_taken_apart(viewer, qtbot, click, idle, p
     assert "Hg-L" in curves and list(curves) == list(result.families)  # vermilion: HgS, strongest first
     assert view.families_list.count() == len(curves)
     # a real click on a family's check box hides its curve, and it stays hidden for the next pixel
-    item = next(view.families_list.item(i) for i in range(view.families_list.count())
-                if view.families_list.item(i).data(Qt.ItemDataRole.UserRole) == "Hg-L")
+    item = next(
+        view.families_list.item(i)
+        for i in range(view.families_list.count())
+        if view.families_list.item(i).data(Qt.ItemDataRole.UserRole) == "Hg-L"
+    )
     _click_item_check(qtbot, view.families_list, item)
     assert item.checkState() == Qt.CheckState.Unchecked and not curves["Hg-L"].isVisible()
     click(qtbot, viewer, layer, y, x + 1)
@@ -97,8 +100,9 @@ def test_a_region_and_a_cluster_and_a_family_left_out(viewer, qtbot, click, idle
     idle(qtbot, view)
     qtbot.waitUntil(lambda: view.result is not None, timeout=10000)
     # the region: a rectangle drawn on the cube's grid, fitted on a worker
-    viewer.add_shapes([np.array([[2, 3], [2, 12], [9, 12], [9, 3]])], shape_type="rectangle", name="roi",
-                      **on_cube_grid(viewer))
+    viewer.add_shapes(
+        [np.array([[2, 3], [2, 12], [9, 12], [9, 3]])], shape_type="rectangle", name="roi", **on_cube_grid(viewer)
+    )
     view.region_combo.setCurrentText("roi")
     qtbot.mouseClick(view.region_button, Qt.MouseButton.LeftButton)
     idle(qtbot, view)
@@ -134,8 +138,9 @@ def test_a_region_and_a_cluster_and_a_family_left_out(viewer, qtbot, click, idle
     assert errors() == []
 
 
-def test_maps_write_a_chi2_layer_that_the_inspector_and_files_carry(viewer, qtbot, click, idle, plugin_dock, opened,
-                                                                   errors, tmp_path):
+def test_maps_write_a_chi2_layer_that_the_inspector_and_files_carry(
+    viewer, qtbot, click, idle, plugin_dock, opened, errors, tmp_path
+):
     layer, painting = opened
     maps = plugin_dock("Elemental maps")
     maps.model_combo.setCurrentText("fit")
@@ -232,11 +237,16 @@ def test_a_learnt_model_is_shown_as_its_values_on_the_fit(viewer, qtbot, click, 
     # each of its values, drawn with the fit's shape of that family: the curve departs from the fit by
     # exactly (its value / the fit's - 1) of each family's part
     r = view.result
-    values = {lyr.metadata["xray_atlas"]["line"]: float(lyr.data[y, x]) for lyr in viewer.layers
-              if lyr.name.endswith("(maps-default)")}
+    values = {
+        lyr.metadata["xray_atlas"]["line"]: float(lyr.data[y, x])
+        for lyr in viewer.layers
+        if lyr.name.endswith("(maps-default)")
+    }
     assert set(values) >= {"Hg-L", "Pb-L", "Fe-K"}
-    moved = sum((r.families[f] * (values[f] / r.net_counts[f] - 1.0) for f in values if f in r.families),
-                np.zeros_like(r.fitted))
+    moved = sum(
+        (r.families[f] * (values[f] / r.net_counts[f] - 1.0) for f in values if f in r.families),
+        np.zeros_like(r.fitted),
+    )
     np.testing.assert_allclose(view.implied - r.fitted, moved, atol=1e-6 * r.fitted.max())
     assert np.abs(moved).max() > 0.1  # the network does not read the fit's numbers
     # "none" takes the model's curve away

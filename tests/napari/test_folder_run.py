@@ -52,8 +52,10 @@ def assert_same_result(batch_file, single_file):
 
 
 def rows(folder_row):
-    return [[folder_row.results.topLevelItem(i).text(c) for c in range(3)]
-            for i in range(folder_row.results.topLevelItemCount())]
+    return [
+        [folder_row.results.topLevelItem(i).text(c) for c in range(3)]
+        for i in range(folder_row.results.topLevelItemCount())
+    ]
 
 
 class Ticks:
@@ -80,8 +82,9 @@ class Ticks:
         return self.longest
 
 
-def test_maps_over_a_folder_equal_the_single_command_and_open_as_layers(viewer, plugin_dock, qtbot, idle, errors,
-                                                                        scans, tmp_path):
+def test_maps_over_a_folder_equal_the_single_command_and_open_as_layers(
+    viewer, plugin_dock, qtbot, idle, errors, scans, tmp_path
+):
     from napari.utils.notifications import notification_manager
 
     from xray_atlas.cubetasks import run_maps
@@ -102,8 +105,11 @@ def test_maps_over_a_folder_equal_the_single_command_and_open_as_layers(viewer, 
     assert longest < 500
     assert errors() == []
     # the list: each scan with its result, the bad one with its reason
-    assert rows(row) == [["a.h5", "ok", "a.h5"], ["b.h5", "ok", "b.h5"],
-                         ["bad.h5", "failed", row.results.topLevelItem(2).text(2)]]
+    assert rows(row) == [
+        ["a.h5", "ok", "a.h5"],
+        ["b.h5", "ok", "b.h5"],
+        ["bad.h5", "failed", row.results.topLevelItem(2).text(2)],
+    ]
     assert "not a readable HDF5 file" in rows(row)[2][2] and "bad.h5" in rows(row)[2][2]
     toasts = [str(n.message) for n in notification_manager.records[notes:]]
     assert "2 of 3 scans mapped, 1 failed: see the report" in toasts
@@ -160,8 +166,9 @@ def test_cancel_leaves_cancelled_rows(viewer, plugin_dock, qtbot, idle, errors, 
     worker = row.run()
     idle(qtbot, dock)
     assert [r[1] for r in rows(row)] == ["ok", "ok", "failed"]
-    single = run_cluster(scans / "a.h5", tmp_path / "single-a.h5", method="som", params=dock.parameters(),
-                         seed=dock.seed.value())
+    single = run_cluster(
+        scans / "a.h5", tmp_path / "single-a.h5", method="som", params=dock.parameters(), seed=dock.seed.value()
+    )
     assert_same_result(tmp_path / "clusters" / "a.h5", single.output)
 
 
@@ -185,8 +192,10 @@ def test_probabilities_refusals_before_any_work_and_a_region_run(viewer, plugin_
     (tmp_path / "probs").mkdir()
     (tmp_path / "probs" / "a.h5").write_bytes(b"someone's file")
     assert row.run() is None and not dock.jobs.busy
-    assert "would be replaced: a.h5 (is not a readable result file); tick 'replace results made otherwise or older' " \
+    assert (
+        "would be replaced: a.h5 (is not a readable result file); tick 'replace results made otherwise or older' "
         "to replace them, or choose another folder for the results" in errors()[-1]
+    )
     assert (tmp_path / "probs" / "a.h5").read_bytes() == b"someone's file"
     # per 2 x 2 region with the default model: what `xray-atlas probabilities --region 2` writes
     from xray_atlas.cubetasks import run_probabilities

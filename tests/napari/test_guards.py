@@ -28,12 +28,13 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                    reason="triton is not installed (the test extra brings it on Linux x86-64)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None,
+    reason="triton is not installed (the test extra brings it on Linux x86-64)",
+)
 def test_a_torchvision_network_in_napari_with_triton_installed(tmp_path):
     # without the guard this process ends with signal 11 (return code -11)
-    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path)
+    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0 and "alive" in res.stdout, (res.returncode, res.stderr[-2000:])
 
 

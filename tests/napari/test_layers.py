@@ -24,8 +24,12 @@ def test_map_layers_use_the_element_colour():
 
 
 def test_strongest_by_mean_and_by_spread():
-    maps = {"a": np.full((4, 4), 5.0), "b": np.full((4, 4), 9.0), "c": np.zeros((4, 4)),
-            "d": np.arange(16.0).reshape(4, 4)}
+    maps = {
+        "a": np.full((4, 4), 5.0),
+        "b": np.full((4, 4), 9.0),
+        "c": np.zeros((4, 4)),
+        "d": np.arange(16.0).reshape(4, 4),
+    }
     assert strongest(maps, 2) == ["b", "d"]
     # probabilities: everywhere (a, b) or nowhere (c) draws no picture; d varies
     assert strongest(maps, 1, by="spread") == ["d"]

@@ -26,10 +26,20 @@ def test_plugin_contributions_are_found():
     pm = PluginManager.instance()
     pm.discover()
     manifest = pm.get_manifest("napari-xray-atlas")
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Spectrum inspector", "Fit inspector", "Clusters",
-                                                                        "Elemental maps",
-                                                                        "Element probabilities",
-                                                                        "Training", "Diffraction", "Classify image",
-                                                                        "Compare maps"]
-    assert [s.key for s in manifest.contributions.sample_data] == ["painting", "diffraction-image", "radiographs",
-                                                                      "micrographs"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Spectrum inspector",
+        "Fit inspector",
+        "Clusters",
+        "Elemental maps",
+        "Element probabilities",
+        "Training",
+        "Diffraction",
+        "Classify image",
+        "Compare maps",
+    ]
+    assert [s.key for s in manifest.contributions.sample_data] == [
+        "painting",
+        "diffraction-image",
+        "radiographs",
+        "micrographs",
+    ]

@@ -15,8 +15,9 @@ def maps_dock(plugin_dock):
     return plugin_dock("Elemental maps")
 
 
-def test_lsq_maps_become_layers_the_inspector_and_writer_use(viewer, maps_dock, inspector, qtbot, click,
-                                                             painting_file, tmp_path, errors, idle):
+def test_lsq_maps_become_layers_the_inspector_and_writer_use(
+    viewer, maps_dock, inspector, qtbot, click, painting_file, tmp_path, errors, idle
+):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     maps_dock.model_combo.setCurrentText("lsq")
@@ -51,8 +52,13 @@ def test_side_by_side_and_trained_models_appear(viewer, maps_dock, qtbot, painti
     before = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
     # in a child process, as the Training dock trains: an optimiser step in napari's process
     # imports triton where installed, which crashes it (issue 26)
-    run = Run(make_config("maps", epochs=1, device="cpu", model_params={"hidden": (16,)},
-                          source_params={"n_train": 64, "n_val": 32}), tmp_path / "my-maps-model", mode="process")
+    run = Run(
+        make_config(
+            "maps", epochs=1, device="cpu", model_params={"hidden": (16,)}, source_params={"n_train": 64, "n_val": 32}
+        ),
+        tmp_path / "my-maps-model",
+        mode="process",
+    )
     ended = [ev for ev in run.start().events() if ev is not None][-1]
     assert isinstance(ended, Finished) and ended.path, ended
     maps_dock.model_combo.refresh()  # what opening the list does
@@ -95,8 +101,9 @@ def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, paintin
     assert "clusters (maps-fit)" in [lyr.name for lyr in viewer.layers]
 
 
-def test_default_model_stands_in_on_an_uncalibrated_cube(viewer, maps_dock, qtbot, add_cube_layer, idle, errors,
-                                                         small_painting):
+def test_default_model_stands_in_on_an_uncalibrated_cube(
+    viewer, maps_dock, qtbot, add_cube_layer, idle, errors, small_painting
+):
     from napari.utils.notifications import notification_manager
 
     from xray_atlas.cube import SpectralCube
@@ -162,8 +169,15 @@ def test_lines_found_in_the_cube_are_added_and_named(viewer, maps_dock, qtbot, t
     reg[:, 8:] = 2
     moly = compound("MoO3", density=4.7, name="molybdenum trioxide")
     path = tmp_path / "arsenic.h5"
-    paint(reg, [Region("lead white", (("lead white", 30.0),)), Region("orpiment", (("orpiment", 20.0),)),
-                Region("moly", ((moly, 10.0),))], seed=2).write(path)
+    paint(
+        reg,
+        [
+            Region("lead white", (("lead white", 30.0),)),
+            Region("orpiment", (("orpiment", 20.0),)),
+            Region("moly", ((moly, 10.0),)),
+        ],
+        seed=2,
+    ).write(path)
     viewer.open(str(path), plugin="napari-xray-atlas")
     maps_dock.model_combo.setCurrentText("fit")
     maps_dock.lines_edit.setText("+Mo-K")
@@ -208,8 +222,9 @@ def test_maps_in_counts_per_second_of_live_time(viewer, maps_dock, qtbot, painti
     assert read_results(out)["attrs"]["units"] == "counts/s"
     # a cube whose file states no live time: counts only
     bare = tmp_path / "bare.h5"
-    write_cube(bare, painting.counts, energy_offset_kev=painting.energy_offset_kev,
-               energy_gain_kev=painting.energy_gain_kev)
+    write_cube(
+        bare, painting.counts, energy_offset_kev=painting.energy_offset_kev, energy_gain_kev=painting.energy_gain_kev
+    )
     viewer.open(str(bare), plugin="napari-xray-atlas")
     maps_dock.cube_combo.setCurrentText("bare.h5 counts")
     assert not maps_dock.units_combo.model().item(1).isEnabled() and maps_dock.units() == "counts"

@@ -74,12 +74,20 @@ def test_writer_results_reopen_as_the_same_layers(viewer, tmp_path):
     def add(data, kwargs, _kind):  # as the Maps and Probabilities docks add their layers
         return viewer.add_image(data, **kwargs)
 
-    made = [add(*map_layer_data("Pb-L (maps-fit)", pb, line="Pb-L", extra={"model": "maps-fit"})),
-            add(*map_layer_data("Fe-K (maps-fit)", fe, line="Fe-K", extra={"model": "maps-fit"})),
-            add(*map_layer_data("P(Cu) pixel (maps-fit)", p_cu, kind="probability",
-                                extra={"element": "Cu", "model": "maps-fit"})),
-            viewer.add_labels(clusters, name="clusters", metadata={"xray_atlas": {
-                "kind": "clusters", "noise_label": 4, "cluster_spectra": spectra}})]
+    made = [
+        add(*map_layer_data("Pb-L (maps-fit)", pb, line="Pb-L", extra={"model": "maps-fit"})),
+        add(*map_layer_data("Fe-K (maps-fit)", fe, line="Fe-K", extra={"model": "maps-fit"})),
+        add(
+            *map_layer_data(
+                "P(Cu) pixel (maps-fit)", p_cu, kind="probability", extra={"element": "Cu", "model": "maps-fit"}
+            )
+        ),
+        viewer.add_labels(
+            clusters,
+            name="clusters",
+            metadata={"xray_atlas": {"kind": "clusters", "noise_label": 4, "cluster_spectra": spectra}},
+        ),
+    ]
     out = tmp_path / "saved.h5"
     assert save_layers(str(out), made, plugin=PLUGIN) == [str(out)]
     viewer.layers.clear()

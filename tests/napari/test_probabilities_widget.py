@@ -15,8 +15,9 @@ def dock(plugin_dock):
     return plugin_dock("Element probabilities")
 
 
-def test_pixel_probabilities_become_layers_and_a_click_lists_them(viewer, dock, inspector, qtbot, click,
-                                                                  painting_file, tmp_path, errors, idle):
+def test_pixel_probabilities_become_layers_and_a_click_lists_them(
+    viewer, dock, inspector, qtbot, click, painting_file, tmp_path, errors, idle
+):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     assert dock.model_combo.currentText() == "elements-default"

@@ -30,8 +30,12 @@ def test_get_reader_claims_only_what_it_can_read(tmp_path, painting_file, real_d
     np.save(tmp_path / "image.npy", np.ones((8, 9)))
     write_results(tmp_path / "maps.h5", maps={"Pb-L": np.ones((4, 5))}, attrs={"model": "maps-fit"})
     (tmp_path / "empty.h5").write_bytes(b"")
-    for name, arrays in {"flat.h5": {"spectra": (4, 4)}, "four_d.h5": {"spectra": (2, 2, 2, 8)},
-                         "two_cubes.h5": {"a": (2, 2, 8), "b": (2, 2, 8)}, "other.h5": {"table": (10,)}}.items():
+    for name, arrays in {
+        "flat.h5": {"spectra": (4, 4)},
+        "four_d.h5": {"spectra": (2, 2, 2, 8)},
+        "two_cubes.h5": {"a": (2, 2, 8), "b": (2, 2, 8)},
+        "other.h5": {"table": (10,)},
+    }.items():
         with h5py.File(tmp_path / name, "w") as f:
             for key, shape in arrays.items():
                 f.create_dataset(key, data=np.ones(shape, "u2"))
@@ -80,8 +84,10 @@ def test_reference_maps_become_hidden_element_layers(viewer, painting_file):
     np.testing.assert_allclose(hg.data, painting.maps["Hg-L"])
 
 
-@pytest.mark.parametrize("case", ["nope", "empty", "truncated", "flat", "four_d", "nan_calibration", "nan_counts",
-                                  "negative_counts", "missing"])
+@pytest.mark.parametrize(
+    "case",
+    ["nope", "empty", "truncated", "flat", "four_d", "nan_calibration", "nan_counts", "negative_counts", "missing"],
+)
 def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, painting_file, case):
     import h5py
 
@@ -113,7 +119,7 @@ def test_bad_files_notify_and_add_nothing(viewer, errors, tmp_path, real_data, p
     n_layers = len(viewer.layers)
     try:
         viewer.open(str(path), plugin="napari-xray-atlas")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - napari raises its own types
         # napari refuses a missing path before any plugin; files that hold no cube or result
         # (unopenable HDF5, no 3-D dataset) are refused by the reader and napari says so
         assert case in ("missing", "empty", "truncated", "flat", "four_d"), err
@@ -162,7 +168,6 @@ def test_streaming_fills_in_place_and_stops_when_the_layer_is_removed(viewer, qt
         assert not layer.metadata["xray_atlas"]["pending"] and len(seen) >= 2
         viewer.layers.remove(layer)
 
-
     # cancelled run on a slow lazy cube (10 ms per row): the layer goes away after the
     # first tile and the worker stops at the next one, long before the 200 rows are read
     cube = slow_cube((200, 16, 64), seconds_per_row=0.01)
@@ -184,11 +189,18 @@ def test_ripple_scan_opens_through_napari(viewer, errors, tmp_path):
     from rsciio.ripple import file_writer
 
     data = np.random.default_rng(2).poisson(4, (5, 6, 64)).astype("u2")
-    file_writer(str(tmp_path / "scan.rpl"), {
-        "data": data, "metadata": {"General": {"title": "scan"}, "Signal": {"signal_type": ""}},
-        "axes": [{"name": "height", "size": 5, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
-                 {"name": "width", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
-                 {"name": "Energy", "size": 64, "scale": 0.02, "offset": 0.1, "units": "keV", "navigate": False}]})
+    file_writer(
+        str(tmp_path / "scan.rpl"),
+        {
+            "data": data,
+            "metadata": {"General": {"title": "scan"}, "Signal": {"signal_type": ""}},
+            "axes": [
+                {"name": "height", "size": 5, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                {"name": "width", "size": 6, "scale": 50.0, "offset": 0.0, "units": "µm", "navigate": True},
+                {"name": "Energy", "size": 64, "scale": 0.02, "offset": 0.1, "units": "keV", "navigate": False},
+            ],
+        },
+    )
     assert napari_get_reader(str(tmp_path / "scan.rpl")) is not None
     layer = viewer.open(str(tmp_path / "scan.rpl"), plugin=None)[0]  # as File > Open: the manifest's *.rpl
     cube = cube_of(layer)

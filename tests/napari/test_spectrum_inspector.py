@@ -30,10 +30,16 @@ def test_shift_hover_follows_the_mouse(viewer, inspector, qtbot, opened):
         qtbot.wait(20)  # vispy drops move events that come within 10 ms of the last one
         # the virtual screen's pointer is elsewhere: tell the canvas the mouse entered first
         QApplication.sendEvent(native, QEnterEvent(pos.toPointF(), pos.toPointF(), native.mapToGlobal(pos).toPointF()))
-        event = QMouseEvent(QMouseEvent.Type.MouseMove, pos.toPointF(), native.mapToGlobal(pos).toPointF(),
-                            Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.ShiftModifier)
+        event = QMouseEvent(
+            QMouseEvent.Type.MouseMove,
+            pos.toPointF(),
+            native.mapToGlobal(pos).toPointF(),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.ShiftModifier,
+        )
         QApplication.sendEvent(native, event)
-        qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
+        qtbot.waitUntil(lambda y=y, x=x: inspector.pixel_yx == (y, x), timeout=3000)
         np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[y, x])
 
 
@@ -41,7 +47,7 @@ def test_pins_follow_the_points_layer(viewer, inspector, qtbot, click, opened):
     layer, painting = opened
     for y, x in [(2, 3), (15, 20)]:
         click(qtbot, viewer, layer, y, x)
-        qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
+        qtbot.waitUntil(lambda y=y, x=x: inspector.pixel_yx == (y, x), timeout=3000)
         inspector.pin_button.click()
     pins = viewer.layers["pinned pixels"]
     assert pins.data.tolist() == [[2, 3], [15, 20]]
@@ -62,8 +68,9 @@ def on_cube_grid(viewer):
 
 def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, opened, idle):
     layer, painting = opened
-    shapes = viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
-                      **on_cube_grid(viewer))
+    shapes = viewer.add_shapes(
+        [np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi", **on_cube_grid(viewer)
+    )
     inspector.region_combo.setCurrentText("roi")
     mask = np.asarray(shapes.to_labels(labels_shape=(20, 24))) > 0
     assert inspector.compute_region() is not None
@@ -162,8 +169,9 @@ def test_log_counts_fit_every_spectrum(viewer, inspector, qtbot, click, opened, 
     assert_log_range_fits(inspector, counts[15, 20], counts[10, 12])  # the pin moved
     qtbot.mouseClick(inspector.clear_pins_button, Qt.MouseButton.LeftButton)
     assert_log_range_fits(inspector, counts[15, 20])
-    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
-                      **on_cube_grid(viewer))
+    viewer.add_shapes(
+        [np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi", **on_cube_grid(viewer)
+    )
     viewer.layers.selection.active = layer
     inspector.region_combo.setCurrentText("roi")
     qtbot.mouseClick(inspector.region_button, Qt.MouseButton.LeftButton)
@@ -206,8 +214,9 @@ def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, o
     click(qtbot, viewer, layer, 4, 5)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (4, 5), timeout=3000)
     qtbot.mouseClick(inspector.pin_button, Qt.MouseButton.LeftButton)
-    viewer.add_shapes([np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi",
-                      **on_cube_grid(viewer))
+    viewer.add_shapes(
+        [np.array([[2, 2], [2, 9], [8, 9], [8, 2]])], shape_type="rectangle", name="roi", **on_cube_grid(viewer)
+    )
     inspector.region_combo.setCurrentText("roi")
     inspector.compute_region()
     idle(qtbot, inspector)
@@ -224,8 +233,13 @@ def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, o
     assert inspector.pixel_yx is None
     assert inspector.pixel_label.text().startswith("click a pixel")
     assert inspector.hint.isVisible() is False  # the pin of (4, 5) is a spectrum of the new cube
-    for curve in (inspector.pixel_curve, inspector.region_curve, inspector.sum_curve, inspector.max_curve,
-                  inspector._std_hi):
+    for curve in (
+        inspector.pixel_curve,
+        inspector.region_curve,
+        inspector.sum_curve,
+        inspector.max_curve,
+        inspector._std_hi,
+    ):
         assert curve.yData is None or len(curve.yData) == 0
     np.testing.assert_array_equal(inspector.pinned_spectra()[0], other.counts[4, 5])
     assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, other.counts[4, 5].max() * 1.08])
@@ -268,6 +282,7 @@ def test_empty_plot_has_a_sane_axis_and_says_what_to_do(viewer, inspector, qtbot
 
 def _contrast_ratio(a, b):
     """WCAG 2 contrast ratio of two sRGB colours (0-255): 1 = none, 21 = black on white."""
+
     def luminance(rgb):
         c = np.asarray(rgb, dtype=float) / 255
         c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
@@ -349,9 +364,15 @@ def test_line_labels_do_not_cover_each_other(inspector, opened, qtbot):
             inspector.plot.setXRange(*view, padding=0)
         qtbot.wait(10)
         labels, rects = boxes()
-        assert {"As K\u03b11", "Pb L\u03b11", "K K\u03b11", "Ca K\u03b11"} <= {item.textItem.toPlainText() for item in labels}
-        covered = [(labels[i].textItem.toPlainText(), labels[j].textItem.toPlainText())
-                   for i in range(len(rects)) for j in range(i + 1, len(rects)) if rects[i].intersects(rects[j])]
+        assert {"As K\u03b11", "Pb L\u03b11", "K K\u03b11", "Ca K\u03b11"} <= {
+            item.textItem.toPlainText() for item in labels
+        }
+        covered = [
+            (labels[i].textItem.toPlainText(), labels[j].textItem.toPlainText())
+            for i in range(len(rects))
+            for j in range(i + 1, len(rects))
+            if rects[i].intersects(rects[j])
+        ]
         assert not covered, (view, covered)
 
 
@@ -371,7 +392,6 @@ def test_log_mode_and_theme(viewer, inspector, opened):
     assert inspector.plot.getPlotItem().ctrl.logYCheck.isChecked()
     viewer.theme = "light"
     from napari.utils.theme import get_theme
-
     from qtpy.QtGui import QColor
 
     assert inspector.plot.backgroundBrush().color().name() == QColor(get_theme("light").canvas.as_hex()).name()
@@ -385,12 +405,13 @@ def test_uncalibrated_cube_plots_against_channels(viewer, inspector, qtbot, clic
     assert inspector.marker_energies() == []  # no calibration, no markers
     click(qtbot, viewer, layer, 0, 0)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
-    with read(real_data / "XRFSpectrum.mca") as cube:
+    with read(real_data / "XRFSpectrum.mca"):
         np.testing.assert_array_equal(inspector.pixel_curve.getData()[0], np.arange(4096))
 
 
-def test_calibration_set_in_the_inspector_reaches_the_docks(viewer, inspector, plugin_dock, qtbot, click, real_data,
-                                                            errors, idle):
+def test_calibration_set_in_the_inspector_reaches_the_docks(
+    viewer, inspector, plugin_dock, qtbot, click, real_data, errors, idle
+):
     from xray_atlas.napari._layers import cube_of
 
     path = real_data / "XRFSpectrum.mca"  # single column, no calibration
@@ -416,8 +437,10 @@ def test_calibration_set_in_the_inspector_reaches_the_docks(viewer, inspector, p
     np.testing.assert_allclose(inspector.pixel_curve.getData()[0], cube.energy)  # the pixel is re-plotted
     inspector.elements_edit.setText("Cu")
     inspector.update_markers()
-    assert inspector.marker_energies() and min(
-        abs(e - xraylib.LineEnergy(29, xraylib.KL3_LINE)) for e in inspector.marker_energies()) < 1e-9
+    assert (
+        inspector.marker_energies()
+        and min(abs(e - xraylib.LineEnergy(29, xraylib.KL3_LINE)) for e in inspector.marker_energies()) < 1e-9
+    )
     # a dock run afterwards reads the calibrated cube: copper is in the standard's fit list
     dock = plugin_dock("Element probabilities")
     dock.elements_edit.setText("Cu")

@@ -52,8 +52,11 @@ def _compiler_modules():
     the first step, dynamo imports triton where installed, and triton's LLVM after Mesa's
     (napari's canvas) is a segmentation fault."""
     # a None entry is napari/_guards.keep_triton_out's "not importable" marker, not a module
-    return sorted(m for m, mod in sys.modules.items()
-                  if mod is not None and m.startswith(("triton", "torch._dynamo", "torch._inductor")))
+    return sorted(
+        m
+        for m, mod in sys.modules.items()
+        if mod is not None and m.startswith(("triton", "torch._dynamo", "torch._inductor"))
+    )
 
 
 def test_form_follows_the_task_table(training):
@@ -109,7 +112,13 @@ def test_start_live_updates_then_resume(viewer, training, qtbot, errors):
     training.lr.setValue(0.05)
     qtbot.mouseClick(training.resume_button, Qt.MouseButton.LeftButton)
     _wait(qtbot, training)
-    assert training.table.rowCount() == 5 and [int(training.table.item(r, 0).text()) for r in range(5)] == [1, 2, 3, 4, 5]
+    assert training.table.rowCount() == 5 and [int(training.table.item(r, 0).text()) for r in range(5)] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     state, settings = load_state(run_files(out)[1])
     assert state.epoch == 5 and settings["epochs"] == 5 and settings["lr"] == pytest.approx(1e-3)
     assert errors() == [] and _compiler_modules() == []

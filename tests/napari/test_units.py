@@ -26,8 +26,7 @@ def test_physical_grid_picks_mm_for_scans_and_um_for_microscopes():
     assert physical_grid(None) == {} and physical_grid(0.0) == {} and physical_grid(float("nan")) == {}
 
 
-def test_every_layer_of_a_run_is_on_the_cube_s_millimetre_grid(viewer, plugin_dock, qtbot, painting_file, errors,
-                                                               idle):
+def test_every_layer_of_a_run_is_on_the_cube_s_millimetre_grid(viewer, plugin_dock, qtbot, painting_file, errors, idle):
     path, painting = painting_file  # the synthetic painting says 500 um per pixel
     viewer.open(str(path), plugin="napari-xray-atlas")
     cube_layer = viewer.layers[0]
@@ -49,8 +48,12 @@ def test_every_layer_of_a_run_is_on_the_cube_s_millimetre_grid(viewer, plugin_do
 def test_result_files_reopen_in_millimetres(viewer, tmp_path):
     out = tmp_path / "maps.h5"
     rng = np.random.default_rng(0)
-    write_results(out, maps={"Pb-L": rng.random((6, 8)).astype(np.float32)},
-                  labels=np.zeros((6, 8), np.int32), attrs={"model": "roi", "pixel_size_um": 100.0})
+    write_results(
+        out,
+        maps={"Pb-L": rng.random((6, 8)).astype(np.float32)},
+        labels=np.zeros((6, 8), np.int32),
+        attrs={"model": "roi", "pixel_size_um": 100.0},
+    )
     viewer.open(str(out), plugin="napari-xray-atlas")
     for layer in viewer.layers:
         assert tuple(layer.scale) == (0.1, 0.1) and _units(layer) == ("millimeter", "millimeter"), layer.name
@@ -76,8 +79,9 @@ def test_pins_and_regions_land_on_the_cube_s_pixels_when_scaled(viewer, inspecto
     # the pin is drawn over pixel (7, 9): world (3.5, 4.5) mm
     np.testing.assert_allclose(pins.data_to_world(pins.data[0]), (3.5, 4.5))
     # a rectangle drawn in world millimetres over pixels 2..4 x 3..6, on a Shapes layer of its own grid
-    shapes = viewer.add_shapes([np.array([[2.0, 3.0], [2.0, 6.0], [4.0, 6.0], [4.0, 3.0]]) * 0.5],
-                               shape_type="rectangle", name="region")
+    shapes = viewer.add_shapes(
+        [np.array([[2.0, 3.0], [2.0, 6.0], [4.0, 6.0], [4.0, 3.0]]) * 0.5], shape_type="rectangle", name="region"
+    )
     assert tuple(shapes.scale) == (1.0, 1.0)
     inspector.region_combo.setCurrentText("region")
     mask = inspector.region_mask()

@@ -72,8 +72,15 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
 
     # -- every dock from the Plugins menu ---------------------------------------------------
     actions = plugin_menu_actions(viewer)
-    for name in ("Clusters", "Training", "Diffraction", "Classify image", "Spectrum inspector",
-                 "Elemental maps", "Element probabilities"):
+    for name in (
+        "Clusters",
+        "Training",
+        "Diffraction",
+        "Classify image",
+        "Spectrum inspector",
+        "Elemental maps",
+        "Element probabilities",
+    ):
         actions[name].trigger()
         qtbot.wait(30)
     _on_screen(viewer)
@@ -107,8 +114,10 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
     assert _canvas_white_share(viewer) < 0.05
 
     # -- maps, probabilities, clusterings: a readable canvas after each -----------------------
-    for name, button, kind in (("Elemental maps", "run_button", "map"),
-                               ("Element probabilities", "run_button", "probability")):
+    for name, button, kind in (
+        ("Elemental maps", "run_button", "map"),
+        ("Element probabilities", "run_button", "probability"),
+    ):
         dock = _show(viewer, qtbot, name)
         qtbot.mouseClick(getattr(dock, button), Qt.MouseButton.LeftButton)
         idle(qtbot, dock)

@@ -9,8 +9,12 @@ def test_save_maps_and_labels_through_napari(viewer, tmp_path, painting_file):
     viewer.open(str(path), plugin="napari-xray-atlas")
     labels = viewer.add_labels(painting.regions, name="clusters")
     labels.metadata["xray_atlas"] = {"cluster_spectra": np.ones((7, 4096), np.float32)}
-    keep = [viewer.layers["painting.h5 counts"], viewer.layers["Hg-L (reference)"],
-            viewer.layers["Pb-L (reference)"], labels]
+    keep = [
+        viewer.layers["painting.h5 counts"],
+        viewer.layers["Hg-L (reference)"],
+        viewer.layers["Pb-L (reference)"],
+        labels,
+    ]
     out = tmp_path / "result.h5"
     written = _save(viewer, out, keep)
     assert written == [str(out)]
@@ -63,8 +67,19 @@ def _clusters_layer(viewer, rng, channels=24):
     labels[0, :4] = 4
     spectra = rng.gamma(2.0, 1.0, (3, channels)).astype(np.float32)
     energy = 0.5 + 0.01 * np.arange(channels)
-    layer = viewer.add_labels(labels, name="clusters (som)", metadata={"xray_atlas": {
-        "kind": "clusters", "noise_label": 4, "cluster_spectra": spectra, "method": "som", "energy_kev": energy}})
+    layer = viewer.add_labels(
+        labels,
+        name="clusters (som)",
+        metadata={
+            "xray_atlas": {
+                "kind": "clusters",
+                "noise_label": 4,
+                "cluster_spectra": spectra,
+                "method": "som",
+                "energy_kev": energy,
+            }
+        },
+    )
     return layer, labels, spectra, energy
 
 
@@ -119,8 +134,19 @@ def test_several_layers_save_as_an_export_folder(viewer, tmp_path, errors):
     out = tmp_path / "for-the-report"
     written = save_layers(str(out), [*layers, clusters], plugin=PLUGIN)
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["Fe-K.tif", "Pb-L.tif", "clusters.tif", "Fe-K.png", "Pb-L.png", "clusters.png",
-                            "overview.png", "overview.pdf", "cluster_spectra.csv"])
+    assert names == sorted(
+        [
+            "Fe-K.tif",
+            "Pb-L.tif",
+            "clusters.tif",
+            "Fe-K.png",
+            "Pb-L.png",
+            "clusters.png",
+            "overview.png",
+            "overview.pdf",
+            "cluster_spectra.csv",
+        ]
+    )
     assert sorted(written) == sorted(str(out / n) for n in names)
     for line, truth in values.items():
         assert np.array_equal(tifffile.imread(out / f"{line}.tif"), truth)
@@ -149,8 +175,9 @@ def test_pixel_size_and_units_go_from_layers_to_the_file_and_back(viewer, tmp_pa
     from xray_atlas.io.results import write_results
 
     src = tmp_path / "src.h5"
-    write_results(src, maps={"Fe-K": np.full((3, 4), 2.0)}, units="counts/s", pixel_size_um=50.0,
-                  attrs={"model": "lsq"})
+    write_results(
+        src, maps={"Fe-K": np.full((3, 4), 2.0)}, units="counts/s", pixel_size_um=50.0, attrs={"model": "lsq"}
+    )
     layers = viewer.open(str(src), plugin="napari-xray-atlas")
     assert layers[0].metadata["xray_atlas"]["pixel_size_um"] == 50.0
     assert layers[0].metadata["xray_atlas"]["units"] == "counts/s"

@@ -65,10 +65,16 @@ def test_calibration_drift():
     assert det.energy[0] == 0.05 and det.gain_kev == 0.01
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"gain_kev": 0}, "gain_kev"), ({"n_channels": 4}, "n_channels"), ({"fwhm_mnka_ev": 80}, "Fano limit"),
-    ({"window_be_um": -1}, "window_be_um"), ({"tail_slope": 0}, "tail_slope"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"gain_kev": 0}, "gain_kev"),
+        ({"n_channels": 4}, "n_channels"),
+        ({"fwhm_mnka_ev": 80}, "Fano limit"),
+        ({"window_be_um": -1}, "window_be_um"),
+        ({"tail_slope": 0}, "tail_slope"),
+    ],
+)
 def test_bad_detector(kwargs, match):
     with pytest.raises(XrayAtlasError, match=match):
         Detector(**kwargs)

@@ -5,7 +5,8 @@ import pytest
 from scipy.stats import poisson
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator, poisson as draw_poisson
+from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator
+from xray_atlas.physics.generator import poisson as draw_poisson
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def test_batch_shapes_and_truth(gen):
     b = gen(300, 0, keep_expected=True)
     assert b.spectra.shape == (300, 4096) and b.spectra.dtype == np.float32
     assert b.net.shape == (300, len(gen.families)) and b.presence.shape == (300, len(gen.elements))
-    assert set(["Pb-L", "Hg-L", "Cu-K", "Fe-K", "Ca-K", "S-K", "Sr-K", "Au-L", "Sn-K", "Sb-L"]) <= set(gen.families)
+    assert {"Pb-L", "Hg-L", "Cu-K", "Fe-K", "Ca-K", "S-K", "Sr-K", "Au-L", "Sn-K", "Sb-L"} <= set(gen.families)
     n_el = b.presence.sum(1)
     assert n_el.min() >= 1 and n_el.max() <= 10  # 1-9 drawn, plus Ar from air
     # net counts only for families of present elements, and present elements have some
@@ -26,7 +27,7 @@ def test_batch_shapes_and_truth(gen):
     has = np.zeros_like(b.presence)
     np.logical_or.at(has.T, el_of_fam, (b.net > 0).T)
     assert np.array_equal(has, b.presence)
-    assert np.all((b.net.reshape(300, -1) >= 0))
+    assert np.all(b.net.reshape(300, -1) >= 0)
     # total counts within the configured range (expected spectra)
     tot = b.expected.sum(1)
     assert tot.min() > 0.8e3 and tot.max() < 1.3e6
@@ -42,11 +43,20 @@ def test_same_seed_same_batch_with_or_without_workers(gen):
 
 
 def test_peaks_sit_at_the_drifted_calibration():
-    gen = SpectrumGenerator(GeneratorConfig(elements=("Fe",), n_elements=(1, 1), counts=(1e6, 1e6),
-                                            background_share=(0.05, 0.05), air_argon=0.0, shift_kev=0.05,
-                                            width_jitter=0.0, peak_shift_kev=0.0, pileup=0.0))
+    gen = SpectrumGenerator(
+        GeneratorConfig(
+            elements=("Fe",),
+            n_elements=(1, 1),
+            counts=(1e6, 1e6),
+            background_share=(0.05, 0.05),
+            air_argon=0.0,
+            shift_kev=0.05,
+            width_jitter=0.0,
+            peak_shift_kev=0.0,
+            pileup=0.0,
+        )
+    )
     b = gen(50, 3, noise=False)
-    e = gen.config.instrument.detector.energy
     for spec, off in zip(b.spectra, b.offset_kev):
         # Fe Ka (6.40 keV, xraylib) appears at channel (6.40 - offset) / gain
         ch = np.argmax(spec[500:800]) + 500
@@ -65,12 +75,19 @@ def test_poisson_draws_match_the_distribution(lam):
     assert x.mean() == pytest.approx(lam, rel=0.01, abs=0.002)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"elements": ("Fe", "Xq")}, "'Xq'"), ({"n_elements": (0, 3)}, "n_elements"),
-    ({"counts": (10, 1)}, "counts"), ({"shift_kev": -1}, "shift_kev"), ({"elements": ()}, "at least one"),
-    ({"elements": ("Fe", "Mo"), "unlisted": ("Mo",)}, "unlisted: Z = \\[42\\]"),
-    ({"unlisted": ("Qq",)}, "'Qq'"), ({"unlisted_share": 1.5}, "unlisted_share"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"elements": ("Fe", "Xq")}, "'Xq'"),
+        ({"n_elements": (0, 3)}, "n_elements"),
+        ({"counts": (10, 1)}, "counts"),
+        ({"shift_kev": -1}, "shift_kev"),
+        ({"elements": ()}, "at least one"),
+        ({"elements": ("Fe", "Mo"), "unlisted": ("Mo",)}, "unlisted: Z = \\[42\\]"),
+        ({"unlisted": ("Qq",)}, "'Qq'"),
+        ({"unlisted_share": 1.5}, "unlisted_share"),
+    ],
+)
 def test_bad_config(kwargs, match):
     with pytest.raises(XrayAtlasError, match=match):
         GeneratorConfig(**kwargs)
@@ -87,8 +104,16 @@ def _generator(elements, counts, *, n=1, mono=None, bg=0.3):
     from xray_atlas.physics.tube import Tube
 
     inst = Instrument(tube=Tube(anode="Rh", kv=50.0), monochromatic_kev=mono)
-    return SpectrumGenerator(GeneratorConfig(elements=elements, n_elements=(n, n), counts=(counts, counts),
-                                             background_share=(bg, bg), air_argon=0.0, instrument=inst))
+    return SpectrumGenerator(
+        GeneratorConfig(
+            elements=elements,
+            n_elements=(n, n),
+            counts=(counts, counts),
+            background_share=(bg, bg),
+            air_argon=0.0,
+            instrument=inst,
+        )
+    )
 
 
 def test_detectable_follows_currie_limit():
@@ -100,9 +125,12 @@ def test_detectable_follows_currie_limit():
     drawn = b.presence[:, fe]
     assert drawn.all() and 0.2 < b.detectable[:, fe].mean() < 0.9
     det = gen.config.instrument.detector
-    lo, hi = int(round((6.40 - 1.2 * det.sigma_kev(6.40)) / 0.01)), int(round((6.40 + 1.2 * det.sigma_kev(6.40)) / 0.01))
+    lo, hi = (
+        int(round((6.40 - 1.2 * det.sigma_kev(6.40)) / 0.01)),
+        int(round((6.40 + 1.2 * det.sigma_kev(6.40)) / 0.01)),
+    )
     fe_ka = b.net[:, gen.families.index("Fe-K")] * 0.88 * 0.77  # Ka share of Fe-K, window share of a Gaussian
-    bkg = b.expected[:, lo:hi + 1].sum(1) - fe_ka
+    bkg = b.expected[:, lo : hi + 1].sum(1) - fe_ka
     clear = fe_ka > 1.5 * (2.71 + 4.65 * np.sqrt(bkg))
     below = fe_ka < 0.6 * (2.71 + 4.65 * np.sqrt(bkg))
     assert clear.sum() > 20 and below.sum() > 10
@@ -122,15 +150,24 @@ def test_scattered_anode_lines_make_the_anode_present():
 
 
 def test_cutoff_zeroes_the_channels_above_and_hides_their_lines():
-    gen = SpectrumGenerator(GeneratorConfig(elements=("Sn", "Fe"), n_elements=(2, 2), counts=(1e6, 1e6),
-                                            cutoff_share=1.0, cutoff_kev=(15.0, 15.0), air_argon=0.0))
+    gen = SpectrumGenerator(
+        GeneratorConfig(
+            elements=("Sn", "Fe"),
+            n_elements=(2, 2),
+            counts=(1e6, 1e6),
+            cutoff_share=1.0,
+            cutoff_kev=(15.0, 15.0),
+            air_argon=0.0,
+        )
+    )
     b = gen(50, 4, noise=False)
     e = gen.config.instrument.detector.energy
     assert np.all(b.spectra[:, e > 15.1] == 0) and np.all(b.spectra[:, (e > 3) & (e < 14)].sum(1) > 0)
     assert b.detectable[:, gen.elements.index("Fe")].mean() > 0.5
     # Sn K lines (25.3 keV) are cut; what is left of Sn is its L lines (3.4-3.9 keV)
-    full = SpectrumGenerator(GeneratorConfig(elements=("Sn", "Fe"), n_elements=(2, 2), counts=(1e6, 1e6),
-                                             air_argon=0.0))(50, 4, noise=False)
+    full = SpectrumGenerator(
+        GeneratorConfig(elements=("Sn", "Fe"), n_elements=(2, 2), counts=(1e6, 1e6), air_argon=0.0)
+    )(50, 4, noise=False)
     assert b.detectable[:, 0].sum() <= full.detectable[:, 0].sum()
 
 
@@ -148,8 +185,10 @@ def test_mixed_generator_draws_every_instrument():
     with pytest.raises(XrayAtlasError, match="one channel grid"):
         from dataclasses import replace
 
-        MixedGenerator(GeneratorConfig(elements=("Fe",), n_elements=(1, 1)), (insts[0], replace(insts[1], detector=replace(
-            insts[1].detector, gain_kev=0.005))))
+        MixedGenerator(
+            GeneratorConfig(elements=("Fe",), n_elements=(1, 1)),
+            (insts[0], replace(insts[1], detector=replace(insts[1].detector, gain_kev=0.005))),
+        )
 
 
 def _pb_la_lb(tables):
@@ -159,9 +198,18 @@ def _pb_la_lb(tables):
 
 def _lead_windows(n, **config):
     """Noise-free lead-only spectra (1e5 counts, 5 % background, seed 6): counts in (lo, hi) keV."""
-    gen = SpectrumGenerator(GeneratorConfig(elements=("Pb",), n_elements=(1, 1), counts=(1e5, 1e5),
-                                            background_share=(0.05, 0.05), absorption=0.0, air_argon=0.0,
-                                            pileup=0.0, **config))
+    gen = SpectrumGenerator(
+        GeneratorConfig(
+            elements=("Pb",),
+            n_elements=(1, 1),
+            counts=(1e5, 1e5),
+            background_share=(0.05, 0.05),
+            absorption=0.0,
+            air_argon=0.0,
+            pileup=0.0,
+            **config,
+        )
+    )
     b = gen(n, 6, noise=False)
     e = gen.config.instrument.detector.energy
     return lambda lo, hi: b.spectra[:, (e > lo) & (e < hi)].sum(1)
@@ -215,8 +263,10 @@ def test_thick_layer_line_ratios_follow_the_physics_engine(matrix):
     def engine(thickness_um):
         mat = PIGMENTS[matrix]
         fr = {**{sym: w * 0.995 for sym, w in mat.elements.items()}, 82: 0.005}
-        lines = simulate([Layer(compound({symbol(z): w for z, w in fr.items()}, density=mat.density),
-                                thickness_um)], DEFAULT_INSTRUMENT).lines
+        lines = simulate(
+            [Layer(compound({symbol(z): w for z, w in fr.items()}, density=mat.density), thickness_um)],
+            DEFAULT_INSTRUMENT,
+        ).lines
         a = sum(n for f, _, e, n in lines if f == "Pb-L" and abs(e - 10.5) < 0.15)
         b = sum(n for f, _, e, n in lines if f == "Pb-L" and 12.2 < e < 12.9)
         return a / b

@@ -4,9 +4,18 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
-from xray_atlas.physics.lattice import (analytic_encoding, correlations, diffraction_image, iter_lattices,
-                                        load_dataset, make_dataset, offsets, random_couplings, save_dataset,
-                                        simulate_lattices)
+from xray_atlas.physics.lattice import (
+    analytic_encoding,
+    correlations,
+    diffraction_image,
+    iter_lattices,
+    load_dataset,
+    make_dataset,
+    offsets,
+    random_couplings,
+    save_dataset,
+    simulate_lattices,
+)
 
 
 def test_offsets_follow_the_contract_order():
@@ -92,15 +101,18 @@ def test_dataset_round_trip(tmp_path):
         load_dataset(tmp_path / "bad.h5")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"span": 5, "couplings": [0, 0, 0]}, "span=5"),
-    ({"span": 2, "couplings": [0, 0]}, "needs 3 values"),
-    ({"span": 2}, "either target"),
-    ({"span": 2, "couplings": [0, 0, 0], "target": [0, 0, 0]}, "either target"),
-    ({"span": 2, "couplings": [0, np.nan, 0]}, "finite"),
-    ({"span": 4, "couplings": np.zeros(15), "size": 6}, "size=6"),
-    ({"span": 2, "couplings": [0, 0, 0], "concentration": 1.0}, "concentration"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"span": 5, "couplings": [0, 0, 0]}, "span=5"),
+        ({"span": 2, "couplings": [0, 0]}, "needs 3 values"),
+        ({"span": 2}, "either target"),
+        ({"span": 2, "couplings": [0, 0, 0], "target": [0, 0, 0]}, "either target"),
+        ({"span": 2, "couplings": [0, np.nan, 0]}, "finite"),
+        ({"span": 4, "couplings": np.zeros(15), "size": 6}, "size=6"),
+        ({"span": 2, "couplings": [0, 0, 0], "concentration": 1.0}, "concentration"),
+    ],
+)
 def test_bad_simulation_input(kwargs, match):
     with pytest.raises(XrayAtlasError, match=match):
         simulate_lattices(**kwargs)

@@ -36,12 +36,15 @@ def test_intensities_sum_to_one_and_follow_radiative_rates():
     assert family_lines("Pb-L")[0].iupac == "L3M5"
 
 
-@pytest.mark.parametrize("line, match", [
-    ("Xx-K", "'Xx' is not an element symbol"),
-    ("Fe-Q", "family must be one of K, L, M"),
-    ("FeK", "write a line family"),
-    ("C-L", "no L lines for C"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("Xx-K", "'Xx' is not an element symbol"),
+        ("Fe-Q", "family must be one of K, L, M"),
+        ("FeK", "write a line family"),
+        ("C-L", "no L lines for C"),
+    ],
+)
 def test_bad_line_names(line, match):
     with pytest.raises(XrayAtlasError, match=match):
         family_lines(line)
@@ -80,10 +83,13 @@ def test_soft_families_are_marked_only_alone():
     assert all(ln.relative_intensity >= 0.01 for _, ln in both)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"families": ["Fe-K"], "lo_kev": 5.0, "hi_kev": 5.0}, "hi_kev=5.0 must be above lo_kev=5.0"),
-    ({"families": ["Xq-K"], "lo_kev": 0.0, "hi_kev": 5.0}, "families='Xq-K'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"families": ["Fe-K"], "lo_kev": 5.0, "hi_kev": 5.0}, "hi_kev=5.0 must be above lo_kev=5.0"),
+        ({"families": ["Xq-K"], "lo_kev": 0.0, "hi_kev": 5.0}, "families='Xq-K'"),
+    ],
+)
 def test_marker_lines_bad_input(kwargs, match):
     from xray_atlas.physics.lines import marker_lines
 

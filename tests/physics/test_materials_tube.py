@@ -24,9 +24,20 @@ def test_mix_density_follows_volumes():
 
 
 def test_pigments_hold_their_key_elements():
-    for name, sym in [("lead white", "Pb"), ("vermilion", "Hg"), ("azurite", "Cu"), ("smalt", "Co"),
-                      ("chrome yellow", "Cr"), ("yellow ochre", "Fe"), ("raw umber", "Mn"), ("zinc white", "Zn"),
-                      ("gold leaf", "Au"), ("chalk ground", "Sr"), ("naples yellow", "Sb"), ("lead-tin yellow", "Sn")]:
+    for name, sym in [
+        ("lead white", "Pb"),
+        ("vermilion", "Hg"),
+        ("azurite", "Cu"),
+        ("smalt", "Co"),
+        ("chrome yellow", "Cr"),
+        ("yellow ochre", "Fe"),
+        ("raw umber", "Mn"),
+        ("zinc white", "Zn"),
+        ("gold leaf", "Au"),
+        ("chalk ground", "Sr"),
+        ("naples yellow", "Sb"),
+        ("lead-tin yellow", "Sn"),
+    ]:
         assert pigment(name).fraction(sym) > 0.001, name
     assert len(PIGMENTS) >= 20
 
@@ -38,14 +49,17 @@ def test_mass_attenuation_is_weighted_sum():
     np.testing.assert_allclose(mass_attenuation(c, e), expect)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: compound("Xq2O", density=1), "formula"),
-    (lambda: compound("CaCO3", density=0), "density"),
-    (lambda: compound({"Fe": -1}, density=1), "negative"),
-    (lambda: pigment("unobtainium"), "pigment='unobtainium' is unknown"),
-    (lambda: Tube("Zr"), "anode"),
-    (lambda: Tube(kv=500), "kv=500"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: compound("Xq2O", density=1), "formula"),
+        (lambda: compound("CaCO3", density=0), "density"),
+        (lambda: compound({"Fe": -1}, density=1), "negative"),
+        (lambda: pigment("unobtainium"), "pigment='unobtainium' is unknown"),
+        (lambda: Tube("Zr"), "anode"),
+        (lambda: Tube(kv=500), "kv=500"),
+    ],
+)
 def test_bad_materials_and_tubes(call, match):
     with pytest.raises(XrayAtlasError, match=match):
         call()

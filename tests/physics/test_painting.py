@@ -4,8 +4,15 @@ import pytest
 from xray_atlas import XrayAtlasError
 from xray_atlas.io import read
 from xray_atlas.physics.lines import DEFAULT_MAP_LINES
-from xray_atlas.physics.painting import (Region, image_layout, paint, random_layout, random_sample, shapes_layout,
-                                         synthetic_painting)
+from xray_atlas.physics.painting import (
+    Region,
+    image_layout,
+    paint,
+    random_layout,
+    random_sample,
+    shapes_layout,
+    synthetic_painting,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +87,22 @@ def test_random_samples_are_thick_matrices_with_traces():
     assert p.maps["Pb-L"].mean() > 10 and p.maps.get("S-K", np.zeros(1)).mean() < 1
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: random_layout(4, 4, sample_share=-0.1), "sample_share=-0.1"),
-    (lambda: random_layout(4, 4, wash_share=1.5), "wash_share=1.5"),
-    (lambda: synthetic_painting(0, 4), "height=0"),
-    (lambda: paint(np.zeros((3, 3), int) + 5, [Region("a", (("azurite", 10.0),))]), "indices 5-5"),
-    (lambda: Region("a", (("azurite", -1.0),)), "thickness"),
-    (lambda: Region("a", (("no such pigment", 1.0),)), "unknown"),
-    (lambda: image_layout(np.zeros(5)), "2-D"),
-    (lambda: paint(np.zeros((2, 2), int), [Region("a", (("azurite", 10.0),))], thickness_variation=2), "thickness_variation"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: random_layout(4, 4, sample_share=-0.1), "sample_share=-0.1"),
+        (lambda: random_layout(4, 4, wash_share=1.5), "wash_share=1.5"),
+        (lambda: synthetic_painting(0, 4), "height=0"),
+        (lambda: paint(np.zeros((3, 3), int) + 5, [Region("a", (("azurite", 10.0),))]), "indices 5-5"),
+        (lambda: Region("a", (("azurite", -1.0),)), "thickness"),
+        (lambda: Region("a", (("no such pigment", 1.0),)), "unknown"),
+        (lambda: image_layout(np.zeros(5)), "2-D"),
+        (
+            lambda: paint(np.zeros((2, 2), int), [Region("a", (("azurite", 10.0),))], thickness_variation=2),
+            "thickness_variation",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(XrayAtlasError, match=match):
         call()

@@ -6,8 +6,15 @@ import pytest
 
 from xray_atlas import XrayAtlasError
 from xray_atlas.physics.materials import mass_attenuation
-from xray_atlas.physics.radiograph import (ALLOYS, RadiographConfig, alloy, open_beam_log, radiograph, radiographs,
-                                           transmission)
+from xray_atlas.physics.radiograph import (
+    ALLOYS,
+    RadiographConfig,
+    alloy,
+    open_beam_log,
+    radiograph,
+    radiographs,
+    transmission,
+)
 
 
 def test_alloys_stay_within_their_registered_limits():
@@ -76,7 +83,17 @@ def test_dual_energy_wedges_and_batches():
 def test_instrument_spread_changes_the_beam_per_image():
     # the same 2 mm plate under +-3 kV: the attenuation level moves (a softer beam attenuates more)
     cfg = RadiographConfig(size=48, kind="plate", kv_spread=3.0, flat_field_share=1.0, photons=(1e6, 1e6))
-    levels = {round(float(np.sort(open_beam_log(radiograph("Al1050", config=cfg, thickness_mm=2.0, rng=s,
-                                                                    output="float").image).ravel())[-50:].mean()), 2)
-              for s in range(5)}
+    levels = {
+        round(
+            float(
+                np.sort(
+                    open_beam_log(
+                        radiograph("Al1050", config=cfg, thickness_mm=2.0, rng=s, output="float").image
+                    ).ravel()
+                )[-50:].mean()
+            ),
+            2,
+        )
+        for s in range(5)
+    }
     assert len(levels) >= 2 and max(levels) - min(levels) > 0.02

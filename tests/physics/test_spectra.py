@@ -42,8 +42,10 @@ def test_thin_fe_and_pb_line_ratios_follow_xraylib():
 
 def test_paint_layer_hides_what_lies_beneath():
     inst = Instrument()
-    lead = [simulate([Layer(pigment("vermilion"), t), Layer(pigment("lead white"))], inst).net["Pb-L"]
-            for t in (5.0, 20.0, 60.0)]
+    lead = [
+        simulate([Layer(pigment("vermilion"), t), Layer(pigment("lead white"))], inst).net["Pb-L"]
+        for t in (5.0, 20.0, 60.0)
+    ]
     assert lead[0] > lead[1] > lead[2] > 0
     thick = simulate([Layer(pigment("lead white"), 2000.0)], inst).net["Pb-L"]
     infinite = simulate([Layer(pigment("lead white"))], inst).net["Pb-L"]
@@ -78,7 +80,7 @@ def test_steel_srm1155_against_the_real_spectrum(real_data):
     for fam, iu in (("Cr-K", "KL3"), ("Mn-K", "KL3"), ("Fe-K", "KL3"), ("Ni-K", "KL3"), ("Fe-K", "KM3")):
         en = xraylib.LineEnergy(xraylib.SymbolToAtomicNumber(fam[:-2]), getattr(xraylib, f"{iu}_LINE"))
         i = int(round((en - e[0]) / inst.detector.gain_kev))
-        got = [i - 6 + int(np.argmax(s[i - 6: i + 7])) for s in (meas, sim.expected)]
+        got = [i - 6 + int(np.argmax(s[i - 6 : i + 7])) for s in (meas, sim.expected)]
         assert abs(got[0] - got[1]) <= 1, (fam, iu, got)  # peak positions within one channel
     # net areas in the measurement: the simulated family shapes (its line ratios) + SNIP background
     pure = {f: sim.family_spectrum(f, inst.detector) for f in ("Cr-K", "Mn-K", "Fe-K", "Ni-K")}
@@ -102,10 +104,13 @@ def test_m6_jetstream_real_spectrum_shape(real_data):
         assert abs(np.log10(sim.expected[k].sum() / meas[k].sum())) < 0.2, (a, b)
 
 
-@pytest.mark.parametrize("layers, match", [
-    ([], "at least one layer"),
-    ([Layer(pigment("vermilion")), Layer(pigment("lead white"))], "infinitely thick but is not the last"),
-])
+@pytest.mark.parametrize(
+    "layers, match",
+    [
+        ([], "at least one layer"),
+        ([Layer(pigment("vermilion")), Layer(pigment("lead white"))], "infinitely thick but is not the last"),
+    ],
+)
 def test_bad_stacks(layers, match):
     with pytest.raises(XrayAtlasError, match=match):
         simulate(layers)

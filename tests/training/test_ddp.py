@@ -28,8 +28,10 @@ def _cube(tmp_path):
     split evenly over two processes, so that two train exactly like one."""
     rng = np.random.default_rng(5)
     counts = rng.poisson(rng.uniform(1, 20, size=(12, 16, 1)), size=(12, 16, 128)).astype(np.uint16)
-    maps = {"Fe-K": counts[..., 60:70].sum(-1).astype(np.float32),
-            "Pb-L": counts[..., 100:115].sum(-1).astype(np.float32)}
+    maps = {
+        "Fe-K": counts[..., 60:70].sum(-1).astype(np.float32),
+        "Pb-L": counts[..., 100:115].sum(-1).astype(np.float32),
+    }
     path = tmp_path / "cube.h5"
     write_cube(path, counts, energy_offset_kev=0.0, energy_gain_kev=0.16, maps=maps)
     return path
@@ -42,14 +44,47 @@ def _log(path):
 
 def test_two_cpu_processes_train_like_one(tmp_path, capsys):
     cube = _cube(tmp_path)
-    settings = dict(source="cubes", epochs=2, batch_size=32, device="cpu", seed=3, lr=3e-3,
-                    source_params={"cubes": str(cube), "stride": 1, "val_fraction": 0.25},
-                    model_params={"hidden": (32,)})
+    settings = dict(
+        source="cubes",
+        epochs=2,
+        batch_size=32,
+        device="cpu",
+        seed=3,
+        lr=3e-3,
+        source_params={"cubes": str(cube), "stride": 1, "val_fraction": 0.25},
+        model_params={"hidden": (32,)},
+    )
     one = train(make_config("maps", **settings), tmp_path / "one", remember=False)
     two = tmp_path / "two"
-    status = main(["train", "maps", str(two), "--source", "cubes", "--param", f"cubes={cube}", "--param", "stride=1",
-                   "--param", "val_fraction=0.25", "--model-param", "hidden=32", "--epochs", "2", "--batch-size", "32",
-                   "--device", "cpu", "--seed", "3", "--lr", "3e-3", "--ddp", "2"])
+    status = main(
+        [
+            "train",
+            "maps",
+            str(two),
+            "--source",
+            "cubes",
+            "--param",
+            f"cubes={cube}",
+            "--param",
+            "stride=1",
+            "--param",
+            "val_fraction=0.25",
+            "--model-param",
+            "hidden=32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--seed",
+            "3",
+            "--lr",
+            "3e-3",
+            "--ddp",
+            "2",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 0, err
     # rank 0 alone wrote: one model, one state, one log line per epoch (a second writer adds lines)
@@ -138,8 +173,9 @@ def test_ranks_joined_from_the_environment_end_with_the_same_model(tmp_path):
     env = dict(os.environ)
     if _loopback_interface():
         env["GLOO_SOCKET_IFNAME"] = _loopback_interface()
-    done = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     from safetensors import safe_open
 
@@ -163,8 +199,9 @@ def test_shares_of_a_batch_cover_it_once():
     # a last batch of 2 items cannot feed 3 ranks: left out, as every rank must take each step
     assert n_batches(50, 8, 1) == 7 and n_batches(50, 8, 2) == 7 and n_batches(50, 8, 3) == 6
     for world in (2, 3):
-        shares = [[yb.numpy() for _, yb in _in_memory_batches(x, y, 2, 8, 7, rank=r, world=world)]
-                  for r in range(world)]
+        shares = [
+            [yb.numpy() for _, yb in _in_memory_batches(x, y, 2, 8, 7, rank=r, world=world)] for r in range(world)
+        ]
         assert [len(s) for s in shares] == [n_batches(50, 8, world)] * world
         for i in range(n_batches(50, 8, world)):
             parts = [s[i] for s in shares]
@@ -180,22 +217,45 @@ def test_impossible_process_counts_are_refused(tmp_path, capsys, monkeypatch):
         check_processes(2, "mps", gpus=0)
     cube = _cube(tmp_path)
     base = ["train", "maps", str(tmp_path / "m"), "--source", "cubes", "--param", f"cubes={cube}", "--device", "cpu"]
-    for extra, message in ((["--ddp", "0"], "ddp=0: give the number of training processes"),
-                           (["--ddp", "2", "--batch-size", "1"],
-                            "batch_size=1 is smaller than the 2 training processes")):
+    for extra, message in (
+        (["--ddp", "0"], "ddp=0: give the number of training processes"),
+        (["--ddp", "2", "--batch-size", "1"], "batch_size=1 is smaller than the 2 training processes"),
+    ):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
     # refused inside the processes, once each has its data: all stop, one line is reported
     tiny = tmp_path / "tiny.h5"
     counts = np.random.default_rng(0).poisson(5, size=(1, 2, 64)).astype(np.uint16)  # 1 pixel to train on
-    write_cube(tiny, counts, energy_offset_kev=0.0, energy_gain_kev=0.3,
-               maps={"Fe-K": counts.sum(-1).astype(np.float32)})
-    assert main(["train", "maps", str(tmp_path / "m"), "--source", "cubes", "--param", f"cubes={tiny}", "--param",
-                 "stride=1", "--param", "val_fraction=0.05", "--device", "cpu", "--ddp", "2"]) == 2
+    write_cube(
+        tiny, counts, energy_offset_kev=0.0, energy_gain_kev=0.3, maps={"Fe-K": counts.sum(-1).astype(np.float32)}
+    )
+    assert (
+        main(
+            [
+                "train",
+                "maps",
+                str(tmp_path / "m"),
+                "--source",
+                "cubes",
+                "--param",
+                f"cubes={tiny}",
+                "--param",
+                "stride=1",
+                "--param",
+                "val_fraction=0.05",
+                "--device",
+                "cpu",
+                "--ddp",
+                "2",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == ("xray-atlas train: error: too little training data for 2 processes: each "
-                                            "needs a share of a batch"), err
+    assert err.strip().splitlines()[-1] == (
+        "xray-atlas train: error: too little training data for 2 processes: each needs a share of a batch"
+    ), err
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(base + ["--ddp", "2"]) == 2
     assert "under torchrun leave it out" in capsys.readouterr().err

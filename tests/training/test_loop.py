@@ -1,6 +1,5 @@
 import threading
 
-import numpy as np
 import pytest
 import torch
 
@@ -26,10 +25,19 @@ def _run(seed=0, epochs=5, lr=3e-3, **kw):
 
     def train(epoch):
         perm = torch.randperm(x.shape[0])
-        return [(x[perm[i:i + 64]], y[perm[i:i + 64]]) for i in range(0, x.shape[0], 64)]
+        return [(x[perm[i : i + 64]], y[perm[i : i + 64]]) for i in range(0, x.shape[0], 64)]
 
-    res = fit(model, train, lambda: [(xv, yv)], loss_fn=torch.nn.functional.mse_loss, epochs=epochs, seed=seed,
-              device="cpu", lr=lr, **kw)
+    res = fit(
+        model,
+        train,
+        lambda: [(xv, yv)],
+        loss_fn=torch.nn.functional.mse_loss,
+        epochs=epochs,
+        seed=seed,
+        device="cpu",
+        lr=lr,
+        **kw,
+    )
     return model, res
 
 
@@ -66,8 +74,12 @@ def test_cancel_within_one_batch_keeps_the_best_checkpoint(tmp_path):
 
     def on_best(model, ev, outputs):
         assert outputs[0].shape == (128, 3) and torch.equal(outputs[1], _data(seed=1, n=128)[1])
-        card = ModelCard(architecture="fcn", config={"n_channels": 64, "n_outputs": 3, "hidden": [32]}, task="maps",
-                         metrics={"val_loss": ev.val_loss})
+        card = ModelCard(
+            architecture="fcn",
+            config={"n_channels": 64, "n_outputs": 3, "hidden": [32]},
+            task="maps",
+            metrics={"val_loss": ev.val_loss},
+        )
         save_model(tmp_path / "best", model, card)
         saved.append(ev.epoch)
 
@@ -91,8 +103,15 @@ def test_early_stopping():
     assert res.stopped_early and res.epochs_run < 50
 
 
-@pytest.mark.parametrize("kw, match", [({"epochs": 0}, "epochs=0"), ({"lr": -1}, "lr=-1"),
-                                       ({"grad_clip": 0}, "grad_clip"), ({"patience": 0}, "patience")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"epochs": 0}, "epochs=0"),
+        ({"lr": -1}, "lr=-1"),
+        ({"grad_clip": 0}, "grad_clip"),
+        ({"patience": 0}, "patience"),
+    ],
+)
 def test_bad_hyperparameters(kw, match):
     with pytest.raises(XrayAtlasError, match=match):
         _run(**kw)

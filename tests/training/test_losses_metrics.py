@@ -18,7 +18,9 @@ def test_focal_reduces_to_cross_entropy_at_gamma_zero():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 5, generator=g)
     labels = (torch.rand(16, 5, generator=g) > 0.5).float()
-    assert float(focal(logits, labels, gamma=0.0)) == pytest.approx(float(F.binary_cross_entropy_with_logits(logits, labels)))
+    assert float(focal(logits, labels, gamma=0.0)) == pytest.approx(
+        float(F.binary_cross_entropy_with_logits(logits, labels))
+    )
     classes = torch.randint(0, 5, (16,), generator=g)
     assert float(focal(logits, classes, gamma=0.0)) == pytest.approx(float(F.cross_entropy(logits, classes)), rel=1e-6)
     # easy examples weigh less: focal < cross-entropy for gamma > 0
@@ -131,8 +133,9 @@ def test_class_balanced_weights_follow_the_effective_number():
     np.testing.assert_allclose(src.class_weights(), inv / inv.sum() * 8, rtol=1e-5)
     assert SyntheticMicrographs("images", n_images=40).class_weights() is None  # beta 0: off
     # a rare class (1:20) gets the largest weight, about 20 x at beta 0.9999
-    rare = SyntheticMicrographs("images", n_images=840, frame=32, size=16, class_balance=0.9999,
-                                minority="rods", minority_ratio=0.05)
+    rare = SyntheticMicrographs(
+        "images", n_images=840, frame=32, size=16, class_balance=0.9999, minority="rods", minority_ratio=0.05
+    )
     rare.prepare(1)
     w = rare.class_weights()
     assert np.argmax(w) == 2 and 8 < w[2] / np.median(w) < 60

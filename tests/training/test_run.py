@@ -21,8 +21,9 @@ SMALL = {"n_train": 1024, "n_val": 128, "n_channels": 1024, "gain_kev": 0.02}
 
 
 def _maps_config(**kw):
-    settings = dict(epochs=3, device="cpu", batch_size=32, source_params=dict(SMALL),
-                    model_params={"hidden": (256, 64)})
+    settings = dict(
+        epochs=3, device="cpu", batch_size=32, source_params=dict(SMALL), model_params={"hidden": (256, 64)}
+    )
     settings.update(kw)
     return make_config("maps", **settings)
 
@@ -40,8 +41,20 @@ def test_maps_run_writes_a_model_that_beats_the_untrained_one(tmp_path):
     outcome = train(_maps_config(), out)
     assert outcome.path == out and outcome.result.epochs_run == 3
     model, card = load_model(out)
-    assert card.task == "maps" and card.outputs == ["S-K", "K-K", "Ca-K", "Cr-K", "Mn-K", "Fe-K", "Cu-K", "Zn-K",
-                                                    "Sr-K", "Au-L", "Hg-L", "Pb-L"]
+    assert card.task == "maps" and card.outputs == [
+        "S-K",
+        "K-K",
+        "Ca-K",
+        "Cr-K",
+        "Mn-K",
+        "Fe-K",
+        "Cu-K",
+        "Zn-K",
+        "Sr-K",
+        "Au-L",
+        "Hg-L",
+        "Pb-L",
+    ]
     assert card.inputs["n_channels"] == 1024 and card.inputs["energy_gain_kev"] == 0.02
     assert card.training_data["source"] == "synthetic-spectra" and card.seed == 0
     assert card.metrics["epoch"] == outcome.result.best_epoch and "pearson" in card.metrics
@@ -65,8 +78,9 @@ def test_a_throw_away_run_is_not_listed(tmp_path):
 def test_same_seed_same_metrics_twice(tmp_path):
     a = train(_maps_config(epochs=2), tmp_path / "a").result
     b = train(_maps_config(epochs=2), tmp_path / "b").result
-    assert [(e.train_loss, e.val_loss, e.metrics) for e in a.history] == \
-           [(e.train_loss, e.val_loss, e.metrics) for e in b.history]
+    assert [(e.train_loss, e.val_loss, e.metrics) for e in a.history] == [
+        (e.train_loss, e.val_loss, e.metrics) for e in b.history
+    ]
 
 
 def test_cancel_within_one_batch_then_resume(tmp_path):
@@ -137,9 +151,15 @@ def test_child_process_run_and_cancel(tmp_path, monkeypatch):
 
 
 def test_elements_and_images_tasks_train(tmp_path):
-    cfg = make_config("elements", epochs=2, device="cpu", lr=1e-3, batch_size=64,
-                      source_params={**SMALL, "n_train": 1024, "n_val": 256, "elements": "Ca, Fe, Cu, Pb"},
-                      model_params={"depth": 1})
+    cfg = make_config(
+        "elements",
+        epochs=2,
+        device="cpu",
+        lr=1e-3,
+        batch_size=64,
+        source_params={**SMALL, "n_train": 1024, "n_val": 256, "elements": "Ca, Fe, Cu, Pb"},
+        model_params={"depth": 1},
+    )
     out = train(cfg, tmp_path / "el")
     _, card = load_model(out.path)
     assert card.outputs == ["Ca", "Fe", "Cu", "Pb"] and {"auc", "f1"} <= set(card.metrics)
@@ -166,12 +186,19 @@ def test_elements_and_images_tasks_train(tmp_path):
             (tmp_path / "imgs" / split / cls).mkdir(parents=True)
             for i in range(n):
                 cy, cx = rng.integers(10, 22, 2)
-                shape = (yy - cy) ** 2 + (xx - cx) ** 2 < 30 if cls == "disc" else (abs(xx - cx) < 2) & (abs(yy - cy) < 9)
+                shape = (
+                    (yy - cy) ** 2 + (xx - cx) ** 2 < 30 if cls == "disc" else (abs(xx - cx) < 2) & (abs(yy - cy) < 9)
+                )
                 img = (rng.uniform(50, 200) * (1 + shape) + rng.normal(0, 5, (32, 32))).clip(0, 255).astype(np.uint8)
                 Image.fromarray(img).save(tmp_path / "imgs" / split / cls / f"{i}.png")
-    cfg = make_config("images", epochs=10, batch_size=16, device="cpu",
-                      source_params={"root": str(tmp_path / "imgs"), "size": 32},
-                      model_params={"width": 8})
+    cfg = make_config(
+        "images",
+        epochs=10,
+        batch_size=16,
+        device="cpu",
+        source_params={"root": str(tmp_path / "imgs"), "size": 32},
+        model_params={"width": 8},
+    )
     res = train(cfg, tmp_path / "img-model").result
     best = max(e.metrics["accuracy"] for e in res.history)
     assert best >= 0.9  # discs against bars, 32 validation images (measured: 1.0 from epoch 4)
@@ -188,18 +215,21 @@ def test_every_task_lists_models_sources_and_losses():
     assert make_config("images", model="image-fnn").lr == 0.01
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"epochs": 0}, "epochs=0 is out of range"),
-    ({"lr": 50.0}, "lr=50.0 is out of range"),
-    ({"batch_size": 2.5}, "batch_size=2.5"),
-    ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
-    ({"loss": "bce"}, "loss='bce'; task 'maps' takes"),
-    ({"source_params": {"tube_kv": 500}}, "tube_kv=500 is out of range"),
-    ({"source_params": {"counts_min": 5000, "counts_max": 100}}, "counts_min=5000 is above counts_max"),
-    ({"source_params": {"lines": "Fe-Q"}}, "Fe-Q"),
-    ({"source_params": {"voltage": 3}}, "no parameter\\(s\\) voltage"),
-    ({"model_params": {"depth": 3}}, "no option\\(s\\) depth"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"epochs": 0}, "epochs=0 is out of range"),
+        ({"lr": 50.0}, "lr=50.0 is out of range"),
+        ({"batch_size": 2.5}, "batch_size=2.5"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+        ({"loss": "bce"}, "loss='bce'; task 'maps' takes"),
+        ({"source_params": {"tube_kv": 500}}, "tube_kv=500 is out of range"),
+        ({"source_params": {"counts_min": 5000, "counts_max": 100}}, "counts_min=5000 is above counts_max"),
+        ({"source_params": {"lines": "Fe-Q"}}, "Fe-Q"),
+        ({"source_params": {"voltage": 3}}, "no parameter\\(s\\) voltage"),
+        ({"model_params": {"depth": 3}}, "no option\\(s\\) depth"),
+    ],
+)
 def test_bad_settings_are_refused_before_any_work(tmp_path, kw, match):
     with pytest.raises(XrayAtlasError, match=match):
         check_run(_maps_config(**kw), tmp_path / "x")
@@ -210,8 +240,9 @@ def test_bad_inputs_and_outputs(tmp_path):
     # a cube without reference maps for the supervised maps task
     write_cube(tmp_path / "nomaps.h5", np.ones((4, 4, 64), np.uint16), energy_offset_kev=0, energy_gain_kev=0.1)
     with pytest.raises(XrayAtlasError, match="nomaps.h5: this cube has no reference maps"):
-        check_run(make_config("maps", source="cubes", source_params={"cubes": str(tmp_path / "nomaps.h5")}),
-                  tmp_path / "m")
+        check_run(
+            make_config("maps", source="cubes", source_params={"cubes": str(tmp_path / "nomaps.h5")}), tmp_path / "m"
+        )
     # a folder that is not an image dataset
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("hello")
@@ -248,8 +279,14 @@ def test_cubes_with_reference_maps_train(tmp_path):
 
     p = synthetic_painting(30, 40, seed=3, n_channels=1024)
     p.write(tmp_path / "p.h5")
-    cfg = make_config("maps", source="cubes", epochs=2, device="cpu", model_params={"hidden": (32,)},
-                      source_params={"cubes": str(tmp_path / "p.h5"), "stride": 2, "lines": "Pb-L, Fe-K"})
+    cfg = make_config(
+        "maps",
+        source="cubes",
+        epochs=2,
+        device="cpu",
+        model_params={"hidden": (32,)},
+        source_params={"cubes": str(tmp_path / "p.h5"), "stride": 2, "lines": "Pb-L, Fe-K"},
+    )
     out = train(cfg, tmp_path / "cm")
     card = load_model(out.path)[1]
     assert card.outputs == ["Pb-L", "Fe-K"] and card.training_data["stride"] == 2
@@ -257,8 +294,9 @@ def test_cubes_with_reference_maps_train(tmp_path):
     synthetic_painting(20, 24, seed=4, n_channels=1024).write(tmp_path / "q.h5")
     from xray_atlas.training.sources import CubeMaps
 
-    src = CubeMaps("maps", cubes=f"{tmp_path / 'p.h5'},{tmp_path / 'q.h5'}", stride=2, validation="last cube",
-                   lines="Pb-L")
+    src = CubeMaps(
+        "maps", cubes=f"{tmp_path / 'p.h5'},{tmp_path / 'q.h5'}", stride=2, validation="last cube", lines="Pb-L"
+    )
     src.prepare(seed=0)
     assert src._val[0].shape == (10 * 12, 1024) and src._train[0].shape == (15 * 20, 1024)
     with pytest.raises(XrayAtlasError, match="needs at least two cubes"):
@@ -291,8 +329,12 @@ def test_disk_full_mid_run_keeps_the_last_good_model(tmp_path, monkeypatch):
     monkeypatch.setattr(st, "save_file", real)
     model, card = load_model(out)
     assert card.metrics["epoch"] == 1
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.safetensors", "resume.safetensors",
-                                                     "training.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "card.json",
+        "model.safetensors",
+        "resume.safetensors",
+        "training.csv",
+    ]
 
 
 def test_tensorboard_logging(tmp_path):
@@ -311,8 +353,14 @@ def test_data_preparation_reports_progress_and_stops_on_cancel(tmp_path):
     from xray_atlas.training import Preparing, TerminalProgress
 
     def config(n):
-        return make_config("maps", model="prior-mlp", source="synthetic-paintings", epochs=1, device="cpu",
-                           source_params={"n_paintings": n, "height": 8, "width": 8, "n_channels": 1024})
+        return make_config(
+            "maps",
+            model="prior-mlp",
+            source="synthetic-paintings",
+            epochs=1,
+            device="cpu",
+            source_params={"n_paintings": n, "height": 8, "width": 8, "n_channels": 1024},
+        )
 
     seen = []
 
@@ -392,8 +440,14 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
     lit = y[:, 0] > 200
     assert np.median(np.abs(pb[lit] - y[lit, 0]) / y[lit, 0]) < 0.15
     for model in ("prior-mlp", "fcn+", "spatial-prior-mlp", "fit-mlp"):
-        cfg = make_config("maps", model=model, source="synthetic-paintings", epochs=1, device="cpu",
-                          source_params={"n_paintings": 1, "height": 8, "width": 8, "n_channels": 1024})
+        cfg = make_config(
+            "maps",
+            model=model,
+            source="synthetic-paintings",
+            epochs=1,
+            device="cpu",
+            source_params={"n_paintings": 1, "height": 8, "width": 8, "n_channels": 1024},
+        )
         out = train(cfg, tmp_path / model)
         m, card = load_model(out.path)
         limits = [b for n, b in m.named_buffers() if n.endswith("guard.limits")]

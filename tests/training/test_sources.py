@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from xray_atlas import XrayAtlasError
+
+
 def test_synthetic_diffraction_source_checks_caches_and_degrades(tmp_path):
     from xray_atlas.training.sources import SyntheticDiffraction
 
@@ -17,8 +19,18 @@ def test_synthetic_diffraction_source_checks_caches_and_degrades(tmp_path):
     with pytest.raises(XrayAtlasError, match="span"):
         SyntheticDiffraction("diffraction", span=5)
     cache = tmp_path / "c.h5"
-    kw = dict(span=3, n_images=40, size=16, lot=8, n_lots=4, sweeps=20, cache=str(cache), image_size=32,
-              noise_fraction=0.5, degrade_fraction=0.5)
+    kw = dict(
+        span=3,
+        n_images=40,
+        size=16,
+        lot=8,
+        n_lots=4,
+        sweeps=20,
+        cache=str(cache),
+        image_size=32,
+        noise_fraction=0.5,
+        degrade_fraction=0.5,
+    )
     src = SyntheticDiffraction("diffraction", **kw)
     src.prepare(1)
     assert cache.exists() and src.outputs[:2] == ("a(1,0)", "a(2,0)") and len(src.outputs) == 8
@@ -34,8 +46,14 @@ def test_synthetic_diffraction_source_checks_caches_and_degrades(tmp_path):
     assert cache.stat().st_mtime_ns != stamp
 
 
-@pytest.mark.parametrize("name, what", [("synthetic-radiographs", "radiographs"), ("synthetic-micrographs", "micrographs"),
-                                        ("synthetic-diffraction", "lattices")])
+@pytest.mark.parametrize(
+    "name, what",
+    [
+        ("synthetic-radiographs", "radiographs"),
+        ("synthetic-micrographs", "micrographs"),
+        ("synthetic-diffraction", "lattices"),
+    ],
+)
 def test_image_sources_report_preparation_and_stop_on_cancel(name, what):
     import threading
 
@@ -74,8 +92,9 @@ def test_synthetic_spectra_self_absorption_is_an_elements_option():
 def test_synthetic_spectra_unlisted_elements_appear_without_labels():
     from xray_atlas.training.sources import SyntheticSpectra
 
-    src = SyntheticSpectra("elements", elements="Ca, Pb", unlisted="mo, Zr", unlisted_share=1.0, n_channels=1024,
-                           gain_kev=0.02, n_val=64)
+    src = SyntheticSpectra(
+        "elements", elements="Ca, Pb", unlisted="mo, Zr", unlisted_share=1.0, n_channels=1024, gain_kev=0.02, n_val=64
+    )
     assert src._config().unlisted == ("Mo", "Zr") and src.describe()["unlisted"] == ["Mo", "Zr"]
     src.prepare(seed=3)
     x, y = src._val

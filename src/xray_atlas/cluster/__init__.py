@@ -14,8 +14,9 @@ per-pixel scalars (totals, labels) grow with the cube (docs/dev/memory.md).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +33,15 @@ from .methods import (
     umap_hdbscan_sample,
 )
 
-__all__ = ["METHODS", "ClusterResult", "iter_cluster", "cluster_cube", "method_parameters", "cluster_spectra",
-           "NORMALISATIONS"]
+__all__ = [
+    "METHODS",
+    "ClusterResult",
+    "iter_cluster",
+    "cluster_cube",
+    "method_parameters",
+    "cluster_spectra",
+    "NORMALISATIONS",
+]
 
 #: Method name -> function(features, **params) yielding Progress and returning an
 #: :class:`~xray_atlas.cluster.methods.Assigner` (labels of any tile's features).
@@ -87,8 +95,9 @@ class ClusterResult:
         return self.spectra * self.sizes[:, None].astype(np.float32)
 
 
-def iter_cluster_spectra(cube: SpectralCube, labels: np.ndarray, *,
-                         tile_bytes: int = TILE_BYTES) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+def iter_cluster_spectra(
+    cube: SpectralCube, labels: np.ndarray, *, tile_bytes: int = TILE_BYTES
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """Mean raw spectrum and size of each cluster (labels >= 0), streamed over the cube."""
     lab = np.asarray(labels).reshape(cube.height, cube.width)
     k = int(lab.max()) + 1 if lab.size and lab.max() >= 0 else 0
@@ -113,8 +122,9 @@ def cluster_spectra(cube: SpectralCube, labels: np.ndarray) -> tuple[np.ndarray,
     return run_to_end(iter_cluster_spectra(cube, labels))
 
 
-def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES,
-                 **params: Any) -> Generator[Progress, None, ClusterResult]:
+def iter_cluster(
+    cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES, **params: Any
+) -> Generator[Progress, None, ClusterResult]:
     """Cluster every pixel in two passes over the cube's tiles (``tile_bytes`` at a time):
     the features of a sample and every pixel's total, then, after the method's fit on the
     sample, each tile's labels and spectra. Memory holds a tile, the sample and a few
@@ -126,8 +136,9 @@ def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int 
     defaults = method_parameters(method)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise XrayAtlasError(f"unknown parameter(s) for method {method!r}: {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(defaults))}")
+        raise XrayAtlasError(
+            f"unknown parameter(s) for method {method!r}: {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
+        )
     if not (isinstance(tile_bytes, (int, np.integer)) and tile_bytes >= 1):
         raise XrayAtlasError(f"tile_bytes={tile_bytes!r} must be a positive number of bytes")
     params = dict(params)
@@ -138,8 +149,9 @@ def iter_cluster(cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int 
     return _iter_cluster(cube, method, seed, feat_kw, params, int(tile_bytes))
 
 
-def _iter_cluster(cube: SpectralCube, method: str, seed: int, feat_kw: dict, params: dict,
-                  tile_bytes: int) -> Generator[Progress, None, ClusterResult]:
+def _iter_cluster(
+    cube: SpectralCube, method: str, seed: int, feat_kw: dict, params: dict, tile_bytes: int
+) -> Generator[Progress, None, ClusterResult]:
     n_pix = cube.height * cube.width
     keep = SAMPLES[method](n_pix, seed=seed, **params)
     feats: Features = yield from iter_features(cube, seed=seed, keep=keep, tile_bytes=tile_bytes, **feat_kw)
@@ -161,12 +173,14 @@ def _iter_cluster(cube: SpectralCube, method: str, seed: int, feat_kw: dict, par
         info["codebook_spectra"] = feats.pca.inverse_transform(info["codebook"]).astype(np.float32)
         ch = feats.channels
         info["codebook_energy_kev"] = cube.energy[ch].reshape(-1, feats.bin).mean(axis=1)
-    return ClusterResult(labels, spectra, counts, method, {**feat_kw, **params, "seed": seed},
-                         {**info, "features": feats})
+    return ClusterResult(
+        labels, spectra, counts, method, {**feat_kw, **params, "seed": seed}, {**info, "features": feats}
+    )
 
 
-def _iter_assign(cube: SpectralCube, feats: Features, fitted: Assigner,
-                 tile_bytes: int) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _iter_assign(
+    cube: SpectralCube, feats: Features, fitted: Assigner, tile_bytes: int
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Second pass: every tile's features and ids, and the summed spectrum and size of each id."""
     n = fitted.n_ids
     ids = np.empty(cube.height * cube.width, np.int32)

@@ -9,8 +9,9 @@ randomised PCA fitted on a subsample keeps the structure in a few tens of dimens
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,9 @@ class Features:
 
     def binned(self, block: np.ndarray) -> np.ndarray:
         """(..., C) counts -> (N, bins) float32 binned and normalised spectra."""
-        return _binned(np.asarray(block).reshape(-1, np.asarray(block).shape[-1]), self.channels, self.bin,
-                       self.normalise)
+        return _binned(
+            np.asarray(block).reshape(-1, np.asarray(block).shape[-1]), self.channels, self.bin, self.normalise
+        )
 
     def of(self, block: np.ndarray) -> np.ndarray:
         """(..., C) counts of any pixels (a tile) -> (N, pca_components) float32 features."""
@@ -84,22 +86,31 @@ def _normalise(x: np.ndarray, how: str) -> None:
         x *= 2.0
 
 
-def check_features(cube: SpectralCube, *, trim: int = 100, bin: int = 8, normalise: str = "sqrt-total",
-                   pca_components: int = 20, chosen: bool = True) -> None:
+def check_features(
+    cube: SpectralCube,
+    *,
+    trim: int = 100,
+    bin: int = 8,
+    normalise: str = "sqrt-total",
+    pca_components: int = 20,
+    chosen: bool = True,
+) -> None:
     """Check the feature parameters against the cube before any work starts. A
     ``pca_components`` the user ``chosen`` must fit the cube (at most its bins and pixels);
     the default is lowered to fit."""
     c = cube.n_channels
     if not (isinstance(bin, (int, np.integer)) and 1 <= bin <= c // 2):
         raise XrayAtlasError(f"bin={bin} must be a whole number in [1, {c // 2}] (half the cube's {c} channels)")
-    if not (isinstance(trim, (int, np.integer)) and 0 <= trim and c - 2 * trim >= 2 * bin):
+    if not (isinstance(trim, (int, np.integer)) and trim >= 0 and c - 2 * trim >= 2 * bin):
         raise XrayAtlasError(f"trim={trim} leaves too few of the {c} channels")
     if normalise not in NORMALISATIONS:
         raise XrayAtlasError(f"normalise={normalise!r}; choose one of {', '.join(NORMALISATIONS)}")
     top = min((c - 2 * trim) // bin, cube.height * cube.width) if chosen else np.inf  # PCA keeps at most these
     if not (isinstance(pca_components, (int, np.integer)) and 1 <= pca_components <= top):
-        raise XrayAtlasError(f"pca_components={pca_components} must be a whole number in [1, {top}] (at most the "
-                             f"{(c - 2 * trim) // bin} feature bins and the {cube.height * cube.width} pixels)")
+        raise XrayAtlasError(
+            f"pca_components={pca_components} must be a whole number in [1, {top}] (at most the "
+            f"{(c - 2 * trim) // bin} feature bins and the {cube.height * cube.width} pixels)"
+        )
 
 
 def iter_features(
@@ -170,12 +181,15 @@ def iter_features(
     fit = sample[np.searchsorted(index, fit_idx)]
     if np.allclose(fit, fit[:1]):
         raise XrayAtlasError("all spectra are identical after normalisation: nothing to cluster", path=cube.path)
-    pca = PCA(n_components=min(k, fit.shape[0]), svd_solver="randomized" if k < min(fit.shape) // 2 else "full",
-              random_state=seed)
+    pca = PCA(
+        n_components=min(k, fit.shape[0]),
+        svd_solver="randomized" if k < min(fit.shape) // 2 else "full",
+        random_state=seed,
+    )
     pca.fit(fit)
     del fit
     values = np.empty((index.size, pca.n_components_), np.float32)
     for a in range(0, index.size, 65536):
-        values[a:a + 65536] = pca.transform(sample[a:a + 65536])
+        values[a : a + 65536] = pca.transform(sample[a : a + 65536])
     yield Progress(n_tiles + 1, n_tiles + 1, "features")
     return Features(index, values, (cube.height, cube.width), pca, channels, bin, normalise, totals)

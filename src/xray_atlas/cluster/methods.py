@@ -10,7 +10,7 @@ features, and, once every pixel has its label, the final numbering
 
 from __future__ import annotations
 
-from typing import Callable, Generator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -30,8 +30,12 @@ class Assigner:
     HDBSCAN cluster), so that sums over ids made while streaming give each label's sums.
     """
 
-    def __init__(self, assign: Callable[[np.ndarray], np.ndarray],
-                 finish: Callable[[np.ndarray], tuple[np.ndarray, dict]], n_ids: int) -> None:
+    def __init__(
+        self,
+        assign: Callable[[np.ndarray], np.ndarray],
+        finish: Callable[[np.ndarray], tuple[np.ndarray, dict]],
+        n_ids: int,
+    ) -> None:
         self._assign, self._finish, self.n_ids = assign, finish, int(n_ids)
 
     def assign(self, values: np.ndarray) -> np.ndarray:
@@ -50,19 +54,30 @@ def _check_int(name: str, value: object, lo: int) -> int:
     return int(value)
 
 
-def check_umap_hdbscan(n_pix: int, *, n_fit: int = 5000, n_neighbors: int = 30, min_dist: float = 0.0,
-                       n_components: int = 2, min_samples: int = 10, min_cluster_size: float = 0.01,
-                       assign_neighbors: int = 15, seed: int = 0) -> tuple[int, int]:
+def check_umap_hdbscan(
+    n_pix: int,
+    *,
+    n_fit: int = 5000,
+    n_neighbors: int = 30,
+    min_dist: float = 0.0,
+    n_components: int = 2,
+    min_samples: int = 10,
+    min_cluster_size: float = 0.01,
+    assign_neighbors: int = 15,
+    seed: int = 0,
+) -> tuple[int, int]:
     """Check :func:`umap_hdbscan`'s parameters for ``n_pix`` pixels; returns (fitted pixels, min cluster size)."""
     n_fit = _check_int("n_fit", n_fit, 10)
     n_neighbors = _check_int("n_neighbors", n_neighbors, 2)
     _check_int("n_components", n_components, 1)
     if not (isinstance(min_dist, (int, float, np.floating)) and np.isfinite(min_dist)):
         raise XrayAtlasError(f"min_dist={min_dist} must lie in [0, 1]")
-    if not (isinstance(min_cluster_size, (int, float, np.number)) and np.isfinite(min_cluster_size)
-            and min_cluster_size > 0):
-        raise XrayAtlasError(f"min_cluster_size={min_cluster_size} must be a share of the pixels in (0, 1) or a "
-                             "number of pixels >= 2")
+    if not (
+        isinstance(min_cluster_size, (int, float, np.number)) and np.isfinite(min_cluster_size) and min_cluster_size > 0
+    ):
+        raise XrayAtlasError(
+            f"min_cluster_size={min_cluster_size} must be a share of the pixels in (0, 1) or a number of pixels >= 2"
+        )
     _check_int("min_samples", min_samples, 1)
     _check_int("assign_neighbors", assign_neighbors, 1)
     if not (0 <= min_dist <= 1):
@@ -74,9 +89,11 @@ def check_umap_hdbscan(n_pix: int, *, n_fit: int = 5000, n_neighbors: int = 30, 
         raise XrayAtlasError(f"n_components={n_components} must be below {m - 1} (the fitted pixels less one)")
     mcs = int(round(min_cluster_size * m)) if min_cluster_size < 1 else int(min_cluster_size)
     if mcs < 2 or mcs > m:
-        raise XrayAtlasError(f"min_cluster_size={min_cluster_size} gives {mcs} of {m} fitted pixels; need 2-{m}: "
-                             f"for a small cube give a number of pixels, e.g. min_cluster_size={max(2, m // 10)} "
-                             f"(--param min_cluster_size={max(2, m // 10)} on the command line)")
+        raise XrayAtlasError(
+            f"min_cluster_size={min_cluster_size} gives {mcs} of {m} fitted pixels; need 2-{m}: "
+            f"for a small cube give a number of pixels, e.g. min_cluster_size={max(2, m // 10)} "
+            f"(--param min_cluster_size={max(2, m // 10)} on the command line)"
+        )
     return m, mcs
 
 
@@ -123,8 +140,15 @@ def umap_hdbscan(
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
     n_pix = features.n_pixels
-    kw = {"n_fit": n_fit, "n_neighbors": n_neighbors, "min_dist": min_dist, "n_components": n_components,
-          "min_samples": min_samples, "min_cluster_size": min_cluster_size, "assign_neighbors": assign_neighbors}
+    kw = {
+        "n_fit": n_fit,
+        "n_neighbors": n_neighbors,
+        "min_dist": min_dist,
+        "n_components": n_components,
+        "min_samples": min_samples,
+        "min_cluster_size": min_cluster_size,
+        "assign_neighbors": assign_neighbors,
+    }
     m, mcs = check_umap_hdbscan(n_pix, **kw)
     idx = umap_hdbscan_sample(n_pix, seed=seed, **kw)
     x = features.take(idx)
@@ -133,8 +157,14 @@ def umap_hdbscan(
     dist, ind = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by random_state"
-        emb = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, n_components=n_components, n_epochs=200,
-                        random_state=seed, precomputed_knn=(ind, dist, None)).fit_transform(x)
+        emb = umap.UMAP(
+            n_neighbors=n_neighbors,
+            min_dist=min_dist,
+            n_components=n_components,
+            n_epochs=200,
+            random_state=seed,
+            precomputed_knn=(ind, dist, None),
+        ).fit_transform(x)
     yield Progress(2, 3, "hdbscan")
     sub = hdbscan.HDBSCAN(min_samples=min_samples, min_cluster_size=mcs).fit_predict(emb).astype(np.int32)
     knn = KNeighborsClassifier(n_neighbors=min(assign_neighbors, m)).fit(x, sub)
@@ -144,9 +174,20 @@ def umap_hdbscan(
     return Assigner(knn.predict, lambda ids: (np.arange(k), info), k)
 
 
-def check_som(n_pix: int, *, rows: int = 8, cols: int = 8, epochs: int = 10, batch_size: int = 4096,
-              lr: tuple[float, float] = (0.5, 0.02), sigma: tuple = (None, 0.3), n_fit: int = 50000,
-              n_clusters: int | str | None = "auto", device: str = "auto", seed: int = 0) -> int | str | None:
+def check_som(
+    n_pix: int,
+    *,
+    rows: int = 8,
+    cols: int = 8,
+    epochs: int = 10,
+    batch_size: int = 4096,
+    lr: tuple[float, float] = (0.5, 0.02),
+    sigma: tuple = (None, 0.3),
+    n_fit: int = 50000,
+    n_clusters: int | str | None = "auto",
+    device: str = "auto",
+    seed: int = 0,
+) -> int | str | None:
     """Check :func:`som`'s parameters for ``n_pix`` pixels."""
     from ..devices import resolve_device
 
@@ -180,8 +221,9 @@ def _n_clusters(value: int | str | None, n_nodes: int) -> int | str | None:
     return k
 
 
-def _join_nodes(x_sub: np.ndarray, codebook: np.ndarray, node_sub: np.ndarray, used: np.ndarray,
-                n_clusters: int | str) -> np.ndarray:
+def _join_nodes(
+    x_sub: np.ndarray, codebook: np.ndarray, node_sub: np.ndarray, used: np.ndarray, n_clusters: int | str
+) -> np.ndarray:
     """Ward clustering of the used nodes' codebooks; 'auto' picks the count by the silhouette
     of the pixels ``x_sub`` (features) whose nodes are ``node_sub``."""
     from scipy.cluster.hierarchy import fcluster, linkage
@@ -222,7 +264,11 @@ def _kmeanspp(x, k: int, gen):
     d2 = ((x - centres[0]) ** 2).sum(dim=1)
     for _ in range(1, k):
         p = (d2 / d2.sum().clamp_min(1e-30)).cpu()
-        nxt = int(torch.multinomial(p, 1, generator=gen)) if float(p.sum()) > 0 else int(torch.randint(n, (1,), generator=gen))
+        nxt = (
+            int(torch.multinomial(p, 1, generator=gen))
+            if float(p.sum()) > 0
+            else int(torch.randint(n, (1,), generator=gen))
+        )
         centres.append(x[nxt])
         d2 = torch.minimum(d2, ((x - x[nxt]) ** 2).sum(dim=1))
     return torch.stack(centres).clone()
@@ -287,8 +333,18 @@ def som(
     from ..devices import resolve_device
 
     n_pix = features.n_pixels
-    n_clusters = check_som(n_pix, rows=rows, cols=cols, epochs=epochs, batch_size=batch_size, lr=lr, sigma=sigma,
-                           n_fit=n_fit, n_clusters=n_clusters, device=device)
+    n_clusters = check_som(
+        n_pix,
+        rows=rows,
+        cols=cols,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        sigma=sigma,
+        n_fit=n_fit,
+        n_clusters=n_clusters,
+        device=device,
+    )
     n_nodes = rows * cols
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -307,7 +363,7 @@ def som(
             frac = step / max(steps - 1, 1)
             s = s0 * (s1 / s0) ** frac
             eta = lr[0] * (lr[1] / lr[0]) ** frac
-            xb = x[perm[a:a + batch_size]]  # (B, D)
+            xb = x[perm[a : a + batch_size]]  # (B, D)
             bmu = torch.cdist(xb, w).argmin(dim=1)  # (B,)
             h = torch.exp(-grid_d2[bmu] / (2 * s * s))  # (B, nodes)
             num = h.T @ xb  # (nodes, D)
@@ -322,8 +378,8 @@ def som(
     def nearest(values: np.ndarray) -> np.ndarray:
         out = np.empty(values.shape[0], np.int32)
         for a in range(0, values.shape[0], 65536):
-            xb = torch.from_numpy(np.ascontiguousarray(values[a:a + 65536])).to(dev)
-            out[a:a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
+            xb = torch.from_numpy(np.ascontiguousarray(values[a : a + 65536])).to(dev)
+            out[a : a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
         return out
 
     def finish(node_of: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -334,8 +390,9 @@ def som(
         # renumber by size, largest first, skipping nodes no pixel chose
         per_node = np.bincount(node_of, minlength=n_nodes)
         chosen = per_node > 0
-        counts = np.bincount(cluster_of_node[chosen], weights=per_node[chosen],
-                             minlength=max(cluster_of_node.max(), 0) + 1).astype(np.int64)
+        counts = np.bincount(
+            cluster_of_node[chosen], weights=per_node[chosen], minlength=max(cluster_of_node.max(), 0) + 1
+        ).astype(np.int64)
         kept = np.flatnonzero(counts > 0)
         order = kept[np.argsort(-counts[kept])]
         remap = np.full(max(cluster_of_node.max(), 0) + 1, -1)

@@ -25,8 +25,9 @@ pixels from the cube, tile by tile (bounded memory, as everywhere in :mod:`xray_
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generator
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,7 @@ class Refined:
 
 # -- checks -------------------------------------------------------------------------------
 
+
 def _check_state(labels: Any, spectra: Any) -> tuple[np.ndarray, np.ndarray]:
     lab = np.asarray(labels)
     if lab.ndim != 2 or lab.dtype.kind not in "iu":
@@ -76,8 +78,10 @@ def _check_state(labels: Any, spectra: Any) -> tuple[np.ndarray, np.ndarray]:
     if spec.ndim != 2:
         raise XrayAtlasError(f"spectra must be (clusters, channels); got shape {spec.shape}")
     if lab.size and (lab.min() < -1 or lab.max() >= spec.shape[0]):
-        raise XrayAtlasError(f"labels hold {int(lab.min())}..{int(lab.max())}; expected -1 (noise) or "
-                             f"0..{spec.shape[0] - 1} for the {spec.shape[0]} clusters of spectra")
+        raise XrayAtlasError(
+            f"labels hold {int(lab.min())}..{int(lab.max())}; expected -1 (noise) or "
+            f"0..{spec.shape[0] - 1} for the {spec.shape[0]} clusters of spectra"
+        )
     return lab, spec
 
 
@@ -102,8 +106,7 @@ def _sizes(labels: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels[labels >= 0].ravel(), minlength=k).astype(np.int64)
 
 
-def _compact(labels: np.ndarray, spectra: np.ndarray, sizes: np.ndarray,
-             touched: list[int]) -> Refined:
+def _compact(labels: np.ndarray, spectra: np.ndarray, sizes: np.ndarray, touched: list[int]) -> Refined:
     """Drop clusters without pixels, renumbering the rest 0..K-1 in their order."""
     keep = np.flatnonzero(sizes > 0)
     if keep.size == sizes.size:
@@ -116,6 +119,7 @@ def _compact(labels: np.ndarray, spectra: np.ndarray, sizes: np.ndarray,
 
 
 # -- reading the pixels of a mask ---------------------------------------------------------------
+
 
 class _Pixels:
     """The pixels of ``mask`` as a lazy (N, 1, C) array, in row-major order.
@@ -165,12 +169,14 @@ class _Pixels:
 
 def _pixel_cube(cube: SpectralCube, mask: np.ndarray, tile_bytes: int) -> SpectralCube:
     """A cube of the pixels of ``mask`` (N x 1), read lazily from ``cube``."""
-    return SpectralCube(_Pixels(cube, mask, tile_bytes), energy=cube.energy if cube.calibrated else None,
-                        path=cube.path, name=cube.name)
+    return SpectralCube(
+        _Pixels(cube, mask, tile_bytes), energy=cube.energy if cube.calibrated else None, path=cube.path, name=cube.name
+    )
 
 
-def _iter_sums(cube: SpectralCube, mask: np.ndarray, groups: np.ndarray, n_groups: int, what: str,
-               tile_bytes: int) -> Generator[Progress, None, np.ndarray]:
+def _iter_sums(
+    cube: SpectralCube, mask: np.ndarray, groups: np.ndarray, n_groups: int, what: str, tile_bytes: int
+) -> Generator[Progress, None, np.ndarray]:
     """(n_groups, C) float64 summed spectra of the pixels of ``mask`` by ``groups`` (the
     group of each of those pixels, in row-major order), streamed."""
     sums = np.zeros((n_groups, cube.n_channels))
@@ -191,9 +197,22 @@ def _iter_sums(cube: SpectralCube, mask: np.ndarray, groups: np.ndarray, n_group
 
 # -- split --------------------------------------------------------------------------------
 
-def iter_split(labels: Any, spectra: Any, cube: SpectralCube, cluster: int, *, k: int = 2, seed: int = 0,
-               trim: int = 100, bin: int = 8, normalise: str = "sqrt-total", pca_components: int = 20,
-               n_fit: int = 20000, tile_bytes: int = TILE_BYTES) -> Generator[Progress, None, Refined]:
+
+def iter_split(
+    labels: Any,
+    spectra: Any,
+    cube: SpectralCube,
+    cluster: int,
+    *,
+    k: int = 2,
+    seed: int = 0,
+    trim: int = 100,
+    bin: int = 8,
+    normalise: str = "sqrt-total",
+    pca_components: int = 20,
+    n_fit: int = 20000,
+    tile_bytes: int = TILE_BYTES,
+) -> Generator[Progress, None, Refined]:
     """Split one cluster into ``k`` by k-means on its own pixels' spectral features.
 
     The features (trim, bin, normalise, PCA: :func:`~xray_atlas.cluster.features.iter_features`)
@@ -242,14 +261,34 @@ def iter_split(labels: Any, spectra: Any, cube: SpectralCube, cluster: int, *, k
         raise XrayAtlasError(f"cluster={cluster} holds {n} pixels: too few to split into k={k}")
     pix = _pixel_cube(cube, mask, tile_bytes)
     check_features(pix, trim=trim, bin=bin, normalise=normalise, pca_components=pca_components, chosen=False)
-    return _iter_split(lab, spec, cube, cluster, mask, pix, int(k), int(seed),
-                       {"trim": trim, "bin": bin, "normalise": normalise, "pca_components": pca_components},
-                       int(n_fit), tile_bytes)
+    return _iter_split(
+        lab,
+        spec,
+        cube,
+        cluster,
+        mask,
+        pix,
+        int(k),
+        int(seed),
+        {"trim": trim, "bin": bin, "normalise": normalise, "pca_components": pca_components},
+        int(n_fit),
+        tile_bytes,
+    )
 
 
-def _iter_split(lab: np.ndarray, spec: np.ndarray, cube: SpectralCube, cluster: int, mask: np.ndarray,
-                pix: SpectralCube, k: int, seed: int, feat_kw: dict, n_fit: int,
-                tile_bytes: int) -> Generator[Progress, None, Refined]:
+def _iter_split(
+    lab: np.ndarray,
+    spec: np.ndarray,
+    cube: SpectralCube,
+    cluster: int,
+    mask: np.ndarray,
+    pix: SpectralCube,
+    k: int,
+    seed: int,
+    feat_kw: dict,
+    n_fit: int,
+    tile_bytes: int,
+) -> Generator[Progress, None, Refined]:
     import warnings
 
     from sklearn.cluster import KMeans
@@ -264,7 +303,7 @@ def _iter_split(lab: np.ndarray, spec: np.ndarray, cube: SpectralCube, cluster: 
         km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit)
     part = np.empty(x.shape[0], np.int64)
     for a in range(0, x.shape[0], 65536):
-        part[a:a + 65536] = km.predict(x[a:a + 65536])
+        part[a : a + 65536] = km.predict(x[a : a + 65536])
     yield Progress(1, 1, "k-means")
     counts = np.bincount(part, minlength=k)
     order = [int(p) for p in np.argsort(-counts, kind="stable") if counts[p] > 0]
@@ -298,6 +337,7 @@ def split(labels: Any, spectra: Any, cube: SpectralCube, cluster: int, **kwargs:
 
 
 # -- merge --------------------------------------------------------------------------------
+
 
 def merge(labels: Any, spectra: Any, clusters: Any) -> Refined:
     """Merge clusters into one; no pixel is read (the mean of the union is the size-weighted
@@ -342,8 +382,10 @@ def merge(labels: Any, spectra: Any, clusters: Any) -> Refined:
 
 # -- reassign -----------------------------------------------------------------------------
 
-def iter_reassign(labels: Any, spectra: Any, cube: SpectralCube, mask: Any, cluster: int | None, *,
-                  tile_bytes: int = TILE_BYTES) -> Generator[Progress, None, Refined]:
+
+def iter_reassign(
+    labels: Any, spectra: Any, cube: SpectralCube, mask: Any, cluster: int | None, *, tile_bytes: int = TILE_BYTES
+) -> Generator[Progress, None, Refined]:
     """Give the pixels of a (painted) region one cluster.
 
     Only the region's pixels are read: each cluster they leave loses their sum, the cluster
@@ -382,8 +424,9 @@ def iter_reassign(labels: Any, spectra: Any, cube: SpectralCube, mask: Any, clus
     return _iter_reassign(lab, spec, cube, moved, target, tile_bytes)
 
 
-def _iter_reassign(lab: np.ndarray, spec: np.ndarray, cube: SpectralCube, moved: np.ndarray, target: int,
-                   tile_bytes: int) -> Generator[Progress, None, Refined]:
+def _iter_reassign(
+    lab: np.ndarray, spec: np.ndarray, cube: SpectralCube, moved: np.ndarray, target: int, tile_bytes: int
+) -> Generator[Progress, None, Refined]:
     k = spec.shape[0]
     n_k = k + 1 if target == k else k
     sizes = _sizes(lab, k)
@@ -426,6 +469,7 @@ def reassign(labels: Any, spectra: Any, cube: SpectralCube, mask: Any, cluster: 
 
 
 # -- undo history ---------------------------------------------------------------------------
+
 
 class Refinement:
     """The current clustering and the earlier ones to go back to.

@@ -11,8 +11,9 @@ the cube's ``metadata`` under the names of docs/dev/contracts.md section 2 (``pi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..cube import SpectralCube
 from ..errors import XrayAtlasError
@@ -123,8 +124,9 @@ def _probe_hdf5(p: Path) -> str | None:
         if isinstance(spectra, h5py.Dataset):
             return "cube" if spectra.ndim == 3 and _numeric(spectra.dtype) else None
         cubes: list = []
-        f.visititems(lambda _n, o: cubes.append(o) if isinstance(o, h5py.Dataset) and o.ndim == 3
-                     and _numeric(o.dtype) else None)
+        f.visititems(
+            lambda _n, o: cubes.append(o) if isinstance(o, h5py.Dataset) and o.ndim == 3 and _numeric(o.dtype) else None
+        )
         if len(cubes) == 1:
             return "cube"
         if cubes:  # several cubes: the reader needs dataset=, which napari cannot pass
@@ -196,9 +198,7 @@ def read(
     p = Path(os.fspath(path))
     suffix = p.suffix.lower()
     if suffix not in READERS:
-        raise XrayAtlasError(
-            f"unknown file type {suffix or '(no suffix)'!r}; readable: {', '.join(SUFFIXES)}", path=p
-        )
+        raise XrayAtlasError(f"unknown file type {suffix or '(no suffix)'!r}; readable: {', '.join(SUFFIXES)}", path=p)
     from .._files import check_input
 
     check_input(p, folder_ok=suffix == ".zarr")

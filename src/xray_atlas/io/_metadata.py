@@ -16,8 +16,19 @@ import numpy as np
 from ..errors import XrayAtlasError
 
 #: Length units (lower case, as files write them) -> micrometres.
-_LENGTH_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0,
-              "mm": 1e3, "nm": 1e-3, "cm": 1e4, "m": 1e6}
+_LENGTH_UM = {
+    "µm": 1.0,
+    "μm": 1.0,
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "mm": 1e3,
+    "nm": 1e-3,
+    "cm": 1e4,
+    "m": 1e6,
+}
 #: Energy units -> keV.
 _ENERGY_KEV = {"kev": 1.0, "ev": 1e-3}
 
@@ -67,8 +78,9 @@ def per_pixel_or_number(value: Any, name: str, shape: tuple[int, int], *, source
     if np.ndim(value) < 2:
         return checked_number(value, name, unit="s")
     if tuple(np.shape(value)) != tuple(shape):
-        raise XrayAtlasError(f"{source} {name!r} has shape {tuple(np.shape(value))}; expected one number or the "
-                             f"pixels' {tuple(shape)}")
+        raise XrayAtlasError(
+            f"{source} {name!r} has shape {tuple(np.shape(value))}; expected one number or the pixels' {tuple(shape)}"
+        )
     dtype = np.dtype(value.dtype) if hasattr(value, "dtype") else np.asarray(value).dtype
     if dtype.kind not in "uif":
         raise XrayAtlasError(f"{source} {name!r} holds {dtype} values; expected seconds as numbers")

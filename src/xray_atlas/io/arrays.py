@@ -44,7 +44,7 @@ def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
     path = Path(os.fspath(path))
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as err:  # zarr raises many types for a bad store
+    except Exception as err:  # noqa: BLE001 - zarr raises many types for a bad store
         raise XrayAtlasError(f"not a readable Zarr store ({type(err).__name__})", path=path) from None
     group = None
     if hasattr(node, "shape"):
@@ -69,8 +69,12 @@ def read_zarr(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
         raise XrayAtlasError("attributes energy_offset_kev/energy_gain_kev: only one of the two is present", path=path)
     elif n_channels and "energy_offset_kev" in arr.attrs and "energy_gain_kev" in arr.attrs:
         try:
-            energy = linear_energy(arr.attrs["energy_offset_kev"], arr.attrs["energy_gain_kev"], n_channels,
-                                   source="attributes energy_offset_kev/energy_gain_kev")
+            energy = linear_energy(
+                arr.attrs["energy_offset_kev"],
+                arr.attrs["energy_gain_kev"],
+                n_channels,
+                source="attributes energy_offset_kev/energy_gain_kev",
+            )
         except XrayAtlasError as err:
             raise XrayAtlasError(str(err), path=path) from None
     metadata = {}

@@ -39,7 +39,7 @@ def read_bruker(path: str | os.PathLike, *, dataset: str | None = None) -> Spect
         raise XrayAtlasError("dataset= does not apply to Bruker files", path=path)
     try:
         signals = file_reader(str(path), lazy=True)
-    except Exception as err:  # rosettasciio raises TypeError, ValueError, struct.error ... for bad files
+    except Exception as err:  # noqa: BLE001 - rosettasciio raises TypeError, ValueError, struct.error ... for bad files
         reason = str(err).replace(f"file '{path}' ", "").replace(str(path), "the file")
         raise XrayAtlasError(f"not a readable Bruker file ({reason})", path=path) from None
     spectral = [s for s in signals if any(a.get("name") == "Energy" for a in s["axes"])]
@@ -101,6 +101,5 @@ def _scan_metadata(sig: dict, shape: tuple[int, int]) -> dict[str, Any]:
         return out
     if counts.shape == (shape[0],) and per_line > 0 and np.all(counts >= 0) and np.any(counts > 0):
         rows = counts * per_line
-        out["real_time_s"] = (float(rows[0]) if np.all(rows == rows[0])
-                              else np.broadcast_to(rows[:, None], shape))
+        out["real_time_s"] = float(rows[0]) if np.all(rows == rows[0]) else np.broadcast_to(rows[:, None], shape)
     return out

@@ -74,8 +74,11 @@ def read_hdf5(path: str | os.PathLike, *, dataset: str | None = None) -> Spectra
     except OSError as err:
         # another process has it open for writing (HDF5's file lock, EAGAIN): the data may be fine
         if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK) or "unable to lock file" in str(err).lower():
-            raise XrayAtlasError("the file is locked: another program has it open for writing; wait until it is "
-                                 "closed (it is in use, not necessarily damaged)", path=path) from None
+            raise XrayAtlasError(
+                "the file is locked: another program has it open for writing; wait until it is "
+                "closed (it is in use, not necessarily damaged)",
+                path=path,
+            ) from None
         reason = str(err).split("(")[0].strip().rstrip(",") or "unreadable"
         raise XrayAtlasError(f"not a readable HDF5 file ({reason}; truncated or corrupt?)", path=path) from None
     try:

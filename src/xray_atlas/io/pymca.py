@@ -69,7 +69,9 @@ def parse_mca(text: str, path: Path) -> tuple[np.ndarray, tuple[float, float, fl
         elif widths == {2}:
             counts = np.asarray([r[1] for r in rows])
         else:
-            raise XrayAtlasError(f"rows have {sorted(widths)} columns; expected one (counts) or two (channel, counts)", path=path)
+            raise XrayAtlasError(
+                f"rows have {sorted(widths)} columns; expected one (counts) or two (channel, counts)", path=path
+            )
     else:
         raise XrayAtlasError("no spectrum data found", path=path)
     return counts, calib

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -23,8 +24,9 @@ from ..errors import XrayAtlasError
 __all__ = ["atomic_h5", "check_destination", "write_results", "read_results", "MAP_UNITS"]
 
 
-def check_destination(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (),
-                      overwrite: bool = True) -> Path:
+def check_destination(
+    path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (), overwrite: bool = True
+) -> Path:
     """Refuse an output path that cannot be written, that is one of ``inputs``, that is
     read-only, or that exists when ``overwrite`` is False (:func:`xray_atlas._files.check_destination`).
 
@@ -170,8 +172,9 @@ def write_results(
     if reconstruction is not None:
         items.append(("reconstruction", np.asarray(reconstruction, dtype=np.float32)))
     if not items:
-        raise XrayAtlasError("nothing to write: no maps, probabilities, labels, spectra or diffraction results",
-                             path=path)
+        raise XrayAtlasError(
+            "nothing to write: no maps, probabilities, labels, spectra or diffraction results", path=path
+        )
     root = dict(attrs or {})
     # the keyword wins; a caller that passes them among ``attrs`` gets them checked all the same
     units = root.pop("units", None) if units is None else units
@@ -214,8 +217,9 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
                 try:
                     attrs["pixel_size_um"] = float(np.asarray(attrs["pixel_size_um"]).reshape(-1)[0])
                 except (TypeError, ValueError, IndexError):
-                    raise XrayAtlasError(f"attribute pixel_size_um = {attrs['pixel_size_um']!r} is not a number",
-                                         path=path) from None
+                    raise XrayAtlasError(
+                        f"attribute pixel_size_um = {attrs['pixel_size_um']!r} is not a number", path=path
+                    ) from None
             if isinstance(attrs.get("units"), bytes):
                 attrs["units"] = attrs["units"].decode("utf-8", "replace")
             elif "units" in attrs:

@@ -58,13 +58,14 @@ def read_ripple(path: str | os.PathLike, *, dataset: str | None = None) -> Spect
     if dataset is not None:
         raise XrayAtlasError("dataset= does not apply to ripple files", path=path)
     if path.suffix not in (".rpl", ".RPL"):  # rosettasciio's own rule for the header's name
-        raise XrayAtlasError("rosettasciio reads ripple headers named .rpl or .RPL; rename the header (and its "
-                             ".raw) to match", path=path)
+        raise XrayAtlasError(
+            "rosettasciio reads ripple headers named .rpl or .RPL; rename the header (and its .raw) to match", path=path
+        )
     raw = _raw_of(path)
     try:
         # parses the header and lays a dask graph over the .raw; no data are read
         info: dict[str, Any] = dict(file_reader(str(path), lazy=True)[0]["original_metadata"])
-    except Exception as err:  # rosettasciio raises OSError, KeyError, ValueError, TypeError ... for bad headers
+    except Exception as err:  # noqa: BLE001 - rosettasciio raises OSError, KeyError, ValueError, TypeError ... for bad headers
         raise XrayAtlasError(f"not a readable ripple header ({_reason(err)})", path=path) from None
     try:
         h, w, c = (int(info[k]) for k in ("height", "width", "depth"))
@@ -73,18 +74,23 @@ def read_ripple(path: str | os.PathLike, *, dataset: str | None = None) -> Spect
         raise XrayAtlasError(f"not a readable ripple header ({_reason(err)})", path=path) from None
     record = info.get("record-by")
     if record not in ("vector", "image"):
-        raise XrayAtlasError(f"the header says record-by {record!r}: one image, not a spectrum image "
-                             "(record-by vector or image)", path=path)
+        raise XrayAtlasError(
+            f"the header says record-by {record!r}: one image, not a spectrum image (record-by vector or image)",
+            path=path,
+        )
     if min(h, w, c) < 1 or offset < 0:
-        raise XrayAtlasError(f"the header announces {h} x {w} pixels x {c} channels at offset {offset}; "
-                             "sizes must be >= 1", path=path)
+        raise XrayAtlasError(
+            f"the header announces {h} x {w} pixels x {c} channels at offset {offset}; sizes must be >= 1", path=path
+        )
     expected = offset + h * w * c * itemsize
     size = raw.stat().st_size
     if size != expected:
         raise XrayAtlasError(
             f"the header announces {h} x {w} pixels x {c} channels of {itemsize} bytes ({expected} bytes with the "
             f"{offset}-byte offset) but {raw.name} holds {size} bytes: wrong sizes, data-length or offset in the "
-            "header, or a truncated .raw", path=path)
+            "header, or a truncated .raw",
+            path=path,
+        )
     # tiles of whole rows (cube.TILE_BYTES), whole spectra: reading a tile or one pixel takes
     # views of the memory map, never a chunk of the cube's size
     rows = max(1, min(h, TILE_BYTES // max(w * c * itemsize, 1)))
@@ -110,8 +116,12 @@ def read_ripple(path: str | os.PathLike, *, dataset: str | None = None) -> Spect
         metadata["pixel_size_um"] = x_um or y_um
         if x_um and y_um and abs(x_um - y_um) > 1e-6 * x_um:
             metadata["pixel_size_y_um"] = y_um
-    for key, name in (("live-time", "live_time_s"), ("beam-energy", "tube_kv"),
-                      ("detector-peak-width-ev", "fwhm_mnka_ev"), ("energy-resolution", "fwhm_mnka_ev")):
+    for key, name in (
+        ("live-time", "live_time_s"),
+        ("beam-energy", "tube_kv"),
+        ("detector-peak-width-ev", "fwhm_mnka_ev"),
+        ("energy-resolution", "fwhm_mnka_ev"),
+    ):
         value = positive(info.get(key))
         if value is not None and name not in metadata:
             metadata[name] = value

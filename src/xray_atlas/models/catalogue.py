@@ -19,12 +19,27 @@ from typing import Any
 from ..errors import XrayAtlasError
 from .files import ModelCard, read_card
 
-__all__ = ["ModelInfo", "ResolvedModel", "list_models", "find_model", "resolve_model", "model_name", "remember", "user_dir",
-           "zoo_dir", "default_model_path", "TASK_WORDS"]
+__all__ = [
+    "ModelInfo",
+    "ResolvedModel",
+    "list_models",
+    "find_model",
+    "resolve_model",
+    "model_name",
+    "remember",
+    "user_dir",
+    "zoo_dir",
+    "default_model_path",
+    "TASK_WORDS",
+]
 
 #: Each task in a user's words, for messages.
-TASK_WORDS = {"maps": "elemental maps", "elements": "element probabilities", "diffraction": "diffraction images",
-              "images": "image classification"}
+TASK_WORDS = {
+    "maps": "elemental maps",
+    "elements": "element probabilities",
+    "diffraction": "diffraction images",
+    "images": "image classification",
+}
 
 
 @dataclass(frozen=True)
@@ -95,8 +110,11 @@ def remember(path: str | os.PathLike) -> None:
 def _candidates(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if (p.is_dir() and (p / "card.json").is_file()) or (p.is_file() and p.suffix == ".safetensors"))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (p.is_dir() and (p / "card.json").is_file()) or (p.is_file() and p.suffix == ".safetensors")
+    )
 
 
 def list_models(task: str | None = None) -> list[ModelInfo]:
@@ -134,8 +152,10 @@ def find_model(model: str | os.PathLike | None, *, task: str, default: str, also
     named = {i.name: i.path for i in infos if i.card.task == task}
     if model is None:
         if default not in named:
-            raise XrayAtlasError(f"the default {TASK_WORDS.get(task, task)} model {default!r} is not installed "
-                                 f"(models/zoo); train one with xray-atlas train {task}")
+            raise XrayAtlasError(
+                f"the default {TASK_WORDS.get(task, task)} model {default!r} is not installed "
+                f"(models/zoo); train one with xray-atlas train {task}"
+            )
         return named[default]
     path = named.get(str(model)) or Path(model)
     if not path.exists():
@@ -143,8 +163,10 @@ def find_model(model: str | os.PathLike | None, *, task: str, default: str, also
         known = f"{words} models: {', '.join([*named, *also]) or 'none installed'}"
         other = next((i for i in infos if i.name == str(model)), None)
         if other is not None:
-            raise XrayAtlasError(f"model={str(model)!r} is a model for {TASK_WORDS.get(other.card.task, other.card.task)}, "
-                                 f"not {words} ({known})")
+            raise XrayAtlasError(
+                f"model={str(model)!r} is a model for {TASK_WORDS.get(other.card.task, other.card.task)}, "
+                f"not {words} ({known})"
+            )
         raise XrayAtlasError(f"model={str(model)!r} is neither a model file nor a known name ({known})")
     from .._files import check_input
 
@@ -162,8 +184,9 @@ class ResolvedModel:
     device: Any
 
 
-def resolve_model(model: str | os.PathLike | None, *, task: str, default: str, device: str = "auto",
-                  also: tuple[str, ...] = ()) -> ResolvedModel:
+def resolve_model(
+    model: str | os.PathLike | None, *, task: str, default: str, device: str = "auto", also: tuple[str, ...] = ()
+) -> ResolvedModel:
     """Find (:func:`find_model`) and load the model ``model`` of ``task``; refuse a model file
     of another task. What is the task's own (channels, span, calibration) is checked by the
     caller on the card."""

@@ -42,8 +42,7 @@ class SmallCNN(nn.Module):
             c = w
         self.features = nn.Sequential(*layers)
         side = image_size // 8
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 128), nn.ReLU(),
-                                  nn.Linear(128, n_outputs))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 128), nn.ReLU(), nn.Linear(128, n_outputs))
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
@@ -74,10 +73,18 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                  nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        self.skip = (nn.Identity() if stride == 1 and cin == cout else
-                     nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, cin, H, W) -> (B, cout, H / stride, W / stride)
@@ -154,8 +161,13 @@ class FourierCNN(nn.Module):
             c = w
         self.features = nn.Sequential(*layers)
         side = image_size // 16
-        self.mlp = nn.Sequential(nn.Linear(window * window + c * side * side, 256), nn.GELU(),
-                                 nn.Linear(256, 128), nn.GELU(), nn.Linear(128, n_outputs))
+        self.mlp = nn.Sequential(
+            nn.Linear(window * window + c * side * side, 256),
+            nn.GELU(),
+            nn.Linear(256, 128),
+            nn.GELU(),
+            nn.Linear(128, n_outputs),
+        )
         self.skip = nn.Linear(window * window, n_outputs)
         with torch.no_grad():
             self.skip.weight.zero_()
@@ -173,16 +185,22 @@ class FourierCNN(nn.Module):
         corr = torch.fft.ifft2(torch.fft.ifftshift(x[:, 0], dim=(-2, -1))).real  # (B, S, S) correlations
         corr = torch.fft.fftshift(corr, dim=(-2, -1))
         o = self.image_size // 2
-        win = corr[:, o - half:o + half + 1, o - half:o + half + 1]  # (B, w, w) around r = 0
-        win = win / win[:, half:half + 1, half:half + 1].clamp_min(1e-6)
+        win = corr[:, o - half : o + half + 1, o - half : o + half + 1]  # (B, w, w) around r = 0
+        win = win / win[:, half : half + 1, half : half + 1].clamp_min(1e-6)
         feats = self.features(torch.log1p(x)).flatten(1)  # (B, c * (S/16)^2)
         w = win.flatten(1)
         return self.skip(w) + self.mlp(torch.cat([w, feats], dim=1))  # (B, D)
 
 
-@register("cfs-fourier", task="diffraction", training={"optimizer": "adamw", "lr": 2e-3, "batch_size": 64,
-                                                       "weight_decay": 1e-4, "schedule": "cosine"},
-          image_size=64, n_outputs=3, width=16, window=9)
+@register(
+    "cfs-fourier",
+    task="diffraction",
+    training={"optimizer": "adamw", "lr": 2e-3, "batch_size": 64, "weight_decay": 1e-4, "schedule": "cosine"},
+    image_size=64,
+    n_outputs=3,
+    width=16,
+    window=9,
+)
 def cfs_fourier(*, image_size: int, n_outputs: int, width: int, window: int):
     """xray-atlas's Fourier CNN: a fixed physics layer, the inverse FFT of the image (its
     pair-correlation function, Wiener-Khinchin), gives the window x window correlations near

@@ -104,12 +104,17 @@ def check_card(card: ModelCard, path: str | os.PathLike) -> None:
     outputs = list(card.outputs or [])
     n_out = cfg.get("n_outputs")
     if outputs and isinstance(n_out, int) and len(outputs) != n_out:
-        raise XrayAtlasError(f"the card lists {len(outputs)} outputs but the network has {n_out}; the card does not "
-                             "match the weights", path=path)
+        raise XrayAtlasError(
+            f"the card lists {len(outputs)} outputs but the network has {n_out}; the card does not match the weights",
+            path=path,
+        )
     n_in, n_cfg = (card.inputs or {}).get("n_channels"), cfg.get("n_channels")
     if n_in is not None and n_cfg is not None and int(n_in) != int(n_cfg):
-        raise XrayAtlasError(f"the card's inputs say n_channels={n_in} but the network takes {n_cfg}; the card "
-                             "does not match the weights", path=path)
+        raise XrayAtlasError(
+            f"the card's inputs say n_channels={n_in} but the network takes {n_cfg}; the card "
+            "does not match the weights",
+            path=path,
+        )
 
 
 def load_model(path: str | os.PathLike, *, device: str = "cpu") -> tuple[Any, ModelCard]:

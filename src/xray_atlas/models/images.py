@@ -25,8 +25,14 @@ __all__ = ["image_fnn", "image_cnn", "import_torchvision", "ImageCNN"]
 
 
 # Study 000 Table 1: FNN with SGD, ReLU, lr 0.01, weight decay 0.001.
-@register("image-fnn", task="images", training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-3},
-          image_size=64, n_outputs=2, hidden=(256, 64))
+@register(
+    "image-fnn",
+    task="images",
+    training={"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-3},
+    image_size=64,
+    n_outputs=2,
+    hidden=(256, 64),
+)
 def image_fnn(*, image_size: int, n_outputs: int, hidden: tuple[int, ...]):
     """Fully connected network on the flattened image (study 000's FNN)."""
     layers: list = [nn.Flatten()]
@@ -64,8 +70,14 @@ class ImageCNN(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
-@register("image-cnn", task="images", training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
-          image_size=64, n_outputs=2, width=16)
+@register(
+    "image-cnn",
+    task="images",
+    training={"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4},
+    image_size=64,
+    n_outputs=2,
+    width=16,
+)
 def image_cnn(*, image_size: int, n_outputs: int, width: int):
     """Four conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool), global average pool,
     linear: a small CNN whose last conv block gives class-activation maps."""
@@ -116,8 +128,9 @@ def _load_pretrained(model, path: str) -> None:
         else:  # weights_only: plain tensors; a pickle of anything else is refused, never run
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle, zip and safetensors errors of many kinds
-        raise XrayAtlasError(f"weights: {path} is not a torch state dict or safetensors file "
-                             f"({type(err).__name__})") from None
+        raise XrayAtlasError(
+            f"weights: {path} is not a torch state dict or safetensors file ({type(err).__name__})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -127,8 +140,13 @@ def _load_pretrained(model, path: str) -> None:
     for k, v in state.items():
         if k not in own:
             continue
-        if v.ndim == 4 and own[k].ndim == 4 and v.shape[1] == 3 and own[k].shape[1] == 1 \
-                and v.shape[0] == own[k].shape[0]:
+        if (
+            v.ndim == 4
+            and own[k].ndim == 4
+            and v.shape[1] == 3
+            and own[k].shape[1] == 1
+            and v.shape[0] == own[k].shape[0]
+        ):
             v = v.sum(dim=1, keepdim=True)  # RGB filters of an ImageNet model -> gray
         if v.shape == own[k].shape:
             taken[k] = v
@@ -143,8 +161,11 @@ def _gray_first_conv(model, attr_path: str) -> None:
     parent_path, _, name = attr_path.rpartition(".")
     parent = model.get_submodule(parent_path)
     conv = getattr(parent, name)  # nn.Sequential children are attributes named "0", "1", ...
-    setattr(parent, name, nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                    bias=conv.bias is not None))
+    setattr(
+        parent,
+        name,
+        nn.Conv2d(1, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None),
+    )
 
 
 def _swap_activation(model, make) -> None:
@@ -184,8 +205,10 @@ def _zoo_builder(arch: str, what: str):
         return _torchvision_model(arch, n_outputs, activation, weights)
 
     builder.__name__ = arch
-    builder.__doc__ = (f"{what} from torchvision, one-channel input; trained from scratch unless ``weights`` "
-                       "names a file of pretrained weights.")
+    builder.__doc__ = (
+        f"{what} from torchvision, one-channel input; trained from scratch unless ``weights`` "
+        "names a file of pretrained weights."
+    )
     return builder
 
 
@@ -193,15 +216,36 @@ def _zoo_builder(arch: str, what: str):
 # (EfficientNet's own activation, SiLU, is the study's too).
 _ZOO = (
     ("resnet18", "resnet18", "ResNet18", "relu", {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4}),
-    ("resnet34", "resnet34", "ResNet34 with LeakyReLU (study 000)", "leaky-relu",
-     {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4}),
-    ("resnet50", "resnet50", "ResNet50 with GELU (study 000)", "gelu",
-     {"optimizer": "rmsprop", "lr": 5e-4, "weight_decay": 5e-4}),
-    ("vgg16", "vgg16", "VGG16 (convolutional part; a 512-256-k head for small images)", "relu",
-     {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4}),
-    ("efficientnet-b0", "efficientnet_b0", "EfficientNetB0 (SiLU)", "silu",
-     {"optimizer": "rmsprop", "lr": 2e-3, "weight_decay": 1e-4}),
+    (
+        "resnet34",
+        "resnet34",
+        "ResNet34 with LeakyReLU (study 000)",
+        "leaky-relu",
+        {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
+    ),
+    (
+        "resnet50",
+        "resnet50",
+        "ResNet50 with GELU (study 000)",
+        "gelu",
+        {"optimizer": "rmsprop", "lr": 5e-4, "weight_decay": 5e-4},
+    ),
+    (
+        "vgg16",
+        "vgg16",
+        "VGG16 (convolutional part; a 512-256-k head for small images)",
+        "relu",
+        {"optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4},
+    ),
+    (
+        "efficientnet-b0",
+        "efficientnet_b0",
+        "EfficientNetB0 (SiLU)",
+        "silu",
+        {"optimizer": "rmsprop", "lr": 2e-3, "weight_decay": 1e-4},
+    ),
 )
 for _name, _arch, _what, _act, _training in _ZOO:
-    register(_name, task="images", training=_training, image_size=64, n_outputs=2, activation=_act,
-             weights="")(_zoo_builder(_arch, _what))
+    register(_name, task="images", training=_training, image_size=64, n_outputs=2, activation=_act, weights="")(
+        _zoo_builder(_arch, _what)
+    )

@@ -15,32 +15,100 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["instrument_for", "instrument_from_metadata", "pure_matrix", "background_basis", "lsq_operator",
-           "INSTRUMENT_DEFAULTS", "PRIOR_FAMILIES"]
+__all__ = [
+    "instrument_for",
+    "instrument_from_metadata",
+    "pure_matrix",
+    "background_basis",
+    "lsq_operator",
+    "INSTRUMENT_DEFAULTS",
+    "PRIOR_FAMILIES",
+]
 
 #: The line families of the physics engine's 26 default elements (K, L and M where xraylib has
 #: lines in 1-40 keV, ``SpectrumGenerator().families``; a test keeps them in step), and Al-K and
 #: Si-K of ultramarine, smalt and the earths.
-PRIOR_FAMILIES = ("Al-K", "Si-K", "P-K", "S-K", "Cl-K", "Ar-K", "K-K", "Ca-K", "Ti-K", "Cr-K", "Mn-K", "Fe-K", "Co-K", "Ni-K", "Ni-L",
-                  "Cu-K", "Cu-L", "Zn-K", "Zn-L", "As-K", "As-L", "Se-K", "Se-L", "Sr-K", "Sr-L", "Ag-K", "Ag-L",
-                  "Cd-K", "Cd-L", "Sn-K", "Sn-L", "Sb-K", "Sb-L", "Ba-K", "Ba-L", "Ba-M", "Au-L", "Au-M", "Hg-L",
-                  "Hg-M", "Pb-L", "Pb-M", "Bi-L", "Bi-M")
+PRIOR_FAMILIES = (
+    "Al-K",
+    "Si-K",
+    "P-K",
+    "S-K",
+    "Cl-K",
+    "Ar-K",
+    "K-K",
+    "Ca-K",
+    "Ti-K",
+    "Cr-K",
+    "Mn-K",
+    "Fe-K",
+    "Co-K",
+    "Ni-K",
+    "Ni-L",
+    "Cu-K",
+    "Cu-L",
+    "Zn-K",
+    "Zn-L",
+    "As-K",
+    "As-L",
+    "Se-K",
+    "Se-L",
+    "Sr-K",
+    "Sr-L",
+    "Ag-K",
+    "Ag-L",
+    "Cd-K",
+    "Cd-L",
+    "Sn-K",
+    "Sn-L",
+    "Sb-K",
+    "Sb-L",
+    "Ba-K",
+    "Ba-L",
+    "Ba-M",
+    "Au-L",
+    "Au-M",
+    "Hg-L",
+    "Hg-M",
+    "Pb-L",
+    "Pb-M",
+    "Bi-L",
+    "Bi-M",
+)
 
 #: The instrument parameters every prior model carries in its configuration (M6 Jetstream-like).
-INSTRUMENT_DEFAULTS = {"offset_kev": 0.0, "gain_kev": 0.01, "fwhm_mnka_ev": 145.0, "anode": "Rh", "tube_kv": 50.0,
-                       "polycapillary": True}
+INSTRUMENT_DEFAULTS = {
+    "offset_kev": 0.0,
+    "gain_kev": 0.01,
+    "fwhm_mnka_ev": 145.0,
+    "anode": "Rh",
+    "tube_kv": 50.0,
+    "polycapillary": True,
+}
 
 
-def instrument_for(*, n_channels: int, offset_kev: float, gain_kev: float, fwhm_mnka_ev: float, anode: str,
-                   tube_kv: float, polycapillary: bool):
+def instrument_for(
+    *,
+    n_channels: int,
+    offset_kev: float,
+    gain_kev: float,
+    fwhm_mnka_ev: float,
+    anode: str,
+    tube_kv: float,
+    polycapillary: bool,
+):
     """The :class:`~xray_atlas.physics.spectra.Instrument` a prior is computed for."""
     from ..physics.detector import Detector
     from ..physics.reference import M6_OPTIC
     from ..physics.spectra import Instrument
     from ..physics.tube import Tube
 
-    det = Detector(n_channels=int(n_channels), gain_kev=float(gain_kev), offset_kev=float(offset_kev),
-                   fwhm_mnka_ev=float(fwhm_mnka_ev), step_height=3e-4)
+    det = Detector(
+        n_channels=int(n_channels),
+        gain_kev=float(gain_kev),
+        offset_kev=float(offset_kev),
+        fwhm_mnka_ev=float(fwhm_mnka_ev),
+        step_height=3e-4,
+    )
     return Instrument(Tube(anode, float(tube_kv)), det, optic=M6_OPTIC if polycapillary else None)
 
 
@@ -90,8 +158,9 @@ def background_basis(n_channels: int, offset_kev: float, gain_kev: float, *, spa
     return (b / np.maximum(b.sum(0, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: dict,
-                 spacing_kev: float) -> tuple[np.ndarray, np.ndarray, tuple]:
+def lsq_operator(
+    lines: tuple, families: tuple, n_channels: int, instrument: dict, spacing_kev: float
+) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Linear least squares on pure spectra and a smooth background, as fixed matrices.
 
     Parameters
@@ -117,9 +186,13 @@ def lsq_operator(lines: tuple, families: tuple, n_channels: int, instrument: dic
         The family names, in the order of the first columns of ``full``.
     """
     fams = tuple(dict.fromkeys((*lines, *families)))
-    a = np.concatenate([pure_matrix(fams, n_channels=n_channels, **instrument),
-                        background_basis(n_channels, instrument["offset_kev"], instrument["gain_kev"],
-                                         spacing_kev=spacing_kev)], axis=1).astype(np.float64)
+    a = np.concatenate(
+        [
+            pure_matrix(fams, n_channels=n_channels, **instrument),
+            background_basis(n_channels, instrument["offset_kev"], instrument["gain_kev"], spacing_kev=spacing_kev),
+        ],
+        axis=1,
+    ).astype(np.float64)
     keep = np.abs(a).sum(0) > 0
     pinv = np.zeros((a.shape[1], n_channels))
     pinv[keep] = np.linalg.pinv(a[:, keep], rcond=1e-7)

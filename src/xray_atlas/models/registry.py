@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import XrayAtlasError
 
@@ -24,8 +25,9 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {}  # filled at import by the model modules' @register
 
 
-def register(name: str, *, task: str, training: dict | None = None, trainable: bool = True,
-             **defaults: Any) -> Callable:
+def register(
+    name: str, *, task: str, training: dict | None = None, trainable: bool = True, **defaults: Any
+) -> Callable:
     """Decorator: register ``builder(**config) -> torch.nn.Module`` under ``name``.
 
     ``task`` is the training task it serves; ``training`` holds its own defaults for the
@@ -37,8 +39,9 @@ def register(name: str, *, task: str, training: dict | None = None, trainable: b
     def deco(builder: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = Entry(name, builder, dict(defaults), task, (builder.__doc__ or "").strip(),
-                                dict(training or {}), trainable)
+        _REGISTRY[name] = Entry(
+            name, builder, dict(defaults), task, (builder.__doc__ or "").strip(), dict(training or {}), trainable
+        )
         return builder
 
     return deco
@@ -58,8 +61,9 @@ def build(name: str, **config: Any) -> tuple[Any, dict]:
     entry = _REGISTRY[name]
     unknown = sorted(set(config) - set(entry.defaults))
     if unknown:
-        raise XrayAtlasError(f"model {name!r} has no option(s) {', '.join(unknown)}; options: "
-                             f"{', '.join(sorted(entry.defaults))}")
+        raise XrayAtlasError(
+            f"model {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(entry.defaults))}"
+        )
     full = {**entry.defaults, **config}
     return entry.builder(**full), full
 

@@ -27,9 +27,31 @@ from ..physics.lines import DEFAULT_MAP_LINES, parse_line_family
 from .prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_for, lsq_operator, pure_matrix
 from .registry import register
 
-__all__ = ["fcn", "cnn1d", "fcn_plus", "cnn1d_plus", "prior_mlp", "spatial_prior_mlp", "fit_mlp", "neighbourhood_mean",
-           "fit_familiarity", "lsq", "roi", "NORMALISATIONS", "CLUSTER_FIT_MODELS", "TotalScaled", "FamiliarityGuard",
-           "GuardedMapModel", "CNN1D", "FCNPlus", "CNN1DPlus", "PriorMLP", "SpatialPriorMLP", "FitMLP", "FixedLinear"]
+__all__ = [
+    "fcn",
+    "cnn1d",
+    "fcn_plus",
+    "cnn1d_plus",
+    "prior_mlp",
+    "spatial_prior_mlp",
+    "fit_mlp",
+    "neighbourhood_mean",
+    "fit_familiarity",
+    "lsq",
+    "roi",
+    "NORMALISATIONS",
+    "CLUSTER_FIT_MODELS",
+    "TotalScaled",
+    "FamiliarityGuard",
+    "GuardedMapModel",
+    "CNN1D",
+    "FCNPlus",
+    "CNN1DPlus",
+    "PriorMLP",
+    "SpatialPriorMLP",
+    "FitMLP",
+    "FixedLinear",
+]
 
 NORMALISATIONS = ("total", "none")
 
@@ -373,8 +395,16 @@ class PriorMLP(GuardedMapModel):
         (low, high) log10 counts within which the pixel's level is an input; None: no level input.
     """
 
-    def __init__(self, lsq: torch.Tensor, idx: torch.Tensor, *, n_outputs: int, hidden: tuple[int, ...], bins: int,
-                 level_range: tuple[float, float] | None) -> None:
+    def __init__(
+        self,
+        lsq: torch.Tensor,
+        idx: torch.Tensor,
+        *,
+        n_outputs: int,
+        hidden: tuple[int, ...],
+        bins: int,
+        level_range: tuple[float, float] | None,
+    ) -> None:
         super().__init__()
         self.n_channels = lsq.shape[0]
         self.bins = bins
@@ -412,10 +442,31 @@ class PriorMLP(GuardedMapModel):
         return out if self.training else self.guard.blend(out, base, feats)
 
 
-@register("prior-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(256, 256),
-          spacing_kev=0.75, bins=128, level=False, level_range=(2.5, 5.5), **_INSTR)
-def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], spacing_kev: float,
-              bins: int, level: bool, level_range: tuple, **instrument):
+@register(
+    "prior-mlp",
+    task="maps",
+    n_channels=4096,
+    n_outputs=12,
+    lines=DEFAULT_MAP_LINES,
+    hidden=(256, 256),
+    spacing_kev=0.75,
+    bins=128,
+    level=False,
+    level_range=(2.5, 5.5),
+    **_INSTR,
+)
+def prior_mlp(
+    *,
+    n_channels: int,
+    n_outputs: int,
+    lines: tuple,
+    hidden: tuple[int, ...],
+    spacing_kev: float,
+    bins: int,
+    level: bool,
+    level_range: tuple,
+    **instrument,
+):
     """xray-atlas's map model: least-squares shares of the physics engine's 44 line families and
     a smooth background (one fixed (C, K) matrix from the physics prior), and the spectrum's
     shape in ``bins`` coarse bins, into an MLP that learns the correction (overlaps, matrix
@@ -433,8 +484,9 @@ def prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[in
     held = _level_range(level, level_range)
     _, full, fams = lsq_operator(lines, PRIOR_FAMILIES, n_channels, instrument, spacing_kev)
     idx = torch.tensor([fams.index(ln) for ln in lines])
-    net = PriorMLP(torch.from_numpy(full), idx, n_outputs=n_outputs, hidden=hidden, bins=bins,
-                   level_range=held if level else None)
+    net = PriorMLP(
+        torch.from_numpy(full), idx, n_outputs=n_outputs, hidden=hidden, bins=bins, level_range=held if level else None
+    )
     return _wrap(net, "total", n_channels)
 
 
@@ -466,9 +518,18 @@ class SpatialPriorMLP(GuardedMapModel):
         (low, high) log10 counts within which the pixel's level is an input; None: no level input.
     """
 
-    def __init__(self, project: torch.Tensor, idx: torch.Tensor, *, n_families: int, n_outputs: int,
-                 hidden: tuple[int, ...], bins: int, neighbourhood: int,
-                 level_range: tuple[float, float] | None) -> None:
+    def __init__(
+        self,
+        project: torch.Tensor,
+        idx: torch.Tensor,
+        *,
+        n_families: int,
+        n_outputs: int,
+        hidden: tuple[int, ...],
+        bins: int,
+        neighbourhood: int,
+        level_range: tuple[float, float] | None,
+    ) -> None:
         super().__init__()
         self.n_families = n_families
         self.bins = bins
@@ -515,10 +576,33 @@ class SpatialPriorMLP(GuardedMapModel):
         return self.head(self.features(x[:, 0]), self.features(x[:, 1]))
 
 
-@register("spatial-prior-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(512, 512),
-          spacing_kev=0.75, bins=128, neighbourhood=5, level=False, level_range=(2.5, 5.5), **_INSTR)
-def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], spacing_kev: float,
-                      bins: int, neighbourhood: int, level: bool, level_range: tuple, **instrument):
+@register(
+    "spatial-prior-mlp",
+    task="maps",
+    n_channels=4096,
+    n_outputs=12,
+    lines=DEFAULT_MAP_LINES,
+    hidden=(512, 512),
+    spacing_kev=0.75,
+    bins=128,
+    neighbourhood=5,
+    level=False,
+    level_range=(2.5, 5.5),
+    **_INSTR,
+)
+def spatial_prior_mlp(
+    *,
+    n_channels: int,
+    n_outputs: int,
+    lines: tuple,
+    hidden: tuple[int, ...],
+    spacing_kev: float,
+    bins: int,
+    neighbourhood: int,
+    level: bool,
+    level_range: tuple,
+    **instrument,
+):
     """The prior MLP with a view of the pixel's surroundings: the least-squares shares and the
     coarse shape of the pixel's spectrum and of the mean spectrum of its ``neighbourhood`` x
     ``neighbourhood`` block go into one MLP, which corrects the pixel's least-squares value of
@@ -543,9 +627,16 @@ def spatial_prior_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: 
     binning = np.kron(np.eye(bins, dtype=np.float32), np.ones((n_channels // bins, 1), np.float32))
     project = np.concatenate([full, binning, np.ones((n_channels, 1), np.float32)], axis=1)  # (C, K + bins + 1)
     idx = torch.tensor([fams.index(ln) for ln in lines])
-    return SpatialPriorMLP(torch.from_numpy(project), idx, n_families=full.shape[1], n_outputs=n_outputs,
-                           hidden=hidden, bins=bins, neighbourhood=neighbourhood,
-                           level_range=held if level else None)
+    return SpatialPriorMLP(
+        torch.from_numpy(project),
+        idx,
+        n_families=full.shape[1],
+        n_outputs=n_outputs,
+        hidden=hidden,
+        bins=bins,
+        neighbourhood=neighbourhood,
+        level_range=held if level else None,
+    )
 
 
 #: Map models that read the per-cluster fit's inputs beside each pixel's counts.
@@ -583,8 +674,9 @@ class FitMLP(GuardedMapModel):
     n_families: ClassVar[int] = len(PRIOR_FAMILIES)
     totals: torch.Tensor | None = None
 
-    def __init__(self, idx: torch.Tensor, *, n_channels: int, n_outputs: int, hidden: tuple[int, ...],
-                 bins: int) -> None:
+    def __init__(
+        self, idx: torch.Tensor, *, n_channels: int, n_outputs: int, hidden: tuple[int, ...], bins: int
+    ) -> None:
         super().__init__()
         self.n_channels = n_channels
         self.bins = bins
@@ -626,8 +718,16 @@ class FitMLP(GuardedMapModel):
         return out * (total / 100.0)
 
 
-@register("fit-mlp", task="maps", n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES, hidden=(512, 512),
-          bins=128, **_INSTR)
+@register(
+    "fit-mlp",
+    task="maps",
+    n_channels=4096,
+    n_outputs=12,
+    lines=DEFAULT_MAP_LINES,
+    hidden=(512, 512),
+    bins=128,
+    **_INSTR,
+)
 def fit_mlp(*, n_channels: int, n_outputs: int, lines: tuple, hidden: tuple[int, ...], bins: int, **instrument):
     """xray-atlas's map model on the per-cluster fit (:mod:`xray_atlas.clusterfit`): the fit's
     shares of the 44 prior families for the pixel and for its cluster (the paint it belongs
@@ -678,8 +778,16 @@ class FixedLinear(nn.Module):
         return (x @ self.operator).clamp_min(0.0)
 
 
-@register("lsq", task="maps", trainable=False, n_channels=4096, n_outputs=12, lines=DEFAULT_MAP_LINES,
-          spacing_kev=0.75, **_INSTR)
+@register(
+    "lsq",
+    task="maps",
+    trainable=False,
+    n_channels=4096,
+    n_outputs=12,
+    lines=DEFAULT_MAP_LINES,
+    spacing_kev=0.75,
+    **_INSTR,
+)
 def lsq(*, n_channels: int, n_outputs: int, lines: tuple, spacing_kev: float, **instrument):
     """Baseline: linear least squares on the pure spectra of all 44 families plus a smooth
     background basis (PyMca's fast linear fit idea), negative values set to zero; a fixed

@@ -37,16 +37,33 @@ class ViT1D(nn.Module):
         Dropout on the tokens and in each MLP (not on the attention).
     """
 
-    def __init__(self, *, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int, depth: int,
-                 mlp_ratio: int, dropout: float) -> None:
+    def __init__(
+        self,
+        *,
+        n_channels: int,
+        n_outputs: int,
+        patch: int,
+        embed: int,
+        heads: int,
+        depth: int,
+        mlp_ratio: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         tokens = n_channels // patch
         self.patch = nn.Conv1d(1, embed, patch, stride=patch)
         self.position = nn.Parameter(torch.zeros(1, tokens, embed))
         nn.init.trunc_normal_(self.position, std=0.02)
         self.drop = nn.Dropout(dropout)
-        layer = nn.TransformerEncoderLayer(embed, heads, dim_feedforward=mlp_ratio * embed, dropout=dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            embed,
+            heads,
+            dim_feedforward=mlp_ratio * embed,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         # No dropout on the attention weights (which also keeps torch's fused attention
         # kernel in training: 12x faster on a CPU) nor after the attention, as in the study.
         layer.self_attn.dropout = 0.0
@@ -63,10 +80,22 @@ class ViT1D(nn.Module):
         return self.head(z.flatten(1))
 
 
-@register("vit1d", task="elements", training={"lr": 1e-4, "batch_size": 128},
-          n_channels=4096, n_outputs=29, patch=16, embed=16, heads=8, depth=6, mlp_ratio=4, dropout=0.1)
-def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int, depth: int, mlp_ratio: int,
-          dropout: float):
+@register(
+    "vit1d",
+    task="elements",
+    training={"lr": 1e-4, "batch_size": 128},
+    n_channels=4096,
+    n_outputs=29,
+    patch=16,
+    embed=16,
+    heads=8,
+    depth=6,
+    mlp_ratio=4,
+    dropout=0.1,
+)
+def vit1d(
+    *, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int, depth: int, mlp_ratio: int, dropout: float
+):
     """Spectral ViT of study 003: Conv1d patch embedding, learned positions, pre-norm blocks
     (GELU MLP), no class token, flatten -> linear; outputs logits (sigmoid = presence
     probability). Spectra are scaled to a maximum of 1 inside, so any count level works.
@@ -78,5 +107,13 @@ def vit1d(*, n_channels: int, n_outputs: int, patch: int, embed: int, heads: int
         raise XrayAtlasError(f"n_channels={n_channels} must be a multiple of patch={patch}")
     if embed % heads:
         raise XrayAtlasError(f"embed={embed} must be a multiple of heads={heads}")
-    return ViT1D(n_channels=n_channels, n_outputs=n_outputs, patch=patch, embed=embed, heads=heads, depth=depth,
-                 mlp_ratio=mlp_ratio, dropout=dropout)
+    return ViT1D(
+        n_channels=n_channels,
+        n_outputs=n_outputs,
+        patch=patch,
+        embed=embed,
+        heads=heads,
+        depth=depth,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+    )

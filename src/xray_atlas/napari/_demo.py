@@ -56,9 +56,14 @@ def run_demo(*, screenshot: str | os.PathLike | None = None) -> None:
         from ._display import ensure_display
 
         ensure_display()
-    elif os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
-            and os.uname().sysname == "Linux":
-        raise XrayAtlasError("no display to open napari on; run `xray-atlas demo --screenshot out.png` for a headless run")
+    elif (
+        os.name == "posix"
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        and os.uname().sysname == "Linux"
+    ):
+        raise XrayAtlasError(
+            "no display to open napari on; run `xray-atlas demo --screenshot out.png` for a headless run"
+        )
     import napari
     from qtpy.QtWidgets import QApplication
 

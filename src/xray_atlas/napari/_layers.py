@@ -10,10 +10,29 @@ import numpy as np
 from ..colours import ELEMENT_COLOURS, element_colour, line_symbol
 from ..cube import SpectralCube
 
-__all__ = ["xa_meta", "xa_metadata", "cube_layer_data", "map_layer_data", "cube_of", "is_cube_layer", "SYNC_BYTES",
-           "element_colormap", "element_colour", "ELEMENT_COLOURS", "RESULT_KINDS", "strongest", "show_readable",
-           "grid_of", "provenance", "physical_grid", "SHOWN", "pixel_size_of", "show_scale_bar", "chi2_layer_data",
-           "CHI2_LIMITS"]
+__all__ = [
+    "xa_meta",
+    "xa_metadata",
+    "cube_layer_data",
+    "map_layer_data",
+    "cube_of",
+    "is_cube_layer",
+    "SYNC_BYTES",
+    "element_colormap",
+    "element_colour",
+    "ELEMENT_COLOURS",
+    "RESULT_KINDS",
+    "strongest",
+    "show_readable",
+    "grid_of",
+    "provenance",
+    "physical_grid",
+    "SHOWN",
+    "pixel_size_of",
+    "show_scale_bar",
+    "chi2_layer_data",
+    "CHI2_LIMITS",
+]
 
 #: Cubes up to this size get their total-counts image synchronously in the reader;
 #: larger ones stream on a worker thread while the layer fills in.
@@ -67,8 +86,15 @@ def provenance(cube: SpectralCube | None) -> dict:
     return out
 
 
-def map_layer_data(name: str, data: np.ndarray, *, line: str | None = None, kind: str = "map",
-                   visible: bool = True, extra: dict | None = None) -> tuple:
+def map_layer_data(
+    name: str,
+    data: np.ndarray,
+    *,
+    line: str | None = None,
+    kind: str = "map",
+    visible: bool = True,
+    extra: dict | None = None,
+) -> tuple:
     """An Image layer tuple for an elemental or window map, colour by element, additive."""
     meta = {"xray_atlas": {"kind": kind, **({"line": line} if line else {}), **(extra or {})}}
     kwargs = {
@@ -91,8 +117,14 @@ def chi2_layer_data(data: np.ndarray, model: str, *, visible: bool = False, extr
     magma from black, limits 0 to 5, not additive (it is read on its own, not mixed with the
     maps), hidden unless ``visible``. NaN (no counts) shows as nothing."""
     meta = {"xray_atlas": {"kind": "fit chi2", "model": model, **(extra or {})}}
-    kwargs = {"name": f"reduced chi2 ({model})", "colormap": "magma", "contrast_limits": CHI2_LIMITS,
-              "blending": "translucent", "visible": visible, "metadata": meta}
+    kwargs = {
+        "name": f"reduced chi2 ({model})",
+        "colormap": "magma",
+        "contrast_limits": CHI2_LIMITS,
+        "blending": "translucent",
+        "visible": visible,
+        "metadata": meta,
+    }
     return (np.asarray(data, dtype=np.float32), kwargs, "image")
 
 
@@ -150,8 +182,9 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
         kwargs["contrast_limits"] = (0.0, 1.0)
     layers = [(image, kwargs, "image")]
     for line, ds in sorted(cube.reference_maps.items()):
-        arr, kw, kind = map_layer_data(f"{line} (reference)", np.asarray(ds[()]), line=line, kind="reference map",
-                                       visible=False)
+        arr, kw, kind = map_layer_data(
+            f"{line} (reference)", np.asarray(ds[()]), line=line, kind="reference map", visible=False
+        )
         layers.append((arr, {**kw, **grid}, kind))
     return layers
 

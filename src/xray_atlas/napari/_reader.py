@@ -18,19 +18,38 @@ passes every file that is not a cube on to them, so the preference takes nothing
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ..cube import TILE_BYTES, SpectralCube
 from ..errors import XrayAtlasError
 from ..io import probe, read
-from ._layers import (SHOWN, SYNC_BYTES, chi2_layer_data, cube_layer_data, cube_of, element_colormap,
-                      map_layer_data, physical_grid, show_scale_bar, strongest)
+from ._layers import (
+    SHOWN,
+    SYNC_BYTES,
+    chi2_layer_data,
+    cube_layer_data,
+    cube_of,
+    element_colormap,
+    map_layer_data,
+    physical_grid,
+    show_scale_bar,
+    strongest,
+)
 from ._notify import notify_error, notify_warning
 
-__all__ = ["napari_get_reader", "read_layers", "result_layer_data", "image_layer_data", "stream_total_counts",
-           "on_activate", "prefer_this_reader", "PREFERRED_PATTERNS"]
+__all__ = [
+    "napari_get_reader",
+    "read_layers",
+    "result_layer_data",
+    "image_layer_data",
+    "stream_total_counts",
+    "on_activate",
+    "prefer_this_reader",
+    "PREFERRED_PATTERNS",
+]
 
 PLUGIN = "napari-xray-atlas"
 _NULL_LAYER = [(None,)]  # napari's "accepted the file, no layer" sentinel
@@ -100,8 +119,10 @@ def read_layers(path: Any, **_: Any) -> list[tuple]:
                 layers += cube_layer_data(cube, image=image, pending=True)
                 stream_total_counts(cube, image)
             if not cube.calibrated:
-                notify_warning(f"{p}: no energy calibration found; spectra are shown against channel numbers "
-                             "(set one in the Spectrum inspector)")
+                notify_warning(
+                    f"{p}: no energy calibration found; spectra are shown against channel numbers "
+                    "(set one in the Spectrum inspector)"
+                )
         except XrayAtlasError as err:
             notify_error(err)
         except Exception as err:  # noqa: BLE001 - a reader must never raise
@@ -135,22 +156,32 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
     except (KeyError, TypeError, ValueError):
         grid = {}
     # what an export of these layers names and measures (xray_atlas.export)
-    kept = {"source": os.path.basename(os.fspath(path)),
-            **{k: r["attrs"][k] for k in ("pixel_size_um", "units") if k in r["attrs"]}}
-    kept = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in kept.items()}
+    kept = {
+        "source": os.path.basename(os.fspath(path)),
+        **{k: r["attrs"][k] for k in ("pixel_size_um", "units") if k in r["attrs"]},
+    }
+    kept = {
+        k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+        for k, v in kept.items()
+    }
     layers: list[tuple] = []
     # a readable picture, as after a dock's run: the three strongest maps and the three
     # probabilities with the most contrast are shown, the rest hidden (12 additive maps were white)
     maps, probs = r.get("maps", {}), r.get("probabilities", {})
     shown = set(strongest(maps, SHOWN)) | set(strongest(probs, SHOWN, by="spread"))
     for line, data in sorted(maps.items()):
-        arr, kwargs, kind = map_layer_data(f"{line} ({model})", data, line=line, visible=line in shown,
-                                           extra={"model": model, **kept})
+        arr, kwargs, kind = map_layer_data(
+            f"{line} ({model})", data, line=line, visible=line in shown, extra={"model": model, **kept}
+        )
         layers.append((arr, {**kwargs, **grid}, kind))
     for el, data in sorted(probs.items()):
-        arr, kwargs, kind = map_layer_data(f"P({el}) ({model})", data, kind="probability", visible=el in shown,
-                                           extra={"element": el, "model": model, **kept})
+        arr, kwargs, kind = map_layer_data(
+            f"P({el}) ({model})",
+            data,
+            kind="probability",
+            visible=el in shown,
+            extra={"element": el, "model": model, **kept},
+        )
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
         layers.append((arr, kwargs, kind))
     chi2 = r.get("fit", {}).get("reduced_chi2") if isinstance(r.get("fit"), dict) else None
@@ -170,8 +201,9 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
             xa["cluster_spectra"] = r["cluster_spectra"]
             if isinstance(r.get("energy"), np.ndarray):
                 xa["energy_kev"] = r["energy"]
-        layers.append((data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}, **grid},
-                       "labels"))
+        layers.append(
+            (data, {"name": f"clusters ({model})", "opacity": 0.6, "metadata": {"xray_atlas": xa}, **grid}, "labels")
+        )
     if not layers:
         raise XrayAtlasError("a result file without maps, probabilities or labels", path=path)
     return layers

@@ -17,8 +17,15 @@ from .._cache import cache_dir
 from ..io import read
 from ._layers import cube_layer_data, physical_grid, pixel_size_of, show_scale_bar
 
-__all__ = ["synthetic_painting", "demo_painting_path", "ensure_demo_painting", "painting_layers", "diffraction_sample",
-           "radiograph_sample", "micrograph_sample"]
+__all__ = [
+    "synthetic_painting",
+    "demo_painting_path",
+    "ensure_demo_painting",
+    "painting_layers",
+    "diffraction_sample",
+    "radiograph_sample",
+    "micrograph_sample",
+]
 
 SAMPLE_NAME = "Synthetic painting"
 SHAPE = (96, 128)
@@ -52,9 +59,18 @@ def painting_layers(path: Path) -> list[tuple]:
     with h5py.File(path, "r") as f:
         if "regions" in f:
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f.attrs.get("region_names", [])]
-            layers.append((np.asarray(f["regions"][()]), {
-                "name": "pigment regions", "visible": False, **physical_grid(pixel_size_of(cube)),
-                "metadata": {"xray_atlas": {"kind": "regions", "names": names}}}, "labels"))
+            layers.append(
+                (
+                    np.asarray(f["regions"][()]),
+                    {
+                        "name": "pigment regions",
+                        "visible": False,
+                        **physical_grid(pixel_size_of(cube)),
+                        "metadata": {"xray_atlas": {"kind": "regions", "names": names}},
+                    },
+                    "labels",
+                )
+            )
     if pixel_size_of(cube) is not None:
         show_scale_bar()
     return layers
@@ -67,13 +83,23 @@ def synthetic_painting() -> list[tuple]:
         return painting_layers(path)
     _make_in_background()
     placeholder = np.zeros(SHAPE, np.float32)
-    return [(placeholder, {"name": f"{SAMPLE_NAME} (simulating...)", "contrast_limits": (0.0, 1.0),
-                           "metadata": {"xray_atlas": {"kind": "placeholder"}}}, "image")]
+    return [
+        (
+            placeholder,
+            {
+                "name": f"{SAMPLE_NAME} (simulating...)",
+                "contrast_limits": (0.0, 1.0),
+                "metadata": {"xray_atlas": {"kind": "placeholder"}},
+            },
+            "image",
+        )
+    ]
 
 
 def _make_in_background():
     import napari
     from napari.qt.threading import create_worker
+
     from ._notify import notify_error
 
     worker = create_worker(ensure_demo_painting, _progress={"desc": "Simulating the demo painting"})
@@ -89,7 +115,9 @@ def _make_in_background():
             getattr(viewer, f"add_{kind}")(data, **kwargs)
 
     worker.returned.connect(done)
-    worker.errored.connect(lambda err: notify_error(f"the demo painting could not be made: {type(err).__name__}: {err}"))
+    worker.errored.connect(
+        lambda err: notify_error(f"the demo painting could not be made: {type(err).__name__}: {err}")
+    )
     worker.start()
     return worker
 
@@ -117,8 +145,13 @@ def radiograph_sample() -> list[tuple]:
     a = radiograph("Al2017", config=cfg, kind="plate", thickness_mm=2.0, rng=11, output="uint16")
     b = radiograph("Al1050", config=cfg, kind="wedge", rng=12, output="uint16")
     meta = {"objects": [f"{r.alloy} {r.kind} {r.thickness_mm:g} mm" for r in (a, b)]}
-    return [(np.stack([a.image, b.image]), {"name": "Radiographs (Al 2017 plate, Al 1050 wedge)", "colormap": "gray",
-                                            "metadata": meta}, "image")]
+    return [
+        (
+            np.stack([a.image, b.image]),
+            {"name": "Radiographs (Al 2017 plate, Al 1050 wedge)", "colormap": "gray", "metadata": meta},
+            "image",
+        )
+    ]
 
 
 def micrograph_sample() -> list[tuple]:
@@ -128,5 +161,10 @@ def micrograph_sample() -> list[tuple]:
 
     rng = np.random.default_rng(8)
     stack = np.stack([micrograph(m, size=256, rng=rng) for m in MORPHOLOGIES])
-    return [(stack, {"name": "Micrographs (8 morphologies)", "colormap": "gray",
-                     "metadata": {"classes": list(MORPHOLOGIES)}}, "image")]
+    return [
+        (
+            stack,
+            {"name": "Micrographs (8 morphologies)", "colormap": "gray", "metadata": {"classes": list(MORPHOLOGIES)}},
+            "image",
+        )
+    ]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterator
+from typing import Any
 
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
@@ -63,6 +64,7 @@ def _without_selecting(layers: Any) -> Iterator[None]:
     """Insert into napari's layer list without selecting each new layer: napari swaps the
     layer controls on every selection, a third of a new layer's cost. The flag is private, so
     it is used only where present, and napari >= 0.9's warning about it is kept quiet."""
+
     def flag(value: Any = None) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -227,8 +229,14 @@ class JobBar(QWidget):
 
         step()
 
-    def start(self, steps: Generator[Progress, None, Any], *, what: str,
-              on_done: Callable[[Any], Delivery | None], on_cancel: Callable[[], None] | None = None) -> Any:
+    def start(
+        self,
+        steps: Generator[Progress, None, Any],
+        *,
+        what: str,
+        on_done: Callable[[Any], Delivery | None],
+        on_cancel: Callable[[], None] | None = None,
+    ) -> Any:
         """Run ``steps`` on a worker; call ``on_done(result)`` on the main thread when it ends
         and deliver the :class:`Delivery` it returns, if any.
 

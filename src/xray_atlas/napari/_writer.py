@@ -29,8 +29,14 @@ from ..io.results import write_results
 from ._layers import xa_metadata
 from ._notify import notify_error
 
-__all__ = ["write_layers", "result_from_layers", "write_tiff_layer", "write_figure_layer", "write_spectra_layer",
-           "write_folder"]
+__all__ = [
+    "write_layers",
+    "result_from_layers",
+    "write_tiff_layer",
+    "write_figure_layer",
+    "write_spectra_layer",
+    "write_folder",
+]
 
 
 def _dataset_name(name: str) -> str:
@@ -86,13 +92,24 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
                     maps[_dataset_name(xa.get("line", name))] = arr
                     units.add(str(xa.get("units", "counts")))
         if len(units) > 1:
-            raise XrayAtlasError(f"the map layers are in different units ({', '.join(sorted(units))}); save each "
-                                 "units' maps to a file of their own")
+            raise XrayAtlasError(
+                f"the map layers are in different units ({', '.join(sorted(units))}); save each "
+                "units' maps to a file of their own"
+            )
         if spectra is None or energy is None or np.shape(energy)[0] != np.shape(spectra)[-1]:
             energy = None
-        written = write_results(path, maps=maps, probabilities=probs, labels=labels, cluster_spectra=spectra,
-                                energy=energy, units=units.pop() if units else None, reduced_chi2=chi2,
-                                pixel_size_um=sizes.pop() if len(sizes) == 1 else None, attrs={"model": str(model)})
+        written = write_results(
+            path,
+            maps=maps,
+            probabilities=probs,
+            labels=labels,
+            cluster_spectra=spectra,
+            energy=energy,
+            units=units.pop() if units else None,
+            reduced_chi2=chi2,
+            pixel_size_um=sizes.pop() if len(sizes) == 1 else None,
+            attrs={"model": str(model)},
+        )
     except XrayAtlasError as err:
         notify_error(err if str(path) in str(err) else f"{path}: {err}")
         return []
@@ -154,8 +171,9 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
                 if size is not None:
                     info.setdefault("pixel_size_um", size)
                 info.setdefault("source", getattr(xa.get("cube"), "name", name))
-            table, key = (probs, xa.get("element", name)) if xa.get("kind") == "probability" else \
-                (maps, xa.get("line", name))
+            table, key = (
+                (probs, xa.get("element", name)) if xa.get("kind") == "probability" else (maps, xa.get("line", name))
+            )
             if key in table:
                 raise XrayAtlasError(f"two layers hold {key}; export them one at a time")
             table[key] = arr
@@ -170,9 +188,18 @@ def result_from_layers(layer_data: list[tuple[Any, dict, str]], *, source: str =
         size = float(info["pixel_size_um"]) if "pixel_size_um" in info else None
     except (TypeError, ValueError):
         size = None
-    return ResultSet(maps=maps, probabilities=probs, labels=labels, cluster_spectra=spectra, energy=energy,
-                     model=str(info.get("model", "")), source=str(source or info.get("source", "")),
-                     units=info.get("units"), pixel_size_um=size if size and size > 0 else None, reduced_chi2=chi2)
+    return ResultSet(
+        maps=maps,
+        probabilities=probs,
+        labels=labels,
+        cluster_spectra=spectra,
+        energy=energy,
+        model=str(info.get("model", "")),
+        source=str(source or info.get("source", "")),
+        units=info.get("units"),
+        pixel_size_um=size if size and size > 0 else None,
+        reduced_chi2=chi2,
+    )
 
 
 def _fail(path: Any, err: XrayAtlasError) -> list[str]:
@@ -209,14 +236,21 @@ def _write_rgb_layer(path: str, data: Any, meta: dict) -> Any:
     xa = xa_metadata(meta.get("metadata"))
     rgb = np.asarray(data)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
-        raise XrayAtlasError(f"layer {meta.get('name', 'layer')!r} is not an 8-bit RGB picture ({rgb.dtype} "
-                             f"{rgb.shape}); xray-atlas writes RGB composites of the Compare maps dock")
+        raise XrayAtlasError(
+            f"layer {meta.get('name', 'layer')!r} is not an 8-bit RGB picture ({rgb.dtype} "
+            f"{rgb.shape}); xray-atlas writes RGB composites of the Compare maps dock"
+        )
     text = ""
     if xa.get("kind") == "rgb":
-        text = rgb_description(xa.get("channels", [None] * 3), xa.get("limits", [None] * 3),
-                               units=value_label("map", xa.get("units")), kinds=xa.get("kinds"),
-                               model=str(xa.get("model", "")),
-                               source=str(xa.get("source", "")), pixel_size_um=xa.get("pixel_size_um"))
+        text = rgb_description(
+            xa.get("channels", [None] * 3),
+            xa.get("limits", [None] * 3),
+            units=value_label("map", xa.get("units")),
+            kinds=xa.get("kinds"),
+            model=str(xa.get("model", "")),
+            source=str(xa.get("source", "")),
+            pixel_size_um=xa.get("pixel_size_um"),
+        )
     return write_rgb(path, rgb, pixel_size_um=xa.get("pixel_size_um"), description=text, overwrite=True)
 
 
@@ -242,8 +276,13 @@ def write_folder(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
 
     try:
         result = result_from_layers(layer_data)
-        formats = (["tiff", "png"] if result.images or result.labels is not None else
-                   ["tiff"] if result.reduced_chi2 is not None else []) + (["csv"] if result.has_spectra() else [])
+        formats = (
+            ["tiff", "png"]
+            if result.images or result.labels is not None
+            else ["tiff"]
+            if result.reduced_chi2 is not None
+            else []
+        ) + (["csv"] if result.has_spectra() else [])
         if not formats:
             raise XrayAtlasError("nothing to export: no maps, probabilities or clusters among the layers")
         done = export_result(result, os.fspath(path), format=formats)

@@ -127,10 +127,13 @@ class Detector:
         """Energy of each channel (keV)."""
         return self.offset_kev + self.gain_kev * np.arange(self.n_channels)
 
-    def with_calibration(self, *, offset_kev: float | None = None, gain_kev: float | None = None) -> "Detector":
+    def with_calibration(self, *, offset_kev: float | None = None, gain_kev: float | None = None) -> Detector:
         """The same detector with a drifted or new calibration."""
-        return replace(self, offset_kev=self.offset_kev if offset_kev is None else offset_kev,
-                       gain_kev=self.gain_kev if gain_kev is None else gain_kev)
+        return replace(
+            self,
+            offset_kev=self.offset_kev if offset_kev is None else offset_kev,
+            gain_kev=self.gain_kev if gain_kev is None else gain_kev,
+        )
 
     # -- resolution ------------------------------------------------------------------
     def fano_fwhm_kev(self, energy_kev: np.ndarray | float) -> np.ndarray:
@@ -159,8 +162,9 @@ class Detector:
         return np.exp(-be) * -np.expm1(-si)
 
     # -- rendering ---------------------------------------------------------------------
-    def peak_shapes(self, centres_kev: np.ndarray, areas: np.ndarray, *, width_scale: float | np.ndarray = 1.0,
-                    chunk: int = 256) -> np.ndarray:
+    def peak_shapes(
+        self, centres_kev: np.ndarray, areas: np.ndarray, *, width_scale: float | np.ndarray = 1.0, chunk: int = 256
+    ) -> np.ndarray:
         """Spectrum (C,) of Gaussian peaks of the given areas (counts), with tail and step.
 
         The Gaussian of each peak holds its ``area``; tail and step add to it (PyMca's
@@ -175,9 +179,9 @@ class Detector:
         centres, areas = centres[keep], areas[keep]
         sig_all = self.sigma_kev(np.maximum(centres, 0.05)) * width_scale
         for s in range(0, centres.size, chunk):
-            c = centres[s:s + chunk, None]
-            a = areas[s:s + chunk, None]
-            sig = np.broadcast_to(sig_all, centres.shape)[s:s + chunk, None]
+            c = centres[s : s + chunk, None]
+            a = areas[s : s + chunk, None]
+            sig = np.broadcast_to(sig_all, centres.shape)[s : s + chunk, None]
             d = x - c
             spec = _shape(d, sig, self.tail_area, self.tail_slope)
             if self.step_height > 0:
@@ -230,8 +234,9 @@ class Detector:
         e = np.atleast_1d(np.asarray(energies_kev, dtype=np.float64))
         return 1 - escape_fraction(e) if self.escape else np.ones_like(e)
 
-    def detect_lines(self, energies_kev: np.ndarray, absorbed: np.ndarray, *,
-                     width_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def detect_lines(
+        self, energies_kev: np.ndarray, absorbed: np.ndarray, *, width_scale: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Render photons absorbed in the sensor at ``energies_kev``.
 
         Returns
@@ -248,9 +253,11 @@ class Detector:
             _, _, ka_share = _si_constants()
             esc = n * f
             m = esc > 0
-            spectrum += self.peak_shapes(np.concatenate([e[m] - SI_KA_KEV, e[m] - SI_KB_KEV]),
-                                         np.concatenate([esc[m] * ka_share, esc[m] * (1 - ka_share)]),
-                                         width_scale=width_scale)
+            spectrum += self.peak_shapes(
+                np.concatenate([e[m] - SI_KA_KEV, e[m] - SI_KB_KEV]),
+                np.concatenate([esc[m] * ka_share, esc[m] * (1 - ka_share)]),
+                width_scale=width_scale,
+            )
         return spectrum, net
 
     def pileup(self, spectrum: np.ndarray, *, live_time_s: float) -> np.ndarray:
@@ -329,5 +336,7 @@ def _shape(d: np.ndarray, sig: np.ndarray, tail_area: float, tail_slope: float) 
     if tail_area > 0:
         beta = tail_slope * sig
         arg = d / beta + 0.5 * (sig / beta) ** 2
-        out = out + tail_area * np.exp(np.minimum(arg, 50)) * erfc(d / (SQRT2 * sig) + sig / (SQRT2 * beta)) / (2 * beta)
+        out = out + tail_area * np.exp(np.minimum(arg, 50)) * erfc(d / (SQRT2 * sig) + sig / (SQRT2 * beta)) / (
+            2 * beta
+        )
     return out

@@ -29,17 +29,51 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import XrayAtlasError
+from .detector import Detector
 from .lines import atomic_number, symbol
 from .materials import PIGMENTS
-from .detector import Detector
 from .spectra import DEFAULT_INSTRUMENT, Instrument, Layer, line_cross_sections, simulate
 
-__all__ = ["SpectrumGenerator", "MixedGenerator", "GeneratorConfig", "DEFAULT_ELEMENTS", "PROBABILITY_ELEMENTS",
-           "UNLISTED_ELEMENTS", "Batch", "varied_instruments"]
+__all__ = [
+    "SpectrumGenerator",
+    "MixedGenerator",
+    "GeneratorConfig",
+    "DEFAULT_ELEMENTS",
+    "PROBABILITY_ELEMENTS",
+    "UNLISTED_ELEMENTS",
+    "Batch",
+    "varied_instruments",
+]
 
 #: Elements of the default map set, the probability-map issue's list, and Ar (air).
-DEFAULT_ELEMENTS = ("P", "S", "Cl", "Ar", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Se",
-                    "Sr", "Ag", "Cd", "Sn", "Sb", "Ba", "Au", "Hg", "Pb", "Bi")
+DEFAULT_ELEMENTS = (
+    "P",
+    "S",
+    "Cl",
+    "Ar",
+    "K",
+    "Ca",
+    "Ti",
+    "Cr",
+    "Mn",
+    "Fe",
+    "Co",
+    "Ni",
+    "Cu",
+    "Zn",
+    "As",
+    "Se",
+    "Sr",
+    "Ag",
+    "Cd",
+    "Sn",
+    "Sb",
+    "Ba",
+    "Au",
+    "Hg",
+    "Pb",
+    "Bi",
+)
 
 #: Classes of the element-probability models: the above, V and Tl (both in PyMca's thin
 #: standard XRFSpectrum.mca) and Rh (tube lines scattered by every sample of an Rh-tube scanner).
@@ -49,12 +83,20 @@ PROBABILITY_ELEMENTS = DEFAULT_ELEMENTS + ("V", "Rh", "Tl")
 #: and materials (clays, glass and ultramarine; eosin lakes; zirconium, molybdate and tungstate
 #: pigments and opacifiers; alloys): an element model trains with them as ``unlisted`` so that
 #: their lines (Mo La on S Ka, Zr La on P Ka, Br Ka on Hg Lb) are not read as its own elements.
-UNLISTED_ELEMENTS = ("Mg", "Al", "Si", "Br", "Rb", "Y", "Zr", "Nb", "Mo", "Pd", "In", "I", "Cs", "La", "Ce", "W",
-                     "Pt")
+UNLISTED_ELEMENTS = ("Mg", "Al", "Si", "Br", "Rb", "Y", "Zr", "Nb", "Mo", "Pd", "In", "I", "Cs", "La", "Ce", "W", "Pt")
 
 #: Matrices whose scatter makes the background: grounds, whites, earths, organic layers.
-BACKGROUND_MATRICES = ("chalk ground", "gypsum ground", "lead white", "yellow ochre", "azurite", "vermilion",
-                       "zinc white", "bone black", "ultramarine")
+BACKGROUND_MATRICES = (
+    "chalk ground",
+    "gypsum ground",
+    "lead white",
+    "yellow ochre",
+    "azurite",
+    "vermilion",
+    "zinc white",
+    "bone black",
+    "ultramarine",
+)
 
 #: Matrices of the self-absorbing layers: light ones only, whose absorption edges (Ca K at
 #: 4.04 keV and below) pass smoothly under the lines. A heavy matrix (vermilion, lead white)
@@ -172,9 +214,12 @@ class GeneratorConfig:
         if not 0 < self.cutoff_kev[0] <= self.cutoff_kev[1]:
             raise XrayAtlasError(f"cutoff_kev={self.cutoff_kev} must satisfy 0 < min <= max")
         if self.thickness is not None and not (
-                len(self.thickness) == 2 and MASS_GRID[0] <= self.thickness[0] <= self.thickness[1] <= MASS_GRID[-1]):
-            raise XrayAtlasError(f"thickness={self.thickness} must be None or (min, max) g/cm^2 with "
-                                 f"{MASS_GRID[0]:g} <= min <= max <= {MASS_GRID[-1]:g}")
+            len(self.thickness) == 2 and MASS_GRID[0] <= self.thickness[0] <= self.thickness[1] <= MASS_GRID[-1]
+        ):
+            raise XrayAtlasError(
+                f"thickness={self.thickness} must be None or (min, max) g/cm^2 with "
+                f"{MASS_GRID[0]:g} <= min <= max <= {MASS_GRID[-1]:g}"
+            )
         for name in ("shift_kev", "gain_jitter", "peak_shift_kev", "width_jitter", "absorption", "pileup", "burial"):
             if getattr(self, name) < 0:
                 raise XrayAtlasError(f"{name}={getattr(self, name)} must be >= 0")
@@ -235,8 +280,16 @@ class SpectrumGenerator:
             self._log_layer = np.log(_self_absorption(tables, config.instrument))
             self._layer_background = np.array([BACKGROUND_MATRICES.index(m) for m in LAYER_MATRICES])
 
-    def __call__(self, n: int, rng: np.random.Generator | int | None = None, *, noise: bool = True,
-                 workers: int = 1, chunk: int = 128, keep_expected: bool = False) -> Batch:
+    def __call__(
+        self,
+        n: int,
+        rng: np.random.Generator | int | None = None,
+        *,
+        noise: bool = True,
+        workers: int = 1,
+        chunk: int = 128,
+        keep_expected: bool = False,
+    ) -> Batch:
         """Draw ``n`` spectra.
 
         Parameters
@@ -262,9 +315,17 @@ class SpectrumGenerator:
         starts = list(range(0, n, chunk))
         streams = seed.spawn(len(starts))
         c = self.n_channels
-        out = Batch(np.empty((n, c), np.float32), np.empty((n, c), np.float32) if keep_expected else None,
-                    np.empty((n, len(self.families)), np.float32), np.empty((n, len(self.elements)), bool),
-                    np.empty((n, len(self.elements)), bool), self.families, self.elements, np.empty(n), np.empty(n))
+        out = Batch(
+            np.empty((n, c), np.float32),
+            np.empty((n, c), np.float32) if keep_expected else None,
+            np.empty((n, len(self.families)), np.float32),
+            np.empty((n, len(self.elements)), bool),
+            np.empty((n, len(self.elements)), bool),
+            self.families,
+            self.elements,
+            np.empty(n),
+            np.empty(n),
+        )
 
         if workers == 1 or len(starts) == 1:
             for i, a in enumerate(starts):
@@ -294,7 +355,7 @@ class SpectrumGenerator:
             raise RuntimeError("a generator worker process failed")
         return out
 
-    def _draw_ranges(self, out: "Batch", ranges: list, streams: list, noise: bool) -> None:
+    def _draw_ranges(self, out: Batch, ranges: list, streams: list, noise: bool) -> None:
         from threadpoolctl import threadpool_limits
 
         # one BLAS thread per worker process: OpenBLAS threads spinning in two forked
@@ -417,9 +478,7 @@ class SpectrumGenerator:
         out.offset_kev[rows_out] = offset
         out.gain_kev[rows_out] = gain
 
-
-    def _detectable(self, spec: np.ndarray, group: np.ndarray, bg_counts: np.ndarray,
-                    cutoff: np.ndarray) -> np.ndarray:
+    def _detectable(self, spec: np.ndarray, group: np.ndarray, bg_counts: np.ndarray, cutoff: np.ndarray) -> np.ndarray:
         """(n, E + unlisted) bool: some line cluster of the element clears Currie's limit (module docstring)."""
         w = self._windows
         cs = np.concatenate([np.zeros((spec.shape[0], 1), np.float32), np.cumsum(spec, axis=1)], axis=1)
@@ -434,8 +493,7 @@ class SpectrumGenerator:
         return out
 
 
-def _overlapping(tables: dict, *, listed: int, within_kev: float = 0.06,
-                 min_yield: float = 0.02) -> np.ndarray:
+def _overlapping(tables: dict, *, listed: int, within_kev: float = 0.06, min_yield: float = 0.02) -> np.ndarray:
     """(P, 2) index pairs of the first ``listed`` elements whose main line clusters (>= ``min_yield``
     of the element's net counts) lie within ``within_kev`` of each other."""
     main = (tables["yield"] >= min_yield) & (tables["element"] < listed)
@@ -459,8 +517,11 @@ def _windows(tables: dict, background: np.ndarray, elements: tuple[str, ...], in
     scatter_e = []
     if anode in elements:
         for fam in ("K", "L"):
-            lines = [ln for ln in family_lines(f"{anode}-{fam}")
-                     if max(det.energy[0], 0.9) < ln.energy_kev < min(instrument.tube.kv, det.energy[-1])]
+            lines = [
+                ln
+                for ln in family_lines(f"{anode}-{fam}")
+                if max(det.energy[0], 0.9) < ln.energy_kev < min(instrument.tube.kv, det.energy[-1])
+            ]
             if lines:
                 scatter_e.append(lines[0].energy_kev)  # the strongest (family_lines sorts them)
     energy += scatter_e
@@ -470,20 +531,26 @@ def _windows(tables: dict, background: np.ndarray, elements: tuple[str, ...], in
     lo = np.clip(np.rint((energy - half - det.offset_kev) / det.gain_kev).astype(int), 0, c)
     hi = np.clip(np.rint((energy + half - det.offset_kev) / det.gain_kev).astype(int) + 1, 0, c)
     n_g = tables["template"].shape[0]
-    share = np.array([tables["template"][k, lo[k]:hi[k]].sum() for k in range(n_g)] + [0.0] * len(scatter_e))
+    share = np.array([tables["template"][k, lo[k] : hi[k]].sum() for k in range(n_g)] + [0.0] * len(scatter_e))
     scatter = np.zeros((background.shape[0], len(scatter_e)), np.float32)
     for j in range(len(scatter_e)):
         k = n_g + j
         a, b = lo[k], hi[k]
         width = b - a
-        left, right = background[:, max(a - width, 0):a], background[:, b:min(b + width, c)]
+        left, right = background[:, max(a - width, 0) : a], background[:, b : min(b + width, c)]
         flank = (left.mean(1) + right.mean(1)) / 2 if left.size and right.size else 0.0
         scatter[:, j] = np.maximum(background[:, a:b].sum(1) - flank * width, 0)
-    return {"lo": lo, "hi": hi, "share": share.astype(np.float32), "scatter": scatter, "energy": energy,
-            "element": element}
+    return {
+        "lo": lo,
+        "hi": hi,
+        "share": share.astype(np.float32),
+        "scatter": scatter,
+        "energy": energy,
+        "element": element,
+    }
 
 
-def _shared_batch(n: int, c: int, n_fam: int, n_el: int, keep_expected: bool, gen: "SpectrumGenerator") -> Batch:
+def _shared_batch(n: int, c: int, n_fam: int, n_el: int, keep_expected: bool, gen: SpectrumGenerator) -> Batch:
     """A Batch whose arrays live in shared anonymous memory (visible to forked children)."""
     import mmap
 
@@ -491,9 +558,17 @@ def _shared_batch(n: int, c: int, n_fam: int, n_el: int, keep_expected: bool, ge
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
-    return Batch(shared((n, c), np.float32), shared((n, c), np.float32) if keep_expected else None,
-                 shared((n, n_fam), np.float32), shared((n, n_el), np.bool_), shared((n, n_el), np.bool_), gen.families, gen.elements,
-                 shared((n,), np.float64), shared((n,), np.float64))
+    return Batch(
+        shared((n, c), np.float32),
+        shared((n, c), np.float32) if keep_expected else None,
+        shared((n, n_fam), np.float32),
+        shared((n, n_el), np.bool_),
+        shared((n, n_el), np.bool_),
+        gen.families,
+        gen.elements,
+        shared((n,), np.float64),
+        shared((n,), np.float64),
+    )
 
 
 def _resample(spec: np.ndarray, offset: np.ndarray, gain: np.ndarray, offset0: float, gain0: float) -> np.ndarray:
@@ -507,8 +582,16 @@ def _resample(spec: np.ndarray, offset: np.ndarray, gain: np.ndarray, offset0: f
     return out * (gain / gain0)[:, None].astype(np.float32)
 
 
-def _render(centres: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, offset: np.ndarray, gain: np.ndarray,
-            n_channels: int, half_width: int = 32, min_area: float = 0.0) -> np.ndarray:
+def _render(
+    centres: np.ndarray,
+    areas: np.ndarray,
+    sigmas: np.ndarray,
+    offset: np.ndarray,
+    gain: np.ndarray,
+    n_channels: int,
+    half_width: int = 32,
+    min_area: float = 0.0,
+) -> np.ndarray:
     """Gaussians (n, L) on (n, C) channels of each spectrum's calibration, +/- half_width channels.
 
     Peaks of at most ``min_area`` counts are left out."""
@@ -703,12 +786,13 @@ def varied_instruments(detector: Detector | None = None) -> tuple[Instrument, ..
     from .tube import Tube
 
     det = detector or DEFAULT_INSTRUMENT.detector
-    return (Instrument(tube=Tube(anode="Rh", kv=50.0), detector=replace(det, fwhm_mnka_ev=145.0), optic=M6_OPTIC),
-            Instrument(tube=Tube(anode="Rh", kv=40.0), detector=replace(det, fwhm_mnka_ev=130.0)),
-            Instrument(tube=Tube(anode="W", kv=40.0), detector=replace(det, fwhm_mnka_ev=160.0)),
-            Instrument(tube=Tube(anode="Ag", kv=45.0), detector=replace(det, fwhm_mnka_ev=150.0)),
-            Instrument(tube=Tube(anode="Mo", kv=30.0), detector=replace(det, fwhm_mnka_ev=170.0),
-                       monochromatic_kev=17.5))
+    return (
+        Instrument(tube=Tube(anode="Rh", kv=50.0), detector=replace(det, fwhm_mnka_ev=145.0), optic=M6_OPTIC),
+        Instrument(tube=Tube(anode="Rh", kv=40.0), detector=replace(det, fwhm_mnka_ev=130.0)),
+        Instrument(tube=Tube(anode="W", kv=40.0), detector=replace(det, fwhm_mnka_ev=160.0)),
+        Instrument(tube=Tube(anode="Ag", kv=45.0), detector=replace(det, fwhm_mnka_ev=150.0)),
+        Instrument(tube=Tube(anode="Mo", kv=30.0), detector=replace(det, fwhm_mnka_ev=170.0), monochromatic_kev=17.5),
+    )
 
 
 class MixedGenerator:
@@ -742,7 +826,16 @@ class MixedGenerator:
         row = 0
         for p in parts:
             cols = [self.families.index(f) for f in p.families]
-            net[row:row + len(p.spectra), cols] = p.net
+            net[row : row + len(p.spectra), cols] = p.net
             row += len(p.spectra)
-        return Batch(cat("spectra"), cat("expected"), net[order], cat("presence"), cat("detectable"), self.families,
-                     self.elements, cat("offset_kev"), cat("gain_kev"))
+        return Batch(
+            cat("spectra"),
+            cat("expected"),
+            net[order],
+            cat("presence"),
+            cat("detectable"),
+            self.families,
+            self.elements,
+            cat("offset_kev"),
+            cat("gain_kev"),
+        )

@@ -24,9 +24,20 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["SPANS", "offsets", "correlations", "diffraction_image", "simulate_lattices",
-           "iter_lattices", "LatticeBatch", "random_couplings", "analytic_encoding", "make_dataset", "save_dataset",
-           "load_dataset"]
+__all__ = [
+    "SPANS",
+    "offsets",
+    "correlations",
+    "diffraction_image",
+    "simulate_lattices",
+    "iter_lattices",
+    "LatticeBatch",
+    "random_couplings",
+    "analytic_encoding",
+    "make_dataset",
+    "save_dataset",
+    "load_dataset",
+]
 
 #: Spans of the correlation function (CFS) the project supports, and their encoding length.
 SPANS = {2: 3, 3: 8, 4: 15}
@@ -233,10 +244,22 @@ def simulate_lattices(**kwargs) -> LatticeBatch:
     return run_to_end(iter_lattices(**kwargs))
 
 
-def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=None, size: int = 96,
-                  concentration: float = 0.5, sweeps: int = 200, tolerance: float = 0.03,
-                  gain: float = 0.5, measure_every: int = 4, max_sweeps: int = 3000, rng=None,
-                  device: str = "cpu"):
+def iter_lattices(
+    *,
+    span: int,
+    n: int | None = None,
+    target=None,
+    couplings=None,
+    size: int = 96,
+    concentration: float = 0.5,
+    sweeps: int = 200,
+    tolerance: float = 0.03,
+    gain: float = 0.5,
+    measure_every: int = 4,
+    max_sweeps: int = 3000,
+    rng=None,
+    device: str = "cpu",
+):
     """Generator form of :func:`simulate_lattices`: yields :class:`~xray_atlas.cube.Progress`
     in sweeps (so a worker can cancel between them) and returns the :class:`LatticeBatch`.
 
@@ -315,7 +338,6 @@ def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=Non
                 if by or bx:
                     nb = torch.roll(nb, shifts=(-by, -bx), dims=(1, 2))
                 field += J[:, k, None, None] * nb
-            cur = view[:, :, py, :, px]
             # the field that makes this sublattice's expected occupancy the target concentration
             # plus the lattice's current shortfall (a fixed field lets an ordered lattice fill up;
             # making each sublattice repay all of the others' excess would anti-correlate them)
@@ -373,13 +395,25 @@ def iter_lattices(*, span: int, n: int | None = None, target=None, couplings=Non
             J += gain * (tgt - a)
     lattices = ((spins + 1) / 2).to(torch.uint8)
     enc = _correlations(lattices.double(), s)
-    return LatticeBatch(lattices.cpu().numpy(), enc.cpu().numpy(), None if fixed else np.array(given),
-                        J_out, converged, done)
+    return LatticeBatch(
+        lattices.cpu().numpy(), enc.cpu().numpy(), None if fixed else np.array(given), J_out, converged, done
+    )
 
 
-def make_dataset(*, span: int, n: int, size: int = 64, lot: int = 32, n_lots: int = 32, sweeps: int = 150,
-                 scale: float | None = None, seed: int = 0, batch: int = 256, device: str = "cpu",
-                 progress=None) -> dict:
+def make_dataset(
+    *,
+    span: int,
+    n: int,
+    size: int = 64,
+    lot: int = 32,
+    n_lots: int = 32,
+    sweeps: int = 150,
+    scale: float | None = None,
+    seed: int = 0,
+    batch: int = 256,
+    device: str = "cpu",
+    progress=None,
+) -> dict:
     """Image/encoding pairs from random couplings: {"images" (n, lot, lot) float32 clean,
     "encoding" (n, D) measured, "couplings" (n, D), "settings"}.
 
@@ -401,10 +435,23 @@ def make_dataset(*, span: int, n: int, size: int = 64, lot: int = 32, n_lots: in
         coup.append(j)
         if progress is not None:
             progress(a + k, n)
-    settings = {"span": span, "n": n, "size": size, "lot": lot, "n_lots": n_lots, "sweeps": sweeps,
-                "scale": scale if scale is not None else 0.35, "seed": seed, "concentration": 0.5}
-    return {"images": np.concatenate(images), "encoding": np.concatenate(enc), "couplings": np.concatenate(coup),
-            "settings": settings}
+    settings = {
+        "span": span,
+        "n": n,
+        "size": size,
+        "lot": lot,
+        "n_lots": n_lots,
+        "sweeps": sweeps,
+        "scale": scale if scale is not None else 0.35,
+        "seed": seed,
+        "concentration": 0.5,
+    }
+    return {
+        "images": np.concatenate(images),
+        "encoding": np.concatenate(enc),
+        "couplings": np.concatenate(coup),
+        "settings": settings,
+    }
 
 
 def save_dataset(path, data: dict) -> None:
@@ -425,7 +472,11 @@ def load_dataset(path) -> dict:
 
     try:
         with h5py.File(path, "r") as f:
-            return {"images": f["images"][()], "encoding": f["encoding"][()], "couplings": f["couplings"][()],
-                    "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}}
+            return {
+                "images": f["images"][()],
+                "encoding": f["encoding"][()],
+                "couplings": f["couplings"][()],
+                "settings": {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
+            }
     except (OSError, KeyError) as err:
         raise XrayAtlasError(f"not a diffraction dataset ({err})", path=path) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ..errors import XrayAtlasError
 
@@ -42,10 +42,31 @@ _IUPAC = re.compile(r"^(K|L[1-3]|M[1-5])([LMNOPQ][1-7])_LINE$")
 
 # Siegbahn names of the common lines, for labels only.
 _SIEGBAHN = {
-    "KL3": "Kα1", "KL2": "Kα2", "KM3": "Kβ1", "KM2": "Kβ3", "KN3": "Kβ2", "KN2": "Kβ2",
-    "L3M5": "Lα1", "L3M4": "Lα2", "L2M4": "Lβ1", "L3N5": "Lβ2", "L1M3": "Lβ3", "L1M2": "Lβ4",
-    "L3N1": "Lβ6", "L2N4": "Lγ1", "L1N2": "Lγ2", "L1N3": "Lγ3", "L2O4": "Lγ6", "L3M1": "Lℓ",
-    "L2M1": "Lη", "M5N7": "Mα1", "M5N6": "Mα2", "M4N6": "Mβ", "M3N5": "Mγ", "M4N3": "Mζ2", "M5N3": "Mζ1",
+    "KL3": "Kα1",
+    "KL2": "Kα2",
+    "KM3": "Kβ1",
+    "KM2": "Kβ3",
+    "KN3": "Kβ2",
+    "KN2": "Kβ2",
+    "L3M5": "Lα1",
+    "L3M4": "Lα2",
+    "L2M4": "Lβ1",
+    "L3N5": "Lβ2",
+    "L1M3": "Lβ3",
+    "L1M2": "Lβ4",
+    "L3N1": "Lβ6",
+    "L2N4": "Lγ1",
+    "L1N2": "Lγ2",
+    "L1N3": "Lγ3",
+    "L2O4": "Lγ6",
+    "L3M1": "Lℓ",
+    "L2M1": "Lη",
+    "M5N7": "Mα1",
+    "M5N6": "Mα2",
+    "M4N6": "Mβ",
+    "M3N5": "Mγ",
+    "M4N3": "Mζ2",
+    "M5N3": "Mζ1",
 }
 
 
@@ -65,7 +86,7 @@ def _xrl():
     return xraylib
 
 
-@lru_cache(maxsize=None)
+@cache
 def line_macros() -> tuple[tuple[str, str, int], ...]:
     """(IUPAC name, initial shell, xraylib macro value) of every single line."""
     xrl = _xrl()
@@ -142,9 +163,7 @@ def _family_lines(z: int, family: str, excitation_kev: float, min_relative: floa
     return tuple(sorted(out, key=lambda l: -l.relative_intensity))
 
 
-def family_lines(
-    line: str, *, excitation_kev: float | None = None, min_relative: float = 1e-3
-) -> tuple[Line, ...]:
+def family_lines(line: str, *, excitation_kev: float | None = None, min_relative: float = 1e-3) -> tuple[Line, ...]:
     """The lines of a family with energies (keV) and intensities that sum to 1.
 
     Parameters
@@ -177,14 +196,12 @@ def family_lines(
         raise XrayAtlasError(f"excitation_kev={excitation_kev} must be > 0")
     out = _family_lines(z, fam, float(excitation_kev), float(min_relative))
     if not out:
-        raise XrayAtlasError(
-            f"line={line!r}: xraylib gives no {fam} lines for {sym} excited at {excitation_kev:g} keV"
-        )
+        raise XrayAtlasError(f"line={line!r}: xraylib gives no {fam} lines for {sym} excited at {excitation_kev:g} keV")
     return out
 
 
 def marker_lines(
-    families: "list[str] | tuple[str, ...]",
+    families: list[str] | tuple[str, ...],
     *,
     lo_kev: float,
     hi_kev: float,
@@ -245,7 +262,12 @@ def marker_lines(
 
 
 def check_in_range(
-    line: str, *, lo_kev: float, hi_kev: float, excitation_kev: float, min_relative: float = 0.01,
+    line: str,
+    *,
+    lo_kev: float,
+    hi_kev: float,
+    excitation_kev: float,
+    min_relative: float = 0.01,
     parameter: str = "lines",
 ) -> str:
     """The family's name as written here (``"as-k"`` -> ``"As-K"``) when one of its lines, at
@@ -277,6 +299,8 @@ def check_in_range(
         xrl = _xrl()
         shell = {"K": "K", "L": "L3", "M": "M5"}[fam]  # the family's lowest edge
         edge = xrl.EdgeEnergy(atomic_number(sym), getattr(xrl, f"{shell}_SHELL"))
-        raise XrayAtlasError(f"{parameter}: {name} has no line within {where} that a {excitation_kev:g} kV tube "
-                             f"excites (its {shell} edge is at {edge:.2f} keV, its lines at {span})")
+        raise XrayAtlasError(
+            f"{parameter}: {name} has no line within {where} that a {excitation_kev:g} kV tube "
+            f"excites (its {shell} edge is at {edge:.2f} keV, its lines at {span})"
+        )
     raise XrayAtlasError(f"{parameter}: {name} has no line within {where} (its lines lie at {span})")

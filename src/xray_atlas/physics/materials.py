@@ -8,9 +8,9 @@ umbers, Sr in chalk and gypsum, K and Ca in earths) are part of their recipes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 
 import numpy as np
 
@@ -137,32 +137,49 @@ PIGMENTS: dict[str, Material] = {
     "vermilion": _paint("vermilion", [(_p("HgS", 8.1, "cinnabar"), 1.0)]),
     "azurite": _paint("azurite", [(_p("Cu3(CO3)2(OH)2", 3.8, "azurite"), 1.0)], 0.75),
     "malachite": _paint("malachite", [(_p("Cu2CO3(OH)2", 4.0, "malachite"), 1.0)], 0.75),
-    "yellow ochre": _paint("yellow ochre", [(_goethite, 0.55), (_kaolin, 0.3), (_illite, 0.12), (_pyrolusite, 0.01),
-                                            (_chalk, 0.02)], 0.7),
+    "yellow ochre": _paint(
+        "yellow ochre", [(_goethite, 0.55), (_kaolin, 0.3), (_illite, 0.12), (_pyrolusite, 0.01), (_chalk, 0.02)], 0.7
+    ),
     "red ochre": _paint("red ochre", [(_hematite, 0.6), (_kaolin, 0.3), (_illite, 0.08), (_pyrolusite, 0.02)], 0.7),
     "raw umber": _paint("raw umber", [(_hematite, 0.45), (_pyrolusite, 0.15), (_kaolin, 0.3), (_illite, 0.1)], 0.7),
-    "chalk ground": mix([(mix([(_chalk, 0.985), (_celestine, 0.015)], name="chalk"), 0.85),
-                         (_p("C10H16O5", 1.3, "animal glue"), 0.15)], name="chalk ground"),
-    "gypsum ground": mix([(mix([(_gypsum, 0.98), (_celestine, 0.02)], name="gypsum"), 0.85),
-                          (_p("C10H16O5", 1.3, "animal glue"), 0.15)], name="gypsum ground"),
+    "chalk ground": mix(
+        [(mix([(_chalk, 0.985), (_celestine, 0.015)], name="chalk"), 0.85), (_p("C10H16O5", 1.3, "animal glue"), 0.15)],
+        name="chalk ground",
+    ),
+    "gypsum ground": mix(
+        [(mix([(_gypsum, 0.98), (_celestine, 0.02)], name="gypsum"), 0.85), (_p("C10H16O5", 1.3, "animal glue"), 0.15)],
+        name="gypsum ground",
+    ),
     "zinc white": _paint("zinc white", [(_p("ZnO", 5.6, "zincite"), 1.0)]),
     "chrome yellow": _paint("chrome yellow", [(_p("PbCrO4", 6.1, "crocoite"), 1.0)]),
     "gold leaf": _p("Au", 19.3, "gold leaf"),
-    "smalt": _paint("smalt", [(compound({"Si": 0.30, "O": 0.45, "K": 0.12, "Co": 0.07, "As": 0.03, "Fe": 0.02,
-                                         "Ni": 0.01}, density=2.6, name="smalt glass"), 1.0)], 0.7),
+    "smalt": _paint(
+        "smalt",
+        [
+            (
+                compound(
+                    {"Si": 0.30, "O": 0.45, "K": 0.12, "Co": 0.07, "As": 0.03, "Fe": 0.02, "Ni": 0.01},
+                    density=2.6,
+                    name="smalt glass",
+                ),
+                1.0,
+            )
+        ],
+        0.7,
+    ),
     "lead-tin yellow": _paint("lead-tin yellow", [(_p("Pb2SnO4", 8.0, "lead-tin yellow I"), 1.0)]),
     "naples yellow": _paint("naples yellow", [(_p("Pb2Sb2O7", 6.6, "lead antimonate"), 1.0)]),
     "cadmium yellow": _paint("cadmium yellow", [(_p("CdS", 4.8, "greenockite"), 1.0)]),
-    "cadmium red": _paint("cadmium red", [(_p("CdS", 4.8, "greenockite"), 0.6), (_p("CdSe", 5.8, "cadmoselite"),
-                                                                               0.4)]),
+    "cadmium red": _paint("cadmium red", [(_p("CdS", 4.8, "greenockite"), 0.6), (_p("CdSe", 5.8, "cadmoselite"), 0.4)]),
     "titanium white": _paint("titanium white", [(_p("TiO2", 4.2, "rutile"), 1.0)]),
     "ultramarine": _paint("ultramarine", [(_p("Na8Al6Si6O24S3", 2.4, "lazurite"), 1.0)], 0.7),
     "prussian blue": _paint("prussian blue", [(_p("Fe4(Fe(CN)6)3", 1.8, "ferric ferrocyanide"), 1.0)], 0.6),
     "cobalt blue": _paint("cobalt blue", [(_p("CoAl2O4", 4.4, "cobalt aluminate"), 1.0)]),
     "emerald green": _paint("emerald green", [(_p("Cu4C4H6O4As6O12", 3.3, "copper acetoarsenite"), 1.0)]),
     "orpiment": _paint("orpiment", [(_p("As2S3", 3.5, "orpiment"), 1.0)]),
-    "bone black": _paint("bone black", [(_p("Ca5(PO4)3OH", 3.1, "hydroxyapatite"), 0.85), (_p("C", 2.0, "carbon"),
-                                                                                        0.15)], 0.6),
+    "bone black": _paint(
+        "bone black", [(_p("Ca5(PO4)3OH", 3.1, "hydroxyapatite"), 0.85), (_p("C", 2.0, "carbon"), 0.15)], 0.6
+    ),
     "barium white": _paint("barium white", [(_p("BaSO4", 4.5, "baryte"), 1.0)]),
     "bismuth white": _paint("bismuth white", [(_p("BiONO3", 4.9, "bismuth oxynitrate"), 1.0)]),
     "silver leaf": _p("Ag", 10.5, "silver leaf"),

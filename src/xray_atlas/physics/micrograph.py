@@ -18,8 +18,16 @@ from ..errors import XrayAtlasError
 __all__ = ["MORPHOLOGIES", "micrograph", "micrographs"]
 
 #: Class names.
-MORPHOLOGIES = ("spheres-small", "spheres-large", "rods", "cubes", "hexagonal-plates", "aggregates", "core-shell",
-                "porous")
+MORPHOLOGIES = (
+    "spheres-small",
+    "spheres-large",
+    "rods",
+    "cubes",
+    "hexagonal-plates",
+    "aggregates",
+    "core-shell",
+    "porous",
+)
 
 
 def _disc(yy, xx, cy, cx, r):
@@ -103,8 +111,9 @@ def micrograph(morphology: str, *, size: int = 128, rng: np.random.Generator | i
     return (img * rng.uniform(0.5, 2.0) + rng.uniform(-0.1, 0.1)).astype(np.float32)
 
 
-def micrographs(n: int, *, size: int = 128, seed: int = 0, balance: np.ndarray | list[float] | None = None,
-                progress=None) -> tuple[np.ndarray, np.ndarray]:
+def micrographs(
+    n: int, *, size: int = 128, seed: int = 0, balance: np.ndarray | list[float] | None = None, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` micrographs: images (n, size, size) and class indices into :data:`MORPHOLOGIES`.
     Classes come in turn (evenly), or drawn at random with one share per class ``balance``
     (a class imbalance). ``progress(done, n)`` is called after every 64 and after the last."""

@@ -24,15 +24,48 @@ from .materials import Material, compound, pigment
 from .spectra import Instrument, Layer, simulate
 from .tube import Tube
 
-__all__ = ["Painting", "Region", "paint", "shapes_layout", "image_layout", "random_layout", "random_sample",
-           "synthetic_painting", "painting_instrument", "SAMPLE_MATRICES"]
+__all__ = [
+    "Painting",
+    "Region",
+    "paint",
+    "shapes_layout",
+    "image_layout",
+    "random_layout",
+    "random_sample",
+    "synthetic_painting",
+    "painting_instrument",
+    "SAMPLE_MATRICES",
+]
 
 #: Pigments a random layout paints with (grounds and metal leaf excepted).
-PAINT_PIGMENTS = ("lead white", "vermilion", "azurite", "malachite", "yellow ochre", "red ochre", "raw umber",
-                  "zinc white", "chrome yellow", "smalt", "lead-tin yellow", "naples yellow", "cadmium yellow",
-                  "cadmium red", "titanium white", "ultramarine", "prussian blue", "cobalt blue", "emerald green",
-                  "orpiment", "bone black", "barium white", "bismuth white", "verdigris", "chromium oxide green",
-                  "lead red")
+PAINT_PIGMENTS = (
+    "lead white",
+    "vermilion",
+    "azurite",
+    "malachite",
+    "yellow ochre",
+    "red ochre",
+    "raw umber",
+    "zinc white",
+    "chrome yellow",
+    "smalt",
+    "lead-tin yellow",
+    "naples yellow",
+    "cadmium yellow",
+    "cadmium red",
+    "titanium white",
+    "ultramarine",
+    "prussian blue",
+    "cobalt blue",
+    "emerald green",
+    "orpiment",
+    "bone black",
+    "barium white",
+    "bismuth white",
+    "verdigris",
+    "chromium oxide green",
+    "lead red",
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +120,14 @@ class Painting:
         )
 
 
-def painting_instrument(*, dwell_ms: float = 20.0, n_channels: int = 4096, gain_kev: float = 0.01,
-                        offset_kev: float = 0.0, fwhm_mnka_ev: float = 145.0) -> Instrument:
+def painting_instrument(
+    *,
+    dwell_ms: float = 20.0,
+    n_channels: int = 4096,
+    gain_kev: float = 0.01,
+    offset_kev: float = 0.0,
+    fwhm_mnka_ev: float = 145.0,
+) -> Instrument:
     """An M6 Jetstream-like scanner: Rh tube 50 kV 600 uA, polycapillary, 145 eV SDD, ``dwell_ms`` per pixel."""
     from dataclasses import replace
 
@@ -97,8 +136,9 @@ def painting_instrument(*, dwell_ms: float = 20.0, n_channels: int = 4096, gain_
 
     if not dwell_ms > 0:
         raise XrayAtlasError(f"dwell_ms={dwell_ms} must be > 0")
-    det = Detector(n_channels=n_channels, gain_kev=gain_kev, offset_kev=offset_kev, fwhm_mnka_ev=fwhm_mnka_ev,
-                   step_height=3e-4)
+    det = Detector(
+        n_channels=n_channels, gain_kev=gain_kev, offset_kev=offset_kev, fwhm_mnka_ev=fwhm_mnka_ev, step_height=3e-4
+    )
     inst = Instrument(Tube("Rh", 50.0, current_ua=600.0), det, live_time_s=dwell_ms / 1000.0, optic=M6_OPTIC)
     # the polycapillary's band pass lowers the count rate; keep ~150 kcps on lead white
     return replace(inst, geometry=replace(inst.geometry, intensity_scale=inst.geometry.intensity_scale * 1.9))
@@ -128,8 +168,10 @@ def shapes_layout(height: int, width: int, *, seed: int = 0) -> tuple[np.ndarray
         Region("ochre foreground", (("yellow ochre", 50.0), ("lead white", 30.0))),
         Region("vermilion robe", (("vermilion", 25.0), ("lead white", 30.0))),
         Region("gold halo", (("gold leaf", 0.5), ("red ochre", 20.0))),
-        Region("malachite and lead-tin yellow sleeve", (("malachite", 30.0), ("lead-tin yellow", 15.0),
-                                                       ("lead white", 30.0))),
+        Region(
+            "malachite and lead-tin yellow sleeve",
+            (("malachite", 30.0), ("lead-tin yellow", 15.0), ("lead white", 30.0)),
+        ),
         Region("umber shadow", (("raw umber", 30.0), ("lead white", 30.0))),
         Region("zinc white retouching", (("zinc white", 20.0), ("vermilion", 25.0), ("lead white", 30.0))),
     ]
@@ -147,7 +189,7 @@ def shapes_layout(height: int, width: int, *, seed: int = 0) -> tuple[np.ndarray
     return reg, regions
 
 
-def _material(layer: "str | Material") -> Material:
+def _material(layer: str | Material) -> Material:
     return pigment(layer) if isinstance(layer, str) else layer
 
 
@@ -189,8 +231,15 @@ def random_sample(rng: np.random.Generator, *, name: str = "sample") -> Material
     return compound(fr, density=density, name=label)
 
 
-def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[int, int] = (4, 8),
-                  wash_share: float = 0.0, sample_share: float = 0.0) -> tuple[np.ndarray, list[Region]]:
+def random_layout(
+    height: int,
+    width: int,
+    *,
+    seed: int = 0,
+    n_regions: tuple[int, int] = (4, 8),
+    wash_share: float = 0.0,
+    sample_share: float = 0.0,
+) -> tuple[np.ndarray, list[Region]]:
     """Blobs of random paint: 4-8 regions (the arg-max of smooth random fields), each one or
     two layers of random pigments, 5-60 um thick, over a lead-white priming or straight on the
     ground. For training and held-out evaluation paintings that share no layout.
@@ -204,8 +253,9 @@ def random_layout(height: int, width: int, *, seed: int = 0, n_regions: tuple[in
             raise XrayAtlasError(f"{name}={share} must lie in [0, 1]")
     rng = np.random.default_rng(seed)
     k = int(rng.integers(n_regions[0], n_regions[1] + 1))
-    fields = np.stack([_smooth_noise((height, width), rng, scale=max(height, width) / rng.uniform(6, 14))
-                       for _ in range(k)])
+    fields = np.stack(
+        [_smooth_noise((height, width), rng, scale=max(height, width) / rng.uniform(6, 14)) for _ in range(k)]
+    )
     reg = np.argmax(fields, axis=0).astype(np.int32)
     regions = []
     for i in range(k):
@@ -330,27 +380,53 @@ def paint(
     flat = expected.reshape(-1, c)
     counts = np.empty(flat.shape, np.float32)
     for a in range(0, flat.shape[0], 256):  # cache-sized blocks: 4x faster than one big draw
-        counts[a:a + 256] = poisson(flat[a:a + 256], rng)
+        counts[a : a + 256] = poisson(flat[a : a + 256], rng)
     counts = counts.reshape(expected.shape)
     if counts.max() > np.iinfo(np.uint16).max:
         raise XrayAtlasError("counts exceed uint16; lower the dwell time")
     det = inst.detector
-    attrs = {"tube_kv": float(inst.tube.kv), "tube_ua": float(inst.tube.current_ua), "anode": inst.tube.anode,
-             "live_time_s": float(inst.live_time_s), "fwhm_mnka_ev": float(det.fwhm_mnka_ev), "title": title,
-             "region_layers": repr([(r.name, r.layers) for r in regions]), "ground": ground,
-             "pixel_size_um": float(pixel_size_um)}
+    attrs = {
+        "tube_kv": float(inst.tube.kv),
+        "tube_ua": float(inst.tube.current_ua),
+        "anode": inst.tube.anode,
+        "live_time_s": float(inst.live_time_s),
+        "fwhm_mnka_ev": float(det.fwhm_mnka_ev),
+        "title": title,
+        "region_layers": repr([(r.name, r.layers) for r in regions]),
+        "ground": ground,
+        "pixel_size_um": float(pixel_size_um),
+    }
     kept = None
     if truth:
-        fams = [{f: per_t[1].family_spectrum(f, det).astype(np.float32) for f, v in per_t[1].net.items() if v > 0}
-                for per_t in sims]
+        fams = [
+            {f: per_t[1].family_spectrum(f, det).astype(np.float32) for f, v in per_t[1].net.items() if v > 0}
+            for per_t in sims
+        ]
         kept = {"expected": expected, "family_spectra": fams}
-    return Painting(counts.astype(np.uint16), float(det.offset_kev), float(det.gain_kev), maps, reg.astype(np.int32),
-                    [r.name for r in regions], attrs, kept)
+    return Painting(
+        counts.astype(np.uint16),
+        float(det.offset_kev),
+        float(det.gain_kev),
+        maps,
+        reg.astype(np.int32),
+        [r.name for r in regions],
+        attrs,
+        kept,
+    )
 
 
-def synthetic_painting(height: int = 96, width: int = 128, *, seed: int = 0, dwell_ms: float = 20.0,
-                       image: np.ndarray | None = None, n_channels: int = 4096, layout: str = "shapes",
-                       ground: str = "chalk ground", truth: bool = False) -> Painting:
+def synthetic_painting(
+    height: int = 96,
+    width: int = 128,
+    *,
+    seed: int = 0,
+    dwell_ms: float = 20.0,
+    image: np.ndarray | None = None,
+    n_channels: int = 4096,
+    layout: str = "shapes",
+    ground: str = "chalk ground",
+    truth: bool = False,
+) -> Painting:
     """The default synthetic painting (``layout="shapes"``), blobs of random paint
     (``layout="random"``), or one laid out from ``image`` (then ``height`` and ``width``
     follow the image)."""

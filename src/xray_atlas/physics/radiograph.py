@@ -27,8 +27,17 @@ from ..errors import XrayAtlasError
 from .materials import Material, compound, mass_attenuation
 from .tube import Tube, tube_spectrum
 
-__all__ = ["ALLOYS", "DEFAULT_FILTERS", "alloy", "RadiographConfig", "Radiograph", "radiograph", "radiographs", "transmission",
-           "open_beam_log"]
+__all__ = [
+    "ALLOYS",
+    "DEFAULT_FILTERS",
+    "alloy",
+    "RadiographConfig",
+    "Radiograph",
+    "radiograph",
+    "radiographs",
+    "transmission",
+    "open_beam_log",
+]
 
 #: Class names (docs/dev/contracts.md section 6).
 ALLOYS = ("Al1050", "Al2017")
@@ -109,7 +118,7 @@ class RadiographConfig:
     scintillator_um: float = 150.0
     filters: tuple[tuple[str, float], ...] = DEFAULT_FILTERS
 
-    def check(self) -> "RadiographConfig":
+    def check(self) -> RadiographConfig:
         if not 16 <= self.size <= 4096:
             raise XrayAtlasError(f"size={self.size} must lie in 16-4096 pixels")
         if self.kind not in ("plate", "wedge", "both"):
@@ -127,10 +136,10 @@ class RadiographConfig:
 class Radiograph:
     """An image and what it shows."""
 
-    image: np.ndarray      # (size, size) or (n_kv, size, size), in its output dtype
+    image: np.ndarray  # (size, size) or (n_kv, size, size), in its output dtype
     alloy: str
     kind: str
-    thickness_mm: float    # plate thickness, or the wedge's maximum
+    thickness_mm: float  # plate thickness, or the wedge's maximum
     material: Material
 
 
@@ -149,8 +158,14 @@ def _weights(kv: float, scint_um: float, filters: tuple) -> tuple[np.ndarray, np
     return e, w / w.sum()
 
 
-def transmission(material: Material, thickness_mm: np.ndarray, *, kv: float = 50.0, scintillator_um: float = 150.0,
-                 filters: tuple = DEFAULT_FILTERS) -> np.ndarray:
+def transmission(
+    material: Material,
+    thickness_mm: np.ndarray,
+    *,
+    kv: float = 50.0,
+    scintillator_um: float = 150.0,
+    filters: tuple = DEFAULT_FILTERS,
+) -> np.ndarray:
     """Detector signal behind ``thickness_mm`` of ``material`` relative to the open beam
     (polychromatic Beer-Lambert, so it includes beam hardening)."""
     e, w = _weights(float(kv), float(scintillator_um), tuple(filters))
@@ -199,9 +214,15 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(img, sigma, mode="nearest") if sigma > 0 else img
 
 
-def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind: str | None = None,
-               thickness_mm: float | None = None, rng: np.random.Generator | int | None = None,
-               output: str | None = None) -> Radiograph:
+def radiograph(
+    alloy_name: str,
+    *,
+    config: RadiographConfig | None = None,
+    kind: str | None = None,
+    thickness_mm: float | None = None,
+    rng: np.random.Generator | int | None = None,
+    output: str | None = None,
+) -> Radiograph:
     """One simulated radiograph.
 
     Parameters
@@ -223,8 +244,11 @@ def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind:
     if kind not in ("plate", "wedge"):
         raise XrayAtlasError(f"kind={kind!r}; choose plate or wedge")
     if thickness_mm is None:
-        thickness_mm = (float(rng.choice(cfg.thicknesses_mm)) * (1 + rng.uniform(-1, 1) * cfg.thickness_tolerance)
-                        if kind == "plate" else cfg.wedge_max_mm)
+        thickness_mm = (
+            float(rng.choice(cfg.thicknesses_mm)) * (1 + rng.uniform(-1, 1) * cfg.thickness_tolerance)
+            if kind == "plate"
+            else cfg.wedge_max_mm
+        )
     if not thickness_mm > 0:
         raise XrayAtlasError(f"thickness_mm={thickness_mm} must be > 0")
     mat = alloy(alloy_name, rng=rng)
@@ -267,9 +291,14 @@ def radiograph(alloy_name: str, *, config: RadiographConfig | None = None, kind:
     return Radiograph(img, alloy_name, kind, float(thickness_mm), mat)
 
 
-def radiographs(n: int, *, config: RadiographConfig | None = None, seed: int = 0,
-                balance: tuple[float, float] = (0.5, 0.5),
-                progress=None) -> tuple[np.ndarray, np.ndarray, list[Radiograph]]:
+def radiographs(
+    n: int,
+    *,
+    config: RadiographConfig | None = None,
+    seed: int = 0,
+    balance: tuple[float, float] = (0.5, 0.5),
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray, list[Radiograph]]:
     """``n`` radiographs with class indices into :data:`ALLOYS` (share per class ``balance``):
     images as float32 (n, size, size) in their raw scale, labels, and the records.
     ``progress(done, n)`` is called after every 64 and after the last."""
@@ -294,4 +323,3 @@ def open_beam_log(img: np.ndarray, *, quantile: float = 0.97) -> np.ndarray:
     top = np.quantile(img, quantile, axis=(-2, -1), keepdims=True)
     i0 = np.maximum(top, 1e-12)
     return np.clip(-np.log(np.maximum(img, i0 * 1e-4) / i0), 0.0, 8.0).astype(np.float32)
-

@@ -31,9 +31,24 @@ M6_DETECTOR = {"fwhm_mnka_ev": 145.0, "window_be_um": 12.5, "sensor_um": 450.0}
 __all__ = ["M6_OPTIC", "M6_DETECTOR", "steel_srm1155", "STEEL_SRM1155", "bruker_net_counts", "m6_jetstream_sample"]
 
 #: NIST SRM 1155 certificate (wt %), as in the Steel.cfg material SRM_1155_COMPLETE.
-STEEL_SRM1155 = {"C": 0.0445, "N": 0.04, "Si": 0.5093, "P": 0.02, "S": 0.0175, "V": 0.05, "Cr": 18.37,
-                 "Mn": 1.619, "Fe": 64.314, "Co": 0.109, "Ni": 12.35, "Cu": 0.175, "As": 0.01067, "Mo": 2.26,
-                 "W": 0.11, "Pb": 0.001}
+STEEL_SRM1155 = {
+    "C": 0.0445,
+    "N": 0.04,
+    "Si": 0.5093,
+    "P": 0.02,
+    "S": 0.0175,
+    "V": 0.05,
+    "Cr": 18.37,
+    "Mn": 1.619,
+    "Fe": 64.314,
+    "Co": 0.109,
+    "Ni": 12.35,
+    "Cu": 0.175,
+    "As": 0.01067,
+    "Mo": 2.26,
+    "W": 0.11,
+    "Pb": 0.001,
+}
 
 
 def steel_srm1155(*, n_channels: int = 2048) -> tuple[Material, Instrument]:
@@ -45,10 +60,17 @@ def steel_srm1155(*, n_channels: int = 2048) -> tuple[Material, Instrument]:
     45/45 degrees, 5 cm air, 20 um Be detector window, 350 um Si, calibration zero -0.00612
     keV and gain 0.011928 keV, noise 0.1274 keV FWHM and Fano 0.101 (170 eV at Mn Ka)."""
     steel = compound(STEEL_SRM1155, density=7.9, name="SRM 1155")
-    det = Detector(n_channels=n_channels, gain_kev=0.0119281593146, offset_kev=-0.00612446976449,
-                   fano=0.101156, fwhm_mnka_ev=1000 * float(np.sqrt(0.127439**2 + 2.3548**2 * 0.101156 * 0.00385
-                                                                  * 5.8951)),
-                   window_be_um=20.0, sensor_um=350.0, tail_area=0.0, step_height=1e-4)
+    det = Detector(
+        n_channels=n_channels,
+        gain_kev=0.0119281593146,
+        offset_kev=-0.00612446976449,
+        fano=0.101156,
+        fwhm_mnka_ev=1000 * float(np.sqrt(0.127439**2 + 2.3548**2 * 0.101156 * 0.00385 * 5.8951)),
+        window_be_um=20.0,
+        sensor_um=350.0,
+        tail_area=0.0,
+        step_height=1e-4,
+    )
     tube = Tube("Ag", 30.0, current_ua=100.0, window_be_um=125.0, takeoff_deg=20.0, filters=(("Al", 1.1),))
     geo = Geometry(incidence_deg=45.0, exit_deg=45.0, air_mm=50.0)
     return steel, Instrument(tube, det, geo, live_time_s=300.0, monochromatic_kev=16.0)
@@ -66,15 +88,21 @@ def bruker_net_counts(path: str | Path) -> tuple[dict[str, float], dict]:
     net = {}
     for r in results:
         if "NetIntens" in r:
-            fam = {"K-Serie": "K", "L-Serie": "L", "M-Serie": "M"}.get(r.get("XLine"), None)
+            fam = {"K-Serie": "K", "L-Serie": "L", "M-Serie": "M"}.get(r.get("XLine"))
             if fam:
                 net[f"{symbol(int(r['Atom']))}-{fam}"] = float(r["NetIntens"])
     return net, sig
 
 
-def m6_jetstream_sample(path: str | Path, *, iterations: int = 12, top_fraction: float = 0.15,
-                        optic: Optic | None = None, air_mm: float = 4.0,
-                        step_height: float = 3e-4) -> tuple[Simulation, dict[str, float], np.ndarray]:
+def m6_jetstream_sample(
+    path: str | Path,
+    *,
+    iterations: int = 12,
+    top_fraction: float = 0.15,
+    optic: Optic | None = None,
+    air_mm: float = 4.0,
+    step_height: float = 3e-4,
+) -> tuple[Simulation, dict[str, float], np.ndarray]:
     """Simulate the M6 Jetstream spectrum: returns (simulation, Bruker net counts, measured counts).
 
     Tube Rh 50 kV and the detector of the file (XFlash 430: 450 um Si, 12.5 um Be, the file's
@@ -87,11 +115,20 @@ def m6_jetstream_sample(path: str | Path, *, iterations: int = 12, top_fraction:
     measured = np.asarray(sig["data"], dtype=np.float64)
     ax = [a for a in sig["axes"] if a.get("name") == "Energy"][0]
     live = float(sig["original_metadata"]["Hardware"]["LifeTime"]) / 1000.0
-    det = Detector(n_channels=measured.size, gain_kev=float(ax["scale"]), offset_kev=float(ax["offset"]),
-                   step_height=step_height, **M6_DETECTOR)
-    inst = Instrument(Tube("Rh", 50.0, current_ua=600.0), det,
-                      Geometry(incidence_deg=90.0, exit_deg=45.0, air_mm=air_mm), live_time_s=live,
-                      optic=M6_OPTIC if optic is None else optic)
+    det = Detector(
+        n_channels=measured.size,
+        gain_kev=float(ax["scale"]),
+        offset_kev=float(ax["offset"]),
+        step_height=step_height,
+        **M6_DETECTOR,
+    )
+    inst = Instrument(
+        Tube("Rh", 50.0, current_ua=600.0),
+        det,
+        Geometry(incidence_deg=90.0, exit_deg=45.0, air_mm=air_mm),
+        live_time_s=live,
+        optic=M6_OPTIC if optic is None else optic,
+    )
     # Bruker reports a few counts for absent elements (Ba K: 16): fit only real peaks
     fams = {k: v for k, v in target.items() if not k.startswith(("Rh-", "Ar-")) and v >= 50}
     top = max(fams, key=fams.get)

@@ -327,8 +327,7 @@ def simulate(
     return Simulation(det.energy, expected, fluo, scat, net, lines)
 
 
-def _above(stack: list[Layer], i: int, mu_in: list[np.ndarray], mu_out: list, s_in: float,
-           s_out: float) -> np.ndarray:
+def _above(stack: list[Layer], i: int, mu_in: list[np.ndarray], mu_out: list, s_in: float, s_out: float) -> np.ndarray:
     """exp(-sum over the layers above i of chi m), over the E0 grid."""
     total = np.zeros_like(mu_in[0])
     for j in range(i):
@@ -365,8 +364,16 @@ def _secondary_sources(material: Material, grid: tuple[float, ...]) -> tuple[np.
 
 
 @lru_cache(maxsize=50000)
-def _secondary_per_photon(material: Material, z_i: int, w_i: float, iupac_i: str, e_i: float,
-                          grid: tuple[float, ...], s_in: float, s_out: float) -> np.ndarray:
+def _secondary_per_photon(
+    material: Material,
+    z_i: int,
+    w_i: float,
+    iupac_i: str,
+    e_i: float,
+    grid: tuple[float, ...],
+    s_in: float,
+    s_out: float,
+) -> np.ndarray:
     """Secondary fluorescence of line i in a semi-infinite homogeneous layer, per incident
     photon in each E0 bin.
 
@@ -419,7 +426,9 @@ def _pure(line: str, detector: Detector, instrument: Instrument) -> np.ndarray:
     grid = tuple(np.round(e0, 6))
     rows = [(e, float(np.sum(flux * tau))) for f, _, e, tau in line_cross_sections(z, grid) if f == fam]
     if not rows:
-        raise XrayAtlasError(f"line={line!r}: the excitation ({e0.max():g} keV at most) excites no {fam} lines of {sym}")
+        raise XrayAtlasError(
+            f"line={line!r}: the excitation ({e0.max():g} keV at most) excites no {fam} lines of {sym}"
+        )
     e = np.array([r[0] for r in rows])
     inten = np.array([r[1] for r in rows]) * detector.efficiency(e)
     absorbed = inten / inten.sum()
@@ -427,8 +436,9 @@ def _pure(line: str, detector: Detector, instrument: Instrument) -> np.ndarray:
     return spec / float(np.sum(absorbed * detector.net_fraction(e)))
 
 
-def pure_spectrum(line: str, detector: Detector | None = None, *, tube: Tube | None = None,
-                  instrument: Instrument | None = None) -> np.ndarray:
+def pure_spectrum(
+    line: str, detector: Detector | None = None, *, tube: Tube | None = None, instrument: Instrument | None = None
+) -> np.ndarray:
     """Detected spectrum of one net count of a line family (thin sample, no matrix).
 
     Line ratios follow the excitation (``instrument``, else ``tube``, else the default

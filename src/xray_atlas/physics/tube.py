@@ -61,8 +61,9 @@ class Tube:
 
 
 @lru_cache(maxsize=32)
-def _spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
-            filters: tuple[tuple[str, float], ...], de: float) -> tuple[np.ndarray, np.ndarray]:
+def _spekpy(
+    anode: str, kv: float, window_be_um: float, takeoff_deg: float, filters: tuple[tuple[str, float], ...], de: float
+) -> tuple[np.ndarray, np.ndarray]:
     # SpekPy takes ~1.7 s to import and set up its tables in each process, for a spectrum that
     # depends on nothing but these settings and its version: kept in the user's cache folder
     from importlib.metadata import version
@@ -74,8 +75,9 @@ def _spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
     return got["k"], got["f"]
 
 
-def _run_spekpy(anode: str, kv: float, window_be_um: float, takeoff_deg: float,
-                filters: tuple[tuple[str, float], ...], de: float) -> dict[str, np.ndarray]:
+def _run_spekpy(
+    anode: str, kv: float, window_be_um: float, takeoff_deg: float, filters: tuple[tuple[str, float], ...], de: float
+) -> dict[str, np.ndarray]:
     import spekpy
 
     s = spekpy.Spek(kvp=kv, th=takeoff_deg, dk=de, targ=anode)
@@ -105,7 +107,8 @@ def tube_spectrum(tube: Tube, *, de: float = 0.1) -> tuple[np.ndarray, np.ndarra
     """
     if not (0.005 <= de <= 1.0):
         raise XrayAtlasError(f"de={de} keV must lie in 0.005-1")
-    k, f = _spekpy(tube.anode, float(tube.kv), float(tube.window_be_um), float(tube.takeoff_deg),
-                   tuple(tube.filters), float(de))
+    k, f = _spekpy(
+        tube.anode, float(tube.kv), float(tube.window_be_um), float(tube.takeoff_deg), tuple(tube.filters), float(de)
+    )
     per_sr_per_mas = f * 1e4  # cm^2 at 1 m -> per steradian
     return k.copy(), per_sr_per_mas * (tube.current_ua * 1e-3)

@@ -8,6 +8,25 @@ from .callbacks import CSVLogger, TensorBoardLogger, TerminalProgress
 from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, Preparing, StepEnd, TrainState, fit, seed_everything
 from .run import Failed, Finished, Run, TrainConfig, check_run, make_config, run_files, train
 
-__all__ = ["fit", "FitResult", "EpochEnd", "StepEnd", "Preparing", "TrainState", "CSVLogger", "TensorBoardLogger",
-           "TerminalProgress", "seed_everything", "OPTIMIZERS", "SCHEDULES", "TrainConfig", "make_config", "train",
-           "check_run", "run_files", "Run", "Finished", "Failed"]
+__all__ = [
+    "fit",
+    "FitResult",
+    "EpochEnd",
+    "StepEnd",
+    "Preparing",
+    "TrainState",
+    "CSVLogger",
+    "TensorBoardLogger",
+    "TerminalProgress",
+    "seed_everything",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainConfig",
+    "make_config",
+    "train",
+    "check_run",
+    "run_files",
+    "Run",
+    "Finished",
+    "Failed",
+]

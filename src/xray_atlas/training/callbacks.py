@@ -51,8 +51,9 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise XrayAtlasError("TensorBoard logging needs the tensorboard package (pip install tensorboard)",
-                                 path=log_dir) from None
+            raise XrayAtlasError(
+                "TensorBoard logging needs the tensorboard package (pip install tensorboard)", path=log_dir
+            ) from None
         self.writer = SummaryWriter(os.fspath(log_dir))
         self._step = 0
 
@@ -86,8 +87,10 @@ class TerminalProgress:
         self._last = now
         frac = event.step / event.steps_per_epoch if event.steps_per_epoch > 0 else 0.0
         bar = "#" * int(frac * self.width)
-        self.stream.write(f"\repoch {event.epoch} [{bar:<{self.width}}] {frac:4.0%} loss {event.loss:.4g} "
-                          f"{event.samples_per_s:,.0f}/s ")
+        self.stream.write(
+            f"\repoch {event.epoch} [{bar:<{self.width}}] {frac:4.0%} loss {event.loss:.4g} "
+            f"{event.samples_per_s:,.0f}/s "
+        )
         self.stream.flush()
 
     def on_prepare(self, event: Preparing) -> None:
@@ -96,14 +99,18 @@ class TerminalProgress:
         if not last and (not self._tty or now - self._last < self.min_interval_s):
             return
         self._last = now
-        self.stream.write(f"{chr(13) if self._tty else ''}preparing data: {event.done} of {event.total} {event.what}"
-                          f"{chr(10) if last else ' '}")
+        self.stream.write(
+            f"{chr(13) if self._tty else ''}preparing data: {event.done} of {event.total} {event.what}"
+            f"{chr(10) if last else ' '}"
+        )
         self.stream.flush()
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         metrics = " ".join(f"{k} {v:.4g}" for k, v in event.metrics.items())
         mark = " *" if event.best else ""
-        self.stream.write(f"{chr(13) if self._tty else ''}epoch {event.epoch}/{event.epochs} train {event.train_loss:.4g} "
-                          f"val {event.val_loss:.4g} {metrics} lr {event.lr:.3g} {event.seconds:.1f}s "
-                          f"ETA {format_seconds(event.eta_s)}{mark}\n")
+        self.stream.write(
+            f"{chr(13) if self._tty else ''}epoch {event.epoch}/{event.epochs} train {event.train_loss:.4g} "
+            f"val {event.val_loss:.4g} {metrics} lr {event.lr:.3g} {event.seconds:.1f}s "
+            f"ETA {format_seconds(event.eta_s)}{mark}\n"
+        )
         self.stream.flush()

@@ -31,11 +31,17 @@ def _split(obj: Any, prefix: str, tensors: dict) -> Any:
         tensors[key] = obj.detach().cpu().contiguous()
         return {"__tensor__": key}
     if isinstance(obj, dict):
-        return {"__dict__": [[_split(k, f"{prefix}.k{i}", tensors), _split(v, f"{prefix}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [_split(k, f"{prefix}.k{i}", tensors), _split(v, f"{prefix}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
-        return {"__list__": [_split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
-                "tuple": isinstance(obj, tuple)}
+        return {
+            "__list__": [_split(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)],
+            "tuple": isinstance(obj, tuple),
+        }
     if isinstance(obj, float) and not math.isfinite(obj):
         return {"__float__": repr(obj)}
     return obj
@@ -92,7 +98,15 @@ def load_state(path: str | os.PathLike) -> tuple[TrainState, dict]:
     except Exception as err:  # noqa: BLE001 - safetensors and json raise many types
         raise XrayAtlasError(f"not a readable resume state ({type(err).__name__})", path=path) from None
     history = [EpochEnd(**_join(e, tensors)) for e in meta["history"]]
-    state = TrainState(meta["epoch"], _join(meta["model"], tensors), _join(meta["optimizer"], tensors),
-                       _join(meta["schedule"], tensors), _join(meta["rng"], tensors),
-                       _join(meta["best_val_loss"], tensors), meta["best_epoch"], meta["since_best"], history)
+    state = TrainState(
+        meta["epoch"],
+        _join(meta["model"], tensors),
+        _join(meta["optimizer"], tensors),
+        _join(meta["schedule"], tensors),
+        _join(meta["rng"], tensors),
+        _join(meta["best_val_loss"], tensors),
+        meta["best_epoch"],
+        meta["since_best"],
+        history,
+    )
     return state, meta.get("settings", {})

@@ -32,8 +32,17 @@ from typing import Any
 
 from ..errors import XrayAtlasError
 
-__all__ = ["Ranks", "current", "join_from_environment", "leave", "check_processes", "backend_for", "launch",
-           "agree", "rank_device"]
+__all__ = [
+    "Ranks",
+    "current",
+    "join_from_environment",
+    "leave",
+    "check_processes",
+    "backend_for",
+    "launch",
+    "agree",
+    "rank_device",
+]
 
 #: How long a rank waits for the others at a collective (a rank that died is noticed by the
 #: launcher long before).
@@ -88,11 +97,14 @@ def check_processes(n: Any, device_type: str, *, gpus: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise XrayAtlasError(f"ddp={n!r}: give the number of training processes, a whole number >= 1")
     if n > 1 and device_type == "mps":
-        raise XrayAtlasError("ddp: data-parallel training runs on CUDA GPUs (nccl) or the CPU (gloo), not on "
-                             "Apple's MPS; give --device cpu")
+        raise XrayAtlasError(
+            "ddp: data-parallel training runs on CUDA GPUs (nccl) or the CPU (gloo), not on "
+            "Apple's MPS; give --device cpu"
+        )
     if device_type == "cuda" and n > gpus:
-        raise XrayAtlasError(f"ddp={n}: one process per GPU, and this machine has {gpus} CUDA GPU"
-                             f"{'' if gpus == 1 else 's'}")
+        raise XrayAtlasError(
+            f"ddp={n}: one process per GPU, and this machine has {gpus} CUDA GPU{'' if gpus == 1 else 's'}"
+        )
     return n
 
 
@@ -107,8 +119,10 @@ def rank_device(device: str, local_rank: int) -> Any:
     if dev.type == "cuda":
         gpus = torch.cuda.device_count()
         if local_rank >= gpus:
-            raise XrayAtlasError(f"LOCAL_RANK={local_rank}: one process per GPU, and this machine has {gpus} CUDA "
-                                 f"GPU{'' if gpus == 1 else 's'}; start at most {gpus} processes per machine")
+            raise XrayAtlasError(
+                f"LOCAL_RANK={local_rank}: one process per GPU, and this machine has {gpus} CUDA "
+                f"GPU{'' if gpus == 1 else 's'}; start at most {gpus} processes per machine"
+            )
         dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)
     elif dev.type == "mps":
@@ -132,14 +146,15 @@ def join_from_environment(device: str) -> Ranks | None:
         return None
     rank, local = _env_int("RANK"), _env_int("LOCAL_RANK")
     if rank is None or not 0 <= rank < world:
-        raise XrayAtlasError(f"WORLD_SIZE={world} but RANK={os.environ.get('RANK')!r}; start the processes with "
-                             "torchrun, which sets both")
+        raise XrayAtlasError(
+            f"WORLD_SIZE={world} but RANK={os.environ.get('RANK')!r}; start the processes with "
+            "torchrun, which sets both"
+        )
     if not dist.is_available():
         raise XrayAtlasError("this torch build has no torch.distributed; data-parallel training needs it")
     local = rank if local is None else local
     dev = rank_device(device, local)
-    dist.init_process_group(backend_for(dev.type), init_method="env://", rank=rank, world_size=world,
-                            timeout=TIMEOUT)
+    dist.init_process_group(backend_for(dev.type), init_method="env://", rank=rank, world_size=world, timeout=TIMEOUT)
     return Ranks(rank, world, local)
 
 
@@ -192,8 +207,9 @@ def _loopback_interface() -> str | None:
     return None
 
 
-def _child(index: int, n: int, port: int, device: str, threads: int, config: dict, out: str, options: dict,
-           results: Any) -> None:
+def _child(
+    index: int, n: int, port: int, device: str, threads: int, config: dict, out: str, options: dict, results: Any
+) -> None:
     """One rank started by :func:`launch`: join the group through the parent's store, train,
     send the outcome (rank 0) or the error back."""
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n))
@@ -224,9 +240,18 @@ def _child(index: int, n: int, port: int, device: str, threads: int, config: dic
         sys.exit(1)
 
 
-def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
-           tensorboard: str | os.PathLike | None = None, remember: bool = True, progress: bool = False,
-           threads: int | None = None) -> Any:
+def launch(
+    n: int,
+    config: Any,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    tensorboard: str | os.PathLike | None = None,
+    remember: bool = True,
+    progress: bool = False,
+    threads: int | None = None,
+) -> Any:
     """Train ``config`` data-parallel in ``n`` processes on this machine, as
     :func:`~xray_atlas.training.run.train` does in one; returns rank 0's
     :class:`~xray_atlas.training.run.Outcome`.
@@ -250,7 +275,6 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     import logging
 
     import torch
-    import torch.distributed as dist
     import torch.multiprocessing as mp
 
     from ..devices import resolve_device
@@ -260,8 +284,10 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     check_processes(n, dev.type, gpus=torch.cuda.device_count() if dev.type == "cuda" else 0)
     check_run(config, out, resume=resume, overwrite=overwrite)
     if config.batch_size < n:
-        raise XrayAtlasError(f"batch_size={config.batch_size} is smaller than the {n} training processes, which "
-                             "each take a share of every batch")
+        raise XrayAtlasError(
+            f"batch_size={config.batch_size} is smaller than the {n} training processes, which "
+            "each take a share of every batch"
+        )
     if threads is None:  # on GPUs too: the processes draw their data on the CPU
         threads = max(1, torch.get_num_threads() // n)
     # The store every rank meets at: bound to 127.0.0.1 here, port chosen by the system, and
@@ -280,8 +306,13 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     sock.detach()  # the store owns the descriptor now and closes it
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
-    options = {"resume": resume, "overwrite": overwrite, "remember": remember, "progress": progress,
-               "tensorboard": None if tensorboard is None else str(tensorboard)}
+    options = {
+        "resume": resume,
+        "overwrite": overwrite,
+        "remember": remember,
+        "progress": progress,
+        "tensorboard": None if tensorboard is None else str(tensorboard),
+    }
     args = (n, port, config.device, threads, config.to_dict(), str(out), options, results)
     said: dict[int, tuple[str, Any]] = {}
 
@@ -326,8 +357,9 @@ def launch(n: int, config: Any, out: str | os.PathLike, *, resume: bool = False,
     if first is not None and first.error_index not in said:  # ended without a word: killed
         how = getattr(first, "signal_name", None)
         how = f"by signal {how}" if how else f"with exit code {getattr(first, 'exit_code', '?')}"
-        raise RuntimeError(f"training process {first.error_index} ended {how} (out of memory, or killed); the "
-                           "others were stopped")
+        raise RuntimeError(
+            f"training process {first.error_index} ended {how} (out of memory, or killed); the others were stopped"
+        )
     crashes = sorted((r, v) for r, (k, v) in said.items() if k == "crash")
     if crashes:
         raise RuntimeError(f"training process {crashes[0][0]} failed: {crashes[0][1]}")
@@ -352,8 +384,10 @@ def _store_on(sock: socket.socket, port: int) -> Any:
     except (RuntimeError, TypeError, ValueError) as err:
         import torch
 
-        raise XrayAtlasError(f"ddp: this torch ({torch.__version__}) cannot hold the processes' meeting point on "
-                             f"127.0.0.1 ({type(err).__name__}); start them with torchrun instead") from None
+        raise XrayAtlasError(
+            f"ddp: this torch ({torch.__version__}) cannot hold the processes' meeting point on "
+            f"127.0.0.1 ({type(err).__name__}); start them with torchrun instead"
+        ) from None
 
 
 def _start(mp: Any, args: tuple, n: int) -> Any:

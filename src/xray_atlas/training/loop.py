@@ -10,13 +10,24 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from ..errors import XrayAtlasError
 
-__all__ = ["fit", "FitResult", "EpochEnd", "StepEnd", "Preparing", "TrainState", "Callback", "seed_everything",
-           "OPTIMIZERS", "SCHEDULES"]
+__all__ = [
+    "fit",
+    "FitResult",
+    "EpochEnd",
+    "StepEnd",
+    "Preparing",
+    "TrainState",
+    "Callback",
+    "seed_everything",
+    "OPTIMIZERS",
+    "SCHEDULES",
+]
 
 #: Optimiser name -> torch class name (the dock's and the CLI's choices).
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
@@ -242,8 +253,11 @@ def fit(
     else:
         dev = resolve_device(device)
     model.to(dev)
-    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay) \
-        if isinstance(optimizer, str) else optimizer
+    opt = (
+        make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay)
+        if isinstance(optimizer, str)
+        else optimizer
+    )
     sched = make_schedule(schedule, opt, epochs=epochs)
     use_amp = amp and dev.type == "cuda"
     callbacks = list(callbacks)
@@ -255,8 +269,9 @@ def fit(
     since_best, first = 0, 1
     if resume is not None:
         if resume.epoch >= epochs:
-            raise XrayAtlasError(f"epochs={epochs}: the run to resume has done {resume.epoch} epochs already; "
-                                 "ask for more")
+            raise XrayAtlasError(
+                f"epochs={epochs}: the run to resume has done {resume.epoch} epochs already; ask for more"
+            )
         model.load_state_dict(resume.model)
         opt.load_state_dict(resume.optimizer)
         if sched is not None and resume.schedule:
@@ -274,8 +289,11 @@ def fit(
         # are fixed operators; BatchNorm's running statistics are made rank 0's before each
         # validation instead, _same_buffers); torch 2.13 renamed the switch.
         new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
-                                      **{"forward_sync_buffers" if new else "broadcast_buffers": False})
+        net = DistributedDataParallel(
+            model,
+            device_ids=[dev.index] if dev.type == "cuda" else None,
+            **{"forward_sync_buffers" if new else "broadcast_buffers": False},
+        )
         _same_buffers(model)  # before torch 2.13, broadcast_buffers=False left them out of DDP's first sync
     t_start = time.perf_counter()
     for epoch in range(first, epochs + 1):
@@ -300,8 +318,9 @@ def fit(
             else:  # the loss of the whole batch, and a cancel on any rank, known to all alike
                 value, n_step, stop = _reduce_step(loss, x.shape[0], cancel, dev)
             if not math.isfinite(value):
-                raise XrayAtlasError(f"the training loss became {value} at epoch {epoch}, step {step + 1}; "
-                                     "lower the learning rate")
+                raise XrayAtlasError(
+                    f"the training loss became {value} at epoch {epoch}, step {step + 1}; lower the learning rate"
+                )
             loss.backward()
             if grad_clip is not None:  # on the averaged gradients: the same on every rank
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -309,8 +328,14 @@ def fit(
             step += 1
             total += value * n_step
             n_seen += n_step
-            ev = StepEnd(epoch, step, steps_per_epoch, value, opt.param_groups[0]["lr"],
-                         n_seen / max(time.perf_counter() - t0, 1e-9))
+            ev = StepEnd(
+                epoch,
+                step,
+                steps_per_epoch,
+                value,
+                opt.param_groups[0]["lr"],
+                n_seen / max(time.perf_counter() - t0, 1e-9),
+            )
             for cb in callbacks:
                 cb.on_step_end(ev)
             if stop:
@@ -350,8 +375,18 @@ def fit(
         best = val_loss < result.best_val_loss
         elapsed = time.perf_counter() - t_start
         done_here = epoch - first + 1
-        ev = EpochEnd(epoch, epochs, total / max(n_seen, 1), val_loss, extra, lr_now, seconds,
-                      n_seen / max(seconds, 1e-9), elapsed / done_here * (epochs - epoch), best)
+        ev = EpochEnd(
+            epoch,
+            epochs,
+            total / max(n_seen, 1),
+            val_loss,
+            extra,
+            lr_now,
+            seconds,
+            n_seen / max(seconds, 1e-9),
+            elapsed / done_here * (epochs - epoch),
+            best,
+        )
         result.history.append(ev)
         result.epochs_run = epoch
         failed = None
@@ -363,9 +398,19 @@ def fit(
             else:
                 since_best += 1
             if on_state is not None:
-                on_state(TrainState(epoch, model.state_dict(), opt.state_dict(),
-                                    sched.state_dict() if sched is not None else {}, torch.get_rng_state(),
-                                    result.best_val_loss, result.best_epoch, since_best, list(result.history)))
+                on_state(
+                    TrainState(
+                        epoch,
+                        model.state_dict(),
+                        opt.state_dict(),
+                        sched.state_dict() if sched is not None else {},
+                        torch.get_rng_state(),
+                        result.best_val_loss,
+                        result.best_epoch,
+                        since_best,
+                        list(result.history),
+                    )
+                )
             for cb in callbacks:
                 cb.on_epoch_end(ev)
         except Exception as err:  # noqa: BLE001 - raised on every rank by agree()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["LOSSES", "get_loss", "adaptive_l1", "focal"]
 
@@ -51,7 +52,7 @@ def focal(pred: Any, target: Any, *, gamma: float = 2.0, weights: Any = None) ->
 
     if target.dtype in (torch.int64, torch.int32) and target.ndim == pred.ndim - 1:
         logp = F.log_softmax(pred, dim=1).gather(1, target.long()[:, None]).squeeze(1)
-        per = -(1 - logp.exp()) ** gamma * logp
+        per = -((1 - logp.exp()) ** gamma) * logp
         w = _class_weights(weights, pred)
         if w is None:
             return per.mean()

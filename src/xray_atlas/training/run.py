@@ -17,16 +17,27 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .._processes import start_without_main as _start_without_main
 from ..errors import XrayAtlasError
 from .loop import OPTIMIZERS, SCHEDULES, EpochEnd, FitResult, Preparing, StepEnd
 
-__all__ = ["TrainConfig", "make_config", "train", "check_run", "Run", "Finished", "Failed", "Outcome", "run_files",
-           "HYPERPARAMETERS"]
+__all__ = [
+    "TrainConfig",
+    "make_config",
+    "train",
+    "check_run",
+    "Run",
+    "Finished",
+    "Failed",
+    "Outcome",
+    "run_files",
+    "HYPERPARAMETERS",
+]
 
 #: Hyper-parameter -> (low, high) accepted by :meth:`TrainConfig.check` (0 turns patience and
 #: grad_clip off).
@@ -87,8 +98,9 @@ class TrainConfig:
             v = getattr(self, name)
             whole = name in ("epochs", "batch_size", "patience", "seed")
             if isinstance(v, bool) or not isinstance(v, (int, float)) or (whole and int(v) != v) or not lo <= v <= hi:
-                raise XrayAtlasError(f"{name}={v!r} is out of range [{lo:g}, {hi:g}]"
-                                     + (" (a whole number)" if whole else ""))
+                raise XrayAtlasError(
+                    f"{name}={v!r} is out of range [{lo:g}, {hi:g}]" + (" (a whole number)" if whole else "")
+                )
         unknown = sorted(set(self.model_params) - set(models[self.model].defaults))
         if unknown:
             raise XrayAtlasError(f"model {self.model!r} has no option(s) {', '.join(unknown)}")
@@ -104,8 +116,13 @@ def make_config(task: str, *, model: str | None = None, source: str | None = Non
     t = get_task(task)
     model = model or t.default_model
     base = {k: v for k, v in t.hyperparameters(model).items() if k in TrainConfig.__dataclass_fields__}
-    return TrainConfig(task=task, source=source or next(iter(t.sources)), model=model,
-                       loss=settings.pop("loss", None) or t.losses[0], **{**base, **settings})
+    return TrainConfig(
+        task=task,
+        source=source or next(iter(t.sources)),
+        model=model,
+        loss=settings.pop("loss", None) or t.losses[0],
+        **{**base, **settings},
+    )
 
 
 def run_files(out: str | os.PathLike) -> tuple[Path, Path, Path]:
@@ -168,16 +185,19 @@ def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
     if out.suffix == ".safetensors":
         for f, what in ((state, "resume state"), (log, "training log")):
             if (f.exists() or f.is_symlink()) and not (f.is_file() and _written_by_a_run(f)):
-                raise XrayAtlasError(f"this run would write its {what} here, and this file was not written by a "
-                                     "training run; it is left alone: move it or choose another model name", path=f)
+                raise XrayAtlasError(
+                    f"this run would write its {what} here, and this file was not written by a "
+                    "training run; it is left alone: move it or choose another model name",
+                    path=f,
+                )
     if resume:
         if not state.is_file():
-            raise XrayAtlasError("no resume state for this model (it is written after each complete epoch)",
-                                 path=state)
+            raise XrayAtlasError("no resume state for this model (it is written after each complete epoch)", path=state)
         return
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):  # an empty folder is fine
-        is_model = ((out.is_dir() and (out / "card.json").is_file())
-                    or (out.is_file() and out.suffix == ".safetensors" and _written_by_a_run(out)))
+        is_model = (out.is_dir() and (out / "card.json").is_file()) or (
+            out.is_file() and out.suffix == ".safetensors" and _written_by_a_run(out)
+        )
         if not is_model:
             raise XrayAtlasError("exists and is not a model; choose another output path", path=out)
         from .._files import writable
@@ -185,12 +205,15 @@ def _check_output(out: Path, *, resume: bool, overwrite: bool) -> None:
         if not writable(out if out.is_file() else out / "card.json"):
             raise XrayAtlasError("a model exists here and is read-only; it is not replaced", path=out)
         if not overwrite:
-            raise XrayAtlasError("a model exists here; resume it (--resume) or allow overwriting (--overwrite)", path=out)
+            raise XrayAtlasError(
+                "a model exists here; resume it (--resume) or allow overwriting (--overwrite)", path=out
+            )
     elif out.suffix == ".safetensors" and not overwrite:
         for f, what in ((state, "resume state"), (log, "training log")):
             if f.exists():
-                raise XrayAtlasError(f"an earlier run's {what} is here; resume it (--resume) or allow overwriting "
-                                     "(--overwrite)", path=f)
+                raise XrayAtlasError(
+                    f"an earlier run's {what} is here; resume it (--resume) or allow overwriting (--overwrite)", path=f
+                )
 
 
 def _check_space(folder: Path, n_params: int) -> None:
@@ -198,8 +221,9 @@ def _check_space(folder: Path, n_params: int) -> None:
     need = n_params * 4 * 5 + 1_000_000  # best weights, resume weights + two Adam moments, logs
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise XrayAtlasError(f"not enough disk space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB needed)",
-                             path=folder)
+        raise XrayAtlasError(
+            f"not enough disk space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB needed)", path=folder
+        )
 
 
 def prepare_run(config: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> tuple[Any, Any]:
@@ -315,15 +339,34 @@ def train(
     joined = dist.is_available() and dist.is_initialized()
     ranks = join_from_environment(config.device)
     try:
-        return _train(config, Path(out), ranks, callbacks=callbacks, cancel=cancel, resume=resume,
-                      overwrite=overwrite, tensorboard=tensorboard, remember=remember)
+        return _train(
+            config,
+            Path(out),
+            ranks,
+            callbacks=callbacks,
+            cancel=cancel,
+            resume=resume,
+            overwrite=overwrite,
+            tensorboard=tensorboard,
+            remember=remember,
+        )
     finally:
         if ranks is not None and not joined:
             leave()
 
 
-def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[Any], cancel: Any, resume: bool,
-           overwrite: bool, tensorboard: Any, remember: bool) -> Outcome:
+def _train(
+    config: TrainConfig,
+    out: Path,
+    ranks: Any,
+    *,
+    callbacks: Iterable[Any],
+    cancel: Any,
+    resume: bool,
+    overwrite: bool,
+    tensorboard: Any,
+    remember: bool,
+) -> Outcome:
     """:func:`train` in this process, one of ``ranks`` (None: the only one)."""
     from ..models import ModelCard, build, save_model
     from ..models.catalogue import remember as remember_model
@@ -343,8 +386,10 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
     try:  # every rank checks; all refuse alike (agree) before rank 0 touches a file
         task, source = prepare_run(config, out, resume=resume, overwrite=overwrite)
         if config.batch_size < world:
-            raise XrayAtlasError(f"batch_size={config.batch_size} is smaller than the {world} training processes, "
-                                 "which each take a share of every batch")
+            raise XrayAtlasError(
+                f"batch_size={config.batch_size} is smaller than the {world} training processes, "
+                "which each take a share of every batch"
+            )
         if resume:
             state, settings = load_state(state_path)
             ignore = ("epochs", "device", "amp", "processes")
@@ -352,8 +397,7 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
             new = {k: v for k, v in _jsonable(config.to_dict()).items() if k not in ignore}
             if old and old != new:
                 diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}",
-                                     path=out)
+                raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}", path=out)
     except Exception as err:  # noqa: BLE001 - raised on every rank by agree()
         failed = err
     agree(failed, ranks)
@@ -377,8 +421,9 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
         fit_guard_on_source(model, source, config)
         n_params = sum(p.numel() for p in model.parameters())
         _check_space(out.parent, n_params)
-        if ranks is not None and not len(source.train_batches(1, config.batch_size, config.seed, rank=rank,
-                                                              world=world)):
+        if ranks is not None and not len(
+            source.train_batches(1, config.batch_size, config.seed, rank=rank, world=world)
+        ):
             raise XrayAtlasError(f"too little training data for {world} processes: each needs a share of a batch")
     except PreparationCancelled:
         return Outcome(FitResult(0, math.inf, 0, cancelled=True), None, config)
@@ -400,21 +445,41 @@ def _train(config: TrainConfig, out: Path, ranks: Any, *, callbacks: Iterable[An
         settings["processes"] = world  # the batch is the same; how it was shared, for the card
 
     def on_best(m: Any, ev: EpochEnd, outputs: tuple[Any, Any]) -> None:
-        card = ModelCard(architecture=config.model, config=full, task=config.task, inputs=source.input_contract(),
-                         outputs=list(source.outputs), training_data=source.describe(), seed=config.seed,
-                         metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics}, training=settings,
-                         thresholds=_thresholds(task, outputs, source.outputs))
+        card = ModelCard(
+            architecture=config.model,
+            config=full,
+            task=config.task,
+            inputs=source.input_contract(),
+            outputs=list(source.outputs),
+            training_data=source.describe(),
+            seed=config.seed,
+            metrics={"epoch": ev.epoch, "val_loss": ev.val_loss, **ev.metrics},
+            training=settings,
+            thresholds=_thresholds(task, outputs, source.outputs),
+        )
         save_model(model_path, m, card)
 
     result = fit(
         model,
         lambda epoch: source.train_batches(epoch, config.batch_size, config.seed, rank=rank, world=world),
         lambda: source.val_batches(max(config.batch_size, 256)),
-        loss_fn=get_loss(config.loss, weights=source.class_weights()), epochs=config.epochs, optimizer=config.optimizer, lr=config.lr,
-        weight_decay=config.weight_decay, schedule=config.schedule, device=config.device, seed=config.seed,
-        grad_clip=config.grad_clip or None, patience=config.patience or None, amp=config.amp,
-        metrics=task.metrics, on_best=on_best, on_state=lambda s: save_state(state_path, s, settings=settings),
-        resume=state, callbacks=[CSVLogger(log_path), *extra, *callbacks] if main else [], cancel=cancel,
+        loss_fn=get_loss(config.loss, weights=source.class_weights()),
+        epochs=config.epochs,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        schedule=config.schedule,
+        device=config.device,
+        seed=config.seed,
+        grad_clip=config.grad_clip or None,
+        patience=config.patience or None,
+        amp=config.amp,
+        metrics=task.metrics,
+        on_best=on_best,
+        on_state=lambda s: save_state(state_path, s, settings=settings),
+        resume=state,
+        callbacks=[CSVLogger(log_path), *extra, *callbacks] if main else [],
+        cancel=cancel,
         ranks=ranks,
     )
     saved = model_path.exists() and (model_path.is_file() or (model_path / "card.json").is_file())
@@ -510,8 +575,16 @@ class Run:
     Everything that can be refused without data is refused here, in the caller's thread.
     """
 
-    def __init__(self, config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
-                 overwrite: bool = False, mode: str = "auto", nice: int = 0):
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | os.PathLike,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        mode: str = "auto",
+        nice: int = 0,
+    ):
         from ..devices import resolve_device
 
         if mode not in ("auto", "thread", "process"):
@@ -533,17 +606,19 @@ class Run:
         else:
             self._queue, self._cancel = queue.Queue(), threading.Event()
 
-    def start(self) -> "Run":
+    def start(self) -> Run:
         args = (self.resume, self.overwrite, self._queue, self._cancel)
         if self.mode == "process":
             import multiprocessing as mp
 
             self._worker = mp.get_context("spawn").Process(
-                target=_child, args=(self.config.to_dict(), self.out, *args, self.nice), daemon=True)
+                target=_child, args=(self.config.to_dict(), self.out, *args, self.nice), daemon=True
+            )
             _start_without_main(self._worker)
         else:
-            self._worker = threading.Thread(target=_execute, args=(self.config, self.out, *args), daemon=True,
-                                            name="xray-atlas-training")
+            self._worker = threading.Thread(
+                target=_execute, args=(self.config, self.out, *args), daemon=True, name="xray-atlas-training"
+            )
             self._worker.start()
         return self
 
@@ -568,8 +643,9 @@ class Run:
                         ev = self._queue.get(timeout=poll_s)
                     except queue.Empty:
                         code = getattr(self._worker, "exitcode", None)
-                        self.ended = Failed("the training process ended unexpectedly"
-                                            + (f" (exit code {code})" if code else ""))
+                        self.ended = Failed(
+                            "the training process ended unexpectedly" + (f" (exit code {code})" if code else "")
+                        )
                         yield self.ended
                         return
                 else:
@@ -590,6 +666,3 @@ class Run:
     def join(self, timeout: float | None = None) -> None:
         if self._worker is not None:
             self._worker.join(timeout)
-
-
-

@@ -11,9 +11,10 @@ uninterrupted one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,18 @@ from ..errors import XrayAtlasError
 from ..physics.micrograph import MORPHOLOGIES, micrographs
 from .loop import Preparing
 
-__all__ = ["Param", "DataSource", "SyntheticSpectra", "SyntheticPaintings", "CubeMaps", "ImageFolder",
-           "SyntheticRadiographs", "SyntheticMicrographs", "SyntheticDiffraction", "IMAGE_SUFFIXES"]
+__all__ = [
+    "Param",
+    "DataSource",
+    "SyntheticSpectra",
+    "SyntheticPaintings",
+    "CubeMaps",
+    "ImageFolder",
+    "SyntheticRadiographs",
+    "SyntheticMicrographs",
+    "SyntheticDiffraction",
+    "IMAGE_SUFFIXES",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 
@@ -91,8 +102,9 @@ class DataSource:
         table = self.parameters(task)
         unknown = sorted(set(params) - set(table))
         if unknown:
-            raise XrayAtlasError(f"data source {self.name!r} has no parameter(s) {', '.join(unknown)}; "
-                                 f"it has: {', '.join(table)}")
+            raise XrayAtlasError(
+                f"data source {self.name!r} has no parameter(s) {', '.join(unknown)}; it has: {', '.join(table)}"
+            )
         self.params = {k: p.check(k, params.get(k, p.default)) for k, p in table.items()}
         self._val: tuple[Any, Any] | None = None
         self.check()
@@ -157,16 +169,20 @@ class DataSource:
     def use_neighbourhood(self, size: int, *, model: str) -> None:
         """Give each input with the mean of its ``size`` x ``size`` pixel block (spatial map
         models); sources of lone spectra refuse."""
-        raise XrayAtlasError(f"model {model!r} reads {size} x {size} pixel neighbourhoods and the data source "
-                             f"{self.name!r} has no neighbours to give; use synthetic-paintings")
+        raise XrayAtlasError(
+            f"model {model!r} reads {size} x {size} pixel neighbourhoods and the data source "
+            f"{self.name!r} has no neighbours to give; use synthetic-paintings"
+        )
 
     def use_cluster_fit(self, *, model: str) -> None:
         """Give each pixel's counts with the per-cluster fit's inputs of its scan
         (:func:`~xray_atlas.clusterfit.iter_cluster_fit_inputs`); sources without scans refuse."""
-        raise XrayAtlasError(f"model {model!r} reads the per-cluster fit of whole scans and the data source "
-                             f"{self.name!r} has no scans to fit; use synthetic-paintings")
+        raise XrayAtlasError(
+            f"model {model!r} reads the per-cluster fit of whole scans and the data source "
+            f"{self.name!r} has no scans to fit; use synthetic-paintings"
+        )
 
-    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> "Batches":
+    def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         """The training batches of ``epoch``, a function of ``seed``. In a data-parallel run
         of ``world`` processes, rank ``rank``'s share of each batch of ``batch_size`` (items
         rank, rank + world, ...; for data drawn on the fly, its own draws); every rank gets
@@ -179,8 +195,10 @@ class DataSource:
         if self._val is None:
             raise XrayAtlasError("prepare() the data source before asking for batches")
         x, y = self._val
-        return [(torch.from_numpy(x[i:i + batch_size]), torch.from_numpy(y[i:i + batch_size]))
-                for i in range(0, len(x), batch_size)]
+        return [
+            (torch.from_numpy(x[i : i + batch_size]), torch.from_numpy(y[i : i + batch_size]))
+            for i in range(0, len(x), batch_size)
+        ]
 
 
 class Batches:
@@ -219,13 +237,22 @@ def _batch_rng(seed: int, epoch: int, i: int, rank: int, world: int) -> np.rando
     return np.random.default_rng([seed, epoch, i] if world == 1 else [seed, epoch, i, rank])
 
 
-def _in_memory_batches(x: np.ndarray, y: np.ndarray, epoch: int, batch_size: int, seed: int,
-                       augment: Any = None, *, rank: int = 0, world: int = 1) -> Batches:
+def _in_memory_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    epoch: int,
+    batch_size: int,
+    seed: int,
+    augment: Any = None,
+    *,
+    rank: int = 0,
+    world: int = 1,
+) -> Batches:
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(x))  # the same on every rank: together they take each batch once
 
     def make(i: int) -> tuple[Any, Any]:
-        idx = np.sort(order[i * batch_size:(i + 1) * batch_size])[rank::world]
+        idx = np.sort(order[i * batch_size : (i + 1) * batch_size])[rank::world]
         xb = x[idx].astype(np.float32, copy=False)
         if augment is not None:
             xb = augment(xb, _batch_rng(seed, epoch, i, rank, world))
@@ -253,37 +280,73 @@ class SyntheticSpectra(DataSource):
         "n_channels": Param(4096, "detector channels", 256, 16384),
         "offset_kev": Param(0.0, "energy of channel 0 (keV)", -2.0, 2.0),
         "gain_kev": Param(0.01, "keV per channel", 0.001, 0.1),
-        "elements": Param(None, "elements that may appear (comma-separated); default: the generator's 26 for "
-                          "maps, 29 for element presence", kind="text"),
-        "instruments": Param("one", "one instrument (anode, tube_kv, fwhm_mnka_ev) or five varied ones "
-                             "(Rh 50/40 kV, W, Ag, monochromatic Mo 17.5 keV)", choices=("one", "varied"),
-                             kind="choice"),
+        "elements": Param(
+            None,
+            "elements that may appear (comma-separated); default: the generator's 26 for maps, 29 for element presence",
+            kind="text",
+        ),
+        "instruments": Param(
+            "one",
+            "one instrument (anode, tube_kv, fwhm_mnka_ev) or five varied ones "
+            "(Rh 50/40 kV, W, Ag, monochromatic Mo 17.5 keV)",
+            choices=("one", "varied"),
+            kind="choice",
+        ),
         "cutoff_share": Param(0.0, "augmentation: share of spectra that end at a random 12-30 keV", 0.0, 1.0),
-        "pair_share": Param(0.0, "augmentation: share of spectra that also hold two elements whose main lines "
-                            "overlap (As/Pb, S/Pb, Ti/V, Cr/Mn...)", 0.0, 1.0),
-        "unlisted": Param(None, "elements whose lines may appear but which the model does not report "
-                          "(comma-separated), so that it learns to leave them alone", kind="text"),
-        "unlisted_share": Param(0.0, "augmentation: share of spectra that also hold one or two unlisted elements",
-                                0.0, 1.0),
-        "burial": Param(0.0, "augmentation: extra absorption of buried elements (30 % of them), up to this "
-                        "strength at 3 keV", 0.0, 100.0),
-        "thickness": Param(0.0, "augmentation: self-absorption; each spectrum from a layer of its main matrix, "
-                           "1 mg/cm^2 up to this mass thickness (g/cm^2; 0 = thin samples)", 0.0, 10.0),
-        "lines": Param("S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L",
-                       "line families to map (comma-separated)", kind="text"),
+        "pair_share": Param(
+            0.0,
+            "augmentation: share of spectra that also hold two elements whose main lines "
+            "overlap (As/Pb, S/Pb, Ti/V, Cr/Mn...)",
+            0.0,
+            1.0,
+        ),
+        "unlisted": Param(
+            None,
+            "elements whose lines may appear but which the model does not report "
+            "(comma-separated), so that it learns to leave them alone",
+            kind="text",
+        ),
+        "unlisted_share": Param(
+            0.0, "augmentation: share of spectra that also hold one or two unlisted elements", 0.0, 1.0
+        ),
+        "burial": Param(
+            0.0,
+            "augmentation: extra absorption of buried elements (30 % of them), up to this strength at 3 keV",
+            0.0,
+            100.0,
+        ),
+        "thickness": Param(
+            0.0,
+            "augmentation: self-absorption; each spectrum from a layer of its main matrix, "
+            "1 mg/cm^2 up to this mass thickness (g/cm^2; 0 = thin samples)",
+            0.0,
+            10.0,
+        ),
+        "lines": Param(
+            "S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L",
+            "line families to map (comma-separated)",
+            kind="text",
+        ),
         "counts_min": Param(1000.0, "fewest expected counts per spectrum", 10.0, 1e9),
         "counts_max": Param(20000.0, "most expected counts per spectrum", 10.0, 1e10),
         "max_elements": Param(9, "most elements per spectrum (at most all of them)", 1, 40),
         "n_train": Param(8192, "training spectra per epoch (new ones each epoch)", 16, 10**8),
-        "n_val": Param(1024, "validation spectra (fixed); element presence picks its decision thresholds on "
-                       "them, which need tens of thousands to settle", 16, 10**6),
+        "n_val": Param(
+            1024,
+            "validation spectra (fixed); element presence picks its decision thresholds on "
+            "them, which need tens of thousands to settle",
+            16,
+            10**6,
+        ),
         "shift_kev": Param(0.05, "augmentation: calibration shift, +/- keV", 0.0, 0.5),
         "gain_jitter": Param(0.0, "augmentation: relative gain error, +/-", 0.0, 0.05),
         "pileup": Param(0.01, "augmentation: largest pile-up fraction", 0.0, 0.2),
         "escape": Param(True, "Si escape peaks", kind="bool"),
     }
-    TASK_ONLY = {"maps": ("lines",), "elements": ("instruments", "cutoff_share", "burial", "pair_share", "thickness",
-                                                  "unlisted", "unlisted_share")}
+    TASK_ONLY = {
+        "maps": ("lines",),
+        "elements": ("instruments", "cutoff_share", "burial", "pair_share", "thickness", "unlisted", "unlisted_share"),
+    }
 
     def check(self) -> None:
         from ..physics.generator import DEFAULT_ELEMENTS, PROBABILITY_ELEMENTS
@@ -293,12 +356,16 @@ class SyntheticSpectra(DataSource):
         if p["counts_min"] > p["counts_max"]:
             raise XrayAtlasError(f"counts_min={p['counts_min']:g} is above counts_max={p['counts_max']:g}")
         if 0 < p.get("thickness", 0.0) < THINNEST_LAYER:
-            raise XrayAtlasError(f"thickness={p['thickness']:g} must be 0 (thin samples) or at least "
-                                 f"{THINNEST_LAYER:g} g/cm^2, the thinnest layer drawn")
+            raise XrayAtlasError(
+                f"thickness={p['thickness']:g} must be 0 (thin samples) or at least "
+                f"{THINNEST_LAYER:g} g/cm^2, the thinnest layer drawn"
+            )
         top = p["offset_kev"] + p["gain_kev"] * p["n_channels"]
         if top < 5.0:
-            raise XrayAtlasError(f"the energy axis ends at {top:.2f} keV (offset_kev + gain_kev * n_channels); "
-                                 "it must reach at least 5 keV")
+            raise XrayAtlasError(
+                f"the energy axis ends at {top:.2f} keV (offset_kev + gain_kev * n_channels); "
+                "it must reach at least 5 keV"
+            )
         default = DEFAULT_ELEMENTS if self.task == "maps" else PROBABILITY_ELEMENTS
         elements = [symbol(atomic_number(e, parameter="elements")) for e in (p["elements"] or default)]
         self.lines: tuple[str, ...] = ()
@@ -326,16 +393,31 @@ class SyntheticSpectra(DataSource):
         from ..physics.tube import Tube
 
         p = self.params
-        inst = Instrument(tube=Tube(anode=p["anode"], kv=p["tube_kv"]),
-                          detector=Detector(n_channels=p["n_channels"], gain_kev=p["gain_kev"],
-                                            offset_kev=p["offset_kev"], fwhm_mnka_ev=p["fwhm_mnka_ev"]))
-        return GeneratorConfig(elements=self.elements, n_elements=(1, min(p["max_elements"], len(self.elements))),
-                               counts=(p["counts_min"], p["counts_max"]), shift_kev=p["shift_kev"],
-                               gain_jitter=p["gain_jitter"], pileup=p["pileup"], escape=p["escape"], instrument=inst,
-                               cutoff_share=p.get("cutoff_share", 0.0), burial=p.get("burial", 0.0),
-                               pair_share=p.get("pair_share", 0.0), unlisted=self.unlisted,
-                               unlisted_share=p.get("unlisted_share", 0.0),
-                               thickness=(THINNEST_LAYER, p["thickness"]) if p.get("thickness", 0.0) > 0 else None)
+        inst = Instrument(
+            tube=Tube(anode=p["anode"], kv=p["tube_kv"]),
+            detector=Detector(
+                n_channels=p["n_channels"],
+                gain_kev=p["gain_kev"],
+                offset_kev=p["offset_kev"],
+                fwhm_mnka_ev=p["fwhm_mnka_ev"],
+            ),
+        )
+        return GeneratorConfig(
+            elements=self.elements,
+            n_elements=(1, min(p["max_elements"], len(self.elements))),
+            counts=(p["counts_min"], p["counts_max"]),
+            shift_kev=p["shift_kev"],
+            gain_jitter=p["gain_jitter"],
+            pileup=p["pileup"],
+            escape=p["escape"],
+            instrument=inst,
+            cutoff_share=p.get("cutoff_share", 0.0),
+            burial=p.get("burial", 0.0),
+            pair_share=p.get("pair_share", 0.0),
+            unlisted=self.unlisted,
+            unlisted_share=p.get("unlisted_share", 0.0),
+            thickness=(THINNEST_LAYER, p["thickness"]) if p.get("thickness", 0.0) > 0 else None,
+        )
 
     def prepare(self, seed: int) -> None:
         from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
@@ -348,8 +430,10 @@ class SyntheticSpectra(DataSource):
         if self.task == "maps":
             missing = [ln for ln in self.lines if ln not in self.generator.families]
             if missing:
-                raise XrayAtlasError(f"lines: {', '.join(missing)} give no peaks in this energy range "
-                                     f"(families available: {', '.join(self.generator.families)})")
+                raise XrayAtlasError(
+                    f"lines: {', '.join(missing)} give no peaks in this energy range "
+                    f"(families available: {', '.join(self.generator.families)})"
+                )
             self._cols = [self.generator.families.index(ln) for ln in self.lines]
         self._val = self._draw(self.params["n_val"], np.random.default_rng([seed, 2**31 - 1]))
 
@@ -366,14 +450,26 @@ class SyntheticSpectra(DataSource):
 
     def model_inputs(self) -> dict:
         p = self.params
-        return {"n_channels": p["n_channels"], "n_outputs": len(self.outputs), "lines": self.lines,
-                "offset_kev": p["offset_kev"], "gain_kev": p["gain_kev"], "fwhm_mnka_ev": p["fwhm_mnka_ev"],
-                "anode": p["anode"], "tube_kv": p["tube_kv"], "polycapillary": False}
+        return {
+            "n_channels": p["n_channels"],
+            "n_outputs": len(self.outputs),
+            "lines": self.lines,
+            "offset_kev": p["offset_kev"],
+            "gain_kev": p["gain_kev"],
+            "fwhm_mnka_ev": p["fwhm_mnka_ev"],
+            "anode": p["anode"],
+            "tube_kv": p["tube_kv"],
+            "polycapillary": False,
+        }
 
     def input_contract(self) -> dict:
         p = self.params
-        return {"n_channels": p["n_channels"], "energy_offset_kev": p["offset_kev"], "energy_gain_kev": p["gain_kev"],
-                "counts": [p["counts_min"], p["counts_max"]]}
+        return {
+            "n_channels": p["n_channels"],
+            "energy_offset_kev": p["offset_kev"],
+            "energy_gain_kev": p["gain_kev"],
+            "counts": [p["counts_min"], p["counts_max"]],
+        }
 
     def describe(self) -> dict:
         d = super().describe()
@@ -415,14 +511,24 @@ class SyntheticPaintings(DataSource):
         "dwell_ms_min": Param(5.0, "shortest dwell time per pixel (ms)", 0.5, 1000.0),
         "dwell_ms_max": Param(40.0, "longest dwell time per pixel (ms)", 0.5, 1000.0),
         "n_channels": Param(4096, "detector channels (10 eV each at 4096)", 1024, 8192),
-        "fwhm_jitter_ev": Param(15.0, "augmentation: detector FWHM at Mn Ka drawn in 145 +/- this (eV) per painting",
-                                0.0, 60.0),
+        "fwhm_jitter_ev": Param(
+            15.0, "augmentation: detector FWHM at Mn Ka drawn in 145 +/- this (eV) per painting", 0.0, 60.0
+        ),
         "shift_kev": Param(0.02, "augmentation: energy offset drawn in +/- this (keV) per painting", 0.0, 0.2),
-        "wash_share": Param(0.0, "share of regions that are thin washes on the ground (traces on a ground "
-                            "spectrum); with it, a third of the paintings have a bone-black (apatite) ground",
-                            0.0, 1.0),
-        "sample_share": Param(0.0, "share of regions that are thick random samples (bone, stone, plaster or "
-                              "soil matrices with 1-8 random elements at 0.01-15 %)", 0.0, 1.0),
+        "wash_share": Param(
+            0.0,
+            "share of regions that are thin washes on the ground (traces on a ground "
+            "spectrum); with it, a third of the paintings have a bone-black (apatite) ground",
+            0.0,
+            1.0,
+        ),
+        "sample_share": Param(
+            0.0,
+            "share of regions that are thick random samples (bone, stone, plaster or "
+            "soil matrices with 1-8 random elements at 0.01-15 %)",
+            0.0,
+            1.0,
+        ),
     }
 
     def check(self) -> None:
@@ -446,11 +552,21 @@ class SyntheticPaintings(DataSource):
             dwell = float(np.exp(rng.uniform(np.log(p["dwell_ms_min"]), np.log(p["dwell_ms_max"]))))
             fwhm = 145.0 + rng.uniform(-1, 1) * p["fwhm_jitter_ev"]
             offset = rng.uniform(-1, 1) * p["shift_kev"]
-            inst = painting_instrument(dwell_ms=dwell, n_channels=p["n_channels"], gain_kev=gains, offset_kev=offset,
-                                       fwhm_mnka_ev=fwhm)
-            reg, regions = random_layout(p["height"], p["width"], seed=seed * 1000 + k, wash_share=p["wash_share"],
-                                         sample_share=p["sample_share"])
-            grounds = ("chalk ground", "gypsum ground", "bone black") if p["wash_share"] else ("chalk ground", "gypsum ground")
+            inst = painting_instrument(
+                dwell_ms=dwell, n_channels=p["n_channels"], gain_kev=gains, offset_kev=offset, fwhm_mnka_ev=fwhm
+            )
+            reg, regions = random_layout(
+                p["height"],
+                p["width"],
+                seed=seed * 1000 + k,
+                wash_share=p["wash_share"],
+                sample_share=p["sample_share"],
+            )
+            grounds = (
+                ("chalk ground", "gypsum ground", "bone black")
+                if p["wash_share"]
+                else ("chalk ground", "gypsum ground")
+            )
             ground = grounds[k % len(grounds)]
             yield paint(reg, regions, instrument=inst, seed=seed * 1000 + k, ground=ground)
 
@@ -469,8 +585,12 @@ class SyntheticPaintings(DataSource):
         from ..clusterfit import iter_cluster_fit_inputs
         from ..cube import SpectralCube, run_to_end
 
-        cube = SpectralCube(pt.counts, offset_kev=pt.energy_offset_kev, gain_kev=pt.energy_gain_kev,
-                            metadata={"live_time_s": pt.attrs["live_time_s"]})
+        cube = SpectralCube(
+            pt.counts,
+            offset_kev=pt.energy_offset_kev,
+            gain_kev=pt.energy_gain_kev,
+            metadata={"live_time_s": pt.attrs["live_time_s"]},
+        )
         return run_to_end(iter_cluster_fit_inputs(cube)).reshape(*pt.counts.shape[:2], -1)
 
     def _pixels(self, paintings) -> tuple[np.ndarray, np.ndarray]:
@@ -508,12 +628,21 @@ class SyntheticPaintings(DataSource):
     def model_inputs(self) -> dict:
         from ..models.prior import INSTRUMENT_DEFAULTS  # the M6-like painting instrument
 
-        return {**INSTRUMENT_DEFAULTS, "n_channels": self.params["n_channels"], "n_outputs": len(self.lines),
-                "lines": self.lines, "gain_kev": 40.96 / self.params["n_channels"]}
+        return {
+            **INSTRUMENT_DEFAULTS,
+            "n_channels": self.params["n_channels"],
+            "n_outputs": len(self.lines),
+            "lines": self.lines,
+            "gain_kev": 40.96 / self.params["n_channels"],
+        }
 
     def input_contract(self) -> dict:
-        return {"n_channels": self.params["n_channels"], "energy_offset_kev": 0.0,
-                "energy_gain_kev": 40.96 / self.params["n_channels"], "total_counts": _total_counts(self)}
+        return {
+            "n_channels": self.params["n_channels"],
+            "energy_offset_kev": 0.0,
+            "energy_gain_kev": 40.96 / self.params["n_channels"],
+            "total_counts": _total_counts(self),
+        }
 
     def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         return _in_memory_batches(*self._train, epoch, batch_size, seed, rank=rank, world=world)
@@ -528,12 +657,15 @@ class CubeMaps(DataSource):
     title = "Cubes with reference maps"
     PARAMS = {
         "cubes": Param((), "cube files with /maps (comma-separated)", kind="paths"),
-        "lines": Param((), "line families to learn (comma-separated); default: the maps all cubes have",
-                       kind="text"),
+        "lines": Param((), "line families to learn (comma-separated); default: the maps all cubes have", kind="text"),
         "stride": Param(10, "take every n-th pixel in both directions", 1, 1000),
         "val_fraction": Param(0.2, "share of the sampled pixels kept for validation", 0.05, 0.5),
-        "validation": Param("pixels", "validate on a random share of the pixels, or on the last cube "
-                            "(leave-one-cube-out)", choices=("pixels", "last cube"), kind="choice"),
+        "validation": Param(
+            "pixels",
+            "validate on a random share of the pixels, or on the last cube (leave-one-cube-out)",
+            choices=("pixels", "last cube"),
+            kind="choice",
+        ),
     }
 
     def check(self) -> None:
@@ -549,8 +681,7 @@ class CubeMaps(DataSource):
         for path in paths:
             with read(path) as cube:
                 if not cube.reference_maps:
-                    raise XrayAtlasError("this cube has no reference maps (/maps); the maps task needs them",
-                                         path=path)
+                    raise XrayAtlasError("this cube has no reference maps (/maps); the maps task needs them", path=path)
                 common = set(cube.reference_maps) if common is None else common & set(cube.reference_maps)
                 channels.add(cube.n_channels)
         if len(channels) > 1:
@@ -558,8 +689,10 @@ class CubeMaps(DataSource):
         lines = self.params["lines"] or tuple(sorted(common or ()))
         missing = [ln for ln in lines if ln not in (common or set())]
         if missing or not lines:
-            raise XrayAtlasError(f"lines: {', '.join(missing) or 'none'} not among the reference maps every cube has "
-                                 f"({', '.join(sorted(common or ())) or 'none'})")
+            raise XrayAtlasError(
+                f"lines: {', '.join(missing) or 'none'} not among the reference maps every cube has "
+                f"({', '.join(sorted(common or ())) or 'none'})"
+            )
         self.lines = tuple(lines)
         self.n_channels = channels.pop()
 
@@ -574,10 +707,13 @@ class CubeMaps(DataSource):
             with read(path) as cube:
                 # every pixel is read and checked (NaN, inf, negative counts: file, pixel and
                 # channel named, as maps and probabilities do), even those the stride skips
-                picked = [block[(-rows.start) % s::s, ::s] for rows, block in cube.iter_tiles()]
+                picked = [block[(-rows.start) % s :: s, ::s] for rows, block in cube.iter_tiles()]
                 xs.append(np.concatenate(picked).reshape(-1, cube.n_channels))
-                ys.append(np.stack([np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel()
-                                    for ln in self.lines], axis=1))
+                ys.append(
+                    np.stack(
+                        [np.asarray(cube.reference_maps[ln][::s, ::s], np.float32).ravel() for ln in self.lines], axis=1
+                    )
+                )
                 if self.calibration is None and cube.calibrated:
                     self.calibration = (float(cube.energy[0]), float(cube.energy[1] - cube.energy[0]))
                     self.metadata = dict(cube.metadata)
@@ -602,13 +738,23 @@ class CubeMaps(DataSource):
         meta = getattr(self, "metadata", {})
         from ..models.prior import instrument_from_metadata
 
-        return {"n_channels": self.n_channels, "n_outputs": len(self.lines), "lines": self.lines,
-                "offset_kev": cal[0], "gain_kev": cal[1], **instrument_from_metadata(meta)}
+        return {
+            "n_channels": self.n_channels,
+            "n_outputs": len(self.lines),
+            "lines": self.lines,
+            "offset_kev": cal[0],
+            "gain_kev": cal[1],
+            **instrument_from_metadata(meta),
+        }
 
     def input_contract(self) -> dict:
         cal = getattr(self, "calibration", None)
-        return {"n_channels": self.n_channels, "energy_offset_kev": cal[0] if cal else None,
-                "energy_gain_kev": cal[1] if cal else None, "total_counts": _total_counts(self)}
+        return {
+            "n_channels": self.n_channels,
+            "energy_offset_kev": cal[0] if cal else None,
+            "energy_gain_kev": cal[1] if cal else None,
+            "total_counts": _total_counts(self),
+        }
 
     def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         return _in_memory_batches(*self._train, epoch, batch_size, seed, rank=rank, world=world)
@@ -627,8 +773,12 @@ class _ImageSource(DataSource):
     COMMON = {
         "size": Param(64, "image side after resizing (pixels)", 16, 1024),
         "augment": Param(True, "random flips and quarter turns", kind="bool"),
-        "class_balance": Param(0.0, "class-balanced loss weights by effective number of samples: beta "
-                               "(0 = off; 0.99-0.9999 typical)", 0.0, 0.99999),
+        "class_balance": Param(
+            0.0,
+            "class-balanced loss weights by effective number of samples: beta (0 = off; 0.99-0.9999 typical)",
+            0.0,
+            0.99999,
+        ),
     }
     normalisation = "standard"
     classes: tuple[str, ...] = ()
@@ -664,8 +814,15 @@ class _ImageSource(DataSource):
         return (w / w.sum() * len(w)).astype(np.float32)
 
     def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
-        return _in_memory_batches(*self._train, epoch, batch_size, seed,
-                                  augment=_flip_turn if self.params["augment"] else None, rank=rank, world=world)
+        return _in_memory_batches(
+            *self._train,
+            epoch,
+            batch_size,
+            seed,
+            augment=_flip_turn if self.params["augment"] else None,
+            rank=rank,
+            world=world,
+        )
 
 
 class ImageFolder(_ImageSource):
@@ -678,8 +835,12 @@ class ImageFolder(_ImageSource):
     PARAMS = {
         "root": Param("", "dataset folder holding train/<class>/ (and val/<class>/)", kind="path"),
         **_ImageSource.COMMON,
-        "normalisation": Param("standard", "per-image scaling: standard, or open-beam for radiographs",
-                               choices=("standard", "open-beam"), kind="choice"),
+        "normalisation": Param(
+            "standard",
+            "per-image scaling: standard, or open-beam for radiographs",
+            choices=("standard", "open-beam"),
+            kind="choice",
+        ),
         "val_fraction": Param(0.2, "share of train/ kept for validation when there is no val/", 0.05, 0.5),
     }
 
@@ -714,8 +875,7 @@ class ImageFolder(_ImageSource):
                     except XrayAtlasError as err:
                         raise XrayAtlasError(str(err), path=f) from None
                     ys.append(k)
-            return (np.stack(xs)[:, None] if xs else np.zeros((0, 1, size, size), np.float32),
-                    np.asarray(ys, np.int64))
+            return (np.stack(xs)[:, None] if xs else np.zeros((0, 1, size, size), np.float32), np.asarray(ys, np.int64))
 
         x, y = load("train")
         xv, yv = load("val")
@@ -757,11 +917,22 @@ class SyntheticRadiographs(_ImageSource):
         from ..physics.radiograph import RadiographConfig, radiographs
 
         p = self.params
-        cfg = RadiographConfig(size=p["frame"], kind=p["kind"], kv=p["kv"], scintillator_um=p["scintillator_um"],
-                               filters=(("Al", p["filter_al_mm"]),), kv_spread=p["kv_spread"],
-                               filter_spread_mm=p["filter_spread_mm"])
-        imgs, y, _ = radiographs(p["n_images"], config=cfg, seed=seed, balance=(1 - p["al2017_share"], p["al2017_share"]),
-                                progress=lambda done, total: self._made(done, total, "radiographs"))
+        cfg = RadiographConfig(
+            size=p["frame"],
+            kind=p["kind"],
+            kv=p["kv"],
+            scintillator_um=p["scintillator_um"],
+            filters=(("Al", p["filter_al_mm"]),),
+            kv_spread=p["kv_spread"],
+            filter_spread_mm=p["filter_spread_mm"],
+        )
+        imgs, y, _ = radiographs(
+            p["n_images"],
+            config=cfg,
+            seed=seed,
+            balance=(1 - p["al2017_share"], p["al2017_share"]),
+            progress=lambda done, total: self._made(done, total, "radiographs"),
+        )
         x = np.stack([prepare_image(im, size=p["size"], normalisation=self.normalisation) for im in imgs])[:, None]
         self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
@@ -775,8 +946,9 @@ class SyntheticMicrographs(_ImageSource):
     PARAMS = {
         "n_images": Param(1600, "micrographs to generate (20 % for validation)", 16, 10**6),
         "frame": Param(128, "generated image side before resizing (pixels)", 32, 2048),
-        "minority": Param("none", "one class made rare (class imbalance), or none",
-                          choices=("none", *MORPHOLOGIES), kind="choice"),
+        "minority": Param(
+            "none", "one class made rare (class imbalance), or none", choices=("none", *MORPHOLOGIES), kind="choice"
+        ),
         "minority_ratio": Param(0.05, "images of the rare class per image of each other class", 0.001, 1.0),
         **_ImageSource.COMMON,
     }
@@ -792,8 +964,13 @@ class SyntheticMicrographs(_ImageSource):
         if p["minority"] != "none":
             balance = np.ones(len(MORPHOLOGIES))
             balance[MORPHOLOGIES.index(p["minority"])] = p["minority_ratio"]
-        imgs, y = micrographs(p["n_images"], size=p["frame"], seed=seed, balance=balance,
-                              progress=lambda done, total: self._made(done, total, "micrographs"))
+        imgs, y = micrographs(
+            p["n_images"],
+            size=p["frame"],
+            seed=seed,
+            balance=balance,
+            progress=lambda done, total: self._made(done, total, "micrographs"),
+        )
         x = np.stack([prepare_image(im, size=p["size"]) for im in imgs])[:, None]
         self._set(*_split(x, y, np.random.default_rng([seed, 1])))
 
@@ -806,8 +983,8 @@ def _total_counts(source: DataSource) -> list[float] | None:
         x = source._train[0]
         own = x[:, 0] if x.ndim == 3 else x
         if getattr(source, "cluster_fit", False):  # the counts, not the fit's inputs after them
-            own = own[:, :source.params["n_channels"]]
-        totals = np.concatenate([own[a:a + 65536].sum(axis=1, dtype=np.float64) for a in range(0, len(own), 65536)])
+            own = own[:, : source.params["n_channels"]]
+        totals = np.concatenate([own[a : a + 65536].sum(axis=1, dtype=np.float64) for a in range(0, len(own), 65536)])
         source._totals = [float(v) for v in np.percentile(totals, [0.1, 99.9])]
     return getattr(source, "_totals", None)
 
@@ -847,8 +1024,7 @@ class SyntheticDiffraction(DataSource):
         "degrade_fraction": Param(0.2, "share of images log-scaled with a masked beam stop", 0.0, 1.0),
         "resize_fraction": Param(0.3, "share of images resampled to another size (16 to 1.5 x lot)", 0.0, 1.0),
         "image_size": Param(64, "image side the model sees", 16, 512),
-        "cache": Param("", "HDF5 file to keep the simulated pairs in (reused when its settings match)",
-                       kind="path"),
+        "cache": Param("", "HDF5 file to keep the simulated pairs in (reused when its settings match)", kind="path"),
     }
 
     def check(self) -> None:
@@ -866,8 +1042,14 @@ class SyntheticDiffraction(DataSource):
 
     def _simulation(self) -> dict:
         p = self.params
-        return {"span": p["span"], "n": p["n_images"], "size": p["size"], "lot": p["lot"], "n_lots": p["n_lots"],
-                "sweeps": p["sweeps"]}
+        return {
+            "span": p["span"],
+            "n": p["n_images"],
+            "size": p["size"],
+            "lot": p["lot"],
+            "n_lots": p["n_lots"],
+            "sweeps": p["sweeps"],
+        }
 
     def prepare(self, seed: int) -> None:
         from ..physics.lattice import load_dataset, make_dataset, save_dataset
@@ -947,15 +1129,20 @@ class SyntheticDiffraction(DataSource):
 
     def input_contract(self) -> dict:
         p = self.params
-        return {"span": p["span"], "image_size": p["image_size"], "image": "diffraction image, zero frequency at "
-                "the centre, divided by its mean", "lot": p["lot"], "lattice_size": p["size"]}
+        return {
+            "span": p["span"],
+            "image_size": p["image_size"],
+            "image": "diffraction image, zero frequency at the centre, divided by its mean",
+            "lot": p["lot"],
+            "lattice_size": p["size"],
+        }
 
     def train_batches(self, epoch: int, batch_size: int, seed: int, *, rank: int = 0, world: int = 1) -> Batches:
         x, y = self._train
         order = np.random.default_rng([seed, epoch]).permutation(len(x))
 
         def make(i: int) -> tuple[Any, Any]:
-            idx = np.sort(order[i * batch_size:(i + 1) * batch_size])[rank::world]
+            idx = np.sort(order[i * batch_size : (i + 1) * batch_size])[rank::world]
             xb = self._augment(x[idx], _batch_rng(seed, epoch, i, rank, world))
             # the image of a lattice turned by 180 degrees is the same; a transposed lattice
             # swaps dx and dy, which would change the label: no flips

@@ -5,12 +5,21 @@ hyper-parameters; models come from the model registry by task name. The dock and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import XrayAtlasError
-from .sources import (CubeMaps, DataSource, ImageFolder, SyntheticDiffraction, SyntheticMicrographs, SyntheticPaintings,
-                      SyntheticRadiographs, SyntheticSpectra)
+from .sources import (
+    CubeMaps,
+    DataSource,
+    ImageFolder,
+    SyntheticDiffraction,
+    SyntheticMicrographs,
+    SyntheticPaintings,
+    SyntheticRadiographs,
+    SyntheticSpectra,
+)
 
 __all__ = ["Task", "TASKS", "register_task", "get_task", "CONTRACT_TASKS"]
 
@@ -119,34 +128,90 @@ def _multiclass(pred: Any, target: Any) -> dict:
 # Study 001: Adam lr 1e-3, early stopping on validation loss. Its adaptive L1 is offered but not the
 # default: on random spectra most lines are absent in most spectra, and an L1 loss then fits the
 # median, zero (docs/training.md: Pearson -0.03 after 5 epochs against 0.996 with L2).
-register_task(Task(
-    "maps", "Elemental maps (net counts per line family)",
-    {SyntheticSpectra.name: SyntheticSpectra, SyntheticPaintings.name: SyntheticPaintings, CubeMaps.name: CubeMaps},
-    ("l2", "adaptive-l1", "l1"), _torch_metrics(_regression), "fcn",
-    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant", "epochs": 50, "batch_size": 256,
-     "patience": 10, "grad_clip": 0.0},
-))
+register_task(
+    Task(
+        "maps",
+        "Elemental maps (net counts per line family)",
+        {SyntheticSpectra.name: SyntheticSpectra, SyntheticPaintings.name: SyntheticPaintings, CubeMaps.name: CubeMaps},
+        ("l2", "adaptive-l1", "l1"),
+        _torch_metrics(_regression),
+        "fcn",
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "epochs": 50,
+            "batch_size": 256,
+            "patience": 10,
+            "grad_clip": 0.0,
+        },
+    )
+)
 # Study 003: Adam lr 1e-4, BCE, 10 epochs, batch 128.
-register_task(Task(
-    "elements", "Element presence (multi-label classification)",
-    {SyntheticSpectra.name: SyntheticSpectra},
-    ("bce", "focal"), _torch_metrics(_multilabel), "spectral-cnn",
-    {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant", "epochs": 10, "batch_size": 128,
-     "patience": 5, "grad_clip": 1.0}, thresholds=_thresholds,
-))
+register_task(
+    Task(
+        "elements",
+        "Element presence (multi-label classification)",
+        {SyntheticSpectra.name: SyntheticSpectra},
+        ("bce", "focal"),
+        _torch_metrics(_multilabel),
+        "spectral-cnn",
+        {
+            "optimizer": "adam",
+            "lr": 1e-4,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "epochs": 10,
+            "batch_size": 128,
+            "patience": 5,
+            "grad_clip": 1.0,
+        },
+        thresholds=_thresholds,
+    )
+)
 # Study 004: Adam (Keras defaults, lr 1e-3), MSE, batch 32, 100 epochs, 20 % validation.
-register_task(Task(
-    "diffraction", "Diffraction images -> correlation (CFS) encoding",
-    {SyntheticDiffraction.name: SyntheticDiffraction},
-    ("l2", "l1"), _torch_metrics(_encoding), "cfs-small",
-    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant", "epochs": 100, "batch_size": 32,
-     "patience": 15, "grad_clip": 0.0},
-))
-register_task(Task(
-    "images", "Image classification (radiographs, microscope images)",
-    {ImageFolder.name: ImageFolder, SyntheticRadiographs.name: SyntheticRadiographs,
-     SyntheticMicrographs.name: SyntheticMicrographs},
-    ("cross-entropy", "focal"), _torch_metrics(_multiclass), "image-cnn",
-    {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "epochs": 30, "batch_size": 32,
-     "patience": 10, "grad_clip": 5.0},
-))
+register_task(
+    Task(
+        "diffraction",
+        "Diffraction images -> correlation (CFS) encoding",
+        {SyntheticDiffraction.name: SyntheticDiffraction},
+        ("l2", "l1"),
+        _torch_metrics(_encoding),
+        "cfs-small",
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "epochs": 100,
+            "batch_size": 32,
+            "patience": 15,
+            "grad_clip": 0.0,
+        },
+    )
+)
+register_task(
+    Task(
+        "images",
+        "Image classification (radiographs, microscope images)",
+        {
+            ImageFolder.name: ImageFolder,
+            SyntheticRadiographs.name: SyntheticRadiographs,
+            SyntheticMicrographs.name: SyntheticMicrographs,
+        },
+        ("cross-entropy", "focal"),
+        _torch_metrics(_multiclass),
+        "image-cnn",
+        {
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "weight_decay": 1e-4,
+            "schedule": "cosine",
+            "epochs": 30,
+            "batch_size": 32,
+            "patience": 10,
+            "grad_clip": 5.0,
+        },
+    )
+)

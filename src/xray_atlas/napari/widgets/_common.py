@@ -9,8 +9,18 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QL
 if TYPE_CHECKING:
     from qtpy.QtWidgets import QVBoxLayout
 
-__all__ = ["refill", "ModelCombo", "ParamForm", "apply_plot_theme", "form_dock", "scroll_box", "refit_on_show",
-           "click_callback", "layer_pixel", "chosen_cube"]
+__all__ = [
+    "refill",
+    "ModelCombo",
+    "ParamForm",
+    "apply_plot_theme",
+    "form_dock",
+    "scroll_box",
+    "refit_on_show",
+    "click_callback",
+    "layer_pixel",
+    "chosen_cube",
+]
 
 
 def refill(combo: QComboBox, names: list[str], *, quiet: bool = False) -> str:
@@ -44,7 +54,7 @@ class ModelCombo(QComboBox):
         super().showPopup()
 
 
-def scroll_box(widget: QWidget, *, viewer: Any = None) -> "QVBoxLayout":
+def scroll_box(widget: QWidget, *, viewer: Any = None) -> QVBoxLayout:
     """The layout to fill a dock with: a vertical box inside a scroll area that fills ``widget``.
 
     Docks stacked by the Plugins menu add up their minimum heights; without a scroll area each
@@ -123,7 +133,7 @@ def refit_on_show(widget: QWidget, viewer: Any) -> None:
                     area.fit_width()
                 state["until"] = time.monotonic() + SETTLE_MS / 1000
                 QTimer.singleShot(0, _fit)
-            elif kind == QEvent.Type.Resize and 0.0 < state["until"]:
+            elif kind == QEvent.Type.Resize and state["until"] > 0.0:
                 if time.monotonic() < state["until"]:
                     QTimer.singleShot(0, _fit)
                 else:

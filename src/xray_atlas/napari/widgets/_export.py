@@ -25,8 +25,12 @@ from .._writer import result_from_layers
 __all__ = ["ExportRow", "FORMAT_NAMES", "export_layers"]
 
 #: The format choices as the dock shows them -> the core's format names.
-FORMAT_NAMES = {"TIFF (values)": "tiff", "PNG figures + sheet": "png", "overview sheet (PNG, PDF)": "sheet",
-                "CSV spectra": "csv"}
+FORMAT_NAMES = {
+    "TIFF (values)": "tiff",
+    "PNG figures + sheet": "png",
+    "overview sheet (PNG, PDF)": "sheet",
+    "CSV spectra": "csv",
+}
 
 
 def export_layers(viewer: Any, kinds: tuple[str, ...]) -> list:
@@ -58,15 +62,25 @@ class ExportRow(QWidget):
         What the layers are, for messages (``"maps"``).
     """
 
-    def __init__(self, viewer: Any, jobs: Any, *, kinds: tuple[str, ...], formats: tuple[str, ...], what: str,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        viewer: Any,
+        jobs: Any,
+        *,
+        kinds: tuple[str, ...],
+        formats: tuple[str, ...],
+        what: str,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.viewer, self.jobs, self.kinds, self.what = viewer, jobs, kinds, what
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(formats))
-        self.format_combo.setToolTip("TIFF: the values, for ImageJ/Fiji, QGIS or Python; PNG: a figure per map in "
-                                     "its colour with colour bar and scale bar, and the overview sheet; sheet: every "
-                                     "map on one page (PNG and PDF); CSV: the spectra with an energy column")
+        self.format_combo.setToolTip(
+            "TIFF: the values, for ImageJ/Fiji, QGIS or Python; PNG: a figure per map in "
+            "its colour with colour bar and scale bar, and the overview sheet; sheet: every "
+            "map on one page (PNG and PDF); CSV: the spectra with an energy column"
+        )
         self.button = QPushButton("Export...")
         self.button.setToolTip(f"write the newest run's {what} to a folder")
         row = QHBoxLayout(self)
@@ -97,8 +111,9 @@ class ExportRow(QWidget):
         overwrite = False
         if clash:
             shown = ", ".join(clash[:4]) + (f" and {len(clash) - 4} more" if len(clash) > 4 else "")
-            answer = QMessageBox.question(self, "Replace files?", f"{len(clash)} of the files exist in {folder}: "
-                                          f"{shown}. Replace them?")
+            answer = QMessageBox.question(
+                self, "Replace files?", f"{len(clash)} of the files exist in {folder}: {shown}. Replace them?"
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return None
             overwrite = True
@@ -109,8 +124,11 @@ class ExportRow(QWidget):
             return None
 
         def done(exported: Any) -> None:
-            notify(f"Exported {len(layers)} {self.what} as {fmt}: {len(exported.files)} files in "
-                   f"{Path(folder).name or folder}", log=self.jobs, details=[str(p) for p in exported.files]
-                   + exported.notes)
+            notify(
+                f"Exported {len(layers)} {self.what} as {fmt}: {len(exported.files)} files in "
+                f"{Path(folder).name or folder}",
+                log=self.jobs,
+                details=[str(p) for p in exported.files] + exported.notes,
+            )
 
         return self.jobs.start(steps, what=f"export to {fmt}", on_done=done)

@@ -17,8 +17,21 @@ from typing import Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QBrush, QColor
-from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QLineEdit, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...errors import XrayAtlasError
 from .._notify import error_text, notify, notify_error
@@ -44,8 +57,13 @@ def _maps_options(dock: Any) -> dict:
     lines, add = dock.lines()
     # the default by name is None, as on the command line: the batch then takes its stand-in for
     # an uncalibrated scan, and a rerun knows either as the default's result
-    return {"model": None if model == DEFAULT_MAPS_MODEL else model, "device": dock.device_combo.currentText(),
-            "lines": lines, "add_lines": add, "units": dock.units()}
+    return {
+        "model": None if model == DEFAULT_MAPS_MODEL else model,
+        "device": dock.device_combo.currentText(),
+        "lines": lines,
+        "add_lines": add,
+        "units": dock.units(),
+    }
 
 
 def _probabilities_options(dock: Any) -> dict:
@@ -53,13 +71,16 @@ def _probabilities_options(dock: Any) -> dict:
 
     where = dock.where_combo.currentText()
     if where == "clusters":
-        raise XrayAtlasError("per: clusters names one scan's Labels layer; over a folder choose pixel or "
-                             "k x k region")
+        raise XrayAtlasError("per: clusters names one scan's Labels layer; over a folder choose pixel or k x k region")
     model = dock.model_combo.currentText()
     if not model:
         raise XrayAtlasError("no element model is installed; train one in the Training dock (task elements)")
-    return {"model": None if model == DEFAULT_ELEMENTS_MODEL else model, "device": dock.device_combo.currentText(),
-            "region": dock.region_spin.value() if where == "k x k region" else 1, "elements": dock.elements()}
+    return {
+        "model": None if model == DEFAULT_ELEMENTS_MODEL else model,
+        "device": dock.device_combo.currentText(),
+        "region": dock.region_spin.value() if where == "k x k region" else 1,
+        "elements": dock.elements(),
+    }
 
 
 def _cluster_options(dock: Any) -> dict:
@@ -82,7 +103,7 @@ def batch_options(dock: Any, task: str) -> dict:
 
 
 class FolderRow(QGroupBox):
-    """"Run over a folder": input and output folders, Run folder, and the results' list.
+    """ "Run over a folder": input and output folders, Run folder, and the results' list.
 
     Parameters
     ----------
@@ -100,14 +121,18 @@ class FolderRow(QGroupBox):
         self.viewer, self.jobs = dock.viewer, dock.jobs
         self.input_edit = QLineEdit()
         self.input_edit.setPlaceholderText("the folder of scans (subfolders: a glob, e.g. scans/**/*.h5)")
-        self.input_edit.setToolTip("its cube files (.h5, .bcf, .rpl, .zarr ...); subfolders are not searched, a glob "
-                                   "with ** searches them; results and hidden files are passed over")
+        self.input_edit.setToolTip(
+            "its cube files (.h5, .bcf, .rpl, .zarr ...); subfolders are not searched, a glob "
+            "with ** searches them; results and hidden files are passed over"
+        )
         self.output_edit = QLineEdit()
         self.output_edit.setPlaceholderText("the folder for the results (made if missing)")
         self.output_edit.setToolTip("one <scan>.h5 per scan, and batch-report.json / .csv")
         self.scheduler_edit = QLineEdit("local")
-        self.scheduler_edit.setToolTip("local: one worker per core; local:N: N workers; tcp://host:8786 or a "
-                                       "scheduler file (.json): a dask cluster that sees the same folders")
+        self.scheduler_edit.setToolTip(
+            "local: one worker per core; local:N: N workers; tcp://host:8786 or a "
+            "scheduler file (.json): a dask cluster that sees the same folders"
+        )
         self.overwrite_check = QCheckBox("replace results made otherwise or older")
         self.overwrite_check.setToolTip("results of these settings newer than their scan are skipped either way")
         self.run_button = QPushButton("Run folder")
@@ -175,14 +200,24 @@ class FolderRow(QGroupBox):
                 raise XrayAtlasError("scans: choose the folder of scans")
             if not outdir:
                 raise XrayAtlasError("results to: choose a folder for the results")
-            steps = iter_batch(self.task, [os.path.expanduser(inputs)], os.path.expanduser(outdir),
-                               options=batch_options(self.dock, self.task),
-                               scheduler=self.scheduler_edit.text().strip() or "local",
-                               overwrite=self.overwrite_check.isChecked(), cancel=cancel, nice=NICE)
+            steps = iter_batch(
+                self.task,
+                [os.path.expanduser(inputs)],
+                os.path.expanduser(outdir),
+                options=batch_options(self.dock, self.task),
+                scheduler=self.scheduler_edit.text().strip() or "local",
+                overwrite=self.overwrite_check.isChecked(),
+                cancel=cancel,
+                nice=NICE,
+            )
         except XrayAtlasError as err:
             if "give --overwrite" in err.reason:  # the command's words, said in this group's
-                err = XrayAtlasError(err.reason.replace("give --overwrite", f"tick '{self.overwrite_check.text()}'")
-                                     .replace("OUTDIR", "folder for the results"), path=err.path)
+                err = XrayAtlasError(
+                    err.reason.replace("give --overwrite", f"tick '{self.overwrite_check.text()}'").replace(
+                        "OUTDIR", "folder for the results"
+                    ),
+                    path=err.path,
+                )
             notify_error(err, log=self.jobs)
             return None
         what = f"{self.task} over a folder"
@@ -214,8 +249,10 @@ class FolderRow(QGroupBox):
         if failed or cancelled:
             message += ": see the report"
         self.report_label.setText(f"report: {report.paths[1]}")
-        details = [f"{Path(r['input']).name}: {r['status']}: {r['error'] or r['summary'] or ''}".rstrip(": ")
-                   for r in report.rows]
+        details = [
+            f"{Path(r['input']).name}: {r['status']}: {r['error'] or r['summary'] or ''}".rstrip(": ")
+            for r in report.rows
+        ]
         notify(message, log=self.jobs, details=details)
         return None
 

@@ -41,15 +41,17 @@ __all__ = ["RefineGroup", "REGION_LAYER"]
 #: Name of the Labels layer the region to reassign is painted into.
 REGION_LAYER = "refine region"
 
-_TIP = ("Refine the chosen clusters layer by hand. Every change updates the layer's labels and its mean "
-        "spectra (shown by the Spectrum inspector) at once; Undo takes back the last change.\n\n"
-        "Split: click a cluster on the canvas (or choose it in the list) and split it into k parts by "
-        "k-means on its own pixels' spectra.\n"
-        "Merge: tick two or more clusters and merge them into the lowest-numbered one.\n"
-        "Assign painted region: 'Paint region' opens a separate, empty 'refine region' layer with napari's "
-        "brush; paint over the pixels that belong together (the eraser takes paint back), choose where "
-        "they go (a cluster, a new cluster or noise), then 'Assign'. The clusters layer itself is never "
-        "painted, so a stray stroke changes nothing until you assign it, and Undo can take it back.")
+_TIP = (
+    "Refine the chosen clusters layer by hand. Every change updates the layer's labels and its mean "
+    "spectra (shown by the Spectrum inspector) at once; Undo takes back the last change.\n\n"
+    "Split: click a cluster on the canvas (or choose it in the list) and split it into k parts by "
+    "k-means on its own pixels' spectra.\n"
+    "Merge: tick two or more clusters and merge them into the lowest-numbered one.\n"
+    "Assign painted region: 'Paint region' opens a separate, empty 'refine region' layer with napari's "
+    "brush; paint over the pixels that belong together (the eraser takes paint back), choose where "
+    "they go (a cluster, a new cluster or noise), then 'Assign'. The clusters layer itself is never "
+    "painted, so a stray stroke changes nothing until you assign it, and Undo can take it back."
+)
 
 
 def _is_clusters(layer: Any) -> bool:
@@ -65,8 +67,10 @@ def layer_clusters(layer: Any) -> tuple[np.ndarray, np.ndarray]:
     labels = data.astype(np.int32) - 1
     labels[(data == xa["noise_label"]) | (data <= 0)] = -1
     if labels.max(initial=-1) >= spectra.shape[0]:
-        raise XrayAtlasError(f"layer {layer.name!r} holds label {int(labels.max()) + 1}, beyond its "
-                             f"{spectra.shape[0]} clusters and noise ({xa['noise_label']}): was it painted into?")
+        raise XrayAtlasError(
+            f"layer {layer.name!r} holds label {int(labels.max()) + 1}, beyond its "
+            f"{spectra.shape[0]} clusters and noise ({xa['noise_label']}): was it painted into?"
+        )
     return labels, spectra
 
 
@@ -99,7 +103,7 @@ class RefineGroup(QGroupBox):
 
     changed = Signal(str)
 
-    def __init__(self, viewer: Any, jobs: "JobBar", parent: QWidget | None = None):
+    def __init__(self, viewer: Any, jobs: JobBar, parent: QWidget | None = None):
         super().__init__("Refine", parent)
         self.viewer = viewer
         self.jobs = jobs
@@ -198,8 +202,9 @@ class RefineGroup(QGroupBox):
             self.cluster_combo.addItem(icon, text)
         if 0 <= index < len(split_items):
             self.cluster_combo.setCurrentIndex(index)
-        ticked = {i for i in range(self.merge_list.count())
-                  if self.merge_list.item(i).checkState() == Qt.CheckState.Checked}
+        ticked = {
+            i for i in range(self.merge_list.count()) if self.merge_list.item(i).checkState() == Qt.CheckState.Checked
+        }
         self.merge_list.clear()
         for i, text in enumerate(items):
             item = QListWidgetItem(icons[i], text)
@@ -214,15 +219,15 @@ class RefineGroup(QGroupBox):
         history = self._histories.get(layer.unique_id) if layer is not None else None
         n = history.n_undo if history is not None else 0
         self.undo_button.setEnabled(n > 0)
-        self.undo_button.setToolTip(f"take back the last change ({n} can be taken back)" if n
-                                    else "nothing to undo")
+        self.undo_button.setToolTip(f"take back the last change ({n} can be taken back)" if n else "nothing to undo")
         for w in (self.split_button, self.merge_button, self.paint_button, self.assign_button):
             w.setEnabled(layer is not None)
 
     def ticked(self) -> list[int]:
         """Clusters (0-based) ticked in the merge list."""
-        return [i for i in range(self.merge_list.count())
-                if self.merge_list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            i for i in range(self.merge_list.count()) if self.merge_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def _on_click(self, event: Any) -> None:
         """A click on the canvas picks the cluster under it for Split."""
@@ -253,9 +258,11 @@ class RefineGroup(QGroupBox):
         cubes = [cube_of(lyr) for lyr in self.viewer.layers if is_cube_layer(lyr)]
         fits = [c for c in cubes if (c.height, c.width) == shape]
         if not fits:
-            raise XrayAtlasError(f"no open cube is {shape[0]} x {shape[1]} pixels like {layer.name!r}: open the cube "
-                                 "it was found in (a preview's clusters cannot be split or assigned; run the whole "
-                                 "cube)")
+            raise XrayAtlasError(
+                f"no open cube is {shape[0]} x {shape[1]} pixels like {layer.name!r}: open the cube "
+                "it was found in (a preview's clusters cannot be split or assigned; run the whole "
+                "cube)"
+            )
         source = xa_meta(layer).get("source")
         named = [c for c in fits if c.name == source]
         return (named or fits)[0]
@@ -263,8 +270,9 @@ class RefineGroup(QGroupBox):
     def _show(self, layer: Any, state: Refined, note: str) -> None:
         """Put ``state`` on the layer: labels, then the metadata (its event redraws the spectra)."""
         xa = dict(xa_meta(layer))
-        xa.update(noise_label=state.n_clusters + 1, cluster_spectra=np.array(state.spectra),
-                  sizes=np.array(state.sizes))
+        xa.update(
+            noise_label=state.n_clusters + 1, cluster_spectra=np.array(state.spectra), sizes=np.array(state.sizes)
+        )
         if note:
             xa["refinements"] = [*xa.get("refinements", []), note]
         elif xa.get("refinements"):
@@ -278,8 +286,9 @@ class RefineGroup(QGroupBox):
     def _apply(self, layer: Any, before: Refined, refined: Refined, note: str) -> None:
         history = self._histories.get(layer.unique_id)
         if history is None or history.current is not before:
-            notify_error(f"{layer.name!r} changed while the {note.split()[0]} ran: nothing applied; try again",
-                         log=self.jobs)
+            notify_error(
+                f"{layer.name!r} changed while the {note.split()[0]} ran: nothing applied; try again", log=self.jobs
+            )
             return
         self._show(layer, history.apply(refined), note)
         self.state_label.setText(f"{note}: {refined.n_clusters} clusters")
@@ -310,8 +319,15 @@ class RefineGroup(QGroupBox):
         feat = {name: params.get(name, default) for name, default in FEATURE_PARAMETERS.items()}
         before = history.current
         try:
-            steps = iter_split(before.labels, before.spectra, self._cube_for(layer), cluster, k=k,
-                               seed=int(params.get("seed", 0)), **feat)
+            steps = iter_split(
+                before.labels,
+                before.spectra,
+                self._cube_for(layer),
+                cluster,
+                k=k,
+                seed=int(params.get("seed", 0)),
+                **feat,
+            )
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
@@ -351,8 +367,9 @@ class RefineGroup(QGroupBox):
         if region is None or np.shape(region.data) != np.shape(layer.data):
             if region is not None:
                 self.viewer.layers.remove(region)
-            region = self.viewer.add_labels(np.zeros(np.shape(layer.data), np.int32), name=REGION_LAYER,
-                                            opacity=0.8, **grid_of(layer))
+            region = self.viewer.add_labels(
+                np.zeros(np.shape(layer.data), np.int32), name=REGION_LAYER, opacity=0.8, **grid_of(layer)
+            )
         region.visible = True
         region.selected_label = 1
         self.viewer.layers.selection.active = region
@@ -375,8 +392,10 @@ class RefineGroup(QGroupBox):
         try:
             mask = np.asarray(region.data) > 0
             if mask.shape != before.labels.shape:
-                raise XrayAtlasError(f"layer {REGION_LAYER!r} is {mask.shape[0]} x {mask.shape[1]}, the clusters "
-                                     f"{before.labels.shape[0]} x {before.labels.shape[1]}; press 'Paint region' again")
+                raise XrayAtlasError(
+                    f"layer {REGION_LAYER!r} is {mask.shape[0]} x {mask.shape[1]}, the clusters "
+                    f"{before.labels.shape[0]} x {before.labels.shape[1]}; press 'Paint region' again"
+                )
             steps = iter_reassign(before.labels, before.spectra, self._cube_for(layer), mask, cluster)
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
@@ -384,8 +403,11 @@ class RefineGroup(QGroupBox):
         n = int(mask.sum())
 
         def done(refined: Refined) -> None:
-            to = "noise" if cluster == -1 else (f"new cluster {refined.n_clusters}" if cluster is None
-                                                 else f"cluster {cluster + 1}")
+            to = (
+                "noise"
+                if cluster == -1
+                else (f"new cluster {refined.n_clusters}" if cluster is None else f"cluster {cluster + 1}")
+            )
             self._apply(layer, before, refined, f"assigned {n} painted pixels to {to}")
             if REGION_LAYER in self.viewer.layers:
                 self.viewer.layers[REGION_LAYER].data = np.zeros_like(mask, np.int32)  # ready for the next region

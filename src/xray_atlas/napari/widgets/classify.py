@@ -4,7 +4,8 @@ probabilities, and add the activation map (Grad-CAM) as an overlay layer."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import QCheckBox, QComboBox, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QWidget
@@ -39,8 +40,9 @@ def _plane_metadata(metadata: Any, i: int, n: int) -> dict:
     return meta
 
 
-def _job(model: Any, planes: np.ndarray, cam: bool, metadata: Any = None
-         ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]]:
+def _job(
+    model: Any, planes: np.ndarray, cam: bool, metadata: Any = None
+) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]]:
     probs, maps, checks = [], [], []
     for i, plane in enumerate(planes):
         probs.append(model([plane])[0])
@@ -55,13 +57,15 @@ class ClassifyWidget(QWidget):
     """Dock widget: image layer, model, device, activation map; Classify lists the class
     probabilities and adds the map as a layer over the image."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.image_combo = QComboBox()
         self.model_combo = ModelCombo(_model_names)
-        self.model_combo.setToolTip("the shipped radiograph classifier (Al1050 / Al2017) or a model trained in the "
-                                    "Training dock (task 'images')")
+        self.model_combo.setToolTip(
+            "the shipped radiograph classifier (Al1050 / Al2017) or a model trained in the "
+            "Training dock (task 'images')"
+        )
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         self.cam_box = QCheckBox("add the activation map (Grad-CAM)")
@@ -72,9 +76,21 @@ class ClassifyWidget(QWidget):
         self.verdict.setWordWrap(True)
         self.table = QTableWidget(0, 0)
         self.table.horizontalHeader().setStretchLastSection(True)
-        form_dock(self, [("image", self.image_combo), ("model", self.model_combo), ("device", self.device_combo),
-                         ("", self.cam_box)],
-                  self.run_button, self.jobs, self.jobs.status, self.verdict, self.table, viewer=self.viewer)
+        form_dock(
+            self,
+            [
+                ("image", self.image_combo),
+                ("model", self.model_combo),
+                ("device", self.device_combo),
+                ("", self.cam_box),
+            ],
+            self.run_button,
+            self.jobs,
+            self.jobs.status,
+            self.verdict,
+            self.table,
+            viewer=self.viewer,
+        )
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_images)
@@ -90,9 +106,17 @@ class ClassifyWidget(QWidget):
     def _refresh_images(self, *_: Any) -> None:
         from napari.layers import Image
 
-        refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
-                                  if isinstance(lyr, Image) and lyr.ndim in (2, 3) and not lyr.rgb
-                                  and not lyr.name.startswith("activation map")])
+        refill(
+            self.image_combo,
+            [
+                lyr.name
+                for lyr in self.viewer.layers
+                if isinstance(lyr, Image)
+                and lyr.ndim in (2, 3)
+                and not lyr.rgb
+                and not lyr.name.startswith("activation map")
+            ],
+        )
 
     def run(self) -> Any:
         """Check the layer and load the model here (a clear message for what cannot run);
@@ -122,16 +146,25 @@ class ClassifyWidget(QWidget):
             self.domain = checks
             self.show_probabilities(probs, model.classes, checks)
             if maps is not None:
-                out = self.viewer.add_image(maps[0] if data.ndim == 2 else maps, name=f"activation map {name}",
-                                            colormap="inferno", blending="additive", opacity=0.6,
-                                            contrast_limits=(0, 1))
+                out = self.viewer.add_image(
+                    maps[0] if data.ndim == 2 else maps,
+                    name=f"activation map {name}",
+                    colormap="inferno",
+                    blending="additive",
+                    opacity=0.6,
+                    contrast_limits=(0, 1),
+                )
                 out.scale, out.translate = layer.scale, layer.translate
 
-        return self.jobs.start(_job(model, planes.astype(np.float32, copy=False), cam, layer.metadata),
-                               what=f"classification with {model.name}", on_done=done)
+        return self.jobs.start(
+            _job(model, planes.astype(np.float32, copy=False), cam, layer.metadata),
+            what=f"classification with {model.name}",
+            on_done=done,
+        )
 
-    def show_probabilities(self, probs: np.ndarray, classes: tuple[str, ...],
-                           checks: list[DomainCheck] | None = None) -> None:
+    def show_probabilities(
+        self, probs: np.ndarray, classes: tuple[str, ...], checks: list[DomainCheck] | None = None
+    ) -> None:
         """One row per image (plane): its class, the probability of each class, and whether the
         image is like the model's training images; images outside are counted in the verdict."""
 
@@ -153,8 +186,10 @@ class ClassifyWidget(QWidget):
             verdict = f"{classes[int(probs[0].argmax())]} (p = {probs[0].max():.3f})"
         else:
             counts = np.bincount(probs.argmax(1), minlength=len(classes))
-            verdict = (", ".join(f"{classes[j]}: {counts[j]}" for j in np.argsort(-counts) if counts[j])
-                       + f" of {len(probs)} images")
+            verdict = (
+                ", ".join(f"{classes[j]}: {counts[j]}" for j in np.argsort(-counts) if counts[j])
+                + f" of {len(probs)} images"
+            )
         outside = [c for c in checks if c.inside is False]
         if outside:
             which = "this image is" if len(probs) == 1 else f"{len(outside)} of {len(probs)} images are"

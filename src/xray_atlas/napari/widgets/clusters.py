@@ -46,9 +46,17 @@ def clusters_layer_data(result: Any, name: str, *, cube: SpectralCube | None = N
     With ``cube``, the metadata keeps its energy axis (for the spectra's export) and name."""
     k = result.n_clusters
     data = np.where(result.labels >= 0, result.labels + 1, k + 1).astype(np.int32)
-    meta = {"xray_atlas": {"kind": "clusters", "noise_label": k + 1, "cluster_spectra": result.spectra,
-                           "sizes": result.sizes, "method": result.method, "params": result.params,
-                           **provenance(cube)}}
+    meta = {
+        "xray_atlas": {
+            "kind": "clusters",
+            "noise_label": k + 1,
+            "cluster_spectra": result.spectra,
+            "sizes": result.sizes,
+            "method": result.method,
+            "params": result.params,
+            **provenance(cube),
+        }
+    }
     if cube is not None and cube.calibrated:
         meta["xray_atlas"]["energy_kev"] = np.asarray(cube.energy, dtype=np.float64)
     return (data, {"name": name, "metadata": meta, "opacity": 0.6}, "labels")
@@ -58,7 +66,7 @@ class ClustersWidget(QWidget):
     """Dock widget: method, parameters, preview, run; then refine the clusters by hand
     (:class:`._refine.RefineGroup`)."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.cube_combo = QComboBox()
@@ -85,8 +93,13 @@ class ClustersWidget(QWidget):
         box.addLayout(top)
         box.addLayout(self.form)
         box.addLayout(buttons)
-        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("clusters",), what="clusters",
-                                    formats=("CSV spectra", "TIFF (values)", "PNG figures + sheet"))
+        self.export_row = ExportRow(
+            self.viewer,
+            self.jobs,
+            kinds=("clusters",),
+            what="clusters",
+            formats=("CSV spectra", "TIFF (values)", "PNG figures + sheet"),
+        )
         box.addWidget(self.jobs)
         box.addWidget(self.jobs.status)
         box.addWidget(self.summary)
@@ -132,8 +145,13 @@ class ClustersWidget(QWidget):
                 w.setRange(0.0, 1e6)
                 w.setValue(default)
             else:
-                w = QLineEdit("" if default is None else ", ".join(map(str, default)) if isinstance(default, tuple)
-                              else str(default))
+                w = QLineEdit(
+                    ""
+                    if default is None
+                    else ", ".join(map(str, default))
+                    if isinstance(default, tuple)
+                    else str(default)
+                )
             w.setObjectName(name)
             self.fields[name] = w
             self.form.addRow(name.replace("_", " "), w)
@@ -190,10 +208,13 @@ class ClustersWidget(QWidget):
             noise = int((result.labels < 0).sum())
             self.summary.setText(f"{result.n_clusters} clusters, sizes {result.sizes.tolist()}; {noise} noise pixels")
             share = noise / max(result.labels.size, 1)
-            message = (f"{result.n_clusters} clusters found"
-                       + (f"; {share:.0%} of the pixels belong to none (noise)" if noise else ""))
-            details = [f"{method} with {', '.join(f'{k}={v}' for k, v in result.params.items())}",
-                       f"cluster sizes: {result.sizes.tolist()}"]
+            message = f"{result.n_clusters} clusters found" + (
+                f"; {share:.0%} of the pixels belong to none (noise)" if noise else ""
+            )
+            details = [
+                f"{method} with {', '.join(f'{k}={v}' for k, v in result.params.items())}",
+                f"cluster sizes: {result.sizes.tolist()}",
+            ]
             return Delivery(self.viewer, [(data, kwargs, kind)], message, details, hide_cubes=False)
 
         return self.jobs.start(steps, what=f"{method} clustering", on_done=done)
@@ -213,8 +234,11 @@ class ClustersWidget(QWidget):
             notify_error("Open a cube first (File > Open, or File > Open Sample > xray-atlas)")
             return None
         k = max(1, int(np.ceil(np.sqrt(cube.height * cube.width / PREVIEW_PIXELS))))
-        small = SpectralCube(np.asarray(cube.counts[::k, ::k, :]), energy=cube.energy if cube.calibrated else None,
-                             name=f"{cube.name} preview")
+        small = SpectralCube(
+            np.asarray(cube.counts[::k, ::k, :]),
+            energy=cube.energy if cube.calibrated else None,
+            name=f"{cube.name} preview",
+        )
         return self._start(small, name=f"clusters preview ({self.method_combo.currentText()})", scale=float(k))
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

@@ -23,16 +23,34 @@ bar.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QRectF, Qt, QTimer, Signal
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                            QPushButton, QSizePolicy, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
 
-from ...compare import CHANNELS, Histogram2D, correlation, histogram2d, pixels_in_polygon, pixels_in_rectangle, \
-    rgb_composite
+from ...compare import (
+    CHANNELS,
+    Histogram2D,
+    correlation,
+    histogram2d,
+    pixels_in_polygon,
+    pixels_in_rectangle,
+    rgb_composite,
+)
 from ...cube import Progress
 from ...errors import XrayAtlasError
 from ...export import rgb_description, value_label, write_rgb
@@ -146,7 +164,7 @@ class CompareWidget(QWidget):
     napari_viewer : napari.Viewer
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         #: Pixels up to which the plot is computed on the main thread (tests lower it).
@@ -193,13 +211,16 @@ class CompareWidget(QWidget):
             self.channel_combos[ch], self.low_spins[ch], self.high_spins[ch] = combo, lo, hi
         self.auto_check = QCheckBox("auto limits (1st-99th percentile)")
         self.auto_check.setChecked(True)
-        self.auto_check.setToolTip("each channel from the 1st to the 99th percentile of its map: a few hot or dead "
-                                   "pixels do not set the scale; untick to type limits")
+        self.auto_check.setToolTip(
+            "each channel from the 1st to the 99th percentile of its map: a few hot or dead "
+            "pixels do not set the scale; untick to type limits"
+        )
         rgb_form.addRow("", self.auto_check)
         self.rgb_button = QPushButton("Make RGB")
         self.rgb_export_button = QPushButton("Export RGB...")
-        self.rgb_export_button.setToolTip("write the composite as an 8-bit PNG or TIFF, one pixel per map pixel, "
-                                          "with the pixel size")
+        self.rgb_export_button.setToolTip(
+            "write the composite as an 8-bit PNG or TIFF, one pixel per map pixel, with the pixel size"
+        )
         buttons = QHBoxLayout()
         buttons.addWidget(self.rgb_button)
         buttons.addWidget(self.rgb_export_button)
@@ -212,12 +233,15 @@ class CompareWidget(QWidget):
             combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             combo.setMinimumContentsLength(8)
         self.highlight_combo = QComboBox()
-        self.highlight_combo.setToolTip("a Labels layer (its selected label) or a Shapes layer (all its shapes): "
-                                        "its pixels are drawn over the histogram in orange")
+        self.highlight_combo.setToolTip(
+            "a Labels layer (its selected label) or a Shapes layer (all its shapes): "
+            "its pixels are drawn over the histogram in orange"
+        )
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(["rectangle", "lasso"])
-        self.mode_combo.setToolTip("what a left-button drag on the plot draws; its pixels go into the "
-                                   f"'{SELECTION_LAYER}' Labels layer")
+        self.mode_combo.setToolTip(
+            f"what a left-button drag on the plot draws; its pixels go into the '{SELECTION_LAYER}' Labels layer"
+        )
         self.log_check = QCheckBox("log density")
         self.log_check.setChecked(True)
         corr_form = QFormLayout()
@@ -240,8 +264,7 @@ class CompareWidget(QWidget):
         self.overlay.setZValue(10)
         self.plot.addItem(self.image)
         self.plot.addItem(self.overlay)
-        self.colour_bar = pg.ColorBarItem(colorMap="viridis", interactive=False, width=14,
-                                          label="pixels per cell")
+        self.colour_bar = pg.ColorBarItem(colorMap="viridis", interactive=False, width=14, label="pixels per cell")
         self.colour_bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
         # top right, on a band of the background: the densest cells are usually near the origin
         self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
@@ -302,7 +325,9 @@ class CompareWidget(QWidget):
         found = [lyr for lyr in reversed(self.viewer.layers) if _comparable(lyr)]
         out = []
         for kind, by in (("map", "mean"), ("probability", "spread")):
-            arrays = {lyr.name: np.asarray(lyr.data) for lyr in found if lyr.visible and xa_meta(lyr).get("kind") == kind}
+            arrays = {
+                lyr.name: np.asarray(lyr.data) for lyr in found if lyr.visible and xa_meta(lyr).get("kind") == kind
+            }
             out += strongest(arrays, n, by=by) if arrays else []
         out += [lyr.name for lyr in found if lyr.name not in out]
         return out[:n]
@@ -357,13 +382,17 @@ class CompareWidget(QWidget):
         layers = self.channel_layers()
         given = [lyr for lyr in layers if lyr is not None]
         if not given:
-            notify_error("Choose a map for red, green or blue first (paint maps in the Elemental maps dock)",
-                         log=self.jobs)
+            notify_error(
+                "Choose a map for red, green or blue first (paint maps in the Elemental maps dock)", log=self.jobs
+            )
             return None
         shapes = {np.shape(lyr.data) for lyr in given}
         if len(shapes) > 1:
-            notify_error("red, green, blue: the maps must share a grid; got "
-                         + ", ".join(f"{lyr.name} {np.shape(lyr.data)}" for lyr in given), log=self.jobs)
+            notify_error(
+                "red, green, blue: the maps must share a grid; got "
+                + ", ".join(f"{lyr.name} {np.shape(lyr.data)}" for lyr in given),
+                log=self.jobs,
+            )
             return None
         auto = self.auto_check.isChecked()
         limits = [None if auto else (self.low_spins[ch].value(), self.high_spins[ch].value()) for ch in CHANNELS]
@@ -386,8 +415,9 @@ class CompareWidget(QWidget):
             if not auto:
                 for ch, lyr, lim in zip(CHANNELS, layers, limits):
                     if lyr is not None and not lim[1] > lim[0]:
-                        raise XrayAtlasError(f"limits: the {ch} channel's high ({lim[1]:g}) must be above its low "
-                                             f"({lim[0]:g})")
+                        raise XrayAtlasError(
+                            f"limits: the {ch} channel's high ({lim[1]:g}) must be above its low ({lim[0]:g})"
+                        )
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
@@ -396,11 +426,21 @@ class CompareWidget(QWidget):
     def _deliver_rgb(self, composite: Any, names: list, kinds: list, base: Any) -> Delivery | None:
         xa = xa_meta(base)
         name = "RGB (" + ", ".join(n or _NONE for n in names) + ")"
-        meta = {"xray_atlas": {"kind": "rgb", "channels": list(names), "limits": list(composite.limits),
-                               "kinds": list(kinds),
-                               **{k: xa[k] for k in ("source", "pixel_size_um", "model", "units") if k in xa}}}
-        self.rgb_info.setText("limits: " + ", ".join(
-            f"{ch} {lim[0]:.4g} to {lim[1]:.4g}" for ch, lim in zip(CHANNELS, composite.limits) if lim is not None))
+        meta = {
+            "xray_atlas": {
+                "kind": "rgb",
+                "channels": list(names),
+                "limits": list(composite.limits),
+                "kinds": list(kinds),
+                **{k: xa[k] for k in ("source", "pixel_size_um", "model", "units") if k in xa},
+            }
+        }
+        self.rgb_info.setText(
+            "limits: "
+            + ", ".join(
+                f"{ch} {lim[0]:.4g} to {lim[1]:.4g}" for ch, lim in zip(CHANNELS, composite.limits) if lim is not None
+            )
+        )
         if name in self.viewer.layers and getattr(self.viewer.layers[name], "rgb", False):
             layer = self.viewer.layers[name]
             layer.data = composite.rgb
@@ -409,8 +449,12 @@ class CompareWidget(QWidget):
             self.jobs.status.setText("RGB composite: updated")
             return None
         kwargs = {"name": name, "rgb": True, "metadata": meta, **grid_of(base)}
-        return Delivery(self.viewer, [(composite.rgb, kwargs, "image")],
-                        f"RGB composite: {', '.join(n or _NONE for n in names)}", hide_cubes=True)
+        return Delivery(
+            self.viewer,
+            [(composite.rgb, kwargs, "image")],
+            f"RGB composite: {', '.join(n or _NONE for n in names)}",
+            hide_cubes=True,
+        )
 
     def rgb_layer(self) -> Any:
         """The newest RGB composite layer in the viewer (None if there is none)."""
@@ -427,17 +471,24 @@ class CompareWidget(QWidget):
             notify_error("No RGB composite to export: press Make RGB first", log=self.jobs)
             return None
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export the RGB composite", "rgb.png",
-                                                  "PNG image (*.png);;TIFF image (*.tif *.tiff)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export the RGB composite", "rgb.png", "PNG image (*.png);;TIFF image (*.tif *.tiff)"
+            )
             if not path:
                 return None
             # the dialog has asked before replacing a file
         xa = xa_meta(layer)
         rgb = np.asarray(layer.data)
         channels = list(xa.get("channels", [None, None, None]))
-        text = rgb_description(channels, xa.get("limits", [None] * 3), units=value_label("map", xa.get("units")),
-                               kinds=xa.get("kinds"), model=str(xa.get("model", "")), source=str(xa.get("source", "")),
-                               pixel_size_um=xa.get("pixel_size_um"))
+        text = rgb_description(
+            channels,
+            xa.get("limits", [None] * 3),
+            units=value_label("map", xa.get("units")),
+            kinds=xa.get("kinds"),
+            model=str(xa.get("model", "")),
+            source=str(xa.get("source", "")),
+            pixel_size_um=xa.get("pixel_size_um"),
+        )
         if rgb.dtype != np.uint8 or rgb.ndim != 3:
             notify_error(f"layer {layer.name!r} is not an 8-bit RGB composite", log=self.jobs)
             return None
@@ -484,8 +535,10 @@ class CompareWidget(QWidget):
 
         def errored(err: Exception) -> None:
             if state["alive"]:
-                notify_error(err if isinstance(err, XrayAtlasError) else f"{what} failed: {type(err).__name__}: {err}",
-                             log=self.jobs)
+                notify_error(
+                    err if isinstance(err, XrayAtlasError) else f"{what} failed: {type(err).__name__}: {err}",
+                    log=self.jobs,
+                )
 
         def finished() -> None:
             workers.discard(worker)
@@ -519,8 +572,11 @@ class CompareWidget(QWidget):
         x_layer, y_layer = pair
         x, y = np.asarray(x_layer.data), np.asarray(y_layer.data)
         if x.shape != y.shape:
-            notify_error(f"y: {y_layer.name} is {y.shape[1]} x {y.shape[0]} pixels and x {x_layer.name} "
-                         f"{x.shape[1]} x {x.shape[0]}: choose maps of one grid", log=self.jobs)
+            notify_error(
+                f"y: {y_layer.name} is {y.shape[1]} x {y.shape[0]} pixels and x {x_layer.name} "
+                f"{x.shape[1]} x {x.shape[0]}: choose maps of one grid",
+                log=self.jobs,
+            )
             self.histogram = None
             self._show_histogram()
             return None
@@ -586,7 +642,7 @@ class CompareWidget(QWidget):
             axis.setTicks(None)
             self.colour_bar.getAxis("left").setLabel("pixels per cell")
             return
-        most = 10 ** top - 1  # the fullest cell
+        most = 10**top - 1  # the fullest cell
         values = [v for v in (1, 10, 100, 1000, 10000, 100000, 1000000) if v <= max(most, 1)]
         axis.setTicks([[(float(np.log10(1 + v)), f"{v:,}") for v in values], []])
         self.colour_bar.getAxis("left").setLabel("pixels per cell (log)")
@@ -632,8 +688,10 @@ class CompareWidget(QWidget):
         if isinstance(layer, Labels):
             data = np.asarray(layer.data)
             if data.shape[-2:] != shape:
-                raise XrayAtlasError(f"highlight: labels layer {layer.name!r} is {data.shape[-1]} x "
-                                     f"{data.shape[-2]} pixels and the maps {shape[1]} x {shape[0]}")
+                raise XrayAtlasError(
+                    f"highlight: labels layer {layer.name!r} is {data.shape[-1]} x "
+                    f"{data.shape[-2]} pixels and the maps {shape[1]} x {shape[0]}"
+                )
             return data.reshape(data.shape[-2:]) == layer.selected_label
         if len(layer.data) == 0:
             return np.zeros(shape, bool)
@@ -750,8 +808,15 @@ class CompareWidget(QWidget):
 
     def _write_selection(self, mask: np.ndarray, pair: tuple[Any, Any], kind: str, vertices: np.ndarray) -> None:
         data = mask.astype(np.int32)
-        meta = {"xray_atlas": {"kind": "selection", "x": pair[0].name, "y": pair[1].name, "shape": kind,
-                               "vertices": vertices.tolist()}}
+        meta = {
+            "xray_atlas": {
+                "kind": "selection",
+                "x": pair[0].name,
+                "y": pair[1].name,
+                "shape": kind,
+                "vertices": vertices.tolist(),
+            }
+        }
         layer = self.viewer.layers[SELECTION_LAYER] if SELECTION_LAYER in self.viewer.layers else None
         from napari.layers import Labels
 
@@ -765,16 +830,23 @@ class CompareWidget(QWidget):
             from napari.utils.colormaps import DirectLabelColormap
 
             # the highlight's orange: the same pixels look the same on the plot and the painting
-            colours = DirectLabelColormap(color_dict={None: (0.3, 0.8, 1.0, 1.0), 0: (0.0, 0.0, 0.0, 0.0),
-                                                      1: tuple(c / 255 for c in _HIGHLIGHT) + (1.0,)})
-            layer = self.viewer.add_labels(data, name=SELECTION_LAYER, opacity=0.7, metadata=meta, colormap=colours,
-                                           **grid_of(pair[0]))
+            colours = DirectLabelColormap(
+                color_dict={
+                    None: (0.3, 0.8, 1.0, 1.0),
+                    0: (0.0, 0.0, 0.0, 0.0),
+                    1: tuple(c / 255 for c in _HIGHLIGHT) + (1.0,),
+                }
+            )
+            layer = self.viewer.add_labels(
+                data, name=SELECTION_LAYER, opacity=0.7, metadata=meta, colormap=colours, **grid_of(pair[0])
+            )
         layer.selected_label = 1
         if self.highlight_combo.currentText() in ("", _NONE):
             self.highlight_combo.setCurrentText(SELECTION_LAYER)
         n = int(mask.sum())
-        self.jobs.status.setText(f"selection: {n:,} pixels ({100 * n / max(mask.size, 1):.1f} %) in "
-                                 f"'{SELECTION_LAYER}'")
+        self.jobs.status.setText(
+            f"selection: {n:,} pixels ({100 * n / max(mask.size, 1):.1f} %) in '{SELECTION_LAYER}'"
+        )
 
     # -- appearance -------------------------------------------------------------------------------
     def _apply_theme(self, *_: Any) -> None:

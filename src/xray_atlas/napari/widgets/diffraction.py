@@ -9,15 +9,24 @@ top-hat, histogram matching) are optional; with "show steps" each stage becomes 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QLabel, QPushButton, QSpinBox, QWidget
 
 from ...devices import DEVICES
-from ...diffraction import (DIFFRACTION_BASELINES, check_image, default_model_name, iter_reconstruct, load_predictor,
-                            metadata_span, prepare_image, reference_image)
+from ...diffraction import (
+    DIFFRACTION_BASELINES,
+    check_image,
+    default_model_name,
+    iter_reconstruct,
+    load_predictor,
+    metadata_span,
+    prepare_image,
+    reference_image,
+)
 from ...errors import XrayAtlasError
 from .._notify import notify_error, notify_warning
 from .._workers import JobBar
@@ -45,7 +54,7 @@ def _model_names() -> list[str]:
 class DiffractionWidget(QWidget):
     """Dock widget: image layer, span, model, preparation; Reconstruct adds the layers."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.image_combo = QComboBox()
@@ -53,8 +62,10 @@ class DiffractionWidget(QWidget):
         self.span_combo = QComboBox()
         self.span_combo.addItems(["2", "3", "4"])
         self.model_combo = ModelCombo(_model_names)
-        self.model_combo.setToolTip("the shipped model per span, trained ones, or 'analytic' (inverse Fourier "
-                                    "transform of the image: exact on clean images, fragile on noisy ones)")
+        self.model_combo.setToolTip(
+            "the shipped model per span, trained ones, or 'analytic' (inverse Fourier "
+            "transform of the image: exact on clean images, fragile on noisy ones)"
+        )
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         self.unlog_box = QCheckBox("undo log scale")
@@ -81,11 +92,27 @@ class DiffractionWidget(QWidget):
         self.matrix.addItem(self.matrix_item)
         self._labels: list = []
 
-        form_dock(self, [("image", self.image_combo), ("", self.load_button), ("span", self.span_combo),
-                         ("model", self.model_combo), ("device", self.device_combo), ("prepare", self.unlog_box),
-                         ("", self.inpaint_box), ("top-hat radius", self.tophat_spin), ("", self.match_box),
-                         ("", self.steps_box)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.matrix, viewer=self.viewer)
+        form_dock(
+            self,
+            [
+                ("image", self.image_combo),
+                ("", self.load_button),
+                ("span", self.span_combo),
+                ("model", self.model_combo),
+                ("device", self.device_combo),
+                ("prepare", self.unlog_box),
+                ("", self.inpaint_box),
+                ("top-hat radius", self.tophat_spin),
+                ("", self.match_box),
+                ("", self.steps_box),
+            ],
+            self.run_button,
+            self.jobs,
+            self.jobs.status,
+            self.summary,
+            self.matrix,
+            viewer=self.viewer,
+        )
 
         self.run_button.clicked.connect(self.run)
         self.load_button.clicked.connect(self._ask_file)
@@ -108,8 +135,11 @@ class DiffractionWidget(QWidget):
         from napari.layers import Image
 
         # quiet: refilling passes through other names, whose spans must not stick
-        before = refill(self.image_combo, [lyr.name for lyr in self.viewer.layers
-                                           if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb], quiet=True)
+        before = refill(
+            self.image_combo,
+            [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and lyr.ndim == 2 and not lyr.rgb],
+            quiet=True,
+        )
         if self.image_combo.currentText() != before:
             self.image_combo.currentTextChanged.emit(self.image_combo.currentText())
 
@@ -143,8 +173,9 @@ class DiffractionWidget(QWidget):
             self.model_combo.setCurrentText(want if want in names else DIFFRACTION_BASELINES[0])
 
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Diffraction image", "",
-                                              "Images (*.tif *.tiff *.png *.npy *.h5 *.hdf5 *.jpg)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Diffraction image", "", "Images (*.tif *.tiff *.png *.npy *.h5 *.hdf5 *.jpg)"
+        )
         if path:
             self.load(path)
 
@@ -181,14 +212,18 @@ class DiffractionWidget(QWidget):
         span = int(self.span_combo.currentText())
         try:  # what can be refused is refused here, before any work (NaN pixels are inpainted)
             check_image(np.where(np.isfinite(data), data, 0.0))
-            predictor = load_predictor(self.model_combo.currentText(), span=span,
-                                       device=self.device_combo.currentText())
+            predictor = load_predictor(
+                self.model_combo.currentText(), span=span, device=self.device_combo.currentText()
+            )
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
         base = self.viewer.layers[name]
-        options = {"unlog": self.unlog_box.isChecked(), "mask": (data <= 0) if self.inpaint_box.isChecked() else None,
-                   "tophat": self.tophat_spin.value()}
+        options = {
+            "unlog": self.unlog_box.isChecked(),
+            "mask": (data <= 0) if self.inpaint_box.isChecked() else None,
+            "tophat": self.tophat_spin.value(),
+        }
         match, lattice_size = self.match_box.isChecked(), self.lattice_size
 
         def job() -> Generator[Any, None, Any]:
@@ -201,8 +236,9 @@ class DiffractionWidget(QWidget):
             if self.steps_box.isChecked():
                 for step, arr in rec.stages[1:]:
                     self.viewer.add_image(np.asarray(arr, np.float32), name=f"{name} {step}", colormap="magma")
-            self.viewer.add_image(rec.lattice, name=f"lattice {tag}", colormap="gray", interpolation2d="nearest",
-                                  contrast_limits=(0, 1))
+            self.viewer.add_image(
+                rec.lattice, name=f"lattice {tag}", colormap="gray", interpolation2d="nearest", contrast_limits=(0, 1)
+            )
             sim = self.viewer.add_image(rec.reconstruction, name=f"re-simulated {tag}", colormap="magma")
             res = self.viewer.add_image(rec.residual, name=f"residual {tag}", colormap="PiYG")
             for lyr in (sim, res):

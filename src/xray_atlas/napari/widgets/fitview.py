@@ -22,18 +22,37 @@ import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                            QListWidgetItem, QPushButton, QSizePolicy, QWidget)
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
 
 from ...colours import element_colour, line_symbol
 from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
-from ...spectrumfit import RESIDUAL, SpectrumFit, fit_cluster, fit_pixels, implied_spectrum, iter_fit_region, \
-    iter_prepared_fit, reduced_chi2
+from ...spectrumfit import (
+    RESIDUAL,
+    SpectrumFit,
+    fit_cluster,
+    fit_pixels,
+    implied_spectrum,
+    iter_fit_region,
+    iter_prepared_fit,
+    reduced_chi2,
+)
 from .._layers import is_cube_layer, xa_meta
 from .._notify import notify, notify_error
 from .._workers import JobBar
-from ._common import CubeChoice, region_mask, click_callback, layer_pixel, refill, scroll_box
+from ._common import CubeChoice, click_callback, layer_pixel, refill, region_mask, scroll_box
 from .spectrum import count_range
 
 if TYPE_CHECKING:
@@ -63,7 +82,7 @@ class FitInspector(CubeChoice, QWidget):
     napari_viewer : napari.Viewer
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.tile_bytes = TILE_BYTES
@@ -74,7 +93,7 @@ class FitInspector(CubeChoice, QWidget):
         #: Milliseconds the last pixel or cluster fit took on the main thread.
         self.last_ms = 0.0
         self.pixel_yx: tuple[int, int] | None = None
-        self._fits: dict[tuple, "ClusterFit"] = {}  # (id(cube), omitted, extra lines) -> prepared fit
+        self._fits: dict[tuple, ClusterFit] = {}  # (id(cube), omitted, extra lines) -> prepared fit
         self._pending: tuple | None = None  # what to fit once the fit is ready
         self._where: Any = None  # where the shown fit came from: (y, x), a mask, or None (a cluster)
         self._family_curves: dict[str, pg.PlotDataItem] = {}
@@ -83,19 +102,25 @@ class FitInspector(CubeChoice, QWidget):
         # -- widgets --------------------------------------------------------------------
         self.cube_combo = QComboBox()
         self.compare_combo = QComboBox()
-        self.compare_combo.setToolTip("draw the spectrum a map model's values imply, with the fit's own line shapes "
-                                      "and background (a learnt model has no spectrum of its own: this is what its "
-                                      "correction of the fit looks like)")
+        self.compare_combo.setToolTip(
+            "draw the spectrum a map model's values imply, with the fit's own line shapes "
+            "and background (a learnt model has no spectrum of its own: this is what its "
+            "correction of the fit looks like)"
+        )
         self.omit_edit = QLineEdit()
         self.omit_edit.setPlaceholderText("leave out of the fit, e.g. Hg-L (what if)")
-        self.omit_edit.setToolTip("line families the fit leaves out: a family the counts hold shows in the residual "
-                                  "and the reduced chi-square")
+        self.omit_edit.setToolTip(
+            "line families the fit leaves out: a family the counts hold shows in the residual "
+            "and the reduced chi-square"
+        )
         self.region_combo = QComboBox()
         self.region_combo.setToolTip("Shapes layer (all shapes) or Labels layer (selected label)")
         self.region_button = QPushButton("Fit region")
         self.cluster_button = QPushButton("Its cluster")
-        self.cluster_button.setToolTip("the fit of the clicked pixel's cluster: the summed spectrum of its sampled "
-                                       "pixels, from which its line shapes and background were fitted")
+        self.cluster_button.setToolTip(
+            "the fit of the clicked pixel's cluster: the summed spectrum of its sampled "
+            "pixels, from which its line shapes and background were fitted"
+        )
         self.log_check = QCheckBox("log counts")
         self.layout_widget = pg.GraphicsLayoutWidget()
         self.layout_widget.setMinimumHeight(340)
@@ -112,14 +137,20 @@ class FitInspector(CubeChoice, QWidget):
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self.measured_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=1), name="measured")
         self.fitted_curve = self.plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), name="fit")
-        self.background_curve = self.plot.plot([], [], pen=pg.mkPen("#9e9e9e", width=1.5,
-                                                                     style=Qt.PenStyle.DashLine), name="background")
+        self.background_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#9e9e9e", width=1.5, style=Qt.PenStyle.DashLine), name="background"
+        )
         self.implied_curve = pg.PlotDataItem([], [], pen=pg.mkPen("#f06292", width=1.5, style=Qt.PenStyle.DashLine))
         self.plot.addItem(self.implied_curve)
         self.residual_curve = self.res_plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=1))
         for y in (0.0, -3.0, 3.0):
-            self.res_plot.addItem(pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(
-                "#9e9e9e", width=1, style=Qt.PenStyle.SolidLine if y == 0 else Qt.PenStyle.DotLine)))
+            self.res_plot.addItem(
+                pg.InfiniteLine(
+                    pos=y,
+                    angle=0,
+                    pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.SolidLine if y == 0 else Qt.PenStyle.DotLine),
+                )
+            )
         self.plot.enableAutoRange(x=False, y=False)
         self.res_plot.enableAutoRange(x=False, y=False)
         self.families_list = QListWidget()
@@ -190,9 +221,13 @@ class FitInspector(CubeChoice, QWidget):
         out: list[str] = []
         for lyr in self.viewer.layers:
             xa = xa_meta(lyr)
-            if xa.get("kind") in _MAP_KINDS and xa.get("model") and np.shape(lyr.data) == (cube.height, cube.width):
-                if xa["model"] not in out:
-                    out.append(str(xa["model"]))
+            if (
+                xa.get("kind") in _MAP_KINDS
+                and xa.get("model")
+                and np.shape(lyr.data) == (cube.height, cube.width)
+                and xa["model"] not in out
+            ):
+                out.append(str(xa["model"]))
         return out
 
     def _model_values(self, model: str, where: tuple[int, int] | np.ndarray) -> tuple[dict[str, float], list[str]]:
@@ -223,8 +258,9 @@ class FitInspector(CubeChoice, QWidget):
 
     def _fit_based(self, model: str) -> bool:
         """Whether ``model``'s run left a reduced chi-square layer: it is the fit or corrects it."""
-        return any(xa_meta(lyr).get("kind") == "fit chi2" and xa_meta(lyr).get("model") == model
-                   for lyr in self.viewer.layers)
+        return any(
+            xa_meta(lyr).get("kind") == "fit chi2" and xa_meta(lyr).get("model") == model for lyr in self.viewer.layers
+        )
 
     # -- the fit ----------------------------------------------------------------------------
     def omitted(self) -> tuple[str, ...]:
@@ -248,7 +284,7 @@ class FitInspector(CubeChoice, QWidget):
                 extra.append(line)
         return (id(cube), omit, tuple(sorted(set(extra))))
 
-    def fit(self) -> "ClusterFit | None":
+    def fit(self) -> ClusterFit | None:
         """The prepared per-cluster fit of the current cube, or None while it is prepared (on a
         worker, started here when needed)."""
         try:
@@ -262,8 +298,10 @@ class FitInspector(CubeChoice, QWidget):
             return self._fits[key]
         cube = self.cube
         if not cube.calibrated:
-            notify_error(f"{cube.name}: the per-cluster fit needs an energy calibration (set one in the Spectrum "
-                         "inspector)", log=self.jobs)
+            notify_error(
+                f"{cube.name}: the per-cluster fit needs an energy calibration (set one in the Spectrum inspector)",
+                log=self.jobs,
+            )
             return None
         if self.jobs.busy:
             return None
@@ -273,7 +311,7 @@ class FitInspector(CubeChoice, QWidget):
             notify_error(err, log=self.jobs)
             return None
 
-        def done(fit: "ClusterFit") -> None:
+        def done(fit: ClusterFit) -> None:
             self._fits[key] = fit
             self.jobs.log(f"{fit.note()}" + (f"; left out: {', '.join(key[1])}" if key[1] else ""))
             pending, self._pending = self._pending, None
@@ -418,11 +456,16 @@ class FitInspector(CubeChoice, QWidget):
         if result is None:
             return
         c = result.channels
-        lines = [f"{result.what}: {result.measured.sum():,.0f} counts; reduced \u03c7\u00b2 "
-                 f"{result.reduced_chi2:.2f} (about 1 when the fit explains the counts within Poisson noise)"]
+        lines = [
+            f"{result.what}: {result.measured.sum():,.0f} counts; reduced \u03c7\u00b2 "
+            f"{result.reduced_chi2:.2f} (about 1 when the fit explains the counts within Poisson noise)"
+        ]
         if result.clusters:
-            lines.append("fitted with the line shapes and background of cluster" + ("s " if len(result.clusters) > 1
-                         else " ") + ", ".join(str(k + 1) for k in result.clusters))
+            lines.append(
+                "fitted with the line shapes and background of cluster"
+                + ("s " if len(result.clusters) > 1 else " ")
+                + ", ".join(str(k + 1) for k in result.clusters)
+            )
         lines += result.notes
         self.implied = None
         model = self.compare_combo.currentText()
@@ -437,15 +480,20 @@ class FitInspector(CubeChoice, QWidget):
             chi = float(reduced_chi2(result.measured[c], self.implied[c], n_parameters=result.n_parameters))
             shown = sorted((f for f in values if f in result.families), key=lambda f: -result.net_counts[f])
             unshown = [f for f in values if f not in result.families and values[f] > 0.5]
-            lines.append(f"{model}'s values drawn with the fit's line shapes and background: reduced \u03c7\u00b2 "
-                         f"{chi:.2f}; " + ", ".join(f"{f} {values[f]:,.0f} (fit {result.net_counts[f]:,.0f})"
-                                                     for f in shown[:6]))
+            lines.append(
+                f"{model}'s values drawn with the fit's line shapes and background: reduced \u03c7\u00b2 "
+                f"{chi:.2f}; " + ", ".join(f"{f} {values[f]:,.0f} (fit {result.net_counts[f]:,.0f})" for f in shown[:6])
+            )
             if unshown:
-                lines.append(f"{model} reads " + ", ".join(f"{f} {values[f]:,.0f}" for f in unshown) + ", which the "
-                             "fit left out of this spectrum: no line shape to draw them with")
+                lines.append(
+                    f"{model} reads " + ", ".join(f"{f} {values[f]:,.0f}" for f in unshown) + ", which the "
+                    "fit left out of this spectrum: no line shape to draw them with"
+                )
             if not self._fit_based(model):
-                lines.append(f"{model} is a learnt model without a spectrum of its own: its background and line "
-                             "shapes cannot be shown, only its values drawn with the fit's")
+                lines.append(
+                    f"{model} is a learnt model without a spectrum of its own: its background and line "
+                    "shapes cannot be shown, only its values drawn with the fit's"
+                )
             lines += notes
             self._set(self.implied_curve, result.energy[c], self.implied[c])
             if self.legend.getLabel(self.implied_curve) is None:
@@ -518,8 +566,13 @@ class FitInspector(CubeChoice, QWidget):
         self.implied = None
         self.pixel_yx = None
         self._pending = None
-        for curve in (self.measured_curve, self.fitted_curve, self.background_curve, self.residual_curve,
-                      self.implied_curve):
+        for curve in (
+            self.measured_curve,
+            self.fitted_curve,
+            self.background_curve,
+            self.residual_curve,
+            self.implied_curve,
+        ):
             curve.setData([], [])
         for curve in self._family_curves.values():
             self.plot.removeItem(curve)
@@ -527,8 +580,9 @@ class FitInspector(CubeChoice, QWidget):
         self.families_list.clear()
         refill(self.compare_combo, [_NONE, *self.map_models()], quiet=True)
         cube = self.cube
-        self.summary.setText(_HINT if cube is not None else "open a cube (File > Open, or File > Open Sample > "
-                             "painting)")
+        self.summary.setText(
+            _HINT if cube is not None else "open a cube (File > Open, or File > Open Sample > painting)"
+        )
         if cube is not None:
             self.res_plot.setLabel("bottom", "energy (keV)" if cube.calibrated else "channel (uncalibrated)")
 

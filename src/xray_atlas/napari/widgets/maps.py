@@ -14,7 +14,8 @@ the cube and added.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
@@ -22,8 +23,15 @@ from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QWidget
 from ...cube import TILE_BYTES, Progress, SpectralCube
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...inference import (BASELINES, DEFAULT_MAPS_MODEL, iter_maps, live_time_for, load_map_model, map_model_names,
-                          parse_lines)
+from ...inference import (
+    BASELINES,
+    DEFAULT_MAPS_MODEL,
+    iter_maps,
+    live_time_for,
+    load_map_model,
+    map_model_names,
+    parse_lines,
+)
 from .._layers import SHOWN, chi2_layer_data, cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
@@ -40,8 +48,14 @@ __all__ = ["MapsWidget"]
 UNITS = {"net counts": "counts", "counts per second (live time)": "counts/s"}
 
 
-def _job(cube: SpectralCube, models: list, lines: tuple[str, ...] | None, add: tuple[str, ...], tile_bytes: int,
-         units: str = "counts") -> Generator[Progress, None, list]:
+def _job(
+    cube: SpectralCube,
+    models: list,
+    lines: tuple[str, ...] | None,
+    add: tuple[str, ...],
+    tile_bytes: int,
+    units: str = "counts",
+) -> Generator[Progress, None, list]:
     """Stream the cube through each model; returns [(model name, notes, maps, clusters,
     found, chi2), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
     families the run found in the cube and added; chi2: the fit's (H, W) reduced chi-square
@@ -63,39 +77,47 @@ def _chi2_note(chi2: np.ndarray, layer: str) -> str:
     c = chi2[np.isfinite(chi2)]
     if not c.size:
         return ""
-    return (f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in "
-            f"{float((c > 3).mean()):.1%} of the pixels (layer {layer!r}, hidden)")
+    return (
+        f"; the fit's reduced chi-square: median {float(np.median(c)):.2f}, above 3 in "
+        f"{float((c > 3).mean()):.1%} of the pixels (layer {layer!r}, hidden)"
+    )
 
 
 class MapsWidget(QWidget):
     """Dock widget: cube, model, lines, device; Run paints one layer per line."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         #: Bytes of spectra per streamed tile (Cancel takes effect between tiles).
         self.tile_bytes = TILE_BYTES
         self.cube_combo = QComboBox()
         self.model_combo = ModelCombo(lambda: sum(map_model_names().values(), []))
-        self.model_combo.setToolTip("shipped and trained models (maps-fit, the default: a learnt correction of the "
-                                    "per-cluster fit, held within its standard errors; maps-default: the prior "
-                                    "MLP, faster, for paintings and for cubes without energy calibration), and "
-                                    "the baselines lsq (least squares on pure spectra), roi (window sums) and fit "
-                                    "(least squares with each cluster of similar pixels' own line ratios)")
+        self.model_combo.setToolTip(
+            "shipped and trained models (maps-fit, the default: a learnt correction of the "
+            "per-cluster fit, held within its standard errors; maps-default: the prior "
+            "MLP, faster, for paintings and for cubes without energy calibration), and "
+            "the baselines lsq (least squares on pure spectra), roi (window sums) and fit "
+            "(least squares with each cluster of similar pixels' own line ratios)"
+        )
         self.lines_edit = QLineEdit()
         self.lines_edit.setPlaceholderText("the twelve and those found; Pb-L, Hg-L: only these; +As-K: add")
-        self.lines_edit.setToolTip("empty: the default set, the twelve study lines (S-K ... Pb-L) and every K or L "
-                                   "family the per-cluster fit and the element model find in the cube; a list "
-                                   "(Pb-L, Hg-L, Fe-K): only those; a list that starts with + (+As-K, Co-K): the "
-                                   "default set and those. Any family xraylib knows with a line in the cube's "
-                                   "energy range; lines beyond a learnt model's outputs come from the per-cluster "
-                                   "fit")
+        self.lines_edit.setToolTip(
+            "empty: the default set, the twelve study lines (S-K ... Pb-L) and every K or L "
+            "family the per-cluster fit and the element model find in the cube; a list "
+            "(Pb-L, Hg-L, Fe-K): only those; a list that starts with + (+As-K, Co-K): the "
+            "default set and those. Any family xraylib knows with a line in the cube's "
+            "energy range; lines beyond a learnt model's outputs come from the per-cluster "
+            "fit"
+        )
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         self.compare_combo = QComboBox()
         self.compare_combo.addItems(["none", *BASELINES])
-        self.compare_combo.setToolTip("also paint a baseline's maps, side by side (lsq: least squares on pure "
-                                      "spectra; roi: window sums, the closest on the real M6 spectrum, docs/maps.md)")
+        self.compare_combo.setToolTip(
+            "also paint a baseline's maps, side by side (lsq: least squares on pure "
+            "spectra; roi: window sums, the closest on the real M6 spectrum, docs/maps.md)"
+        )
         self.units_combo = QComboBox()
         for label, units in UNITS.items():
             self.units_combo.addItem(label, units)
@@ -103,13 +125,31 @@ class MapsWidget(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.jobs = JobBar()
-        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("map", "fit chi2"), what="maps",
-                                    formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
-        form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("lines", self.lines_edit),
-                         ("device", self.device_combo), ("compare with", self.compare_combo),
-                         ("units", self.units_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row,
-                  FolderRow(self, "maps"), viewer=self.viewer)
+        self.export_row = ExportRow(
+            self.viewer,
+            self.jobs,
+            kinds=("map", "fit chi2"),
+            what="maps",
+            formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"),
+        )
+        form_dock(
+            self,
+            [
+                ("cube", self.cube_combo),
+                ("model", self.model_combo),
+                ("lines", self.lines_edit),
+                ("device", self.device_combo),
+                ("compare with", self.compare_combo),
+                ("units", self.units_combo),
+            ],
+            self.run_button,
+            self.jobs,
+            self.jobs.status,
+            self.summary,
+            self.export_row,
+            FolderRow(self, "maps"),
+            viewer=self.viewer,
+        )
         self.run_button.clicked.connect(self.run)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             ev.connect(self._refresh_cubes)
@@ -131,8 +171,9 @@ class MapsWidget(QWidget):
             self.units_combo.setCurrentIndex(0)
         self.units_combo.setToolTip(
             "net counts of each line family, or net counts per second of each pixel's live time (maps of scans "
-            "with different dwell times compare)" + ("" if timed or cube is None else
-                                                     f"; {name} states no live time, so counts only"))
+            "with different dwell times compare)"
+            + ("" if timed or cube is None else f"; {name} states no live time, so counts only")
+        )
 
     def units(self) -> str:
         """The chosen units of the maps: ``counts`` or ``counts/s``."""
@@ -159,8 +200,10 @@ class MapsWidget(QWidget):
             other = self.compare_combo.currentText()
             names = [model] + ([other] if other in BASELINES and other != model else [])
             # the default by name: on a cube without calibration its stand-in, with a note
-            models = [load_map_model(None if n == DEFAULT_MAPS_MODEL else n, cube, device=device, lines=lines,
-                                     add_lines=add) for n in names]
+            models = [
+                load_map_model(None if n == DEFAULT_MAPS_MODEL else n, cube, device=device, lines=lines, add_lines=add)
+                for n in names
+            ]
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
@@ -184,15 +227,28 @@ class MapsWidget(QWidget):
         for i, (model_name, notes, maps, clusters, _, chi2) in enumerate(results):
             details += [f"{model_name}: {note}" for note in notes]
             for ln, data in maps.items():
-                arr, kwargs, kind = map_layer_data(f"{ln} ({model_name})", data, line=ln,
-                                                   visible=i == 0 and ln in shown,
-                                                   extra={"model": model_name, **kept})
+                arr, kwargs, kind = map_layer_data(
+                    f"{ln} ({model_name})",
+                    data,
+                    line=ln,
+                    visible=i == 0 and ln in shown,
+                    extra={"model": model_name, **kept},
+                )
                 (visible if kwargs["visible"] else hidden).append((arr, {**kwargs, **where}, kind))
             if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
-                hidden.append((clusters.astype(np.int32) + 1,
-                               {"name": f"clusters ({model_name})", "opacity": 0.4, "visible": False,
-                                "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}}, **where},
-                               "labels"))
+                hidden.append(
+                    (
+                        clusters.astype(np.int32) + 1,
+                        {
+                            "name": f"clusters ({model_name})",
+                            "opacity": 0.4,
+                            "visible": False,
+                            "metadata": {"xray_atlas": {"kind": "fit clusters", "model": model_name}},
+                            **where,
+                        },
+                        "labels",
+                    )
+                )
             if chi2 is not None:  # how well the fit explains each pixel: read on its own, so hidden
                 data, kwargs, kind = chi2_layer_data(chi2, model_name, extra=kept)
                 hidden.append((data, {**kwargs, **where}, kind))
@@ -200,20 +256,21 @@ class MapsWidget(QWidget):
                     chi2_note = _chi2_note(chi2, kwargs["name"])
         visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["line"]))
         per_s = units == "counts/s"
-        self.summary.setText(f"{len(visible) + len(hidden)} layers; strongest mean net counts{' per s' * per_s}: "
-                             + ", ".join(f"{k} {float(first[k].mean()):.{3 if per_s else 0}{'g' if per_s else 'f'}}"
-                                         for k in ranked))
+        self.summary.setText(
+            f"{len(visible) + len(hidden)} layers; strongest mean net counts{' per s' * per_s}: "
+            + ", ".join(f"{k} {float(first[k].mean()):.{3 if per_s else 0}{'g' if per_s else 'f'}}" for k in ranked)
+        )
         used, found = results[0][0], results[0][4]
         message = f"Maps ready: {len(first)} lines with {used}"
         if used != model:
             message += f" (standing in for {model}, which needs an energy calibration)"
         if found:
             message += f"; found in the cube and added: {', '.join(found)}"
-        message += f"; showing {', '.join(shown)}" + chi2_note + (f". {len(details)} notes in Details" if details else "")
+        message += (
+            f"; showing {', '.join(shown)}" + chi2_note + (f". {len(details)} notes in Details" if details else "")
+        )
         return Delivery(self.viewer, visible + hidden, message, details)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()
         super().closeEvent(event)
-
-

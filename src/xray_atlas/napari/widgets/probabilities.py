@@ -19,10 +19,27 @@ from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QSpinBox, 
 from ...cube import TILE_BYTES
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...probabilities import (DEFAULT_ELEMENTS_MODEL, ElementModel, check_cube, element_model_names,
-                              iter_probabilities, load_element_model, present, spectrum_probabilities)
-from .._layers import (SHOWN, cube_of, element_colormap, grid_of, is_cube_layer, map_layer_data, provenance,
-                       strongest, xa_meta)
+from ...probabilities import (
+    DEFAULT_ELEMENTS_MODEL,
+    ElementModel,
+    check_cube,
+    element_model_names,
+    iter_probabilities,
+    load_element_model,
+    present,
+    spectrum_probabilities,
+)
+from .._layers import (
+    SHOWN,
+    cube_of,
+    element_colormap,
+    grid_of,
+    is_cube_layer,
+    map_layer_data,
+    provenance,
+    strongest,
+    xa_meta,
+)
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, click_callback, form_dock, layer_pixel, refill
@@ -54,7 +71,7 @@ class ProbabilitiesWidget(QWidget):
     """Dock widget: cube, model, where (pixel, region, clusters), device; Run adds one
     probability layer per element; a click on the cube shows that pixel's probabilities."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         #: Bytes of spectra per streamed tile (Cancel takes effect between tiles).
@@ -65,8 +82,10 @@ class ProbabilitiesWidget(QWidget):
         self.model_combo = ModelCombo(lambda: sum(element_model_names().values(), []))
         self.where_combo = QComboBox()
         self.where_combo.addItems(list(WHERE))
-        self.where_combo.setToolTip("pixel: every spectrum on its own; region: the summed spectrum of each k x k "
-                                    "block; clusters: the summed spectrum of each cluster of a Labels layer")
+        self.where_combo.setToolTip(
+            "pixel: every spectrum on its own; region: the summed spectrum of each k x k "
+            "block; clusters: the summed spectrum of each cluster of a Labels layer"
+        )
         self.region_spin = QSpinBox()
         self.region_spin.setRange(2, 256)
         self.region_spin.setValue(5)
@@ -82,13 +101,33 @@ class ProbabilitiesWidget(QWidget):
         self._label_cube: Any = None  # the cube whose pixel the label shows
         self.pixel_label.setWordWrap(True)
         self.jobs = JobBar()
-        self.export_row = ExportRow(self.viewer, self.jobs, kinds=("probability",), what="probability maps",
-                                    formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"))
-        form_dock(self, [("cube", self.cube_combo), ("model", self.model_combo), ("per", self.where_combo),
-                         ("region k", self.region_spin), ("clusters", self.labels_combo),
-                         ("elements", self.elements_edit), ("device", self.device_combo)],
-                  self.run_button, self.jobs, self.jobs.status, self.summary, self.export_row, self.pixel_label,
-                  FolderRow(self, "probabilities"), viewer=self.viewer)
+        self.export_row = ExportRow(
+            self.viewer,
+            self.jobs,
+            kinds=("probability",),
+            what="probability maps",
+            formats=("TIFF (values)", "PNG figures + sheet", "overview sheet (PNG, PDF)"),
+        )
+        form_dock(
+            self,
+            [
+                ("cube", self.cube_combo),
+                ("model", self.model_combo),
+                ("per", self.where_combo),
+                ("region k", self.region_spin),
+                ("clusters", self.labels_combo),
+                ("elements", self.elements_edit),
+                ("device", self.device_combo),
+            ],
+            self.run_button,
+            self.jobs,
+            self.jobs.status,
+            self.summary,
+            self.export_row,
+            self.pixel_label,
+            FolderRow(self, "probabilities"),
+            viewer=self.viewer,
+        )
         self.run_button.clicked.connect(self.run)
         self.model_combo.currentTextChanged.connect(self._forget_model)
         self.cube_combo.currentIndexChanged.connect(self._forget_pixel)
@@ -163,8 +202,10 @@ class ProbabilitiesWidget(QWidget):
         hits = present(probs, model.thresholds)
         ranked = sorted(probs, key=lambda el: -probs[el])[:10]
         self._label_cube = cube
-        self.pixel_label.setText(f"pixel y={y}, x={x}: present {', '.join(hits) or 'none'}\n"
-                                 + "  ".join(f"{el} {probs[el]:.2f}{'*' if el in hits else ''}" for el in ranked))
+        self.pixel_label.setText(
+            f"pixel y={y}, x={x}: present {', '.join(hits) or 'none'}\n"
+            + "  ".join(f"{el} {probs[el]:.2f}{'*' if el in hits else ''}" for el in ranked)
+        )
         return probs
 
     # -- a run -------------------------------------------------------------------------------
@@ -181,8 +222,9 @@ class ProbabilitiesWidget(QWidget):
             if elements:
                 missing = [el for el in elements if el not in model.elements]
                 if missing:
-                    raise XrayAtlasError(f"elements: {', '.join(missing)} not among the model's "
-                                         f"({', '.join(model.elements)})")
+                    raise XrayAtlasError(
+                        f"elements: {', '.join(missing)} not among the model's ({', '.join(model.elements)})"
+                    )
             notes = check_cube(cube, model)
             if where == "k x k region":
                 region = self.region_spin.value()
@@ -192,8 +234,10 @@ class ProbabilitiesWidget(QWidget):
                     raise XrayAtlasError("clusters: no Labels layer; run the Clusters dock or paint labels first")
                 labels = labels_of(self.viewer.layers[lname])
                 if labels.shape != (cube.height, cube.width):
-                    raise XrayAtlasError(f"clusters: layer {lname!r} is {labels.shape[0]} x {labels.shape[1]}, the "
-                                         f"cube {cube.height} x {cube.width}")
+                    raise XrayAtlasError(
+                        f"clusters: layer {lname!r} is {labels.shape[0]} x {labels.shape[1]}, the "
+                        f"cube {cube.height} x {cube.width}"
+                    )
                 if not (labels >= 0).any():
                     raise XrayAtlasError(f"clusters: layer {lname!r} labels no pixel")
         except XrayAtlasError as err:
@@ -206,28 +250,38 @@ class ProbabilitiesWidget(QWidget):
         def done(probs: dict) -> Delivery:
             run_notes = notes + [n for n in model.notes[start:] if n not in notes]
             shown = strongest(probs, SHOWN, by="spread")
-            suffix = ("" if tag == "pixel" else f" {tag}") + ("" if model.name == DEFAULT_ELEMENTS_MODEL
-                                                             else f" ({model.name})")
+            suffix = ("" if tag == "pixel" else f" {tag}") + (
+                "" if model.name == DEFAULT_ELEMENTS_MODEL else f" ({model.name})"
+            )
             visible, hidden = [], []
             for el, data in probs.items():
-                arr, kwargs, kind = map_layer_data(f"P({el}){suffix}", data, kind="probability",
-                                                   visible=el in shown,
-                                                   extra={"element": el, "model": model.name, **provenance(cube)})
+                arr, kwargs, kind = map_layer_data(
+                    f"P({el}){suffix}",
+                    data,
+                    kind="probability",
+                    visible=el in shown,
+                    extra={"element": el, "model": model.name, **provenance(cube)},
+                )
                 kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **grid_of(base))
                 (visible if el in shown else hidden).append((arr, kwargs, kind))
             visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["element"]))
             share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
             found = sorted((el for el in share if share[el] > 0), key=lambda el: -share[el])
-            self.summary.setText(f"{len(probs)} layers; present in some {tag if tag != 'pixel' else 'pixel'}s: "
-                                 + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none"))
+            self.summary.setText(
+                f"{len(probs)} layers; present in some {tag if tag != 'pixel' else 'pixel'}s: "
+                + (", ".join(f"{el} {share[el]:.0%}" for el in found) or "none")
+            )
 
-            message = (f"Probabilities ready: {len(found)} of {len(probs)} elements present somewhere; "
-                       f"showing {', '.join(f'P({el})' for el in shown)}"
-                       + (f". {len(run_notes)} notes in Details" if run_notes else ""))
+            message = (
+                f"Probabilities ready: {len(found)} of {len(probs)} elements present somewhere; "
+                f"showing {', '.join(f'P({el})' for el in shown)}"
+                + (f". {len(run_notes)} notes in Details" if run_notes else "")
+            )
             return Delivery(self.viewer, visible + hidden, message, run_notes)
 
-        steps = iter_probabilities(cube, model, region=region, labels=labels, elements=elements,
-                                   tile_bytes=self.tile_bytes)
+        steps = iter_probabilities(
+            cube, model, region=region, labels=labels, elements=elements, tile_bytes=self.tile_bytes
+        )
         return self.jobs.start(steps, what=f"probabilities with {model.name}", on_done=done)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API

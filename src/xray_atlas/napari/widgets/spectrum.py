@@ -30,9 +30,9 @@ from ...cube import TILE_BYTES
 from ...errors import XrayAtlasError
 from ...physics.lines import FAMILIES, marker_lines, parse_line_family
 from .._layers import grid_of, is_cube_layer, map_layer_data
-from .._workers import Delivery, JobBar
 from .._notify import notify, notify_error, notify_warning
-from ._common import CubeChoice, region_mask, apply_plot_theme, click_callback, layer_pixel, refill, scroll_box
+from .._workers import Delivery, JobBar
+from ._common import CubeChoice, apply_plot_theme, click_callback, layer_pixel, refill, region_mask, scroll_box
 
 if TYPE_CHECKING:
     import napari
@@ -87,7 +87,7 @@ class SpectrumInspector(CubeChoice, QWidget):
         The viewer (napari passes it in).
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.pixel_yx: tuple[int, int] | None = None
@@ -157,8 +157,10 @@ class SpectrumInspector(CubeChoice, QWidget):
         self.window_button = QPushButton("Paint window map")
         self.window_button.setEnabled(False)
         self.fit_button = QPushButton("Fit inspector")
-        self.fit_button.setToolTip("how well the per-cluster fit explains this pixel or region: its families, "
-                                   "background, residual and reduced chi-square, in a dock of its own")
+        self.fit_button.setToolTip(
+            "how well the per-cluster fit explains this pixel or region: its families, "
+            "background, residual and reduced chi-square, in a dock of its own"
+        )
         # a cube read without one (PyMca's single-column .mca, a bare .npy) gets its
         # calibration here; the docks then read the calibrated cube
         self.offset_edit = QLineEdit()
@@ -170,8 +172,10 @@ class SpectrumInspector(CubeChoice, QWidget):
         self.calibrate_button = QPushButton("Set calibration")
         self.peaks_edit = QLineEdit()
         self.peaks_edit.setPlaceholderText("or peaks: channel line, e.g. 1698 Cu Ka, 2036 Zn Ka")
-        self.peaks_edit.setToolTip("two or more peaks: the channel where each stands (read off the plot's channel axis) "
-                                   "and its line; the calibration is fitted to them (xraylib energies)")
+        self.peaks_edit.setToolTip(
+            "two or more peaks: the channel where each stands (read off the plot's channel axis) "
+            "and its line; the calibration is fitted to them (xraylib energies)"
+        )
         self.peaks_button = QPushButton("Fit to peaks")
         self.jobs = JobBar()
 
@@ -252,8 +256,9 @@ class SpectrumInspector(CubeChoice, QWidget):
     def _rescale(self) -> None:
         """Fit the count axis to the curves shown, then redraw the line markers once."""
         # the curves' own data: getData() gives the displayed (log10, downsampled) values
-        counts = [np.asarray(c.yData, dtype=np.float64) for c in self._data_curves()
-                  if c.yData is not None and len(c.yData)]
+        counts = [
+            np.asarray(c.yData, dtype=np.float64) for c in self._data_curves() if c.yData is not None and len(c.yData)
+        ]
         self.hint.setVisible(not counts)
         self.plot.setYRange(*count_range(counts, log=self.log_check.isChecked()), padding=0)
         # apply the new view transform now rather than during the next paint, which
@@ -267,8 +272,15 @@ class SpectrumInspector(CubeChoice, QWidget):
         self.hint.setPos(centre.x() - text.width() / 2, centre.y() - text.height() / 2)
 
     def _data_curves(self) -> list[pg.PlotDataItem]:
-        return [self.pixel_curve, self.region_curve, self._std_hi, self.sum_curve, self.max_curve, *self._pin_curves,
-                *self._cluster_curves]
+        return [
+            self.pixel_curve,
+            self.region_curve,
+            self._std_hi,
+            self.sum_curve,
+            self.max_curve,
+            *self._pin_curves,
+            *self._cluster_curves,
+        ]
 
     def _clear_curves(self) -> None:
         for curve in (self.pixel_curve, self.region_curve, self.sum_curve, self.max_curve, self._std_hi, self._std_lo):
@@ -365,8 +377,10 @@ class SpectrumInspector(CubeChoice, QWidget):
         self._on_cube_changed()
         if pixel is not None:
             self.show_pixel(*pixel)
-        notify(f"{cube.name}: {calibrated.energy[0]:.3f}-{calibrated.energy[-1]:.3f} keV "
-                  f"({gain_kev * 1000:g} eV per channel)")
+        notify(
+            f"{cube.name}: {calibrated.energy[0]:.3f}-{calibrated.energy[-1]:.3f} keV "
+            f"({gain_kev * 1000:g} eV per channel)"
+        )
 
     def _on_set_calibration(self) -> None:
 
@@ -431,7 +445,6 @@ class SpectrumInspector(CubeChoice, QWidget):
     def pin_current(self) -> None:
         """Add the current pixel to the 'pinned pixels' Points layer."""
         if self.pixel_yx is None:
-
             notify("click a pixel first, then pin it")
             return
         layer = self._pins_layer(create=True)
@@ -450,8 +463,12 @@ class SpectrumInspector(CubeChoice, QWidget):
         base = self.cube_layer
         # on the cube's grid, so that a pin's data coordinates are the cube's pixel (y, x)
         layer = self.viewer.add_points(
-            np.zeros((0, 2)), name=_PIN_LAYER, size=max(3, (base.data.shape[0] if base is not None else 100) // 40),
-            face_color="transparent", border_color="#ff7f0e", symbol="square",
+            np.zeros((0, 2)),
+            name=_PIN_LAYER,
+            size=max(3, (base.data.shape[0] if base is not None else 100) // 40),
+            face_color="transparent",
+            border_color="#ff7f0e",
+            symbol="square",
             **(grid_of(base) if base is not None else {}),
         )
         if base is not None:
@@ -487,8 +504,12 @@ class SpectrumInspector(CubeChoice, QWidget):
                 continue
             colour = _PIN_COLOURS[i % len(_PIN_COLOURS)]
             colours.append(colour)
-            curve = self.plot.plot(cube.energy, cube.pixel(y, x).astype(np.float64),
-                                   name=f"pin {i + 1} ({y}, {x})", pen=pg.mkPen(colour, width=1))
+            curve = self.plot.plot(
+                cube.energy,
+                cube.pixel(y, x).astype(np.float64),
+                name=f"pin {i + 1} ({y}, {x})",
+                pen=pg.mkPen(colour, width=1),
+            )
             self._pin_curves.append(curve)
         self._rescale()
         with layer.events.data.blocker():
@@ -564,7 +585,9 @@ class SpectrumInspector(CubeChoice, QWidget):
             self._rescale()
             self.pixel_label.setText(f"region: {stats['n_pixels']} pixels")
 
-        return self.jobs.start(cube.iter_region_stats(mask, tile_bytes=self.tile_bytes), what="region spectrum", on_done=done)
+        return self.jobs.start(
+            cube.iter_region_stats(mask, tile_bytes=self.tile_bytes), what="region spectrum", on_done=done
+        )
 
     def open_fit_inspector(self) -> Any:
         """Dock the Fit inspector (or bring it forward) on this cube and region, and hand it the
@@ -659,8 +682,16 @@ class SpectrumInspector(CubeChoice, QWidget):
             half, tall = 0.5 * r.width() * px, r.height() * py
             down = [top - k * tall for k in range(int((top - y_lo) / tall) + 1)]
             up = [top + k * tall for k in range(1, int(max(y_hi - top, 0.0) / tall) + 1)]
-            y = next((c for c in [*down, *up] if not any(
-                x - half < b1 and a1 < x + half and c < d1 and c1 < c + tall for a1, b1, c1, d1 in placed)), top)
+            y = next(
+                (
+                    c
+                    for c in [*down, *up]
+                    if not any(
+                        x - half < b1 and a1 < x + half and c < d1 and c1 < c + tall for a1, b1, c1, d1 in placed
+                    )
+                ),
+                top,
+            )
             placed.append((x - half, x + half, y, y + tall))
             label.setPos(x, y)
 
@@ -722,8 +753,10 @@ class SpectrumInspector(CubeChoice, QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()
-        for cbs, cb in ((self.viewer.mouse_drag_callbacks, self._on_mouse_drag),
-                        (self.viewer.mouse_move_callbacks, self._on_mouse_move)):
+        for cbs, cb in (
+            (self.viewer.mouse_drag_callbacks, self._on_mouse_drag),
+            (self.viewer.mouse_move_callbacks, self._on_mouse_move),
+        ):
             if cb in cbs:
                 cbs.remove(cb)
         super().closeEvent(event)

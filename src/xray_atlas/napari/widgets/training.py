@@ -40,13 +40,22 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
 from superqt import QCollapsible
 
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...training import (OPTIMIZERS, SCHEDULES, EpochEnd, Failed, Finished, Preparing, Run, StepEnd, TrainConfig,
-                         run_files)
+from ...training import (
+    OPTIMIZERS,
+    SCHEDULES,
+    EpochEnd,
+    Failed,
+    Finished,
+    Preparing,
+    Run,
+    StepEnd,
+    TrainConfig,
+    run_files,
+)
 from ...training.tasks import TASKS
 from .._notify import notify, notify_error
 from .._workers import set_progress
@@ -92,7 +101,7 @@ class TrainingWidget(QWidget):
     """Dock widget: task, data, model, loss, optimiser, schedule; Start / Cancel / Resume;
     progress, live loss curves and a metrics table per epoch."""
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.worker: Any = None
@@ -145,8 +154,10 @@ class TrainingWidget(QWidget):
         self.resume_button = QPushButton("Resume")
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(False)
-        self.resume_button.setToolTip("go on with the last run from its last complete epoch, with that run's "
-                                      "settings, up to the epochs (and on the device) set here")
+        self.resume_button.setToolTip(
+            "go on with the last run from its last complete epoch, with that run's "
+            "settings, up to the epochs (and on the device) set here"
+        )
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.bar.setVisible(False)
@@ -161,10 +172,12 @@ class TrainingWidget(QWidget):
         self.plot.setLogMode(y=True)
         self.plot.addLegend(offset=(-10, 10))
         self.step_curve = self.plot.plot([], [], pen=pg.mkPen("#90a4ae", width=1), name="batch")
-        self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), symbol="o", symbolSize=5,
-                                          symbolBrush="#4fc3f7", name="train")
-        self.val_curve = self.plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), symbol="o", symbolSize=5,
-                                        symbolBrush="#ffb74d", name="validation")
+        self.train_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#4fc3f7", width=2), symbol="o", symbolSize=5, symbolBrush="#4fc3f7", name="train"
+        )
+        self.val_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#ffb74d", width=2), symbol="o", symbolSize=5, symbolBrush="#ffb74d", name="validation"
+        )
         self.table = QTableWidget(0, 0)
         self.table.setMinimumHeight(90)
         self.table.verticalHeader().setVisible(False)
@@ -281,7 +294,9 @@ class TrainingWidget(QWidget):
         self.patience.setValue(d.get("patience", 0))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the model as", "", "Model folder (*);;Single file (*.safetensors)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the model as", "", "Model folder (*);;Single file (*.safetensors)"
+        )
         if path:
             self.out_edit.setText(path)
 
@@ -289,12 +304,22 @@ class TrainingWidget(QWidget):
         """The form as a training configuration."""
         d = self.task.hyperparameters(self.model_combo.currentText())
         return TrainConfig(
-            task=self.task.name, source=self.source_combo.currentText(), model=self.model_combo.currentText(),
-            loss=self.loss_combo.currentText(), source_params=self.source_form.values() if self.source_form else {},
-            optimizer=self.optimizer_combo.currentText(), lr=self.lr.value(), weight_decay=self.weight_decay.value(),
-            schedule=self.schedule_combo.currentText(), epochs=self.epochs.value(),
-            batch_size=self.batch_size.value(), patience=self.patience.value(),
-            grad_clip=d.get("grad_clip", 0.0), device=self.device_combo.currentText(), seed=self.seed.value())
+            task=self.task.name,
+            source=self.source_combo.currentText(),
+            model=self.model_combo.currentText(),
+            loss=self.loss_combo.currentText(),
+            source_params=self.source_form.values() if self.source_form else {},
+            optimizer=self.optimizer_combo.currentText(),
+            lr=self.lr.value(),
+            weight_decay=self.weight_decay.value(),
+            schedule=self.schedule_combo.currentText(),
+            epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(),
+            patience=self.patience.value(),
+            grad_clip=d.get("grad_clip", 0.0),
+            device=self.device_combo.currentText(),
+            seed=self.seed.value(),
+        )
 
     # -- runs ---------------------------------------------------------------------------------
     @property
@@ -307,8 +332,9 @@ class TrainingWidget(QWidget):
 
         text = self.out_edit.text().strip()
         try:
-            out = Path(text).expanduser() if text else default_model_path(self.task.name,
-                                                                           self.model_combo.currentText())
+            out = (
+                Path(text).expanduser() if text else default_model_path(self.task.name, self.model_combo.currentText())
+            )
         except OSError as err:
             return self._refuse(XrayAtlasError(f"cannot create the models folder ({err})"))
         return self._launch(self.config(), out, resume=False)
@@ -318,10 +344,16 @@ class TrainingWidget(QWidget):
         form may have changed since), up to the form's epochs and on the form's device."""
         if not self.resumable:
             self.resume_button.setEnabled(False)
-            return self._refuse(XrayAtlasError("nothing to resume: no epoch of the last run completed"
-                                               if self.last_out is not None else "nothing to resume: start a run first"))
-        config = dataclasses.replace(self.last_config, epochs=self.epochs.value(),
-                                     device=self.device_combo.currentText())
+            return self._refuse(
+                XrayAtlasError(
+                    "nothing to resume: no epoch of the last run completed"
+                    if self.last_out is not None
+                    else "nothing to resume: start a run first"
+                )
+            )
+        config = dataclasses.replace(
+            self.last_config, epochs=self.epochs.value(), device=self.device_combo.currentText()
+        )
         return self._launch(config, self.last_out, resume=True)
 
     @property
@@ -389,9 +421,11 @@ class TrainingWidget(QWidget):
         elif isinstance(ev, EpochEnd):
             self.history.append(ev)
             self._redraw()
-            self.status.setText(f"epoch {ev.epoch}/{ev.epochs}: train {ev.train_loss:.4g}, validation {ev.val_loss:.4g}"
-                                f"{' (best)' if ev.best else ''}; {ev.samples_per_s:,.0f} samples/s; "
-                                f"ETA {ev.eta_s:.0f} s")
+            self.status.setText(
+                f"epoch {ev.epoch}/{ev.epochs}: train {ev.train_loss:.4g}, validation {ev.val_loss:.4g}"
+                f"{' (best)' if ev.best else ''}; {ev.samples_per_s:,.0f} samples/s; "
+                f"ETA {ev.eta_s:.0f} s"
+            )
         elif isinstance(ev, Finished):
             r = ev.result
             how = "cancelled" if r.cancelled else "stopped early" if r.stopped_early else "done"
@@ -428,8 +462,14 @@ class TrainingWidget(QWidget):
         self.table.setHorizontalHeaderLabels(cols)
         self.table.setRowCount(len(h))
         for r, e in enumerate(h):
-            values = [e.epoch, e.train_loss, e.val_loss, *(e.metrics.get(k, float("nan")) for k in keys), e.lr,
-                      e.seconds]
+            values = [
+                e.epoch,
+                e.train_loss,
+                e.val_loss,
+                *(e.metrics.get(k, float("nan")) for k in keys),
+                e.lr,
+                e.seconds,
+            ]
             for c, v in enumerate(values):
                 text = str(v) if isinstance(v, int) else f"{v:.4g}"
                 self.table.setItem(r, c, QTableWidgetItem(text + (" *" if c == 2 and e.best else "")))
