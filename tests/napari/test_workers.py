@@ -71,3 +71,20 @@ def test_cancel_while_layers_arrive_stops_adding(viewer, qtbot):
     qtbot.waitUntil(lambda: not bar.busy, timeout=60000)
     added = sum(lyr.name.startswith("map ") for lyr in viewer.layers)
     assert 2 <= added < n and "cancelled" in bar.status.text()
+
+
+def test_new_layers_are_not_selected_and_the_startup_heap_is_frozen(viewer, qtbot):
+    # selecting a new layer swaps napari's layer controls: the first layer's turn took 490 ms
+    # against 55-90 ms (docs/benchmarks.md); a full garbage collection over napari's and
+    # torch's objects took 470-520 ms when it fell while results arrived
+    import gc
+
+    viewer.add_image(np.zeros((8, 8), np.float32), name="before")
+    viewer.layers.selection.active = viewer.layers["before"]
+    bar = JobBar()
+    qtbot.addWidget(bar)
+    bar.start(_job(3), what="maps", on_done=lambda maps: _deliver(viewer, maps))
+    assert gc.get_freeze_count() > 0
+    qtbot.waitUntil(lambda: not bar.busy, timeout=60000)
+    assert viewer.layers.selection.active is viewer.layers["before"]
+    assert [lyr.name for lyr in viewer.layers][-3:] == ["map 2", "map 1", "map 0"]
