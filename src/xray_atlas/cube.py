@@ -416,6 +416,22 @@ class SpectralCube:
         for r, block, _ in self.iter_tiles_with_halo(0, channels, tile_bytes=tile_bytes, every=every, rows=rows):
             yield r, block
 
+    def check_rows(self, rows: slice | None) -> slice:
+        """``rows`` as a block of this cube's rows (``slice(a, b)``, 0 <= a < b <= height, step
+        1), all rows for None; anything else is refused naming ``rows``."""
+        h = self.height
+        if rows is None:
+            return slice(0, h)
+        if not (
+            isinstance(rows, slice)
+            and rows.step in (None, 1)
+            and isinstance(rows.start, (int, np.integer))
+            and isinstance(rows.stop, (int, np.integer))
+            and 0 <= rows.start < rows.stop <= h
+        ):
+            raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
+        return slice(int(rows.start), int(rows.stop))
+
     def iter_tiles_with_halo(
         self,
         halo: int,
@@ -432,17 +448,8 @@ class SpectralCube:
             raise XrayAtlasError(f"halo={halo} must be >= 0 rows")
         if not (isinstance(every, (int, np.integer)) and every >= 1):
             raise XrayAtlasError(f"every={every!r} must be a positive integer")
-        first, last = 0, self.height
-        if rows is not None:
-            if not (
-                isinstance(rows, slice)
-                and rows.step in (None, 1)
-                and isinstance(rows.start, (int, np.integer))
-                and isinstance(rows.stop, (int, np.integer))
-                and 0 <= rows.start < rows.stop <= self.height
-            ):
-                raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {self.height}")
-            first, last = int(rows.start), int(rows.stop)
+        rows = self.check_rows(rows)
+        first, last = int(rows.start), int(rows.stop)
         step = self.tile_rows(tile_bytes)
         for r0 in range(first, last, step * every):
             rows = slice(r0, min(r0 + step, last))

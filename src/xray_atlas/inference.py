@@ -654,15 +654,7 @@ class MapPass:
                 f"the cube is {cube.height} x {cube.width} pixels and this map pass was prepared for {h} x {w}",
                 path=cube.path,
             )
-        rows = slice(0, h) if rows is None else rows
-        if not (
-            isinstance(rows, slice)
-            and rows.step in (None, 1)
-            and isinstance(rows.start, (int, np.integer))
-            and isinstance(rows.stop, (int, np.integer))
-            and 0 <= rows.start < rows.stop <= h
-        ):
-            raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
+        rows = cube.check_rows(rows)
         r0, n = int(rows.start), int(rows.stop) - int(rows.start)
         rows = slice(r0, r0 + n)
         tile_bytes, batch, chi2 = self._tile_bytes, self._batch, self._chi2

@@ -195,14 +195,7 @@ def iter_probabilities(
     h, w = cube.height, cube.width
     first, last = 0, h
     if rows is not None:
-        if not (
-            isinstance(rows, slice)
-            and rows.step in (None, 1)
-            and isinstance(rows.start, (int, np.integer))
-            and isinstance(rows.stop, (int, np.integer))
-            and 0 <= rows.start < rows.stop <= h
-        ):
-            raise XrayAtlasError(f"rows={rows!r} must be a slice of the cube's rows 0 to {h}")
+        rows = cube.check_rows(rows)
         if labels is not None:
             raise XrayAtlasError("rows: a cluster's probability needs all its pixels; give no rows with labels")
         if rows.start % region or (rows.stop % region and rows.stop != h):

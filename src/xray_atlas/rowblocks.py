@@ -107,6 +107,20 @@ def _opened(cube: str | os.PathLike, options: dict) -> Iterator[Any]:
         yield calibrated_cube(opened, options.get("offset_kev"), options.get("gain_kev"))
 
 
+def _map_model_of(models: Any, options: dict, cube: Any) -> Any:
+    """The map model the options name for ``cube``, lent by this process's cache."""
+    from .cubetasks import cached_map_model
+
+    return cached_map_model(
+        models,
+        options.get("model"),
+        cube,
+        device=options.get("device", "auto"),
+        lines=options.get("lines"),
+        add_lines=tuple(options.get("add_lines") or ()),
+    )
+
+
 def _check(task: str, options: dict) -> None:
     if task not in SPLIT_TASKS:
         raise XrayAtlasError(f"task={task!r} cannot be split into blocks of rows; only {', '.join(SPLIT_TASKS)}")
@@ -162,19 +176,11 @@ def prepare(
     o = options
     with _opened(cube, o) as c:
         if task == "maps":
-            from .cubetasks import cached_map_model
             from .inference import MapPass, live_time_for
 
             units = o.get("units", "counts")
             live_time_for(c, units=units)  # refused before the model loads
-            with cached_map_model(
-                models,
-                o.get("model"),
-                c,
-                device=o.get("device", "auto"),
-                lines=o.get("lines"),
-                add_lines=tuple(o.get("add_lines") or ()),
-            ) as mm:
+            with _map_model_of(models, o, c) as mm:
                 t_load = time.perf_counter() - t0
                 loaded = list(mm.notes)
                 state = run_to_end(
@@ -245,16 +251,7 @@ def run_rows(
                 path=cube,
             )
         if task == "maps":
-            from .cubetasks import cached_map_model
-
-            with cached_map_model(
-                models,
-                o.get("model"),
-                c,
-                device=o.get("device", "auto"),
-                lines=o.get("lines"),
-                add_lines=tuple(o.get("add_lines") or ()),
-            ) as mm:
+            with _map_model_of(models, o, c) as mm:
                 return run_to_end(prepared.state.iter_rows(c, mm, block))
         from .cubetasks import cached_element_model
         from .probabilities import iter_probabilities
