@@ -293,17 +293,17 @@ def _iter_split(
 
     from sklearn.cluster import KMeans
 
-    feats = yield from iter_features(pix, seed=seed, tile_bytes=tile_bytes, **feat_kw)
-    x = feats.values
-    rng = np.random.default_rng(seed)
-    fit = x[np.sort(rng.choice(x.shape[0], size=min(n_fit, x.shape[0]), replace=False))]
+    # the PCA's sample holds the features of up to n_fit of the cluster's pixels; every
+    # pixel's features are computed again tile by tile to label it (memory: one tile)
+    feats = yield from iter_features(pix, seed=seed, n_fit=max(n_fit, k), tile_bytes=tile_bytes, **feat_kw)
+    fit = feats.sample
     yield Progress(0, 1, "k-means")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fewer distinct points than k: the empty parts are dropped below
         km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(fit)
-    part = np.empty(x.shape[0], np.int64)
-    for a in range(0, x.shape[0], 65536):
-        part[a : a + 65536] = km.predict(x[a : a + 65536])
+    part = np.empty(pix.height, np.int64)
+    for rows, block in pix.iter_tiles(tile_bytes=tile_bytes):
+        part[rows] = km.predict(feats.of(block))
     yield Progress(1, 1, "k-means")
     counts = np.bincount(part, minlength=k)
     order = [int(p) for p in np.argsort(-counts, kind="stable") if counts[p] > 0]
