@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import XrayAtlasError
+from .io.images import NORMALISATIONS, prepare_image
 
 __all__ = [
     "NORMALISATIONS",
@@ -35,44 +36,8 @@ __all__ = [
     "check_domain",
 ]
 
-NORMALISATIONS = ("standard", "open-beam")
 #: The shipped radiograph classifier (classes Al1050, Al2017).
 DEFAULT_IMAGE_MODEL = "radiograph-default"
-
-
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
-
-
-def prepare_image(img: np.ndarray, *, size: int, normalisation: str = "standard") -> np.ndarray:
-    """A 2-D image as the image models see it: (size, size) float32.
-
-    Parameters
-    ----------
-    img : (H, W) array
-    size : int
-        Side after resizing (bilinear with antialiasing).
-    normalisation : {"standard", "open-beam"}
-        Zero mean and unit std per image, or -ln(I / I0) of a radiograph
-        (:func:`xray_atlas.physics.radiograph.open_beam_log`).
-    """
-    img = np.asarray(img)
-    if img.ndim != 2 or min(img.shape) < 4:
-        raise XrayAtlasError(f"image: expected a 2-D image of at least 4 x 4 pixels, got shape {img.shape}")
-    if not np.isfinite(img).all():
-        raise XrayAtlasError("image: NaN or infinite pixels")
-    if normalisation == "standard":
-        out = _resize(img.astype(np.float32), size)
-        return ((out - out.mean()) / max(float(out.std()), 1e-12)).astype(np.float32)
-    if normalisation == "open-beam":
-        from .physics.radiograph import open_beam_log
-
-        return _resize(open_beam_log(img), size)
-    raise XrayAtlasError(f"normalisation={normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
 
 
 @dataclass
@@ -310,8 +275,7 @@ def classify_files(
     activation map as ``<cam_dir>/<stem>.png`` (8-bit, the map over the image's own size),
     written atomically."""
     from ._files import same_file
-    from .imagesets import write_image
-    from .io.images import read_image
+    from .io.images import read_image, write_image
 
     for p in paths:
         img = read_image(p)

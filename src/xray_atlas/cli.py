@@ -145,8 +145,7 @@ def _cmd_simulate_images(args: argparse.Namespace) -> int:
 
 def _cmd_classify_image(args: argparse.Namespace) -> int:
     from .classify import classify_files, load_image_model
-    from .io.images import read_image
-    from .training.sources import IMAGE_SUFFIXES
+    from .io.images import IMAGE_SUFFIXES, read_image
 
     files: list[Path] = []
     for p in map(Path, args.paths):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import XrayAtlasError
+from .io.images import write_image
 
 __all__ = [
     "SPLITS",
@@ -88,8 +89,7 @@ def find_duplicates(
     """Pairs of images in an ImageFolder dataset whose difference hashes differ in at most
     ``max_distance`` of 64 bits; by default only pairs in different splits (the ones that
     leak test images into training)."""
-    from .io.images import read_image
-    from .training.sources import IMAGE_SUFFIXES
+    from .io.images import IMAGE_SUFFIXES, read_image
 
     root = Path(root)
     files = sorted(
@@ -119,25 +119,6 @@ def find_duplicates(
     return out
 
 
-def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
-    """Write an image without losing its values, atomically: 8- and 16-bit integers as PNG,
-    anything else as ``.npy``. ``path`` names the file without its suffix, which is appended
-    (so a name with dots, ``scan.001``, keeps them); returns the path written."""
-    from PIL import Image
-
-    from ._files import atomic_file
-
-    img = np.asarray(img)
-    path = Path(path)
-    path = path.with_name(path.name + (".png" if img.dtype in (np.uint8, np.uint16) else ".npy"))
-    with atomic_file(path, suffix=path.suffix) as tmp:
-        if path.suffix == ".png":
-            Image.fromarray(img).save(tmp, format="PNG")
-        else:
-            np.save(tmp, img.astype(np.float32))
-    return path
-
-
 def build_image_folder(
     source: str | os.PathLike, out: str | os.PathLike, *, split_quadrants: bool = True, by: str = "image"
 ) -> dict[str, dict[str, int]]:
@@ -160,8 +141,7 @@ def build_image_folder(
     dict
         split -> class -> number of images written.
     """
-    from .io.images import read_image
-    from .training.sources import IMAGE_SUFFIXES
+    from .io.images import IMAGE_SUFFIXES, read_image
 
     if by not in ("image", "quadrant"):
         raise XrayAtlasError(f"by={by!r}; choose image or quadrant")

@@ -1,15 +1,22 @@
-"""Reading 2-D grayscale images (docs/dev/contracts.md section 6): TIFF, PNG, JPEG, BMP via Pillow;
-``.npy``; HDF5 ``/image``. RGB is converted to luminance."""
+"""2-D grayscale images (docs/dev/contracts.md section 6): reading TIFF, PNG, JPEG, BMP via
+Pillow, ``.npy`` and HDF5 ``/image`` (RGB converted to luminance); writing them without losing
+their values; preparing them as the image models see them."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "write_image", "prepare_image", "IMAGE_SUFFIXES", "NORMALISATIONS"]
+
+#: File suffixes read as images (docs/dev/contracts.md section 6).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
+#: How :func:`prepare_image` scales an image for the image models.
+NORMALISATIONS = ("standard", "open-beam")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -52,3 +59,57 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(img).all():
         raise XrayAtlasError("the image has NaN or infinite pixels", path=path)
     return img
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> Path:
+    """Write an image without losing its values, atomically: 8- and 16-bit integers as PNG,
+    anything else as ``.npy``. ``path`` names the file without its suffix, which is appended
+    (so a name with dots, ``scan.001``, keeps them); returns the path written."""
+    from PIL import Image
+
+    from .._files import atomic_file
+
+    img = np.asarray(img)
+    path = Path(path)
+    path = path.with_name(path.name + (".png" if img.dtype in (np.uint8, np.uint16) else ".npy"))
+    with atomic_file(path, suffix=path.suffix) as tmp:
+        if path.suffix == ".png":
+            Image.fromarray(img).save(tmp, format="PNG")
+        else:
+            np.save(tmp, img.astype(np.float32))
+    return path
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+
+
+def prepare_image(img: np.ndarray, *, size: int, normalisation: str = "standard") -> np.ndarray:
+    """A 2-D image as the image models see it: (size, size) float32.
+
+    Parameters
+    ----------
+    img : (H, W) array
+    size : int
+        Side after resizing (bilinear with antialiasing).
+    normalisation : {"standard", "open-beam"}
+        Zero mean and unit std per image, or -ln(I / I0) of a radiograph
+        (:func:`xray_atlas.physics.radiograph.open_beam_log`).
+    """
+    img = np.asarray(img)
+    if img.ndim != 2 or min(img.shape) < 4:
+        raise XrayAtlasError(f"image: expected a 2-D image of at least 4 x 4 pixels, got shape {img.shape}")
+    if not np.isfinite(img).all():
+        raise XrayAtlasError("image: NaN or infinite pixels")
+    if normalisation == "standard":
+        out = _resize(img.astype(np.float32), size)
+        return ((out - out.mean()) / max(float(out.std()), 1e-12)).astype(np.float32)
+    if normalisation == "open-beam":
+        from ..physics.radiograph import open_beam_log
+
+        return _resize(open_beam_log(img), size)
+    raise XrayAtlasError(f"normalisation={normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")

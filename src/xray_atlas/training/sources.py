@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import XrayAtlasError
+from ..io.images import IMAGE_SUFFIXES
 from ..physics.micrograph import MORPHOLOGIES, micrographs
 from .loop import Preparing
 
@@ -34,8 +35,6 @@ __all__ = [
     "SyntheticDiffraction",
     "IMAGE_SUFFIXES",
 ]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -860,8 +859,7 @@ class ImageFolder(_ImageSource):
         self.normalisation = self.params["normalisation"]
 
     def prepare(self, seed: int) -> None:
-        from ..classify import prepare_image
-        from ..io.images import read_image
+        from ..io.images import prepare_image, read_image
 
         size = self.params["size"]
 
@@ -913,7 +911,7 @@ class SyntheticRadiographs(_ImageSource):
         self.classes = ALLOYS
 
     def prepare(self, seed: int) -> None:
-        from ..classify import prepare_image
+        from ..io.images import prepare_image
         from ..physics.radiograph import RadiographConfig, radiographs
 
         p = self.params
@@ -957,7 +955,7 @@ class SyntheticMicrographs(_ImageSource):
         self.classes = MORPHOLOGIES
 
     def prepare(self, seed: int) -> None:
-        from ..classify import prepare_image
+        from ..io.images import prepare_image
 
         p = self.params
         balance = None
