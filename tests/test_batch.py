@@ -508,6 +508,31 @@ def test_split_cube_equals_single_command(cubes, cluster, client, tmp_path, caps
     assert stop.value.code == 2 and "--split-rows: give a number of rows >= 1" in capsys.readouterr().err
 
 
+def test_split_cluster_equals_single_command(cubes, cluster, client, tmp_path):
+    """cluster in blocks of rows: the fit once on the sample, then three blocks assigned on the
+    two workers; labels exactly the single command's, mean spectra to assert_close_result's
+    1e-5 of the largest (measured here: equal, as each block's float32 sums are added in
+    float64)."""
+    addr = ["--scheduler", cluster.scheduler_address]
+    a = cubes / "a.h5"  # 12 rows: blocks of 4 rows make three tasks
+    n = worker_threads(client)
+    for method, params in (
+        ("umap-hdbscan", ["--param", "min_cluster_size=10"]),
+        ("som", ["--param", "rows=3", "--param", "cols=3"]),
+    ):
+        opts = ["--method", method, *params, "--seed", "2"]
+        out = tmp_path / method
+        assert cli.main(["batch", "cluster", str(a), str(out), *opts, "--split-rows", "4", *addr]) == 0
+        row = report_rows(out)["a.h5"]
+        assert row["status"] == "ok" and row["split"]["blocks"] == [[0, 4], [4, 8], [8, 12]]
+        (tmp_path / f"{method}-single").mkdir()
+        whole = single(tmp_path / f"{method}-single", "cluster", a, *opts, threads=n)
+        assert_close_result(out / "a.h5", whole)
+        with h5py.File(whole, "r") as f:
+            labels = f["labels"][()]
+        assert labels.dtype.kind == "i" and np.unique(labels[labels >= 0]).size >= 2, method  # a real clustering
+
+
 def test_split_cube_with_a_damaged_block_fails_whole(tmp_path, cubes, cluster, client, capsys):
     from xray_atlas.io.hdf5 import write_cube
     from xray_atlas.physics.painting import synthetic_painting

@@ -16,8 +16,8 @@ the workers read the cubes and write the results themselves, so both must see th
 * Each worker process keeps the models it loaded (:class:`~xray_atlas.cubetasks.ModelCache`)
   for its next cubes.
 * A huge cube (``split_rows``; by default a file of :data:`~xray_atlas.rowblocks.SPLIT_BYTES`
-  or more on more than one worker) of ``maps`` or ``probabilities`` is cut into blocks of
-  rows: a task prepares it once, one task per block computes its rows, and a last task
+  or more on more than one worker) of ``maps``, ``probabilities`` or ``cluster`` is cut into
+  blocks of rows: a task prepares it once, one task per block computes its rows, and a last task
   assembles them and writes the one result file (:mod:`xray_atlas.rowblocks`); a failed
   block fails the cube and nothing is written.
 """
@@ -726,8 +726,8 @@ def run_batch(
         are skipped either way); an input is never replaced.
     split_rows : int, optional
         Cut a cube into blocks of this many rows, each a task of its own, so that one cube
-        uses every worker (:mod:`xray_atlas.rowblocks`; maps, and probabilities per pixel or
-        region). None (the default): a cube file of at least
+        uses every worker (:mod:`xray_atlas.rowblocks`; maps, cluster, and probabilities per
+        pixel or region). None (the default): a cube file of at least
         :data:`~xray_atlas.rowblocks.SPLIT_BYTES` on a cluster of more than one worker is cut
         into :data:`~xray_atlas.rowblocks.BLOCKS_PER_WORKER` blocks per worker, each a whole
         number of the single-cube pass's tiles; 0: never split.

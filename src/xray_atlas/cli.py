@@ -736,16 +736,15 @@ def _add_batch(sub) -> None:
             "the cubes and write the results at the same paths as here",
         )
         add(q)
-        if task != "cluster":
-            q.add_argument(
-                "--split-rows",
-                type=_split_rows,
-                metavar="N",
-                help="cut each cube into blocks of N rows, each block a task of its own, so that one huge "
-                "cube uses every worker (0: never). Default: a cube file of 2 GiB or more on a cluster "
-                "of more than one worker is cut into 4 blocks per worker. The result is the one file "
-                "the single-cube command writes",
-            )
+        q.add_argument(
+            "--split-rows",
+            type=_split_rows,
+            metavar="N",
+            help="cut each cube into blocks of N rows, each block a task of its own, so that one huge "
+            "cube uses every worker (0: never). Default: a cube file of 2 GiB or more on a cluster "
+            "of more than one worker is cut into 4 blocks per worker. The result is the one file "
+            "the single-cube command writes",
+        )
         q.add_argument(
             "--overwrite",
             action="store_true",

@@ -32,6 +32,7 @@ __all__ = [
     "run_maps",
     "run_probabilities",
     "run_cluster",
+    "write_cluster",
     "run_task",
     "read_labels",
     "write_maps",
@@ -493,20 +494,39 @@ def run_cluster(
     """
     from .cluster import cluster_cube
     from .io import read
-    from .io.results import write_results
 
     with read(cube, dataset=dataset) as opened:
         result = cluster_cube(opened, method, seed=seed, **(params or {}))
-        path = write_results(
-            out,
-            labels=result.labels,
-            cluster_spectra=result.spectra,
-            inputs=(cube,),
-            energy=opened.energy if opened.calibrated else None,
-            overwrite=overwrite,
-            pixel_size_um=opened.pixel_size_um,
-            attrs={"model": method, "parameters": json.dumps(result.params, default=str)},
-        )
+        return write_cluster(out, cube, result, opened, overwrite=overwrite)
+
+
+def write_cluster(
+    out: str | os.PathLike, cube: str | os.PathLike, result: Any, opened: Any, *, overwrite: bool = False
+) -> CubeResult:
+    """Write the clusters of :func:`run_cluster` (also those a batch assembles from blocks of
+    rows, :mod:`xray_atlas.rowblocks`) and say what they hold: one layout and one summary for both.
+
+    Parameters
+    ----------
+    result : ClusterResult
+        The clustering (:func:`xray_atlas.cluster.cluster_cube`).
+    opened : SpectralCube
+        ``cube`` opened (its energy axis, if calibrated, and pixel size go into the file).
+
+    The other parameters are :func:`run_cluster`'s.
+    """
+    from .io.results import write_results
+
+    path = write_results(
+        out,
+        labels=result.labels,
+        cluster_spectra=result.spectra,
+        inputs=(cube,),
+        energy=opened.energy if opened.calibrated else None,
+        overwrite=overwrite,
+        pixel_size_um=opened.pixel_size_um,
+        attrs={"model": result.method, "parameters": json.dumps(result.params, default=str)},
+    )
     noise = int((result.labels < 0).sum())
     return CubeResult(path, f"{result.n_clusters} clusters (sizes {result.sizes.tolist()}), {noise} noise pixels")
 

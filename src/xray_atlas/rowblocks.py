@@ -1,4 +1,4 @@
-"""One cube's maps or probabilities in blocks of rows, so that one huge cube uses a whole dask
+"""One cube's maps, probabilities or clusters in blocks of rows, so that one huge cube uses a whole dask
 cluster (``xray-atlas batch --split-rows``; :mod:`xray_atlas.batch` runs each step as a task).
 
 Three steps, each a function of plain arguments (a cube path, the single-cube command's
@@ -6,16 +6,20 @@ options) that a worker runs with its own cached models:
 
 1. :func:`prepare`, once: checks the options and the cube, loads the model, runs what cannot
    be split (for ``maps`` the global steps of :class:`~xray_atlas.inference.MapPass`: the
-   per-cluster fit's clusters and spectra, the families found) and cuts the rows into blocks;
+   per-cluster fit's clusters and spectra, the families found; for ``cluster`` the first pass
+   over the cube and the method's fit on its sample, :func:`~xray_atlas.cluster.iter_fit`) and
+   cuts the rows into blocks;
 2. :func:`run_rows`, once per block, anywhere: opens the cube, runs the per-pixel work on those
-   rows only, returns the block's values (rows x width x lines float32, a few MB);
+   rows only, returns the block's values (rows x width x lines float32, a few MB; for
+   ``cluster`` each pixel's id and each id's summed spectrum and count,
+   :func:`~xray_atlas.cluster.iter_assign_rows`);
 3. :func:`write`, once: assembles the blocks, runs the global steps after the pixels (for
-   ``maps-fit`` each cluster held to the fit and shrunk) and writes the one result file
-   atomically, in the layout of the single-cube command (:func:`~xray_atlas.cubetasks.write_maps`).
+   ``maps-fit`` each cluster held to the fit and shrunk; for ``cluster`` the method's final
+   numbering and the mean spectra, :func:`~xray_atlas.cluster.assemble`) and writes the one
+   result file atomically, in the layout of the single-cube command
+   (:func:`~xray_atlas.cubetasks.write_maps`, ``write_probabilities``, ``write_cluster``).
 
-``cluster`` is not split (its k-means and assignment passes are the clustering's own; see
-docs/dev/batch.md), nor are probabilities by ``labels`` (a cluster's summed spectrum needs all
-its pixels).
+Probabilities by ``labels`` are not split (a cluster's summed spectrum needs all its pixels).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from .errors import XrayAtlasError
 __all__ = ["SPLIT_TASKS", "SPLIT_BYTES", "splittable", "block_rows", "Prepared", "prepare", "run_rows", "write"]
 
 #: The tasks whose cube can be split into blocks of rows.
-SPLIT_TASKS = ("maps", "probabilities")
+SPLIT_TASKS = ("maps", "probabilities", "cluster")
 #: A cube file at least this large (bytes on disk) is split automatically when the cluster has
 #: more than one worker. ``maps-fit``'s preparation is fixed (a 30,000-pixel sample: ~6 s on
 #: one core) and its per-pixel pass ~3 s per GB on one core (docs/benchmarks.md, a 1.6 GB
@@ -47,7 +51,7 @@ BLOCKS_PER_WORKER = 4
 
 def splittable(task: str, options: dict) -> bool:
     """Whether ``task`` with ``options`` (the single-cube command's) can run in blocks of rows."""
-    return task == "maps" or (task == "probabilities" and options.get("labels") is None)
+    return task in ("maps", "cluster") or (task == "probabilities" and options.get("labels") is None)
 
 
 def block_rows(
@@ -92,7 +96,9 @@ class Prepared:
     name: str  #: the model's name
     notes: list[str]  #: the notes so far: loading the model, and the global steps
     pixel_size_um: float | None = None
-    state: Any = None  #: maps: the :class:`~xray_atlas.inference.MapPass`
+    #: maps: the :class:`~xray_atlas.inference.MapPass`; cluster: the fit on the sample
+    #: (:class:`~xray_atlas.cluster.FittedClustering`)
+    state: Any = None
     thresholds: dict = field(default_factory=dict)  #: probabilities: the element model's
     seconds: float = 0.0  #: the time :func:`prepare` took
     load_seconds: float = 0.0  #: of which opening the cube and getting the model (loaded, or this process's)
@@ -129,6 +135,7 @@ def _check(task: str, options: dict) -> None:
     known = {
         "maps": {"model", "device", "lines", "add_lines", "units", "offset_kev", "gain_kev", "dataset"},
         "probabilities": {"model", "device", "region", "labels", "elements", "offset_kev", "gain_kev", "dataset"},
+        "cluster": {"method", "params", "seed", "dataset"},
     }
     unknown = sorted(set(options) - known[task])
     if unknown:
@@ -149,12 +156,12 @@ def prepare(
 
     Parameters
     ----------
-    task : {"maps", "probabilities"}
+    task : {"maps", "probabilities", "cluster"}
     cube : path-like
         The cube file (as the workers see it).
     options : dict
-        The options of :func:`~xray_atlas.cubetasks.run_maps` (``run_probabilities``) but
-        ``out``, ``overwrite``, ``models`` and ``on_note``.
+        The options of :func:`~xray_atlas.cubetasks.run_maps` (``run_probabilities``,
+        ``run_cluster``) but ``out``, ``overwrite``, ``models`` and ``on_note``.
     split_rows, n_workers
         As :func:`block_rows`.
     models : ModelCache, optional
@@ -197,6 +204,17 @@ def prepare(
                 task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state, load_seconds=t_load
             )
             region = 1
+        elif task == "cluster":
+            from .cluster import iter_fit
+
+            t_load = time.perf_counter() - t0
+            steps = iter_fit(
+                c, o.get("method"), seed=o.get("seed", 0), tile_bytes=tile_bytes, **(o.get("params") or {})
+            )
+            out = Prepared(
+                task, c.height, c.width, [], o["method"], [], c.pixel_size_um, run_to_end(steps), load_seconds=t_load
+            )
+            region = 1
         else:
             from .cubetasks import cached_element_model
             from .probabilities import iter_probabilities
@@ -237,7 +255,7 @@ def run_rows(
 ) -> Any:
     """Step 2: the per-pixel work on ``rows`` (first, end) of one cube: a
     :class:`~xray_atlas.inference.RowMaps` for maps, element -> (rows, W) float32 for
-    probabilities. ``options`` and ``models`` as :func:`prepare`'s."""
+    probabilities, a :class:`~xray_atlas.cluster.RowIds` for cluster. ``options`` and ``models`` as :func:`prepare`'s."""
     from .cube import run_to_end
 
     _check(task, options)
@@ -253,6 +271,10 @@ def run_rows(
         if task == "maps":
             with _map_model_of(models, o, c) as mm:
                 return run_to_end(prepared.state.iter_rows(c, mm, block))
+        if task == "cluster":
+            from .cluster import iter_assign_rows
+
+            return run_to_end(iter_assign_rows(c, prepared.state, block, tile_bytes=tile_bytes))
         from .cubetasks import cached_element_model
         from .probabilities import iter_probabilities
 
@@ -280,7 +302,7 @@ def write(
     command's."""
     import numpy as np
 
-    from .cubetasks import write_maps, write_probabilities
+    from .cubetasks import write_cluster, write_maps, write_probabilities
 
     _check(task, options)
     o = options
@@ -303,6 +325,11 @@ def write(
             notes=prepared.notes + done.notes,
             overwrite=overwrite,
         )
+    if task == "cluster":
+        from .cluster import assemble
+
+        with _opened(cube, o) as c:
+            return write_cluster(out, cube, assemble(c, prepared.state, list(parts)), c, overwrite=overwrite)
     probs = {el: np.ascontiguousarray(np.concatenate([p[el] for p in parts])) for el in parts[0]}
     shape = next(iter(probs.values())).shape
     if shape != (prepared.height, prepared.width):

@@ -37,6 +37,11 @@ __all__ = [
     "METHODS",
     "ClusterResult",
     "iter_cluster",
+    "FittedClustering",
+    "RowIds",
+    "iter_fit",
+    "iter_assign_rows",
+    "assemble",
     "cluster_cube",
     "method_parameters",
     "cluster_spectra",
@@ -122,17 +127,35 @@ def cluster_spectra(cube: SpectralCube, labels: np.ndarray) -> tuple[np.ndarray,
     return run_to_end(iter_cluster_spectra(cube, labels))
 
 
-def iter_cluster(
-    cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES, **params: Any
-) -> Generator[Progress, None, ClusterResult]:
-    """Cluster every pixel in two passes over the cube's tiles (``tile_bytes`` at a time):
-    the features of a sample and every pixel's total, then, after the method's fit on the
-    sample, each tile's labels and spectra. Memory holds a tile, the sample and a few
-    numbers per pixel, never the pixels' spectra or features.
+@dataclass
+class FittedClustering:
+    """A clustering fitted on its sample (:func:`iter_fit`): what labels any block of rows
+    (:func:`iter_assign_rows`) and, given every block's ids, makes the result
+    (:func:`finish`). Picklable (with cloudpickle, as dask sends it to the workers): the
+    feature map (its PCA and the sample's features) and the method's
+    :class:`~xray_atlas.cluster.methods.Assigner`."""
 
-    Parameters are checked here, before the generator starts, so that bad input fails at
-    once (in the command line, and in napari before a worker is started).
-    """
+    method: str
+    params: dict  #: the feature step's and the method's parameters, and the seed
+    features: Features
+    assigner: Assigner
+
+
+@dataclass
+class RowIds:
+    """What :func:`iter_assign_rows` gives for a block of rows: every pixel's id (rows x W,
+    flat, int32, -1 for noise) and each id's summed spectrum (float64) and pixel count; the
+    sums and counts of blocks add up."""
+
+    ids: np.ndarray
+    sums: np.ndarray
+    sizes: np.ndarray
+
+
+def _checked(
+    cube: SpectralCube, method: str, tile_bytes: int, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The feature step's parameters and the method's, checked against the cube."""
     defaults = method_parameters(method)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -146,18 +169,98 @@ def iter_cluster(
     feat_kw = {k: params.pop(k, FEATURE_PARAMETERS[k]) for k in FEATURE_PARAMETERS}
     check_features(cube, **feat_kw, chosen=chosen)
     CHECKS[method](cube.height * cube.width, **params)
+    return feat_kw, params
+
+
+def iter_cluster(
+    cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES, **params: Any
+) -> Generator[Progress, None, ClusterResult]:
+    """Cluster every pixel in two passes over the cube's tiles (``tile_bytes`` at a time):
+    the features of a sample and every pixel's total, then, after the method's fit on the
+    sample, each tile's labels and spectra. Memory holds a tile, the sample and a few
+    numbers per pixel, never the pixels' spectra or features.
+
+    Parameters are checked here, before the generator starts, so that bad input fails at
+    once (in the command line, and in napari before a worker is started).
+    """
+    feat_kw, params = _checked(cube, method, tile_bytes, params)
     return _iter_cluster(cube, method, seed, feat_kw, params, int(tile_bytes))
+
+
+def iter_fit(
+    cube: SpectralCube, method: str = "umap-hdbscan", *, seed: int = 0, tile_bytes: int = TILE_BYTES, **params: Any
+) -> Generator[Progress, None, FittedClustering]:
+    """The first pass of :func:`iter_cluster` and the method's fit on the sample, as a
+    :class:`FittedClustering` that labels blocks of rows anywhere (``xray-atlas batch cluster
+    --split-rows``). Parameters as :func:`iter_cluster`'s, checked before the generator starts."""
+    feat_kw, params = _checked(cube, method, tile_bytes, params)
+    return _iter_fit(cube, method, seed, feat_kw, params, int(tile_bytes))
+
+
+def _iter_fit(
+    cube: SpectralCube, method: str, seed: int, feat_kw: dict, params: dict, tile_bytes: int
+) -> Generator[Progress, None, FittedClustering]:
+    keep = SAMPLES[method](cube.height * cube.width, seed=seed, **params)
+    feats: Features = yield from iter_features(cube, seed=seed, keep=keep, tile_bytes=tile_bytes, **feat_kw)
+    fitted: Assigner = yield from METHODS[method](feats, seed=seed, **params)
+    return FittedClustering(method, {**feat_kw, **params, "seed": seed}, feats, fitted)
 
 
 def _iter_cluster(
     cube: SpectralCube, method: str, seed: int, feat_kw: dict, params: dict, tile_bytes: int
 ) -> Generator[Progress, None, ClusterResult]:
-    n_pix = cube.height * cube.width
-    keep = SAMPLES[method](n_pix, seed=seed, **params)
-    feats: Features = yield from iter_features(cube, seed=seed, keep=keep, tile_bytes=tile_bytes, **feat_kw)
-    fitted: Assigner = yield from METHODS[method](feats, seed=seed, **params)
-    ids, sums, sizes = yield from _iter_assign(cube, feats, fitted, tile_bytes)
-    lut, info = fitted.finish(ids)
+    fit = yield from _iter_fit(cube, method, seed, feat_kw, params, tile_bytes)
+    got = yield from iter_assign_rows(cube, fit, tile_bytes=tile_bytes)
+    return assemble(cube, fit, [got])
+
+
+def iter_assign_rows(
+    cube: SpectralCube, fit: FittedClustering, rows: slice | None = None, *, tile_bytes: int = TILE_BYTES
+) -> Generator[Progress, None, RowIds]:
+    """Second pass, over the tiles of a block of ``rows`` (all for None): every pixel's
+    features and id, and the summed spectrum and size of each id."""
+    rows = cube.check_rows(rows)
+    if (cube.height, cube.width) != tuple(fit.features.shape):
+        raise XrayAtlasError(
+            f"the cube has {cube.height} x {cube.width} pixels; the clustering was fitted on "
+            f"{fit.features.shape[0]} x {fit.features.shape[1]}",
+            path=cube.path,
+        )
+    fitted = fit.assigner
+    n = fitted.n_ids
+    ids = np.empty((rows.stop - rows.start) * cube.width, np.int32)
+    sums = np.zeros((n, cube.n_channels))
+    sizes = np.zeros(n, np.int64)
+    n_tiles = -(-(rows.stop - rows.start) // cube.tile_rows(tile_bytes))
+    for i, (tile, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes, rows=rows)):
+        a, b = (tile.start - rows.start) * cube.width, (tile.stop - rows.start) * cube.width
+        flat = block.reshape(-1, cube.n_channels)
+        tid = fitted.assign(fit.features.of(flat))
+        ids[a:b] = tid
+        ok = tid >= 0
+        if n and ok.any():
+            m = int(ok.sum())
+            onehot = np.zeros((n, m), np.float32)
+            onehot[tid[ok], np.arange(m)] = 1.0
+            sums += onehot @ flat[ok].astype(np.float32)
+            sizes += np.bincount(tid[ok], minlength=n)
+        yield Progress(i + 1, n_tiles, "assign")
+    return RowIds(ids, sums, sizes)
+
+
+def assemble(cube: SpectralCube, fit: FittedClustering, parts: list[RowIds]) -> ClusterResult:
+    """The result of ``fit`` from the :class:`RowIds` of blocks that cover the cube's rows in
+    order: labels (the method's final numbering of the ids) and each label's mean spectrum
+    (the blocks' sums added in float64)."""
+    ids = parts[0].ids if len(parts) == 1 else np.concatenate([p.ids for p in parts])
+    if ids.size != cube.height * cube.width:
+        raise XrayAtlasError(
+            f"the blocks of rows hold {ids.size} pixels; the cube has {cube.height} x {cube.width}", path=cube.path
+        )
+    sums = parts[0].sums if len(parts) == 1 else np.sum([p.sums for p in parts], axis=0)
+    sizes = parts[0].sizes if len(parts) == 1 else np.sum([p.sizes for p in parts], axis=0)
+    feats = fit.features
+    lut, info = fit.assigner.finish(ids)
     labels = np.where(ids >= 0, lut[np.maximum(ids, 0)] if lut.size else -1, -1).astype(np.int32)
     del ids
     labels = labels.reshape(cube.height, cube.width)
@@ -173,34 +276,7 @@ def _iter_cluster(
         info["codebook_spectra"] = feats.pca.inverse_transform(info["codebook"]).astype(np.float32)
         ch = feats.channels
         info["codebook_energy_kev"] = cube.energy[ch].reshape(-1, feats.bin).mean(axis=1)
-    return ClusterResult(
-        labels, spectra, counts, method, {**feat_kw, **params, "seed": seed}, {**info, "features": feats}
-    )
-
-
-def _iter_assign(
-    cube: SpectralCube, feats: Features, fitted: Assigner, tile_bytes: int
-) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Second pass: every tile's features and ids, and the summed spectrum and size of each id."""
-    n = fitted.n_ids
-    ids = np.empty(cube.height * cube.width, np.int32)
-    sums = np.zeros((n, cube.n_channels))
-    sizes = np.zeros(n, np.int64)
-    n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
-    for i, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-        a, b = rows.start * cube.width, rows.stop * cube.width
-        flat = block.reshape(-1, cube.n_channels)
-        tid = fitted.assign(feats.of(flat))
-        ids[a:b] = tid
-        ok = tid >= 0
-        if n and ok.any():
-            m = int(ok.sum())
-            onehot = np.zeros((n, m), np.float32)
-            onehot[tid[ok], np.arange(m)] = 1.0
-            sums += onehot @ flat[ok].astype(np.float32)
-            sizes += np.bincount(tid[ok], minlength=n)
-        yield Progress(i + 1, n_tiles, "assign")
-    return ids, sums, sizes
+    return ClusterResult(labels, spectra, counts, fit.method, dict(fit.params), {**info, "features": feats})
 
 
 def cluster_cube(cube: SpectralCube, method: str = "umap-hdbscan", **params: Any) -> ClusterResult:
