@@ -37,6 +37,7 @@ __all__ = [
     "METHODS",
     "ClusterResult",
     "iter_cluster",
+    "sum_by_group",
     "FittedClustering",
     "RowIds",
     "iter_fit",
@@ -100,6 +101,19 @@ class ClusterResult:
         return self.spectra * self.sizes[:, None].astype(np.float32)
 
 
+def sum_by_group(sums: np.ndarray, groups: np.ndarray, flat: np.ndarray, *, dtype: Any = np.float32) -> None:
+    """Add each pixel's spectrum (the rows of ``flat``, (N, C)) to ``sums[group]`` ((K, C), in
+    place); pixels of a negative group (noise) are left out. One matrix product of a one-hot
+    (K, pixels) matrix of ``dtype`` and the spectra, per tile."""
+    ok = groups >= 0
+    m = int(ok.sum())
+    if not (len(sums) and m):
+        return
+    onehot = np.zeros((len(sums), m), dtype)
+    onehot[groups[ok], np.arange(m)] = 1.0
+    sums += onehot @ (flat if m == len(groups) else flat[ok]).astype(dtype)
+
+
 def iter_cluster_spectra(
     cube: SpectralCube, labels: np.ndarray, *, tile_bytes: int = TILE_BYTES
 ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
@@ -111,13 +125,7 @@ def iter_cluster_spectra(
     step = cube.tile_rows(tile_bytes)
     n = -(-cube.height // step)
     for i, (rows, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes)):
-        tl = lab[rows].ravel()
-        flat = block.reshape(-1, cube.n_channels)
-        ok = tl >= 0
-        if k and ok.any():
-            onehot = np.zeros((k, int(ok.sum())), np.float32)
-            onehot[tl[ok], np.arange(int(ok.sum()))] = 1.0
-            sums += onehot @ flat[ok].astype(np.float32)
+        sum_by_group(sums, lab[rows].ravel(), block.reshape(-1, cube.n_channels))
         yield Progress(i + 1, n, "cluster spectra")
     return (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32), sizes
 
@@ -237,13 +245,9 @@ def iter_assign_rows(
         flat = block.reshape(-1, cube.n_channels)
         tid = fitted.assign(fit.features.of(flat))
         ids[a:b] = tid
-        ok = tid >= 0
-        if n and ok.any():
-            m = int(ok.sum())
-            onehot = np.zeros((n, m), np.float32)
-            onehot[tid[ok], np.arange(m)] = 1.0
-            sums += onehot @ flat[ok].astype(np.float32)
-            sizes += np.bincount(tid[ok], minlength=n)
+        sum_by_group(sums, tid, flat)
+        if n:
+            sizes += np.bincount(tid[tid >= 0], minlength=n)
         yield Progress(i + 1, n_tiles, "assign")
     return RowIds(ids, sums, sizes)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from ..errors import XrayAtlasError
+from . import sum_by_group
 from .features import check_features, iter_features
 
 __all__ = ["Refined", "Refinement", "iter_split", "split", "merge", "iter_reassign", "reassign", "DEPTH"]
@@ -186,11 +187,7 @@ def _iter_sums(
     step = pix.tile_rows(tile_bytes)
     n = -(-pix.height // step)
     for i, (rows, block) in enumerate(pix.iter_tiles(tile_bytes=tile_bytes)):
-        g = groups[rows]
-        flat = block.reshape(-1, cube.n_channels)
-        onehot = np.zeros((n_groups, g.size))
-        onehot[g, np.arange(g.size)] = 1.0
-        sums += onehot @ flat.astype(np.float64)
+        sum_by_group(sums, groups[rows], block.reshape(-1, cube.n_channels), dtype=np.float64)
         yield Progress(i + 1, n, what)
     return sums
 

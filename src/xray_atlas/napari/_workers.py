@@ -172,7 +172,8 @@ class JobBar(QWidget):
         self._state.worker = value
 
     @property
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
+        """Whether the bar's widgets still exist (a closed dock's are deleted by Qt)."""
         return self._state.alive
 
     @property
@@ -276,12 +277,12 @@ class JobBar(QWidget):
         self.log(f"{what}: started")
 
         def on_yield(p: Progress) -> None:
-            if not self._alive:
+            if not self.alive:
                 return
             set_progress(self.bar, p.done, max(p.total, 1))
 
         def on_returned(result: Any) -> None:
-            if worker.abort_requested or not self._alive:
+            if worker.abort_requested or not self.alive:
                 return  # cancelled after its last tile: the user said no, so no result
             self.log(f"{what}: computed in {time.perf_counter() - started:.1f} s")
             try:
@@ -295,7 +296,7 @@ class JobBar(QWidget):
                 self.status.setText(f"{what}: done")
 
         def on_error(err: Exception) -> None:
-            if not self._alive:
+            if not self.alive:
                 return
             if isinstance(err, XrayAtlasError):
                 notify_error(err, log=self)
@@ -304,7 +305,7 @@ class JobBar(QWidget):
             self.status.setText(f"{what}: failed")
 
         def on_aborted() -> None:
-            if self._alive:
+            if self.alive:
                 self.status.setText(f"{what}: cancelled")
                 self.log(f"{what}: cancelled")
 

@@ -229,7 +229,7 @@ class FolderRow(QGroupBox):
         return worker
 
     def _on_progress(self, p: Any, what: str) -> None:
-        if not self.jobs._alive:
+        if not self.jobs.alive:
             return
         self.jobs.bar.setFormat("%v/%m scans")
         self.jobs.status.setText(f"{what}: {p.done}/{p.total} scans, {p.what}")
