@@ -114,7 +114,7 @@ def evaluate(washes: bool = False, dwell_ms: float = 20.0, seeds=SEEDS) -> None:
             if isinstance(model, Path) and not model.exists():
                 continue
             options = {"shrink": False} if "shrink=False" in label else {}
-            s = map_scores(predict_maps(cube, model, device="cpu", lines=tuple(lines), **options)[0], p.maps, lines)
+            s = map_scores(predict_maps(cube, model, device="cpu", lines=tuple(lines), **options).maps, p.maps, lines)
             rows[label].append(s["mean"])
             for ln in lines:
                 per_line.setdefault(label, []).append((s[ln]["mae"] / lim[ln]["mae"], ln, seed))

@@ -136,10 +136,11 @@ def score(name: str, painting) -> dict:
         metadata=painting.attrs,
     )
     t = time.perf_counter()
-    maps, mm = predict_maps(cube, None, device="cpu")
+    done = predict_maps(cube, None, device="cpu")
     seconds = time.perf_counter() - t
+    maps = done.maps
     rows = {"false": [], "trace": [], "there": [], "missed": []}
-    for f in mm.found:
+    for f in done.found:
         true = painting.maps.get(f.line)
         if true is None or not true.any():
             rows["false"].append((f, None))
@@ -211,10 +212,13 @@ def real() -> None:
         "30x30_instructively_packed_16bit_compressed.bcf",
     ):
         with read(REAL / name) as cube:
-            maps, mm = predict_maps(cube, None, device="cpu")
+            done = predict_maps(cube, None, device="cpu")
         print(
             f"{name}: "
-            + ("; ".join(f"{f}, {float(maps[f.line].sum()):,.0f} net counts" for f in mm.found) or "nothing added")
+            + (
+                "; ".join(f"{f}, {float(done.maps[f.line].sum()):,.0f} net counts" for f in done.found)
+                or "nothing added"
+            )
         )
 
 

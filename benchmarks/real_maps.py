@@ -55,7 +55,7 @@ def main(models: list[str]) -> None:
     got = {}
     with read(M6) as cube:
         for m, n in zip(models, names):
-            maps = predict_maps(cube, m, device="cpu")[0]
+            maps = predict_maps(cube, m, device="cpu").maps
             got[n] = {ln: float(np.asarray(v).sum()) for ln, v in maps.items()}
     _table(net, got, names, DEFAULT_MAP_LINES, "Real M6 spectrum (1.09 million counts), against Bruker's fit")
 
@@ -66,7 +66,7 @@ def main(models: list[str]) -> None:
     scale = sim.expected.sum() / counts.sum(-1).mean()
     got = {}
     for m, n in zip(models, names):
-        maps = predict_maps(cube, m, device="cpu")[0]
+        maps = predict_maps(cube, m, device="cpu").maps
         got[n] = {ln: float(np.asarray(v).mean()) * scale for ln, v in maps.items()}
     _table(
         sim.net,

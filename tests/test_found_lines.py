@@ -41,9 +41,10 @@ def six():
 
 
 def test_default_set_maps_the_arsenic_cobalt_titanium_barium_tin_antimony_of_a_painting(six):
-    maps, mm = predict_maps(_cube(six), None, device="cpu")  # the default model, maps-fit
-    assert mm.name == "maps-fit" and set(DEFAULT_MAP_LINES) <= set(maps)
-    found = [f.line for f in mm.found]
+    done = predict_maps(_cube(six), None, device="cpu")  # the default model, maps-fit
+    maps = done.maps
+    assert done.model == "maps-fit" and set(DEFAULT_MAP_LINES) <= set(maps)
+    found = [f.line for f in done.found]
     assert set(ADDED) <= set(found) and set(maps) == set(DEFAULT_MAP_LINES) | set(found)
     # every addition is in the painting: the simulator's true maps hold it (Ni-K of smalt, Si-K of the glass too)
     assert all(six.maps.get(ln, np.zeros(1)).max() > 1.0 for ln in found), found
@@ -53,10 +54,10 @@ def test_default_set_maps_the_arsenic_cobalt_titanium_barium_tin_antimony_of_a_p
         r = np.corrcoef(maps[ln].ravel(), six.maps[ln].ravel())[0, 1]
         assert r > 0.95, (ln, r)
         assert float(maps[ln].sum()) == pytest.approx(float(six.maps[ln].sum()), rel=0.15), ln
-    assert any(n.startswith("found in the cube") and "As-K (z " in n for n in mm.notes)
-    assert any("from the per-cluster fit, held and shrunk" in n for n in mm.notes)
+    assert any(n.startswith("found in the cube") and "As-K (z " in n for n in done.notes)
+    assert any("from the per-cluster fit, held and shrunk" in n for n in done.notes)
     # the maps of the twelve are those of a run that names them: the additions change nothing there
-    twelve, _ = predict_maps(_cube(six), None, device="cpu", lines=DEFAULT_MAP_LINES)
+    twelve = predict_maps(_cube(six), None, device="cpu", lines=DEFAULT_MAP_LINES).maps
     assert set(twelve) == set(DEFAULT_MAP_LINES)
     for ln in ("Pb-L", "Hg-L"):
         np.testing.assert_allclose(twelve[ln], maps[ln], rtol=0.02, atol=1.0)
@@ -67,13 +68,15 @@ def test_default_set_adds_nothing_a_painting_lacks():
     # absorbed): none of arsenic, cobalt, titanium, barium or antimony is added, nor anything
     # the painting does not hold
     p = synthetic_painting(48, 64, seed=0)
-    maps, mm = predict_maps(_cube(p), "fit", device="cpu")
-    found = [f.line for f in mm.found]
+    done = predict_maps(_cube(p), "fit", device="cpu")
+    maps = done.maps
+    found = [f.line for f in done.found]
     assert not set(found) & {"As-K", "Co-K", "Ti-K", "Ba-L", "Ba-K", "Sb-L", "Sb-K", "Sn-K", "Cd-K", "Cl-K"}, found
     assert all(p.maps.get(ln, np.zeros(1)).sum() > 0 for ln in found), found
     # a list of lines maps those and looks for nothing
-    maps, mm = predict_maps(_cube(p), "fit", device="cpu", lines=("Pb-L", "Hg-L"))
-    assert set(maps) == {"Pb-L", "Hg-L"} and mm.found == ()
+    done = predict_maps(_cube(p), "fit", device="cpu", lines=("Pb-L", "Hg-L"))
+    maps = done.maps
+    assert set(maps) == {"Pb-L", "Hg-L"} and done.found == ()
 
 
 def test_any_family_can_be_added_and_every_model_maps_it():
@@ -86,14 +89,15 @@ def test_any_family_can_be_added_and_every_model_maps_it():
     assert truth[:, 8:].min() > 50 and truth[:, :8].max() == 0
     cube = _cube(p)
     for model in ("fit", "lsq", "roi", "maps-fit", "maps-default"):
-        maps, mm = predict_maps(cube, model, device="cpu", add_lines=("Mo-K",))
+        done = predict_maps(cube, model, device="cpu", add_lines=("Mo-K",))
+        maps = done.maps
         assert set(DEFAULT_MAP_LINES) | {"Mo-K"} <= set(maps), model
         r = np.corrcoef(maps["Mo-K"].ravel(), truth.ravel())[0, 1]
         assert r > 0.95 and float(maps["Mo-K"].sum()) == pytest.approx(float(truth.sum()), rel=0.25), (model, r)
         if model.startswith("maps-"):
-            assert any("Mo-K" in n and "per-cluster fit" in n for n in mm.notes), mm.notes
+            assert any("Mo-K" in n and "per-cluster fit" in n for n in done.notes), done.notes
     # named alone, it is the only map
-    maps, _ = predict_maps(cube, "maps-fit", device="cpu", lines=("Mo-K",))
+    maps = predict_maps(cube, "maps-fit", device="cpu", lines=("Mo-K",)).maps
     assert list(maps) == ["Mo-K"]
     # without a calibration a learnt model cannot take it from the fit: refused, naming what to do
     bare = SpectralCube(p.counts)

@@ -32,8 +32,8 @@ def painting_cube(painting, tmp_path):
 def test_baselines_against_the_truth_and_the_limit(painting, painting_cube):
     lines = [ln for ln in DEFAULT_MAP_LINES if painting.maps.get(ln, np.zeros(1)).max() > 50]
     limit = map_scores(limit_fit(painting, lines), painting.maps, lines)
-    lsq, _ = predict_maps(painting_cube, "lsq", device="cpu", lines=tuple(lines))
-    roi, _ = predict_maps(painting_cube, "roi", device="cpu", lines=tuple(lines))
+    lsq = predict_maps(painting_cube, "lsq", device="cpu", lines=tuple(lines)).maps
+    roi = predict_maps(painting_cube, "roi", device="cpu", lines=tuple(lines)).maps
     s_lsq, s_roi = map_scores(lsq, painting.maps, lines), map_scores(roi, painting.maps, lines)
     # the limit fit knows the simulator's spectra: near-unbiased; both baselines are worse
     assert 0.97 < limit["mean"]["slope"] < 1.03 and limit["mean"]["pearson"] > 0.98
@@ -44,15 +44,48 @@ def test_baselines_against_the_truth_and_the_limit(painting, painting_cube):
 
 def test_streaming_gives_the_same_maps_in_small_tiles(painting_cube):
     model = load_map_model("lsq", painting_cube, device="cpu")
-    whole = run_to_end(iter_maps(painting_cube, model))
+    whole = run_to_end(iter_maps(painting_cube, model)).maps
     progress = []
     tiled = run_to_end(
         iter_maps(painting_cube, model, tile_bytes=32 * 2048 * 2 * 3, batch=50),  # 3 rows per tile
         progress.append,
-    )
+    ).maps
     assert progress[-1].done == progress[-1].total >= 3  # tiles of whole chunk rows
     for ln in whole:
         np.testing.assert_allclose(tiled[ln], whole[ln], rtol=1e-5, atol=1e-3)
+
+
+def test_a_run_returns_its_result_and_leaves_the_model_as_loaded(tmp_path, painting_cube):
+    """Issue 30 item 3, the stale-notes bug: a run's notes, clusters and chi-square were written
+    into the model, so that a model used twice (the docks, a batch's cached model) carried the
+    first run's notes into the second's. Each run now returns its own MapsResult."""
+    import dataclasses
+
+    # a model with a note of its own from loading (its grid is resampled), and the fit, whose
+    # run adds notes, clusters, chi-square and found families
+    module, cfg = build("fcn", n_channels=1024, hidden=(8,))
+    inputs = {"n_channels": 1024, "energy_offset_kev": 0.0, "energy_gain_kev": 0.04}
+    save_model(tmp_path / "m", module, ModelCard("fcn", cfg, "maps", inputs=inputs, outputs=list(DEFAULT_MAP_LINES)))
+    for name in (tmp_path / "m", "fit"):
+        mm = load_map_model(name, painting_cube, device="cpu")
+        loaded = list(mm.notes)
+        first, second = (run_to_end(iter_maps(painting_cube, mm)) for _ in range(2))
+        assert mm.notes == loaded and not hasattr(mm, "labels")  # nothing written into the model
+        assert first.notes == second.notes and first.notes[: len(loaded)] == tuple(loaded)
+        assert len(set(first.notes)) == len(first.notes)  # no note twice
+        assert first.model == mm.name and first.lines == tuple(first.maps) and first.units == "counts"
+        for ln in first.lines:
+            np.testing.assert_array_equal(first.maps[ln], second.maps[ln])
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            first.notes = ()
+    assert loaded == [] and any("per-cluster fit" in n for n in first.notes)
+    assert first.labels.shape == first.reduced_chi2.shape == (24, 32)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    assert [f.line for f in first.found] == [f.line for f in second.found]
+    assert set(first.lines) == set(DEFAULT_MAP_LINES) | {f.line for f in first.found}
+    # a run with lines named looks for none: its result says so, whatever the model ran before
+    named = run_to_end(iter_maps(painting_cube, mm, lines=("Pb-L",)))
+    assert named.found == () and named.lines == ("Pb-L",) and not any(n.startswith("found in") for n in named.notes)
 
 
 def test_empty_pixels_give_zeros_not_nan(tmp_path):
@@ -60,7 +93,7 @@ def test_empty_pixels_give_zeros_not_nan(tmp_path):
     counts[0, 0, 500] = 10
     cube = SpectralCube(counts, offset_kev=0.0, gain_kev=0.02)
     for name in ("lsq", "roi"):
-        maps, _ = predict_maps(cube, name, device="cpu")
+        maps = predict_maps(cube, name, device="cpu").maps
         assert all(np.isfinite(m).all() and m[1:].max() == 0 for m in maps.values())
     model, cfg = build("prior-mlp", n_channels=1024, gain_kev=0.02)
     card = ModelCard(
@@ -71,7 +104,7 @@ def test_empty_pixels_give_zeros_not_nan(tmp_path):
         outputs=list(DEFAULT_MAP_LINES),
     )
     save_model(tmp_path / "m.safetensors", model, card)
-    maps, _ = predict_maps(cube, tmp_path / "m.safetensors", device="cpu")
+    maps = predict_maps(cube, tmp_path / "m.safetensors", device="cpu").maps
     assert all(np.isfinite(m).all() and m[1:].max() == 0 for m in maps.values())
 
 
@@ -130,7 +163,7 @@ def test_spatial_model_streams_the_block_means_it_was_trained_on(painting, paint
     save_model(tmp_path / "s.safetensors", model, card)
     mm = load_map_model(tmp_path / "s.safetensors", painting_cube, device="cpu")
     # tiles of 3 rows with halos of 2: every tile's blocks reach into the next tile's rows
-    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
+    streamed = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100)).maps
     counts = painting.counts.astype(np.float32)
     counts[..., painting.energy < 0.9] = 0  # the noise-peak channels every map model reads as zero
     x = np.stack([counts.reshape(-1, 2048), neighbourhood_mean(counts, 5).reshape(-1, 2048)], axis=1)
@@ -148,7 +181,7 @@ def test_spatial_model_streams_the_block_means_it_was_trained_on(painting, paint
     got = {}
     for name, c in (("near", near), ("far", far)):
         cube = SpectralCube(c, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev)
-        got[name] = run_to_end(iter_maps(cube, load_map_model(tmp_path / "s.safetensors", cube, device="cpu")))
+        got[name] = run_to_end(iter_maps(cube, load_map_model(tmp_path / "s.safetensors", cube, device="cpu"))).maps
     np.testing.assert_array_equal(near, kept)
 
     def diff(name):
@@ -185,15 +218,16 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     progress = []
     # not held to the fit's errors here (this random correction is far outside them) nor shrunk
     # to the clusters: the model's own values, streamed
-    streamed = run_to_end(
+    free = run_to_end(
         iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, hold_se=None, shrink=False),
         progress.append,
     )
+    streamed = free.maps
     # three passes of the fit, then one of the model, tile by tile
     n_tiles = -(-24 // painting_cube.tile_rows(32 * 2048 * 2 * 3))
     assert n_tiles >= 2 and [p.done for p in progress] == list(range(4 * n_tiles + 1))
     assert progress[-1].total == 4 * n_tiles
-    assert mm.labels.shape == (24, 32) and any("per-cluster fit" in n for n in mm.notes)
+    assert free.labels.shape == (24, 32) and any("per-cluster fit" in n for n in free.notes)
     counts = painting.counts.astype(np.float32).reshape(-1, 2048)
     counts[:, painting.energy < 0.9] = 0
     fitted = run_to_end(iter_cluster_fit_inputs(painting_cube))
@@ -205,13 +239,16 @@ def test_fit_model_streams_the_cluster_fit_beside_the_counts(painting, painting_
     fit_pb = fitted[:, PRIOR_FAMILIES.index("Pb-L")]
     assert not np.allclose(direct[..., pb].ravel(), fit_pb, rtol=1e-2)  # the correction acts
     # held (the default), the maps move back towards the fit's: within its band, pixel by pixel
-    held = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, shrink=False))
+    done = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100, shrink=False))
+    held = done.maps
     assert np.abs(held["Pb-L"].ravel() - fit_pb).mean() < 0.5 * np.abs(streamed["Pb-L"].ravel() - fit_pb).mean()
-    assert any("standard errors of the per-cluster fit" in n for n in mm.notes)
-    assert not any("empirical Bayes" in n for n in mm.notes)
+    assert any("standard errors of the per-cluster fit" in n for n in done.notes)
+    assert not any("empirical Bayes" in n for n in done.notes)
+    assert not any("standard errors" in n for n in free.notes)  # each run's own notes
     # shrunk (the default) towards each pixel's own cluster: totals kept, the run says so
-    shrunk = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
-    assert any("empirical Bayes" in n and "3 x 3 block" in n for n in mm.notes)
+    done = run_to_end(iter_maps(painting_cube, mm, tile_bytes=32 * 2048 * 2 * 3, batch=100))
+    shrunk = done.maps
+    assert any("empirical Bayes" in n and "3 x 3 block" in n for n in done.notes)
     assert float(shrunk["Pb-L"].sum()) == pytest.approx(float(held["Pb-L"].sum()), rel=0.02)
     assert not np.allclose(shrunk["Pb-L"], held["Pb-L"])
     for bad in (0, -1.0, float("nan"), "2"):
@@ -242,12 +279,12 @@ def test_default_model_and_its_stand_in_without_calibration(painting, painting_c
     # its notes point to what would run maps-fit: a calibration first
     bright = SpectralCube(np.full((2, 3, 4096), 100.0, np.float32))
     mm = load_map_model(None, bright, device="cpu")
-    run_to_end(iter_maps(bright, mm))
+    done = run_to_end(iter_maps(bright, mm))
     assert any(
         "three times the counts" in n
         and n.endswith("give the cube its energy calibration and compare with --model maps-fit or fit")
-        for n in mm.notes
-    ), mm.notes
+        for n in done.notes
+    ), done.notes
 
 
 def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(painting, tmp_path):
@@ -300,8 +337,8 @@ def test_familiarity_guard_falls_back_to_least_squares_on_unlike_spectra(paintin
     mixed[:6] = odd[0].numpy()  # a quarter of the rows
     cube = SpectralCube(mixed, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
     mm = load_map_model(tmp_path / "g.safetensors", cube, device="cpu")
-    run_to_end(iter_maps(cube, mm))
-    assert any(n.startswith(("25.", "26.")) and "unlike the spectra the model was trained on" in n for n in mm.notes)
+    done = run_to_end(iter_maps(cube, mm))
+    assert any(n.startswith(("25.", "26.")) and "unlike the spectra the model was trained on" in n for n in done.notes)
     # a model file from before the guard loads with it off
     card = ModelCard(
         "prior-mlp",
@@ -341,20 +378,20 @@ def test_pixels_far_above_the_training_counts_are_reported(painting, tmp_path, n
     counts = painting.counts.astype(np.float32)
     own = SpectralCube(counts, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
     mm = load_map_model(tmp_path / "m.safetensors", own, device="cpu")
-    run_to_end(iter_maps(own, mm))
-    assert not any("counts of the model's training pixels" in n for n in mm.notes)  # its own kind of pixels
+    done = run_to_end(iter_maps(own, mm))
+    assert not any("counts of the model's training pixels" in n for n in done.notes)  # its own kind of pixels
     long = counts.copy()
     long[:6] *= 10.0  # a quarter of the rows scanned ten times longer
     cube = SpectralCube(long, offset_kev=0.0, gain_kev=painting.energy_gain_kev)
     for path, told in (("m.safetensors", True), ("old.safetensors", False)):
         mm = load_map_model(tmp_path / path, cube, device="cpu")
-        run_to_end(iter_maps(cube, mm))
-        note = [n for n in mm.notes if "counts of the model's training pixels" in n]
-        assert bool(note) == told, (path, mm.notes)
+        done = run_to_end(iter_maps(cube, mm))
+        note = [n for n in done.notes if "counts of the model's training pixels" in n]
+        assert bool(note) == told, (path, done.notes)
     assert note == [] and mm.most_counts is None
     mm = load_map_model(tmp_path / "m.safetensors", cube, device="cpu")
-    run_to_end(iter_maps(cube, mm))
-    (note,) = [n for n in mm.notes if "counts of the model's training pixels" in n]
+    done = run_to_end(iter_maps(cube, mm))
+    (note,) = [n for n in done.notes if "counts of the model's training pixels" in n]
     assert note.startswith("25.0% of the pixels")
     read = long[:6, :, mm.low_channels :].sum(-1, dtype=np.float64)  # the noise-peak channels read as zero
     assert f"median {np.median(read):,.0f} against at most {np.percentile(totals, 99.9):,.0f}" in note
@@ -409,7 +446,8 @@ def test_real_m6_spectrum_noise_peak_masked(real_data):
     path = real_data / "bruker_m6_jetstream_file_example.spx"
     bruker, _ = bruker_net_counts(path)
     with read(path) as cube:
-        maps, mm = predict_maps(cube, "lsq", device="cpu")
+        mm = load_map_model("lsq", cube, device="cpu")
+        maps = run_to_end(iter_maps(cube, mm)).maps
         assert mm.low_channels == int((cube.energy < 0.9).sum()) > 150
     for line, tol in (("Fe-K", 0.1), ("Sr-K", 0.1), ("Zn-K", 0.3), ("Pb-L", 0.3), ("Hg-L", 0.5)):
         assert float(maps[line].sum()) == pytest.approx(bruker[line], rel=tol), line

@@ -34,8 +34,8 @@ def test_counts_per_second_are_counts_over_each_pixel_s_live_time(cube_with_live
     path, live = cube_with_live_times
     with read(path) as cube:
         model = load_map_model("lsq", cube, device="cpu")
-        counts = run_to_end(iter_maps(cube, model, units="counts"))
-        per_s = run_to_end(iter_maps(cube, model, units="counts/s"))
+        counts = run_to_end(iter_maps(cube, model, units="counts")).maps
+        per_s = run_to_end(iter_maps(cube, model, units="counts/s")).maps
         again = in_units(counts, cube, units="counts/s")
     assert set(per_s) == set(counts) and counts["Fe-K"].max() > 0
     for line in counts:

@@ -50,9 +50,30 @@ def test_prepare_masks_the_noise_peak_and_rebins_other_grids(model):
     assert np.all(z[:, model.energy > e5[-1] + 0.01] == 0)
 
 
+def test_a_run_returns_its_notes_and_leaves_the_model_as_loaded(model, painting):
+    """Issue 30 item 3, the stale-notes bug: the notes of a run were appended to the model, which
+    the Element probabilities dock keeps for the next run (and a batch for the next cube)."""
+    import dataclasses
+
+    # the detector's own grid: 1% wider channels than the model's, so a note says it is resampled
+    other = SpectralCube(painting.counts, offset_kev=0.0, gain_kev=painting.energy_gain_kev * 1.01)
+    same = SpectralCube(painting.counts, offset_kev=painting.energy_offset_kev, gain_kev=painting.energy_gain_kev)
+    loaded = list(model.notes)
+    first, second = (run_to_end(iter_probabilities(other, model, elements=("Pb", "Ca"))) for _ in range(2))
+    assert model.notes == loaded == []
+    assert first.notes == second.notes and len(first.notes) == 1 and first.notes[0].startswith("resampled")
+    assert first.elements == ("Pb", "Ca") and list(first.probabilities) == ["Pb", "Ca"]
+    assert first.model == model.name and first.thresholds == {el: model.thresholds[el] for el in ("Pb", "Ca")}
+    np.testing.assert_array_equal(first.probabilities["Pb"], second.probabilities["Pb"])
+    # the next cube, on the model's grid, carries no note of the one before
+    assert not any(n.startswith("resampled") for n in run_to_end(iter_probabilities(same, model)).notes)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.notes = ()
+
+
 def test_pixels_regions_and_clusters(model, cube):
     h, w = cube.height, cube.width
-    pix = run_to_end(iter_probabilities(cube, model))
+    pix = run_to_end(iter_probabilities(cube, model)).probabilities
     assert set(pix) == set(model.elements)
     assert all(p.shape == (h, w) and p.dtype == np.float32 and p.min() >= 0 and p.max() <= 1 for p in pix.values())
     # one pixel through the stream equals the model on that spectrum alone
@@ -60,7 +81,7 @@ def test_pixels_regions_and_clusters(model, cube):
     assert one["Ca"] == pytest.approx(float(pix["Ca"][5, 7]), abs=1e-5)
 
     k = 5  # 24 x 32 is not a multiple of 5: the last blocks are partial
-    reg = run_to_end(iter_probabilities(cube, model, region=k, elements=("Pb", "Ca"), tile_bytes=1 << 16))
+    reg = run_to_end(iter_probabilities(cube, model, region=k, elements=("Pb", "Ca"), tile_bytes=1 << 16)).probabilities
     assert set(reg) == {"Pb", "Ca"}
     counts = np.asarray(cube.counts, dtype=np.float64)
     for by, bx in ((0, 0), (4, 6)):  # a whole block and the bottom-right partial one
@@ -72,7 +93,7 @@ def test_pixels_regions_and_clusters(model, cube):
     labels = np.full((h, w), -1, np.int64)
     labels[:, : w // 2] = 3
     labels[: h // 2, w // 2 :] = 8
-    clu = run_to_end(iter_probabilities(cube, model, labels=labels, tile_bytes=1 << 16))
+    clu = run_to_end(iter_probabilities(cube, model, labels=labels, tile_bytes=1 << 16)).probabilities
     assert np.all(clu["Fe"][labels < 0] == 0)
     for lab in (3, 8):
         expect = model(counts[labels == lab].sum(0)[None, :], cube.energy)[0]
@@ -85,7 +106,7 @@ def test_shipped_model_finds_the_painting_pigments(model, painting, cube):
     # generator's random spectra: where a pigment's element gives >= 300 net counts in its
     # strongest family within a 3 x 3 block the block is called, where it gives none it is not
     k = 3
-    probs, _ = predict_probabilities(cube, model.name, device="cpu", region=k)
+    probs = predict_probabilities(cube, model.name, device="cpu", region=k).probabilities
     h, w = cube.height, cube.width
     checked = []
     for el in ("Pb", "Hg", "Fe", "Cu", "Ca", "Zn"):

@@ -213,17 +213,15 @@ def test_maps_of_fit_based_models_carry_their_chi2(vermilion_painting, tmp_path)
     cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev, metadata=dict(p.attrs))
     lines = ("Hg-L", "Pb-L")
     fit = load_map_model("fit", cube, device="cpu", lines=lines)
-    maps = run_to_end(iter_maps(cube, fit, lines=lines))
-    chi = fit.reduced_chi2
+    done = run_to_end(iter_maps(cube, fit, lines=lines))
+    maps, chi = done.maps, done.reduced_chi2
     assert chi.shape == (24, 32) and chi.dtype == np.float32 and 0.9 < float(np.median(chi)) < 1.3
     # the same fit, pixel by pixel, as the inspector's core gives it
     direct = prepared_fit(cube, lines=lines)
     assert fit_pixels(direct, p.counts[5, 5]).reduced_chi2 == pytest.approx(float(chi[5, 5]), rel=1e-3)
     lsq = load_map_model("lsq", cube, device="cpu", lines=lines)
-    run_to_end(iter_maps(cube, lsq, lines=lines))
-    assert lsq.reduced_chi2 is None  # not a fit-based model
-    run_to_end(iter_maps(cube, fit, lines=lines, chi2=False))
-    assert fit.reduced_chi2 is None
+    assert run_to_end(iter_maps(cube, lsq, lines=lines)).reduced_chi2 is None  # not a fit-based model
+    assert run_to_end(iter_maps(cube, fit, lines=lines, chi2=False)).reduced_chi2 is None
     with pytest.raises(XrayAtlasError, match="chi2="):
         run_to_end(iter_maps(cube, fit, lines=lines, chi2="yes"))
     # the result file carries it, NaN (a pixel without counts) included

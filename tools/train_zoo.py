@@ -156,8 +156,8 @@ def score_maps(path: Path, seeds=(9001, 9002, 9003)) -> None:
         )
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
         rows = {
-            "shipped": map_scores(predict_maps(cube, path, device="cpu")[0], p.maps, lines),
-            "lsq": map_scores(predict_maps(cube, "lsq", device="cpu")[0], p.maps, lines),
+            "shipped": map_scores(predict_maps(cube, path, device="cpu").maps, p.maps, lines),
+            "lsq": map_scores(predict_maps(cube, "lsq", device="cpu").maps, p.maps, lines),
             "limit": map_scores(limit_fit(p, lines), p.maps, lines),
         }
         print(score_table(rows, lines, caption=f"painting seed {seed}: {', '.join(lines)}"))

@@ -10,7 +10,6 @@ the model file again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -132,8 +131,8 @@ def _noter(notes: list[str], on_note: Callable[[str], None] | None) -> Callable[
 def cached_map_model(
     models: ModelCache | None, model, cube, *, device: str, lines: tuple[str, ...] | None, add_lines: tuple[str, ...]
 ):
-    """The map model for ``cube``: loaded, or lent by ``models``; either way a copy whose notes,
-    cluster labels and found lines are this cube's own."""
+    """The map model for ``cube``: loaded, or lent by ``models`` (a run never changes it: what
+    it finds is in its :class:`~xray_atlas.inference.MapsResult`)."""
     from .inference import BASELINES, load_map_model
 
     def load():
@@ -163,7 +162,7 @@ def cached_map_model(
         instrument,
     )
     with models.lend(key, load) as kept:
-        yield dataclasses.replace(kept, notes=list(kept.notes), labels=None, found=())
+        yield kept
 
 
 @contextlib.contextmanager
@@ -177,7 +176,7 @@ def cached_element_model(models: ModelCache | None, model, *, device: str):
         yield load()
         return
     with models.lend(("elements", None if model is None else str(model), device), load) as kept:
-        yield dataclasses.replace(kept, notes=list(kept.notes))
+        yield kept
 
 
 def run_maps(
@@ -240,23 +239,24 @@ def run_maps(
         opened = calibrated_cube(opened, offset_kev, gain_kev)
         live_time_for(opened, units=units)  # refused before the model loads
         with cached_map_model(models, model, opened, device=device, lines=lines, add_lines=add_lines) as mm:
-            for text in mm.notes:
+            for text in mm.notes:  # loading's, before the work
                 note(text)
-            before = len(mm.notes)
-            maps = run_to_end(iter_maps(opened, mm, lines=lines, add_lines=add_lines, units=units))
-            for text in mm.notes[before:]:  # what the run found (lines in the cube, pixels unlike the training data)
+            done = run_to_end(iter_maps(opened, mm, lines=lines, add_lines=add_lines, units=units))
+            # the result's notes start with the model's, told above; then what the run found
+            # (lines in the cube, pixels unlike the training data)
+            for text in done.notes[len(mm.notes) :]:
                 note(text)
         pixel_size = opened.pixel_size_um
     return write_maps(
         out,
         cube,
-        maps,
+        done.maps,
         model=model,
-        name=mm.name,
-        found=mm.found,
+        name=done.model,
+        found=done.found,
         units=units,
         pixel_size_um=pixel_size,
-        reduced_chi2=mm.reduced_chi2,
+        reduced_chi2=done.reduced_chi2,
         notes=notes,
         overwrite=overwrite,
     )
@@ -400,17 +400,17 @@ def run_probabilities(
         opened = calibrated_cube(opened, offset_kev, gain_kev)
         table = read_labels(labels, (opened.height, opened.width)) if labels is not None else None
         with cached_element_model(models, model, device=device) as em:
-            probs = run_to_end(iter_probabilities(opened, em, region=region, labels=table, elements=elements))
-        for text in em.notes:
+            done = run_to_end(iter_probabilities(opened, em, region=region, labels=table, elements=elements))
+        for text in done.notes:
             note(text)
         pixel_size = opened.pixel_size_um
     return write_probabilities(
         out,
         cube,
-        probs,
+        done.probabilities,
         model=model,
-        name=em.name,
-        thresholds=em.thresholds,
+        name=done.model,
+        thresholds=done.thresholds,
         region=region,
         labels=labels,
         pixel_size_um=pixel_size,

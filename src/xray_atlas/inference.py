@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +43,9 @@ __all__ = [
     "check_lines",
     "searched_families",
     "NOT_SEARCHED",
+    "MapsResult",
     "MapPass",
     "RowMaps",
-    "MapsDone",
 ]
 
 #: The shipped default map model (file stem in ``models/zoo``).
@@ -68,14 +68,11 @@ class MapModel:
     lines: tuple[str, ...]
     n_channels: int
     energy: np.ndarray | None  # the model's channel energies (None: same grid as the cube)
+    # what loading found (a stand-in, a resampled grid); a run copies them into its MapsResult
+    # and adds its own there: the model is never changed by a run
     notes: list[str] = field(default_factory=list)
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
     most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
-    labels: np.ndarray | None = None  # the per-cluster fit's (H, W) clusters of its last run (-1: no counts)
-    # the per-cluster fit's (H, W) float32 reduced chi-square of each pixel in its last run, for the
-    # models that are the fit or correct it (fit, maps-fit); None for the others
-    reduced_chi2: np.ndarray | None = None
-    found: tuple = ()  # the families its last run found in the cube and added (probabilities.Found)
     rebuild: Any = None  # a baseline's builder for other lines: lines -> module
 
     def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
@@ -442,17 +439,19 @@ def iter_maps(
     shrink: bool = True,
     units: str = "counts",
     chi2: bool = True,
-) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns
-    line -> (H, W) float32 net counts, or with ``units="counts/s"`` net counts per second of
-    each pixel's live time (:func:`in_units`; refused before any work when the cube states no
-    live time).
+) -> Generator[Progress, None, MapsResult]:
+    """Stream ``cube`` through ``model``: yields :class:`Progress` after each tile, returns a
+    :class:`MapsResult`: line -> (H, W) float32 net counts, or with ``units="counts/s"`` net
+    counts per second of each pixel's live time (:func:`in_units`; refused before any work
+    when the cube states no live time), with the run's notes, clusters, found families and
+    reduced chi-square. ``model`` is not changed: two runs give two results.
 
     Which lines: ``lines`` if given (any families, :func:`check_lines`), else the model's
     lines and, with ``find`` on a calibrated cube, every K or L family that the per-cluster
     fit and the element model find in it (:func:`~xray_atlas.probabilities.found_families`;
-    ``model.found`` and a note name them); ``add_lines`` are mapped beside either. A learnt
-    model gives the lines beyond its outputs from the per-cluster fit, and a note says so.
+    :attr:`MapsResult.found` and a note name them); ``add_lines`` are mapped beside either. A
+    learnt model gives the lines beyond its outputs from the per-cluster fit, and a note says
+    so.
 
     A model on the per-cluster fit (``maps-fit``) is held within ``hold_se`` of the fit's
     standard errors, per pixel and per cluster total (:class:`~xray_atlas.clusterfit.FitHold`;
@@ -462,10 +461,10 @@ def iter_maps(
     held and shrunk alike.
 
     With ``chi2``, a model that is the per-cluster fit or corrects it (``fit``, ``maps-fit``)
-    leaves in ``model.reduced_chi2`` the (H, W) float32 reduced chi-square of the fit of every
-    pixel (:func:`xray_atlas.spectrumfit.reduced_chi2`; NaN for a pixel without counts),
-    computed in the same pass over the cube; for the other models, and without ``chi2``, it
-    is None.
+    gives in :attr:`MapsResult.reduced_chi2` the (H, W) float32 reduced chi-square of the fit
+    of every pixel (:func:`xray_atlas.spectrumfit.reduced_chi2`; NaN for a pixel without
+    counts), computed in the same pass over the cube; for the other models, and without
+    ``chi2``, it is None.
 
     The work is that of :class:`MapPass`: its global steps once, every row of the cube in
     one :meth:`MapPass.iter_rows`, then :meth:`MapPass.finish`."""
@@ -483,12 +482,46 @@ def iter_maps(
         chi2=chi2,
     )
     part = yield from mp.iter_rows(cube, model)
-    done = mp.finish(cube, [part])
-    if done.labels is not None:
-        model.labels = done.labels
-    model.reduced_chi2 = done.reduced_chi2
-    model.notes.extend(done.notes)
-    return done.maps
+    return mp.finish(cube, [part])
+
+
+@dataclass(frozen=True)
+class MapsResult:
+    """What a map run gives (:func:`iter_maps`, :func:`predict_maps`, :meth:`MapPass.finish`):
+    its maps and everything else the run found, none of it left on the model.
+
+    Attributes
+    ----------
+    maps : dict
+        Line -> (H, W) float32 in ``units``, in the order of ``lines``.
+    lines : tuple of str
+        The lines mapped (the default set's found families included).
+    model : str
+        The model's name (:attr:`MapModel.name`).
+    units : str
+        ``"counts"`` or ``"counts/s"``.
+    notes : tuple of str
+        The model's own notes from loading (:attr:`MapModel.notes`), then this run's: the
+        families found, the per-cluster fit, the steps after the pixels (held, shrunk,
+        pixels unlike the training data or far brighter).
+    labels : (H, W) int64 array or None
+        The per-cluster fit's clusters (-1: no counts), for the models that are the fit or
+        correct it (``fit``, ``maps-fit``); else None.
+    found : tuple of probabilities.Found
+        The families the default set added because the cube holds them.
+    reduced_chi2 : (H, W) float32 array or None
+        The per-cluster fit's reduced chi-square of each pixel (``fit``, ``maps-fit``, with
+        ``chi2``); else None.
+    """
+
+    maps: dict
+    lines: tuple[str, ...]
+    model: str
+    units: str = "counts"
+    notes: tuple[str, ...] = ()
+    labels: np.ndarray | None = None
+    found: tuple = ()
+    reduced_chi2: np.ndarray | None = None
 
 
 @dataclass
@@ -509,13 +542,69 @@ class RowMaps:
     bright_totals: list = field(default_factory=list)  #: up to 1,000 of their totals per tile
 
 
-class MapsDone(NamedTuple):
-    """What :meth:`MapPass.finish` gives: what :func:`iter_maps` returns and leaves on the model."""
+class _Batches:
+    """A map module's function over batches of rows on the module's device, for one block of
+    rows: spectra are first put on the model's channel grid, and what the module's
+    familiarity guard fell back on and the pixels far above the training's counts are counted
+    into the block's :class:`RowMaps`."""
 
-    maps: dict  #: line -> (H, W) float32 in the pass's units
-    labels: np.ndarray | None  #: (H, W) clusters of the per-cluster fit (None: a model without it)
-    reduced_chi2: np.ndarray | None  #: (H, W) float32 (:attr:`MapModel.reduced_chi2`)
-    notes: list  #: the notes of the global steps after the pixels (held, shrunk, unfamiliar, bright)
+    def __init__(self, model: MapModel, module: Any, cube: SpectralCube, part: RowMaps, *, batch: int, most_counts):
+        from .models.spectral import FitMLP, GuardedMapModel, TotalScaled
+
+        dev = next(iter(module.buffers()), None)
+        self.device = dev.device if dev is not None else next(module.parameters()).device
+        self.model, self.module, self.cube, self.part, self.batch = model, module, cube, part, batch
+        self.guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
+        self.keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
+        self.most_counts = most_counts
+        # pixels far above the training's counts: the learnt correction was fitted where weak lines
+        # are a few counts of noise, and it drifts from the physical limit as counts grow
+        self.bright = 3.0 * most_counts if most_counts else np.inf
+
+    def count_bright(self, totals: np.ndarray) -> None:
+        hit = totals > self.bright
+        if hit.any():
+            self.part.n_bright += int(hit.sum())
+            self.part.bright_totals.append(totals[hit][:1000])
+
+    def __call__(
+        self,
+        module_fn,
+        flat: np.ndarray,
+        width: int,
+        *,
+        spectra: bool = True,
+        count: bool = False,
+        extra: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``module_fn`` over ``flat`` (N, ...) -> (N, ``width``) float32; with ``spectra`` the
+        rows are counts of the cube, put on the model's grid first; rows of ``extra`` (the
+        cluster fit's inputs) go after them; with ``count`` the pixels' totals are checked
+        against the training's."""
+        import torch
+
+        batch, guard, unfamiliar = self.batch, self.guard, self.part.unfamiliar
+        res = np.empty((flat.shape[0], width), np.float32)
+        for a in range(0, flat.shape[0], batch):
+            x = flat[a : a + batch]
+            if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
+                x = self.model.resample(np.array(x, dtype=np.float32), self.cube.energy, owned=True)
+            counts = x
+            if extra is not None:
+                x = np.concatenate([x, extra[a : a + batch]], axis=1)
+            res[a : a + batch] = (
+                module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device))
+                .float()
+                .cpu()
+                .numpy()
+            )
+            if count and self.most_counts:  # the totals the model summed itself, when it keeps them
+                totals = self.module.totals if self.keeps_totals else None
+                self.count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
+            if guard is not None and guard.fallback is not None:
+                unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
+                guard.fallback = None
+        return res
 
 
 class MapPass:
@@ -532,16 +621,16 @@ class MapPass:
 
     A MapPass holds no model module and pickles without its cube (the per-cluster fit drops
     its open file when pickled): :meth:`iter_rows` takes the cube and the model of the
-    process it runs in. Made by :meth:`iter_prepare` only.
+    process it runs in. Made by :meth:`iter_prepare` only. The model is never changed.
 
     Attributes
     ----------
     lines : tuple of str
         The lines mapped, in order (the default set's found families included).
     found : tuple
-        The families the default set added (:attr:`MapModel.found`).
+        The families the default set added (:attr:`MapsResult.found`).
     notes : list of str
-        The notes :meth:`iter_prepare` added to the model (also on the model it was given).
+        The notes of :meth:`iter_prepare` (after the model's own from loading).
     """
 
     @classmethod
@@ -585,15 +674,12 @@ class MapPass:
                 "per-cluster fit, which needs the cube's energy calibration",
                 path=cube.path,
             )
-        first_note = len(model.notes)
+        notes: list[str] = []
+        found: tuple = ()
         look = find and lines is None
         if look and not cube.calibrated:
             look = False
-            model.notes.append(
-                "the cube has no energy calibration: no families were looked for beyond the model's lines"
-            )
-        model.found = ()
-        model.reduced_chi2 = None
+            notes.append("the cube has no energy calibration: no families were looked for beyond the model's lines")
         cluster_model = _cluster_fit(module)
         n_tiles = -(-cube.height // cube.tile_rows(tile_bytes))
         # the per-cluster fit: the model itself, its inputs, the lines found, those beyond a model's outputs
@@ -608,16 +694,15 @@ class MapPass:
             for p in fitted.iter_prepare(means=cluster_model):
                 yield Progress(p.done, done_before + n_tiles, "maps")
             if look:
-                found = _found(fitted, cube, want, model.notes)
-                model.found = tuple(found)
+                found = tuple(_found(fitted, cube, want, notes))
                 want = want + tuple(f.line for f in found)
                 fitted.lines = want
                 if fixed:
                     beyond = [ln for ln in want if ln not in model.lines]
             if module is None or cluster_model:
-                model.notes.append(fitted.note())
+                notes.append(fitted.note())
             if beyond:
-                model.notes.append(
+                notes.append(
                     f"{', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} not among the outputs "
                     f"of {model.name}: from the per-cluster fit"
                     + (", held and shrunk as its own lines" if cluster_model else " (--model fit)")
@@ -625,7 +710,8 @@ class MapPass:
         else:
             yield Progress(0, n_tiles, "maps")
         self = cls.__new__(cls)
-        self.lines, self.found, self.notes = want, model.found, list(model.notes[first_note:])
+        self.lines, self.found, self.notes = want, found, notes
+        self._name, self._loaded = model.name, tuple(model.notes)
         self.height, self.width, self.calibrated = cube.height, cube.width, cube.calibrated
         self._fitted, self._fit_only, self._cluster_model = fitted, module is None, cluster_model
         out_lines = model.lines if fixed else want
@@ -643,7 +729,12 @@ class MapPass:
     ) -> Generator[Progress, None, RowMaps]:
         """The per-pixel step on the cube's ``rows`` (None: all), tile by tile: yields
         :class:`Progress`, returns the block's :class:`RowMaps`. ``cube`` and ``model`` are
-        the cube the pass was prepared on and its model, loaded in this process."""
+        the cube the pass was prepared on and its model, loaded in this process.
+
+        One runner per kind of model: the per-cluster fit alone (:meth:`_iter_fit_rows`),
+        a model that reads the fit's inputs beside each pixel's counts
+        (:meth:`_iter_cluster_rows`), a spatial model (:meth:`_iter_spatial_rows`), any other
+        model pixel by pixel (:meth:`_iter_pixel_rows`)."""
         import copy
 
         import torch
@@ -656,173 +747,165 @@ class MapPass:
             )
         rows = cube.check_rows(rows)
         r0, n = int(rows.start), int(rows.stop) - int(rows.start)
-        rows = slice(r0, r0 + n)
-        tile_bytes, batch, chi2 = self._tile_bytes, self._batch, self._chi2
+        part = RowMaps(slice(r0, r0 + n), np.zeros((n, w, len(self.lines)), np.float32))
         fitted = None
         if self._fitted is not None:  # a shallow copy on this process's cube (the fit reads its channel count)
             fitted = copy.copy(self._fitted)
             fitted.cube = cube
-        want, done_before = self.lines, self._done_before
-        total = done_before + -(-n // cube.tile_rows(tile_bytes))
-        part = RowMaps(rows, np.zeros((n, w, len(want)), np.float32))
+        total = self._done_before + -(-n // cube.tile_rows(self._tile_bytes))
+        if self._fit_only:
+            return (yield from self._iter_fit_rows(cube, fitted, part, total))
 
-        if self._fit_only:  # the per-cluster fit alone (the fit baseline)
-            flat = part.values.reshape(n * w, -1)
-            labels = np.full(n * w, -1, np.int64)
-            good = np.full(n * w, np.nan, np.float32) if chi2 else None
-            for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes, rows=rows)):
-                sl = slice((t.start - r0) * w, (t.stop - r0) * w)
-                got = fitted.tile(block, chi2=chi2)
-                flat[sl], labels[sl] = got.values, got.labels
-                if good is not None:
-                    good[sl] = got.chi2
-                yield Progress(done_before + k + 1, total, "maps")
-            part.labels = labels.reshape(n, w)
-            part.chi2 = None if good is None else good.reshape(n, w)
-            return part
+        from .models.spectral import SpatialPriorMLP
 
         module = model.module
-        if model.rebuild is not None and want != model.lines:  # a baseline, built for the lines found too
-            module = model.rebuild(want)
-        cluster_model, mine, cols, from_fit = self._cluster_model, self._mine, self._cols, self._from_fit
-        out = part.values
-        dev = next(iter(module.buffers()), None)
-        dev = dev.device if dev is not None else next(module.parameters()).device
-        from .models.spectral import FitMLP, GuardedMapModel, SpatialPriorMLP, TotalScaled
-
-        size = (
-            module.neighbourhood if isinstance(module, SpatialPriorMLP) else 0
-        )  # spatial models see a size x size block
-        guard = next((m.guard for m in module.modules() if isinstance(m, GuardedMapModel)), None)
-        keeps_totals = isinstance(module, (TotalScaled, FitMLP))  # models that sum each pixel's counts themselves
-        unfamiliar = part.unfamiliar  # pixels partly / wholly given the least-squares value
-        # pixels far above the training's counts: the learnt correction was fitted where weak lines
-        # are a few counts of noise, and it drifts from the physical limit as counts grow
-        bright = 3.0 * self._most_counts if self._most_counts else np.inf
-        hold = None
-        if cluster_model:
-            from .clusterfit import FitHold
-
-            part.labels = np.full((n, w), -1, np.int64)
-            hold = FitHold(fitted, n_se=self._hold_se) if self._hold_se is not None else None
-            part.totals = np.zeros(n * w, np.float32)
-            part.chi2 = np.full((n, w), np.nan, np.float32) if chi2 else None  # the fit's goodness, in the same pass
-
-        def count_bright(totals: np.ndarray) -> None:
-            hit = totals > bright
-            if hit.any():
-                part.n_bright += int(hit.sum())
-                part.bright_totals.append(totals[hit][:1000])
-
-        def run(
-            module_fn,
-            flat: np.ndarray,
-            width: int,
-            *,
-            spectra: bool = True,
-            count: bool = False,
-            extra: np.ndarray | None = None,
-        ) -> np.ndarray:
-            # module_fn over batches of rows; spectra are first put on the model's channel grid,
-            # and rows of ``extra`` (the cluster fit's inputs) go after them
-            res = np.empty((flat.shape[0], width), np.float32)
-            for a in range(0, flat.shape[0], batch):
-                x = flat[a : a + batch]
-                if spectra:  # a float32 copy of the cube's counts (never the cube itself), zeroed in place
-                    x = model.resample(np.array(x, dtype=np.float32), cube.energy, owned=True)
-                counts = x
-                if extra is not None:
-                    x = np.concatenate([x, extra[a : a + batch]], axis=1)
-                res[a : a + batch] = (
-                    module_fn(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)).float().cpu().numpy()
-                )
-                if count and self._most_counts:  # the totals the model summed itself, when it keeps them
-                    totals = module.totals if keeps_totals else None
-                    count_bright(totals[:, 0].float().cpu().numpy() if totals is not None else counts.sum(axis=1))
-                if guard is not None and guard.fallback is not None:
-                    unfamiliar[:] += [int((guard.fallback > 0).sum()), int((guard.fallback >= 1).sum())]
-                    guard.fallback = None
-            return res
-
-        def assemble(pred: np.ndarray, got) -> np.ndarray:
-            # the model's columns and, beside them, the fit's for the lines beyond its outputs
-            if not from_fit:
-                return pred
-            both = np.empty((pred.shape[0], len(want)), np.float32)
-            both[:, mine] = pred
-            both[:, from_fit] = got.values[:, from_fit]
-            return both
-
+        if model.rebuild is not None and self.lines != model.lines:  # a baseline, built for the lines found too
+            module = model.rebuild(self.lines)
+        run = _Batches(model, module, cube, part, batch=self._batch, most_counts=self._most_counts)
         with torch.inference_mode():
-            if not size:
-                c = cube.n_channels
-                whole = None  # one buffer for every tile: a fresh one a tile cost its page faults
-                for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=tile_bytes, rows=rows)):
-                    local = slice(t.start - r0, t.stop - r0)
-                    flat = block.reshape(-1, c)
-                    got = None
-                    if not cluster_model:
-                        pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True)
-                        if from_fit:
-                            got = fitted.tile(flat)
-                    elif model.energy is None:
-                        # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
-                        # then the cluster fit of those very counts, without further copies
-                        if whole is None or whole.shape[0] < flat.shape[0]:
-                            whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
-                        buf = whole[: flat.shape[0]]
-                        _cast_into(buf[:, :c], flat)
-                        buf[:, : model.low_channels] = 0.0
-                        got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
-                        buf[:, c:] = got.inputs
-                        pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
-                    else:  # a model on another channel grid: the counts resampled, the fit on the cube's
-                        got = fitted.tile(flat, inputs=True, errors=hold is not None, chi2=chi2)
-                        pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
-                    pred = assemble(pred, got)
-                    if cluster_model:
-                        part.labels[local] = got.labels.reshape(-1, w)
-                        if part.chi2 is not None:
-                            part.chi2[local] = got.chi2.reshape(-1, w)
-                        part.totals[local.start * w : local.stop * w] = got.totals
-                        if hold is not None:
-                            pred = hold.pixels(pred, got)
-                    out[local] = pred.reshape(block.shape[0], w, len(want))
-                    yield Progress(done_before + k + 1, total, "maps")
+            if isinstance(module, SpatialPriorMLP) and module.neighbourhood:  # sees a size x size block
+                yield from self._iter_spatial_rows(cube, module, fitted, part, run, total)
+            elif self._cluster_model:
+                yield from self._iter_cluster_rows(cube, model, module, fitted, part, run, total)
             else:
-                from .models.spectral import neighbourhood_mean
-
-                # the block mean of the model's features (linear in the counts) is the features of
-                # the block's mean spectrum: the same input as in training, at a twentieth the work
-                for k, (t, block, lead) in enumerate(
-                    cube.iter_tiles_with_halo(size // 2, tile_bytes=tile_bytes, rows=rows)
-                ):
-                    feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
-                    feats = feats.reshape(block.shape[0], w, -1)
-                    m = t.stop - t.start
-                    near = neighbourhood_mean(feats, size)[lead : lead + m].reshape(m * w, -1)
-                    own = feats[lead : lead + m].reshape(m * w, -1)
-                    if self._most_counts:
-                        count_bright(own[:, -1])  # the features' last column is the total
-                    pred = run(
-                        lambda x: module.head(x[:, 0], x[:, 1])[:, cols],
-                        np.stack([own, near], axis=1),
-                        len(cols),
-                        spectra=False,
-                    )
-                    got = fitted.tile(block[lead : lead + m]) if from_fit else None
-                    out[t.start - r0 : t.stop - r0] = assemble(pred, got).reshape(m, w, len(want))
-                    yield Progress(done_before + k + 1, total, "maps")
-        if hold is not None:
-            part.hold = hold.partial()
+                yield from self._iter_pixel_rows(cube, module, fitted, part, run, total)
         return part
 
-    def finish(self, cube: SpectralCube, parts: Sequence[RowMaps]) -> MapsDone:
+    def _assemble(self, pred: np.ndarray, got) -> np.ndarray:
+        """The model's columns and, beside them, the fit's (``got``) for the lines beyond its outputs."""
+        if not self._from_fit:
+            return pred
+        both = np.empty((pred.shape[0], len(self.lines)), np.float32)
+        both[:, self._mine] = pred
+        both[:, self._from_fit] = got.values[:, self._from_fit]
+        return both
+
+    def _iter_fit_rows(
+        self, cube: SpectralCube, fitted, part: RowMaps, total: int
+    ) -> Generator[Progress, None, RowMaps]:
+        """The per-cluster fit alone (the ``fit`` baseline): its values, clusters and chi-square."""
+        n, w = part.values.shape[:2]
+        r0 = part.rows.start
+        flat = part.values.reshape(n * w, -1)
+        labels = np.full(n * w, -1, np.int64)
+        good = np.full(n * w, np.nan, np.float32) if self._chi2 else None
+        for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=self._tile_bytes, rows=part.rows)):
+            sl = slice((t.start - r0) * w, (t.stop - r0) * w)
+            got = fitted.tile(block, chi2=self._chi2)
+            flat[sl], labels[sl] = got.values, got.labels
+            if good is not None:
+                good[sl] = got.chi2
+            yield Progress(self._done_before + k + 1, total, "maps")
+        part.labels = labels.reshape(n, w)
+        part.chi2 = None if good is None else good.reshape(n, w)
+        return part
+
+    def _iter_pixel_rows(
+        self, cube: SpectralCube, module: Any, fitted, part: RowMaps, run: _Batches, total: int
+    ) -> Generator[Progress, None, None]:
+        """A model that reads each pixel's counts alone (a learnt model, ``lsq``, ``roi``);
+        the lines beyond its outputs from the per-cluster fit."""
+        w, r0, cols, want = self.width, part.rows.start, self._cols, self.lines
+        for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=self._tile_bytes, rows=part.rows)):
+            flat = block.reshape(-1, cube.n_channels)
+            pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True)
+            got = fitted.tile(flat) if self._from_fit else None
+            part.values[t.start - r0 : t.stop - r0] = self._assemble(pred, got).reshape(block.shape[0], w, len(want))
+            yield Progress(self._done_before + k + 1, total, "maps")
+
+    def _iter_cluster_rows(
+        self, cube: SpectralCube, model: MapModel, module: Any, fitted, part: RowMaps, run: _Batches, total: int
+    ) -> Generator[Progress, None, None]:
+        """A model that reads the per-cluster fit's inputs beside each pixel's counts
+        (``maps-fit``): the fit of each tile in the same pass gives the clusters, the totals
+        and the chi-square, and each pixel is held to it (:class:`~xray_atlas.clusterfit.FitHold`)."""
+        from .clusterfit import FitHold
+
+        n, w = part.values.shape[:2]
+        r0, c, cols, want, chi2 = part.rows.start, cube.n_channels, self._cols, self.lines, self._chi2
+        part.labels = np.full((n, w), -1, np.int64)
+        hold = FitHold(fitted, n_se=self._hold_se) if self._hold_se is not None else None
+        part.totals = np.zeros(n * w, np.float32)
+        part.chi2 = np.full((n, w), np.nan, np.float32) if chi2 else None  # the fit's goodness, in the same pass
+        whole = None  # one buffer for every tile: a fresh one a tile cost its page faults
+        for k, (t, block) in enumerate(cube.iter_tiles(tile_bytes=self._tile_bytes, rows=part.rows)):
+            local = slice(t.start - r0, t.stop - r0)
+            flat = block.reshape(-1, c)
+            if model.energy is None:
+                # the model's inputs in one buffer: the counts (noise-peak channels zeroed),
+                # then the cluster fit of those very counts, without further copies
+                if whole is None or whole.shape[0] < flat.shape[0]:
+                    whole = np.empty((flat.shape[0], c + 2 * module.n_families), np.float32)
+                buf = whole[: flat.shape[0]]
+                _cast_into(buf[:, :c], flat)
+                buf[:, : model.low_channels] = 0.0
+                got = fitted.tile(buf[:, :c], inputs=True, errors=hold is not None, chi2=chi2)
+                buf[:, c:] = got.inputs
+                pred = run(lambda x: module(x)[:, cols], buf, len(cols), count=True, spectra=False)
+            else:  # a model on another channel grid: the counts resampled, the fit on the cube's
+                got = fitted.tile(flat, inputs=True, errors=hold is not None, chi2=chi2)
+                pred = run(lambda x: module(x)[:, cols], flat, len(cols), count=True, extra=got.inputs)
+            pred = self._assemble(pred, got)
+            part.labels[local] = got.labels.reshape(-1, w)
+            if part.chi2 is not None:
+                part.chi2[local] = got.chi2.reshape(-1, w)
+            part.totals[local.start * w : local.stop * w] = got.totals
+            if hold is not None:
+                pred = hold.pixels(pred, got)
+            part.values[local] = pred.reshape(block.shape[0], w, len(want))
+            yield Progress(self._done_before + k + 1, total, "maps")
+        if hold is not None:
+            part.hold = hold.partial()
+
+    def _iter_spatial_rows(
+        self, cube: SpectralCube, module: Any, fitted, part: RowMaps, run: _Batches, total: int
+    ) -> Generator[Progress, None, None]:
+        """A spatial model (``maps-spatial``): each pixel's features beside the mean of its
+        size x size block's, the block read beyond the rows' edges."""
+        from .models.spectral import neighbourhood_mean
+
+        size, w, r0, cols, want = module.neighbourhood, self.width, part.rows.start, self._cols, self.lines
+        # the block mean of the model's features (linear in the counts) is the features of
+        # the block's mean spectrum: the same input as in training, at a twentieth the work
+        for k, (t, block, lead) in enumerate(
+            cube.iter_tiles_with_halo(size // 2, tile_bytes=self._tile_bytes, rows=part.rows)
+        ):
+            feats = run(module.features, block.reshape(-1, cube.n_channels), int(module.project.shape[1]))
+            feats = feats.reshape(block.shape[0], w, -1)
+            m = t.stop - t.start
+            near = neighbourhood_mean(feats, size)[lead : lead + m].reshape(m * w, -1)
+            own = feats[lead : lead + m].reshape(m * w, -1)
+            if self._most_counts:
+                run.count_bright(own[:, -1])  # the features' last column is the total
+            pred = run(
+                lambda x: module.head(x[:, 0], x[:, 1])[:, cols],
+                np.stack([own, near], axis=1),
+                len(cols),
+                spectra=False,
+            )
+            got = fitted.tile(block[lead : lead + m]) if self._from_fit else None
+            part.values[t.start - r0 : t.stop - r0] = self._assemble(pred, got).reshape(m, w, len(want))
+            yield Progress(self._done_before + k + 1, total, "maps")
+
+    def finish(self, cube: SpectralCube, parts: Sequence[RowMaps]) -> MapsResult:
         """The global steps after the pixels, on ``parts`` that cover every row of the cube
         once (in any order): the maps in the pass's units, the clusters and the fit's
-        reduced chi-square, and the notes of these steps."""
-        h, w = self.height, self.width
+        reduced chi-square, and the notes of the whole run (the model's from loading first)."""
         parts = sorted(parts, key=lambda p: p.rows.start)
+        out, labels, good = self._joined(parts)
+        notes: list[str] = []
+        if self._fit_only:
+            return self._result(cube, out, notes, labels, good)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if self._cluster_model:
+            self._hold_and_shrink(out, labels, parts, notes)
+        notes += self._trust_notes(parts)
+        return self._result(cube, out, notes, labels, good if self._cluster_model else None)
+
+    def _joined(self, parts: Sequence[RowMaps]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The blocks' (H, W, lines) values, (H, W) clusters and chi-square (None where the
+        model has none), refused unless the blocks, sorted, tile the cube's rows once."""
+        h, w = self.height, self.width
         at = 0
         for p in parts:
             if p.rows.start != at or p.values.shape != (p.rows.stop - p.rows.start, w, len(self.lines)):
@@ -840,40 +923,41 @@ class MapPass:
         good = None
         if labelled and self._chi2:
             good = parts[0].chi2 if one else np.concatenate([p.chi2 for p in parts])
-        notes: list[str] = []
-        want = self.lines
-        if self._fit_only:
-            return MapsDone(
-                in_units({ln: np.ascontiguousarray(out[..., i]) for i, ln in enumerate(want)}, cube, units=self.units),
-                labels,
-                good,
-                notes,
-            )
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        fitted = self._fitted
-        if self._cluster_model:
-            pixel_totals = parts[0].totals if one else np.concatenate([p.totals for p in parts])
-            if self._hold_se is not None:
-                from .clusterfit import FitHold
+        return out, labels, good
 
-                hold = FitHold(fitted, n_se=self._hold_se)
-                for p in parts:
-                    hold.add(p.hold)
-                hold.clusters(out.reshape(h * w, -1), labels.ravel(), pixel_totals)
-                notes.append(hold.note(out.size))
-            if self._shrink:
-                n_shrunk = fitted.shrink(
-                    out.reshape(h * w, -1), labels.ravel(), pixel_totals, shape=(h, w), size=SHRINK_SIZE
-                )
-                where = (
-                    f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block"
-                    if SHRINK_SIZE
-                    else "their cluster"
-                )
-                notes.append(
-                    f"values shrunk towards the mean of {where} by the share of the cluster's spread that "
-                    f"is noise (empirical Bayes): {n_shrunk} of {fitted.k * len(want)} cluster lines"
-                )
+    def _hold_and_shrink(self, out: np.ndarray, labels: np.ndarray, parts: Sequence[RowMaps], notes: list) -> None:
+        """A model on the per-cluster fit: each cluster's totals held to the fit, then each
+        pixel shrunk towards its cluster's mean, in place in ``out`` (H, W, lines)."""
+        h, w = self.height, self.width
+        fitted = self._fitted
+        one = len(parts) == 1
+        pixel_totals = parts[0].totals if one else np.concatenate([p.totals for p in parts])
+        if self._hold_se is not None:
+            from .clusterfit import FitHold
+
+            hold = FitHold(fitted, n_se=self._hold_se)
+            for p in parts:
+                hold.add(p.hold)
+            hold.clusters(out.reshape(h * w, -1), labels.ravel(), pixel_totals)
+            notes.append(hold.note(out.size))
+        if self._shrink:
+            n_shrunk = fitted.shrink(
+                out.reshape(h * w, -1), labels.ravel(), pixel_totals, shape=(h, w), size=SHRINK_SIZE
+            )
+            where = (
+                f"their own cluster's pixels in their {SHRINK_SIZE} x {SHRINK_SIZE} block"
+                if SHRINK_SIZE
+                else "their cluster"
+            )
+            notes.append(
+                f"values shrunk towards the mean of {where} by the share of the cluster's spread that "
+                f"is noise (empirical Bayes): {n_shrunk} of {fitted.k * len(self.lines)} cluster lines"
+            )
+
+    def _trust_notes(self, parts: Sequence[RowMaps]) -> list[str]:
+        """Notes on the pixels whose maps a learnt model's limits touch: unlike its training
+        spectra (the familiarity guard's fallbacks), far above its training's counts."""
+        h, w = self.height, self.width
         # models on the per-cluster fit are held to it; the others are not, and maps-fit is
         cluster_model = self._cluster_model
         advice = (
@@ -883,6 +967,7 @@ class MapPass:
             if self.calibrated
             else "give the cube its energy calibration and compare with --model maps-fit or fit"
         )
+        notes = []
         unfamiliar = np.sum([p.unfamiliar for p in parts], axis=0)
         n_bright = sum(p.n_bright for p in parts)
         if unfamiliar[0]:
@@ -899,8 +984,20 @@ class MapPass:
                 f"{self._most_counts:,.0f}): its maps drift from the physical limit as counts grow; "
                 f"{advice}"
             )
-        maps = {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(want)}
-        return MapsDone(in_units(maps, cube, units=self.units), labels, good if cluster_model else None, notes)
+        return notes
+
+    def _result(self, cube: SpectralCube, out: np.ndarray, notes: list, labels, good) -> MapsResult:
+        maps = {ln: np.ascontiguousarray(out[..., j]) for j, ln in enumerate(self.lines)}
+        return MapsResult(
+            maps=in_units(maps, cube, units=self.units),
+            lines=self.lines,
+            model=self._name,
+            units=self.units,
+            notes=(*self._loaded, *self.notes, *notes),
+            labels=labels,
+            found=self.found,
+            reduced_chi2=good,
+        )
 
 
 def _found(fitted, cube: SpectralCube, want: tuple[str, ...], notes: list) -> list:
@@ -950,11 +1047,12 @@ def predict_maps(
     lines: tuple[str, ...] | None = None,
     add_lines: tuple[str, ...] = (),
     **kw: Any,
-) -> tuple[dict[str, np.ndarray], MapModel]:
-    """Blocking :func:`iter_maps` with model loading: (maps, the model used). ``kw`` go to
-    :func:`iter_maps` (``units="counts/s"`` for counts per second of live time)."""
+) -> MapsResult:
+    """Blocking :func:`iter_maps` with model loading: its :class:`MapsResult` (the maps in
+    ``.maps``). ``kw`` go to :func:`iter_maps` (``units="counts/s"`` for counts per second of
+    live time)."""
     from .cube import run_to_end
 
     live_time_for(cube, units=kw.get("units", "counts"))  # refused before the model loads
     mm = load_map_model(model, cube, device=device, lines=lines, add_lines=add_lines)
-    return run_to_end(iter_maps(cube, mm, lines=lines, add_lines=add_lines, **kw)), mm
+    return run_to_end(iter_maps(cube, mm, lines=lines, add_lines=add_lines, **kw))

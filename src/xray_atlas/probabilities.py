@@ -25,6 +25,7 @@ from .preprocess import LOW_KEV  # masked below (noise peak); the lightest class
 
 __all__ = [
     "ElementModel",
+    "ProbabilitiesResult",
     "load_element_model",
     "iter_probabilities",
     "predict_probabilities",
@@ -56,7 +57,7 @@ class ElementModel:
     thresholds: dict[str, float]
     energy: np.ndarray  # the model's channel energies (keV)
     max_counts: float = np.inf  # the most counts per spectrum in its training data
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # from loading; a run's go in its ProbabilitiesResult
     card: Any = None  # the model card it was loaded with (training data, seed, thresholds)
 
     @property
@@ -97,6 +98,34 @@ class ElementModel:
                 logits = self.module(torch.from_numpy(np.ascontiguousarray(x[a : a + batch])).to(self.device))
                 out[a : a + batch] = torch.sigmoid(logits.float()).cpu().numpy()
         return out
+
+
+@dataclass(frozen=True)
+class ProbabilitiesResult:
+    """What :func:`iter_probabilities` (and :func:`predict_probabilities`) gives: the maps and
+    the run's notes, none of them left on the model.
+
+    Attributes
+    ----------
+    probabilities : dict
+        Element -> (H, W) float32 probability in [0, 1] ((rows, W) for a block of rows), in
+        the order of ``elements``.
+    elements : tuple of str
+        The elements predicted.
+    model : str
+        The model's name (:attr:`ElementModel.name`).
+    thresholds : dict
+        Element -> the model's decision threshold (:func:`present`).
+    notes : tuple of str
+        The model's own notes from loading, then this run's (:func:`check_cube`: resampling,
+        a short energy range).
+    """
+
+    probabilities: dict
+    elements: tuple[str, ...]
+    model: str
+    thresholds: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 def element_model_names() -> dict[str, list[str]]:
@@ -162,9 +191,10 @@ def iter_probabilities(
     elements: tuple[str, ...] | None = None,
     tile_bytes: int = TILE_BYTES,
     rows: slice | None = None,
-) -> Generator[Progress, None, dict[str, np.ndarray]]:
-    """Stream ``cube`` through ``model``: yields :class:`Progress` per tile and returns
-    element -> (H, W) float32 probability.
+) -> Generator[Progress, None, ProbabilitiesResult]:
+    """Stream ``cube`` through ``model``: yields :class:`Progress` per tile and returns a
+    :class:`ProbabilitiesResult`: element -> (H, W) float32 probability, with the run's
+    notes. ``model`` is not changed: two runs give two results.
 
     Parameters
     ----------
@@ -203,9 +233,14 @@ def iter_probabilities(
                 f"rows={rows!r} must start and end at multiples of region={region} (or end at the cube's last row, {h})"
             )
         first, last = int(rows.start), int(rows.stop)
-    model.notes.extend(n for n in check_cube(cube, model) if n not in model.notes)
+    notes = tuple(dict.fromkeys((*model.notes, *check_cube(cube, model))))
+
+    def result(probs: dict[str, np.ndarray]) -> ProbabilitiesResult:
+        thresholds = {el: model.thresholds[el] for el in want}
+        return ProbabilitiesResult(probs, want, model.name, thresholds, notes)
+
     if labels is not None:
-        return (yield from _iter_labels(cube, model, np.asarray(labels), want, cols, tile_bytes))
+        return result((yield from _iter_labels(cube, model, np.asarray(labels), want, cols, tile_bytes)))
     out = np.zeros((last - first, w, len(want)), np.float32)
     step = cube.tile_rows(tile_bytes)
     step = max(region, step // region * region)  # whole blocks in each tile
@@ -227,7 +262,7 @@ def iter_probabilities(
             p = model(sums, cube.energy)[:, cols].reshape(by, bx, len(want))
             out[rows.start - first : rows.stop - first] = np.repeat(np.repeat(p, region, 0), region, 1)[:n_r, :w]
         yield Progress(k + 1, total, "probabilities")
-    return {el: np.ascontiguousarray(out[..., j]) for j, el in enumerate(want)}
+    return result({el: np.ascontiguousarray(out[..., j]) for j, el in enumerate(want)})
 
 
 def _iter_labels(
@@ -258,10 +293,11 @@ def _iter_labels(
 
 def predict_probabilities(
     cube: SpectralCube, model: str | os.PathLike | None = None, *, device: str = "auto", **kw: Any
-) -> tuple[dict[str, np.ndarray], ElementModel]:
-    """Blocking :func:`iter_probabilities` with model loading: (maps, the model used)."""
+) -> ProbabilitiesResult:
+    """Blocking :func:`iter_probabilities` with model loading: its :class:`ProbabilitiesResult`
+    (the maps in ``.probabilities``)."""
     em = load_element_model(model, device=device)
-    return run_to_end(iter_probabilities(cube, em, **kw)), em
+    return run_to_end(iter_probabilities(cube, em, **kw))
 
 
 def spectrum_probabilities(

@@ -189,7 +189,6 @@ def prepare(
             live_time_for(c, units=units)  # refused before the model loads
             with _map_model_of(models, o, c) as mm:
                 t_load = time.perf_counter() - t0
-                loaded = list(mm.notes)
                 state = run_to_end(
                     MapPass.iter_prepare(
                         c,
@@ -201,7 +200,15 @@ def prepare(
                     )
                 )
             out = Prepared(
-                task, c.height, c.width, [], mm.name, loaded + state.notes, c.pixel_size_um, state, load_seconds=t_load
+                task,
+                c.height,
+                c.width,
+                [],
+                mm.name,
+                [*mm.notes, *state.notes],
+                c.pixel_size_um,
+                state,
+                load_seconds=t_load,
             )
             region = 1
         elif task == "cluster":
@@ -217,7 +224,7 @@ def prepare(
             region = 1
         else:
             from .cubetasks import cached_element_model
-            from .probabilities import iter_probabilities
+            from .probabilities import check_cube, iter_probabilities
 
             region = int(o.get("region", 1))
             with cached_element_model(models, o.get("model"), device=o.get("device", "auto")) as em:
@@ -231,7 +238,7 @@ def prepare(
                     c.width,
                     [],
                     em.name,
-                    list(em.notes),
+                    list(dict.fromkeys((*em.notes, *check_cube(c, em)))),  # the notes of iter_probabilities
                     c.pixel_size_um,
                     thresholds=dict(em.thresholds),
                     load_seconds=t_load,
@@ -283,7 +290,7 @@ def run_rows(
                 iter_probabilities(
                     c, em, region=int(o.get("region", 1)), elements=o.get("elements"), tile_bytes=tile_bytes, rows=block
                 )
-            )
+            ).probabilities
 
 
 def write(
@@ -317,12 +324,12 @@ def write(
             cube,
             done.maps,
             model=o.get("model"),
-            name=prepared.name,
-            found=state.found,
+            name=done.model,
+            found=done.found,
             units=o.get("units", "counts"),
             pixel_size_um=prepared.pixel_size_um,
             reduced_chi2=done.reduced_chi2,
-            notes=prepared.notes + done.notes,
+            notes=list(done.notes),
             overwrite=overwrite,
         )
     if task == "cluster":

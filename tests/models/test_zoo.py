@@ -48,9 +48,9 @@ def scores():
         cube = SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
         lines = [ln for ln in DEFAULT_MAP_LINES if p.maps.get(ln, np.zeros(1)).max() > 50]
         assert len(lines) >= 3
-        shipped, _ = predict_maps(cube, "maps-default", device="cpu")
-        spatial, _ = predict_maps(cube, "maps-spatial", device="cpu")
-        lsq, _ = predict_maps(cube, "lsq", device="cpu")
+        shipped = predict_maps(cube, "maps-default", device="cpu").maps
+        spatial = predict_maps(cube, "maps-spatial", device="cpu").maps
+        lsq = predict_maps(cube, "lsq", device="cpu").maps
         # the scan's live time: the per-cluster fit corrects for pile-up with it
         timed = SpectralCube(
             p.counts,
@@ -58,7 +58,7 @@ def scores():
             gain_kev=p.energy_gain_kev,
             metadata={"live_time_s": p.attrs["live_time_s"]},
         )
-        fit, _ = predict_maps(timed, "maps-fit", device="cpu")
+        fit = predict_maps(timed, "maps-fit", device="cpu").maps
         limit = map_scores(limit_fit(p, lines), p.maps, lines)
         out.append(
             (
@@ -112,16 +112,16 @@ def test_shipped_models_say_when_pixels_hold_far_more_counts_than_they_saw(model
     from xray_atlas.io import read
 
     p = synthetic_painting(16, 24, seed=4245, layout="random", truth=True)
-    _, mm = predict_maps(
+    done = predict_maps(
         SpectralCube(p.counts, offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev), model, device="cpu"
     )
-    assert not any("counts of the model's training pixels" in n for n in mm.notes)
+    assert not any("counts of the model's training pixels" in n for n in done.notes)
     with read(real_data / "bruker_m6_jetstream_file_example.spx") as cube:
-        _, mm = predict_maps(cube, model, device="cpu")
+        done = predict_maps(cube, model, device="cpu")
     assert any(
         n.startswith("100.0% of the pixels hold over three times the counts") and "--model maps-fit" in n
-        for n in mm.notes
-    ), mm.notes
+        for n in done.notes
+    ), done.notes
 
 
 def test_shipped_fit_model_against_the_limit_line_by_line(scores):
@@ -178,10 +178,11 @@ def test_shipped_fit_model_keeps_the_traces_of_a_sample_unlike_paintings():
     def error(maps):
         return [abs(float(maps[ln].sum()) - truth[ln]) / truth[ln] for ln in strong]
 
-    held, mm = predict_maps(cube, "maps-fit", device="cpu")
+    done = predict_maps(cube, "maps-fit", device="cpu")
+    held = done.maps
     assert np.median(error(held)) < 0.3 and max(error(held)) < 0.6, dict(zip(strong, error(held)))
-    assert any("standard errors of the per-cluster fit" in n for n in mm.notes)
-    free, _ = predict_maps(cube, "maps-fit", device="cpu", hold_se=None)
+    assert any("standard errors of the per-cluster fit" in n for n in done.notes)
+    free = predict_maps(cube, "maps-fit", device="cpu", hold_se=None).maps
     assert np.median(error(free)) > 0.4  # what the hold is for
 
 
@@ -195,7 +196,7 @@ def test_shipped_fit_model_on_the_real_m6_spectrum(real_data):
     path = real_data / "bruker_m6_jetstream_file_example.spx"
     bruker, _ = bruker_net_counts(path)
     with read(path) as cube:
-        maps, _ = predict_maps(cube, "maps-fit", device="cpu")
+        maps = predict_maps(cube, "maps-fit", device="cpu").maps
     strong = [ln for ln in DEFAULT_MAP_LINES if bruker.get(ln, 0) >= 500]
     err = [abs(float(maps[ln].sum()) - bruker[ln]) / bruker[ln] for ln in strong]
     assert np.median(err) < 0.3, dict(zip(strong, err))
@@ -206,6 +207,6 @@ def test_shipped_fit_model_on_the_real_m6_spectrum(real_data):
 def test_shipped_fit_model_on_empty_pixels():
     # no pixel with counts: no cluster, nothing to hold, zeros (not NaN)
     empty = SpectralCube(np.zeros((3, 4, 4096), np.float32), offset_kev=0.0, gain_kev=0.01)
-    maps, mm = predict_maps(empty, "maps-fit", device="cpu")
-    assert all(np.isfinite(m).all() and m.max() == 0 for m in maps.values())
-    assert any("0 cluster(s) moved" in n for n in mm.notes)
+    done = predict_maps(empty, "maps-fit", device="cpu")
+    assert all(np.isfinite(m).all() and m.max() == 0 for m in done.maps.values())
+    assert any("0 cluster(s) moved" in n for n in done.notes)

@@ -30,7 +30,7 @@ def test_lsq_maps_become_layers_the_inspector_and_writer_use(
     layer = viewer.layers["Pb-L (lsq)"]
     assert layer.blending == "additive" and layer.data.shape == painting.counts.shape[:2]
     with read(path) as cube:
-        expected, _ = predict_maps(cube, "lsq", device="cpu", lines=("Pb-L",))
+        expected = predict_maps(cube, "lsq", device="cpu", lines=("Pb-L",)).maps
     np.testing.assert_allclose(layer.data, expected["Pb-L"], rtol=1e-5)
     # a click on the map layer shows that pixel's spectrum
     click(qtbot, viewer, layer, 5, 7)
@@ -83,7 +83,7 @@ def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, paintin
     idle(qtbot, maps_dock)
     assert errors() == []
     with read(path) as cube:
-        expected, _ = predict_maps(cube, "fit", device="cpu", lines=("Pb-L",))
+        expected = predict_maps(cube, "fit", device="cpu", lines=("Pb-L",)).maps
     np.testing.assert_allclose(viewer.layers["Pb-L (fit)"].data, expected["Pb-L"], rtol=1e-5)
     assert expected["Pb-L"].max() > 100
     # the clusters whose own line ratios were fitted, as labels (0: pixels without counts)
@@ -96,7 +96,7 @@ def test_the_per_cluster_fit_is_a_model_choice(viewer, maps_dock, qtbot, paintin
     idle(qtbot, maps_dock)
     assert errors() == []
     with read(path) as cube:
-        expected, _ = predict_maps(cube, "maps-fit", device="cpu", lines=("Pb-L",))
+        expected = predict_maps(cube, "maps-fit", device="cpu", lines=("Pb-L",)).maps
     np.testing.assert_allclose(viewer.layers["Pb-L (maps-fit)"].data, expected["Pb-L"], rtol=1e-4, atol=1e-3)
     assert "clusters (maps-fit)" in [lyr.name for lyr in viewer.layers]
 
@@ -214,7 +214,7 @@ def test_maps_in_counts_per_second_of_live_time(viewer, maps_dock, qtbot, painti
     assert errors() == []
     layer = viewer.layers["Pb-L (roi)"]
     with read(path) as cube:
-        counts, _ = predict_maps(cube, "roi", device="cpu", lines=("Pb-L",))
+        counts = predict_maps(cube, "roi", device="cpu", lines=("Pb-L",)).maps
     np.testing.assert_allclose(layer.data, counts["Pb-L"] / painting.attrs["live_time_s"], rtol=1e-5)
     assert layer.metadata["xray_atlas"]["units"] == "counts/s"
     out = tmp_path / "rates.h5"

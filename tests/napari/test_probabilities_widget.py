@@ -30,7 +30,7 @@ def test_pixel_probabilities_become_layers_and_a_click_lists_them(
     layer = viewer.layers["P(Pb)"]
     assert layer.blending == "additive" and tuple(layer.contrast_limits) == (0.0, 1.0)
     with read(path) as cube:
-        expected, _ = predict_probabilities(cube, "elements-default", device="cpu", elements=("Pb",))
+        expected = predict_probabilities(cube, "elements-default", device="cpu", elements=("Pb",)).probabilities
     np.testing.assert_allclose(layer.data, expected["Pb"], atol=1e-5)
     assert "present in some pixels" in dock.summary.text()
     # a click shows the pixel's spectrum in the inspector and its probabilities here

@@ -26,6 +26,7 @@ from ...errors import XrayAtlasError
 from ...inference import (
     BASELINES,
     DEFAULT_MAPS_MODEL,
+    MapsResult,
     iter_maps,
     live_time_for,
     load_map_model,
@@ -55,19 +56,16 @@ def _job(
     add: tuple[str, ...],
     tile_bytes: int,
     units: str = "counts",
-) -> Generator[Progress, None, list]:
-    """Stream the cube through each model; returns [(model name, notes, maps, clusters,
-    found, chi2), ...] (clusters: the per-cluster fit's (H, W) labels, else None; found: the
-    families the run found in the cube and added; chi2: the fit's (H, W) reduced chi-square
-    for a fit-based model, else None). A model compared with the first maps the first one's
-    lines."""
+) -> Generator[Progress, None, list[MapsResult]]:
+    """Stream the cube through each model; returns their :class:`MapsResult` in order. A
+    model compared with the first maps the first one's lines."""
     out = []
     for i, mm in enumerate(models):
         if i == 0:
-            maps = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes, units=units)
+            got = yield from iter_maps(cube, mm, lines=lines, add_lines=add, tile_bytes=tile_bytes, units=units)
         else:
-            maps = yield from iter_maps(cube, mm, lines=tuple(out[0][2]), tile_bytes=tile_bytes, units=units)
-        out.append((mm.name, mm.notes, maps, mm.labels, tuple(f.line for f in mm.found), mm.reduced_chi2))
+            got = yield from iter_maps(cube, mm, lines=out[0].lines, tile_bytes=tile_bytes, units=units)
+        out.append(got)
     return out
 
 
@@ -214,18 +212,19 @@ class MapsWidget(QWidget):
         steps = _job(cube, models, lines, add, self.tile_bytes, units)
         return self.jobs.start(steps, what=f"maps with {model}", on_done=done)
 
-    def _delivery(self, results: list, base: Any, model: str, units: str = "counts") -> Delivery:
+    def _delivery(self, results: list[MapsResult], base: Any, model: str, units: str = "counts") -> Delivery:
         """The run's layers (the strongest lines of the first model first and visible, the rest
         hidden), one toast and the notes for the details log."""
         where = grid_of(base)
         kept = {**provenance(cube_of(base)), "units": units}  # the cube's name and pixel size, for an export
-        first = results[0][2]
+        first = results[0].maps
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
         visible, hidden, details = [], [], []
         chi2_note = ""
-        for i, (model_name, notes, maps, clusters, _, chi2) in enumerate(results):
-            details += [f"{model_name}: {note}" for note in notes]
+        for i, result in enumerate(results):
+            model_name, maps, clusters, chi2 = result.model, result.maps, result.labels, result.reduced_chi2
+            details += [f"{model_name}: {note}" for note in result.notes]
             for ln, data in maps.items():
                 arr, kwargs, kind = map_layer_data(
                     f"{ln} ({model_name})",
@@ -260,7 +259,7 @@ class MapsWidget(QWidget):
             f"{len(visible) + len(hidden)} layers; strongest mean net counts{' per s' * per_s}: "
             + ", ".join(f"{k} {float(first[k].mean()):.{3 if per_s else 0}{'g' if per_s else 'f'}}" for k in ranked)
         )
-        used, found = results[0][0], results[0][4]
+        used, found = results[0].model, [f.line for f in results[0].found]
         message = f"Maps ready: {len(first)} lines with {used}"
         if used != model:
             message += f" (standing in for {model}, which needs an energy calibration)"

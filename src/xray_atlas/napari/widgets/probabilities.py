@@ -22,6 +22,7 @@ from ...errors import XrayAtlasError
 from ...probabilities import (
     DEFAULT_ELEMENTS_MODEL,
     ElementModel,
+    ProbabilitiesResult,
     check_cube,
     element_model_names,
     iter_probabilities,
@@ -225,7 +226,7 @@ class ProbabilitiesWidget(QWidget):
                     raise XrayAtlasError(
                         f"elements: {', '.join(missing)} not among the model's ({', '.join(model.elements)})"
                     )
-            notes = check_cube(cube, model)
+            check_cube(cube, model)
             if where == "k x k region":
                 region = self.region_spin.value()
             elif where == "clusters":
@@ -245,10 +246,8 @@ class ProbabilitiesWidget(QWidget):
             return None
         tag = {"pixel": "pixel", "k x k region": f"{region}x{region}", "clusters": "clusters"}[where]
 
-        start = len(model.notes)  # the cached model keeps notes of earlier runs: show this run's only
-
-        def done(probs: dict) -> Delivery:
-            run_notes = notes + [n for n in model.notes[start:] if n not in notes]
+        def done(result: ProbabilitiesResult) -> Delivery:
+            probs, run_notes = result.probabilities, list(result.notes)
             shown = strongest(probs, SHOWN, by="spread")
             suffix = ("" if tag == "pixel" else f" {tag}") + (
                 "" if model.name == DEFAULT_ELEMENTS_MODEL else f" ({model.name})"
