@@ -125,6 +125,29 @@ def test_default_model_stands_in_on_an_uncalibrated_cube(
     assert any("maps-default instead" in line for line in maps_dock.jobs.lines), maps_dock.jobs.lines
 
 
+def test_each_run_reports_its_own_notes(viewer, maps_dock, qtbot, small_painting, add_cube_layer, idle):
+    """Issue 30 item 3: a run's notes, clusters and found lines come in its result, not on the
+    model; two runs of the per-cluster fit report the same notes once each, not piled up."""
+    from xray_atlas.cube import SpectralCube
+
+    p = small_painting
+    add_cube_layer(
+        viewer, SpectralCube(np.asarray(p.counts)[:6, :8], offset_kev=p.energy_offset_kev, gain_kev=p.energy_gain_kev)
+    )
+    maps_dock.model_combo.setCurrentText("fit")
+    maps_dock.lines_edit.setText("Pb-L, Hg-L")
+    logs = []
+    for _ in range(2):
+        first = len(maps_dock.jobs.lines)
+        maps_dock.run()
+        idle(qtbot, maps_dock)
+        # the run's notes, "<model>: <note>", after the log's time of day
+        said = [line.split("  ", 1)[1].strip() for line in maps_dock.jobs.lines[first:]]
+        logs.append([line for line in said if line.startswith("fit: ")])
+    assert logs[0] and logs[0] == logs[1], logs
+    assert sum("per-cluster fit" in line for line in logs[1]) == 1, logs[1]
+
+
 def test_cancel_adds_no_layer(viewer, maps_dock, qtbot, slow_cube, add_cube_layer, idle):
     cube = slow_cube((60, 8, 512), seconds_per_row=0.05)
     add_cube_layer(viewer, cube)
