@@ -754,7 +754,8 @@ class MapPass:
             fitted.cube = cube
         total = self._done_before + -(-n // cube.tile_rows(self._tile_bytes))
         if self._fit_only:
-            return (yield from self._iter_fit_rows(cube, fitted, part, total))
+            yield from self._iter_fit_rows(cube, fitted, part, total)
+            return part
 
         from .models.spectral import SpatialPriorMLP
 
@@ -780,9 +781,7 @@ class MapPass:
         both[:, self._from_fit] = got.values[:, self._from_fit]
         return both
 
-    def _iter_fit_rows(
-        self, cube: SpectralCube, fitted, part: RowMaps, total: int
-    ) -> Generator[Progress, None, RowMaps]:
+    def _iter_fit_rows(self, cube: SpectralCube, fitted, part: RowMaps, total: int) -> Generator[Progress, None, None]:
         """The per-cluster fit alone (the ``fit`` baseline): its values, clusters and chi-square."""
         n, w = part.values.shape[:2]
         r0 = part.rows.start
@@ -798,7 +797,6 @@ class MapPass:
             yield Progress(self._done_before + k + 1, total, "maps")
         part.labels = labels.reshape(n, w)
         part.chi2 = None if good is None else good.reshape(n, w)
-        return part
 
     def _iter_pixel_rows(
         self, cube: SpectralCube, module: Any, fitted, part: RowMaps, run: _Batches, total: int
