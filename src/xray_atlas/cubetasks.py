@@ -286,7 +286,7 @@ def write_maps(
     name : str
         The model's name (:attr:`~xray_atlas.inference.MapModel.name`).
     found : tuple
-        The families the default set added (:attr:`~xray_atlas.inference.MapModel.found`).
+        The families the default set added (:attr:`~xray_atlas.inference.MapsResult.found`).
 
     The other parameters are :func:`run_maps`'s and :func:`xray_atlas.io.results.write_results`'s.
     """
