@@ -4,7 +4,6 @@ micrographs."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ..errors import XrayAtlasError
@@ -61,10 +60,8 @@ def run_painting(args: argparse.Namespace) -> int:
 
 
 def run_images(args: argparse.Namespace) -> int:
-    import tempfile
-
     from ..devices import check_memory
-    from ..imagesets import build_image_folder, write_classes
+    from ..imagesets import write_dataset
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -85,13 +82,7 @@ def run_images(args: argparse.Namespace) -> int:
 
         x, labels = micrographs(args.n, size=args.size, seed=args.seed)
         images, classes = list(x), MORPHOLOGIES
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        write_classes(Path(tmp) / "classes", images, labels, classes)
-        staged = Path(tmp) / "dataset"
-        counts = build_image_folder(Path(tmp) / "classes", staged, split_quadrants=args.quadrants)
-        if out.exists():
-            out.rmdir()
-        os.replace(staged, out)
+    counts = write_dataset(out, images, labels, classes, split_quadrants=args.quadrants)
     sizes = ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
     print(f"wrote {out} ({len(classes)} classes; {sizes})")
     return 0
