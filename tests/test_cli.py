@@ -470,3 +470,46 @@ def test_maps_in_counts_per_second_and_the_pixel_size_in_results(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert read_results(tmp_path / "c.h5")["attrs"]["pixel_size_um"] == 50.0
+
+
+def test_lines_are_read_as_the_maps_dock_reads_them(tmp_path):
+    # --lines and the maps dock's lines box share one parser (inference.parse_lines): families
+    # in any case, a list that starts with + adds to the default set; an element alone is
+    # refused by both, with the same message
+    from xray_atlas.errors import XrayAtlasError
+    from xray_atlas.inference import parse_lines
+
+    cube, out = tmp_path / "p.h5", tmp_path / "m.h5"
+    assert run("simulate", "painting", cube, "--height", 6, "--width", 6, "--channels", 1024).returncode == 0
+    for text in ("fe-k", "FE-K, pb-l", "+co-k"):
+        res = run("maps", cube, out, "--lines", text, "--model", "lsq", "--overwrite")
+        assert res.returncode == 0, res.stderr
+        lines, add = parse_lines(text)
+        with h5py.File(out) as f:
+            names = set(f["maps"])
+        assert names == set(lines) if lines else set(add) < names, (text, names)
+    with pytest.raises(XrayAtlasError) as dock:
+        parse_lines("Fe")
+    assert_one_line_error(run("maps", cube, out, "--lines", "Fe", "--model", "lsq", "--overwrite"), str(dock.value))
+
+
+def test_params_are_read_by_their_declaration(tmp_path):
+    # one parser (xray_atlas.params.Param.check) for --param, --model-param and the forms: a
+    # start with none (half the map), as the clusters dock's sigma field takes it
+    cube = tmp_path / "p.h5"
+    assert run("simulate", "painting", cube, "--height", 8, "--width", 8, "--channels", 1024).returncode == 0
+    som = ["cluster", cube, tmp_path / "c.h5", "--method", "som", "--param", "rows=2", "--param", "cols=2"]
+    res = run(*som, "--param", "sigma=none,0.5", "--param", "lr=0.4,0.05")
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert f["labels"].shape == (8, 8)
+    assert_one_line_error(
+        run(*som, "--overwrite", "--param", "lr=a,b"), "--param lr='a,b': give comma-separated numbers"
+    )
+    assert_one_line_error(
+        run(*som, "--overwrite", "--param", "device=gpu"), "--param device='gpu'; choose one of auto, cpu"
+    )
+    res = run("train", "maps", tmp_path / "m", "--model", "prior-mlp", "--model-param", "hidden=a")
+    assert_one_line_error(res, "--model-param hidden='a': give comma-separated whole numbers")
+    res = run("train", "maps", tmp_path / "m", "--model", "prior-mlp", "--model-param", "colour=1")
+    assert_one_line_error(res, "--model-param colour: unknown for model 'prior-mlp'; known: ")

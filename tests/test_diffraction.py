@@ -147,3 +147,17 @@ def test_metadata_span():
         metadata_span({"span": 5}, name="layer 'x'")
     with pytest.raises(XrayAtlasError, match="not a number"):
         metadata_span({"span": "three"})
+
+
+def test_resolve_span():
+    from xray_atlas.diffraction import resolve_span
+
+    assert resolve_span(3, [2, 4], model=None) == (3, None)  # the user's span wins
+    assert resolve_span(None, [4, None, 4], model=None) == (4, None)  # the images agree
+    assert resolve_span(None, [None], model="my-model.safetensors") == (None, None)  # the model knows its own
+    span, note = resolve_span(None, [], model=None, parameter="--span")
+    assert span is None and note.startswith("neither --span nor the images' metadata give the span; using span 2")
+    with pytest.raises(XrayAtlasError, match="metadata give different spans; process them separately or give span$"):
+        resolve_span(None, [2, 3])
+    with pytest.raises(XrayAtlasError, match="the analytic inverse needs the span: give --span 2, 3 or 4"):
+        resolve_span(None, [None], model="analytic", parameter="--span")

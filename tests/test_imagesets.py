@@ -63,3 +63,17 @@ def test_difference_hash_ignores_scale_but_not_content():
     b = rng.random((64, 64))
     assert image_hash(a) == image_hash(a * 1000 + 3)
     assert bin(image_hash(a) ^ image_hash(b)).count("1") > 16
+
+
+def test_write_dataset_moves_the_whole_dataset_into_place(tmp_path):
+    from xray_atlas.imagesets import SPLITS, write_dataset
+
+    rng = np.random.default_rng(0)
+    images = [rng.random((16, 16)) for _ in range(12)]
+    out = tmp_path / "ds"
+    out.mkdir()  # an empty folder is taken
+    counts = write_dataset(out, images, [k % 2 for k in range(12)], ("a", "b"))
+    assert sum(n for split in counts.values() for n in split.values()) == 12
+    assert sorted(p.name for p in out.iterdir()) == sorted(SPLITS)
+    assert sum(1 for p in out.rglob("*") if p.is_file()) == 12
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # nothing staged is left beside it

@@ -9,6 +9,7 @@ mean-normalised images). Experimental images go through optional preparation ste
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "check_image",
     "image_span",
     "metadata_span",
+    "resolve_span",
     "model_input",
     "degrade",
     "PREPARATION_STEPS",
@@ -107,6 +109,50 @@ def metadata_span(metadata: Any, *, name: str = "image") -> int | None:
     if span not in SPANS:
         raise XrayAtlasError(f"{name}: its metadata span is {span}, not 2, 3 or 4")
     return span
+
+
+def resolve_span(
+    span: int | None, image_spans: Iterable[int | None], *, model: str | None = None, parameter: str = "span"
+) -> tuple[int | None, str | None]:
+    """The span to reconstruct a set of images with, and a note for the user (or None).
+
+    Parameters
+    ----------
+    span : int or None
+        The span the user gave; it wins over the images' own.
+    image_spans : iterable of int or None
+        The span each image declares (:func:`image_span`, :func:`metadata_span`), None where
+        it declares none.
+    model : str, optional
+        The model to load (:func:`load_predictor`): a trained model knows its span, the shipped
+        ones (None) fall back to span 2, the ``"analytic"`` inverse needs one.
+    parameter : str
+        How the user gives the span, named in the messages (the command line's ``--span``).
+
+    Returns
+    -------
+    span, note
+        The given span, else the one the images agree on, else None (the model's); the note
+        says when the shipped models' span 2 is assumed.
+
+    Raises
+    ------
+    XrayAtlasError
+        The images declare different spans and none was given; the analytic inverse without a span.
+    """
+    declared = {s for s in image_spans if s is not None}
+    if span is None and len(declared) > 1:
+        raise XrayAtlasError(f"the images' metadata give different spans; process them separately or give {parameter}")
+    span = span or (declared.pop() if declared else None)
+    note = None
+    if span is None and model in (None, "analytic"):
+        if model == "analytic":
+            raise XrayAtlasError(f"the analytic inverse needs the span: give {parameter} 2, 3 or 4")
+        note = (
+            f"neither {parameter} nor the images' metadata give the span; using span 2 "
+            f"(give {parameter} 3 or 4 for longer-range encodings)"
+        )
+    return span, note
 
 
 def check_image(image, *, name: str = "image") -> np.ndarray:

@@ -32,6 +32,7 @@ __all__ = [
     "build_image_folder",
     "write_image",
     "write_classes",
+    "write_dataset",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -203,3 +204,28 @@ def write_classes(
     for i, (img, k) in enumerate(zip(images, labels)):
         write_image(root / classes[int(k)] / f"{i:05d}", img)
     return root
+
+
+def write_dataset(
+    out: str | os.PathLike,
+    images: Iterable[np.ndarray],
+    labels: Iterable[int],
+    classes: tuple[str, ...],
+    *,
+    split_quadrants: bool = False,
+) -> dict[str, dict[str, int]]:
+    """Write labelled images as the dataset ``out/{train,val,test}/<class>/``
+    (:func:`write_classes`, then :func:`build_image_folder`), staged beside ``out`` and moved
+    into place at the end, so a failure leaves no half dataset. ``out`` must not exist or be an
+    empty folder. Returns the images per split and class."""
+    import tempfile
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        write_classes(Path(tmp) / "classes", images, labels, classes)
+        staged = Path(tmp) / "dataset"
+        counts = build_image_folder(Path(tmp) / "classes", staged, split_quadrants=split_quadrants)
+        if out.exists():
+            out.rmdir()
+        os.replace(staged, out)
+    return counts

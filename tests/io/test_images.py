@@ -38,3 +38,22 @@ def test_bad_images_name_the_file(tmp_path):
     ):
         with pytest.raises(XrayAtlasError, match=f"{name}: {match}"):
             read_image(tmp_path / name)
+
+
+def test_find_images(tmp_path):
+    from xray_atlas.io.images import find_images
+
+    (tmp_path / "set" / "sub").mkdir(parents=True)
+    for name in ("b.PNG", "a.tif", "sub/c.npy", "notes.txt"):
+        (tmp_path / "set" / name).write_bytes(b"")
+    lone = tmp_path / "lone.h5"
+    # a file is taken as given (read_image judges it), a folder gives its images, subfolders too
+    assert find_images([lone, tmp_path / "set"]) == [
+        lone,
+        tmp_path / "set" / "a.tif",
+        tmp_path / "set" / "b.PNG",
+        tmp_path / "set" / "sub" / "c.npy",
+    ]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(XrayAtlasError, match="empty: no images in this folder"):
+        find_images([tmp_path / "empty"])

@@ -22,6 +22,23 @@ def test_form_follows_the_method_table(clusters):
         assert clusters.parameters() == method_parameters(method)
 
 
+def test_text_fields_are_read_as_the_command_line_reads_them(clusters):
+    # one parser (xray_atlas.params.Param.check) for the form and --param
+    from xray_atlas.cluster import parameter_table
+    from xray_atlas.errors import XrayAtlasError
+
+    clusters.method_combo.setCurrentText("som")
+    table = parameter_table("som")
+    for name, text in (("sigma", "None, 0.5"), ("lr", "0.4,0.05"), ("n_clusters", " 3 ")):
+        clusters.fields[name].setText(text)
+        assert clusters.parameters()[name] == table[name].check(name, text)
+    assert clusters.parameters()["sigma"] == (None, 0.5) and clusters.parameters()["n_clusters"] == "3"
+    assert clusters.fields["device"].currentText() == "auto"
+    clusters.fields["lr"].setText("fast")
+    with pytest.raises(XrayAtlasError, match="lr='fast': give comma-separated numbers"):
+        clusters.parameters()
+
+
 def test_run_adds_labels_and_cluster_means(viewer, clusters, qtbot, painting_file, tmp_path):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")

@@ -1,8 +1,8 @@
 """Clustering the pixels of a cube by their spectra.
 
-One table, :data:`METHODS`, maps a name to its function and its parameters; the command
-line (``xray-atlas cluster --method``) and the napari dock both read it, so a new method
-appears in both.
+Two tables, :data:`METHODS` and :data:`PARAMS`, map a name to its function and its declared
+parameters (:func:`parameter_table`); the command line (``xray-atlas cluster --method``) and
+the napari dock both read them, so a new method appears in both.
 
 Memory is bounded whatever the cube's size (issues 31 and 33): a first pass over the cube's
 tiles keeps the features of the pixels the PCA and the method fit on (drawn with the seed
@@ -13,7 +13,6 @@ per-pixel scalars (totals, labels) grow with the cube (docs/dev/memory.md).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,11 @@ import numpy as np
 
 from ..cube import TILE_BYTES, Progress, SpectralCube, run_to_end
 from ..errors import XrayAtlasError
-from .features import NORMALISATIONS, Features, check_features, iter_features
+from ..params import Param, table_defaults
+from .features import FEATURE_PARAMS, NORMALISATIONS, Features, check_features, iter_features
 from .methods import (
+    SOM_PARAMS,
+    UMAP_HDBSCAN_PARAMS,
     Assigner,
     check_som,
     check_umap_hdbscan,
@@ -45,6 +47,7 @@ __all__ = [
     "assemble",
     "cluster_cube",
     "method_parameters",
+    "parameter_table",
     "cluster_spectra",
     "NORMALISATIONS",
 ]
@@ -66,17 +69,23 @@ SAMPLES: dict[str, Callable[..., Any]] = {
     "som": lambda n_pix, **kw: np.concatenate(som_sample(n_pix, **kw)),
 }
 
-#: Parameters of the feature step, shared by every method.
-FEATURE_PARAMETERS = {"trim": 100, "bin": 8, "normalise": "sqrt-total", "pca_components": 20}
+#: Method name -> its parameters (:class:`~xray_atlas.params.Param`), declared beside it.
+PARAMS: dict[str, dict[str, Param]] = {"umap-hdbscan": UMAP_HDBSCAN_PARAMS, "som": SOM_PARAMS}
+
+#: Parameters of the feature step, shared by every method (name -> default).
+FEATURE_PARAMETERS = table_defaults(FEATURE_PARAMS)
+
+
+def parameter_table(method: str) -> dict[str, Param]:
+    """The parameters of a method (the feature step's first), for the command line and forms."""
+    if method not in METHODS:
+        raise XrayAtlasError(f"method={method!r}; choose one of {', '.join(METHODS)}")
+    return {**FEATURE_PARAMS, **PARAMS[method]}
 
 
 def method_parameters(method: str) -> dict[str, Any]:
-    """Default parameters of a method (the feature step's first), for forms and ``--help``."""
-    if method not in METHODS:
-        raise XrayAtlasError(f"method={method!r}; choose one of {', '.join(METHODS)}")
-    sig = inspect.signature(METHODS[method])
-    own = {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY and k != "seed"}
-    return {**FEATURE_PARAMETERS, **own}
+    """Default parameters of a method (the feature step's first)."""
+    return table_defaults(parameter_table(method))
 
 
 @dataclass

@@ -17,10 +17,22 @@ import numpy as np
 
 from ..cube import TILE_BYTES, Progress, SpectralCube
 from ..errors import XrayAtlasError
+from ..params import Param
 
-__all__ = ["Features", "iter_features", "check_features", "NORMALISATIONS"]
+__all__ = ["Features", "iter_features", "check_features", "NORMALISATIONS", "FEATURE_PARAMS"]
 
 NORMALISATIONS = ("sqrt-total", "total", "sqrt", "anscombe", "none")
+
+#: Parameters of the feature step, shared by every clustering method (the keyword defaults of
+#: :func:`iter_features`; their ranges depend on the cube, so :func:`check_features` checks them).
+FEATURE_PARAMS = {
+    "trim": Param(100, "channels left out at each end of the spectrum"),
+    "bin": Param(8, "neighbouring channels summed into one feature bin"),
+    "normalise": Param(
+        "sqrt-total", "how each spectrum is scaled before the PCA", choices=NORMALISATIONS, kind="choice"
+    ),
+    "pca_components": Param(20, "principal components kept as the features"),
+}
 
 
 @dataclass

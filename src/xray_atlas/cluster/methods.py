@@ -15,10 +15,22 @@ from collections.abc import Callable, Generator
 import numpy as np
 
 from ..cube import Progress
+from ..devices import DEVICES
 from ..errors import XrayAtlasError
+from ..params import Param
 from .features import Features
 
-__all__ = ["umap_hdbscan", "som", "check_umap_hdbscan", "check_som", "umap_hdbscan_sample", "som_sample", "Assigner"]
+__all__ = [
+    "umap_hdbscan",
+    "som",
+    "UMAP_HDBSCAN_PARAMS",
+    "SOM_PARAMS",
+    "check_umap_hdbscan",
+    "check_som",
+    "umap_hdbscan_sample",
+    "som_sample",
+    "Assigner",
+]
 
 
 class Assigner:
@@ -46,6 +58,42 @@ class Assigner:
         """Every pixel's id (P,) -> label of each id (n_ids,) int32 (-1: noise), details."""
         lut, info = self._finish(ids)
         return np.asarray(lut, np.int32), info
+
+
+# The methods' parameters, declared for the command line and the forms (the keyword defaults
+# of the functions below; tests/cluster/test_cluster.py checks that they agree). Their valid
+# ranges depend on the cube, so check_umap_hdbscan and check_som check them.
+#: Parameters of :func:`umap_hdbscan` (study 003's names).
+UMAP_HDBSCAN_PARAMS = {
+    "n_fit": Param(5000, "pixels embedded by UMAP (a random subsample)"),
+    "n_neighbors": Param(30, "UMAP's n_neighbors"),
+    "min_dist": Param(0.0, "UMAP's min_dist"),
+    "n_components": Param(2, "UMAP's embedding dimensions"),
+    "min_samples": Param(10, "HDBSCAN's min_samples"),
+    "min_cluster_size": Param(
+        0.01, "HDBSCAN's min_cluster_size: a share of the embedded pixels if below 1, else a number of pixels"
+    ),
+    "assign_neighbors": Param(15, "each pixel takes the majority label of this many nearest embedded pixels"),
+}
+
+#: Parameters of :func:`som`.
+SOM_PARAMS = {
+    "rows": Param(8, "rows of the map's nodes"),
+    "cols": Param(8, "columns of the map's nodes"),
+    "epochs": Param(10, "passes over the training pixels"),
+    "batch_size": Param(4096, "pixels per update"),
+    "lr": Param((0.5, 0.02), "learning rate, first and last (decaying exponentially)", kind="numbers"),
+    "sigma": Param(
+        (None, 0.3), "neighbourhood width in nodes, first (none: half the larger side) and last", kind="numbers"
+    ),
+    "n_fit": Param(50000, "pixels the map trains on (a random subsample)"),
+    "n_clusters": Param(
+        "auto",
+        "clusters the nodes are joined into: auto (best silhouette), none (one per node) or a number",
+        kind="string",
+    ),
+    "device": Param("auto", "where the map trains", choices=DEVICES, kind="choice"),
+}
 
 
 def _check_int(name: str, value: object, lo: int) -> int:

@@ -5,18 +5,40 @@ their values; preparing them as the image models see them."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["read_image", "write_image", "prepare_image", "IMAGE_SUFFIXES", "NORMALISATIONS"]
+__all__ = ["read_image", "write_image", "prepare_image", "find_images", "IMAGE_SUFFIXES", "NORMALISATIONS"]
 
 #: File suffixes read as images (docs/dev/contracts.md section 6).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".h5", ".hdf5", ".bmp")
 #: How :func:`prepare_image` scales an image for the image models.
 NORMALISATIONS = ("standard", "open-beam")
+
+
+def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The image files named by ``paths``: a file as given, a folder's files with an image
+    suffix (:data:`IMAGE_SUFFIXES`, any case), searched through its subfolders, in sorted order.
+
+    Raises
+    ------
+    XrayAtlasError
+        A folder without images (naming it).
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise XrayAtlasError("no images in this folder", path=p)
+            files += found
+        else:
+            files.append(p)
+    return files
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import XrayAtlasError
+from ..params import Param, param_for
 
 __all__ = ["register", "build", "available", "Entry"]
 
@@ -20,6 +21,11 @@ class Entry:
     doc: str
     training: dict  # the model's own training defaults (optimizer, lr, weight_decay ...), over the task's
     trainable: bool = True  # False for fixed baselines (window sums, least squares)
+
+    @property
+    def params(self) -> dict[str, Param]:
+        """The model's options as parameters (each declared by its registered default)."""
+        return {k: param_for(v) for k, v in self.defaults.items()}
 
 
 _REGISTRY: dict[str, Entry] = {}  # filled at import by the model modules' @register

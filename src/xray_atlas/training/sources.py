@@ -2,7 +2,7 @@
 reference maps, image folders.
 
 A source is built from keyword parameters that are checked at once against its table
-(:attr:`DataSource.PARAMS`: default, range or choices, help), so a bad value is refused
+(:attr:`DataSource.PARAMS` of :class:`~xray_atlas.params.Param`: default, range or choices, help), so a bad value is refused
 before any work starts; :meth:`DataSource.prepare` then does the slow part (the generator's
 tables, reading pixels or images) inside the run. Batches are a function of the run's seed and
 the epoch number, which makes a run reproducible and a resumed run identical to an
@@ -12,7 +12,6 @@ uninterrupted one.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..errors import XrayAtlasError
 from ..io.images import IMAGE_SUFFIXES
+from ..params import Param
 from ..physics.micrograph import MORPHOLOGIES, micrographs
 from .loop import Preparing
 
@@ -35,51 +35,6 @@ __all__ = [
     "SyntheticDiffraction",
     "IMAGE_SUFFIXES",
 ]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a data source: default, allowed range or choices, and help text.
-
-    ``kind`` says how to edit it: ``number``, ``bool``, ``choice``, ``text`` (comma-separated
-    names), ``path`` (a file or folder) or ``paths`` (comma-separated files).
-    """
-
-    default: Any
-    doc: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple | None = None
-    kind: str = "number"
-
-    def check(self, name: str, value: Any) -> Any:
-        """The value, typed like the default; a one-line error naming ``name`` otherwise."""
-        if self.kind == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise XrayAtlasError(f"{name}={value!r} must be true or false")
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise XrayAtlasError(f"{name}={value!r}; choose one of {', '.join(map(str, self.choices))}")
-            return value
-        if self.kind in ("text", "paths"):
-            if value is None:
-                return ()
-            items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(s.strip() for s in items if str(s).strip())
-        if self.kind == "path":
-            return str(value).strip()
-        try:
-            v = int(value) if isinstance(self.default, int) and float(value) == int(float(value)) else float(value)
-        except (TypeError, ValueError):
-            raise XrayAtlasError(f"{name}={value!r} is not a number") from None
-        if isinstance(self.default, int) and not isinstance(v, int):
-            raise XrayAtlasError(f"{name}={value!r} must be a whole number")
-        if not np.isfinite(v) or (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
-            raise XrayAtlasError(f"{name}={value!r} is out of range [{self.low:g}, {self.high:g}]")
-        return v
 
 
 class PreparationCancelled(Exception):

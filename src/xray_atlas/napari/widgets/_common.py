@@ -220,9 +220,15 @@ def apply_plot_theme(plot: Any, viewer: Any) -> None:
 
 
 class ParamForm(QWidget):
-    """A form built from a core parameter table (name -> :class:`~xray_atlas.training.sources.Param`):
+    """A form built from a core parameter table (name -> :class:`~xray_atlas.params.Param`):
     spin boxes with the table's ranges, combo boxes for choices, check boxes, text fields.
-    :meth:`values` returns what the core's checks take (text fields as text)."""
+    :meth:`values` returns what the core's checks take (text fields as text); :meth:`checked`
+    reads them with the parameters' own parser (:meth:`~xray_atlas.params.Param.check`), as the
+    command line does."""
+
+    #: Spin box limits of a parameter the table leaves open (its check lies in the core).
+    OPEN_INT = (0, 10**7)
+    OPEN_FLOAT = (0.0, 1e6)
 
     def __init__(self, params: dict, parent: QWidget | None = None):
         super().__init__(parent)
@@ -241,22 +247,35 @@ class ParamForm(QWidget):
                 w.setChecked(bool(p.default))
             elif p.kind == "number" and isinstance(p.default, int):
                 w = QSpinBox()
-                w.setRange(int(p.low), int(min(p.high, 2**31 - 1)))
+                low, high = self.OPEN_INT
+                w.setRange(
+                    int(low if p.low is None else p.low), int(min(high if p.high is None else p.high, 2**31 - 1))
+                )
                 w.setValue(p.default)
-            elif p.kind == "number":
+            elif p.kind == "number" and p.default is not None:
                 w = QDoubleSpinBox()
                 w.setDecimals(4)
-                w.setRange(p.low, p.high)
+                low, high = self.OPEN_FLOAT
+                w.setRange(low if p.low is None else p.low, high if p.high is None else p.high)
                 w.setValue(p.default)
             else:
-                default = p.default if isinstance(p.default, str) else ", ".join(p.default or ())
-                w = QLineEdit(default)
+                w = QLineEdit(p.text())
                 if p.kind in ("path", "paths") or p.default is None:
                     w.setPlaceholderText(p.doc)
             w.setToolTip(p.doc)
             w.setObjectName(name)
             self.fields[name] = w
             form.addRow(name.replace("_", " "), w)
+
+    def checked(self) -> dict[str, Any]:
+        """:meth:`values` read by each parameter's :meth:`~xray_atlas.params.Param.check`.
+
+        Raises
+        ------
+        XrayAtlasError
+            A text field the parameter cannot read (naming the parameter).
+        """
+        return {name: self.params[name].check(name, value) for name, value in self.values().items()}
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """Clusters dock: cluster the pixels of a cube with a method from the core's table.
 
-The form is built from :func:`xray_atlas.cluster.method_parameters`, so every method of
-:data:`xray_atlas.cluster.METHODS` appears here with its parameters. Runs go to a worker
+The form is built from :func:`xray_atlas.cluster.parameter_table` (a
+:class:`~._common.ParamForm`, read by the parameters' own parser as the command line's
+``--param`` is), so every method of :data:`xray_atlas.cluster.METHODS` appears here with its
+parameters. Runs go to a worker
 with progress and Cancel; a preview clusters a spatial subsample in a second or two.
 """
 
@@ -12,23 +14,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
-from ...cluster import METHODS, NORMALISATIONS, iter_cluster, method_parameters
+from ...cluster import METHODS, iter_cluster, parameter_table
 from ...cube import SpectralCube
 from ...errors import XrayAtlasError
 from .._layers import cube_of, grid_of, is_cube_layer, provenance
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
-from ._common import refill, scroll_box
+from ._common import ParamForm, refill, scroll_box
 from ._export import ExportRow
 from ._folder import FolderRow
 from ._refine import RefineGroup
@@ -74,7 +75,8 @@ class ClustersWidget(QWidget):
         self.method_combo.addItems(list(METHODS))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.form = QFormLayout()
+        self.form_box = QVBoxLayout()
+        self.param_form: ParamForm | None = None
         self.fields: dict[str, QWidget] = {}
         self.preview_button = QPushButton("Preview (subsample)")
         self.run_button = QPushButton("Run")
@@ -91,7 +93,7 @@ class ClustersWidget(QWidget):
         buttons.addWidget(self.run_button)
         box = scroll_box(self, viewer=self.viewer)
         box.addLayout(top)
-        box.addLayout(self.form)
+        box.addLayout(self.form_box)
         box.addLayout(buttons)
         self.export_row = ExportRow(
             self.viewer,
@@ -120,67 +122,16 @@ class ClustersWidget(QWidget):
 
     # -- form ---------------------------------------------------------------------------
     def _build_form(self, method: str) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        self.fields = {}
-        for name, default in method_parameters(method).items():
-            if name == "device":
-                w: QWidget = QComboBox()
-                w.addItems(["auto", "cpu", "cuda", "mps"])
-            elif name == "normalise":
-                w = QComboBox()
-                w.addItems(list(NORMALISATIONS))
-                w.setCurrentText(str(default))
-            elif isinstance(default, bool):
-                w = QComboBox()
-                w.addItems(["True", "False"])
-                w.setCurrentText(str(default))
-            elif isinstance(default, int):
-                w = QSpinBox()
-                w.setRange(0, 10**7)
-                w.setValue(default)
-            elif isinstance(default, float):
-                w = QDoubleSpinBox()
-                w.setDecimals(4)
-                w.setRange(0.0, 1e6)
-                w.setValue(default)
-            else:
-                w = QLineEdit(
-                    ""
-                    if default is None
-                    else ", ".join(map(str, default))
-                    if isinstance(default, tuple)
-                    else str(default)
-                )
-            w.setObjectName(name)
-            self.fields[name] = w
-            self.form.addRow(name.replace("_", " "), w)
+        if self.param_form is not None:
+            self.form_box.removeWidget(self.param_form)
+            self.param_form.deleteLater()
+        self.param_form = ParamForm(parameter_table(method))
+        self.form_box.addWidget(self.param_form)
+        self.fields = self.param_form.fields
 
     def parameters(self) -> dict[str, Any]:
-        """The form's values, typed like the method's defaults."""
-        defaults = method_parameters(self.method_combo.currentText())
-        out: dict[str, Any] = {}
-        for name, w in self.fields.items():
-            d = defaults[name]
-            if isinstance(w, QComboBox):
-                text = w.currentText()
-                out[name] = (text == "True") if isinstance(d, bool) else text
-            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
-                out[name] = w.value()
-            else:
-                text = w.text().strip()
-                try:
-                    if isinstance(d, str):
-                        out[name] = text
-                    elif not text or text.lower() == "none":
-                        out[name] = None
-                    elif isinstance(d, tuple):
-                        out[name] = tuple(None if v.strip().lower() == "none" else float(v) for v in text.split(","))
-                    else:
-                        out[name] = float(text)
-                except ValueError:
-                    raise XrayAtlasError(f"{name}={text!r} is not a number") from None
-        return out
+        """The form's values, read by the method's parameters (as ``--param`` is)."""
+        return self.param_form.checked()
 
     # -- layers ---------------------------------------------------------------------------
     def _refresh_cubes(self, *_: Any) -> None:
