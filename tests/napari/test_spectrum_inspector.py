@@ -86,7 +86,9 @@ def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, op
     inspector.region_combo.setCurrentText("areas")
     assert inspector.compute_region() is not None
     idle(qtbot, inspector)  # a small region can finish before a waitSignal would listen
-    np.testing.assert_allclose(inspector.view.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0))
+    np.testing.assert_allclose(
+        inspector.view.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0)
+    )
 
 
 def test_region_errors_are_notified(viewer, inspector, opened, errors):
