@@ -1,7 +1,9 @@
 """Train the models shipped in src/xray_atlas/models/zoo with the project's own training code,
 then score them on freshly generated held-out data.
 
-Usage: ``python tools/train_zoo.py maps|maps-spatial|maps-fit|diffraction|elements|images [--quick]``. The default map model is xray-atlas's
+Usage: ``python tools/train_zoo.py NAME... [--quick]``, NAME a shipped model of :data:`RECIPES`
+(``maps-fit``, ``elements-default``...) or a group (``maps``, ``diffraction``, ``elements``, ``images``).
+Each run writes its recipe into the model's card. The default map model is xray-atlas's
 prior MLP (least squares on the physics engine's pure spectra plus a learnt correction),
 trained on every other pixel of 500 random-layout synthetic paintings (M6 Jetstream-like
 scanner, 5-40 ms dwell, detector FWHM 130-160 eV, offset +/- 20 eV) with adaptive L1;
@@ -31,10 +33,14 @@ uneven open beam, float / 16 / 8 bit files), read as -ln(I / I0) at 64 x 64.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from xray_atlas.physics.generator import UNLISTED_ELEMENTS
@@ -61,38 +67,6 @@ MAPS_SOURCE = {"n_paintings": 500, "height": 48, "width": 64, "stride": 2}
 #: L1, so that the epoch is chosen by the MAE the maps are judged by: with adaptive L1 the
 #: validation loss rose after epoch 3 while the validation MAE kept falling.
 MAPS_FIT_SOURCE = {**MAPS_SOURCE, "n_paintings": 300, "val_paintings": 8}
-
-
-def train_maps(quick: bool, *, spatial: bool = False, fit: bool = False) -> Path:
-    from xray_atlas.training import TerminalProgress, make_config, train
-
-    name = "maps-spatial" if spatial else "maps-fit" if fit else "maps-default"
-    source = MAPS_FIT_SOURCE if fit else MAPS_SOURCE
-    source = {**source, "n_paintings": 12} if quick else source
-    model = "spatial-prior-mlp" if spatial else "fit-mlp" if fit else "prior-mlp"
-    config = make_config(
-        "maps",
-        model=model,
-        source="synthetic-paintings",
-        loss="l1" if fit else "adaptive-l1",
-        epochs=(12 if quick else 30) if fit else (12 if quick else 40) if spatial else (12 if quick else 60),
-        patience=0 if fit else 10,
-        seed=20261122,
-        device="auto",
-        batch_size=256,
-        schedule="cosine",
-        model_params={"hidden": (256, 256) if fit else (512, 512)},
-        source_params=source,
-    )
-    tmp = Path(tempfile.mkdtemp(prefix="zoo-maps-"))
-    t = time.perf_counter()
-    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()], remember=False)
-    print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}")
-    ZOO.mkdir(parents=True, exist_ok=True)
-    dest = ZOO / f"{name}.safetensors"
-    shutil.copyfile(outcome.path, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def _shipped_maps_source(spatial: bool, purpose: str):
@@ -184,62 +158,7 @@ ELEMENTS_SOURCE = {
 }
 
 
-def train_elements(quick: bool) -> Path:
-    from xray_atlas.training import TerminalProgress, make_config, train
-
-    config = make_config(
-        "elements",
-        model="spectral-cnn",
-        loss="bce",
-        epochs=4 if quick else 40,
-        patience=10,
-        seed=ELEMENTS_SEED,
-        device="auto",
-        batch_size=256,
-        schedule="cosine",
-        # the decision thresholds are picked on the validation spectra: on 4,096 the best-F1
-        # threshold of one element wanders by 0.03-0.14 (sd) from one draw to the next
-        source_params={**ELEMENTS_SOURCE, "n_train": 8192 if quick else 32768, "n_val": 4096 if quick else 32768},
-    )
-    tmp = Path(tempfile.mkdtemp(prefix="zoo-elements-"))
-    t = time.perf_counter()
-    outcome = train(config, tmp / "elements-default.safetensors", callbacks=[TerminalProgress()], remember=False)
-    print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}", flush=True)
-    ZOO.mkdir(parents=True, exist_ok=True)
-    dest = ZOO / "elements-default.safetensors"
-    shutil.copyfile(outcome.path, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
 IMAGES_SEED = 20261123
-
-
-def train_images(quick: bool) -> Path:
-    from xray_atlas.training import TerminalProgress, make_config, train
-
-    config = make_config(
-        "images",
-        model="image-cnn",
-        source="synthetic-radiographs",
-        loss="cross-entropy",
-        epochs=4 if quick else 30,
-        patience=10,
-        seed=IMAGES_SEED,
-        device="auto",
-        schedule="cosine",
-        # a +-2 kV, +-0.25 mm Al spread per image was tried: it made the model less tolerant of
-        # other instruments, not more (docs/images.md), so the nominal beam is used
-        source_params={"n_images": 1000 if quick else 6000, "kind": "both", "frame": 128, "size": 64},
-    )
-    tmp = Path(tempfile.mkdtemp(prefix="zoo-images-"))
-    t = time.perf_counter()
-    outcome = train(config, tmp / "radiograph-default.safetensors", callbacks=[TerminalProgress()], remember=False)
-    print(f"trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}", flush=True)
-    dest = ZOO / "radiograph-default.safetensors"
-    shutil.copyfile(outcome.path, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def score_images(path: Path) -> None:
@@ -256,38 +175,6 @@ def score_images(path: Path) -> None:
 
 #: Epochs per span: span 4's fifteen outputs, several with little variance, need the longest run.
 DIFFRACTION_EPOCHS = {2: 10, 3: 10, 4: 24}
-
-
-def train_diffraction(span: int, quick: bool) -> Path:
-    from xray_atlas.training import TerminalProgress, make_config, train
-
-    cache = ROOT / "out" / "diffraction"
-    cache.mkdir(parents=True, exist_ok=True)
-    config = make_config(
-        "diffraction",
-        model="cfs-fourier",
-        epochs=4 if quick else DIFFRACTION_EPOCHS[span],
-        patience=8,
-        seed=DIFFRACTION_SEED,
-        device="auto",
-        batch_size=64,
-        schedule="cosine",
-        source_params={
-            "span": span,
-            "n_images": 1000 if quick else 8000,
-            "cache": str(cache / f"span{span}{'-quick' if quick else ''}.h5"),
-        },
-    )
-    tmp = Path(tempfile.mkdtemp(prefix="zoo-diffraction-"))
-    name = f"diffraction-span{span}"
-    t = time.perf_counter()
-    outcome = train(config, tmp / f"{name}.safetensors", callbacks=[TerminalProgress()], remember=False)
-    print(f"span {span}: trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}")
-    ZOO.mkdir(parents=True, exist_ok=True)
-    dest = ZOO / f"{name}.safetensors"
-    shutil.copyfile(outcome.path, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def score_diffraction(span: int, n: int = 300) -> None:
@@ -310,48 +197,239 @@ def score_diffraction(span: int, n: int = 300) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How one shipped model is made: ``make_config``'s settings for the full run, what
+    ``--quick`` changes, and how it is scored. Each run writes :meth:`record` into the model's
+    card (``card.recipe``), as torchvision keeps ``meta["recipe"]`` beside its weights."""
+
+    name: str
+    settings: dict
+    quick: dict
+    score: Callable[[Path], None]
+
+    def config(self, *, quick: bool):
+        from xray_atlas.training import make_config
+
+        settings = {**self.settings, **(self.quick if quick else {})}
+        params = dict(settings.get("source_params", {}))
+        if "cache" in params:  # a cache path in the repository's out/ folder
+            (ROOT / params["cache"]).parent.mkdir(parents=True, exist_ok=True)
+            params["cache"] = str(ROOT / params["cache"])
+        return make_config(**{**settings, "source_params": params, "device": "auto"})
+
+    def record(self, *, quick: bool) -> dict:
+        return {
+            "name": self.name,
+            "command": f"python tools/train_zoo.py {self.name}" + (" --quick" if quick else ""),
+            "settings": {**self.settings, **(self.quick if quick else {})},
+        }
+
+
+def _maps(name: str, model: str, *, loss: str, epochs: int, quick_epochs: int, patience: int, hidden, source) -> Recipe:
+    settings = {
+        "task": "maps",
+        "model": model,
+        "source": "synthetic-paintings",
+        "loss": loss,
+        "epochs": epochs,
+        "patience": patience,
+        "seed": 20261122,
+        "batch_size": 256,
+        "schedule": "cosine",
+        "model_params": {"hidden": hidden},
+        "source_params": source,
+    }
+    quick = {"epochs": quick_epochs, "source_params": {**source, "n_paintings": 12}}
+    return Recipe(name, settings, quick, score_maps)
+
+
+def _diffraction(span: int) -> Recipe:
+    settings = {
+        "task": "diffraction",
+        "model": "cfs-fourier",
+        "epochs": DIFFRACTION_EPOCHS[span],
+        "patience": 8,
+        "seed": DIFFRACTION_SEED,
+        "batch_size": 64,
+        "schedule": "cosine",
+        "source_params": {"span": span, "n_images": 8000, "cache": f"out/diffraction/span{span}.h5"},
+    }
+    quick = {
+        "epochs": 4,
+        "source_params": {"span": span, "n_images": 1000, "cache": f"out/diffraction/span{span}-quick.h5"},
+    }
+    return Recipe(f"diffraction-span{span}", settings, quick, lambda path: score_diffraction(span))
+
+
+#: Every shipped model, by the name of its file in models/zoo.
+RECIPES = {
+    r.name: r
+    for r in (
+        _maps(
+            "maps-default",
+            "prior-mlp",
+            loss="adaptive-l1",
+            epochs=60,
+            quick_epochs=12,
+            patience=10,
+            hidden=(512, 512),
+            source=MAPS_SOURCE,
+        ),
+        _maps(
+            "maps-spatial",
+            "spatial-prior-mlp",
+            loss="adaptive-l1",
+            epochs=40,
+            quick_epochs=12,
+            patience=10,
+            hidden=(512, 512),
+            source=MAPS_SOURCE,
+        ),
+        _maps(
+            "maps-fit",
+            "fit-mlp",
+            loss="l1",
+            epochs=30,
+            quick_epochs=12,
+            patience=0,
+            hidden=(256, 256),
+            source=MAPS_FIT_SOURCE,
+        ),
+        *(_diffraction(span) for span in (2, 3, 4)),
+        Recipe(
+            "elements-default",
+            {
+                "task": "elements",
+                "model": "spectral-cnn",
+                "loss": "bce",
+                "epochs": 40,
+                "patience": 10,
+                "seed": ELEMENTS_SEED,
+                "batch_size": 256,
+                "schedule": "cosine",
+                # the decision thresholds are picked on the validation spectra: on 4,096 the best-F1
+                # threshold of one element wanders by 0.03-0.14 (sd) from one draw to the next
+                "source_params": {**ELEMENTS_SOURCE, "n_train": 32768, "n_val": 32768},
+            },
+            {"epochs": 4, "source_params": {**ELEMENTS_SOURCE, "n_train": 8192, "n_val": 4096}},
+            lambda path: score_elements(),
+        ),
+        Recipe(
+            "radiograph-default",
+            {
+                "task": "images",
+                "model": "image-cnn",
+                "source": "synthetic-radiographs",
+                "loss": "cross-entropy",
+                "epochs": 30,
+                "patience": 10,
+                "seed": IMAGES_SEED,
+                "schedule": "cosine",
+                # a +-2 kV, +-0.25 mm Al spread per image was tried: it made the model less tolerant
+                # of other instruments, not more (docs/images.md), so the nominal beam is used
+                "source_params": {"n_images": 6000, "kind": "both", "frame": 128, "size": 64},
+            },
+            {"epochs": 4, "source_params": {"n_images": 1000, "kind": "both", "frame": 128, "size": 64}},
+            score_images,
+        ),
+    )
+}
+#: The words the script took before the table, each standing for its recipes.
+GROUPS = {
+    "maps": ("maps-default",),
+    "diffraction": ("diffraction-span2", "diffraction-span3", "diffraction-span4"),
+    "elements": ("elements-default",),
+    "images": ("radiograph-default",),
+}
+
+
+def train_recipe(recipe: Recipe, *, quick: bool) -> Path:
+    """Train ``recipe`` in a temporary folder and write the model, its card holding the
+    recipe, into models/zoo."""
+    from xray_atlas.models import load_model, save_model
+    from xray_atlas.training import TerminalProgress, train
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"zoo-{recipe.name}-"))
+    t = time.perf_counter()
+    try:
+        outcome = train(
+            recipe.config(quick=quick),
+            tmp / f"{recipe.name}.safetensors",
+            callbacks=[TerminalProgress()],
+            remember=False,
+        )
+        print(f"{recipe.name}: trained in {time.perf_counter() - t:.0f} s; best epoch {outcome.result.best_epoch}")
+        model, card = load_model(outcome.path)
+        card.recipe = recipe.record(quick=quick)
+        ZOO.mkdir(parents=True, exist_ok=True)
+        return save_model(ZOO / f"{recipe.name}.safetensors", model, card)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_recipe(recipe: Recipe) -> Path:
+    """Write ``recipe`` into the card of the shipped file it made, weights untouched, after
+    checking that the file's own training settings are the recipe's (for files trained before
+    cards held their recipe)."""
+    from xray_atlas.models import load_model, save_model
+
+    path = ZOO / f"{recipe.name}.safetensors"
+    model, card = load_model(path)
+    differ = recipe_mismatches(recipe.record(quick=False), card.training)
+    if differ:
+        raise SystemExit(f"{path.name}: its training settings differ from the recipe's: {differ}")
+    card.recipe = recipe.record(quick=False)
+    save_model(path, model, card)
+    print(f"{path.name}: recipe written")
+    return path
+
+
+def recipe_mismatches(record: dict, training: dict) -> list[str]:
+    """The settings of ``record`` that a card's ``training`` does not hold (a cache's folder
+    is the machine's own and is not compared)."""
+    out = []
+    for key, want in record["settings"].items():
+        have = training.get(key)
+        if key == "source_params":
+            want = {k: v for k, v in want.items() if k != "cache"}
+            have = {k: v for k, v in (have or {}).items() if k in want}
+        if json.loads(json.dumps(want)) != json.loads(json.dumps(have)):
+            out.append(f"{key}: {want!r} against {have!r}")
+    return out
+
+
+def score_elements() -> None:
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_elements.py")], check=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["maps", "maps-spatial", "maps-fit", "diffraction", "elements", "images"])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--score-only", action="store_true")
+    parser.add_argument("what", nargs="+", choices=[*RECIPES, *GROUPS], help="recipes (shipped model names) or groups")
+    parser.add_argument("--quick", action="store_true", help="a small run of the same recipe, for trying changes")
+    parser.add_argument("--score-only", action="store_true", help="score the shipped file, train nothing")
+    parser.add_argument(
+        "--write-recipe", action="store_true", help="write the recipe into the shipped file's card, weights untouched"
+    )
     parser.add_argument("--fit-guard", action="store_true", help="maps: fit the shipped model's familiarity guard only")
     parser.add_argument(
         "--fit-counts",
         action="store_true",
         help="maps: write the training pixels' range of counts into the shipped model's card only",
     )
-    parser.add_argument("--span", type=int, choices=(2, 3, 4), action="append", help="diffraction: span(s) to train")
     args = parser.parse_args(argv)
-    if args.what == "elements":
-        if not args.score_only:
-            train_elements(args.quick)
-        import subprocess
-
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "eval_elements.py")], check=True)
-        return 0
-    if args.what == "images":
-        score_images(ZOO / "radiograph-default.safetensors" if args.score_only else train_images(args.quick))
-        return 0
-    if args.what == "diffraction":
-        for span in args.span or (2, 3, 4):
-            if not args.score_only:
-                train_diffraction(span, args.quick)
-            score_diffraction(span)
-        return 0
-    if args.what == "maps-fit":
-        path = ZOO / "maps-fit.safetensors"
-        score_maps(path if args.score_only else train_maps(args.quick, fit=True))
-        return 0
-    spatial = args.what == "maps-spatial"
-    path = ZOO / f"{args.what if spatial else 'maps-default'}.safetensors"
-    if args.fit_counts:
-        fit_maps_counts(spatial)
-        return 0
-    if args.fit_guard:
-        fit_maps_guard(spatial)
-        return 0
-    score_maps(path if args.score_only else train_maps(args.quick, spatial=spatial))
+    names = list(dict.fromkeys(n for w in args.what for n in GROUPS.get(w, (w,))))
+    for name in names:
+        recipe = RECIPES[name]
+        if args.fit_guard or args.fit_counts:
+            if name not in ("maps-default", "maps-spatial"):
+                parser.error(f"--fit-guard and --fit-counts are for maps-default and maps-spatial, not {name}")
+            (fit_maps_guard if args.fit_guard else fit_maps_counts)(name == "maps-spatial")
+        elif args.write_recipe:
+            write_recipe(recipe)
+        else:
+            path = ZOO / f"{name}.safetensors" if args.score_only else train_recipe(recipe, quick=args.quick)
+            recipe.score(path)
     return 0
 
 

@@ -19,10 +19,10 @@ def test_demo_viewer_has_plugin_docked_and_painting(qtbot):
         assert "Synthetic painting counts" in viewer.layers
         assert inspector.cube is not None and inspector.pixel_yx is not None
         y, x = inspector.pixel_yx
-        np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], inspector.cube.pixel(y, x))
+        np.testing.assert_array_equal(inspector.view.pixel_curve.getData()[1], inspector.cube.pixel(y, x))
         assert len(inspector.marker_energies()) > 10
         qtbot.waitUntil(lambda: not inspector.jobs.busy, timeout=60000)  # the robe's mean spectrum
-        mean = inspector.region_curve.getData()[1]
+        mean = inspector.view.region_curve.getData()[1]
         regions = viewer.layers["pigment regions"]
         robe = regions.data == regions.metadata["xray_atlas"]["names"].index("vermilion robe")
         np.testing.assert_allclose(mean, np.asarray(inspector.cube.counts)[robe].mean(0))

@@ -12,6 +12,7 @@ MAIN_BUTTON = {
     "Elemental maps": "run_button",
     "Element probabilities": "run_button",
     "Training": "start_button",
+    "Adapt to instrument": "adapt_button",
     "Diffraction": "run_button",
     "Classify image": "run_button",
     "Compare maps": "rgb_button",

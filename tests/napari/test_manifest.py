@@ -33,6 +33,7 @@ def test_plugin_contributions_are_found():
         "Elemental maps",
         "Element probabilities",
         "Training",
+        "Adapt to instrument",
         "Diffraction",
         "Classify image",
         "Compare maps",

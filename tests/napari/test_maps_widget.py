@@ -34,7 +34,7 @@ def test_lsq_maps_become_layers_the_inspector_and_writer_use(
     np.testing.assert_allclose(layer.data, expected["Pb-L"], rtol=1e-5)
     # a click on the map layer shows that pixel's spectrum
     click(qtbot, viewer, layer, 5, 7)
-    np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[5, 7])
+    np.testing.assert_array_equal(inspector.view.pixel_curve.getData()[1], painting.counts[5, 7])
     # saved as /maps/<line>
     from napari.plugins.io import save_layers
 

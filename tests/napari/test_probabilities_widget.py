@@ -35,7 +35,7 @@ def test_pixel_probabilities_become_layers_and_a_click_lists_them(
     assert "present in some pixels" in dock.summary.text()
     # a click shows the pixel's spectrum in the inspector and its probabilities here
     click(qtbot, viewer, layer, 5, 7)
-    np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[5, 7])
+    np.testing.assert_array_equal(inspector.view.pixel_curve.getData()[1], painting.counts[5, 7])
     text = dock.pixel_label.text()
     assert text.startswith("pixel y=5, x=7: present") and f"Pb {expected['Pb'][5, 7]:.2f}" in text
     # saved as /probabilities/<Symbol>

@@ -68,7 +68,7 @@ def test_open_real_file_and_click_a_pixel(viewer, inspector, qtbot, click, real_
     qtbot.wait(50)
     click(qtbot, viewer, layer, y, x)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (y, x), timeout=3000)
-    xs, ys = inspector.pixel_curve.getData()
+    xs, ys = inspector.view.pixel_curve.getData()
     np.testing.assert_array_equal(ys, expected)
     np.testing.assert_allclose(xs, energy)
 

@@ -40,7 +40,7 @@ def test_shift_hover_follows_the_mouse(viewer, inspector, qtbot, opened):
         )
         QApplication.sendEvent(native, event)
         qtbot.waitUntil(lambda y=y, x=x: inspector.pixel_yx == (y, x), timeout=3000)
-        np.testing.assert_array_equal(inspector.pixel_curve.getData()[1], painting.counts[y, x])
+        np.testing.assert_array_equal(inspector.view.pixel_curve.getData()[1], painting.counts[y, x])
 
 
 def test_pins_follow_the_points_layer(viewer, inspector, qtbot, click, opened):
@@ -76,8 +76,8 @@ def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, op
     assert inspector.compute_region() is not None
     idle(qtbot, inspector)  # a small region can finish before a waitSignal would listen
     sel = painting.counts[mask].astype(float)
-    np.testing.assert_allclose(inspector.region_curve.getData()[1], sel.mean(0))
-    np.testing.assert_allclose(inspector._std_hi.getData()[1], sel.mean(0) + sel.std(0), atol=1e-9)
+    np.testing.assert_allclose(inspector.view.region_curve.getData()[1], sel.mean(0))
+    np.testing.assert_allclose(inspector.view._std_hi.getData()[1], sel.mean(0) + sel.std(0), atol=1e-9)
 
     labels = np.zeros((20, 24), np.int32)
     labels[10:, 12:] = 3
@@ -86,7 +86,9 @@ def test_region_mean_and_std_from_shapes_and_labels(viewer, inspector, qtbot, op
     inspector.region_combo.setCurrentText("areas")
     assert inspector.compute_region() is not None
     idle(qtbot, inspector)  # a small region can finish before a waitSignal would listen
-    np.testing.assert_allclose(inspector.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0))
+    np.testing.assert_allclose(
+        inspector.view.region_curve.getData()[1], painting.counts[10:, 12:].reshape(-1, 4096).mean(0)
+    )
 
 
 def test_region_errors_are_notified(viewer, inspector, opened, errors):
@@ -101,14 +103,14 @@ def test_sum_and_max_spectra(viewer, inspector, qtbot, opened, idle):
     assert inspector.compute_sum_spectra() is not None
     idle(qtbot, inspector)  # a tiny cube can finish before a waitSignal would listen
     c = painting.counts.reshape(-1, 4096).astype(float)
-    np.testing.assert_allclose(inspector.sum_curve.getData()[1], c.sum(0) / c.shape[0])
-    np.testing.assert_array_equal(inspector.max_curve.getData()[1], c.max(0))
+    np.testing.assert_allclose(inspector.view.sum_curve.getData()[1], c.sum(0) / c.shape[0])
+    np.testing.assert_array_equal(inspector.view.max_curve.getData()[1], c.max(0))
 
 
 def test_window_map_paints_a_new_layer(viewer, inspector, qtbot, opened, idle):
     _, painting = opened
     inspector.window_check.setChecked(True)
-    inspector.window.setRegion((9.85, 10.15))  # around Hg La1 (9.989 keV)
+    inspector.view.window.setRegion((9.85, 10.15))  # around Hg La1 (9.989 keV)
     n = len(viewer.layers)
     assert inspector.paint_window_map() is not None
     idle(qtbot, inspector)  # a tiny cube can finish before a waitSignal would listen
@@ -178,7 +180,7 @@ def test_log_counts_fit_every_spectrum(viewer, inspector, qtbot, click, opened, 
     idle(qtbot, inspector)
     region = counts[2:9, 2:10].reshape(-1, counts.shape[-1])  # the rectangle's pixels
     mean, std = region.mean(0), region.std(0)
-    np.testing.assert_allclose(inspector.region_curve.yData, mean)
+    np.testing.assert_allclose(inspector.view.region_curve.yData, mean)
     assert_log_range_fits(inspector, counts[15, 20], mean, mean + std)  # region
     qtbot.mouseClick(inspector.sum_button, Qt.MouseButton.LeftButton)
     idle(qtbot, inspector)
@@ -232,13 +234,13 @@ def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, o
     assert inspector.cube_combo.currentText() == new.name and inspector.cube.shape[:2] == (12, 10)
     assert inspector.pixel_yx is None
     assert inspector.pixel_label.text().startswith("click a pixel")
-    assert inspector.hint.isVisible() is False  # the pin of (4, 5) is a spectrum of the new cube
+    assert inspector.view.hint.isVisible() is False  # the pin of (4, 5) is a spectrum of the new cube
     for curve in (
-        inspector.pixel_curve,
-        inspector.region_curve,
-        inspector.sum_curve,
-        inspector.max_curve,
-        inspector._std_hi,
+        inspector.view.pixel_curve,
+        inspector.view.region_curve,
+        inspector.view.sum_curve,
+        inspector.view.max_curve,
+        inspector.view._std_hi,
     ):
         assert curve.yData is None or len(curve.yData) == 0
     np.testing.assert_array_equal(inspector.pinned_spectra()[0], other.counts[4, 5])
@@ -253,10 +255,10 @@ def test_new_cube_replaces_the_old_ones_state(viewer, inspector, qtbot, click, o
     assert inspector.cube is None
     assert inspector.pixel_label.text().startswith("open a cube")
     assert inspector.pinned_spectra() == [] and inspector.marker_energies() == []
-    assert inspector.pixel_curve.yData is None or len(inspector.pixel_curve.yData) == 0
-    assert inspector.offset_edit.text() == inspector.gain_edit.text() == ""
-    assert not inspector.calibrate_button.isEnabled()
-    assert inspector.hint.isVisible()
+    assert inspector.view.pixel_curve.yData is None or len(inspector.view.pixel_curve.yData) == 0
+    assert inspector.calibration.offset_edit.text() == inspector.calibration.gain_edit.text() == ""
+    assert not inspector.calibration.calibrate_button.isEnabled()
+    assert inspector.view.hint.isVisible()
     assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, 1])
 
 
@@ -266,17 +268,17 @@ def test_empty_plot_has_a_sane_axis_and_says_what_to_do(viewer, inspector, qtbot
     assert inspector.plot.getViewBox().viewRange()[1] == pytest.approx([0, 1])
     axis = inspector.plot.getAxis("left")
     assert axis.autoSIPrefixScale == 1.0 and "(x" not in axis.labelString()  # was "counts (x0.001)"
-    assert inspector.hint.isVisible() and inspector.hint.textItem.toPlainText().startswith("open a cube")
+    assert inspector.view.hint.isVisible() and inspector.view.hint.textItem.toPlainText().startswith("open a cube")
     layer = viewer.open(str(opened[0].source.path), plugin="napari-xray-atlas")[0]
-    assert inspector.hint.isVisible() and inspector.hint.textItem.toPlainText().startswith("click a pixel")
+    assert inspector.view.hint.isVisible() and inspector.view.hint.textItem.toPlainText().startswith("click a pixel")
     # the hint stands in the middle of the plot
     box = inspector.plot.getViewBox()
-    centre = inspector.hint.mapRectToItem(box, inspector.hint.boundingRect()).center()
+    centre = inspector.view.hint.mapRectToItem(box, inspector.view.hint.boundingRect()).center()
     assert abs(centre.x() - box.width() / 2) < 0.1 * box.width()
     assert abs(centre.y() - box.height() / 2) < 0.1 * box.height()
     click(qtbot, viewer, layer, 1, 1)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (1, 1), timeout=3000)
-    assert not inspector.hint.isVisible()
+    assert not inspector.view.hint.isVisible()
     assert inspector.plot.getViewBox().viewRange()[1][1] == pytest.approx(painting.counts[1, 1].max() * 1.08)
 
 
@@ -302,13 +304,13 @@ def test_energy_window_band_stands_out(viewer, inspector, theme):
     contrast_ratio = _contrast_ratio
     viewer.theme = theme
     bg = inspector.plot.backgroundBrush().color().getRgb()[:3]
-    fill = inspector.window.brush.color().getRgb()
-    edge = inspector.window.lines[0].pen.color().getRgb()[:3]
+    fill = inspector.view.window.brush.color().getRgb()
+    edge = inspector.view.window.lines[0].pen.color().getRgb()[:3]
     # was (120, 160, 255, 40): 16 % opaque, 1.2:1 against the black canvas
     assert fill[3] >= 0.3 * 255
     assert contrast_ratio(blend(fill, bg), bg) >= 1.5
     assert contrast_ratio(edge, bg) >= 4.5
-    assert inspector.window.lines[0].pen.widthF() >= 2
+    assert inspector.view.window.lines[0].pen.widthF() >= 2
 
 
 def test_light_element_lines_are_marked(inspector, opened):
@@ -356,7 +358,7 @@ def test_line_labels_do_not_cover_each_other(inspector, opened, qtbot):
     inspector.update_markers()
 
     def boxes():
-        labels = [item for item in inspector._marker_items if hasattr(item, "textItem")]
+        labels = [item for item in inspector.view._marker_items if hasattr(item, "textItem")]
         return labels, [item.sceneBoundingRect() for item in labels]
 
     for view in (None, (9.5, 12.0), (0.0, 40.0)):  # as opened, zoomed in on As / Pb, zoomed out
@@ -406,7 +408,7 @@ def test_uncalibrated_cube_plots_against_channels(viewer, inspector, qtbot, clic
     click(qtbot, viewer, layer, 0, 0)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
     with read(real_data / "XRFSpectrum.mca"):
-        np.testing.assert_array_equal(inspector.pixel_curve.getData()[0], np.arange(4096))
+        np.testing.assert_array_equal(inspector.view.pixel_curve.getData()[0], np.arange(4096))
 
 
 def test_calibration_set_in_the_inspector_reaches_the_docks(
@@ -417,24 +419,24 @@ def test_calibration_set_in_the_inspector_reaches_the_docks(
     path = real_data / "XRFSpectrum.mca"  # single column, no calibration
     before = path.read_bytes()
     layer = viewer.open(str(path), plugin="napari-xray-atlas")[0]
-    assert inspector.offset_edit.text() == inspector.gain_edit.text() == ""
+    assert inspector.calibration.offset_edit.text() == inspector.calibration.gain_edit.text() == ""
     click(qtbot, viewer, layer, 0, 0)
     qtbot.waitUntil(lambda: inspector.pixel_yx == (0, 0), timeout=3000)
     # bad values are notified and change nothing
-    inspector.offset_edit.setText("-0.492773")
+    inspector.calibration.offset_edit.setText("-0.492773")
     for gain, message in (("five", "not a number"), ("0", "gain must be > 0"), ("5", "implausible")):
-        inspector.gain_edit.setText(gain)
-        qtbot.mouseClick(inspector.calibrate_button, Qt.MouseButton.LeftButton)
+        inspector.calibration.gain_edit.setText(gain)
+        qtbot.mouseClick(inspector.calibration.calibrate_button, Qt.MouseButton.LeftButton)
         assert any(message in m for m in errors()), (gain, errors())
         assert not cube_of(layer).calibrated
     # the calibration documented with the file (PyMca XrfTest.cfg)
-    inspector.gain_edit.setText("0.00502883")
-    qtbot.mouseClick(inspector.calibrate_button, Qt.MouseButton.LeftButton)
+    inspector.calibration.gain_edit.setText("0.00502883")
+    qtbot.mouseClick(inspector.calibration.calibrate_button, Qt.MouseButton.LeftButton)
     cube = cube_of(layer)
     assert cube.calibrated and cube.energy[0] == pytest.approx(-0.492773)
     assert cube.energy[1] - cube.energy[0] == pytest.approx(0.00502883)
     assert "keV" in inspector.plot.getAxis("bottom").labelText
-    np.testing.assert_allclose(inspector.pixel_curve.getData()[0], cube.energy)  # the pixel is re-plotted
+    np.testing.assert_allclose(inspector.view.pixel_curve.getData()[0], cube.energy)  # the pixel is re-plotted
     inspector.elements_edit.setText("Cu")
     inspector.update_markers()
     assert (
@@ -448,13 +450,13 @@ def test_calibration_set_in_the_inspector_reaches_the_docks(
     idle(qtbot, dock)
     assert float(viewer.layers["P(Cu)"].data[0, 0]) > 0.9
     # or fitted to peaks read off the plot (the channels where this file's Cu Ka and Sr Ka stand)
-    inspector.peaks_edit.setText("1696 Cu Ka")
-    qtbot.mouseClick(inspector.peaks_button, Qt.MouseButton.LeftButton)
+    inspector.calibration.peaks_edit.setText("1696 Cu Ka")
+    qtbot.mouseClick(inspector.calibration.peaks_button, Qt.MouseButton.LeftButton)
     assert any("give two or more" in m for m in errors()) and cube_of(layer) is cube
-    inspector.peaks_edit.setText("1696 Cu Ka, 2912 Sr Ka")
-    qtbot.mouseClick(inspector.peaks_button, Qt.MouseButton.LeftButton)
+    inspector.calibration.peaks_edit.setText("1696 Cu Ka, 2912 Sr Ka")
+    qtbot.mouseClick(inspector.calibration.peaks_button, Qt.MouseButton.LeftButton)
     fitted = cube_of(layer)
     assert fitted is not cube and fitted.energy[0] == pytest.approx(-0.492773, abs=0.03)
     assert fitted.energy[1] - fitted.energy[0] == pytest.approx(0.00502883, rel=5e-3)
-    assert float(inspector.offset_edit.text()) == pytest.approx(fitted.energy[0])
+    assert float(inspector.calibration.offset_edit.text()) == pytest.approx(fitted.energy[0])
     assert path.read_bytes() == before

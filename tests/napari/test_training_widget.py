@@ -198,3 +198,19 @@ def test_preparing_data_shows_progress_and_cancels(viewer, training, qtbot):
     assert not training.resume_button.isEnabled()  # nothing to resume (it stayed enabled: issue 26)
     qtbot.mouseClick(training.resume_button, Qt.MouseButton.LeftButton)
     assert training.worker is None
+
+
+def test_closing_the_dock_stops_its_run(viewer, training, qtbot, errors):
+    """The dock's job outlives the widget: closing the dock mid-run cancels the child process
+    after its batch, and the events still on their way reach neither the dead widget nor
+    the user (a late one on a deleted QLabel would raise RuntimeError in Qt's event loop)."""
+    _small_maps(training, epochs=50, n_train=8192)
+    job, status = training.job, training.training
+    seen = _events(training.start())
+    qtbot.waitUntil(lambda: any(isinstance(e, StepEnd) for e in seen), timeout=120000)
+    run = job.run
+    training.close()  # what napari's window does to its docks when it closes
+    qtbot.waitUntil(lambda: job.worker is None, timeout=120000)
+    assert not job.alive and run.ended is not None
+    assert len(status.history) < 50  # stopped, not run to the end
+    assert errors() == []

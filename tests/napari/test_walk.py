@@ -92,8 +92,8 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
         click(qtbot, viewer, cube_layer, y, x)
         assert inspector.pixel_yx == (y, x)
     shown = [np.asarray(inspector.cube.pixel(60, 80), float)]
-    if inspector.region_curve.yData is not None:  # the robe's mean, from the demo
-        shown.append(np.asarray(inspector.region_curve.yData, float))
+    if inspector.view.region_curve.yData is not None:  # the robe's mean, from the demo
+        shown.append(np.asarray(inspector.view.region_curve.yData, float))
     qtbot.mouseClick(inspector.log_check, Qt.MouseButton.LeftButton)
     assert inspector.log_check.isChecked()
     lo, hi = inspector.plot.getViewBox().viewRange()[1]  # log10 units in log mode
@@ -107,7 +107,7 @@ def _walk(viewer, inspector, qtbot, tmp_path, click, errors, idle):
     # -- an energy-window map ----------------------------------------------------------------
     n = len(viewer.layers)
     qtbot.mouseClick(inspector.window_check, Qt.MouseButton.LeftButton)
-    inspector.window.setRegion((9.9, 10.8))  # Pb La, Hg La
+    inspector.view.window.setRegion((9.9, 10.8))  # Pb La, Hg La
     qtbot.mouseClick(inspector.window_button, Qt.MouseButton.LeftButton)
     idle(qtbot, inspector)
     assert len(viewer.layers) == n + 1 and errors() == []

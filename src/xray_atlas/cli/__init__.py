@@ -15,13 +15,39 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import XrayAtlasError
-from . import batch, classify_image, cluster, demo, diffraction, export, info, maps, probabilities, simulate, train
+from . import (
+    adapt,
+    batch,
+    classify_image,
+    cluster,
+    demo,
+    diffraction,
+    export,
+    info,
+    maps,
+    probabilities,
+    simulate,
+    train,
+)
 from ._common import EXIT_BAD_INPUT, EXIT_INTERNAL, Parser
 
 __all__ = ["main", "build_parser", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
 #: The commands in the order ``--help`` lists them; each module's ``add_parser(sub)`` adds its own.
-COMMANDS = (info, simulate, cluster, maps, probabilities, batch, train, diffraction, classify_image, export, demo)
+COMMANDS = (
+    info,
+    simulate,
+    cluster,
+    maps,
+    probabilities,
+    batch,
+    train,
+    adapt,
+    diffraction,
+    classify_image,
+    export,
+    demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ class ModelCard:
     package_version: str = __version__
     training: dict = field(default_factory=dict)  # hyper-parameters of the run that made it
     thresholds: dict = field(default_factory=dict)  # output -> decision threshold (multi-label tasks)
+    recipe: dict = field(default_factory=dict)  # the shipped models' tools/train_zoo.py recipe
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=_jsonable)

@@ -36,6 +36,7 @@ __all__ = [
     "radiograph",
     "radiographs",
     "transmission",
+    "attenuation_levels",
     "open_beam_log",
 ]
 
@@ -174,6 +175,33 @@ def transmission(
     mu = mass_attenuation(material, e) * material.density / 10.0  # 1/mm
     table = np.exp(-np.outer(grid, mu)) @ w
     return np.interp(t, grid, table)
+
+
+def attenuation_levels(
+    thickness_mm: np.ndarray,
+    *,
+    kv: float,
+    filter_al_mm: float,
+    scintillator_um: float = 150.0,
+) -> dict[str, np.ndarray]:
+    """-ln T of each alloy of :data:`ALLOYS` (mid-range composition) at ``thickness_mm``, for
+    a beam through ``filter_al_mm`` of aluminium: what an open-beam-normalised radiograph
+    reads behind a plate of that thickness (beam hardening included).
+
+    The filter is applied to the tube's spectrum here rather than inside SpekPy, so that one
+    SpekPy spectrum per voltage serves every filtration (an instrument fit tries hundreds).
+    """
+    e, w = _weights(float(kv), float(scintillator_um), ())
+    al = alloy("Al1050")
+    w = w * np.exp(-mass_attenuation(compound({"Al": 100.0}, density=2.699), e) * 2.699 * float(filter_al_mm) / 10.0)
+    w = w / w.sum()
+    t = np.atleast_1d(np.asarray(thickness_mm, dtype=np.float64))
+    out = {}
+    for name in ALLOYS:
+        mat = al if name == "Al1050" else alloy(name)
+        mu = mass_attenuation(mat, e) * mat.density / 10.0  # 1/mm
+        out[name] = -np.log(np.exp(-np.outer(t, mu)) @ w)
+    return out
 
 
 def _thickness_map(cfg: RadiographConfig, kind: str, t_mm: float, rng: np.random.Generator) -> np.ndarray:

@@ -53,7 +53,7 @@ from .._layers import is_cube_layer, xa_meta
 from .._notify import notify, notify_error
 from .._workers import JobBar
 from ._common import CubeChoice, click_callback, layer_pixel, refill, region_mask, scroll_box
-from .spectrum import count_range
+from ._spectrum_plot import count_range
 
 if TYPE_CHECKING:
     import napari

@@ -1,19 +1,15 @@
 """Training dock: pick a task, set up its data and hyper-parameters, watch it learn, stop it,
 go on with it.
 
-The dock only turns the form into a :class:`~xray_atlas.training.TrainConfig` and follows a
-:class:`~xray_atlas.training.Run` in a spawned child process, on CPU as on a GPU: the first
-optimiser step imports ``torch._dynamo`` and, where torch ships it (every CUDA build from
-PyPI), triton, whose LLVM crashes a process that has loaded Mesa's (napari's canvas); the
-child also gives its memory back when the run ends. The run's events travel through a queue
-to a napari generator worker and from there, on the main thread, to the progress bar, the
-curves and the metrics table; Cancel sets the run's flag, checked between batches.
+The dock turns the form into a :class:`~xray_atlas.training.TrainConfig`, hands it to a
+:class:`~xray_atlas.napari._training.TrainingJob` (the run in a child process, and why) and
+draws what its :class:`~xray_atlas.napari._training.TrainingStatus` reports: the progress
+bar, the loss curves and the metrics table.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,20 +40,10 @@ from superqt import QCollapsible
 
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
-from ...training import (
-    OPTIMIZERS,
-    SCHEDULES,
-    EpochEnd,
-    Failed,
-    Finished,
-    Preparing,
-    Run,
-    StepEnd,
-    TrainConfig,
-    run_files,
-)
+from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, TrainConfig
 from ...training.tasks import TASKS
-from .._notify import notify, notify_error
+from .._notify import notify_error
+from .._training import TrainingJob, TrainingStatus
 from .._workers import set_progress
 from ._common import ParamForm, apply_plot_theme, refill, scroll_box
 
@@ -65,36 +51,6 @@ if TYPE_CHECKING:
     import napari
 
 __all__ = ["TrainingWidget"]
-
-#: Scheduling priority the training process gives up (POSIX nice): napari's event loop, at 0,
-#: then wins the CPU whenever it needs it, and training still takes every idle cycle.
-_NICE = 10
-
-
-def _follow(run: Run):
-    """Worker body: start the run and pass its events on (None when idle keeps the worker
-    responsive to quitting)."""
-    run.start()
-    try:
-        for ev in run.events():
-            if ev is not None:
-                yield ev
-    finally:
-        if run.ended is None:  # the worker was quit (dock closed): stop the run too
-            run.cancel()
-
-
-class _Alive:
-    """Outlives the widget's C++ object: a closed dock cancels its run and ignores late signals."""
-
-    def __init__(self) -> None:
-        self.alive = True
-        self.run: Run | None = None
-
-    def die(self, *_: Any) -> None:
-        self.alive = False
-        if self.run is not None:
-            self.run.cancel()
 
 
 class TrainingWidget(QWidget):
@@ -104,13 +60,10 @@ class TrainingWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.worker: Any = None
-        self.last_out: Path | None = None
-        self.last_config: TrainConfig | None = None
-        self.history: list[EpochEnd] = []
-        self._steps: tuple[list[float], list[float]] = ([], [])
-        self._state = _Alive()
-        self.destroyed.connect(self._state.die)
+        #: What the dock draws, updated from the run's events.
+        self.training = TrainingStatus()
+        self.job = TrainingJob(self.training)
+        self.destroyed.connect(self.job.close)
 
         # -- form ---------------------------------------------------------------------------
         self.task_combo = QComboBox()
@@ -253,6 +206,13 @@ class TrainingWidget(QWidget):
         self.resume_button.clicked.connect(self.resume)
         self.browse_button.clicked.connect(self._browse)
         self.viewer.events.theme.connect(self._apply_theme)
+        status = self.training
+        status.progress.connect(self._show_progress)
+        status.steps_changed.connect(self._draw_steps)
+        status.epochs_changed.connect(self._redraw)
+        status.text.connect(self._show_text)
+        status.failed.connect(self._on_failed)
+        status.running.connect(self._on_running)
         self._apply_theme()
         self._on_task(self.task_combo.currentText())
 
@@ -323,8 +283,26 @@ class TrainingWidget(QWidget):
 
     # -- runs ---------------------------------------------------------------------------------
     @property
+    def worker(self) -> Any:
+        """The napari worker following the run, or None."""
+        return self.job.worker
+
+    @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.job.busy
+
+    @property
+    def last_out(self) -> Path | None:
+        return self.job.last_out
+
+    @property
+    def history(self) -> list[EpochEnd]:
+        return self.training.history
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the last run left a state to go on from (written after each complete epoch)."""
+        return self.job.resumable
 
     def start(self) -> Any:
         """Start a new run with the form's settings."""
@@ -347,24 +325,18 @@ class TrainingWidget(QWidget):
             return self._refuse(
                 XrayAtlasError(
                     "nothing to resume: no epoch of the last run completed"
-                    if self.last_out is not None
+                    if self.job.last_out is not None
                     else "nothing to resume: start a run first"
                 )
             )
         config = dataclasses.replace(
-            self.last_config, epochs=self.epochs.value(), device=self.device_combo.currentText()
+            self.job.last_config, epochs=self.epochs.value(), device=self.device_combo.currentText()
         )
-        return self._launch(config, self.last_out, resume=True)
-
-    @property
-    def resumable(self) -> bool:
-        """Whether the last run left a state to go on from (written after each complete epoch)."""
-        return self.last_out is not None and self.last_config is not None and run_files(self.last_out)[1].is_file()
+        return self._launch(config, self.job.last_out, resume=True)
 
     def cancel(self) -> None:
         """Stop after the current batch; the best model so far stays."""
-        if self._state.run is not None:
-            self._state.run.cancel()
+        if self.job.cancel():
             self.status.setText(self.status.text() + " — cancelling…")
 
     def _refuse(self, err: Exception) -> None:
@@ -372,90 +344,46 @@ class TrainingWidget(QWidget):
         return None
 
     def _launch(self, config: TrainConfig, out: Path, *, resume: bool) -> Any:
-        from napari.qt.threading import create_worker
-
-        if self.busy:
-            notify("A training run is going on: cancel it first")
-            return None
         try:
-            # never on a thread (see the module's docstring); niced, so that the window answers first
-            run = Run(config, out, resume=resume, mode="process", nice=_NICE)
+            return self.job.start(config, out, resume=resume)
         except XrayAtlasError as err:
             return self._refuse(err)
-        self._state.run = run
-        self.last_out, self.last_config = out, config
-        self.out_edit.setText(str(out))
-        if not resume:
-            self.history = []
-            self._steps = ([], [])
-            self._redraw()
+
+    def _show_progress(self, value: int, maximum: int, text: str) -> None:
         self.bar.setVisible(True)
-        self.bar.setRange(0, 0)
-        self.bar.setFormat("starting the training process…")
-        self.status.setText(f"{'resuming' if resume else 'training'} {config.model} on {config.device} -> {out}")
-        for b, on in ((self.start_button, False), (self.resume_button, False), (self.cancel_button, True)):
-            b.setEnabled(on)
-        worker = create_worker(_follow, run, _start_thread=False)
-        self.worker = worker
-        state = self._state
-        worker.yielded.connect(lambda ev: self._on_event(ev) if state.alive else None)
-        worker.errored.connect(lambda err: self._on_failed(Failed(f"training failed: {err}")) if state.alive else None)
-        worker.finished.connect(lambda: self._on_finished() if state.alive else None)
-        worker.start()
-        return worker
+        self.bar.setFormat(text)
+        if maximum:
+            set_progress(self.bar, value, maximum)
+        else:
+            self.bar.setRange(0, 0)
 
-    def _on_event(self, ev: Any) -> None:
-        if isinstance(ev, Preparing):
-            self.bar.setFormat(f"preparing data: %v of %m {ev.what}")
-            set_progress(self.bar, ev.done, max(ev.total, 1))
-        elif isinstance(ev, StepEnd):
-            n = max(ev.steps_per_epoch, 1)
-            total = self.config_epochs() * n
-            self.bar.setFormat(f"epoch {ev.epoch}: %p%")
-            set_progress(self.bar, (ev.epoch - 1) * n + ev.step, total)
-            xs, ys = self._steps
-            if math.isfinite(ev.loss) and ev.loss > 0:
-                xs.append(ev.epoch - 1 + ev.step / n)
-                ys.append(ev.loss)
-            self.step_curve.setData(xs, ys)
-        elif isinstance(ev, EpochEnd):
-            self.history.append(ev)
-            self._redraw()
-            self.status.setText(
-                f"epoch {ev.epoch}/{ev.epochs}: train {ev.train_loss:.4g}, validation {ev.val_loss:.4g}"
-                f"{' (best)' if ev.best else ''}; {ev.samples_per_s:,.0f} samples/s; "
-                f"ETA {ev.eta_s:.0f} s"
-            )
-        elif isinstance(ev, Finished):
-            r = ev.result
-            how = "cancelled" if r.cancelled else "stopped early" if r.stopped_early else "done"
-            where = f"best model (epoch {r.best_epoch}) at {ev.path}" if ev.path else "no epoch completed, no model"
-            self.status.setText(f"{how} after {r.epochs_run} epochs; {where}")
-        elif isinstance(ev, Failed):
-            self._on_failed(ev)
+    def _on_running(self, on: bool) -> None:
+        self.start_button.setEnabled(not on)
+        self.cancel_button.setEnabled(on)
+        # not after a run cancelled or failed before its first epoch
+        self.resume_button.setEnabled(not on and self.resumable)
+        if on:
+            self.out_edit.setText(str(self.job.last_out))
+        else:
+            self.bar.setVisible(False)
+            self.out_edit.clear()  # the next Start makes a new model; Resume goes on with this one
 
-    def config_epochs(self) -> int:
-        return self._state.run.config.epochs if self._state.run is not None else self.epochs.value()
+    def _draw_steps(self) -> None:
+        self.step_curve.setData(*self.training.steps)
 
-    def _on_failed(self, ev: Failed) -> None:
-        notify_error(ev.message)
-        self.status.setText(f"failed: {ev.message}")
+    def _show_text(self, text: str) -> None:
+        self.status.setText(text)
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._state.run = None
-        self.bar.setVisible(False)
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.resume_button.setEnabled(self.resumable)  # not after a run cancelled or failed before its first epoch
-        self.out_edit.clear()  # the next Start makes a new model; Resume goes on with this one
+    def _on_failed(self, message: str) -> None:
+        notify_error(message)
+        self.status.setText(f"failed: {message}")
 
     def _redraw(self) -> None:
-        h = self.history
+        h = self.training.history
         self.train_curve.setData([e.epoch for e in h], [max(e.train_loss, 1e-12) for e in h])
         self.val_curve.setData([e.epoch for e in h], [max(e.val_loss, 1e-12) for e in h])
         if not h:
-            self.step_curve.setData([], [])
+            self.step_curve.setData(*self.training.steps)
         keys = list(h[-1].metrics) if h else []
         cols = ["epoch", "train", "validation", *keys, "lr", "s"]
         self.table.setColumnCount(len(cols))
@@ -480,5 +408,5 @@ class TrainingWidget(QWidget):
         apply_plot_theme(self.plot, self.viewer)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
-        self._state.die()
+        self.job.close()
         super().closeEvent(event)

@@ -1,0 +1,79 @@
+"""The Adapt to instrument dock (issue 32): a folder of labelled radiographs in, the fitted
+beam shown against the references, training in a child process with progress and Cancel, a
+model the Classify image dock lists at once; bad folders refused in one notification."""
+
+import numpy as np
+from qtpy.QtCore import Qt
+
+from xray_atlas.io.images import write_image
+from xray_atlas.models.catalogue import list_models
+from xray_atlas.physics.radiograph import ALLOYS, RadiographConfig, radiograph
+
+#: A beam the shipped model was not trained on (it was: 50 kV behind 0.5 mm Al).
+BEAM = RadiographConfig(kind="both", kv=42.0, filters=(("Al", 1.0),), size=96)
+
+
+def _references(root, n_per_class=2):
+    rng = np.random.default_rng(1)
+    for label in ALLOYS:
+        (root / label).mkdir(parents=True)
+        for i in range(n_per_class):
+            r = radiograph(label, config=BEAM, kind=("plate", "wedge")[i % 2], rng=rng, output="uint16")
+            write_image(root / label / f"{i}.tif", r.image)
+    return root
+
+
+def _idle(qtbot, dock, timeout=240000):
+    qtbot.waitUntil(lambda: not dock.busy and dock.adapt_button.isEnabled(), timeout=timeout)
+
+
+def test_adapt_fits_shows_trains_and_lists_the_model(plugin_dock, qtbot, errors, tmp_path):
+    dock = plugin_dock("Adapt to instrument")
+    dock.folder_edit.setText(str(_references(tmp_path / "refs")))
+    dock.n_images.setValue(200)
+    dock.epochs.setValue(1)
+    out = tmp_path / "adapted.safetensors"
+    dock.out_edit.setText(str(out))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    assert not dock.adapt_button.isEnabled() and dock.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: dock.plan is not None, timeout=120000)
+    # the fit is shown: one point per reference image, beside the line of a perfect fit
+    assert dock.fit_label.text().startswith("fitted beam: W ")
+    assert sum(len(c.getData()[0]) for c in dock.points.values()) == 4
+    _idle(qtbot, dock)
+    assert errors() == []
+    assert dock.result is not None and out.is_file()
+    assert "of your references right" in dock.status.text()
+    assert out.resolve() in [i.path for i in list_models("images")]  # the Classify dock's list
+
+
+def test_bad_folders_are_refused_and_the_dock_stays_usable(plugin_dock, qtbot, errors, tmp_path):
+    dock = plugin_dock("Adapt to instrument")
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    assert any("choose the folder" in m for m in errors()) and dock.adapt_button.isEnabled()
+    (tmp_path / "Al1050").mkdir()
+    dock.folder_edit.setText(str(tmp_path))
+    dock.out_edit.setText(str(tmp_path / "m.safetensors"))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    _idle(qtbot, dock, timeout=60000)
+    assert any("found 1 class folder" in m for m in errors())
+    assert not (tmp_path / "m.safetensors").exists() and dock.adapt_button.isEnabled()
+    (tmp_path / "taken.safetensors").write_bytes(b"someone's file")
+    dock.out_edit.setText(str(tmp_path / "taken.safetensors"))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    assert any("taken.safetensors" in m for m in errors())
+    assert (tmp_path / "taken.safetensors").read_bytes() == b"someone's file"
+
+
+def test_cancel_while_training_writes_nothing(plugin_dock, qtbot, errors, tmp_path):
+    dock = plugin_dock("Adapt to instrument")
+    dock.folder_edit.setText(str(_references(tmp_path / "refs")))
+    dock.n_images.setValue(4000)
+    dock.epochs.setValue(30)
+    dock.out_edit.setText(str(tmp_path / "never.safetensors"))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.job.busy, timeout=120000)
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    _idle(qtbot, dock)
+    assert not (tmp_path / "never.safetensors").exists() and dock.result is None
+    assert errors() == []
