@@ -6,8 +6,10 @@ every 1 and 5 mm Al 1050 plate Al 2017 on a 45 or 55 kV beam. Here the beam is f
 user's own labelled radiographs, and a model trained for that beam.
 
 1. :func:`measure_radiograph`: each reference image's open-beam-normalised levels (-ln I/I0):
-   a plate's interior median; a wedge's median level, which stands for half its height (thicknesses of the study's objects: plates of 1, 2 or 5 mm, a 7 cm wedge rising
-   to 10 mm; docs/dev/contracts.md section 6), and the open beam's noise and blur.
+   a plate's interior median; a wedge's median level, which stands for half its height
+   (the study's objects: plates of 1, 2 or 5 mm, a 7 cm wedge rising to 10 mm;
+   docs/dev/contracts.md section 6). The detector's noise and blur are not fitted: the
+   synthetic training images span 2,000-50,000 photons per pixel and 0.3-1.2 px.
 2. :func:`fit_radiograph_instrument`: the tube voltage and aluminium filtration whose levels
    (:func:`~xray_atlas.physics.radiograph.attenuation_levels`) best match the measured ones
    for each image's known alloy, on a grid, then refined.
@@ -62,22 +64,17 @@ class ReferenceImage:
     kind: str  # "plate" or "wedge"
     levels: tuple[float, ...]  # -ln(I / I0): a plate's or a wedge's median level
     edge_level: float  # the level from which pixels count as the object
-    noise: float  # standard deviation of -ln(I / I0) in the open beam
-    blur_px: float  # Gaussian sigma of the detector's blur, from the noise's correlation
 
 
 @dataclass(frozen=True)
 class RadiographInstrument:
     """A fitted beam: W tube voltage and aluminium filtration (the scintillator is taken as
-    given), with the fit's mean absolute residual in ln(level) and what was read of the
-    detector (noise and blur), which the synthetic training images must cover."""
+    given, from the base model's recipe), with the fit's mean absolute residual in ln(level)."""
 
     kv: float
     filter_al_mm: float
     scintillator_um: float
     residual: float
-    photons: float
-    blur_px: float
     n_images: int
 
     def as_dict(self) -> dict[str, float]:
@@ -137,8 +134,7 @@ def read_references(folder: str | os.PathLike) -> list[tuple[Path, str, np.ndarr
 
 
 def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", label: str = "") -> ReferenceImage:
-    """Read a plate's or wedge's attenuation levels, and the detector's noise and blur, off an
-    image with open beam around the object."""
+    """Read a plate's or wedge's attenuation level off an image with open beam around the object."""
     from scipy.ndimage import binary_dilation, distance_transform_edt
     from skimage.filters import threshold_otsu
     from skimage.measure import label as connected
@@ -151,29 +147,19 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
         raise XrayAtlasError("no object in the open beam (the image is nearly uniform)", path=path)
     background = level < threshold_otsu(level)
     bg = level[background]
-    noise = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))  # robust: the open beam is uneven
+    spread = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))  # noise and the beam's unevenness
     # the object: everything clearly above the open beam's noise, its largest connected part
-    edge = max(0.02, 5 * noise)
+    edge = max(0.02, 5 * spread)
     parts = connected(level > edge)
     if parts.max() == 0:
         raise XrayAtlasError("no object in the open beam", path=path)
     biggest = np.argmax(np.bincount(parts.ravel())[1:]) + 1
     obj = parts == biggest
-    # the blur from the lag-1 correlation of the open beam's noise (a Gaussian blur of sigma s
-    # correlates neighbours by exp(-1 / (4 s^2))); differences cancel the beam's slow gradient
-    rows = np.where(background[:, :-1] & background[:, 1:], np.diff(level, axis=1), np.nan)
-    rows2 = np.where(background[:, :-2] & background[:, 2:], level[:, 2:] - level[:, :-2], np.nan)
-    d1, d2 = np.nanvar(rows), np.nanvar(rows2)
-    # var(x_i+1 - x_i) = 2 v (1 - r1), var(x_i+2 - x_i) = 2 v (1 - r2), with r2 = r1^4 for a Gaussian
-    ratio = d2 / d1 if d1 > 0 else 2.0
-    r1 = _lag1_from_ratio(float(ratio))
-    blur = float(np.sqrt(-1.0 / (4.0 * np.log(r1)))) if 0 < r1 < 1 else 0.0
     # keep the blurred edges out: the open beam is up to 50x brighter than the object, so even
-    # 2 % of it leaking in at 2 sigma lowers a level by 6 %
-    # (the blur read off the noise is rough: a clean image has too little), so only the inner
-    # half of the object is read, at least 4 pixels and 3.5 sigma in
+    # 2 % of it leaking in at 2 sigma of the blur lowers a level by 6 %: only the inner half of
+    # the object is read, at least 4 pixels in
     depth = distance_transform_edt(obj)
-    interior = depth >= max(4.0, 3.5 * blur, 0.5 * float(depth.max()))
+    interior = depth >= max(4.0, 0.5 * float(depth.max()))
     # the open beam behind the object: a quadratic surface fitted to the intensity around it
     # (a tube's heel effect and the distance make it uneven by several per cent)
     clear = ~binary_dilation(obj, iterations=3)  # clear of the object's blurred edge
@@ -193,23 +179,7 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
     else:
         kind = "wedge"
         levels = (float(q50),)
-    return ReferenceImage(Path(os.fspath(path)), label, kind, levels, edge, float(noise), blur)
-
-
-def _lag1_from_ratio(ratio: float) -> float:
-    """r1 with (1 - r1^4) / (1 - r1) = ratio (1 for white noise... 4 as r1 -> 1)."""
-    if ratio <= 1.0:
-        return 0.0
-    if ratio >= 4.0:
-        return 0.999
-    lo, hi = 0.0, 0.999
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if (1 - mid**4) / (1 - mid) < ratio:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    return ReferenceImage(Path(os.fspath(path)), label, kind, levels, edge)
 
 
 #: Dark offsets (share of the open beam) a level may carry: an image that is not
@@ -275,18 +245,11 @@ def fit_radiograph_instrument(
     kvs = np.arange(max(kv_range[0], kv0 - 2.5), min(kv_range[1], kv0 + 2.5) + 1e-9, 0.5)
     filters = np.arange(max(filter_range[0], f0 - 0.25), min(filter_range[1], f0 + 0.25) + 1e-9, 0.05)
     residual, kv, f = min((_misfit(refs, kv, f, scintillator_um), kv, f) for kv in kvs for f in filters)
-    noise = float(np.median([r.noise for r in refs]))
-    blur = float(np.median([r.blur_px for r in refs]))
-    # the open beam's -ln(I/I0) noise is 1/sqrt(photons), lowered by the blur's averaging
-    spread = 4 * np.pi * blur**2 if blur > 0.5 else 1.0
-    photons = 1.0 / (noise**2 * spread) if noise > 0 else float("inf")
     return RadiographInstrument(
         kv=float(kv),
         filter_al_mm=round(float(f), 3),
         scintillator_um=float(scintillator_um),
         residual=float(residual),
-        photons=float(photons),
-        blur_px=blur,
         n_images=len(refs),
     )
 
@@ -344,12 +307,6 @@ def plan_image_adaptation(
         notes.append(
             "the levels fit poorly (residual over 0.05): the objects may not be the study's "
             "1, 2, 5 mm plates or 10 mm wedge, or the labels may be wrong"
-        )
-    if not 2e3 / 3 <= instrument.photons <= 5e4 * 3 or instrument.blur_px > 2.0:
-        notes.append(
-            f"the detector's noise ({instrument.photons:,.0f} photons per pixel) or blur "
-            f"({instrument.blur_px:.1f} px) lies outside what the synthetic images cover "
-            "(2,000-50,000 photons, 0.3-1.2 px): expect lower accuracy"
         )
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k in ("kind", "frame", "size")},

@@ -116,7 +116,10 @@ class AdaptWidget(QWidget):
         buttons.addWidget(self.cancel_button)
         holder = QWidget()
         holder.setLayout(buttons)
+        # runs the two short steps on a thread; its own Cancel row is hidden (the dock's Cancel
+        # stops whichever step runs), its status line shows what it is doing
         self.jobs = JobBar()
+        self.jobs.setVisible(False)
         self.bar = QProgressBar()
         self.bar.setVisible(False)
         self.fit_label = QLabel("")
@@ -214,6 +217,7 @@ class AdaptWidget(QWidget):
         self.result = None
         self.status.setText("")
         self._set_running(True)
+        self._show_progress(0, 0, "reading the references and fitting the beam…")
         steps = _plan(folder, self.base_combo.currentText(), self.n_images.value(), self.epochs.value())
         worker = self.jobs.start(steps, what="fit the beam", on_done=self._train)
         if worker is not None:
@@ -222,6 +226,7 @@ class AdaptWidget(QWidget):
 
     def _plan_ended(self) -> None:
         if not self.job.busy:  # refused, failed or cancelled: nothing trains
+            self.bar.setVisible(False)
             self._set_running(False)
 
     def _train(self, plan: Any) -> None:
@@ -237,6 +242,8 @@ class AdaptWidget(QWidget):
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             self._set_running(False)
+            return
+        self.status.setText(f"training {plan.config.model} for the fitted beam ({plan.config.epochs} epochs)")
 
     def _on_running(self, on: bool) -> None:
         if on:
@@ -247,6 +254,7 @@ class AdaptWidget(QWidget):
             self._set_running(False)
             self._cleanup()
             return
+        self._show_progress(0, 0, "checking the model on your references…")
         worker = self.jobs.start(_finish(self.plan, trained, self._out), what="check and write", on_done=self._done)
         if worker is None:
             self._finished()
@@ -266,6 +274,7 @@ class AdaptWidget(QWidget):
         notify(text)
 
     def _finished(self) -> None:
+        self.bar.setVisible(False)
         self._set_running(False)
         self._cleanup()
 
