@@ -78,34 +78,27 @@ def parse_params(items: list[str] | None, table: dict, *, flag: str, what: str) 
     return check_values(table, name_values(items, flag), what=what, flag=flag)
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, kind: type, ok, rule: str):
+    """``text`` read as ``kind`` and held to ``ok``; argparse's error (it names the option) if not."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{value} {rule}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "must be >= 1")
 
 
 def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 2^32 - 1]")
-    return value
+    return _number(text, int, lambda v: 0 <= v < 2**32, "must lie in [0, 2^32 - 1]")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} must be a finite number > 0")
-    return value
+    return _number(text, float, lambda v: 0 < v < float("inf"), "must be a finite number > 0")
 
 
 def split_rows(text: str) -> int:

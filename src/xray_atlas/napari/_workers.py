@@ -113,6 +113,17 @@ def set_progress(bar: QProgressBar, value: int, maximum: int | None = None) -> N
     bar.setUpdatesEnabled(True)
 
 
+def show_progress(bar: QProgressBar, value: int, maximum: int, text: str) -> None:
+    """Show ``bar`` at ``value`` of ``maximum`` (0: busy, no end known) with ``text`` (a
+    QProgressBar format): what a :class:`~xray_atlas.napari._training.TrainingStatus` reports."""
+    bar.setVisible(True)
+    bar.setFormat(text)
+    if maximum:
+        set_progress(bar, value, maximum)
+    else:
+        bar.setRange(0, 0)
+
+
 def _drive(steps: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
     return (yield from steps)
 

@@ -35,7 +35,7 @@ from ...cube import Progress
 from ...errors import XrayAtlasError
 from .._notify import notify, notify_error, notify_warning
 from .._training import TrainingJob, TrainingStatus
-from .._workers import JobBar, set_progress
+from .._workers import JobBar, show_progress
 from ._common import ModelCombo, apply_plot_theme, form_dock
 
 if TYPE_CHECKING:
@@ -314,12 +314,7 @@ class AdaptWidget(QWidget):
         self.identity.setData([0.0, top], [0.0, top])
 
     def _show_progress(self, value: int, maximum: int, text: str) -> None:
-        self.bar.setVisible(True)
-        self.bar.setFormat(text)
-        if maximum:
-            set_progress(self.bar, value, maximum)
-        else:
-            self.bar.setRange(0, 0)
+        show_progress(self.bar, value, maximum, text)
 
     def _show_text(self, text: str) -> None:
         self.status.setText(text)

@@ -44,7 +44,7 @@ from ...training import OPTIMIZERS, SCHEDULES, EpochEnd, TrainConfig
 from ...training.tasks import TASKS
 from .._notify import notify_error
 from .._training import TrainingJob, TrainingStatus
-from .._workers import set_progress
+from .._workers import show_progress
 from ._common import ParamForm, apply_plot_theme, refill, scroll_box
 
 if TYPE_CHECKING:
@@ -350,12 +350,7 @@ class TrainingWidget(QWidget):
             return self._refuse(err)
 
     def _show_progress(self, value: int, maximum: int, text: str) -> None:
-        self.bar.setVisible(True)
-        self.bar.setFormat(text)
-        if maximum:
-            set_progress(self.bar, value, maximum)
-        else:
-            self.bar.setRange(0, 0)
+        show_progress(self.bar, value, maximum, text)
 
     def _on_running(self, on: bool) -> None:
         self.start_button.setEnabled(not on)
