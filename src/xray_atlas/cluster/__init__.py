@@ -63,7 +63,7 @@ CHECKS: dict[str, Callable[..., Any]] = {"umap-hdbscan": check_umap_hdbscan, "so
 #: on, whose features the first pass keeps.
 SAMPLES: dict[str, Callable[..., Any]] = {
     "umap-hdbscan": umap_hdbscan_sample,
-    "som": lambda n_pix, **kw: np.concatenate(som_sample(n_pix, **kw)),
+    "som": som_sample,
 }
 
 #: Parameters of the feature step, shared by every method.
