@@ -4,18 +4,21 @@ Where two paints meet, or one is glazed thinly over another, a pixel's spectrum 
 mixture of both: its expected counts are ``w * A + (1 - w) * B`` for the area share ``w``.
 A painting's blends are a large share of its pixels (a third on issue 31's hidden painting),
 dense enough that density clustering and self-organising maps give them clusters of their
-own, one per pair of paints that meet: UMAP + HDBSCAN found 13-21 clusters for 9-16
-recipes on the validation set (docs/clustering.md).
+own, one per pair of paints that meet: UMAP + HDBSCAN found 17-29 clusters for 9-16
+recipes on the validation set's tuning part (docs/clustering.md).
 
-A blend cluster's mean spectrum (as a share of its counts) then lies on the segment between
-two other clusters' means: :func:`find_blends` fits every cluster's mean as a mixture of
-every pair of the others, weighted by the inverse of the mean (Poisson: a bin's variance is
-its expectation), and calls it a blend when the best mixture, with both parts at least
+A blend cluster's mean spectrum (as a share of its counts) lies on the segment between two
+other clusters' means: :func:`find_blends` fits every cluster's mean as a mixture of every
+pair of the others, weighted by the inverse of the mean (Poisson: a bin's variance is its
+expectation), and calls it a candidate when the best mixture, with both parts at least
 ``t_range[0]``, leaves a fraction ``rho_max`` or less of the misfit of its nearest single
-cluster. On the tuning part of the validation set blends scored 0.003-0.04 and paints 0.2-1.
+cluster. On the tuning part blends scored 0.003-0.06 and most paints 0.2 and more; but a
+paint mixed at a ratio between two others' (cadmium yellow and lead white at 32 %, with lead
+white and the 51 % paint present) scored 0.012: spectra alone cannot tell it from a blend.
+:func:`confirm` then keeps the candidates that lie where their parts meet on the canvas.
 The most clearly mixed cluster is taken first and no longer serves as a part, until none
-is left. :func:`resolve` then gives each of a blend's pixels to the part that holds the
-larger share of its area (the truth of the validation set: the majority paint).
+is left. Each of a blend's pixels goes to the part that holds the larger share of its area
+(:func:`mixture_weight`; the truth of the validation set: the majority paint).
 """
 
 from __future__ import annotations
