@@ -138,9 +138,10 @@ def umap_hdbscan(
         space (noise counts as a label of its own).
     unblend_clusters : bool
         HDBSCAN's clusters whose mean spectrum is a mixture of two others'
-        (:func:`~xray_atlas.cluster.blends.find_blends`) are no clusters of their own: each
-        of their pixels joins the part that holds most of its area (issue 31). False keeps
-        HDBSCAN's clusters as they are (the behaviour before).
+        (:func:`~xray_atlas.cluster.blends.find_blends`) and that lie where those two meet on
+        the canvas (:func:`~xray_atlas.cluster.blends.confirm`) are blends, no clusters of
+        their own: each of their pixels joins the part that holds most of its area (issue
+        31). False keeps HDBSCAN's clusters as they are (the behaviour before).
 
     Yields Progress; returns an :class:`Assigner` (ids: the clusters, -1 for noise); its
     details hold HDBSCAN's own labels of the fitted pixels and the blends
@@ -318,10 +319,10 @@ def _join_on_map(
     them, and each node's part.
 
     The map puts many nodes where pixels are dense (a paint, along its thickness) and few on
-    the sparse blends between paints. Dense nodes (:data:`DENSE` of the used nodes' mean hits,
-    or :data:`MIN_SHARE` of the pixels) that are grid neighbours (8-connected) and whose codebooks differ by less than
-    :data:`JOIN_NOISE` times a pixel's Poisson noise ``sigma`` are one paint; a paint needs
-    :data:`MIN_SHARE` of the pixels. Every other node joins the paint of the nearest codebook.
+    the sparse blends between paints. Dense nodes (:data:`DENSE` of the used nodes' mean
+    hits, or :data:`MIN_SHARE` of the pixels) that are grid neighbours (8-connected) and whose
+    codebooks differ by less than :data:`JOIN_NOISE` times a pixel's Poisson noise ``sigma``
+    are one paint; a paint needs :data:`MIN_SHARE` of the pixels. Every other node joins the paint of the nearest codebook.
     A paint whose mean spectrum is a mixture of two others' is a candidate blend
     (:func:`~.blends.find_blends`), whose every node is given the part that holds most of its
     area. Returns each node's paint, the candidates and each node's part (its own paint but
