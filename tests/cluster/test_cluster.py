@@ -76,7 +76,7 @@ def test_features_trim_and_bin(cube, painting):
 
 
 def test_parameters_table():
-    assert method_parameters("som")["rows"] == 8 and method_parameters("som")["n_clusters"] == "auto"
+    assert method_parameters("som")["rows"] == 16 and method_parameters("som")["n_clusters"] == "auto"
     # the PCA's and UMAP's dimensions are separate parameters
     assert method_parameters("umap-hdbscan")["n_components"] == 2
     assert method_parameters("umap-hdbscan")["pca_components"] == 20
@@ -88,12 +88,13 @@ def test_parameters_table():
     [
         ({"method": "kmeans"}, "method='kmeans'"),
         ({"method": "som", "rows": 100, "cols": 100}, "10000 nodes but only 3072 pixels"),
-        ({"method": "som", "n_clusters": 100}, "n_clusters=100 must lie in 1-64"),
+        ({"method": "som", "n_clusters": 1000}, "n_clusters=1000 must lie in 1-256"),
         ({"method": "som", "n_clusters": "many"}, "n_clusters='many'"),
         ({"method": "som", "rows": 0}, "rows=0"),
         ({"method": "umap-hdbscan", "n_neighbors": 1}, "n_neighbors=1"),
         ({"method": "umap-hdbscan", "min_cluster_size": 10**6}, "min_cluster_size"),
         ({"method": "umap-hdbscan", "min_dist": 2.0}, "min_dist=2.0"),
+        ({"method": "umap-hdbscan", "unblend_clusters": "yes"}, "unblend_clusters='yes'"),
         ({"method": "som", "normalise": "log"}, "normalise='log'"),
         ({"method": "som", "trim": 3000}, "trim=3000"),
         ({"method": "som", "colour": 1}, "unknown parameter"),
@@ -107,14 +108,14 @@ def test_bad_parameters(cube, kwargs, match):
 
 def test_more_clusters_than_pixels_and_degenerate_cubes():
     tiny = SpectralCube(np.random.default_rng(0).poisson(5, (2, 3, 512)).astype("u2"), offset_kev=0, gain_kev=0.02)
-    with pytest.raises(XrayAtlasError, match="64 nodes but only 6 pixels"):
+    with pytest.raises(XrayAtlasError, match="256 nodes but only 6 pixels"):
         cluster_cube(tiny, "som")
     with pytest.raises(XrayAtlasError, match="too few for n_neighbors"):
         cluster_cube(tiny, "umap-hdbscan")
-    zeros = SpectralCube(np.zeros((10, 10, 512), "u2"), offset_kev=0, gain_kev=0.02)
+    zeros = SpectralCube(np.zeros((20, 20, 512), "u2"), offset_kev=0, gain_kev=0.02)  # >= 256 nodes
     with pytest.raises(XrayAtlasError, match="no counts"):
         cluster_cube(zeros, "som")
-    flat = SpectralCube(np.full((10, 10, 512), 7, "u2"), offset_kev=0, gain_kev=0.02)
+    flat = SpectralCube(np.full((20, 20, 512), 7, "u2"), offset_kev=0, gain_kev=0.02)
     with pytest.raises(XrayAtlasError, match="identical"):
         cluster_cube(flat, "som")
 

@@ -73,6 +73,9 @@ def test_preview_clusters_a_subsample(viewer, clusters, qtbot, painting_file, mo
     path, _ = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     clusters.method_combo.setCurrentText("som")
+    # the default 16 x 16 map needs 256 pixels; this preview has 120
+    clusters.fields["rows"].setValue(8)
+    clusters.fields["cols"].setValue(8)
     worker = clusters.preview()
     with qtbot.waitSignal(worker.finished, timeout=60000):
         pass

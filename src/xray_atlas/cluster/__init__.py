@@ -66,7 +66,7 @@ CHECKS: dict[str, Callable[..., Any]] = {"umap-hdbscan": check_umap_hdbscan, "so
 #: on, whose features the first pass keeps.
 SAMPLES: dict[str, Callable[..., Any]] = {
     "umap-hdbscan": umap_hdbscan_sample,
-    "som": lambda n_pix, **kw: np.concatenate(som_sample(n_pix, **kw)),
+    "som": som_sample,
 }
 
 #: Method name -> its parameters (:class:`~xray_atlas.params.Param`), declared beside it.

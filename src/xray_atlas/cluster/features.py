@@ -76,6 +76,19 @@ class Features:
         """(..., C) counts of any pixels (a tile) -> (N, pca_components) float32 features."""
         return self.pca.transform(self.binned(block)).astype(np.float32)
 
+    def shares(self, values: np.ndarray) -> np.ndarray:
+        """(N, pca_components) features -> (N, bins) float64 binned spectra as shares of their
+        counts (rows sum to 1), back through the PCA and the normalisation: what mixes
+        linearly when two paints share a pixel."""
+        x = self.pca.inverse_transform(np.asarray(values, np.float64))
+        if self.normalise in ("sqrt", "sqrt-total"):
+            x = np.maximum(x, 0.0) ** 2
+        elif self.normalise == "anscombe":
+            x = np.maximum((np.maximum(x, 0.0) / 2.0) ** 2 - 3.0 / 8.0, 0.0)
+        else:
+            x = np.maximum(x, 0.0)
+        return x / np.maximum(x.sum(axis=1, keepdims=True), 1e-30)
+
 
 def _binned(flat: np.ndarray, channels: slice, bin: int, how: str) -> np.ndarray:
     # (N, C) counts -> (N, bins) float32: bin and normalise in float32 and in place, so that

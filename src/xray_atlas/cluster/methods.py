@@ -18,6 +18,7 @@ from ..cube import Progress
 from ..devices import DEVICES
 from ..errors import XrayAtlasError
 from ..params import Param
+from .blends import confirm, find_blends, mixture_weight, resolve
 from .features import Features
 
 __all__ = [
@@ -74,12 +75,18 @@ UMAP_HDBSCAN_PARAMS = {
         0.01, "HDBSCAN's min_cluster_size: a share of the embedded pixels if below 1, else a number of pixels"
     ),
     "assign_neighbors": Param(15, "each pixel takes the majority label of this many nearest embedded pixels"),
+    "unblend_clusters": Param(
+        True,
+        "give a cluster of pixels mixing two paints (its spectrum a blend of theirs, on the canvas between them) "
+        "to those two paints",
+        kind="bool",
+    ),
 }
 
 #: Parameters of :func:`som`.
 SOM_PARAMS = {
-    "rows": Param(8, "rows of the map's nodes"),
-    "cols": Param(8, "columns of the map's nodes"),
+    "rows": Param(16, "rows of the map's nodes"),
+    "cols": Param(16, "columns of the map's nodes"),
     "epochs": Param(10, "passes over the training pixels"),
     "batch_size": Param(4096, "pixels per update"),
     "lr": Param((0.5, 0.02), "learning rate, first and last (decaying exponentially)", kind="numbers"),
@@ -89,7 +96,8 @@ SOM_PARAMS = {
     "n_fit": Param(50000, "pixels the map trains on (a random subsample)"),
     "n_clusters": Param(
         "auto",
-        "clusters the nodes are joined into: auto (best silhouette), none (one per node) or a number",
+        "clusters the nodes are joined into: auto (neighbouring nodes within Poisson noise joined, blends "
+        "given to their paints), none (one per node) or a number",
         kind="string",
     ),
     "device": Param("auto", "where the map trains", choices=DEVICES, kind="choice"),
@@ -112,6 +120,7 @@ def check_umap_hdbscan(
     min_samples: int = 10,
     min_cluster_size: float = 0.01,
     assign_neighbors: int = 15,
+    unblend_clusters: bool = True,
     seed: int = 0,
 ) -> tuple[int, int]:
     """Check :func:`umap_hdbscan`'s parameters for ``n_pix`` pixels; returns (fitted pixels, min cluster size)."""
@@ -128,6 +137,8 @@ def check_umap_hdbscan(
         )
     _check_int("min_samples", min_samples, 1)
     _check_int("assign_neighbors", assign_neighbors, 1)
+    if not isinstance(unblend_clusters, (bool, np.bool_)):
+        raise XrayAtlasError(f"unblend_clusters={unblend_clusters!r} must be True or False")
     if not (0 <= min_dist <= 1):
         raise XrayAtlasError(f"min_dist={min_dist} must lie in [0, 1]")
     m = min(n_fit, n_pix)
@@ -161,9 +172,11 @@ def umap_hdbscan(
     min_samples: int = 10,
     min_cluster_size: float = 0.01,
     assign_neighbors: int = 15,
+    unblend_clusters: bool = True,
     seed: int = 0,
 ) -> Generator[Progress, None, tuple[np.ndarray, dict]]:
-    """UMAP of a pixel subsample, HDBSCAN on the embedding, every pixel labelled by its neighbours.
+    """UMAP of a pixel subsample, HDBSCAN on the embedding, blends given to their paints,
+    every pixel labelled by its neighbours.
 
     Parameters (study 003's names)
     ----------
@@ -178,8 +191,16 @@ def umap_hdbscan(
     assign_neighbors : int
         Every pixel takes the majority label of this many nearest subsample pixels in PCA
         space (noise counts as a label of its own).
+    unblend_clusters : bool
+        HDBSCAN's clusters whose mean spectrum is a mixture of two others'
+        (:func:`~xray_atlas.cluster.blends.find_blends`) and that lie where those two meet on
+        the canvas (:func:`~xray_atlas.cluster.blends.confirm`) are blends, no clusters of
+        their own: each of their pixels joins the part that holds most of its area (issue
+        31). False keeps HDBSCAN's clusters as they are (the behaviour before).
 
-    Yields Progress; returns an :class:`Assigner` (ids: HDBSCAN's clusters, -1 for noise).
+    Yields Progress; returns an :class:`Assigner` (ids: the clusters, -1 for noise); its
+    details hold HDBSCAN's own labels of the fitted pixels and the blends
+    (cluster -> its two parts, HDBSCAN's numbers).
     """
     import warnings
 
@@ -196,6 +217,7 @@ def umap_hdbscan(
         "min_samples": min_samples,
         "min_cluster_size": min_cluster_size,
         "assign_neighbors": assign_neighbors,
+        "unblend_clusters": unblend_clusters,
     }
     m, mcs = check_umap_hdbscan(n_pix, **kw)
     idx = umap_hdbscan_sample(n_pix, seed=seed, **kw)
@@ -214,19 +236,69 @@ def umap_hdbscan(
             precomputed_knn=(ind, dist, None),
         ).fit_transform(x)
     yield Progress(2, 3, "hdbscan")
-    sub = hdbscan.HDBSCAN(min_samples=min_samples, min_cluster_size=mcs).fit_predict(emb).astype(np.int32)
-    knn = KNeighborsClassifier(n_neighbors=min(assign_neighbors, m)).fit(x, sub)
+    found = hdbscan.HDBSCAN(min_samples=min_samples, min_cluster_size=mcs).fit_predict(emb).astype(np.int32)
+    knn = KNeighborsClassifier(n_neighbors=min(assign_neighbors, m)).fit(x, found)
     yield Progress(3, 3, "hdbscan")
-    k = int(sub.max()) + 1
-    info = {"fit_pixels": idx, "embedding": emb, "min_cluster_size": mcs}
-    return Assigner(knn.predict, lambda ids: (np.arange(k), info), k)
+    k = int(found.max()) + 1
+    info = {"fit_pixels": idx, "embedding": emb, "min_cluster_size": mcs, "hdbscan_labels": found}
+    if not unblend_clusters or k < 3:
+        return Assigner(knn.predict, lambda ids: (np.arange(k), {**info, "blends": {}}), k)
+    # candidate blends: each of their pixels gets one of two extra ids, by the part that holds
+    # most of its area; finish() keeps those that lie where their parts meet
+    share = features.shares(x)
+    totals = features.totals[idx]
+    means = np.stack([share[found == i].mean(axis=0) for i in range(k)])
+    group_totals = np.array([totals[found == i].mean() for i in range(k)])
+    candidates = find_blends(means)
+    return _blend_assigner(knn.predict, features, k, candidates, means, group_totals, info)
+
+
+def _blend_assigner(
+    predict: Callable[[np.ndarray], np.ndarray],
+    features: Features,
+    k: int,
+    candidates: dict[int, tuple[int, int]],
+    means: np.ndarray,
+    group_totals: np.ndarray,
+    info: dict,
+) -> Assigner:
+    """An :class:`Assigner` over clusters 0..k-1 (``predict``: features -> cluster) whose
+    candidate blends' pixels take ids k + 2j (part a) or k + 2j + 1 (part b); ``finish``
+    confirms the candidates that lie where their parts meet (:func:`~.blends.confirm`) and
+    gives their pixels to the parts; the rest stay clusters. Labels 0..K-1 in cluster order."""
+    cands = sorted(candidates)
+    slot = {c: j for j, c in enumerate(cands)}
+
+    def assign(values: np.ndarray) -> np.ndarray:
+        ids = np.asarray(predict(values)).astype(np.int32)
+        for c in cands:
+            rows = np.flatnonzero(ids == c)
+            if rows.size:
+                a, b = candidates[c]
+                wa = mixture_weight(features.shares(values[rows]), means[a], means[b], group_totals[a], group_totals[b])
+                ids[rows] = k + 2 * slot[c] + (wa < 0.5)
+        return ids
+
+    def finish(ids: np.ndarray) -> tuple[np.ndarray, dict]:
+        base = np.concatenate([np.arange(k), np.repeat(np.array(cands, np.int64), 2)]).astype(np.int64)
+        image = np.where(ids >= 0, base[np.maximum(ids, 0)], -1).reshape(features.shape)
+        blends = confirm(image, candidates)
+        to = base.copy()
+        for c in blends:
+            to[k + 2 * slot[c]], to[k + 2 * slot[c] + 1] = candidates[c]
+        kept = np.setdiff1d(np.arange(k), list(blends))
+        remap = np.full(k, -1)
+        remap[kept] = np.arange(kept.size)
+        return remap[to], {**info, "blend_candidates": candidates, "blends": {c: candidates[c] for c in blends}}
+
+    return Assigner(assign, finish, k + 2 * len(cands))
 
 
 def check_som(
     n_pix: int,
     *,
-    rows: int = 8,
-    cols: int = 8,
+    rows: int = 16,
+    cols: int = 16,
     epochs: int = 10,
     batch_size: int = 4096,
     lr: tuple[float, float] = (0.5, 0.02),
@@ -269,36 +341,85 @@ def _n_clusters(value: int | str | None, n_nodes: int) -> int | str | None:
     return k
 
 
-def _join_nodes(
-    x_sub: np.ndarray, codebook: np.ndarray, node_sub: np.ndarray, used: np.ndarray, n_clusters: int | str
-) -> np.ndarray:
-    """Ward clustering of the used nodes' codebooks; 'auto' picks the count by the silhouette
-    of the pixels ``x_sub`` (features) whose nodes are ``node_sub``."""
+def _join_nodes(codebook: np.ndarray, used: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Ward clustering of the used nodes' codebooks into ``n_clusters`` groups (-1: unused)."""
     from scipy.cluster.hierarchy import fcluster, linkage
-    from sklearn.metrics import silhouette_score
 
-    z = linkage(codebook[used], method="ward")
     out = np.full(codebook.shape[0], -1)
-
-    def labels_for(k: int) -> np.ndarray:
-        lab = np.full(codebook.shape[0], -1)
-        lab[used] = fcluster(z, t=k, criterion="maxclust") - 1
-        return lab
-
-    if n_clusters == "auto":
-        best = None
-        for k in range(2, min(15, used.size) + 1):
-            lab = labels_for(k)
-            pix = lab[node_sub]
-            if np.unique(pix).size < 2:
-                continue
-            score = silhouette_score(x_sub, pix)
-            if best is None or score > best[0]:
-                best = (score, lab)
-        out = best[1] if best is not None else labels_for(1)
-    else:
-        out = labels_for(min(int(n_clusters), used.size))
+    out[used] = (
+        fcluster(linkage(codebook[used], method="ward"), t=min(int(n_clusters), used.size), criterion="maxclust") - 1
+    )
     return out
+
+
+#: Grid neighbours closer than this many times a pixel's Poisson noise are one paint
+#: (``som``'s ``n_clusters="auto"``).
+JOIN_NOISE = 3.0
+#: A node is dense with at least this share of the used nodes' mean hits (or MIN_SHARE of
+#: the pixels: a map may give a whole small paint one node).
+DENSE = 0.5
+#: Smallest paint, as a share of the fitted pixels (as umap-hdbscan's min_cluster_size).
+MIN_SHARE = 0.01
+
+
+def _join_on_map(
+    codebook: np.ndarray,
+    hits: np.ndarray,
+    node_totals: np.ndarray,
+    sigma: float,
+    features: Features,
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, dict[int, tuple[int, int]], np.ndarray]:
+    """The nodes' paints from the density of pixels on the map, the candidate blends among
+    them, and each node's part.
+
+    The map puts many nodes where pixels are dense (a paint, along its thickness) and few on
+    the sparse blends between paints. Dense nodes (:data:`DENSE` of the used nodes' mean
+    hits, or :data:`MIN_SHARE` of the pixels) that are grid neighbours (8-connected) and whose
+    codebooks differ by less than :data:`JOIN_NOISE` times a pixel's Poisson noise ``sigma``
+    are one paint; a paint needs :data:`MIN_SHARE` of the pixels. Every other node joins the paint of the nearest codebook.
+    A paint whose mean spectrum is a mixture of two others' is a candidate blend
+    (:func:`~.blends.find_blends`), whose every node is given the part that holds most of its
+    area. Returns each node's paint, the candidates and each node's part (its own paint but
+    in candidates)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows, cols = shape
+    n_nodes = rows * cols
+    used = hits > 0
+    dense = hits >= min(DENSE * hits[used].mean(), MIN_SHARE * hits.sum())
+    g = np.arange(n_nodes).reshape(rows, cols)
+    pairs = np.concatenate(
+        [
+            np.stack([p.ravel(), q.ravel()], axis=1)
+            for p, q in ((g[:, :-1], g[:, 1:]), (g[:-1], g[1:]), (g[:-1, :-1], g[1:, 1:]), (g[:-1, 1:], g[1:, :-1]))
+        ]
+    )
+    near = np.linalg.norm(codebook[pairs[:, 0]] - codebook[pairs[:, 1]], axis=1) < JOIN_NOISE * sigma
+    keep = near & dense[pairs[:, 0]] & dense[pairs[:, 1]]
+    graph = coo_matrix((np.ones(keep.sum()), (pairs[keep, 0], pairs[keep, 1])), shape=(n_nodes, n_nodes))
+    _, comp = connected_components(graph, directed=False)
+    size = np.bincount(comp, weights=hits)
+    big = dense & (size[comp] >= MIN_SHARE * hits.sum())
+    if not big.any():
+        big = hits == hits.max()
+    # paints numbered 0..k-1; every other node joins the nearest paint's node
+    _, paint = np.unique(comp[big], return_inverse=True)
+    group = np.full(n_nodes, -1)
+    group[big] = paint
+    rest = np.flatnonzero(~big)
+    bign = np.flatnonzero(big)
+    group[rest] = group[bign[np.argmin(((codebook[rest, None] - codebook[None, bign]) ** 2).sum(axis=2), axis=1)]]
+    k = int(group.max()) + 1
+    share = features.shares(codebook)
+    w = np.maximum(hits, 1e-9).astype(np.float64)
+    means = np.stack([np.average(share[group == i], axis=0, weights=w[group == i]) for i in range(k)])
+    means /= means.sum(axis=1, keepdims=True)
+    totals = np.array([np.average(node_totals[group == i], weights=w[group == i]) for i in range(k)])
+    candidates = find_blends(means) if k >= 3 else {}
+    part = resolve(group, share, candidates, means, totals) if candidates else group.copy()
+    return group, candidates, part
 
 
 def _kmeanspp(x, k: int, gen):
@@ -322,23 +443,17 @@ def _kmeanspp(x, k: int, gen):
     return torch.stack(centres).clone()
 
 
-#: Pixels whose silhouette picks the SOM's number of clusters (``n_clusters="auto"``).
-SILHOUETTE_PIXELS = 3000
-
-
-def som_sample(n_pix: int, *, seed: int = 0, n_fit: int = 50000, **params) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels :func:`som` trains on and those whose silhouette picks its number of
-    clusters (flat indices), drawn with ``seed``."""
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(n_pix, size=min(n_fit, n_pix), replace=False)
-    return idx, rng.choice(n_pix, size=min(SILHOUETTE_PIXELS, n_pix), replace=False)
+def som_sample(n_pix: int, *, seed: int = 0, n_fit: int = 50000, **params) -> np.ndarray:
+    """The pixels :func:`som` trains on (flat indices), drawn with ``seed``; the same pixels
+    decide its number of clusters (``n_clusters="auto"``)."""
+    return np.random.default_rng(seed).choice(n_pix, size=min(n_fit, n_pix), replace=False)
 
 
 def som(
     features: Features,
     *,
-    rows: int = 8,
-    cols: int = 8,
+    rows: int = 16,
+    cols: int = 16,
     epochs: int = 10,
     batch_size: int = 4096,
     lr: tuple[float, float] = (0.5, 0.02),
@@ -351,15 +466,19 @@ def som(
     """A batched self-organising map on torch (GPU when present), then its nodes clustered.
 
     The two-level scheme of Vesanto and Alhoniemi (IEEE Trans. Neural Netw. 11, 586, 2000):
-    a map with more nodes than the image has materials, whose codebook vectors are then
-    joined by Ward's hierarchical clustering into ``n_clusters`` groups ('auto': the count in
-    2-15 with the best silhouette of a pixel subsample). Study 003's plain 3 x 3 map is
-    ``rows=3, cols=3, n_clusters=None``.
+    a map with more nodes than the image has materials (16 x 16: nodes then hold one paint
+    each), whose nodes are then joined. ``n_clusters="auto"`` decides the count from the data
+    (issue 31): grid neighbours where pixels are dense and whose codebooks lie within
+    :data:`JOIN_NOISE` times a pixel's Poisson noise are one paint, the sparse nodes between
+    paints go to the nearest paint, and paints that are blends of two others where those
+    meet are given to them (:func:`_join_on_map`, :mod:`~xray_atlas.cluster.blends`); a whole
+    number joins the nodes by Ward's clustering into that many groups. Study 003's plain
+    3 x 3 map is ``rows=3, cols=3, n_clusters=None``.
 
     Parameters
     ----------
     rows, cols : int
-        Grid of nodes (study 003: 3 x 3). Nodes are seeded k-means++ style, so that small
+        Grid of nodes (study 003: 3 x 3; 8 x 8 before issue 31). Nodes are seeded k-means++ style, so that small
         spectral groups get a node of their own.
     epochs : int
         Passes over the fitted pixels.
@@ -372,7 +491,8 @@ def som(
     n_fit : int
         Pixels the map is trained on (a random subsample).
     n_clusters : 'auto', int or None
-        Clusters the nodes are joined into; None keeps one cluster per node.
+        Clusters the nodes are joined into ('auto': decided from the data, see above); None
+        keeps one cluster per node.
     device : str
         ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
     """
@@ -396,7 +516,7 @@ def som(
     n_nodes = rows * cols
     dev = resolve_device(device)
     gen = torch.Generator().manual_seed(seed)
-    idx, sub = som_sample(n_pix, seed=seed, n_fit=n_fit)
+    idx = som_sample(n_pix, seed=seed, n_fit=n_fit)
     x = torch.from_numpy(features.take(idx)).to(dev)
     grid = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij"), -1).reshape(-1, 2)
     grid_d2 = torch.cdist(grid.float(), grid.float()).pow(2).to(dev)  # (nodes, nodes)
@@ -430,11 +550,26 @@ def som(
             out[a : a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
         return out
 
+    joined = None
+    if n_clusters == "auto":  # the count from the data: the nodes' groups that noise cannot join
+        x_fit = features.take(idx)
+        sigma = 0.5 / np.sqrt(max(float(np.median(features.totals[idx])), 1.0))
+        nodes_fit = nearest(x_fit)
+        hits = np.bincount(nodes_fit, minlength=n_nodes)
+        node_totals = np.bincount(nodes_fit, weights=features.totals[idx], minlength=n_nodes) / np.maximum(hits, 1)
+        joined = _join_on_map(codebook, hits, node_totals, sigma, features, (rows, cols))
+
     def finish(node_of: np.ndarray) -> tuple[np.ndarray, dict]:
         cluster_of_node = np.arange(n_nodes)
         used = np.unique(node_of)
-        if n_clusters is not None and used.size > 1:
-            cluster_of_node = _join_nodes(features.take(sub), codebook, node_of[sub], used, n_clusters)
+        extra = {}
+        if joined is not None:
+            group, candidates, part_of = joined
+            blends = confirm(group[node_of].reshape(features.shape), candidates)
+            cluster_of_node = np.where(np.isin(group, list(blends)), part_of, group)
+            extra = {"blend_candidates": candidates, "blends": {c: candidates[c] for c in blends}}
+        elif n_clusters is not None and used.size > 1:
+            cluster_of_node = _join_nodes(codebook, used, n_clusters)
         # renumber by size, largest first, skipping nodes no pixel chose
         per_node = np.bincount(node_of, minlength=n_nodes)
         chosen = per_node > 0
@@ -446,7 +581,12 @@ def som(
         remap = np.full(max(cluster_of_node.max(), 0) + 1, -1)
         remap[order] = np.arange(order.size)
         node_cluster = np.where(cluster_of_node >= 0, remap[np.maximum(cluster_of_node, 0)], -1)
-        return node_cluster, {"codebook": codebook, "node_of_pixel": node_of, "cluster_of_node": node_cluster}
+        return node_cluster, {
+            "codebook": codebook,
+            "node_of_pixel": node_of,
+            "cluster_of_node": node_cluster,
+            **extra,
+        }
 
     yield Progress(epochs + 1, epochs + 1, "som")
     return Assigner(nearest, finish, n_nodes)

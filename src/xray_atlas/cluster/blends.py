@@ -1,0 +1,182 @@
+"""Which clusters are blends of two others: the cluster-count decision (issue 31).
+
+Where two paints meet, or one is glazed thinly over another, a pixel's spectrum is a
+mixture of both: its expected counts are ``w * A + (1 - w) * B`` for the area share ``w``.
+A painting's blends are a large share of its pixels (a third on issue 31's hidden painting),
+dense enough that density clustering and self-organising maps give them clusters of their
+own, one per pair of paints that meet: UMAP + HDBSCAN found 17-29 clusters for 9-16
+recipes on the validation set's tuning part (docs/clustering.md).
+
+A blend cluster's mean spectrum (as a share of its counts) lies on the segment between two
+other clusters' means: :func:`find_blends` fits every cluster's mean as a mixture of every
+pair of the others, weighted by the inverse of the mean (Poisson: a bin's variance is its
+expectation), and calls it a candidate when the best mixture, with both parts at least
+``t_range[0]``, leaves a fraction ``rho_max`` or less of the misfit of its nearest single
+cluster. On the tuning part blends scored 0.003-0.06 and most paints 0.2 and more; but a
+paint mixed at a ratio between two others' (cadmium yellow and lead white at 32 %, with lead
+white and the 51 % paint present) scored 0.012: spectra alone cannot tell it from a blend.
+:func:`confirm` then keeps the candidates that lie where their parts meet on the canvas.
+The most clearly mixed cluster is taken first and no longer serves as a part, until none
+is left. Each of a blend's pixels goes to the part that holds the larger share of its area
+(:func:`mixture_weight`; the truth of the validation set: the majority paint).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["find_blends", "mixture_weight", "resolve", "confirm", "RHO_MAX", "CONTACT_MIN"]
+
+#: Largest misfit of a blend's mixture, as a share of its nearest single cluster's misfit.
+RHO_MAX = 0.1
+#: Smallest share of a blend's border that its two parts make up (:func:`confirm`).
+CONTACT_MIN = 0.5
+#: Floor of a bin's expected share in the Poisson weights, so that empty bins do not dominate.
+_FLOOR = 1e-6
+
+
+def _mix(m: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best t in [0, 1] and weighted misfit of ``m ~ t a + (1 - t) b`` for rows of a, b (or pixels m)."""
+    d = a - b
+    t = np.clip(np.sum(w * d * (m - b), axis=-1) / np.maximum(np.sum(w * d * d, axis=-1), 1e-30), 0.0, 1.0)
+    r = m - (t[..., None] * a + (1 - t[..., None]) * b)
+    return t, np.sum(w * r * r, axis=-1)
+
+
+def find_blends(
+    means: np.ndarray, *, rho_max: float = RHO_MAX, t_range: tuple[float, float] = (0.1, 0.9)
+) -> dict[int, tuple[int, int]]:
+    """Clusters whose mean spectrum is a mixture of two other clusters'.
+
+    Parameters
+    ----------
+    means : (K, B) array
+        Each cluster's mean spectrum as a share of its counts (rows sum to 1; binned).
+    rho_max : float
+        Largest misfit of the mixture as a share of the misfit of the nearest single cluster.
+    t_range : (low, high)
+        The mixture's share of the first part must lie in this range (both parts present).
+
+    Returns
+    -------
+    dict
+        Blend cluster -> (part a, part b), parts never blends themselves.
+    """
+    means = np.asarray(means, np.float64)
+    k = means.shape[0]
+    blends: dict[int, tuple[int, int]] = {}
+    while True:
+        keep = [i for i in range(k) if i not in blends]
+        if len(keep) < 3:
+            return _final_parts(means, blends, t_range)
+        best = None
+        for c in keep:
+            others = np.array([j for j in keep if j != c])
+            w = 1.0 / np.maximum(means[c], _FLOOR)
+            single = np.min(np.sum(w * (means[c] - means[others]) ** 2, axis=1))
+            ia, ib = np.triu_indices(others.size, 1)
+            t, r = _mix(means[c], means[others[ia]], means[others[ib]], w)
+            ok = (t >= t_range[0]) & (t <= t_range[1])
+            if not ok.any() or single <= 0:
+                continue
+            j = int(np.argmin(np.where(ok, r, np.inf)))
+            rho = float(r[j] / single)
+            if best is None or rho < best[0]:
+                best = (rho, c, int(others[ia[j]]), int(others[ib[j]]))
+        if best is None or best[0] > rho_max:
+            return _final_parts(means, blends, t_range)
+        blends[best[1]] = (best[2], best[3])
+
+
+def _final_parts(
+    means: np.ndarray, blends: dict[int, tuple[int, int]], t_range: tuple[float, float]
+) -> dict[int, tuple[int, int]]:
+    # a part found a blend later is replaced: each blend's parts, the best pair of the final paints
+    paints = np.array([i for i in range(means.shape[0]) if i not in blends])
+    out = {}
+    for c, (a, b) in blends.items():
+        if a in blends or b in blends:
+            w = 1.0 / np.maximum(means[c], _FLOOR)
+            ia, ib = np.triu_indices(paints.size, 1)
+            t, r = _mix(means[c], means[paints[ia]], means[paints[ib]], w)
+            j = int(np.argmin(np.where((t >= t_range[0]) & (t <= t_range[1]), r, r + np.max(r) + 1)))
+            a, b = int(paints[ia[j]]), int(paints[ib[j]])
+        out[c] = (a, b)
+    return out
+
+
+def mixture_weight(share: np.ndarray, a: np.ndarray, b: np.ndarray, total_a: float, total_b: float) -> np.ndarray:
+    """Area share of part ``a`` in pixels of spectra ``share`` (N, B), mixtures of ``a`` and ``b``.
+
+    The fit gives part a's share t of the pixel's *counts*; a paint that gives more counts per
+    pixel (``total_a`` against ``total_b``) takes more of them than of the area:
+    w = t N_b / (t N_b + (1 - t) N_a)."""
+    w = 1.0 / np.maximum(0.5 * (a + b), _FLOOR)
+    t, _ = _mix(np.asarray(share, np.float64), a[None], b[None], w)
+    return t * total_b / np.maximum(t * total_b + (1 - t) * total_a, 1e-30)
+
+
+def resolve(
+    labels: np.ndarray,
+    share: np.ndarray,
+    blends: dict[int, tuple[int, int]],
+    means: np.ndarray,
+    group_totals: np.ndarray,
+) -> np.ndarray:
+    """Labels with every blend's pixels given to the part holding most of their area.
+
+    ``labels`` (N,) of pixels with spectra ``share`` (N, B, shares of counts); ``means``
+    (K, B) and ``group_totals`` (K,) are each cluster's mean share spectrum and mean counts.
+    Parts are never blends (:func:`find_blends`), so one pass resolves every pixel."""
+    out = np.array(labels, copy=True)
+    for c, (a, b) in blends.items():
+        rows = np.flatnonzero(labels == c)
+        if rows.size:
+            wa = mixture_weight(share[rows], means[a], means[b], group_totals[a], group_totals[b])
+            out[rows] = np.where(wa >= 0.5, a, b)
+    return out
+
+
+def confirm(
+    labels: np.ndarray, candidates: dict[int, tuple[int, int]], *, contact_min: float = CONTACT_MIN
+) -> set[int]:
+    """The candidate blends that lie where their parts meet.
+
+    A paint mixed at a ratio between two others' (a ratio-only pair with one of its
+    pigments also present on its own) passes :func:`find_blends`' spectral test, but it is a
+    region of its own, not a band along the border of its parts. A candidate is confirmed
+    when at least ``contact_min`` of its pixels' contacts (4-neighbours) with other clusters
+    are with its two parts (or with other candidates of the same parts: a band may come as
+    several clusters), and each part has at least a quarter of the contacts with the parts.
+
+    Parameters
+    ----------
+    labels : (H, W) int array
+        Every pixel's cluster (candidates' pixels still as the candidate), -1 for noise.
+    candidates : dict
+        Candidate cluster -> (part a, part b), from :func:`find_blends`.
+    """
+    lab = np.asarray(labels)
+    if not candidates or lab.ndim != 2:
+        return set()
+    k = int(lab.max()) + 1
+    pairs = [(lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])]
+    touch = np.zeros(k * k, np.int64)  # contacts between clusters, both ways
+    for a, b in pairs:
+        m = (a != b) & (a >= 0) & (b >= 0)
+        touch += np.bincount(a[m].astype(np.int64) * k + b[m], minlength=k * k)
+        touch += np.bincount(b[m].astype(np.int64) * k + a[m], minlength=k * k)
+    touch = touch.reshape(k, k)
+    out = set()
+    for c, (a, b) in candidates.items():
+        # a band may come as several clusters along its two parts' segment: those count as band
+        same = [d for d, parts in candidates.items() if d != c and set(parts) == {a, b}]
+        total = touch[c].sum()
+        both = touch[c, a] + touch[c, b]
+        if (
+            total
+            and both + touch[c, same].sum() >= contact_min * total
+            and min(touch[c, a], touch[c, b]) >= 0.25 * both
+        ):
+            out.add(int(c))
+    return out
