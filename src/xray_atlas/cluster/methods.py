@@ -207,6 +207,7 @@ def umap_hdbscan(
     import hdbscan
     import umap
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+    from threadpoolctl import threadpool_limits
 
     n_pix = features.n_pixels
     kw = {
@@ -223,8 +224,11 @@ def umap_hdbscan(
     idx = umap_hdbscan_sample(n_pix, seed=seed, **kw)
     x = features.take(idx)
     yield Progress(1, 3, "umap")
-    # exact neighbours from scikit-learn: UMAP then skips pynndescent and its long first compile
-    dist, ind = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
+    # exact neighbours from scikit-learn: UMAP then skips pynndescent and its long first
+    # compile; one BLAS thread, as for the features (features.py), for the same neighbours
+    # on every machine
+    with threadpool_limits(limits=1):
+        dist, ind = NearestNeighbors(n_neighbors=n_neighbors).fit(x).kneighbors(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "n_jobs overridden by random_state"
         emb = umap.UMAP(
