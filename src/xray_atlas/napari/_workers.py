@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from qtpy.QtCore import QTimer
@@ -96,6 +97,65 @@ def freeze_startup_heap() -> None:
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()
+
+
+def _top_window(widget: QWidget) -> QWidget:
+    """The widget at the top of ``widget``'s parents: napari's main window for a dock, floating
+    or not (a floating dock keeps the main window as its parent)."""
+    while widget.parentWidget() is not None:
+        widget = widget.parentWidget()
+    return widget
+
+
+def _hold_repaint(window: QWidget, hold: bool) -> None:
+    """Hold back (or let go) every repaint of ``window``; letting go queues one repaint of all.
+    A window deleted meanwhile (the viewer closed) is left alone."""
+    with contextlib.suppress(RuntimeError):
+        if window.updatesEnabled() == hold:
+            window.setUpdatesEnabled(not hold)
+
+
+def _overlays_off(layer: Any) -> list:
+    """Hide ``layer``'s own overlays before its insert and return those hidden.
+
+    napari makes the visuals of a layer's visible overlays during its insert, shown or not:
+    a Labels layer's polygon and brush overlays, a third of its insert (demo viewer, 2
+    cores). napari makes them when an overlay turns visible again, so they can come in a
+    turn of their own. The overlays are private to napari: without them, nothing is done.
+    """
+    overlays = getattr(layer, "_overlays", None)
+    if overlays is None or not hasattr(overlays, "values"):
+        return []
+    off = [ov for ov in overlays.values() if getattr(ov, "visible", False)]
+    for ov in off:
+        ov.visible = False
+    return off
+
+
+def _arrival_turns(window: QWidget, insert: Callable[[], tuple], shown: bool) -> list:
+    """One layer's arrival as steps, each for its own turn of the event loop.
+
+    napari inserts a layer and repaints the window in one pass of the event loop: Qt handles
+    the repaint that the insert queued before the next timer (on 2 cores with software
+    OpenGL, 55-90 ms for an image layer's insert, then 20-30 ms for the canvas and about
+    50 ms for Qt's composition of the window). Here the window's repaint is held back from
+    the insert on; the layer is inserted hidden (napari neither slices nor draws a hidden
+    layer) and without its overlays (:func:`_overlays_off`); its overlays and the layer are
+    shown in turns of their own; then the window repaints, once. ``insert`` inserts the
+    layer hidden and returns it with the overlays it hid.
+    """
+    turns: list = []
+
+    def first() -> None:
+        _hold_repaint(window, True)
+        layer, overlays = insert()
+        if overlays:
+            turns.insert(0, lambda: [setattr(ov, "visible", True) for ov in overlays])
+        if shown:
+            turns.insert(len(turns) - 1, lambda: setattr(layer, "visible", True))
+
+    turns.extend([first, lambda: _hold_repaint(window, False)])
+    return turns
 
 
 def set_progress(bar: QProgressBar, value: int, maximum: int | None = None) -> None:
@@ -204,8 +264,13 @@ class JobBar(QWidget):
 
     # -- delivering results ------------------------------------------------------------------
     def deliver(self, delivery: Delivery, *, what: str = "") -> None:
-        """Add ``delivery``'s layers one per event-loop turn; then the readable picture, the
-        toast and the log."""
+        """Add ``delivery``'s layers, each over several event-loop turns; then the readable
+        picture, the toast and the log.
+
+        Each layer arrives over several turns of the event loop (:func:`_arrival_turns`):
+        napari's insert of the layer, hidden, with the window's repaint held back; its
+        overlays, then the layer, shown; then the repaint. No turn holds more than one of
+        these, so the window answers between them."""
         from napari.layers import Layer
 
         added: list = []
@@ -214,26 +279,41 @@ class JobBar(QWidget):
         self.bar.setRange(0, max(n, 1))
         self.bar.setFormat("adding layers %v/%m")
         state = self._state
+        window = _top_window(self)
+        turns: list | None = None  # the steps left of the layer arriving
+
+        def insert(data: Any, kwargs: dict, kind: str) -> tuple:
+            layer = Layer.create(data, kwargs, kind)
+            overlays = _overlays_off(layer)
+            layers = delivery.viewer.layers
+            # on top, then each below the earlier ones: the list reads as delivered. None is
+            # selected: selecting swaps napari's layer controls, which made the first layer's
+            # turn 490 ms against 55-90 ms for the others (demo viewer, 2 cores)
+            at = layers.index(added[-1]) if added and added[-1] in layers else len(layers)
+            with _without_selecting(layers):
+                layers.insert(at, layer)
+            added.append(layer)
+            return layer, overlays
 
         def step() -> None:
-            if not state.alive:
+            nonlocal turns
+            if not state.alive or self._feed is None:  # closed, or cancelled (cancel() said so)
+                while turns:  # the layer arriving is shown as delivered, and the window repaints
+                    turns.pop(0)()
+                _hold_repaint(window, False)
                 return
-            if self._feed is None:  # cancelled while adding (cancel() said so)
-                return
-            if self._feed:
+            if turns is None and self._feed:
                 data, kwargs, kind = self._feed.pop(0)
-                layer = Layer.create(data, kwargs, kind)
-                layers = delivery.viewer.layers
-                # on top, then each below the earlier ones: the list reads as delivered. None is
-                # selected: selecting swaps napari's layer controls, which made the first layer's
-                # turn 490 ms against 55-90 ms for the others (demo viewer, 2 cores)
-                at = layers.index(added[-1]) if added and added[-1] in layers else len(layers)
-                with _without_selecting(layers):
-                    layers.insert(at, layer)
-                added.append(layer)
-                set_progress(self.bar, len(added))
-                self.status.setText(f"{what}: adding layers {len(added)}/{n}")
-                QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two layers: input, paint
+                turns = _arrival_turns(
+                    window, partial(insert, data, {**kwargs, "visible": False}, kind), kwargs.get("visible", True)
+                )
+            if turns:
+                turns.pop(0)()
+                if not turns:  # the layer is in, shown and painted
+                    turns = None
+                    set_progress(self.bar, len(added))
+                    self.status.setText(f"{what}: adding layers {len(added)}/{n}")
+                QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two steps: input, ticks
                 return
             self._feed = None
             if self.worker is None:
@@ -313,6 +393,9 @@ class JobBar(QWidget):
 
         def on_finished() -> None:
             state.worker = None
+            if worker.abort_requested:  # its finally clauses run now (a child process stops), not at collection
+                with contextlib.suppress(Exception):
+                    steps.close()
             if state.alive:
                 self._on_cancel = None
             if state.alive and self._feed is None:
@@ -339,7 +422,7 @@ class JobBar(QWidget):
         elif self.worker is not None:
             self.worker.quit()
         elif self._feed is not None:
-            self._feed = None  # the next step sees it and adds nothing more
+            self._feed = None  # the next step sees it, lets the window repaint and adds nothing more
             self.status.setText("cancelled; the layers added so far stay")
             self.log("cancelled while adding layers; those added so far stay")
             self._idle()
