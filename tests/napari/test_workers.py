@@ -140,3 +140,20 @@ def test_each_layer_is_inserted_hidden_then_shown_then_painted_in_turns_of_its_o
     overlays = viewer.layers["clusters"]._overlays  # napari's own: what _overlays_off touches
     assert [o.visible for o in overlays.values()] == [o.visible for o in plain._overlays.values()]
     assert viewer.layers.selection.active is not viewer.layers["clusters"]
+
+
+def test_a_layer_napari_refuses_ends_the_delivery_and_the_window_repaints(viewer, qtbot, errors):
+    # the window's repaint is held back while a layer is inserted: a refused layer must not
+    # leave it held (a window that never repaints again)
+    bar = JobBar()
+    viewer.window.add_dock_widget(bar, name="jobs")
+    layers = [
+        (np.ones((8, 8), np.float32), {"name": "good"}, "image"),
+        (np.ones((8, 8), np.float32), {"name": "bad", "colormap": "no such colormap"}, "image"),
+        (np.ones((8, 8), np.float32), {"name": "never"}, "image"),
+    ]
+    bar.deliver(Delivery(viewer, layers, "Maps ready"), what="maps")
+    qtbot.waitUntil(lambda: not bar.busy, timeout=60000)
+    assert bar.window().updatesEnabled()
+    assert "good" in viewer.layers and "bad" not in viewer.layers and "never" not in viewer.layers
+    assert any("could not be added" in m for m in errors()) and bar.status.text() == "maps: failed"

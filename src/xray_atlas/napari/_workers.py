@@ -308,7 +308,16 @@ class JobBar(QWidget):
                     window, partial(insert, data, {**kwargs, "visible": False}, kind), kwargs.get("visible", True)
                 )
             if turns:
-                turns.pop(0)()
+                try:
+                    turns.pop(0)()
+                except Exception as err:  # noqa: BLE001 - napari refused the layer: say so, and never leave the window unpainted
+                    _hold_repaint(window, False)
+                    self._feed = turns = None
+                    if self.worker is None:
+                        self._idle()
+                    notify_error(f"{what}: a layer could not be added: {type(err).__name__}: {err}", log=self)
+                    self.status.setText(f"{what}: failed")
+                    return
                 if not turns:  # the layer is in, shown and painted
                     turns = None
                     set_progress(self.bar, len(added))
