@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QProgre
 
 from ..cube import Progress
 from ..errors import XrayAtlasError
-from ._layers import show_readable
+from ._layers import to_hide
 from ._notify import notify, notify_error
 
 __all__ = ["JobBar", "Delivery", "set_progress"]
@@ -32,13 +32,13 @@ STEP_MS = 15
 class Delivery:
     """What a finished job hands to the viewer: layers, one toast, and details for the log.
 
-    ``on_done`` callbacks of :meth:`JobBar.start` return one. Its layers are added one per
-    turn of the event loop (napari spends 0.2-0.9 s on each new layer on 2 cores with software
-    OpenGL; adding a run's 13 maps layers at once froze the window for 2.5 s). The first layer
-    goes on top of the layer list and each later one below the earlier ones, so that the list
-    reads top-down in delivery order: put the layers to see first. Once all are in, the
-    readable-picture rule (:func:`._layers.show_readable`) keeps the delivered visible layers
-    in view and hides earlier results, and the toast is shown.
+    ``on_done`` callbacks of :meth:`JobBar.start` return one. Its layers are added one after
+    the other, each over several turns of the event loop (:meth:`JobBar.deliver`; adding a
+    run's 13 maps layers at once froze the window for 2.5 s on 2 cores with software OpenGL).
+    The first layer goes on top of the layer list and each later one below the earlier ones,
+    so that the list reads top-down in delivery order: put the layers to see first. Once all
+    are in, the readable-picture rule (:func:`._layers.show_readable`) keeps the delivered
+    visible layers in view and hides earlier results, one per turn, and the toast is shown.
 
     Parameters
     ----------
@@ -297,8 +297,10 @@ class JobBar(QWidget):
 
         Each layer arrives over several turns of the event loop (:func:`_arrival_turns`):
         napari's insert of the layer, hidden, with the window's repaint held back; its
-        overlays, then the layer, shown; then the repaint. No turn holds more than one of
-        these, so the window answers between them."""
+        overlays, then the layer, shown; then the repaint. Earlier results are hidden the same
+        way, one per turn, and the toast comes in a turn of its own. No turn holds more than
+        one of these, so the window answers between them; the garbage collector is paused
+        meanwhile (:class:`_Collector`)."""
         from napari.layers import Layer
 
         added: list = []
@@ -331,8 +333,10 @@ class JobBar(QWidget):
             added.append(layer)
             return layer, overlays
 
+        hiding: list | None = None  # earlier results still to hide, once all layers are in
+
         def step() -> None:
-            nonlocal turns
+            nonlocal turns, hiding
             if not state.alive or self._feed is None:  # closed, or cancelled (cancel() said so)
                 while turns:  # the layer arriving is shown as delivered, and the window repaints
                     turns.pop(0)()
@@ -360,11 +364,20 @@ class JobBar(QWidget):
                     self.status.setText(f"{what}: adding layers {len(added)}/{n}")
                 QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two steps: input, ticks
                 return
+            if hiding is None:  # the readable picture: earlier results hidden, one per turn, unpainted
+                hiding = to_hide(delivery.viewer, [lyr for lyr in added if lyr.visible], hide_cubes=delivery.hide_cubes)
+            if hiding:
+                _hold_repaint(window, True)
+                hiding.pop(0).visible = False
+                QTimer.singleShot(STEP_MS, step)
+                return
+            if not ended:  # the picture repaints in this turn, the toast comes in the next
+                end()
+                QTimer.singleShot(STEP_MS, step)
+                return
             self._feed = None
-            end()
             if self.worker is None:
                 self._idle()
-            show_readable(delivery.viewer, [lyr for lyr in added if lyr.visible], hide_cubes=delivery.hide_cubes)
             self.status.setText(f"{what}: done" if what else "done")
             if delivery.message:
                 notify(delivery.message, log=self, details=delivery.details)
