@@ -5,7 +5,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 
 from xray_atlas.cube import Progress
-from xray_atlas.napari._workers import Delivery, JobBar
+from xray_atlas.napari._workers import Delivery, JobBar, repaint_held
 
 
 def _job(n_layers):
@@ -108,10 +108,20 @@ def test_each_layer_is_inserted_hidden_then_shown_then_painted_in_turns_of_its_o
     def inserted(event):
         layer = event.value
         collecting.append(gc.isenabled())
-        log.append(("insert", layer.name, layer.visible, window.updatesEnabled()))
-        layer.events.visible.connect(lambda e: log.append(("shown", layer.name, window.updatesEnabled())))
+        log.append(("insert", layer.name, layer.visible, not repaint_held(window)))
+        layer.events.visible.connect(lambda e: log.append(("shown", layer.name, not repaint_held(window))))
 
     viewer.layers.events.inserted.connect(inserted)
+    from qtpy.QtCore import QEvent, QObject
+
+    class Repaints(QObject):  # the window's repaint requests that reach it, and when
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.UpdateRequest:
+                log.append(("repaint", repaint_held(window)))
+            return False
+
+    repaints = Repaints()
+    window.installEventFilter(repaints)
     labels = np.arange(64, dtype=np.int32).reshape(8, 8) % 3
     layers = [
         (labels, {"name": "clusters"}, "labels"),
@@ -124,7 +134,10 @@ def test_each_layer_is_inserted_hidden_then_shown_then_painted_in_turns_of_its_o
     ticks.stop()
     viewer.layers.events.inserted.disconnect(inserted)
 
-    events = [e for e in log if e != ("tick",)]
+    window.removeEventFilter(repaints)
+    # while a layer is inserted and shown no repaint reaches the window; one after each layer
+    assert ("repaint", True) not in log and log.count(("repaint", False)) >= 3
+    events = [e for e in log if e[0] in ("insert", "shown")]
     assert events == [
         ("insert", "clusters", False, False),
         ("shown", "clusters", False),
@@ -134,8 +147,9 @@ def test_each_layer_is_inserted_hidden_then_shown_then_painted_in_turns_of_its_o
     ]
     # the event loop turned (a zero timer ticked) between each step and the next
     at = [log.index(e) for e in events]
+    assert all(("repaint", False) in log[a:b] for a, b in zip(at[1:], at[2:], strict=False) if log[b][0] == "insert")
     assert all(b - a > 1 for a, b in zip(at, at[1:], strict=False))
-    assert log[-1] == ("tick",) and window.updatesEnabled()
+    assert log[-1] == ("tick",) and not repaint_held(window)
     # no full garbage collection falls while layers arrive (340-620 ms after a maps run): the
     # collector is paused for the delivery and runs again after it
     assert collecting == [False, False, False] and gc.isenabled()
@@ -162,6 +176,6 @@ def test_a_layer_napari_refuses_ends_the_delivery_and_the_window_repaints(viewer
     qtbot.waitUntil(lambda: not bar.busy, timeout=60000)
     import gc
 
-    assert bar.window().updatesEnabled() and gc.isenabled()
+    assert not repaint_held(bar.window()) and gc.isenabled()
     assert "good" in viewer.layers and "bad" not in viewer.layers and "never" not in viewer.layers
     assert any("could not be added" in m for m in errors()) and bar.status.text() == "maps: failed"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..cube import Progress
@@ -135,12 +135,50 @@ def _top_window(widget: QWidget) -> QWidget:
     return widget
 
 
+class _RepaintHold(QObject):
+    """Holds back a window's repaints: swallows its repaint requests (Qt's ``UpdateRequest``,
+    posted to the top-level widget) until :meth:`release`, which posts one. Qt keeps every
+    dirty region meanwhile, so the one repaint paints what changed, as Qt would have."""
+
+    def __init__(self, window: QWidget):
+        super().__init__()
+        self.window = window
+        self.swallowed = False
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.UpdateRequest:
+            self.swallowed = True
+            return True
+        return False
+
+    def release(self) -> None:
+        self.window.removeEventFilter(self)
+        if self.swallowed:
+            QCoreApplication.postEvent(
+                self.window, QEvent(QEvent.Type.UpdateRequest), Qt.EventPriority.LowEventPriority.value
+            )
+
+
+_HOLDS: dict[int, _RepaintHold] = {}
+
+
+def repaint_held(window: QWidget) -> bool:
+    """Whether a delivery holds back ``window``'s repaints now."""
+    return id(window) in _HOLDS
+
+
 def _hold_repaint(window: QWidget, hold: bool) -> None:
-    """Hold back (or let go) every repaint of ``window``; letting go queues one repaint of all.
-    A window deleted meanwhile (the viewer closed) is left alone."""
+    """Hold back (or let go) every repaint of ``window``; letting go queues one repaint of
+    what changed meanwhile. A window deleted meanwhile (the viewer closed) is left alone."""
+    key = id(window)
     with contextlib.suppress(RuntimeError):
-        if window.updatesEnabled() == hold:
-            window.setUpdatesEnabled(not hold)
+        if hold and key not in _HOLDS:
+            _HOLDS[key] = _RepaintHold(window)
+        elif not hold and key in _HOLDS:
+            _HOLDS.pop(key).release()
+    if not hold:
+        _HOLDS.pop(key, None)
 
 
 def _overlays_off(layer: Any) -> list:
