@@ -39,14 +39,13 @@ def test_text_fields_are_read_as_the_command_line_reads_them(clusters):
         clusters.parameters()
 
 
-def test_run_adds_labels_and_cluster_means(viewer, clusters, qtbot, painting_file, tmp_path):
+def test_run_adds_labels_and_cluster_means(viewer, clusters, qtbot, painting_file, tmp_path, idle):
     path, painting = painting_file
     viewer.open(str(path), plugin="napari-xray-atlas")
     _, inspector = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Spectrum inspector")
     clusters.method_combo.setCurrentText("som")
-    worker = clusters.run()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    assert clusters.run() is not None
+    idle(qtbot, clusters, 60000)  # computed, and its layer added over several turns of the loop
     layer = viewer.layers["clusters (som)"]
     xa = layer.metadata["xray_atlas"]
     labels = np.where(layer.data == xa["noise_label"], -1, layer.data - 1)
@@ -66,7 +65,7 @@ def test_run_adds_labels_and_cluster_means(viewer, clusters, qtbot, painting_fil
     assert r["cluster_spectra"].shape == (len(xa["sizes"]), 4096)
 
 
-def test_preview_clusters_a_subsample(viewer, clusters, qtbot, painting_file, monkeypatch):
+def test_preview_clusters_a_subsample(viewer, clusters, qtbot, painting_file, monkeypatch, idle):
     import xray_atlas.napari.widgets.clusters as mod
 
     monkeypatch.setattr(mod, "PREVIEW_PIXELS", 120)  # 480 pixels -> every 2nd row and column
@@ -76,9 +75,8 @@ def test_preview_clusters_a_subsample(viewer, clusters, qtbot, painting_file, mo
     # the default 16 x 16 map needs 256 pixels; this preview has 120
     clusters.fields["rows"].setValue(8)
     clusters.fields["cols"].setValue(8)
-    worker = clusters.preview()
-    with qtbot.waitSignal(worker.finished, timeout=60000):
-        pass
+    assert clusters.preview() is not None
+    idle(qtbot, clusters, 60000)
     layer = viewer.layers["clusters preview (som)"]
     assert layer.data.shape == (10, 12)
     np.testing.assert_allclose(layer.scale, 2 * np.asarray(viewer.layers[0].scale))  # every 2nd pixel
@@ -110,6 +108,30 @@ def test_cancel_adds_no_layer(viewer, clusters, qtbot, slow_cube, add_cube_layer
         pass
     assert worker.abort_requested and len(viewer.layers) == n
     assert clusters.jobs.status.text().endswith("cancelled")
+
+
+def test_clustering_runs_in_a_child_process_that_cancel_ends(viewer, clusters, qtbot, painting_file):
+    # UMAP's and HDBSCAN's numba loops held the GIL for up to 0.66 s on a thread of napari's
+    # process (docs/benchmarks.md): the run goes to a child process, which Cancel ends
+    import multiprocessing as mp
+
+    path, _ = painting_file
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    clusters.method_combo.setCurrentText("som")
+    n = len(viewer.layers)
+    seen = []
+
+    def on_progress(_):
+        seen.append([p.name for p in mp.active_children() if p.is_alive()])
+        clusters.jobs.cancel_button.click()
+
+    worker = clusters.run()
+    worker.yielded.connect(on_progress)
+    with qtbot.waitSignal(worker.finished, timeout=60000):
+        pass
+    assert seen and "xray-atlas-job" in seen[0]  # the child ran the clustering
+    assert worker.abort_requested and len(viewer.layers) == n
+    assert not [p for p in mp.active_children() if p.name == "xray-atlas-job"]  # and is gone
 
 
 # -- the Refine group ----------------------------------------------------------------------

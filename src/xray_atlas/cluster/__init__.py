@@ -39,6 +39,7 @@ __all__ = [
     "METHODS",
     "ClusterResult",
     "iter_cluster",
+    "iter_cluster_in_child",
     "sum_by_group",
     "FittedClustering",
     "RowIds",
@@ -202,6 +203,50 @@ def iter_cluster(
     """
     feat_kw, params = _checked(cube, method, tile_bytes, params)
     return _iter_cluster(cube, method, seed, feat_kw, params, int(tile_bytes))
+
+
+def iter_cluster_in_child(
+    cube: SpectralCube,
+    method: str = "umap-hdbscan",
+    *,
+    seed: int = 0,
+    tile_bytes: int = TILE_BYTES,
+    nice: int = 0,
+    **params: Any,
+) -> Generator[Progress, None, ClusterResult]:
+    """:func:`iter_cluster` in a spawned child process, for a GUI's worker thread.
+
+    UMAP's and HDBSCAN's compiled (numba) loops hold Python's GIL for up to 0.66 s at a time
+    (docs/benchmarks.md): on a thread of napari's process they froze its window. In a child
+    process they freeze nothing, and closing the generator (Cancel) ends the child at once.
+    The child opens the cube again from its file (HDF5 dataset, .npy memory map) or gets a
+    copy of counts held in memory (:func:`xray_atlas._processes.cube_source`); counts that
+    cannot go to another process (a dask array over local functions) are clustered by
+    :func:`iter_cluster` on the calling thread. The labels and spectra equal
+    :func:`iter_cluster`'s. Parameters as :func:`iter_cluster`'s, checked here before any
+    process starts; ``nice`` lowers the child's priority (0 to 19).
+    """
+    from .._processes import cube_source, iter_in_child
+
+    _checked(cube, method, tile_bytes, params)
+    if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+        raise XrayAtlasError(f"nice={nice!r}; give a whole number from 0 to 19")
+    source = cube_source(cube)
+    if not source.portable:
+        return iter_cluster(cube, method, seed=seed, tile_bytes=tile_bytes, **params)
+    job = (source, method, seed, int(tile_bytes), params)
+    return iter_in_child(_cluster_source, job, what=f"{method} clustering", nice=nice)
+
+
+def _cluster_source(
+    source: Any, method: str, seed: int, tile_bytes: int, params: dict
+) -> Generator[Progress, None, ClusterResult]:
+    """The child's side of :func:`iter_cluster_in_child`."""
+    cube = source.open()
+    try:
+        return (yield from iter_cluster(cube, method, seed=seed, tile_bytes=tile_bytes, **params))
+    finally:
+        cube.close()
 
 
 def iter_fit(

@@ -24,6 +24,7 @@ __all__ = [
     "RESULT_KINDS",
     "strongest",
     "show_readable",
+    "to_hide",
     "grid_of",
     "provenance",
     "physical_grid",
@@ -221,14 +222,23 @@ def grid_of(layer: Any, *, step: float = 1.0) -> dict:
     return grid
 
 
-def show_readable(viewer: Any, shown: list, *, hide_cubes: bool) -> None:
-    """After a run: its ``shown`` layers stay visible, every earlier result layer is hidden (and
-    the cubes' total-counts images with ``hide_cubes``), so that additive layers never pile up
-    into a white canvas. Hidden layers stay in the list, one click from view."""
+def to_hide(viewer: Any, shown: list, *, hide_cubes: bool) -> list:
+    """The layers :func:`show_readable` hides: every visible result layer not in ``shown``
+    (and the cubes' total-counts images with ``hide_cubes``)."""
     keep = {id(lyr) for lyr in shown}
+    out = []
     for lyr in list(viewer.layers):
         if id(lyr) in keep or not lyr.visible:
             continue
         kind = xa_meta(lyr).get("kind")
         if kind in RESULT_KINDS or (hide_cubes and kind == "cube"):
-            lyr.visible = False
+            out.append(lyr)
+    return out
+
+
+def show_readable(viewer: Any, shown: list, *, hide_cubes: bool) -> None:
+    """After a run: its ``shown`` layers stay visible, every earlier result layer is hidden (and
+    the cubes' total-counts images with ``hide_cubes``), so that additive layers never pile up
+    into a white canvas. Hidden layers stay in the list, one click from view."""
+    for lyr in to_hide(viewer, shown, hide_cubes=hide_cubes):
+        lyr.visible = False

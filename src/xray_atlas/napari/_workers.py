@@ -9,14 +9,15 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QDialog, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ..cube import Progress
 from ..errors import XrayAtlasError
-from ._layers import show_readable
+from ._layers import to_hide
 from ._notify import notify, notify_error
 
 __all__ = ["JobBar", "Delivery", "set_progress"]
@@ -31,13 +32,13 @@ STEP_MS = 15
 class Delivery:
     """What a finished job hands to the viewer: layers, one toast, and details for the log.
 
-    ``on_done`` callbacks of :meth:`JobBar.start` return one. Its layers are added one per
-    turn of the event loop (napari spends 0.2-0.9 s on each new layer on 2 cores with software
-    OpenGL; adding a run's 13 maps layers at once froze the window for 2.5 s). The first layer
-    goes on top of the layer list and each later one below the earlier ones, so that the list
-    reads top-down in delivery order: put the layers to see first. Once all are in, the
-    readable-picture rule (:func:`._layers.show_readable`) keeps the delivered visible layers
-    in view and hides earlier results, and the toast is shown.
+    ``on_done`` callbacks of :meth:`JobBar.start` return one. Its layers are added one after
+    the other, each over several turns of the event loop (:meth:`JobBar.deliver`; adding a
+    run's 13 maps layers at once froze the window for 2.5 s on 2 cores with software OpenGL).
+    The first layer goes on top of the layer list and each later one below the earlier ones,
+    so that the list reads top-down in delivery order: put the layers to see first. Once all
+    are in, the readable-picture rule (:func:`._layers.show_readable`) keeps the delivered
+    visible layers in view and hides earlier results, one per turn, and the toast is shown.
 
     Parameters
     ----------
@@ -96,6 +97,131 @@ def freeze_startup_heap() -> None:
     """
     if gc.get_freeze_count() == 0:
         gc.freeze()
+
+
+class _Collector:
+    """Python's cyclic garbage collector, paused while any delivery is going on.
+
+    A full (generation 2) collection walks every object made since the startup heap was
+    frozen (:func:`freeze_startup_heap`), each delivered layer's thousands among them: after
+    a maps run, those that fell while the probabilities' layers arrived took 340-620 ms
+    (load 5-7 on 2 cores), the longest gaps of that arrival. Paused, none falls in a
+    delivery's turns; objects freed by reference counting are freed as before, and the
+    collections resume (with the same thresholds) once the last delivery ends.
+    """
+
+    pauses = 0
+    was_enabled = False
+
+    @classmethod
+    def pause(cls) -> None:
+        if cls.pauses == 0:
+            cls.was_enabled = gc.isenabled()
+            gc.disable()
+        cls.pauses += 1
+
+    @classmethod
+    def resume(cls) -> None:
+        cls.pauses = max(cls.pauses - 1, 0)
+        if cls.pauses == 0 and cls.was_enabled:
+            gc.enable()
+
+
+def _top_window(widget: QWidget) -> QWidget:
+    """The widget at the top of ``widget``'s parents: napari's main window for a dock, floating
+    or not (a floating dock keeps the main window as its parent)."""
+    while widget.parentWidget() is not None:
+        widget = widget.parentWidget()
+    return widget
+
+
+class _RepaintHold(QObject):
+    """Holds back a window's repaints: swallows its repaint requests (Qt's ``UpdateRequest``,
+    posted to the top-level widget) until :meth:`release`, which posts one. Qt keeps every
+    dirty region meanwhile, so the one repaint paints what changed, as Qt would have."""
+
+    def __init__(self, window: QWidget):
+        super().__init__()
+        self.window = window
+        self.swallowed = False
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.UpdateRequest:
+            self.swallowed = True
+            return True
+        return False
+
+    def release(self) -> None:
+        self.window.removeEventFilter(self)
+        if self.swallowed:
+            QCoreApplication.postEvent(
+                self.window, QEvent(QEvent.Type.UpdateRequest), Qt.EventPriority.LowEventPriority.value
+            )
+
+
+_HOLDS: dict[int, _RepaintHold] = {}
+
+
+def repaint_held(window: QWidget) -> bool:
+    """Whether a delivery holds back ``window``'s repaints now."""
+    return id(window) in _HOLDS
+
+
+def _hold_repaint(window: QWidget, hold: bool) -> None:
+    """Hold back (or let go) every repaint of ``window``; letting go queues one repaint of
+    what changed meanwhile. A window deleted meanwhile (the viewer closed) is left alone."""
+    key = id(window)
+    with contextlib.suppress(RuntimeError):
+        if hold and key not in _HOLDS:
+            _HOLDS[key] = _RepaintHold(window)
+        elif not hold and key in _HOLDS:
+            _HOLDS.pop(key).release()
+    if not hold:
+        _HOLDS.pop(key, None)
+
+
+def _overlays_off(layer: Any) -> list:
+    """Hide ``layer``'s own overlays before its insert and return those hidden.
+
+    napari makes the visuals of a layer's visible overlays during its insert, shown or not:
+    a Labels layer's polygon and brush overlays, a third of its insert (demo viewer, 2
+    cores). napari makes them when an overlay turns visible again, so they can come in a
+    turn of their own. The overlays are private to napari: without them, nothing is done.
+    """
+    overlays = getattr(layer, "_overlays", None)
+    if overlays is None or not hasattr(overlays, "values"):
+        return []
+    off = [ov for ov in overlays.values() if getattr(ov, "visible", False)]
+    for ov in off:
+        ov.visible = False
+    return off
+
+
+def _arrival_turns(window: QWidget, insert: Callable[[], tuple], shown: bool) -> list:
+    """One layer's arrival as steps, each for its own turn of the event loop.
+
+    napari inserts a layer and repaints the window in one pass of the event loop: Qt handles
+    the repaint that the insert queued before the next timer (on 2 cores with software
+    OpenGL, 55-90 ms for an image layer's insert, then 20-30 ms for the canvas and about
+    50 ms for Qt's composition of the window). Here the window's repaint is held back from
+    the insert on; the layer is inserted hidden (napari neither slices nor draws a hidden
+    layer) and without its overlays (:func:`_overlays_off`); its overlays and the layer are
+    shown in turns of their own; then the window repaints, once. ``insert`` inserts the
+    layer hidden and returns it with the overlays it hid.
+    """
+    turns: list = []
+
+    def first() -> None:
+        _hold_repaint(window, True)
+        layer, overlays = insert()
+        if overlays:
+            turns.insert(0, lambda: [setattr(ov, "visible", True) for ov in overlays])
+        if shown:
+            turns.insert(len(turns) - 1, lambda: setattr(layer, "visible", True))
+
+    turns.extend([first, lambda: _hold_repaint(window, False)])
+    return turns
 
 
 def set_progress(bar: QProgressBar, value: int, maximum: int | None = None) -> None:
@@ -215,8 +341,15 @@ class JobBar(QWidget):
 
     # -- delivering results ------------------------------------------------------------------
     def deliver(self, delivery: Delivery, *, what: str = "") -> None:
-        """Add ``delivery``'s layers one per event-loop turn; then the readable picture, the
-        toast and the log."""
+        """Add ``delivery``'s layers, each over several event-loop turns; then the readable
+        picture, the toast and the log.
+
+        Each layer arrives over several turns of the event loop (:func:`_arrival_turns`):
+        napari's insert of the layer, hidden, with the window's repaint held back; its
+        overlays, then the layer, shown; then the repaint. Earlier results are hidden the same
+        way, one per turn, and the toast comes in a turn of its own. No turn holds more than
+        one of these, so the window answers between them; the garbage collector is paused
+        meanwhile (:class:`_Collector`)."""
         from napari.layers import Layer
 
         added: list = []
@@ -225,31 +358,75 @@ class JobBar(QWidget):
         self.bar.setRange(0, max(n, 1))
         self.bar.setFormat("adding layers %v/%m")
         state = self._state
+        window = _top_window(self)
+        turns: list | None = None  # the steps left of the layer arriving
+        _Collector.pause()
+        ended = []
+
+        def end() -> None:  # every way out: the window repaints, the collector runs again
+            _hold_repaint(window, False)
+            if not ended:
+                ended.append(True)
+                _Collector.resume()
+
+        def insert(data: Any, kwargs: dict, kind: str) -> tuple:
+            layer = Layer.create(data, kwargs, kind)
+            overlays = _overlays_off(layer)
+            layers = delivery.viewer.layers
+            # on top, then each below the earlier ones: the list reads as delivered. None is
+            # selected: selecting swaps napari's layer controls, which made the first layer's
+            # turn 490 ms against 55-90 ms for the others (demo viewer, 2 cores)
+            at = layers.index(added[-1]) if added and added[-1] in layers else len(layers)
+            with _without_selecting(layers):
+                layers.insert(at, layer)
+            added.append(layer)
+            return layer, overlays
+
+        hiding: list | None = None  # earlier results still to hide, once all layers are in
 
         def step() -> None:
-            if not state.alive:
+            nonlocal turns, hiding
+            if not state.alive or self._feed is None:  # closed, or cancelled (cancel() said so)
+                while turns:  # the layer arriving is shown as delivered, and the window repaints
+                    turns.pop(0)()
+                end()
                 return
-            if self._feed is None:  # cancelled while adding (cancel() said so)
-                return
-            if self._feed:
+            if turns is None and self._feed:
                 data, kwargs, kind = self._feed.pop(0)
-                layer = Layer.create(data, kwargs, kind)
-                layers = delivery.viewer.layers
-                # on top, then each below the earlier ones: the list reads as delivered. None is
-                # selected: selecting swaps napari's layer controls, which made the first layer's
-                # turn 490 ms against 55-90 ms for the others (demo viewer, 2 cores)
-                at = layers.index(added[-1]) if added and added[-1] in layers else len(layers)
-                with _without_selecting(layers):
-                    layers.insert(at, layer)
-                added.append(layer)
-                set_progress(self.bar, len(added))
-                self.status.setText(f"{what}: adding layers {len(added)}/{n}")
-                QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two layers: input, paint
+                turns = _arrival_turns(
+                    window, partial(insert, data, {**kwargs, "visible": False}, kind), kwargs.get("visible", True)
+                )
+            if turns:
+                try:
+                    turns.pop(0)()
+                except Exception as err:  # noqa: BLE001 - napari refused the layer: say so, and never leave the window unpainted
+                    end()
+                    self._feed = turns = None
+                    if self.worker is None:
+                        self._idle()
+                    notify_error(f"{what}: a layer could not be added: {type(err).__name__}: {err}", log=self)
+                    self.status.setText(f"{what}: failed")
+                    return
+                if not turns:  # the layer is in, shown and painted
+                    turns = None
+                    set_progress(self.bar, len(added))
+                    self.status.setText(f"{what}: adding layers {len(added)}/{n}")
+                QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two steps: input, ticks
+                return
+            if hiding is None:  # the readable picture: earlier results hidden, one per turn, unpainted
+                hiding = to_hide(delivery.viewer, [lyr for lyr in added if lyr.visible], hide_cubes=delivery.hide_cubes)
+            if hiding:
+                _hold_repaint(window, True)
+                hiding.pop(0).visible = False
+                QTimer.singleShot(STEP_MS, step)
+                return
+            if not ended:  # the picture repaints in this turn, the toast comes in the next
+                end()
+                QTimer.singleShot(STEP_MS, step)
                 return
             self._feed = None
             if self.worker is None:
                 self._idle()
-            show_readable(delivery.viewer, [lyr for lyr in added if lyr.visible], hide_cubes=delivery.hide_cubes)
             self.status.setText(f"{what}: done" if what else "done")
             if delivery.message:
                 notify(delivery.message, log=self, details=delivery.details)
@@ -324,6 +501,9 @@ class JobBar(QWidget):
 
         def on_finished() -> None:
             state.worker = None
+            if worker.abort_requested:  # its finally clauses run now (a child process stops), not at collection
+                with contextlib.suppress(Exception):
+                    steps.close()
             if state.alive:
                 self._on_cancel = None
             if state.alive and self._feed is None:
@@ -350,7 +530,7 @@ class JobBar(QWidget):
         elif self.worker is not None:
             self.worker.quit()
         elif self._feed is not None:
-            self._feed = None  # the next step sees it and adds nothing more
+            self._feed = None  # the next step sees it, lets the window repaint and adds nothing more
             self.status.setText("cancelled; the layers added so far stay")
             self.log("cancelled while adding layers; those added so far stay")
             self._idle()

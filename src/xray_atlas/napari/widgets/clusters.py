@@ -3,8 +3,9 @@
 The form is built from :func:`xray_atlas.cluster.parameter_table` (a
 :class:`~._common.ParamForm`, read by the parameters' own parser as the command line's
 ``--param`` is), so every method of :data:`xray_atlas.cluster.METHODS` appears here with its
-parameters. Runs go to a worker
-with progress and Cancel; a preview clusters a spatial subsample in a second or two.
+parameters. Runs go to a worker that follows a child process
+(:func:`xray_atlas.cluster.iter_cluster_in_child`) with progress and Cancel; a preview
+clusters a spatial subsample.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...cluster import METHODS, iter_cluster, parameter_table
+from ...cluster import METHODS, iter_cluster_in_child, parameter_table
 from ...cube import SpectralCube
 from ...errors import XrayAtlasError
 from .._layers import cube_of, grid_of, is_cube_layer, provenance
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["ClustersWidget", "clusters_layer_data"]
 
 PREVIEW_PIXELS = 12000
+
+#: Niceness of the clustering's child process: napari's main thread gets the CPU first.
+CHILD_NICE = 10
 
 
 def clusters_layer_data(result: Any, name: str, *, cube: SpectralCube | None = None) -> tuple:
@@ -147,7 +151,9 @@ class ClustersWidget(QWidget):
         method = self.method_combo.currentText()
         try:
             params = self.parameters()
-            steps = iter_cluster(cube, method, seed=self.seed.value(), **params)
+            # in a child process: UMAP's and HDBSCAN's numba loops hold the GIL for up to 0.66 s,
+            # which froze the window when they ran on a thread here (docs/benchmarks.md)
+            steps = iter_cluster_in_child(cube, method, seed=self.seed.value(), nice=CHILD_NICE, **params)
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
