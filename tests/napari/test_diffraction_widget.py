@@ -26,6 +26,13 @@ def test_sample_image_is_reconstructed_into_layers(viewer, dock, qtbot, errors, 
     names = {lyr.name for lyr in viewer.layers}
     tag = "(diffraction-span3, span 3)"
     assert {f"lattice {tag}", f"re-simulated {tag}", f"residual {tag}"} <= names
+    # delivered one layer per turns of the event loop, listed top-down as before, all visible
+    top = [lyr.name for lyr in reversed(viewer.layers)][:3]
+    assert top == [f"residual {tag}", f"re-simulated {tag}", f"lattice {tag}"]
+    assert all(lyr.visible for lyr in viewer.layers)
+    residual = viewer.layers[f"residual {tag}"]
+    assert residual.contrast_limits[0] == -residual.contrast_limits[1] > -np.inf
+    np.testing.assert_allclose(residual.scale, sample.scale)
     lattice = viewer.layers[f"lattice {tag}"].data
     np.testing.assert_allclose(correlations(lattice, 3), rec.measured, atol=1e-6)
     assert viewer.layers[f"re-simulated {tag}"].data.shape == sample.data.shape

@@ -150,16 +150,15 @@ def test_probabilities_screenshot(viewer, qtbot, tmp_path):
     _screenshot(viewer, qtbot, tmp_path, "probabilities.png")
 
 
-def test_diffraction_screenshot(viewer, qtbot, tmp_path):
+def test_diffraction_screenshot(viewer, qtbot, tmp_path, idle):
     """A span-3 reconstruction: input, lattice, re-simulated image, residual in a grid, the
     encoding matrix in the dock (docs/diffraction.md)."""
     viewer.window.resize(1400, 1000)
     viewer.open_sample("napari-xray-atlas", "diffraction-image")
     _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Diffraction")
     dock.span_combo.setCurrentText("3")
-    worker = dock.run()
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    assert dock.run() is not None
+    idle(qtbot, dock)  # computed, and its layers added over several turns of the loop
     assert dock.result is not None and dock.result.converged
     grid = getattr(getattr(viewer, "canvas", None), "grid", None) or viewer.grid  # napari >= 0.9: viewer.canvas.grid
     grid.enabled = True
@@ -168,15 +167,14 @@ def test_diffraction_screenshot(viewer, qtbot, tmp_path):
     _screenshot(viewer, qtbot, tmp_path, "diffraction.png")
 
 
-def test_classify_screenshot(viewer, qtbot, tmp_path):
+def test_classify_screenshot(viewer, qtbot, tmp_path, idle):
     """The sample radiographs classified with the shipped model, the activation map over them
     (docs/images.md)."""
     viewer.window.resize(1400, 900)
     viewer.open_sample("napari-xray-atlas", "radiographs")
     _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Classify image")
-    worker = dock.run()
-    with qtbot.waitSignal(worker.finished, timeout=120000):
-        pass
+    assert dock.run() is not None
+    idle(qtbot, dock)  # computed, and its layers added over several turns of the loop
     assert "activation map Radiographs (Al 2017 plate, Al 1050 wedge)" in viewer.layers
     viewer.dims.set_current_step(0, 0)
     viewer.reset_view()

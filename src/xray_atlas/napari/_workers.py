@@ -52,6 +52,9 @@ class Delivery:
     hide_cubes : bool
         Whether the cubes' total-counts images are hidden too (under additive maps they wash
         the picture out; under a labels layer they are the picture).
+    hide_results : bool
+        Whether earlier results are hidden at all (the spectral docks' maps pile up into a
+        white canvas; a diffraction reconstruction or an activation map does not).
     """
 
     viewer: Any
@@ -59,6 +62,7 @@ class Delivery:
     message: str = ""
     details: list = field(default_factory=list)
     hide_cubes: bool = True
+    hide_results: bool = True
 
 
 @contextlib.contextmanager
@@ -414,7 +418,9 @@ class JobBar(QWidget):
                 QTimer.singleShot(STEP_MS, step)  # a turn of the loop between two steps: input, ticks
                 return
             if hiding is None:  # the readable picture: earlier results hidden, one per turn, unpainted
-                hiding = to_hide(delivery.viewer, [lyr for lyr in added if lyr.visible], hide_cubes=delivery.hide_cubes)
+                shown = [lyr for lyr in added if lyr.visible]
+                hide = delivery.hide_results
+                hiding = to_hide(delivery.viewer, shown, hide_cubes=delivery.hide_cubes) if hide else []
             if hiding:
                 _hold_repaint(window, True)
                 hiding.pop(0).visible = False

@@ -15,7 +15,7 @@ from ...cube import Progress
 from ...devices import DEVICES
 from ...errors import XrayAtlasError
 from .._notify import notify_error, notify_warning
-from .._workers import JobBar
+from .._workers import Delivery, JobBar
 from ._common import ModelCombo, form_dock, refill
 
 if TYPE_CHECKING:
@@ -140,21 +140,29 @@ class ClassifyWidget(QWidget):
             return None
         cam = self.cam_box.isChecked()
 
-        def done(result: tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]) -> None:
+        def done(result: tuple[np.ndarray, np.ndarray | None, list[DomainCheck]]) -> Delivery | None:
             probs, maps, checks = result
             self.result = (probs, model.classes)
             self.domain = checks
             self.show_probabilities(probs, model.classes, checks)
-            if maps is not None:
-                out = self.viewer.add_image(
-                    maps[0] if data.ndim == 2 else maps,
-                    name=f"activation map {name}",
-                    colormap="inferno",
-                    blending="additive",
-                    opacity=0.6,
-                    contrast_limits=(0, 1),
-                )
-                out.scale, out.translate = layer.scale, layer.translate
+            if maps is None:
+                return None
+            kwargs = {
+                "name": f"activation map {name}",
+                "colormap": "inferno",
+                "blending": "additive",
+                "opacity": 0.6,
+                "contrast_limits": (0, 1),
+                "scale": layer.scale,
+                "translate": layer.translate,
+            }
+            # over the image it explains, added over several turns of the event loop
+            return Delivery(
+                self.viewer,
+                [(maps[0] if data.ndim == 2 else maps, kwargs, "image")],
+                hide_cubes=False,
+                hide_results=False,
+            )
 
         return self.jobs.start(
             _job(model, planes.astype(np.float32, copy=False), cam, layer.metadata),

@@ -29,7 +29,7 @@ from ...diffraction import (
 )
 from ...errors import XrayAtlasError
 from .._notify import notify_error, notify_warning
-from .._workers import JobBar
+from .._workers import Delivery, JobBar
 from ._common import ModelCombo, apply_plot_theme, form_dock, refill
 
 if TYPE_CHECKING:
@@ -230,25 +230,41 @@ class DiffractionWidget(QWidget):
             image, stages = prepare_image(data, match=reference_image(span) if match else None, **options)
             return (yield from iter_reconstruct(image, predictor, stages=stages, lattice_size=lattice_size))
 
-        def done(rec: Any) -> None:
+        def done(rec: Any) -> Delivery:
             self.result = rec
             tag = f"({rec.model}, span {rec.span})"
-            if self.steps_box.isChecked():
-                for step, arr in rec.stages[1:]:
-                    self.viewer.add_image(np.asarray(arr, np.float32), name=f"{name} {step}", colormap="magma")
-            self.viewer.add_image(
-                rec.lattice, name=f"lattice {tag}", colormap="gray", interpolation2d="nearest", contrast_limits=(0, 1)
-            )
-            sim = self.viewer.add_image(rec.reconstruction, name=f"re-simulated {tag}", colormap="magma")
-            res = self.viewer.add_image(rec.residual, name=f"residual {tag}", colormap="PiYG")
-            for lyr in (sim, res):
-                lyr.scale, lyr.translate = base.scale, base.translate
-            lim = float(np.abs(rec.residual).max()) or 1.0
-            res.contrast_limits = (-lim, lim)
             self.show_encoding(rec.encoding, rec.span)
             enc = ", ".join(f"{v:+.3f}" for v in rec.encoding)
             note = "" if rec.converged else "; the lattice did not reach the encoding within 0.03"
             self.summary.setText(f"image R^2 {rec.image_r2:.3f}{note}\nencoding [{enc}]")
+            lim = float(np.abs(rec.residual).max()) or 1.0
+            on_image = {"scale": base.scale, "translate": base.translate}
+            # top to bottom as the list shows them: residual, re-simulated, lattice, the steps
+            layers = [
+                (
+                    rec.residual,
+                    {"name": f"residual {tag}", "colormap": "PiYG", "contrast_limits": (-lim, lim), **on_image},
+                    "image",
+                ),
+                (rec.reconstruction, {"name": f"re-simulated {tag}", "colormap": "magma", **on_image}, "image"),
+                (
+                    rec.lattice,
+                    {
+                        "name": f"lattice {tag}",
+                        "colormap": "gray",
+                        "interpolation2d": "nearest",
+                        "contrast_limits": (0, 1),
+                    },
+                    "image",
+                ),
+            ]
+            if self.steps_box.isChecked():
+                layers += [
+                    (np.asarray(arr, np.float32), {"name": f"{name} {step}", "colormap": "magma"}, "image")
+                    for step, arr in reversed(rec.stages[1:])
+                ]
+            # one layer per turns of the event loop, earlier results left as they are
+            return Delivery(self.viewer, layers, hide_cubes=False, hide_results=False)
 
         return self.jobs.start(job(), what=f"reconstruction with {predictor.name}", on_done=done)
 
