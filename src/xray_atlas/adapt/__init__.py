@@ -1,6 +1,8 @@
 """Make the models fit the user's instrument (docs/adapt.md).
 
 :mod:`.images`: the radiograph classifier, from a handful of labelled radiographs.
+:mod:`.spectra`: the XRF instrument, fitted to a scan's sum spectrum (the first step of
+adapting the spectral models).
 """
 
 from .images import (
@@ -16,6 +18,7 @@ from .images import (
     predicted_levels,
     read_references,
 )
+from .spectra import XrfFit, XrfInstrument, fit_xrf_instrument
 
 __all__ = [
     "AdaptedImageModel",
@@ -29,4 +32,7 @@ __all__ = [
     "plan_image_adaptation",
     "predicted_levels",
     "read_references",
+    "XrfFit",
+    "XrfInstrument",
+    "fit_xrf_instrument",
 ]
