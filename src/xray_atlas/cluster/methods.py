@@ -18,7 +18,7 @@ from ..cube import Progress
 from ..devices import DEVICES
 from ..errors import XrayAtlasError
 from ..params import Param
-from .blends import confirm, find_blends, mixture_weight, resolve
+from .blends import confirm, find_blends, join_continua, mixture_weight, resolve
 from .features import Features
 
 __all__ = [
@@ -97,7 +97,7 @@ SOM_PARAMS = {
     "n_clusters": Param(
         "auto",
         "clusters the nodes are joined into: auto (neighbouring nodes within Poisson noise joined, blends "
-        "given to their paints), none (one per node) or a number",
+        "given to their paints, paints with no gap between them joined), none (one per node) or a number",
         kind="string",
     ),
     "device": Param("auto", "where the map trains", choices=DEVICES, kind="choice"),
@@ -475,9 +475,10 @@ def som(
     (issue 31): grid neighbours where pixels are dense and whose codebooks lie within
     :data:`JOIN_NOISE` times a pixel's Poisson noise are one paint, the sparse nodes between
     paints go to the nearest paint, and paints that are blends of two others where those
-    meet are given to them (:func:`_join_on_map`, :mod:`~xray_atlas.cluster.blends`); a whole
-    number joins the nodes by Ward's clustering into that many groups. Study 003's plain
-    3 x 3 map is ``rows=3, cols=3, n_clusters=None``.
+    meet are given to them (:func:`_join_on_map`, :mod:`~xray_atlas.cluster.blends`), and
+    paints whose pixels leave no gap between them (one paint along its thickness) are joined
+    (:func:`~.blends.join_continua`); a whole number joins the nodes by Ward's clustering
+    into that many groups. Study 003's plain 3 x 3 map is ``rows=3, cols=3, n_clusters=None``.
 
     Parameters
     ----------
@@ -554,7 +555,7 @@ def som(
             out[a : a + 65536] = torch.cdist(xb, wt).argmin(dim=1).cpu().numpy()
         return out
 
-    joined = None
+    joined = x_fit = nodes_fit = None
     if n_clusters == "auto":  # the count from the data: the nodes' groups that noise cannot join
         x_fit = features.take(idx)
         sigma = 0.5 / np.sqrt(max(float(np.median(features.totals[idx])), 1.0))
@@ -570,7 +571,13 @@ def som(
         if joined is not None:
             group, candidates, part_of = joined
             blends = confirm(group[node_of].reshape(features.shape), candidates)
-            cluster_of_node = np.where(np.isin(group, list(blends)), part_of, group)
+            is_blend = np.isin(group, list(blends))
+            cluster_of_node = np.where(is_blend, part_of, group)
+            # blends' pixels, given to their parts, would fill the gap between those parts
+            to = join_continua(
+                np.where(is_blend[nodes_fit], -1, cluster_of_node[nodes_fit]), x_fit, int(cluster_of_node.max()) + 1
+            )
+            cluster_of_node = np.where(cluster_of_node >= 0, to[np.maximum(cluster_of_node, 0)], -1)
             extra = {"blend_candidates": candidates, "blends": {c: candidates[c] for c in blends}}
         elif n_clusters is not None and used.size > 1:
             cluster_of_node = _join_nodes(codebook, used, n_clusters)
