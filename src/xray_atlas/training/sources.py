@@ -21,6 +21,7 @@ from ..errors import XrayAtlasError
 from ..io.images import IMAGE_SUFFIXES
 from ..params import Param
 from ..physics.micrograph import MORPHOLOGIES, micrographs
+from ..physics.tube import ANODES
 from .loop import Preparing
 
 __all__ = [
@@ -216,7 +217,6 @@ def _in_memory_batches(
 
 
 # -- synthetic spectra ----------------------------------------------------------------------
-_ANODES = ("Rh", "W", "Mo", "Ag", "Cu", "Cr", "Pd")
 #: Mass thickness (g/cm^2) of the thinnest self-absorbing layer the ``thickness`` option draws.
 THINNEST_LAYER = 1e-3
 
@@ -228,7 +228,7 @@ class SyntheticSpectra(DataSource):
     name = "synthetic-spectra"
     title = "Synthetic spectra (physics engine)"
     PARAMS = {
-        "anode": Param("Rh", "tube anode", choices=_ANODES, kind="choice"),
+        "anode": Param("Rh", "tube anode", choices=ANODES, kind="choice"),
         "tube_kv": Param(50.0, "tube voltage (kV)", 5.0, 100.0),
         "fwhm_mnka_ev": Param(145.0, "detector FWHM at Mn Ka (eV)", 100.0, 400.0),
         "n_channels": Param(4096, "detector channels", 256, 16384),
