@@ -174,7 +174,8 @@ def test_maps_equal_single_command_failures_and_reruns(cubes, cluster, client, t
     rows = report_rows(out)
     assert {k: r["status"] for k, r in rows.items()} == {"a.h5": "ok", "b.h5": "ok", "c.h5": "ok", "bad.h5": "failed"}
     assert rows["bad.h5"]["output"] is None and not (out / "bad.h5").exists()
-    assert all(r["seconds"] > 0 for r in rows.values())
+    # a cube that fails on opening can take under the report's millisecond: 0.0 there
+    assert all(r["seconds"] > 0 for k, r in rows.items() if k != "bad.h5") and rows["bad.h5"]["seconds"] >= 0
     for name in "abc":
         assert_same_result(
             out / f"{name}.h5",
