@@ -36,3 +36,23 @@ def test_limit_fit_recovers_noise_free_truth():
         assert np.abs(fit[ln] - p.maps[ln]).mean() < 0.02 * p.maps[ln].mean(), ln
     with pytest.raises(XrayAtlasError, match="truth=True"):
         limit_fit(synthetic_painting(4, 4, seed=1), lines)
+
+
+def test_detectable_elements_follow_the_paint_and_the_dose():
+    from xray_atlas.evaluation import detectable_elements
+    from xray_atlas.physics.painting import Region, paint, painting_instrument
+
+    reg = np.zeros((4, 6), np.int64)
+    reg[:, 3:] = 1
+    regions = [Region("red", (("vermilion", 20.0),)), Region("white", (("lead white", 20.0),))]
+    elements = ("Hg", "Pb", "Fe", "Ca")
+    seen = detectable_elements(paint(reg, regions, seed=0, truth=True), elements)
+    assert seen.shape == (4, 6, 4)
+    assert seen[:, :3, 0].all() and not seen[:, 3:, 0].any()  # Hg where the vermilion is
+    assert seen[:, 3:, 1].all() and not seen[:, :3, 1].any()  # Pb where the lead white is
+    assert not seen[..., 2].any()  # no iron in this painting
+    # a 10,000-fold shorter dwell: the same paint, too few counts to clear Currie's limit
+    faint = paint(reg, regions, instrument=painting_instrument(dwell_ms=0.002), seed=0, truth=True)
+    assert not detectable_elements(faint, elements)[..., :2].any()
+    with pytest.raises(XrayAtlasError, match="truth=True"):
+        detectable_elements(synthetic_painting(4, 4, seed=1), elements)

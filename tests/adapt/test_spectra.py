@@ -3,6 +3,11 @@ paintings scanned by the physics engine with a known instrument (the fit must na
 the real Bruker M6 Jetstream spectrum (Rh tube at 50 kV with a polycapillary, its file says
 50 kV; the M6's detector is specified at about 145 eV at Mn Ka)."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -68,3 +73,77 @@ def test_spectra_that_cannot_be_fitted_are_refused_by_name():
         fit_xrf_instrument(good, offset_kev=0.0, gain_kev=0.0)
     with pytest.raises(XrayAtlasError, match="'Pt' is not one of"):
         fit_xrf_instrument(good, offset_kev=0.0, gain_kev=0.02, anodes=("Pt",))
+
+
+# -- the element model for the fitted instrument ----------------------------------------------
+EXE = shutil.which("xray-atlas") or os.path.join(os.path.dirname(sys.executable), "xray-atlas")
+
+
+def _cli(*args):
+    return subprocess.run([EXE, "adapt", "elements", *map(str, args)], capture_output=True, text=True, timeout=900)
+
+
+def _fresh_auc(model, instrument, seed=11):
+    """Mean ROC AUC of ``model`` on 3,000 new spectra of ``instrument`` (1-9 elements, 1e3-3e4
+    counts, detectable labels: the generator's), over the elements with both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    from xray_atlas.physics.generator import GeneratorConfig, SpectrumGenerator
+
+    gen = SpectrumGenerator(
+        GeneratorConfig(elements=model.elements, n_elements=(1, 9), counts=(1e3, 3e4), instrument=instrument)
+    )
+    b = gen(3000, np.random.default_rng(seed))
+    p = model(b.spectra, instrument.detector.energy)
+    y = b.detectable
+    return float(np.mean([roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]))
+
+
+def test_adapt_elements_fine_tunes_the_shipped_model_for_the_fitted_instrument(tmp_path):
+    from xray_atlas.models.catalogue import list_models
+    from xray_atlas.models.files import read_card
+    from xray_atlas.probabilities import load_element_model
+
+    reg, regions = random_layout(24, 32, seed=3)
+    cube = tmp_path / "scan.h5"
+    paint(reg, regions, instrument=SHIFTED, seed=3).write(cube)
+    before = cube.read_bytes()
+    out = tmp_path / "mine.safetensors"
+    res = _cli(cube, out, "--n-train", 2048, "--epochs", 1, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    assert row["model"] == str(out) and (row["instrument"]["anode"], row["instrument"]["optic"]) == ("W", False)
+    assert "fitted instrument: W tube" in res.stderr and "in the scan's sum spectrum" in res.stderr
+    assert cube.read_bytes() == before
+    card = read_card(out)
+    assert card.training["init"] == "elements-default"  # fine-tuned, not trained from nothing
+    assert (
+        card.training["source_params"]["anode"] == "W"
+        and card.training["source_params"]["instruments"] == "around+varied"
+    )
+    assert card.training_data["fitted_instrument"]["anode"] == "W"
+    adapted, base = load_element_model(out, device="cpu"), load_element_model(None, device="cpu")
+    assert adapted.elements == base.elements
+    # one short epoch from random weights scores ~0.6; from the shipped weights it keeps their skill
+    assert _fresh_auc(adapted, SHIFTED) >= 0.98
+    assert out.resolve() in {m.path for m in list_models("elements")}  # listed at once where models are chosen
+
+
+def test_adapt_elements_refuses_bad_input_in_one_line(tmp_path):
+    np.save(tmp_path / "raw.npy", np.ones((4, 4, 256), np.uint16))  # no energy calibration
+    (tmp_path / "broken.h5").write_bytes(b"not an hdf5 file")
+    reg, regions = random_layout(8, 8, seed=1)
+    paint(reg, regions, instrument=SHIFTED, seed=1).write(tmp_path / "scan.h5")
+    for args, needle in (
+        ((tmp_path / "raw.npy", tmp_path / "m.safetensors"), "no energy calibration"),
+        ((tmp_path / "broken.h5", tmp_path / "m.safetensors"), "broken.h5"),
+        ((tmp_path / "nope.h5", tmp_path / "m.safetensors"), "nope.h5"),
+        ((tmp_path / "scan.h5", tmp_path / "scan.h5"), "scan.h5"),
+        ((tmp_path / "scan.h5", tmp_path / "m.safetensors", "--offset-kev", "0.1"), "go together"),
+        ((tmp_path / "scan.h5", tmp_path / "m.safetensors", "--base", "maps-default"), "maps"),
+    ):
+        res = _cli(*args)
+        assert res.returncode == 2, (args, res.stderr)
+        assert needle in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "m.safetensors").exists()

@@ -77,3 +77,49 @@ def test_cancel_while_training_writes_nothing(plugin_dock, qtbot, errors, tmp_pa
     _idle(qtbot, dock)
     assert not (tmp_path / "never.safetensors").exists() and dock.result is None
     assert errors() == []
+
+
+def test_the_element_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors, painting_file, tmp_path):
+    """An XRF scan layer in: the instrument fitted to its sum spectrum and drawn over it with
+    the residual, the base model fine-tuned in a child process, the model listed for the
+    Element probabilities dock."""
+    path, _ = painting_file
+    dock = plugin_dock("Adapt to instrument")
+    dock.viewer.open(str(path), plugin="napari-xray-atlas")
+    dock.kind_combo.setCurrentText("element model (XRF scan)")
+    assert dock.task == "elements" and dock.cube_combo.currentText() != ""
+    assert dock.cube_combo.isVisibleTo(dock) and not dock.folder_box.isVisibleTo(dock)
+    assert dock.base_combo.currentText() == "elements-default" and dock.residual.isVisibleTo(dock)
+    dock.n_train.setValue(1024)
+    dock.epochs.setValue(1)
+    out = tmp_path / "elements-adapted.safetensors"
+    dock.out_edit.setText(str(out))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.plan is not None, timeout=240000)
+    # the synthetic painting's scanner: an M6-like Rh tube at 50 kV with its optic
+    assert dock.fit_label.text().startswith("fitted instrument: Rh tube at ")
+    energy, fitted = dock.fitted_curve.getData()
+    assert len(energy) > 100 and len(dock.residual_curve.getData()[0]) == len(energy)
+    _idle(qtbot, dock, timeout=400000)
+    assert errors() == []
+    assert dock.result is not None and out.is_file()
+    assert "Element probabilities dock" in dock.status.text()
+    assert out.resolve() in [i.path for i in list_models("elements")]
+    # back to radiographs: the folder row returns and the spectrum fit is cleared
+    dock.kind_combo.setCurrentText("radiograph classifier")
+    assert dock.folder_box.isVisibleTo(dock) and not dock.cube_combo.isVisibleTo(dock)
+    assert len(dock.fitted_curve.getData()[0] if dock.fitted_curve.getData()[0] is not None else []) == 0
+
+
+def test_a_scan_without_calibration_is_refused_in_one_notification(plugin_dock, errors, add_cube_layer, slow_cube):
+    from xray_atlas import SpectralCube
+
+    dock = plugin_dock("Adapt to instrument")
+    dock.kind_combo.setCurrentText("element model (XRF scan)")
+    dock.adapt()
+    assert any("open an XRF scan first" in m for m in errors())
+    raw = SpectralCube(np.ones((4, 4, 64), np.uint16), name="raw")
+    add_cube_layer(dock.viewer, raw)
+    dock.cube_combo.setCurrentText("raw")
+    dock.adapt()
+    assert any("no energy calibration" in m for m in errors()) and dock.adapt_button.isEnabled()

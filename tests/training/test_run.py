@@ -456,3 +456,21 @@ def test_synthetic_paintings_source_and_prior_models(tmp_path):
         assert card.config["lines"] == list(card.outputs)
         lo, hi = card.inputs["total_counts"]
         assert 0 < lo < hi
+
+
+def test_a_run_can_start_from_a_trained_model_of_its_kind(tmp_path):
+    """``init``: the weights of a model of the same architecture and configuration, loaded
+    before the first step; any other model is refused by name before training starts."""
+    first = train(_maps_config(epochs=1), tmp_path / "first")
+    start, _ = load_model(first.path)
+    # zero steps' worth of learning: lr at its floor, so the weights after one epoch are the start's
+    tuned = train(_maps_config(epochs=1, lr=1e-8, init=str(first.path)), tmp_path / "tuned")
+    model, card = load_model(tuned.path)
+    assert card.training["init"] == str(first.path)
+    for (k, a), b in zip(start.state_dict().items(), model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    with pytest.raises(XrayAtlasError, match="init: .* another configuration"):
+        train(_maps_config(epochs=1, init=str(first.path), model_params={"hidden": (128,)}), tmp_path / "other")
+    with pytest.raises(XrayAtlasError, match="elements|element probabilities"):
+        train(_maps_config(epochs=1, init="elements-default"), tmp_path / "wrong-task")
+    assert not (tmp_path / "other").exists() and not (tmp_path / "wrong-task").exists()

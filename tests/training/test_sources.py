@@ -125,3 +125,23 @@ def test_every_anode_offered_makes_spectra():
         src.prepare(0)
         (x, _), *_ = src.val_batches(16)
         assert np.isfinite(np.asarray(x)).all() and float(np.asarray(x).sum()) > 0, anode
+
+
+def test_around_a_fitted_instrument_keeps_the_neighbours_the_tube_model_simulates():
+    """'around': the instrument and its neighbours (+/- 3 kV, +/- 15 eV); a Rh tube is
+    simulated up to 50 kV only (SpekPy), so at 50 kV the 53 kV neighbour is left out, and a
+    Rh tube at 55 kV is refused by name before any spectrum is drawn."""
+    from xray_atlas.training.sources import SyntheticSpectra
+
+    small = {"n_train": 64, "n_val": 16, "n_channels": 1024, "gain_kev": 0.02}
+    src = SyntheticSpectra("elements", anode="Rh", tube_kv=50.0, optic=True, instruments="around", **small)
+    src.check()
+    src.prepare(0)
+    kvs = sorted(g.config.instrument.tube.kv for g in src.generator.generators)
+    assert kvs == [47.0, 50.0, 50.0, 50.0]
+    assert all(g.config.instrument.optic is not None for g in src.generator.generators)
+    assert src.model_inputs()["polycapillary"] is True
+    bad = SyntheticSpectra("elements", anode="Rh", tube_kv=55.0, **small)
+    bad.check()
+    with pytest.raises(XrayAtlasError, match="tube_kv=55: .*Rh tube"):
+        bad.prepare(0)

@@ -1,8 +1,8 @@
 """Make the models fit the user's instrument (docs/adapt.md).
 
 :mod:`.images`: the radiograph classifier, from a handful of labelled radiographs.
-:mod:`.spectra`: the XRF instrument, fitted to a scan's sum spectrum (the first step of
-adapting the spectral models).
+:mod:`.spectra`: the XRF instrument, fitted to a scan's sum spectrum, and the element
+model trained for it.
 """
 
 from .images import (
@@ -18,7 +18,16 @@ from .images import (
     predicted_levels,
     read_references,
 )
-from .spectra import XrfFit, XrfInstrument, fit_xrf_instrument
+from .spectra import (
+    AdaptedElementModel,
+    ElementAdaptationPlan,
+    XrfFit,
+    XrfInstrument,
+    adapt_elements,
+    finish_element_adaptation,
+    fit_xrf_instrument,
+    plan_element_adaptation,
+)
 
 __all__ = [
     "AdaptedImageModel",
@@ -32,7 +41,12 @@ __all__ = [
     "plan_image_adaptation",
     "predicted_levels",
     "read_references",
+    "AdaptedElementModel",
+    "ElementAdaptationPlan",
     "XrfFit",
     "XrfInstrument",
+    "adapt_elements",
+    "finish_element_adaptation",
     "fit_xrf_instrument",
+    "plan_element_adaptation",
 ]

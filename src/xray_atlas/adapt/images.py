@@ -20,7 +20,6 @@ user's own labelled radiographs, and a model trained for that beam.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -402,15 +401,9 @@ def adapt_images(
     AdaptedImageModel
     """
     from .._files import check_destination
-    from ..training import train
+    from ._run import train_and_finish
 
     out = Path(os.fspath(out))
     check_destination(out, inputs=(references,), overwrite=overwrite, folder_ok=True)
     plan = plan_image_adaptation(references, base=base, n_images=n_images, epochs=epochs, seed=seed, device=device)
-    with tempfile.TemporaryDirectory(prefix="xray-atlas-adapt-") as tmp:
-        outcome = train(
-            plan.config, Path(tmp) / "adapted.safetensors", callbacks=list(callbacks), cancel=cancel, remember=False
-        )
-        if outcome.result.cancelled and outcome.result.best_epoch is None:
-            raise XrayAtlasError("adapt was cancelled before an epoch completed; nothing written", path=out)
-        return finish_image_adaptation(plan, outcome.path, out, overwrite=overwrite)
+    return train_and_finish(plan, out, finish_image_adaptation, overwrite=overwrite, callbacks=callbacks, cancel=cancel)

@@ -19,19 +19,38 @@ Searched, in this order (each step keeps the others at their best so far):
 
 The energy calibration is the cube's own (a wrong one is fixed first with the Spectrum
 inspector's calibration, or ``--offset-kev``/``--gain-kev``).
+
+:func:`adapt_elements` then fine-tunes the element model for the fitted instrument
+(:func:`plan_element_adaptation` sets the run up, :func:`finish_element_adaptation` writes
+it; the napari dock runs the training between them in a child process). docs/adapt.md gives
+how well it does on instruments it was not tuned on.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import XrayAtlasError
 
-__all__ = ["XrfInstrument", "XrfFit", "fit_xrf_instrument", "FIT_ANODES"]
+__all__ = [
+    "FIT_ANODES",
+    "AdaptedElementModel",
+    "ElementAdaptationPlan",
+    "XrfFit",
+    "XrfInstrument",
+    "adapt_elements",
+    "finish_element_adaptation",
+    "fit_xrf_instrument",
+    "plan_element_adaptation",
+]
 
+#: Epochs of fine-tuning :func:`adapt_elements` runs unless told (docs/adapt.md: how many were needed).
+ADAPT_EPOCHS = 6
 #: Tube anodes the fit tries: every anode the physics engine's tube (SpekPy) simulates.
 FIT_ANODES = ("Rh", "W", "Mo", "Ag", "Cu", "Cr")
 #: Paint matrices whose scatter of the tube spectrum the mix may hold (weight fractions).
@@ -205,3 +224,237 @@ def fit_xrf_instrument(
     )
     chi2, fitted = tried[best]
     return XrfFit(best, energy[keep], y[keep], fitted[keep], chi2, {c: v[0] for c, v in tried.items()})
+
+
+# -- the element model for the fitted instrument ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ElementAdaptationPlan:
+    """What :func:`plan_element_adaptation` found: the scan's sum spectrum, the instrument
+    fitted to it, and the training run that makes an element model for that instrument (run it
+    with :func:`xray_atlas.training.train`, then :func:`finish_element_adaptation`)."""
+
+    cube: Path | None
+    spectrum: np.ndarray = field(repr=False)
+    energy: np.ndarray = field(repr=False)
+    fit: XrfFit = field(repr=False)
+    config: Any  # TrainConfig
+    base: Any = field(repr=False)  # the base ElementModel
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdaptedElementModel:
+    """What :func:`adapt_elements` made: the model file, the fitted instrument, the fit's
+    reduced chi-square, the validation AUC, and the elements the adapted and the base model
+    find in the scan's sum spectrum."""
+
+    path: Path
+    instrument: XrfInstrument
+    reduced_chi2: float
+    val_auc: float | None
+    found: tuple[str, ...]
+    base_found: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+def _open(cube: Any, offset_kev: float | None, gain_kev: float | None) -> tuple[Any, Path | None, bool]:
+    """(SpectralCube, its path, whether this call opened it)."""
+    from ..cube import SpectralCube
+    from ..io import read
+
+    if isinstance(cube, SpectralCube):
+        opened, path, mine = cube, (Path(cube.path) if cube.path else None), False
+    else:
+        path = Path(os.fspath(cube))
+        opened, mine = read(path), True
+    if offset_kev is not None or gain_kev is not None:
+        if offset_kev is None or gain_kev is None:
+            raise XrayAtlasError("offset_kev and gain_kev go together")
+        opened = opened.with_calibration(offset_kev=offset_kev, gain_kev=gain_kev)
+    if not opened.calibrated:
+        if mine:
+            opened.close()
+        raise XrayAtlasError(
+            "the cube has no energy calibration, which the instrument fit needs: give one "
+            "(--offset-kev and --gain-kev, or the Spectrum inspector's calibration)",
+            path=path,
+        )
+    return opened, path, mine
+
+
+def plan_element_adaptation(
+    cube: Any,
+    *,
+    base: str | os.PathLike | None = None,
+    n_train: int = 32768,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    offset_kev: float | None = None,
+    gain_kev: float | None = None,
+    progress: Any = None,
+) -> ElementAdaptationPlan:
+    """Sum the scan, fit the instrument to it, and set up the training run (parameters as
+    :func:`adapt_elements`). About a minute: no training here."""
+    from ..probabilities import load_element_model
+    from ..training import make_config
+
+    if not 1024 <= int(n_train) <= 10**7:
+        raise XrayAtlasError(f"n_train={n_train} must lie in 1,024-10,000,000")
+    if epochs is not None and not 1 <= int(epochs) <= 1000:
+        raise XrayAtlasError(f"epochs={epochs} must lie in 1-1,000")
+    base_model = load_element_model(base, device="cpu")
+    settings = dict(base_model.card.training or {})
+    if settings.get("source") != "synthetic-spectra":
+        raise XrayAtlasError(
+            f"base: {base_model.name} was not trained on synthetic spectra, so there is no recipe to "
+            "follow for another instrument; choose an element model that was (the shipped one is)"
+        )
+    opened, path, mine = _open(cube, offset_kev, gain_kev)
+    try:
+        if progress is not None:
+            progress(0, None, "summing the scan")
+        spectrum = opened.spectrum_stats()["sum"]
+        energy = np.asarray(opened.energy, dtype=np.float64)
+        off, gain = float(opened.energy_offset_kev), float(opened.energy_gain_kev)
+    finally:
+        if mine:
+            opened.close()
+    fit = fit_xrf_instrument(spectrum, offset_kev=off, gain_kev=gain, progress=progress)
+    inst = fit.instrument
+    notes = [
+        f"fitted instrument: {inst.anode} tube at {inst.kv:g} kV, {'with' if inst.optic else 'no'} polycapillary "
+        f"optic, detector {inst.fwhm_mnka_ev:g} eV FWHM at Mn Ka (reduced chi-square {fit.reduced_chi2:.1f})"
+    ]
+    data = base_model.card.training_data or {}
+    source = {
+        **{k: v for k, v in settings.get("source_params", {}).items() if k not in ("instruments", "n_train", "n_val")},
+        # the base model's channel grid: the cube is rebinned onto it as for the base model
+        **{k: data[k] for k in ("n_channels", "offset_kev", "gain_kev") if k in data},
+        "anode": inst.anode,
+        "tube_kv": inst.kv,
+        "fwhm_mnka_ev": inst.fwhm_mnka_ev,
+        "optic": inst.optic,
+        "instruments": "around+varied",
+        "n_train": int(n_train),
+        # the decision thresholds are picked on these: 16,384 settle them within ~0.03
+        "n_val": 16384,
+    }
+    keep = ("model", "loss", "optimizer", "weight_decay", "schedule", "batch_size", "grad_clip", "model_params")
+    config = make_config(
+        "elements",
+        source="synthetic-spectra",
+        **{k: settings[k] for k in keep if k in settings},
+        # fine-tuned from the base model's weights, at a third of its learning rate
+        init=os.fspath(base) if base is not None else base_model.name,
+        lr=float(settings.get("lr", 1e-3)) / 3,
+        epochs=int(epochs) if epochs is not None else ADAPT_EPOCHS,
+        patience=0,
+        seed=int(seed),
+        device=device,
+        source_params=source,
+    )
+    return ElementAdaptationPlan(path, spectrum, energy, fit, config, base_model, notes)
+
+
+def finish_element_adaptation(
+    plan: ElementAdaptationPlan, trained: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False
+) -> AdaptedElementModel:
+    """Write the model ``trained`` for ``plan`` to ``out`` with the fitted instrument in its
+    card, and say which elements it and the base model find in the scan's sum spectrum; the
+    user's model list shows it."""
+    from .._files import check_destination
+    from ..models import load_model, save_model
+    from ..models.catalogue import remember
+    from ..probabilities import load_element_model, present, spectrum_probabilities
+
+    out = Path(os.fspath(out))
+    check_destination(out, inputs=(plan.cube,) if plan.cube else (), overwrite=overwrite, folder_ok=True)
+    model, card = load_model(trained)
+    card.training_data = {
+        **card.training_data,
+        "fitted_instrument": {**plan.fit.instrument.as_dict(), "reduced_chi2": plan.fit.reduced_chi2},
+        "cube": str(plan.cube.resolve()) if plan.cube else None,
+        "base": plan.base.name,
+    }
+    save_model(out, model, card)
+    remember(out)
+    adapted = load_element_model(out, device="cpu")
+    found = tuple(present(spectrum_probabilities(plan.spectrum, plan.energy, adapted), adapted.thresholds))
+    base_found = tuple(present(spectrum_probabilities(plan.spectrum, plan.energy, plan.base), plan.base.thresholds))
+    auc = card.metrics.get("auc")
+    notes = [
+        *plan.notes,
+        f"validation AUC {auc:.4f} on spectra of the fitted instrument" if auc is not None else "no validation AUC",
+        f"in the scan's sum spectrum: {', '.join(found) or 'nothing'} (base model {plan.base.name}: "
+        f"{', '.join(base_found) or 'nothing'})",
+    ]
+    return AdaptedElementModel(out, plan.fit.instrument, plan.fit.reduced_chi2, auc, found, base_found, notes)
+
+
+def adapt_elements(
+    cube: Any,
+    out: str | os.PathLike,
+    *,
+    base: str | os.PathLike | None = None,
+    n_train: int = 32768,
+    epochs: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    device: str = "auto",
+    offset_kev: float | None = None,
+    gain_kev: float | None = None,
+    callbacks: list[Any] = (),
+    cancel: Any = None,
+) -> AdaptedElementModel:
+    """Fit the instrument to the sum spectrum of ``cube`` and train an element-probability
+    model for it.
+
+    Parameters
+    ----------
+    cube : path or SpectralCube
+        The user's scan (any format :func:`xray_atlas.io.read` opens, with an energy
+        calibration), or a single spectrum file. No labels are needed.
+    out : path
+        The new model: a folder, or a file ending in ``.safetensors``.
+    base : str or path, optional
+        The element model whose recipe (architecture, elements, channel grid, training
+        settings) is followed (default: the shipped ``elements-default``).
+    n_train : int
+        Synthetic spectra per epoch (new ones each epoch), drawn for the fitted instrument,
+        four neighbours (tube voltage +/- 3 kV, resolution +/- 15 eV) and the base recipe's
+        five varied instruments (without them the model lost more than it gained: docs/adapt.md).
+    epochs : int, optional
+        Epochs of fine-tuning from the base model's weights (default :data:`ADAPT_EPOCHS`).
+    overwrite : bool
+        Replace ``out`` if it exists (never a file that is not a model).
+    offset_kev, gain_kev : float, optional
+        An energy calibration replacing the cube's own.
+    callbacks, cancel
+        As :func:`xray_atlas.training.train` takes them (progress; a threading.Event to stop).
+
+    Returns
+    -------
+    AdaptedElementModel
+    """
+    from .._files import check_destination
+    from ._run import train_and_finish
+
+    out = Path(os.fspath(out))
+    source = cube if isinstance(cube, (str, os.PathLike)) else getattr(cube, "path", None)
+    check_destination(out, inputs=(source,) if source else (), overwrite=overwrite, folder_ok=True)
+    plan = plan_element_adaptation(
+        cube,
+        base=base,
+        n_train=n_train,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        offset_kev=offset_kev,
+        gain_kev=gain_kev,
+    )
+    return train_and_finish(
+        plan, out, finish_element_adaptation, overwrite=overwrite, callbacks=callbacks, cancel=cancel
+    )

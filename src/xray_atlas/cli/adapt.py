@@ -1,5 +1,6 @@
-"""``xray-atlas adapt images``: fit the user's beam to labelled radiographs and train a
-classifier for it (:mod:`xray_atlas.adapt`, docs/adapt.md)."""
+"""``xray-atlas adapt images|elements``: fit the user's instrument to data they have and train
+a model for it: the radiograph classifier from labelled radiographs, the element model from
+a scan's sum spectrum (:mod:`xray_atlas.adapt`, docs/adapt.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import sys
 
 from ..devices import DEVICES
+from ._common import DATASET_HELP, add_calibration, check_calibration, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -28,14 +30,40 @@ def add_parser(sub) -> None:
         "to their attenuation levels, then a model is trained on synthetic radiographs of that beam.",
     )
     q.add_argument("references", metavar="REFERENCES", help="folder of <class>/<image>")
-    q.add_argument("out", metavar="OUT_MODEL", help="the new model: a folder, or a file ending in .safetensors")
-    q.add_argument("--base", help="model whose recipe is followed (default: the shipped radiograph model)")
     q.add_argument("--n-images", type=int, default=3000, help="synthetic radiographs to train on (default 3000)")
-    q.add_argument("--epochs", type=int, help="training epochs (default: the base recipe's, at most 12)")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--overwrite", action="store_true", help="replace OUT_MODEL if it is a model")
-    q.add_argument("--device", choices=DEVICES, default="auto")
+    _shared(
+        q,
+        base="model whose recipe is followed (default: the shipped radiograph model)",
+        epochs="training epochs (default: the base recipe's, at most 12)",
+    )
     q.set_defaults(func=run)
+    e = what.add_parser(
+        "elements",
+        help="the element-probability model, from a scan of your instrument (no labels)",
+        description="The tube (anode, voltage, optic) and the detector's resolution are fitted to the scan's "
+        "sum spectrum; then the base model is fine-tuned on synthetic spectra of that instrument. The cube needs "
+        "an energy calibration (its file's, or --offset-kev/--gain-kev).",
+    )
+    e.add_argument("cube", metavar="CUBE", help="your scan (any format xray-atlas opens) or a single spectrum")
+    e.add_argument("--n-train", type=positive_int, default=32768, help="synthetic spectra per epoch (default 32768)")
+    e.add_argument("--dataset", help=DATASET_HELP)
+    add_calibration(e)
+    _shared(
+        e,
+        base="element model to start from (default: the shipped elements-default)",
+        epochs="epochs of fine-tuning (default 6)",
+    )
+    e.set_defaults(func=run_elements)
+
+
+def _shared(p: argparse.ArgumentParser, *, base: str, epochs: str) -> None:
+    """OUT_MODEL and the options both kinds take."""
+    p.add_argument("out", metavar="OUT_MODEL", help="the new model: a folder, or a file ending in .safetensors")
+    p.add_argument("--base", help=base)
+    p.add_argument("--epochs", type=positive_int, help=epochs)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_MODEL if it is a model")
+    p.add_argument("--device", choices=DEVICES, default="auto")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +90,44 @@ def run(args: argparse.Namespace) -> int:
                 "instrument": made.instrument.as_dict(),
                 "reference_accuracy": made.reference_accuracy,
                 "base_reference_accuracy": made.base_accuracy,
+            }
+        )
+    )
+    return 0
+
+
+def run_elements(args: argparse.Namespace) -> int:
+    from ..adapt import adapt_elements
+    from ..io import read
+    from ..training import TerminalProgress
+
+    check_calibration(args)
+    cube = read(args.cube, dataset=args.dataset, energy_offset_kev=args.offset_kev, energy_gain_kev=args.gain_kev)
+    try:
+        made = adapt_elements(
+            cube,
+            args.out,
+            base=args.base,
+            n_train=args.n_train,
+            epochs=args.epochs,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            device=args.device,
+            callbacks=[TerminalProgress()],
+        )
+    finally:
+        cube.close()
+    for note in made.notes:
+        print(f"xray-atlas adapt: {note}", file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "model": str(made.path),
+                "instrument": made.instrument.as_dict(),
+                "reduced_chi2": round(made.reduced_chi2, 3),
+                "val_auc": made.val_auc,
+                "found": list(made.found),
+                "base_found": list(made.base_found),
             }
         )
     )

@@ -73,6 +73,9 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     amp: bool = False
+    #: start from this model's weights (a file, folder or shipped name of the same architecture
+    #: and configuration) instead of random ones: fine-tuning
+    init: str | None = None
 
     def check(self) -> None:
         """Refuse unknown names and out-of-range values, naming the parameter."""
@@ -101,6 +104,8 @@ class TrainConfig:
                 raise XrayAtlasError(
                     f"{name}={v!r} is out of range [{lo:g}, {hi:g}]" + (" (a whole number)" if whole else "")
                 )
+        if self.init is not None and (not isinstance(self.init, str) or not self.init.strip()):
+            raise XrayAtlasError(f"init={self.init!r} must name a model (a file, folder or shipped name)")
         unknown = sorted(set(self.model_params) - set(models[self.model].defaults))
         if unknown:
             raise XrayAtlasError(f"model {self.model!r} has no option(s) {', '.join(unknown)}")
@@ -355,6 +360,20 @@ def train(
             leave()
 
 
+def _start_from(model: Any, full: dict, config: TrainConfig) -> None:
+    """Load ``config.init``'s weights into ``model``, refusing a model of another kind."""
+    from ..models.catalogue import resolve_model
+
+    found = resolve_model(config.init, task=config.task, default=config.init, device="cpu")
+    if found.card.architecture != config.model or _jsonable(found.card.config) != _jsonable(full):
+        raise XrayAtlasError(
+            f"init: {found.name} is a {found.card.architecture} of another configuration than this run's "
+            f"{config.model}; fine-tuning needs the same architecture, channels and outputs",
+            path=found.path,
+        )
+    model.load_state_dict(found.module.state_dict())
+
+
 def _train(
     config: TrainConfig,
     out: Path,
@@ -395,6 +414,8 @@ def _train(
             ignore = ("epochs", "device", "amp", "processes")
             old = {k: v for k, v in settings.items() if k not in ignore}
             new = {k: v for k, v in _jsonable(config.to_dict()).items() if k not in ignore}
+            if "init" not in old and new.get("init") is None:  # a run saved before fine-tuning existed
+                new.pop("init", None)
             if old and old != new:
                 diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise XrayAtlasError(f"these settings differ from the run being resumed: {', '.join(diff)}", path=out)
@@ -418,6 +439,8 @@ def _train(
         accepts = available(config.task)[config.model].defaults
         fixed = {k: v for k, v in source.model_inputs().items() if k in accepts}
         model, full = build(config.model, **{**config.model_params, **fixed})
+        if config.init is not None and state is None:  # a resumed run has its own weights
+            _start_from(model, full, config)
         fit_guard_on_source(model, source, config)
         n_params = sum(p.numel() for p in model.parameters())
         _check_space(out.parent, n_params)

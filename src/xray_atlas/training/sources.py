@@ -239,11 +239,14 @@ class SyntheticSpectra(DataSource):
             "elements that may appear (comma-separated); default: the generator's 26 for maps, 29 for element presence",
             kind="text",
         ),
+        "optic": Param(False, "a polycapillary optic (the M6's band pass) shapes the beam", kind="bool"),
         "instruments": Param(
             "one",
-            "one instrument (anode, tube_kv, fwhm_mnka_ev) or five varied ones "
-            "(Rh 50/40 kV, W, Ag, monochromatic Mo 17.5 keV)",
-            choices=("one", "varied"),
+            "one instrument (anode, tube_kv, fwhm_mnka_ev, optic), five varied ones "
+            "(Rh 50/40 kV, W, Ag, monochromatic Mo 17.5 keV), 'around': the one and four "
+            "neighbours (tube_kv +/- 3 kV, fwhm_mnka_ev +/- 15 eV), for a fitted instrument, or "
+            "'around+varied': those and the five varied ones",
+            choices=("one", "varied", "around", "around+varied"),
             kind="choice",
         ),
         "cutoff_share": Param(0.0, "augmentation: share of spectra that end at a random 12-30 keV", 0.0, 1.0),
@@ -341,21 +344,10 @@ class SyntheticSpectra(DataSource):
         self.unlisted = tuple(dict.fromkeys(unlisted))
 
     def _config(self) -> Any:
-        from ..physics.detector import Detector
         from ..physics.generator import GeneratorConfig
-        from ..physics.spectra import Instrument
-        from ..physics.tube import Tube
 
         p = self.params
-        inst = Instrument(
-            tube=Tube(anode=p["anode"], kv=p["tube_kv"]),
-            detector=Detector(
-                n_channels=p["n_channels"],
-                gain_kev=p["gain_kev"],
-                offset_kev=p["offset_kev"],
-                fwhm_mnka_ev=p["fwhm_mnka_ev"],
-            ),
-        )
+        inst = self._instrument(p["tube_kv"], p["fwhm_mnka_ev"])
         return GeneratorConfig(
             elements=self.elements,
             n_elements=(1, min(p["max_elements"], len(self.elements))),
@@ -373,12 +365,45 @@ class SyntheticSpectra(DataSource):
             thickness=(THINNEST_LAYER, p["thickness"]) if p.get("thickness", 0.0) > 0 else None,
         )
 
+    def _instrument(self, kv: float, fwhm_ev: float) -> Any:
+        from ..physics.detector import Detector
+        from ..physics.reference import M6_OPTIC
+        from ..physics.spectra import Instrument
+        from ..physics.tube import Tube
+
+        p = self.params
+        return Instrument(
+            tube=Tube(anode=p["anode"], kv=kv),
+            detector=Detector(
+                n_channels=p["n_channels"], gain_kev=p["gain_kev"], offset_kev=p["offset_kev"], fwhm_mnka_ev=fwhm_ev
+            ),
+            optic=M6_OPTIC if p.get("optic") else None,
+        )
+
     def prepare(self, seed: int) -> None:
         from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
 
         config = self._config()
-        if self.params.get("instruments") == "varied":
+        p = self.params
+        try:
+            config.instrument.excitation()
+        except Exception as err:  # noqa: BLE001 - SpekPy refuses some anode/voltage pairs with a bare Exception
+            raise XrayAtlasError(
+                f"tube_kv={p['tube_kv']:g}: the physics engine cannot simulate a {p['anode']} tube at this "
+                f"voltage ({' '.join(str(err).split())})"
+            ) from None
+        if p.get("instruments") == "varied":
             self.generator = MixedGenerator(config, varied_instruments(config.instrument.detector))
+        elif p.get("instruments") in ("around", "around+varied"):
+            # a fitted instrument is known to a few kV and eV (docs/adapt.md): train across that
+            kv, fwhm = p["tube_kv"], p["fwhm_mnka_ev"]
+            near = [(kv, fwhm), (kv - 3, fwhm), (kv + 3, fwhm), (kv, fwhm - 15), (kv, fwhm + 15)]
+            insts = tuple(
+                i for i in (self._instrument(k, f) for k, f in near if k >= 5.0 and f >= 100.0) if _simulated(i)
+            )
+            if p["instruments"] == "around+varied":
+                insts += varied_instruments(config.instrument.detector)
+            self.generator = MixedGenerator(config, insts)
         else:
             self.generator = SpectrumGenerator(config)
         if self.task == "maps":
@@ -413,7 +438,7 @@ class SyntheticSpectra(DataSource):
             "fwhm_mnka_ev": p["fwhm_mnka_ev"],
             "anode": p["anode"],
             "tube_kv": p["tube_kv"],
-            "polycapillary": False,
+            "polycapillary": bool(p.get("optic", False)),
         }
 
     def input_contract(self) -> dict:
@@ -441,6 +466,16 @@ class SyntheticSpectra(DataSource):
             return _tensors(*self._draw(size, _batch_rng(seed, epoch, i, rank, world)))
 
         return Batches(n_batches(n, batch_size, world), make)
+
+
+def _simulated(instrument: Any) -> bool:
+    """Whether the physics engine's tube model (SpekPy) simulates this anode at this voltage
+    (Rh, for one, only up to 50 kV)."""
+    try:
+        instrument.excitation()
+    except Exception:  # noqa: BLE001 - SpekPy refuses with a bare Exception
+        return False
+    return True
 
 
 # -- synthetic paintings ---------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""Adapt dock: make the radiograph classifier fit the user's instrument (docs/adapt.md).
+"""Adapt dock: make a model fit the user's instrument (docs/adapt.md).
 
-Pick the folder of labelled reference radiographs and press Adapt. The beam is fitted on a
-worker (:func:`~xray_atlas.adapt.plan_image_adaptation`, seconds) and shown: each reference
-image's measured level against the level the fitted beam gives it. The model is then trained
-in a child process, as the Training dock trains (:mod:`xray_atlas.napari._training`), with its
-progress and Cancel, and checked and written on a worker
-(:func:`~xray_atlas.adapt.finish_image_adaptation`); the Classify image dock lists it at once.
+Two kinds, one flow. The radiograph classifier: pick the folder of labelled reference
+radiographs; the beam is fitted (:func:`~xray_atlas.adapt.plan_image_adaptation`, seconds) and
+each reference image's measured level is shown against the level the fitted beam gives it. The
+element model: pick a cube layer; the XRF instrument is fitted to the scan's sum spectrum
+(:func:`~xray_atlas.adapt.plan_element_adaptation`, about a minute) and the fitted spectrum is
+shown over the measured one, with the residual. Either way the fit runs on a worker, the model
+is then trained in a child process, as the Training dock trains
+(:mod:`xray_atlas.napari._training`), with its progress and Cancel, and checked and written on
+a worker; the Classify image or Element probabilities dock lists it at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -33,10 +37,12 @@ from qtpy.QtWidgets import (
 from ...classify import DEFAULT_IMAGE_MODEL
 from ...cube import Progress
 from ...errors import XrayAtlasError
+from ...probabilities import DEFAULT_ELEMENTS_MODEL
+from .._layers import cube_of, is_cube_layer
 from .._notify import notify, notify_error, notify_warning
 from .._training import TrainingJob, TrainingStatus
 from .._workers import JobBar, show_progress
-from ._common import ModelCombo, apply_plot_theme, form_dock
+from ._common import ModelCombo, apply_plot_theme, form_dock, refill
 
 if TYPE_CHECKING:
     import napari
@@ -44,30 +50,46 @@ if TYPE_CHECKING:
 __all__ = ["AdaptWidget"]
 
 
-def _model_names() -> list[str]:
+#: What the dock adapts: label -> the task of its models.
+KINDS = {"radiograph classifier": "images", "element model (XRF scan)": "elements"}
+
+
+def _adapt_epochs() -> int:
+    from ...adapt.spectra import ADAPT_EPOCHS
+
+    return ADAPT_EPOCHS
+
+
+def _model_names(task: str) -> list[str]:
     from ...models.catalogue import list_models
 
-    return [i.name for i in list_models("images")]
+    return [i.name for i in list_models(task)]
 
 
-def _plan(references: str, base: str, n_images: int, epochs: int) -> Generator[Progress, None, Any]:
-    from ...adapt import plan_image_adaptation
+def _plan(task: str, source: Any, base: str, n: int, epochs: int) -> Generator[Progress, None, Any]:
+    """Fit the instrument to ``source`` (a reference folder, or a cube for ``elements``)."""
+    from ...adapt import plan_element_adaptation, plan_image_adaptation
 
-    yield Progress(0, 1, "reading the references and fitting the beam")
+    what = "fitting the beam" if task == "images" else "summing the scan and fitting the instrument"
+    yield Progress(0, 1, what)
     try:
-        plan = plan_image_adaptation(references, base=base or None, n_images=n_images, epochs=epochs, device="auto")
+        if task == "images":
+            plan = plan_image_adaptation(source, base=base or None, n_images=n, epochs=epochs, device="auto")
+        else:
+            plan = plan_element_adaptation(source, base=base or None, n_train=n, epochs=epochs, device="auto")
     except XrayAtlasError as err:  # handed to on_done, which raises it on the main thread: one notification
         return err
-    yield Progress(1, 1, "beam fitted")
+    yield Progress(1, 1, "fitted")
     return plan
 
 
-def _finish(plan: Any, trained: Path, out: Path) -> Generator[Progress, None, Any]:
-    from ...adapt import finish_image_adaptation
+def _finish(task: str, plan: Any, trained: Path, out: Path) -> Generator[Progress, None, Any]:
+    from ...adapt import finish_element_adaptation, finish_image_adaptation
 
-    yield Progress(0, 1, "checking the model on the references")
+    yield Progress(0, 1, "checking the model")
     try:
-        made = finish_image_adaptation(plan, trained, out)
+        finish = finish_image_adaptation if task == "images" else finish_element_adaptation
+        made = finish(plan, trained, out)
     except XrayAtlasError as err:
         return err
     yield Progress(1, 1, "written")
@@ -75,8 +97,8 @@ def _finish(plan: Any, trained: Path, out: Path) -> Generator[Progress, None, An
 
 
 class AdaptWidget(QWidget):
-    """Dock widget: reference folder, base model, where to save; Adapt / Cancel; the fitted
-    beam against the references, training progress, the result."""
+    """Dock widget: what to adapt, the reference folder or the scan, base model, where to
+    save; Adapt / Cancel; the fit, training progress, the result."""
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
@@ -90,19 +112,35 @@ class AdaptWidget(QWidget):
         self.job = TrainingJob(self.training)
         self.destroyed.connect(self.job.close)
 
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItems(list(KINDS))
+        self.kind_combo.setToolTip(
+            "radiograph classifier: from 3-10 labelled radiographs per class of your instrument; "
+            "element model: from one XRF scan of yours (no labels), whose sum spectrum the instrument is fitted to"
+        )
+        self.cube_combo = QComboBox()
+        self.cube_combo.setToolTip("the scan whose sum spectrum your instrument is fitted to")
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("folder with Al1050/ and Al2017/ holding your radiographs")
         self.folder_button = QPushButton("…")
         self.folder_button.setMaximumWidth(30)
         folder_row = QHBoxLayout()
+        folder_row.setContentsMargins(0, 0, 0, 0)
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.folder_button)
-        self.base_combo = ModelCombo(_model_names)
+        self.folder_box = QWidget()
+        self.folder_box.setLayout(folder_row)
+        self.base_combo = ModelCombo(lambda: _model_names(self.task))
         self.base_combo.setToolTip("the model whose recipe is followed, and compared on your references")
         self.n_images = QSpinBox()
         self.n_images.setRange(100, 1_000_000)
         self.n_images.setValue(3000)
         self.n_images.setToolTip("synthetic radiographs of the fitted beam to train on (20 % validation)")
+        self.n_train = QSpinBox()
+        self.n_train.setRange(1024, 10_000_000)
+        self.n_train.setSingleStep(8192)
+        self.n_train.setValue(32768)
+        self.n_train.setToolTip("synthetic spectra of the fitted instrument per epoch (new ones each epoch)")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(12)
@@ -134,6 +172,18 @@ class AdaptWidget(QWidget):
         self.plot.setLabel("left", "fitted beam's level")
         self.plot.addLegend(offset=(10, 10))
         self.identity = self.plot.plot([], [], pen=pg.mkPen("#888888", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.residual = pg.PlotWidget()
+        self.residual.setMinimumHeight(90)
+        self.residual.setMaximumHeight(120)
+        self.residual.setLabel("bottom", "energy (keV)")
+        self.residual.setLabel("left", "residual (σ)")
+        self.residual.setXLink(self.plot)
+        self.residual_curve = self.residual.plot([], [], pen=pg.mkPen("#e57373", width=1))
+        # not in the legend, which names the radiograph points; the fit label says what is drawn
+        self.measured_curve = self.plot.plot([], [], pen=pg.mkPen("#bdbdbd", width=1))
+        self.fitted_curve = self.plot.plot(
+            [], [], pen=pg.mkPen("#4fc3f7", width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
+        )
         self.points = {
             name: self.plot.plot([], [], pen=None, symbol=symbol, symbolSize=9, symbolBrush=colour, name=name)
             for name, symbol, colour in (
@@ -143,12 +193,15 @@ class AdaptWidget(QWidget):
                 ("Al2017 wedges", "t", "#ffb74d"),
             )
         }
-        form_dock(
+        self.form = form_dock(
             self,
             [
-                ("references", folder_row),
+                ("adapt", self.kind_combo),
+                ("references", self.folder_box),
+                ("scan", self.cube_combo),
                 ("base model", self.base_combo),
                 ("synthetic images", self.n_images),
+                ("spectra per epoch", self.n_train),
                 ("epochs", self.epochs),
                 ("save to", self.out_edit),
             ],
@@ -158,9 +211,14 @@ class AdaptWidget(QWidget):
             self.bar,
             self.fit_label,
             self.plot,
+            self.residual,
             self.status,
             viewer=self.viewer,
         )
+        self.kind_combo.currentTextChanged.connect(self._kind_changed)
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            ev.connect(self._refresh_layers)
+        self._refresh_layers()
         self.folder_button.clicked.connect(self._browse)
         self.adapt_button.clicked.connect(self.adapt)
         self.cancel_button.clicked.connect(self.cancel)
@@ -171,13 +229,47 @@ class AdaptWidget(QWidget):
         status.running.connect(self._on_running)
         self.viewer.events.theme.connect(self._apply_theme)
         self._apply_theme()
-        self.base_combo.refresh()
-        if DEFAULT_IMAGE_MODEL in _model_names():
-            self.base_combo.setCurrentText(DEFAULT_IMAGE_MODEL)
+        self._kind_changed()
+
+    @property
+    def task(self) -> str:
+        """The task of the models adapted: ``images`` or ``elements``."""
+        return KINDS[self.kind_combo.currentText()]
 
     @property
     def busy(self) -> bool:
         return self.jobs.busy or self.job.busy
+
+    def _kind_changed(self, *_: Any) -> None:
+        images = self.task == "images"
+        for field, shown in (
+            (self.folder_box, images),
+            (self.n_images, images),
+            (self.cube_combo, not images),
+            (self.n_train, not images),
+        ):
+            field.setVisible(shown)
+            self.form.labelForField(field).setVisible(shown)
+        self.epochs.setValue(12 if images else _adapt_epochs())
+        self.base_combo.refresh()
+        default = DEFAULT_IMAGE_MODEL if images else DEFAULT_ELEMENTS_MODEL
+        if default in _model_names(self.task):
+            self.base_combo.setCurrentText(default)
+        self.plot.setLogMode(x=False, y=not images)
+        self.plot.setLabel("bottom", "measured level, -ln(I / I0)" if images else "energy (keV)")
+        self.plot.setLabel("left", "fitted beam's level" if images else "counts (sum spectrum)")
+        self.residual.setVisible(not images)
+        self.plot.plotItem.legend.setVisible(images)
+        self._clear_fit()
+
+    def _clear_fit(self) -> None:
+        self.fit_label.setText("")
+        for curve in (*self.points.values(), self.identity, self.measured_curve, self.fitted_curve):
+            curve.setData([], [])
+        self.residual_curve.setData([], [])
+
+    def _refresh_layers(self, *_: Any) -> None:
+        refill(self.cube_combo, [lyr.name for lyr in self.viewer.layers if is_cube_layer(lyr)], quiet=True)
 
     def _browse(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder of labelled radiographs (Al1050/, Al2017/)")
@@ -190,7 +282,7 @@ class AdaptWidget(QWidget):
 
         text = self.out_edit.text().strip()
         try:
-            out = Path(text).expanduser() if text else default_model_path("images", "adapted")
+            out = Path(text).expanduser() if text else default_model_path(self.task, "adapted")
         except OSError as err:
             raise XrayAtlasError(f"cannot create the models folder ({err})") from None
         check_destination(out, overwrite=False, folder_ok=False)
@@ -202,27 +294,50 @@ class AdaptWidget(QWidget):
         if self.busy:
             notify("an adaptation is going on: cancel it first")
             return None
-        folder = self.folder_edit.text().strip()
-        if not folder:
-            notify_error("choose the folder of labelled radiographs first (Al1050/ and Al2017/ in it)")
-            return None
+        task = self.task
         try:
-            from ...adapt import read_references
-
             self._out = self._destination()
-            read_references(folder)  # a wrong folder is refused here, before any work (milliseconds)
+            source = self._source()
+            if source is None:
+                return None
         except XrayAtlasError as err:
             notify_error(err, log=self.jobs)
             return None
         self.result = None
+        self.plan = None
         self.status.setText("")
+        self._clear_fit()
         self._set_running(True)
-        self._show_progress(0, 0, "reading the references and fitting the beam…")
-        steps = _plan(folder, self.base_combo.currentText(), self.n_images.value(), self.epochs.value())
-        worker = self.jobs.start(steps, what="fit the beam", on_done=self._train)
+        n = self.n_images.value() if task == "images" else self.n_train.value()
+        steps = _plan(task, source, self.base_combo.currentText(), n, self.epochs.value())
+        self._show_progress(0, 0, "fitting the beam…" if task == "images" else "fitting the instrument (a minute)…")
+        worker = self.jobs.start(steps, what="fit the instrument", on_done=self._train)
         if worker is not None:
             worker.finished.connect(self._plan_ended)
         return worker
+
+    def _source(self) -> Any:
+        """The reference folder or the cube, checked in milliseconds; None (told) if missing."""
+        if self.task == "images":
+            from ...adapt import read_references
+
+            folder = self.folder_edit.text().strip()
+            if not folder:
+                notify_error("choose the folder of labelled radiographs first (Al1050/ and Al2017/ in it)")
+                return None
+            read_references(folder)  # a wrong folder is refused here, before any work
+            return folder
+        name = self.cube_combo.currentText()
+        cube = cube_of(self.viewer.layers[name]) if name in self.viewer.layers else None
+        if cube is None:
+            notify_error("open an XRF scan first: the instrument is fitted to its sum spectrum")
+            return None
+        if not cube.calibrated:
+            raise XrayAtlasError(
+                f"{name}: the cube has no energy calibration, which the instrument fit needs; "
+                "set one in the Spectrum inspector"
+            )
+        return cube
 
     def _plan_ended(self) -> None:
         if not self.job.busy:  # refused, failed or cancelled: nothing trains
@@ -243,7 +358,8 @@ class AdaptWidget(QWidget):
             notify_error(err, log=self.jobs)
             self._set_running(False)
             return
-        self.status.setText(f"training {plan.config.model} for the fitted beam ({plan.config.epochs} epochs)")
+        what = "beam" if self.task == "images" else "instrument"
+        self.status.setText(f"training {plan.config.model} for the fitted {what} ({plan.config.epochs} epochs)")
 
     def _on_running(self, on: bool) -> None:
         if on:
@@ -254,8 +370,9 @@ class AdaptWidget(QWidget):
             self._set_running(False)
             self._cleanup()
             return
-        self._show_progress(0, 0, "checking the model on your references…")
-        worker = self.jobs.start(_finish(self.plan, trained, self._out), what="check and write", on_done=self._done)
+        self._show_progress(0, 0, "checking and writing the model…")
+        steps = _finish(self.task, self.plan, trained, self._out)
+        worker = self.jobs.start(steps, what="check and write", on_done=self._done)
         if worker is None:
             self._finished()
         else:
@@ -266,10 +383,18 @@ class AdaptWidget(QWidget):
             raise made
         self.result = made
         self.base_combo.refresh()
-        text = (
-            f"{made.path.name}: {made.reference_accuracy:.0%} of your references right "
-            f"(base model {self.plan.base.name}: {made.base_accuracy:.0%}). Choose it in the Classify image dock."
-        )
+        if self.task == "images":
+            text = (
+                f"{made.path.name}: {made.reference_accuracy:.0%} of your references right "
+                f"(base model {self.plan.base.name}: {made.base_accuracy:.0%}). Choose it in the Classify image dock."
+            )
+        else:
+            auc = f"validation AUC {made.val_auc:.3f}" if made.val_auc is not None else "no validation AUC"
+            text = (
+                f"{made.path.name}: {auc} on spectra of the fitted instrument; in the scan's sum spectrum it finds "
+                f"{', '.join(made.found) or 'nothing'} (base model: {', '.join(made.base_found) or 'nothing'}). "
+                "Choose it in the Element probabilities dock."
+            )
         self.status.setText(text)
         notify(text)
 
@@ -295,6 +420,9 @@ class AdaptWidget(QWidget):
         self.cancel_button.setEnabled(on)
 
     def _show_fit(self, plan: Any) -> None:
+        if self.task == "elements":
+            self._show_spectrum_fit(plan)
+            return
         from ...adapt import predicted_levels
 
         beam = plan.instrument
@@ -313,6 +441,20 @@ class AdaptWidget(QWidget):
         top = float(max(measured.max(), predicted.max())) * 1.05
         self.identity.setData([0.0, top], [0.0, top])
 
+    def _show_spectrum_fit(self, plan: Any) -> None:
+        fit, inst = plan.fit, plan.fit.instrument
+        self.fit_label.setText(
+            f"fitted instrument: {inst.anode} tube at {inst.kv:g} kV, "
+            f"{'with a' if inst.optic else 'no'} polycapillary optic, detector {inst.fwhm_mnka_ev:g} eV at Mn Ka; "
+            f"reduced chi-square {fit.reduced_chi2:.1f}. Grey: the scan's sum spectrum; blue dashes: the fit"
+        )
+        # on a log axis: counts below half a count would stretch it over decades of nothing
+        self.measured_curve.setData(fit.energy, np.maximum(fit.measured, 0.5))
+        self.fitted_curve.setData(fit.energy, np.maximum(fit.fitted, 0.5))
+        top = float(max(fit.measured.max(), fit.fitted.max(), 1.0))
+        self.plot.setYRange(np.log10(max(top * 1e-5, 0.5)), np.log10(top * 2.0), padding=0)
+        self.residual_curve.setData(fit.energy, np.clip(fit.residual, -50, 50))
+
     def _show_progress(self, value: int, maximum: int, text: str) -> None:
         show_progress(self.bar, value, maximum, text)
 
@@ -324,6 +466,7 @@ class AdaptWidget(QWidget):
 
     def _apply_theme(self, *_: Any) -> None:
         apply_plot_theme(self.plot, self.viewer)
+        apply_plot_theme(self.residual, self.viewer)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.jobs.cancel()
