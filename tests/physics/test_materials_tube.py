@@ -58,6 +58,8 @@ def test_mass_attenuation_is_weighted_sum():
         (lambda: pigment("unobtainium"), "pigment='unobtainium' is unknown"),
         (lambda: Tube("Zr"), "anode"),
         (lambda: Tube(kv=500), "kv=500"),
+        # SpekPy models a Rh anode up to 50 kV only, and says so with a bare Exception
+        (lambda: tube_spectrum(Tube("Rh", 55.0)), "SpekPy does not simulate a Rh tube at 55 kV"),
     ],
 )
 def test_bad_materials_and_tubes(call, match):

@@ -202,7 +202,7 @@ def fit_xrf_instrument(
         if cand not in tried:
             try:
                 tried[cand] = _score(_design(cand, detector, families), y, keep)
-            except Exception:  # noqa: BLE001 - SpekPy refuses some anode/voltage pairs with a bare Exception
+            except XrayAtlasError:  # the tube model refuses some anode/voltage pairs (Rh above 50 kV)
                 tried[cand] = (np.inf, np.zeros_like(y))
             steps[0] += 1
             if progress is not None:

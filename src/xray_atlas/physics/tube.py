@@ -80,7 +80,11 @@ def _run_spekpy(
 ) -> dict[str, np.ndarray]:
     import spekpy
 
-    s = spekpy.Spek(kvp=kv, th=takeoff_deg, dk=de, targ=anode)
+    try:
+        s = spekpy.Spek(kvp=kv, th=takeoff_deg, dk=de, targ=anode)
+    except Exception as err:  # noqa: BLE001 - spekpy raises plain Exception (Rh above 50 kV, for one)
+        msg = " ".join(str(err).split())
+        raise XrayAtlasError(f"SpekPy does not simulate a {anode} tube at {kv:g} kV ({msg})") from None
     if window_be_um > 0:
         s.filter("Be", window_be_um / 1000.0)
     for matl, mm in filters:

@@ -387,11 +387,8 @@ class SyntheticSpectra(DataSource):
         p = self.params
         try:
             config.instrument.excitation()
-        except Exception as err:  # noqa: BLE001 - SpekPy refuses some anode/voltage pairs with a bare Exception
-            raise XrayAtlasError(
-                f"tube_kv={p['tube_kv']:g}: the physics engine cannot simulate a {p['anode']} tube at this "
-                f"voltage ({' '.join(str(err).split())})"
-            ) from None
+        except XrayAtlasError as err:  # the tube model refuses some anode/voltage pairs
+            raise XrayAtlasError(f"tube_kv={p['tube_kv']:g}: {err}") from None
         if p.get("instruments") == "varied":
             self.generator = MixedGenerator(config, varied_instruments(config.instrument.detector))
         elif p.get("instruments") in ("around", "around+varied"):
@@ -473,7 +470,7 @@ def _simulated(instrument: Any) -> bool:
     (Rh, for one, only up to 50 kV)."""
     try:
         instrument.excitation()
-    except Exception:  # noqa: BLE001 - SpekPy refuses with a bare Exception
+    except XrayAtlasError:
         return False
     return True
 
