@@ -55,6 +55,7 @@ def detectable_elements(painting, elements) -> np.ndarray:
     is the pixel's true net counts of the family in those channels, B all other expected counts
     there. Noise-free, so the label does not depend on the Poisson draw.
     """
+    from .physics.generator import detection_limit
     from .physics.lines import parse_line_family
 
     if painting.truth is None:
@@ -77,5 +78,5 @@ def detectable_elements(painting, elements) -> np.ndarray:
             inside = sum(cs[pix, b] - cs[pix, a] for a, b in zip(edges[::2], edges[1::2]))
             signal = painting.maps[fam].ravel()[pix] * float(unit[win].sum())
             other = np.maximum(inside - signal, 0.0)
-            out[pix, col[el]] |= signal >= 2.71 + 4.65 * np.sqrt(other)
+            out[pix, col[el]] |= signal >= detection_limit(other)
     return out.reshape(h, w, len(elements))

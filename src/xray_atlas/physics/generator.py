@@ -43,6 +43,7 @@ __all__ = [
     "UNLISTED_ELEMENTS",
     "Batch",
     "varied_instruments",
+    "detection_limit",
 ]
 
 #: Elements of the default map set, the probability-map issue's list, and Ar (air).
@@ -486,11 +487,18 @@ class SpectrumGenerator:
         signal = np.concatenate([group * w["share"][None, : group.shape[1]], bg_counts @ w["scatter"]], axis=1)
         signal = signal.astype(np.float32)
         other = np.maximum(inside - signal, 0)
-        seen = (signal >= 2.71 + 4.65 * np.sqrt(other)) & (w["energy"][None, :] < cutoff[:, None])
+        seen = (signal >= detection_limit(other)) & (w["energy"][None, :] < cutoff[:, None])
         out = np.zeros((spec.shape[0], len(self._all)), bool)
         for k, el in enumerate(w["element"]):
             out[:, el] |= seen[:, k]
         return out
+
+
+def detection_limit(background: np.ndarray) -> np.ndarray:
+    """Currie's detection limit L_D = 2.71 + 4.65 sqrt(B) in net counts over a background of B
+    counts (L. A. Currie, Anal. Chem. 40, 586, 1968): what makes an element "detectable" in
+    the training labels and in :func:`xray_atlas.evaluation.detectable_elements`."""
+    return 2.71 + 4.65 * np.sqrt(background)
 
 
 def _overlapping(tables: dict, *, listed: int, within_kev: float = 0.06, min_yield: float = 0.02) -> np.ndarray:
