@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...adapt.spectra import ADAPT_EPOCHS
 from ...classify import DEFAULT_IMAGE_MODEL
 from ...cube import Progress
 from ...errors import XrayAtlasError
@@ -52,12 +53,6 @@ __all__ = ["AdaptWidget"]
 
 #: What the dock adapts: label -> the task of its models.
 KINDS = {"radiograph classifier": "images", "element model (XRF scan)": "elements"}
-
-
-def _adapt_epochs() -> int:
-    from ...adapt.spectra import ADAPT_EPOCHS
-
-    return ADAPT_EPOCHS
 
 
 def _model_names(task: str) -> list[str]:
@@ -250,7 +245,7 @@ class AdaptWidget(QWidget):
         ):
             field.setVisible(shown)
             self.form.labelForField(field).setVisible(shown)
-        self.epochs.setValue(12 if images else _adapt_epochs())
+        self.epochs.setValue(12 if images else ADAPT_EPOCHS)
         self.base_combo.refresh()
         default = DEFAULT_IMAGE_MODEL if images else DEFAULT_ELEMENTS_MODEL
         if default in _model_names(self.task):
