@@ -98,6 +98,7 @@ def test_the_element_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors
     qtbot.waitUntil(lambda: dock.plan is not None, timeout=240000)
     # the synthetic painting's scanner: an M6-like Rh tube at 50 kV with its optic
     assert dock.fit_label.text().startswith("fitted instrument: Rh tube at ")
+    assert "degrees between beam and detector" in dock.fit_label.text()
     energy, fitted = dock.fitted_curve.getData()
     assert len(energy) > 100 and len(dock.residual_curve.getData()[0]) == len(energy)
     _idle(qtbot, dock, timeout=400000)
@@ -123,3 +124,20 @@ def test_a_scan_without_calibration_is_refused_in_one_notification(plugin_dock, 
     dock.cube_combo.setCurrentText("raw")
     dock.adapt()
     assert any("no energy calibration" in m for m in errors()) and dock.adapt_button.isEnabled()
+
+
+def test_cancel_during_the_instrument_fit_trains_nothing(plugin_dock, qtbot, errors, painting_file, tmp_path):
+    path, _ = painting_file
+    dock = plugin_dock("Adapt to instrument")
+    dock.viewer.open(str(path), plugin="napari-xray-atlas")
+    dock.kind_combo.setCurrentText("element model (XRF scan)")
+    out = tmp_path / "never.safetensors"
+    dock.out_edit.setText(str(out))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    assert dock.jobs.busy and dock.cancel_button.isEnabled()
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    # the fit checks Cancel after each candidate instrument (0.1-1 s each; the whole fit takes 10-60 s)
+    qtbot.waitUntil(lambda: not dock.jobs.busy and dock.adapt_button.isEnabled(), timeout=15000)
+    assert "cancelled during the instrument fit" in dock.status.text()
+    assert dock.plan is None and not dock.job.busy and not out.exists()
+    assert errors() == []

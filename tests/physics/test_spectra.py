@@ -5,7 +5,7 @@ import xraylib
 from xray_atlas import XrayAtlasError
 from xray_atlas.io import read
 from xray_atlas.physics.materials import compound, pigment
-from xray_atlas.physics.spectra import Instrument, Layer, simulate
+from xray_atlas.physics.spectra import Geometry, Instrument, Layer, scatter_geometry, simulate
 from xray_atlas.physics.tube import tube_spectrum
 
 
@@ -52,8 +52,10 @@ def test_paint_layer_hides_what_lies_beneath():
     assert thick == pytest.approx(infinite, rel=1e-3)
 
 
-def test_compton_peak_where_kinematics_puts_it():
-    inst = Instrument()
+@pytest.mark.parametrize("scatter_deg", [90.0, 150.0])
+def test_compton_peak_where_kinematics_puts_it(scatter_deg):
+    inst = Instrument(geometry=scatter_geometry(scatter_deg))
+    assert inst.geometry.scatter_deg == scatter_deg
     sim = simulate([Layer(compound("C6H10O5", density=1.5))], inst, pileup=False)  # cellulose: scatter only
     theta = np.radians(inst.geometry.scatter_deg)
     e_rh = xraylib.LineEnergy(45, xraylib.KL3_LINE)
@@ -64,6 +66,15 @@ def test_compton_peak_where_kinematics_puts_it():
     # and the Rayleigh peak sits at the tube line itself
     win = np.abs(sim.energy - e_rh) < 0.2
     assert sim.energy[win][np.argmax(sim.scatter[win])] == pytest.approx(e_rh, abs=0.03)
+
+
+def test_scatter_geometry_keeps_the_default_at_90_degrees_and_refuses_others_by_name():
+    assert scatter_geometry(90.0) == Geometry()
+    g = scatter_geometry(135.0)  # the beam normal to the surface, the detector tilted
+    assert (g.incidence_deg, g.exit_deg) == (90.0, 45.0)
+    for bad in (60.0, 180.0):
+        with pytest.raises(XrayAtlasError, match=f"scatter_deg={bad}"):
+            scatter_geometry(bad)
 
 
 def test_steel_srm1155_against_the_real_spectrum(real_data):

@@ -134,12 +134,17 @@ def test_around_a_fitted_instrument_keeps_the_neighbours_the_tube_model_simulate
     from xray_atlas.training.sources import SyntheticSpectra
 
     small = {"n_train": 64, "n_val": 16, "n_channels": 1024, "gain_kev": 0.02}
-    src = SyntheticSpectra("elements", anode="Rh", tube_kv=50.0, optic=True, instruments="around", **small)
+    src = SyntheticSpectra(
+        "elements", anode="Rh", tube_kv=50.0, optic=True, scatter_deg=150.0, instruments="around", **small
+    )
     src.check()
     src.prepare(0)
     kvs = sorted(g.config.instrument.tube.kv for g in src.generator.generators)
     assert kvs == [47.0, 50.0, 50.0, 50.0]
     assert all(g.config.instrument.optic is not None for g in src.generator.generators)
+    # the fitted scattering angle is every neighbour's
+    assert {g.config.instrument.geometry.scatter_deg for g in src.generator.generators} == {150.0}
+    assert src.describe()["scatter_deg"] == 150.0
     assert src.model_inputs()["polycapillary"] is True
     bad = SyntheticSpectra("elements", anode="Rh", tube_kv=55.0, **small)
     bad.check()

@@ -5,17 +5,20 @@ tube's own lines and continuum scattered by the paint (anode, voltage, and the o
 pass shape them), and the width of every peak (the detector's resolution). The fit models the
 measured sum spectrum as a non-negative mix of one net count of each element's line family
 (:func:`~xray_atlas.physics.spectra.pure_spectrum`, whose line ratios and escape peaks follow
-the instrument) and of the tube spectrum scattered by a light and by a heavy paint matrix
-(:func:`~xray_atlas.physics.spectra.simulate`), all for one candidate instrument, and keeps the
-instrument whose mix fits best (Poisson-weighted residuals). The paint's composition is free
-in every candidate: only the instrument is chosen.
+the instrument) and of the tube spectrum scattered by an organic, a chalk and a lead-white
+matrix (:func:`~xray_atlas.physics.spectra.simulate`), all for one candidate instrument, and
+keeps the instrument whose mix fits best (Poisson-weighted residuals). The paint's composition
+is free in every candidate: only the instrument is chosen.
 
 Searched, in this order (each step keeps the others at their best so far):
 
 1. the detector's FWHM at Mn Ka, 125-250 eV (peak widths; 120 eV is the Fano limit);
 2. the anode (Rh, W, Mo, Ag, Cu, Cr) and whether a polycapillary optic shapes the beam;
-3. the tube voltage, 20-60 kV in 5 kV steps, then 1 kV around the best;
-4. the FWHM again, in 5 eV steps.
+3. the scattering angle between beam and detector, 90-165 degrees (where the Compton peak of
+   the tube's lines sits);
+4. the tube voltage, 20-60 kV in 5 kV steps, then 1 kV around the best;
+5. the anode and optic again, then the scattering angle again;
+6. the FWHM again, in 5 eV steps.
 
 The energy calibration is the cube's own (a wrong one is fixed first with the Spectrum
 inspector's calibration, or ``--offset-kev``/``--gain-kev``).
@@ -39,6 +42,7 @@ from ..errors import XrayAtlasError
 
 __all__ = [
     "FIT_ANODES",
+    "FIT_SCATTER_DEG",
     "AdaptedElementModel",
     "ElementAdaptationPlan",
     "XrfFit",
@@ -53,22 +57,40 @@ __all__ = [
 ADAPT_EPOCHS = 6
 #: Tube anodes the fit tries: every anode the physics engine's tube (SpekPy) simulates.
 FIT_ANODES = ("Rh", "W", "Mo", "Ag", "Cu", "Cr")
-#: Paint matrices whose scatter of the tube spectrum the mix may hold (weight fractions).
-_LIGHT_MATRIX = {"Ca": 0.4, "C": 0.12, "O": 0.48}  # chalk
-_HEAVY_MATRIX = {"Pb": 0.8, "C": 0.05, "O": 0.15}  # lead white
+#: Matrices whose scatter of the tube spectrum the mix may hold: (weight fractions, density).
+#: An organic one (canvas, wood, binder: cellulose) scatters mostly by Compton, lead white
+#: mostly by Rayleigh; the M6 spectrum needs the organic one (docs/adapt.md).
+SCATTER_MATRICES = (
+    ({"C": 0.444, "H": 0.062, "O": 0.494}, 1.5),  # cellulose
+    ({"Ca": 0.4, "C": 0.12, "O": 0.48}, 2.7),  # chalk
+    ({"Pb": 0.8, "C": 0.05, "O": 0.15}, 6.1),  # lead white
+)
+
+
+#: Scattering angles (degrees) the fit tries: 90 is the 45/45 geometry of most bench
+#: spectrometers, 135-165 the near-backscatter of macro-XRF scanners such as the M6.
+FIT_SCATTER_DEG = (90.0, 120.0, 135.0, 150.0, 165.0)
 
 
 @dataclass(frozen=True)
 class XrfInstrument:
-    """A fitted XRF instrument: tube anode and voltage, optic or none, detector resolution."""
+    """A fitted XRF instrument: tube anode and voltage, optic or none, detector resolution,
+    and the scattering angle between beam and detector (degrees)."""
 
     anode: str
     kv: float
     optic: bool
     fwhm_mnka_ev: float
+    scatter_deg: float = 90.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"anode": self.anode, "kv": self.kv, "optic": self.optic, "fwhm_mnka_ev": self.fwhm_mnka_ev}
+        return {
+            "anode": self.anode,
+            "kv": self.kv,
+            "optic": self.optic,
+            "fwhm_mnka_ev": self.fwhm_mnka_ev,
+            "scatter_deg": self.scatter_deg,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,19 +131,20 @@ def _families(max_kev: float) -> list[str]:
 
 def _instrument(cand: XrfInstrument, detector: Any) -> Any:
     from ..physics.reference import M6_OPTIC
-    from ..physics.spectra import Instrument
+    from ..physics.spectra import Instrument, scatter_geometry
     from ..physics.tube import Tube
 
     return Instrument(
         tube=Tube(anode=cand.anode, kv=cand.kv),
         detector=replace(detector, fwhm_mnka_ev=cand.fwhm_mnka_ev),
         optic=M6_OPTIC if cand.optic else None,
+        geometry=scatter_geometry(cand.scatter_deg),
     )
 
 
 def _design(cand: XrfInstrument, detector: Any, families: list[str]) -> np.ndarray:
-    """(channels, columns): one net count of each family, then the scatter of a light and a
-    heavy matrix (each scaled to one count)."""
+    """(channels, columns): one net count of each family, then the scatter of each of
+    :data:`SCATTER_MATRICES` (each scaled to one count)."""
     from ..physics.materials import compound
     from ..physics.spectra import pure_spectrum, simulate
 
@@ -132,7 +155,7 @@ def _design(cand: XrfInstrument, detector: Any, families: list[str]) -> np.ndarr
             cols.append(pure_spectrum(f, instrument=inst))
         except XrayAtlasError:  # a family this tube voltage cannot excite
             continue
-    for wt, rho in ((_LIGHT_MATRIX, 2.7), (_HEAVY_MATRIX, 6.1)):
+    for wt, rho in SCATTER_MATRICES:
         s = simulate(compound({k: 100 * v for k, v in wt.items()}, density=rho), inst, pileup=False, secondary=False)
         cols.append(s.scatter / max(float(s.scatter.sum()), 1e-30))
     return np.stack(cols, axis=1)
@@ -169,7 +192,7 @@ def fit_xrf_instrument(
     anodes : tuple of str
         Anodes to try.
     kv_range : (float, float)
-        Tube voltages to try (kV).
+        Tube voltages to try (kV); ``(kv, kv)`` when the voltage is known.
     progress : callable, optional
         ``progress(done, total, what)`` after each candidate.
 
@@ -187,8 +210,10 @@ def fit_xrf_instrument(
     if not gain_kev > 0:
         raise XrayAtlasError(f"gain_kev={gain_kev} must be > 0 (an energy calibration is needed)")
     unknown = [a for a in anodes if a not in FIT_ANODES]
-    if unknown:
-        raise XrayAtlasError(f"anodes: {unknown[0]!r} is not one of {', '.join(FIT_ANODES)}")
+    if unknown or not anodes:
+        raise XrayAtlasError(f"anodes: {(unknown or ['nothing'])[0]!r} is not one of {', '.join(FIT_ANODES)}")
+    if not 5.0 <= kv_range[0] <= kv_range[1] <= 100.0:
+        raise XrayAtlasError(f"kv_range={tuple(kv_range)} must be (low, high) within 5-100 kV")
     energy = offset_kev + gain_kev * np.arange(y.size)
     detector = Detector(n_channels=y.size, gain_kev=gain_kev, offset_kev=offset_kev)
     # fit from 1 keV up to where the counts end (the tube's voltage, or the detector's range)
@@ -209,20 +234,31 @@ def fit_xrf_instrument(
                 progress(steps[0], None, f"{cand.anode} {cand.kv:g} kV")
         return tried[cand][0]
 
-    best = XrfInstrument("Rh", 50.0 if kv_range[0] <= 50 <= kv_range[1] else kv_range[1], True, 145.0)
+    def angles(best: XrfInstrument) -> XrfInstrument:
+        return min((replace(best, scatter_deg=a) for a in FIT_SCATTER_DEG), key=score)
+
+    start = "Rh" if "Rh" in anodes else anodes[0]
+    best = XrfInstrument(start, 50.0 if kv_range[0] <= 50 <= kv_range[1] else kv_range[1], True, 145.0, 135.0)
     best = min((replace(best, fwhm_mnka_ev=f) for f in (125.0, 140.0, 155.0, 170.0, 200.0, 240.0)), key=score)
     best = min((replace(best, anode=a, optic=o) for a in anodes for o in (False, True)), key=score)
+    best = angles(best)
     kvs = np.arange(kv_range[0], kv_range[1] + 1e-9, 5.0)
     best = min((replace(best, kv=float(k)) for k in kvs), key=score)
     fine = np.arange(max(kv_range[0], best.kv - 4), min(kv_range[1], best.kv + 4) + 1e-9, 1.0)
     best = min((replace(best, kv=float(k)) for k in fine), key=score)
     best = min((replace(best, anode=a, optic=o) for a in anodes for o in (False, True)), key=score)
+    best = angles(best)
     f0 = best.fwhm_mnka_ev
     best = min(
         (replace(best, fwhm_mnka_ev=float(f)) for f in np.arange(max(125.0, f0 - 20), min(250.0, f0 + 20) + 1e-9, 5.0)),
         key=score,
     )
     chi2, fitted = tried[best]
+    if not np.isfinite(chi2):
+        raise XrayAtlasError(
+            f"the tube model simulates none of the anodes {', '.join(anodes)} at "
+            f"{kv_range[0]:g}-{kv_range[1]:g} kV, so no instrument could be fitted"
+        )
     return XrfFit(best, energy[keep], y[keep], fitted[keep], chi2, {c: v[0] for c, v in tried.items()})
 
 
@@ -294,6 +330,9 @@ def plan_element_adaptation(
     device: str = "auto",
     offset_kev: float | None = None,
     gain_kev: float | None = None,
+    anode: str | None = None,
+    tube_kv: float | None = None,
+    from_file: bool = True,
     progress: Any = None,
 ) -> ElementAdaptationPlan:
     """Sum the scan, fit the instrument to it, and set up the training run (parameters as
@@ -305,6 +344,10 @@ def plan_element_adaptation(
         raise XrayAtlasError(f"n_train={n_train} must lie in 1,024-10,000,000")
     if epochs is not None and not 1 <= int(epochs) <= 1000:
         raise XrayAtlasError(f"epochs={epochs} must lie in 1-1,000")
+    if anode is not None and anode not in FIT_ANODES:
+        raise XrayAtlasError(f"anode={anode!r} is not one of {', '.join(FIT_ANODES)}")
+    if tube_kv is not None and not 5.0 <= float(tube_kv) <= 100.0:
+        raise XrayAtlasError(f"tube_kv={tube_kv} must lie in 5-100 kV")
     base_model = load_element_model(base, device="cpu")
     settings = dict(base_model.card.training or {})
     if settings.get("source") != "synthetic-spectra":
@@ -319,15 +362,35 @@ def plan_element_adaptation(
         spectrum = opened.spectrum_stats()["sum"]
         energy = np.asarray(opened.energy, dtype=np.float64)
         off, gain = float(opened.energy_offset_kev), float(opened.energy_gain_kev)
+        meta = dict(opened.metadata or {}) if from_file else {}
     finally:
         if mine:
             opened.close()
-    fit = fit_xrf_instrument(spectrum, offset_kev=off, gain_kev=gain, progress=progress)
+    known = []
+    if anode is None and meta.get("anode") in FIT_ANODES:
+        anode = str(meta["anode"])
+        known.append(f"anode {anode}")
+    if tube_kv is None and isinstance(meta.get("tube_kv"), (int, float)) and 5.0 <= float(meta["tube_kv"]) <= 100.0:
+        tube_kv = float(meta["tube_kv"])
+        known.append(f"tube voltage {tube_kv:g} kV")
+    fit = fit_xrf_instrument(
+        spectrum,
+        offset_kev=off,
+        gain_kev=gain,
+        anodes=(anode,) if anode is not None else FIT_ANODES,
+        kv_range=(float(tube_kv),) * 2 if tube_kv is not None else (20.0, 60.0),
+        progress=progress,
+    )
     inst = fit.instrument
     notes = [
         f"fitted instrument: {inst.anode} tube at {inst.kv:g} kV, {'with' if inst.optic else 'no'} polycapillary "
-        f"optic, detector {inst.fwhm_mnka_ev:g} eV FWHM at Mn Ka (reduced chi-square {fit.reduced_chi2:.1f})"
+        f"optic, detector {inst.fwhm_mnka_ev:g} eV FWHM at Mn Ka, scattering angle {inst.scatter_deg:g} degrees "
+        f"(reduced chi-square {fit.reduced_chi2:.1f})"
     ]
+    if known:
+        # behind an optic the voltage is hardly seen in the spectrum (docs/adapt.md): a file that
+        # states it knows better than the fit
+        notes.append(f"{' and '.join(known)} from the file's metadata, not fitted")
     data = base_model.card.training_data or {}
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k not in ("instruments", "n_train", "n_val")},
@@ -337,6 +400,7 @@ def plan_element_adaptation(
         "tube_kv": inst.kv,
         "fwhm_mnka_ev": inst.fwhm_mnka_ev,
         "optic": inst.optic,
+        "scatter_deg": inst.scatter_deg,
         "instruments": "around+varied",
         "n_train": int(n_train),
         # the decision thresholds are picked on these: 16,384 settle them within ~0.03
@@ -406,6 +470,9 @@ def adapt_elements(
     device: str = "auto",
     offset_kev: float | None = None,
     gain_kev: float | None = None,
+    anode: str | None = None,
+    tube_kv: float | None = None,
+    from_file: bool = True,
     callbacks: list[Any] = (),
     cancel: Any = None,
 ) -> AdaptedElementModel:
@@ -432,6 +499,13 @@ def adapt_elements(
         Replace ``out`` if it exists (never a file that is not a model).
     offset_kev, gain_kev : float, optional
         An energy calibration replacing the cube's own.
+    anode, tube_kv : optional
+        The tube's anode and voltage, when known: they are then not fitted. By default they
+        are taken from the file's metadata when it holds them (Bruker files state the
+        voltage), and fitted otherwise.
+    from_file : bool
+        Take the anode and voltage from the file's metadata (False fits them whatever the
+        file says).
     callbacks, cancel
         As :func:`xray_atlas.training.train` takes them (progress; a threading.Event to stop).
 
@@ -454,6 +528,9 @@ def adapt_elements(
         device=device,
         offset_kev=offset_kev,
         gain_kev=gain_kev,
+        anode=anode,
+        tube_kv=tube_kv,
+        from_file=from_file,
     )
     return train_and_finish(
         plan, out, finish_element_adaptation, overwrite=overwrite, callbacks=callbacks, cancel=cancel

@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 
+from ..adapt.spectra import FIT_ANODES
 from ..devices import DEVICES
 from ._common import DATASET_HELP, add_calibration, check_calibration, positive_int
 
@@ -40,14 +41,17 @@ def add_parser(sub) -> None:
     e = what.add_parser(
         "elements",
         help="the element-probability model, from a scan of your instrument (no labels)",
-        description="The tube (anode, voltage, optic) and the detector's resolution are fitted to the scan's "
-        "sum spectrum; then the base model is fine-tuned on synthetic spectra of that instrument. The cube needs "
+        description="The tube (anode, voltage, optic), the detector's resolution and the scattering angle are "
+        "fitted to the scan's sum spectrum (the anode and voltage are taken from the file when it states them); then the base model is fine-tuned on synthetic spectra of that instrument. The cube needs "
         "an energy calibration (its file's, or --offset-kev/--gain-kev).",
     )
     e.add_argument("cube", metavar="CUBE", help="your scan (any format xray-atlas opens) or a single spectrum")
     e.add_argument("--n-train", type=positive_int, default=32768, help="synthetic spectra per epoch (default 32768)")
     e.add_argument("--dataset", help=DATASET_HELP)
     add_calibration(e)
+    e.add_argument("--anode", choices=FIT_ANODES, help="the tube's anode, if known (default: the file's, or fitted)")
+    e.add_argument("--tube-kv", type=float, help="the tube voltage in kV, if known (default: the file's, or fitted)")
+    e.add_argument("--fit-tube", action="store_true", help="fit the anode and voltage even when the file states them")
     _shared(
         e,
         base="element model to start from (default: the shipped elements-default)",
@@ -113,6 +117,9 @@ def run_elements(args: argparse.Namespace) -> int:
             seed=args.seed,
             overwrite=args.overwrite,
             device=args.device,
+            anode=args.anode,
+            tube_kv=args.tube_kv,
+            from_file=not args.fit_tube,
             callbacks=[TerminalProgress()],
         )
     finally:

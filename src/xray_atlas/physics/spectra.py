@@ -33,7 +33,16 @@ from .lines import line_macros, symbol
 from .materials import AIR, Material, mass_attenuation
 from .tube import Tube, tube_spectrum
 
-__all__ = ["Layer", "Geometry", "Instrument", "Simulation", "simulate", "pure_spectrum", "DEFAULT_INSTRUMENT"]
+__all__ = [
+    "Layer",
+    "Geometry",
+    "Instrument",
+    "Simulation",
+    "simulate",
+    "pure_spectrum",
+    "scatter_geometry",
+    "DEFAULT_INSTRUMENT",
+]
 
 ELECTRON_KEV = 510.99895
 #: Elements lighter than Na emit lines below 1 keV that air and the window absorb.
@@ -81,6 +90,17 @@ class Geometry:
                 raise XrayAtlasError(f"{name}={getattr(self, name)} must lie in (0, 90] degrees")
         if self.air_mm < 0 or not self.intensity_scale > 0 or self.doppler < 0:
             raise XrayAtlasError("air_mm and doppler must be >= 0 and intensity_scale > 0")
+
+
+def scatter_geometry(scatter_deg: float) -> Geometry:
+    """The geometry with beam and detector ``scatter_deg`` degrees apart: 90 is the default
+    45/45 geometry; wider angles keep the beam normal to the surface and tilt the detector
+    (``exit_deg = scatter_deg - 90``), as macro-XRF scanners do."""
+    if not 90.0 <= float(scatter_deg) < 180.0:
+        raise XrayAtlasError(f"scatter_deg={scatter_deg} must lie in [90, 180) degrees")
+    if float(scatter_deg) == 90.0:
+        return Geometry()
+    return Geometry(incidence_deg=90.0, exit_deg=float(scatter_deg) - 90.0)
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,13 @@ class SyntheticSpectra(DataSource):
             kind="text",
         ),
         "optic": Param(False, "a polycapillary optic (the M6's band pass) shapes the beam", kind="bool"),
+        "scatter_deg": Param(
+            90.0,
+            "angle between beam and detector (degrees): 90 is the 45/45 geometry; wider ones keep the "
+            "beam normal to the surface, as macro-XRF scanners do (the M6: about 150)",
+            90.0,
+            179.0,
+        ),
         "instruments": Param(
             "one",
             "one instrument (anode, tube_kv, fwhm_mnka_ev, optic), five varied ones "
@@ -368,7 +375,7 @@ class SyntheticSpectra(DataSource):
     def _instrument(self, kv: float, fwhm_ev: float) -> Any:
         from ..physics.detector import Detector
         from ..physics.reference import M6_OPTIC
-        from ..physics.spectra import Instrument
+        from ..physics.spectra import Instrument, scatter_geometry
         from ..physics.tube import Tube
 
         p = self.params
@@ -378,6 +385,7 @@ class SyntheticSpectra(DataSource):
                 n_channels=p["n_channels"], gain_kev=p["gain_kev"], offset_kev=p["offset_kev"], fwhm_mnka_ev=fwhm_ev
             ),
             optic=M6_OPTIC if p.get("optic") else None,
+            geometry=scatter_geometry(p.get("scatter_deg", 90.0)),
         )
 
     def prepare(self, seed: int) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,9 +62,20 @@ def _model_names(task: str) -> list[str]:
     return [i.name for i in list_models(task)]
 
 
-def _plan(task: str, source: Any, base: str, n: int, epochs: int) -> Generator[Progress, None, Any]:
-    """Fit the instrument to ``source`` (a reference folder, or a cube for ``elements``)."""
+class _Stopped(Exception):
+    """Cancel pressed during the instrument fit."""
+
+
+def _plan(
+    task: str, source: Any, base: str, n: int, epochs: int, stop: threading.Event
+) -> Generator[Progress, None, Any]:
+    """Fit the instrument to ``source`` (a reference folder, or a cube for ``elements``);
+    None if ``stop`` is set during the fit."""
     from ...adapt import plan_element_adaptation, plan_image_adaptation
+
+    def progress(*_: Any) -> None:  # after each candidate instrument (0.1-1 s): Cancel is felt there
+        if stop.is_set():
+            raise _Stopped
 
     what = "fitting the beam" if task == "images" else "summing the scan and fitting the instrument"
     yield Progress(0, 1, what)
@@ -71,11 +83,15 @@ def _plan(task: str, source: Any, base: str, n: int, epochs: int) -> Generator[P
         if task == "images":
             plan = plan_image_adaptation(source, base=base or None, n_images=n, epochs=epochs, device="auto")
         else:
-            plan = plan_element_adaptation(source, base=base or None, n_train=n, epochs=epochs, device="auto")
+            plan = plan_element_adaptation(
+                source, base=base or None, n_train=n, epochs=epochs, device="auto", progress=progress
+            )
     except XrayAtlasError as err:  # handed to on_done, which raises it on the main thread: one notification
         return err
+    except _Stopped:
+        return None
     yield Progress(1, 1, "fitted")
-    return plan
+    return None if stop.is_set() else plan
 
 
 def _finish(task: str, plan: Any, trained: Path, out: Path) -> Generator[Progress, None, Any]:
@@ -103,6 +119,7 @@ class AdaptWidget(QWidget):
         self.result: Any = None
         self._trained: Path | None = None
         self._out: Path | None = None
+        self._stop_fit = threading.Event()
         self.training = TrainingStatus()
         self.job = TrainingJob(self.training)
         self.destroyed.connect(self.job.close)
@@ -304,9 +321,10 @@ class AdaptWidget(QWidget):
         self._clear_fit()
         self._set_running(True)
         n = self.n_images.value() if task == "images" else self.n_train.value()
-        steps = _plan(task, source, self.base_combo.currentText(), n, self.epochs.value())
+        self._stop_fit = threading.Event()
+        steps = _plan(task, source, self.base_combo.currentText(), n, self.epochs.value(), self._stop_fit)
         self._show_progress(0, 0, "fitting the beam…" if task == "images" else "fitting the instrument (a minute)…")
-        worker = self.jobs.start(steps, what="fit the instrument", on_done=self._train)
+        worker = self.jobs.start(steps, what="fit the instrument", on_done=self._train, on_cancel=self._stop_fit.set)
         if worker is not None:
             worker.finished.connect(self._plan_ended)
         return worker
@@ -342,6 +360,9 @@ class AdaptWidget(QWidget):
     def _train(self, plan: Any) -> None:
         if isinstance(plan, XrayAtlasError):
             raise plan
+        if plan is None:  # cancelled during the fit
+            self.status.setText("cancelled during the instrument fit: nothing was trained")
+            return
         self.plan = plan
         self._show_fit(plan)
         for note in plan.notes[1:]:
@@ -440,7 +461,8 @@ class AdaptWidget(QWidget):
         fit, inst = plan.fit, plan.fit.instrument
         self.fit_label.setText(
             f"fitted instrument: {inst.anode} tube at {inst.kv:g} kV, "
-            f"{'with a' if inst.optic else 'no'} polycapillary optic, detector {inst.fwhm_mnka_ev:g} eV at Mn Ka; "
+            f"{'with a' if inst.optic else 'no'} polycapillary optic, detector {inst.fwhm_mnka_ev:g} eV at Mn Ka, "
+            f"{inst.scatter_deg:g} degrees between beam and detector; "
             f"reduced chi-square {fit.reduced_chi2:.1f}. Grey: the scan's sum spectrum; blue dashes: the fit"
         )
         # on a log axis: counts below half a count would stretch it over decades of nothing
