@@ -33,54 +33,33 @@ import numpy as np
 def shifted_instruments(quick: bool = False) -> dict:
     from xray_atlas.physics.detector import Detector
     from xray_atlas.physics.reference import M6_OPTIC
-    from xray_atlas.physics.spectra import Geometry, Instrument, scatter_geometry
+    from xray_atlas.physics.spectra import Instrument, scatter_geometry
     from xray_atlas.physics.tube import Tube
 
-    def det(fwhm):
-        return Detector(n_channels=4096, gain_kev=0.01, offset_kev=0.0, fwhm_mnka_ev=fwhm, step_height=3e-4)
+    def make(anode, kv, fwhm, *, optic=False, scatter=90.0, air_mm=10.0, scale=1.0):
+        """600 uA, 20 ms per pixel; ``scale`` times the engine's default intensity."""
+        return Instrument(
+            Tube(anode, kv, current_ua=600.0),
+            Detector(n_channels=4096, gain_kev=0.01, offset_kev=0.0, fwhm_mnka_ev=fwhm, step_height=3e-4),
+            geometry=replace(scatter_geometry(scatter), air_mm=air_mm, intensity_scale=1.1e-6 * scale),
+            live_time_s=0.02,
+            optic=M6_OPTIC if optic else None,
+        )
 
     found = {
         # the issue's second instrument: 40 kV, no optic, 170 eV, 25 mm air
-        "W 40 kV, no optic, 170 eV, 25 mm air": Instrument(
-            Tube("W", 40.0, current_ua=600.0), det(170.0), geometry=Geometry(air_mm=25.0), live_time_s=0.02
-        ),
-        "Mo 35 kV, optic, 135 eV": Instrument(
-            Tube("Mo", 35.0, current_ua=600.0),
-            det(135.0),
-            geometry=Geometry(intensity_scale=1.1e-6 * 1.9),
-            live_time_s=0.02,
-            optic=M6_OPTIC,
-        ),
-        "Rh 45 kV, no optic, 160 eV": Instrument(Tube("Rh", 45.0, current_ua=600.0), det(160.0), live_time_s=0.02),
+        "W 40 kV, no optic, 170 eV, 25 mm air": make("W", 40.0, 170.0, air_mm=25.0),
+        "Mo 35 kV, optic, 135 eV": make("Mo", 35.0, 135.0, optic=True, scale=1.9),
+        "Rh 45 kV, no optic, 160 eV": make("Rh", 45.0, 160.0),
         # added with the scattering angle in the fit, chosen once: the geometry fitted to the
         # real M6 (150 degrees; the shipped model was trained at 90 only)
-        "Rh 50 kV, optic, 145 eV, 150 degrees (the real M6's geometry)": Instrument(
-            Tube("Rh", 50.0, current_ua=600.0),
-            det(145.0),
-            geometry=replace(scatter_geometry(150.0), intensity_scale=1.1e-6 * 1.9, air_mm=4.0),
-            live_time_s=0.02,
-            optic=M6_OPTIC,
+        "Rh 50 kV, optic, 145 eV, 150 degrees (the real M6's geometry)": make(
+            "Rh", 50.0, 145.0, optic=True, scatter=150.0, air_mm=4.0, scale=1.9
         ),
-        "Ag 40 kV, no optic, 180 eV, 135 degrees": Instrument(
-            Tube("Ag", 40.0, current_ua=600.0),
-            det(180.0),
-            geometry=scatter_geometry(135.0),
-            live_time_s=0.02,
-        ),
+        "Ag 40 kV, no optic, 180 eV, 135 degrees": make("Ag", 40.0, 180.0, scatter=135.0),
         # added next, once: anodes none of the shipped model's five instruments has
-        "Cu 35 kV, no optic, 220 eV, 135 degrees": Instrument(
-            Tube("Cu", 35.0, current_ua=600.0),
-            det(220.0),
-            geometry=replace(scatter_geometry(135.0), intensity_scale=1.1e-6 * 1.9),
-            live_time_s=0.02,
-        ),
-        "Cr 30 kV, optic, 150 eV": Instrument(
-            Tube("Cr", 30.0, current_ua=600.0),
-            det(150.0),
-            geometry=Geometry(intensity_scale=1.1e-6 * 1.9),
-            live_time_s=0.02,
-            optic=M6_OPTIC,
-        ),
+        "Cu 35 kV, no optic, 220 eV, 135 degrees": make("Cu", 35.0, 220.0, scatter=135.0, scale=1.9),
+        "Cr 30 kV, optic, 150 eV": make("Cr", 30.0, 150.0, optic=True, scale=1.9),
     }
     return dict(list(found.items())[:1]) if quick else found
 
