@@ -212,3 +212,14 @@ def test_ripple_scan_opens_through_napari(viewer, errors, tmp_path):
     assert len(viewer.layers) == n_layers
     msgs = errors()
     assert len(msgs) == 1 and "scan.raw holds 10 bytes" in msgs[0], msgs
+
+
+@pytest.mark.parametrize("name", ["bruker_m6_jetstream_file_example.spx", "Steel.spe"])
+def test_a_single_spectrum_opens_as_a_grey_pixel_not_a_white_canvas(viewer, real_data, name):
+    # found walking the Adapt dock on the M6 file: a one-pixel image got napari's limits
+    # (its one value at the top) and filled the canvas with white
+    layer = viewer.open(str(real_data / name), plugin="napari-xray-atlas")[0]
+    assert layer.data.shape == (1, 1)
+    assert layer.contrast_limits == [0.0, 2.0 * float(layer.data.max())]
+    shot = np.asarray(viewer.screenshot(canvas_only=True, flash=False))[..., :3].astype(int)
+    assert (shot.min(axis=-1) > 230).mean() < 0.05  # near-white pixels are a small minority

@@ -167,6 +167,15 @@ def show_scale_bar(viewer: Any = None) -> None:
     bar.position = "bottom_left"  # napari's notifications cover the bottom right corner
 
 
+def counts_limits(image: np.ndarray) -> tuple[float, float]:
+    """Contrast limits of a total-counts image. One value everywhere (a single spectrum's
+    file is one pixel) is drawn mid-grey: napari's own limits would paint it white."""
+    lo, hi = float(np.min(image)), float(np.max(image))
+    if hi > lo:
+        return lo, hi
+    return (0.0, 2.0 * hi) if hi > 0 else (0.0, 1.0)
+
+
 def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pending: bool = False) -> list[tuple]:
     """Layer tuples for a cube: its total-counts image, then any reference maps (hidden), on
     the cube's physical grid (:func:`physical_grid`) when its pixel size is known.
@@ -179,8 +188,7 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
     grid = physical_grid(pixel_size_of(cube))
     meta = {"xray_atlas": {"kind": "cube", "cube": cube, "pending": pending}}
     kwargs: dict[str, Any] = {"name": f"{cube.name} counts", "colormap": "gray", "metadata": meta, **grid}
-    if pending or not np.any(image):
-        kwargs["contrast_limits"] = (0.0, 1.0)
+    kwargs["contrast_limits"] = (0.0, 1.0) if pending else counts_limits(image)
     layers = [(image, kwargs, "image")]
     for line, ds in sorted(cube.reference_maps.items()):
         arr, kw, kind = map_layer_data(

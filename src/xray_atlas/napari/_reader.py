@@ -30,6 +30,7 @@ from ._layers import (
     SHOWN,
     SYNC_BYTES,
     chi2_layer_data,
+    counts_limits,
     cube_layer_data,
     cube_of,
     element_colormap,
@@ -261,7 +262,7 @@ def stream_total_counts(cube: SpectralCube, image: np.ndarray, *, tile_bytes: in
         if lyr is not None:
             lyr.metadata["xray_atlas"]["pending"] = False
             lyr.refresh()
-            lyr.reset_contrast_limits()
+            lyr.contrast_limits = counts_limits(image)
 
     def on_error(err: Exception) -> None:
         notify_error(err if isinstance(err, XrayAtlasError) else f"{cube.path}: {type(err).__name__}: {err}")
