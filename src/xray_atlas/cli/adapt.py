@@ -41,9 +41,10 @@ def add_parser(sub) -> None:
     e = what.add_parser(
         "elements",
         help="the element-probability model, from a scan of your instrument (no labels)",
-        description="The tube (anode, voltage, optic), the detector's resolution and the scattering angle are "
-        "fitted to the scan's sum spectrum (the anode and voltage are taken from the file when it states them); then the base model is fine-tuned on synthetic spectra of that instrument. The cube needs "
-        "an energy calibration (its file's, or --offset-kev/--gain-kev).",
+        description="The tube (anode, voltage, optic), the detector's resolution and the scattering angle "
+        "are fitted to the scan's sum spectrum (the anode and voltage are taken from the file when it "
+        "states them); then the base model is fine-tuned on synthetic spectra of that instrument. The "
+        "cube needs an energy calibration (its file's, or --offset-kev/--gain-kev).",
     )
     e.add_argument("cube", metavar="CUBE", help="your scan (any format xray-atlas opens) or a single spectrum")
     e.add_argument("--n-train", type=positive_int, default=32768, help="synthetic spectra per epoch (default 32768)")
