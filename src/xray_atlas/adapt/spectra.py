@@ -130,15 +130,14 @@ def _families(max_kev: float) -> list[str]:
 
 
 def _instrument(cand: XrfInstrument, detector: Any) -> Any:
-    from ..physics.reference import M6_OPTIC
-    from ..physics.spectra import Instrument, scatter_geometry
-    from ..physics.tube import Tube
+    from ..physics.reference import scanner
 
-    return Instrument(
-        tube=Tube(anode=cand.anode, kv=cand.kv),
-        detector=replace(detector, fwhm_mnka_ev=cand.fwhm_mnka_ev),
-        optic=M6_OPTIC if cand.optic else None,
-        geometry=scatter_geometry(cand.scatter_deg),
+    return scanner(
+        cand.anode,
+        cand.kv,
+        replace(detector, fwhm_mnka_ev=cand.fwhm_mnka_ev),
+        optic=cand.optic,
+        scatter_deg=cand.scatter_deg,
     )
 
 

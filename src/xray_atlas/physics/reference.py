@@ -18,7 +18,7 @@ from ..errors import XrayAtlasError
 from .detector import Detector
 from .lines import symbol
 from .materials import Material, compound
-from .spectra import Geometry, Instrument, Layer, Optic, Simulation, simulate
+from .spectra import Geometry, Instrument, Layer, Optic, Simulation, scatter_geometry, simulate
 from .tube import Tube
 
 #: Polycapillary band pass of the M6 Jetstream, chosen by matching the scatter continuum of
@@ -28,7 +28,30 @@ M6_OPTIC = Optic(high_kev=17.0, high_width_kev=2.5, low_kev=3.0, low_width_kev=0
 #: The XFlash 430 detector of the M6 Jetstream file: resolution, Be window and Si thickness.
 M6_DETECTOR = {"fwhm_mnka_ev": 145.0, "window_be_um": 12.5, "sensor_um": 450.0}
 
-__all__ = ["M6_OPTIC", "M6_DETECTOR", "steel_srm1155", "STEEL_SRM1155", "bruker_net_counts", "m6_jetstream_sample"]
+__all__ = [
+    "M6_OPTIC",
+    "M6_DETECTOR",
+    "scanner",
+    "steel_srm1155",
+    "STEEL_SRM1155",
+    "bruker_net_counts",
+    "m6_jetstream_sample",
+]
+
+
+def scanner(anode: str, kv: float, detector: Detector, *, optic: bool = False, scatter_deg: float = 90.0) -> Instrument:
+    """An XRF instrument as the instrument fit describes it and the element model adapted to it
+    is trained on (:mod:`xray_atlas.adapt.spectra`): a tube, a detector, the M6's polycapillary
+    (:data:`M6_OPTIC`) or no optic, and the angle between beam and detector
+    (:func:`~xray_atlas.physics.spectra.scatter_geometry`). One function, so that both mean the
+    same optic and geometry."""
+    return Instrument(
+        tube=Tube(anode=anode, kv=kv),
+        detector=detector,
+        optic=M6_OPTIC if optic else None,
+        geometry=scatter_geometry(scatter_deg),
+    )
+
 
 #: NIST SRM 1155 certificate (wt %), as in the Steel.cfg material SRM_1155_COMPLETE.
 STEEL_SRM1155 = {

@@ -374,19 +374,13 @@ class SyntheticSpectra(DataSource):
 
     def _instrument(self, kv: float, fwhm_ev: float) -> Any:
         from ..physics.detector import Detector
-        from ..physics.reference import M6_OPTIC
-        from ..physics.spectra import Instrument, scatter_geometry
-        from ..physics.tube import Tube
+        from ..physics.reference import scanner
 
         p = self.params
-        return Instrument(
-            tube=Tube(anode=p["anode"], kv=kv),
-            detector=Detector(
-                n_channels=p["n_channels"], gain_kev=p["gain_kev"], offset_kev=p["offset_kev"], fwhm_mnka_ev=fwhm_ev
-            ),
-            optic=M6_OPTIC if p.get("optic") else None,
-            geometry=scatter_geometry(p.get("scatter_deg", 90.0)),
+        detector = Detector(
+            n_channels=p["n_channels"], gain_kev=p["gain_kev"], offset_kev=p["offset_kev"], fwhm_mnka_ev=fwhm_ev
         )
+        return scanner(p["anode"], kv, detector, optic=p["optic"], scatter_deg=p["scatter_deg"])
 
     def prepare(self, seed: int) -> None:
         from ..physics.generator import MixedGenerator, SpectrumGenerator, varied_instruments
