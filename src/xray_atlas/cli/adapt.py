@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..adapt.spectra import FIT_ANODES
 from ..devices import DEVICES
-from ._common import DATASET_HELP, add_calibration, check_calibration, positive_int
+from ._common import DATASET_HELP, add_calibration, check_calibration, note_printer, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -86,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         callbacks=[TerminalProgress()],
     )
+    say = note_printer("adapt")
     for note in made.notes:
-        print(f"xray-atlas adapt: {note}", file=sys.stderr)
+        say(note)
     print(
         json.dumps(
             {
@@ -125,8 +125,9 @@ def run_elements(args: argparse.Namespace) -> int:
         )
     finally:
         cube.close()
+    say = note_printer("adapt")
     for note in made.notes:
-        print(f"xray-atlas adapt: {note}", file=sys.stderr)
+        say(note)
     print(
         json.dumps(
             {
