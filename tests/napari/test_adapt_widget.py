@@ -95,6 +95,8 @@ def test_the_element_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors
     out = tmp_path / "elements-adapted.safetensors"
     dock.out_edit.setText(str(out))
     qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    # switching to radiographs mid-run would check an element model as a radiograph classifier
+    assert not dock.kind_combo.isEnabled()
     qtbot.waitUntil(lambda: dock.plan is not None, timeout=240000)
     # the synthetic painting's scanner: an M6-like Rh tube at 50 kV with its optic
     assert dock.fit_label.text().startswith("fitted instrument: Rh tube at ")
@@ -103,7 +105,7 @@ def test_the_element_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors
     assert len(energy) > 100 and len(dock.residual_curve.getData()[0]) == len(energy)
     _idle(qtbot, dock, timeout=400000)
     assert errors() == []
-    assert dock.result is not None and out.is_file()
+    assert dock.result is not None and out.is_file() and dock.kind_combo.isEnabled()
     assert "Element probabilities dock" in dock.status.text()
     assert out.resolve() in [i.path for i in list_models("elements")]
     # back to radiographs: the folder row returns and the spectrum fit is cleared
@@ -139,5 +141,5 @@ def test_cancel_during_the_instrument_fit_trains_nothing(plugin_dock, qtbot, err
     # the fit checks Cancel after each candidate instrument (0.1-1 s each; the whole fit takes 10-60 s)
     qtbot.waitUntil(lambda: not dock.jobs.busy and dock.adapt_button.isEnabled(), timeout=15000)
     assert "cancelled during the instrument fit" in dock.status.text()
-    assert dock.plan is None and not dock.job.busy and not out.exists()
+    assert dock.plan is None and not dock.job.busy and not out.exists() and dock.kind_combo.isEnabled()
     assert errors() == []

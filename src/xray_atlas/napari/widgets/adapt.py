@@ -434,6 +434,8 @@ class AdaptWidget(QWidget):
     def _set_running(self, on: bool) -> None:
         self.adapt_button.setEnabled(not on)
         self.cancel_button.setEnabled(on)
+        # the run's later steps (showing the fit, checking and writing) follow the kind
+        self.kind_combo.setEnabled(not on)
 
     def _show_fit(self, plan: Any) -> None:
         if self.task == "elements":
