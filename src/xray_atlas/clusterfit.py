@@ -287,6 +287,10 @@ class ClusterFit:
     omit : tuple of str
         Families left out of the fit (a what-if: a family the fit lacks shows in its residual
         and in its reduced chi-square, :attr:`TileFit.chi2`); none of ``lines``.
+    instrument : dict, optional
+        The scanner's prior parameters (``anode``, ``tube_kv``, ``polycapillary``,
+        ``fwhm_mnka_ev``: :data:`~xray_atlas.models.prior.INSTRUMENT_DEFAULTS`) when known
+        otherwise, e.g. a map model adapted to it; what the cube's metadata states comes first.
     """
 
     def __init__(
@@ -301,6 +305,7 @@ class ClusterFit:
         tile_bytes: int = TILE_BYTES,
         seed: int = 0,
         omit: tuple[str, ...] = (),
+        instrument: dict | None = None,
     ) -> None:
         from .models.prior import INSTRUMENT_DEFAULTS, PRIOR_FAMILIES, instrument_from_metadata, lsq_operator
         from .physics.lines import parse_line_family
@@ -324,7 +329,12 @@ class ClusterFit:
         c = cube.n_channels
         e = np.asarray(cube.energy, np.float64)
         gain = float(e[1] - e[0])
-        inst = instrument_from_metadata(cube.metadata)
+        unknown = sorted(set(instrument or {}) - set(INSTRUMENT_DEFAULTS))
+        if unknown:
+            raise XrayAtlasError(
+                f"instrument: no parameter(s) {', '.join(unknown)}; it has {', '.join(INSTRUMENT_DEFAULTS)}"
+            )
+        inst = {**(instrument or {}), **instrument_from_metadata(cube.metadata)}
         self.channels = e >= LOW_KEV  # the detector's noise peak lies below (preprocess.LOW_KEV)
         # families beyond the prior's join the fit of every cluster, so that they are fitted
         # beside their neighbours' lines instead of being read into them

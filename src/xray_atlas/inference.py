@@ -74,6 +74,9 @@ class MapModel:
     low_channels: int = 0  # leading channels below preprocess.LOW_KEV on the model's grid, read as zero
     most_counts: float | None = None  # the training pixels' 99.9th percentile of total counts (model card)
     rebuild: Any = None  # a baseline's builder for other lines: lines -> module
+    # the scanner a model on the per-cluster fit was trained for (its card's prior parameters;
+    # an adapted model's fitted one): the cube is fitted with the same, unless its metadata says
+    instrument: dict = field(default_factory=dict)
 
     def resample(self, block: np.ndarray, cube_energy: np.ndarray, *, owned: bool = False) -> np.ndarray:
         """(N, C_cube) counts -> (N, C_model) counts on the model's grid, conserving counts
@@ -243,6 +246,11 @@ def load_map_model(
     n = int(card.inputs.get("n_channels", card.config.get("n_channels", 0)))
     off, gain = card.inputs.get("energy_offset_kev"), card.inputs.get("energy_gain_kev")
     mm = MapModel(module, found.name, out_lines, n, None)
+    if _cluster_fit(module):
+        from .models.prior import INSTRUMENT_DEFAULTS
+
+        keys = set(INSTRUMENT_DEFAULTS) - {"offset_kev", "gain_kev"}
+        mm.instrument = {k: v for k, v in card.config.items() if k in keys}
     beyond = [ln for ln in (*(lines or ()), *add_lines) if ln not in out_lines]
     if beyond and not cube.calibrated:
         raise XrayAtlasError(
@@ -688,7 +696,7 @@ class MapPass:
         if module is None or cluster_model or look or beyond:
             from .clusterfit import ClusterFit
 
-            fitted = ClusterFit(cube, want, tile_bytes=tile_bytes)
+            fitted = ClusterFit(cube, want, tile_bytes=tile_bytes, instrument=model.instrument)
             done_before = fitted.n_steps
             yield Progress(0, done_before + n_tiles, "maps")
             for p in fitted.iter_prepare(means=cluster_model):

@@ -30,7 +30,7 @@ def _idle(qtbot, dock, timeout=240000):
 def test_adapt_fits_shows_trains_and_lists_the_model(plugin_dock, qtbot, errors, tmp_path):
     dock = plugin_dock("Adapt to instrument")
     dock.folder_edit.setText(str(_references(tmp_path / "refs")))
-    dock.n_images.setValue(200)
+    dock.amount.setValue(200)
     dock.epochs.setValue(1)
     out = tmp_path / "adapted.safetensors"
     dock.out_edit.setText(str(out))
@@ -68,7 +68,7 @@ def test_bad_folders_are_refused_and_the_dock_stays_usable(plugin_dock, qtbot, e
 def test_cancel_while_training_writes_nothing(plugin_dock, qtbot, errors, tmp_path):
     dock = plugin_dock("Adapt to instrument")
     dock.folder_edit.setText(str(_references(tmp_path / "refs")))
-    dock.n_images.setValue(4000)
+    dock.amount.setValue(4000)
     dock.epochs.setValue(30)
     dock.out_edit.setText(str(tmp_path / "never.safetensors"))
     qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
@@ -90,7 +90,7 @@ def test_the_element_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors
     assert dock.task == "elements" and dock.cube_combo.currentText() != ""
     assert dock.cube_combo.isVisibleTo(dock) and not dock.folder_box.isVisibleTo(dock)
     assert dock.base_combo.currentText() == "elements-default" and dock.residual.isVisibleTo(dock)
-    dock.n_train.setValue(1024)
+    dock.amount.setValue(1024)
     dock.epochs.setValue(1)
     out = tmp_path / "elements-adapted.safetensors"
     dock.out_edit.setText(str(out))
@@ -143,3 +143,62 @@ def test_cancel_during_the_instrument_fit_trains_nothing(plugin_dock, qtbot, err
     assert "cancelled during the instrument fit" in dock.status.text()
     assert dock.plan is None and not dock.job.busy and not out.exists() and dock.kind_combo.isEnabled()
     assert errors() == []
+
+
+def test_the_map_model_is_adapted_to_a_scan_layer(plugin_dock, qtbot, errors, painting_file, tmp_path):
+    """The map model: the instrument fitted to the scan layer's sum spectrum, maps-fit
+    fine-tuned on paintings of it in a child process, the model listed in the Elemental maps
+    dock at once; what the file states is said in the fit's label, not as a warning toast."""
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    path, _ = painting_file
+    dock = plugin_dock("Adapt to instrument")
+    maps_dock = plugin_dock("Elemental maps")
+    dock.viewer.open(str(path), plugin="napari-xray-atlas")
+    dock.kind_combo.setCurrentText("map model (XRF scan)")
+    assert dock.task == "maps" and dock.cube_combo.isVisibleTo(dock)
+    assert dock.form.labelForField(dock.amount).text() == "synthetic paintings" and dock.amount.value() == 60
+    # only models on the per-cluster fit can take another instrument
+    names = [dock.base_combo.itemText(i) for i in range(dock.base_combo.count())]
+    assert dock.base_combo.currentText() == "maps-fit" and "maps-default" not in names
+    dock.amount.setValue(4)
+    dock.epochs.setValue(1)
+    out = tmp_path / "maps-adapted.safetensors"
+    dock.out_edit.setText(str(out))
+    start = len(notification_manager.records)
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.plan is not None, timeout=240000)
+    label = dock.fit_label.text()
+    assert label.startswith("fitted instrument: Rh tube at ") and "from the file's metadata" in label
+    assert "counts per pixel as in the scan" in label
+    _idle(qtbot, dock, timeout=400000)
+    assert errors() == []
+    warnings = [n for n in notification_manager.records[start:] if n.severity == NotificationSeverity.WARNING]
+    assert warnings == []
+    text = dock.status.text()
+    assert dock.result is not None and out.is_file() and "counts per pixel and line off the truth" in text
+    # which the user is told to do depends on which model is nearer the truth
+    better = dock.result.mae <= dock.result.base_mae
+    assert ("Elemental maps dock" in text) == better and ("compare both on your scan" in text) == (not better)
+    maps_dock.model_combo.refresh()
+    listed = [maps_dock.model_combo.itemText(i) for i in range(maps_dock.model_combo.count())]
+    assert any(out.stem in name for name in listed), listed
+
+
+def test_cancel_while_the_map_model_is_checked_writes_nothing(plugin_dock, qtbot, errors, painting_file, tmp_path):
+    # the check runs both models on two paintings (10-30 s); a Cancel there used to let it
+    # finish and write the model the user had just said no to
+    path, _ = painting_file
+    dock = plugin_dock("Adapt to instrument")
+    dock.viewer.open(str(path), plugin="napari-xray-atlas")
+    dock.kind_combo.setCurrentText("map model (XRF scan)")
+    dock.amount.setValue(4)
+    dock.epochs.setValue(1)
+    out = tmp_path / "never.safetensors"
+    dock.out_edit.setText(str(out))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.plan is not None and dock.jobs.busy and not dock.job.busy, timeout=400000)
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    _idle(qtbot, dock, timeout=60000)
+    assert "nothing was written" in dock.status.text()
+    assert not out.exists() and dock.result is None and errors() == []

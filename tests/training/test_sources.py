@@ -150,3 +150,54 @@ def test_around_a_fitted_instrument_keeps_the_neighbours_the_tube_model_simulate
     bad.check()
     with pytest.raises(XrayAtlasError, match="tube_kv=55: .*Rh tube"):
         bad.prepare(0)
+
+
+def test_synthetic_paintings_are_scanned_by_the_instrument_their_parameters_describe():
+    from xray_atlas.models.prior import INSTRUMENT_DEFAULTS
+    from xray_atlas.training.sources import SyntheticPaintings
+
+    small = {"n_paintings": 1, "height": 8, "width": 8, "dwell_ms_min": 20.0, "dwell_ms_max": 20.0}
+    default = SyntheticPaintings("maps", **small)
+    # the defaults are the shipped models' M6-like scanner: their cards' configuration is unchanged
+    assert {k: default.model_inputs()[k] for k in INSTRUMENT_DEFAULTS if k not in ("offset_kev", "gain_kev")} == {
+        k: v for k, v in INSTRUMENT_DEFAULTS.items() if k not in ("offset_kev", "gain_kev")
+    }
+    w = SyntheticPaintings(
+        "maps", **small, anode="W", tube_kv=40.0, optic=False, scatter_deg=135.0, fwhm_mnka_ev=170.0, fwhm_jitter_ev=0
+    )
+    inputs = w.model_inputs()
+    assert (inputs["anode"], inputs["tube_kv"], inputs["polycapillary"], inputs["fwhm_mnka_ev"]) == (
+        "W",
+        40.0,
+        False,
+        170.0,
+    )
+    (pt,) = w.paintings(1, 1)
+    assert (pt.attrs["anode"], pt.attrs["tube_kv"], pt.attrs["fwhm_mnka_ev"]) == ("W", 40.0, 170.0)
+    # W L-alpha (8.40 keV), scattered from the tube, shows in the W scanner's paintings only
+    (rh,) = default.paintings(1, 1)
+    e = pt.energy_offset_kev + pt.energy_gain_kev * np.arange(pt.counts.shape[2])
+    band = (e > 8.30) & (e < 8.50)
+    side = ((e > 7.9) & (e < 8.1)) | ((e > 8.8) & (e < 9.0))
+    ratio = [p.counts.sum((0, 1))[band].mean() / p.counts.sum((0, 1))[side].mean() for p in (pt, rh)]
+    assert ratio[0] > 1.5 * ratio[1], ratio
+    with pytest.raises(XrayAtlasError, match="anode"):
+        SyntheticPaintings("maps", **small, anode="Pt")
+
+
+def test_paintings_at_long_dwell_keep_values_that_float16_cannot_hold():
+    # at 1 s per pixel the per-cluster fit's net counts pass float16's 65,504: stored as float16
+    # they became inf, and the first training step's loss NaN (adapting to a 1 M-count scan)
+    from xray_atlas.training.sources import SyntheticPaintings
+
+    src = SyntheticPaintings(
+        "maps", n_paintings=1, val_paintings=1, height=8, width=8, dwell_ms_min=1000.0, dwell_ms_max=1000.0
+    )
+    src.use_cluster_fit(model="fit-mlp")
+    src.prepare(0)
+    x, _ = src._train
+    assert x.dtype == np.float32 and np.isfinite(x).all() and x.max() > 65504
+    short = SyntheticPaintings("maps", n_paintings=1, val_paintings=1, height=8, width=8)
+    short.use_cluster_fit(model="fit-mlp")
+    short.prepare(0)
+    assert short._train[0].dtype == np.float16  # half the memory where it is enough

@@ -3,6 +3,7 @@
 :mod:`.images`: the radiograph classifier, from a handful of labelled radiographs.
 :mod:`.spectra`: the XRF instrument, fitted to a scan's sum spectrum, and the element
 model trained for it.
+:mod:`.maps`: the map model fine-tuned for that instrument.
 """
 
 from .images import (
@@ -18,6 +19,7 @@ from .images import (
     predicted_levels,
     read_references,
 )
+from .maps import AdaptedMapModel, MapAdaptationPlan, adapt_maps, finish_map_adaptation, plan_map_adaptation
 from .spectra import (
     AdaptedElementModel,
     ElementAdaptationPlan,
@@ -41,6 +43,11 @@ __all__ = [
     "plan_image_adaptation",
     "predicted_levels",
     "read_references",
+    "AdaptedMapModel",
+    "MapAdaptationPlan",
+    "adapt_maps",
+    "finish_map_adaptation",
+    "plan_map_adaptation",
     "AdaptedElementModel",
     "ElementAdaptationPlan",
     "XrfFit",

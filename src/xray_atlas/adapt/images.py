@@ -400,10 +400,19 @@ def adapt_images(
     -------
     AdaptedImageModel
     """
-    from .._files import check_destination
-    from ._run import train_and_finish
+    from ._run import adapt_with
 
-    out = Path(os.fspath(out))
-    check_destination(out, inputs=(references,), overwrite=overwrite, folder_ok=True)
-    plan = plan_image_adaptation(references, base=base, n_images=n_images, epochs=epochs, seed=seed, device=device)
-    return train_and_finish(plan, out, finish_image_adaptation, overwrite=overwrite, callbacks=callbacks, cancel=cancel)
+    return adapt_with(
+        plan_image_adaptation,
+        finish_image_adaptation,
+        references,
+        out,
+        overwrite=overwrite,
+        callbacks=callbacks,
+        cancel=cancel,
+        base=base,
+        n_images=n_images,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+    )

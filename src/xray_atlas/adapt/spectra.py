@@ -39,16 +39,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import XrayAtlasError
+from ._run import fine_tune_config
 
 __all__ = [
     "FIT_ANODES",
     "FIT_SCATTER_DEG",
     "AdaptedElementModel",
+    "ScanFit",
     "ElementAdaptationPlan",
     "XrfFit",
     "XrfInstrument",
     "adapt_elements",
     "finish_element_adaptation",
+    "fit_scan",
     "fit_xrf_instrument",
     "plan_element_adaptation",
 ]
@@ -319,41 +322,39 @@ def _open(cube: Any, offset_kev: float | None, gain_kev: float | None) -> tuple[
     return opened, path, mine
 
 
-def plan_element_adaptation(
+@dataclass(frozen=True)
+class ScanFit:
+    """A scan's sum spectrum and the instrument fitted to it (:func:`fit_scan`)."""
+
+    path: Path | None
+    spectrum: np.ndarray = field(repr=False)
+    energy: np.ndarray = field(repr=False)
+    fit: XrfFit = field(repr=False)
+    n_pixels: int
+    notes: tuple[str, ...] = ()
+
+
+def _check_tube(anode: str | None, tube_kv: float | None) -> None:
+    if anode is not None and anode not in FIT_ANODES:
+        raise XrayAtlasError(f"anode={anode!r} is not one of {', '.join(FIT_ANODES)}")
+    if tube_kv is not None and not 5.0 <= float(tube_kv) <= 100.0:
+        raise XrayAtlasError(f"tube_kv={tube_kv} must lie in 5-100 kV")
+
+
+def fit_scan(
     cube: Any,
     *,
-    base: str | os.PathLike | None = None,
-    n_train: int = 32768,
-    epochs: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
     offset_kev: float | None = None,
     gain_kev: float | None = None,
     anode: str | None = None,
     tube_kv: float | None = None,
     from_file: bool = True,
     progress: Any = None,
-) -> ElementAdaptationPlan:
-    """Sum the scan, fit the instrument to it, and set up the training run (parameters as
-    :func:`adapt_elements`). About a minute: no training here."""
-    from ..probabilities import load_element_model
-    from ..training import make_config
-
-    if not 1024 <= int(n_train) <= 10**7:
-        raise XrayAtlasError(f"n_train={n_train} must lie in 1,024-10,000,000")
-    if epochs is not None and not 1 <= int(epochs) <= 1000:
-        raise XrayAtlasError(f"epochs={epochs} must lie in 1-1,000")
-    if anode is not None and anode not in FIT_ANODES:
-        raise XrayAtlasError(f"anode={anode!r} is not one of {', '.join(FIT_ANODES)}")
-    if tube_kv is not None and not 5.0 <= float(tube_kv) <= 100.0:
-        raise XrayAtlasError(f"tube_kv={tube_kv} must lie in 5-100 kV")
-    base_model = load_element_model(base, device="cpu")
-    settings = dict(base_model.card.training or {})
-    if settings.get("source") != "synthetic-spectra":
-        raise XrayAtlasError(
-            f"base: {base_model.name} was not trained on synthetic spectra, so there is no recipe to "
-            "follow for another instrument; choose an element model that was (the shipped one is)"
-        )
+) -> ScanFit:
+    """Sum ``cube`` and fit the instrument to its sum spectrum, with the anode and tube voltage
+    the file's metadata states (unless ``from_file`` is False) or the caller gives (parameters
+    as :func:`adapt_elements`). Its notes say what was fitted and what was taken."""
+    _check_tube(anode, tube_kv)
     opened, path, mine = _open(cube, offset_kev, gain_kev)
     try:
         if progress is not None:
@@ -362,6 +363,7 @@ def plan_element_adaptation(
         energy = np.asarray(opened.energy, dtype=np.float64)
         off, gain = float(opened.energy_offset_kev), float(opened.energy_gain_kev)
         meta = dict(opened.metadata or {}) if from_file else {}
+        n_pixels = int(opened.height * opened.width)
     finally:
         if mine:
             opened.close()
@@ -390,6 +392,51 @@ def plan_element_adaptation(
         # behind an optic the voltage is hardly seen in the spectrum (docs/adapt.md): a file that
         # states it knows better than the fit
         notes.append(f"{' and '.join(known)} from the file's metadata, not fitted")
+    return ScanFit(path, spectrum, energy, fit, n_pixels, tuple(notes))
+
+
+def plan_element_adaptation(
+    cube: Any,
+    *,
+    base: str | os.PathLike | None = None,
+    n_train: int = 32768,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    offset_kev: float | None = None,
+    gain_kev: float | None = None,
+    anode: str | None = None,
+    tube_kv: float | None = None,
+    from_file: bool = True,
+    progress: Any = None,
+) -> ElementAdaptationPlan:
+    """Sum the scan, fit the instrument to it, and set up the training run (parameters as
+    :func:`adapt_elements`). About a minute: no training here."""
+    from ..probabilities import load_element_model
+
+    if not 1024 <= int(n_train) <= 10**7:
+        raise XrayAtlasError(f"n_train={n_train} must lie in 1,024-10,000,000")
+    if epochs is not None and not 1 <= int(epochs) <= 1000:
+        raise XrayAtlasError(f"epochs={epochs} must lie in 1-1,000")
+    _check_tube(anode, tube_kv)
+    base_model = load_element_model(base, device="cpu")
+    settings = dict(base_model.card.training or {})
+    if settings.get("source") != "synthetic-spectra":
+        raise XrayAtlasError(
+            f"base: {base_model.name} was not trained on synthetic spectra, so there is no recipe to "
+            "follow for another instrument; choose an element model that was (the shipped one is)"
+        )
+    scan = fit_scan(
+        cube,
+        offset_kev=offset_kev,
+        gain_kev=gain_kev,
+        anode=anode,
+        tube_kv=tube_kv,
+        from_file=from_file,
+        progress=progress,
+    )
+    path, spectrum, energy, fit, notes = scan.path, scan.spectrum, scan.energy, scan.fit, list(scan.notes)
+    inst = fit.instrument
     data = base_model.card.training_data or {}
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k not in ("instruments", "n_train", "n_val")},
@@ -405,17 +452,13 @@ def plan_element_adaptation(
         # the decision thresholds are picked on these: 16,384 settle them within ~0.03
         "n_val": 16384,
     }
-    keep = ("model", "loss", "optimizer", "weight_decay", "schedule", "batch_size", "grad_clip", "model_params")
-    config = make_config(
+    config = fine_tune_config(
         "elements",
-        source="synthetic-spectra",
-        **{k: settings[k] for k in keep if k in settings},
-        # fine-tuned from the base model's weights, at a third of its learning rate
+        "synthetic-spectra",
+        settings,
         init=os.fspath(base) if base is not None else base_model.name,
-        lr=float(settings.get("lr", 1e-3)) / 3,
-        epochs=int(epochs) if epochs is not None else ADAPT_EPOCHS,
-        patience=0,
-        seed=int(seed),
+        epochs=epochs if epochs is not None else ADAPT_EPOCHS,
+        seed=seed,
         device=device,
         source_params=source,
     )
@@ -512,14 +555,16 @@ def adapt_elements(
     -------
     AdaptedElementModel
     """
-    from .._files import check_destination
-    from ._run import train_and_finish
+    from ._run import adapt_with
 
-    out = Path(os.fspath(out))
-    source = cube if isinstance(cube, (str, os.PathLike)) else getattr(cube, "path", None)
-    check_destination(out, inputs=(source,) if source else (), overwrite=overwrite, folder_ok=True)
-    plan = plan_element_adaptation(
+    return adapt_with(
+        plan_element_adaptation,
+        finish_element_adaptation,
         cube,
+        out,
+        overwrite=overwrite,
+        callbacks=callbacks,
+        cancel=cancel,
         base=base,
         n_train=n_train,
         epochs=epochs,
@@ -530,7 +575,4 @@ def adapt_elements(
         anode=anode,
         tube_kv=tube_kv,
         from_file=from_file,
-    )
-    return train_and_finish(
-        plan, out, finish_element_adaptation, overwrite=overwrite, callbacks=callbacks, cancel=cancel
     )

@@ -1,6 +1,6 @@
-"""``xray-atlas adapt images|elements``: fit the user's instrument to data they have and train
-a model for it: the radiograph classifier from labelled radiographs, the element model from
-a scan's sum spectrum (:mod:`xray_atlas.adapt`, docs/adapt.md)."""
+"""``xray-atlas adapt images|elements|maps``: fit the user's instrument to data they have and
+train a model for it: the radiograph classifier from labelled radiographs, the element and the
+map model from a scan's sum spectrum (:mod:`xray_atlas.adapt`, docs/adapt.md)."""
 
 from __future__ import annotations
 
@@ -45,19 +45,40 @@ def add_parser(sub) -> None:
         "states them); then the base model is fine-tuned on synthetic spectra of that instrument. The "
         "cube needs an energy calibration (its file's, or --offset-kev/--gain-kev).",
     )
-    e.add_argument("cube", metavar="CUBE", help="your scan (any format xray-atlas opens) or a single spectrum")
+    _scan_options(e)
     e.add_argument("--n-train", type=positive_int, default=32768, help="synthetic spectra per epoch (default 32768)")
-    e.add_argument("--dataset", help=DATASET_HELP)
-    add_calibration(e)
-    e.add_argument("--anode", choices=FIT_ANODES, help="the tube's anode, if known (default: the file's, or fitted)")
-    e.add_argument("--tube-kv", type=float, help="the tube voltage in kV, if known (default: the file's, or fitted)")
-    e.add_argument("--fit-tube", action="store_true", help="fit the anode and voltage even when the file states them")
     _shared(
         e,
         base="element model to start from (default: the shipped elements-default)",
         epochs="epochs of fine-tuning (default 6)",
     )
     e.set_defaults(func=run_elements)
+    m = what.add_parser(
+        "maps",
+        help="the map model, from a scan of your instrument (no reference maps)",
+        description="The instrument is fitted to the scan's sum spectrum as for 'adapt elements'; then the "
+        "base map model (on the per-cluster fit) is fine-tuned on synthetic paintings scanned by that "
+        "instrument at the scan's counts per pixel. The new model fits every cube with the fitted "
+        "instrument. The cube needs an energy calibration (its file's, or --offset-kev/--gain-kev).",
+    )
+    _scan_options(m)
+    m.add_argument("--n-paintings", type=positive_int, default=60, help="synthetic paintings to train on (default 60)")
+    _shared(
+        m,
+        base="map model to start from (default: the shipped maps-fit)",
+        epochs="epochs of fine-tuning (default 8)",
+    )
+    m.set_defaults(func=run_maps)
+
+
+def _scan_options(p: argparse.ArgumentParser) -> None:
+    """CUBE and the options of the kinds fitted to a scan."""
+    p.add_argument("cube", metavar="CUBE", help="your scan (any format xray-atlas opens) or a single spectrum")
+    p.add_argument("--dataset", help=DATASET_HELP)
+    add_calibration(p)
+    p.add_argument("--anode", choices=FIT_ANODES, help="the tube's anode, if known (default: the file's, or fitted)")
+    p.add_argument("--tube-kv", type=float, help="the tube voltage in kV, if known (default: the file's, or fitted)")
+    p.add_argument("--fit-tube", action="store_true", help="fit the anode and voltage even when the file states them")
 
 
 def _shared(p: argparse.ArgumentParser, *, base: str, epochs: str) -> None:
@@ -101,19 +122,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_elements(args: argparse.Namespace) -> int:
-    from ..adapt import adapt_elements
+def _adapt_scan(args: argparse.Namespace, adapt, **options) -> object:
+    """Open CUBE and run ``adapt`` (:func:`~xray_atlas.adapt.adapt_elements` or
+    :func:`~xray_atlas.adapt.adapt_maps`) on it with the shared options; print its notes."""
     from ..io import read
     from ..training import TerminalProgress
 
     check_calibration(args)
     cube = read(args.cube, dataset=args.dataset, energy_offset_kev=args.offset_kev, energy_gain_kev=args.gain_kev)
     try:
-        made = adapt_elements(
+        made = adapt(
             cube,
             args.out,
             base=args.base,
-            n_train=args.n_train,
             epochs=args.epochs,
             seed=args.seed,
             overwrite=args.overwrite,
@@ -122,12 +143,20 @@ def run_elements(args: argparse.Namespace) -> int:
             tube_kv=args.tube_kv,
             from_file=not args.fit_tube,
             callbacks=[TerminalProgress()],
+            **options,
         )
     finally:
         cube.close()
     say = note_printer("adapt")
     for note in made.notes:
         say(note)
+    return made
+
+
+def run_elements(args: argparse.Namespace) -> int:
+    from ..adapt import adapt_elements
+
+    made = _adapt_scan(args, adapt_elements, n_train=args.n_train)
     print(
         json.dumps(
             {
@@ -137,6 +166,24 @@ def run_elements(args: argparse.Namespace) -> int:
                 "val_auc": made.val_auc,
                 "found": list(made.found),
                 "base_found": list(made.base_found),
+            }
+        )
+    )
+    return 0
+
+
+def run_maps(args: argparse.Namespace) -> int:
+    from ..adapt import adapt_maps
+
+    made = _adapt_scan(args, adapt_maps, n_paintings=args.n_paintings)
+    print(
+        json.dumps(
+            {
+                "model": str(made.path),
+                "instrument": made.instrument.as_dict(),
+                "reduced_chi2": round(made.reduced_chi2, 3),
+                "validation_mae": round(made.mae, 3),
+                "base_validation_mae": round(made.base_mae, 3),
             }
         )
     )

@@ -362,14 +362,16 @@ def _correction_mlp(width: int, hidden: tuple[int, ...], n_outputs: int) -> nn.S
     return nn.Sequential(*layers, last)
 
 
-def fit_familiarity(model, x) -> bool:
+def fit_familiarity(model, x, *, standardise: bool = True) -> bool:
     """Fit the familiarity guard of a prior map model to training inputs ``x`` (counts, as the
-    model takes them); False when the model has no guard."""
+    model takes them), after its inputs' standardisation unless ``standardise`` is False (a
+    model fine-tuned from trained weights keeps theirs); False when the model has no guard."""
     for m in model.modules():
         if isinstance(m, GuardedMapModel):
             with torch.no_grad():
                 x = torch.as_tensor(x, dtype=torch.float32)
-                m.fit_inputs(x)
+                if standardise:
+                    m.fit_inputs(x)
                 m.guard.fit(m.guard_features(x))
             return True
     return False

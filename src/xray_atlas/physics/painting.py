@@ -127,19 +127,31 @@ def painting_instrument(
     gain_kev: float = 0.01,
     offset_kev: float = 0.0,
     fwhm_mnka_ev: float = 145.0,
+    anode: str = "Rh",
+    tube_kv: float = 50.0,
+    optic: bool = True,
+    scatter_deg: float = 90.0,
 ) -> Instrument:
-    """An M6 Jetstream-like scanner: Rh tube 50 kV 600 uA, polycapillary, 145 eV SDD, ``dwell_ms`` per pixel."""
+    """A macro-XRF scanner, by default M6 Jetstream-like: Rh tube 50 kV 600 uA, polycapillary,
+    145 eV SDD, ``dwell_ms`` per pixel. ``anode``, ``tube_kv``, ``optic`` and ``scatter_deg``
+    describe another scanner as the instrument fit does (:func:`.reference.scanner`)."""
     from dataclasses import replace
 
     from .detector import Detector
-    from .reference import M6_OPTIC
+    from .reference import scanner
 
     if not dwell_ms > 0:
         raise XrayAtlasError(f"dwell_ms={dwell_ms} must be > 0")
     det = Detector(
         n_channels=n_channels, gain_kev=gain_kev, offset_kev=offset_kev, fwhm_mnka_ev=fwhm_mnka_ev, step_height=3e-4
     )
-    inst = Instrument(Tube("Rh", 50.0, current_ua=600.0), det, live_time_s=dwell_ms / 1000.0, optic=M6_OPTIC)
+    inst = replace(
+        scanner(anode, tube_kv, det, optic=optic, scatter_deg=scatter_deg),
+        tube=Tube(anode, tube_kv, current_ua=600.0),
+        live_time_s=dwell_ms / 1000.0,
+    )
+    if not optic:
+        return inst
     # the polycapillary's band pass lowers the count rate; keep ~150 kcps on lead white
     return replace(inst, geometry=replace(inst.geometry, intensity_scale=inst.geometry.intensity_scale * 1.9))
 

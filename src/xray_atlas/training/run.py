@@ -274,7 +274,8 @@ def fit_guard_on_source(model: Any, source: Any, config: TrainConfig, n: int = 5
         have += len(xs[-1])
         if have >= n:
             break
-    fit_familiarity(model, torch.cat(xs).float())
+    # a fine-tuned model keeps the standardisation its weights were learnt with
+    fit_familiarity(model, torch.cat(xs).float(), standardise=config.init is None)
 
 
 def check_run(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -365,7 +366,14 @@ def _start_from(model: Any, full: dict, config: TrainConfig) -> None:
     from ..models.catalogue import resolve_model
 
     found = resolve_model(config.init, task=config.task, default=config.init, device="cpu")
-    if found.card.architecture != config.model or _jsonable(found.card.config) != _jsonable(full):
+    mine, theirs = _jsonable(full), _jsonable(found.card.config)
+    if getattr(model, "cluster_fit", False):
+        # a model on the per-cluster fit holds no instrument in its weights: its card's
+        # instrument only says which one the cube is fitted with, so it may be another's
+        from ..models.prior import INSTRUMENT_DEFAULTS
+
+        mine, theirs = ({k: v for k, v in c.items() if k not in INSTRUMENT_DEFAULTS} for c in (mine, theirs))
+    if found.card.architecture != config.model or mine != theirs:
         raise XrayAtlasError(
             f"init: {found.name} is a {found.card.architecture} of another configuration than this run's "
             f"{config.model}; fine-tuning needs the same architecture, channels and outputs",

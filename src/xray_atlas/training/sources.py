@@ -481,9 +481,15 @@ def _simulated(instrument: Any) -> bool:
 _DEFAULT_LINES = "S-K, K-K, Ca-K, Cr-K, Mn-K, Fe-K, Cu-K, Zn-K, Sr-K, Au-L, Hg-L, Pb-L"
 
 
+def _compact(a: np.ndarray) -> np.ndarray:
+    """``a`` as float16 (half the memory) when every value fits in it, else float32."""
+    return a.astype(np.float16) if float(np.max(np.abs(a), initial=0.0)) < 65000.0 else a.astype(np.float32)
+
+
 class SyntheticPaintings(DataSource):
     """Pixels of synthetic paintings made for the run: blobs of random pigment stacks
-    (:func:`~xray_atlas.physics.painting.random_layout`) scanned by the M6-like instrument at
+    (:func:`~xray_atlas.physics.painting.random_layout`) scanned by a macro-XRF scanner (by
+    default the M6-like one; another for a fitted instrument, :mod:`xray_atlas.adapt`) at
     random dwell times, with their true net-count maps. The validation painting has a layout
     of its own (leave-one-painting-out)."""
 
@@ -499,8 +505,19 @@ class SyntheticPaintings(DataSource):
         "dwell_ms_min": Param(5.0, "shortest dwell time per pixel (ms)", 0.5, 1000.0),
         "dwell_ms_max": Param(40.0, "longest dwell time per pixel (ms)", 0.5, 1000.0),
         "n_channels": Param(4096, "detector channels (10 eV each at 4096)", 1024, 8192),
+        "anode": Param("Rh", "tube anode of the scanner", choices=ANODES, kind="choice"),
+        "tube_kv": Param(50.0, "tube voltage (kV)", 5.0, 100.0),
+        "optic": Param(True, "a polycapillary optic (the M6's band pass) shapes the beam", kind="bool"),
+        "scatter_deg": Param(
+            90.0,
+            "angle between beam and detector (degrees): 90 is the 45/45 geometry; wider ones keep the "
+            "beam normal to the surface, as macro-XRF scanners do",
+            90.0,
+            179.0,
+        ),
+        "fwhm_mnka_ev": Param(145.0, "detector FWHM at Mn Ka (eV), before the jitter", 100.0, 400.0),
         "fwhm_jitter_ev": Param(
-            15.0, "augmentation: detector FWHM at Mn Ka drawn in 145 +/- this (eV) per painting", 0.0, 60.0
+            15.0, "augmentation: detector FWHM at Mn Ka drawn in fwhm_mnka_ev +/- this (eV) per painting", 0.0, 60.0
         ),
         "shift_kev": Param(0.02, "augmentation: energy offset drawn in +/- this (keV) per painting", 0.0, 0.2),
         "wash_share": Param(
@@ -538,10 +555,18 @@ class SyntheticPaintings(DataSource):
         gains = 40.96 / p["n_channels"]
         for k in range(first, first + n):
             dwell = float(np.exp(rng.uniform(np.log(p["dwell_ms_min"]), np.log(p["dwell_ms_max"]))))
-            fwhm = 145.0 + rng.uniform(-1, 1) * p["fwhm_jitter_ev"]
+            fwhm = p["fwhm_mnka_ev"] + rng.uniform(-1, 1) * p["fwhm_jitter_ev"]
             offset = rng.uniform(-1, 1) * p["shift_kev"]
             inst = painting_instrument(
-                dwell_ms=dwell, n_channels=p["n_channels"], gain_kev=gains, offset_kev=offset, fwhm_mnka_ev=fwhm
+                dwell_ms=dwell,
+                n_channels=p["n_channels"],
+                gain_kev=gains,
+                offset_kev=offset,
+                fwhm_mnka_ev=fwhm,
+                anode=p["anode"],
+                tube_kv=p["tube_kv"],
+                optic=p["optic"],
+                scatter_deg=p["scatter_deg"],
             )
             reg, regions = random_layout(
                 p["height"],
@@ -567,9 +592,20 @@ class SyntheticPaintings(DataSource):
     def use_cluster_fit(self, *, model: str) -> None:
         self.cluster_fit = True
 
+    def _instrument(self) -> dict:
+        """The scanner as the prior and the per-cluster fit describe it (nominal resolution)."""
+        p = self.params
+        return {
+            "fwhm_mnka_ev": p["fwhm_mnka_ev"],
+            "anode": p["anode"],
+            "tube_kv": p["tube_kv"],
+            "polycapillary": p["optic"],
+        }
+
     def _fit_inputs(self, pt) -> np.ndarray:
         """(H, W, 2K) per-cluster fit inputs of a painting, fitted as a scan of an unknown
-        detector would be (its live time only, the nominal resolution)."""
+        detector would be (its live time only), with the model's instrument (the nominal
+        resolution): inference fits a cube with the same (inference.MapModel.instrument)."""
         from ..clusterfit import iter_cluster_fit_inputs
         from ..cube import SpectralCube, run_to_end
 
@@ -579,12 +615,14 @@ class SyntheticPaintings(DataSource):
             gain_kev=pt.energy_gain_kev,
             metadata={"live_time_s": pt.attrs["live_time_s"]},
         )
-        return run_to_end(iter_cluster_fit_inputs(cube)).reshape(*pt.counts.shape[:2], -1)
+        fitted = iter_cluster_fit_inputs(cube, instrument=self._instrument())
+        return run_to_end(fitted).reshape(*pt.counts.shape[:2], -1)
 
     def _pixels(self, paintings) -> tuple[np.ndarray, np.ndarray]:
         """(N, C) counts, or with a neighbourhood (N, 2, C) counts and block means (float16:
-        half the memory, 3 significant digits), or with the cluster fit (N, C + 2K) counts and
-        the fit's inputs (float16), and (N, lines) true net counts."""
+        half the memory, 3 significant digits; float32 for a painting whose values float16
+        cannot hold, above 65,504: long dwell times), or with the cluster fit (N, C + 2K)
+        counts and the fit's inputs (the same), and (N, lines) true net counts."""
         from ..models.spectral import neighbourhood_mean
 
         s, size = self.params["stride"], self.neighbourhood
@@ -592,11 +630,11 @@ class SyntheticPaintings(DataSource):
         for pt in paintings:
             own = pt.counts[::s, ::s].reshape(-1, pt.counts.shape[2])
             if size:
-                near = neighbourhood_mean(pt.counts, size)[::s, ::s].reshape(own.shape).astype(np.float16)
-                own = np.stack([own.astype(np.float16), near], axis=1)
+                near = neighbourhood_mean(pt.counts, size)[::s, ::s].reshape(own.shape)
+                own = _compact(np.stack([own, near], axis=1))
             elif self.cluster_fit:
                 fit = self._fit_inputs(pt)[::s, ::s].reshape(own.shape[0], -1)
-                own = np.concatenate([own.astype(np.float16), fit.astype(np.float16)], axis=1)
+                own = _compact(np.concatenate([own.astype(np.float32), fit.astype(np.float32)], axis=1))
             xs.append(own)
             zero = np.zeros(pt.counts.shape[:2], np.float32)
             ys.append(np.stack([pt.maps.get(ln, zero)[::s, ::s].ravel() for ln in self.lines], axis=1))
@@ -614,10 +652,11 @@ class SyntheticPaintings(DataSource):
         return self.lines
 
     def model_inputs(self) -> dict:
-        from ..models.prior import INSTRUMENT_DEFAULTS  # the M6-like painting instrument
+        from ..models.prior import INSTRUMENT_DEFAULTS
 
         return {
             **INSTRUMENT_DEFAULTS,
+            **self._instrument(),
             "n_channels": self.params["n_channels"],
             "n_outputs": len(self.lines),
             "lines": self.lines,

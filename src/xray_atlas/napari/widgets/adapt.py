@@ -1,14 +1,15 @@
 """Adapt dock: make a model fit the user's instrument (docs/adapt.md).
 
-Two kinds, one flow. The radiograph classifier: pick the folder of labelled reference
+Three kinds, one flow. The radiograph classifier: pick the folder of labelled reference
 radiographs; the beam is fitted (:func:`~xray_atlas.adapt.plan_image_adaptation`, seconds) and
 each reference image's measured level is shown against the level the fitted beam gives it. The
-element model: pick a cube layer; the XRF instrument is fitted to the scan's sum spectrum
-(:func:`~xray_atlas.adapt.plan_element_adaptation`, about a minute) and the fitted spectrum is
-shown over the measured one, with the residual. Either way the fit runs on a worker, the model
-is then trained in a child process, as the Training dock trains
+element model and the map model: pick a cube layer; the XRF instrument is fitted to the scan's
+sum spectrum (:func:`~xray_atlas.adapt.plan_element_adaptation`,
+:func:`~xray_atlas.adapt.plan_map_adaptation`, about a minute) and the fitted spectrum is shown
+over the measured one, with the residual. Either way the fit runs on a worker, the model is
+then trained in a child process, as the Training dock trains
 (:mod:`xray_atlas.napari._training`), with its progress and Cancel, and checked and written on
-a worker; the Classify image or Element probabilities dock lists it at once.
+a worker; the Classify image, Element probabilities or Elemental maps dock lists it at once.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...adapt.maps import ADAPT_MAP_EPOCHS, ADAPT_MAP_PAINTINGS
 from ...adapt.spectra import ADAPT_EPOCHS
 from ...classify import DEFAULT_IMAGE_MODEL
 from ...cube import Progress
 from ...errors import XrayAtlasError
+from ...inference import DEFAULT_MAPS_MODEL
 from ...probabilities import DEFAULT_ELEMENTS_MODEL
 from .._layers import cube_of, is_cube_layer
 from .._notify import notify, notify_error, notify_warning
@@ -53,13 +56,30 @@ __all__ = ["AdaptWidget"]
 
 
 #: What the dock adapts: label -> the task of its models.
-KINDS = {"radiograph classifier": "images", "element model (XRF scan)": "elements"}
+KINDS = {"radiograph classifier": "images", "element model (XRF scan)": "elements", "map model (XRF scan)": "maps"}
+#: Per task: the default base model, the default epochs, and the label and settings of the
+#: amount of synthetic data (range, step, default, tooltip).
+DEFAULTS = {
+    "images": (DEFAULT_IMAGE_MODEL, 12, "synthetic images", (100, 1_000_000, 500, 3000)),
+    "elements": (DEFAULT_ELEMENTS_MODEL, ADAPT_EPOCHS, "spectra per epoch", (1024, 10_000_000, 8192, 32768)),
+    "maps": (DEFAULT_MAPS_MODEL, ADAPT_MAP_EPOCHS, "synthetic paintings", (4, 1000, 10, ADAPT_MAP_PAINTINGS)),
+}
+AMOUNT_TIPS = {
+    "images": "synthetic radiographs of the fitted beam to train on (20 % validation)",
+    "elements": "synthetic spectra of the fitted instrument per epoch (new ones each epoch)",
+    "maps": "synthetic paintings scanned by the fitted instrument at your scan's counts per pixel (2-5 s each)",
+}
 
 
 def _model_names(task: str) -> list[str]:
     from ...models.catalogue import list_models
 
-    return [i.name for i in list_models(task)]
+    infos = list_models(task)
+    if task == "maps":  # only a model on the per-cluster fit can take another instrument
+        from ...models.spectral import CLUSTER_FIT_MODELS
+
+        infos = [i for i in infos if i.card.architecture in CLUSTER_FIT_MODELS]
+    return [i.name for i in infos]
 
 
 class _Stopped(Exception):
@@ -69,9 +89,9 @@ class _Stopped(Exception):
 def _plan(
     task: str, source: Any, base: str, n: int, epochs: int, stop: threading.Event
 ) -> Generator[Progress, None, Any]:
-    """Fit the instrument to ``source`` (a reference folder, or a cube for ``elements``);
-    None if ``stop`` is set during the fit."""
-    from ...adapt import plan_element_adaptation, plan_image_adaptation
+    """Fit the instrument to ``source`` (a reference folder, or a cube for ``elements`` and
+    ``maps``); None if ``stop`` is set during the fit."""
+    from ...adapt import plan_element_adaptation, plan_image_adaptation, plan_map_adaptation
 
     def progress(*_: Any) -> None:  # after each candidate instrument (0.1-1 s): Cancel is felt there
         if stop.is_set():
@@ -82,9 +102,13 @@ def _plan(
     try:
         if task == "images":
             plan = plan_image_adaptation(source, base=base or None, n_images=n, epochs=epochs, device="auto")
-        else:
+        elif task == "elements":
             plan = plan_element_adaptation(
                 source, base=base or None, n_train=n, epochs=epochs, device="auto", progress=progress
+            )
+        else:
+            plan = plan_map_adaptation(
+                source, base=base or None, n_paintings=n, epochs=epochs, device="auto", progress=progress
             )
     except XrayAtlasError as err:  # handed to on_done, which raises it on the main thread: one notification
         return err
@@ -96,11 +120,15 @@ def _plan(
 
 def _finish(task: str, plan: Any, trained: Path, out: Path) -> Generator[Progress, None, Any]:
     from ...adapt import finish_element_adaptation, finish_image_adaptation
+    from ...adapt.maps import iter_finish_map_adaptation
 
     yield Progress(0, 1, "checking the model")
     try:
-        finish = finish_image_adaptation if task == "images" else finish_element_adaptation
-        made = finish(plan, trained, out)
+        if task == "maps":  # both models scored on paintings (10-30 s): Cancel is felt between runs
+            made = yield from iter_finish_map_adaptation(plan, trained, out)
+        else:
+            finish = finish_image_adaptation if task == "images" else finish_element_adaptation
+            made = finish(plan, trained, out)
     except XrayAtlasError as err:
         return err
     yield Progress(1, 1, "written")
@@ -128,7 +156,8 @@ class AdaptWidget(QWidget):
         self.kind_combo.addItems(list(KINDS))
         self.kind_combo.setToolTip(
             "radiograph classifier: from 3-10 labelled radiographs per class of your instrument; "
-            "element model: from one XRF scan of yours (no labels), whose sum spectrum the instrument is fitted to"
+            "element model and map model: from one XRF scan of yours (no labels), whose sum spectrum "
+            "the instrument is fitted to"
         )
         self.cube_combo = QComboBox()
         self.cube_combo.setToolTip("the scan whose sum spectrum your instrument is fitted to")
@@ -144,15 +173,8 @@ class AdaptWidget(QWidget):
         self.folder_box.setLayout(folder_row)
         self.base_combo = ModelCombo(lambda: _model_names(self.task))
         self.base_combo.setToolTip("the model whose recipe is followed, and compared on your references")
-        self.n_images = QSpinBox()
-        self.n_images.setRange(100, 1_000_000)
-        self.n_images.setValue(3000)
-        self.n_images.setToolTip("synthetic radiographs of the fitted beam to train on (20 % validation)")
-        self.n_train = QSpinBox()
-        self.n_train.setRange(1024, 10_000_000)
-        self.n_train.setSingleStep(8192)
-        self.n_train.setValue(32768)
-        self.n_train.setToolTip("synthetic spectra of the fitted instrument per epoch (new ones each epoch)")
+        # how much synthetic data: images, spectra per epoch or paintings, as the kind takes
+        self.amount = QSpinBox()
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(12)
@@ -212,8 +234,7 @@ class AdaptWidget(QWidget):
                 ("references", self.folder_box),
                 ("scan", self.cube_combo),
                 ("base model", self.base_combo),
-                ("synthetic images", self.n_images),
-                ("spectra per epoch", self.n_train),
+                ("synthetic images", self.amount),
                 ("epochs", self.epochs),
                 ("save to", self.out_edit),
             ],
@@ -245,7 +266,7 @@ class AdaptWidget(QWidget):
 
     @property
     def task(self) -> str:
-        """The task of the models adapted: ``images`` or ``elements``."""
+        """The task of the models adapted: ``images``, ``elements`` or ``maps``."""
         return KINDS[self.kind_combo.currentText()]
 
     @property
@@ -253,19 +274,20 @@ class AdaptWidget(QWidget):
         return self.jobs.busy or self.job.busy
 
     def _kind_changed(self, *_: Any) -> None:
-        images = self.task == "images"
-        for field, shown in (
-            (self.folder_box, images),
-            (self.n_images, images),
-            (self.cube_combo, not images),
-            (self.n_train, not images),
-        ):
+        task = self.task
+        images = task == "images"
+        for field, shown in ((self.folder_box, images), (self.cube_combo, not images)):
             field.setVisible(shown)
             self.form.labelForField(field).setVisible(shown)
-        self.epochs.setValue(12 if images else ADAPT_EPOCHS)
+        default, epochs, label, (low, high, step, value) = DEFAULTS[task]
+        self.form.labelForField(self.amount).setText(label)
+        self.amount.setRange(low, high)
+        self.amount.setSingleStep(step)
+        self.amount.setValue(value)
+        self.amount.setToolTip(AMOUNT_TIPS[task])
+        self.epochs.setValue(epochs)
         self.base_combo.refresh()
-        default = DEFAULT_IMAGE_MODEL if images else DEFAULT_ELEMENTS_MODEL
-        if default in _model_names(self.task):
+        if default in _model_names(task):
             self.base_combo.setCurrentText(default)
         self.plot.setLogMode(x=False, y=not images)
         self.plot.setLabel("bottom", "measured level, -ln(I / I0)" if images else "energy (keV)")
@@ -320,7 +342,7 @@ class AdaptWidget(QWidget):
         self.status.setText("")
         self._clear_fit()
         self._set_running(True)
-        n = self.n_images.value() if task == "images" else self.n_train.value()
+        n = self.amount.value()
         self._stop_fit = threading.Event()
         steps = _plan(task, source, self.base_combo.currentText(), n, self.epochs.value(), self._stop_fit)
         self._show_progress(0, 0, "fitting the beam…" if task == "images" else "fitting the instrument (a minute)…")
@@ -365,8 +387,9 @@ class AdaptWidget(QWidget):
             return
         self.plan = plan
         self._show_fit(plan)
-        for note in plan.notes[1:]:
-            notify_warning(note, log=self.jobs)
+        if self.task == "images":  # a poor fit of the levels: a warning (adapt.images)
+            for note in plan.notes[1:]:
+                notify_warning(note, log=self.jobs)
         self._trained = Path(tempfile.mkdtemp(prefix="xray-atlas-adapt-")) / "adapted.safetensors"
         try:
             self.job.start(plan.config, self._trained, resume=False)
@@ -404,6 +427,16 @@ class AdaptWidget(QWidget):
                 f"{made.path.name}: {made.reference_accuracy:.0%} of your references right "
                 f"(base model {self.plan.base.name}: {made.base_accuracy:.0%}). Choose it in the Classify image dock."
             )
+        elif self.task == "maps":
+            text = (
+                f"{made.path.name}: on paintings of the fitted instrument, {made.mae:.2f} counts per pixel and line "
+                f"off the truth (base model {self.plan.base.name}: {made.base_mae:.2f}). "
+                + (
+                    "Choose it in the Elemental maps dock."
+                    if made.mae <= made.base_mae
+                    else "It is further off than the base: compare both on your scan before using it."
+                )
+            )
         else:
             auc = f"validation AUC {made.val_auc:.3f}" if made.val_auc is not None else "no validation AUC"
             text = (
@@ -412,7 +445,7 @@ class AdaptWidget(QWidget):
                 "Choose it in the Element probabilities dock."
             )
         self.status.setText(text)
-        notify(text)
+        notify(text, log=self.jobs, details=made.notes)
 
     def _finished(self) -> None:
         self.bar.setVisible(False)
@@ -420,10 +453,13 @@ class AdaptWidget(QWidget):
         self._cleanup()
 
     def cancel(self) -> None:
-        """Stop fitting, or stop training after the current batch (nothing is written)."""
+        """Stop fitting, training (after the current batch) or checking: nothing is written."""
+        checking = self.jobs.busy and self.plan is not None and not self.job.busy
         self.jobs.cancel()
         if self.job.cancel():
             self.status.setText("cancelling after the current batch…")
+        elif checking:  # the model is written at the check's last step only
+            self.status.setText("cancelled while checking the model: nothing was written")
 
     def _cleanup(self) -> None:
         if self._trained is not None:
@@ -438,7 +474,7 @@ class AdaptWidget(QWidget):
         self.kind_combo.setEnabled(not on)
 
     def _show_fit(self, plan: Any) -> None:
-        if self.task == "elements":
+        if self.task != "images":
             self._show_spectrum_fit(plan)
             return
         from ...adapt import predicted_levels
@@ -465,7 +501,9 @@ class AdaptWidget(QWidget):
             f"fitted instrument: {inst.anode} tube at {inst.kv:g} kV, "
             f"{'with a' if inst.optic else 'no'} polycapillary optic, detector {inst.fwhm_mnka_ev:g} eV at Mn Ka, "
             f"{inst.scatter_deg:g} degrees between beam and detector; "
-            f"reduced chi-square {fit.reduced_chi2:.1f}. Grey: the scan's sum spectrum; blue dashes: the fit"
+            f"reduced chi-square {fit.reduced_chi2:.1f}. Grey: the scan's sum spectrum; blue dashes: the fit. "
+            # what was taken from the file, the training paintings' dwell: information, not warnings
+            + " ".join(f"{note[0].upper()}{note[1:]}." for note in plan.notes[1:])
         )
         # on a log axis: counts below half a count would stretch it over decades of nothing
         self.measured_curve.setData(fit.energy, np.maximum(fit.measured, 0.5))
