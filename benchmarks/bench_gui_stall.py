@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 
 import numpy as np
@@ -42,6 +43,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
+    # the Training dock's run remembers its model in the user folder, as a user's run should:
+    # the benchmark's go to a folder of its own, not into the user's model lists
+    home = tempfile.mkdtemp(prefix="xa-stall-home-")
+    os.environ["XRAY_ATLAS_HOME"] = home
 
     from xray_atlas.napari._display import ensure_display
 
@@ -143,7 +148,7 @@ def main() -> None:
     training.epochs.setValue(1)
     training.batch_size.setValue(32)
     training.device_combo.setCurrentText("cpu")
-    training.out_edit.setText(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"xa-stall-{os.getpid()}"))
+    training.out_edit.setText(os.path.join(home, f"xa-stall-{os.getpid()}"))
     measure("Training", training.start, lambda: training.busy, lambda: "run" if training.busy else "idle")
 
     # baseline: the maps' layers added in one turn, as before

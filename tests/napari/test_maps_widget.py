@@ -251,3 +251,43 @@ def test_maps_in_counts_per_second_of_live_time(viewer, maps_dock, qtbot, painti
     viewer.open(str(bare), plugin="napari-xray-atlas")
     maps_dock.cube_combo.setCurrentText("bare.h5 counts")
     assert not maps_dock.units_combo.model().item(1).isEnabled() and maps_dock.units() == "counts"
+
+
+def test_the_strongest_maps_shown_together_never_add_up_to_white(viewer, maps_dock, qtbot, tmp_path, idle, errors):
+    """Ochre over a lead-white ground, the commonest stack there is: at full opacity the yellow
+    Fe-K and the pale blue Pb-L maps added up to white over 47 % of a painting (seen in a
+    screenshot after adapting a map model). The shown layers' colours now add up to at most 1
+    in each channel at 99 % of the pixels."""
+    from xray_atlas.colours import element_colour, line_symbol
+    from xray_atlas.physics.painting import Region, paint
+
+    regions = [
+        Region("lead white", (("lead white", 30.0),)),
+        Region("ochre over lead white", (("yellow ochre", 40.0), ("lead white", 30.0))),
+        Region("smalt over lead white", (("smalt", 30.0), ("lead white", 30.0))),
+    ]
+    reg = np.zeros((24, 32), np.int64)
+    reg[:, 10:] = 1
+    reg[16:, 24:] = 2
+    path = tmp_path / "ochre.h5"
+    paint(reg, regions, seed=2).write(path)
+    viewer.open(str(path), plugin="napari-xray-atlas")
+    for layer in list(viewer.layers):
+        layer.visible = layer.metadata.get("xray_atlas", {}).get("kind") == "cube"
+    maps_dock.model_combo.setCurrentText("lsq")
+    qtbot.mouseClick(maps_dock.run_button, Qt.MouseButton.LeftButton)
+    idle(qtbot, maps_dock)
+    assert errors() == []
+    shown = [lyr for lyr in viewer.layers if lyr.visible and lyr.metadata.get("xray_atlas", {}).get("kind") == "map"]
+    assert "Fe-K (lsq)" in {lyr.name for lyr in shown} and "Pb-L (lsq)" in {lyr.name for lyr in shown}
+    # each layer's colour scaled by its data within its contrast limits, times its opacity
+    total = sum(
+        lyr.opacity
+        * np.clip((lyr.data - lyr.contrast_limits[0]) / np.ptp(lyr.contrast_limits), 0, 1)[..., None]
+        * np.asarray(element_colour(line_symbol(lyr.name.split()[0])))
+        for lyr in shown
+    )
+    assert np.percentile(total.max(-1), 99) <= 1.0 + 1e-3
+    assert all(lyr.opacity < 0.8 for lyr in shown)  # this painting needed it (1.0 before)
+    rgb = np.asarray(viewer.screenshot(canvas_only=True, flash=False))[..., :3]
+    assert (rgb > 230).all(-1).mean() < 0.05

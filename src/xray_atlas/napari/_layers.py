@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "physical_grid",
     "SHOWN",
+    "shown_opacity",
     "pixel_size_of",
     "show_scale_bar",
     "chi2_layer_data",
@@ -200,6 +201,29 @@ def cube_layer_data(cube: SpectralCube, *, image: np.ndarray | None = None, pend
 
 #: Layers shown after a run or when a result file opens: more additive layers blur into white.
 SHOWN = 3
+
+
+def shown_opacity(arrays: dict[str, np.ndarray], *, limits: tuple[float, float] | None = None) -> float:
+    """The opacity of additive layers shown together ({line family or element: map}): the
+    largest that keeps the sum of their colours, each map scaled to its contrast limits (its own
+    minimum and maximum, or ``limits``), within range in every channel at 99 % of the pixels,
+    so that where they overlap the hues mix instead of turning white. Lead white's pale blue
+    over an ochre's yellow, at full opacity, made half of a painting white; maps that do not
+    overlap keep full opacity. At most about 250,000 pixels are looked at (a few ms)."""
+    total: np.ndarray | None = None
+    for name, data in arrays.items():
+        a = np.asarray(data)
+        step = max(1, int(np.sqrt(a.size / 250_000)))
+        a = np.asarray(a[::step, ::step] if a.ndim == 2 else a.ravel()[:: step * step], dtype=np.float32)
+        lo, hi = limits if limits is not None else (float(np.nanmin(a, initial=0.0)), float(np.nanmax(a, initial=0.0)))
+        scaled = np.nan_to_num(np.clip((a - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(a))
+        part = scaled[..., None] * np.asarray(element_colour(line_symbol(name)), dtype=np.float32)
+        total = part if total is None else total + part
+    if total is None or total.size == 0:
+        return 1.0
+    peak = float(np.percentile(total.max(axis=-1), 99))
+    return 1.0 if peak <= 1.0 else round(1.0 / peak, 3)
+
 
 #: Layer kinds that are results of a run (the readable-picture rule hides earlier ones).
 RESULT_KINDS = ("map", "probability", "reference map", "window map", "clusters", "fit clusters", "rgb", "fit chi2")

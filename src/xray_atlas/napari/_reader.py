@@ -37,6 +37,7 @@ from ._layers import (
     map_layer_data,
     physical_grid,
     show_scale_bar,
+    shown_opacity,
     strongest,
 )
 from ._notify import notify_error, notify_warning
@@ -169,11 +170,19 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
     # a readable picture, as after a dock's run: the three strongest maps and the three
     # probabilities with the most contrast are shown, the rest hidden (12 additive maps were white)
     maps, probs = r.get("maps", {}), r.get("probabilities", {})
-    shown = set(strongest(maps, SHOWN)) | set(strongest(probs, SHOWN, by="spread"))
+    shown_maps, shown_probs = strongest(maps, SHOWN), strongest(probs, SHOWN, by="spread")
+    shown = set(shown_maps) | set(shown_probs)
+    # the probabilities' limits are 0-1; both sets are on the canvas together
+    opacity = min(
+        shown_opacity({ln: maps[ln] for ln in shown_maps}),
+        shown_opacity({el: probs[el] for el in shown_probs}, limits=(0.0, 1.0)),
+    )
     for line, data in sorted(maps.items()):
         arr, kwargs, kind = map_layer_data(
             f"{line} ({model})", data, line=line, visible=line in shown, extra={"model": model, **kept}
         )
+        if line in shown:
+            kwargs["opacity"] = opacity
         layers.append((arr, {**kwargs, **grid}, kind))
     for el, data in sorted(probs.items()):
         arr, kwargs, kind = map_layer_data(
@@ -184,6 +193,8 @@ def result_layer_data(path: str | os.PathLike) -> list[tuple]:
             extra={"element": el, "model": model, **kept},
         )
         kwargs.update(colormap=element_colormap(f"{el}-K"), contrast_limits=(0.0, 1.0), **grid)
+        if el in shown:
+            kwargs["opacity"] = opacity
         layers.append((arr, kwargs, kind))
     chi2 = r.get("fit", {}).get("reduced_chi2") if isinstance(r.get("fit"), dict) else None
     if isinstance(chi2, np.ndarray):

@@ -33,7 +33,17 @@ from ...inference import (
     map_model_names,
     parse_lines,
 )
-from .._layers import SHOWN, chi2_layer_data, cube_of, grid_of, is_cube_layer, map_layer_data, provenance, strongest
+from .._layers import (
+    SHOWN,
+    chi2_layer_data,
+    cube_of,
+    grid_of,
+    is_cube_layer,
+    map_layer_data,
+    provenance,
+    shown_opacity,
+    strongest,
+)
 from .._notify import notify_error
 from .._workers import Delivery, JobBar
 from ._common import ModelCombo, chosen_cube, form_dock, refill
@@ -220,6 +230,7 @@ class MapsWidget(QWidget):
         first = results[0].maps
         ranked = strongest(first, 5)  # by mean net counts
         shown = ranked[:SHOWN]
+        opacity = shown_opacity({ln: first[ln] for ln in shown})
         visible, hidden, details = [], [], []
         chi2_note = ""
         for i, result in enumerate(results):
@@ -233,6 +244,8 @@ class MapsWidget(QWidget):
                     visible=i == 0 and ln in shown,
                     extra={"model": model_name, **kept},
                 )
+                if kwargs["visible"]:
+                    kwargs["opacity"] = opacity
                 (visible if kwargs["visible"] else hidden).append((arr, {**kwargs, **where}, kind))
             if clusters is not None:  # which pixels shared line ratios: label 0 is no counts
                 hidden.append(

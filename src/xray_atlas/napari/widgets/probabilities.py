@@ -38,6 +38,7 @@ from .._layers import (
     is_cube_layer,
     map_layer_data,
     provenance,
+    shown_opacity,
     strongest,
     xa_meta,
 )
@@ -249,6 +250,7 @@ class ProbabilitiesWidget(QWidget):
         def done(result: ProbabilitiesResult) -> Delivery:
             probs, run_notes = result.probabilities, list(result.notes)
             shown = strongest(probs, SHOWN, by="spread")
+            opacity = shown_opacity({el: probs[el] for el in shown}, limits=(0.0, 1.0))
             suffix = ("" if tag == "pixel" else f" {tag}") + (
                 "" if model.name == DEFAULT_ELEMENTS_MODEL else f" ({model.name})"
             )
@@ -262,6 +264,8 @@ class ProbabilitiesWidget(QWidget):
                     extra={"element": el, "model": model.name, **provenance(cube)},
                 )
                 kwargs.update(colormap=element_colormap(el), contrast_limits=(0.0, 1.0), **grid_of(base))
+                if el in shown:
+                    kwargs["opacity"] = opacity
                 (visible if el in shown else hidden).append((arr, kwargs, kind))
             visible.sort(key=lambda t: shown.index(t[1]["metadata"]["xray_atlas"]["element"]))
             share = {el: float((p >= model.thresholds[el]).mean()) for el, p in probs.items()}
