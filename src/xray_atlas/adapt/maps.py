@@ -65,7 +65,6 @@ class MapAdaptationPlan:
     scan: ScanFit = field(repr=False)
     config: Any  # TrainConfig
     base: Any = field(repr=False)  # the base model, resolved (models.catalogue.ResolvedModel)
-    counts_per_pixel: float
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -89,16 +88,6 @@ class AdaptedMapModel:
     mae: float
     base_mae: float
     notes: list[str] = field(default_factory=list)
-
-
-def _instrument_params(inst: XrfInstrument) -> dict:
-    return {
-        "anode": inst.anode,
-        "tube_kv": float(inst.kv),
-        "optic": bool(inst.optic),
-        "scatter_deg": float(inst.scatter_deg),
-        "fwhm_mnka_ev": float(inst.fwhm_mnka_ev),
-    }
 
 
 def _ms(value: float) -> str:
@@ -143,6 +132,7 @@ def plan_map_adaptation(
     from ..inference import DEFAULT_MAPS_MODEL
     from ..models.catalogue import resolve_model
     from ..models.spectral import CLUSTER_FIT_MODELS
+    from ..training.sources import SyntheticPaintings
 
     if not (isinstance(n_paintings, (int, np.integer)) and 4 <= n_paintings <= 1000):
         raise XrayAtlasError(f"n_paintings={n_paintings!r} must be an integer in 4-1,000")
@@ -176,7 +166,7 @@ def plan_map_adaptation(
     kept = ("lines", "height", "width", "stride", "n_channels", "fwhm_jitter_ev", "shift_kev")
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k in kept},
-        **_instrument_params(scan.fit.instrument),
+        **scan.fit.instrument.source_params(),
         "n_paintings": int(n_paintings),
         "val_paintings": VAL_PAINTINGS,
     }
@@ -186,11 +176,16 @@ def plan_map_adaptation(
     per_pixel = float(np.sum(scan.spectrum)) / max(scan.n_pixels, 1)
     probe = _probe_counts(source, seed)
     dwell = PROBE_DWELL_MS * per_pixel / max(probe, 1.0)
-    lo, hi = float(np.clip(dwell / DWELL_SPREAD, 0.5, 1000.0)), float(np.clip(dwell * DWELL_SPREAD, 0.5, 1000.0))
-    source.update(dwell_ms_min=round(lo, 3), dwell_ms_max=round(max(hi, lo), 3))
+    table = SyntheticPaintings.PARAMS["dwell_ms_min"]  # the dwell times simulated
+    lo, hi = (float(np.clip(d, table.low, table.high)) for d in (dwell / DWELL_SPREAD, dwell * DWELL_SPREAD))
+    source.update(dwell_ms_min=round(lo, 3), dwell_ms_max=round(hi, 3))
     notes.append(
         f"training paintings at {_ms(lo)}-{_ms(hi)} ms dwell: {per_pixel:,.0f} counts per pixel as in the scan"
-        + ("" if lo < dwell < hi else " (outside the 0.5-1,000 ms that are simulated: the nearest is used)")
+        + (
+            ""
+            if lo < dwell < hi
+            else f" (outside the {_ms(table.low)}-{_ms(table.high)} ms that are simulated: the nearest is used)"
+        )
     )
     config = fine_tune_config(
         "maps",
@@ -202,7 +197,7 @@ def plan_map_adaptation(
         device=device,
         source_params=source,
     )
-    return MapAdaptationPlan(scan, config, found, per_pixel, notes)
+    return MapAdaptationPlan(scan, config, found, notes)
 
 
 def _iter_validation_errors(plan: MapAdaptationPlan, path: Path) -> Generator[Progress, None, tuple[float, float]]:

@@ -95,6 +95,17 @@ class XrfInstrument:
             "scatter_deg": self.scatter_deg,
         }
 
+    def source_params(self) -> dict[str, Any]:
+        """The instrument as the synthetic training sources take it (``synthetic-spectra``,
+        ``synthetic-paintings``: the same parameter names)."""
+        return {
+            "anode": self.anode,
+            "tube_kv": float(self.kv),
+            "fwhm_mnka_ev": float(self.fwhm_mnka_ev),
+            "optic": bool(self.optic),
+            "scatter_deg": float(self.scatter_deg),
+        }
+
 
 @dataclass(frozen=True)
 class XrfFit:
@@ -436,17 +447,12 @@ def plan_element_adaptation(
         progress=progress,
     )
     path, spectrum, energy, fit, notes = scan.path, scan.spectrum, scan.energy, scan.fit, list(scan.notes)
-    inst = fit.instrument
     data = base_model.card.training_data or {}
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k not in ("instruments", "n_train", "n_val")},
         # the base model's channel grid: the cube is rebinned onto it as for the base model
         **{k: data[k] for k in ("n_channels", "offset_kev", "gain_kev") if k in data},
-        "anode": inst.anode,
-        "tube_kv": inst.kv,
-        "fwhm_mnka_ev": inst.fwhm_mnka_ev,
-        "optic": inst.optic,
-        "scatter_deg": inst.scatter_deg,
+        **fit.instrument.source_params(),
         "instruments": "around+varied",
         "n_train": int(n_train),
         # the decision thresholds are picked on these: 16,384 settle them within ~0.03

@@ -57,17 +57,30 @@ __all__ = ["AdaptWidget"]
 
 #: What the dock adapts: label -> the task of its models.
 KINDS = {"radiograph classifier": "images", "element model (XRF scan)": "elements", "map model (XRF scan)": "maps"}
-#: Per task: the default base model, the default epochs, and the label and settings of the
-#: amount of synthetic data (range, step, default, tooltip).
+#: Per task: the default base model, the default epochs, and the label, settings (range, step,
+#: default) and tooltip of the amount of synthetic data.
 DEFAULTS = {
-    "images": (DEFAULT_IMAGE_MODEL, 12, "synthetic images", (100, 1_000_000, 500, 3000)),
-    "elements": (DEFAULT_ELEMENTS_MODEL, ADAPT_EPOCHS, "spectra per epoch", (1024, 10_000_000, 8192, 32768)),
-    "maps": (DEFAULT_MAPS_MODEL, ADAPT_MAP_EPOCHS, "synthetic paintings", (4, 1000, 10, ADAPT_MAP_PAINTINGS)),
-}
-AMOUNT_TIPS = {
-    "images": "synthetic radiographs of the fitted beam to train on (20 % validation)",
-    "elements": "synthetic spectra of the fitted instrument per epoch (new ones each epoch)",
-    "maps": "synthetic paintings scanned by the fitted instrument at your scan's counts per pixel (2-5 s each)",
+    "images": (
+        DEFAULT_IMAGE_MODEL,
+        12,
+        "synthetic images",
+        (100, 1_000_000, 500, 3000),
+        "synthetic radiographs of the fitted beam to train on (20 % validation)",
+    ),
+    "elements": (
+        DEFAULT_ELEMENTS_MODEL,
+        ADAPT_EPOCHS,
+        "spectra per epoch",
+        (1024, 10_000_000, 8192, 32768),
+        "synthetic spectra of the fitted instrument per epoch (new ones each epoch)",
+    ),
+    "maps": (
+        DEFAULT_MAPS_MODEL,
+        ADAPT_MAP_EPOCHS,
+        "synthetic paintings",
+        (4, 1000, 10, ADAPT_MAP_PAINTINGS),
+        "synthetic paintings scanned by the fitted instrument at your scan's counts per pixel (2-5 s each)",
+    ),
 }
 
 
@@ -279,12 +292,12 @@ class AdaptWidget(QWidget):
         for field, shown in ((self.folder_box, images), (self.cube_combo, not images)):
             field.setVisible(shown)
             self.form.labelForField(field).setVisible(shown)
-        default, epochs, label, (low, high, step, value) = DEFAULTS[task]
+        default, epochs, label, (low, high, step, value), tip = DEFAULTS[task]
         self.form.labelForField(self.amount).setText(label)
         self.amount.setRange(low, high)
         self.amount.setSingleStep(step)
         self.amount.setValue(value)
-        self.amount.setToolTip(AMOUNT_TIPS[task])
+        self.amount.setToolTip(tip)
         self.epochs.setValue(epochs)
         self.base_combo.refresh()
         if default in _model_names(task):
