@@ -6,24 +6,33 @@ written to a folder; the beam is fitted to them and a model trained for it
 (:func:`xray_atlas.adapt.adapt_images`); then the shipped and the adapted models classify 200
 fresh plates and 200 fresh wedges of that instrument (seed 2, never seen by the fit).
 
+With ``--detectors``, each instrument is also given detectors unlike the shipped model's
+(2,000-50,000 photons per pixel, 0.3-1.2 px blur): ``photons:blur`` pairs, each varying by
+x/÷1.3 and +-0.2 px from image to image; ``--beam-only`` then also trains a model for the
+fitted beam with the training's default detector (what ``adapt images`` did before it read
+the detector), to show what reading it is worth.
+
 Usage: ``python benchmarks/eval_adapt_images.py [--instruments 42:1.0,58:0.2] [--n-images 3000]
-[--epochs N]``. Prints a table per instrument: fitted beam, residual, time, plate and wedge
-accuracy of both models.
+[--epochs N] [--detectors 80:0.8,20000:3.5] [--beam-only]``. Prints a table per instrument:
+fitted beam (and detector), residual, time, plate and wedge accuracy of each model.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from xray_atlas.adapt import adapt_images
+from xray_atlas.adapt import adapt_images, finish_image_adaptation, plan_image_adaptation
+from xray_atlas.adapt._run import train_and_finish
 from xray_atlas.classify import load_image_model
 from xray_atlas.io.images import write_image
 from xray_atlas.physics.radiograph import ALLOYS, RadiographConfig, radiograph, radiographs
+from xray_atlas.training.sources import SyntheticRadiographs
 
 
 def reference_folder(root: Path, cfg: RadiographConfig, *, n_per_class: int = 6, seed: int = 1) -> Path:
@@ -42,27 +51,56 @@ def accuracy(model, kind: str, cfg: RadiographConfig, *, n: int, seed: int) -> f
     return float(np.mean(np.argmax(model(list(x)), axis=1) == y))
 
 
+def beam_only(refs: Path, out: Path, **options) -> Path:
+    """A model for the fitted beam trained with the default detector (the detector not read)."""
+    plan = plan_image_adaptation(refs, **options)
+    params = {
+        k: SyntheticRadiographs.PARAMS[k].default
+        for k in ("photons_low", "photons_high", "blur_low_px", "blur_high_px")
+    }
+    config = dataclasses.replace(plan.config, source_params={**plan.config.source_params, **params})
+    made = train_and_finish(
+        dataclasses.replace(plan, config=config),
+        out,
+        finish_image_adaptation,
+        overwrite=False,
+        callbacks=(),
+        cancel=None,
+    )
+    return made.path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instruments", default="42:1.0,58:0.2,45:0.5,55:0.5", help="kV:mm Al, comma separated")
-    parser.add_argument("--n-images", type=int, default=3000)
+    parser.add_argument("--n-images", type=int, default=None, help="default: adapt images' own")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--n-test", type=int, default=200)
+    parser.add_argument("--detectors", default="", help="photons:blur px, comma separated (default: the training's)")
+    parser.add_argument("--beam-only", action="store_true", help="also train for the beam alone (default detector)")
     args = parser.parse_args(argv)
     shipped = load_image_model(None, device="cpu")
     rows = []
-    for spec in args.instruments.split(","):
+    detectors = [tuple(float(v) for v in d.split(":")) for d in args.detectors.split(",") if d] or [None]
+    for spec, detector in ((s, d) for s in args.instruments.split(",") for d in detectors):
         kv, mm = (float(v) for v in spec.split(":"))
-        cfg = RadiographConfig(kind="both", kv=kv, filters=(("Al", mm),))
+        noise = {}
+        if detector is not None:
+            photons, blur = detector
+            noise = {"photons": (photons / 1.3, photons * 1.3), "blur_px": (max(blur - 0.2, 0.0), blur + 0.2)}
+        cfg = RadiographConfig(kind="both", kv=kv, filters=(("Al", mm),), **noise)
         with tempfile.TemporaryDirectory() as tmp:
             refs = reference_folder(Path(tmp) / "refs", cfg)
             t = time.perf_counter()
             made = adapt_images(refs, Path(tmp) / "adapted.safetensors", n_images=args.n_images, epochs=args.epochs)
             seconds = time.perf_counter() - t
             adapted = load_image_model(made.path, device="cpu")
+            beam = made.instrument
             row = {
-                "beam": f"{kv:g} kV, {mm:g} mm Al",
-                "fitted": f"{made.instrument.kv:g} kV, {made.instrument.filter_al_mm:g} mm Al",
+                "beam": f"{kv:g} kV, {mm:g} mm Al"
+                + (f", {detector[0]:g} photons, {detector[1]:g} px" if detector else ""),
+                "fitted": f"{beam.kv:g} kV, {beam.filter_al_mm:g} mm Al"
+                + (f", {beam.photons:.0f} photons, {beam.blur_px:.2f} px" if beam.photons else ", detector not read"),
                 "residual": made.instrument.residual,
                 "seconds": seconds,
                 "refs": made.reference_accuracy,
@@ -70,6 +108,11 @@ def main(argv=None) -> int:
             for kind in ("plate", "wedge"):
                 row[f"shipped {kind}s"] = accuracy(shipped, kind, cfg, n=args.n_test, seed=2)
                 row[f"adapted {kind}s"] = accuracy(adapted, kind, cfg, n=args.n_test, seed=2)
+            if args.beam_only:
+                opts = {"n_images": args.n_images, "epochs": args.epochs}
+                only = load_image_model(beam_only(refs, Path(tmp) / "beam-only.safetensors", **opts), device="cpu")
+                for kind in ("plate", "wedge"):
+                    row[f"beam-only {kind}s"] = accuracy(only, kind, cfg, n=args.n_test, seed=2)
         rows.append(row)
         print(" | ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     return 0

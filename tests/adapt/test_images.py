@@ -3,6 +3,7 @@ reference values are the physics engine's own (physics.radiograph.transmission, 
 spectrum and xraylib's cross sections): an image made for a known beam must be read and
 fitted back to that beam."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from xray_atlas.adapt import adapt_images, fit_radiograph_instrument, measure_radiograph, read_references
+from xray_atlas.adapt import (
+    adapt_images,
+    fit_radiograph_instrument,
+    measure_detector,
+    measure_radiograph,
+    plan_image_adaptation,
+    read_references,
+)
 from xray_atlas.errors import XrayAtlasError
 from xray_atlas.io.images import write_image
 from xray_atlas.physics.radiograph import ALLOYS, RadiographConfig, alloy, attenuation_levels, radiograph, transmission
@@ -83,6 +91,49 @@ def test_the_shipped_beam_is_not_this_one():
     refs = [measure_radiograph(r.image, label=label) for label, r in _refs()]
     beam = fit_radiograph_instrument(refs, kv_range=(50.0, 50.0), filter_range=(0.5, 0.5))
     assert beam.residual > 0.1
+
+
+@pytest.mark.parametrize(
+    ("photons", "blur", "output"),
+    [(80, 0.8, "uint16"), (300, 3.0, "float"), (300, 1.5, "uint8"), (20000, 3.5, "uint16"), (50000, 0.8, "float")],
+)
+def test_the_detectors_noise_and_blur_are_read_back(photons, blur, output):
+    # the physics engine's own detector: Poisson noise of `photons` per open-beam pixel, then a
+    # Gaussian blur of `blur` px; on 300 float and 16-bit images (benchmarks/eval_detector_reading.py)
+    # the median reading per detector was within 0.82-1.38 x and 0.52 px of these
+    cfg = RadiographConfig(
+        kind="both", kv=KV, filters=(("Al", FILTER_MM),), photons=(photons,) * 2, blur_px=(blur,) * 2
+    )
+    rng = np.random.default_rng(4)
+    readings = [measure_detector(radiograph("Al2017", config=cfg, rng=rng, output=output).image) for _ in range(4)]
+    assert all(p is not None for p, _ in readings)
+    assert np.median([p for p, _ in readings]) == pytest.approx(photons, rel=0.4)
+    assert np.median([b for _, b in readings]) == pytest.approx(blur, abs=0.5)
+
+
+def test_noise_under_one_grey_level_is_not_read():
+    # 8 bits, 50,000 photons, 1.5 px: the noise is about 0.3 grey levels, hidden by the rounding
+    cfg = RadiographConfig(kind="plate", photons=(5e4, 5e4), blur_px=(1.5, 1.5))
+    assert measure_detector(radiograph("Al1050", config=cfg, rng=0, output="uint8").image) == (None, None)
+
+
+def test_a_noisy_blurred_detector_sets_the_training_images(tmp_path):
+    # 80 photons and 3 px, far outside the shipped model's 2,000-50,000 and 0.3-1.2 px, on
+    # 192 px references: the training frame (128 px, the base recipe's) sees 1.5^2 x the photons
+    # per pixel and 1/1.5 of the blur
+    cfg = dataclasses.replace(BEAM, size=192, photons=(80.0, 80.0), blur_px=(3.0, 3.0))
+    for label, r in _refs(n_per_class=3, cfg=cfg):
+        (tmp_path / label).mkdir(exist_ok=True)
+        write_image(tmp_path / label / f"{len(list((tmp_path / label).iterdir()))}.tif", r.image)
+    plan = plan_image_adaptation(tmp_path, n_images=200, epochs=1)
+    beam, source = plan.instrument, plan.config.source_params
+    assert beam.detector_images == 6 and beam.photons == pytest.approx(80, rel=0.3)
+    assert beam.blur_px == pytest.approx(3.0, abs=0.5)
+    assert source["photons_low"] < 80 * 1.5**2 < source["photons_high"] < 1000
+    assert source["blur_low_px"] < 2.0 < source["blur_high_px"] < 3.0
+    assert any(n.startswith("detector: about") for n in plan.notes)
+    # by default such a detector gets twice the synthetic images
+    assert plan_image_adaptation(tmp_path).config.source_params["n_images"] == 6000
 
 
 def test_bad_reference_folders_are_refused_by_name(tmp_path):

@@ -39,6 +39,7 @@ def test_adapt_fits_shows_trains_and_lists_the_model(plugin_dock, qtbot, errors,
     qtbot.waitUntil(lambda: dock.plan is not None, timeout=120000)
     # the fit is shown: one point per reference image, beside the line of a perfect fit
     assert dock.fit_label.text().startswith("fitted beam: W ")
+    assert "detector: ~" in dock.fit_label.text()  # 16-bit references: the noise is readable
     assert sum(len(c.getData()[0]) for c in dock.points.values()) == 4
     _idle(qtbot, dock)
     assert errors() == []

@@ -375,3 +375,32 @@ def test_folder_run_screenshot(viewer, qtbot, tmp_path):
     maps.scroll_area.ensureWidgetVisible(row.results)
     viewer.reset_view()
     _screenshot(viewer, qtbot, tmp_path, "folder-run.png", min_std=10)
+
+
+def test_adapt_images_screenshot(viewer, qtbot, tmp_path):
+    """The Adapt dock after a run on 12 radiographs of a 45 kV beam and a noisy detector
+    (docs/adapt.md): the fitted beam and detector, each reference's level against the fitted
+    beam's, and the new model's accuracy on the references."""
+    from qtpy.QtCore import Qt
+
+    from xray_atlas.io.images import write_image
+    from xray_atlas.physics.radiograph import ALLOYS, RadiographConfig, radiograph
+
+    cfg = RadiographConfig(kind="both", kv=45.0, filters=(("Al", 0.5),), photons=(60.0, 100.0), blur_px=(0.6, 1.0))
+    rng = np.random.default_rng(1)
+    refs = tmp_path / "my-radiographs"
+    for label in ALLOYS:
+        (refs / label).mkdir(parents=True)
+        for i in range(6):
+            r = radiograph(label, config=cfg, kind=("plate", "wedge")[i % 2], rng=rng, output="uint16")
+            write_image(refs / label / f"{label}-{i}", r.image)
+    viewer.window.resize(1600, 1000)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xray-atlas", "Adapt to instrument")
+    dock.folder_edit.setText(str(refs))
+    dock.amount.setValue(600)
+    dock.epochs.setValue(3)
+    dock.out_edit.setText(str(tmp_path / "my-beam.safetensors"))
+    qtbot.mouseClick(dock.adapt_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.result is not None and dock.adapt_button.isEnabled(), timeout=300000)
+    assert "detector: ~" in dock.fit_label.text()
+    _screenshot(viewer, qtbot, tmp_path, "adapt-dock.png")

@@ -8,19 +8,20 @@ user's own labelled radiographs, and a model trained for that beam.
 1. :func:`measure_radiograph`: each reference image's open-beam-normalised levels (-ln I/I0):
    a plate's interior median; a wedge's median level, which stands for half its height
    (the study's objects: plates of 1, 2 or 5 mm, a 7 cm wedge rising to 10 mm;
-   docs/dev/contracts.md section 6). The detector's noise and blur are not fitted: the
-   synthetic training images span 2,000-50,000 photons per pixel and 0.3-1.2 px.
+   docs/dev/contracts.md section 6); :func:`measure_detector`: the detector's quantum noise
+   and blur, from how the open beam's noise varies with the distance between pixels.
 2. :func:`fit_radiograph_instrument`: the tube voltage and aluminium filtration whose levels
    (:func:`~xray_atlas.physics.radiograph.attenuation_levels`) best match the measured ones
    for each image's known alloy, on a grid, then refined.
 3. :func:`adapt_images`: a model of the base model's recipe trained on synthetic radiographs
-   of the fitted beam, checked on the reference images, written with the instrument in its card.
+   of the fitted beam and detector, checked on the reference images, written with the instrument in its card.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "ImageAdaptationPlan",
     "read_references",
     "measure_radiograph",
+    "measure_detector",
     "fit_radiograph_instrument",
     "predicted_levels",
     "plan_image_adaptation",
@@ -63,18 +65,26 @@ class ReferenceImage:
     kind: str  # "plate" or "wedge"
     levels: tuple[float, ...]  # -ln(I / I0): a plate's or a wedge's median level
     edge_level: float  # the level from which pixels count as the object
+    side_px: float = 0.0  # sqrt(height x width)
+    photons: float | None = None  # the detector's, when :func:`measure_detector` could read it
+    blur_px: float | None = None
 
 
 @dataclass(frozen=True)
 class RadiographInstrument:
     """A fitted beam: W tube voltage and aluminium filtration (the scintillator is taken as
-    given, from the base model's recipe), with the fit's mean absolute residual in ln(level)."""
+    given, from the base model's recipe), with the fit's mean absolute residual in ln(level);
+    and the detector: the median open-beam photons per pixel and blur (pixels of the
+    references) over the ``detector_images`` references where they could be read (None: none)."""
 
     kv: float
     filter_al_mm: float
     scintillator_um: float
     residual: float
     n_images: int
+    photons: float | None = None
+    blur_px: float | None = None
+    detector_images: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -178,7 +188,114 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
     else:
         kind = "wedge"
         levels = (float(q50),)
-    return ReferenceImage(Path(os.fspath(path)), label, kind, levels, edge)
+    photons, blur = measure_detector(image)
+    side = float(np.sqrt(raw.shape[0] * raw.shape[1]))
+    return ReferenceImage(Path(os.fspath(path)), label, kind, levels, edge, side, photons, blur)
+
+
+#: Lags (pixels) of the open beam's variogram, and the blurs (Gaussian sigma, pixels) tried.
+LAGS = (1, 2, 3, 4, 6, 8, 12)
+BLURS = np.round(np.arange(0.0, 6.0 + 1e-9, 0.05), 2)
+
+
+@cache
+def _unit_variogram(sigma: float) -> np.ndarray:
+    """Half the mean squared difference of pixels ``LAGS`` apart along a row, for white noise of
+    unit variance blurred by scipy.ndimage.gaussian_filter(sigma) (as the physics engine and a
+    scintillator's light spread blur it): s0 (s0 - s_d), s_d the 1-D kernel's autocorrelation."""
+    if sigma <= 0:
+        k = np.ones(1)
+    else:
+        x = np.arange(-int(4.0 * sigma + 0.5), int(4.0 * sigma + 0.5) + 1)
+        k = np.exp(-0.5 * (x / sigma) ** 2)
+        k /= k.sum()
+    s = [float(np.sum(k[d:] * k[: k.size - d])) if d < k.size else 0.0 for d in range(max(LAGS) + 1)]
+    return np.array([s[0] * (s[0] - s[d]) for d in LAGS])
+
+
+def _robust_sigma(x: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
+    """The detector's quantum noise and blur, read off the open beam around the object.
+
+    Blurred quantum noise is correlated over a few pixels: the mean squared difference between
+    pixels ``d`` apart grows with ``d`` as the blur kernel sets, and its level is set by the
+    number of photons. Both are fitted to the open beam's variogram (after the beam's smooth
+    unevenness is removed), with an integer image's rounding (1/12 grey level squared) added.
+
+    Returns
+    -------
+    photons : float or None
+        Open-beam photons per pixel that give the noise measured before the blur: the relative
+        variance of the unblurred noise is ``1 / photons``.
+    blur_px : float or None
+        Gaussian sigma of the blur in pixels (0-6; under ~0.4 px it barely correlates
+        neighbours and reads as 0-0.4).
+
+    Both are None where they cannot be read: an integer image whose open-beam noise is under
+    one grey level (8-bit images of a quiet detector), or too little open beam (under 500
+    pixels clear of the object).
+
+    Only blur after the quantum noise (the scintillator's) is seen; a focal spot's blur, which
+    blurs the object but not the noise, is not.
+    """
+    from scipy.ndimage import binary_dilation, binary_erosion, uniform_filter
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label as connected
+
+    from ..physics.radiograph import open_beam_log
+
+    raw = np.asarray(image, dtype=np.float64)
+    level = open_beam_log(raw).astype(np.float64)
+    # the object and everything it touches, a wedge's thin end included: what stands above the
+    # open beam's noise once smoothed over 5 x 5 pixels
+    smooth = uniform_filter(level, 5)
+    background = smooth[level < threshold_otsu(level)] if np.ptp(level) > 0 else smooth.ravel()
+    parts = connected(smooth > np.median(background) + 5 * _robust_sigma(background) + 1e-9)
+    obj = parts == (np.argmax(np.bincount(parts.ravel())[1:]) + 1) if parts.max() else parts > 0
+    # clear of the object's blurred edge (up to 3 sigma of a 4 px blur) and of the image's border
+    clear = binary_erosion(~binary_dilation(obj, iterations=12), iterations=2, border_value=0)
+    if clear.sum() < 500:
+        return None, None
+    yy, xx = np.mgrid[0 : raw.shape[0], 0 : raw.shape[1]] / max(raw.shape)
+    basis = np.stack([np.ones_like(yy), yy, xx, yy * yy, xx * xx, yy * xx], axis=-1)
+    coef, *_ = np.linalg.lstsq(basis[clear], raw[clear], rcond=None)
+    beam = basis @ coef
+    grey = float(np.median(beam[clear]))  # the open beam's level, in the image's units
+    if not grey > 0:
+        return None, None
+    relative = raw / np.where(clear, beam, grey) - 1.0
+    # integer grey levels, whatever the type they were read as (PNG and TIFF read as float32)
+    integer = bool(np.all(raw[clear] == np.round(raw[clear])))
+    step = 1.0 / grey if integer else 0.0  # one grey level, relative to the open beam
+    gamma = []
+    for d in LAGS:
+        diffs = []
+        for axis in (0, 1):
+            r, m = np.moveaxis(relative, axis, 0), np.moveaxis(clear, axis, 0)
+            diffs.append((r[d:] - r[:-d])[m[d:] & m[:-d]])
+        diff = np.concatenate(diffs)
+        # what is left of the object or of dust: differences far beyond the noise
+        keep = np.abs(diff) <= max(6 * _robust_sigma(diff), 3 * step, 1e-12)
+        gamma.append(0.5 * float(np.mean(diff[keep] ** 2)))
+    gamma = np.asarray(gamma)
+    if integer and np.sqrt(gamma[-1]) < step:  # noise under one grey level: rounding hides it
+        return None, None
+    rounding = step**2 / 12
+    weight = 1.0 / np.maximum(gamma, 1e-30)  # each lag's relative misfit
+    best = (np.inf, 0.0, 0.0)
+    for sigma in BLURS:
+        unit = _unit_variogram(float(sigma))
+        variance = max(float(np.sum(weight**2 * unit * (gamma - rounding)) / np.sum(weight**2 * unit**2)), 0.0)
+        misfit = float(np.sum((weight * (gamma - rounding - variance * unit)) ** 2))
+        if misfit < best[0]:
+            best = (misfit, float(sigma), variance)
+    _, sigma, variance = best
+    if not variance > 0 or sigma >= BLURS[-1]:  # no noise left, or a blur beyond what is tried
+        return None, None
+    return 1.0 / variance, sigma
 
 
 #: Dark offsets (share of the open beam) a level may carry: an image that is not
@@ -244,12 +361,47 @@ def fit_radiograph_instrument(
     kvs = np.arange(max(kv_range[0], kv0 - 2.5), min(kv_range[1], kv0 + 2.5) + 1e-9, 0.5)
     filters = np.arange(max(filter_range[0], f0 - 0.25), min(filter_range[1], f0 + 0.25) + 1e-9, 0.05)
     residual, kv, f = min((_misfit(refs, kv, f, scintillator_um), kv, f) for kv in kvs for f in filters)
+    read = [r for r in refs if r.photons is not None]
     return RadiographInstrument(
         kv=float(kv),
         filter_al_mm=round(float(f), 3),
         scintillator_um=float(scintillator_um),
         residual=float(residual),
         n_images=len(refs),
+        photons=float(np.median([r.photons for r in read])) if read else None,
+        blur_px=float(np.median([r.blur_px for r in read])) if read else None,
+        detector_images=len(read),
+    )
+
+
+#: Synthetic images trained on by default, and for a detector read under
+#: ``N_IMAGES_NOISY_BELOW`` open-beam photons per pixel of the training frame (docs/adapt.md).
+N_IMAGES = 3000
+N_IMAGES_NOISY = 6000
+N_IMAGES_NOISY_BELOW = 1000.0
+
+#: Margins around the detector's readings for the training images, beyond the lowest and the
+#: highest reading: on the physics engine's own float and 16-bit images (50-50,000 photons,
+#: 0.3-4 px; benchmarks/eval_detector_reading.py) the median reading of 6 images was within
+#: 0.82-1.38 x of the photons and 0.52 px of the blur (a 4 px blur reads 3.5-3.8).
+PHOTON_MARGIN = 1.5
+BLUR_MARGIN_PX = 0.3
+
+
+def _detector_ranges(refs: list[ReferenceImage], frame: int) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The open-beam photons and blur of the training images (simulated ``frame`` pixels
+    wide) that cover the references' detector readings, or None when fewer than a third of the
+    references (and fewer than 2) could be read. A reference ``side_px`` wide is brought to the
+    frame's scale: a pixel of the frame holds (side / frame)^2 of its pixels' photons, and
+    its blur shrinks by frame / side."""
+    read = [r for r in refs if r.photons is not None and r.side_px > 0]
+    if len(read) < max(2, len(refs) / 3):
+        return None
+    photons = [r.photons * (r.side_px / frame) ** 2 for r in read]
+    blurs = [r.blur_px * frame / r.side_px for r in read]
+    return (
+        (max(min(photons) / PHOTON_MARGIN, 10.0), max(photons) * PHOTON_MARGIN),
+        (max(min(blurs) - BLUR_MARGIN_PX, 0.0), max(blurs) + BLUR_MARGIN_PX),
     )
 
 
@@ -278,7 +430,7 @@ def plan_image_adaptation(
     references: str | os.PathLike,
     *,
     base: str | os.PathLike | None = None,
-    n_images: int = 3000,
+    n_images: int | None = None,
     epochs: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -288,7 +440,7 @@ def plan_image_adaptation(
     from ..classify import load_image_model
     from ..training import make_config
 
-    if not 100 <= int(n_images) <= 10**6:
+    if n_images is not None and not 100 <= int(n_images) <= 10**6:
         raise XrayAtlasError(f"n_images={n_images} must lie in 100-1,000,000")
     if epochs is not None and not 1 <= int(epochs) <= 1000:
         raise XrayAtlasError(f"epochs={epochs} must lie in 1-1,000")
@@ -302,11 +454,39 @@ def plan_image_adaptation(
         f"fitted beam: W {instrument.kv:g} kV behind {instrument.filter_al_mm:g} mm Al "
         f"(mean ln-level residual {instrument.residual:.3f} over {len(refs)} images)"
     ]
+    source_params = settings.get("source_params", {})
+    frame = int(source_params.get("frame", 128))
+    detector = _detector_ranges(refs, frame)
+    if detector is None:
+        from ..training.sources import SyntheticRadiographs
+
+        defaults = {k: p.default for k, p in SyntheticRadiographs.PARAMS.items()}
+        photons = tuple(source_params.get(k, defaults[k]) for k in ("photons_low", "photons_high"))
+        blur = tuple(source_params.get(k, defaults[k]) for k in ("blur_low_px", "blur_high_px"))
+        notes.append(
+            f"the detector's noise and blur could be read on {instrument.detector_images} of {len(refs)} images "
+            f"only (8-bit images of a quiet detector hide the noise under one grey level): training keeps "
+            f"{photons[0]:,.0f}-{photons[1]:,.0f} photons per pixel and a blur of {blur[0]:g}-{blur[1]:g} px"
+        )
+    else:
+        photons, blur = detector
+        notes.append(
+            f"detector: about {instrument.photons:,.0f} photons per pixel in the open beam and a blur of "
+            f"{instrument.blur_px:.1f} px (median of {instrument.detector_images} images); training images "
+            f"of {frame} px span {photons[0]:,.0f}-{photons[1]:,.0f} photons and {blur[0]:.1f}-{blur[1]:.1f} px"
+        )
     if instrument.residual > 0.05:
         notes.append(
             "the levels fit poorly (residual over 0.05): the objects may not be the study's "
             "1, 2, 5 mm plates or 10 mm wedge, or the labels may be wrong"
         )
+    if n_images is None:
+        # a detector noisier than the base recipe's quietest needs more images to learn the
+        # levels under its noise (80 photons: plates 0.95-0.975 with 3,000, 1.000 with 6,000)
+        noisy = detector is not None and photons[0] * PHOTON_MARGIN < N_IMAGES_NOISY_BELOW  # the lowest reading
+        n_images = N_IMAGES_NOISY if noisy else N_IMAGES
+        if n_images == N_IMAGES_NOISY:
+            notes.append(f"a noisy detector: {n_images:,} synthetic images instead of {N_IMAGES:,}")
     source = {
         **{k: v for k, v in settings.get("source_params", {}).items() if k in ("kind", "frame", "size")},
         "n_images": int(n_images),
@@ -316,6 +496,10 @@ def plan_image_adaptation(
         # tolerate the fit's own error: a 1 kV, 0.05 mm uncertainty moves levels by ~2 %
         "kv_spread": 1.0,
         "filter_spread_mm": 0.05,
+        "photons_low": round(float(photons[0]), 1),
+        "photons_high": round(float(photons[1]), 1),
+        "blur_low_px": round(float(blur[0]), 2),
+        "blur_high_px": round(float(blur[1]), 2),
     }
     keep = ("model", "loss", "optimizer", "lr", "weight_decay", "schedule", "batch_size", "grad_clip", "model_params")
     config = make_config(
@@ -367,7 +551,7 @@ def adapt_images(
     out: str | os.PathLike,
     *,
     base: str | os.PathLike | None = None,
-    n_images: int = 3000,
+    n_images: int | None = None,
     epochs: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
@@ -387,8 +571,9 @@ def adapt_images(
     base : str or path, optional
         The model whose recipe (architecture, image size, training settings) is followed
         (default: the shipped ``radiograph-default``); its accuracy on the references is reported.
-    n_images : int
-        Synthetic radiographs of the fitted beam to train on (20 % validation).
+    n_images : int, optional
+        Synthetic radiographs of the fitted beam to train on (20 % validation). Default 3,000,
+        or 6,000 when the detector reads under 1,000 photons per pixel at the training frame.
     epochs : int, optional
         Default: the base recipe's, at most 12.
     overwrite : bool

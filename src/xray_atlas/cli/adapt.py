@@ -30,7 +30,12 @@ def add_parser(sub) -> None:
         "to their attenuation levels, then a model is trained on synthetic radiographs of that beam.",
     )
     q.add_argument("references", metavar="REFERENCES", help="folder of <class>/<image>")
-    q.add_argument("--n-images", type=int, default=3000, help="synthetic radiographs to train on (default 3000)")
+    q.add_argument(
+        "--n-images",
+        type=int,
+        default=None,
+        help="synthetic radiographs to train on (default 3000; 6000 for a detector noisier than 1000 photons per pixel)",
+    )
     _shared(
         q,
         base="model whose recipe is followed (default: the shipped radiograph model)",

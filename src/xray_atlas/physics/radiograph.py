@@ -130,6 +130,8 @@ class RadiographConfig:
             raise XrayAtlasError(f"wedge_length_mm={self.wedge_length_mm} must fit in field_mm={self.field_mm}")
         if not 0 < self.photons[0] <= self.photons[1]:
             raise XrayAtlasError(f"photons={self.photons} must be an increasing range > 0")
+        if not 0 <= self.blur_px[0] <= self.blur_px[1]:
+            raise XrayAtlasError(f"blur_px={self.blur_px} must be an increasing range >= 0")
         return self
 
 

@@ -930,12 +930,20 @@ class SyntheticRadiographs(_ImageSource):
         "scintillator_um": Param(150.0, "CsI scintillator thickness (um)", 10.0, 2000.0),
         "kv_spread": Param(0.0, "per image, vary the voltage by up to +- this (kV)", 0.0, 20.0),
         "filter_spread_mm": Param(0.0, "per image, vary the filtration by up to +- this (mm Al)", 0.0, 5.0),
+        "photons_low": Param(2000.0, "open-beam photons per pixel (quantum noise), lowest", 1.0, 1e9),
+        "photons_high": Param(50000.0, "open-beam photons per pixel, highest (log-uniform between)", 1.0, 1e9),
+        "blur_low_px": Param(0.3, "detector blur, Gaussian sigma in pixels of the frame, lowest", 0.0, 100.0),
+        "blur_high_px": Param(1.2, "detector blur, highest (uniform between)", 0.0, 100.0),
         **_ImageSource.COMMON,
     }
 
     def check(self) -> None:
         from ..physics.radiograph import ALLOYS
 
+        p = self.params
+        for low, high in (("photons_low", "photons_high"), ("blur_low_px", "blur_high_px")):
+            if p[low] > p[high]:
+                raise XrayAtlasError(f"{low}={p[low]:g} must not exceed {high}={p[high]:g}")
         self.classes = ALLOYS
 
     def prepare(self, seed: int) -> None:
@@ -951,6 +959,8 @@ class SyntheticRadiographs(_ImageSource):
             filters=(("Al", p["filter_al_mm"]),),
             kv_spread=p["kv_spread"],
             filter_spread_mm=p["filter_spread_mm"],
+            photons=(p["photons_low"], p["photons_high"]),
+            blur_px=(p["blur_low_px"], p["blur_high_px"]),
         )
         imgs, y, _ = radiographs(
             p["n_images"],

@@ -64,8 +64,9 @@ DEFAULTS = {
         DEFAULT_IMAGE_MODEL,
         12,
         "synthetic images",
-        (100, 1_000_000, 500, 3000),
-        "synthetic radiographs of the fitted beam to train on (20 % validation)",
+        (0, 1_000_000, 500, 0),  # 0: auto
+        "synthetic radiographs of the fitted beam to train on (20 % validation); auto: 3,000, "
+        "or 6,000 for a detector noisier than 1,000 photons per pixel",
     ),
     "elements": (
         DEFAULT_ELEMENTS_MODEL,
@@ -114,7 +115,7 @@ def _plan(
     yield Progress(0, 1, what)
     try:
         if task == "images":
-            plan = plan_image_adaptation(source, base=base or None, n_images=n, epochs=epochs, device="auto")
+            plan = plan_image_adaptation(source, base=base or None, n_images=n or None, epochs=epochs, device="auto")
         elif task == "elements":
             plan = plan_element_adaptation(
                 source, base=base or None, n_train=n, epochs=epochs, device="auto", progress=progress
@@ -295,6 +296,7 @@ class AdaptWidget(QWidget):
         default, epochs, label, (low, high, step, value), tip = DEFAULTS[task]
         self.form.labelForField(self.amount).setText(label)
         self.amount.setRange(low, high)
+        self.amount.setSpecialValueText("auto" if low == 0 else "")
         self.amount.setSingleStep(step)
         self.amount.setValue(value)
         self.amount.setToolTip(tip)
@@ -493,9 +495,14 @@ class AdaptWidget(QWidget):
         from ...adapt import predicted_levels
 
         beam = plan.instrument
+        detector = (
+            f"detector: ~{beam.photons:,.0f} photons per pixel, blur {beam.blur_px:.1f} px"
+            if beam.photons is not None
+            else "detector's noise not readable (under one grey level)"
+        )
         self.fit_label.setText(
             f"fitted beam: W {beam.kv:g} kV behind {beam.filter_al_mm:g} mm Al; levels within "
-            f"{np.expm1(beam.residual):.1%} on average over {beam.n_images} images"
+            f"{np.expm1(beam.residual):.1%} on average over {beam.n_images} images; {detector}"
         )
         predicted = predicted_levels(
             plan.measured, kv=beam.kv, filter_al_mm=beam.filter_al_mm, scintillator_um=beam.scintillator_um
