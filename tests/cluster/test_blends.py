@@ -43,6 +43,22 @@ def test_confirm_a_band_between_its_parts_not_a_region_of_its_own():
     assert confirm(lab, {2: (0, 1), 3: (0, 1)}) == {2}
 
 
+def test_confirm_a_band_in_two_halves_but_not_a_paint_as_thick_as_its_parts():
+    lab = np.zeros((40, 60), int)
+    lab[:, 32:] = 1
+    lab[:, 26:29] = 2  # a band between 0 and 1 that came as two halves, each touching one part
+    lab[:, 29:32] = 3
+    assert confirm(lab, {2: (0, 1), 3: (0, 1)}) == {2, 3}
+    # a paint between the same two, as thick as they are (18 px wide against 20 and 20, on a
+    # fourth paint): its own region, although it borders mostly them (seed 3006 of the
+    # clustering validation)
+    lab = np.full((40, 70), 4)
+    lab[5:35, 5:25], lab[5:35, 25:43], lab[5:35, 43:63] = 0, 2, 1
+    assert confirm(lab, {2: (0, 1)}) == set()
+    lab[5:35, 25:41] = 0  # 2 px of it left: a band
+    assert confirm(lab, {2: (0, 1)}) == {2}
+
+
 def test_join_continua_a_paint_along_its_thickness_not_two_paints():
     rng = np.random.default_rng(0)
     # one paint along its thickness: its pixels on a curved path, cut in three pieces
@@ -156,8 +172,10 @@ def four_paints():
 def test_the_count_follows_the_paints_not_their_blends(four_paints, method):
     """Four paints, a ratio-only pair among them (Cu/Pb 2.3x apart), blends where any two
     meet (a quarter of the pixels), thickness 3x. Before issue 31's count decision: 10
-    clusters (umap-hdbscan, ARI 0.71) and 3 (som, ARI 0.63); now 6 and 7: small clusters at
-    the thickness extremes of two paints remain (docs/clustering.md, what still fails)."""
+    clusters (umap-hdbscan, ARI 0.71) and 3 (som, ARI 0.63); then 6 and 7, and in the
+    environment of 2026-12-07 7 and 7 (ARI 0.877 and 0.911): a blend band that came as two
+    halves, each touching one part, was not seen as a band. With the halves tested together
+    (blends.confirm): 5 and 5, ARI 0.948 and 0.959."""
     cube, truth = four_paints
     result = cluster_cube(cube, method)
     assert 4 <= result.n_clusters <= 7, (method, result.n_clusters, result.info.get("blends"))
@@ -169,8 +187,9 @@ def test_the_count_follows_the_paints_not_their_blends(four_paints, method):
 @pytest.mark.parametrize("method", ["umap-hdbscan", "som"])
 def test_six_paints_with_a_ratio_partner_that_mixes_two_others(method):
     """Six paints: azurite + lead white at 30 % is spectrally a mixture of lead white and the
-    50 % paint, both present. The count comes out 12 (umap-hdbscan) and 10 (som), ARI 0.71
-    and 0.75, as before issue 31's change (16 and 5, ARI 0.71 and 0.75)."""
+    50 % paint, both present. The count comes out 12 (umap-hdbscan) and 9 (som), ARI 0.83
+    and 0.83 (before blend bands were tested for their depth and their halves together: 0.73
+    and 0.83; before issue 31's change: 16 and 5, ARI 0.71 and 0.75)."""
     cube, truth = _painting(_paints(6))
     result = cluster_cube(cube, method)
     assert result.n_clusters <= 8 and adjusted_rand_score(truth.ravel(), result.labels.ravel()) > 0.85
