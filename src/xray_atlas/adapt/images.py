@@ -146,7 +146,6 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
     """Read a plate's or wedge's attenuation level off an image with open beam around the object."""
     from scipy.ndimage import binary_dilation, distance_transform_edt
     from skimage.filters import threshold_otsu
-    from skimage.measure import label as connected
 
     from ..physics.radiograph import open_beam_log
 
@@ -155,15 +154,12 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
     if float(np.ptp(level)) < 0.05:
         raise XrayAtlasError("no object in the open beam (the image is nearly uniform)", path=path)
     background = level < threshold_otsu(level)
-    bg = level[background]
-    spread = 1.4826 * float(np.median(np.abs(bg - np.median(bg))))  # noise and the beam's unevenness
+    spread = _robust_sigma(level[background])  # noise and the beam's unevenness
     # the object: everything clearly above the open beam's noise, its largest connected part
     edge = max(0.02, 5 * spread)
-    parts = connected(level > edge)
-    if parts.max() == 0:
+    obj = _largest_part(level > edge)
+    if not obj.any():
         raise XrayAtlasError("no object in the open beam", path=path)
-    biggest = np.argmax(np.bincount(parts.ravel())[1:]) + 1
-    obj = parts == biggest
     # keep the blurred edges out: the open beam is up to 50x brighter than the object, so even
     # 2 % of it leaking in at 2 sigma of the blur lowers a level by 6 %: only the inner half of
     # the object is read, at least 4 pixels in
@@ -172,10 +168,7 @@ def measure_radiograph(image: np.ndarray, *, path: str | os.PathLike = "image", 
     # the open beam behind the object: a quadratic surface fitted to the intensity around it
     # (a tube's heel effect and the distance make it uneven by several per cent)
     clear = ~binary_dilation(obj, iterations=3)  # clear of the object's blurred edge
-    yy, xx = np.mgrid[0 : raw.shape[0], 0 : raw.shape[1]] / max(raw.shape)
-    basis = np.stack([np.ones_like(yy), yy, xx, yy * yy, xx * xx, yy * xx], axis=-1)
-    coef, *_ = np.linalg.lstsq(basis[clear], raw[clear], rcond=None)
-    open_beam = basis[interior] @ coef
+    open_beam = _open_beam_surface(raw, clear)[interior]
     if np.any(open_beam <= 0):
         raise XrayAtlasError("cannot find the open beam around the object", path=path)
     values = np.sort(-np.log(np.maximum(raw[interior], 1e-12) / open_beam))
@@ -214,7 +207,27 @@ def _unit_variogram(sigma: float) -> np.ndarray:
 
 
 def _robust_sigma(x: np.ndarray) -> float:
+    """The standard deviation of Gaussian values, from their median absolute deviation."""
     return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest connected part of ``mask`` (all False if it has none)."""
+    from skimage.measure import label as connected
+
+    parts = connected(mask)
+    if parts.max() == 0:
+        return np.zeros(mask.shape, bool)
+    return parts == np.argmax(np.bincount(parts.ravel())[1:]) + 1
+
+
+def _open_beam_surface(raw: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """The open beam behind the whole image: a quadratic surface fitted to the ``clear``
+    pixels' intensity (a tube's heel effect and the distance make it uneven by several per cent)."""
+    yy, xx = np.mgrid[0 : raw.shape[0], 0 : raw.shape[1]] / max(raw.shape)
+    basis = np.stack([np.ones_like(yy), yy, xx, yy * yy, xx * xx, yy * xx], axis=-1)
+    coef, *_ = np.linalg.lstsq(basis[clear], raw[clear], rcond=None)
+    return basis @ coef
 
 
 def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
@@ -243,7 +256,6 @@ def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
     """
     from scipy.ndimage import binary_dilation, binary_erosion, uniform_filter
     from skimage.filters import threshold_otsu
-    from skimage.measure import label as connected
 
     from ..physics.radiograph import open_beam_log
 
@@ -253,16 +265,12 @@ def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
     # open beam's noise once smoothed over 5 x 5 pixels
     smooth = uniform_filter(level, 5)
     background = smooth[level < threshold_otsu(level)] if np.ptp(level) > 0 else smooth.ravel()
-    parts = connected(smooth > np.median(background) + 5 * _robust_sigma(background) + 1e-9)
-    obj = parts == (np.argmax(np.bincount(parts.ravel())[1:]) + 1) if parts.max() else parts > 0
+    obj = _largest_part(smooth > np.median(background) + 5 * _robust_sigma(background) + 1e-9)
     # clear of the object's blurred edge (up to 3 sigma of a 4 px blur) and of the image's border
     clear = binary_erosion(~binary_dilation(obj, iterations=12), iterations=2, border_value=0)
     if clear.sum() < 500:
         return None, None
-    yy, xx = np.mgrid[0 : raw.shape[0], 0 : raw.shape[1]] / max(raw.shape)
-    basis = np.stack([np.ones_like(yy), yy, xx, yy * yy, xx * xx, yy * xx], axis=-1)
-    coef, *_ = np.linalg.lstsq(basis[clear], raw[clear], rcond=None)
-    beam = basis @ coef
+    beam = _open_beam_surface(raw, clear)
     grey = float(np.median(beam[clear]))  # the open beam's level, in the image's units
     if not grey > 0:
         return None, None
