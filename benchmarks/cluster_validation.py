@@ -27,7 +27,8 @@ and the cluster-count decision are changed. Seeds 0-9 were the first tuning part
 joined the tuning part (issue 31, second round: som's count decision); seeds 2000-2007, the
 second held-out part, were run once for that round's report and joined it too, and so did
 3000-3007, the third, run once on the unchanged code and then looked into (issue 31, third
-round: blend bands tested for their depth). The held-out part is now seeds 4000-4007 (the
+round: blend bands tested for their depth), and 4000-4007, the fourth, run once for that
+round's report (issue 31, fourth round). The held-out part is now seeds 5000-5007 (the
 same generator settings): never generated, looked at or run while tuning, run once for the
 report (``--part held-out``); nothing is to be tuned on them afterwards. The rule: whoever tunes again moves the spent held-out seeds into the tuning part
 and draws a new held-out part (3000-..., and so on) before looking at any result. The large
@@ -70,8 +71,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "clustval"
 SEEDS = {
-    "tuning": list(range(10)) + list(range(1000, 1006)) + list(range(2000, 2008)) + list(range(3000, 3008)),
-    "held-out": list(range(4000, 4008)),
+    "tuning": list(range(10))
+    + list(range(1000, 1006))
+    + list(range(2000, 2008))
+    + list(range(3000, 3008))
+    + list(range(4000, 4008)),
+    "held-out": list(range(5000, 5008)),
 }
 LARGE_SEEDS = {"tuning": [500], "held-out": [2500]}
 
