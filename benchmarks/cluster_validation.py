@@ -28,10 +28,10 @@ joined the tuning part (issue 31, second round: som's count decision); seeds 200
 second held-out part, were run once for that round's report and joined it too, and so did
 3000-3007, the third, run once on the unchanged code and then looked into (issue 31, third
 round: blend bands tested for their depth), and 4000-4007, the fourth, run once for that
-round's report (issue 31, fourth round). The held-out part is now seeds 5000-5007 (the
+round's report (issue 31, third round). The held-out part is seeds 5000-5007 (the
 same generator settings): never generated, looked at or run while tuning, run once for the
-report (``--part held-out``); nothing is to be tuned on them afterwards. The rule: whoever tunes again moves the spent held-out seeds into the tuning part
-and draws a new held-out part (3000-..., and so on) before looking at any result. The large
+fourth round's report (``--part held-out``; blends' parts picked on the canvas), and now spent. The rule: whoever tunes again moves the spent held-out seeds into the tuning part
+and draws a new held-out part (6000-..., and so on) before looking at any result. The large
 cubes (``--large``) follow the same rule: 500 is tuning, 2500 held out (1500, never reported, is
 no longer drawn).
 

@@ -16,9 +16,13 @@ cluster. On the tuning part blends scored 0.003-0.06 and most paints 0.2 and mor
 paint mixed at a ratio between two others' (cadmium yellow and lead white at 32 %, with lead
 white and the 51 % paint present) scored 0.012: spectra alone cannot tell it from a blend.
 :func:`confirm` then keeps the candidates that lie where their parts meet on the canvas.
-The most clearly mixed cluster is taken first and no longer serves as a part, until none
-is left. Each of a blend's pixels goes to the part that holds the larger share of its area
-(:func:`mixture_weight`; the truth of the validation set: the majority paint).
+In :func:`find_blends` the most clearly mixed cluster is taken first and no longer serves
+as a part, until none is left; but when the canvas then shows such a cluster is a paint,
+the bands along its borders are left with the wrong parts and fail the canvas test (on
+validation seed 4005, 2 of the 13 candidates that were blend bands passed it). So :func:`mixture_pairs` keeps every pair each
+cluster is a mixture of, and :func:`confirm` takes, in order of the spectral fit, the first
+pair the canvas shows. Each of a blend's pixels goes to the part that holds the larger share
+of its area (:func:`mixture_weight`; the truth of the validation set: the majority paint).
 
 A paint whose thickness varies is not a blend but may still come as several clusters: a
 layer 3x thicker in one place than another changes its line ratios (self-absorption; the
@@ -37,6 +41,7 @@ from ..errors import XrayAtlasError
 
 __all__ = [
     "find_blends",
+    "mixture_pairs",
     "mixture_weight",
     "resolve",
     "confirm",
@@ -136,6 +141,43 @@ def _final_parts(
     return out
 
 
+def mixture_pairs(
+    means: np.ndarray, *, rho_max: float = RHO_MAX, t_range: tuple[float, float] = (0.1, 0.9)
+) -> dict[int, list[tuple[int, int]]]:
+    """Every pair of other clusters each cluster's mean spectrum is a mixture of, best first.
+
+    The test of :func:`find_blends` (misfit of the mixture at most ``rho_max`` of the nearest
+    single cluster's, both parts' shares in ``t_range``), without its greedy choice: a cluster
+    taken there as a blend no longer serves as a part, and when the canvas then shows it is a
+    paint, the blends it is a part of are left with the wrong parts. :func:`confirm` chooses
+    among these pairs the one the canvas shows.
+
+    Returns
+    -------
+    dict
+        Cluster -> [(part a, part b), ...] by increasing misfit; clusters with no pair left
+        out; the clusters in order of their best pair's misfit (the most clearly mixed first).
+    """
+    means = np.asarray(means, np.float64)
+    k = means.shape[0]
+    out: dict[int, tuple[float, list[tuple[int, int]]]] = {}
+    for c in range(k):
+        others = np.array([j for j in range(k) if j != c])
+        if others.size < 2:
+            break
+        w = 1.0 / np.maximum(means[c], _FLOOR)
+        single = np.min(np.sum(w * (means[c] - means[others]) ** 2, axis=1))
+        if single <= 0:
+            continue
+        ia, ib = np.triu_indices(others.size, 1)
+        t, r = _mix(means[c], means[others[ia]], means[others[ib]], w)
+        ok = np.flatnonzero((t >= t_range[0]) & (t <= t_range[1]) & (r <= rho_max * single))
+        if ok.size:
+            ok = ok[np.argsort(r[ok], kind="stable")]
+            out[c] = (float(r[ok[0]] / single), [(int(others[ia[j]]), int(others[ib[j]])) for j in ok])
+    return {c: ps for c, (_, ps) in sorted(out.items(), key=lambda item: item[1][0])}
+
+
 def mixture_weight(share: np.ndarray, a: np.ndarray, b: np.ndarray, total_a: float, total_b: float) -> np.ndarray:
     """Area share of part ``a`` in pixels of spectra ``share`` (N, B), mixtures of ``a`` and ``b``.
 
@@ -169,9 +211,12 @@ def resolve(
 
 
 def confirm(
-    labels: np.ndarray, candidates: dict[int, tuple[int, int]], *, contact_min: float = CONTACT_MIN
-) -> set[int]:
-    """The candidate blends that lie where their parts meet.
+    labels: np.ndarray,
+    candidates: dict[int, tuple[int, int] | list[tuple[int, int]]],
+    *,
+    contact_min: float = CONTACT_MIN,
+) -> dict[int, tuple[int, int]]:
+    """The candidate blends that lie where their parts meet, and their parts.
 
     A paint mixed at a ratio between two others' (a ratio-only pair with one of its
     pigments also present on its own) passes :func:`find_blends`' spectral test, but it is a
@@ -182,17 +227,29 @@ def confirm(
     it is a band, thinner than its parts (:data:`BAND_DEPTH`): a paint that borders only the
     two paints it is spectrally a mixture of is as thick as they are.
 
+    A candidate may come with several pairs of parts (:func:`mixture_pairs`, best spectral
+    fit first): the first pair the canvas confirms is its parts. Candidates are taken in the
+    order given; a confirmed blend is no part of a later one, and a part of a confirmed blend
+    is no blend.
+
     Parameters
     ----------
     labels : (H, W) int array
         Every pixel's cluster (candidates' pixels still as the candidate), -1 for noise.
     candidates : dict
-        Candidate cluster -> (part a, part b), from :func:`find_blends`.
+        Candidate cluster -> (part a, part b) (from :func:`find_blends`) or a list of such
+        pairs (from :func:`mixture_pairs`).
+
+    Returns
+    -------
+    dict
+        Confirmed blend -> (part a, part b).
     """
     lab = np.asarray(labels)
     if not candidates or lab.ndim != 2:
-        return set()
-    k = int(lab.max()) + 1
+        return {}
+    options = {c: [tuple(p)] if np.ndim(p[0]) == 0 else [tuple(q) for q in p] for c, p in candidates.items()}
+    k = int(max(lab.max(), max(max(max(q) for q in p) for p in options.values()), max(options))) + 1
     pairs = [(lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])]
     touch = np.zeros(k * k, np.int64)  # contacts between clusters, both ways
     for a, b in pairs:
@@ -212,11 +269,11 @@ def confirm(
         return bool(total) and both >= contact_min * total and min(with_a, with_b) >= 0.25 * both
 
     depths: dict[tuple[int, ...], float] = {}
-    out = set()
-    for c, (a, b) in candidates.items():
+
+    def is_band(c: int, a: int, b: int) -> bool:
         # a band may come as several clusters along its two parts' segment (along it, or a
         # half beside each part): those count as band, and the pieces are tested together too
-        same = [d for d, parts in candidates.items() if d != c and set(parts) == {a, b}]
+        same = [d for d, ps in options.items() if d != c and d not in parts_of and {a, b} in map(set, ps)]
         both = touch[c, a] + touch[c, b]
         piece = bool(touch[c].sum()) and both + touch[c, same].sum() >= contact_min * touch[c].sum()
         piece = piece and min(touch[c, a], touch[c, b]) >= 0.25 * both
@@ -225,12 +282,22 @@ def confirm(
         outside[[c, *joined]] = 0  # contacts between the pieces are inside the band
         band = tuple(sorted([c, *joined])) if not piece else (c,)
         if not (piece or (joined and borders(outside.sum(), outside[a], outside[b]))):
-            continue
+            return False
         for key in (band, (a,), (b,)):
             if key not in depths:
                 depths[key] = depth(list(key))
-        if depths[band] < max(BAND_DEPTH[1], BAND_DEPTH[0] * max(depths[(a,)], depths[(b,)])):
-            out.add(int(c))
+        return depths[band] < max(BAND_DEPTH[1], BAND_DEPTH[0] * max(depths[(a,)], depths[(b,)]))
+
+    out: dict[int, tuple[int, int]] = {}
+    parts_of: set[int] = set()  # parts of confirmed blends: paints
+    for c, ps in options.items():
+        if c in parts_of:
+            continue
+        for a, b in ps:
+            if a not in out and b not in out and is_band(c, a, b):
+                out[int(c)] = (int(a), int(b))
+                parts_of.update((a, b))
+                break
     return out
 
 

@@ -18,7 +18,7 @@ from ..cube import Progress
 from ..devices import DEVICES
 from ..errors import XrayAtlasError
 from ..params import Param
-from .blends import confirm, find_blends, join_continua, mixture_weight, resolve
+from .blends import confirm, find_blends, join_continua, mixture_pairs, mixture_weight, resolve
 from .features import Features
 
 __all__ = [
@@ -193,10 +193,11 @@ def umap_hdbscan(
         space (noise counts as a label of its own).
     unblend_clusters : bool
         HDBSCAN's clusters whose mean spectrum is a mixture of two others'
-        (:func:`~xray_atlas.cluster.blends.find_blends`) and that lie where those two meet on
-        the canvas (:func:`~xray_atlas.cluster.blends.confirm`) are blends, no clusters of
-        their own: each of their pixels joins the part that holds most of its area (issue
-        31). False keeps HDBSCAN's clusters as they are (the behaviour before).
+        (:func:`~xray_atlas.cluster.blends.mixture_pairs`) and that lie where those two meet
+        on the canvas (:func:`~xray_atlas.cluster.blends.confirm`, which picks the pair) are
+        blends, no clusters of their own: each of their pixels joins the part that holds
+        most of its area (issue 31). False keeps HDBSCAN's clusters as they are (the
+        behaviour before).
 
     Yields Progress; returns an :class:`Assigner` (ids: the clusters, -1 for noise); its
     details hold HDBSCAN's own labels of the fitted pixels and the blends
@@ -253,47 +254,73 @@ def umap_hdbscan(
     totals = features.totals[idx]
     means = np.stack([share[found == i].mean(axis=0) for i in range(k)])
     group_totals = np.array([totals[found == i].mean() for i in range(k)])
-    candidates = find_blends(means)
-    return _blend_assigner(knn.predict, features, k, candidates, means, group_totals, info)
+    return _blend_assigner(knn.predict, features, k, _blend_options(means), means, group_totals, info)
+
+
+def _blend_options(means: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+    """Candidate blends among clusters of mean spectra ``means`` (K, B) and the pairs of parts
+    each may have, for :func:`~.blends.confirm`: :func:`~.blends.find_blends`' greedy parts
+    first (a candidate there is no part of another), then every other pair its mean is a
+    mixture of (:func:`~.blends.mixture_pairs`), of which the canvas picks; the most clearly
+    mixed candidates first."""
+    found = find_blends(means)
+    pairs = mixture_pairs(means)
+    options = {c: [found[c]] if c in found else [] for c in [*pairs, *found]}
+    for c, ps in pairs.items():
+        options[c] += [p for p in ps if p not in options[c]]
+    return options
 
 
 def _blend_assigner(
     predict: Callable[[np.ndarray], np.ndarray],
     features: Features,
     k: int,
-    candidates: dict[int, tuple[int, int]],
+    options: dict[int, list[tuple[int, int]]],
     means: np.ndarray,
     group_totals: np.ndarray,
     info: dict,
 ) -> Assigner:
     """An :class:`Assigner` over clusters 0..k-1 (``predict``: features -> cluster) whose
-    candidate blends' pixels take ids k + 2j (part a) or k + 2j + 1 (part b); ``finish``
-    confirms the candidates that lie where their parts meet (:func:`~.blends.confirm`) and
-    gives their pixels to the parts; the rest stay clusters. Labels 0..K-1 in cluster order."""
-    cands = sorted(candidates)
+    candidate blends (``options``: candidate -> pairs of parts, the one to split by first)
+    have their pixels take ids k + 2j or k + 2j + 1, by which of the first pair's parts holds
+    most of the pixel's area; ``finish`` confirms the candidates that lie where their parts
+    meet (:func:`~.blends.confirm`) and gives each side's pixels to a part; the rest stay
+    clusters. Labels 0..K-1 in cluster order."""
+    cands = sorted(options)
     slot = {c: j for j, c in enumerate(cands)}
+    split = {c: options[c][0] for c in cands}
 
     def assign(values: np.ndarray) -> np.ndarray:
         ids = np.asarray(predict(values)).astype(np.int32)
         for c in cands:
             rows = np.flatnonzero(ids == c)
             if rows.size:
-                a, b = candidates[c]
+                a, b = split[c]
                 wa = mixture_weight(features.shares(values[rows]), means[a], means[b], group_totals[a], group_totals[b])
                 ids[rows] = k + 2 * slot[c] + (wa < 0.5)
         return ids
 
+    def nearest(p: int, parts: tuple[int, int]) -> int:
+        """The one of ``parts`` whose mean spectrum is nearest ``p``'s (Poisson-weighted)."""
+        if p in parts:
+            return p
+        w = 1.0 / np.maximum(means[p], 1e-6)
+        return min(parts, key=lambda q: float(np.sum(w * (means[q] - means[p]) ** 2)))
+
     def finish(ids: np.ndarray) -> tuple[np.ndarray, dict]:
         base = np.concatenate([np.arange(k), np.repeat(np.array(cands, np.int64), 2)]).astype(np.int64)
         image = np.where(ids >= 0, base[np.maximum(ids, 0)], -1).reshape(features.shape)
-        blends = confirm(image, candidates)
+        blends = confirm(image, options)
         to = base.copy()
-        for c in blends:
-            to[k + 2 * slot[c]], to[k + 2 * slot[c] + 1] = candidates[c]
+        for c, parts in blends.items():
+            # each side's pixels to the part holding most of their area; where the canvas chose
+            # other parts than the split's, to the new part nearest the split's
+            a, b = split[c]
+            to[k + 2 * slot[c]], to[k + 2 * slot[c] + 1] = nearest(a, parts), nearest(b, parts)
         kept = np.setdiff1d(np.arange(k), list(blends))
         remap = np.full(k, -1)
         remap[kept] = np.arange(kept.size)
-        return remap[to], {**info, "blend_candidates": candidates, "blends": {c: candidates[c] for c in blends}}
+        return remap[to], {**info, "blend_candidates": options, "blends": blends}
 
     return Assigner(assign, finish, k + 2 * len(cands))
 
@@ -383,9 +410,10 @@ def _join_on_map(
     codebooks differ by less than :data:`JOIN_NOISE` times a pixel's Poisson noise ``sigma``
     are one paint; a paint needs :data:`MIN_SHARE` of the pixels. Every other node joins the paint of the nearest codebook.
     A paint whose mean spectrum is a mixture of two others' is a candidate blend
-    (:func:`~.blends.find_blends`), whose every node is given the part that holds most of its
-    area. Returns each node's paint, the candidates and each node's part (its own paint but
-    in candidates)."""
+    (:func:`_blend_options`). Returns each node's paint, the candidates with the pairs of
+    parts each may have, and a function that gives, for the confirmed blends and their parts,
+    each node's cluster (its own paint, or for a blend's node the part that holds most of
+    its area)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -421,9 +449,13 @@ def _join_on_map(
     means = np.stack([np.average(share[group == i], axis=0, weights=w[group == i]) for i in range(k)])
     means /= means.sum(axis=1, keepdims=True)
     totals = np.array([np.average(node_totals[group == i], weights=w[group == i]) for i in range(k)])
-    candidates = find_blends(means) if k >= 3 else {}
-    part = resolve(group, share, candidates, means, totals) if candidates else group.copy()
-    return group, candidates, part
+    options = _blend_options(means) if k >= 3 else {}
+
+    def parts(blends: dict[int, tuple[int, int]]) -> np.ndarray:
+        # each node of a blend to the part that holds most of its area
+        return resolve(group, share, blends, means, totals) if blends else group.copy()
+
+    return group, options, parts
 
 
 def _kmeanspp(x, k: int, gen):
@@ -569,16 +601,16 @@ def som(
         used = np.unique(node_of)
         extra = {}
         if joined is not None:
-            group, candidates, part_of = joined
+            group, candidates, parts = joined
             blends = confirm(group[node_of].reshape(features.shape), candidates)
             is_blend = np.isin(group, list(blends))
-            cluster_of_node = np.where(is_blend, part_of, group)
+            cluster_of_node = parts(blends)
             # blends' pixels, given to their parts, would fill the gap between those parts
             to = join_continua(
                 np.where(is_blend[nodes_fit], -1, cluster_of_node[nodes_fit]), x_fit, int(cluster_of_node.max()) + 1
             )
             cluster_of_node = np.where(cluster_of_node >= 0, to[np.maximum(cluster_of_node, 0)], -1)
-            extra = {"blend_candidates": candidates, "blends": {c: candidates[c] for c in blends}}
+            extra = {"blend_candidates": candidates, "blends": blends}
         elif n_clusters is not None and used.size > 1:
             cluster_of_node = _join_nodes(codebook, used, n_clusters)
         # renumber by size, largest first, skipping nodes no pixel chose
