@@ -11,6 +11,7 @@ from xray_atlas.cluster.blends import (
     confirm,
     find_blends,
     join_continua,
+    join_pieces,
     mixture_pairs,
     mixture_weight,
     valley_share,
@@ -113,6 +114,32 @@ def test_join_continua_a_paint_along_its_thickness_not_two_paints():
     # the path pieces and the two paints together: the pieces join, the paints stay apart
     both = np.concatenate([path, x + [0, 5, 0, 0, 0]])
     assert list(join_continua(np.concatenate([pieces, lab + 3]), both, 5)) == [0, 0, 0, 3, 4]
+
+
+def test_join_pieces_of_one_paint_but_not_an_island_of_another():
+    rng = np.random.default_rng(1)
+    lab = np.zeros((40, 60), int)
+    lab[5:15, 5:15] = 1  # a piece of paint 0 (thicker there), inside it
+    lab[25:32, 5:12] = 2  # a retouching: an island of a distinct paint inside 0
+    lab[:, 36:40] = 4  # a blend band between 0 and 3
+    lab[:, 40:] = 3  # a paint whose spectrum also runs on from 0's, but across the band
+
+    def along(t):  # pixels along one paint's thickness continuum, in 5-D features
+        return np.outer(t, [1.0, 0.5, 0, 0, 0]) + rng.normal(0, 0.05, (t.size, 5))
+
+    x = np.concatenate(
+        [
+            along(rng.uniform(0.0, 0.6, 600)),
+            along(rng.uniform(0.6, 1.0, 150)),
+            along(rng.uniform(0.0, 0.3, 80)) + [0, 0, 2.0, 0, 0],  # apart from 0: a gap
+            along(rng.uniform(-0.6, 0.0, 400)),
+        ]
+    )
+    fit = np.repeat([0, 1, 2, 3], [600, 150, 80, 400])
+    assert list(join_pieces(lab, [0, 1, 2, 3], fit, x)) == [0, 0, 2, 3, 4]
+    # half the piece's border with another cluster: under 3/4 of it with 0, not joined
+    lab[3:5, 5:19] = lab[5:15, 15:19] = 2
+    assert list(join_pieces(lab, [0, 1, 2, 3], fit, x))[:2] == [0, 1]
 
 
 def test_som_keeps_a_paint_whole_over_a_tenfold_thickness():

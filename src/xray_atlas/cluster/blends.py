@@ -47,10 +47,14 @@ __all__ = [
     "confirm",
     "valley_share",
     "join_continua",
+    "join_pieces",
+    "contacts",
     "RHO_MAX",
     "CONTACT_MIN",
     "BAND_DEPTH",
     "VALLEY_MIN",
+    "PIECE_CONTACT",
+    "PIECE_VALLEY",
 ]
 
 #: Largest misfit of a blend's mixture, as a share of its nearest single cluster's misfit.
@@ -67,6 +71,14 @@ BAND_DEPTH = (0.5, 4.0)
 #: Two paints are one when their pixels' density between them, along the line through their
 #: means, keeps at least this share of the smaller peak (:func:`join_continua`).
 VALLEY_MIN = 0.7
+#: Two of umap-hdbscan's clusters are pieces of one paint when this share of the smaller
+#: one's contacts are with the other and their pixels leave less than a clear gap
+#: (:func:`join_pieces`). On the 48 cubes of the clustering validation's tuning part, pairs
+#: of one paint had contact shares up to 1.0, pairs of two paints up to 0.735
+#: (docs/clustering.md); 0.1 keeps a retouching-like island whose spectrum stands apart.
+PIECE_CONTACT = 0.75
+#: Smallest :func:`valley_share` of two pieces of one paint (:func:`join_pieces`).
+PIECE_VALLEY = 0.1
 #: Floor of a bin's expected share in the Poisson weights, so that empty bins do not dominate.
 _FLOOR = 1e-6
 
@@ -210,6 +222,18 @@ def resolve(
     return out
 
 
+def contacts(labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts of 4-neighbour pixel pairs between clusters 0..k-1 of a (H, W) labels
+    image, both ways (noise, -1, left out)."""
+    lab = np.asarray(labels)
+    touch = np.zeros(k * k, np.int64)
+    for a, b in [(lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])]:
+        m = (a != b) & (a >= 0) & (b >= 0)
+        touch += np.bincount(a[m].astype(np.int64) * k + b[m], minlength=k * k)
+        touch += np.bincount(b[m].astype(np.int64) * k + a[m], minlength=k * k)
+    return touch.reshape(k, k)
+
+
 def confirm(
     labels: np.ndarray,
     candidates: dict[int, tuple[int, int] | list[tuple[int, int]]],
@@ -250,13 +274,7 @@ def confirm(
         return {}
     options = {c: [tuple(p)] if np.ndim(p[0]) == 0 else [tuple(q) for q in p] for c, p in candidates.items()}
     k = int(max(lab.max(), max(max(max(q) for q in p) for p in options.values()), max(options))) + 1
-    pairs = [(lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])]
-    touch = np.zeros(k * k, np.int64)  # contacts between clusters, both ways
-    for a, b in pairs:
-        m = (a != b) & (a >= 0) & (b >= 0)
-        touch += np.bincount(a[m].astype(np.int64) * k + b[m], minlength=k * k)
-        touch += np.bincount(b[m].astype(np.int64) * k + a[m], minlength=k * k)
-    touch = touch.reshape(k, k)
+    touch = contacts(lab, k)
     from scipy.ndimage import distance_transform_edt
 
     def depth(clusters: list[int]) -> float:
@@ -367,3 +385,63 @@ def join_continua(labels: np.ndarray, x: np.ndarray, n_labels: int, *, valley_mi
             if ra != rb and valley_share(rows[a], rows[b]) >= valley_min:
                 root[max(ra, rb)] = min(ra, rb)
     return np.array([find(c) for c in range(int(n_labels))], dtype=np.int64)
+
+
+def join_pieces(
+    labels: np.ndarray,
+    paints: list[int],
+    fit_labels: np.ndarray,
+    x: np.ndarray,
+    *,
+    contact_min: float = PIECE_CONTACT,
+    valley_min: float = PIECE_VALLEY,
+) -> np.ndarray:
+    """The cluster each cluster joins: pieces of one paint, cut along its thickness, are one.
+
+    Two distinct paints meet across the blends of their border, which HDBSCAN makes clusters
+    of their own; two pieces of one paint, cut where its spectrum drifts with its thickness,
+    touch directly, and the smaller piece's border lies mostly along the other. Two of
+    ``paints`` are one when at least ``contact_min`` of the smaller one's contacts with other
+    clusters on the canvas are with the other, and their fitted pixels leave no clear gap
+    between them (:func:`valley_share` at least ``valley_min``: a small region of a distinct
+    paint inside another, a retouching, is kept). Pairs chain.
+
+    Parameters
+    ----------
+    labels : (H, W) int array
+        Every pixel's cluster, blends not yet given to their parts; -1 for noise.
+    paints : list of int
+        The clusters that may join (confirmed blends left out).
+    fit_labels : (N,) int array
+        The fitted pixels' clusters.
+    x : (N, D) array
+        The fitted pixels' features.
+
+    Returns
+    -------
+    (K,) int array
+        For every cluster 0..K-1 (K = labels.max() + 1) the cluster it joins (itself when it
+        joins none), the smallest of its group.
+    """
+    lab = np.asarray(labels)
+    fit_labels = np.asarray(fit_labels)
+    if lab.ndim != 2 or fit_labels.ndim != 1 or len(x) != fit_labels.size:
+        raise XrayAtlasError("labels: a (H, W) image; fit_labels: one label for each row of x")
+    k = int(max(lab.max(), max(paints, default=-1))) + 1
+    touch = contacts(lab, k)
+    root = np.arange(k)
+
+    def find(c: int) -> int:
+        while root[c] != c:
+            c = int(root[c])
+        return c
+
+    rows = {c: np.asarray(x)[fit_labels == c] for c in paints}
+    ok = [c for c in paints if len(rows[c]) >= 2]
+    for i, a in enumerate(ok):
+        for b in ok[i + 1 :]:
+            share = touch[a, b] / max(min(touch[a].sum(), touch[b].sum()), 1)
+            if share >= contact_min and find(a) != find(b) and valley_share(rows[a], rows[b]) >= valley_min:
+                ra, rb = find(a), find(b)
+                root[max(ra, rb)] = min(ra, rb)
+    return np.array([find(c) for c in range(k)], dtype=np.int64)

@@ -18,7 +18,7 @@ from ..cube import Progress
 from ..devices import DEVICES
 from ..errors import XrayAtlasError
 from ..params import Param
-from .blends import confirm, find_blends, join_continua, mixture_pairs, mixture_weight, resolve
+from .blends import confirm, find_blends, join_continua, join_pieces, mixture_pairs, mixture_weight, resolve
 from .features import Features
 
 __all__ = [
@@ -196,8 +196,9 @@ def umap_hdbscan(
         (:func:`~xray_atlas.cluster.blends.mixture_pairs`) and that lie where those two meet
         on the canvas (:func:`~xray_atlas.cluster.blends.confirm`, which picks the pair) are
         blends, no clusters of their own: each of their pixels joins the part that holds
-        most of its area (issue 31). False keeps HDBSCAN's clusters as they are (the
-        behaviour before).
+        most of its area (issue 31); and clusters that are pieces of one paint, cut along its
+        thickness, are joined (:func:`~xray_atlas.cluster.blends.join_pieces`). False keeps
+        HDBSCAN's clusters as they are (the behaviour before).
 
     Yields Progress; returns an :class:`Assigner` (ids: the clusters, -1 for noise); its
     details hold HDBSCAN's own labels of the fitted pixels and the blends
@@ -317,10 +318,15 @@ def _blend_assigner(
             # other parts than the split's, to the new part nearest the split's
             a, b = split[c]
             to[k + 2 * slot[c]], to[k + 2 * slot[c] + 1] = nearest(a, parts), nearest(b, parts)
-        kept = np.setdiff1d(np.arange(k), list(blends))
+        # pieces of one paint, cut along its thickness, are one
+        paints = [c for c in range(k) if c not in blends]
+        root = join_pieces(image, paints, info["hdbscan_labels"], features.take(info["fit_pixels"]))[:k]
+        to = np.where(to >= 0, root[np.maximum(to, 0)], -1)
+        pieces = {int(c): int(root[c]) for c in paints if root[c] != c}
+        kept = np.setdiff1d(np.arange(k), [*blends, *pieces])
         remap = np.full(k, -1)
         remap[kept] = np.arange(kept.size)
-        return remap[to], {**info, "blend_candidates": options, "blends": blends}
+        return remap[to], {**info, "blend_candidates": options, "blends": blends, "pieces": pieces}
 
     return Assigner(assign, finish, k + 2 * len(cands))
 
