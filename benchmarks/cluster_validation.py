@@ -29,10 +29,11 @@ second held-out part, were run once for that round's report and joined it too, a
 3000-3007, the third, run once on the unchanged code and then looked into (issue 31, third
 round: blend bands tested for their depth), and 4000-4007, the fourth, run once for that
 round's report (issue 31, third round), and 5000-5007, the fifth, run once for the fourth
-round's report (blends' parts picked on the canvas). The held-out part is seeds 6000-6007
-(the same generator settings): never generated, looked at or run while tuning, run once for
-the fifth round's report (``--part held-out``; pieces of one paint joined), and now spent. The rule: whoever tunes again moves the spent held-out seeds into the tuning part
-and draws a new held-out part (7000-..., and so on) before looking at any result. The large
+round's report (blends' parts picked on the canvas), and 6000-6007, the sixth, run once for
+the fifth round's report (pieces of one paint joined). The held-out part is now seeds
+7000-7007 (the same generator settings): never generated, looked at or run while tuning, run
+once for the report (``--part held-out``); nothing is to be tuned on them afterwards. The rule: whoever tunes again moves the spent held-out seeds into the tuning part
+and draws a new held-out part (8000-..., and so on) before looking at any result. The large
 cubes (``--large``) follow the same rule: 500 is tuning, 2500 held out (1500, never reported, is
 no longer drawn).
 
@@ -77,8 +78,9 @@ SEEDS = {
     + list(range(2000, 2008))
     + list(range(3000, 3008))
     + list(range(4000, 4008))
-    + list(range(5000, 5008)),
-    "held-out": list(range(6000, 6008)),
+    + list(range(5000, 5008))
+    + list(range(6000, 6008)),
+    "held-out": list(range(7000, 7008)),
 }
 LARGE_SEEDS = {"tuning": [500], "held-out": [2500]}
 
