@@ -3,7 +3,8 @@
 For each detector (open-beam photons per pixel x Gaussian blur in pixels) and each output type
 (float, 16-bit, 8-bit), ``--n`` radiographs of the physics engine (plates and wedges, 128 px,
 the default beam; seed 5) are read back. Prints per detector the share read, the median and
-range of the read photons over the true ones, and the median and range of the read blur.
+range of the read photons over the true ones, and the median and range of the read blur; and
+where the noise is hidden under one grey level, the blur read off the edge instead.
 
 Usage: ``python benchmarks/eval_detector_reading.py [--n 6]``.
 """
@@ -35,12 +36,15 @@ def main(argv=None) -> int:
                     for _ in range(args.n)
                 ]
                 ok = np.array([(p / photons, b) for p, b in read if p is not None])
+                edge = np.array([b for p, b in read if p is None and b is not None])
                 line = f"photons {photons:6d} blur {blur:.1f} {output:6s} read {len(ok)}/{args.n}"
                 if len(ok):
                     line += (
                         f" photons x{np.median(ok[:, 0]):.2f} [{ok[:, 0].min():.2f}-{ok[:, 0].max():.2f}]"
                         f" blur {np.median(ok[:, 1]):.2f} [{ok[:, 1].min():.2f}-{ok[:, 1].max():.2f}] px"
                     )
+                if len(edge):  # noise hidden under one grey level: the blur read off the edge
+                    line += f"; edge blur {len(edge)}: {np.median(edge):.2f} [{edge.min():.2f}-{edge.max():.2f}] px"
                 print(line, flush=True)
     return 0
 

@@ -74,8 +74,10 @@ class ReferenceImage:
 class RadiographInstrument:
     """A fitted beam: W tube voltage and aluminium filtration (the scintillator is taken as
     given, from the base model's recipe), with the fit's mean absolute residual in ln(level);
-    and the detector: the median open-beam photons per pixel and blur (pixels of the
-    references) over the ``detector_images`` references where they could be read (None: none)."""
+    and the detector: the median open-beam photons per pixel over the ``detector_images``
+    references where the noise could be read, and the median blur (pixels of the references)
+    over the ``blur_images`` where the blur could be (from the noise, or from the edge where
+    the noise is hidden); None: none."""
 
     kv: float
     filter_al_mm: float
@@ -85,6 +87,7 @@ class RadiographInstrument:
     photons: float | None = None
     blur_px: float | None = None
     detector_images: int = 0
+    blur_images: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -247,12 +250,13 @@ def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
         Gaussian sigma of the blur in pixels (0-6; under ~0.4 px it barely correlates
         neighbours and reads as 0-0.4).
 
-    Both are None where they cannot be read: an integer image whose open-beam noise is under
-    one grey level (8-bit images of a quiet detector), or too little open beam (under 500
-    pixels clear of the object).
+    Where the noise is hidden under one grey level (8-bit images of a quiet detector), the
+    photons are None and the blur is read off the object's edge instead (:func:`_edge_blur`).
+    Both are None with too little open beam (under 500 pixels clear of the object) or a blur
+    beyond the 6 px searched.
 
-    Only blur after the quantum noise (the scintillator's) is seen; a focal spot's blur, which
-    blurs the object but not the noise, is not.
+    Only blur after the quantum noise (the scintillator's) is seen in the noise; a focal
+    spot's blur, which blurs the object but not the noise, is not (the edge sees both).
     """
     from scipy.ndimage import binary_dilation, binary_erosion, uniform_filter
     from skimage.filters import threshold_otsu
@@ -290,7 +294,7 @@ def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
         gamma.append(0.5 * float(np.mean(diff[keep] ** 2)))
     gamma = np.asarray(gamma)
     if integer and np.sqrt(gamma[-1]) < step:  # noise under one grey level: rounding hides it
-        return None, None
+        return None, _edge_blur(raw, level, beam, clear)
     rounding = step**2 / 12
     weight = 1.0 / np.maximum(gamma, 1e-30)  # each lag's relative misfit
     best = (np.inf, 0.0, 0.0)
@@ -304,6 +308,52 @@ def measure_detector(image: np.ndarray) -> tuple[float | None, float | None]:
     if not variance > 0 or sigma >= BLURS[-1]:  # no noise left, or a blur beyond what is tried
         return None, None
     return 1.0 / variance, sigma
+
+
+def _edge_blur(raw: np.ndarray, level: np.ndarray, beam: np.ndarray, clear: np.ndarray) -> float | None:
+    """The blur (Gaussian sigma, pixels) read off the object's edge: the edge-spread function.
+
+    The object is where the 3 x 3-smoothed level stands above Otsu's threshold; every pixel
+    within 10 px of its outline gets its signed distance to it (-0.5 and +0.5 on either side),
+    and the image over the open beam, averaged in 0.05 px bins of that distance, is fitted by
+    a step blurred by a Gaussian (two levels by least squares, the blur and the step's
+    position, within 1.5 px of the outline, on grids). Pixels within 8 px of the image's border
+    are left out. On the physics engine's plates and wedges (128 px, 8-bit and float) it read
+    blurs of 0.8-4 px within 0.3 px and 0.3 px as 0.4-0.6 (benchmarks/eval_detector_reading.py).
+    None without a clear edge: under 200 object pixels, or the best blur on the grid's end.
+    """
+    from scipy.ndimage import distance_transform_edt, uniform_filter
+    from scipy.special import ndtr
+    from skimage.filters import threshold_otsu
+
+    smooth = uniform_filter(level, 3)
+    if not np.ptp(smooth) > 0:
+        return None
+    obj = _largest_part(smooth > threshold_otsu(smooth))
+    if obj.sum() < 200 or not clear.any():
+        return None
+    rel = raw / np.where(clear, beam, np.median(beam[clear]))
+    signed = np.where(obj, 0.5 - distance_transform_edt(obj), distance_transform_edt(~obj) - 0.5)
+    inner = np.zeros_like(obj)
+    inner[8:-8, 8:-8] = True
+    near = inner & (np.abs(signed) <= 10)
+    if near.sum() < 100:
+        return None
+    bins, where = np.unique(np.round(signed[near] / 0.05).astype(np.int64), return_inverse=True)
+    weight = np.bincount(where).astype(np.float64)
+    profile = np.bincount(where, weights=rel[near]) / weight
+    d = bins * 0.05
+    best = (np.inf, None)
+    for sigma in np.arange(0.2, 6.0 + 1e-9, 0.1):
+        for shift in np.arange(-1.5, 1.5 + 1e-9, 0.1):
+            step = ndtr((d - shift) / sigma)
+            a = np.stack([np.ones_like(step), step], axis=1) * np.sqrt(weight)[:, None]
+            coef = np.linalg.lstsq(a, profile * np.sqrt(weight), rcond=None)[0]
+            misfit = float(np.sum((a @ coef - profile * np.sqrt(weight)) ** 2))
+            if misfit < best[0]:
+                best = (misfit, float(sigma))
+    sigma = best[1]
+    return None if sigma is None or sigma >= 6.0 - 1e-9 else round(sigma, 2)
 
 
 #: Dark offsets (share of the open beam) a level may carry: an image that is not
@@ -369,16 +419,18 @@ def fit_radiograph_instrument(
     kvs = np.arange(max(kv_range[0], kv0 - 2.5), min(kv_range[1], kv0 + 2.5) + 1e-9, 0.5)
     filters = np.arange(max(filter_range[0], f0 - 0.25), min(filter_range[1], f0 + 0.25) + 1e-9, 0.05)
     residual, kv, f = min((_misfit(refs, kv, f, scintillator_um), kv, f) for kv in kvs for f in filters)
-    read = [r for r in refs if r.photons is not None]
+    read = [r.photons for r in refs if r.photons is not None]
+    blurs = [r.blur_px for r in refs if r.blur_px is not None]
     return RadiographInstrument(
         kv=float(kv),
         filter_al_mm=round(float(f), 3),
         scintillator_um=float(scintillator_um),
         residual=float(residual),
         n_images=len(refs),
-        photons=float(np.median([r.photons for r in read])) if read else None,
-        blur_px=float(np.median([r.blur_px for r in read])) if read else None,
+        photons=float(np.median(read)) if read else None,
+        blur_px=float(np.median(blurs)) if blurs else None,
         detector_images=len(read),
+        blur_images=len(blurs),
     )
 
 
@@ -396,20 +448,23 @@ PHOTON_MARGIN = 1.5
 BLUR_MARGIN_PX = 0.3
 
 
-def _detector_ranges(refs: list[ReferenceImage], frame: int) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The open-beam photons and blur of the training images (simulated ``frame`` pixels
-    wide) that cover the references' detector readings, or None when fewer than a third of the
-    references (and fewer than 2) could be read. A reference ``side_px`` wide is brought to the
-    frame's scale: a pixel of the frame holds (side / frame)^2 of its pixels' photons, and
-    its blur shrinks by frame / side."""
-    read = [r for r in refs if r.photons is not None and r.side_px > 0]
-    if len(read) < max(2, len(refs) / 3):
-        return None
-    photons = [r.photons * (r.side_px / frame) ** 2 for r in read]
-    blurs = [r.blur_px * frame / r.side_px for r in read]
+def _detector_ranges(
+    refs: list[ReferenceImage], frame: int
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """The open-beam photons and the blur of the training images (simulated ``frame`` pixels
+    wide) that cover the references' detector readings; each None when fewer than a third of
+    the references (and fewer than 2) could be read for it. A reference ``side_px`` wide is
+    brought to the frame's scale: a pixel of the frame holds (side / frame)^2 of its pixels'
+    photons, and its blur shrinks by frame / side."""
+
+    def enough(n: int) -> bool:
+        return n >= max(2, len(refs) / 3)
+
+    photons = [r.photons * (r.side_px / frame) ** 2 for r in refs if r.photons is not None and r.side_px > 0]
+    blurs = [r.blur_px * frame / r.side_px for r in refs if r.blur_px is not None and r.side_px > 0]
     return (
-        (max(min(photons) / PHOTON_MARGIN, 10.0), max(photons) * PHOTON_MARGIN),
-        (max(min(blurs) - BLUR_MARGIN_PX, 0.0), max(blurs) + BLUR_MARGIN_PX),
+        (max(min(photons) / PHOTON_MARGIN, 10.0), max(photons) * PHOTON_MARGIN) if enough(len(photons)) else None,
+        (max(min(blurs) - BLUR_MARGIN_PX, 0.0), max(blurs) + BLUR_MARGIN_PX) if enough(len(blurs)) else None,
     )
 
 
@@ -464,24 +519,39 @@ def plan_image_adaptation(
     ]
     source_params = settings.get("source_params", {})
     frame = int(source_params.get("frame", 128))
-    detector = _detector_ranges(refs, frame)
-    if detector is None:
-        from ..training.sources import SyntheticRadiographs
+    photons, blur = _detector_ranges(refs, frame)
+    from ..training.sources import SyntheticRadiographs
 
-        defaults = {k: p.default for k, p in SyntheticRadiographs.PARAMS.items()}
+    defaults = {k: p.default for k, p in SyntheticRadiographs.PARAMS.items()}
+    read_photons = photons is not None
+    if photons is None:
         photons = tuple(source_params.get(k, defaults[k]) for k in ("photons_low", "photons_high"))
+    if blur is None:
         blur = tuple(source_params.get(k, defaults[k]) for k in ("blur_low_px", "blur_high_px"))
+        blur_note = f"a blur of {blur[0]:g}-{blur[1]:g} px kept (read on {instrument.blur_images} images only)"
+    else:
+        blur_note = (
+            f"a blur of {instrument.blur_px:.1f} px (median of {instrument.blur_images} images); training images "
+            f"of {frame} px span {blur[0]:.1f}-{blur[1]:.1f} px"
+        )
+    if read_photons:
         notes.append(
-            f"the detector's noise and blur could be read on {instrument.detector_images} of {len(refs)} images "
-            f"only (8-bit images of a quiet detector hide the noise under one grey level): training keeps "
-            f"{photons[0]:,.0f}-{photons[1]:,.0f} photons per pixel and a blur of {blur[0]:g}-{blur[1]:g} px"
+            f"detector: about {instrument.photons:,.0f} photons per pixel in the open beam (median of "
+            f"{instrument.detector_images} images; training images span {photons[0]:,.0f}-{photons[1]:,.0f}) "
+            f"and {blur_note}"
         )
     else:
-        photons, blur = detector
         notes.append(
-            f"detector: about {instrument.photons:,.0f} photons per pixel in the open beam and a blur of "
-            f"{instrument.blur_px:.1f} px (median of {instrument.detector_images} images); training images "
-            f"of {frame} px span {photons[0]:,.0f}-{photons[1]:,.0f} photons and {blur[0]:.1f}-{blur[1]:.1f} px"
+            "the detector's noise could be read on "
+            + (
+                f"{instrument.detector_images} of {len(refs)} images only"
+                if instrument.detector_images
+                else "none of them"
+            )
+            + " (8-bit images of a quiet detector hide it under one grey level): training keeps "
+            + f"{photons[0]:,.0f}-{photons[1]:,.0f} photons per pixel; "
+            + ("read off the objects' edges, " if instrument.blur_images else "")
+            + blur_note
         )
     if instrument.residual > 0.05:
         notes.append(
@@ -491,7 +561,7 @@ def plan_image_adaptation(
     if n_images is None:
         # a detector noisier than the base recipe's quietest needs more images to learn the
         # levels under its noise (80 photons: plates 0.95-0.975 with 3,000, 1.000 with 6,000)
-        noisy = detector is not None and photons[0] * PHOTON_MARGIN < N_IMAGES_NOISY_BELOW  # the lowest reading
+        noisy = read_photons and photons[0] * PHOTON_MARGIN < N_IMAGES_NOISY_BELOW  # the lowest reading
         n_images = N_IMAGES_NOISY if noisy else N_IMAGES
         if n_images == N_IMAGES_NOISY:
             notes.append(f"a noisy detector: {n_images:,} synthetic images instead of {N_IMAGES:,}")

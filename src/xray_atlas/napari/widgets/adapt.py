@@ -495,11 +495,12 @@ class AdaptWidget(QWidget):
         from ...adapt import predicted_levels
 
         beam = plan.instrument
-        detector = (
-            f"detector: ~{beam.photons:,.0f} photons per pixel, blur {beam.blur_px:.1f} px"
-            if beam.photons is not None
-            else "detector's noise not readable (under one grey level)"
-        )
+        if beam.photons is not None:
+            detector = f"detector: ~{beam.photons:,.0f} photons per pixel, blur {beam.blur_px:.1f} px"
+        elif beam.blur_px is not None:
+            detector = f"detector's noise not readable (under one grey level); blur {beam.blur_px:.1f} px (edges)"
+        else:
+            detector = "detector's noise not readable (under one grey level)"
         self.fit_label.setText(
             f"fitted beam: W {beam.kv:g} kV behind {beam.filter_al_mm:g} mm Al; levels within "
             f"{np.expm1(beam.residual):.1%} on average over {beam.n_images} images; {detector}"
