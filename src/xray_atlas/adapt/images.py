@@ -343,13 +343,15 @@ def _edge_blur(raw: np.ndarray, level: np.ndarray, beam: np.ndarray, clear: np.n
     weight = np.bincount(where).astype(np.float64)
     profile = np.bincount(where, weights=rel[near]) / weight
     d = bins * 0.05
+    root_w = np.sqrt(weight)  # each bin weighted by its pixels
+    target = profile * root_w
     best = (np.inf, None)
     for sigma in np.arange(0.2, 6.0 + 1e-9, 0.1):
         for shift in np.arange(-1.5, 1.5 + 1e-9, 0.1):
             step = ndtr((d - shift) / sigma)
-            a = np.stack([np.ones_like(step), step], axis=1) * np.sqrt(weight)[:, None]
-            coef = np.linalg.lstsq(a, profile * np.sqrt(weight), rcond=None)[0]
-            misfit = float(np.sum((a @ coef - profile * np.sqrt(weight)) ** 2))
+            a = np.stack([root_w, step * root_w], axis=1)
+            coef = np.linalg.lstsq(a, target, rcond=None)[0]
+            misfit = float(np.sum((a @ coef - target) ** 2))
             if misfit < best[0]:
                 best = (misfit, float(sigma))
     sigma = best[1]

@@ -370,21 +370,9 @@ def join_continua(labels: np.ndarray, x: np.ndarray, n_labels: int, *, valley_mi
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(x) != labels.size:
         raise XrayAtlasError("labels: one label for each row of x")
-    root = np.arange(int(n_labels))
-
-    def find(c: int) -> int:
-        while root[c] != c:
-            c = int(root[c])
-        return c
-
     present = [c for c in range(int(n_labels)) if np.count_nonzero(labels == c) >= 2]
     rows = {c: np.asarray(x)[labels == c] for c in present}
-    for i, a in enumerate(present):
-        for b in present[i + 1 :]:
-            ra, rb = find(a), find(b)
-            if ra != rb and valley_share(rows[a], rows[b]) >= valley_min:
-                root[max(ra, rb)] = min(ra, rb)
-    return np.array([find(c) for c in range(int(n_labels))], dtype=np.int64)
+    return _chain(int(n_labels), present, lambda a, b: valley_share(rows[a], rows[b]) >= valley_min)
 
 
 def join_pieces(
@@ -429,19 +417,29 @@ def join_pieces(
         raise XrayAtlasError("labels: a (H, W) image; fit_labels: one label for each row of x")
     k = int(max(lab.max(), max(paints, default=-1))) + 1
     touch = contacts(lab, k)
-    root = np.arange(k)
+    rows = {c: np.asarray(x)[fit_labels == c] for c in paints}
+
+    def one(a: int, b: int) -> bool:
+        share = touch[a, b] / max(min(touch[a].sum(), touch[b].sum()), 1)
+        return bool(share >= contact_min) and valley_share(rows[a], rows[b]) >= valley_min
+
+    return _chain(k, [c for c in paints if len(rows[c]) >= 2], one)
+
+
+def _chain(n: int, clusters: list[int], one) -> np.ndarray:
+    """For clusters 0..n-1, the smallest cluster of each one's group: every pair of
+    ``clusters`` for which ``one(a, b)`` holds is one group, and pairs chain (a union-find;
+    ``one`` is not asked about pairs already in one group)."""
+    root = np.arange(n)
 
     def find(c: int) -> int:
         while root[c] != c:
             c = int(root[c])
         return c
 
-    rows = {c: np.asarray(x)[fit_labels == c] for c in paints}
-    ok = [c for c in paints if len(rows[c]) >= 2]
-    for i, a in enumerate(ok):
-        for b in ok[i + 1 :]:
-            share = touch[a, b] / max(min(touch[a].sum(), touch[b].sum()), 1)
-            if share >= contact_min and find(a) != find(b) and valley_share(rows[a], rows[b]) >= valley_min:
-                ra, rb = find(a), find(b)
+    for i, a in enumerate(clusters):
+        for b in clusters[i + 1 :]:
+            ra, rb = find(a), find(b)
+            if ra != rb and one(a, b):
                 root[max(ra, rb)] = min(ra, rb)
-    return np.array([find(c) for c in range(k)], dtype=np.int64)
+    return np.array([find(c) for c in range(n)], dtype=np.int64)
