@@ -18,7 +18,7 @@ from ..cube import Progress
 from ..devices import DEVICES
 from ..errors import XrayAtlasError
 from ..params import Param
-from .blends import _FLOOR, confirm, find_blends, join_continua, join_pieces, mixture_pairs, mixture_weight, resolve
+from .blends import confirm, find_blends, join_continua, join_pieces, mixture_pairs, mixture_weight, resolve
 from .features import Features
 
 __all__ = [
@@ -305,7 +305,7 @@ def _blend_assigner(
         """The one of ``parts`` whose mean spectrum is nearest ``p``'s (Poisson-weighted)."""
         if p in parts:
             return p
-        w = 1.0 / np.maximum(means[p], _FLOOR)  # as find_blends weighs its misfits
+        w = 1.0 / np.maximum(means[p], 1e-6)  # blends' floor of a bin's share
         return min(parts, key=lambda q: float(np.sum(w * (means[q] - means[p]) ** 2)))
 
     def finish(ids: np.ndarray) -> tuple[np.ndarray, dict]:
